@@ -1,0 +1,164 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cas-ml/cas/cas"
+)
+
+type diffOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+	A, B    string
+	JSON    bool
+}
+
+func newCmdDiff(f *Factory, runF func(*diffOptions) error) *cobra.Command {
+	opts := &diffOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
+		Use:   "diff REF REF|PATH",
+		Short: "Show which files differ between two stored trees, or a tree and a path",
+		Long: `Compare two stored trees, or a stored tree with a file or directory on disk,
+and list the files added (+), removed (-) and modified (~), with sizes, as
+git diff --stat does. The second argument is taken as a PATH when it
+exists on disk, else as a REF. Exit status 0 either way.`,
+		Example: "  cas diff train-v1 train-v2\n  cas diff train data/",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.A, opts.B = args[0], args[1]
+			if runF != nil {
+				return runF(opts)
+			}
+			return diffRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print changes as JSON")
+	return cmd
+}
+
+func diffRun(ctx context.Context, opts *diffOptions) error {
+	r, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	a, err := r.Resolve(ctx, opts.A)
+	if err != nil {
+		return err
+	}
+	var b *cas.Object
+	bs := r.StoreTrees()
+	if _, statErr := os.Lstat(opts.B); statErr == nil {
+		h, err := cas.Hash(ctx, r, []string{opts.B}, cas.PushOptions{})
+		if err != nil {
+			return err
+		}
+		b = &cas.Object{Digest: h.Digest, Kind: h.Kind, Size: h.Size}
+		bs = h.Trees()
+	} else if b, err = r.Resolve(ctx, opts.B); err != nil {
+		return err
+	}
+	changes, err := cas.Diff(ctx, a, r.StoreTrees(), b, bs)
+	if err != nil {
+		return err
+	}
+	return printChanges(opts.IO, opts.JSON, changes)
+}
+
+func printChanges(io *IOStreams, asJSON bool, changes []cas.Change) error {
+	if asJSON {
+		return writeJSON(io.Out, changes)
+	}
+	var added, removed, modified int
+	for _, c := range changes {
+		mark := map[string]string{"added": "+", "removed": "-", "modified": "~"}[c.Op]
+		switch c.Op {
+		case "added":
+			added++
+			fmt.Fprintf(io.Out, "%s %s (%s)\n", mark, displayName(c.Path), bytesStr(c.NewSize))
+		case "removed":
+			removed++
+			fmt.Fprintf(io.Out, "%s %s (%s)\n", mark, displayName(c.Path), bytesStr(c.OldSize))
+		default:
+			modified++
+			fmt.Fprintf(io.Out, "%s %s (%s -> %s)\n", mark, displayName(c.Path), bytesStr(c.OldSize), bytesStr(c.NewSize))
+		}
+	}
+	if len(changes) == 0 {
+		fmt.Fprintln(io.Out, "no differences")
+		return nil
+	}
+	fmt.Fprintf(io.Out, "%d added, %d removed, %d modified\n", added, removed, modified)
+	return nil
+}
+
+type statusOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+	Path    string
+	JSON    bool
+}
+
+func newCmdStatus(f *Factory, runF func(*statusOptions) error) *cobra.Command {
+	opts := &statusOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
+		Use:   "status PATH",
+		Short: "Show what changed in PATH since it was last pushed",
+		Long: `Compare PATH with what the last 'cas push PATH' from this store stored, as
+git status does: unchanged files are recognised by their stat data and not
+read.`,
+		Example: "  cas status data/",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Path = args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return statusRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print changes as JSON")
+	return cmd
+}
+
+func statusRun(ctx context.Context, opts *statusOptions) error {
+	r, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(opts.Path)
+	if err != nil {
+		return err
+	}
+	last, ok, err := r.LastPush(abs)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &userError{msg: opts.Path + " has not been pushed from this store", hint: "run `cas push " + opts.Path + "` first"}
+	}
+	h, err := cas.Hash(ctx, r, []string{opts.Path}, cas.PushOptions{})
+	if err != nil {
+		return err
+	}
+	now := &cas.Object{Digest: h.Digest, Kind: h.Kind, Size: h.Size}
+	changes, err := cas.Diff(ctx, last, r.StoreTrees(), now, h.Trees())
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSON(opts.IO.Out, struct {
+			Path    string       `json:"path"`
+			Pushed  string       `json:"pushed"`
+			Current string       `json:"current"`
+			Changed bool         `json:"changed"`
+			Changes []cas.Change `json:"changes"`
+		}{opts.Path, last.Digest.String(), h.Digest.String(), len(changes) > 0, changes})
+	}
+	fmt.Fprintf(opts.IO.Out, "last pushed as %s\n", last.Digest.Short())
+	return printChanges(opts.IO, false, changes)
+}

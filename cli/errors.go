@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/digest"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitError   = 1 // the command failed
+	exitUsage   = 2 // bad flags or arguments
+	exitDamaged = 3 // verify found damaged data
+	exitCancel  = 130
+)
+
+// userError is an error with a one-line hint of what to do next.
+type userError struct {
+	msg  string
+	hint string
+	code int
+}
+
+func (e *userError) Error() string { return e.msg }
+
+// usageError marks bad flags or arguments.
+func usageError(format string, a ...any) error {
+	return &userError{msg: fmt.Sprintf(format, a...), code: exitUsage}
+}
+
+// damagedError is returned by commands that found damaged data; the
+// report has been printed already.
+var errDamaged = &userError{msg: "damaged data found", code: exitDamaged}
+
+// printError writes one line of what went wrong and, where useful, one of
+// what to do next, and returns the exit code.
+func printError(w io.Writer, err error) int {
+	code := exitError
+	msg := err.Error()
+	hint := ""
+	var ue *userError
+	var ce *cas.CorruptError
+	var pe *os.PathError
+	switch {
+	case errors.As(err, &ue):
+		if ue.code != 0 {
+			code = ue.code
+		}
+		hint = ue.hint
+	case errors.Is(err, context.Canceled):
+		code, msg = exitCancel, "interrupted"
+	case errors.As(err, &ce):
+		code = exitDamaged
+		hint = "run `cas verify` to see everything that is damaged"
+	case errors.Is(err, cas.ErrAmbiguous):
+		code = exitUsage
+	case errors.Is(err, digest.ErrSyntax), errors.Is(err, cas.ErrBadRefName):
+		code = exitUsage
+	case errors.Is(err, syscall.ENOSPC):
+		hint = "the disk is full: free space and run the command again; nothing half-written was left"
+	case errors.Is(err, cas.ErrNotFound):
+		hint = "`cas refs` lists names; a digest prefix needs at least 8 hex characters"
+	case errors.As(err, &pe) && errors.Is(err, os.ErrNotExist):
+		msg = "no such file or directory: " + pe.Path
+	}
+	for _, pkg := range []string{"cas: ", "remote: ", "index: ", "digest: "} {
+		msg = strings.ReplaceAll(msg, pkg, "")
+	}
+	fmt.Fprintln(w, "cas: "+msg)
+	if hint != "" {
+		fmt.Fprintln(w, "hint: "+hint)
+	}
+	return code
+}

@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/cas-ml/cas/cas"
+)
+
+// IOStreams are where a command reads and writes.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+	// ErrIsTerminal says whether ErrOut is a terminal: progress bars are
+	// drawn only then.
+	ErrIsTerminal bool
+	OutIsTerminal bool
+}
+
+// Factory hands commands their dependencies, lazily.
+type Factory struct {
+	IO      *IOStreams
+	Now     func() time.Time
+	Getenv  func(string) string
+	WorkDir func() (string, error)
+
+	repo *cas.Repo
+}
+
+// SystemFactory is the Factory of the real program.
+func SystemFactory() *Factory {
+	return &Factory{
+		IO: &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
+			ErrIsTerminal: term.IsTerminal(int(os.Stderr.Fd())),
+			OutIsTerminal: term.IsTerminal(int(os.Stdout.Fd()))},
+		Now:     time.Now,
+		Getenv:  os.Getenv,
+		WorkDir: os.Getwd,
+	}
+}
+
+// errNoRepo is what users see without a store.
+var errNoRepo = &userError{msg: "no cas store here or in any parent directory", hint: "run `cas init` to create one, or set CAS_DIR"}
+
+// StoreDir finds the .cas directory: $CAS_DIR, or the nearest .cas/ from
+// the working directory up.
+func (f *Factory) StoreDir() (string, error) {
+	if d := f.Getenv("CAS_DIR"); d != "" {
+		return filepath.Abs(d)
+	}
+	wd, err := f.WorkDir()
+	if err != nil {
+		return "", err
+	}
+	d, err := cas.Find(wd)
+	if errors.Is(err, cas.ErrNoRepo) {
+		return "", errNoRepo
+	}
+	return d, err
+}
+
+// Repo opens the store once per command.
+func (f *Factory) Repo(ctx context.Context) (*cas.Repo, error) {
+	if f.repo != nil {
+		return f.repo, nil
+	}
+	dir, err := f.StoreDir()
+	if err != nil {
+		return nil, err
+	}
+	r, err := cas.Open(ctx, dir)
+	if errors.Is(err, cas.ErrNoRepo) {
+		return nil, &userError{msg: "no cas store at " + dir, hint: "run `cas init` there, or fix CAS_DIR"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.Now = f.Now
+	f.repo = r
+	return r, nil
+}
+
+// Close releases what the factory opened.
+func (f *Factory) Close() error {
+	if f.repo != nil {
+		err := f.repo.Close()
+		f.repo = nil
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,144 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cas-ml/cas/cas"
+)
+
+type lsOptions struct {
+	IO        *IOStreams
+	Factory   *Factory
+	Ref       string
+	Recursive bool
+	JSON      bool
+}
+
+func newCmdLs(f *Factory, runF func(*lsOptions) error) *cobra.Command {
+	opts := &lsOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
+		Use:   "ls REF[:path]",
+		Short: "List a stored directory",
+		Long: `List the entries of a stored directory: kind, size, digest and name.
+Names are printed with Go quoting when they hold spaces, newlines or bytes
+that are not UTF-8; --json gives them exactly.`,
+		Example: "  cas ls train\n  cas ls train:images -r --json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Ref = args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return lsRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVarP(&opts.Recursive, "recursive", "r", false, "list subdirectories too")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print entries as JSON")
+	return cmd
+}
+
+type lsEntry struct {
+	Path   string `json:"path"`
+	Kind   string `json:"kind"`
+	Size   int64  `json:"size"`
+	Digest string `json:"digest"`
+}
+
+func lsRun(ctx context.Context, opts *lsOptions) error {
+	r, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	obj, err := r.Resolve(ctx, opts.Ref)
+	if err != nil {
+		return err
+	}
+	entries := []lsEntry{}
+	if obj.Kind != cas.KindDir {
+		entries = append(entries, lsEntry{Path: obj.Name, Kind: obj.Kind.String(), Size: obj.Size, Digest: obj.Digest.String()})
+	} else if err := lsWalk(ctx, r, obj, "", opts.Recursive, &entries); err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSON(opts.IO.Out, entries)
+	}
+	for _, e := range entries {
+		fmt.Fprintf(opts.IO.Out, "%-4s %10s  %s  %s\n", e.Kind, bytesStr(e.Size), e.Digest[len("blake3:"):len("blake3:")+12], displayName(e.Path))
+	}
+	return nil
+}
+
+func lsWalk(ctx context.Context, r *cas.Repo, obj *cas.Object, prefix string, recursive bool, out *[]lsEntry) error {
+	t, err := r.ReadTree(ctx, obj.Digest)
+	if err != nil {
+		return err
+	}
+	for _, e := range t.Entries {
+		p := prefix + e.Name
+		if e.Kind == cas.KindDir {
+			p += "/"
+		}
+		*out = append(*out, lsEntry{Path: p, Kind: e.Kind.String(), Size: e.Size, Digest: e.Digest.String()})
+		if recursive && e.Kind == cas.KindDir {
+			if err := lsWalk(ctx, r, &cas.Object{Digest: e.Digest, Kind: e.Kind}, p, true, out); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// displayName quotes names that would not print plainly.
+func displayName(s string) string {
+	for _, c := range s {
+		if c < ' ' || c == 0x7f || c == '\uFFFD' || c == ' ' || c == '"' {
+			return fmt.Sprintf("%q", s)
+		}
+	}
+	return s
+}
+
+type catOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+	Ref     string
+}
+
+func newCmdCat(f *Factory, runF func(*catOptions) error) *cobra.Command {
+	opts := &catOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
+		Use:   "cat REF[:path]",
+		Short: "Write a stored file to standard output",
+		Long: `Write the bytes of a stored file to standard output, checking every chunk
+and the whole file's digest. If the file is damaged, cat stops with an
+error; bytes already written are correct.`,
+		Example: "  cas cat train:labels.csv | head\n  cas cat blake3:3f2a9c1e > model.pt",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Ref = args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return catRun(cmd.Context(), opts)
+		},
+	}
+	return cmd
+}
+
+func catRun(ctx context.Context, opts *catOptions) error {
+	r, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	obj, err := r.Resolve(ctx, opts.Ref)
+	if err != nil {
+		return err
+	}
+	if obj.Kind == cas.KindDir {
+		return &userError{msg: opts.Ref + " is a directory", hint: "use `cas ls " + opts.Ref + "` to list it, or name a file with REF:path"}
+	}
+	return r.WriteFile(ctx, obj, opts.IO.Out)
+}

@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cas-ml/cas/cas"
+)
+
+type pushOptions struct {
+	IO       *IOStreams
+	Factory  *Factory
+	Paths    []string
+	Name     string
+	Excludes []string
+	JSON     bool
+	Quiet    bool
+}
+
+func newCmdPush(f *Factory, runF func(*pushOptions) error) *cobra.Command {
+	opts := &pushOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
+		Use:   "push PATH...",
+		Short: "Store files and directories and print their digest",
+		Long: `Store files and directories in the store and print the digest that names them.
+
+Files are cut into content-defined chunks and each chunk is kept once, so
+pushing a dataset again, or a new version of it, stores only what changed.
+Unchanged files are recognised by their stat data and not read again.
+
+Paths matching a .casignore file (gitignore syntax, in any directory) or an
+--exclude pattern are left out; the .cas directory itself never goes in.
+FIFOs, sockets and devices are reported and skipped.
+
+With one PATH the digest is that file's or directory's; with several, it
+is that of a directory holding them by their base names.`,
+		Example: `  cas push data/ --name train
+  cas push ckpt/epoch10.pt --json
+  cas push data/ --exclude '*.tmp' --exclude 'cache/'`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Paths = args
+			if runF != nil {
+				return runF(opts)
+			}
+			return pushRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVarP(&opts.Name, "name", "n", "", "set the ref `NAME` to the result (cas refs lists them)")
+	cmd.Flags().StringArrayVarP(&opts.Excludes, "exclude", "e", nil, "leave out paths matching `PATTERN` (gitignore syntax; repeatable)")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the result as JSON")
+	cmd.Flags().BoolVarP(&opts.Quiet, "quiet", "q", false, "print only the digest; no progress bar")
+	return cmd
+}
+
+// pushOutput is push's --json object; its keys are a documented format.
+type pushOutput struct {
+	*cas.PushResult
+	Ref     string  `json:"ref,omitempty"`
+	Seconds float64 `json:"seconds"`
+}
+
+func pushRun(ctx context.Context, opts *pushOptions) error {
+	if opts.Name != "" && !cas.ValidRefName(opts.Name) {
+		return usageError("--name %q: %v", opts.Name, cas.ErrBadRefName)
+	}
+	r, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	prog := &cas.Progress{}
+	warn := func(path string, err error) {
+		if !opts.JSON {
+			fmt.Fprintf(opts.IO.ErrOut, "warning: %s: %v\n", path, err)
+		}
+	}
+	start := opts.Factory.Now()
+	stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "pushing", prog)
+	res, err := r.Push(ctx, opts.Paths, cas.PushOptions{Excludes: opts.Excludes, Progress: prog, Warn: warn})
+	stop()
+	if err != nil {
+		return err
+	}
+	out := pushOutput{PushResult: res, Seconds: opts.Factory.Now().Sub(start).Seconds()}
+	if opts.Name != "" {
+		name := ""
+		if len(opts.Paths) == 1 && res.Kind != cas.KindDir {
+			name = res.Name
+		}
+		if _, err := r.SetRef(ctx, opts.Name, cas.Object{Digest: res.Digest, Kind: res.Kind, Size: res.Bytes, Name: name}); err != nil {
+			return err
+		}
+		out.Ref = opts.Name
+	}
+	switch {
+	case opts.JSON:
+		return writeJSON(opts.IO.Out, out)
+	case opts.Quiet:
+		fmt.Fprintln(opts.IO.Out, res.Digest)
+		return nil
+	}
+	w := opts.IO.Out
+	fmt.Fprintln(w, res.Digest)
+	rate := ""
+	if out.Seconds > 0 {
+		rate = fmt.Sprintf(" in %s (%s/s)", time.Duration(out.Seconds*float64(time.Second)).Round(time.Millisecond), bytesStr(int64(float64(res.Bytes-0)/out.Seconds)))
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "%d files, %s%s: %s new, %s added to the store", res.Files, bytesStr(res.Bytes), rate, bytesStr(res.NewBytes), bytesStr(res.StoredBytes))
+	if res.Unchanged > 0 {
+		fmt.Fprintf(opts.IO.ErrOut, ", %d files unchanged", res.Unchanged)
+	}
+	fmt.Fprintln(opts.IO.ErrOut)
+	if len(res.Skipped) > 0 {
+		fmt.Fprintf(opts.IO.ErrOut, "skipped %d special files (FIFOs, sockets, devices)\n", len(res.Skipped))
+	}
+	if opts.Name != "" {
+		fmt.Fprintf(opts.IO.ErrOut, "ref %s -> %s\n", opts.Name, res.Digest.Short())
+	}
+	return nil
+}

@@ -1,0 +1,220 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cas-ml/cas/cas"
+)
+
+type verifyOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+	Ref     string
+	JSON    bool
+	Quiet   bool
+}
+
+func newCmdVerify(f *Factory, runF func(*verifyOptions) error) *cobra.Command {
+	opts := &verifyOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
+		Use:   "verify [REF]",
+		Short: "Re-read stored data and check every digest",
+		Long: `Re-read stored data and check every chunk, file and tree against its digest.
+
+With REF, check everything that REF needs and name each damaged file.
+Without, check every pack and index segment in the store, then every ref.
+Exit status 3 means damage was found, 0 that all is intact.`,
+		Example: "  cas verify\n  cas verify train --json",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.Ref = args[0]
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return verifyRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the report as JSON")
+	cmd.Flags().BoolVarP(&opts.Quiet, "quiet", "q", false, "print only problems; no progress bar")
+	return cmd
+}
+
+func verifyRun(ctx context.Context, opts *verifyOptions) error {
+	r, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	prog := &cas.Progress{}
+	stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "verifying", prog)
+	var rep *cas.VerifyReport
+	if opts.Ref != "" {
+		var obj *cas.Object
+		if obj, err = r.Resolve(ctx, opts.Ref); err == nil {
+			rep, err = r.Verify(ctx, obj, opts.Ref, prog)
+		}
+	} else {
+		rep, err = r.VerifyAll(ctx, prog)
+	}
+	stop()
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		if err := writeJSON(opts.IO.Out, struct {
+			OK bool `json:"ok"`
+			*cas.VerifyReport
+		}{rep.OK(), rep}); err != nil {
+			return err
+		}
+	} else {
+		for _, p := range rep.Problems {
+			fmt.Fprintf(opts.IO.Out, "DAMAGED %s: %s\n", displayName(p.Path), p.Err)
+		}
+		if !opts.Quiet {
+			what := fmt.Sprintf("%d files, %d directories, %s", rep.Files, rep.Dirs, bytesStr(rep.Bytes))
+			if opts.Ref == "" {
+				what = fmt.Sprintf("%d packs, %d refs: ", rep.Packs, len(rep.Objects)) + what
+			}
+			if rep.OK() {
+				fmt.Fprintf(opts.IO.Out, "ok: %s intact\n", what)
+			} else {
+				fmt.Fprintf(opts.IO.Out, "%d problems in %s\n", len(rep.Problems), what)
+			}
+		}
+	}
+	if !rep.OK() {
+		return errDamaged
+	}
+	return nil
+}
+
+type statsOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+	JSON    bool
+}
+
+func newCmdStats(f *Factory, runF func(*statsOptions) error) *cobra.Command {
+	opts := &statsOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
+		Use:   "stats",
+		Short: "Show how much data the store holds and how well it dedups",
+		Long: `Show the store's size: logical bytes (what the refs point at), unique bytes
+(each chunk once), stored bytes (the packs on disk), chunk and pack counts,
+and the dedup and compression ratios.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(opts)
+			}
+			return statsRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the figures as JSON")
+	return cmd
+}
+
+func statsRun(ctx context.Context, opts *statsOptions) error {
+	r, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	s, err := r.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSON(opts.IO.Out, s)
+	}
+	w := opts.IO.Out
+	fmt.Fprintf(w, "refs:              %d\n", s.Refs)
+	fmt.Fprintf(w, "logical bytes:     %s\n", bytesStr(s.LogicalBytes))
+	fmt.Fprintf(w, "unique bytes:      %s\n", bytesStr(s.UniqueBytes))
+	fmt.Fprintf(w, "stored bytes:      %s\n", bytesStr(s.StoredBytes))
+	fmt.Fprintf(w, "chunks:            %d (+%d trees)\n", s.Chunks, s.Trees)
+	fmt.Fprintf(w, "packs:             %d\n", s.Packs)
+	fmt.Fprintf(w, "dedup ratio:       %.2fx\n", s.DedupRatio)
+	fmt.Fprintf(w, "compression ratio: %.2fx\n", s.CompressionRatio)
+	return nil
+}
+
+type refsOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+	JSON    bool
+}
+
+func newCmdRefs(f *Factory, runF func(*refsOptions) error) *cobra.Command {
+	opts := &refsOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
+		Use:   "refs",
+		Short: "List named refs",
+		Long:  "List the refs set by 'cas push --name': name, kind, size, digest and when it was set.",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(opts)
+			}
+			return refsRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print refs as JSON")
+	return cmd
+}
+
+func refsRun(ctx context.Context, opts *refsOptions) error {
+	r, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	refs, err := r.Refs(ctx)
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSON(opts.IO.Out, refs)
+	}
+	for _, ref := range refs {
+		fmt.Fprintf(opts.IO.Out, "%-24s %-4s %10s  %s  %s\n", ref.Name, ref.Kind, bytesStr(ref.Size), ref.Target.Short(), ref.Time.Local().Format("2006-01-02 15:04"))
+	}
+	return nil
+}
+
+func newCmdIndex(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "index",
+		Short: "Manage the local index (a rebuildable cache)",
+	}
+	var asJSON bool
+	rebuild := &cobra.Command{
+		Use:   "rebuild",
+		Short: "Rebuild the local index from the store's index segments and packs",
+		Long: `Forget the local index and rebuild it from the index segments in the store,
+and from the trailers of packs no segment lists (left by an interrupted
+push). The stat cache goes too: the next push reads every file again.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := f.Repo(cmd.Context())
+			if err != nil {
+				return err
+			}
+			segs, orphans, err := r.RebuildIndex(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(f.IO.Out, map[string]int{"segments": segs, "orphan_packs": orphans})
+			}
+			fmt.Fprintf(f.IO.Out, "index rebuilt from %d segments and %d unindexed packs\n", segs, orphans)
+			return nil
+		},
+	}
+	rebuild.Flags().BoolVar(&asJSON, "json", false, "print counts as JSON")
+	cmd.AddCommand(rebuild)
+	return cmd
+}

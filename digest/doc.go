@@ -1,0 +1,7 @@
+// Package digest is the leaf package that names content in cas.
+//
+// A Digest is the BLAKE3-256 of some bytes: a file's contents, a tree's
+// canonical encoding, a chunk, a pack or a manifest. Its text form is the
+// OCI digest syntax "blake3:<64 lowercase hex>". Every other package may
+// import this one; it imports none of them.
+package digest

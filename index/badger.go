@@ -1,0 +1,292 @@
+package index
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/sys/unix"
+
+	"github.com/cas-ml/cas/digest"
+)
+
+// Key prefixes of the badger index.
+const (
+	prefixBlob    = 'b' // + blob id → Blob value
+	prefixFile    = 'f' // + file digest → chunk ids
+	prefixSegment = 'g' // + segment id → ""
+	prefixPack    = 'p' // + pack id → ""
+	prefixStat    = 's' // + root + NUL + dir → stat entries
+)
+
+// ErrBusy reports that another process holds the on-disk index.
+var ErrBusy = errors.New("index: in use by another process")
+
+// Badger is the on-disk Index.
+type Badger struct {
+	db   *badger.DB
+	lock *os.File
+}
+
+var _ Index = (*Badger)(nil)
+
+// OpenBadger opens (creating if needed) the index in dir. It returns an
+// error wrapping ErrBusy at once if another process has it open.
+func OpenBadger(dir string) (*Badger, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	// Our own lock, taken before badger's, tells "busy" apart from other
+	// failures without reading error strings.
+	lock, err := os.OpenFile(filepath.Join(dir, "cas.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, ErrBusy
+		}
+		return nil, fmt.Errorf("index: lock: %w", err)
+	}
+	opts := badger.DefaultOptions(dir).
+		WithLogger(nil).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithBaseTableSize(2 << 20).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(8 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithValueThreshold(1 << 10).
+		WithNumCompactors(2).
+		WithNumGoroutines(2).
+		WithDetectConflicts(false)
+	db, err := badger.Open(opts)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("index: open %s: %w", dir, err)
+	}
+	return &Badger{db: db, lock: lock}, nil
+}
+
+func key(prefix byte, d digest.Digest) []byte {
+	k := make([]byte, 1+digest.Size)
+	k[0] = prefix
+	copy(k[1:], d[:])
+	return k
+}
+
+func (x *Badger) get(k []byte) ([]byte, bool, error) {
+	var v []byte
+	err := x.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(k)
+		if err != nil {
+			return err
+		}
+		v, err = item.ValueCopy(nil)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("index: %w", err)
+	}
+	return v, true, nil
+}
+
+// write runs fn over a write batch and flushes it.
+func (x *Badger) write(fn func(wb *badger.WriteBatch) error) error {
+	wb := x.db.NewWriteBatch()
+	defer wb.Cancel()
+	if err := fn(wb); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	return nil
+}
+
+// Blob implements Index.
+func (x *Badger) Blob(id digest.Digest) (Blob, bool, error) {
+	v, ok, err := x.get(key(prefixBlob, id))
+	if !ok || err != nil {
+		return Blob{}, false, err
+	}
+	b, err := decodeBlobValue(id, v)
+	return b, err == nil, err
+}
+
+// AddBlobs implements Index.
+func (x *Badger) AddBlobs(pack digest.Digest, blobs []Blob) error {
+	return x.write(func(wb *badger.WriteBatch) error {
+		for _, b := range blobs {
+			if err := wb.Set(key(prefixBlob, b.ID), b.encodeValue()); err != nil {
+				return err
+			}
+		}
+		return wb.Set(key(prefixPack, pack), nil)
+	})
+}
+
+// FileChunks implements Index.
+func (x *Badger) FileChunks(file digest.Digest) ([]digest.Digest, bool, error) {
+	v, ok, err := x.get(key(prefixFile, file))
+	if !ok || err != nil {
+		return nil, false, err
+	}
+	if len(v)%digest.Size != 0 {
+		return nil, false, fmt.Errorf("%w: file %s", ErrCorrupt, file.Short())
+	}
+	out := make([]digest.Digest, len(v)/digest.Size)
+	for i := range out {
+		copy(out[i][:], v[i*digest.Size:])
+	}
+	return out, true, nil
+}
+
+// AddFiles implements Index.
+func (x *Badger) AddFiles(files map[digest.Digest][]digest.Digest) error {
+	return x.write(func(wb *badger.WriteBatch) error {
+		for f, chunks := range files {
+			v := make([]byte, 0, len(chunks)*digest.Size)
+			for _, c := range chunks {
+				v = append(v, c[:]...)
+			}
+			if err := wb.Set(key(prefixFile, f), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// HasSegment implements Index.
+func (x *Badger) HasSegment(seg digest.Digest) (bool, error) {
+	_, ok, err := x.get(key(prefixSegment, seg))
+	return ok, err
+}
+
+// MarkSegment implements Index.
+func (x *Badger) MarkSegment(seg digest.Digest) error {
+	return x.write(func(wb *badger.WriteBatch) error { return wb.Set(key(prefixSegment, seg), nil) })
+}
+
+// HasPack implements Index.
+func (x *Badger) HasPack(pack digest.Digest) (bool, error) {
+	_, ok, err := x.get(key(prefixPack, pack))
+	return ok, err
+}
+
+// iterate calls fn for every key (and value when withValues) under prefix.
+func (x *Badger) iterate(prefix []byte, withValues bool, fn func(k, v []byte) error) error {
+	return x.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = prefix
+		opts.PrefetchValues = withValues
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var v []byte
+			if withValues {
+				var err error
+				if v, err = it.Item().ValueCopy(nil); err != nil {
+					return err
+				}
+			}
+			if err := fn(it.Item().Key(), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Packs implements Index.
+func (x *Badger) Packs(fn func(digest.Digest) error) error {
+	return x.iterate([]byte{prefixPack}, false, func(k, _ []byte) error {
+		var d digest.Digest
+		copy(d[:], k[1:])
+		return fn(d)
+	})
+}
+
+// Blobs implements Index.
+func (x *Badger) Blobs(fn func(Blob) error) error {
+	return x.iterate([]byte{prefixBlob}, true, func(k, v []byte) error {
+		var id digest.Digest
+		copy(id[:], k[1:])
+		b, err := decodeBlobValue(id, v)
+		if err != nil {
+			return err
+		}
+		return fn(b)
+	})
+}
+
+func statKey(root, dir string) []byte {
+	return append(append([]byte{prefixStat}, root...), append([]byte{0}, dir...)...)
+}
+
+// StatDir implements Index.
+func (x *Badger) StatDir(root, dir string) (map[string]StatEntry, error) {
+	v, ok, err := x.get(statKey(root, dir))
+	if !ok || err != nil {
+		return map[string]StatEntry{}, err
+	}
+	return decodeStatEntries(v)
+}
+
+// PutStatDirs implements Index.
+func (x *Badger) PutStatDirs(root string, dirs map[string][]StatEntry) error {
+	var stale [][]byte
+	err := x.iterate(statKey(root, ""), false, func(k, _ []byte) error {
+		stale = append(stale, append([]byte(nil), k...))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	return x.write(func(wb *badger.WriteBatch) error {
+		for _, k := range stale {
+			if _, keep := dirs[string(k[len(root)+2:])]; keep {
+				continue // overwritten below; one batch must not touch a key twice
+			}
+			if err := wb.Delete(k); err != nil {
+				return err
+			}
+		}
+		for d, es := range dirs {
+			if err := wb.Set(statKey(root, d), encodeStatEntries(es)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Persistent implements Index.
+func (x *Badger) Persistent() bool { return true }
+
+// Reset implements Index.
+func (x *Badger) Reset() error {
+	if err := x.db.DropAll(); err != nil {
+		return fmt.Errorf("index: reset: %w", err)
+	}
+	return nil
+}
+
+// Close implements Index.
+func (x *Badger) Close() error {
+	err := x.db.Close()
+	x.lock.Close()
+	if err != nil {
+		return fmt.Errorf("index: close: %w", err)
+	}
+	return nil
+}

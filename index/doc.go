@@ -1,0 +1,11 @@
+// Package index is the local index of a cas store: where each blob lives
+// (pack, offset, length, codec), which chunks make up each multi-chunk
+// file, which index segments and packs it has seen, and the stat cache
+// that lets an unchanged re-push skip reading files.
+//
+// It is a cache: everything but the stat cache can be rebuilt from the
+// store's index segments and pack trailers. The badger implementation
+// keeps it on disk; the memory one serves a process that finds the badger
+// directory held by another process, so that two cas processes never fail
+// on each other's lock. Badger types never leave this package.
+package index

@@ -1,0 +1,159 @@
+package index
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cas-ml/cas/digest"
+)
+
+// Blob types stored in packs.
+const (
+	TypeData uint8 = 0 // a chunk of file content (or a whole small file)
+	TypeTree uint8 = 1 // a tree encoding
+)
+
+// Codecs a blob may be stored with.
+const (
+	CodecNone uint8 = 0
+	CodecZstd uint8 = 1
+)
+
+// Blob says where a blob's stored bytes are.
+type Blob struct {
+	ID     digest.Digest // BLAKE3 of the raw (uncompressed) bytes
+	Pack   digest.Digest
+	Offset uint64 // of the stored bytes within the pack
+	Length uint32 // stored length
+	RawLen uint32 // length once decoded
+	Codec  uint8
+	Type   uint8
+}
+
+// blobValueLen is the encoded size of a Blob without its ID.
+const blobValueLen = 32 + 8 + 4 + 4 + 1 + 1
+
+func (b Blob) encodeValue() []byte {
+	v := make([]byte, blobValueLen)
+	copy(v, b.Pack[:])
+	binary.LittleEndian.PutUint64(v[32:], b.Offset)
+	binary.LittleEndian.PutUint32(v[40:], b.Length)
+	binary.LittleEndian.PutUint32(v[44:], b.RawLen)
+	v[48] = b.Codec
+	v[49] = b.Type
+	return v
+}
+
+func decodeBlobValue(id digest.Digest, v []byte) (Blob, error) {
+	if len(v) != blobValueLen {
+		return Blob{}, fmt.Errorf("index: blob %s: bad record of %d bytes", id.Short(), len(v))
+	}
+	b := Blob{ID: id, Offset: binary.LittleEndian.Uint64(v[32:]), Length: binary.LittleEndian.Uint32(v[40:]),
+		RawLen: binary.LittleEndian.Uint32(v[44:]), Codec: v[48], Type: v[49]}
+	copy(b.Pack[:], v)
+	return b, nil
+}
+
+// StatEntry is what the stat cache remembers of a file it hashed.
+type StatEntry struct {
+	Name   string
+	Dev    uint64
+	Ino    uint64
+	Size   int64
+	Mtime  int64 // nanoseconds
+	Ctime  int64 // nanoseconds
+	Mode   uint32
+	Digest digest.Digest
+}
+
+// ErrCorrupt reports an index record that cannot be decoded.
+var ErrCorrupt = errors.New("index: corrupt record")
+
+// Index is the local index. Implementations are safe for concurrent use
+// within one process.
+type Index interface {
+	// Blob returns where the blob with this ID is stored.
+	Blob(id digest.Digest) (Blob, bool, error)
+	// AddBlobs records blobs (those of one pack, usually) and the pack.
+	AddBlobs(pack digest.Digest, blobs []Blob) error
+	// FileChunks returns the chunk IDs of a multi-chunk file. A file
+	// without a record is a single chunk whose ID is the file digest.
+	FileChunks(file digest.Digest) ([]digest.Digest, bool, error)
+	// AddFiles records the chunk lists of multi-chunk files.
+	AddFiles(files map[digest.Digest][]digest.Digest) error
+	// HasSegment reports whether the index segment was loaded.
+	HasSegment(seg digest.Digest) (bool, error)
+	// MarkSegment records that seg was loaded.
+	MarkSegment(seg digest.Digest) error
+	// HasPack reports whether the pack's blobs are recorded.
+	HasPack(pack digest.Digest) (bool, error)
+	// Packs calls fn for every known pack.
+	Packs(fn func(digest.Digest) error) error
+	// Blobs calls fn for every known blob.
+	Blobs(fn func(Blob) error) error
+	// StatDir returns the stat cache of one directory of a pushed root.
+	StatDir(root, dir string) (map[string]StatEntry, error)
+	// PutStatDirs replaces the stat cache of a root's directories.
+	PutStatDirs(root string, dirs map[string][]StatEntry) error
+	// Persistent is false for an in-memory index that dies with the process.
+	Persistent() bool
+	// Reset forgets everything (for a rebuild).
+	Reset() error
+	Close() error
+}
+
+func encodeStatEntries(es []StatEntry) []byte {
+	var b []byte
+	for _, e := range es {
+		b = binary.AppendUvarint(b, uint64(len(e.Name)))
+		b = append(b, e.Name...)
+		b = binary.AppendUvarint(b, e.Dev)
+		b = binary.AppendUvarint(b, e.Ino)
+		b = binary.AppendVarint(b, e.Size)
+		b = binary.AppendVarint(b, e.Mtime)
+		b = binary.AppendVarint(b, e.Ctime)
+		b = binary.AppendUvarint(b, uint64(e.Mode))
+		b = append(b, e.Digest[:]...)
+	}
+	return b
+}
+
+func decodeStatEntries(b []byte) (map[string]StatEntry, error) {
+	m := make(map[string]StatEntry)
+	for len(b) > 0 {
+		var e StatEntry
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return nil, ErrCorrupt
+		}
+		e.Name = string(b[k : k+int(n)])
+		b = b[k+int(n):]
+		var vals [6]uint64
+		for i := range vals {
+			var v uint64
+			var ok bool
+			if i >= 2 && i <= 4 {
+				var s int64
+				s, k = binary.Varint(b)
+				v, ok = uint64(s), k > 0
+			} else {
+				v, k = binary.Uvarint(b)
+				ok = k > 0
+			}
+			if !ok {
+				return nil, ErrCorrupt
+			}
+			vals[i] = v
+			b = b[k:]
+		}
+		if len(b) < digest.Size {
+			return nil, ErrCorrupt
+		}
+		e.Dev, e.Ino, e.Size, e.Mtime, e.Ctime, e.Mode = vals[0], vals[1], int64(vals[2]), int64(vals[3]), int64(vals[4]), uint32(vals[5])
+		copy(e.Digest[:], b)
+		b = b[digest.Size:]
+		m[e.Name] = e
+	}
+	return m, nil
+}

@@ -1,0 +1,164 @@
+package index
+
+import (
+	"slices"
+	"sync"
+
+	"github.com/cas-ml/cas/digest"
+)
+
+// Memory is an Index held in memory only.
+type Memory struct {
+	mu       sync.RWMutex
+	blobs    map[digest.Digest]Blob
+	files    map[digest.Digest][]digest.Digest
+	segments map[digest.Digest]bool
+	packs    map[digest.Digest]bool
+	stat     map[string][]StatEntry
+}
+
+var _ Index = (*Memory)(nil)
+
+// NewMemory returns an empty in-memory index.
+func NewMemory() *Memory {
+	m := &Memory{}
+	_ = m.Reset()
+	return m
+}
+
+// Reset implements Index.
+func (m *Memory) Reset() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.blobs = map[digest.Digest]Blob{}
+	m.files = map[digest.Digest][]digest.Digest{}
+	m.segments = map[digest.Digest]bool{}
+	m.packs = map[digest.Digest]bool{}
+	m.stat = map[string][]StatEntry{}
+	return nil
+}
+
+// Blob implements Index.
+func (m *Memory) Blob(id digest.Digest) (Blob, bool, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	b, ok := m.blobs[id]
+	return b, ok, nil
+}
+
+// AddBlobs implements Index.
+func (m *Memory) AddBlobs(pack digest.Digest, blobs []Blob) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, b := range blobs {
+		if _, ok := m.blobs[b.ID]; !ok {
+			m.blobs[b.ID] = b
+		}
+	}
+	m.packs[pack] = true
+	return nil
+}
+
+// FileChunks implements Index.
+func (m *Memory) FileChunks(file digest.Digest) ([]digest.Digest, bool, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	c, ok := m.files[file]
+	return c, ok, nil
+}
+
+// AddFiles implements Index.
+func (m *Memory) AddFiles(files map[digest.Digest][]digest.Digest) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for f, c := range files {
+		m.files[f] = slices.Clone(c)
+	}
+	return nil
+}
+
+// HasSegment implements Index.
+func (m *Memory) HasSegment(seg digest.Digest) (bool, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.segments[seg], nil
+}
+
+// MarkSegment implements Index.
+func (m *Memory) MarkSegment(seg digest.Digest) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.segments[seg] = true
+	return nil
+}
+
+// HasPack implements Index.
+func (m *Memory) HasPack(pack digest.Digest) (bool, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.packs[pack], nil
+}
+
+// Packs implements Index.
+func (m *Memory) Packs(fn func(digest.Digest) error) error {
+	m.mu.RLock()
+	ps := make([]digest.Digest, 0, len(m.packs))
+	for p := range m.packs {
+		ps = append(ps, p)
+	}
+	m.mu.RUnlock()
+	for _, p := range ps {
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Blobs implements Index.
+func (m *Memory) Blobs(fn func(Blob) error) error {
+	m.mu.RLock()
+	bs := make([]Blob, 0, len(m.blobs))
+	for _, b := range m.blobs {
+		bs = append(bs, b)
+	}
+	m.mu.RUnlock()
+	for _, b := range bs {
+		if err := fn(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StatDir implements Index.
+func (m *Memory) StatDir(root, dir string) (map[string]StatEntry, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := map[string]StatEntry{}
+	for _, e := range m.stat[root+"\x00"+dir] {
+		out[e.Name] = e
+	}
+	return out, nil
+}
+
+// PutStatDirs implements Index.
+func (m *Memory) PutStatDirs(root string, dirs map[string][]StatEntry) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.stat {
+		if len(k) > len(root) && k[:len(root)+1] == root+"\x00" {
+			delete(m.stat, k)
+		}
+	}
+	for d, es := range dirs {
+		m.stat[root+"\x00"+d] = slices.Clone(es)
+	}
+	return nil
+}
+
+// Persistent implements Index.
+func (m *Memory) Persistent() bool { return false }
+
+// Close implements Index.
+func (m *Memory) Close() error { return nil }

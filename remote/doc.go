@@ -1,0 +1,8 @@
+// Package remote defines Backend, the small interface through which cas
+// stores objects, and its implementations: a local directory (the embedded
+// default under .cas/), an in-memory store for tests, and (in its own file)
+// S3-compatible services.
+//
+// Vendor errors never leave this package: every implementation translates
+// them into the sentinels below, so callers test with errors.Is.
+package remote

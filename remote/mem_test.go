@@ -1,0 +1,12 @@
+package remote_test
+
+import (
+	"testing"
+
+	"github.com/cas-ml/cas/remote"
+	"github.com/cas-ml/cas/remote/remotetest"
+)
+
+func TestMem(t *testing.T) {
+	remotetest.Run(t, func(t *testing.T) remote.Backend { return remote.NewMem() })
+}
