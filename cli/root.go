@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -64,7 +65,37 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	var cpuProfile string
+	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to `FILE`")
+	_ = root.PersistentFlags().MarkHidden("cpuprofile")
+	var profFile *os.File
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if cpuProfile == "" {
+			return nil
+		}
+		var err error
+		if profFile, err = os.Create(cpuProfile); err != nil {
+			return err
+		}
+		return pprof.StartCPUProfile(profFile)
+	}
+	var memProfile string
+	root.PersistentFlags().StringVar(&memProfile, "memprofile", "", "write an allocation profile to `FILE`")
+	_ = root.PersistentFlags().MarkHidden("memprofile")
+	root.PersistentPostRun = func(cmd *cobra.Command, args []string) {
+		if memProfile != "" {
+			if mf, err := os.Create(memProfile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(mf, 0)
+				mf.Close()
+			}
+		}
+		if profFile != nil {
+			pprof.StopCPUProfile()
+			profFile.Close()
+		}
+	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &flagError{err} })
+	root.Args = cobra.NoArgs // "cas frob" is a usage error, like a bad flag
 	root.AddGroup(&cobra.Group{ID: "store", Title: "Storing and restoring data:"},
 		&cobra.Group{ID: "inspect", Title: "Looking at stored data:"},
 		&cobra.Group{ID: "admin", Title: "Store maintenance:"})
@@ -86,5 +117,22 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}
+	argsAreUsage(root)
 	return root
+}
+
+// argsAreUsage makes wrong arguments (too many, too few, an unknown
+// subcommand) a usage error with exit status 2, as bad flags are.
+func argsAreUsage(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return &flagError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		argsAreUsage(sub)
+	}
 }

@@ -53,7 +53,7 @@ func OpenBadger(dir string) (*Badger, error) {
 	}
 	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).

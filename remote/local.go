@@ -206,7 +206,9 @@ func (l *Local) writeTemp(ctx context.Context, r io.Reader, size int64) (string,
 	if size >= 0 {
 		src = io.LimitReader(src, size+1) // one extra byte detects a long reader
 	}
-	n, err := io.Copy(f, src)
+	// Large writes: a pack is tens of MiB, and 32 KiB writes cost a
+	// syscall each.
+	n, err := io.CopyBuffer(f, src, make([]byte, 1<<20))
 	if err == nil && size >= 0 && n != size {
 		err = fmt.Errorf("got %d bytes from reader, want %d", n, size)
 	}

@@ -1,0 +1,262 @@
+package cas
+
+import (
+	"container/list"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/index"
+	"github.com/cas-ml/cas/remote"
+)
+
+// maxBlobLen bounds a blob's raw length, whatever an index claims.
+const maxBlobLen = 1 << 30
+
+// pather is what the local backend offers beyond Backend: a file path, so
+// packs can be read with pread through cached descriptors.
+type pather interface {
+	Path(key string) (string, error)
+}
+
+// packFiles keeps a few pack files open for reading.
+type packFiles struct {
+	be    remote.Backend
+	mu    sync.Mutex
+	open  map[digest.Digest]*list.Element
+	order *list.List // of *openPack, most recent first
+}
+
+type openPack struct {
+	id digest.Digest
+	f  *os.File
+	// users counts readers; a pack is closed only once no one reads it.
+	users  int
+	closed bool
+}
+
+const maxOpenPacks = 32
+
+func newPackFiles(be remote.Backend) *packFiles {
+	return &packFiles{be: be, open: map[digest.Digest]*list.Element{}, order: list.New()}
+}
+
+// readAt reads len(buf) bytes at off of a pack.
+func (p *packFiles) readAt(ctx context.Context, pack digest.Digest, buf []byte, off int64) error {
+	pt, ok := p.be.(pather)
+	if !ok {
+		rc, err := p.be.Get(ctx, packKey(pack), off, int64(len(buf)))
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		if _, err := io.ReadFull(rc, buf); err != nil {
+			return fmt.Errorf("read pack %s: %w", pack.Short(), err)
+		}
+		return nil
+	}
+	op, err := p.acquire(pt, pack)
+	if err != nil {
+		return err
+	}
+	defer p.release(op)
+	if _, err := op.f.ReadAt(buf, off); err != nil {
+		return fmt.Errorf("read pack %s: %w", pack.Short(), err)
+	}
+	return nil
+}
+
+func (p *packFiles) acquire(pt pather, pack digest.Digest) (*openPack, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e, ok := p.open[pack]; ok {
+		p.order.MoveToFront(e)
+		op := e.Value.(*openPack)
+		op.users++
+		return op, nil
+	}
+	path, err := pt.Path(packKey(pack))
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, fmt.Errorf("pack %s: %w", pack.Short(), remote.ErrNotFound)
+		}
+		return nil, err
+	}
+	op := &openPack{id: pack, f: f, users: 1}
+	p.open[pack] = p.order.PushFront(op)
+	for p.order.Len() > maxOpenPacks {
+		e := p.order.Back()
+		old := e.Value.(*openPack)
+		p.order.Remove(e)
+		delete(p.open, old.id)
+		old.closed = true
+		if old.users == 0 {
+			old.f.Close()
+		}
+	}
+	return op, nil
+}
+
+func (p *packFiles) release(op *openPack) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	op.users--
+	if op.closed && op.users == 0 {
+		op.f.Close()
+	}
+}
+
+func (p *packFiles) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for e := p.order.Front(); e != nil; e = e.Next() {
+		op := e.Value.(*openPack)
+		op.closed = true
+		if op.users == 0 {
+			op.f.Close()
+		}
+	}
+	p.open = map[digest.Digest]*list.Element{}
+	p.order.Init()
+}
+
+var blobDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxBlobLen), zstd.WithDecoderLowmem(true))
+
+// readBlob returns a blob's raw bytes, checked against its ID. dst is
+// reused if large enough.
+func (r *Repo) readBlob(ctx context.Context, b index.Blob, dst []byte) ([]byte, error) {
+	if b.RawLen > maxBlobLen || b.Length > maxBlobLen {
+		return nil, &CorruptError{What: "index entry", ID: b.ID}
+	}
+	stored := dst[:0]
+	if b.Codec != index.CodecNone {
+		stored = make([]byte, b.Length)
+	} else if cap(stored) < int(b.Length) {
+		stored = make([]byte, b.Length)
+	} else {
+		stored = stored[:b.Length]
+	}
+	if err := r.packs.readAt(ctx, b.Pack, stored, int64(b.Offset)); err != nil {
+		return nil, fmt.Errorf("chunk %s: %w", b.ID.Short(), err)
+	}
+	raw := stored
+	switch b.Codec {
+	case index.CodecNone:
+	case index.CodecZstd:
+		out := dst[:0]
+		if cap(out) < int(b.RawLen) {
+			out = make([]byte, 0, b.RawLen)
+		}
+		var err error
+		raw, err = blobDecoder.DecodeAll(stored, out)
+		if err != nil {
+			return nil, &CorruptError{What: "chunk", ID: b.ID}
+		}
+	default:
+		return nil, &CorruptError{What: "chunk", ID: b.ID}
+	}
+	if len(raw) != int(b.RawLen) || digest.Of(raw) != b.ID {
+		return nil, &CorruptError{What: "chunk", ID: b.ID}
+	}
+	return raw, nil
+}
+
+// ReadBlob returns the raw bytes of a blob by ID.
+func (r *Repo) ReadBlob(ctx context.Context, id digest.Digest) ([]byte, error) {
+	b, ok, err := r.Index.Blob(id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("blob %s: %w", id.Short(), ErrNotFound)
+	}
+	return r.readBlob(ctx, b, nil)
+}
+
+// fileChunks returns the chunk IDs of a stored file.
+func (r *Repo) fileChunks(file digest.Digest, size int64) ([]digest.Digest, error) {
+	if size == 0 {
+		return nil, nil
+	}
+	chunks, ok, err := r.Index.FileChunks(file)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		return chunks, nil
+	}
+	return []digest.Digest{file}, nil
+}
+
+var sharedEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+
+// minSaving is the least fraction of a chunk that compression must save.
+const minSaving = 0.05
+
+// encodeChunk returns the stored form of raw and its codec: zstd only
+// where it pays. Random-looking bytes (the byte histogram of a sample has
+// near 8 bits of entropy) are kept raw without trying; large chunks first
+// compress a few samples at the fastest level. dst is reused if large enough.
+func encodeChunk(raw []byte, dst []byte) ([]byte, uint8) {
+	if len(raw) < 512 || sampleEntropy(raw) > 7.8 {
+		return raw, index.CodecNone
+	}
+	if len(raw) > 64<<10 && !samplesCompress(raw) {
+		return raw, index.CodecNone
+	}
+	out := sharedEncoder.EncodeAll(raw, dst[:0])
+	if float64(len(out)) > float64(len(raw))*(1-minSaving) {
+		return raw, index.CodecNone
+	}
+	return out, index.CodecZstd
+}
+
+// sampleEntropy estimates the bits per byte of b from the histogram of up
+// to 4 KiB taken from its start and middle.
+func sampleEntropy(b []byte) float64 {
+	var hist [256]int
+	n := 0
+	for _, part := range [][]byte{b[:min(len(b), 2<<10)], b[len(b)/2 : len(b)/2+min(len(b)/2, 2<<10)]} {
+		for _, c := range part {
+			hist[c]++
+		}
+		n += len(part)
+	}
+	e := 0.0
+	bins := 0
+	for _, k := range hist {
+		if k > 0 {
+			p := float64(k) / float64(n)
+			e -= p * math.Log2(p)
+			bins++
+		}
+	}
+	// A finite sample underestimates entropy; add the Miller-Madow
+	// correction so uniform random bytes score about 8 at any size.
+	return e + float64(bins-1)/(2*float64(n)*math.Ln2)
+}
+
+var sampleEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+
+// samplesCompress compresses three 4 KiB samples of b and reports whether
+// they shrink by more than minSaving.
+func samplesCompress(b []byte) bool {
+	const s = 4 << 10
+	var buf [3 * s]byte
+	sample := buf[:0]
+	for _, at := range []int{0, len(b)/2 - s/2, len(b) - s} {
+		sample = append(sample, b[at:at+s]...)
+	}
+	out := sampleEncoder.EncodeAll(sample, make([]byte, 0, len(sample)+64))
+	return float64(len(out)) < float64(len(sample))*(1-minSaving)
+}

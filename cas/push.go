@@ -1,0 +1,832 @@
+package cas
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+	"golang.org/x/sys/unix"
+
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/index"
+	"github.com/cas-ml/cas/remote"
+)
+
+// Progress counts work as it is done; a caller polls it to draw a bar.
+type Progress struct {
+	TotalFiles, TotalBytes atomic.Int64
+	Files, Bytes           atomic.Int64
+}
+
+// PushOptions tune a push.
+type PushOptions struct {
+	// Excludes are gitignore-style patterns applied from each pushed root,
+	// before the .casignore files found inside it.
+	Excludes []string
+	// Progress, if set, is updated as files are read.
+	Progress *Progress
+	// Warn is told of every path skipped (FIFOs, sockets, devices).
+	Warn func(path string, err error)
+}
+
+// PushResult says what a push stored.
+type PushResult struct {
+	Digest      digest.Digest `json:"digest"`
+	Kind        Kind          `json:"kind"`
+	Files       int64         `json:"files"`
+	Dirs        int64         `json:"dirs"`
+	Bytes       int64         `json:"bytes"`
+	NewBytes    int64         `json:"new_bytes"`
+	StoredBytes int64         `json:"stored_bytes"`
+	Chunks      int64         `json:"chunks"`
+	NewChunks   int64         `json:"new_chunks"`
+	Packs       int64         `json:"packs"`
+	Unchanged   int64         `json:"unchanged_files"`
+	Skipped     []string      `json:"skipped"`
+	// Name is the base name of the single pushed path.
+	Name string `json:"-"`
+}
+
+// ErrFileChanged reports a file that kept changing while cas read it.
+var ErrFileChanged = errors.New("file changed while it was being read; stop writing to it and push again")
+
+// racyWindow: a file modified this close to the push is hashed again next
+// time even if its stat data match, since a change within the same clock
+// tick would not show in mtime.
+const racyWindow = 2 * time.Second
+
+// Push stores paths and returns the digest of the result: a single path's
+// file or tree digest, or, for several paths, the digest of a tree holding
+// them by base name.
+func (r *Repo) Push(ctx context.Context, paths []string, opts PushOptions) (*PushResult, error) {
+	return r.run(ctx, &pusher{r: r, opts: opts}, paths)
+}
+
+// HashResult is a digest computed without storing anything.
+type HashResult struct {
+	Digest digest.Digest
+	Kind   Kind
+	Size   int64
+	Files  int64
+	trees  map[digest.Digest]*Tree
+}
+
+// Tree returns a tree computed by Hash, for diffs against stored trees.
+func (h *HashResult) Tree(d digest.Digest) (*Tree, bool) {
+	t, ok := h.trees[d]
+	return t, ok
+}
+
+// Hash computes the digest of paths without storing anything. r may be
+// nil (no store); then no stat cache is used.
+func Hash(ctx context.Context, r *Repo, paths []string, opts PushOptions) (*HashResult, error) {
+	if r == nil {
+		r = &Repo{Index: index.NewMemory(), Now: time.Now}
+	}
+	p := &pusher{r: r, opts: opts, hashOnly: true, trees: map[digest.Digest]*Tree{}}
+	res, err := r.run(ctx, p, paths)
+	if err != nil {
+		return nil, err
+	}
+	return &HashResult{Digest: res.Digest, Kind: res.Kind, Size: res.Bytes, Files: res.Files, trees: p.trees}, nil
+}
+
+// pusher is the state of one push: a bounded pipeline of file readers,
+// chunk hashers and one pack uploader.
+type pusher struct {
+	r        *Repo
+	opts     PushOptions
+	hashOnly bool
+	trees    map[digest.Digest]*Tree // hash only: every tree computed
+
+	ctx    context.Context
+	fail   context.CancelFunc
+	budget *semaphore.Weighted // bytes of file data held in memory
+
+	claimed sync.Map // chunk IDs this push stores or has stored
+
+	packMu  sync.Mutex
+	pack    *packBuilder
+	uploads chan *packBuilder
+	free    chan *packBuilder
+
+	mu       sync.Mutex
+	newBlobs []index.Blob
+	files    map[digest.Digest][]digest.Digest
+
+	chunks, newChunks, newBytes, storedBytes, packs atomic.Int64
+}
+
+// memBudget is the most file data a push holds in memory at once, beside
+// at most two packs being built or written.
+func (p *pusher) memBudget() int64 {
+	return int64(max(16<<20, 3*p.r.chunker.p.Max))
+}
+
+func (r *Repo) run(ctx context.Context, p *pusher, paths []string) (*PushResult, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("nothing to push")
+	}
+	start := r.Now()
+	if p.r.chunker == nil {
+		p.r.chunker = NewChunker(ChunkParams{Min: 256 << 10, Avg: 1 << 20, Max: 8 << 20})
+	}
+	p.files = map[digest.Digest][]digest.Digest{}
+	p.budget = semaphore.NewWeighted(p.memBudget())
+	if p.opts.Progress == nil {
+		p.opts.Progress = &Progress{}
+	}
+
+	// Scan every root first: totals for the progress bar, and the stat cache.
+	type root struct {
+		abs  string
+		node *node
+		sc   *scanner
+	}
+	roots := make([]root, 0, len(paths))
+	seen := map[string]bool{}
+	for _, path := range paths {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, err
+		}
+		sc := &scanner{warn: p.opts.Warn}
+		if r.Index.Persistent() || !p.hashOnly {
+			sc.cache = func(dir string) map[string]index.StatEntry {
+				m, err := r.Index.StatDir(abs, dir)
+				if err != nil {
+					return nil
+				}
+				return m
+			}
+		}
+		n, err := sc.scanRoot(abs, p.opts.Excludes)
+		if err != nil {
+			return nil, err
+		}
+		if len(paths) > 1 && seen[n.name] {
+			return nil, fmt.Errorf("two paths named %q: push them separately", n.name)
+		}
+		seen[n.name] = true
+		roots = append(roots, root{abs: abs, node: n, sc: sc})
+		p.opts.Progress.TotalFiles.Add(sc.files)
+		p.opts.Progress.TotalBytes.Add(sc.bytes)
+	}
+
+	// The pipeline's context ends when the push does or a stage fails;
+	// unlike errgroup's own, it outlives the file stage.
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p.ctx, p.fail = gctx, cancel
+	var g errgroup.Group
+	if !p.hashOnly {
+		p.uploads = make(chan *packBuilder)
+		p.free = make(chan *packBuilder, 2)
+		p.pack = newPackBuilder()
+		p.free <- newPackBuilder()
+	}
+	uploaderDone := make(chan error, 1)
+	if !p.hashOnly {
+		go func() { uploaderDone <- p.uploader(gctx) }()
+	}
+
+	// Reuse what the stat cache vouches for; queue every other file.
+	var work []*node
+	for _, rt := range roots {
+		if err := p.settle(rt.node, &work); err != nil {
+			return nil, err
+		}
+	}
+	jobs := make(chan *node)
+	// More readers than cores: a reader waiting on a read or on the pack
+	// lock leaves its core to another.
+	for range runtime.GOMAXPROCS(0) + 2 {
+		g.Go(func() error {
+			for n := range jobs {
+				if err := p.processFile(n); err != nil {
+					p.fail()
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer close(jobs)
+		for _, n := range work {
+			select {
+			case jobs <- n:
+			case <-gctx.Done():
+				return nil
+			}
+		}
+		return nil
+	})
+	err := g.Wait()
+	if err == nil {
+		for _, rt := range roots {
+			if err = p.storeTrees(rt.node); err != nil {
+				break
+			}
+		}
+	}
+	var top *node
+	if err == nil {
+		if len(roots) == 1 {
+			top = roots[0].node
+		} else {
+			top = &node{kind: KindDir, stored: false}
+			for _, rt := range roots {
+				top.children = append(top.children, rt.node)
+			}
+			slices.SortFunc(top.children, func(a, b *node) int { return strings.Compare(a.name, b.name) })
+			err = p.storeTree(top)
+		}
+	}
+	if !p.hashOnly {
+		if err == nil {
+			err = p.flushPack()
+		}
+		close(p.uploads)
+		if uerr := <-uploaderDone; err == nil {
+			err = uerr
+		}
+		cancel()
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+
+	res := &PushResult{Digest: top.digest, Kind: top.kind, Bytes: top.size, Name: top.name}
+	for _, rt := range roots {
+		res.Files += rt.sc.files
+		res.Dirs += rt.sc.dirs
+		res.Skipped = append(res.Skipped, rt.sc.skipped...)
+	}
+	if res.Skipped == nil {
+		res.Skipped = []string{}
+	}
+	res.Chunks, res.NewChunks, res.NewBytes = p.chunks.Load(), p.newChunks.Load(), p.newBytes.Load()
+	res.Packs = p.packs.Load()
+	res.Unchanged = countCached(roots[0].node)
+	for _, rt := range roots[1:] {
+		res.Unchanged += countCached(rt.node)
+	}
+	if p.hashOnly {
+		return res, nil
+	}
+	if err := p.writeSegment(ctx); err != nil {
+		return nil, err
+	}
+	res.StoredBytes = p.storedBytes.Load()
+	for _, rt := range roots {
+		// The stat cache is a speed-up: failing to save it fails nothing.
+		dirs := statDirs(rt.node, start.Add(-racyWindow).UnixNano())
+		dirs[lastPushKey] = []index.StatEntry{{Digest: rt.node.digest, Size: rt.node.size, Mode: uint32(rt.node.kind)}}
+		_ = r.Index.PutStatDirs(rt.abs, dirs)
+	}
+	return res, nil
+}
+
+func countCached(n *node) int64 {
+	var c int64
+	if n.kind.IsFile() && n.cached {
+		c++
+	}
+	for _, ch := range n.children {
+		c += countCached(ch)
+	}
+	return c
+}
+
+// statDirs collects the stat cache entries of every directory below n,
+// leaving out files modified after racyBefore.
+func statDirs(n *node, racyBefore int64) map[string][]index.StatEntry {
+	out := map[string][]index.StatEntry{}
+	var walk func(n *node)
+	walk = func(n *node) {
+		var es []index.StatEntry
+		for _, c := range n.children {
+			switch {
+			case c.kind == KindDir:
+				walk(c)
+			case c.kind.IsFile() && c.st.Mtime < racyBefore && c.st.Ctime < racyBefore:
+				e := c.st
+				e.Digest = c.digest
+				es = append(es, e)
+			}
+		}
+		if len(es) > 0 {
+			out[n.rel] = es
+		}
+	}
+	switch {
+	case n.kind == KindDir:
+		walk(n)
+	case n.st.Mtime < racyBefore && n.st.Ctime < racyBefore:
+		e := n.st
+		e.Digest = n.digest
+		out[""] = []index.StatEntry{e}
+	}
+	return out
+}
+
+// settle decides, bottom up, which files need reading. A directory whose
+// files all come from the stat cache and whose tree is already stored is
+// complete: by the write order, so is everything below it. Elsewhere a
+// cached file is trusted only if its data are in the index.
+func (p *pusher) settle(n *node, work *[]*node) error {
+	switch {
+	case n.kind.IsFile():
+		if !n.cached {
+			*work = append(*work, n)
+		} else {
+			p.opts.Progress.Files.Add(1)
+			p.opts.Progress.Bytes.Add(n.size)
+		}
+		return nil
+	case n.kind != KindDir:
+		return nil
+	}
+	complete := true
+	var start = len(*work)
+	for _, c := range n.children {
+		if err := p.settle(c, work); err != nil {
+			return err
+		}
+		if (c.kind.IsFile() && !c.cached) || (c.kind == KindDir && !c.stored) {
+			complete = false
+		}
+	}
+	if complete {
+		if _, err := p.nodeTree(n); err != nil {
+			return err
+		}
+		if p.hashOnly {
+			n.stored = true
+			return nil
+		}
+		b, ok, err := p.r.Index.Blob(n.digest)
+		if err != nil {
+			return err
+		}
+		if ok && b.Type == index.TypeTree {
+			n.stored = true
+			return nil
+		}
+	}
+	if p.hashOnly {
+		return nil
+	}
+	for _, c := range n.children {
+		if !c.kind.IsFile() || !c.cached {
+			continue
+		}
+		ok, err := p.r.hasFile(c.digest, c.size)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			c.cached = false
+			p.opts.Progress.Files.Add(-1)
+			p.opts.Progress.Bytes.Add(-c.size)
+			*work = append((*work)[:start:start], append([]*node{c}, (*work)[start:]...)...)
+		}
+	}
+	return nil
+}
+
+// hasFile reports whether the index knows every chunk of a file.
+func (r *Repo) hasFile(d digest.Digest, size int64) (bool, error) {
+	chunks, err := r.fileChunks(d, size)
+	if err != nil {
+		return false, err
+	}
+	for _, c := range chunks {
+		if _, ok, err := r.Index.Blob(c); !ok || err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// nodeTree builds the tree of a directory node from its children and
+// sets the node's digest and size.
+func (p *pusher) nodeTree(n *node) ([]byte, error) {
+	t := &Tree{Entries: make([]TreeEntry, len(n.children))}
+	n.size = 0
+	for i, c := range n.children {
+		t.Entries[i] = TreeEntry{Name: c.name, Kind: c.kind, Size: c.size, Digest: c.digest}
+		n.size += c.size
+	}
+	d, enc, err := t.Digest()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", n.path, err)
+	}
+	n.digest = d
+	if p.trees != nil {
+		p.trees[d] = t
+	}
+	return enc, nil
+}
+
+// storeTrees stores, bottom up, the trees not already stored.
+func (p *pusher) storeTrees(n *node) error {
+	if n.kind != KindDir || n.stored {
+		return nil
+	}
+	for _, c := range n.children {
+		if err := p.storeTrees(c); err != nil {
+			return err
+		}
+	}
+	return p.storeTree(n)
+}
+
+func (p *pusher) storeTree(n *node) error {
+	enc, err := p.nodeTree(n)
+	if err != nil {
+		return err
+	}
+	n.stored = true
+	if p.hashOnly {
+		return nil
+	}
+	for _, c := range n.children {
+		if c.kind == KindLink {
+			if err := p.storeBlob(c.digest, []byte(c.target), index.TypeData, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return p.storeBlob(n.digest, enc, index.TypeTree, nil)
+}
+
+// processFile reads, chunks, hashes and stores one file, retrying if it
+// changes while being read.
+func (p *pusher) processFile(n *node) error {
+	var err error
+	for range 3 {
+		err = p.readFile(n)
+		if !errors.Is(err, ErrFileChanged) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.path, err)
+	}
+	p.opts.Progress.Files.Add(1)
+	return nil
+}
+
+// readFile reads one file. Small files are handled whole by the calling
+// worker; large ones are streamed through the shared chunk hashers.
+func (p *pusher) readFile(n *node) error {
+	f, err := os.OpenFile(n.path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var before unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &before); err != nil {
+		return err
+	}
+	if before.Mode&unix.S_IFMT != unix.S_IFREG {
+		return ErrSpecialFile
+	}
+	size := before.Size
+	var read int64
+	if size <= int64(p.r.chunker.p.Max) {
+		read, err = p.readSmall(n, f, size)
+	} else {
+		read, err = p.readLarge(n, f)
+	}
+	if err != nil {
+		return err
+	}
+	var after unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &after); err != nil {
+		return err
+	}
+	if read != after.Size || after.Size != before.Size || after.Mtim != before.Mtim || after.Ctim != before.Ctim {
+		p.opts.Progress.Bytes.Add(-read)
+		return ErrFileChanged
+	}
+	n.size = read
+	n.st = statEntry(n.name, &after)
+	n.kind = KindFile
+	if after.Mode&0o111 != 0 {
+		n.kind = KindExec
+	}
+	return nil
+}
+
+func (p *pusher) acquire(n int64) error { return p.budget.Acquire(p.ctx, n) }
+
+func (p *pusher) readSmall(n *node, f *os.File, size int64) (int64, error) {
+	// One byte more than expected tells a file that grew.
+	want := size + 1
+	if err := p.acquire(want); err != nil {
+		return 0, err
+	}
+	defer p.budget.Release(want)
+	buf := getBuf(int(want))
+	defer putBuf(buf)
+	k, err := io.ReadFull(f, buf[:want])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return 0, err
+	}
+	data := buf[:k]
+	p.opts.Progress.Bytes.Add(int64(k))
+	if p.hashOnly {
+		n.digest = digest.Of(data)
+		return int64(k), nil
+	}
+	cuts := p.r.chunker.Cuts(data)
+	if len(cuts) <= 1 {
+		n.digest = digest.Of(data)
+		if k > 0 {
+			return int64(k), p.storeBlob(n.digest, data, index.TypeData, nil)
+		}
+		return int64(k), nil
+	}
+	n.digest = digest.Of(data)
+	ids := make([]digest.Digest, len(cuts))
+	off := 0
+	for i, c := range cuts {
+		ids[i] = digest.Of(data[off : off+c])
+		if err := p.storeBlob(ids[i], data[off:off+c], index.TypeData, nil); err != nil {
+			return 0, err
+		}
+		off += c
+	}
+	p.recordFile(n.digest, ids)
+	return int64(k), nil
+}
+
+func (p *pusher) recordFile(d digest.Digest, ids []digest.Digest) {
+	if _, known, err := p.r.Index.FileChunks(d); known && err == nil {
+		return
+	}
+	p.mu.Lock()
+	p.files[d] = ids
+	p.mu.Unlock()
+}
+
+// chunkJob is one chunk of a large file on its way to a hasher.
+type chunkJob struct {
+	data []byte
+	id   *digest.Digest
+	done func()
+}
+
+// readLarge streams a large file: this goroutine reads and cuts, a second
+// hashes the whole file in order, and hasher goroutines hash and store the
+// chunks, so one large file keeps every core busy.
+func (p *pusher) readLarge(n *node, f *os.File) (int64, error) {
+	maxc := p.r.chunker.p.Max
+	const block = 4 << 20
+	var (
+		ids      []*digest.Digest
+		wg       sync.WaitGroup
+		firstErr error
+		errMu    sync.Mutex
+	)
+	setErr := func(err error) {
+		errMu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		errMu.Unlock()
+	}
+	fileHash := digest.New()
+	hashQ := make(chan chunkJob, 8)
+	hashDone := make(chan struct{})
+	go func() {
+		for j := range hashQ {
+			_, _ = fileHash.Write(j.data)
+			j.done()
+		}
+		close(hashDone)
+	}()
+	nworkers := runtime.GOMAXPROCS(0)
+	jobs := make(chan chunkJob, nworkers)
+	for range nworkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				*j.id = digest.Of(j.data)
+				if !p.hashOnly {
+					if err := p.storeBlob(*j.id, j.data, index.TypeData, nil); err != nil {
+						setErr(err)
+					}
+				}
+				j.done()
+			}
+		}()
+	}
+
+	// buf[start:end] holds bytes read but not yet cut; it is compacted only
+	// when the free space at its end runs short, so each byte moves at most
+	// once or twice.
+	buf := make([]byte, maxc+2*block)
+	start, end := 0, 0
+	var total int64
+	eof := false
+	var err error
+	for err == nil {
+		for !eof && end-start < maxc {
+			if len(buf)-end < block {
+				end = copy(buf, buf[start:end])
+				start = 0
+			}
+			k, rerr := f.Read(buf[end:])
+			end += k
+			total += int64(k)
+			p.opts.Progress.Bytes.Add(int64(k))
+			if rerr == io.EOF {
+				eof = true
+			} else if rerr != nil {
+				err = rerr
+				break
+			}
+		}
+		if err != nil || end == start {
+			break
+		}
+		c := p.r.chunker.Next(buf[start:end])
+		if err = p.acquire(int64(2 * c)); err != nil {
+			break
+		}
+		chunk := getBuf(c)[:c]
+		copy(chunk, buf[start:start+c])
+		start += c
+		id := new(digest.Digest)
+		ids = append(ids, id)
+		// Two readers share the chunk: the chunk hasher and the file hasher.
+		var refs atomic.Int32
+		refs.Store(2)
+		release := func() {
+			if refs.Add(-1) == 0 {
+				putBuf(chunk)
+				p.budget.Release(int64(2 * c))
+			}
+		}
+		jobs <- chunkJob{data: chunk, id: id, done: release}
+		hashQ <- chunkJob{data: chunk, done: release}
+		errMu.Lock()
+		err = firstErr
+		errMu.Unlock()
+	}
+	close(jobs)
+	wg.Wait()
+	close(hashQ)
+	<-hashDone
+	if err == nil {
+		err = firstErr
+	}
+	if err != nil {
+		return 0, err
+	}
+	n.digest = digest.FromHash(fileHash)
+	if len(ids) > 1 && !p.hashOnly {
+		list := make([]digest.Digest, len(ids))
+		for i, id := range ids {
+			list[i] = *id
+		}
+		p.recordFile(n.digest, list)
+	}
+	return total, nil
+}
+
+// storeBlob adds a blob to the current pack unless the store or this push
+// has it already.
+func (p *pusher) storeBlob(id digest.Digest, raw []byte, typ uint8, scratch []byte) error {
+	if typ == index.TypeData {
+		p.chunks.Add(1)
+	}
+	if _, dup := p.claimed.LoadOrStore(id, struct{}{}); dup {
+		return nil
+	}
+	if _, ok, err := p.r.Index.Blob(id); err != nil || ok {
+		return err
+	}
+	stored, codec := encodeChunk(raw, scratch)
+	if typ == index.TypeData {
+		p.newChunks.Add(1)
+		p.newBytes.Add(int64(len(raw)))
+	}
+	p.packMu.Lock()
+	var full *packBuilder
+	if p.pack != nil && !p.pack.empty() && p.pack.size()+len(stored) > defaultPackBytes {
+		// This blob would overflow the pack: send the pack off first.
+		full = p.pack
+		select {
+		case p.pack = <-p.free:
+		case <-p.ctx.Done():
+			p.pack = nil
+		}
+	}
+	if p.pack == nil {
+		p.packMu.Unlock()
+		return p.ctx.Err()
+	}
+	p.pack.add(index.Blob{ID: id, RawLen: uint32(len(raw)), Codec: codec, Type: typ}, stored)
+	p.packMu.Unlock()
+	if full != nil {
+		select {
+		case p.uploads <- full:
+		case <-p.ctx.Done():
+			return p.ctx.Err()
+		}
+	}
+	return nil
+}
+
+// flushPack sends the last, partly filled pack.
+func (p *pusher) flushPack() error {
+	p.packMu.Lock()
+	last := p.pack
+	p.pack = nil
+	p.packMu.Unlock()
+	if last == nil || last.empty() {
+		return nil
+	}
+	select {
+	case p.uploads <- last:
+		return nil
+	case <-p.ctx.Done():
+		return p.ctx.Err()
+	}
+}
+
+// uploader writes finished packs to the backend, then records their blobs
+// in the index, in that order.
+func (p *pusher) uploader(ctx context.Context) error {
+	var err error
+	for pb := range p.uploads {
+		if err == nil {
+			if err = p.writePack(ctx, pb); err != nil {
+				p.fail()
+			}
+		}
+		pb.reset()
+		select {
+		case p.free <- pb:
+		default:
+		}
+	}
+	return err
+}
+
+func (p *pusher) writePack(ctx context.Context, pb *packBuilder) error {
+	data, id, blobs := pb.finish()
+	err := p.r.Backend.Put(ctx, packKey(id), bytes.NewReader(data), int64(len(data)), remote.PutOptions{IfNoneMatch: true})
+	if err != nil && !errors.Is(err, remote.ErrExists) {
+		return fmt.Errorf("write pack %s: %w", id.Short(), err)
+	}
+	p.packs.Add(1)
+	p.storedBytes.Add(int64(len(data)))
+	if err := p.r.Index.AddBlobs(id, blobs); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.newBlobs = append(p.newBlobs, blobs...)
+	p.mu.Unlock()
+	return nil
+}
+
+// writeSegment stores the index segment of this push, after its packs.
+func (p *pusher) writeSegment(ctx context.Context) error {
+	if len(p.newBlobs) == 0 && len(p.files) == 0 {
+		return nil
+	}
+	seg := &segment{Blobs: p.newBlobs, Files: p.files}
+	data := seg.encode()
+	id := digest.Of(data)
+	err := p.r.Backend.Put(ctx, segmentPrefix+id.Hex(), bytes.NewReader(data), int64(len(data)), remote.PutOptions{IfNoneMatch: true})
+	if err != nil && !errors.Is(err, remote.ErrExists) {
+		return fmt.Errorf("write index segment: %w", err)
+	}
+	p.storedBytes.Add(int64(len(data)))
+	if err := p.r.Index.AddFiles(p.files); err != nil {
+		return err
+	}
+	return p.r.Index.MarkSegment(id)
+}

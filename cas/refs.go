@@ -1,0 +1,314 @@
+package cas
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/index"
+	"github.com/cas-ml/cas/remote"
+)
+
+// Ref is a named pointer to a stored file or tree, kept at refs/<name>.
+type Ref struct {
+	Name   string        `json:"name"`
+	Target digest.Digest `json:"target"`
+	Kind   Kind          `json:"kind"`
+	Size   int64         `json:"size"`
+	// File is the base name of a single pushed file.
+	File string    `json:"file,omitempty"`
+	Time time.Time `json:"time"`
+	// Previous holds earlier targets, newest first, so that moving a ref
+	// never loses what it pointed at.
+	Previous []digest.Digest `json:"previous,omitempty"`
+}
+
+const maxRefHistory = 50
+
+// ErrBadRefName reports a ref name cas does not accept.
+var ErrBadRefName = errors.New("invalid ref name: use letters, digits and . _ - / (no leading dot, no .., at most 200 characters)")
+
+var refNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$`)
+
+// ValidRefName reports whether name can name a ref. Names that could be
+// read as a digest or hex prefix are refused, so resolving stays unambiguous.
+func ValidRefName(name string) bool {
+	return len(name) <= 200 && refNameRE.MatchString(name) && !strings.Contains(name, "..") &&
+		!digest.IsHexPrefix(name) && !strings.HasSuffix(name, ".lock")
+}
+
+// SetRef points name at target, keeping the old target in its history.
+// Concurrent writers never lose an update: each write is conditional on
+// the version it read.
+func (r *Repo) SetRef(ctx context.Context, name string, obj Object) (*Ref, error) {
+	target := obj.Digest
+	if !ValidRefName(name) {
+		return nil, fmt.Errorf("%q: %w", name, ErrBadRefName)
+	}
+	key := refPrefix + name
+	for attempt := 0; ; attempt++ {
+		ref := &Ref{Name: name, Target: target, Kind: obj.Kind, Size: obj.Size, File: obj.Name, Time: r.Now().UTC().Truncate(time.Millisecond)}
+		opts := remote.PutOptions{IfNoneMatch: true}
+		old, info, err := r.readRef(ctx, name)
+		switch {
+		case err == nil:
+			opts = remote.PutOptions{IfMatch: info.ETag}
+			if old.Target != target {
+				ref.Previous = append([]digest.Digest{old.Target}, old.Previous...)
+			} else {
+				ref.Previous = old.Previous
+			}
+			if len(ref.Previous) > maxRefHistory {
+				ref.Previous = ref.Previous[:maxRefHistory]
+			}
+		case errors.Is(err, ErrNotFound):
+		default:
+			return nil, err
+		}
+		b, _ := json.MarshalIndent(ref, "", "  ")
+		b = append(b, '\n')
+		err = r.Backend.Put(ctx, key, bytes.NewReader(b), int64(len(b)), opts)
+		if err == nil {
+			return ref, nil
+		}
+		if (errors.Is(err, remote.ErrExists) || errors.Is(err, remote.ErrPrecondition) || errors.Is(err, remote.ErrNotFound)) && attempt < 20 {
+			continue // someone else moved it: read again and retry
+		}
+		return nil, fmt.Errorf("set ref %s: %w", name, err)
+	}
+}
+
+func (r *Repo) readRef(ctx context.Context, name string) (*Ref, remote.ObjectInfo, error) {
+	key := refPrefix + name
+	info, err := r.Backend.Stat(ctx, key)
+	if err != nil {
+		if errors.Is(err, remote.ErrNotFound) {
+			return nil, info, fmt.Errorf("ref %s: %w", name, ErrNotFound)
+		}
+		return nil, info, err
+	}
+	b, err := remote.ReadAll(ctx, r.Backend, key)
+	if err != nil {
+		if errors.Is(err, remote.ErrNotFound) {
+			return nil, info, fmt.Errorf("ref %s: %w", name, ErrNotFound)
+		}
+		return nil, info, err
+	}
+	var ref Ref
+	if err := json.Unmarshal(b, &ref); err != nil {
+		return nil, info, fmt.Errorf("ref %s: unreadable: %w", name, err)
+	}
+	ref.Name = name
+	return &ref, info, nil
+}
+
+// GetRef reads one ref.
+func (r *Repo) GetRef(ctx context.Context, name string) (*Ref, error) {
+	ref, _, err := r.readRef(ctx, name)
+	return ref, err
+}
+
+// Refs lists all refs by name.
+func (r *Repo) Refs(ctx context.Context) ([]*Ref, error) {
+	var names []string
+	err := r.Backend.List(ctx, refPrefix, func(oi remote.ObjectInfo) error {
+		names = append(names, strings.TrimPrefix(oi.Key, refPrefix))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	refs := make([]*Ref, 0, len(names))
+	for _, n := range names {
+		ref, err := r.GetRef(ctx, n)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		refs = append(refs, ref)
+	}
+	return refs, nil
+}
+
+// Object is a resolved name: a stored file or tree.
+type Object struct {
+	Digest digest.Digest `json:"digest"`
+	Kind   Kind          `json:"kind"`
+	Size   int64         `json:"size"`
+	// Name is the last path element, for a file named by REF:path or a
+	// ref to a single file; empty otherwise.
+	Name string `json:"name,omitempty"`
+}
+
+// Resolve turns "REF" or "REF:path/inside" into an object. REF is a full
+// digest, a unique hex prefix of at least 8 characters, or a ref name.
+func (r *Repo) Resolve(ctx context.Context, spec string) (*Object, error) {
+	refPart, sub := splitSpec(spec)
+	obj, err := r.resolveRef(ctx, refPart)
+	if err != nil {
+		return nil, err
+	}
+	if sub == "" {
+		return obj, nil
+	}
+	return r.Lookup(ctx, obj, sub)
+}
+
+// splitSpec splits "REF:path" at the colon after the optional "blake3:".
+func splitSpec(spec string) (string, string) {
+	rest := strings.TrimPrefix(spec, digest.Prefix)
+	head := spec[:len(spec)-len(rest)]
+	if i := strings.IndexByte(rest, ':'); i >= 0 {
+		return head + rest[:i], strings.Trim(rest[i+1:], "/")
+	}
+	return spec, ""
+}
+
+func (r *Repo) resolveRef(ctx context.Context, s string) (*Object, error) {
+	if s == "" {
+		return nil, fmt.Errorf("empty reference: %w", ErrNotFound)
+	}
+	if d, err := digest.Parse(s); err == nil {
+		return r.objectOf(ctx, d, "")
+	}
+	if ValidRefName(s) {
+		ref, err := r.GetRef(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		obj := &Object{Digest: ref.Target, Kind: ref.Kind, Size: ref.Size, Name: ref.File}
+		return obj, nil
+	}
+	if digest.IsHexPrefix(s) {
+		d, err := r.expandPrefix(ctx, strings.TrimPrefix(s, digest.Prefix))
+		if err != nil {
+			return nil, err
+		}
+		return r.objectOf(ctx, d, "")
+	}
+	if strings.HasPrefix(s, digest.Prefix) {
+		return nil, fmt.Errorf("%q: %w", s, digest.ErrSyntax)
+	}
+	return nil, fmt.Errorf("%q is neither a digest nor a ref name: %w", s, ErrNotFound)
+}
+
+// objectOf describes a stored digest: a tree, or a file.
+func (r *Repo) objectOf(ctx context.Context, d digest.Digest, name string) (*Object, error) {
+	if b, ok, err := r.Index.Blob(d); err != nil {
+		return nil, err
+	} else if ok && b.Type == index.TypeTree {
+		t, err := r.ReadTree(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		return &Object{Digest: d, Kind: KindDir, Size: t.Size(), Name: name}, nil
+	} else if ok {
+		return &Object{Digest: d, Kind: KindFile, Size: int64(b.RawLen), Name: name}, nil
+	}
+	chunks, ok, err := r.Index.FileChunks(d)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		var size int64
+		for _, c := range chunks {
+			b, ok, err := r.Index.Blob(c)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, fmt.Errorf("file %s: chunk %s: %w", d.Short(), c.Short(), ErrNotFound)
+			}
+			size += int64(b.RawLen)
+		}
+		return &Object{Digest: d, Kind: KindFile, Size: size, Name: name}, nil
+	}
+	if d == digest.Of(nil) {
+		return &Object{Digest: d, Kind: KindFile, Name: name}, nil
+	}
+	return nil, fmt.Errorf("%s: %w", d, ErrNotFound)
+}
+
+// expandPrefix finds the unique stored tree or file whose hex digest
+// starts with prefix. Ref targets count too.
+func (r *Repo) expandPrefix(ctx context.Context, prefix string) (digest.Digest, error) {
+	found := map[digest.Digest]bool{}
+	err := r.Index.Blobs(func(b index.Blob) error {
+		if strings.HasPrefix(b.ID.Hex(), prefix) {
+			found[b.ID] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return digest.Zero, err
+	}
+	refs, err := r.Refs(ctx)
+	if err != nil {
+		return digest.Zero, err
+	}
+	for _, ref := range refs {
+		if strings.HasPrefix(ref.Target.Hex(), prefix) {
+			found[ref.Target] = true
+		}
+	}
+	switch len(found) {
+	case 0:
+		return digest.Zero, fmt.Errorf("no object starts with %s: %w", prefix, ErrNotFound)
+	case 1:
+		for d := range found {
+			return d, nil
+		}
+	}
+	return digest.Zero, fmt.Errorf("%s matches %d objects; give more characters: %w", prefix, len(found), ErrAmbiguous)
+}
+
+// ReadTree reads and parses a stored tree.
+func (r *Repo) ReadTree(ctx context.Context, d digest.Digest) (*Tree, error) {
+	b, ok, err := r.Index.Blob(d)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("tree %s: %w", d.Short(), ErrNotFound)
+	}
+	raw, err := r.readBlob(ctx, b, nil)
+	if err != nil {
+		return nil, err
+	}
+	t, err := ParseTree(raw)
+	if err != nil {
+		return nil, fmt.Errorf("tree %s: %w", d.Short(), err)
+	}
+	return t, nil
+}
+
+// Lookup follows a slash-separated path below a tree object.
+func (r *Repo) Lookup(ctx context.Context, obj *Object, path string) (*Object, error) {
+	cur := obj
+	for _, name := range strings.Split(path, "/") {
+		if name == "" || name == "." {
+			continue
+		}
+		if cur.Kind != KindDir {
+			return nil, fmt.Errorf("%s: %w", path, ErrNotTree)
+		}
+		t, err := r.ReadTree(ctx, cur.Digest)
+		if err != nil {
+			return nil, err
+		}
+		e, ok := t.Lookup(name)
+		if !ok {
+			return nil, fmt.Errorf("%s: %w", path, ErrNotFound)
+		}
+		cur = &Object{Digest: e.Digest, Kind: e.Kind, Size: e.Size, Name: name}
+	}
+	return cur, nil
+}

@@ -1,0 +1,349 @@
+package cas
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/index"
+	"github.com/cas-ml/cas/remote"
+)
+
+// DirName is the name of the store directory that Find looks for.
+const DirName = ".cas"
+
+// Layout of a store directory.
+const (
+	configFile = "config"
+	storeDir   = "store" // the local Backend's root: packs/, index/, refs/
+	indexDir   = "index" // the badger cache
+)
+
+// Backend key prefixes (docs/FORMAT.md).
+const (
+	packPrefix    = "packs/"
+	segmentPrefix = "index/"
+	refPrefix     = "refs/"
+)
+
+// Errors a caller may want to tell apart.
+var (
+	ErrNoRepo      = errors.New("cas: no store found")
+	ErrRepoExists  = errors.New("cas: store already exists")
+	ErrNotFound    = errors.New("cas: not found")
+	ErrAmbiguous   = errors.New("cas: ambiguous digest prefix")
+	ErrBadConfig   = errors.New("cas: unreadable store config")
+	ErrNotTree     = errors.New("cas: not a directory")
+	ErrIndexLocked = index.ErrBusy
+)
+
+// Config is a store's fixed settings, kept as JSON in .cas/config.
+type Config struct {
+	Version  int         `json:"version"`
+	ID       string      `json:"id"`
+	Chunking ChunkParams `json:"chunking"`
+	Created  time.Time   `json:"created"`
+}
+
+// Repo is an open store: its config, its object backend and its index.
+type Repo struct {
+	Dir     string // the .cas directory
+	Config  Config
+	Backend remote.Backend
+	Index   index.Index
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+
+	chunker *Chunker
+	packs   *packFiles
+}
+
+// Find returns the .cas directory of start or its nearest ancestor.
+func Find(start string) (string, error) {
+	dir, err := filepath.Abs(start)
+	if err != nil {
+		return "", err
+	}
+	for {
+		p := filepath.Join(dir, DirName)
+		if fi, err := os.Stat(filepath.Join(p, configFile)); err == nil && fi.Mode().IsRegular() {
+			return p, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", ErrNoRepo
+		}
+		dir = parent
+	}
+}
+
+// Init creates a store in dir (the .cas directory itself).
+func Init(dir string, params ChunkParams, now time.Time) error {
+	if err := params.Validate(); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(dir, configFile)); err == nil {
+		return fmt.Errorf("%w in %s", ErrRepoExists, dir)
+	}
+	for _, d := range []string{dir, filepath.Join(dir, storeDir), filepath.Join(dir, indexDir)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+	}
+	var id [16]byte
+	_, _ = rand.Read(id[:])
+	cfg := Config{Version: 1, ID: hex.EncodeToString(id[:]), Chunking: params, Created: now.UTC().Truncate(time.Second)}
+	b, _ := json.MarshalIndent(cfg, "", "  ")
+	b = append(b, '\n')
+	// Write then link: of two concurrent inits exactly one wins.
+	tmp, err := os.CreateTemp(dir, ".config-*")
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("init: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	if err := os.Link(tmp.Name(), filepath.Join(dir, configFile)); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%w in %s", ErrRepoExists, dir)
+		}
+		return fmt.Errorf("init: %w", err)
+	}
+	return nil
+}
+
+// Open opens the store in dir. If another process holds the on-disk index,
+// Open waits briefly, then works with an in-memory index built from the
+// store's index segments, so concurrent processes never fail on the lock.
+func Open(ctx context.Context, dir string) (*Repo, error) {
+	b, err := os.ReadFile(filepath.Join(dir, configFile))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w at %s", ErrNoRepo, dir)
+		}
+		return nil, err
+	}
+	var cfg Config
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	if cfg.Version != 1 {
+		return nil, fmt.Errorf("%w: version %d is not supported by this cas", ErrBadConfig, cfg.Version)
+	}
+	if err := cfg.Chunking.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	be, err := remote.NewLocal(filepath.Join(dir, storeDir))
+	if err != nil {
+		return nil, err
+	}
+	idx, err := openIndex(ctx, filepath.Join(dir, indexDir))
+	if err != nil {
+		return nil, err
+	}
+	r := &Repo{Dir: dir, Config: cfg, Backend: be, Index: idx, Now: time.Now,
+		chunker: NewChunker(cfg.Chunking), packs: newPackFiles(be)}
+	if err := r.SyncIndex(ctx); err != nil {
+		_ = r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// openIndex opens the badger index, waiting up to a second for another
+// process to let go of it before falling back to memory.
+func openIndex(ctx context.Context, dir string) (index.Index, error) {
+	delay := 10 * time.Millisecond
+	for waited := time.Duration(0); ; waited += delay {
+		idx, err := index.OpenBadger(dir)
+		if err == nil {
+			return idx, nil
+		}
+		if !errors.Is(err, index.ErrBusy) {
+			return nil, err
+		}
+		if waited >= time.Second {
+			return index.NewMemory(), nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 200*time.Millisecond)
+	}
+}
+
+// Close releases the index and open pack files.
+func (r *Repo) Close() error {
+	r.packs.close()
+	return r.Index.Close()
+}
+
+// Chunker returns the store's chunker.
+func (r *Repo) Chunker() *Chunker { return r.chunker }
+
+// SyncIndex loads index segments that the index has not seen yet: those
+// written by other processes, or all of them for a fresh index.
+func (r *Repo) SyncIndex(ctx context.Context) error {
+	var todo []string
+	err := r.Backend.List(ctx, segmentPrefix, func(oi remote.ObjectInfo) error {
+		d, err := digest.ParseHex(strings.TrimPrefix(oi.Key, segmentPrefix))
+		if err != nil {
+			return nil // not ours
+		}
+		ok, err := r.Index.HasSegment(d)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			todo = append(todo, oi.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sync index: %w", err)
+	}
+	for _, key := range todo {
+		if err := r.loadSegment(ctx, key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Repo) loadSegment(ctx context.Context, key string) error {
+	data, err := remote.ReadAll(ctx, r.Backend, key)
+	if err != nil {
+		return fmt.Errorf("read index segment %s: %w", key, err)
+	}
+	id := digest.Of(data)
+	if id.Hex() != strings.TrimPrefix(key, segmentPrefix) {
+		return fmt.Errorf("index segment %s: %w", key, &CorruptError{What: "index segment", ID: id})
+	}
+	seg, err := decodeSegment(data)
+	if err != nil {
+		return fmt.Errorf("index segment %s: %w", key, err)
+	}
+	byPack := map[digest.Digest][]index.Blob{}
+	for _, b := range seg.Blobs {
+		byPack[b.Pack] = append(byPack[b.Pack], b)
+	}
+	for p, bs := range byPack {
+		if err := r.Index.AddBlobs(p, bs); err != nil {
+			return err
+		}
+	}
+	if err := r.Index.AddFiles(seg.Files); err != nil {
+		return err
+	}
+	return r.Index.MarkSegment(id)
+}
+
+// RebuildIndex forgets the local index and rebuilds it from the index
+// segments and from the trailers of packs that no segment mentions (left
+// by an interrupted push). It returns the number of segments and packs read.
+func (r *Repo) RebuildIndex(ctx context.Context) (segments, orphanPacks int, err error) {
+	if err := r.Index.Reset(); err != nil {
+		return 0, 0, err
+	}
+	if err := r.SyncIndex(ctx); err != nil {
+		return 0, 0, err
+	}
+	err = r.Backend.List(ctx, segmentPrefix, func(remote.ObjectInfo) error { segments++; return nil })
+	if err != nil {
+		return 0, 0, err
+	}
+	err = r.Backend.List(ctx, packPrefix, func(oi remote.ObjectInfo) error {
+		id, err := packIDFromKey(oi.Key)
+		if err != nil {
+			return nil
+		}
+		known, err := r.Index.HasPack(id)
+		if err != nil || known {
+			return err
+		}
+		blobs, err := r.readPackTrailer(ctx, id, oi.Size)
+		if err != nil {
+			return nil // a damaged pack is verify's business; its blobs stay unknown
+		}
+		orphanPacks++
+		return r.Index.AddBlobs(id, blobs)
+	})
+	return segments, orphanPacks, err
+}
+
+func packKey(id digest.Digest) string {
+	h := id.Hex()
+	return packPrefix + h[:2] + "/" + h
+}
+
+func packIDFromKey(key string) (digest.Digest, error) {
+	i := strings.LastIndexByte(key, '/')
+	return digest.ParseHex(key[i+1:])
+}
+
+// readPackTrailer reads and decodes the trailer of a stored pack.
+func (r *Repo) readPackTrailer(ctx context.Context, id digest.Digest, size int64) ([]index.Blob, error) {
+	if size < int64(len(packMagic)+packFooterLen) {
+		return nil, fmt.Errorf("pack %s: %w: too small", id.Short(), ErrBadPack)
+	}
+	foot, err := r.getRange(ctx, packKey(id), size-int64(packFooterLen), int64(packFooterLen))
+	if err != nil {
+		return nil, err
+	}
+	tl, err := packTrailerLen(foot)
+	if err != nil {
+		return nil, err
+	}
+	if int64(tl) > size-int64(len(packMagic)) {
+		return nil, fmt.Errorf("pack %s: %w: trailer length", id.Short(), ErrBadPack)
+	}
+	tail, err := r.getRange(ctx, packKey(id), size-int64(tl), int64(tl))
+	if err != nil {
+		return nil, err
+	}
+	return parsePackTrailer(id, tail, size)
+}
+
+func (r *Repo) getRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	rc, err := r.Backend.Get(ctx, key, off, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(rc, buf); err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return buf, nil
+}
+
+// CorruptError reports stored bytes that do not hash to their name.
+type CorruptError struct {
+	What string // "chunk", "pack", "file", "tree", "index segment"
+	ID   digest.Digest
+	Path string // where known: the file or directory affected
+}
+
+func (e *CorruptError) Error() string {
+	s := fmt.Sprintf("%s %s is damaged", e.What, e.ID.Short())
+	if e.Path != "" {
+		s = e.Path + ": " + s
+	}
+	return s
+}

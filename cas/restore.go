@@ -1,0 +1,506 @@
+package cas
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+	"golang.org/x/sys/unix"
+
+	"github.com/cas-ml/cas/digest"
+)
+
+// RestoreOptions tune a restore.
+type RestoreOptions struct {
+	// Force allows writing into a destination that is not empty. Entries
+	// in the way are replaced; other files there are left alone.
+	Force    bool
+	Progress *Progress
+}
+
+// RestoreResult counts what a restore wrote.
+type RestoreResult struct {
+	Path  string `json:"path"`
+	Files int64  `json:"files"`
+	Dirs  int64  `json:"dirs"`
+	Links int64  `json:"links"`
+	Bytes int64  `json:"bytes"`
+}
+
+// ErrDestNotEmpty reports a restore into a non-empty destination without Force.
+var ErrDestNotEmpty = errors.New("destination exists and is not empty (use --force to write into it)")
+
+// Restore writes obj at dest. A directory is assembled beside dest and
+// renamed into place at the end, so a failed restore leaves nothing
+// behind; with Force into a non-empty directory, each file is written to a
+// temporary name and renamed, so no file is ever left half-written. Every
+// chunk is checked against its digest before it is written, and every file
+// against its digest before it is renamed into place.
+func (r *Repo) Restore(ctx context.Context, obj *Object, dest string, opts RestoreOptions) (*RestoreResult, error) {
+	if opts.Progress == nil {
+		opts.Progress = &Progress{}
+	}
+	opts.Progress.TotalBytes.Add(obj.Size)
+	rs := &restorer{r: r, opts: opts, res: &RestoreResult{},
+		chunkSem: semaphore.NewWeighted(int64(2 * runtime.GOMAXPROCS(0)))}
+	// Like cp and tar, create missing parents; a trailing slash on a
+	// single file's DEST names a directory to put it in.
+	intoDir := strings.HasSuffix(dest, "/")
+	dest = filepath.Clean(dest)
+	parent := filepath.Dir(dest)
+	if obj.Kind != KindDir && intoDir {
+		parent = dest
+	}
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	if obj.Kind != KindDir {
+		return rs.res, rs.restoreSingle(ctx, obj, dest)
+	}
+	var st unix.Stat_t
+	err := unix.Lstat(dest, &st)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+	case err != nil:
+		return nil, &os.PathError{Op: "lstat", Path: dest, Err: err}
+	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+		return nil, fmt.Errorf("%s exists and is not a directory", dest)
+	default:
+		empty, err := isEmptyDir(dest)
+		if err != nil {
+			return nil, err
+		}
+		if !empty {
+			if !opts.Force {
+				return nil, fmt.Errorf("%s: %w", dest, ErrDestNotEmpty)
+			}
+			rs.inPlace = true
+		}
+	}
+	target := dest
+	if !rs.inPlace {
+		target = filepath.Join(filepath.Dir(dest), ".cas-restore-"+randHex()+"-"+truncName(filepath.Base(dest)))
+		if err := os.Mkdir(target, 0o755); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(target) // a no-op after the rename below
+	}
+	if err := rs.restoreTree(ctx, obj.Digest, target, ""); err != nil {
+		return nil, err
+	}
+	if !rs.inPlace {
+		if err := os.Rename(target, dest); err != nil {
+			return nil, fmt.Errorf("move restored tree into place: %w", err)
+		}
+	}
+	rs.res.Path = dest
+	return rs.res, nil
+}
+
+func truncName(s string) string {
+	if len(s) > 64 {
+		return s[:64]
+	}
+	return s
+}
+
+func randHex() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func isEmptyDir(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if len(names) == 0 && err != nil {
+		return true, nil
+	}
+	return false, err
+}
+
+type restorer struct {
+	r        *Repo
+	opts     RestoreOptions
+	res      *RestoreResult
+	inPlace  bool
+	chunkSem *semaphore.Weighted
+	mu       sync.Mutex // guards res
+}
+
+type fileJob struct {
+	e    TreeEntry
+	path string
+	rel  string
+}
+
+func (rs *restorer) restoreSingle(ctx context.Context, obj *Object, dest string) error {
+	var st unix.Stat_t
+	err := unix.Lstat(dest, &st)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+	case err != nil:
+		return &os.PathError{Op: "lstat", Path: dest, Err: err}
+	case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		name := obj.Name
+		if name == "" {
+			name = obj.Digest.Hex()
+		}
+		dest = filepath.Join(dest, name)
+		if _, err := os.Lstat(dest); err == nil && !rs.opts.Force {
+			return fmt.Errorf("%s exists (use --force to replace it)", dest)
+		}
+	default:
+		if !rs.opts.Force {
+			return fmt.Errorf("%s exists (use --force to replace it)", dest)
+		}
+	}
+	rs.res.Path = dest
+	e := TreeEntry{Name: filepath.Base(dest), Kind: obj.Kind, Size: obj.Size, Digest: obj.Digest}
+	if e.Kind == KindLink {
+		return rs.writeLink(ctx, e, dest)
+	}
+	return rs.writeFile(ctx, fileJob{e: e, path: dest, rel: filepath.Base(dest)})
+}
+
+// restoreTree creates the directories and links of a tree, then writes its
+// files with a pool of workers.
+func (rs *restorer) restoreTree(ctx context.Context, d digest.Digest, dir, rel string) error {
+	var jobs []fileJob
+	if err := rs.collect(ctx, d, dir, rel, &jobs); err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	ch := make(chan fileJob)
+	for range runtime.GOMAXPROCS(0) {
+		g.Go(func() error {
+			for j := range ch {
+				if err := rs.writeFile(gctx, j); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer close(ch)
+		for _, j := range jobs {
+			select {
+			case ch <- j:
+			case <-gctx.Done():
+				return nil
+			}
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+func (rs *restorer) collect(ctx context.Context, d digest.Digest, dir, rel string, jobs *[]fileJob) error {
+	t, err := rs.r.ReadTree(ctx, d)
+	if err != nil {
+		return withPath(rel, err)
+	}
+	rs.res.Dirs++
+	for _, e := range t.Entries {
+		if !ValidName(e.Name) { // ParseTree checked; never trust twice-removed code
+			return fmt.Errorf("%w: %q", ErrBadName, e.Name)
+		}
+		path := filepath.Join(dir, e.Name)
+		erel := joinRel(rel, e.Name)
+		switch e.Kind {
+		case KindDir:
+			if err := rs.makeDir(path); err != nil {
+				return err
+			}
+			if err := rs.collect(ctx, e.Digest, path, erel, jobs); err != nil {
+				return err
+			}
+		case KindLink:
+			if err := rs.writeLink(ctx, e, path); err != nil {
+				return withPath(erel, err)
+			}
+		case KindFile, KindExec:
+			*jobs = append(*jobs, fileJob{e: e, path: path, rel: erel})
+		}
+	}
+	return nil
+}
+
+func withPath(rel string, err error) error {
+	var ce *CorruptError
+	if errors.As(err, &ce) && ce.Path == "" {
+		ce2 := *ce
+		ce2.Path = rel
+		if rel == "" {
+			ce2.Path = "."
+		}
+		return &ce2
+	}
+	if rel == "" {
+		return err
+	}
+	return fmt.Errorf("%s: %w", rel, err)
+}
+
+// makeDir creates a directory, never following a symlink that stands in
+// the way: in place, whatever is not a directory is replaced.
+func (rs *restorer) makeDir(path string) error {
+	err := os.Mkdir(path, 0o755)
+	if err == nil || !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return nil
+	}
+	if err := os.Remove(path); err != nil {
+		return err
+	}
+	return os.Mkdir(path, 0o755)
+}
+
+func (rs *restorer) writeLink(ctx context.Context, e TreeEntry, path string) error {
+	target, err := rs.r.readWhole(ctx, e.Digest, e.Size)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(path), ".cas-tmp-"+randHex())
+	if err := os.Symlink(string(target), tmp); err != nil {
+		return err
+	}
+	if err := rs.replace(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	rs.res.Links++
+	return nil
+}
+
+// replace renames tmp to path, first removing a directory in the way.
+func (rs *restorer) replace(tmp, path string) error {
+	if rs.inPlace {
+		var st unix.Stat_t
+		if unix.Lstat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			if err := os.RemoveAll(path); err != nil {
+				return err
+			}
+		}
+	}
+	return os.Rename(tmp, path)
+}
+
+// readWhole reads a small stored file (a link target) into memory.
+func (r *Repo) readWhole(ctx context.Context, d digest.Digest, size int64) ([]byte, error) {
+	if size > 1<<20 {
+		return nil, fmt.Errorf("link target of %d bytes: %w", size, ErrBadTree)
+	}
+	chunks, err := r.fileChunks(d, size)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	for _, c := range chunks {
+		b, err := r.ReadBlob(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b...)
+	}
+	if digest.Of(out) != d {
+		return nil, &CorruptError{What: "file", ID: d}
+	}
+	return out, nil
+}
+
+// writeFile writes one file to a temporary name beside its destination and
+// renames it into place once its digest checks out.
+func (rs *restorer) writeFile(ctx context.Context, j fileJob) error {
+	tmp := filepath.Join(filepath.Dir(j.path), ".cas-tmp-"+randHex())
+	mode := os.FileMode(0o644)
+	if j.e.Kind == KindExec {
+		mode = 0o755
+	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, mode)
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := rs.r.writeContent(ctx, f, j.e.Digest, j.e.Size, rs.chunkSem, rs.opts.Progress); err != nil {
+		return withPath(j.rel, err)
+	}
+	if err := f.Chmod(mode); err != nil { // whatever the umask
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("%s: %w", j.rel, err)
+	}
+	ok = true
+	if err := rs.replace(tmp, j.path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	rs.opts.Progress.Files.Add(1)
+	rs.mu.Lock()
+	rs.res.Files++
+	rs.res.Bytes += j.e.Size
+	rs.mu.Unlock()
+	return nil
+}
+
+// writeContent writes a stored file into f. Chunks are read and checked in
+// parallel and written at their offsets; the whole file's digest is computed
+// in order as they complete.
+func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, size int64, sem *semaphore.Weighted, prog *Progress) error {
+	chunks, err := r.fileChunks(d, size)
+	if err != nil {
+		return err
+	}
+	type result struct {
+		data     []byte
+		err      error
+		acquired bool
+	}
+	results := make([]chan result, len(chunks))
+	offsets := make([]int64, len(chunks))
+	var off int64
+	for i, c := range chunks {
+		b, ok, err := r.Index.Blob(c)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("chunk %s: %w", c.Short(), ErrNotFound)
+		}
+		offsets[i] = off
+		off += int64(b.RawLen)
+		results[i] = make(chan result, 1)
+	}
+	if off != size {
+		return &CorruptError{What: "file", ID: d}
+	}
+	if len(chunks) == 1 {
+		data, err := r.fetchChunk(ctx, chunks[0])
+		if err == nil {
+			err = writeAll(f, data, 0)
+			prog.Bytes.Add(int64(len(data)))
+			putBuf(data)
+		}
+		return err // the chunk ID is the file digest: already checked
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		for i, c := range chunks {
+			if err := sem.Acquire(cctx, 1); err != nil {
+				results[i] <- result{err: err}
+				continue
+			}
+			go func() {
+				data, err := r.fetchChunk(cctx, c)
+				if err == nil {
+					err = writeAll(f, data, offsets[i])
+				}
+				results[i] <- result{data, err, true}
+			}()
+		}
+	}()
+	h := digest.New()
+	var firstErr error
+	for i := range chunks {
+		res := <-results[i]
+		if res.err != nil && firstErr == nil {
+			firstErr = res.err
+			cancel()
+		}
+		if firstErr == nil {
+			_, _ = h.Write(res.data)
+			prog.Bytes.Add(int64(len(res.data)))
+		}
+		if res.data != nil {
+			putBuf(res.data)
+		}
+		if res.acquired {
+			sem.Release(1)
+		}
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	if digest.FromHash(h) != d {
+		return &CorruptError{What: "file", ID: d}
+	}
+	return nil
+}
+
+func (r *Repo) fetchChunk(ctx context.Context, id digest.Digest) ([]byte, error) {
+	b, ok, err := r.Index.Blob(id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("chunk %s: %w", id.Short(), ErrNotFound)
+	}
+	return r.readBlob(ctx, b, getBuf(int(b.RawLen)))
+}
+
+// writeAll writes b at off, turning a short write into an error.
+func writeAll(f *os.File, b []byte, off int64) error {
+	n, err := f.WriteAt(b, off)
+	if err == nil && n != len(b) {
+		err = fmt.Errorf("short write")
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// WriteFile streams a stored file to w in order, checking each chunk and
+// then the whole digest.
+func (r *Repo) WriteFile(ctx context.Context, obj *Object, w io.Writer) error {
+	chunks, err := r.fileChunks(obj.Digest, obj.Size)
+	if err != nil {
+		return err
+	}
+	h := digest.New()
+	for _, c := range chunks {
+		data, err := r.fetchChunk(ctx, c)
+		if err != nil {
+			return err
+		}
+		_, _ = h.Write(data)
+		_, err = w.Write(data)
+		putBuf(data)
+		if err != nil {
+			return err
+		}
+	}
+	if digest.FromHash(h) != obj.Digest {
+		return &CorruptError{What: "file", ID: obj.Digest, Path: obj.Name}
+	}
+	return nil
+}

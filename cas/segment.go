@@ -1,0 +1,178 @@
+package cas
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/index"
+)
+
+// An index segment records where the blobs of some packs are and which
+// chunks make up multi-chunk files. Layout (docs/FORMAT.md):
+//
+//	"CASIDX01"
+//	one zstd frame holding:
+//	  uvarint P, then P pack ids (32 bytes each)
+//	  uvarint B, then B blobs: uvarint pack number (0..P-1), type u8,
+//	    codec u8, id [32]byte, uvarint offset, uvarint length, uvarint raw length
+//	  uvarint F, then F files: digest [32]byte, uvarint N, N chunk ids
+//
+// Blobs are sorted by (pack number, offset), files by digest. A segment
+// is named by the BLAKE3 of all its bytes and stored at index/<hex>.
+const segmentMagic = "CASIDX01"
+
+// maxSegmentBytes bounds the decoded size of a segment.
+const maxSegmentBytes = 1 << 30
+
+// ErrBadSegment reports an index segment that cannot be decoded.
+var ErrBadSegment = errors.New("cas: malformed index segment")
+
+// segment is the decoded content of an index segment.
+type segment struct {
+	Blobs []index.Blob
+	Files map[digest.Digest][]digest.Digest
+}
+
+var (
+	zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+	zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxSegmentBytes), zstd.WithDecoderLowmem(true))
+)
+
+func (s *segment) encode() []byte {
+	packNum := map[digest.Digest]uint64{}
+	var packs []digest.Digest
+	blobs := append([]index.Blob(nil), s.Blobs...)
+	sort.Slice(blobs, func(i, j int) bool {
+		if blobs[i].Pack != blobs[j].Pack {
+			return string(blobs[i].Pack[:]) < string(blobs[j].Pack[:])
+		}
+		return blobs[i].Offset < blobs[j].Offset
+	})
+	for _, b := range blobs {
+		if _, ok := packNum[b.Pack]; !ok {
+			packNum[b.Pack] = uint64(len(packs))
+			packs = append(packs, b.Pack)
+		}
+	}
+	var body []byte
+	body = binary.AppendUvarint(body, uint64(len(packs)))
+	for _, p := range packs {
+		body = append(body, p[:]...)
+	}
+	body = binary.AppendUvarint(body, uint64(len(blobs)))
+	for _, b := range blobs {
+		body = binary.AppendUvarint(body, packNum[b.Pack])
+		body = append(body, b.Type, b.Codec)
+		body = append(body, b.ID[:]...)
+		body = binary.AppendUvarint(body, b.Offset)
+		body = binary.AppendUvarint(body, uint64(b.Length))
+		body = binary.AppendUvarint(body, uint64(b.RawLen))
+	}
+	files := make([]digest.Digest, 0, len(s.Files))
+	for f := range s.Files {
+		files = append(files, f)
+	}
+	sort.Slice(files, func(i, j int) bool { return string(files[i][:]) < string(files[j][:]) })
+	body = binary.AppendUvarint(body, uint64(len(files)))
+	for _, f := range files {
+		body = append(body, f[:]...)
+		body = binary.AppendUvarint(body, uint64(len(s.Files[f])))
+		for _, c := range s.Files[f] {
+			body = append(body, c[:]...)
+		}
+	}
+	return zstdEncoder.EncodeAll(body, []byte(segmentMagic))
+}
+
+// segReader reads the body of a segment with bounds checks.
+type segReader struct {
+	b   []byte
+	err error
+}
+
+func (r *segReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = ErrBadSegment
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *segReader) bytes(n int) []byte {
+	if r.err != nil || len(r.b) < n {
+		r.err = ErrBadSegment
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+// count reads a count of items of at least minSize bytes each.
+func (r *segReader) count(minSize int) int {
+	n := r.uvarint()
+	if r.err == nil && n > uint64(len(r.b)/minSize) {
+		r.err = ErrBadSegment
+		return 0
+	}
+	return int(n)
+}
+
+func (r *segReader) digest() (d digest.Digest) {
+	copy(d[:], r.bytes(digest.Size))
+	return d
+}
+
+func decodeSegment(data []byte) (*segment, error) {
+	if len(data) < len(segmentMagic) || string(data[:len(segmentMagic)]) != segmentMagic {
+		return nil, fmt.Errorf("%w: no header", ErrBadSegment)
+	}
+	body, err := zstdDecoder.DecodeAll(data[len(segmentMagic):], nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSegment, err)
+	}
+	r := &segReader{b: body}
+	packs := make([]digest.Digest, r.count(digest.Size))
+	for i := range packs {
+		packs[i] = r.digest()
+	}
+	s := &segment{Files: map[digest.Digest][]digest.Digest{}}
+	nb := r.count(2 + digest.Size + 3)
+	s.Blobs = make([]index.Blob, 0, nb)
+	for range nb {
+		pn := r.uvarint()
+		tc := r.bytes(2)
+		id := r.digest()
+		off, length, raw := r.uvarint(), r.uvarint(), r.uvarint()
+		if r.err != nil || pn >= uint64(len(packs)) || length > 1<<32-1 || raw > 1<<32-1 || tc[0] > index.TypeTree || tc[1] > index.CodecZstd {
+			return nil, fmt.Errorf("%w: blob record", ErrBadSegment)
+		}
+		s.Blobs = append(s.Blobs, index.Blob{ID: id, Pack: packs[pn], Offset: off, Length: uint32(length), RawLen: uint32(raw), Type: tc[0], Codec: tc[1]})
+	}
+	nf := r.count(digest.Size + 1)
+	for range nf {
+		f := r.digest()
+		chunks := make([]digest.Digest, r.count(digest.Size))
+		for i := range chunks {
+			chunks[i] = r.digest()
+		}
+		if r.err != nil {
+			break
+		}
+		s.Files[f] = chunks
+	}
+	if r.err != nil || len(r.b) != 0 {
+		return nil, fmt.Errorf("%w: truncated or trailing bytes", ErrBadSegment)
+	}
+	return s, nil
+}
