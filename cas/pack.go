@@ -52,6 +52,9 @@ func (p *packBuilder) empty() bool { return len(p.blobs) == 0 }
 
 // add appends a blob's stored bytes.
 func (p *packBuilder) add(b index.Blob, stored []byte) {
+	if p.buf.Len() == 0 {
+		p.reset() // a zero packBuilder gets its buffer on first use
+	}
 	b.Offset = uint64(p.buf.Len())
 	b.Length = uint32(len(stored))
 	p.buf.Write(stored)
@@ -161,6 +164,9 @@ func parsePack(pack digest.Digest, data []byte) ([]index.Blob, error) {
 
 // reset empties the builder for reuse, keeping its buffer.
 func (p *packBuilder) reset() {
+	if p.buf.Cap() == 0 {
+		p.buf.Grow(defaultPackBytes + 1<<20)
+	}
 	p.buf.Reset()
 	p.buf.WriteString(packMagic)
 	p.blobs = nil

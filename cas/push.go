@@ -62,10 +62,23 @@ type PushResult struct {
 // ErrFileChanged reports a file that kept changing while cas read it.
 var ErrFileChanged = errors.New("file changed while it was being read; stop writing to it and push again")
 
-// racyWindow: a file modified this close to the push is hashed again next
+// A file modified this close to the start of a push is hashed again next
 // time even if its stat data match, since a change within the same clock
-// tick would not show in mtime.
-const racyWindow = 2 * time.Second
+// tick would not show in its mtime. Filesystems with whole-second
+// timestamps (a zero nanosecond part) get the wider window.
+const (
+	racyWindow       = 100 * time.Millisecond
+	racyWindowCoarse = 2 * time.Second
+)
+
+// racy reports whether a stat cache entry is too fresh to trust next time.
+func racy(e index.StatEntry, pushStart int64) bool {
+	w := racyWindow.Nanoseconds()
+	if e.Mtime%1e9 == 0 && e.Ctime%1e9 == 0 {
+		w = racyWindowCoarse.Nanoseconds()
+	}
+	return e.Mtime >= pushStart-w || e.Ctime >= pushStart-w
+}
 
 // Push stores paths and returns the digest of the result: a single path's
 // file or tree digest, or, for several paths, the digest of a tree holding
@@ -162,16 +175,13 @@ func (r *Repo) run(ctx context.Context, p *pusher, paths []string) (*PushResult,
 		if err != nil {
 			return nil, err
 		}
-		sc := &scanner{warn: p.opts.Warn}
-		if r.Index.Persistent() || !p.hashOnly {
-			sc.cache = func(dir string) map[string]index.StatEntry {
-				m, err := r.Index.StatDir(abs, dir)
-				if err != nil {
-					return nil
-				}
-				return m
+		sc := newScanner(p.opts.Warn, func(dir string) map[string]index.StatEntry {
+			m, err := r.Index.StatDir(abs, dir)
+			if err != nil {
+				return nil
 			}
-		}
+			return m
+		})
 		n, err := sc.scanRoot(abs, p.opts.Excludes)
 		if err != nil {
 			return nil, err
@@ -194,8 +204,8 @@ func (r *Repo) run(ctx context.Context, p *pusher, paths []string) (*PushResult,
 	if !p.hashOnly {
 		p.uploads = make(chan *packBuilder)
 		p.free = make(chan *packBuilder, 2)
-		p.pack = newPackBuilder()
-		p.free <- newPackBuilder()
+		p.pack = &packBuilder{}
+		p.free <- &packBuilder{}
 	}
 	uploaderDone := make(chan error, 1)
 	if !p.hashOnly {
@@ -296,7 +306,7 @@ func (r *Repo) run(ctx context.Context, p *pusher, paths []string) (*PushResult,
 	res.StoredBytes = p.storedBytes.Load()
 	for _, rt := range roots {
 		// The stat cache is a speed-up: failing to save it fails nothing.
-		dirs := statDirs(rt.node, start.Add(-racyWindow).UnixNano())
+		dirs := statDirs(rt.node, start.UnixNano())
 		dirs[lastPushKey] = []index.StatEntry{{Digest: rt.node.digest, Size: rt.node.size, Mode: uint32(rt.node.kind)}}
 		_ = r.Index.PutStatDirs(rt.abs, dirs)
 	}
@@ -315,8 +325,8 @@ func countCached(n *node) int64 {
 }
 
 // statDirs collects the stat cache entries of every directory below n,
-// leaving out files modified after racyBefore.
-func statDirs(n *node, racyBefore int64) map[string][]index.StatEntry {
+// leaving out files modified just before the push started.
+func statDirs(n *node, pushStart int64) map[string][]index.StatEntry {
 	out := map[string][]index.StatEntry{}
 	var walk func(n *node)
 	walk = func(n *node) {
@@ -325,7 +335,7 @@ func statDirs(n *node, racyBefore int64) map[string][]index.StatEntry {
 			switch {
 			case c.kind == KindDir:
 				walk(c)
-			case c.kind.IsFile() && c.st.Mtime < racyBefore && c.st.Ctime < racyBefore:
+			case c.kind.IsFile() && !racy(c.st, pushStart):
 				e := c.st
 				e.Digest = c.digest
 				es = append(es, e)
@@ -338,7 +348,7 @@ func statDirs(n *node, racyBefore int64) map[string][]index.StatEntry {
 	switch {
 	case n.kind == KindDir:
 		walk(n)
-	case n.st.Mtime < racyBefore && n.st.Ctime < racyBefore:
+	case !racy(n.st, pushStart):
 		e := n.st
 		e.Digest = n.digest
 		out[""] = []index.StatEntry{e}
@@ -497,22 +507,21 @@ func (p *pusher) processFile(n *node) error {
 // readFile reads one file. Small files are handled whole by the calling
 // worker; large ones are streamed through the shared chunk hashers.
 func (p *pusher) readFile(n *node) error {
-	f, err := os.OpenFile(n.path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	// A raw descriptor: os.File would try to register each of 50,000 small
+	// files with the poller. O_NONBLOCK keeps a FIFO swapped in since the
+	// scan from blocking the open; O_NOFOLLOW refuses a swapped-in symlink.
+	fd, err := unix.Open(n.path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return &os.PathError{Op: "open", Path: n.path, Err: err}
 	}
-	defer f.Close()
-	var before unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &before); err != nil {
-		return err
-	}
-	if before.Mode&unix.S_IFMT != unix.S_IFREG {
-		return ErrSpecialFile
-	}
-	size := before.Size
+	defer unix.Close(fd)
+	f := fdReader(fd)
+	// The scan's lstat is the "before": if the file changed between it and
+	// the end of the read, the fstat after the read shows it.
+	before := n.st
 	var read int64
-	if size <= int64(p.r.chunker.p.Max) {
-		read, err = p.readSmall(n, f, size)
+	if before.Size <= int64(p.r.chunker.p.Max) {
+		read, err = p.readSmall(n, f, before.Size)
 	} else {
 		read, err = p.readLarge(n, f)
 	}
@@ -520,15 +529,22 @@ func (p *pusher) readFile(n *node) error {
 		return err
 	}
 	var after unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &after); err != nil {
+	if err := unix.Fstat(fd, &after); err != nil {
 		return err
 	}
-	if read != after.Size || after.Size != before.Size || after.Mtim != before.Mtim || after.Ctim != before.Ctim {
+	if after.Mode&unix.S_IFMT != unix.S_IFREG {
+		return ErrSpecialFile
+	}
+	now := statEntry(n.name, &after)
+	if read != now.Size || now.Size != before.Size || now.Mtime != before.Mtime || now.Ctime != before.Ctime ||
+		now.Ino != before.Ino || now.Dev != before.Dev {
 		p.opts.Progress.Bytes.Add(-read)
+		// Take the new stat data as the next try's "before".
+		n.st = now
 		return ErrFileChanged
 	}
 	n.size = read
-	n.st = statEntry(n.name, &after)
+	n.st = now
 	n.kind = KindFile
 	if after.Mode&0o111 != 0 {
 		n.kind = KindExec
@@ -536,9 +552,27 @@ func (p *pusher) readFile(n *node) error {
 	return nil
 }
 
+// fdReader reads a raw file descriptor, retrying on EINTR.
+type fdReader int
+
+func (fd fdReader) Read(b []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(fd), b)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0 && len(b) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
 func (p *pusher) acquire(n int64) error { return p.budget.Acquire(p.ctx, n) }
 
-func (p *pusher) readSmall(n *node, f *os.File, size int64) (int64, error) {
+func (p *pusher) readSmall(n *node, f fdReader, size int64) (int64, error) {
 	// One byte more than expected tells a file that grew.
 	want := size + 1
 	if err := p.acquire(want); err != nil {
@@ -547,8 +581,10 @@ func (p *pusher) readSmall(n *node, f *os.File, size int64) (int64, error) {
 	defer p.budget.Release(want)
 	buf := getBuf(int(want))
 	defer putBuf(buf)
-	k, err := io.ReadFull(f, buf[:want])
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+	// One read: a regular file returns fewer bytes than asked only at its
+	// end, and the fstat after the read catches a file that changed.
+	k, err := f.Read(buf[:want])
+	if err != nil && !errors.Is(err, io.EOF) {
 		return 0, err
 	}
 	data := buf[:k]
@@ -598,7 +634,7 @@ type chunkJob struct {
 // readLarge streams a large file: this goroutine reads and cuts, a second
 // hashes the whole file in order, and hasher goroutines hash and store the
 // chunks, so one large file keeps every core busy.
-func (p *pusher) readLarge(n *node, f *os.File) (int64, error) {
+func (p *pusher) readLarge(n *node, f fdReader) (int64, error) {
 	maxc := p.r.chunker.p.Max
 	const block = 4 << 20
 	var (

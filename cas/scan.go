@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
 	"golang.org/x/sys/unix"
@@ -38,14 +40,26 @@ type node struct {
 	target   string
 }
 
-// scanner walks a pushed path into nodes.
+// scanner walks a pushed path into nodes. Subdirectories are scanned in
+// parallel while spare workers last.
 type scanner struct {
-	warn    func(path string, err error)
-	cache   func(dir string) map[string]index.StatEntry // nil: no stat cache
+	warn  func(path string, err error)
+	cache func(dir string) map[string]index.StatEntry // nil: no stat cache
+	spare chan struct{}                              // tokens for extra goroutines
+
+	mu      sync.Mutex // guards the counters below
 	skipped []string
 	files   int64
 	bytes   int64
 	dirs    int64
+}
+
+func newScanner(warn func(string, error), cache func(string) map[string]index.StatEntry) *scanner {
+	s := &scanner{warn: warn, cache: cache, spare: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	for range cap(s.spare) {
+		s.spare <- struct{}{}
+	}
+	return s
 }
 
 // statEntry fills a stat cache entry from lstat results.
@@ -76,6 +90,7 @@ func (s *scanner) scanRoot(path string, excludes []string) (*node, error) {
 			cache = s.cache("")
 		}
 		s.file(n, &st, cache)
+		s.files, s.bytes = 1, n.size
 		return n, nil
 	default:
 		return nil, fmt.Errorf("%s: %w", path, ErrSpecialFile)
@@ -93,8 +108,6 @@ func (s *scanner) file(n *node, st *unix.Stat_t, cache map[string]index.StatEntr
 		c.Mtime == n.st.Mtime && c.Ctime == n.st.Ctime && c.Mode == n.st.Mode {
 		n.digest, n.cached = c.Digest, true
 	}
-	s.files++
-	s.bytes += n.size
 }
 
 // readIgnore parses a directory's .casignore, if any.
@@ -119,7 +132,6 @@ func readIgnore(dir string, domain []string) ([]gitignore.Pattern, error) {
 }
 
 func (s *scanner) scanDir(n *node, domain []string, patterns []gitignore.Pattern) error {
-	s.dirs++
 	f, err := os.Open(n.path)
 	if err != nil {
 		return err
@@ -146,6 +158,9 @@ func (s *scanner) scanDir(n *node, domain []string, patterns []gitignore.Pattern
 	}
 	slices.Sort(names)
 	n.children = make([]*node, 0, len(names))
+	var subdirs []*node
+	var files, bytes int64
+	var skipped []string
 	for _, name := range names {
 		c := &node{name: name, path: filepath.Join(n.path, name), rel: joinRel(n.rel, name)}
 		var st unix.Stat_t
@@ -165,11 +180,11 @@ func (s *scanner) scanDir(n *node, domain []string, patterns []gitignore.Pattern
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFREG:
 			s.file(c, &st, cache)
+			files++
+			bytes += c.size
 		case unix.S_IFDIR:
 			c.kind = KindDir
-			if err := s.scanDir(c, append(domain[:len(domain):len(domain)], name), patterns); err != nil {
-				return err
-			}
+			subdirs = append(subdirs, c)
 		case unix.S_IFLNK:
 			target, err := os.Readlink(c.path)
 			if err != nil {
@@ -177,9 +192,9 @@ func (s *scanner) scanDir(n *node, domain []string, patterns []gitignore.Pattern
 			}
 			c.kind, c.target, c.size = KindLink, target, int64(len(target))
 			c.digest = digest.Of([]byte(target))
-			s.bytes += c.size
+			bytes += c.size
 		default:
-			s.skipped = append(s.skipped, c.path)
+			skipped = append(skipped, c.path)
 			if s.warn != nil {
 				s.warn(c.path, ErrSpecialFile)
 			}
@@ -187,7 +202,30 @@ func (s *scanner) scanDir(n *node, domain []string, patterns []gitignore.Pattern
 		}
 		n.children = append(n.children, c)
 	}
-	return nil
+	s.mu.Lock()
+	s.dirs++
+	s.files += files
+	s.bytes += bytes
+	s.skipped = append(s.skipped, skipped...)
+	s.mu.Unlock()
+	// Scan subdirectories, on spare goroutines while there are any.
+	var wg sync.WaitGroup
+	errs := make([]error, len(subdirs))
+	for i, c := range subdirs {
+		sub := append(domain[:len(domain):len(domain)], c.name)
+		select {
+		case <-s.spare:
+			wg.Add(1)
+			go func() {
+				defer func() { s.spare <- struct{}{}; wg.Done() }()
+				errs[i] = s.scanDir(c, sub, patterns)
+			}()
+		default:
+			errs[i] = s.scanDir(c, sub, patterns)
+		}
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func joinRel(dir, name string) string {

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -242,27 +243,32 @@ func (x *Badger) StatDir(root, dir string) (map[string]StatEntry, error) {
 	return decodeStatEntries(v)
 }
 
-// PutStatDirs implements Index.
+// PutStatDirs implements Index. Directories whose entries did not change
+// are not written again, so an unchanged re-push writes almost nothing.
 func (x *Badger) PutStatDirs(root string, dirs map[string][]StatEntry) error {
-	var stale [][]byte
-	err := x.iterate(statKey(root, ""), false, func(k, _ []byte) error {
-		stale = append(stale, append([]byte(nil), k...))
+	old := map[string][]byte{}
+	err := x.iterate(statKey(root, ""), true, func(k, v []byte) error {
+		old[string(k)] = v
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
 	return x.write(func(wb *badger.WriteBatch) error {
-		for _, k := range stale {
-			if _, keep := dirs[string(k[len(root)+2:])]; keep {
-				continue // overwritten below; one batch must not touch a key twice
+		for d, es := range dirs {
+			k := statKey(root, d)
+			v := encodeStatEntries(es)
+			prev, had := old[string(k)]
+			delete(old, string(k))
+			if had && bytes.Equal(prev, v) {
+				continue
 			}
-			if err := wb.Delete(k); err != nil {
+			if err := wb.Set(k, v); err != nil {
 				return err
 			}
 		}
-		for d, es := range dirs {
-			if err := wb.Set(statKey(root, d), encodeStatEntries(es)); err != nil {
+		for k := range old {
+			if err := wb.Delete([]byte(k)); err != nil {
 				return err
 			}
 		}
