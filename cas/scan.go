@@ -45,7 +45,7 @@ type node struct {
 type scanner struct {
 	warn  func(path string, err error)
 	cache func(dir string) map[string]index.StatEntry // nil: no stat cache
-	spare chan struct{}                              // tokens for extra goroutines
+	spare chan struct{}                               // tokens for extra goroutines
 
 	mu      sync.Mutex // guards the counters below
 	skipped []string
