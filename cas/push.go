@@ -520,7 +520,12 @@ func (p *pusher) readFile(n *node) error {
 	// the end of the read, the fstat after the read shows it.
 	before := n.st
 	var read int64
-	if before.Size <= int64(p.r.chunker.p.Max) {
+	if p.hashOnly && before.Size > int64(p.r.chunker.p.Max) {
+		// Nothing is stored: no need to cut chunks, one pass hashes it.
+		var d digest.Digest
+		d, read, err = digest.FromReader(progressReader{f, &p.opts.Progress.Bytes})
+		n.digest = d
+	} else if before.Size <= int64(p.r.chunker.p.Max) {
 		read, err = p.readSmall(n, f, before.Size)
 	} else {
 		read, err = p.readLarge(n, f)
@@ -550,6 +555,18 @@ func (p *pusher) readFile(n *node) error {
 		n.kind = KindExec
 	}
 	return nil
+}
+
+// progressReader counts what passes through it.
+type progressReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (pr progressReader) Read(b []byte) (int, error) {
+	k, err := pr.r.Read(b)
+	pr.n.Add(int64(k))
+	return k, err
 }
 
 // fdReader reads a raw file descriptor, retrying on EINTR.
