@@ -182,6 +182,7 @@ func (r *Repo) run(ctx context.Context, p *pusher, paths []string) (*PushResult,
 			}
 			return m
 		})
+		sc.skip = r.Dir
 		n, err := sc.scanRoot(abs, p.opts.Excludes)
 		if err != nil {
 			return nil, err

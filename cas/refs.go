@@ -250,6 +250,15 @@ func (r *Repo) expandPrefix(ctx context.Context, prefix string) (digest.Digest, 
 	if err != nil {
 		return digest.Zero, err
 	}
+	err = r.Index.Files(func(f digest.Digest) error {
+		if strings.HasPrefix(f.Hex(), prefix) {
+			found[f] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return digest.Zero, err
+	}
 	refs, err := r.Refs(ctx)
 	if err != nil {
 		return digest.Zero, err
@@ -267,7 +276,7 @@ func (r *Repo) expandPrefix(ctx context.Context, prefix string) (digest.Digest, 
 			return d, nil
 		}
 	}
-	return digest.Zero, fmt.Errorf("%s matches %d objects; give more characters: %w", prefix, len(found), ErrAmbiguous)
+	return digest.Zero, fmt.Errorf("%w: %s matches %d objects; give more characters", ErrAmbiguous, prefix, len(found))
 }
 
 // ReadTree reads and parses a stored tree.
@@ -306,7 +315,7 @@ func (r *Repo) Lookup(ctx context.Context, obj *Object, path string) (*Object, e
 		}
 		e, ok := t.Lookup(name)
 		if !ok {
-			return nil, fmt.Errorf("%s: %w", path, ErrNotFound)
+			return nil, fmt.Errorf("%s: %w", path, ErrNoPath)
 		}
 		cur = &Object{Digest: e.Digest, Kind: e.Kind, Size: e.Size, Name: name}
 	}

@@ -40,6 +40,7 @@ var (
 	ErrNoRepo      = errors.New("cas: no store found")
 	ErrRepoExists  = errors.New("cas: store already exists")
 	ErrNotFound    = errors.New("cas: not found")
+	ErrNoPath      = errors.New("cas: no such path in the stored tree")
 	ErrAmbiguous   = errors.New("cas: ambiguous digest prefix")
 	ErrBadConfig   = errors.New("cas: unreadable store config")
 	ErrNotTree     = errors.New("cas: not a directory")

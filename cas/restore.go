@@ -80,11 +80,18 @@ func (r *Repo) Restore(ctx context.Context, obj *Object, dest string, opts Resto
 		if err != nil {
 			return nil, err
 		}
-		if !empty {
-			if !opts.Force {
-				return nil, fmt.Errorf("%s: %w", dest, ErrDestNotEmpty)
-			}
-			rs.inPlace = true
+		if !empty && !opts.Force {
+			return nil, fmt.Errorf("%s: %w", dest, ErrDestNotEmpty)
+		}
+		rs.inPlace = true
+		if empty {
+			// Restore straight into it (it may be a mount point, which no
+			// rename can replace) and empty it again if the restore fails.
+			defer func() {
+				if !rs.done {
+					removeContents(dest)
+				}
+			}()
 		}
 	}
 	target := dest
@@ -103,6 +110,7 @@ func (r *Repo) Restore(ctx context.Context, obj *Object, dest string, opts Resto
 			return nil, fmt.Errorf("move restored tree into place: %w", err)
 		}
 	}
+	rs.done = true
 	rs.res.Path = dest
 	return rs.res, nil
 }
@@ -140,6 +148,20 @@ type restorer struct {
 	inPlace  bool
 	chunkSem *semaphore.Weighted
 	mu       sync.Mutex // guards res
+	done     bool
+}
+
+// removeContents empties a directory, leaving the directory itself.
+func removeContents(dir string) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return
+	}
+	names, _ := f.Readdirnames(-1)
+	f.Close()
+	for _, n := range names {
+		os.RemoveAll(filepath.Join(dir, n))
+	}
 }
 
 type fileJob struct {

@@ -23,7 +23,7 @@ import (
 const IgnoreFile = ".casignore"
 
 // ErrSpecialFile reports a FIFO, socket or device, which cas skips.
-var ErrSpecialFile = errors.New("not a regular file, directory or symlink; skipped")
+var ErrSpecialFile = errors.New("not a regular file, directory or symlink")
 
 // node is one scanned path.
 type node struct {
@@ -46,6 +46,7 @@ type scanner struct {
 	warn  func(path string, err error)
 	cache func(dir string) map[string]index.StatEntry // nil: no stat cache
 	spare chan struct{}                               // tokens for extra goroutines
+	skip  string                                      // the store's own directory, never scanned
 
 	mu      sync.Mutex // guards the counters below
 	skipped []string
@@ -73,6 +74,9 @@ func statEntry(name string, st *unix.Stat_t) index.StatEntry {
 func (s *scanner) scanRoot(path string, excludes []string) (*node, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
+		if errors.Is(err, unix.ELOOP) {
+			return nil, fmt.Errorf("%s: symlink loop: %w", path, unix.ELOOP)
+		}
 		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
 	n := &node{name: filepath.Base(path), path: path}
@@ -171,7 +175,7 @@ func (s *scanner) scanDir(n *node, domain []string, patterns []gitignore.Pattern
 			return &os.PathError{Op: "lstat", Path: c.path, Err: err}
 		}
 		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-		if isDir && name == DirName {
+		if isDir && (name == DirName || c.path == s.skip) {
 			continue // a store never stores itself
 		}
 		if matcher != nil && matcher.Match(append(domain[:len(domain):len(domain)], name), isDir) {

@@ -12,10 +12,11 @@ import (
 )
 
 type diffOptions struct {
-	IO      *IOStreams
-	Factory *Factory
-	A, B    string
-	JSON    bool
+	IO       *IOStreams
+	Factory  *Factory
+	A, B     string
+	Excludes []string
+	JSON     bool
 }
 
 func newCmdDiff(f *Factory, runF func(*diffOptions) error) *cobra.Command {
@@ -37,6 +38,7 @@ exists on disk, else as a REF. Exit status 0 either way.`,
 			return diffRun(cmd.Context(), opts)
 		},
 	}
+	cmd.Flags().StringArrayVarP(&opts.Excludes, "exclude", "e", nil, "leave out paths on disk matching `PATTERN`, as push does")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print changes as JSON")
 	return cmd
 }
@@ -53,7 +55,7 @@ func diffRun(ctx context.Context, opts *diffOptions) error {
 	var b *cas.Object
 	bs := r.StoreTrees()
 	if _, statErr := os.Lstat(opts.B); statErr == nil {
-		h, err := cas.Hash(ctx, r, []string{opts.B}, cas.PushOptions{})
+		h, err := cas.Hash(ctx, r, []string{opts.B}, cas.PushOptions{Excludes: opts.Excludes})
 		if err != nil {
 			return err
 		}
@@ -97,10 +99,11 @@ func printChanges(io *IOStreams, asJSON bool, changes []cas.Change) error {
 }
 
 type statusOptions struct {
-	IO      *IOStreams
-	Factory *Factory
-	Path    string
-	JSON    bool
+	IO       *IOStreams
+	Factory  *Factory
+	Path     string
+	Excludes []string
+	JSON     bool
 }
 
 func newCmdStatus(f *Factory, runF func(*statusOptions) error) *cobra.Command {
@@ -110,8 +113,9 @@ func newCmdStatus(f *Factory, runF func(*statusOptions) error) *cobra.Command {
 		Short: "Show what changed in PATH since it was last pushed",
 		Long: `Compare PATH with what the last 'cas push PATH' from this store stored, as
 git status does: unchanged files are recognised by their stat data and not
-read.`,
-		Example: "  cas status data/",
+read. .casignore files apply as they do to push; give the same --exclude
+patterns as the push did (or put them in a .casignore so they stick).`,
+		Example: "  cas status data/\n  cas status data/ --exclude '*.tmp'",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = args[0]
@@ -121,6 +125,7 @@ read.`,
 			return statusRun(cmd.Context(), opts)
 		},
 	}
+	cmd.Flags().StringArrayVarP(&opts.Excludes, "exclude", "e", nil, "leave out paths matching `PATTERN`, as push does")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print changes as JSON")
 	return cmd
 }
@@ -141,7 +146,7 @@ func statusRun(ctx context.Context, opts *statusOptions) error {
 	if !ok {
 		return &userError{msg: opts.Path + " has not been pushed from this store", hint: "run `cas push " + opts.Path + "` first"}
 	}
-	h, err := cas.Hash(ctx, r, []string{opts.Path}, cas.PushOptions{})
+	h, err := cas.Hash(ctx, r, []string{opts.Path}, cas.PushOptions{Excludes: opts.Excludes})
 	if err != nil {
 		return err
 	}

@@ -62,10 +62,15 @@ func printError(w io.Writer, err error) int {
 		hint = "run `cas verify` to see everything that is damaged"
 	case errors.Is(err, cas.ErrAmbiguous):
 		code = exitUsage
-	case errors.Is(err, digest.ErrSyntax), errors.Is(err, cas.ErrBadRefName):
+	case errors.Is(err, digest.ErrSyntax):
+		code = exitUsage
+		hint = "a digest is blake3: and 64 hex characters; a prefix needs at least 8 of them"
+	case errors.Is(err, cas.ErrBadRefName):
 		code = exitUsage
 	case errors.Is(err, syscall.ENOSPC):
 		hint = "the disk is full: free space and run the command again; nothing half-written was left"
+	case errors.Is(err, cas.ErrNoPath):
+		hint = "`cas ls REF` lists what a stored directory holds"
 	case errors.Is(err, cas.ErrNotFound):
 		hint = "`cas refs` lists names; a digest prefix needs at least 8 hex characters"
 	case errors.As(err, &pe) && errors.Is(err, os.ErrNotExist):

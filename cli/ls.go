@@ -140,5 +140,8 @@ func catRun(ctx context.Context, opts *catOptions) error {
 	if obj.Kind == cas.KindDir {
 		return &userError{msg: opts.Ref + " is a directory", hint: "use `cas ls " + opts.Ref + "` to list it, or name a file with REF:path"}
 	}
-	return r.WriteFile(ctx, obj, opts.IO.Out)
+	if err := r.WriteFile(ctx, obj, opts.IO.Out); err != nil {
+		return fmt.Errorf("%s: %w", opts.Ref, err)
+	}
+	return nil
 }

@@ -74,7 +74,7 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 	prog := &cas.Progress{}
 	warn := func(path string, err error) {
 		if !opts.JSON {
-			fmt.Fprintf(opts.IO.ErrOut, "warning: %s: %v\n", path, err)
+			fmt.Fprintf(opts.IO.ErrOut, "warning: skipped %s: %v\n", path, err)
 		}
 	}
 	start := opts.Factory.Now()

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -30,7 +31,7 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 	root.SetIn(f.IO.In)
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -38,7 +39,11 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 		return exitOK
 	}
 	if isFlagError(err) {
-		return printError(f.IO.ErrOut, usageError("%s", err.Error()))
+		ue := &userError{msg: err.Error(), code: exitUsage}
+		if cmd != nil {
+			ue.hint = "see `" + cmd.CommandPath() + " --help`"
+		}
+		return printError(f.IO.ErrOut, ue)
 	}
 	return printError(f.IO.ErrOut, err)
 }
@@ -95,7 +100,6 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 		}
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &flagError{err} })
-	root.Args = cobra.NoArgs // "cas frob" is a usage error, like a bad flag
 	root.AddGroup(&cobra.Group{ID: "store", Title: "Storing and restoring data:"},
 		&cobra.Group{ID: "inspect", Title: "Looking at stored data:"},
 		&cobra.Group{ID: "admin", Title: "Store maintenance:"})
@@ -122,17 +126,36 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 }
 
 // argsAreUsage makes wrong arguments (too many, too few, an unknown
-// subcommand) a usage error with exit status 2, as bad flags are.
+// subcommand) a usage error with exit status 2, as bad flags are. A
+// command that only groups others shows its help when run bare.
 func argsAreUsage(c *cobra.Command) {
+	if c.HasSubCommands() && !c.Runnable() {
+		c.RunE = func(cmd *cobra.Command, args []string) error { return cmd.Help() }
+		c.Args = unknownCommand
+	}
 	if check := c.Args; check != nil {
 		c.Args = func(cmd *cobra.Command, args []string) error {
-			if err := check(cmd, args); err != nil {
-				return &flagError{err}
+			err := check(cmd, args)
+			var ue *userError
+			if err != nil && !errors.As(err, &ue) {
+				err = &flagError{err}
 			}
-			return nil
+			return err
 		}
 	}
 	for _, sub := range c.Commands() {
 		argsAreUsage(sub)
 	}
+}
+
+// unknownCommand is the Args check of a command that only groups others.
+func unknownCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	hint := "`" + cmd.CommandPath() + " --help` lists the commands"
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		hint = "did you mean `" + cmd.CommandPath() + " " + s[0] + "`?"
+	}
+	return &userError{msg: fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath()), hint: hint, code: exitUsage}
 }

@@ -107,7 +107,8 @@ func newCmdStats(f *Factory, runF func(*statsOptions) error) *cobra.Command {
 		Long: `Show the store's size: logical bytes (what the refs point at), unique bytes
 (each chunk once), stored bytes (the packs on disk), chunk and pack counts,
 and the dedup and compression ratios.`,
-		Args: cobra.NoArgs,
+		Example: "  cas stats\n  cas stats --json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
 				return runF(opts)
@@ -152,10 +153,11 @@ type refsOptions struct {
 func newCmdRefs(f *Factory, runF func(*refsOptions) error) *cobra.Command {
 	opts := &refsOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
-		Use:   "refs",
-		Short: "List named refs",
-		Long:  "List the refs set by 'cas push --name': name, kind, size, digest and when it was set.",
-		Args:  cobra.NoArgs,
+		Use:     "refs",
+		Short:   "List named refs",
+		Long:    "List the refs set by 'cas push --name': name, kind, size, digest and when it was set.",
+		Example: "  cas refs\n  cas refs --json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
 				return runF(opts)
@@ -187,8 +189,9 @@ func refsRun(ctx context.Context, opts *refsOptions) error {
 
 func newCmdIndex(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "index",
-		Short: "Manage the local index (a rebuildable cache)",
+		Use:     "index",
+		Short:   "Manage the local index (a rebuildable cache)",
+		Example: "  cas index rebuild",
 	}
 	var asJSON bool
 	rebuild := &cobra.Command{
@@ -197,7 +200,8 @@ func newCmdIndex(f *Factory) *cobra.Command {
 		Long: `Forget the local index and rebuild it from the index segments in the store,
 and from the trailers of packs no segment lists (left by an interrupted
 push). The stat cache goes too: the next push reads every file again.`,
-		Args: cobra.NoArgs,
+		Example: "  cas index rebuild\n  cas index rebuild --json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := f.Repo(cmd.Context())
 			if err != nil {

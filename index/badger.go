@@ -167,6 +167,15 @@ func (x *Badger) AddFiles(files map[digest.Digest][]digest.Digest) error {
 	})
 }
 
+// Files implements Index.
+func (x *Badger) Files(fn func(digest.Digest) error) error {
+	return x.iterate([]byte{prefixFile}, false, func(k, _ []byte) error {
+		var d digest.Digest
+		copy(d[:], k[1:])
+		return fn(d)
+	})
+}
+
 // HasSegment implements Index.
 func (x *Badger) HasSegment(seg digest.Digest) (bool, error) {
 	_, ok, err := x.get(key(prefixSegment, seg))

@@ -80,6 +80,8 @@ type Index interface {
 	// FileChunks returns the chunk IDs of a multi-chunk file. A file
 	// without a record is a single chunk whose ID is the file digest.
 	FileChunks(file digest.Digest) ([]digest.Digest, bool, error)
+	// Files calls fn for every multi-chunk file recorded.
+	Files(fn func(digest.Digest) error) error
 	// AddFiles records the chunk lists of multi-chunk files.
 	AddFiles(files map[digest.Digest][]digest.Digest) error
 	// HasSegment reports whether the index segment was loaded.

@@ -77,6 +77,22 @@ func (m *Memory) AddFiles(files map[digest.Digest][]digest.Digest) error {
 	return nil
 }
 
+// Files implements Index.
+func (m *Memory) Files(fn func(digest.Digest) error) error {
+	m.mu.RLock()
+	fs := make([]digest.Digest, 0, len(m.files))
+	for f := range m.files {
+		fs = append(fs, f)
+	}
+	m.mu.RUnlock()
+	for _, f := range fs {
+		if err := fn(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // HasSegment implements Index.
 func (m *Memory) HasSegment(seg digest.Digest) (bool, error) {
 	m.mu.RLock()

@@ -1,0 +1,816 @@
+package cas
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/zeebo/blake3"
+
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/index"
+)
+
+// The golden files pin the on-disk formats that docs/FORMAT.md specifies.
+// A diff in them is a change of format: run `go test ./cas -run Golden
+// -update` only when that is intended, and update docs/FORMAT.md with it.
+var update = flag.Bool("update", false, "rewrite the golden files in ../testdata/golden")
+
+const goldenDir = "../testdata/golden"
+
+// checkGolden compares got, as indented JSON, with the golden file name,
+// or rewrites the file under -update.
+func checkGolden(t *testing.T, name string, got any) {
+	t.Helper()
+	b, err := json.MarshalIndent(got, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, '\n')
+	path := filepath.Join(goldenDir, name)
+	if *update {
+		if err := os.MkdirAll(goldenDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(b, want) {
+		gl, wl := strings.Split(string(b), "\n"), strings.Split(string(want), "\n")
+		for i := 0; i < len(gl) || i < len(wl); i++ {
+			var g, w string
+			if i < len(gl) {
+				g = gl[i]
+			}
+			if i < len(wl) {
+				w = wl[i]
+			}
+			if g != w {
+				t.Fatalf("%s differs at line %d:\ngot  %s\nwant %s\n(a format change? run with -update only if intended)", path, i+1, g, w)
+			}
+		}
+	}
+}
+
+// xof returns n bytes of the BLAKE3 extended output for seed: the same
+// bytes as `printf %s SEED | b3sum --raw --length N`.
+func xof(seed string, n int) []byte {
+	h := blake3.New()
+	_, _ = h.Write([]byte(seed))
+	b := make([]byte, n)
+	if _, err := h.Digest().Read(b); err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// chunkSeed seeds the generated inputs of the chunk vectors.
+const chunkSeed = "cas chunker test vector v1"
+
+type chunkVector struct {
+	Name        string        `json:"name"`
+	Input       string        `json:"input"`
+	InputLen    int           `json:"input_len"`
+	InputDigest digest.Digest `json:"input_digest"`
+	Params      ChunkParams   `json:"params"`
+	MaskS       string        `json:"mask_s"`
+	MaskL       string        `json:"mask_l"`
+	Count       int           `json:"count"`
+	Lengths     []int         `json:"lengths"`
+}
+
+type gearValue struct {
+	Index int    `json:"index"`
+	Value string `json:"value"`
+}
+
+type chunkGolden struct {
+	GearKey string        `json:"gear_key"`
+	Gear    []gearValue   `json:"gear"`
+	Vectors []chunkVector `json:"vectors"`
+}
+
+func TestGoldenChunks(t *testing.T) {
+	inputs := []struct {
+		name  string
+		zeros bool // else XOF of chunkSeed
+		n     int
+		avg   int
+	}{
+		{"xof-4MiB-avg64KiB", false, 4 << 20, 64 << 10},
+		{"xof-256KiB-avg4KiB", false, 256 << 10, 4 << 10},
+		{"zeros-1MiB-avg16KiB", true, 1 << 20, 16 << 10},
+		{"xof-20000B-avg4KiB", false, 20000, 4 << 10}, // shorter than max: the last chunk is short
+	}
+	g := chunkGolden{GearKey: "cas gear table v1"}
+	for _, i := range []int{0, 1, 2, 255} {
+		g.Gear = append(g.Gear, gearValue{i, fmt.Sprintf("0x%016x", gearTable[i])})
+	}
+	for _, in := range inputs {
+		p, err := NewChunkParams(in.avg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var data []byte
+		desc := fmt.Sprintf("BLAKE3 XOF of %q, first %d bytes", chunkSeed, in.n)
+		if in.zeros {
+			data = make([]byte, in.n)
+			desc = fmt.Sprintf("%d zero bytes", in.n)
+		} else {
+			data = xof(chunkSeed, in.n)
+		}
+		c := NewChunker(p)
+		cuts := c.Cuts(data)
+		for k, n := range cuts {
+			if n > p.Max || (n <= p.Min && k != len(cuts)-1) {
+				t.Errorf("%s: chunk %d has %d bytes, want %d..%d", in.name, k, n, p.Min+1, p.Max)
+			}
+		}
+		g.Vectors = append(g.Vectors, chunkVector{
+			Name: in.name, Input: desc, InputLen: in.n, InputDigest: digest.Of(data),
+			Params: p, MaskS: fmt.Sprintf("0x%016x", c.maskS), MaskL: fmt.Sprintf("0x%016x", c.maskL),
+			Count: len(cuts), Lengths: cuts,
+		})
+	}
+	checkGolden(t, "chunks.json", g)
+}
+
+// TestFormatChunkerReference checks Chunker against a plain transcription
+// of the loop in docs/FORMAT.md, on inputs cut in many places.
+func TestFormatChunkerReference(t *testing.T) {
+	ref := func(data []byte, avg int) int {
+		minLen, maxLen := avg/4, avg*8
+		bitsAvg := 0
+		for 1<<bitsAvg < avg {
+			bitsAvg++
+		}
+		maskS := ^uint64(0) << (64 - (bitsAvg + 2))
+		maskL := ^uint64(0) << (64 - (bitsAvg - 2))
+		n := len(data)
+		if n <= minLen {
+			return n
+		}
+		n = min(n, maxLen)
+		var h uint64
+		for i := minLen; i < n; i++ {
+			h = h<<1 + gearTable[data[i]]
+			mask := maskL
+			if i < avg {
+				mask = maskS
+			}
+			if h&mask == 0 {
+				return i + 1
+			}
+		}
+		return n
+	}
+	data := xof("reference", 3<<20)
+	for _, avg := range []int{4 << 10, 64 << 10, 1 << 20} {
+		p, _ := NewChunkParams(avg)
+		c := NewChunker(p)
+		for start := 0; start < len(data); start += 99991 {
+			if got, want := c.Next(data[start:]), ref(data[start:], avg); got != want {
+				t.Fatalf("avg %d, start %d: Next = %d, want %d", avg, start, got, want)
+			}
+		}
+	}
+}
+
+// specEntry describes a tree entry by content, for building both the
+// Tree and the same tree on disk.
+type specEntry struct {
+	name    string
+	kind    Kind
+	content string      // file content or link target
+	sub     []specEntry // of a dir
+}
+
+func specTree(t testing.TB, es []specEntry) *Tree {
+	t.Helper()
+	tr := &Tree{}
+	for _, e := range es {
+		te := TreeEntry{Name: e.name, Kind: e.kind, Size: int64(len(e.content)), Digest: digest.Of([]byte(e.content))}
+		if e.kind == KindDir {
+			sub := specTree(t, e.sub)
+			d, _, err := sub.Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			te.Size, te.Digest = sub.Size(), d
+		}
+		tr.Entries = append(tr.Entries, te)
+	}
+	tr.Sort()
+	return tr
+}
+
+// writeSpec creates the entries of es in dir.
+func writeSpec(t *testing.T, dir string, es []specEntry) {
+	t.Helper()
+	for _, e := range es {
+		p := filepath.Join(dir, e.name)
+		var err error
+		switch e.kind {
+		case KindFile:
+			err = os.WriteFile(p, []byte(e.content), 0o644)
+		case KindExec:
+			err = os.WriteFile(p, []byte(e.content), 0o755)
+		case KindLink:
+			err = os.Symlink(e.content, p)
+		case KindDir:
+			if err = os.Mkdir(p, 0o755); err == nil {
+				writeSpec(t, p, e.sub)
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+var (
+	specHello = []specEntry{{name: "hello.txt", kind: KindFile, content: "hello world\n"}}
+	specMixed = []specEntry{
+		{name: "README", kind: KindFile, content: "cas test tree\n"},
+		{name: "empty", kind: KindFile},
+		{name: "run.sh", kind: KindExec, content: "#!/bin/sh\necho hi\n"},
+		{name: "latest", kind: KindLink, content: "run.sh"},
+		{name: "sub", kind: KindDir, sub: specHello},
+		{name: "void", kind: KindDir},
+	}
+	specNames = []specEntry{
+		{name: "a", kind: KindFile, content: "a"},
+		{name: "A", kind: KindFile, content: "A"},
+		{name: "a b", kind: KindFile, content: "space"},
+		{name: "ab", kind: KindFile, content: "ab"},
+		{name: "new\nline", kind: KindFile, content: "newline"},
+		{name: "\xff", kind: KindFile, content: "not UTF-8"},
+		{name: "\u00e9t\u00e9", kind: KindFile, content: "UTF-8"},
+		{name: strings.Repeat("n", 255), kind: KindFile, content: "long name"},
+		{name: "-dash", kind: KindFile, content: "dash"},
+		{name: "back\\slash", kind: KindLink, content: "../\xfe target with spaces"},
+	}
+	specNested = []specEntry{
+		{name: "mixed", kind: KindDir, sub: specMixed},
+		{name: "names", kind: KindDir, sub: specNames},
+		{name: "hello", kind: KindLink, content: "mixed/sub/hello.txt"},
+	}
+	goldenSpecs = []struct {
+		name string
+		spec []specEntry
+	}{
+		{"empty", nil},
+		{"hello", specHello},
+		{"mixed", specMixed},
+		{"names", specNames},
+		{"nested", specNested},
+	}
+)
+
+type goldenEntry struct {
+	Name    string        `json:"name,omitempty"`     // when valid UTF-8
+	NameHex string        `json:"name_hex,omitempty"` // otherwise
+	Kind    Kind          `json:"kind"`
+	Size    int64         `json:"size"`
+	Digest  digest.Digest `json:"digest"`
+}
+
+type treeVector struct {
+	Name        string        `json:"name"`
+	Entries     []goldenEntry `json:"entries"`
+	Size        int64         `json:"size"`
+	EncodingHex string        `json:"encoding_hex"`
+	Digest      digest.Digest `json:"digest"`
+}
+
+type fileVector struct {
+	Content string        `json:"content"`
+	Digest  digest.Digest `json:"digest"`
+}
+
+type treeGolden struct {
+	Files []fileVector `json:"files"`
+	Trees []treeVector `json:"trees"`
+}
+
+func TestGoldenTrees(t *testing.T) {
+	var g treeGolden
+	for _, s := range []string{"", "hello world\n", "abc"} {
+		g.Files = append(g.Files, fileVector{s, digest.Of([]byte(s))})
+	}
+	for _, gs := range goldenSpecs {
+		tr := specTree(t, gs.spec)
+		d, enc, err := tr.Digest()
+		if err != nil {
+			t.Fatalf("%s: %v", gs.name, err)
+		}
+		tv := treeVector{Name: gs.name, Entries: []goldenEntry{}, Size: tr.Size(), EncodingHex: hex.EncodeToString(enc), Digest: d}
+		for _, e := range tr.Entries {
+			ge := goldenEntry{Kind: e.Kind, Size: e.Size, Digest: e.Digest}
+			if utf8.ValidString(e.Name) {
+				ge.Name = e.Name
+			} else {
+				ge.NameHex = hex.EncodeToString([]byte(e.Name))
+			}
+			tv.Entries = append(tv.Entries, ge)
+		}
+		g.Trees = append(g.Trees, tv)
+
+		back, err := ParseTree(enc)
+		if err != nil {
+			t.Fatalf("%s: ParseTree: %v", gs.name, err)
+		}
+		if !reflect.DeepEqual(back.Entries, tr.Entries) {
+			t.Errorf("%s: ParseTree(Encode(t)) = %+v, want %+v", gs.name, back.Entries, tr.Entries)
+		}
+	}
+	checkGolden(t, "trees.json", g)
+}
+
+// TestGoldenTreeOnDisk checks that the scanner, reading the golden trees
+// from disk, computes the golden digests.
+func TestGoldenTreeOnDisk(t *testing.T) {
+	for _, gs := range goldenSpecs {
+		t.Run(gs.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "root")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeSpec(t, dir, gs.spec)
+			want, _, err := specTree(t, gs.spec).Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := Hash(t.Context(), nil, []string{dir}, PushOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Digest != want || res.Kind != KindDir {
+				t.Errorf("Hash = %v %v, want %v dir", res.Digest, res.Kind, want)
+			}
+		})
+	}
+}
+
+func TestFormatTreeRejects(t *testing.T) {
+	h := strings.Repeat("ab", 32)
+	valid := "cas-tree-v1\nfile " + h + " 3 1 a\n"
+	if _, err := ParseTree([]byte(valid)); err != nil {
+		t.Fatalf("ParseTree(valid) = %v", err)
+	}
+	for _, tt := range []struct{ name, enc string }{
+		{"no header", "file " + h + " 3 1 a\n"},
+		{"old header", "cas-tree-v0\n"},
+		{"unknown kind", "cas-tree-v1\nfifo " + h + " 3 1 a\n"},
+		{"upper hex", "cas-tree-v1\nfile " + strings.ToUpper(h) + " 3 1 a\n"},
+		{"short hex", "cas-tree-v1\nfile " + h[2:] + " 3 1 a\n"},
+		{"leading zero size", "cas-tree-v1\nfile " + h + " 03 1 a\n"},
+		{"negative size", "cas-tree-v1\nfile " + h + " -3 1 a\n"},
+		{"plus size", "cas-tree-v1\nfile " + h + " +3 1 a\n"},
+		{"size overflow", "cas-tree-v1\nfile " + h + " 9223372036854775808 1 a\n"},
+		{"name length too long", "cas-tree-v1\nfile " + h + " 3 2 a\n"},
+		{"name length too short", "cas-tree-v1\nfile " + h + " 3 1 ab\n"},
+		{"empty name", "cas-tree-v1\nfile " + h + " 3 0 \n"},
+		{"dot", "cas-tree-v1\ndir " + h + " 3 1 .\n"},
+		{"dotdot", "cas-tree-v1\ndir " + h + " 3 2 ..\n"},
+		{"slash", "cas-tree-v1\nfile " + h + " 3 3 a/b\n"},
+		{"nul", "cas-tree-v1\nfile " + h + " 3 3 a\x00b\n"},
+		{"no newline", "cas-tree-v1\nfile " + h + " 3 1 a"},
+		{"double space", "cas-tree-v1\nfile  " + h + " 3 1 a\n"},
+		{"unsorted", "cas-tree-v1\nfile " + h + " 3 1 b\nfile " + h + " 3 1 a\n"},
+		{"duplicate", "cas-tree-v1\nfile " + h + " 3 1 a\nexec " + h + " 3 1 a\n"},
+		{"trailing bytes", valid + "x"},
+		{"trailing newline", valid + "\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tr, err := ParseTree([]byte(tt.enc)); err == nil {
+				t.Errorf("ParseTree(%q) = %+v, want error", tt.enc, tr.Entries)
+			} else if !errors.Is(err, ErrBadTree) && !errors.Is(err, ErrBadName) {
+				t.Errorf("ParseTree(%q) error %v, want ErrBadTree or ErrBadName", tt.enc, err)
+			}
+		})
+	}
+	for _, tt := range []struct {
+		name string
+		es   []TreeEntry
+	}{
+		{"unsorted", []TreeEntry{{Name: "b", Kind: KindFile}, {Name: "a", Kind: KindFile}}},
+		{"duplicate", []TreeEntry{{Name: "a", Kind: KindFile}, {Name: "a", Kind: KindDir}}},
+		{"bad name", []TreeEntry{{Name: "a/b", Kind: KindFile}}},
+		{"bad kind", []TreeEntry{{Name: "a", Kind: 9}}},
+		{"negative size", []TreeEntry{{Name: "a", Kind: KindFile, Size: -1}}},
+	} {
+		t.Run("encode "+tt.name, func(t *testing.T) {
+			if _, err := (&Tree{Entries: tt.es}).Encode(); err == nil {
+				t.Errorf("Encode(%+v) succeeded, want error", tt.es)
+			}
+		})
+	}
+}
+
+// zstdRLE is a hand-made zstd frame: single segment, content size 600,
+// one last RLE block of 600 bytes 'z'. Any zstd decoder reads it.
+var zstdRLE = []byte{0x28, 0xb5, 0x2f, 0xfd, 0x60, 0x58, 0x01, 0xc3, 0x12, 0x00, 'z'}
+
+// goldenBlob is a blob of the golden pack: raw bytes and what is stored.
+type goldenBlob struct {
+	typ, codec uint8
+	raw        []byte
+	stored     []byte
+}
+
+func goldenBlobs(t testing.TB) []goldenBlob {
+	t.Helper()
+	_, enc, err := specTree(t, specHello).Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []goldenBlob{
+		{index.TypeData, index.CodecNone, []byte("hello world\n"), []byte("hello world\n")},
+		{index.TypeTree, index.CodecNone, enc, enc},
+		{index.TypeData, index.CodecZstd, bytes.Repeat([]byte("z"), 600), zstdRLE},
+	}
+}
+
+func buildPack(t testing.TB, bs []goldenBlob) ([]byte, digest.Digest, []index.Blob) {
+	t.Helper()
+	p := &packBuilder{}
+	p.reset()
+	for _, b := range bs {
+		p.add(index.Blob{ID: digest.Of(b.raw), Type: b.typ, Codec: b.codec, RawLen: uint32(len(b.raw))}, b.stored)
+	}
+	data, id, blobs := p.finish()
+	return bytes.Clone(data), id, blobs
+}
+
+type packBlobJSON struct {
+	Type   uint8         `json:"type"`
+	Codec  uint8         `json:"codec"`
+	ID     digest.Digest `json:"id"`
+	Offset uint64        `json:"offset"`
+	Length uint32        `json:"length"`
+	RawLen uint32        `json:"raw_len"`
+}
+
+type packGolden struct {
+	Pack    digest.Digest              `json:"pack"`
+	Blobs   []packBlobJSON             `json:"blobs"`
+	PackHex string                     `json:"pack_hex"`
+	Files   map[string][]digest.Digest `json:"segment_files"`
+	BodyHex string                     `json:"segment_body_hex"`
+}
+
+// goldenSegment is the segment that records the golden pack and a
+// two-chunk file.
+func goldenSegment(blobs []index.Blob) *segment {
+	a, b := digest.Of([]byte("hello world\n")), digest.Of(bytes.Repeat([]byte("z"), 600))
+	file := digest.Of(append([]byte("hello world\n"), bytes.Repeat([]byte("z"), 600)...))
+	return &segment{Blobs: blobs, Files: map[digest.Digest][]digest.Digest{file: {a, b}}}
+}
+
+func TestGoldenPack(t *testing.T) {
+	gbs := goldenBlobs(t)
+	if raw, err := zstdDecoder.DecodeAll(zstdRLE, nil); err != nil || !bytes.Equal(raw, gbs[2].raw) {
+		t.Fatalf("zstdRLE decodes to %d bytes, %v; want 600 bytes 'z'", len(raw), err)
+	}
+	data, id, blobs := buildPack(t, gbs)
+	if id != digest.Of(data) {
+		t.Errorf("pack name %v, want BLAKE3 of its bytes %v", id, digest.Of(data))
+	}
+	got, err := parsePack(id, data)
+	if err != nil {
+		t.Fatalf("parsePack: %v", err)
+	}
+	if !reflect.DeepEqual(got, blobs) {
+		t.Errorf("parsePack = %+v, want %+v", got, blobs)
+	}
+	for i, b := range got {
+		if s := data[b.Offset : b.Offset+uint64(b.Length)]; !bytes.Equal(s, gbs[i].stored) {
+			t.Errorf("blob %d: stored bytes %q, want %q", i, s, gbs[i].stored)
+		}
+	}
+
+	seg := goldenSegment(blobs)
+	enc := seg.encode()
+	if !bytes.HasPrefix(enc, []byte(segmentMagic)) {
+		t.Fatalf("segment starts %q, want %q", enc[:8], segmentMagic)
+	}
+	body, err := zstdDecoder.DecodeAll(enc[len(segmentMagic):], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := decodeSegment(enc)
+	if err != nil {
+		t.Fatalf("decodeSegment: %v", err)
+	}
+	if !reflect.DeepEqual(back, seg) {
+		t.Errorf("decodeSegment(encode(s)) = %+v, want %+v", back, seg)
+	}
+
+	g := packGolden{Pack: id, PackHex: hex.EncodeToString(data), BodyHex: hex.EncodeToString(body), Files: map[string][]digest.Digest{}}
+	for _, b := range blobs {
+		g.Blobs = append(g.Blobs, packBlobJSON{b.Type, b.Codec, b.ID, b.Offset, b.Length, b.RawLen})
+	}
+	for f, cs := range seg.Files {
+		g.Files[f.String()] = cs
+	}
+	checkGolden(t, "pack.json", g)
+}
+
+// TestFormatSegmentRoundTrip encodes segments spanning several packs, in
+// any order, and checks that decoding gives them back field for field.
+func TestFormatSegmentRoundTrip(t *testing.T) {
+	var all []index.Blob
+	for k := range 3 {
+		var bs []goldenBlob
+		for i := range 5 + k {
+			raw := xof(fmt.Sprintf("blob %d %d", k, i), 100+i*1000)
+			bs = append(bs, goldenBlob{uint8(i % 2), index.CodecNone, raw, raw})
+		}
+		_, _, blobs := buildPack(t, bs)
+		all = append(all, blobs...)
+	}
+	// encode sorts by (pack, offset); give it the blobs shuffled.
+	shuffled := append([]index.Blob(nil), all...)
+	for i := range shuffled {
+		j := (i * 7) % len(shuffled)
+		shuffled[i], shuffled[j] = shuffled[j], shuffled[i]
+	}
+	files := map[digest.Digest][]digest.Digest{}
+	for i := range 4 {
+		files[digest.Of([]byte{byte(i)})] = []digest.Digest{all[i].ID, all[i+1].ID, all[i].ID}
+	}
+	for _, tt := range []struct {
+		name string
+		seg  *segment
+	}{
+		{"empty", &segment{Blobs: []index.Blob{}, Files: map[digest.Digest][]digest.Digest{}}},
+		{"blobs only", &segment{Blobs: shuffled, Files: map[digest.Digest][]digest.Digest{}}},
+		{"files only", &segment{Blobs: []index.Blob{}, Files: files}},
+		{"both", &segment{Blobs: shuffled, Files: files}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := decodeSegment(tt.seg.encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := &segment{Blobs: append([]index.Blob{}, tt.seg.Blobs...), Files: tt.seg.Files}
+			sortBlobs(want.Blobs)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("decodeSegment(encode(s)) = %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+// sortBlobs orders blobs as segment.encode does, breaking ties by ID.
+func sortBlobs(bs []index.Blob) {
+	key := func(b index.Blob) string {
+		var k [8]byte
+		binary.BigEndian.PutUint64(k[:], b.Offset)
+		return string(b.Pack[:]) + string(k[:]) + string(b.ID[:]) + fmt.Sprint(b.Length, b.RawLen, b.Type, b.Codec)
+	}
+	slices.SortFunc(bs, func(a, b index.Blob) int { return strings.Compare(key(a), key(b)) })
+}
+
+func TestFormatPackRejects(t *testing.T) {
+	data, id, _ := buildPack(t, goldenBlobs(t))
+	n := len(data)
+	tail := n - packFooterLen - 3*packRecordLen // first trailer record
+	rec := func(i int) int { return tail + i*packRecordLen }
+	mod := func(f func(b []byte)) []byte {
+		b := bytes.Clone(data)
+		f(b)
+		return b
+	}
+	u64 := func(off int, v uint64) func([]byte) {
+		return func(b []byte) { binary.LittleEndian.PutUint64(b[off:], v) }
+	}
+	u32 := func(off int, v uint32) func([]byte) {
+		return func(b []byte) { binary.LittleEndian.PutUint32(b[off:], v) }
+	}
+	blob1 := binary.LittleEndian.Uint64(data[rec(1)+34:])
+	dataEnd := uint64(tail)
+	for _, tt := range []struct {
+		name string
+		data []byte
+	}{
+		{"empty", nil},
+		{"magic only", []byte(packMagic)},
+		{"truncated by one", data[:n-1]},
+		{"truncated footer", data[:n-packFooterLen]},
+		{"truncated trailer", append(bytes.Clone(data[:rec(2)]), data[n-packFooterLen:]...)},
+		{"no data", append([]byte(packMagic), data[tail:]...)},
+		{"bad header magic", mod(func(b []byte) { b[0] ^= 1 })},
+		{"bad footer magic", mod(func(b []byte) { b[n-1] ^= 1 })},
+		{"count one more", mod(u32(n-packFooterLen, 4))},
+		{"count one less", mod(u32(n-packFooterLen, 2))},
+		{"count zero", mod(u32(n-packFooterLen, 0))},
+		{"count huge", mod(u32(n-packFooterLen, 1<<31))},
+		{"count beyond limit", mod(u32(n-packFooterLen, maxPackBlobs+1))},
+		{"offset in header", mod(u64(rec(0)+34, 0))},
+		{"offset past data", mod(u64(rec(2)+34, dataEnd+1))},
+		{"offset wraps", mod(u64(rec(2)+34, ^uint64(0)-5))},
+		{"length past data", mod(u32(rec(2)+42, uint32(dataEnd)))},
+		{"overlap", mod(u64(rec(1)+34, blob1-1))},
+		{"gap", mod(u64(rec(1)+34, blob1+1))},
+		{"out of order", mod(func(b []byte) {
+			r0, r1 := bytes.Clone(b[rec(0):rec(1)]), bytes.Clone(b[rec(1):rec(2)])
+			copy(b[rec(0):], r1)
+			copy(b[rec(1):], r0)
+		})},
+		{"bad type", mod(func(b []byte) { b[rec(0)] = 2 })},
+		{"bad codec", mod(func(b []byte) { b[rec(0)+1] = 2 })},
+		{"raw length of plain blob", mod(u32(rec(0)+46, 13))},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			blobs, err := parsePack(id, tt.data)
+			if err == nil {
+				t.Fatalf("parsePack succeeded with %+v, want error", blobs)
+			}
+			if !errors.Is(err, ErrBadPack) {
+				t.Errorf("parsePack error %v, want ErrBadPack", err)
+			}
+		})
+	}
+	// An empty pack is valid.
+	p := &packBuilder{}
+	p.reset()
+	empty, eid, _ := p.finish()
+	if blobs, err := parsePack(eid, empty); err != nil || len(blobs) != 0 {
+		t.Errorf("parsePack(empty pack) = %v, %v; want no blobs", blobs, err)
+	}
+}
+
+// segmentOf wraps a body as a segment, without checking it.
+func segmentOf(body []byte) []byte {
+	return zstdEncoder.EncodeAll(body, []byte(segmentMagic))
+}
+
+func TestFormatSegmentRejects(t *testing.T) {
+	_, _, blobs := buildPack(t, goldenBlobs(t))
+	good := goldenSegment(blobs).encode()
+	body, err := zstdDecoder.DecodeAll(good[len(segmentMagic):], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Offsets into the body of the golden segment: one pack, three blobs
+	// of 39 to 41 bytes, one file of two chunks.
+	const packsAt = 1
+	blobsAt := packsAt + digest.Size
+	filesAt := len(body) - (1 + digest.Size + 1 + 2*digest.Size)
+	modBody := func(f func(b []byte) []byte) []byte { return segmentOf(f(bytes.Clone(body))) }
+	set := func(at int, v byte) func([]byte) []byte {
+		return func(b []byte) []byte { b[at] = v; return b }
+	}
+	if _, err := decodeSegment(segmentOf(body)); err != nil {
+		t.Fatalf("decodeSegment(re-encoded golden body) = %v", err)
+	}
+	if body[blobsAt] != 3 || body[filesAt] != 1 || body[filesAt+1+digest.Size] != 2 {
+		t.Fatalf("golden body layout changed: update the offsets of this test")
+	}
+	for _, tt := range []struct {
+		name string
+		data []byte
+	}{
+		{"empty", nil},
+		{"bad magic", append([]byte("CASIDX02"), good[8:]...)},
+		{"magic only", []byte(segmentMagic)},
+		{"truncated frame", good[:len(good)-1]},
+		{"not zstd", append([]byte(segmentMagic), body...)},
+		{"empty body", segmentOf(nil)},
+		{"truncated body", segmentOf(body[:len(body)-1])},
+		{"trailing byte", segmentOf(append(bytes.Clone(body), 0))},
+		{"second frame", append(bytes.Clone(good), zstdEncoder.EncodeAll([]byte{0}, nil)...)},
+		{"pack count too big", modBody(set(packsAt-1, 0x7f))},
+		{"pack count zero", modBody(set(packsAt-1, 0))},
+		{"blob count too big", modBody(set(blobsAt, 4))},
+		{"blob count huge", modBody(func(b []byte) []byte {
+			return append(append(bytes.Clone(b[:blobsAt]), 0xff, 0xff, 0xff, 0xff, 0x0f), b[blobsAt+1:]...)
+		})},
+		{"blob count overflows", modBody(func(b []byte) []byte {
+			return append(append(bytes.Clone(b[:blobsAt]), bytes.Repeat([]byte{0xff}, 10)...), 0x01)
+		})},
+		{"pack number out of range", modBody(set(blobsAt+1, 1))},
+		{"bad type", modBody(set(blobsAt+2, 2))},
+		{"bad codec", modBody(set(blobsAt+3, 2))},
+		{"length beyond u32", modBody(func(b []byte) []byte {
+			// First blob: pack number, type, codec, id, offset 8 (one byte), length.
+			at := blobsAt + 1 + 3 + digest.Size + 1
+			return append(append(bytes.Clone(b[:at]), 0x80, 0x80, 0x80, 0x80, 0x10), b[at+1:]...)
+		})},
+		{"file count too big", modBody(set(filesAt, 2))},
+		{"file count zero", modBody(set(filesAt, 0))},
+		{"chunk count too big", modBody(set(filesAt+1+digest.Size, 3))},
+		{"chunk count too small", modBody(set(filesAt+1+digest.Size, 1))},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := decodeSegment(tt.data)
+			if err == nil {
+				t.Fatalf("decodeSegment succeeded with %+v, want error", s)
+			}
+			if !errors.Is(err, ErrBadSegment) {
+				t.Errorf("decodeSegment error %v, want ErrBadSegment", err)
+			}
+		})
+	}
+}
+
+// allocs returns the bytes f allocates.
+func allocs(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// segmentAllocBound is the most decodeSegment may allocate for an input
+// of n bytes: a zstd block of 4 bytes decodes to at most 128 KiB, and the
+// decoded records take a small multiple of their encoded size.
+func segmentAllocBound(n int) uint64 { return 4<<20 + 4*32768*uint64(n) }
+
+// A segment whose zstd frame claims a huge content size must not make the
+// decoder allocate that much.
+func TestFormatSegmentBoundedAlloc(t *testing.T) {
+	for _, size := range []uint32{1<<30 - 1, 1 << 30, 1<<32 - 1} {
+		frame := []byte(segmentMagic)
+		// Magic, descriptor (4-byte content size, window descriptor
+		// present), 1 MiB window, content size, one last RLE block of 1 byte.
+		frame = append(frame, 0x28, 0xb5, 0x2f, 0xfd, 0x80, 0x50)
+		frame = binary.LittleEndian.AppendUint32(frame, size)
+		frame = append(frame, 0x0b, 0x00, 0x00, 'x')
+		var err error
+		n := allocs(func() { _, err = decodeSegment(frame) })
+		if !errors.Is(err, ErrBadSegment) {
+			t.Errorf("content size %d: error %v, want ErrBadSegment", size, err)
+		}
+		if n > segmentAllocBound(len(frame)) {
+			t.Errorf("content size %d: decodeSegment of %d bytes allocated %d bytes, want at most %d", size, len(frame), n, segmentAllocBound(len(frame)))
+		}
+	}
+}
+
+// TestFormatDocVectors keeps docs/FORMAT.md in step with the golden files:
+// every digest they pin must appear in it.
+func TestFormatDocVectors(t *testing.T) {
+	doc, err := os.ReadFile("../docs/FORMAT.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type hasDigest struct{ Digest digest.Digest }
+	var tg struct{ Files, Trees []hasDigest }
+	readJSON(t, "trees.json", &tg)
+	var want []string
+	for _, f := range tg.Files {
+		want = append(want, f.Digest.Hex())
+	}
+	for _, tr := range tg.Trees {
+		want = append(want, tr.Digest.Hex())
+	}
+	var cg chunkGolden
+	readJSON(t, "chunks.json", &cg)
+	for _, v := range cg.Vectors {
+		want = append(want, v.InputDigest.Hex())
+	}
+	for _, g := range cg.Gear {
+		want = append(want, g.Value)
+	}
+	var pg packGolden
+	readJSON(t, "pack.json", &pg)
+	want = append(want, pg.Pack.Hex())
+	for _, w := range want {
+		if !bytes.Contains(doc, []byte(w)) {
+			t.Errorf("docs/FORMAT.md lacks the golden value %s", w)
+		}
+	}
+}
+
+func readJSON(t *testing.T, name string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(goldenDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+}

@@ -1,0 +1,416 @@
+package cli_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/cas-ml/cas/cli"
+)
+
+var update = flag.Bool("update", false, "rewrite the expected output files inside testdata/script/*.txtar")
+
+// TestMain makes the test binary double as the cas command: testscript
+// copies it into a directory on $PATH under the name "cas" and runs it
+// with os.Args = ["cas", args...], which is what cli.Main reads.
+func TestMain(m *testing.M) {
+	// Under -race every cas process would sleep 1s at exit (the race
+	// runtime's default atexit_sleep_ms); testscript passes GORACE on.
+	if g := os.Getenv("GORACE"); !strings.Contains(g, "atexit_sleep_ms") {
+		os.Setenv("GORACE", strings.TrimSpace(g+" atexit_sleep_ms=0"))
+	}
+	testscript.Main(m, map[string]func(){
+		"cas": func() { os.Exit(cli.Main()) },
+	})
+}
+
+// scriptTimeout bounds the whole script run, so that a command that hangs
+// (a push reading a FIFO, say) fails the test instead of stalling it.
+const scriptTimeout = 3 * time.Minute
+
+// TestScripts runs the end-to-end CLI scripts in testdata/script. Each is
+// one behaviour of cas as a user sees it: exact output, exit codes, files.
+// Run with -update to rewrite the expected output kept in the scripts.
+func TestScripts(t *testing.T) {
+	if os.Getenv("CI") == "true" {
+		// Scripts use [exec:b3sum] so that a developer without b3sum can
+		// still run them; CI must not skip those checks silently.
+		if _, err := exec.LookPath("b3sum"); err != nil {
+			t.Fatal("CI=true but b3sum is not on $PATH: install it (make deps) so no script skips its b3sum checks")
+		}
+	}
+	deadline := time.Now().Add(scriptTimeout)
+	if d, ok := t.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	testscript.Run(t, testscript.Params{
+		Dir:                "testdata/script",
+		Setup:              setupScript,
+		Cmds:               scriptCmds,
+		UpdateScripts:      *update,
+		RequireUniqueNames: true,
+		Deadline:           deadline,
+	})
+}
+
+// setupScript gives each script a clean environment: its own HOME, UTC
+// times, and no CAS_DIR unless the script sets one.
+func setupScript(env *testscript.Env) error {
+	home := filepath.Join(env.WorkDir, ".home")
+	if err := os.Mkdir(home, 0o755); err != nil {
+		return err
+	}
+	vars := env.Vars[:0]
+	for _, kv := range env.Vars {
+		if !strings.HasPrefix(kv, "CAS_DIR=") {
+			vars = append(vars, kv)
+		}
+	}
+	env.Vars = vars
+	env.Setenv("HOME", home)
+	env.Setenv("TZ", "UTC")
+	env.Setenv("NO_COLOR", "1")
+	return nil
+}
+
+var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+	"exits":    cmdExits,
+	"capture":  cmdCapture,
+	"jsonget":  cmdJSONGet,
+	"jsonmask": cmdJSONMask,
+	"mkfiles":  cmdMkfiles,
+	"mkrand":   cmdMkrand,
+	"mkfifo":   cmdMkfifo,
+	"treeeq":   cmdTreeEq,
+	"flipbyte": cmdFlipByte,
+}
+
+// exits CODE PROG [ARGS...] runs PROG and checks its exit status; stdout
+// and stderr are kept for the next stdout/stderr/cmp commands.
+func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits CODE PROG [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		got = ee.ExitCode()
+	case err != nil:
+		ts.Fatalf("%s: %v", args[1], err)
+	}
+	if got != want {
+		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
+	}
+}
+
+// capture VAR [REGEXP] sets $VAR to the first submatch of REGEXP (or the
+// whole match if it has no group) in the last command's stdout; without
+// REGEXP, to the whole stdout without surrounding space.
+func cmdCapture(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: capture VAR [REGEXP]")
+	}
+	out := ts.ReadFile("stdout")
+	val := strings.TrimSpace(out)
+	if len(args) == 2 {
+		m := regexp.MustCompile(`(?m)` + args[1]).FindStringSubmatch(out)
+		if m == nil {
+			ts.Fatalf("capture: no match for %#q in stdout", args[1])
+		}
+		val = m[len(m)-1]
+	}
+	ts.Setenv(args[0], val)
+}
+
+// jsonget PATH... prints "PATH=VALUE" for each dotted PATH (object keys
+// and array indexes, e.g. "problems.0.path") into the last command's JSON
+// stdout, VALUE in compact JSON. A missing path fails.
+func cmdJSONGet(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) == 0 {
+		ts.Fatalf("usage: jsonget PATH...")
+	}
+	var doc any
+	if err := json.Unmarshal([]byte(ts.ReadFile("stdout")), &doc); err != nil {
+		ts.Fatalf("jsonget: stdout is not JSON: %v", err)
+	}
+	var b strings.Builder
+	for _, p := range args {
+		v := doc
+		for _, k := range strings.Split(p, ".") {
+			switch x := v.(type) {
+			case map[string]any:
+				var ok bool
+				if v, ok = x[k]; !ok {
+					ts.Fatalf("jsonget: %s: no key %q", p, k)
+				}
+			case []any:
+				i, err := strconv.Atoi(k)
+				if err != nil || i < 0 || i >= len(x) {
+					ts.Fatalf("jsonget: %s: no index %q in an array of %d", p, k, len(x))
+				}
+				v = x[i]
+			default:
+				ts.Fatalf("jsonget: %s: %q is below a scalar", p, k)
+			}
+		}
+		enc, err := json.Marshal(v)
+		ts.Check(err)
+		fmt.Fprintf(&b, "%s=%s\n", p, enc)
+	}
+	fmt.Fprint(ts.Stdout(), b.String())
+}
+
+// jsonmask KEY... checks that the last command's stdout is JSON and
+// replaces the scalar value of every KEY, at any depth, by "*": what is
+// left can be compared with a golden file that pins the shape and the
+// stable values.
+func cmdJSONMask(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) == 0 {
+		ts.Fatalf("usage: jsonmask KEY...")
+	}
+	out := ts.ReadFile("stdout")
+	if !json.Valid([]byte(out)) {
+		ts.Fatalf("jsonmask: stdout is not JSON")
+	}
+	for _, k := range args {
+		re := regexp.MustCompile(`(?m)^(\s*"` + regexp.QuoteMeta(k) + `": )([^\[{\n][^\n]*?)(,?)$`)
+		out = re.ReplaceAllString(out, `$1"*"$3`)
+	}
+	fmt.Fprint(ts.Stdout(), out)
+}
+
+// awkwardTree is what mkfiles writes: names cas must keep byte-exact, and
+// every kind of entry a tree holds.
+var awkwardTree = []struct {
+	path string
+	kind byte // 'f' file, 'x' executable, 'd' directory, 'l' symlink
+	data string
+}{
+	{"with space.txt", 'f', "space\n"},
+	{"new\nline", 'f', "newline\n"},
+	{"bad\xffname", 'f', "\x00\x01\xfe\xff not utf-8 inside either\n"},
+	{"tab\tand \"quote\"", 'f', "tab\n"},
+	{"-dash", 'f', "dash\n"},
+	{".hidden", 'f', "hidden\n"},
+	{strings.Repeat("n", 255), 'f', "a 255-byte name\n"},
+	{"ünïcödé.txt", 'f', "utf-8\n"},
+	{"colon:name", 'f', "colon\n"},
+	{"empty", 'f', ""},
+	{"run.sh", 'x', "#!/bin/sh\necho hi\n"},
+	{"emptydir", 'd', ""},
+	{"nested/empty/deeper", 'd', ""},
+	{"nested/dir with space/file", 'f', "deep\n"},
+	{"nested/tool", 'x', "#!/bin/sh\n"},
+	{"link-to-file", 'l', "with space.txt"},
+	{"link-to-dir", 'l', "nested"},
+	{"nested/link-up", 'l', "../run.sh"},
+	{"dangling", 'l', "does/not/exist"},
+	{"absolute", 'l', "/nonexistent/absolute/target"},
+}
+
+// mkfiles DIR writes awkwardTree under DIR (which must not exist yet):
+// names txtar cannot express.
+func cmdMkfiles(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: mkfiles DIR")
+	}
+	root := ts.MkAbs(args[0])
+	ts.Check(os.Mkdir(root, 0o755))
+	for _, e := range awkwardTree {
+		p := filepath.Join(root, e.path)
+		ts.Check(os.MkdirAll(filepath.Dir(p), 0o755))
+		switch e.kind {
+		case 'f':
+			ts.Check(os.WriteFile(p, []byte(e.data), 0o644))
+		case 'x':
+			ts.Check(os.WriteFile(p, []byte(e.data), 0o755))
+			ts.Check(os.Chmod(p, 0o755)) // whatever the umask
+		case 'd':
+			ts.Check(os.MkdirAll(p, 0o755))
+		case 'l':
+			ts.Check(os.Symlink(e.data, p))
+		}
+	}
+}
+
+// mkrand FILE SIZE writes SIZE deterministic pseudo-random (incompressible)
+// bytes, the same for the same FILE base name and SIZE on every machine.
+// SIZE may end in K or M (KiB, MiB). Missing parent directories are made.
+func cmdMkrand(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: mkrand FILE SIZE")
+	}
+	s, mult := args[1], 1
+	switch {
+	case strings.HasSuffix(s, "K"):
+		s, mult = strings.TrimSuffix(s, "K"), 1<<10
+	case strings.HasSuffix(s, "M"):
+		s, mult = strings.TrimSuffix(s, "M"), 1<<20
+	}
+	n, err := strconv.Atoi(s)
+	ts.Check(err)
+	var seed [32]byte
+	copy(seed[:], filepath.Base(args[0]))
+	buf := make([]byte, n*mult)
+	_, _ = rand.NewChaCha8(seed).Read(buf)
+	name := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(filepath.Dir(name), 0o755))
+	ts.Check(os.WriteFile(name, buf, 0o644))
+}
+
+// mkfifo PATH makes a named pipe.
+func cmdMkfifo(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: mkfifo PATH")
+	}
+	ts.Check(syscall.Mkfifo(ts.MkAbs(args[0]), 0o644))
+}
+
+// treeeq WANT GOT checks that two trees are the same as cas promises to
+// keep them: the same names (as bytes), kinds, file contents, owner exec
+// bits, symlink targets and (empty) directories. ! treeeq checks they differ.
+func cmdTreeEq(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: treeeq WANT GOT")
+	}
+	diffs := treeDiff(ts.MkAbs(args[0]), ts.MkAbs(args[1]), ".")
+	switch {
+	case neg && len(diffs) == 0:
+		ts.Fatalf("%s and %s are the same tree", args[0], args[1])
+	case !neg && len(diffs) > 0:
+		for _, d := range diffs {
+			ts.Logf("%s", d)
+		}
+		ts.Fatalf("%s and %s differ in %d places", args[0], args[1], len(diffs))
+	}
+}
+
+func treeDiff(want, got, rel string) []string {
+	wi, werr := os.Lstat(want)
+	gi, gerr := os.Lstat(got)
+	switch {
+	case werr != nil:
+		return []string{fmt.Sprintf("%q: %v", rel, werr)}
+	case gerr != nil:
+		return []string{fmt.Sprintf("%q: missing: %v", rel, gerr)}
+	case wi.Mode().Type() != gi.Mode().Type():
+		return []string{fmt.Sprintf("%q: got type %v, want %v", rel, gi.Mode().Type(), wi.Mode().Type())}
+	}
+	switch wi.Mode().Type() {
+	case fs.ModeSymlink:
+		wt, err1 := os.Readlink(want)
+		gt, err2 := os.Readlink(got)
+		if err := errors.Join(err1, err2); err != nil {
+			return []string{fmt.Sprintf("%q: %v", rel, err)}
+		}
+		if wt != gt {
+			return []string{fmt.Sprintf("%q: got link to %q, want %q", rel, gt, wt)}
+		}
+	case 0:
+		var out []string
+		if w, g := wi.Mode()&0o100, gi.Mode()&0o100; w != g {
+			out = append(out, fmt.Sprintf("%q: got mode %v, want %v (exec bit)", rel, gi.Mode(), wi.Mode()))
+		}
+		wb, err1 := os.ReadFile(want)
+		gb, err2 := os.ReadFile(got)
+		if err := errors.Join(err1, err2); err != nil {
+			return append(out, fmt.Sprintf("%q: %v", rel, err))
+		}
+		if !bytes.Equal(wb, gb) {
+			out = append(out, fmt.Sprintf("%q: got %d bytes %q, want %d bytes %q", rel, len(gb), trunc(gb), len(wb), trunc(wb)))
+		}
+		return out
+	case fs.ModeDir:
+		names := func(dir string) ([]string, error) {
+			ents, err := os.ReadDir(dir)
+			var ns []string
+			for _, e := range ents {
+				ns = append(ns, e.Name())
+			}
+			return ns, err
+		}
+		wn, err1 := names(want)
+		gn, err2 := names(got)
+		if err := errors.Join(err1, err2); err != nil {
+			return []string{fmt.Sprintf("%q: %v", rel, err)}
+		}
+		var out []string
+		for _, n := range gn {
+			if !slices.Contains(wn, n) {
+				out = append(out, fmt.Sprintf("%q: unexpected entry", filepath.Join(rel, n)))
+			}
+		}
+		for _, n := range wn {
+			out = append(out, treeDiff(filepath.Join(want, n), filepath.Join(got, n), filepath.Join(rel, n))...)
+		}
+		return out
+	default:
+		return []string{fmt.Sprintf("%q: special file of type %v", rel, wi.Mode().Type())}
+	}
+	return nil
+}
+
+func trunc(b []byte) []byte {
+	if len(b) > 40 {
+		return b[:40]
+	}
+	return b
+}
+
+// flipbyte FILE OFFSET flips the lowest bit of the byte at OFFSET in FILE
+// (a negative OFFSET counts from the end). FILE may be a glob that must
+// match exactly one file; read-only files (packs are 0444) are made
+// writable first and their mode is put back.
+func cmdFlipByte(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: flipbyte FILE OFFSET")
+	}
+	matches, err := filepath.Glob(ts.MkAbs(args[0]))
+	ts.Check(err)
+	if len(matches) != 1 {
+		ts.Fatalf("flipbyte: %s matches %d files, want 1: %q", args[0], len(matches), matches)
+	}
+	name := matches[0]
+	off, err := strconv.ParseInt(args[1], 10, 64)
+	ts.Check(err)
+	fi, err := os.Stat(name)
+	ts.Check(err)
+	if off < 0 {
+		off += fi.Size()
+	}
+	if off < 0 || off >= fi.Size() {
+		ts.Fatalf("flipbyte: offset %s outside %s (%d bytes)", args[1], name, fi.Size())
+	}
+	ts.Check(os.Chmod(name, fi.Mode().Perm()|0o200))
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	ts.Check(err)
+	b := make([]byte, 1)
+	_, err = f.ReadAt(b, off)
+	ts.Check(err)
+	b[0] ^= 1
+	_, err = f.WriteAt(b, off)
+	ts.Check(err)
+	ts.Check(f.Close())
+	ts.Check(os.Chmod(name, fi.Mode().Perm()))
+	ts.Logf("flipped byte %d of %s", off, name)
+}
