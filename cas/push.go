@@ -714,7 +714,7 @@ func (p *pusher) readLarge(n *node, f fdReader) (int64, error) {
 			end += k
 			total += int64(k)
 			p.opts.Progress.Bytes.Add(int64(k))
-			if rerr == io.EOF {
+			if errors.Is(rerr, io.EOF) {
 				eof = true
 			} else if rerr != nil {
 				err = rerr

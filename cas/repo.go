@@ -162,6 +162,8 @@ func Open(ctx context.Context, dir string) (*Repo, error) {
 		_ = r.Close()
 		return nil, err
 	}
+	// Temp files a killed push left: an hour is far beyond any live Put.
+	_, _ = be.RemoveStaleTemp(time.Hour)
 	return r, nil
 }
 

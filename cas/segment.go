@@ -139,7 +139,7 @@ func decodeSegment(data []byte) (*segment, error) {
 	}
 	body, err := zstdDecoder.DecodeAll(data[len(segmentMagic):], nil)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadSegment, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadSegment, err)
 	}
 	r := &segReader{b: body}
 	packs := make([]digest.Digest, r.count(digest.Size))

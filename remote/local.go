@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -586,4 +587,30 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// RemoveStaleTemp deletes temp files of Puts that started more than
+// olderThan ago: what a killed process left behind. Live Puts of other
+// processes are younger and stay.
+func (l *Local) RemoveStaleTemp(olderThan time.Duration) (int, error) {
+	dir := filepath.Join(l.dir, localTmpDir)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if isNotExist(err) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	removed := 0
+	cutoff := time.Now().Add(-olderThan)
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil || !fi.Mode().IsRegular() || fi.ModTime().After(cutoff) {
+			continue
+		}
+		if os.Remove(filepath.Join(dir, e.Name())) == nil {
+			removed++
+		}
+	}
+	return removed, nil
 }

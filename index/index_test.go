@@ -1,0 +1,160 @@
+package index
+
+import (
+	"errors"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/cas-ml/cas/digest"
+)
+
+// Both implementations keep the same contract.
+func forEachIndex(t *testing.T, fn func(t *testing.T, x Index)) {
+	t.Helper()
+	t.Run("memory", func(t *testing.T) { fn(t, NewMemory()) })
+	t.Run("badger", func(t *testing.T) {
+		x, err := OpenBadger(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { x.Close() })
+		fn(t, x)
+	})
+}
+
+func d(s string) digest.Digest { return digest.Of([]byte(s)) }
+
+func TestBlobs(t *testing.T) {
+	forEachIndex(t, func(t *testing.T, x Index) {
+		pack := d("pack")
+		want := Blob{ID: d("a"), Pack: pack, Offset: 8, Length: 100, RawLen: 120, Codec: CodecZstd, Type: TypeTree}
+		if _, ok, err := x.Blob(want.ID); ok || err != nil {
+			t.Fatalf("Blob before add: got ok=%v err=%v, want false nil", ok, err)
+		}
+		if err := x.AddBlobs(pack, []Blob{want, {ID: d("b"), Pack: pack, Offset: 108, Length: 5, RawLen: 5}}); err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := x.Blob(want.ID)
+		if !ok || err != nil || got != want {
+			t.Errorf("Blob = %+v, %v, %v; want %+v", got, ok, err, want)
+		}
+		if ok, _ := x.HasPack(pack); !ok {
+			t.Error("HasPack after AddBlobs = false")
+		}
+		var n int
+		if err := x.Blobs(func(Blob) error { n++; return nil }); err != nil || n != 2 {
+			t.Errorf("Blobs visited %d (%v), want 2", n, err)
+		}
+		stop := errors.New("stop")
+		if err := x.Packs(func(digest.Digest) error { return stop }); !errors.Is(err, stop) {
+			t.Errorf("Packs: got %v, want the callback's error", err)
+		}
+	})
+}
+
+func TestFilesAndSegments(t *testing.T) {
+	forEachIndex(t, func(t *testing.T, x Index) {
+		f := d("file")
+		chunks := []digest.Digest{d("c1"), d("c2"), d("c3")}
+		if err := x.AddFiles(map[digest.Digest][]digest.Digest{f: chunks}); err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := x.FileChunks(f)
+		if !ok || err != nil || !slices.Equal(got, chunks) {
+			t.Errorf("FileChunks = %v, %v, %v; want %v", got, ok, err, chunks)
+		}
+		if _, ok, _ := x.FileChunks(d("other")); ok {
+			t.Error("FileChunks of an unknown file: ok")
+		}
+		var files []digest.Digest
+		_ = x.Files(func(f digest.Digest) error { files = append(files, f); return nil })
+		if !slices.Equal(files, []digest.Digest{f}) {
+			t.Errorf("Files = %v, want [%v]", files, f)
+		}
+		seg := d("seg")
+		if ok, _ := x.HasSegment(seg); ok {
+			t.Error("HasSegment before MarkSegment: true")
+		}
+		if err := x.MarkSegment(seg); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := x.HasSegment(seg); !ok {
+			t.Error("HasSegment after MarkSegment: false")
+		}
+		if err := x.Reset(); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := x.HasSegment(seg); ok {
+			t.Error("HasSegment after Reset: true")
+		}
+	})
+}
+
+func TestStatDirs(t *testing.T) {
+	forEachIndex(t, func(t *testing.T, x Index) {
+		e := StatEntry{Name: "a\nb \xff", Dev: 1, Ino: 2, Size: 3, Mtime: -4, Ctime: 5e18, Mode: 0o100755, Digest: d("x")}
+		if err := x.PutStatDirs("/root", map[string][]StatEntry{"": {e}, "sub": {{Name: "s"}}}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := x.StatDir("/root", "")
+		if err != nil || len(got) != 1 || got[e.Name] != e {
+			t.Errorf("StatDir = %+v, %v; want %+v", got, err, e)
+		}
+		// A root whose name is a prefix of another stays separate.
+		if got, _ := x.StatDir("/roo", ""); len(got) != 0 {
+			t.Errorf("StatDir of another root: %v", got)
+		}
+		// Putting again replaces: "sub" is gone, "" unchanged.
+		if err := x.PutStatDirs("/root", map[string][]StatEntry{"": {e}}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := x.StatDir("/root", "sub"); len(got) != 0 {
+			t.Errorf("stale directory survived: %v", got)
+		}
+		if got, _ := x.StatDir("/root", ""); got[e.Name] != e {
+			t.Errorf("unchanged directory lost: %v", got)
+		}
+	})
+}
+
+func TestBadgerBusyAndPersistent(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "idx")
+	x, err := OpenBadger(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenBadger(dir); !errors.Is(err, ErrBusy) {
+		t.Errorf("second open: got %v, want ErrBusy", err)
+	}
+	b := Blob{ID: d("a"), Pack: d("p"), Offset: 8, Length: 1, RawLen: 1}
+	if err := x.AddBlobs(b.Pack, []Blob{b}); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	y, err := OpenBadger(dir)
+	if err != nil {
+		t.Fatalf("reopen after close: %v", err)
+	}
+	defer y.Close()
+	if got, ok, _ := y.Blob(b.ID); !ok || got != b {
+		t.Errorf("after reopen Blob = %+v, %v; want %+v", got, ok, b)
+	}
+	if !y.Persistent() || NewMemory().Persistent() {
+		t.Error("Persistent: want badger true, memory false")
+	}
+}
+
+func TestDecodeStatEntriesRejectsGarbage(t *testing.T) {
+	good := encodeStatEntries([]StatEntry{{Name: "x", Size: 1, Digest: d("x")}})
+	for n := 0; n < len(good); n++ {
+		if _, err := decodeStatEntries(good[:n]); n > 0 && err == nil {
+			t.Errorf("decode of %d of %d bytes succeeded", n, len(good))
+		}
+	}
+	if _, err := decodeBlobValue(d("x"), make([]byte, 10)); err == nil {
+		t.Error("decodeBlobValue of a short record succeeded")
+	}
+}
