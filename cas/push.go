@@ -142,6 +142,37 @@ type pusher struct {
 	chunks, newChunks, newBytes, storedBytes, packs atomic.Int64
 }
 
+// start sets the pipeline up: its context, which ends when the push does
+// or a stage fails, and, when storing, the pack uploader. The returned
+// finish flushes the last pack, waits for the uploader and returns the
+// first error.
+func (p *pusher) start(ctx context.Context) (finish func(error) error) {
+	p.files = map[digest.Digest][]digest.Digest{}
+	p.budget = semaphore.NewWeighted(p.memBudget())
+	gctx, cancel := context.WithCancel(ctx)
+	p.ctx, p.fail = gctx, cancel
+	if p.hashOnly {
+		return func(err error) error { cancel(); return err }
+	}
+	p.uploads = make(chan *packBuilder)
+	p.free = make(chan *packBuilder, 2)
+	p.pack = &packBuilder{}
+	p.free <- &packBuilder{}
+	done := make(chan error, 1)
+	go func() { done <- p.uploader(gctx) }()
+	return func(err error) error {
+		if err == nil {
+			err = p.flushPack()
+		}
+		close(p.uploads)
+		if uerr := <-done; err == nil {
+			err = uerr
+		}
+		cancel()
+		return err
+	}
+}
+
 // memBudget is the most file data a push holds in memory at once, beside
 // at most two packs being built or written.
 func (p *pusher) memBudget() int64 {
@@ -156,8 +187,6 @@ func (r *Repo) run(ctx context.Context, p *pusher, paths []string) (*PushResult,
 	if p.r.chunker == nil {
 		p.r.chunker = NewChunker(ChunkParams{Min: 256 << 10, Avg: 1 << 20, Max: 8 << 20})
 	}
-	p.files = map[digest.Digest][]digest.Digest{}
-	p.budget = semaphore.NewWeighted(p.memBudget())
 	if p.opts.Progress == nil {
 		p.opts.Progress = &Progress{}
 	}
@@ -196,22 +225,9 @@ func (r *Repo) run(ctx context.Context, p *pusher, paths []string) (*PushResult,
 		p.opts.Progress.TotalBytes.Add(sc.bytes)
 	}
 
-	// The pipeline's context ends when the push does or a stage fails;
-	// unlike errgroup's own, it outlives the file stage.
-	gctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	p.ctx, p.fail = gctx, cancel
+	finish := p.start(ctx)
+	gctx := p.ctx
 	var g errgroup.Group
-	if !p.hashOnly {
-		p.uploads = make(chan *packBuilder)
-		p.free = make(chan *packBuilder, 2)
-		p.pack = &packBuilder{}
-		p.free <- &packBuilder{}
-	}
-	uploaderDone := make(chan error, 1)
-	if !p.hashOnly {
-		go func() { uploaderDone <- p.uploader(gctx) }()
-	}
 
 	// Reuse what the stat cache vouches for; queue every other file.
 	var work []*node
@@ -266,17 +282,7 @@ func (r *Repo) run(ctx context.Context, p *pusher, paths []string) (*PushResult,
 			err = p.storeTree(top)
 		}
 	}
-	if !p.hashOnly {
-		if err == nil {
-			err = p.flushPack()
-		}
-		close(p.uploads)
-		if uerr := <-uploaderDone; err == nil {
-			err = uerr
-		}
-		cancel()
-	}
-	if err != nil {
+	if err = finish(err); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -611,26 +617,32 @@ func (p *pusher) readSmall(n *node, f fdReader, size int64) (int64, error) {
 		n.digest = digest.Of(data)
 		return int64(k), nil
 	}
+	var err2 error
+	n.digest, err2 = p.storeBytes(data)
+	return int64(k), err2
+}
+
+// storeBytes stores one file's bytes held in memory and returns its digest.
+func (p *pusher) storeBytes(data []byte) (digest.Digest, error) {
+	d := digest.Of(data)
 	cuts := p.r.chunker.Cuts(data)
 	if len(cuts) <= 1 {
-		n.digest = digest.Of(data)
-		if k > 0 {
-			return int64(k), p.storeBlob(n.digest, data, index.TypeData, nil)
+		if len(data) == 0 {
+			return d, nil
 		}
-		return int64(k), nil
+		return d, p.storeBlob(d, data, index.TypeData, nil)
 	}
-	n.digest = digest.Of(data)
 	ids := make([]digest.Digest, len(cuts))
 	off := 0
 	for i, c := range cuts {
 		ids[i] = digest.Of(data[off : off+c])
 		if err := p.storeBlob(ids[i], data[off:off+c], index.TypeData, nil); err != nil {
-			return 0, err
+			return d, err
 		}
 		off += c
 	}
-	p.recordFile(n.digest, ids)
-	return int64(k), nil
+	p.recordFile(d, ids)
+	return d, nil
 }
 
 func (p *pusher) recordFile(d digest.Digest, ids []digest.Digest) {

@@ -22,7 +22,10 @@ type Ref struct {
 	Kind   Kind          `json:"kind"`
 	Size   int64         `json:"size"`
 	// File is the base name of a single pushed file.
-	File string    `json:"file,omitempty"`
+	File string `json:"file,omitempty"`
+	// Type says what a file holds when cas knows: "manifest" for an
+	// experiment manifest.
+	Type string    `json:"type,omitempty"`
 	Time time.Time `json:"time"`
 	// Previous holds earlier targets, newest first, so that moving a ref
 	// never loses what it pointed at.
@@ -53,7 +56,7 @@ func (r *Repo) SetRef(ctx context.Context, name string, obj Object) (*Ref, error
 	}
 	key := refPrefix + name
 	for attempt := 0; ; attempt++ {
-		ref := &Ref{Name: name, Target: target, Kind: obj.Kind, Size: obj.Size, File: obj.Name, Time: r.Now().UTC().Truncate(time.Millisecond)}
+		ref := &Ref{Name: name, Target: target, Kind: obj.Kind, Size: obj.Size, File: obj.Name, Type: obj.Type, Time: r.Now().UTC().Truncate(time.Millisecond)}
 		opts := remote.PutOptions{IfNoneMatch: true}
 		old, info, err := r.readRef(ctx, name)
 		switch {
@@ -146,6 +149,8 @@ type Object struct {
 	// Name is the last path element, for a file named by REF:path or a
 	// ref to a single file; empty otherwise.
 	Name string `json:"name,omitempty"`
+	// Type is "manifest" for a manifest named by a ref; empty otherwise.
+	Type string `json:"type,omitempty"`
 }
 
 // Resolve turns "REF" or "REF:path/inside" into an object. REF is a full
@@ -184,7 +189,7 @@ func (r *Repo) resolveRef(ctx context.Context, s string) (*Object, error) {
 		if err != nil {
 			return nil, err
 		}
-		obj := &Object{Digest: ref.Target, Kind: ref.Kind, Size: ref.Size, Name: ref.File}
+		obj := &Object{Digest: ref.Target, Kind: ref.Kind, Size: ref.Size, Name: ref.File, Type: ref.Type}
 		return obj, nil
 	}
 	if digest.IsHexPrefix(s) {

@@ -105,6 +105,11 @@ func Init(dir string, params ChunkParams, now time.Time) error {
 	cfg := Config{Version: 1, ID: hex.EncodeToString(id[:]), Chunking: params, Created: now.UTC().Truncate(time.Second)}
 	b, _ := json.MarshalIndent(cfg, "", "  ")
 	b = append(b, '\n')
+	// Git ignores a directory holding a .gitignore of "*", as it does
+	// virtualenvs: the store never shows as untracked code.
+	if err := os.WriteFile(filepath.Join(dir, ".gitignore"), []byte("# created by cas init: git ignores the store\n*\n"), 0o644); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
 	// Write then link: of two concurrent inits exactly one wins.
 	tmp, err := os.CreateTemp(dir, ".config-*")
 	if err != nil {

@@ -300,6 +300,9 @@ func (rs *restorer) makeDir(path string) error {
 }
 
 func (rs *restorer) writeLink(ctx context.Context, e TreeEntry, path string) error {
+	if e.Size > 1<<20 {
+		return fmt.Errorf("link target of %d bytes: %w", e.Size, ErrBadTree)
+	}
 	target, err := rs.r.readWhole(ctx, e.Digest, e.Size)
 	if err != nil {
 		return err
@@ -329,11 +332,9 @@ func (rs *restorer) replace(tmp, path string) error {
 	return os.Rename(tmp, path)
 }
 
-// readWhole reads a small stored file (a link target) into memory.
+// readWhole reads a small stored file (a link target, a manifest) into
+// memory, checked against its digest.
 func (r *Repo) readWhole(ctx context.Context, d digest.Digest, size int64) ([]byte, error) {
-	if size > 1<<20 {
-		return nil, fmt.Errorf("link target of %d bytes: %w", size, ErrBadTree)
-	}
 	chunks, err := r.fileChunks(d, size)
 	if err != nil {
 		return nil, err

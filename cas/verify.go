@@ -220,6 +220,12 @@ func (r *Repo) VerifyAll(ctx context.Context, prog *Progress) (*VerifyReport, er
 
 // verifyPack reads a whole pack and checks it.
 func (r *Repo) verifyPack(ctx context.Context, key string) error {
+	return r.readPack(ctx, key, func(index.Blob, []byte) error { return nil })
+}
+
+// readPack reads a whole pack, checks its name, and calls fn with every
+// blob's checked raw bytes.
+func (r *Repo) readPack(ctx context.Context, key string, fn func(b index.Blob, raw []byte) error) error {
 	id, err := packIDFromKey(key)
 	if err != nil {
 		return err
@@ -249,6 +255,29 @@ func (r *Repo) verifyPack(ctx context.Context, key string) error {
 			if _, err := ParseTree(raw); err != nil {
 				return fmt.Errorf("tree %s: %w", b.ID.Short(), err)
 			}
+		}
+		if err := fn(b, raw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ForEachBlob calls fn with the raw bytes of every blob in every pack of
+// the store, checked against its ID. What is stored is exactly what fn
+// sees: tests use it to prove what a store does not hold.
+func (r *Repo) ForEachBlob(ctx context.Context, fn func(id digest.Digest, raw []byte) error) error {
+	var keys []string
+	err := r.Backend.List(ctx, packPrefix, func(oi remote.ObjectInfo) error {
+		keys = append(keys, oi.Key)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := r.readPack(ctx, k, func(b index.Blob, raw []byte) error { return fn(b.ID, raw) }); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/manifest"
 )
 
 type diffOptions struct {
@@ -27,8 +28,12 @@ func newCmdDiff(f *Factory, runF func(*diffOptions) error) *cobra.Command {
 		Long: `Compare two stored trees, or a stored tree with a file or directory on disk,
 and list the files added (+), removed (-) and modified (~), with sizes, as
 git diff --stat does. The second argument is taken as a PATH when it
-exists on disk, else as a REF. Exit status 0 either way.`,
-		Example: "  cas diff train-v1 train-v2\n  cas diff train data/",
+exists on disk, else as a REF. Exit status 0 either way.
+
+When both name run manifests, show what differs between the runs: inputs,
+commit and patch, packages, environment, variables, seeds, command,
+outputs, and metrics with their deltas.`,
+		Example: "  cas diff train-v1 train-v2\n  cas diff train data/\n  cas diff runs/seed1 runs/seed2",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.A, opts.B = args[0], args[1]
@@ -46,6 +51,9 @@ exists on disk, else as a REF. Exit status 0 either way.`,
 func diffRun(ctx context.Context, opts *diffOptions) error {
 	r, err := opts.Factory.Repo(ctx)
 	if err != nil {
+		return err
+	}
+	if done, err := diffManifests(ctx, r, opts); done || err != nil {
 		return err
 	}
 	a, err := r.Resolve(ctx, opts.A)
@@ -166,4 +174,38 @@ func statusRun(ctx context.Context, opts *statusOptions) error {
 	}
 	fmt.Fprintf(opts.IO.Out, "last pushed as %s\n", last.Digest.Short())
 	return printChanges(opts.IO, false, changes)
+}
+
+// diffManifests compares A and B when both name manifests, and reports
+// whether they did.
+func diffManifests(ctx context.Context, r *cas.Repo, opts *diffOptions) (bool, error) {
+	if _, err := os.Lstat(opts.B); err == nil {
+		return false, nil // B is a path on disk
+	}
+	a, _, err := manifest.Resolve(ctx, r, opts.A)
+	if err != nil {
+		return false, nil
+	}
+	b, _, err := manifest.Resolve(ctx, r, opts.B)
+	if err != nil {
+		return false, nil
+	}
+	pa, err := manifest.LoadObject(ctx, r, a.Environment.Packages, 64<<20)
+	if err != nil {
+		return true, err
+	}
+	pb, err := manifest.LoadObject(ctx, r, b.Environment.Packages, 64<<20)
+	if err != nil {
+		return true, err
+	}
+	diffs := manifest.Diff(a, b, pa, pb)
+	if opts.JSON {
+		return true, writeJSON(opts.IO.Out, diffs)
+	}
+	if len(diffs) == 0 {
+		fmt.Fprintln(opts.IO.Out, "the runs match")
+		return true, nil
+	}
+	printDifferences(opts.IO, diffs, a.Name, b.Name)
+	return true, nil
 }

@@ -43,6 +43,10 @@ var errDamaged = &userError{msg: "damaged data found", code: exitDamaged}
 // printError writes one line of what went wrong and, where useful, one of
 // what to do next, and returns the exit code.
 func printError(w io.Writer, err error) int {
+	var es exitStatus
+	if errors.As(err, &es) {
+		return int(es) // the command's own status; it said what went wrong
+	}
 	code := exitError
 	msg := err.Error()
 	hint := ""

@@ -102,6 +102,7 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &flagError{err} })
 	root.AddGroup(&cobra.Group{ID: "store", Title: "Storing and restoring data:"},
 		&cobra.Group{ID: "inspect", Title: "Looking at stored data:"},
+		&cobra.Group{ID: "runs", Title: "Recording experiments:"},
 		&cobra.Group{ID: "admin", Title: "Store maintenance:"})
 	for _, c := range []*cobra.Command{
 		newCmdInit(f, nil), newCmdPush(f, nil), newCmdRestore(f, nil), newCmdHash(f, nil),
@@ -113,6 +114,12 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 		newCmdLs(f, nil), newCmdCat(f, nil), newCmdDiff(f, nil), newCmdStatus(f, nil), newCmdRefs(f, nil),
 	} {
 		c.GroupID = "inspect"
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{
+		newCmdRun(f, nil), newCmdRecord(f, nil), newCmdShow(f, nil), newCmdLog(f, nil), newCmdEnv(f, nil),
+	} {
+		c.GroupID = "runs"
 		root.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{
