@@ -17,7 +17,7 @@ func (r *Repo) PutObjects(ctx context.Context, objs ...[]byte) ([]digest.Digest,
 	ids := make([]digest.Digest, len(objs))
 	var err error
 	for i, b := range objs {
-		if ids[i], err = p.storeBytes(b); err != nil {
+		if ids[i], err = p.storeBytes(b, nil); err != nil {
 			break
 		}
 	}

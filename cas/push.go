@@ -579,6 +579,15 @@ func (pr progressReader) Read(b []byte) (int, error) {
 // fdReader reads a raw file descriptor, retrying on EINTR.
 type fdReader int
 
+// ReadAt reads at an offset without moving the file position.
+func (fd fdReader) ReadAt(b []byte, off int64) (int, error) {
+	n, err := unix.Pread(int(fd), b, off)
+	if err == nil && n < len(b) {
+		err = io.EOF
+	}
+	return max(n, 0), err
+}
+
 func (fd fdReader) Read(b []byte) (int, error) {
 	for {
 		n, err := unix.Read(int(fd), b)
@@ -618,14 +627,15 @@ func (p *pusher) readSmall(n *node, f fdReader, size int64) (int64, error) {
 		return int64(k), nil
 	}
 	var err2 error
-	n.digest, err2 = p.storeBytes(data)
+	n.digest, err2 = p.storeBytes(data, naturalCuts(bytes.NewReader(data), int64(len(data))))
 	return int64(k), err2
 }
 
-// storeBytes stores one file's bytes held in memory and returns its digest.
-func (p *pusher) storeBytes(data []byte) (digest.Digest, error) {
+// storeBytes stores one file's bytes held in memory and returns its
+// digest. No chunk crosses one of the natural cuts.
+func (p *pusher) storeBytes(data []byte, natural []int64) (digest.Digest, error) {
 	d := digest.Of(data)
-	cuts := p.r.chunker.Cuts(data)
+	cuts := cutsWithin(p.r.chunker, data, 0, natural)
 	if len(cuts) <= 1 {
 		if len(data) == 0 {
 			return d, nil
@@ -713,6 +723,9 @@ func (p *pusher) readLarge(n *node, f fdReader) (int64, error) {
 	// once or twice.
 	buf := make([]byte, maxc+2*block)
 	start, end := 0, 0
+	// pos is the file offset of buf[start]; no chunk crosses natural[nb].
+	natural := naturalCuts(f, n.st.Size)
+	pos, nb := int64(0), 0
 	var total int64
 	eof := false
 	var err error
@@ -736,7 +749,15 @@ func (p *pusher) readLarge(n *node, f fdReader) (int64, error) {
 		if err != nil || end == start {
 			break
 		}
-		c := p.r.chunker.Next(buf[start:end])
+		lim := end
+		if nb < len(natural) && natural[nb]-pos < int64(end-start) {
+			lim = start + int(natural[nb]-pos)
+		}
+		c := p.r.chunker.Next(buf[start:lim])
+		pos += int64(c)
+		for nb < len(natural) && natural[nb] <= pos {
+			nb++
+		}
 		if err = p.acquire(int64(2 * c)); err != nil {
 			break
 		}
