@@ -57,9 +57,15 @@ need_tools() {
 	local sudo=()
 	(($(id -u) == 0)) || sudo=(sudo)
 	"${sudo[@]}" apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 need_tools
+
+load1() { cut -d' ' -f1 /proc/loadavg; }
+LOAD_START=$(load1)
+if awk -v l="$LOAD_START" 'BEGIN {exit !(l > 0.5)}'; then
+	say "warning: load average is $LOAD_START before the run; other work on this machine will skew the figures"
+fi
 
 # ---------------------------------------------------------------- work dir
 mkdir -p "${BENCH_DIR:-/tmp}"
@@ -94,24 +100,24 @@ BATCH=$(((FILES + 9) / 10)) # 10 b3sum invocations over 2 processes
 # ---------------------------------------------------------------- helpers
 
 # timed KEY OUT CMD... runs CMD once with stdout to OUT, and appends
-# "KEY wall_seconds peak_rss_kib" to $RESULTS. Any failure ends the benchmark.
+# "KEY wall_s peak_rss_kib cpu_s" to $RESULTS (cpu = user + system of CMD and
+# its children). Any failure ends the benchmark.
 timed() {
 	local key=$1 out=$2
 	shift 2
 	local t0 t1
 	t0=$EPOCHREALTIME
-	if ! /usr/bin/time -f '%M' -o "$W/log/time" "$@" >"$out" 2>"$W/log/stderr"; then
+	if ! /usr/bin/time -f '%M %U %S' -o "$W/log/time" "$@" >"$out" 2>"$W/log/stderr"; then
 		cat "$W/log/stderr" >&2
 		die "$key: command failed: $*"
 	fi
 	t1=$EPOCHREALTIME
-	local rss
-	rss=$(tail -n 1 "$W/log/time")
-	printf '%s %s %s\n' "$key" "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')" "$rss" >>"$RESULTS"
-	say "  $key: $(tail -n 1 "$RESULTS" | awk '{printf "%.3f s, %.1f MiB", $2, $3 / 1024}')"
+	tail -n 1 "$W/log/time" | awk -v k="$key" -v a="$t0" -v b="$t1" \
+		'{printf "%s %.3f %d %.2f\n", k, b - a, $1, $2 + $3}' >>"$RESULTS"
+	say "  $key: $(tail -n 1 "$RESULTS" | awk '{printf "%.3f s, %.1f MiB, cpu %.2f s", $2, $3 / 1024, $4}')"
 }
 
-# median KEY [field]: median of field 2 (wall) or 3 (rss) over the runs of KEY.
+# median KEY [field]: median of field 2 (wall), 3 (rss) or 4 (cpu) over the runs of KEY.
 median() {
 	awk -v k="$1" -v f="${2:-2}" '$1 == k {print $f}' "$RESULTS" | sort -g |
 		awk '{v[NR] = $1} END {if (NR == 0) exit 1; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
@@ -247,6 +253,7 @@ machine: $(nproc) cores, $cpu, $mem RAM, Linux $(uname -r)
 tools:   $(go version | cut -d' ' -f3-), $(b3sum --version), $(restic version | cut -d' ' -f1-2), cas @ $rev
 data:    big.bin $SIZE_MB MiB (incompressible); tree $FILES files, $DIRS dirs, $(mib $((TREE_BYTES / 1024))) MiB
 runs:    $RUNS per tool and case, median wall time, page cache warm, peak RSS from /usr/bin/time
+load:    1-minute load average $LOAD_START before the run, $(load1) after (the run itself adds about 1)
 
 EOF
 
@@ -270,16 +277,18 @@ printf "$fmt" "re-push unchanged" "$c3" "-" "-" "-" "< ${GOAL_REPUSH_S} s" "$(pf
 printf "$fmt" "restore ${SIZE_MB} MiB file" "$c4" "restic restore" "$p4" "$r4" "<= ${g4}x" "$(pf le "$r4" "$g4")" "$m4" "$q4"
 
 echo
-echo "every timing (seconds: median, min, max; peak RSS MiB: median, max)"
-fmt2='%-20s %8s %8s %8s  %8s %8s\n'
-printf "$fmt2" run median min max "RSS med" "RSS max"
+echo "every timing (wall seconds: median, min, max; CPU seconds user+sys: median; peak RSS MiB: median, max)"
+fmt2='%-20s %8s %8s %8s  %8s  %8s %8s\n'
+printf "$fmt2" run median min max "CPU med" "RSS med" "RSS max"
 for k in cas.push_big b3sum.big restic.backup_big cas.push_tree b3sum.tree2p restic.backup_tree \
 	cas.repush_tree cas.restore_big restic.restore_big; do
-	printf "$fmt2" "$k" "$(median $k)" "$(minof $k)" "$(maxwall $k)" "$(mib "$(median $k 3)")" "$(mib "$(maxof $k)")"
+	printf "$fmt2" "$k" "$(median $k)" "$(minof $k)" "$(maxwall $k)" "$(median $k 4)" "$(mib "$(median $k 3)")" "$(mib "$(maxof $k)")"
 done
 echo
 echo "restic backup / cas push: big $(ratio "$(median restic.backup_big)" "$c1")x, tree $(ratio "$(median restic.backup_tree)" "$c2")x;" \
 	"restic restore / cas restore: $(ratio "$p4" "$c4")x (goal >= ${GOAL_RESTORE_X}x)"
+echo "CPU time cas/peer (user+sys; less sensitive to other load on the machine): push big $(ratio "$(median cas.push_big 4)" "$(median b3sum.big 4)")x," \
+	"push tree $(ratio "$(median cas.push_tree 4)" "$(median b3sum.tree2p 4)")x, restore $(ratio "$(median cas.restore_big 4)" "$(median restic.restore_big 4)")x"
 echo "first push of big.bin:  $(tr -d '\n' <"$W/log/push_big.first.json" | tr -s ' ')"
 echo "first push of the tree: $(tr -d '\n' <"$W/log/push_tree.first.json" | tr -s ' ')"
 echo "re-push of the tree:    $(tr -d '\n' <"$W/log/repush.json" | tr -s ' ')"
