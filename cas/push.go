@@ -137,6 +137,7 @@ type pusher struct {
 
 	mu       sync.Mutex
 	newBlobs []index.Blob
+	packKeys []string // written by this push, to sync before the segment
 	files    map[digest.Digest][]digest.Digest
 
 	chunks, newChunks, newBytes, storedBytes, packs atomic.Int64
@@ -890,6 +891,10 @@ func (p *pusher) writePack(ctx context.Context, pb *packBuilder) error {
 	}
 	p.packs.Add(1)
 	p.storedBytes.Add(int64(len(data)))
+	p.r.startSync(packKey(id))
+	p.mu.Lock()
+	p.packKeys = append(p.packKeys, packKey(id))
+	p.mu.Unlock()
 	if err := p.r.Index.AddBlobs(id, blobs); err != nil {
 		return err
 	}
@@ -904,12 +909,21 @@ func (p *pusher) writeSegment(ctx context.Context) error {
 	if len(p.newBlobs) == 0 && len(p.files) == 0 {
 		return nil
 	}
+	// Packs reach the disk before the segment that names them, and the
+	// segment before any ref that relies on it.
+	if err := p.r.syncKeys(p.packKeys...); err != nil {
+		return err
+	}
 	seg := &segment{Blobs: p.newBlobs, Files: p.files}
 	data := seg.encode()
 	id := digest.Of(data)
-	err := p.r.Backend.Put(ctx, segmentPrefix+id.Hex(), bytes.NewReader(data), int64(len(data)), remote.PutOptions{IfNoneMatch: true})
+	key := segmentPrefix + id.Hex()
+	err := p.r.Backend.Put(ctx, key, bytes.NewReader(data), int64(len(data)), remote.PutOptions{IfNoneMatch: true})
 	if err != nil && !errors.Is(err, remote.ErrExists) {
 		return fmt.Errorf("write index segment: %w", err)
+	}
+	if err := p.r.syncKeys(key); err != nil {
+		return err
 	}
 	p.storedBytes.Add(int64(len(data)))
 	if err := p.r.Index.AddFiles(p.files); err != nil {

@@ -78,7 +78,7 @@ func (r *Repo) SetRef(ctx context.Context, name string, obj Object) (*Ref, error
 		b = append(b, '\n')
 		err = r.Backend.Put(ctx, key, bytes.NewReader(b), int64(len(b)), opts)
 		if err == nil {
-			return ref, nil
+			return ref, r.syncKeys(key)
 		}
 		if (errors.Is(err, remote.ErrExists) || errors.Is(err, remote.ErrPrecondition) || errors.Is(err, remote.ErrNotFound)) && attempt < 20 {
 			continue // someone else moved it: read again and retry

@@ -295,6 +295,28 @@ func (r *Repo) RebuildIndex(ctx context.Context) (segments, orphanPacks int, err
 	return segments, orphanPacks, err
 }
 
+// syncer is what a backend on local disk offers: making objects durable.
+// Backends whose Put is durable when it returns (S3) lack it.
+type syncer interface {
+	SyncKeys(keys ...string) error
+	StartSync(key string)
+}
+
+// syncKeys makes objects durable where the backend needs telling.
+func (r *Repo) syncKeys(keys ...string) error {
+	if s, ok := r.Backend.(syncer); ok && len(keys) > 0 {
+		return s.SyncKeys(keys...)
+	}
+	return nil
+}
+
+// startSync begins writing an object to disk where that is needed.
+func (r *Repo) startSync(key string) {
+	if s, ok := r.Backend.(syncer); ok {
+		s.StartSync(key)
+	}
+}
+
 func packKey(id digest.Digest) string {
 	h := id.Hex()
 	return packPrefix + h[:2] + "/" + h

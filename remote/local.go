@@ -614,3 +614,51 @@ func (l *Local) RemoveStaleTemp(olderThan time.Duration) (int, error) {
 	}
 	return removed, nil
 }
+
+// SyncKeys makes the named objects durable: their data and the directory
+// entries that name them reach the disk. cas calls it on a push's packs
+// before it writes the index segment that names them, and on that
+// segment before the ref, so that even a power failure cannot leave a
+// reference to data that is not on disk.
+func (l *Local) SyncKeys(keys ...string) error {
+	dirs := map[string]bool{}
+	for _, key := range keys {
+		if err := l.checkKey(key); err != nil {
+			return err
+		}
+		p := l.path(key)
+		f, err := os.Open(p)
+		if err != nil {
+			if isNotExist(err) {
+				return fmt.Errorf("sync %s: %w", key, ErrNotFound)
+			}
+			return err
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", key, err)
+		}
+		dirs[filepath.Dir(p)] = true
+	}
+	for d := range dirs {
+		if err := syncDir(d); err != nil {
+			return fmt.Errorf("sync %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+// StartSync asks the kernel to begin writing an object to disk without
+// waiting for it, so that a later SyncKeys finds most of it there already.
+func (l *Local) StartSync(key string) {
+	if l.checkKey(key) != nil {
+		return
+	}
+	f, err := os.Open(l.path(key))
+	if err != nil {
+		return
+	}
+	_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	f.Close()
+}
