@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs, if missing, what the test suite needs besides Go: b3sum (the
-# reference the digests are checked against) and python3 (the stand-alone
-# tree-digest script in docs/, and the runs cas records) and git.
-# Debian packages only.
+# Installs, if missing, what the test suite needs besides Go: from Debian
+# packages b3sum (the reference the digests are checked against), python3
+# (the stand-alone tree-digest script in docs/, the runs cas records) and
+# git; from the Go module proxy versitygw, the S3 server the remote tests
+# run against on 127.0.0.1.
 set -euo pipefail
 need=()
 command -v b3sum >/dev/null 2>&1 || need+=(b3sum)
@@ -14,4 +15,8 @@ if [ ${#need[@]} -gt 0 ]; then
 	[ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
 	$sudo_cmd apt-get update -qq
 	$sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if ! command -v versitygw >/dev/null 2>&1 && [ ! -x "$(go env GOPATH)/bin/versitygw" ]; then
+	echo "installing versitygw, the S3 server of the tests (a minute or two of compiling)" >&2
+	go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
 fi

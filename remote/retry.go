@@ -1,0 +1,254 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+)
+
+// How the S3 backend retries.
+//
+// minio-go retries every request itself: MaxRetries attempts in all, on
+// network errors, timeouts, 5xx statuses and throttling codes, sleeping a
+// random time up to 200 ms × 2^attempt, at most 1 s, between attempts,
+// and resending the body (every body the S3 backend hands it is seekable
+// or buffered per part). That loop bounds each request; this file adds
+// what it cannot do:
+//
+//   - counting the attempts of each operation (opStats), so that errors
+//     say how often a request was tried, and so that Put knows when a
+//     write's fate was unknown (the request broke after being sent);
+//   - an idle timeout on connections, so that a server that stops
+//     answering or reading mid-request is given up on (and retried);
+//   - resuming a download whose body broke mid-way (s3Body), up to
+//     MaxRetries requests in all, each with its own attempts;
+//   - sending again an upload the server refused as corrupted
+//     (S3.retryCorrupt), at most MaxRetries times in all.
+
+// opStats counts the HTTP attempts of one operation.
+type opStats struct {
+	mu    sync.Mutex
+	tries map[string]int // attempts per request (method and URL)
+	// ambiguous: a PUT or POST failed after it may have reached the
+	// server, so a retry may meet the effects of the first attempt.
+	ambiguous atomic.Bool
+}
+
+type opStatsKey struct{}
+
+// withStats returns a context that counts the attempts made with it.
+func withStats(ctx context.Context) (context.Context, *opStats) {
+	st := new(opStats)
+	return context.WithValue(ctx, opStatsKey{}, st), st
+}
+
+// record counts an attempt of req that got resp or err.
+func (st *opStats) record(req *http.Request, resp *http.Response, err error) {
+	st.mu.Lock()
+	if st.tries == nil {
+		st.tries = make(map[string]int)
+	}
+	st.tries[req.Method+" "+req.URL.RequestURI()]++
+	st.mu.Unlock()
+	write := req.Method == http.MethodPut || req.Method == http.MethodPost
+	if write && (err != nil && !dialError(err) || err == nil && resp.StatusCode >= 500) {
+		st.ambiguous.Store(true)
+	}
+}
+
+// maxTries returns the most attempts any one request took.
+func (st *opStats) maxTries() int {
+	if st == nil {
+		return 0
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	n := 0
+	for _, t := range st.tries {
+		n = max(n, t)
+	}
+	return n
+}
+
+// countingTransport records every attempt in the opStats of its request's
+// context.
+type countingTransport struct {
+	base http.RoundTripper
+}
+
+func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if st, ok := req.Context().Value(opStatsKey{}).(*opStats); ok {
+		st.record(req, resp, err)
+	}
+	return resp, err
+}
+
+// dialError reports whether err happened before a connection existed, so
+// that the request never reached the server.
+func dialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// newS3Transport returns minio-go's default transport with connections
+// that time out when idle for timeout in the middle of a request, and with
+// attempts counted.
+func newS3Transport(secure bool, timeout time.Duration) (http.RoundTripper, error) {
+	tr, err := minio.DefaultTransport(secure)
+	if err != nil {
+		return nil, err
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &idleConn{Conn: c, timeout: timeout}, nil
+	}
+	tr.ResponseHeaderTimeout = 0 // the idle timeout covers it
+	tr.MaxIdleConnsPerHost = 64  // many requests in flight reuse their connections
+	return countingTransport{tr}, nil
+}
+
+// idleConn fails a read or write once nothing has moved for timeout.
+// Writing also extends the read deadline: a request just sent is waiting
+// for its answer.
+type idleConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *idleConn) Read(p []byte) (int, error) {
+	_ = c.SetReadDeadline(time.Now().Add(c.timeout)) // fails only on a closed conn, as Read will
+	return c.Conn.Read(p)
+}
+
+func (c *idleConn) Write(p []byte) (int, error) {
+	_ = c.SetDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Write(p)
+}
+
+// backoff returns how long to wait before retry number n (from 0): a
+// random time up to 100 ms × 2^n, at most 2 s ("full jitter").
+func backoff(n int) time.Duration {
+	ceiling := min(100*time.Millisecond<<min(n, 10), 2*time.Second)
+	return rand.N(ceiling) + time.Millisecond
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// s3Body reads bytes [pos, end) of one version of an object. When the
+// body breaks (a dropped connection, a timeout, a body shorter than
+// announced) it asks for the rest of the same version, so that at most
+// MaxRetries requests serve one read; then, or if the object has changed,
+// reading fails. It never returns fewer bytes than the range without an
+// error.
+type s3Body struct {
+	s         *S3
+	ctx       context.Context
+	key, name string
+	etag      string
+	body      io.ReadCloser // nil after a break or at the end
+	pos, end  int64
+	resumes   int
+	cause     error // why the last body broke
+	err       error // sticky
+}
+
+func (b *s3Body) Read(p []byte) (int, error) {
+	for {
+		if b.err != nil {
+			return 0, b.err
+		}
+		if b.pos >= b.end {
+			b.closeBody()
+			return 0, io.EOF
+		}
+		if b.body == nil {
+			if err := b.resume(); err != nil {
+				b.err = err
+				return 0, err
+			}
+			continue
+		}
+		q := p
+		if int64(len(q)) > b.end-b.pos {
+			q = q[:b.end-b.pos]
+		}
+		n, err := b.body.Read(q)
+		b.pos += int64(n)
+		if err == io.EOF && b.pos < b.end {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil && err != io.EOF {
+			b.closeBody()
+			b.cause = err
+		}
+		if n > 0 || len(p) == 0 {
+			return n, nil
+		}
+	}
+}
+
+// resume asks for the rest of the range, after a pause.
+func (b *s3Body) resume() error {
+	if b.resumes+1 >= b.s.maxRetries { // the first request counts too
+		return fmt.Errorf("get %s: %w at byte %d of %d after %d attempts (%s)",
+			b.key, io.ErrUnexpectedEOF, b.pos, b.end, b.resumes+1, networkMessage(b.cause))
+	}
+	if err := sleep(b.ctx, backoff(b.resumes)); err != nil {
+		return fmt.Errorf("get %s: %w", b.key, err)
+	}
+	b.resumes++
+	rg, err := b.s.getRange(b.ctx, b.name, b.pos, b.end, b.etag)
+	switch {
+	case errors.Is(err, ErrPrecondition):
+		return fmt.Errorf("get %s: object replaced while being read at byte %d: %w", b.key, b.pos, io.ErrUnexpectedEOF)
+	case err != nil:
+		return fmt.Errorf("get %s: resume at byte %d: %w", b.key, b.pos, err)
+	case rg.n != b.end-b.pos:
+		if rg.body != nil {
+			rg.body.Close()
+		}
+		return fmt.Errorf("get %s: %w: object ends at byte %d, want %d", b.key, io.ErrUnexpectedEOF, b.pos+rg.n, b.end)
+	}
+	b.body = rg.body
+	return nil
+}
+
+func (b *s3Body) closeBody() {
+	if b.body != nil {
+		b.body.Close()
+		b.body = nil
+	}
+}
+
+// Close ends the download.
+func (b *s3Body) Close() error {
+	b.closeBody()
+	if b.err == nil {
+		b.err = errors.New("read after close")
+	}
+	return nil
+}
