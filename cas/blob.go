@@ -3,6 +3,7 @@ package cas
 import (
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -25,9 +26,11 @@ type pather interface {
 	Path(key string) (string, error)
 }
 
-// packFiles keeps a few pack files open for reading.
+// packFiles keeps a few pack files open for reading. A pack the local
+// store lacks is read from the fallback (a remote), by ranged GETs.
 type packFiles struct {
-	be    remote.Backend
+	be       remote.Backend
+	fallback remote.Backend
 	mu    sync.Mutex
 	open  map[digest.Digest]*list.Element
 	order *list.List // of *openPack, most recent first
@@ -51,22 +54,30 @@ func newPackFiles(be remote.Backend) *packFiles {
 func (p *packFiles) readAt(ctx context.Context, pack digest.Digest, buf []byte, off int64) error {
 	pt, ok := p.be.(pather)
 	if !ok {
-		rc, err := p.be.Get(ctx, packKey(pack), off, int64(len(buf)))
-		if err != nil {
-			return err
-		}
-		defer rc.Close()
-		if _, err := io.ReadFull(rc, buf); err != nil {
-			return fmt.Errorf("read pack %s: %w", pack.Short(), err)
-		}
-		return nil
+		return readRange(ctx, p.be, pack, buf, off)
 	}
 	op, err := p.acquire(pt, pack)
+	if errors.Is(err, remote.ErrNotFound) && p.fallback != nil {
+		return readRange(ctx, p.fallback, pack, buf, off)
+	}
 	if err != nil {
 		return err
 	}
 	defer p.release(op)
 	if _, err := op.f.ReadAt(buf, off); err != nil {
+		return fmt.Errorf("read pack %s: %w", pack.Short(), err)
+	}
+	return nil
+}
+
+// readRange reads len(buf) bytes of a pack at off with one ranged GET.
+func readRange(ctx context.Context, be remote.Backend, pack digest.Digest, buf []byte, off int64) error {
+	rc, err := be.Get(ctx, packKey(pack), off, int64(len(buf)))
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if _, err := io.ReadFull(rc, buf); err != nil {
 		return fmt.Errorf("read pack %s: %w", pack.Short(), err)
 	}
 	return nil

@@ -50,6 +50,11 @@ func ValidRefName(name string) bool {
 // Concurrent writers never lose an update: each write is conditional on
 // the version it read.
 func (r *Repo) SetRef(ctx context.Context, name string, obj Object) (*Ref, error) {
+	return r.SetRefOn(ctx, r.Backend, name, obj)
+}
+
+// SetRefOn sets a ref on another backend (a remote), in the same way.
+func (r *Repo) SetRefOn(ctx context.Context, be remote.Backend, name string, obj Object) (*Ref, error) {
 	target := obj.Digest
 	if !ValidRefName(name) {
 		return nil, fmt.Errorf("%q: %w", name, ErrBadRefName)
@@ -58,7 +63,7 @@ func (r *Repo) SetRef(ctx context.Context, name string, obj Object) (*Ref, error
 	for attempt := 0; ; attempt++ {
 		ref := &Ref{Name: name, Target: target, Kind: obj.Kind, Size: obj.Size, File: obj.Name, Type: obj.Type, Time: r.Now().UTC().Truncate(time.Millisecond)}
 		opts := remote.PutOptions{IfNoneMatch: true}
-		old, info, err := r.readRef(ctx, name)
+		old, info, err := readRef(ctx, be, name)
 		switch {
 		case err == nil:
 			opts = remote.PutOptions{IfMatch: info.ETag}
@@ -76,9 +81,12 @@ func (r *Repo) SetRef(ctx context.Context, name string, obj Object) (*Ref, error
 		}
 		b, _ := json.MarshalIndent(ref, "", "  ")
 		b = append(b, '\n')
-		err = r.Backend.Put(ctx, key, bytes.NewReader(b), int64(len(b)), opts)
+		err = be.Put(ctx, key, bytes.NewReader(b), int64(len(b)), opts)
 		if err == nil {
-			return ref, r.syncKeys(key)
+			if be == r.Backend {
+				return ref, r.syncKeys(key)
+			}
+			return ref, nil
 		}
 		if (errors.Is(err, remote.ErrExists) || errors.Is(err, remote.ErrPrecondition) || errors.Is(err, remote.ErrNotFound)) && attempt < 20 {
 			continue // someone else moved it: read again and retry
@@ -87,16 +95,16 @@ func (r *Repo) SetRef(ctx context.Context, name string, obj Object) (*Ref, error
 	}
 }
 
-func (r *Repo) readRef(ctx context.Context, name string) (*Ref, remote.ObjectInfo, error) {
+func readRef(ctx context.Context, be remote.Backend, name string) (*Ref, remote.ObjectInfo, error) {
 	key := refPrefix + name
-	info, err := r.Backend.Stat(ctx, key)
+	info, err := be.Stat(ctx, key)
 	if err != nil {
 		if errors.Is(err, remote.ErrNotFound) {
 			return nil, info, fmt.Errorf("ref %s: %w", name, ErrNotFound)
 		}
 		return nil, info, err
 	}
-	b, err := remote.ReadAll(ctx, r.Backend, key)
+	b, err := remote.ReadAll(ctx, be, key)
 	if err != nil {
 		if errors.Is(err, remote.ErrNotFound) {
 			return nil, info, fmt.Errorf("ref %s: %w", name, ErrNotFound)
@@ -112,8 +120,12 @@ func (r *Repo) readRef(ctx context.Context, name string) (*Ref, remote.ObjectInf
 }
 
 // GetRef reads one ref.
+// A ref the local store lacks is looked up on the remote, if there is one.
 func (r *Repo) GetRef(ctx context.Context, name string) (*Ref, error) {
-	ref, _, err := r.readRef(ctx, name)
+	ref, _, err := readRef(ctx, r.Backend, name)
+	if errors.Is(err, ErrNotFound) && r.remote != nil {
+		ref, _, err = readRef(ctx, r.remote, name)
+	}
 	return ref, err
 }
 

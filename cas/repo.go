@@ -66,6 +66,7 @@ type Repo struct {
 
 	chunker *Chunker
 	packs   *packFiles
+	remote  remote.Backend // set by UseRemote
 }
 
 // Find returns the .cas directory of start or its nearest ancestor.
@@ -235,7 +236,11 @@ func (r *Repo) SyncIndex(ctx context.Context) error {
 }
 
 func (r *Repo) loadSegment(ctx context.Context, key string) error {
-	data, err := remote.ReadAll(ctx, r.Backend, key)
+	return r.loadSegmentFrom(ctx, r.Backend, key)
+}
+
+func (r *Repo) loadSegmentFrom(ctx context.Context, be remote.Backend, key string) error {
+	data, err := remote.ReadAll(ctx, be, key)
 	if err != nil {
 		return fmt.Errorf("read index segment %s: %w", key, err)
 	}

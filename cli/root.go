@@ -111,7 +111,7 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 		root.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{
-		newCmdLs(f, nil), newCmdCat(f, nil), newCmdDiff(f, nil), newCmdStatus(f, nil), newCmdRefs(f, nil),
+		newCmdLs(f, nil), newCmdCat(f, nil), newCmdDiff(f, nil), newCmdStatus(f, nil), newCmdRefs(f, nil), newCmdInspect(f, nil),
 	} {
 		c.GroupID = "inspect"
 		root.AddCommand(c)

@@ -1,0 +1,403 @@
+package cas
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/index"
+	"github.com/cas-ml/cas/remote"
+)
+
+// remotesFile holds a store's remotes: names, URLs and endpoints, never
+// credentials, which come from the environment.
+const remotesFile = "remotes.json"
+
+// RemoteConfig is one remote of a store.
+type RemoteConfig struct {
+	Name     string `json:"name"`
+	URL      string `json:"url"` // s3://bucket[/prefix]
+	Endpoint string `json:"endpoint,omitempty"`
+	Region   string `json:"region,omitempty"`
+	Default  bool   `json:"default,omitempty"`
+}
+
+// Errors about remotes.
+var (
+	ErrNoRemote  = errors.New("cas: no such remote")
+	ErrRemoteURL = errors.New("cas: a remote URL looks like s3://BUCKET[/PREFIX]")
+)
+
+// S3Config turns the remote's settings into a backend configuration;
+// credentials come from the AWS variables and shared files.
+func (rc RemoteConfig) S3Config() (remote.S3Config, error) {
+	u, err := url.Parse(rc.URL)
+	if err != nil || u.Scheme != "s3" || u.Host == "" || u.User != nil || u.RawQuery != "" {
+		return remote.S3Config{}, fmt.Errorf("%w: %q", ErrRemoteURL, rc.URL)
+	}
+	endpoint := rc.Endpoint
+	if endpoint == "" {
+		endpoint = "https://s3.amazonaws.com"
+		if rc.Region != "" {
+			endpoint = "https://s3." + rc.Region + ".amazonaws.com"
+		}
+	}
+	return remote.S3Config{Endpoint: endpoint, Bucket: u.Host, Prefix: strings.Trim(u.Path, "/"), Region: rc.Region}, nil
+}
+
+// Remotes reads the store's remotes, sorted by name.
+func (r *Repo) Remotes() ([]RemoteConfig, error) {
+	b, err := os.ReadFile(filepath.Join(r.Dir, remotesFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rs []RemoteConfig
+	if err := json.Unmarshal(b, &rs); err != nil {
+		return nil, fmt.Errorf("%s: %w", remotesFile, err)
+	}
+	slices.SortFunc(rs, func(a, b RemoteConfig) int { return strings.Compare(a.Name, b.Name) })
+	return rs, nil
+}
+
+// remotesMu serializes edits of remotes.json within a process; the file
+// is replaced atomically.
+var remotesMu sync.Mutex
+
+func (r *Repo) editRemotes(fn func([]RemoteConfig) ([]RemoteConfig, error)) error {
+	remotesMu.Lock()
+	defer remotesMu.Unlock()
+	rs, err := r.Remotes()
+	if err != nil {
+		return err
+	}
+	if rs, err = fn(rs); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(rs, "", "  ")
+	tmp := filepath.Join(r.Dir, remotesFile+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(r.Dir, remotesFile))
+}
+
+// AddRemote records a remote. The first one added is the default.
+func (r *Repo) AddRemote(rc RemoteConfig) error {
+	if !ValidRefName(rc.Name) || strings.Contains(rc.Name, "/") {
+		return fmt.Errorf("remote name %q: %w", rc.Name, ErrBadRefName)
+	}
+	if _, err := rc.S3Config(); err != nil {
+		return err
+	}
+	return r.editRemotes(func(rs []RemoteConfig) ([]RemoteConfig, error) {
+		for _, x := range rs {
+			if x.Name == rc.Name {
+				return nil, fmt.Errorf("remote %s exists already: remove it first", rc.Name)
+			}
+		}
+		if len(rs) == 0 {
+			rc.Default = true
+		}
+		if rc.Default {
+			for i := range rs {
+				rs[i].Default = false
+			}
+		}
+		return append(rs, rc), nil
+	})
+}
+
+// RemoveRemote forgets a remote; nothing on it is touched.
+func (r *Repo) RemoveRemote(name string) error {
+	return r.editRemotes(func(rs []RemoteConfig) ([]RemoteConfig, error) {
+		i := slices.IndexFunc(rs, func(x RemoteConfig) bool { return x.Name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("%w: %s", ErrNoRemote, name)
+		}
+		return slices.Delete(rs, i, i+1), nil
+	})
+}
+
+// Remote returns the named remote, or the default one for "".
+func (r *Repo) Remote(name string) (RemoteConfig, bool, error) {
+	rs, err := r.Remotes()
+	if err != nil {
+		return RemoteConfig{}, false, err
+	}
+	for _, x := range rs {
+		if x.Name == name || (name == "" && x.Default) {
+			return x, true, nil
+		}
+	}
+	if name != "" {
+		return RemoteConfig{}, false, fmt.Errorf("%w: %s (cas remote list shows them)", ErrNoRemote, name)
+	}
+	return RemoteConfig{}, false, nil
+}
+
+// UseRemote makes be the store's remote: its index segments are loaded
+// into the local index, and packs the local store lacks are read from it
+// with ranged GETs, so a restore needs no local copy of the data.
+func (r *Repo) UseRemote(ctx context.Context, be remote.Backend) error {
+	r.remote = be
+	r.packs.fallback = be
+	return r.syncIndexFrom(ctx, be)
+}
+
+// TransferStats say what an upload or download moved.
+type TransferStats struct {
+	Objects int64   `json:"objects"`
+	Bytes   int64   `json:"bytes"`
+	Skipped int64   `json:"skipped"` // already there
+	Seconds float64 `json:"seconds"`
+}
+
+// Upload copies to dst every pack, then every index segment, that dst
+// lacks, so that nothing on dst ever names an object not yet there; refs
+// go last (SetRefOn). Several uploads run at once.
+func (r *Repo) Upload(ctx context.Context, dst remote.Backend, prog *Progress) (*TransferStats, error) {
+	start := time.Now()
+	st := &TransferStats{}
+	for _, prefix := range []string{packPrefix, segmentPrefix} {
+		if err := r.copyMissing(ctx, r.Backend, dst, prefix, st, prog); err != nil {
+			return nil, err
+		}
+	}
+	st.Seconds = time.Since(start).Seconds()
+	return st, nil
+}
+
+// copyMissing copies the objects under prefix that dst lacks.
+func (r *Repo) copyMissing(ctx context.Context, src, dst remote.Backend, prefix string, st *TransferStats, prog *Progress) error {
+	have := map[string]bool{}
+	if err := dst.List(ctx, prefix, func(oi remote.ObjectInfo) error { have[oi.Key] = true; return nil }); err != nil {
+		return fmt.Errorf("list %s on %s: %w", prefix, dst.Location(), err)
+	}
+	var todo []remote.ObjectInfo
+	err := src.List(ctx, prefix, func(oi remote.ObjectInfo) error {
+		if have[oi.Key] {
+			st.Skipped++
+		} else {
+			todo = append(todo, oi)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if prog != nil {
+		for _, oi := range todo {
+			prog.TotalBytes.Add(oi.Size)
+			prog.TotalFiles.Add(1)
+		}
+	}
+	var objects, bytes atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, oi := range todo {
+		g.Go(func() error {
+			if err := copyObject(gctx, src, dst, oi); err != nil {
+				return err
+			}
+			objects.Add(1)
+			bytes.Add(oi.Size)
+			if prog != nil {
+				prog.Files.Add(1)
+				prog.Bytes.Add(oi.Size)
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	st.Objects += objects.Load()
+	st.Bytes += bytes.Load()
+	return err
+}
+
+// copyObject streams one immutable object. Into the local store, what
+// arrives is checked against its name (a digest) before it stays; to a
+// remote, the backend's own checksums guard the way.
+func copyObject(ctx context.Context, src, dst remote.Backend, oi remote.ObjectInfo) error {
+	rc, err := src.Get(ctx, oi.Key, 0, -1)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", oi.Key, err)
+	}
+	defer rc.Close()
+	want, named := digest.ParseHex(oi.Key[strings.LastIndexByte(oi.Key, '/')+1:])
+	_, local := dst.(pather)
+	if !local || named != nil {
+		err = dst.Put(ctx, oi.Key, rc, oi.Size, remote.PutOptions{IfNoneMatch: true})
+		if err != nil && !errors.Is(err, remote.ErrExists) {
+			return fmt.Errorf("copy %s to %s: %w", oi.Key, dst.Location(), err)
+		}
+		return nil
+	}
+	h := digest.New()
+	err = dst.Put(ctx, oi.Key, io.TeeReader(rc, h), oi.Size, remote.PutOptions{IfNoneMatch: true})
+	if errors.Is(err, remote.ErrExists) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("copy %s to %s: %w", oi.Key, dst.Location(), err)
+	}
+	if digest.FromHash(h) != want {
+		// Damaged on the way: take it back out.
+		_ = dst.Delete(ctx, oi.Key)
+		return fmt.Errorf("download %s: %w", oi.Key, &CorruptError{What: "object", ID: want})
+	}
+	return nil
+}
+
+// Pull copies into the local store the packs that hold everything obj
+// needs, and the remote's index segments, so that obj restores without
+// the remote.
+func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*TransferStats, error) {
+	if r.remote == nil {
+		return nil, errors.New("no remote to pull from")
+	}
+	start := time.Now()
+	packs := map[digest.Digest]bool{}
+	if err := r.closurePacks(ctx, obj, packs); err != nil {
+		return nil, err
+	}
+	st := &TransferStats{}
+	var todo []remote.ObjectInfo
+	for p := range packs {
+		if _, err := r.Backend.Stat(ctx, packKey(p)); err == nil {
+			st.Skipped++
+			continue
+		}
+		oi, err := r.remote.Stat(ctx, packKey(p))
+		if err != nil {
+			return nil, fmt.Errorf("pack %s on %s: %w", p.Short(), r.remote.Location(), err)
+		}
+		todo = append(todo, oi)
+	}
+	if prog != nil {
+		for _, oi := range todo {
+			prog.TotalBytes.Add(oi.Size)
+			prog.TotalFiles.Add(1)
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	var n, b atomic.Int64
+	for _, oi := range todo {
+		g.Go(func() error {
+			if err := copyObject(gctx, r.remote, r.Backend, oi); err != nil {
+				return err
+			}
+			n.Add(1)
+			b.Add(oi.Size)
+			if prog != nil {
+				prog.Files.Add(1)
+				prog.Bytes.Add(oi.Size)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	st.Objects, st.Bytes = n.Load(), b.Load()
+	if err := r.copyMissing(ctx, r.remote, r.Backend, segmentPrefix, st, nil); err != nil {
+		return nil, err
+	}
+	st.Seconds = time.Since(start).Seconds()
+	return st, nil
+}
+
+// closurePacks adds the packs holding obj's trees and chunks.
+func (r *Repo) closurePacks(ctx context.Context, obj *Object, packs map[digest.Digest]bool) error {
+	addBlob := func(id digest.Digest) error {
+		b, ok, err := r.Index.Blob(id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("blob %s: %w", id.Short(), ErrNotFound)
+		}
+		packs[b.Pack] = true
+		return nil
+	}
+	var walk func(d digest.Digest, kind Kind, size int64) error
+	walk = func(d digest.Digest, kind Kind, size int64) error {
+		if kind != KindDir {
+			chunks, err := r.fileChunks(d, size)
+			if err != nil {
+				return err
+			}
+			for _, c := range chunks {
+				if err := addBlob(c); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if err := addBlob(d); err != nil {
+			return err
+		}
+		t, err := r.ReadTree(ctx, d)
+		if err != nil {
+			return err
+		}
+		for _, e := range t.Entries {
+			if err := walk(e.Digest, e.Kind, e.Size); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(obj.Digest, obj.Kind, obj.Size)
+}
+
+// syncIndexFrom loads the index segments of be that the index lacks.
+func (r *Repo) syncIndexFrom(ctx context.Context, be remote.Backend) error {
+	var todo []string
+	err := be.List(ctx, segmentPrefix, func(oi remote.ObjectInfo) error {
+		d, err := digest.ParseHex(strings.TrimPrefix(oi.Key, segmentPrefix))
+		if err != nil {
+			return nil
+		}
+		ok, err := r.Index.HasSegment(d)
+		if err == nil && !ok {
+			todo = append(todo, oi.Key)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("list index segments on %s: %w", be.Location(), err)
+	}
+	for _, key := range todo {
+		if err := r.loadSegmentFrom(ctx, be, key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// OpenRemoteOnly opens a store that lives only on be, with an index in
+// memory built from be's segments: what verify --remote trusts.
+func OpenRemoteOnly(ctx context.Context, be remote.Backend) (*Repo, error) {
+	r := &Repo{Backend: be, Index: index.NewMemory(), Now: time.Now, packs: newPackFiles(be)}
+	if err := r.syncIndexFrom(ctx, be); err != nil {
+		return nil, err
+	}
+	return r, nil
+}

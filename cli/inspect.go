@@ -1,0 +1,237 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/manifest/ckpt"
+)
+
+type inspectOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+	Target  string
+	JSON    bool
+	Lint    bool
+}
+
+func newCmdInspect(f *Factory, runF func(*inspectOptions) error) *cobra.Command {
+	opts := &inspectOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
+		Use:   "inspect FILE|REF[:path]",
+		Short: "List the tensors and RNG states of a checkpoint",
+		Long: `Read a checkpoint without Python and list its tensors (path in the object
+graph, dtype, shape, size, digest of the data) and the random number
+generator states inside it, found by their structure wherever they sit:
+torch CPU and CUDA states, numpy's MT19937 and Generator states, Python's
+random state. Reads torch checkpoints (zip and pre-1.6 formats), pickles,
+numpy .npy and .npz, and safetensors; pickles are parsed, never run.
+
+FILE is a path on disk; inside a cas store, a REF or REF:path naming a
+stored file works too.
+
+With --lint, print only what a bit-exact resume from this checkpoint would
+miss (an optimizer state without the torch, numpy or Python RNG state,
+tensors saved from CUDA without the CUDA RNG state, unreadable parts), and
+exit with status 1 if anything was found. docs/checkpoints.md documents
+the --json output and how fingerprints are computed.`,
+		Example: "  cas inspect model.pt\n  cas inspect --lint ckpt/epoch3.pt\n  cas inspect run-42:ckpt/last.pt --json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Target = args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return inspectRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the report as JSON")
+	cmd.Flags().BoolVar(&opts.Lint, "lint", false, "print warnings about a bit-exact resume; exit status 1 if any")
+	return cmd
+}
+
+// inspectOutput is the --json form: the report, plus the warnings with
+// --lint.
+type inspectOutput struct {
+	*ckpt.Report
+	Warnings *[]ckpt.Warning `json:"warnings,omitempty"`
+}
+
+func inspectRun(ctx context.Context, opts *inspectOptions) error {
+	rep, err := inspectTarget(ctx, opts)
+	if err != nil {
+		return err
+	}
+	var warnings []ckpt.Warning
+	if opts.Lint {
+		warnings = ckpt.Lint(rep)
+		if warnings == nil {
+			warnings = []ckpt.Warning{}
+		}
+	}
+	switch {
+	case opts.JSON:
+		out := inspectOutput{Report: rep}
+		if opts.Lint {
+			out.Warnings = &warnings
+		}
+		if err := writeJSON(opts.IO.Out, out); err != nil {
+			return err
+		}
+	case opts.Lint:
+		for _, w := range warnings {
+			fmt.Fprintf(opts.IO.Out, "warning: %s [%s]\n", w.Message, w.Code)
+		}
+		if len(warnings) == 0 {
+			fmt.Fprintln(opts.IO.Out, "no warnings")
+		}
+	default:
+		printReport(opts.IO.Out, rep)
+	}
+	if n := len(warnings); n > 0 {
+		return &userError{msg: fmt.Sprintf("%s: %d lint %s", opts.Target, n, ckptPlural(n, "warning")), code: exitError}
+	}
+	return nil
+}
+
+// inspectTarget inspects a file on disk or, inside a store, a stored file.
+func inspectTarget(ctx context.Context, opts *inspectOptions) (*ckpt.Report, error) {
+	fi, statErr := os.Stat(opts.Target)
+	if statErr == nil {
+		if fi.IsDir() {
+			return nil, &userError{msg: opts.Target + " is a directory", hint: "inspect one checkpoint file inside it"}
+		}
+		f, err := os.Open(opts.Target)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return inspectReader(f, fi.Size(), opts.Target)
+	}
+	if !errors.Is(statErr, os.ErrNotExist) {
+		return nil, statErr
+	}
+	repo, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return nil, statErr // no store: the path is what was meant
+	}
+	obj, err := repo.Resolve(ctx, opts.Target)
+	if errors.Is(err, cas.ErrNotFound) {
+		return nil, &userError{msg: "no such file or stored ref: " + opts.Target, hint: "`cas refs` lists names; a stored file inside a tree is REF:path"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !obj.Kind.IsFile() {
+		return nil, &userError{msg: opts.Target + " is a stored " + obj.Kind.String(), hint: "name a file inside it: `cas inspect " + opts.Target + ":path/to/model.pt`"}
+	}
+	tmp, err := os.CreateTemp("", "cas-inspect-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	if err := repo.WriteFile(ctx, obj, tmp); err != nil {
+		return nil, err
+	}
+	return inspectReader(tmp, obj.Size, opts.Target)
+}
+
+func inspectReader(r io.ReaderAt, size int64, name string) (*ckpt.Report, error) {
+	rep, err := ckpt.Inspect(r, size, name)
+	switch {
+	case errors.Is(err, ckpt.ErrFormat):
+		return nil, &userError{msg: name + ": not a checkpoint cas can read", hint: "cas reads torch .pt/.pth (zip and legacy), pickles, .npy, .npz and .safetensors"}
+	case errors.Is(err, ckpt.ErrLimit):
+		return nil, &userError{msg: strings.ReplaceAll(err.Error(), "ckpt: ", ""), hint: "the file goes beyond what cas reads safely: see docs/checkpoints.md"}
+	case errors.Is(err, ckpt.ErrMalformed):
+		return nil, &userError{msg: strings.ReplaceAll(err.Error(), "ckpt: ", ""), hint: "the file is damaged or truncated"}
+	}
+	return rep, err
+}
+
+func printReport(w io.Writer, rep *ckpt.Report) {
+	var total int64
+	devices := false
+	for _, t := range rep.Tensors {
+		total += t.Bytes
+		devices = devices || (t.Device != "" && t.Device != "cpu")
+	}
+	fmt.Fprintf(w, "%s: %s, %s\n", rep.Name, rep.Format, bytesStr(rep.Size))
+	fmt.Fprintf(w, "tensors: %d, %s\n", len(rep.Tensors), bytesStr(total))
+	if len(rep.Tensors) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		head := "  PATH\tDTYPE\tSHAPE\tSIZE\tDIGEST"
+		if devices {
+			head += "\tDEVICE"
+		}
+		fmt.Fprintln(tw, head)
+		for _, t := range rep.Tensors {
+			d := "-"
+			if !t.Digest.IsZero() {
+				d = t.Digest.Short()
+			}
+			line := fmt.Sprintf("  %s\t%s\t%s\t%s\t%s", ckptPath(t.Path), t.DType, ckptShape(t.Shape), bytesStr(t.Bytes), d)
+			if devices {
+				line += "\t" + t.Device
+			}
+			fmt.Fprintln(tw, line)
+		}
+		tw.Flush()
+	}
+	fmt.Fprintf(w, "rng states: %d\n", len(rep.RNG))
+	if len(rep.RNG) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  KIND\tPATH\tFINGERPRINT\tSUMMARY")
+		for _, s := range rep.RNG {
+			fp := "-"
+			if !s.Fingerprint.IsZero() {
+				fp = s.Fingerprint.Short()
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", s.Kind, ckptPath(s.Path), fp, s.Summary)
+		}
+		tw.Flush()
+	}
+	for _, p := range rep.Optimizers {
+		fmt.Fprintf(w, "optimizer state: %s\n", ckptPath(p))
+	}
+	for _, k := range slices.Sorted(maps.Keys(rep.Metadata)) {
+		fmt.Fprintf(w, "metadata: %s = %s\n", k, rep.Metadata[k])
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintf(w, "problem: %s\n", p)
+	}
+}
+
+func ckptPath(p string) string {
+	if p == "" {
+		return "<root>"
+	}
+	return p
+}
+
+func ckptShape(shape []int64) string {
+	parts := make([]string, len(shape))
+	for i, d := range shape {
+		parts[i] = strconv.FormatInt(d, 10)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+func ckptPlural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
