@@ -31,9 +31,9 @@ type pather interface {
 type packFiles struct {
 	be       remote.Backend
 	fallback remote.Backend
-	mu    sync.Mutex
-	open  map[digest.Digest]*list.Element
-	order *list.List // of *openPack, most recent first
+	mu       sync.Mutex
+	open     map[digest.Digest]*list.Element
+	order    *list.List // of *openPack, most recent first
 }
 
 type openPack struct {
