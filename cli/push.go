@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/remote"
 )
 
 type pushOptions struct {
@@ -18,6 +19,8 @@ type pushOptions struct {
 	Excludes []string
 	JSON     bool
 	Quiet    bool
+	To       string
+	Local    bool
 }
 
 func newCmdPush(f *Factory, runF func(*pushOptions) error) *cobra.Command {
@@ -36,7 +39,10 @@ Paths matching a .casignore file (gitignore syntax, in any directory) or an
 FIFOs, sockets and devices are reported and skipped.
 
 With one PATH the digest is that file's or directory's; with several, it
-is that of a directory holding them by their base names.`,
+is that of a directory holding them by their base names.
+
+With a default remote (cas remote add), or --to NAME, everything the
+remote lacks is uploaded afterwards, then the ref; --local skips that.`,
 		Example: `  cas push data/ --name train
   cas push ckpt/epoch10.pt --json
   cas push data/ --exclude '*.tmp' --exclude 'cache/'`,
@@ -53,23 +59,38 @@ is that of a directory holding them by their base names.`,
 	cmd.Flags().StringArrayVarP(&opts.Excludes, "exclude", "e", nil, "leave out paths matching `PATTERN` (gitignore syntax; repeatable)")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the result as JSON")
 	cmd.Flags().BoolVarP(&opts.Quiet, "quiet", "q", false, "print only the digest; no progress bar")
+	cmd.Flags().StringVar(&opts.To, "to", "", "upload to the remote `NAME` (default: the default remote)")
+	cmd.Flags().BoolVar(&opts.Local, "local", false, "store locally only; upload nothing")
 	return cmd
 }
 
 // pushOutput is push's --json object; its keys are a documented format.
 type pushOutput struct {
 	*cas.PushResult
-	Ref     string  `json:"ref,omitempty"`
-	Seconds float64 `json:"seconds"`
+	Ref     string             `json:"ref,omitempty"`
+	Seconds float64            `json:"seconds"`
+	Upload  *cas.TransferStats `json:"upload,omitempty"`
+	Remote  string             `json:"remote,omitempty"`
 }
 
 func pushRun(ctx context.Context, opts *pushOptions) error {
 	if opts.Name != "" && !cas.ValidRefName(opts.Name) {
 		return usageError("--name %q: %v", opts.Name, cas.ErrBadRefName)
 	}
+	if opts.Local && opts.To != "" {
+		return usageError("--local and --to exclude each other")
+	}
 	r, err := opts.Factory.Repo(ctx)
 	if err != nil {
 		return err
+	}
+	// A bad remote fails before anything is read, not after.
+	var be remote.Backend
+	var rc *cas.RemoteConfig
+	if !opts.Local {
+		if be, rc, err = openRemote(ctx, r, opts.To); err != nil {
+			return err
+		}
 	}
 	prog := &cas.Progress{}
 	warn := func(path string, err error) {
@@ -85,15 +106,22 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 		return err
 	}
 	out := pushOutput{PushResult: res, Seconds: opts.Factory.Now().Sub(start).Seconds()}
+	name := ""
+	if len(opts.Paths) == 1 && res.Kind != cas.KindDir {
+		name = res.Name
+	}
+	obj := cas.Object{Digest: res.Digest, Kind: res.Kind, Size: res.Bytes, Name: name}
 	if opts.Name != "" {
-		name := ""
-		if len(opts.Paths) == 1 && res.Kind != cas.KindDir {
-			name = res.Name
-		}
-		if _, err := r.SetRef(ctx, opts.Name, cas.Object{Digest: res.Digest, Kind: res.Kind, Size: res.Bytes, Name: name}); err != nil {
+		if _, err := r.SetRef(ctx, opts.Name, obj); err != nil {
 			return err
 		}
 		out.Ref = opts.Name
+	}
+	if be != nil {
+		if out.Upload, err = upload(ctx, opts.IO, opts.Quiet || opts.JSON, r, be, rc, opts.Name, obj); err != nil {
+			return err
+		}
+		out.Remote = rc.Name
 	}
 	switch {
 	case opts.JSON:

@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/remote"
 )
 
 type restoreOptions struct {
@@ -17,6 +19,7 @@ type restoreOptions struct {
 	Force   bool
 	JSON    bool
 	Quiet   bool
+	From    string
 }
 
 func newCmdRestore(f *Factory, runF func(*restoreOptions) error) *cobra.Command {
@@ -35,7 +38,10 @@ nothing behind.
 
 DEST must not exist or be an empty directory, unless --force, which writes
 into it (replacing what is in the way, keeping other files). A single file
-restored into an existing directory keeps its name.`,
+restored into an existing directory keeps its name.
+
+Data the local store lacks is read from the default remote (or --from):
+only the bytes needed, with ranged GETs, checked like local data.`,
 		Example: `  cas restore train data-copy/
   cas restore blake3:3f2a9c1e:images/0001.png ./0001.png
   cas restore 3f2a9c1e out/ --force`,
@@ -51,6 +57,7 @@ restored into an existing directory keeps its name.`,
 	cmd.Flags().BoolVarP(&opts.Force, "force", "f", false, "write into a DEST that is not empty")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print what was written as JSON")
 	cmd.Flags().BoolVarP(&opts.Quiet, "quiet", "q", false, "print nothing on success; no progress bar")
+	cmd.Flags().StringVar(&opts.From, "from", "", "read missing data from the remote `NAME` (default: the default remote)")
 	return cmd
 }
 
@@ -59,14 +66,33 @@ func restoreRun(ctx context.Context, opts *restoreOptions) error {
 	if err != nil {
 		return err
 	}
-	obj, err := r.Resolve(ctx, opts.Ref)
-	if err != nil {
-		return err
+	if opts.From != "" {
+		if err := useRemote(ctx, r, opts.From); err != nil {
+			return err
+		}
 	}
-	prog := &cas.Progress{}
-	stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "restoring", prog)
-	res, err := r.Restore(ctx, obj, opts.Dest, cas.RestoreOptions{Force: opts.Force, Progress: prog})
-	stop()
+	var obj *cas.Object
+	var res *cas.RestoreResult
+	for attempt := 0; ; attempt++ {
+		obj, err = r.Resolve(ctx, opts.Ref)
+		if err == nil {
+			prog := &cas.Progress{}
+			stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "restoring", prog)
+			res, err = r.Restore(ctx, obj, opts.Dest, cas.RestoreOptions{Force: opts.Force, Progress: prog})
+			stop()
+		}
+		// What the local store lacks may be on the default remote: a failed
+		// restore left nothing behind, so try again reading from it.
+		if attempt == 0 && opts.From == "" && (errors.Is(err, cas.ErrNotFound) || errors.Is(err, remote.ErrNotFound)) {
+			if be, _, rerr := openRemote(ctx, r, ""); rerr == nil && be != nil {
+				if rerr := r.UseRemote(ctx, be); rerr != nil {
+					return rerr
+				}
+				continue
+			}
+		}
+		break
+	}
 	if err != nil {
 		return err
 	}

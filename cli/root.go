@@ -105,7 +105,7 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 		&cobra.Group{ID: "runs", Title: "Recording experiments:"},
 		&cobra.Group{ID: "admin", Title: "Store maintenance:"})
 	for _, c := range []*cobra.Command{
-		newCmdInit(f, nil), newCmdPush(f, nil), newCmdRestore(f, nil), newCmdHash(f, nil),
+		newCmdInit(f, nil), newCmdPush(f, nil), newCmdRestore(f, nil), newCmdHash(f, nil), newCmdPull(f, nil), newCmdRemote(f),
 	} {
 		c.GroupID = "store"
 		root.AddCommand(c)

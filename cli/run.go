@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/manifest"
 )
 
@@ -109,6 +111,12 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	if err != nil {
 		return err
 	}
+	// With a default remote, the run's objects go there too; a bad remote
+	// fails before the command runs.
+	be, rc, err := openRemote(ctx, r, "")
+	if err != nil {
+		return err
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -117,6 +125,13 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	res, err := manifest.Run(ctx, r, mo)
 	if err != nil {
 		return err
+	}
+	if be != nil {
+		b, _ := res.Manifest.Encode()
+		obj := cas.Object{Digest: res.Digest, Kind: cas.KindFile, Size: int64(len(b)), Type: "manifest"}
+		if _, err := upload(context.WithoutCancel(ctx), opts.IO, opts.JSON, r, be, rc, res.Ref, obj); err != nil {
+			return err
+		}
 	}
 	return reportRun(opts, res)
 }
@@ -177,7 +192,8 @@ without --exit-code.`,
 				return err
 			}
 			if err := reportRun(opts, res); err != nil {
-				if _, ok := err.(exitStatus); ok {
+				var es exitStatus
+				if errors.As(err, &es) {
 					return nil // recording a failed run is not a failure
 				}
 				return err

@@ -13,6 +13,7 @@ type verifyOptions struct {
 	IO      *IOStreams
 	Factory *Factory
 	Ref     string
+	Remote  string
 	JSON    bool
 	Quiet   bool
 }
@@ -26,6 +27,8 @@ func newCmdVerify(f *Factory, runF func(*verifyOptions) error) *cobra.Command {
 
 With REF, check everything that REF needs and name each damaged file.
 Without, check every pack and index segment in the store, then every ref.
+With --remote NAME, check REF on the remote alone, trusting nothing local:
+every object it needs must be there and intact.
 Exit status 3 means damage was found, 0 that all is intact.`,
 		Example: "  cas verify\n  cas verify train --json",
 		Args:    cobra.MaximumNArgs(1),
@@ -41,6 +44,7 @@ Exit status 3 means damage was found, 0 that all is intact.`,
 	}
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the report as JSON")
 	cmd.Flags().BoolVarP(&opts.Quiet, "quiet", "q", false, "print only problems; no progress bar")
+	cmd.Flags().StringVar(&opts.Remote, "remote", "", "verify on the remote `NAME` instead, trusting nothing local")
 	return cmd
 }
 
@@ -48,6 +52,19 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 	r, err := opts.Factory.Repo(ctx)
 	if err != nil {
 		return err
+	}
+	if opts.Remote != "" {
+		if opts.Ref == "" {
+			return usageError("--remote needs a REF to verify")
+		}
+		be, _, err := openRemote(ctx, r, opts.Remote)
+		if err != nil {
+			return err
+		}
+		if r, err = cas.OpenRemoteOnly(ctx, be); err != nil {
+			return err
+		}
+		defer r.Close()
 	}
 	prog := &cas.Progress{}
 	stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "verifying", prog)

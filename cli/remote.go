@@ -1,0 +1,253 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/remote"
+)
+
+func newCmdRemote(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "remote",
+		Short: "Manage remotes: S3-compatible buckets that stores share",
+		Long: `A remote is an S3-compatible bucket (AWS S3, MinIO, Ceph RGW, SeaweedFS,
+versitygw) where pushes upload and from which any machine restores.
+Credentials come from the standard AWS variables (AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), the shared credentials file and
+AWS_PROFILE; they are never written to the store.`,
+		Example: "  cas remote add origin s3://ml-artifacts/team-a --endpoint https://minio.example.com:9000\n  cas remote list",
+	}
+	var add cas.RemoteConfig
+	var addJSON, removeJSON bool
+	addCmd := &cobra.Command{
+		Use:     "add NAME s3://BUCKET[/PREFIX]",
+		Short:   "Add a remote (the first one added is the default)",
+		Example: "  cas remote add origin s3://ml-artifacts/team-a --endpoint https://minio.example.com:9000\n  cas remote add aws s3://my-bucket --region eu-west-1 --default",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := f.Repo(cmd.Context())
+			if err != nil {
+				return err
+			}
+			add.Name, add.URL = args[0], args[1]
+			if err := r.AddRemote(add); err != nil {
+				if errors.Is(err, cas.ErrRemoteURL) || errors.Is(err, cas.ErrBadRefName) {
+					return usageError("%v", err)
+				}
+				return err
+			}
+			if addJSON {
+				rc, _, err := r.Remote(add.Name)
+				if err != nil {
+					return err
+				}
+				return writeJSON(f.IO.Out, rc)
+			}
+			fmt.Fprintf(f.IO.Out, "added remote %s (%s)\n", add.Name, add.URL)
+			return nil
+		},
+	}
+	addCmd.Flags().BoolVar(&addJSON, "json", false, "print the remote's settings as JSON")
+	addCmd.Flags().StringVar(&add.Endpoint, "endpoint", "", "the S3 endpoint `URL` (default: AWS)")
+	addCmd.Flags().StringVar(&add.Region, "region", "", "the bucket's `REGION`")
+	addCmd.Flags().BoolVar(&add.Default, "default", false, "make it the default remote")
+	var asJSON bool
+	listCmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List remotes",
+		Example: "  cas remote list --json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := f.Repo(cmd.Context())
+			if err != nil {
+				return err
+			}
+			rs, err := r.Remotes()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if rs == nil {
+					rs = []cas.RemoteConfig{}
+				}
+				return writeJSON(f.IO.Out, rs)
+			}
+			for _, x := range rs {
+				mark := " "
+				if x.Default {
+					mark = "*"
+				}
+				fmt.Fprintf(f.IO.Out, "%s %-12s %s %s\n", mark, x.Name, x.URL, x.Endpoint)
+			}
+			return nil
+		},
+	}
+	listCmd.Flags().BoolVar(&asJSON, "json", false, "print remotes as JSON")
+	removeCmd := &cobra.Command{
+		Use:     "remove NAME",
+		Short:   "Forget a remote (nothing on it is deleted)",
+		Example: "  cas remote remove origin",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := f.Repo(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := r.RemoveRemote(args[0]); err != nil {
+				return err
+			}
+			if removeJSON {
+				return writeJSON(f.IO.Out, map[string]string{"removed": args[0]})
+			}
+			fmt.Fprintf(f.IO.Out, "removed remote %s (nothing on it was touched)\n", args[0])
+			return nil
+		},
+	}
+	removeCmd.Flags().BoolVar(&removeJSON, "json", false, "print what was removed as JSON")
+	cmd.AddCommand(addCmd, listCmd, removeCmd)
+	return cmd
+}
+
+// openRemote opens the named remote (the default for "") and checks it
+// answers, so a bad one fails at once with a line saying which problem it
+// has. It returns nil without error when name is "" and there is none.
+func openRemote(ctx context.Context, r *cas.Repo, name string) (remote.Backend, *cas.RemoteConfig, error) {
+	rc, ok, err := r.Remote(name)
+	if err != nil || !ok {
+		return nil, nil, err
+	}
+	cfg, err := rc.S3Config()
+	if err != nil {
+		return nil, nil, err
+	}
+	be, err := remote.NewS3(ctx, cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("remote %s: %w", rc.Name, err)
+	}
+	if err := be.Check(ctx); err != nil {
+		return nil, nil, &userError{msg: fmt.Sprintf("remote %s (%s): %v", rc.Name, rc.URL, err), hint: remoteHint(err)}
+	}
+	return be, &rc, nil
+}
+
+func remoteHint(err error) string {
+	switch {
+	case errors.Is(err, remote.ErrBadCredentials), errors.Is(err, remote.ErrAccessDenied):
+		return "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
+	case errors.Is(err, remote.ErrNoBucket):
+		return "create the bucket, or fix the URL with `cas remote remove` and `cas remote add`"
+	case errors.Is(err, remote.ErrUnreachable):
+		return "check the --endpoint given to `cas remote add` and the network"
+	}
+	return ""
+}
+
+// useRemote lets a command read data the local store lacks from the
+// named remote (the default for ""), if there is one.
+func useRemote(ctx context.Context, r *cas.Repo, name string) error {
+	be, _, err := openRemote(ctx, r, name)
+	if err != nil || be == nil {
+		return err
+	}
+	return r.UseRemote(ctx, be)
+}
+
+// upload sends everything the remote lacks, then the ref, and says so.
+func upload(ctx context.Context, ios *IOStreams, quiet bool, r *cas.Repo, be remote.Backend, rc *cas.RemoteConfig, ref string, obj cas.Object) (*cas.TransferStats, error) {
+	prog := &cas.Progress{}
+	stop := startProgress(ios, quiet, "uploading", prog)
+	st, err := r.Upload(ctx, be, prog)
+	stop()
+	if err != nil {
+		return nil, fmt.Errorf("upload to %s: %w", rc.Name, err)
+	}
+	if ref != "" {
+		if _, err := r.SetRefOn(ctx, be, ref, obj); err != nil {
+			return nil, fmt.Errorf("set ref %s on %s: %w", ref, rc.Name, err)
+		}
+	}
+	if !quiet {
+		rate := ""
+		if st.Seconds > 0 && st.Bytes > 0 {
+			rate = fmt.Sprintf(" (%s/s)", bytesStr(int64(float64(st.Bytes)/st.Seconds)))
+		}
+		fmt.Fprintf(ios.ErrOut, "uploaded %d objects, %s to %s in %.1fs%s\n", st.Objects, bytesStr(st.Bytes), rc.Name, st.Seconds, rate)
+	}
+	return st, nil
+}
+
+type pullOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+	Ref     string
+	From    string
+	JSON    bool
+	Quiet   bool
+}
+
+func newCmdPull(f *Factory, runF func(*pullOptions) error) *cobra.Command {
+	opts := &pullOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
+		Use:   "pull REF",
+		Short: "Bring a tree or file from a remote into the local store",
+		Long: `Download from a remote the packs holding everything REF needs, so that it
+restores without the remote. Every object is checked against its digest on
+arrival. (restore alone also works without a local copy: it reads just the
+bytes it needs from the remote.)`,
+		Example: "  cas pull train\n  cas pull blake3:3f2a9c1e --from backup",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Ref = args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return pullRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.From, "from", "", "the remote `NAME` (default: the default remote)")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print what was downloaded as JSON")
+	cmd.Flags().BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress bar")
+	return cmd
+}
+
+func pullRun(ctx context.Context, opts *pullOptions) error {
+	r, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	be, rc, err := openRemote(ctx, r, opts.From)
+	if err != nil {
+		return err
+	}
+	if be == nil {
+		return &userError{msg: "no remote to pull from", hint: "add one with `cas remote add NAME s3://BUCKET`"}
+	}
+	if err := r.UseRemote(ctx, be); err != nil {
+		return err
+	}
+	obj, err := r.Resolve(ctx, opts.Ref)
+	if err != nil {
+		return err
+	}
+	prog := &cas.Progress{}
+	stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "pulling", prog)
+	st, err := r.Pull(ctx, obj, prog)
+	stop()
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSON(opts.IO.Out, struct {
+			Digest string `json:"digest"`
+			Remote string `json:"remote"`
+			*cas.TransferStats
+		}{obj.Digest.String(), rc.Name, st})
+	}
+	fmt.Fprintf(opts.IO.Out, "pulled %s from %s: %d objects, %s (%d already here)\n", obj.Digest.Short(), rc.Name, st.Objects, bytesStr(st.Bytes), st.Skipped)
+	return nil
+}

@@ -1,0 +1,194 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cas-ml/cas/cli"
+	"github.com/cas-ml/cas/remote/s3test"
+)
+
+// casIn runs one cas command line in dir, in process, and returns its
+// exit code, stdout and stderr.
+func casIn(t *testing.T, dir string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	f := &cli.Factory{IO: &cli.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errb},
+		Now: time.Now, Getenv: func(k string) string {
+			if k == "CAS_DIR" {
+				return ""
+			}
+			return os.Getenv(k)
+		}, WorkDir: func() (string, error) { return dir, nil }}
+	code := cli.Run(context.Background(), f, args)
+	return code, out.String(), errb.String()
+}
+
+func mustCas(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	code, out, errs := casIn(t, dir, args...)
+	if code != 0 {
+		t.Fatalf("cas %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errs)
+	}
+	return out
+}
+
+// writeTree makes a small dataset with a file large enough for several chunks.
+func writeTree(t *testing.T, dir string, seed byte) {
+	t.Helper()
+	files := map[string][]byte{
+		"a.txt":         []byte("hello\n"),
+		"sub/b.bin":     bytes.Repeat([]byte{seed, 1, 2, 3, 5, 8, 13}, 300_000),
+		"sub/empty":     nil,
+		"other/c.csv":   []byte("x,y\n1,2\n"),
+		"shared/common": bytes.Repeat([]byte("shared between pushers "), 10_000),
+	}
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func sameTree(t *testing.T, want, got string) {
+	t.Helper()
+	if d := treeDiff(want, got, ""); len(d) > 0 {
+		t.Errorf("restored tree differs: %v", d)
+	}
+}
+
+func TestRemoteEndToEnd(t *testing.T) {
+	srv := s3test.Start(t)
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	url := "s3://" + srv.NewBucket(t) + "/team"
+
+	// Machine A pushes; the push uploads to the default remote.
+	a := t.TempDir()
+	writeTree(t, filepath.Join(a, "data"), 1)
+	mustCas(t, a, "init", "--chunk-avg", "64KiB")
+	mustCas(t, a, "remote", "add", "origin", url, "--endpoint", srv.Endpoint)
+	var pushed struct {
+		Digest string `json:"digest"`
+		Upload struct {
+			Objects int64 `json:"objects"`
+		} `json:"upload"`
+	}
+	if err := json.Unmarshal([]byte(mustCas(t, a, "push", filepath.Join(a, "data"), "--name", "ds", "--json")), &pushed); err != nil {
+		t.Fatal(err)
+	}
+	if pushed.Upload.Objects < 2 {
+		t.Errorf("push uploaded %d objects, want packs and a segment", pushed.Upload.Objects)
+	}
+	// Nothing new: a second push uploads nothing.
+	if out := mustCas(t, a, "push", filepath.Join(a, "data"), "--name", "ds", "--json"); !strings.Contains(out, `"objects": 0`) {
+		t.Errorf("second push uploaded something:\n%s", out)
+	}
+
+	// Machine B knows only the remote: restore reads from it.
+	b := t.TempDir()
+	mustCas(t, b, "init")
+	mustCas(t, b, "remote", "add", "origin", url, "--endpoint", srv.Endpoint)
+	mustCas(t, b, "restore", "ds", filepath.Join(b, "out"))
+	sameTree(t, filepath.Join(a, "data"), filepath.Join(b, "out"))
+	// One file by REF:path.
+	mustCas(t, b, "restore", "ds:sub/b.bin", filepath.Join(b, "one.bin"))
+	want, _ := os.ReadFile(filepath.Join(a, "data", "sub", "b.bin"))
+	if got, _ := os.ReadFile(filepath.Join(b, "one.bin")); !bytes.Equal(got, want) {
+		t.Error("restore of one file from the remote gave other bytes")
+	}
+	if out := mustCas(t, b, "verify", "ds", "--remote", "origin"); !strings.HasPrefix(out, "ok:") {
+		t.Errorf("verify --remote: %s", out)
+	}
+	// After a pull, B restores with the remote gone.
+	mustCas(t, b, "pull", "ds")
+	mustCas(t, b, "remote", "remove", "origin")
+	mustCas(t, b, "restore", pushed.Digest, filepath.Join(b, "out2"))
+	sameTree(t, filepath.Join(a, "data"), filepath.Join(b, "out2"))
+	if out := mustCas(t, b, "verify"); !strings.HasPrefix(out, "ok:") {
+		t.Errorf("local verify after pull: %s", out)
+	}
+
+	// Two machines push overlapping data at once: both land, refs and all.
+	var wg sync.WaitGroup
+	dirs := []string{t.TempDir(), t.TempDir()}
+	for i, d := range dirs {
+		writeTree(t, filepath.Join(d, "data"), byte(10+i))
+		mustCas(t, d, "init", "--chunk-avg", "64KiB")
+		mustCas(t, d, "remote", "add", "origin", url, "--endpoint", srv.Endpoint)
+	}
+	codes := make([]int, 2)
+	for i, d := range dirs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i], _, _ = casIn(t, d, "push", filepath.Join(d, "data"), "--name", "con"+string(rune('a'+i)), "--quiet")
+		}()
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != 0 {
+			t.Errorf("concurrent push %d: exit %d", i, c)
+		}
+	}
+	for _, ref := range []string{"ds", "cona", "conb"} {
+		if out := mustCas(t, a, "verify", ref, "--remote", "origin"); !strings.HasPrefix(out, "ok:") {
+			t.Errorf("verify %s --remote: %s", ref, out)
+		}
+	}
+}
+
+func TestRemoteBadSettings(t *testing.T) {
+	srv := s3test.Start(t)
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	bucket := srv.NewBucket(t)
+	tests := []struct {
+		name, url, endpoint, secret, want string
+	}{
+		{"unknown bucket", "s3://no-such-bucket-here", srv.Endpoint, "", "bucket"},
+		{"wrong credentials", "s3://" + bucket, srv.Endpoint, "wrong-secret", "credentials"},
+		{"unreachable endpoint", "s3://" + bucket, "http://127.0.0.1:1", "", "reach"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.secret != "" {
+				t.Setenv("AWS_SECRET_ACCESS_KEY", tt.secret)
+			}
+			d := t.TempDir()
+			writeTree(t, filepath.Join(d, "data"), 3)
+			mustCas(t, d, "init")
+			mustCas(t, d, "remote", "add", "origin", tt.url, "--endpoint", tt.endpoint)
+			code, out, errs := casIn(t, d, "push", filepath.Join(d, "data"), "--name", "x")
+			if code == 0 || out != "" {
+				t.Fatalf("push to a bad remote: exit %d, stdout %q", code, out)
+			}
+			first, _, _ := strings.Cut(errs, "\n")
+			if !strings.HasPrefix(first, "cas: remote origin") || !strings.Contains(strings.ToLower(first), tt.want) {
+				t.Errorf("error = %q, want one line about the %s", first, tt.want)
+			}
+			if strings.Contains(errs, "wrong-secret") || strings.Contains(errs, srv.SecretKey) {
+				t.Error("the error shows a secret")
+			}
+			// Nothing was stored locally either.
+			if out := mustCas(t, d, "refs"); out != "" {
+				t.Errorf("refs after a failed push: %q", out)
+			}
+		})
+	}
+}
