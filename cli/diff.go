@@ -10,6 +10,7 @@ import (
 
 	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/manifest"
+	"github.com/cas-ml/cas/manifest/ckpt"
 )
 
 type diffOptions struct {
@@ -32,8 +33,10 @@ exists on disk, else as a REF. Exit status 0 either way.
 
 When both name run manifests, show what differs between the runs: inputs,
 commit and patch, packages, environment, variables, seeds, command,
-outputs, and metrics with their deltas.`,
-		Example: "  cas diff train-v1 train-v2\n  cas diff train data/\n  cas diff runs/seed1 runs/seed2",
+outputs, and metrics with their deltas. When both are checkpoints (files
+on disk or stored), show which tensors changed, were added or removed, by
+tensor digest, and whether each RNG state is equal.`,
+		Example: "  cas diff train-v1 train-v2\n  cas diff train data/\n  cas diff runs/seed1 runs/seed2\n  cas diff ckpt/epoch1.pt ckpt/epoch2.pt",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.A, opts.B = args[0], args[1]
@@ -49,11 +52,20 @@ outputs, and metrics with their deltas.`,
 }
 
 func diffRun(ctx context.Context, opts *diffOptions) error {
+	// Two checkpoint files on disk need no store.
+	if isFile(opts.A) && isFile(opts.B) {
+		if done, err := diffCheckpoints(ctx, opts); done || err != nil {
+			return err
+		}
+	}
 	r, err := opts.Factory.Repo(ctx)
 	if err != nil {
 		return err
 	}
 	if done, err := diffManifests(ctx, r, opts); done || err != nil {
+		return err
+	}
+	if done, err := diffCheckpoints(ctx, opts); done || err != nil {
 		return err
 	}
 	a, err := r.Resolve(ctx, opts.A)
@@ -208,4 +220,40 @@ func diffManifests(ctx context.Context, r *cas.Repo, opts *diffOptions) (bool, e
 	}
 	printDifferences(opts.IO, diffs, a.Name, b.Name)
 	return true, nil
+}
+
+// diffCheckpoints compares A and B when both read as checkpoints, and
+// reports whether they did.
+func diffCheckpoints(ctx context.Context, opts *diffOptions) (bool, error) {
+	a, err := inspectTarget(ctx, &inspectOptions{Target: opts.A, Factory: opts.Factory})
+	if err != nil {
+		return false, nil
+	}
+	b, err := inspectTarget(ctx, &inspectOptions{Target: opts.B, Factory: opts.Factory})
+	if err != nil {
+		return false, nil
+	}
+	d := ckpt.Diff(a, b)
+	if opts.JSON {
+		return true, writeJSON(opts.IO.Out, d)
+	}
+	w := opts.IO.Out
+	marks := map[string]string{"added": "+", "removed": "-", "changed": "~"}
+	for _, c := range d.Tensors {
+		t := c.New
+		if t == nil {
+			t = c.Old
+		}
+		fmt.Fprintf(w, "%s %s (%s %v)\n", orDash(marks[c.Op]), c.Path, t.DType, t.Shape)
+	}
+	for _, c := range d.RNG {
+		fmt.Fprintf(w, "rng %-16s %-8s %s\n", c.Kind, c.Op, c.Path)
+	}
+	fmt.Fprintf(w, "%d tensors changed, added or removed; %d unchanged\n", len(d.Tensors), d.Unchanged)
+	return true, nil
+}
+
+func isFile(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
 }

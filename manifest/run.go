@@ -377,6 +377,7 @@ func finish(ctx context.Context, r *cas.Repo, opts *Options, m *Manifest) (*Resu
 		if err != nil {
 			return nil, fmt.Errorf("output %s: %w", path, err)
 		}
+		a.Checkpoints = FindCheckpoints(path)
 		m.Outputs = append(m.Outputs, a)
 	}
 	if opts.Metrics != "" {

@@ -300,3 +300,41 @@ func randHex(t *testing.T) string {
 	}
 	return hex.EncodeToString(b[:])
 }
+
+func TestRunRecordsCheckpointRNG(t *testing.T) {
+	needTools(t, "git")
+	dir, repo := project(t)
+	src, err := os.ReadFile(filepath.Join("..", "testdata", "ckpt", "seed_layout_cpu.pt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "ckpt")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "epoch3.pt"), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(out, "notes.txt"), "not a checkpoint")
+	res, err := Run(context.Background(), repo, Options{WorkDir: dir, Command: []string{"true"}, Outputs: []string{out},
+		Environ: os.Environ(), Stdout: io.Discard, Stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cps := res.Manifest.Outputs[0].Checkpoints
+	if len(cps) != 1 || cps[0].Path != "epoch3.pt" || cps[0].Digest != digest.Of(src).String() || cps[0].Tensors == 0 {
+		t.Fatalf("checkpoints = %+v, want epoch3.pt with its digest and tensors", cps)
+	}
+	kinds := map[string]bool{}
+	for _, s := range cps[0].RNG {
+		kinds[s.Kind] = true
+		if _, err := digest.Parse(s.Fingerprint); err != nil {
+			t.Errorf("fingerprint %q: %v", s.Fingerprint, err)
+		}
+	}
+	for _, k := range []string{"torch_cpu", "numpy_mt19937", "python_random"} {
+		if !kinds[k] {
+			t.Errorf("RNG state %s not recorded; got %v", k, kinds)
+		}
+	}
+}
