@@ -117,7 +117,7 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 		root.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{
-		newCmdRun(f, nil), newCmdRecord(f, nil), newCmdShow(f, nil), newCmdLog(f, nil), newCmdEnv(f, nil),
+		newCmdRun(f, nil), newCmdRecord(f, nil), newCmdShow(f, nil), newCmdLog(f, nil), newCmdEnv(f, nil), newCmdReproduce(f, nil),
 	} {
 		c.GroupID = "runs"
 		root.AddCommand(c)

@@ -28,6 +28,7 @@ type runOptions struct {
 	EnvVars []string
 	Command []string
 	JSON    bool
+	Repeat  int
 }
 
 func newCmdRun(f *Factory, runF func(*runOptions) error) *cobra.Command {
@@ -62,6 +63,12 @@ from the stored logs and command line.`,
 			}
 			opts.Command = args
 			opts.HasSeed = cmd.Flags().Changed("seed")
+			if opts.Repeat < 1 {
+				return usageError("--repeat must be at least 1")
+			}
+			if opts.Repeat > 1 && !opts.HasSeed {
+				return usageError("--repeat needs --seed S: the runs get seeds S, S+1, ...")
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -69,6 +76,7 @@ from the stored logs and command line.`,
 		},
 	}
 	addRunFlags(cmd, opts)
+	cmd.Flags().IntVar(&opts.Repeat, "repeat", 1, "run `N` times with seeds S..S+N-1, named NAME-sSEED; then `cas stats --metric M 'NAME-s*'`")
 	return cmd
 }
 
@@ -120,20 +128,38 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	mo := opts.manifestOptions()
-	mo.Signals = sigs
-	res, err := manifest.Run(ctx, r, mo)
-	if err != nil {
-		return err
+	base := opts.Name
+	if opts.Repeat > 1 && base == "" {
+		base = manifest.NewRunName(opts.Factory.Now())
 	}
-	if be != nil {
-		b, _ := res.Manifest.Encode()
-		obj := cas.Object{Digest: res.Digest, Kind: cas.KindFile, Size: int64(len(b)), Type: "manifest"}
-		if _, err := upload(context.WithoutCancel(ctx), opts.IO, opts.JSON, r, be, rc, res.Ref, obj); err != nil {
+	var firstErr error
+	for i := range opts.Repeat {
+		mo := opts.manifestOptions()
+		mo.Signals = sigs
+		if opts.Repeat > 1 {
+			seed := opts.Seed + int64(i)
+			mo.Seed = &seed
+			mo.Name = fmt.Sprintf("%s-s%d", base, seed)
+		}
+		res, err := manifest.Run(ctx, r, mo)
+		if err != nil {
 			return err
 		}
+		if be != nil {
+			b, _ := res.Manifest.Encode()
+			obj := cas.Object{Digest: res.Digest, Kind: cas.KindFile, Size: int64(len(b)), Type: "manifest"}
+			if _, err := upload(context.WithoutCancel(ctx), opts.IO, opts.JSON, r, be, rc, res.Ref, obj); err != nil {
+				return err
+			}
+		}
+		if err := reportRun(opts, res); err != nil && firstErr == nil {
+			firstErr = err
+		}
+		if ctx.Err() != nil {
+			break // interrupted: the rest do not run
+		}
 	}
-	return reportRun(opts, res)
+	return firstErr
 }
 
 func reportRun(opts *runOptions, res *manifest.Result) error {

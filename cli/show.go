@@ -208,3 +208,66 @@ func logRun(ctx context.Context, opts *logOptions) error {
 	}
 	return nil
 }
+
+// runStatsRun summarizes metrics over runs.
+func runStatsRun(ctx context.Context, opts *statsOptions) error {
+	r, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	var ms []*manifest.Manifest
+	var all []manifest.RunEntry
+	for _, ref := range opts.Refs {
+		if prefix, ok := strings.CutSuffix(ref, "*"); ok {
+			if all == nil {
+				if all, err = manifest.Runs(ctx, r); err != nil && len(all) == 0 {
+					return err
+				}
+			}
+			n := 0
+			for _, e := range all {
+				if strings.HasPrefix(e.Manifest.Name, strings.TrimPrefix(prefix, manifest.RefPrefix)) {
+					ms = append(ms, e.Manifest)
+					n++
+				}
+			}
+			if n == 0 {
+				return &userError{msg: "no run name starts with " + prefix, hint: "`cas log` lists runs"}
+			}
+			continue
+		}
+		m, _, err := manifest.Resolve(ctx, r, ref)
+		if err != nil {
+			return err
+		}
+		ms = append(ms, m)
+	}
+	var out []*manifest.MetricStats
+	for _, metric := range opts.Metrics {
+		var vals []float64
+		for _, m := range ms {
+			if v, ok := m.Metrics[metric]; ok {
+				vals = append(vals, v)
+			}
+		}
+		s, err := manifest.Summarize(metric, vals, opts.Tolerance)
+		if err != nil {
+			return err
+		}
+		out = append(out, s)
+	}
+	if opts.JSON {
+		return writeJSON(opts.IO.Out, out)
+	}
+	w := opts.IO.Out
+	fmt.Fprintf(w, "%-16s %4s %12s %12s %12s %12s %12s %27s %8s  %s\n", "metric", "n", "mean", "std dev", "min", "median", "max", "95% CI", "CV", "reproducible")
+	for _, s := range out {
+		verdict := "no"
+		if s.Reproducible {
+			verdict = "yes"
+		}
+		fmt.Fprintf(w, "%-16s %4d %12.6g %12.6g %12.6g %12.6g %12.6g [%12.6g, %12.6g] %8.3g  %s (CV <= %g)\n",
+			s.Metric, s.N, s.Mean, s.StdDev, s.Min, s.Median, s.Max, s.CI95[0], s.CI95[1], s.CV, verdict, s.Tolerance)
+	}
+	return nil
+}

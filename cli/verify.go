@@ -111,29 +111,50 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 }
 
 type statsOptions struct {
-	IO      *IOStreams
-	Factory *Factory
-	JSON    bool
+	IO        *IOStreams
+	Factory   *Factory
+	JSON      bool
+	Metrics   []string
+	Refs      []string
+	Tolerance float64
 }
 
 func newCmdStats(f *Factory, runF func(*statsOptions) error) *cobra.Command {
 	opts := &statsOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
-		Use:   "stats",
-		Short: "Show how much data the store holds and how well it dedups",
-		Long: `Show the store's size: logical bytes (what the refs point at), unique bytes
-(each chunk once), stored bytes (the packs on disk), chunk and pack counts,
-and the dedup and compression ratios.`,
-		Example: "  cas stats\n  cas stats --json",
-		Args:    cobra.NoArgs,
+		Use:   "stats [--metric NAME REF...]",
+		Short: "Show how much the store holds, or the statistics of a metric over runs",
+		Long: `Without arguments, show the store's size: logical bytes (what the refs point
+at), unique bytes (each chunk once), stored bytes (the packs on disk),
+chunk and pack counts, and the dedup and compression ratios.
+
+With --metric NAME and runs (names, manifest digests, or a name prefix
+ending in *, like 'lr0.1-s*'), show for each metric n, mean, standard
+deviation, min, median, max, the 95 % confidence interval of the mean
+(Student t) and the coefficient of variation, and whether the runs are
+reproducible: the coefficient of variation within --tolerance.`,
+		Example: "  cas stats\n  cas stats --json\n  cas stats --metric acc 'lr0.1-s*' --tolerance 0.01",
+		Args:    cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Refs = args
+			if len(args) > 0 && len(opts.Metrics) == 0 {
+				return usageError("runs given without --metric NAME")
+			}
+			if len(opts.Metrics) > 0 && len(args) == 0 {
+				return usageError("--metric needs the runs to summarize")
+			}
 			if runF != nil {
 				return runF(opts)
+			}
+			if len(opts.Metrics) > 0 {
+				return runStatsRun(cmd.Context(), opts)
 			}
 			return statsRun(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the figures as JSON")
+	cmd.Flags().StringArrayVar(&opts.Metrics, "metric", nil, "summarize the metric `NAME` over the given runs (repeatable)")
+	cmd.Flags().Float64Var(&opts.Tolerance, "tolerance", 0.01, "the largest coefficient of variation that counts as reproducible")
 	return cmd
 }
 

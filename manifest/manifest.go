@@ -58,6 +58,9 @@ type Manifest struct {
 	Config      *Object            `json:"config,omitempty"`
 	Logs        Logs               `json:"logs"`
 	Metrics     map[string]float64 `json:"metrics"`
+	// MetricsFile is where the command wrote its metrics, relative to
+	// WorkDir when inside it: where a reproduction looks for them.
+	MetricsFile string `json:"metrics_file,omitempty"`
 }
 
 // Artifact is a named input or output: a stored file or tree.

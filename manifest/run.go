@@ -65,9 +65,17 @@ const maxLogInMemory = 256 << 20
 // points runs/NAME at it. A command that fails or is interrupted still
 // gets a manifest; the returned error is only for cas's own failures.
 func Run(ctx context.Context, r *cas.Repo, opts Options) (*Result, error) {
+	return run(ctx, r, opts, nil)
+}
+
+// run is Run with a hook that adjusts the manifest before it is written.
+func run(ctx context.Context, r *cas.Repo, opts Options, adjust func(*Manifest)) (*Result, error) {
 	m, red, env, err := prepare(ctx, r, &opts, "run")
 	if err != nil {
 		return nil, err
+	}
+	if adjust != nil {
+		adjust(m)
 	}
 	runDir := filepath.Join(r.Dir, "runs", opts.Name)
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
@@ -243,6 +251,26 @@ func prepare(ctx context.Context, r *cas.Repo, opts *Options, kind string) (*Man
 	return m, red, env, nil
 }
 
+// relTo returns p relative to dir when p lies inside dir, else p as given.
+func relTo(dir, p string) string {
+	abs := p
+	if !filepath.IsAbs(abs) {
+		abs = filepath.Join(dir, p)
+	}
+	if rel, err := filepath.Rel(dir, abs); err == nil && !strings.HasPrefix(rel, "..") {
+		return filepath.ToSlash(rel)
+	}
+	return p
+}
+
+// metricsPath resolves a metrics file against the work directory.
+func metricsPath(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
 // realPath makes p absolute against dir and resolves symlinks as far as
 // the path exists, as git does for the paths it prints.
 func realPath(dir, p string) string {
@@ -381,7 +409,8 @@ func finish(ctx context.Context, r *cas.Repo, opts *Options, m *Manifest) (*Resu
 		m.Outputs = append(m.Outputs, a)
 	}
 	if opts.Metrics != "" {
-		metrics, warnings, err := ReadMetrics(opts.Metrics)
+		m.MetricsFile = relTo(opts.WorkDir, opts.Metrics)
+		metrics, warnings, err := ReadMetrics(metricsPath(opts.WorkDir, opts.Metrics))
 		if err != nil && opts.Warn != nil {
 			opts.Warn(fmt.Sprintf("metrics: %v", err))
 		}

@@ -338,3 +338,12 @@ func TestRunRecordsCheckpointRNG(t *testing.T) {
 		}
 	}
 }
+
+func mustDigest(t *testing.T, s string) digest.Digest {
+	t.Helper()
+	d, err := digest.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}

@@ -1,0 +1,254 @@
+package manifest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/digest"
+)
+
+// ReproduceOptions describe an independent re-run of a recorded run.
+type ReproduceOptions struct {
+	Ref string
+	// Dir is where the code is checked out and the run happens; it must
+	// not exist. Default: .cas/repro/NAME under the store.
+	Dir string
+	// Repo is a git clone holding the recorded commit (default: the
+	// repository of the current directory, else the recorded root).
+	Repo      string
+	Tolerance float64
+	Metrics   []string // the metrics to compare; default: all recorded
+	Command   []string // default: the recorded command
+	Environ   []string
+	Stdout    io.Writer
+	Stderr    io.Writer
+	Warn      func(string)
+}
+
+// MetricCheck compares one metric with the reference.
+type MetricCheck struct {
+	Name      string   `json:"name"`
+	Reference float64  `json:"reference"`
+	New       *float64 `json:"new"`
+	// RelDiff is |new - reference| / |reference| (the absolute difference
+	// when the reference is 0).
+	RelDiff float64 `json:"relative_difference"`
+	Within  bool    `json:"within_tolerance"`
+}
+
+// Reproduction is the verdict of a re-run.
+type Reproduction struct {
+	Original    string        `json:"original"`
+	Manifest    string        `json:"manifest"`
+	Ref         string        `json:"ref"`
+	Dir         string        `json:"dir"`
+	Tolerance   float64       `json:"tolerance"`
+	Environment []Difference  `json:"environment_differences"`
+	ExitCode    int           `json:"exit_code"`
+	Metrics     []MetricCheck `json:"metrics"`
+	Pass        bool          `json:"pass"`
+	Reason      string        `json:"reason,omitempty"`
+}
+
+// Reproduce restores a recorded run's inputs, checks out its commit with
+// its uncommitted diff applied, re-runs its command with its seeds and
+// variables, records the reproduction as a manifest pointing at the
+// original, and compares each metric by relative difference.
+func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reproduction, error) {
+	orig, od, err := Resolve(ctx, r, opts.Ref)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Tolerance < 0 {
+		return nil, errors.New("tolerance must not be negative")
+	}
+	warn := func(s string) {
+		if opts.Warn != nil {
+			opts.Warn(s)
+		}
+	}
+	name := orig.Name + "-repro-" + NewRunName(r.Now())
+	if opts.Dir == "" {
+		opts.Dir = filepath.Join(r.Dir, "repro", name)
+	}
+	if _, err := os.Lstat(opts.Dir); err == nil {
+		return nil, fmt.Errorf("%s exists: give --workdir a new directory", opts.Dir)
+	}
+	// 1. The code: a worktree at the recorded commit, with the diff applied.
+	runDir, err := checkout(ctx, r, orig, opts)
+	if err != nil {
+		return nil, err
+	}
+	// 2. The inputs, where the recorded run had them.
+	var inputs []string
+	for _, in := range orig.Inputs {
+		dest := inputPath(orig, runDir, in)
+		obj, err := r.Resolve(ctx, in.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("input %s: %w", in.Name, err)
+		}
+		if _, err := r.Restore(ctx, obj, dest, cas.RestoreOptions{Force: true}); err != nil {
+			return nil, fmt.Errorf("restore input %s: %w", in.Name, err)
+		}
+		inputs = append(inputs, in.Name+"="+dest)
+	}
+	// 3. How this machine differs, and the recorded variables.
+	env := append([]string(nil), opts.Environ...)
+	for k, v := range orig.Variables {
+		if k != "CAS_RUN_DIR" {
+			env = append(env, k+"="+v)
+		}
+	}
+	command := orig.Command
+	if len(opts.Command) > 0 {
+		command = opts.Command
+	}
+	var outputs []string
+	for _, o := range orig.Outputs {
+		if o.Path != "" && !strings.HasPrefix(o.Path, r.Dir+string(filepath.Separator)) { // not CAS_RUN_DIR
+			outputs = append(outputs, filepath.Join(runDir, relTo(orig.WorkDir, o.Path)))
+		}
+	}
+	metricsFile := ""
+	if orig.MetricsFile != "" {
+		metricsFile = filepath.Join(runDir, orig.MetricsFile)
+	}
+	// 4. Run it, recorded as a reproduction of the original.
+	res, err := run(ctx, r, Options{Name: name, Seed: orig.Seeds.Seed, Rank: orig.Seeds.Rank, Command: command,
+		Inputs: inputs, Outputs: outputs, Metrics: metricsFile, Environ: env, WorkDir: runDir,
+		Stdout: opts.Stdout, Stderr: opts.Stderr, Warn: opts.Warn}, func(m *Manifest) {
+		m.Kind, m.ReproductionOf = "reproduction", od.String()
+	})
+	if err != nil {
+		return nil, err
+	}
+	recPkgs, _ := LoadObject(ctx, r, orig.Environment.Packages, 64<<20)
+	newPkgs, _ := LoadObject(ctx, r, res.Manifest.Environment.Packages, 64<<20)
+	rep := &Reproduction{Original: od.String(), Manifest: res.Digest.String(), Ref: res.Ref, Dir: runDir,
+		Tolerance: opts.Tolerance, Environment: EnvDiff(orig, res.Manifest, recPkgs, newPkgs), ExitCode: res.Manifest.ExitCode}
+	if rep.Environment == nil {
+		rep.Environment = []Difference{}
+	}
+	rep.Metrics, rep.Pass, rep.Reason = CompareMetrics(orig.Metrics, res.Manifest.Metrics, opts.Metrics, opts.Tolerance)
+	if res.Manifest.ExitCode != 0 {
+		rep.Pass, rep.Reason = false, fmt.Sprintf("the command exited with status %d", res.Manifest.ExitCode)
+	}
+	if len(rep.Environment) > 0 {
+		warn(fmt.Sprintf("this machine differs from the recorded one in %d ways (see the report)", len(rep.Environment)))
+	}
+	return rep, nil
+}
+
+// CompareMetrics checks each metric of got against want by relative
+// difference. names limits the check; by default every recorded metric
+// is checked. A metric missing from got fails.
+func CompareMetrics(want, got map[string]float64, names []string, tol float64) ([]MetricCheck, bool, string) {
+	if len(names) == 0 {
+		names = sortedKeys(want)
+	}
+	checks := []MetricCheck{}
+	pass, reason := true, ""
+	if len(names) == 0 {
+		return checks, false, "the recorded run has no metrics to compare"
+	}
+	for _, n := range names {
+		ref, ok := want[n]
+		if !ok {
+			return checks, false, fmt.Sprintf("the recorded run has no metric %q", n)
+		}
+		c := MetricCheck{Name: n, Reference: ref}
+		if v, ok := got[n]; ok {
+			c.New = &v
+			d := math.Abs(v - ref)
+			if ref != 0 {
+				d /= math.Abs(ref)
+			}
+			c.RelDiff = d
+			c.Within = d <= tol
+		}
+		if !c.Within {
+			pass = false
+			if reason == "" {
+				reason = fmt.Sprintf("metric %s is outside the tolerance", n)
+				if c.New == nil {
+					reason = fmt.Sprintf("metric %s is missing", n)
+				}
+			}
+		}
+		checks = append(checks, c)
+	}
+	return checks, pass, reason
+}
+
+// inputPath is where a recorded input goes in the reproduction: at the
+// same place relative to the work directory, or under inputs/NAME.
+func inputPath(m *Manifest, runDir string, in Artifact) string {
+	if in.Path != "" {
+		rel := relTo(m.WorkDir, in.Path)
+		if !filepath.IsAbs(rel) && !strings.HasPrefix(rel, "..") {
+			return filepath.Join(runDir, rel)
+		}
+	}
+	return filepath.Join(runDir, "inputs", in.Name)
+}
+
+// checkout makes the directory the reproduction runs in and returns the
+// work directory inside it: a git worktree at the recorded commit with
+// the recorded diff applied, or an empty directory when the run was not
+// in git.
+func checkout(ctx context.Context, r *cas.Repo, m *Manifest, opts ReproduceOptions) (string, error) {
+	if !m.Code.Git || m.Code.Commit == "" {
+		if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+			return "", err
+		}
+		if opts.Warn != nil {
+			opts.Warn("the recorded run was not in a git repository: running in an empty directory")
+		}
+		return opts.Dir, nil
+	}
+	clone := opts.Repo
+	if clone == "" {
+		if out, err := runTool(ctx, "", nil, "git", "rev-parse", "--show-toplevel"); err == nil {
+			clone = strings.TrimSpace(string(out))
+		} else {
+			clone = m.Code.Root
+		}
+	}
+	if _, err := runTool(ctx, clone, nil, "git", "cat-file", "-e", m.Code.Commit+"^{commit}"); err != nil {
+		return "", fmt.Errorf("commit %s is not in the git repository at %s: fetch it, or give --repo", m.Code.Commit, clone)
+	}
+	if _, err := runTool(ctx, clone, nil, "git", "worktree", "add", "--detach", opts.Dir, m.Code.Commit); err != nil {
+		return "", fmt.Errorf("git worktree add: %w", err)
+	}
+	if m.Code.Patch != nil {
+		d, err := digest.Parse(m.Code.Patch.Digest)
+		if err != nil {
+			return "", err
+		}
+		patch, err := r.ReadObject(ctx, d, 1<<30)
+		if err != nil {
+			return "", fmt.Errorf("the recorded diff: %w", err)
+		}
+		pf := filepath.Join(opts.Dir, ".cas-recorded.diff")
+		if err := os.WriteFile(pf, patch, 0o644); err != nil {
+			return "", err
+		}
+		_, err = runTool(ctx, opts.Dir, nil, "git", "apply", "--whitespace=nowarn", pf)
+		os.Remove(pf)
+		if err != nil {
+			return "", fmt.Errorf("git apply of the recorded diff: %w", err)
+		}
+	}
+	runDir := opts.Dir
+	if rel, err := filepath.Rel(m.Code.Root, m.WorkDir); err == nil && !strings.HasPrefix(rel, "..") {
+		runDir = filepath.Join(opts.Dir, rel)
+	}
+	return runDir, os.MkdirAll(runDir, 0o755)
+}

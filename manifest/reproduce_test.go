@@ -1,0 +1,77 @@
+package manifest
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestReproducePass(t *testing.T) {
+	needTools(t, "git", "python3")
+	ctx := context.Background()
+	dir, repo := project(t)
+	orig := runSeed(t, dir, repo, "s7", 7, os.Environ())
+	// The reviewer's checkout lacks the inputs and outputs: remove them.
+	for _, p := range []string{"data", "out"} {
+		if err := os.RemoveAll(filepath.Join(dir, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	rep, err := Reproduce(ctx, repo, ReproduceOptions{Ref: "s7", Repo: dir, Tolerance: 0.01, Environ: os.Environ(), Stdout: &out, Stderr: &out})
+	if err != nil {
+		t.Fatalf("Reproduce: %v\n%s", err, out.String())
+	}
+	if !rep.Pass || len(rep.Metrics) != 2 || rep.Original != orig.Digest.String() {
+		t.Fatalf("report = %+v, want PASS on 2 metrics of %s", rep, orig.Digest)
+	}
+	// The recorded uncommitted diff was applied in the checkout.
+	if got, _ := os.ReadFile(filepath.Join(rep.Dir, "train.py")); string(got) != trainPy+"# tuned\n" {
+		t.Errorf("checked-out train.py = %q: the recorded diff was not applied", got)
+	}
+	// The inputs came back where the run had them.
+	if got, _ := os.ReadFile(filepath.Join(rep.Dir, "data", "train.csv")); string(got) != "x,y\n1,2\n" {
+		t.Errorf("restored input = %q", got)
+	}
+	m, err := Load(ctx, repo, mustDigest(t, rep.Manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Kind != "reproduction" || m.ReproductionOf != orig.Digest.String() || *m.Seeds.Seed != 7 {
+		t.Errorf("reproduction manifest: kind %q of %q seed %v", m.Kind, m.ReproductionOf, m.Seeds.Seed)
+	}
+	// Same seed, same outputs: the run is deterministic.
+	if m.Outputs[0].Digest != orig.Manifest.Outputs[0].Digest {
+		t.Errorf("outputs differ: %s vs %s", m.Outputs[0].Digest, orig.Manifest.Outputs[0].Digest)
+	}
+}
+
+func TestCompareMetrics(t *testing.T) {
+	want := map[string]float64{"acc": 0.9, "loss": 0, "n": 100}
+	tests := []struct {
+		name  string
+		got   map[string]float64
+		names []string
+		pass  bool
+	}{
+		{"equal", map[string]float64{"acc": 0.9, "loss": 0, "n": 100}, nil, true},
+		{"within 1%", map[string]float64{"acc": 0.905, "loss": 0.001, "n": 101}, nil, true},
+		{"outside", map[string]float64{"acc": 0.8, "loss": 0, "n": 100}, nil, false},
+		{"missing", map[string]float64{"acc": 0.9, "n": 100}, nil, false},
+		{"only the named one", map[string]float64{"acc": 0.9, "n": 5}, []string{"acc"}, true},
+		{"unknown name", map[string]float64{"acc": 0.9}, []string{"f1"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checks, pass, reason := CompareMetrics(want, tt.got, tt.names, 0.01)
+			if pass != tt.pass {
+				t.Errorf("pass = %v (%s), want %v; checks %+v", pass, reason, tt.pass, checks)
+			}
+		})
+	}
+	if _, pass, _ := CompareMetrics(map[string]float64{}, map[string]float64{}, nil, 0.01); pass {
+		t.Error("a run without metrics cannot PASS")
+	}
+}
