@@ -7,6 +7,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/manifest"
 )
 
 type verifyOptions struct {
@@ -26,6 +28,9 @@ func newCmdVerify(f *Factory, runF func(*verifyOptions) error) *cobra.Command {
 		Long: `Re-read stored data and check every chunk, file and tree against its digest.
 
 With REF, check everything that REF needs and name each damaged file.
+When REF is a run, check everything its manifest binds, one line a check:
+inputs, outputs, code patch, package list, config, logs, and the RNG
+fingerprints of its checkpoints, recomputed from the stored bytes.
 Without, check every pack and index segment in the store, then every ref.
 With --remote NAME, check REF on the remote alone, trusting nothing local:
 every object it needs must be there and intact.
@@ -66,6 +71,11 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 		}
 		defer r.Close()
 	}
+	if opts.Ref != "" {
+		if m, d, err := manifest.Resolve(ctx, r, opts.Ref); err == nil {
+			return verifyManifest(ctx, opts, r, m, d)
+		}
+	}
 	prog := &cas.Progress{}
 	stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "verifying", prog)
 	var rep *cas.VerifyReport
@@ -105,6 +115,47 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 		}
 	}
 	if !rep.OK() {
+		return errDamaged
+	}
+	return nil
+}
+
+// verifyManifest checks everything a run's manifest binds, one line a check.
+func verifyManifest(ctx context.Context, opts *verifyOptions, r *cas.Repo, m *manifest.Manifest, d digest.Digest) error {
+	checks, err := manifest.Verify(ctx, r, m, d)
+	if err != nil {
+		return err
+	}
+	ok := true
+	for _, c := range checks {
+		ok = ok && c.OK
+	}
+	if opts.JSON {
+		if err := writeJSON(opts.IO.Out, struct {
+			OK     bool             `json:"ok"`
+			Run    string           `json:"run"`
+			Digest string           `json:"digest"`
+			Checks []manifest.Check `json:"checks"`
+		}{ok, m.Name, d.String(), checks}); err != nil {
+			return err
+		}
+	} else {
+		for _, c := range checks {
+			mark := "ok  "
+			if !c.OK {
+				mark = "FAIL"
+			}
+			line := mark + " " + c.What
+			if c.Detail != "" {
+				line += ": " + c.Detail
+			}
+			fmt.Fprintln(opts.IO.Out, line)
+		}
+		if ok {
+			fmt.Fprintf(opts.IO.Out, "ok: run %s (%s) and everything it binds are intact\n", m.Name, d.Short())
+		}
+	}
+	if !ok {
 		return errDamaged
 	}
 	return nil

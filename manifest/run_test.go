@@ -347,3 +347,49 @@ func mustDigest(t *testing.T, s string) digest.Digest {
 	}
 	return d
 }
+
+func TestVerifyRecomputesCheckpointRNG(t *testing.T) {
+	needTools(t, "git")
+	ctx := context.Background()
+	dir, repo := project(t)
+	src, err := os.ReadFile(filepath.Join("..", "testdata", "ckpt", "seed_layout_cpu.pt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "ckpt")
+	_ = os.MkdirAll(out, 0o755)
+	write(t, filepath.Join(out, "last.pt"), string(src))
+	res, err := Run(ctx, repo, Options{WorkDir: dir, Command: []string{"true"}, Outputs: []string{out},
+		Environ: os.Environ(), Stdout: io.Discard, Stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks, err := Verify(ctx, repo, res.Manifest, res.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, c := range checks {
+		if !c.OK {
+			t.Errorf("check failed: %+v", c)
+		}
+		if strings.HasPrefix(c.What, "checkpoint ckpt/last.pt") && c.Detail == "RNG fingerprints recomputed and equal" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no checkpoint check among %+v", checks)
+	}
+	// A manifest whose recorded fingerprint is not what the bytes hold fails.
+	res.Manifest.Outputs[0].Checkpoints[0].RNG[0].Fingerprint = digest.Of([]byte("other")).String()
+	checks, _ = Verify(ctx, repo, res.Manifest, res.Digest)
+	failed := 0
+	for _, c := range checks {
+		if !c.OK {
+			failed++
+		}
+	}
+	if failed != 2 {
+		t.Errorf("tampered manifest: %d checks failed, want 2 (canonical form, checkpoint): %+v", failed, checks)
+	}
+}

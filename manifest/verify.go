@@ -1,0 +1,132 @@
+package manifest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/manifest/ckpt"
+)
+
+// Check is one line of a manifest's verification report.
+type Check struct {
+	What   string `json:"what"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Verify checks everything a manifest binds: that it is in canonical
+// form, that every input and output is present and intact (every chunk,
+// file and tree digest recomputed), that every object it refers to (patch,
+// package list, config, logs) is, and that the RNG fingerprints and tensor
+// counts of its output checkpoints, recomputed from the stored bytes,
+// equal the recorded ones.
+func Verify(ctx context.Context, r *cas.Repo, m *Manifest, d digest.Digest) ([]Check, error) {
+	var checks []Check
+	add := func(what string, err error, detail string) {
+		c := Check{What: what, OK: err == nil, Detail: detail}
+		if err != nil {
+			c.Detail = err.Error()
+		}
+		checks = append(checks, c)
+	}
+	enc, err := m.Encode()
+	if err == nil && digest.Of(enc) != d {
+		err = fmt.Errorf("stored bytes are not in canonical form")
+	}
+	add("manifest "+d.Short()+" canonical", err, "")
+	artifacts := func(kind string, as []Artifact) {
+		for _, a := range as {
+			err := verifyArtifact(ctx, r, a)
+			add(fmt.Sprintf("%s %s %s", kind, a.Name, short(a.Digest)), err, "")
+			for _, cp := range a.Checkpoints {
+				detail, err := verifyCheckpoint(ctx, r, a, cp)
+				add(fmt.Sprintf("checkpoint %s/%s: %d tensors, %d RNG states", a.Name, cp.Path, cp.Tensors, len(cp.RNG)), err, detail)
+			}
+		}
+	}
+	artifacts("input", m.Inputs)
+	artifacts("output", m.Outputs)
+	for _, o := range []struct {
+		name string
+		obj  *Object
+	}{{"code patch", m.Code.Patch}, {"package list", m.Environment.Packages}, {"config", m.Config},
+		{"stdout log", m.Logs.Stdout}, {"stderr log", m.Logs.Stderr}} {
+		if o.obj == nil {
+			continue
+		}
+		b, err := LoadObject(ctx, r, o.obj, 1<<40)
+		if err == nil && int64(len(b)) != o.obj.Size {
+			err = fmt.Errorf("%d bytes, recorded %d", len(b), o.obj.Size)
+		}
+		add(o.name+" "+short(o.obj.Digest), err, "")
+	}
+	return checks, nil
+}
+
+func short(s string) string {
+	if d, err := digest.Parse(s); err == nil {
+		return d.Short()
+	}
+	return s
+}
+
+func verifyArtifact(ctx context.Context, r *cas.Repo, a Artifact) error {
+	obj, err := r.Resolve(ctx, a.Digest)
+	if err != nil {
+		return err
+	}
+	rep, err := r.Verify(ctx, obj, a.Name, nil)
+	if err != nil {
+		return err
+	}
+	if !rep.OK() {
+		return fmt.Errorf("%d damaged: %s: %s", len(rep.Problems), rep.Problems[0].Path, rep.Problems[0].Err)
+	}
+	return nil
+}
+
+// verifyCheckpoint re-inspects a stored checkpoint and compares its RNG
+// fingerprints and tensor count with the recorded ones.
+func verifyCheckpoint(ctx context.Context, r *cas.Repo, a Artifact, cp Checkpoint) (string, error) {
+	spec := a.Digest
+	if a.Kind == "dir" {
+		spec += ":" + cp.Path
+	}
+	obj, err := r.Resolve(ctx, spec)
+	if err != nil {
+		return "", err
+	}
+	if obj.Digest.String() != cp.Digest {
+		return "", fmt.Errorf("file digest %s, recorded %s", obj.Digest.Short(), short(cp.Digest))
+	}
+	tmp, err := os.CreateTemp("", "cas-verify-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	if err := r.WriteFile(ctx, obj, tmp); err != nil {
+		return "", err
+	}
+	rep, err := ckpt.Inspect(io.NewSectionReader(tmp, 0, obj.Size), obj.Size, cp.Path)
+	if err != nil {
+		return "", err
+	}
+	if len(rep.Tensors) != cp.Tensors {
+		return "", fmt.Errorf("%d tensors, recorded %d", len(rep.Tensors), cp.Tensors)
+	}
+	got := map[string]string{}
+	for _, s := range rep.RNG {
+		got[s.Kind+" "+s.Path] = s.Fingerprint.String()
+	}
+	for _, s := range cp.RNG {
+		if fp := got[s.Kind+" "+s.Path]; fp != s.Fingerprint {
+			return "", fmt.Errorf("RNG state %s at %s: fingerprint %s, recorded %s", s.Kind, s.Path, short(fp), short(s.Fingerprint))
+		}
+	}
+	return "RNG fingerprints recomputed and equal", nil
+}
