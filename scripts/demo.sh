@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The README demo: a small generated dataset and a checkpoint-like file are
-# pushed into a local store, listed, restored into a new directory and
-# verified byte for byte. Everything happens in ./demo-work (removed first).
+# The README demo, the whole way on a local store in ./demo-work (removed
+# first): push a generated dataset and a checkpoint-like file, restore and
+# verify them byte for byte; then record a tiny training run with cas run
+# (its checkpoint holds an RNG state), pin it, restore its outputs into a
+# fresh directory, verify everything the run binds, and reproduce it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -9,9 +11,10 @@ cas=$root/bin/cas
 [ -x "$cas" ] || go build -o "$cas" .
 work=$root/demo-work
 rm -rf "$work"
-mkdir -p "$work"
-cd "$work"
+mkdir -p "$work/project"
+cd "$work/project"
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+export GIT_AUTHOR_NAME=demo GIT_AUTHOR_EMAIL=demo@example.com GIT_COMMITTER_NAME=demo GIT_COMMITTER_EMAIL=demo@example.com GIT_CONFIG_GLOBAL=/dev/null
 
 # A dataset: 300 small files in 3 splits, and a label file.
 for split in train val test; do
@@ -25,6 +28,29 @@ for i in $(seq 1 300); do printf '%d,%d\n' "$i" $((i % 10)) >>data/labels.csv; d
 # A checkpoint-like file: 24 MiB of "weights" behind a small header.
 mkdir -p ckpt
 { printf 'PK-demo-checkpoint-header\n'; head -c $((24 << 20)) /dev/urandom; } >ckpt/epoch1.pt
+
+# A tiny training script (standard library only): seeded by CAS_SEED, it
+# writes a checkpoint holding its weights and Python RNG state, and metrics.
+cat >train.py <<'PY'
+import json, os, pickle, random
+seed = int(os.environ["CAS_SEED"])
+random.seed(seed)
+labels = [int(l.split(",")[1]) for l in open("data/labels.csv").read().splitlines()[1:]]
+w = [random.gauss(0, 1) for _ in range(32)]
+for epoch in range(5):
+    w = [0.9 * x + 0.01 * random.random() for x in w]
+os.makedirs("out", exist_ok=True)
+state = {"model_state_dict": {"w": w}, "epoch": 5, "python_rng_state": random.getstate()}
+with open("out/model.pkl", "wb") as f:
+    pickle.dump(state, f)
+acc = 0.5 + (abs(sum(w)) % 1.0) / 4 + sum(labels) / 1e6
+json.dump({"acc": round(acc, 6), "loss": round(1 - acc, 6)}, open("out/metrics.json", "w"))
+print("trained on", len(labels), "labels with seed", seed, "acc", round(acc, 4))
+PY
+printf 'data/\nout/\nckpt/\nrestored/\n*.b3\n' >.gitignore
+git init -q -b main
+git add train.py .gitignore
+git commit -qm "demo training script"
 
 step "$cas" init
 step "$cas" push data --name demo/data
@@ -45,5 +71,21 @@ b3sum ckpt/epoch1.pt | cut -d' ' -f1 >expected.b3
 b3sum restored/ckpt/epoch1.pt | cut -d' ' -f1 >got.b3
 step cmp expected.b3 got.b3
 step "$cas" verify
+
+# Record a run: inputs, commit, environment, seed, outputs, metrics, and the
+# RNG state inside the checkpoint.
+step "$cas" run --name demo-train --seed 7 --input data=./data --output ./out --metrics out/metrics.json -- python3 train.py
+step "$cas" show demo-train
+step "$cas" inspect out/model.pkl
+if "$cas" --help | grep -q "^  pin "; then
+	step "$cas" pin demo-result runs/demo-train --message "the demo's published result"
+	step "$cas" pins
+fi
+# Restore the run's outputs into a fresh directory and compare.
+outdigest=$("$cas" show demo-train --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["manifest"]["outputs"][0]["digest"])')
+step "$cas" restore "$outdigest" "$work/fresh/out"
+step diff -r out "$work/fresh/out"
+step "$cas" verify demo-train
+step "$cas" reproduce demo-train
 echo
-echo "demo ok: pushed, restored and verified byte for byte (work dir: $work)"
+echo "demo ok: pushed, restored, recorded, verified and reproduced (work dir: $work)"
