@@ -16,7 +16,7 @@ build: ## build ./bin/cas
 deps: ## install what the tests need (b3sum, python3, git, versitygw) if missing
 	@bash scripts/deps.sh
 
-demo: build ## run the README demo on a local store in ./demo-work
+demo: build deps ## run the README demo on a local store in ./demo-work
 	bash scripts/demo.sh
 
 test: deps ## run every test
