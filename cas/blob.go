@@ -160,12 +160,19 @@ func (r *Repo) readBlob(ctx context.Context, b index.Blob, dst []byte) ([]byte, 
 	if err := r.packs.readAt(ctx, b.Pack, stored, int64(b.Offset)); err != nil {
 		return nil, fmt.Errorf("chunk %s: %w", b.ID.Short(), err)
 	}
+	return decodeBlob(b, stored, dst)
+}
+
+// decodeBlob turns a blob's stored bytes into its raw bytes, checked
+// against its ID. Uncompressed, the result is stored itself; dst is the
+// buffer a decompressed blob goes into when large enough.
+func decodeBlob(b index.Blob, stored, dst []byte) ([]byte, error) {
 	raw := stored
 	switch b.Codec {
 	case index.CodecNone:
 	case index.CodecZstd:
 		out := dst[:0]
-		if cap(out) < int(b.RawLen) {
+		if cap(out) < int(b.RawLen) || (len(dst) > 0 && &dst[0] == &stored[0]) {
 			out = make([]byte, 0, b.RawLen)
 		}
 		var err error

@@ -670,6 +670,10 @@ type chunkJob struct {
 	data []byte
 	id   *digest.Digest
 	done func()
+	// turn closes when the previous chunk is in the pack, and next when
+	// this one is: a file's new chunks go into packs in file order, so a
+	// restore reads runs of them with one request.
+	turn, next chan struct{}
 }
 
 // readLarge streams a large file: this goroutine reads and cuts, a second
@@ -710,15 +714,26 @@ func (p *pusher) readLarge(n *node, f fdReader) (int64, error) {
 			for j := range jobs {
 				*j.id = digest.Of(j.data)
 				if !p.hashOnly {
-					if err := p.storeBlob(*j.id, j.data, index.TypeData, nil); err != nil {
+					b, stored, err := p.prepareBlob(*j.id, j.data, index.TypeData, nil)
+					select {
+					case <-j.turn:
+					case <-p.ctx.Done():
+					}
+					if err == nil && stored != nil {
+						err = p.addBlob(b, stored)
+					}
+					if err != nil {
 						setErr(err)
 					}
 				}
+				close(j.next)
 				j.done()
 			}
 		}()
 	}
 
+	turn := make(chan struct{})
+	close(turn) // the first chunk's turn has come
 	// buf[start:end] holds bytes read but not yet cut; it is compacted only
 	// when the free space at its end runs short, so each byte moves at most
 	// once or twice.
@@ -776,7 +791,9 @@ func (p *pusher) readLarge(n *node, f fdReader) (int64, error) {
 				p.budget.Release(int64(2 * c))
 			}
 		}
-		jobs <- chunkJob{data: chunk, id: id, done: release}
+		next := make(chan struct{})
+		jobs <- chunkJob{data: chunk, id: id, done: release, turn: turn, next: next}
+		turn = next
 		hashQ <- chunkJob{data: chunk, done: release}
 		errMu.Lock()
 		err = firstErr
@@ -806,24 +823,39 @@ func (p *pusher) readLarge(n *node, f fdReader) (int64, error) {
 // storeBlob adds a blob to the current pack unless the store or this push
 // has it already.
 func (p *pusher) storeBlob(id digest.Digest, raw []byte, typ uint8, scratch []byte) error {
+	b, stored, err := p.prepareBlob(id, raw, typ, scratch)
+	if err != nil || stored == nil {
+		return err
+	}
+	return p.addBlob(b, stored)
+}
+
+// prepareBlob decides whether a blob must be stored and encodes it; a nil
+// stored means the store or this push has it already.
+func (p *pusher) prepareBlob(id digest.Digest, raw []byte, typ uint8, scratch []byte) (index.Blob, []byte, error) {
 	if typ == index.TypeData {
 		p.chunks.Add(1)
 	}
 	if _, dup := p.claimed.LoadOrStore(id, struct{}{}); dup {
-		return nil
+		return index.Blob{}, nil, nil
 	}
 	if _, ok, err := p.r.Index.Blob(id); err != nil || ok {
-		return err
+		return index.Blob{}, nil, err
 	}
 	stored, codec := encodeChunk(raw, scratch)
 	if typ == index.TypeData {
 		p.newChunks.Add(1)
 		p.newBytes.Add(int64(len(raw)))
 	}
+	return index.Blob{ID: id, RawLen: uint32(len(raw)), Codec: codec, Type: typ}, stored, nil
+}
+
+// addBlob appends an encoded blob to the current pack, sending the pack
+// off first when the blob would overflow it.
+func (p *pusher) addBlob(b index.Blob, stored []byte) error {
 	p.packMu.Lock()
 	var full *packBuilder
 	if p.pack != nil && !p.pack.empty() && p.pack.size()+len(stored) > defaultPackBytes {
-		// This blob would overflow the pack: send the pack off first.
 		full = p.pack
 		select {
 		case p.pack = <-p.free:
@@ -835,7 +867,7 @@ func (p *pusher) storeBlob(id digest.Digest, raw []byte, typ uint8, scratch []by
 		p.packMu.Unlock()
 		return p.ctx.Err()
 	}
-	p.pack.add(index.Blob{ID: id, RawLen: uint32(len(raw)), Codec: codec, Type: typ}, stored)
+	p.pack.add(b, stored)
 	p.packMu.Unlock()
 	if full != nil {
 		select {

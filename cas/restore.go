@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/index"
 )
 
 // RestoreOptions tune a restore.
@@ -402,12 +403,7 @@ func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, si
 	if err != nil {
 		return err
 	}
-	type result struct {
-		data     []byte
-		err      error
-		acquired bool
-	}
-	results := make([]chan result, len(chunks))
+	blobs := make([]index.Blob, len(chunks))
 	offsets := make([]int64, len(chunks))
 	var off int64
 	for i, c := range chunks {
@@ -418,9 +414,8 @@ func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, si
 		if !ok {
 			return fmt.Errorf("chunk %s: %w", c.Short(), ErrNotFound)
 		}
-		offsets[i] = off
+		blobs[i], offsets[i] = b, off
 		off += int64(b.RawLen)
-		results[i] = make(chan result, 1)
 	}
 	if off != size {
 		return &CorruptError{What: "file", ID: d}
@@ -434,37 +429,67 @@ func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, si
 		}
 		return err // the chunk ID is the file digest: already checked
 	}
+	// Chunks that lie next to each other in one pack are read together:
+	// one request each run, which matters most from a remote.
+	type unit struct{ from, to int }
+	var units []unit
+	for i := 0; i < len(blobs); {
+		j := i + 1
+		end := blobs[i].Offset + uint64(blobs[i].Length)
+		for j < len(blobs) && blobs[j].Pack == blobs[i].Pack && blobs[j].Offset == end &&
+			end+uint64(blobs[j].Length)-blobs[i].Offset <= maxUnitBytes {
+			end += uint64(blobs[j].Length)
+			j++
+		}
+		units = append(units, unit{i, j})
+		i = j
+	}
+	type result struct {
+		raws     [][]byte
+		bufs     [][]byte
+		err      error
+		acquired bool
+	}
+	results := make([]chan result, len(units))
+	for i := range results {
+		results[i] = make(chan result, 1)
+	}
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
-		for i, c := range chunks {
+		for i, u := range units {
 			if err := sem.Acquire(cctx, 1); err != nil {
 				results[i] <- result{err: err}
 				continue
 			}
 			go func() {
-				data, err := r.fetchChunk(cctx, c)
-				if err == nil {
-					err = writeAll(f, data, offsets[i])
+				res := result{acquired: true}
+				res.raws, res.bufs, res.err = r.fetchRun(cctx, blobs[u.from:u.to])
+				for k, raw := range res.raws {
+					if res.err == nil {
+						res.err = writeAll(f, raw, offsets[u.from+k])
+					}
 				}
-				results[i] <- result{data, err, true}
+				results[i] <- res
 			}()
 		}
 	}()
 	h := digest.New()
 	var firstErr error
-	for i := range chunks {
+	for i := range units {
 		res := <-results[i]
 		if res.err != nil && firstErr == nil {
 			firstErr = res.err
 			cancel()
 		}
-		if firstErr == nil {
-			_, _ = h.Write(res.data)
-			prog.Bytes.Add(int64(len(res.data)))
+		for _, raw := range res.raws {
+			if firstErr == nil {
+				_, _ = h.Write(raw)
+				prog.Bytes.Add(int64(len(raw)))
+			}
 		}
-		if res.data != nil {
-			putBuf(res.data)
+		for _, b := range res.bufs {
+			putBuf(b)
 		}
 		if res.acquired {
 			sem.Release(1)
@@ -477,6 +502,42 @@ func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, si
 		return &CorruptError{What: "file", ID: d}
 	}
 	return nil
+}
+
+// maxUnitBytes bounds how much one read of adjacent chunks fetches.
+const maxUnitBytes = 4 << 20
+
+// fetchRun reads blobs that lie back to back in one pack with a single
+// read and returns their raw bytes, each checked against its ID, and the
+// buffers to give back.
+func (r *Repo) fetchRun(ctx context.Context, blobs []index.Blob) (raws, bufs [][]byte, err error) {
+	first, last := blobs[0], blobs[len(blobs)-1]
+	n := last.Offset + uint64(last.Length) - first.Offset
+	if n > maxBlobLen {
+		return nil, nil, &CorruptError{What: "index entry", ID: first.ID}
+	}
+	stored := getBuf(int(n))
+	bufs = append(bufs, stored)
+	if err := r.packs.readAt(ctx, first.Pack, stored, int64(first.Offset)); err != nil {
+		return nil, bufs, fmt.Errorf("chunk %s: %w", first.ID.Short(), err)
+	}
+	for _, b := range blobs {
+		if b.RawLen > maxBlobLen {
+			return nil, bufs, &CorruptError{What: "index entry", ID: b.ID}
+		}
+		part := stored[b.Offset-first.Offset : b.Offset-first.Offset+uint64(b.Length)]
+		var dst []byte
+		if b.Codec != index.CodecNone {
+			dst = getBuf(int(b.RawLen))
+			bufs = append(bufs, dst)
+		}
+		raw, err := decodeBlob(b, part, dst)
+		if err != nil {
+			return nil, bufs, err
+		}
+		raws = append(raws, raw)
+	}
+	return raws, bufs, nil
 }
 
 func (r *Repo) fetchChunk(ctx context.Context, id digest.Digest) ([]byte, error) {

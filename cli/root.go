@@ -103,6 +103,7 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 	root.AddGroup(&cobra.Group{ID: "store", Title: "Storing and restoring data:"},
 		&cobra.Group{ID: "inspect", Title: "Looking at stored data:"},
 		&cobra.Group{ID: "runs", Title: "Recording experiments:"},
+		&cobra.Group{ID: "publish", Title: "Publishing results:"},
 		&cobra.Group{ID: "admin", Title: "Store maintenance:"})
 	for _, c := range []*cobra.Command{
 		newCmdInit(f, nil), newCmdPush(f, nil), newCmdRestore(f, nil), newCmdHash(f, nil), newCmdPull(f, nil), newCmdRemote(f),
@@ -120,6 +121,12 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 		newCmdRun(f, nil), newCmdRecord(f, nil), newCmdShow(f, nil), newCmdLog(f, nil), newCmdEnv(f, nil), newCmdReproduce(f, nil),
 	} {
 		c.GroupID = "runs"
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{
+		newCmdPin(f, nil), newCmdPins(f, nil), newCmdUnpin(f, nil), newCmdKeygen(f, nil),
+	} {
+		c.GroupID = "publish"
 		root.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{

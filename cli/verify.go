@@ -16,6 +16,7 @@ type verifyOptions struct {
 	Factory *Factory
 	Ref     string
 	Remote  string
+	Key     string
 	JSON    bool
 	Quiet   bool
 }
@@ -50,6 +51,7 @@ Exit status 3 means damage was found, 0 that all is intact.`,
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the report as JSON")
 	cmd.Flags().BoolVarP(&opts.Quiet, "quiet", "q", false, "print only problems; no progress bar")
 	cmd.Flags().StringVar(&opts.Remote, "remote", "", "verify on the remote `NAME` instead, trusting nothing local")
+	cmd.Flags().StringVar(&opts.Key, "key", "", "check a pin's signature with the public key in `PUBKEY` (cas keygen)")
 	return cmd
 }
 
@@ -71,18 +73,29 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 		}
 		defer r.Close()
 	}
-	if opts.Ref != "" {
-		if m, d, err := manifest.Resolve(ctx, r, opts.Ref); err == nil {
-			return verifyManifest(ctx, opts, r, m, d)
+	if opts.Ref != "" && opts.Key == "" {
+		if _, perr := findPin(ctx, r, nil, opts.Ref); perr != nil {
+			if m, d, err := manifest.Resolve(ctx, r, opts.Ref); err == nil {
+				return verifyManifest(ctx, opts, r, m, d)
+			}
 		}
 	}
 	prog := &cas.Progress{}
 	stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "verifying", prog)
 	var rep *cas.VerifyReport
 	if opts.Ref != "" {
-		var obj *cas.Object
-		if obj, err = r.Resolve(ctx, opts.Ref); err == nil {
-			rep, err = r.Verify(ctx, obj, opts.Ref, prog)
+		if _, perr := findPin(ctx, r, nil, opts.Ref); perr == nil {
+			var pc *pinCheck
+			if pc, err = verifyPin(ctx, r, nil, opts.Ref, opts.Key); err == nil {
+				rep, err = verifyPinData(ctx, r, pc.Pin, prog)
+			}
+		} else if opts.Key != "" {
+			err = usageError("--key checks a pin's signature; %s is not a pin (`cas pins` lists them)", opts.Ref)
+		} else {
+			var obj *cas.Object
+			if obj, err = r.Resolve(ctx, opts.Ref); err == nil {
+				rep, err = r.Verify(ctx, obj, opts.Ref, prog)
+			}
 		}
 	} else {
 		rep, err = r.VerifyAll(ctx, prog)

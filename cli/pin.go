@@ -1,0 +1,637 @@
+package cli
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/manifest"
+	"github.com/cas-ml/cas/manifest/attest"
+	"github.com/cas-ml/cas/remote"
+)
+
+type pinOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+	Name    string
+	Ref     string
+	Message string
+	Sign    string
+	To      string
+	Local   bool
+	Retain  string
+	JSON    bool
+	Quiet   bool
+}
+
+func newCmdPin(f *Factory, runF func(*pinOptions) error) *cobra.Command {
+	opts := &pinOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
+		Use:   "pin NAME REF",
+		Short: "Make a run or dataset permanent under a name, and publish it",
+		Long: `Pin REF (a run manifest, a tree or a file) under NAME: the pin keeps REF and
+its whole closure (for a run: inputs, outputs, code diff, package list, logs,
+config) from garbage collection, and on a remote it publishes the result.
+
+With a default remote (cas remote add), or --to NAME, everything the remote
+lacks is uploaded first and the closure is checked there; only then is the
+pin written, so a published pin never names missing data. --local pins in
+the local store only: a GC root, not published.
+
+A pin never moves: pinning NAME again to the same target changes nothing,
+to another target fails. --sign KEYFILE (from cas keygen) adds an in-toto
+statement in a DSSE envelope that reviewers check with cas verify --key.`,
+		Example: `  cas pin paper/fig3 runs/lr-sweep-7 -m "Figure 3, seed 1"
+  cas pin paper/fig3 runs/lr-sweep-7 --sign ~/.config/cas/signing.key
+  cas pin imagenet-val blake3:3f2a9c1e --local`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Name, opts.Ref = args[0], args[1]
+			if runF != nil {
+				return runF(opts)
+			}
+			return pinRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVarP(&opts.Message, "message", "m", "", "say what the pin is for (`TEXT`)")
+	cmd.Flags().StringVar(&opts.Sign, "sign", "", "sign with the private key in `KEYFILE` (cas keygen)")
+	cmd.Flags().StringVar(&opts.To, "to", "", "publish on the remote `NAME` (default: the default remote)")
+	cmd.Flags().BoolVar(&opts.Local, "local", false, "pin in the local store only; publish nothing")
+	cmd.Flags().StringVar(&opts.Retain, "retain", "", "keep the closure under S3 Object Lock for `DURATION` (not supported yet)")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the pin as JSON")
+	cmd.Flags().BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress bar")
+	return cmd
+}
+
+// pinOutput is pin's --json object: the pin and where it went.
+type pinOutput struct {
+	*cas.Pin
+	Remote    string `json:"remote,omitempty"`
+	Published bool   `json:"published"`
+	Existing  bool   `json:"existing"`
+	KeyID     string `json:"key_id,omitempty"`
+}
+
+func pinRun(ctx context.Context, opts *pinOptions) error {
+	name := strings.TrimPrefix(opts.Name, cas.PinPrefix)
+	if !cas.ValidRefName(name) {
+		return usageError("pin name %q: %v", opts.Name, cas.ErrBadRefName)
+	}
+	if opts.Local && opts.To != "" {
+		return usageError("--local and --to exclude each other")
+	}
+	if opts.Retain != "" {
+		return &userError{msg: "--retain: S3 Object Lock retention is not supported by this remote yet",
+			hint: "pin without --retain: the pin is still immutable through cas"}
+	}
+	var priv ed25519.PrivateKey
+	if opts.Sign != "" {
+		k, err := attest.LoadPrivateKey(opts.Sign)
+		if err != nil {
+			return keyError(err)
+		}
+		priv = k
+	}
+	r, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	var be remote.Backend
+	var rc *cas.RemoteConfig
+	if !opts.Local {
+		if be, rc, err = openRemote(ctx, r, opts.To); err != nil {
+			return err
+		}
+	}
+	if be != nil {
+		// The index learns what the remote holds: data pushed from another
+		// machine can be pinned here.
+		if err := r.UseRemote(ctx, be); err != nil {
+			return err
+		}
+	}
+	obj, roots, err := resolvePinTarget(ctx, r, opts.Ref)
+	if err != nil {
+		return err
+	}
+	// A local pin of that name to something else fails before any upload.
+	if old, err := r.GetPin(ctx, nil, name); err == nil && old.Target != obj.Digest {
+		return pinExistsError(old, obj.Digest)
+	}
+	out := pinOutput{}
+	po := cas.PinOptions{Message: opts.Message, Roots: roots}
+	if priv != nil {
+		key := attest.KeyID(priv.Public().(ed25519.PublicKey))
+		st := attest.NewPinStatement(name, obj.Digest, opts.Message, opts.Factory.Now(), key)
+		if po.Envelope, err = attest.Sign(st, priv); err != nil {
+			return err
+		}
+		out.KeyID = key
+	}
+	var p *cas.Pin
+	if be != nil {
+		prog := &cas.Progress{}
+		po.Progress = prog
+		stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "uploading", prog)
+		p, err = r.Pin(ctx, be, name, *obj, po)
+		stop()
+		if err != nil {
+			return pinError(err, rc.Name)
+		}
+		out.Remote, out.Published = rc.Name, true
+		// The local copy: a GC root here too, and what cas pins lists.
+		local := po
+		local.Envelope, local.Message, local.Progress = p.Envelope, p.Message, nil
+		if _, err := r.Pin(ctx, nil, name, *obj, local); err != nil && !errors.Is(err, cas.ErrIncomplete) && !errors.Is(err, cas.ErrNotFound) {
+			return err
+		} else if err != nil && !opts.JSON {
+			fmt.Fprintf(opts.IO.ErrOut, "note: the local store lacks part of %s, so it is pinned on %s only (cas pull %s keeps a copy here)\n", name, rc.Name, opts.Ref)
+		}
+	} else {
+		if p, err = r.Pin(ctx, nil, name, *obj, po); err != nil {
+			return pinError(err, "the local store")
+		}
+	}
+	out.Pin, out.Existing = p, p.Existing
+	if opts.JSON {
+		return writeJSON(opts.IO.Out, out)
+	}
+	w := opts.IO.Out
+	what := obj.Kind.String()
+	if p.Type != "" {
+		what = p.Type
+	}
+	switch {
+	case p.Existing:
+		fmt.Fprintf(w, "pin %s already points at %s (%s); unchanged\n", name, p.Target.Short(), what)
+	case out.Published:
+		fmt.Fprintf(w, "pinned %s -> %s (%s, %d more objects) on %s\n", name, p.Target.Short(), what, len(p.Roots), rc.Name)
+	default:
+		fmt.Fprintf(w, "pinned %s -> %s (%s, %d more objects) in the local store\n", name, p.Target.Short(), what, len(p.Roots))
+	}
+	if p.Signed() && !p.Existing {
+		fmt.Fprintf(w, "signed by key %s\n", out.KeyID)
+	}
+	if !out.Published {
+		why := "no remote"
+		if opts.Local {
+			why = "--local"
+		}
+		fmt.Fprintf(opts.IO.ErrOut, "not published (%s): the pin keeps the data from GC here only; `cas remote add` and pin again to publish\n", why)
+	}
+	return nil
+}
+
+// pinError turns the pin errors a user can act on into one line and a hint.
+func pinError(err error, where string) error {
+	switch {
+	case errors.Is(err, cas.ErrPinExists):
+		return &userError{msg: strings.TrimPrefix(err.Error(), "cas: "), hint: "a pin never moves: choose another name, or `cas unpin NAME --force` first"}
+	case errors.Is(err, cas.ErrIncomplete):
+		return &userError{msg: err.Error(), hint: "the upload to " + where + " did not complete: run the pin again"}
+	}
+	return err
+}
+
+func pinExistsError(old *cas.Pin, want digest.Digest) error {
+	return pinError(fmt.Errorf("%w: %s is pinned to %s, not %s", cas.ErrPinExists, old.Name, old.Target.Short(), want.Short()), "")
+}
+
+// attestMsg is an attest error's text without the package prefixes.
+func attestMsg(err error) string { return strings.ReplaceAll(err.Error(), "attest: ", "") }
+
+func keyError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) && errors.Is(err, os.ErrNotExist) {
+		return &userError{msg: "no such key file: " + pe.Path, hint: "`cas keygen` makes a key pair", code: exitUsage}
+	}
+	if errors.Is(err, attest.ErrKeyFile) {
+		return &userError{msg: attestMsg(err), hint: "--sign takes the .key file and --key the .pub file that `cas keygen` wrote", code: exitUsage}
+	}
+	return err
+}
+
+// resolvePinTarget resolves REF (also a bare run name, as runs/NAME) and,
+// when it is a manifest, the objects its closure holds beside it.
+func resolvePinTarget(ctx context.Context, r *cas.Repo, ref string) (*cas.Object, []cas.Object, error) {
+	obj, err := r.Resolve(ctx, ref)
+	if errors.Is(err, cas.ErrNotFound) && !strings.Contains(ref, ":") && !strings.HasPrefix(ref, manifest.RefPrefix) {
+		if o2, err2 := r.Resolve(ctx, manifest.RefPrefix+ref); err2 == nil {
+			obj, err = o2, nil
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if obj.Kind == cas.KindDir || obj.Size > manifest.MaxSize || obj.Size == 0 {
+		return obj, nil, nil
+	}
+	b, err := r.ReadObject(ctx, obj.Digest, manifest.MaxSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	if obj.Type != "manifest" && !manifest.LooksLikeManifest(b) {
+		return obj, nil, nil
+	}
+	m, err := manifest.Parse(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	obj.Type = "manifest"
+	roots, problems := manifestRoots(ctx, r, m, obj.Digest)
+	if len(problems) > 0 {
+		return nil, nil, fmt.Errorf("manifest %s: %s: %w", obj.Digest.Short(), problems[0].Path, errors.New(problems[0].Err))
+	}
+	return obj, roots, nil
+}
+
+// manifestPart is one digest a manifest names, and where.
+type manifestPart struct {
+	What   string // "input train", "code patch", …
+	Digest string
+}
+
+// manifestParts lists every object a manifest references: inputs,
+// outputs, the code patch, the package list, the config, the logs, and
+// the manifest it reproduces.
+func manifestParts(m *manifest.Manifest) []manifestPart {
+	var parts []manifestPart
+	for _, a := range m.Inputs {
+		parts = append(parts, manifestPart{"input " + a.Name, a.Digest})
+	}
+	for _, a := range m.Outputs {
+		parts = append(parts, manifestPart{"output " + a.Name, a.Digest})
+	}
+	obj := func(what string, o *manifest.Object) {
+		if o != nil && o.Digest != "" {
+			parts = append(parts, manifestPart{what, o.Digest})
+		}
+	}
+	obj("code patch", m.Code.Patch)
+	obj("package list", m.Environment.Packages)
+	obj("config", m.Config)
+	obj("stdout log", m.Logs.Stdout)
+	obj("stderr log", m.Logs.Stderr)
+	if m.ReproductionOf != "" {
+		parts = append(parts, manifestPart{"reproduced manifest", m.ReproductionOf})
+	}
+	return parts
+}
+
+// manifestRoots resolves everything a manifest references, following
+// reproduction_of to the original manifest and its parts. What cannot be
+// found or read is returned as problems, one per part.
+func manifestRoots(ctx context.Context, r *cas.Repo, m *manifest.Manifest, self digest.Digest) ([]cas.Object, []cas.Problem) {
+	seen := map[digest.Digest]bool{self: true}
+	var roots []cas.Object
+	var problems []cas.Problem
+	var walk func(m *manifest.Manifest)
+	walk = func(m *manifest.Manifest) {
+		for _, part := range manifestParts(m) {
+			d, err := digest.Parse(part.Digest)
+			if err != nil {
+				problems = append(problems, cas.Problem{Path: part.What, Err: fmt.Sprintf("bad digest %q", part.Digest)})
+				continue
+			}
+			if seen[d] {
+				continue
+			}
+			seen[d] = true
+			o, err := r.Resolve(ctx, d.String())
+			if err != nil {
+				problems = append(problems, cas.Problem{Path: part.What, Err: fmt.Sprintf("%s: %v", d.Short(), err)})
+				continue
+			}
+			roots = append(roots, *o)
+			if part.What == "reproduced manifest" {
+				orig, err := manifest.Load(ctx, r, d)
+				if err != nil {
+					problems = append(problems, cas.Problem{Path: part.What, Err: fmt.Sprintf("%s: %v", d.Short(), err)})
+					continue
+				}
+				walk(orig)
+			}
+		}
+	}
+	walk(m)
+	return roots, problems
+}
+
+// findPin reads the pin REF names ("pins/NAME" or "NAME") from be, or
+// from r's own backend when be is nil. It returns an error wrapping
+// cas.ErrNotFound when there is no such pin.
+func findPin(ctx context.Context, r *cas.Repo, be remote.Backend, ref string) (*cas.Pin, error) {
+	name := strings.TrimPrefix(ref, cas.PinPrefix)
+	if !cas.ValidRefName(name) {
+		return nil, fmt.Errorf("pin %q: %w", ref, cas.ErrNotFound)
+	}
+	return r.GetPin(ctx, be, name)
+}
+
+// pinCheck is what verifyPin established about a pin.
+type pinCheck struct {
+	Pin *cas.Pin `json:"pin"`
+	// KeyID is the key whose signature verified; empty when no key was
+	// given.
+	KeyID string `json:"key_id,omitempty"`
+	// Statement is the verified in-toto statement, when a key was given.
+	Statement *attest.Statement `json:"statement,omitempty"`
+}
+
+// verifyPin reads the pin REF names from be (nil: r's backend) and, when
+// keyFile is set, checks its signature with that public key and that the
+// signed statement is about this pin and its target. The caller then
+// verifies the data with verifyPinData. Signature failures are user
+// errors with exit status 3.
+func verifyPin(ctx context.Context, r *cas.Repo, be remote.Backend, ref, keyFile string) (*pinCheck, error) {
+	p, err := findPin(ctx, r, be, ref)
+	if err != nil {
+		return nil, err
+	}
+	pc := &pinCheck{Pin: p}
+	if keyFile == "" {
+		return pc, nil
+	}
+	pub, err := attest.LoadPublicKey(keyFile)
+	if err != nil {
+		return nil, keyError(err)
+	}
+	if !p.Signed() {
+		return nil, &userError{msg: fmt.Sprintf("pin %s is not signed", p.Name), hint: "verify without --key to check the data alone", code: exitDamaged}
+	}
+	st, err := attest.Verify(p.Envelope, pub)
+	if err == nil {
+		err = st.CheckSubject(p.Name, p.Target)
+	}
+	switch {
+	case errors.Is(err, attest.ErrWrongKey):
+		return nil, &userError{msg: fmt.Sprintf("pin %s: %s", p.Name, attestMsg(err)), hint: "ask the author for the public key that signed it", code: exitDamaged}
+	case err != nil:
+		return nil, &userError{msg: fmt.Sprintf("pin %s: %s", p.Name, attestMsg(err)), hint: "the pin or its statement was altered after signing: do not trust it", code: exitDamaged}
+	}
+	pc.KeyID, pc.Statement = attest.KeyID(pub), st
+	return pc, nil
+}
+
+// verifyPinData verifies the pin's target and, for a manifest, every
+// object the manifest references, recomputed from the manifest itself
+// (the pin's own root list is not signed, so it is not trusted). Problems
+// of a referenced object are reported as "input train: path".
+func verifyPinData(ctx context.Context, r *cas.Repo, p *cas.Pin, prog *cas.Progress) (*cas.VerifyReport, error) {
+	label := cas.PinPrefix + p.Name
+	target := p.Object()
+	rep, err := r.Verify(ctx, &target, label, prog)
+	if err != nil || !rep.OK() || p.Type != "manifest" {
+		return rep, err
+	}
+	m, err := manifest.Load(ctx, r, p.Target)
+	if err != nil {
+		rep.Problems = append(rep.Problems, cas.Problem{Path: label, Err: err.Error()})
+		return rep, nil
+	}
+	parts := map[digest.Digest]string{}
+	for _, part := range manifestParts(m) {
+		if d, err := digest.Parse(part.Digest); err == nil {
+			parts[d] = part.What
+		}
+	}
+	roots, problems := manifestRoots(ctx, r, m, p.Target)
+	rep.Problems = append(rep.Problems, problems...)
+	for _, o := range roots {
+		what := parts[o.Digest]
+		if what == "" {
+			what = "reproduced run " + o.Digest.Short()
+		}
+		sub, err := r.Verify(ctx, &o, what, prog)
+		if err != nil {
+			return nil, err
+		}
+		rep.Objects = append(rep.Objects, what)
+		rep.Files += sub.Files
+		rep.Dirs += sub.Dirs
+		rep.Bytes += sub.Bytes
+		for _, pr := range sub.Problems {
+			pr.Path = what + ": " + pr.Path
+			rep.Problems = append(rep.Problems, pr)
+		}
+	}
+	return rep, nil
+}
+
+type pinsOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+	From    string
+	JSON    bool
+}
+
+func newCmdPins(f *Factory, runF func(*pinsOptions) error) *cobra.Command {
+	opts := &pinsOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
+		Use:     "pins",
+		Short:   "List pins",
+		Long:    "List the pins of the local store, or with --from those published on a remote:\nname, what it points at, when, whether it is signed, and its message.",
+		Example: "  cas pins\n  cas pins --from origin --json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(opts)
+			}
+			return pinsRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.From, "from", "", "list the pins on the remote `NAME`")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print pins as JSON")
+	return cmd
+}
+
+func pinsRun(ctx context.Context, opts *pinsOptions) error {
+	r, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	var be remote.Backend
+	if opts.From != "" {
+		if be, _, err = openRemote(ctx, r, opts.From); err != nil {
+			return err
+		}
+	}
+	pins, err := r.Pins(ctx, be)
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSON(opts.IO.Out, pins)
+	}
+	for _, p := range pins {
+		what := p.Kind.String()
+		if p.Type != "" {
+			what = p.Type
+		}
+		signed := "-"
+		if p.Signed() {
+			signed = "signed"
+		}
+		fmt.Fprintf(opts.IO.Out, "%-24s %-8s %s  %s  %-6s  %s\n", p.Name, what, p.Target.Short(), p.Time.Local().Format("2006-01-02 15:04"), signed, p.Message)
+	}
+	return nil
+}
+
+type unpinOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+	Name    string
+	From    string
+	Force   bool
+	JSON    bool
+}
+
+func newCmdUnpin(f *Factory, runF func(*unpinOptions) error) *cobra.Command {
+	opts := &unpinOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
+		Use:   "unpin NAME --force",
+		Short: "Remove a pin, so GC may collect what it kept",
+		Long: `Remove pin NAME from the local store and, with --from REMOTE, from that
+remote. The data stays until a GC finds nothing else keeps it. A published
+pin is what reviewers cite, so this needs --force.`,
+		Example: "  cas unpin scratch/try-3 --force\n  cas unpin paper/draft --from origin --force",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Name = args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return unpinRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.Force, "force", false, "really remove the pin")
+	cmd.Flags().StringVar(&opts.From, "from", "", "also remove it from the remote `NAME`")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print what was removed as JSON")
+	return cmd
+}
+
+func unpinRun(ctx context.Context, opts *unpinOptions) error {
+	name := strings.TrimPrefix(opts.Name, cas.PinPrefix)
+	if !cas.ValidRefName(name) {
+		return usageError("pin name %q: %v", opts.Name, cas.ErrBadRefName)
+	}
+	if !opts.Force {
+		return &userError{msg: fmt.Sprintf("unpin %s needs --force: what it keeps becomes collectable", name),
+			hint: fmt.Sprintf("run `cas unpin %s --force` if that is what you want", name), code: exitUsage}
+	}
+	r, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	var removed []string
+	if opts.From != "" {
+		be, rc, err := openRemote(ctx, r, opts.From)
+		if err != nil {
+			return err
+		}
+		err = r.Unpin(ctx, be, name)
+		switch {
+		case err == nil:
+			removed = append(removed, rc.Name)
+		case errors.Is(err, remote.ErrAccessDenied):
+			return &userError{msg: fmt.Sprintf("%s refused to delete pin %s: %v", rc.Name, name, err), hint: "a retention period or the bucket policy protects it"}
+		case !errors.Is(err, cas.ErrNotFound):
+			return err
+		}
+	}
+	err = r.Unpin(ctx, nil, name)
+	switch {
+	case err == nil:
+		removed = append(removed, "local")
+	case !errors.Is(err, cas.ErrNotFound):
+		return err
+	}
+	if len(removed) == 0 {
+		return &userError{msg: "no pin named " + name, hint: "`cas pins` lists them"}
+	}
+	if opts.JSON {
+		return writeJSON(opts.IO.Out, map[string]any{"unpinned": name, "from": removed})
+	}
+	fmt.Fprintf(opts.IO.Out, "unpinned %s (%s); its data is kept until GC finds nothing else needs it\n", name, strings.Join(removed, ", "))
+	return nil
+}
+
+type keygenOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+	Out     string
+	JSON    bool
+}
+
+func newCmdKeygen(f *Factory, runF func(*keygenOptions) error) *cobra.Command {
+	opts := &keygenOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
+		Use:   "keygen",
+		Short: "Make an ed25519 key pair for signing pins",
+		Long: `Write a new ed25519 key pair: PREFIX.key, the private key (PKCS#8 PEM, mode
+0600; keep it secret), and PREFIX.pub, the public key (PKIX PEM) that you
+give reviewers. Both are the formats openssl and cosign read. Existing
+files are never overwritten. The default PREFIX is
+$XDG_CONFIG_HOME/cas/signing (~/.config/cas/signing).`,
+		Example: "  cas keygen\n  cas keygen --out keys/lab",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(opts)
+			}
+			return keygenRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVarP(&opts.Out, "out", "o", "", "write `PREFIX`.key and PREFIX.pub")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the file names and key ID as JSON")
+	return cmd
+}
+
+func keygenRun(_ context.Context, opts *keygenOptions) error {
+	prefix := opts.Out
+	if prefix == "" {
+		dir := opts.Factory.Getenv("XDG_CONFIG_HOME")
+		if dir == "" {
+			home := opts.Factory.Getenv("HOME")
+			if home == "" {
+				return usageError("no HOME to keep the key in: give --out PREFIX")
+			}
+			dir = filepath.Join(home, ".config")
+		}
+		prefix = filepath.Join(dir, "cas", "signing")
+	} else if !filepath.IsAbs(prefix) {
+		wd, err := opts.Factory.WorkDir()
+		if err != nil {
+			return err
+		}
+		prefix = filepath.Join(wd, prefix)
+	}
+	if err := os.MkdirAll(filepath.Dir(prefix), 0o700); err != nil {
+		return err
+	}
+	pub, priv, err := attest.GenerateKey()
+	if err != nil {
+		return err
+	}
+	privFile, pubFile, err := attest.WriteKeyFiles(prefix, priv)
+	if errors.Is(err, attest.ErrKeyExists) {
+		return &userError{msg: attestMsg(err) + "; not overwritten", hint: "give another --out PREFIX, or move the old keys away first"}
+	}
+	if err != nil {
+		return err
+	}
+	id := attest.KeyID(pub)
+	if opts.JSON {
+		return writeJSON(opts.IO.Out, map[string]string{"private_key": privFile, "public_key": pubFile, "key_id": id})
+	}
+	fmt.Fprintf(opts.IO.Out, "private key: %s (keep it secret)\npublic key:  %s (give it to reviewers)\nkey id:      %s\n", privFile, pubFile, id)
+	return nil
+}

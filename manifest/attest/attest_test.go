@@ -1,0 +1,188 @@
+package attest
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cas-ml/cas/digest"
+)
+
+// TestPAE checks the encoding against the DSSE spec's own example
+// (protocol.md) and the edge cases of empty fields.
+func TestPAE(t *testing.T) {
+	tests := []struct {
+		name, typ, body, want string
+	}{
+		{"spec vector", "http://example.com/HelloWorld", "hello world", "DSSEv1 29 http://example.com/HelloWorld 11 hello world"},
+		{"empty", "", "", "DSSEv1 0  0 "},
+		{"multibyte", "t", "ü", "DSSEv1 1 t 2 ü"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := string(PAE(tt.typ, []byte(tt.body))); got != tt.want {
+				t.Errorf("PAE(%q, %q) = %q, want %q", tt.typ, tt.body, got, tt.want)
+			}
+		})
+	}
+}
+
+func newKey(t *testing.T) (ed25519.PublicKey, ed25519.PrivateKey) {
+	t.Helper()
+	pub, priv, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub, priv
+}
+
+var target = digest.Of([]byte("a manifest"))
+
+func signed(t *testing.T, priv ed25519.PrivateKey) []byte {
+	t.Helper()
+	st := NewPinStatement("paper/fig3", target, "Figure 3", time.Date(2025, 5, 1, 12, 0, 0, 0, time.UTC), "")
+	env, err := Sign(st, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+func TestRoundTrip(t *testing.T) {
+	pub, priv := newKey(t)
+	env := signed(t, priv)
+	st, err := Verify(env, pub)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if err := st.CheckSubject("paper/fig3", target); err != nil {
+		t.Errorf("CheckSubject: %v", err)
+	}
+	if got, want := st.Predicate.Signer, KeyID(pub); got != want {
+		t.Errorf("signer = %q, want %q", got, want)
+	}
+	if err := st.CheckSubject("paper/fig4", target); !errors.Is(err, ErrSubject) {
+		t.Errorf("CheckSubject of another name: got %v, want ErrSubject", err)
+	}
+	if err := st.CheckSubject("paper/fig3", digest.Of(nil)); !errors.Is(err, ErrSubject) {
+		t.Errorf("CheckSubject of another target: got %v, want ErrSubject", err)
+	}
+	// The layout the ecosystem reads.
+	var raw map[string]any
+	if err := json.Unmarshal(env, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if raw["payloadType"] != PayloadType {
+		t.Errorf("payloadType = %v, want %s", raw["payloadType"], PayloadType)
+	}
+	body, _ := base64.StdEncoding.DecodeString(raw["payload"].(string))
+	for _, want := range []string{`"_type":"https://in-toto.io/Statement/v1"`, `"digest":{"blake3":"` + target.Hex() + `"}`, `"predicateType":"` + PinPredicateType + `"`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("payload %s lacks %s", body, want)
+		}
+	}
+}
+
+// mutate decodes an envelope, lets fn change it, and encodes it again.
+func mutate(t *testing.T, env []byte, fn func(*Envelope)) []byte {
+	t.Helper()
+	var e Envelope
+	if err := json.Unmarshal(env, &e); err != nil {
+		t.Fatal(err)
+	}
+	fn(&e)
+	b, err := json.Marshal(&e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestVerifyFails(t *testing.T) {
+	pub, priv := newKey(t)
+	otherPub, _ := newKey(t)
+	env := signed(t, priv)
+	other := digest.Of([]byte("another manifest"))
+	tests := []struct {
+		name string
+		env  []byte
+		pub  ed25519.PublicKey
+		want error
+	}{
+		{"tampered payload", mutate(t, env, func(e *Envelope) {
+			body, _ := base64.StdEncoding.DecodeString(e.Payload)
+			body = bytes.ReplaceAll(body, []byte(target.Hex()), []byte(other.Hex()))
+			e.Payload = base64.StdEncoding.EncodeToString(body)
+		}), pub, ErrBadSignature},
+		{"tampered signature", mutate(t, env, func(e *Envelope) {
+			sig, _ := base64.StdEncoding.DecodeString(e.Signatures[0].Sig)
+			sig[10] ^= 1
+			e.Signatures[0].Sig = base64.StdEncoding.EncodeToString(sig)
+		}), pub, ErrBadSignature},
+		{"tampered payload type", mutate(t, env, func(e *Envelope) { e.PayloadType = "application/json" }), pub, ErrMalformed},
+		{"keyid removed, wrong key", mutate(t, env, func(e *Envelope) { e.Signatures[0].KeyID = "" }), otherPub, ErrBadSignature},
+		{"wrong key", env, otherPub, ErrWrongKey},
+		{"no signatures", mutate(t, env, func(e *Envelope) { e.Signatures = nil }), pub, ErrMalformed},
+		{"not json", []byte("{"), pub, ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, err := Verify(tt.env, tt.pub)
+			if !errors.Is(err, tt.want) {
+				t.Errorf("Verify: got %v (statement %v), want %v", err, st, tt.want)
+			}
+		})
+	}
+	// The keyid is a hint only: without it the right key still verifies.
+	if _, err := Verify(mutate(t, env, func(e *Envelope) { e.Signatures[0].KeyID = "" }), pub); err != nil {
+		t.Errorf("Verify without keyid: %v", err)
+	}
+}
+
+func TestKeyFiles(t *testing.T) {
+	prefix := filepath.Join(t.TempDir(), "signing")
+	pub, priv := newKey(t)
+	privFile, pubFile, err := WriteKeyFiles(prefix, priv)
+	if err != nil {
+		t.Fatalf("WriteKeyFiles: %v", err)
+	}
+	if fi, err := os.Stat(privFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s: mode %v (%v), want 0600", privFile, fi.Mode().Perm(), err)
+	}
+	gotPriv, err := LoadPrivateKey(privFile)
+	if err != nil || !gotPriv.Equal(priv) {
+		t.Errorf("LoadPrivateKey: %v, equal %v", err, gotPriv.Equal(priv))
+	}
+	gotPub, err := LoadPublicKey(pubFile)
+	if err != nil || !gotPub.Equal(pub) {
+		t.Errorf("LoadPublicKey: %v, equal %v", err, gotPub.Equal(pub))
+	}
+	if _, _, err := WriteKeyFiles(prefix, priv); !errors.Is(err, ErrKeyExists) {
+		t.Errorf("second WriteKeyFiles: got %v, want ErrKeyExists", err)
+	}
+	if _, err := LoadPublicKey(privFile); !errors.Is(err, ErrKeyFile) {
+		t.Errorf("LoadPublicKey of a private key: got %v, want ErrKeyFile", err)
+	}
+	if _, err := LoadPrivateKey(pubFile); !errors.Is(err, ErrKeyFile) {
+		t.Errorf("LoadPrivateKey of a public key: got %v, want ErrKeyFile", err)
+	}
+	// openssl reads the files, where it is installed.
+	if _, err := exec.LookPath("openssl"); err == nil {
+		out, err := exec.Command("openssl", "pkey", "-in", privFile, "-pubout").Output()
+		if err != nil {
+			t.Fatalf("openssl pkey: %v", err)
+		}
+		want, _ := os.ReadFile(pubFile)
+		if !bytes.Equal(out, want) {
+			t.Errorf("openssl derives public key\n%s, want\n%s", out, want)
+		}
+	}
+}
