@@ -243,3 +243,91 @@ func TestDiffCheckpoints(t *testing.T) {
 		t.Errorf("RNG states removed: %+v (%v)", d.RNG, err)
 	}
 }
+
+// Faults between cas and the server: 5xx answers, slow answers, dropped
+// and cut connections, corrupted bodies. A push or restore either
+// succeeds after retries or fails with a clear error; either way the
+// local store and the remote stay consistent (verify passes), and no
+// wrong byte is ever written to DEST.
+func TestRemoteFaults(t *testing.T) {
+	srv := s3test.Start(t)
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	tests := []struct {
+		name  string
+		rules func() []*s3test.Rule
+		// wantOK: the operation must succeed (the fault is retried away).
+		wantOK bool
+	}{
+		{"503 on uploads", func() []*s3test.Rule {
+			return []*s3test.Rule{{Match: s3test.Match("PUT", "/packs/"), Times: 2, Fault: s3test.Status(503, "SlowDown")}}
+		}, true},
+		{"500 on downloads", func() []*s3test.Rule {
+			return []*s3test.Rule{{Match: s3test.Match("GET", "/packs/"), Times: 2, Fault: s3test.Status(500, "InternalError")}}
+		}, true},
+		{"dropped upload", func() []*s3test.Rule {
+			return []*s3test.Rule{{Match: s3test.Match("PUT", "/packs/"), Times: 1, Fault: s3test.DropRequest(1000)}}
+		}, true},
+		{"cut download", func() []*s3test.Rule {
+			return []*s3test.Rule{{Match: s3test.Match("GET", "/packs/"), Times: 2, Fault: s3test.CutResponse(100)}}
+		}, true},
+		{"slow answers", func() []*s3test.Rule {
+			return []*s3test.Rule{{Match: s3test.Match("", "/packs/"), Times: 3, Fault: s3test.Delay(300 * time.Millisecond)}}
+		}, true},
+		{"corrupted upload", func() []*s3test.Rule {
+			return []*s3test.Rule{{Match: s3test.Match("PUT", "/packs/"), Times: 2, Fault: s3test.FlipRequestByte(500)}}
+		}, true},
+		{"every download corrupted", func() []*s3test.Rule {
+			return []*s3test.Rule{{Match: s3test.Match("GET", "/packs/"), Times: 1000, Fault: s3test.FlipResponseByte(20)}}
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			url := "s3://" + srv.NewBucket(t) + "/f"
+			proxy := s3test.NewFaultProxy(t, srv.Endpoint)
+			a, b := t.TempDir(), t.TempDir()
+			writeTree(t, filepath.Join(a, "data"), 5)
+			for _, d := range []string{a, b} {
+				mustCas(t, d, "init", "--chunk-avg", "64KiB")
+				mustCas(t, d, "remote", "add", "origin", url, "--endpoint", proxy.URL)
+			}
+			proxy.Add(tt.rules()...)
+			pushCode, _, pushErr := casIn(t, a, "push", filepath.Join(a, "data"), "--name", "ds", "-q")
+			dest := filepath.Join(b, "out")
+			restoreCode, _, restoreErr := casIn(t, b, "restore", "ds", dest, "-q")
+			if tt.wantOK && (pushCode != 0 || restoreCode != 0) {
+				t.Fatalf("push exit %d %s; restore exit %d %s", pushCode, pushErr, restoreCode, restoreErr)
+			}
+			if !tt.wantOK && restoreCode == 0 {
+				t.Errorf("restore succeeded although every byte from the remote was corrupted")
+			}
+			if restoreCode == 0 {
+				sameTree(t, filepath.Join(a, "data"), dest)
+			} else {
+				if _, err := os.Lstat(dest); err == nil {
+					t.Errorf("a failed restore left %s behind", dest)
+				}
+				if n := strings.Count(strings.TrimSpace(restoreErr), "\n"); n > 1 || !strings.HasPrefix(restoreErr, "cas: ") {
+					t.Errorf("restore error is not one clear line (+hint): %q", restoreErr)
+				}
+			}
+			// Whatever happened, both stores and the remote verify.
+			proxy.Close()
+			for _, d := range []string{a, b} {
+				if code, out, errs := casIn(t, d, "verify"); code != 0 {
+					t.Errorf("local verify after the faults: exit %d\n%s%s", code, out, errs)
+				}
+			}
+			if pushCode == 0 {
+				direct := t.TempDir()
+				mustCas(t, direct, "init")
+				mustCas(t, direct, "remote", "add", "origin", url, "--endpoint", srv.Endpoint)
+				if out := mustCas(t, direct, "verify", "ds", "--remote", "origin"); !strings.HasPrefix(out, "ok:") {
+					t.Errorf("verify --remote after the faults: %s", out)
+				}
+			}
+		})
+	}
+}
