@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sys/unix"
 
@@ -228,7 +227,6 @@ func (r *Repo) run(ctx context.Context, p *pusher, paths []string) (*PushResult,
 
 	finish := p.start(ctx)
 	gctx := p.ctx
-	var g errgroup.Group
 
 	// Reuse what the stat cache vouches for; queue every other file.
 	var work []*node
@@ -237,32 +235,15 @@ func (r *Repo) run(ctx context.Context, p *pusher, paths []string) (*PushResult,
 			return nil, err
 		}
 	}
-	jobs := make(chan *node)
 	// More readers than cores: a reader waiting on a read or on the pack
 	// lock leaves its core to another.
-	for range runtime.GOMAXPROCS(0) + 2 {
-		g.Go(func() error {
-			for n := range jobs {
-				if err := p.processFile(n); err != nil {
-					p.fail()
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	g.Go(func() error {
-		defer close(jobs)
-		for _, n := range work {
-			select {
-			case jobs <- n:
-			case <-gctx.Done():
-				return nil
-			}
+	err := forEach(gctx, work, runtime.GOMAXPROCS(0)+2, func(_ context.Context, n *node) error {
+		if err := p.processFile(n); err != nil {
+			p.fail()
+			return err
 		}
 		return nil
 	})
-	err := g.Wait()
 	if err == nil {
 		for _, rt := range roots {
 			if err = p.storeTrees(rt.node); err != nil {

@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/remote"
@@ -201,6 +199,11 @@ func (r *Repo) copyMissing(ctx context.Context, src, dst remote.Backend, prefix 
 	if err != nil {
 		return err
 	}
+	return copyAll(ctx, src, dst, todo, st, prog)
+}
+
+// copyAll copies objects, several at once, counting them in st and prog.
+func copyAll(ctx context.Context, src, dst remote.Backend, todo []remote.ObjectInfo, st *TransferStats, prog *Progress) error {
 	if prog != nil {
 		for _, oi := range todo {
 			prog.TotalBytes.Add(oi.Size)
@@ -208,23 +211,18 @@ func (r *Repo) copyMissing(ctx context.Context, src, dst remote.Backend, prefix 
 		}
 	}
 	var objects, bytes atomic.Int64
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	for _, oi := range todo {
-		g.Go(func() error {
-			if err := copyObject(gctx, src, dst, oi); err != nil {
-				return err
-			}
-			objects.Add(1)
-			bytes.Add(oi.Size)
-			if prog != nil {
-				prog.Files.Add(1)
-				prog.Bytes.Add(oi.Size)
-			}
-			return nil
-		})
-	}
-	err = g.Wait()
+	err := forEach(ctx, todo, 8, func(ctx context.Context, oi remote.ObjectInfo) error {
+		if err := copyObject(ctx, src, dst, oi); err != nil {
+			return err
+		}
+		objects.Add(1)
+		bytes.Add(oi.Size)
+		if prog != nil {
+			prog.Files.Add(1)
+			prog.Bytes.Add(oi.Size)
+		}
+		return nil
+	})
 	st.Objects += objects.Load()
 	st.Bytes += bytes.Load()
 	return err
@@ -289,33 +287,9 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 		}
 		todo = append(todo, oi)
 	}
-	if prog != nil {
-		for _, oi := range todo {
-			prog.TotalBytes.Add(oi.Size)
-			prog.TotalFiles.Add(1)
-		}
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	var n, b atomic.Int64
-	for _, oi := range todo {
-		g.Go(func() error {
-			if err := copyObject(gctx, r.remote, r.Backend, oi); err != nil {
-				return err
-			}
-			n.Add(1)
-			b.Add(oi.Size)
-			if prog != nil {
-				prog.Files.Add(1)
-				prog.Bytes.Add(oi.Size)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	if err := copyAll(ctx, r.remote, r.Backend, todo, st, prog); err != nil {
 		return nil, err
 	}
-	st.Objects, st.Bytes = n.Load(), b.Load()
 	if err := r.copyMissing(ctx, r.remote, r.Backend, segmentPrefix, st, nil); err != nil {
 		return nil, err
 	}

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sys/unix"
 
@@ -207,30 +206,7 @@ func (rs *restorer) restoreTree(ctx context.Context, d digest.Digest, dir, rel s
 	if err := rs.collect(ctx, d, dir, rel, &jobs); err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	ch := make(chan fileJob)
-	for range runtime.GOMAXPROCS(0) {
-		g.Go(func() error {
-			for j := range ch {
-				if err := rs.writeFile(gctx, j); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	g.Go(func() error {
-		defer close(ch)
-		for _, j := range jobs {
-			select {
-			case ch <- j:
-			case <-gctx.Done():
-				return nil
-			}
-		}
-		return nil
-	})
-	return g.Wait()
+	return forEach(ctx, jobs, runtime.GOMAXPROCS(0), rs.writeFile)
 }
 
 func (rs *restorer) collect(ctx context.Context, d digest.Digest, dir, rel string, jobs *[]fileJob) error {

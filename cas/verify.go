@@ -7,8 +7,6 @@ import (
 	"sort"
 	"sync"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/remote"
@@ -76,38 +74,20 @@ func (r *Repo) verifyInto(ctx context.Context, obj *Object, rep *VerifyReport, p
 		}
 		files = append(files, fileJob{e: TreeEntry{Name: name, Kind: obj.Kind, Size: obj.Size, Digest: obj.Digest}, rel: name})
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	ch := make(chan fileJob)
-	for range runtime.GOMAXPROCS(0) {
-		g.Go(func() error {
-			for j := range ch {
-				err := r.verifyFile(gctx, j.e, prog)
-				if err != nil && gctx.Err() != nil {
-					return gctx.Err()
-				}
-				if err != nil {
-					rep.add(j.rel, err)
-				}
-				rep.mu.Lock()
-				rep.Files++
-				rep.Bytes += j.e.Size
-				rep.mu.Unlock()
-			}
-			return nil
-		})
-	}
-	g.Go(func() error {
-		defer close(ch)
-		for _, j := range files {
-			select {
-			case ch <- j:
-			case <-gctx.Done():
-				return nil
-			}
+	return forEach(ctx, files, runtime.GOMAXPROCS(0), func(ctx context.Context, j fileJob) error {
+		err := r.verifyFile(ctx, j.e, prog)
+		if err != nil && ctx.Err() != nil {
+			return ctx.Err()
 		}
+		if err != nil {
+			rep.add(j.rel, err)
+		}
+		rep.mu.Lock()
+		rep.Files++
+		rep.Bytes += j.e.Size
+		rep.mu.Unlock()
 		return nil
 	})
-	return g.Wait()
 }
 
 func (r *Repo) collectVerify(ctx context.Context, d digest.Digest, rel string, rep *VerifyReport, files *[]fileJob) {
