@@ -104,12 +104,9 @@ func pinRun(ctx context.Context, opts *pinOptions) error {
 	if err != nil {
 		return err
 	}
-	var be remote.Backend
-	var rc *cas.RemoteConfig
-	if !opts.Local {
-		if be, rc, err = openRemote(ctx, r, opts.To); err != nil {
-			return err
-		}
+	be, rc, err := targetRemote(ctx, r, opts.To, opts.Local)
+	if err != nil {
+		return err
 	}
 	if be != nil {
 		// The index learns what the remote holds: data pushed from another

@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cas-ml/cas/cas"
-	"github.com/cas-ml/cas/remote"
 )
 
 type pushOptions struct {
@@ -77,20 +76,14 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 	if opts.Name != "" && !cas.ValidRefName(opts.Name) {
 		return usageError("--name %q: %v", opts.Name, cas.ErrBadRefName)
 	}
-	if opts.Local && opts.To != "" {
-		return usageError("--local and --to exclude each other")
-	}
 	r, err := opts.Factory.Repo(ctx)
 	if err != nil {
 		return err
 	}
 	// A bad remote fails before anything is read, not after.
-	var be remote.Backend
-	var rc *cas.RemoteConfig
-	if !opts.Local {
-		if be, rc, err = openRemote(ctx, r, opts.To); err != nil {
-			return err
-		}
+	be, rc, err := targetRemote(ctx, r, opts.To, opts.Local)
+	if err != nil {
+		return err
 	}
 	prog := &cas.Progress{}
 	warn := func(path string, err error) {

@@ -147,6 +147,18 @@ func remoteHint(err error) string {
 	return ""
 }
 
+// targetRemote is the remote a command that publishes writes to: --to
+// NAME, else the default one, none with --local.
+func targetRemote(ctx context.Context, r *cas.Repo, to string, local bool) (remote.Backend, *cas.RemoteConfig, error) {
+	if local {
+		if to != "" {
+			return nil, nil, usageError("--local and --to exclude each other")
+		}
+		return nil, nil, nil
+	}
+	return openRemote(ctx, r, to)
+}
+
 // useRemote lets a command read data the local store lacks from the
 // named remote (the default for ""), if there is one.
 func useRemote(ctx context.Context, r *cas.Repo, name string) error {
