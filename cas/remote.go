@@ -53,7 +53,10 @@ func (rc RemoteConfig) S3Config() (remote.S3Config, error) {
 			endpoint = "https://s3." + rc.Region + ".amazonaws.com"
 		}
 	}
-	return remote.S3Config{Endpoint: endpoint, Bucket: u.Host, Prefix: strings.Trim(u.Path, "/"), Region: rc.Region}, nil
+	// Packs (16 MiB and a trailer) go as one streamed PUT each, never as
+	// multipart uploads, which would buffer parts in memory.
+	return remote.S3Config{Endpoint: endpoint, Bucket: u.Host, Prefix: strings.Trim(u.Path, "/"), Region: rc.Region,
+		PartSize: 64 << 20}, nil
 }
 
 // Remotes reads the store's remotes, sorted by name.
