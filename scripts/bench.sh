@@ -3,7 +3,10 @@
 #
 # Generates deterministic data (scripts/gendata), then runs cas beside b3sum and
 # restic on the same data in the same run and prints median wall times, ratios
-# and peak memory against the goals of issue 2. Everything stays on this machine.
+# and peak memory against the goals of issue 2. Then it starts versitygw (an S3
+# server) on a free 127.0.0.1 port over a directory in the work directory and
+# runs cas push/restore to it beside `aws s3 cp` against the same server, for
+# the goals of issue 3. Everything stays on this machine.
 #
 # Environment:
 #   BENCH_DIR      parent of the work directory (default /tmp)
@@ -12,6 +15,9 @@
 #   BENCH_RUNS     timed runs per tool and case; the median is reported (default 3)
 #   BENCH_QUICK=1  tiny smoke run: 64 MiB, 2000 files, unless set explicitly
 #   BENCH_KEEP=1   keep the work directory
+#   BENCH_S3=0     skip the S3 cases (versitygw, aws CLI)
+#   BENCH_BASELINE=REV  also time the local pushes with cas built at git REV
+#                  (e.g. 22aa458^, the last commit before pushes fsync)
 #
 # Exit status: 0 when every tool ran and every restored byte matched, even if a
 # goal is missed (this is a report); non-zero if a tool failed or bytes differ.
@@ -41,6 +47,13 @@ GOAL_PUSH_TREE=2      # cas push / b3sum as 2 processes
 GOAL_REPUSH_S=0.3     # absolute seconds
 GOAL_RESTORE_X=3.5    # restic restore / cas restore, at least
 GOAL_RSS_MIB=128
+# Goals of issue 3 (S3 remote, beside aws s3 cp on the same versitygw).
+GOAL_S3_PUSH_BIG=0.8    # cas push --to / aws s3 cp upload
+GOAL_S3_RESTORE_BIG=0.8 # cas restore from the remote / aws s3 cp download
+GOAL_S3_TREE_DIV=50     # cas push --to of the tree <= (aws s3 cp --recursive) / 50
+GOAL_S3_OBJECTS=100     # objects the tree push creates on the bucket
+GOAL_S3_ONE_REQS=10     # requests to restore one small file from the tree, fewer than
+S3=${BENCH_S3:-1}
 
 die() { echo "bench: FAIL: $*" >&2; exit 1; }
 say() { echo "bench: $*" >&2; }
@@ -52,6 +65,7 @@ need_tools() {
 	command -v restic >/dev/null || missing+=(restic)
 	[[ -x /usr/bin/time ]] || missing+=(time)
 	command -v go >/dev/null || die "go is not installed"
+	if [[ $S3 == 1 ]] && ! command -v aws >/dev/null; then missing+=(awscli); fi
 	((${#missing[@]} == 0)) && return
 	say "installing ${missing[*]} with apt-get"
 	local sudo=()
@@ -60,6 +74,16 @@ need_tools() {
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 need_tools
+if [[ $S3 == 1 ]]; then
+	VERSITYGW=$(command -v versitygw || echo "$(go env GOPATH)/bin/versitygw")
+	if [[ ! -x $VERSITYGW ]]; then
+		say "versitygw is missing: installing it with scripts/deps.sh"
+		bash "$ROOT/scripts/deps.sh" || die "scripts/deps.sh failed"
+	fi
+	[[ -x $VERSITYGW ]] || die "versitygw not found on PATH or in \$(go env GOPATH)/bin"
+	# The real aws script, not a pyenv shim, whose start-up would be timed too.
+	AWS=$(pyenv which aws 2>/dev/null || command -v aws)
+fi
 
 load1() { cut -d' ' -f1 /proc/loadavg; }
 LOAD_START=$(load1)
@@ -70,8 +94,17 @@ fi
 # ---------------------------------------------------------------- work dir
 mkdir -p "${BENCH_DIR:-/tmp}"
 W=$(mktemp -d "${BENCH_DIR:-/tmp}/cas-bench.XXXXXX")
+GW_PID=
+stop_gw() {
+	if [[ -n $GW_PID ]]; then
+		kill "$GW_PID" 2>/dev/null || true
+		wait "$GW_PID" 2>/dev/null || true
+		GW_PID=
+	fi
+}
 cleanup() {
 	local rc=$?
+	stop_gw
 	if [[ ${BENCH_KEEP:-0} == 1 ]]; then
 		say "work directory kept: $W"
 	else
@@ -89,6 +122,13 @@ say "building cas and gendata"
 (cd "$ROOT" && go build -o "$W/bin/cas" . && go build -o "$W/bin/gendata" ./scripts/gendata) ||
 	die "build failed"
 CAS=$W/bin/cas
+if [[ -n ${BENCH_BASELINE:-} ]]; then
+	say "building cas at $BENCH_BASELINE (baseline)"
+	mkdir -p "$W/base-src"
+	(cd "$ROOT" && git archive "$BENCH_BASELINE") | tar -x -C "$W/base-src" || die "git archive $BENCH_BASELINE failed"
+	(cd "$W/base-src" && go build -o "$W/bin/cas-base" .) || die "build of $BENCH_BASELINE failed"
+	rm -rf "$W/base-src"
+fi
 
 say "generating data: ${SIZE_MB} MiB file, $FILES files in $DIRS directories (in $W)"
 "$W/bin/gendata" -out "$W/data" -size-mb "$SIZE_MB" -files "$FILES" -dirs "$DIRS" || die "gendata failed"
@@ -237,6 +277,198 @@ for ((i = 1; i <= RUNS; i++)); do
 	rm -rf "$o"
 done
 
+# ---------------------------------------------------------------- baseline: local pushes with an older cas
+if [[ -n ${BENCH_BASELINE:-} ]]; then
+	say "case baseline: cas@$BENCH_BASELINE push of the big file and the tree ($RUNS runs each)"
+	warm "$BIG" "$TREE"
+	for ((i = 1; i <= RUNS; i++)); do
+		s=$W/st/base
+		new_store "$s"
+		settle
+		CAS_DIR=$s/.cas timed base.push_big /dev/null "$W/bin/cas-base" push "$BIG" --quiet
+		new_store "$s"
+		settle
+		CAS_DIR=$s/.cas timed base.push_tree /dev/null "$W/bin/cas-base" push "$TREE" --quiet
+		rm -rf "$s"
+	done
+fi
+
+# ---------------------------------------------------------------- S3: versitygw and aws s3 cp
+if [[ $S3 == 1 ]]; then
+	GW_DIR=$W/s3
+	mkdir -p "$GW_DIR" "$W/aws"
+	GW_KEY=cas-bench
+	GW_SECRET=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+	# A clean AWS environment: these keys and region, no profile or config of the user.
+	unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_DEFAULT_PROFILE
+	# Nor versitygw settings of the user's environment (VGW_*), which could change its port.
+	while read -r v; do unset "$v"; done < <(compgen -e | grep '^VGW_' || true)
+	: >"$W/aws/config"
+	export AWS_ACCESS_KEY_ID=$GW_KEY AWS_SECRET_ACCESS_KEY=$GW_SECRET AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
+		AWS_CONFIG_FILE=$W/aws/config AWS_SHARED_CREDENTIALS_FILE=$W/aws/config
+
+	# start_gw starts versitygw on a free 127.0.0.1 port, like remote/s3test: keys
+	# in the environment (not on the command line), requests logged one a line
+	# to $W/log/gw (counted by the one-file restore case).
+	start_gw() {
+		local try port
+		for ((try = 1; try <= 5; try++)); do
+			port=$((20000 + RANDOM % 40000))
+			if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then continue; fi # taken
+			env ROOT_ACCESS_KEY="$GW_KEY" ROOT_SECRET_KEY="$GW_SECRET" \
+				"$VERSITYGW" --region us-east-1 --port "127.0.0.1:$port" posix "$GW_DIR" >"$W/log/gw" 2>&1 &
+			GW_PID=$!
+			local t
+			for ((t = 0; t < 300; t++)); do
+				if ! kill -0 "$GW_PID" 2>/dev/null; then break; fi
+				if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+					ENDPOINT=http://127.0.0.1:$port
+					return 0
+				fi
+				sleep 0.05
+			done
+			stop_gw
+			grep -q "address already in use" "$W/log/gw" || break
+		done
+		cat "$W/log/gw" >&2
+		die "versitygw did not start"
+	}
+	start_gw
+	say "versitygw on $ENDPOINT over $GW_DIR"
+	awsq() { "$AWS" --endpoint-url "$ENDPOINT" "$@"; }
+	mkbucket() { awsq s3 mb "s3://$1" >/dev/null 2>"$W/log/mb" || { cat "$W/log/mb" >&2; die "aws s3 mb $1 failed"; }; }
+	dropbucket() { rm -rf "${GW_DIR:?}/$1"; } # the posix backend keeps a bucket in one directory
+	count_objects() { awsq s3 ls --recursive "s3://$1/" | wc -l; }
+	remote_store() { # remote_store DIR BUCKET: a fresh store that knows only the remote
+		new_store "$1"
+		CAS_DIR=$1/.cas "$CAS" remote add origin "s3://$2/cas" --endpoint "$ENDPOINT" >/dev/null 2>"$W/log/remote" ||
+			{ cat "$W/log/remote" >&2; die "cas remote add failed"; }
+	}
+	# gw_requests prints how many requests the server has logged, once its log
+	# has stopped growing (it is written behind the requests).
+	gw_requests() {
+		local a b=-1 t
+		for ((t = 0; t < 50; t++)); do
+			a=$(grep -c ' | vgw | ' "$W/log/gw" || true)
+			[[ $a == "$b" ]] && break
+			b=$a
+			sleep 0.1
+		done
+		echo "$a"
+	}
+	# gw_methods FROM: the requests logged after the first FROM, by method, e.g. "PUT 14, HEAD 15".
+	gw_methods() {
+		grep ' | vgw | ' "$W/log/gw" | tail -n "+$(($1 + 1))" | awk -F' [|] ' '{m = $6; gsub(/ /, "", m); if (m !~ /^[A-Z]+$/) m = "?"; n[m]++; t++} END {
+			printf "%d requests:", t; for (m in n) printf " %s %d", m, n[m]; printf "\n"}'
+	}
+
+	# ------------------------------------------------------------ S3 case 1: push of the big file
+	say "case s3-push-big: cas push --to origin vs aws s3 cp ($RUNS runs each)"
+	warm "$BIG"
+	for ((i = 1; i <= RUNS; i++)); do
+		b=cas-big-$i
+		mkbucket "$b"
+		s=$W/st/s3big$i
+		remote_store "$s" "$b"
+		settle
+		r0=$(gw_requests)
+		CAS_DIR=$s/.cas timed cas.s3push_big "$W/log/s3push_big.json" "$CAS" push "$BIG" --to origin --json --quiet
+		((i == 1)) && gw_methods "$r0" >"$W/log/req.s3push_big"
+		d=$(json_str digest "$W/log/s3push_big.json")
+		[[ $d == "$BIG_DIGEST" ]] || die "cas push --to digest $d differs from b3sum $BIG_DIGEST"
+		((i == 1)) && cp "$W/log/s3push_big.json" "$W/log/s3push_big.first.json"
+		rm -rf "$s"
+		if ((i < RUNS)); then dropbucket "$b"; fi # the last bucket serves the restore case
+
+		b=aws-big-$i
+		mkbucket "$b"
+		settle
+		timed aws.s3cp_up /dev/null "$AWS" --endpoint-url "$ENDPOINT" s3 cp --only-show-errors "$BIG" "s3://$b/big.bin"
+		if ((i < RUNS)); then dropbucket "$b"; fi
+	done
+	S3_BIG_BUCKET=cas-big-$RUNS
+	AWS_BIG_BUCKET=aws-big-$RUNS
+	S3_BIG_OBJECTS=$(count_objects "$S3_BIG_BUCKET")
+
+	# ------------------------------------------------------------ S3 case 2: restore of the big file
+	say "case s3-restore-big: cas restore from the remote into an empty store vs aws s3 cp download ($RUNS runs each)"
+	for ((i = 1; i <= RUNS; i++)); do
+		s=$W/st/s3restore
+		remote_store "$s" "$S3_BIG_BUCKET"
+		o=$W/out/s3cas$i
+		settle
+		r0=$(gw_requests)
+		CAS_DIR=$s/.cas timed cas.s3restore_big /dev/null "$CAS" restore "$BIG_DIGEST" "$o" --quiet
+		((i == 1)) && gw_methods "$r0" >"$W/log/req.s3restore_big"
+		if [[ -d $o ]]; then o=$o/big.bin; fi
+		cmp "$BIG" "$o" || die "cas restore from the remote wrote different bytes"
+		rm -rf "$W/out/s3cas$i" "$s"
+
+		o=$W/out/s3aws$i
+		settle
+		timed aws.s3cp_down /dev/null "$AWS" --endpoint-url "$ENDPOINT" s3 cp --only-show-errors "s3://$AWS_BIG_BUCKET/big.bin" "$o"
+		cmp "$BIG" "$o" || die "aws s3 cp download wrote different bytes"
+		rm -f "$o"
+	done
+	dropbucket "$S3_BIG_BUCKET"
+	dropbucket "$AWS_BIG_BUCKET"
+
+	# ------------------------------------------------------------ S3 case 3: push of the tree
+	SLICE=$(((FILES + 9) / 10))
+	SCALE=$(awk -v f="$FILES" -v s="$SLICE" 'BEGIN {printf "%.4f", f / s}')
+	say "case s3-push-tree: cas push --to origin of $FILES files vs aws s3 cp --recursive of $SLICE files, x$SCALE ($RUNS runs each)"
+	mkdir -p "$W/data/slice"
+	(cd "$TREE" && find . -type f -print0 | sort -z | awk -v RS='\0' -v ORS='\0' -v n="$SLICE" 'NR <= n' | xargs -0 cp --parents -l -t "$W/data/slice") ||
+		die "could not make the $SLICE-file slice"
+	warm "$TREE"
+	for ((i = 1; i <= RUNS; i++)); do
+		b=cas-tree-$i
+		mkbucket "$b"
+		s=$W/st/s3tree$i
+		remote_store "$s" "$b"
+		settle
+		r0=$(gw_requests)
+		CAS_DIR=$s/.cas timed cas.s3push_tree "$W/log/s3push_tree.json" "$CAS" push "$TREE" --to origin --json --quiet
+		((i == 1)) && gw_methods "$r0" >"$W/log/req.s3push_tree"
+		d=$(json_str digest "$W/log/s3push_tree.json")
+		[[ $d == "$TREE_DIGEST" ]] || die "cas push --to tree digest $d differs from $TREE_DIGEST"
+		n=$(count_objects "$b")
+		echo "cas.s3tree_objects $n 0 0" >>"$RESULTS"
+		((i == 1)) && cp "$W/log/s3push_tree.json" "$W/log/s3push_tree.first.json"
+		rm -rf "$s"
+		if ((i < RUNS)); then dropbucket "$b"; fi # the last bucket serves the one-file case
+
+		b=aws-tree-$i
+		mkbucket "$b"
+		settle
+		timed aws.s3cp_slice /dev/null "$AWS" --endpoint-url "$ENDPOINT" s3 cp --recursive --only-show-errors "$W/data/slice" "s3://$b/slice"
+		n=$(count_objects "$b")
+		((n == SLICE)) || die "aws s3 cp --recursive created $n objects, want $SLICE"
+		dropbucket "$b"
+	done
+	S3_TREE_BUCKET=cas-tree-$RUNS
+
+	# ------------------------------------------------------------ S3 case 4: restore of one small file
+	ONE=$(cd "$TREE" && find . -type f -printf '%s %P\n' | sort -k1,1nr -k2 | awk 'NR == 1 {sub(/^[0-9]+ /, ""); print}')
+	ONE_SIZE=$(stat -c %s "$TREE/$ONE")
+	say "case s3-restore-one: cas restore TREE:$ONE ($ONE_SIZE bytes) from the remote into an empty store ($RUNS runs)"
+	for ((i = 1; i <= RUNS; i++)); do
+		s=$W/st/s3one
+		remote_store "$s" "$S3_TREE_BUCKET"
+		o=$W/out/one$i
+		before=$(gw_requests)
+		CAS_DIR=$s/.cas timed cas.s3restore_one /dev/null "$CAS" restore "$TREE_DIGEST:$ONE" "$o" --quiet
+		after=$(gw_requests)
+		echo "cas.s3one_requests $((after - before)) 0 0" >>"$RESULTS"
+		((i == 1)) && gw_methods "$before" >"$W/log/req.s3restore_one"
+		if [[ -d $o ]]; then o=$o/$(basename "$ONE"); fi
+		cmp "$TREE/$ONE" "$o" || die "cas restore of one file from the remote wrote different bytes"
+		rm -rf "$W/out/one$i" "$s"
+	done
+	dropbucket "$S3_TREE_BUCKET"
+	stop_gw
+fi
+
 # ---------------------------------------------------------------- report
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
@@ -246,11 +478,15 @@ pf() { if "$@"; then echo PASS; else echo FAIL; fi; }
 cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 mem=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 rev=$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo "no commit")
+S3INFO=
+if [[ $S3 == 1 ]]; then
+	S3INFO=$'\n'"S3:      versitygw $(go version -m "$VERSITYGW" 2>/dev/null | awk '$1 == "mod" {print $3}') on 127.0.0.1 (posix backend in the work directory), $("$AWS" --version 2>&1 | cut -d' ' -f1-2)"
+fi
 cat <<EOF
 
 == cas benchmark ($(date -u +%Y-%m-%dT%H:%MZ))
 machine: $(nproc) cores, $cpu, $mem RAM, Linux $(uname -r)
-tools:   $(go version | cut -d' ' -f3-), $(b3sum --version), $(restic version | cut -d' ' -f1-2), cas @ $rev
+tools:   $(go version | cut -d' ' -f3-), $(b3sum --version), $(restic version | cut -d' ' -f1-2), cas @ $rev${S3INFO}
 data:    big.bin $SIZE_MB MiB (incompressible); tree $FILES files, $DIRS dirs, $(mib $((TREE_BYTES / 1024))) MiB
 runs:    $RUNS per tool and case, median wall time, page cache warm, peak RSS from /usr/bin/time
 load:    1-minute load average $LOAD_START before the run, $(load1) after (the run itself adds about 1)
@@ -275,13 +511,35 @@ printf "$fmt" "push ${SIZE_MB} MiB file" "$c1" "b3sum" "$p1" "$r1" "<= ${GOAL_PU
 printf "$fmt" "push $FILES files" "$c2" "b3sum, 2 procs" "$p2" "$r2" "<= ${GOAL_PUSH_TREE}x" "$(pf le "$r2" $GOAL_PUSH_TREE)" "$m2" "$q2"
 printf "$fmt" "re-push unchanged" "$c3" "-" "-" "-" "< ${GOAL_REPUSH_S} s" "$(pf awk -v a="$c3" -v b=$GOAL_REPUSH_S 'BEGIN {exit !(a < b)}')" "$m3" "$q3"
 printf "$fmt" "restore ${SIZE_MB} MiB file" "$c4" "restic restore" "$p4" "$r4" "<= ${g4}x" "$(pf le "$r4" "$g4")" "$m4" "$q4"
+if [[ $S3 == 1 ]]; then
+	c5=$(median cas.s3push_big) p5=$(median aws.s3cp_up)
+	c6=$(median cas.s3restore_big) p6=$(median aws.s3cp_down)
+	c7=$(median cas.s3push_tree) p7=$(awk -v t="$(median aws.s3cp_slice)" -v x="$SCALE" 'BEGIN {printf "%.3f", t * x}')
+	c8=$(median cas.s3restore_one)
+	r5=$(ratio "$c5" "$p5") r6=$(ratio "$c6" "$p6") r7=$(ratio "$c7" "$p7")
+	g7=$(awk -v d=$GOAL_S3_TREE_DIV 'BEGIN {printf "%.3f", 1 / d}')
+	objs=$(awk '$1 == "cas.s3tree_objects" && $2 > m {m = $2} END {print m + 0}' "$RESULTS")
+	reqs=$(awk '$1 == "cas.s3one_requests" && $2 > m {m = $2} END {print m + 0}' "$RESULTS")
+	read -r m5 q5 <<<"$(rssrow cas.s3push_big)"
+	read -r m6 q6 <<<"$(rssrow cas.s3restore_big)"
+	read -r m7 q7 <<<"$(rssrow cas.s3push_tree)"
+	read -r m8 q8 <<<"$(rssrow cas.s3restore_one)"
+	printf "$fmt" "S3 push ${SIZE_MB} MiB" "$c5" "aws s3 cp up" "$p5" "$r5" "<= ${GOAL_S3_PUSH_BIG}x" "$(pf le "$r5" $GOAL_S3_PUSH_BIG)" "$m5" "$q5"
+	printf "$fmt" "S3 restore ${SIZE_MB} MiB" "$c6" "aws s3 cp down" "$p6" "$r6" "<= ${GOAL_S3_RESTORE_BIG}x" "$(pf le "$r6" $GOAL_S3_RESTORE_BIG)" "$m6" "$q6"
+	printf "$fmt" "S3 push $FILES files" "$c7" "aws cp -r x$SCALE" "$p7" "$r7" "<= ${g7}x" "$(pf le "$r7" "$g7")" "$m7" "$q7"
+	printf "$fmt" "  objects created" "$objs" "-" "-" "-" "<= ${GOAL_S3_OBJECTS}" "$(pf le "$objs" $GOAL_S3_OBJECTS)" "" ""
+	printf "$fmt" "S3 restore 1 file" "$c8" "-" "-" "-" "< ${GOAL_S3_ONE_REQS} reqs" "$(pf awk -v a="$reqs" -v b=$GOAL_S3_ONE_REQS 'BEGIN {exit !(a < b)}')" "$m8" "$q8"
+	echo "  (S3 restore 1 file: $ONE, $ONE_SIZE bytes, $reqs requests at most; aws s3 cp --recursive of $SLICE files took $(median aws.s3cp_slice) s)"
+fi
 
 echo
 echo "every timing (wall seconds: median, min, max; CPU seconds user+sys: median; peak RSS MiB: median, max)"
 fmt2='%-20s %8s %8s %8s  %8s  %8s %8s\n'
 printf "$fmt2" run median min max "CPU med" "RSS med" "RSS max"
 for k in cas.push_big b3sum.big restic.backup_big cas.push_tree b3sum.tree2p restic.backup_tree \
-	cas.repush_tree cas.restore_big restic.restore_big; do
+	cas.repush_tree cas.restore_big restic.restore_big base.push_big base.push_tree \
+	cas.s3push_big aws.s3cp_up cas.s3restore_big aws.s3cp_down cas.s3push_tree aws.s3cp_slice cas.s3restore_one; do
+	grep -q "^$k " "$RESULTS" || continue
 	printf "$fmt2" "$k" "$(median $k)" "$(minof $k)" "$(maxwall $k)" "$(median $k 4)" "$(mib "$(median $k 3)")" "$(mib "$(maxof $k)")"
 done
 echo
@@ -292,4 +550,16 @@ echo "CPU time cas/peer (user+sys; less sensitive to other load on the machine):
 echo "first push of big.bin:  $(tr -d '\n' <"$W/log/push_big.first.json" | tr -s ' ')"
 echo "first push of the tree: $(tr -d '\n' <"$W/log/push_tree.first.json" | tr -s ' ')"
 echo "re-push of the tree:    $(tr -d '\n' <"$W/log/repush.json" | tr -s ' ')"
-echo "bytes checked: push digests equal b3sum, restored tree equals the source (diff -r), restored files equal the source (cmp)"
+if [[ -n ${BENCH_BASELINE:-} ]]; then
+	echo "cas@$BENCH_BASELINE (baseline) local push: big $(median base.push_big) s (now $c1 s, $(ratio "$c1" "$(median base.push_big)")x)," \
+		"tree $(median base.push_tree) s (now $c2 s, $(ratio "$c2" "$(median base.push_tree)")x)"
+fi
+if [[ $S3 == 1 ]]; then
+	echo "S3 push of big.bin, first run: $(tr -d '\n' <"$W/log/s3push_big.first.json" | tr -s ' ')"
+	echo "S3 push of the tree, first run: $(tr -d '\n' <"$W/log/s3push_tree.first.json" | tr -s ' ')"
+	echo "objects on the bucket: big.bin $S3_BIG_OBJECTS, tree $objs"
+	echo "requests seen by versitygw (first run): push big $(cat "$W/log/req.s3push_big"); restore big $(cat "$W/log/req.s3restore_big");" \
+		"push tree $(cat "$W/log/req.s3push_tree"); restore one file $(cat "$W/log/req.s3restore_one")"
+fi
+echo "bytes checked: push digests equal b3sum, restored tree equals the source (diff -r), restored files equal the source (cmp)," \
+	"also those restored from the remote and downloaded by aws s3 cp"
