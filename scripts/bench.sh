@@ -16,6 +16,7 @@
 #   BENCH_QUICK=1  tiny smoke run: 64 MiB, 2000 files, unless set explicitly
 #   BENCH_KEEP=1   keep the work directory
 #   BENCH_S3=0     skip the S3 cases (versitygw, aws CLI)
+#   BENCH_CKPT=0   skip the checkpoint-series dedup case
 #   BENCH_BASELINE=REV  also time the local pushes with cas built at git REV
 #                  (e.g. 22aa458^, the last commit before pushes fsync)
 #
@@ -54,6 +55,9 @@ GOAL_S3_TREE_DIV=50     # cas push --to of the tree <= (aws s3 cp --recursive) /
 GOAL_S3_OBJECTS=100     # objects the tree push creates on the bucket
 GOAL_S3_ONE_REQS=10     # requests to restore one small file from the tree, fewer than
 S3=${BENCH_S3:-1}
+# Goals of issue 5 (a fine-tuning checkpoint series, beside restic).
+GOAL_CKPT_STORED=1.03 # stored bytes / unique tensor bytes (plus metadata)
+CKPT=${BENCH_CKPT:-1}
 
 die() { echo "bench: FAIL: $*" >&2; exit 1; }
 say() { echo "bench: $*" >&2; }
@@ -469,6 +473,43 @@ if [[ $S3 == 1 ]]; then
 	stop_gw
 fi
 
+# ---------------------------------------------------------------- case: checkpoint series (issue 5)
+# A fine-tuning run that freezes its backbone: four torch-style checkpoints
+# (scripts/genckpt) pushed one after the other into a fresh cas store and
+# backed up into a fresh restic repository. What counts is what each keeps.
+if [[ $CKPT == 1 ]]; then
+	say "case ckpt-series: four fine-tuning checkpoints into cas and restic"
+	ckmb=256
+	[[ ${BENCH_QUICK:-0} == 1 ]] && ckmb=32
+	CK=$W/data/ckpt
+	gen=$(cd "$ROOT" && go run ./scripts/genckpt -out "$CK" -backbone-mb "$ckmb") || die "genckpt failed"
+	CK_UNIQUE=${gen##*unique=}
+	CK_BYTES=${gen#*bytes=}
+	CK_BYTES=${CK_BYTES%% *}
+	warm "$CK"
+	s=$W/st/ckpt
+	new_store "$s"
+	settle
+	for f in "$CK"/epoch*.pt; do
+		CAS_DIR=$s/.cas timed cas.ckpt_push "$W/log/ckpt_push.json" "$CAS" push "$f" --json --quiet
+	done
+	CAS_DIR=$s/.cas "$CAS" stats --json >"$W/log/ckpt_stats.json"
+	CK_CAS=$(json_num stored_bytes "$W/log/ckpt_stats.json")
+	CK_CHUNKS=$(json_num chunks "$W/log/ckpt_stats.json")
+	cks=("$CK"/epoch*.pt)
+	last=${cks[-1]}
+	CAS_DIR=$s/.cas "$CAS" restore "blake3:$(b3sum --no-names "$last")" "$W/out/ckpt.pt" --quiet
+	cmp "$last" "$W/out/ckpt.pt" || die "cas restore of a checkpoint wrote different bytes"
+	r=$W/st/ckpt_restic
+	new_restic "$r"
+	settle
+	for f in "$CK"/epoch*.pt; do
+		timed restic.ckpt_backup /dev/null restic -r "$r" backup "$f" --quiet
+	done
+	CK_RESTIC=$(du -sb "$r" | cut -f1)
+	rm -rf "$s" "$r" "$CK" "$W/out/ckpt.pt"
+fi
+
 # ---------------------------------------------------------------- report
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
@@ -563,3 +604,10 @@ if [[ $S3 == 1 ]]; then
 fi
 echo "bytes checked: push digests equal b3sum, restored tree equals the source (diff -r), restored files equal the source (cmp)," \
 	"also those restored from the remote and downloaded by aws s3 cp"
+if [[ $CKPT == 1 ]]; then
+	echo
+	echo "checkpoint series (issue 5): 4 checkpoints, $CK_BYTES bytes, $CK_UNIQUE unique bytes (each distinct tensor and pickle once)"
+	echo "  cas stored $CK_CAS bytes = $(ratio "$CK_CAS" "$CK_UNIQUE")x unique (goal <= ${GOAL_CKPT_STORED}x plus metadata: $(pf le "$(ratio "$CK_CAS" "$CK_UNIQUE")" "$GOAL_CKPT_STORED")), in $CK_CHUNKS chunks; fixed 64 KiB chunking would need $((CK_UNIQUE / 65536)) ($(pf le "$CK_CHUNKS" $((CK_UNIQUE / 65536))))"
+	echo "  restic repository $CK_RESTIC bytes = $(ratio "$CK_RESTIC" "$CK_UNIQUE")x unique"
+	echo "  time for the 4 pushes: cas $(awk '$1 == "cas.ckpt_push" {s += $2} END {printf "%.2f", s}' "$RESULTS") s, restic backup $(awk '$1 == "restic.ckpt_backup" {s += $2} END {printf "%.2f", s}' "$RESULTS") s"
+fi
