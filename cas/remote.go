@@ -31,6 +31,19 @@ type RemoteConfig struct {
 	Endpoint string `json:"endpoint,omitempty"`
 	Region   string `json:"region,omitempty"`
 	Default  bool   `json:"default,omitempty"`
+	// Connections is how many requests run at once (default 8).
+	Connections int `json:"connections,omitempty"`
+}
+
+// DefaultConnections is how many objects move at once to or from a remote.
+const DefaultConnections = 8
+
+// transfers is how many requests to a remote run at once.
+func (r *Repo) transfers() int {
+	if r.Transfers > 0 {
+		return r.Transfers
+	}
+	return DefaultConnections
 }
 
 // Errors about remotes.
@@ -105,6 +118,9 @@ func (r *Repo) AddRemote(rc RemoteConfig) error {
 	}
 	if _, err := rc.S3Config(); err != nil {
 		return err
+	}
+	if rc.Connections < 0 || rc.Connections > 256 {
+		return fmt.Errorf("%w: connections %d: want 1 to 256", ErrRemoteURL, rc.Connections)
 	}
 	return r.editRemotes(func(rs []RemoteConfig) ([]RemoteConfig, error) {
 		for _, x := range rs {
@@ -202,11 +218,11 @@ func (r *Repo) copyMissing(ctx context.Context, src, dst remote.Backend, prefix 
 	if err != nil {
 		return err
 	}
-	return copyAll(ctx, src, dst, todo, st, prog)
+	return r.copyAll(ctx, src, dst, todo, st, prog)
 }
 
 // copyAll copies objects, several at once, counting them in st and prog.
-func copyAll(ctx context.Context, src, dst remote.Backend, todo []remote.ObjectInfo, st *TransferStats, prog *Progress) error {
+func (r *Repo) copyAll(ctx context.Context, src, dst remote.Backend, todo []remote.ObjectInfo, st *TransferStats, prog *Progress) error {
 	if prog != nil {
 		for _, oi := range todo {
 			prog.TotalBytes.Add(oi.Size)
@@ -214,7 +230,7 @@ func copyAll(ctx context.Context, src, dst remote.Backend, todo []remote.ObjectI
 		}
 	}
 	var objects, bytes atomic.Int64
-	err := forEach(ctx, todo, 8, func(ctx context.Context, oi remote.ObjectInfo) error {
+	err := forEach(ctx, todo, r.transfers(), func(ctx context.Context, oi remote.ObjectInfo) error {
 		if err := copyObject(ctx, src, dst, oi); err != nil {
 			return err
 		}
@@ -290,7 +306,7 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 		}
 		todo = append(todo, oi)
 	}
-	if err := copyAll(ctx, r.remote, r.Backend, todo, st, prog); err != nil {
+	if err := r.copyAll(ctx, r.remote, r.Backend, todo, st, prog); err != nil {
 		return nil, err
 	}
 	if err := r.copyMissing(ctx, r.remote, r.Backend, segmentPrefix, st, nil); err != nil {

@@ -63,6 +63,8 @@ type Repo struct {
 	Index   index.Index
 	// Now is the clock; tests replace it.
 	Now func() time.Time
+	// Transfers is how many requests to a remote run at once (0: 8).
+	Transfers int
 
 	chunker *Chunker
 	packs   *packFiles

@@ -51,8 +51,14 @@ func (r *Repo) Restore(ctx context.Context, obj *Object, dest string, opts Resto
 		opts.Progress = &Progress{}
 	}
 	opts.Progress.TotalBytes.Add(obj.Size)
+	// Reads in flight: enough to keep the cores busy, or, when data may
+	// come from a remote, as many as it takes requests at once.
+	inFlight := 2 * runtime.GOMAXPROCS(0)
+	if r.remote != nil {
+		inFlight = max(inFlight, r.transfers())
+	}
 	rs := &restorer{r: r, opts: opts, res: &RestoreResult{},
-		chunkSem: semaphore.NewWeighted(int64(2 * runtime.GOMAXPROCS(0)))}
+		chunkSem: semaphore.NewWeighted(int64(inFlight))}
 	// Like cp and tar, create missing parents; a trailing slash on a
 	// single file's DEST names a directory to put it in.
 	intoDir := strings.HasSuffix(dest, "/")

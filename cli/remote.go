@@ -56,6 +56,7 @@ AWS_PROFILE; they are never written to the store.`,
 	addCmd.Flags().StringVar(&add.Endpoint, "endpoint", "", "the S3 endpoint `URL` (default: AWS)")
 	addCmd.Flags().StringVar(&add.Region, "region", "", "the bucket's `REGION`")
 	addCmd.Flags().BoolVar(&add.Default, "default", false, "make it the default remote")
+	addCmd.Flags().IntVar(&add.Connections, "connections", cas.DefaultConnections, "requests in flight at once: more for a long fat link")
 	var asJSON bool
 	listCmd := &cobra.Command{
 		Use:     "list",
@@ -129,6 +130,7 @@ func openRemote(ctx context.Context, r *cas.Repo, name string) (remote.Backend, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("remote %s: %w", rc.Name, err)
 	}
+	r.Transfers = rc.Connections
 	if err := be.Check(ctx); err != nil {
 		return nil, nil, &userError{msg: fmt.Sprintf("remote %s (%s): %v", rc.Name, rc.URL, err), hint: remoteHint(err)}
 	}
