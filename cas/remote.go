@@ -120,7 +120,7 @@ func (r *Repo) AddRemote(rc RemoteConfig) error {
 		return err
 	}
 	if rc.Connections < 0 || rc.Connections > 256 {
-		return fmt.Errorf("%w: connections %d: want 1 to 256", ErrRemoteURL, rc.Connections)
+		return fmt.Errorf("connections %d: want 1 to 256", rc.Connections)
 	}
 	return r.editRemotes(func(rs []RemoteConfig) ([]RemoteConfig, error) {
 		for _, x := range rs {

@@ -35,6 +35,9 @@ AWS_PROFILE; they are never written to the store.`,
 				return err
 			}
 			add.Name, add.URL = args[0], args[1]
+			if add.Connections < 1 || add.Connections > 256 {
+				return usageError("--connections %d: want 1 to 256", add.Connections)
+			}
 			if err := r.AddRemote(add); err != nil {
 				if errors.Is(err, cas.ErrRemoteURL) || errors.Is(err, cas.ErrBadRefName) {
 					return usageError("%v", err)
