@@ -38,6 +38,10 @@ type PushOptions struct {
 	Progress *Progress
 	// Warn is told of every path skipped (FIFOs, sockets, devices).
 	Warn func(path string, err error)
+	// Mirror, if set, receives a copy of each pack as soon as it is
+	// written locally, while the push goes on; the caller uploads the
+	// index segment and refs afterwards (Upload), in that order.
+	Mirror remote.Backend
 }
 
 // PushResult says what a push stored.
@@ -56,6 +60,8 @@ type PushResult struct {
 	Skipped     []string      `json:"skipped"`
 	// Name is the base name of the single pushed path.
 	Name string `json:"-"`
+	// Mirrored counts the packs copied to PushOptions.Mirror.
+	Mirrored TransferStats `json:"-"`
 }
 
 // ErrFileChanged reports a file that kept changing while cas read it.
@@ -137,7 +143,12 @@ type pusher struct {
 	mu       sync.Mutex
 	newBlobs []index.Blob
 	packKeys []string // written by this push, to sync before the segment
-	files    map[digest.Digest][]digest.Digest
+
+	mirrors                 sync.WaitGroup
+	mirrored, mirroredBytes atomic.Int64
+	mirrorSem               chan struct{}
+	mirrorErr               error // guarded by mu
+	files                   map[digest.Digest][]digest.Digest
 
 	chunks, newChunks, newBytes, storedBytes, packs atomic.Int64
 }
@@ -160,6 +171,9 @@ func (p *pusher) start(ctx context.Context) (finish func(error) error) {
 	p.free <- &packBuilder{}
 	done := make(chan error, 1)
 	go func() { done <- p.uploader(gctx) }()
+	if p.opts.Mirror != nil {
+		p.mirrorSem = make(chan struct{}, p.r.transfers())
+	}
 	return func(err error) error {
 		if err == nil {
 			err = p.flushPack()
@@ -167,6 +181,10 @@ func (p *pusher) start(ctx context.Context) (finish func(error) error) {
 		close(p.uploads)
 		if uerr := <-done; err == nil {
 			err = uerr
+		}
+		p.mirrors.Wait()
+		if err == nil {
+			err = p.mirrorErr
 		}
 		cancel()
 		return err
@@ -282,6 +300,7 @@ func (r *Repo) run(ctx context.Context, p *pusher, paths []string) (*PushResult,
 	}
 	res.Chunks, res.NewChunks, res.NewBytes = p.chunks.Load(), p.newChunks.Load(), p.newBytes.Load()
 	res.Packs = p.packs.Load()
+	res.Mirrored = TransferStats{Objects: p.mirrored.Load(), Bytes: p.mirroredBytes.Load()}
 	res.Unchanged = countCached(roots[0].node)
 	for _, rt := range roots[1:] {
 		res.Unchanged += countCached(rt.node)
@@ -908,6 +927,9 @@ func (p *pusher) writePack(ctx context.Context, pb *packBuilder) error {
 	p.mu.Lock()
 	p.packKeys = append(p.packKeys, packKey(id))
 	p.mu.Unlock()
+	if p.opts.Mirror != nil {
+		p.mirror(ctx, remote.ObjectInfo{Key: packKey(id), Size: int64(len(data))})
+	}
 	if err := p.r.Index.AddBlobs(id, blobs); err != nil {
 		return err
 	}
@@ -915,6 +937,33 @@ func (p *pusher) writePack(ctx context.Context, pb *packBuilder) error {
 	p.newBlobs = append(p.newBlobs, blobs...)
 	p.mu.Unlock()
 	return nil
+}
+
+// mirror copies a pack just written to the mirror backend, a few at once,
+// reading it back from the local store.
+func (p *pusher) mirror(ctx context.Context, oi remote.ObjectInfo) {
+	select {
+	case p.mirrorSem <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	p.mirrors.Add(1)
+	go func() {
+		defer func() { <-p.mirrorSem; p.mirrors.Done() }()
+		err := copyObject(ctx, p.r.Backend, p.opts.Mirror, oi)
+		if err == nil {
+			p.mirrored.Add(1)
+			p.mirroredBytes.Add(oi.Size)
+		}
+		if err != nil {
+			p.mu.Lock()
+			if p.mirrorErr == nil {
+				p.mirrorErr = fmt.Errorf("upload: %w", err)
+			}
+			p.mu.Unlock()
+			p.fail()
+		}
+	}()
 }
 
 // writeSegment stores the index segment of this push, after its packs.

@@ -93,7 +93,9 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 	}
 	start := opts.Factory.Now()
 	stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "pushing", prog)
-	res, err := r.Push(ctx, opts.Paths, cas.PushOptions{Excludes: opts.Excludes, Progress: prog, Warn: warn})
+	// With a remote, each pack goes up as soon as it is written; the index
+	// segment and the ref follow once the push is done.
+	res, err := r.Push(ctx, opts.Paths, cas.PushOptions{Excludes: opts.Excludes, Progress: prog, Warn: warn, Mirror: be})
 	stop()
 	if err != nil {
 		return err
@@ -111,7 +113,9 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 		out.Ref = opts.Name
 	}
 	if be != nil {
-		if out.Upload, err = upload(ctx, opts.IO, opts.Quiet || opts.JSON, r, be, rc, opts.Name, obj); err != nil {
+		mirrored := res.Mirrored
+		mirrored.Seconds = out.Seconds // the packs went up during the push
+		if out.Upload, err = upload(ctx, opts.IO, opts.Quiet || opts.JSON, r, be, rc, opts.Name, obj, mirrored); err != nil {
 			return err
 		}
 		out.Remote = rc.Name

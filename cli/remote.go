@@ -175,7 +175,8 @@ func useRemote(ctx context.Context, r *cas.Repo, name string) error {
 }
 
 // upload sends everything the remote lacks, then the ref, and says so.
-func upload(ctx context.Context, ios *IOStreams, quiet bool, r *cas.Repo, be remote.Backend, rc *cas.RemoteConfig, ref string, obj cas.Object) (*cas.TransferStats, error) {
+// already counts what went up before (packs mirrored during a push).
+func upload(ctx context.Context, ios *IOStreams, quiet bool, r *cas.Repo, be remote.Backend, rc *cas.RemoteConfig, ref string, obj cas.Object, already cas.TransferStats) (*cas.TransferStats, error) {
 	prog := &cas.Progress{}
 	stop := startProgress(ios, quiet, "uploading", prog)
 	st, err := r.Upload(ctx, be, prog)
@@ -183,6 +184,10 @@ func upload(ctx context.Context, ios *IOStreams, quiet bool, r *cas.Repo, be rem
 	if err != nil {
 		return nil, fmt.Errorf("upload to %s: %w", rc.Name, err)
 	}
+	st.Objects += already.Objects
+	st.Bytes += already.Bytes
+	st.Seconds += already.Seconds
+	st.Skipped = max(0, st.Skipped-already.Objects) // those it found were ours
 	if ref != "" {
 		if _, err := r.SetRefOn(ctx, be, ref, obj); err != nil {
 			return nil, fmt.Errorf("set ref %s on %s: %w", ref, rc.Name, err)
