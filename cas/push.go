@@ -202,8 +202,9 @@ func (r *Repo) run(ctx context.Context, p *pusher, paths []string) (*PushResult,
 		return nil, errors.New("nothing to push")
 	}
 	start := r.Now()
-	if p.r.chunker == nil {
-		p.r.chunker = NewChunker(ChunkParams{Min: 256 << 10, Avg: 1 << 20, Max: 8 << 20})
+	if p.r.chunker == nil { // Hash without a store
+		params, _ := NewChunkParams(DefaultChunkAvg)
+		p.r.chunker = NewChunker(params)
 	}
 	if p.opts.Progress == nil {
 		p.opts.Progress = &Progress{}

@@ -360,13 +360,14 @@ func (r *Repo) closurePacks(ctx context.Context, obj *Object, packs map[digest.D
 	return walk(obj.Digest, obj.Kind, obj.Size)
 }
 
-// syncIndexFrom loads the index segments of be that the index lacks.
+// syncIndexFrom loads the index segments of be (the store's backend or a
+// remote) that the index lacks.
 func (r *Repo) syncIndexFrom(ctx context.Context, be remote.Backend) error {
 	var todo []string
 	err := be.List(ctx, segmentPrefix, func(oi remote.ObjectInfo) error {
 		d, err := digest.ParseHex(strings.TrimPrefix(oi.Key, segmentPrefix))
 		if err != nil {
-			return nil
+			return nil // not ours
 		}
 		ok, err := r.Index.HasSegment(d)
 		if err == nil && !ok {

@@ -210,36 +210,7 @@ func (r *Repo) Chunker() *Chunker { return r.chunker }
 
 // SyncIndex loads index segments that the index has not seen yet: those
 // written by other processes, or all of them for a fresh index.
-func (r *Repo) SyncIndex(ctx context.Context) error {
-	var todo []string
-	err := r.Backend.List(ctx, segmentPrefix, func(oi remote.ObjectInfo) error {
-		d, err := digest.ParseHex(strings.TrimPrefix(oi.Key, segmentPrefix))
-		if err != nil {
-			return nil // not ours
-		}
-		ok, err := r.Index.HasSegment(d)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			todo = append(todo, oi.Key)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("sync index: %w", err)
-	}
-	for _, key := range todo {
-		if err := r.loadSegment(ctx, key); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (r *Repo) loadSegment(ctx context.Context, key string) error {
-	return r.loadSegmentFrom(ctx, r.Backend, key)
-}
+func (r *Repo) SyncIndex(ctx context.Context) error { return r.syncIndexFrom(ctx, r.Backend) }
 
 func (r *Repo) loadSegmentFrom(ctx context.Context, be remote.Backend, key string) error {
 	data, err := remote.ReadAll(ctx, be, key)

@@ -318,22 +318,41 @@ func (rs *restorer) replace(tmp, path string) error {
 // readWhole reads a small stored file (a link target, a manifest) into
 // memory, checked against its digest.
 func (r *Repo) readWhole(ctx context.Context, d digest.Digest, size int64) ([]byte, error) {
+	out := make([]byte, 0, size)
+	err := r.streamFile(ctx, d, size, func(b []byte) error {
+		out = append(out, b...)
+		return nil
+	})
+	return out, err
+}
+
+// streamFile reads a stored file's chunks in order, each checked against
+// its ID, hands them to fn (a chunk is valid only during the call), and
+// then checks the file's length and digest.
+func (r *Repo) streamFile(ctx context.Context, d digest.Digest, size int64, fn func([]byte) error) error {
 	chunks, err := r.fileChunks(d, size)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var out []byte
+	h := digest.New()
+	var n int64
 	for _, c := range chunks {
-		b, err := r.ReadBlob(ctx, c)
+		data, err := r.fetchChunk(ctx, c)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, b...)
+		_, _ = h.Write(data)
+		n += int64(len(data))
+		err = fn(data)
+		putBuf(data)
+		if err != nil {
+			return err
+		}
 	}
-	if digest.Of(out) != d {
-		return nil, &CorruptError{What: "file", ID: d}
+	if n != size || digest.FromHash(h) != d {
+		return &CorruptError{What: "file", ID: d}
 	}
-	return out, nil
+	return nil
 }
 
 // writeFile writes one file to a temporary name beside its destination and
@@ -548,25 +567,13 @@ func writeAll(f *os.File, b []byte, off int64) error {
 // WriteFile streams a stored file to w in order, checking each chunk and
 // then the whole digest.
 func (r *Repo) WriteFile(ctx context.Context, obj *Object, w io.Writer) error {
-	chunks, err := r.fileChunks(obj.Digest, obj.Size)
-	if err != nil {
+	err := r.streamFile(ctx, obj.Digest, obj.Size, func(b []byte) error {
+		_, err := w.Write(b)
 		return err
+	})
+	var ce *CorruptError
+	if errors.As(err, &ce) && ce.What == "file" && ce.Path == "" {
+		ce.Path = obj.Name
 	}
-	h := digest.New()
-	for _, c := range chunks {
-		data, err := r.fetchChunk(ctx, c)
-		if err != nil {
-			return err
-		}
-		_, _ = h.Write(data)
-		_, err = w.Write(data)
-		putBuf(data)
-		if err != nil {
-			return err
-		}
-	}
-	if digest.FromHash(h) != obj.Digest {
-		return &CorruptError{What: "file", ID: obj.Digest, Path: obj.Name}
-	}
-	return nil
+	return err
 }

@@ -113,27 +113,14 @@ func (r *Repo) collectVerify(ctx context.Context, d digest.Digest, rel string, r
 
 // verifyFile reads every chunk of a file and checks the whole digest.
 func (r *Repo) verifyFile(ctx context.Context, e TreeEntry, prog *Progress) error {
-	chunks, err := r.fileChunks(e.Digest, e.Size)
-	if err != nil {
-		return err
+	err := r.streamFile(ctx, e.Digest, e.Size, func(b []byte) error {
+		prog.Bytes.Add(int64(len(b)))
+		return nil
+	})
+	if err == nil {
+		prog.Files.Add(1)
 	}
-	h := digest.New()
-	var n int64
-	for _, c := range chunks {
-		data, err := r.fetchChunk(ctx, c)
-		if err != nil {
-			return err
-		}
-		_, _ = h.Write(data)
-		n += int64(len(data))
-		prog.Bytes.Add(int64(len(data)))
-		putBuf(data)
-	}
-	if n != e.Size || digest.FromHash(h) != e.Digest {
-		return &CorruptError{What: "file", ID: e.Digest}
-	}
-	prog.Files.Add(1)
-	return nil
+	return err
 }
 
 // VerifyAll checks every pack (its name against its bytes, every blob in
