@@ -383,7 +383,6 @@ func (p *pusher) settle(n *node, work *[]*node) error {
 		return nil
 	}
 	complete := true
-	var start = len(*work)
 	for _, c := range n.children {
 		if err := p.settle(c, work); err != nil {
 			return err
@@ -424,7 +423,7 @@ func (p *pusher) settle(n *node, work *[]*node) error {
 			c.cached = false
 			p.opts.Progress.Files.Add(-1)
 			p.opts.Progress.Bytes.Add(-c.size)
-			*work = append((*work)[:start:start], append([]*node{c}, (*work)[start:]...)...)
+			*work = append(*work, c) // order does not matter: trees are built from the nodes
 		}
 	}
 	return nil
