@@ -422,7 +422,8 @@ func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, si
 		return &CorruptError{What: "file", ID: d}
 	}
 	if len(chunks) == 1 {
-		data, err := r.fetchChunk(ctx, chunks[0])
+		// The blob was looked up above: read it without a second lookup.
+		data, err := r.readBlob(ctx, blobs[0], getBuf(int(blobs[0].RawLen)))
 		if err == nil {
 			err = writeAll(f, data, 0)
 			prog.Bytes.Add(int64(len(data)))
