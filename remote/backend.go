@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 )
 
 // Sentinel errors every Backend translates its failures into.
@@ -26,6 +27,10 @@ type ObjectInfo struct {
 	// ETag identifies this version of the object; it changes whenever the
 	// contents change. Pass it as PutOptions.IfMatch to update conditionally.
 	ETag string
+	// ModTime is when the object was written (the server's clock for S3,
+	// the file's mtime for a local store). GC spares what is younger than
+	// its grace period.
+	ModTime time.Time
 }
 
 // PutOptions make a Put conditional. At most one of them is set; a Put

@@ -354,7 +354,7 @@ func (l *Local) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 	if err != nil {
 		return ObjectInfo{}, fmt.Errorf("stat %s: %w", key, notFound(err))
 	}
-	return ObjectInfo{Key: key, Size: fi.Size(), ETag: localETag(fi)}, nil
+	return ObjectInfo{Key: key, Size: fi.Size(), ETag: localETag(fi), ModTime: fi.ModTime()}, nil
 }
 
 // List walks the directories under prefix in key order. Objects created or
@@ -434,7 +434,7 @@ func (l *Local) walk(ctx context.Context, dir, name string, fn func(ObjectInfo) 
 		if err != nil {
 			return err
 		}
-		if err := fn(ObjectInfo{Key: dir + e.Name(), Size: fi.Size(), ETag: localETag(fi)}); err != nil {
+		if err := fn(ObjectInfo{Key: dir + e.Name(), Size: fi.Size(), ETag: localETag(fi), ModTime: fi.ModTime()}); err != nil {
 			return fnError{err}
 		}
 	}

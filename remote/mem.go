@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Mem is a Backend keeping objects in memory, for tests. It keeps the same
@@ -26,6 +27,7 @@ type Mem struct {
 type memObject struct {
 	data []byte
 	etag string
+	mod  time.Time
 }
 
 var _ Backend = (*Mem)(nil)
@@ -74,7 +76,7 @@ func (m *Mem) Put(ctx context.Context, key string, r io.Reader, size int64, opts
 		return fmt.Errorf("put %s: %w", key, ErrPrecondition)
 	}
 	m.version++
-	m.objects[key] = memObject{data: data, etag: strconv.FormatUint(m.version, 10)}
+	m.objects[key] = memObject{data: data, etag: strconv.FormatUint(m.version, 10), mod: time.Now()}
 	return nil
 }
 
@@ -114,7 +116,7 @@ func (m *Mem) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 	if !ok {
 		return ObjectInfo{}, fmt.Errorf("stat %s: %w", key, ErrNotFound)
 	}
-	return ObjectInfo{Key: key, Size: int64(len(obj.data)), ETag: obj.etag}, nil
+	return ObjectInfo{Key: key, Size: int64(len(obj.data)), ETag: obj.etag, ModTime: obj.mod}, nil
 }
 
 func (m *Mem) lookup(key string) (memObject, bool) {
@@ -134,7 +136,7 @@ func (m *Mem) List(ctx context.Context, prefix string, fn func(ObjectInfo) error
 	var infos []ObjectInfo
 	for key, obj := range m.objects {
 		if strings.HasPrefix(key, prefix) {
-			infos = append(infos, ObjectInfo{Key: key, Size: int64(len(obj.data)), ETag: obj.etag})
+			infos = append(infos, ObjectInfo{Key: key, Size: int64(len(obj.data)), ETag: obj.etag, ModTime: obj.mod})
 		}
 	}
 	m.mu.Unlock()

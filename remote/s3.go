@@ -809,7 +809,7 @@ func (s *S3) stat(ctx context.Context, name string) (ObjectInfo, error) {
 	if err != nil {
 		return ObjectInfo{}, s.translate(err, st)
 	}
-	return ObjectInfo{Size: info.Size, ETag: info.ETag}, nil
+	return ObjectInfo{Size: info.Size, ETag: info.ETag, ModTime: info.LastModified}, nil
 }
 
 // listPrefix returns the object-name prefix of a key prefix.
@@ -841,7 +841,7 @@ func (s *S3) List(ctx context.Context, prefix string, fn func(ObjectInfo) error)
 		if !ok || ValidateKey(key) != nil {
 			continue
 		}
-		if err := fn(ObjectInfo{Key: key, Size: obj.Size, ETag: obj.ETag}); err != nil {
+		if err := fn(ObjectInfo{Key: key, Size: obj.Size, ETag: obj.ETag, ModTime: obj.LastModified}); err != nil {
 			return err
 		}
 	}

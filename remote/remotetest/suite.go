@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cas-ml/cas/remote"
 )
@@ -280,6 +281,18 @@ func testStat(t *testing.T, b remote.Backend) {
 		}
 		if info.ETag == "" {
 			t.Errorf("Stat(%q).ETag is empty", key)
+		}
+		// GC compares ModTime with its grace period: it must be the write
+		// time, on a clock close to ours (servers in tests run here).
+		if d := time.Since(info.ModTime); d < -time.Minute || d > time.Minute {
+			t.Errorf("Stat(%q).ModTime = %v, want about now", key, info.ModTime)
+		}
+		var listed remote.ObjectInfo
+		if err := b.List(t.Context(), key, func(oi remote.ObjectInfo) error { listed = oi; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if d := listed.ModTime.Sub(info.ModTime); d < -time.Second || d > time.Second {
+			t.Errorf("List(%q).ModTime = %v, Stat says %v", key, listed.ModTime, info.ModTime)
 		}
 		if again := stat(t, b, key); again.ETag != info.ETag {
 			t.Errorf("second Stat(%q).ETag = %q, want %q (unchanged object)", key, again.ETag, info.ETag)
