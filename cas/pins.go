@@ -122,6 +122,9 @@ func (r *Repo) Pin(ctx context.Context, be remote.Backend, name string, obj Obje
 	if err := r.CheckClosure(ctx, be, roots); err != nil {
 		return nil, fmt.Errorf("pin %s: %w", name, err)
 	}
+	if err := r.GuardGC(ctx, be, roots...); err != nil {
+		return nil, fmt.Errorf("pin %s: %w", name, err)
+	}
 	p := &Pin{Name: name, Target: obj.Digest, Kind: obj.Kind, Size: obj.Size, File: obj.Name, Type: obj.Type,
 		Message: opts.Message, Time: r.Now().UTC().Truncate(time.Millisecond), Envelope: opts.Envelope}
 	seen := map[digest.Digest]bool{obj.Digest: true}

@@ -59,6 +59,10 @@ func (r *Repo) SetRefOn(ctx context.Context, be remote.Backend, name string, obj
 	if !ValidRefName(name) {
 		return nil, fmt.Errorf("%q: %w", name, ErrBadRefName)
 	}
+	// A GC on be must not take what the ref is about to name.
+	if err := r.GuardGC(ctx, be, obj); err != nil {
+		return nil, fmt.Errorf("set ref %s: %w", name, err)
+	}
 	key := refPrefix + name
 	for attempt := 0; ; attempt++ {
 		ref := &Ref{Name: name, Target: target, Kind: obj.Kind, Size: obj.Size, File: obj.Name, Type: obj.Type, Time: r.Now().UTC().Truncate(time.Millisecond)}

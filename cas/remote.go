@@ -363,6 +363,9 @@ func (r *Repo) closurePacks(ctx context.Context, obj *Object, packs map[digest.D
 // syncIndexFrom loads the index segments of be (the store's backend or a
 // remote) that the index lacks.
 func (r *Repo) syncIndexFrom(ctx context.Context, be remote.Backend) error {
+	if err := r.forgetCollected(ctx, be); err != nil {
+		return fmt.Errorf("read gc records on %s: %w", be.Location(), err)
+	}
 	var todo []string
 	err := be.List(ctx, segmentPrefix, func(oi remote.ObjectInfo) error {
 		d, err := digest.ParseHex(strings.TrimPrefix(oi.Key, segmentPrefix))

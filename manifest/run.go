@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -426,6 +427,16 @@ func finish(ctx context.Context, r *cas.Repo, opts *Options, m *Manifest) (*Resu
 		return nil, err
 	}
 	if _, err := r.PutObjects(ctx, b); err != nil {
+		return nil, err
+	}
+	// A GC of the store must not take the run's data before its ref lands.
+	var parts []cas.Object
+	for _, a := range slices.Concat(m.Inputs, m.Outputs) {
+		if o, err := r.Resolve(ctx, a.Digest); err == nil {
+			parts = append(parts, *o)
+		}
+	}
+	if err := r.GuardGC(ctx, nil, parts...); err != nil {
 		return nil, err
 	}
 	ref := RefPrefix + m.Name

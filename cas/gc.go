@@ -1,0 +1,846 @@
+package cas
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/index"
+	"github.com/cas-ml/cas/remote"
+)
+
+// Garbage collection runs in two phases, one `cas gc` apart, so that a
+// push on another machine never loses an object it relied on:
+//
+//  1. Mark. Everything reachable from refs (with their history), pins
+//     (with their roots) and the manifests they name is live. Packs that
+//     hold nothing live and are older than the grace period are written
+//     down in a plan, gc/plans/ID. Nothing is deleted.
+//  2. Sweep, at a later gc, once the plan is older than the grace period.
+//     gc writes gc/sweeps/ID, reads the keep markers (gc/keeps/…) that
+//     pushes left for condemned packs they rely on, marks again from the
+//     refs and pins of that moment, and deletes the plan's packs that are
+//     still unreferenced, rewriting the index segments that named them.
+//     It then records what it deleted in gc/done/ID and removes the plan.
+//
+// A push, before it writes a ref or pin, looks for plans (GuardGC): if
+// one condemns a pack the push needs, it leaves a keep marker and checks
+// that no sweep of that plan has begun; if one has, it waits for the
+// sweep to end and stores again whatever was deleted. A push that wrote
+// its ref before the sweep is safe because the sweep marks again. The
+// one assumption is that no push takes longer than the grace period
+// between reading the store and writing its ref.
+//
+// Keys under gc/ (docs/FORMAT.md): plans/ID, sweeps/ID, keeps/ID and
+// done/ID, JSON; IDs sort by time.
+const (
+	gcPrefix      = "gc/"
+	gcPlansPrefix = gcPrefix + "plans/"
+	gcSweepPrefix = gcPrefix + "sweeps/"
+	gcKeepPrefix  = gcPrefix + "keeps/"
+	gcDonePrefix  = gcPrefix + "done/"
+)
+
+// DefaultGrace is how old an unreferenced pack must be before GC plans
+// to delete it, and how old a plan must be before GC carries it out.
+const DefaultGrace = 24 * time.Hour
+
+// gcPlan lists the packs a mark phase found unreferenced and old; the
+// sweep of a later GC deletes those still unreferenced.
+type gcPlan struct {
+	ID      string          `json:"id"`
+	Created time.Time       `json:"created"`
+	Packs   []digest.Digest `json:"packs"`
+	Bytes   int64           `json:"bytes"`
+}
+
+// gcKeep is a push's note that it relies on condemned packs.
+type gcKeep struct {
+	Created time.Time       `json:"created"`
+	Packs   []digest.Digest `json:"packs"`
+}
+
+// gcDone records what a sweep deleted, so that every index that cached
+// those packs' blobs learns to forget them.
+type gcDone struct {
+	ID      string          `json:"id"`
+	Created time.Time       `json:"created"`
+	Packs   []digest.Digest `json:"packs"`
+}
+
+// GCOptions tune a garbage collection.
+type GCOptions struct {
+	// Grace is the least age of a pack GC deletes, and of a plan it
+	// carries out. Zero means DefaultGrace; use NoGrace for none.
+	Grace time.Duration
+	// DryRun reports what would be planned and freed; nothing is written.
+	DryRun bool
+	// Expand returns the objects a root names beside itself: for an
+	// experiment manifest, its inputs, outputs, patch, logs and so on.
+	// src reads the store being collected. cas does not read manifests;
+	// the caller does. An error stops the GC.
+	Expand func(ctx context.Context, src *Repo, obj Object) ([]Object, error)
+}
+
+// NoGrace, as GCOptions.Grace, deletes unreferenced packs at once, in one
+// GC: only safe when nothing else writes to the store.
+const NoGrace = time.Duration(-1)
+
+// GCReport says what a GC found, planned and freed.
+type GCReport struct {
+	Location string  `json:"location"`
+	DryRun   bool    `json:"dry_run,omitempty"`
+	Grace    float64 `json:"grace_seconds"`
+	Roots    int     `json:"roots"`
+	// Missing counts objects that roots name but the store lacks (a
+	// damaged store; `cas verify` says which).
+	Missing   int   `json:"missing,omitempty"`
+	Packs     int   `json:"packs"`
+	LivePacks int   `json:"live_packs"`
+	LiveBytes int64 `json:"live_bytes"`
+	// Young counts unreferenced packs spared for being younger than the
+	// grace period.
+	Young      int   `json:"young_packs"`
+	YoungBytes int64 `json:"young_bytes"`
+	// Planned is what this GC condemned: a later GC deletes it, from
+	// SweepAfter on, unless something references it by then.
+	Planned    GCCount    `json:"planned"`
+	Plan       string     `json:"plan,omitempty"`
+	SweepAfter *time.Time `json:"sweep_after,omitempty"`
+	// Pending is what earlier plans condemned that is not due yet.
+	Pending GCCount `json:"pending"`
+	// Freed is what this GC deleted (or would, with DryRun).
+	Freed GCCount `json:"freed"`
+	// Spared counts condemned packs that something references again.
+	Spared int `json:"spared"`
+	// Retained counts packs the backend refused to delete (Object Lock).
+	Retained int `json:"retained,omitempty"`
+	// Segments counts index segments rewritten (replaced by one new one).
+	Segments int `json:"segments_rewritten"`
+}
+
+// GCCount is a number of packs and their bytes.
+type GCCount struct {
+	Packs int   `json:"packs"`
+	Bytes int64 `json:"bytes"`
+}
+
+// GC collects garbage on be (the local store when be is nil): see the
+// comment at the top of this file for the two phases. Run on a remote,
+// it reads that remote alone; nothing local is trusted or changed.
+func (r *Repo) GC(ctx context.Context, be remote.Backend, opts GCOptions) (*GCReport, error) {
+	if be == nil {
+		be = r.Backend
+	}
+	grace := opts.Grace
+	switch {
+	case grace == 0:
+		grace = DefaultGrace
+	case grace < 0:
+		grace = 0
+	}
+	now := r.Now()
+	rep := &GCReport{Location: be.Location(), DryRun: opts.DryRun, Grace: grace.Seconds()}
+	st, err := readGCState(ctx, be)
+	if err != nil {
+		return nil, err
+	}
+	var due, pending []*gcPlan
+	for _, p := range st.plans {
+		if !p.Created.After(now.Add(-grace)) {
+			due = append(due, p)
+		} else {
+			pending = append(pending, p)
+		}
+	}
+	if len(due) > 0 {
+		if err := r.gcSweep(ctx, be, due, opts, rep); err != nil {
+			return rep, err
+		}
+	}
+	m, err := gcMark(ctx, be, opts.Expand)
+	if err != nil {
+		return rep, err
+	}
+	rep.Roots, rep.Missing, rep.Packs = m.roots, m.missing, len(m.packs)
+	condemned := map[digest.Digest]bool{}
+	for _, p := range pending {
+		for _, id := range p.Packs {
+			if oi, ok := m.packs[id]; ok && !condemned[id] {
+				condemned[id] = true
+				rep.Pending.Packs++
+				rep.Pending.Bytes += oi.Size
+			}
+		}
+	}
+	plan := &gcPlan{Created: now.UTC().Truncate(time.Millisecond)}
+	for _, id := range sortedDigests(m.packs) {
+		oi := m.packs[id]
+		switch {
+		case m.live[id]:
+			rep.LivePacks++
+			rep.LiveBytes += oi.Size
+		case m.unreadable[id] || condemned[id]:
+		case grace > 0 && oi.ModTime.After(now.Add(-grace)):
+			rep.Young++
+			rep.YoungBytes += oi.Size
+		default:
+			plan.Packs = append(plan.Packs, id)
+			plan.Bytes += oi.Size
+		}
+	}
+	rep.Planned = GCCount{Packs: len(plan.Packs), Bytes: plan.Bytes}
+	if len(plan.Packs) == 0 {
+		return rep, nil
+	}
+	if opts.DryRun {
+		if grace == 0 {
+			rep.Freed.Packs += len(plan.Packs)
+			rep.Freed.Bytes += plan.Bytes
+		}
+		return rep, nil
+	}
+	plan.ID = newGCID(now)
+	if err := putJSON(ctx, be, gcPlansPrefix+plan.ID, plan); err != nil {
+		return rep, fmt.Errorf("gc: write plan: %w", err)
+	}
+	rep.Plan = gcPlansPrefix + plan.ID
+	after := plan.Created.Add(grace)
+	rep.SweepAfter = &after
+	if grace == 0 {
+		// No grace: carry the plan out now.
+		if err := r.gcSweep(ctx, be, []*gcPlan{plan}, opts, rep); err != nil {
+			return rep, err
+		}
+		rep.Plan, rep.SweepAfter = "", nil
+	}
+	return rep, nil
+}
+
+// gcSweep carries out due plans (phase 2).
+func (r *Repo) gcSweep(ctx context.Context, be remote.Backend, plans []*gcPlan, opts GCOptions, rep *GCReport) error {
+	if !opts.DryRun {
+		// From here on, a push that needs a condemned pack waits for the
+		// sweep to end instead of leaving a keep marker.
+		for _, p := range plans {
+			err := putJSON(ctx, be, gcSweepPrefix+p.ID, map[string]any{"plan": p.ID, "started": r.Now().UTC()})
+			if err != nil && !errors.Is(err, remote.ErrExists) {
+				return fmt.Errorf("gc: start sweep: %w", err)
+			}
+		}
+	}
+	if err := gcStep("sweep started"); err != nil {
+		return err
+	}
+	st, err := readGCState(ctx, be)
+	if err != nil {
+		return err
+	}
+	m, err := gcMark(ctx, be, opts.Expand)
+	if err != nil {
+		return err
+	}
+	del := map[digest.Digest]bool{}
+	for _, p := range plans {
+		for _, id := range p.Packs {
+			if _, ok := m.packs[id]; !ok || del[id] {
+				continue // gone already
+			}
+			if m.live[id] || st.kept[id] || m.unreadable[id] {
+				rep.Spared++
+				continue
+			}
+			del[id] = true
+		}
+	}
+	var freed int64
+	for id := range del {
+		freed += m.packs[id].Size
+	}
+	if opts.DryRun {
+		rep.Freed.Packs += len(del)
+		rep.Freed.Bytes += freed
+		return nil
+	}
+	// The index first: a new segment keeps what the rewritten ones said
+	// of packs that stay, so no reader loses a live blob.
+	oldSegs, err := r.gcRewriteSegments(ctx, be, m, del)
+	if err != nil {
+		return err
+	}
+	rep.Segments = len(oldSegs)
+	if err := gcStep("segment written"); err != nil {
+		return err
+	}
+	// Record the deletions before making them: an index that reads the
+	// record forgets those packs, deleted yet or not.
+	done := &gcDone{ID: newGCID(r.Now()), Created: r.Now().UTC().Truncate(time.Millisecond), Packs: sortedDigests(del)}
+	if len(del) > 0 {
+		if err := putJSON(ctx, be, gcDonePrefix+done.ID, done); err != nil {
+			return fmt.Errorf("gc: record deletions: %w", err)
+		}
+	}
+	if err := gcStep("deletions recorded"); err != nil {
+		return err
+	}
+	var deleted, retained atomic.Int64
+	var bytesFreed atomic.Int64
+	err = forEach(ctx, done.Packs, r.transfers(), func(ctx context.Context, id digest.Digest) error {
+		if err := gcStep("pack deleted"); err != nil {
+			return err
+		}
+		err := be.Delete(ctx, packKey(id))
+		switch {
+		case err == nil:
+			deleted.Add(1)
+			bytesFreed.Add(m.packs[id].Size)
+		case errors.Is(err, remote.ErrNotFound):
+		case errors.Is(err, remote.ErrAccessDenied):
+			retained.Add(1) // under retention: it stays, and so do its index entries
+		default:
+			return fmt.Errorf("gc: delete pack %s: %w", id.Short(), err)
+		}
+		return nil
+	})
+	rep.Freed.Packs += int(deleted.Load())
+	rep.Freed.Bytes += bytesFreed.Load()
+	rep.Retained += int(retained.Load())
+	if err != nil {
+		return err
+	}
+	if err := gcStep("packs deleted"); err != nil {
+		return err
+	}
+	for _, key := range oldSegs {
+		if err := be.Delete(ctx, key); err != nil && !errors.Is(err, remote.ErrNotFound) {
+			return fmt.Errorf("gc: delete index segment %s: %w", key, err)
+		}
+	}
+	if err := gcStep("segments deleted"); err != nil {
+		return err
+	}
+	var cleanup []string
+	cleanup = append(cleanup, st.keepKeys...)
+	for _, p := range plans {
+		cleanup = append(cleanup, gcPlansPrefix+p.ID, gcSweepPrefix+p.ID)
+	}
+	for _, key := range cleanup {
+		if err := be.Delete(ctx, key); err != nil && !errors.Is(err, remote.ErrNotFound) {
+			return fmt.Errorf("gc: delete %s: %w", key, err)
+		}
+	}
+	if be == r.Backend && len(del) > 0 {
+		if err := r.syncKeys(); err != nil {
+			return err
+		}
+		if _, _, err := r.RebuildIndex(ctx); err != nil {
+			return fmt.Errorf("gc: rebuild the local index: %w", err)
+		}
+	}
+	return nil
+}
+
+// gcRewriteSegments writes one index segment holding what the segments
+// naming deleted packs say of the packs that stay, plus the blobs of live
+// packs that no segment names (left by an interrupted push, then reused),
+// and returns the keys of the segments it replaces.
+func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMarks, del map[digest.Digest]bool) ([]string, error) {
+	var old []string
+	seg := &segment{Files: map[digest.Digest][]digest.Digest{}}
+	seen := map[digest.Digest]bool{}
+	add := func(b index.Blob) {
+		if !del[b.Pack] && !seen[b.ID] {
+			seen[b.ID] = true
+			seg.Blobs = append(seg.Blobs, b)
+		}
+	}
+	for _, key := range m.segments {
+		s := m.segmentContent[key]
+		affected := false
+		for _, b := range s.Blobs {
+			if del[b.Pack] {
+				affected = true
+				break
+			}
+		}
+		if !affected {
+			continue
+		}
+		old = append(old, key)
+		for _, b := range s.Blobs {
+			add(b)
+		}
+		for f, chunks := range s.Files {
+			seg.Files[f] = chunks
+		}
+	}
+	for _, id := range sortedDigests(m.orphans) {
+		if m.live[id] {
+			for _, b := range m.orphans[id] {
+				add(b)
+			}
+		}
+	}
+	// A file stays listed only while every chunk of it is somewhere.
+	for f, chunks := range seg.Files {
+		for _, c := range chunks {
+			b, ok, _ := m.view.Index.Blob(c)
+			if !ok || del[b.Pack] {
+				delete(seg.Files, f)
+				break
+			}
+		}
+	}
+	if len(seg.Blobs) == 0 && len(seg.Files) == 0 {
+		return old, nil
+	}
+	data := seg.encode()
+	key := segmentPrefix + digest.Of(data).Hex()
+	err := be.Put(ctx, key, bytes.NewReader(data), int64(len(data)), remote.PutOptions{IfNoneMatch: true})
+	if err != nil && !errors.Is(err, remote.ErrExists) {
+		return nil, fmt.Errorf("gc: write index segment: %w", err)
+	}
+	if be == r.Backend {
+		if err := r.syncKeys(key); err != nil {
+			return nil, err
+		}
+	}
+	return slices.DeleteFunc(old, func(k string) bool { return k == key }), nil
+}
+
+// gcMarks is what a mark found on a backend.
+type gcMarks struct {
+	view           *Repo // the backend alone, with an index from its segments and orphan packs
+	packs          map[digest.Digest]remote.ObjectInfo
+	live           map[digest.Digest]bool // packs holding something reachable
+	unreadable     map[digest.Digest]bool // packs whose contents are unknown: never deleted
+	orphans        map[digest.Digest][]index.Blob
+	segments       []string
+	segmentContent map[string]*segment
+	roots, missing int
+}
+
+// gcMark marks every pack reachable from be's refs and pins.
+func gcMark(ctx context.Context, be remote.Backend, expand func(context.Context, *Repo, Object) ([]Object, error)) (*gcMarks, error) {
+	view := &Repo{Backend: be, Index: index.NewMemory(), Now: time.Now, packs: newPackFiles(be)}
+	m := &gcMarks{view: view, packs: map[digest.Digest]remote.ObjectInfo{}, live: map[digest.Digest]bool{},
+		unreadable: map[digest.Digest]bool{}, orphans: map[digest.Digest][]index.Blob{}, segmentContent: map[string]*segment{}}
+	err := be.List(ctx, segmentPrefix, func(oi remote.ObjectInfo) error {
+		if _, err := digest.ParseHex(strings.TrimPrefix(oi.Key, segmentPrefix)); err == nil {
+			m.segments = append(m.segments, oi.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gc: list index segments on %s: %w", be.Location(), err)
+	}
+	for _, key := range m.segments {
+		data, err := remote.ReadAll(ctx, be, key)
+		if err != nil {
+			return nil, fmt.Errorf("gc: read index segment %s: %w", key, err)
+		}
+		if digest.Of(data).Hex() != strings.TrimPrefix(key, segmentPrefix) {
+			return nil, fmt.Errorf("gc: index segment %s is damaged: gc stops (cas verify)", key)
+		}
+		s, err := decodeSegment(data)
+		if err != nil {
+			return nil, fmt.Errorf("gc: index segment %s: %w", key, err)
+		}
+		m.segmentContent[key] = s
+		byPack := map[digest.Digest][]index.Blob{}
+		for _, b := range s.Blobs {
+			byPack[b.Pack] = append(byPack[b.Pack], b)
+		}
+		for p, bs := range byPack {
+			_ = view.Index.AddBlobs(p, bs)
+		}
+		_ = view.Index.AddFiles(s.Files)
+	}
+	err = be.List(ctx, packPrefix, func(oi remote.ObjectInfo) error {
+		if id, err := packIDFromKey(oi.Key); err == nil {
+			m.packs[id] = oi
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gc: list packs on %s: %w", be.Location(), err)
+	}
+	for _, id := range sortedDigests(m.packs) {
+		if known, _ := view.Index.HasPack(id); known {
+			continue
+		}
+		blobs, err := view.readPackTrailer(ctx, id, m.packs[id].Size)
+		if err != nil {
+			m.unreadable[id] = true
+			continue
+		}
+		m.orphans[id] = blobs
+		_ = view.Index.AddBlobs(id, blobs)
+	}
+	roots, err := gcRoots(ctx, view)
+	if err != nil {
+		return nil, err
+	}
+	m.roots = len(roots)
+	seenTree := map[digest.Digest]bool{}
+	var mark func(d digest.Digest, kind Kind, size int64) error
+	mark = func(d digest.Digest, kind Kind, size int64) error {
+		if kind != KindDir {
+			chunks, err := view.fileChunks(d, size)
+			if err != nil {
+				return err
+			}
+			for _, c := range chunks {
+				if b, ok, _ := view.Index.Blob(c); ok {
+					m.live[b.Pack] = true
+				} else {
+					m.missing++
+				}
+			}
+			return nil
+		}
+		if seenTree[d] {
+			return nil
+		}
+		seenTree[d] = true
+		b, ok, _ := view.Index.Blob(d)
+		if !ok {
+			m.missing++
+			return nil
+		}
+		m.live[b.Pack] = true
+		t, err := view.ReadTree(ctx, d)
+		if err != nil {
+			return fmt.Errorf("gc: tree %s: %w: gc stops, as it cannot tell what the tree keeps (cas verify)", d.Short(), err)
+		}
+		for _, e := range t.Entries {
+			if err := mark(e.Digest, e.Kind, e.Size); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	expanded := map[digest.Digest]bool{}
+	for len(roots) > 0 {
+		o := roots[0]
+		roots = roots[1:]
+		if err := mark(o.Digest, o.Kind, o.Size); err != nil {
+			return nil, err
+		}
+		if expand == nil || o.Kind == KindDir || expanded[o.Digest] {
+			continue
+		}
+		expanded[o.Digest] = true
+		more, err := expand(ctx, view, o)
+		if err != nil {
+			return nil, fmt.Errorf("gc: %s: %w", o.Digest.Short(), err)
+		}
+		roots = append(roots, more...)
+	}
+	return m, nil
+}
+
+// gcRoots lists what the refs (targets and history) and pins (targets and
+// roots) of view's backend point at.
+func gcRoots(ctx context.Context, view *Repo) ([]Object, error) {
+	be := view.Backend
+	var roots []Object
+	var refNames, pinNames []string
+	err := be.List(ctx, refPrefix, func(oi remote.ObjectInfo) error {
+		refNames = append(refNames, strings.TrimPrefix(oi.Key, refPrefix))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gc: list refs on %s: %w", be.Location(), err)
+	}
+	err = be.List(ctx, PinPrefix, func(oi remote.ObjectInfo) error {
+		pinNames = append(pinNames, strings.TrimPrefix(oi.Key, PinPrefix))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gc: list pins on %s: %w", be.Location(), err)
+	}
+	history := func(d digest.Digest) {
+		if o, err := view.objectOf(ctx, d, ""); err == nil {
+			roots = append(roots, *o)
+		} else {
+			// Unknown kind: mark it as a tree and as a file; one of them fits.
+			roots = append(roots, Object{Digest: d, Kind: KindFile, Size: 1})
+		}
+	}
+	for _, name := range refNames {
+		ref, _, err := readRef(ctx, be, name)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("gc: %w: gc stops, as it cannot tell what the ref keeps", err)
+		}
+		roots = append(roots, Object{Digest: ref.Target, Kind: ref.Kind, Size: ref.Size, Name: ref.File, Type: ref.Type})
+		for _, d := range ref.Previous {
+			history(d)
+		}
+	}
+	for _, name := range pinNames {
+		p, err := view.GetPin(ctx, be, name)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("gc: %w: gc stops, as it cannot tell what the pin keeps", err)
+		}
+		roots = append(roots, p.Object())
+		for _, o := range p.Roots {
+			roots = append(roots, Object{Digest: o.Digest, Kind: o.Kind, Size: o.Size})
+		}
+	}
+	return roots, nil
+}
+
+// gcState is what gc/ holds on a backend.
+type gcState struct {
+	plans    []*gcPlan
+	sweeping map[string]bool
+	kept     map[digest.Digest]bool
+	keepKeys []string
+	done     []string // keys of gc/done records
+}
+
+func readGCState(ctx context.Context, be remote.Backend) (*gcState, error) {
+	st := &gcState{sweeping: map[string]bool{}, kept: map[digest.Digest]bool{}}
+	var plans, keeps []string
+	err := be.List(ctx, gcPrefix, func(oi remote.ObjectInfo) error {
+		switch {
+		case strings.HasPrefix(oi.Key, gcPlansPrefix):
+			plans = append(plans, oi.Key)
+		case strings.HasPrefix(oi.Key, gcSweepPrefix):
+			st.sweeping[strings.TrimPrefix(oi.Key, gcSweepPrefix)] = true
+		case strings.HasPrefix(oi.Key, gcKeepPrefix):
+			keeps = append(keeps, oi.Key)
+		case strings.HasPrefix(oi.Key, gcDonePrefix):
+			st.done = append(st.done, oi.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s on %s: %w", gcPrefix, be.Location(), err)
+	}
+	for _, key := range plans {
+		var p gcPlan
+		if err := getJSON(ctx, be, key, &p); errors.Is(err, remote.ErrNotFound) {
+			continue // carried out meanwhile
+		} else if err != nil {
+			return nil, err
+		}
+		p.ID = strings.TrimPrefix(key, gcPlansPrefix)
+		st.plans = append(st.plans, &p)
+	}
+	for _, key := range keeps {
+		var k gcKeep
+		if err := getJSON(ctx, be, key, &k); errors.Is(err, remote.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		st.keepKeys = append(st.keepKeys, key)
+		for _, id := range k.Packs {
+			st.kept[id] = true
+		}
+	}
+	return st, nil
+}
+
+// GuardGC makes sure that no GC on be deletes a pack that objs need, as
+// far as the local index knows them; call it just before writing a ref
+// or pin on be that names objs. Without GC plans on be (the usual case)
+// it costs one listing of gc/.
+//
+// Where a plan condemns a needed pack, GuardGC leaves a keep marker that
+// the plan's sweep will honour, unless that sweep has begun: then it
+// waits for the sweep to end and stores again, from the local store,
+// every needed pack the sweep deleted.
+func (r *Repo) GuardGC(ctx context.Context, be remote.Backend, objs ...Object) error {
+	if be == nil {
+		be = r.Backend
+	}
+	st, err := readGCState(ctx, be)
+	if err != nil || len(st.plans) == 0 {
+		return err
+	}
+	need := map[digest.Digest]bool{}
+	for _, o := range objs {
+		if err := r.closurePacks(ctx, &o, need); err != nil {
+			return fmt.Errorf("gc guard: %w", err)
+		}
+	}
+	hit := map[digest.Digest]bool{}
+	sweeping := false
+	for _, p := range st.plans {
+		for _, id := range p.Packs {
+			if need[id] {
+				hit[id] = true
+				sweeping = sweeping || st.sweeping[p.ID]
+			}
+		}
+	}
+	if len(hit) == 0 {
+		return nil
+	}
+	if !sweeping {
+		keep := &gcKeep{Created: r.Now().UTC().Truncate(time.Millisecond), Packs: sortedDigests(hit)}
+		if err := putJSON(ctx, be, gcKeepPrefix+newGCID(r.Now()), keep); err != nil {
+			return fmt.Errorf("gc guard: write keep marker: %w", err)
+		}
+		// A sweep that began before the marker landed may not have seen it.
+		again, err := readGCState(ctx, be)
+		if err != nil {
+			return err
+		}
+		for _, p := range again.plans {
+			sweeping = sweeping || (again.sweeping[p.ID] && slices.ContainsFunc(p.Packs, func(id digest.Digest) bool { return hit[id] }))
+		}
+		if !sweeping {
+			return nil
+		}
+	}
+	return r.afterSweep(ctx, be, hit)
+}
+
+// afterSweep waits for the sweeps on be to end, then stores again the
+// packs of need that they deleted.
+func (r *Repo) afterSweep(ctx context.Context, be remote.Backend, need map[digest.Digest]bool) error {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		st, err := readGCState(ctx, be)
+		if err != nil {
+			return err
+		}
+		if len(st.sweeping) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+	for id := range need {
+		if _, err := be.Stat(ctx, packKey(id)); err == nil {
+			continue
+		} else if !errors.Is(err, remote.ErrNotFound) {
+			return err
+		}
+		oi, err := r.Backend.Stat(ctx, packKey(id))
+		if be == r.Backend || err != nil {
+			return fmt.Errorf("a gc deleted pack %s, which this push relied on: push again", id.Short())
+		}
+		if err := copyObject(ctx, r.Backend, be, oi); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// forgetCollected makes the index forget the packs that GCs on be
+// deleted since it last looked: it rebuilds the index if it knew any.
+func (r *Repo) forgetCollected(ctx context.Context, be remote.Backend) error {
+	var keys []string
+	err := be.List(ctx, gcDonePrefix, func(oi remote.ObjectInfo) error {
+		keys = append(keys, oi.Key)
+		return nil
+	})
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	if empty, err := r.indexEmpty(); err != nil || empty {
+		// Nothing cached to forget; the records are read again next time.
+		return err
+	}
+	stale := false
+	var marks []digest.Digest
+	for _, key := range keys {
+		mark := digest.Of([]byte(be.Location() + "\x00" + key))
+		if seen, err := r.Index.HasSegment(mark); err != nil || seen {
+			continue
+		}
+		marks = append(marks, mark)
+		var done gcDone
+		if err := getJSON(ctx, be, key, &done); err != nil {
+			continue
+		}
+		for _, id := range done.Packs {
+			if known, _ := r.Index.HasPack(id); known {
+				stale = true
+			}
+		}
+	}
+	if stale {
+		if _, _, err := r.RebuildIndex(ctx); err != nil {
+			return err
+		}
+	}
+	for _, mark := range marks {
+		if err := r.Index.MarkSegment(mark); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var errStop = errors.New("stop")
+
+// gcStepHook, set by tests, is called at each step of a sweep; an error
+// stops the sweep there, as a kill would (a sweep leaves nothing to undo).
+var gcStepHook func(step string) error
+
+func gcStep(step string) error {
+	if gcStepHook != nil {
+		return gcStepHook(step)
+	}
+	return nil
+}
+
+// indexEmpty reports whether the index knows no pack at all.
+func (r *Repo) indexEmpty() (bool, error) {
+	err := r.Index.Packs(func(digest.Digest) error { return errStop })
+	if errors.Is(err, errStop) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func newGCID(now time.Time) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return now.UTC().Format("20060102T150405.000Z") + "-" + hex.EncodeToString(b[:])
+}
+
+func putJSON(ctx context.Context, be remote.Backend, key string, v any) error {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	b = append(b, '\n')
+	return be.Put(ctx, key, bytes.NewReader(b), int64(len(b)), remote.PutOptions{IfNoneMatch: true})
+}
+
+func getJSON(ctx context.Context, be remote.Backend, key string, v any) error {
+	b, err := remote.ReadAll(ctx, be, key)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s on %s: unreadable: %w", key, be.Location(), err)
+	}
+	return nil
+}
+
+func sortedDigests[V any](m map[digest.Digest]V) []digest.Digest {
+	return slices.SortedFunc(maps.Keys(m), func(a, b digest.Digest) int { return bytes.Compare(a[:], b[:]) })
+}

@@ -1,0 +1,439 @@
+package cas
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/remote"
+)
+
+// gcWorld is a store with an injected clock holding: a dataset under a
+// ref, a ref moved once (its old target kept by history), a pin of a
+// manifest with roots, and one push nothing references.
+type gcWorld struct {
+	r       *Repo
+	clock   time.Time
+	kept    *Object // refs/data
+	old     *Object // the first target of refs/moving
+	moved   *Object // its current one
+	pinned  []Object
+	garbage *Object
+	trash   []genEntry
+	// garbage2 is a second unreferenced push, so that there are two
+	// garbage packs.
+	garbage2 *Object
+}
+
+func newGCWorld(t *testing.T) *gcWorld {
+	t.Helper()
+	w := &gcWorld{r: newStoreForTest(t, 64<<10), clock: time.Now()}
+	w.r.Now = func() time.Time { return w.clock }
+	ctx := t.Context()
+	_, w.kept = pushTree(t, w.r, []genEntry{{path: "a.bin", kind: KindFile, data: pseudoRandom(400<<10, 1)}})
+	mustRef(t, w.r, "data", w.kept)
+	_, w.old = pushTree(t, w.r, []genEntry{{path: "v1.bin", kind: KindFile, data: pseudoRandom(200<<10, 2)}})
+	mustRef(t, w.r, "moving", w.old)
+	_, w.moved = pushTree(t, w.r, []genEntry{{path: "v2.bin", kind: KindFile, data: pseudoRandom(200<<10, 3)}})
+	mustRef(t, w.r, "moving", w.moved)
+	man, roots, _ := pinFixture(t, w.r)
+	if _, err := w.r.Pin(ctx, nil, "paper", man, PinOptions{Roots: roots}); err != nil {
+		t.Fatal(err)
+	}
+	w.pinned = append([]Object{man}, roots...)
+	w.trash = []genEntry{
+		{path: "big.bin", kind: KindFile, data: pseudoRandom(500<<10, 4)},
+		{path: "small.txt", kind: KindFile, data: []byte("unreferenced\n")},
+	}
+	_, w.garbage = pushTree(t, w.r, w.trash)
+	_, w.garbage2 = pushTree(t, w.r, []genEntry{{path: "other.bin", kind: KindFile, data: pseudoRandom(100<<10, 5)}})
+	return w
+}
+
+func mustRef(t *testing.T, r *Repo, name string, o *Object) {
+	t.Helper()
+	if _, err := r.SetRef(t.Context(), name, *o); err != nil {
+		t.Fatalf("SetRef %s: %v", name, err)
+	}
+}
+
+func (w *gcWorld) gc(t *testing.T, opts GCOptions) *GCReport {
+	t.Helper()
+	rep, err := w.r.GC(t.Context(), nil, opts)
+	if err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	return rep
+}
+
+// checkKept verifies, from the store's segments alone (a fresh view, no
+// cached index), every object that must survive.
+func (w *gcWorld) checkKept(t *testing.T) {
+	t.Helper()
+	view, err := OpenRemoteOnly(t.Context(), w.r.Backend)
+	if err != nil {
+		t.Fatalf("open the store alone: %v", err)
+	}
+	for _, o := range append([]Object{*w.kept, *w.old, *w.moved}, w.pinned...) {
+		rep, err := view.Verify(t.Context(), &o, o.Digest.Short(), nil)
+		if err != nil {
+			t.Fatalf("verify %s: %v", o.Digest.Short(), err)
+		}
+		if !rep.OK() {
+			t.Errorf("verify %s after gc: %+v", o.Digest.Short(), rep.Problems)
+		}
+	}
+}
+
+func keys(t *testing.T, be remote.Backend, prefix string) []string {
+	t.Helper()
+	var ks []string
+	if err := be.List(t.Context(), prefix, func(oi remote.ObjectInfo) error { ks = append(ks, oi.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return ks
+}
+
+func (w *gcWorld) garbagePacks(t *testing.T) map[digest.Digest]bool {
+	t.Helper()
+	packs := map[digest.Digest]bool{}
+	for _, o := range []*Object{w.garbage, w.garbage2} {
+		if err := w.r.closurePacks(t.Context(), o, packs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return packs
+}
+
+func TestGCTwoPhases(t *testing.T) {
+	w := newGCWorld(t)
+	gp := w.garbagePacks(t)
+	packsBefore := len(keys(t, w.r.Backend, packPrefix))
+
+	// Everything is younger than the grace period: nothing is planned.
+	rep := w.gc(t, GCOptions{})
+	if rep.Planned.Packs != 0 || rep.Freed.Packs != 0 || rep.Young != len(gp) {
+		t.Fatalf("young store: %+v, want nothing planned and %d young packs", rep, len(gp))
+	}
+
+	// A day later: the unreferenced push is condemned, not yet deleted.
+	w.clock = w.clock.Add(25 * time.Hour)
+	dry := w.gc(t, GCOptions{DryRun: true})
+	if dry.Planned.Packs != len(gp) || len(keys(t, w.r.Backend, gcPrefix)) != 0 {
+		t.Fatalf("dry run: %+v and gc/ holds %v, want %d packs planned and nothing written", dry, keys(t, w.r.Backend, gcPrefix), len(gp))
+	}
+	rep = w.gc(t, GCOptions{})
+	if rep.Planned.Packs != len(gp) || rep.Freed.Packs != 0 || rep.Plan == "" || rep.LivePacks != packsBefore-len(gp) {
+		t.Fatalf("mark: %+v, want %d packs planned of %d, none freed", rep, len(gp), packsBefore)
+	}
+	if n := len(keys(t, w.r.Backend, packPrefix)); n != packsBefore {
+		t.Fatalf("mark deleted packs: %d left of %d", n, packsBefore)
+	}
+	// The plan is not due yet: a second gc neither sweeps nor plans again.
+	rep = w.gc(t, GCOptions{})
+	if rep.Planned.Packs != 0 || rep.Pending.Packs != len(gp) || rep.Freed.Packs != 0 {
+		t.Fatalf("second gc: %+v, want the plan pending", rep)
+	}
+
+	// A day after the plan: the sweep deletes exactly the garbage.
+	w.clock = w.clock.Add(25 * time.Hour)
+	rep = w.gc(t, GCOptions{})
+	if rep.Freed.Packs != len(gp) || rep.Planned.Packs != 0 || rep.Spared != 0 {
+		t.Fatalf("sweep: %+v, want %d packs freed", rep, len(gp))
+	}
+	for p := range gp {
+		if _, err := w.r.Backend.Stat(t.Context(), packKey(p)); !errors.Is(err, remote.ErrNotFound) {
+			t.Errorf("garbage pack %s: stat = %v, want deleted", p.Short(), err)
+		}
+	}
+	if n := len(keys(t, w.r.Backend, packPrefix)); n != packsBefore-len(gp) {
+		t.Errorf("%d packs left, want %d", n, packsBefore-len(gp))
+	}
+	if ks := keys(t, w.r.Backend, gcPrefix); len(ks) != 1 || !strings.HasPrefix(ks[0], gcDonePrefix) {
+		t.Errorf("gc/ holds %v, want only the record of what was deleted", ks)
+	}
+	w.checkKept(t)
+	// The local index forgot the deleted data: pushing it again stores it.
+	if _, err := w.r.Resolve(t.Context(), w.garbage.Digest.String()); !errors.Is(err, ErrNotFound) {
+		t.Errorf("resolve collected tree: %v, want ErrNotFound", err)
+	}
+	_, again := pushTree(t, w.r, w.trash)
+	mustRef(t, w.r, "again", again)
+	if rep, err := w.r.Verify(t.Context(), again, "again", nil); err != nil || !rep.OK() {
+		t.Fatalf("verify the re-pushed data: %v %+v", err, rep)
+	}
+}
+
+func TestGCNoGrace(t *testing.T) {
+	w := newGCWorld(t)
+	gp := w.garbagePacks(t)
+	rep := w.gc(t, GCOptions{Grace: NoGrace})
+	if rep.Freed.Packs != len(gp) || rep.Plan != "" {
+		t.Fatalf("gc without grace: %+v, want %d packs freed at once", rep, len(gp))
+	}
+	w.checkKept(t)
+}
+
+// A push that relies on condemned packs between the mark and the sweep
+// leaves a keep marker, and the sweep spares them.
+func TestGCSparesWhatAPushReuses(t *testing.T) {
+	w := newGCWorld(t)
+	gp := w.garbagePacks(t)
+	reusedPacks := map[digest.Digest]bool{}
+	if err := w.r.closurePacks(t.Context(), w.garbage, reusedPacks); err != nil {
+		t.Fatal(err)
+	}
+	w.clock = w.clock.Add(25 * time.Hour)
+	if rep := w.gc(t, GCOptions{}); rep.Planned.Packs != len(gp) {
+		t.Fatalf("mark: %+v", rep)
+	}
+	// Another push of overlapping data dedups against condemned packs.
+	_, again := pushTree(t, w.r, append(w.trash, genEntry{path: "new.txt", kind: KindFile, data: []byte("new\n")}))
+	mustRef(t, w.r, "reuse", again)
+	if ks := keys(t, w.r.Backend, gcKeepPrefix); len(ks) != 1 {
+		t.Fatalf("keep markers: %v, want one", ks)
+	}
+	w.clock = w.clock.Add(25 * time.Hour)
+	rep := w.gc(t, GCOptions{})
+	if rep.Freed.Packs != len(gp)-len(reusedPacks) || rep.Spared != len(reusedPacks) {
+		t.Fatalf("sweep: %+v, want the %d reused packs spared, the rest freed", rep, len(reusedPacks))
+	}
+	if ks := keys(t, w.r.Backend, gcPrefix); len(ks) != 1 || !strings.HasPrefix(ks[0], gcDonePrefix) {
+		t.Errorf("gc/ holds %v after the sweep, want only the record of what was deleted", ks)
+	}
+	view, err := OpenRemoteOnly(t.Context(), w.r.Backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := view.Verify(t.Context(), again, "reuse", nil); err != nil || !rep.OK() {
+		t.Fatalf("verify reuse: %v %+v", err, rep)
+	}
+	w.checkKept(t)
+}
+
+// A ref written (here without the guard) before the sweep's own mark is
+// seen by that mark: the sweep re-marks.
+func TestGCSweepMarksAgain(t *testing.T) {
+	w := newGCWorld(t)
+	w.clock = w.clock.Add(25 * time.Hour)
+	w.gc(t, GCOptions{})
+	ref := []byte(fmt.Sprintf(`{"name":"late","target":%q,"kind":"dir","size":%d,"time":"2026-01-01T00:00:00Z"}`, w.garbage.Digest, w.garbage.Size))
+	if err := w.r.Backend.Put(t.Context(), refPrefix+"late", strings.NewReader(string(ref)), int64(len(ref)), remote.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w.clock = w.clock.Add(25 * time.Hour)
+	rep := w.gc(t, GCOptions{})
+	if rep.Freed.Packs != 1 || rep.Spared != 1 {
+		t.Fatalf("sweep: %+v, want the late ref's pack spared, the other freed", rep)
+	}
+	w.garbage, w.old = w.old, w.garbage // checkKept now covers the late ref's target too
+	w.checkKept(t)
+}
+
+// A push whose guard finds the sweep under way waits for it to end and
+// is told that what it relied on is gone; pushing again stores it anew.
+func TestGCGuardWaitsForSweep(t *testing.T) {
+	w := newGCWorld(t)
+	w.clock = w.clock.Add(25 * time.Hour)
+	plan := w.gc(t, GCOptions{}).Plan
+	id := strings.TrimPrefix(plan, gcPlansPrefix)
+	if err := putJSON(t.Context(), w.r.Backend, gcSweepPrefix+id, map[string]string{"plan": id}); err != nil {
+		t.Fatal(err)
+	}
+	guard := make(chan error, 1)
+	go func() { guard <- w.r.GuardGC(t.Context(), nil, *w.garbage) }()
+	select {
+	case err := <-guard:
+		t.Fatalf("guard returned %v while the sweep was under way", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	w.clock = w.clock.Add(25 * time.Hour)
+	if rep := w.gc(t, GCOptions{}); rep.Freed.Packs == 0 {
+		t.Fatalf("sweep freed nothing: %+v", rep)
+	}
+	select {
+	case err := <-guard:
+		if err == nil || !strings.Contains(err.Error(), "push again") {
+			t.Fatalf("guard after the sweep: %v, want an error asking to push again", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("guard still waiting after the sweep ended")
+	}
+	_, again := pushTree(t, w.r, w.trash)
+	mustRef(t, w.r, "again", again)
+	if rep, err := w.r.Verify(t.Context(), again, "again", nil); err != nil || !rep.OK() {
+		t.Fatalf("verify the re-pushed data: %v %+v", err, rep)
+	}
+}
+
+// A sweep stopped at any step (as by kill -9: a sweep has no cleanup to
+// skip) leaves every ref and pin whole, and the next gc finishes the job.
+func TestGCInterrupted(t *testing.T) {
+	for _, step := range []string{"sweep started", "segment written", "deletions recorded", "pack deleted", "packs deleted", "segments deleted"} {
+		t.Run(step, func(t *testing.T) {
+			w := newGCWorld(t)
+			gp := w.garbagePacks(t)
+			w.clock = w.clock.Add(25 * time.Hour)
+			w.gc(t, GCOptions{})
+			w.clock = w.clock.Add(25 * time.Hour)
+			var calls atomic.Int32
+			gcStepHook = func(s string) error {
+				// "pack deleted" stops before the second deletion: half done.
+				if s == step && (s != "pack deleted" || calls.Add(1) == 2) {
+					return errors.New("killed at " + s)
+				}
+				return nil
+			}
+			_, err := w.r.GC(t.Context(), nil, GCOptions{})
+			gcStepHook = nil
+			if err == nil || !strings.Contains(err.Error(), "killed at") {
+				t.Fatalf("GC: %v, want it stopped", err)
+			}
+			w.checkKept(t)
+			// The next process syncs its index: deletions recorded are forgotten.
+			if err := w.r.SyncIndex(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			rep := w.gc(t, GCOptions{})
+			left := 0
+			for p := range gp {
+				if _, err := w.r.Backend.Stat(t.Context(), packKey(p)); err == nil {
+					left++
+				}
+			}
+			if left != 0 {
+				t.Errorf("%d garbage packs left after the second gc (%+v)", left, rep)
+			}
+			if ks := keys(t, w.r.Backend, gcPrefix); len(ks) > 2 || slicesAny(ks, func(k string) bool { return !strings.HasPrefix(k, gcDonePrefix) }) {
+				t.Errorf("gc/ holds %v, want only records of deletions", ks)
+			}
+			w.checkKept(t)
+			_, again := pushTree(t, w.r, w.trash)
+			if rep, err := w.r.Verify(t.Context(), again, "again", nil); err != nil || !rep.OK() {
+				t.Fatalf("verify the re-pushed data: %v %+v", err, rep)
+			}
+		})
+	}
+}
+
+func slicesAny(ks []string, f func(string) bool) bool {
+	for _, k := range ks {
+		if f(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// After a crashed push: its packs no segment names are collected when
+// unreferenced, and adopted into a segment when a later push reused them.
+func TestGCAfterCrashedPush(t *testing.T) {
+	w := newGCWorld(t)
+	// Two "crashed" pushes: their segments never landed.
+	segsBefore := map[string]bool{}
+	for _, k := range keys(t, w.r.Backend, segmentPrefix) {
+		segsBefore[k] = true
+	}
+	reusedTree := []genEntry{{path: "r.bin", kind: KindFile, data: pseudoRandom(300<<10, 9)}}
+	pushTree(t, w.r, reusedTree)
+	_, lost := pushTree(t, w.r, []genEntry{{path: "l.bin", kind: KindFile, data: pseudoRandom(300<<10, 10)}})
+	lostPacks := map[digest.Digest]bool{}
+	if err := w.r.closurePacks(t.Context(), lost, lostPacks); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys(t, w.r.Backend, segmentPrefix) {
+		if !segsBefore[k] {
+			if err := os.Remove(filepath.Join(w.r.Dir, storeDir, k)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// As after a kill: the index knows the orphans' blobs from their
+	// trailers, not their files' chunk lists.
+	if _, _, err := w.r.RebuildIndex(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// A later push reuses the first one's chunks and names them; its
+	// segment lists the new file, not where the reused chunks are.
+	_, reused := pushTree(t, w.r, append(reusedTree, genEntry{path: "n.txt", kind: KindFile, data: []byte("n\n")}))
+	mustRef(t, w.r, "reused", reused)
+	w.clock = w.clock.Add(25 * time.Hour)
+	w.gc(t, GCOptions{})
+	w.clock = w.clock.Add(25 * time.Hour)
+	rep := w.gc(t, GCOptions{})
+	for p := range lostPacks {
+		if _, err := w.r.Backend.Stat(t.Context(), packKey(p)); !errors.Is(err, remote.ErrNotFound) {
+			t.Errorf("orphan pack %s of the lost push: %v, want collected (%+v)", p.Short(), err, rep)
+		}
+	}
+	// The segments alone now locate the reused data.
+	view, err := OpenRemoteOnly(t.Context(), w.r.Backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := view.Verify(t.Context(), reused, "reused", nil); err != nil || !rep.OK() {
+		t.Fatalf("verify reused from segments alone: %v %+v", err, rep)
+	}
+	w.checkKept(t)
+}
+
+// GC on a remote reads the remote alone, and a store that cached the
+// remote's index forgets the packs collected there.
+func TestGCRemote(t *testing.T) {
+	w := newGCWorld(t)
+	mem := remote.NewMem()
+	ctx := t.Context()
+	if _, err := w.r.Upload(ctx, mem, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"data", "moving"} {
+		o, err := w.r.Resolve(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// History moves too: set the old target first.
+		if ref == "moving" {
+			if _, err := w.r.SetRefOn(ctx, mem, ref, *w.old); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := w.r.SetRefOn(ctx, mem, ref, *o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.r.Pin(ctx, mem, "paper", w.pinned[0], PinOptions{Roots: w.pinned[1:]}); err != nil {
+		t.Fatal(err)
+	}
+	gp := w.garbagePacks(t)
+	rep, err := w.r.GC(ctx, mem, GCOptions{Grace: NoGrace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Freed.Packs != len(gp) {
+		t.Fatalf("remote gc: %+v, want %d packs freed", rep, len(gp))
+	}
+	// Nothing local was touched.
+	for p := range gp {
+		if _, err := w.r.Backend.Stat(ctx, packKey(p)); err != nil {
+			t.Errorf("local pack %s: %v, want kept", p.Short(), err)
+		}
+	}
+	view, err := OpenRemoteOnly(ctx, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range append([]Object{*w.kept, *w.old, *w.moved}, w.pinned...) {
+		if rep, err := view.Verify(ctx, &o, "x", nil); err != nil || !rep.OK() {
+			t.Errorf("verify %s on the remote: %v %+v", o.Digest.Short(), err, rep)
+		}
+	}
+	if _, err := view.Resolve(ctx, w.garbage.Digest.String()); !errors.Is(err, ErrNotFound) {
+		t.Errorf("collected tree on the remote: %v, want ErrNotFound", err)
+	}
+}
