@@ -293,11 +293,27 @@ func (r *Repo) gcSweep(ctx context.Context, be remote.Backend, plans []*gcPlan, 
 	if err := gcStep("deletions recorded"); err != nil {
 		return err
 	}
-	var deleted, retained atomic.Int64
-	var bytesFreed atomic.Int64
+	// Where retention is possible, ask: on a versioned bucket a Delete of
+	// a retained object "succeeds" by hiding it behind a delete marker.
+	lock, _ := be.(remote.Retainer)
+	if lock != nil && lock.CheckRetention(ctx) != nil {
+		lock = nil
+	}
+	retainedNow := func(key string) bool {
+		if lock == nil {
+			return false
+		}
+		until, err := lock.RetainedUntil(ctx, key)
+		return err == nil && until.After(r.Now())
+	}
+	var deleted, retained, bytesFreed atomic.Int64
 	err = forEach(ctx, done.Packs, r.transfers(), func(ctx context.Context, id digest.Digest) error {
 		if err := gcStep("pack deleted"); err != nil {
 			return err
+		}
+		if retainedNow(packKey(id)) {
+			retained.Add(1)
+			return nil
 		}
 		err := be.Delete(ctx, packKey(id))
 		switch {
@@ -322,7 +338,10 @@ func (r *Repo) gcSweep(ctx context.Context, be remote.Backend, plans []*gcPlan, 
 		return err
 	}
 	for _, key := range oldSegs {
-		if err := be.Delete(ctx, key); err != nil && !errors.Is(err, remote.ErrNotFound) {
+		if retainedNow(key) {
+			continue
+		}
+		if err := be.Delete(ctx, key); err != nil && !errors.Is(err, remote.ErrNotFound) && !errors.Is(err, remote.ErrAccessDenied) {
 			return fmt.Errorf("gc: delete index segment %s: %w", key, err)
 		}
 	}

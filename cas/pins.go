@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/remote"
 )
 
@@ -26,6 +27,9 @@ var (
 	// ErrIncomplete: some object of a pin's closure is missing where the
 	// pin would be written, so the pin was not written.
 	ErrIncomplete = errors.New("cas: pin closure incomplete")
+	// ErrRetained: the pin is under retention (pin --retain) and cannot
+	// be removed before it ends.
+	ErrRetained = errors.New("cas: pin is retained")
 )
 
 // Pin is a named, immutable pointer to a manifest or tree that makes it
@@ -42,6 +46,9 @@ type Pin struct {
 	Type    string    `json:"type,omitempty"`
 	Message string    `json:"message,omitempty"`
 	Time    time.Time `json:"time"`
+	// RetainUntil, where set, is when the S3 Object Lock retention of the
+	// pin and its closure ends (pin --retain).
+	RetainUntil *time.Time `json:"retain_until,omitempty"`
 	// Roots are the objects beside the target that its closure holds: for
 	// a manifest, every input, output, patch, package list, log and config
 	// it names. GC marks from the target and every root, so it needs no
@@ -82,6 +89,11 @@ type PinOptions struct {
 	Roots []Object
 	// Progress, if set, counts what the upload to a remote moves.
 	Progress *Progress
+	// Retain, if positive, puts the pin, the packs of its closure and the
+	// index segments naming them under S3 Object Lock retention for that
+	// long: nobody can delete or overwrite them before it ends. The
+	// backend must support it (remote.Retainer), else nothing is written.
+	Retain time.Duration
 }
 
 // Pin writes pin name for obj on be (a remote), or on the local store
@@ -103,23 +115,39 @@ func (r *Repo) Pin(ctx context.Context, be remote.Backend, name string, obj Obje
 	if opts.Envelope != nil && !json.Valid(opts.Envelope) {
 		return nil, fmt.Errorf("pin %s: signature envelope is not JSON", name)
 	}
+	var lock remote.Retainer
+	if opts.Retain > 0 {
+		l, ok := be.(remote.Retainer)
+		if !ok {
+			return nil, fmt.Errorf("pin %s: %s cannot retain objects: %w", name, be.Location(), remote.ErrNoObjectLock)
+		}
+		if err := l.CheckRetention(ctx); err != nil {
+			return nil, fmt.Errorf("pin %s: %w", name, err)
+		}
+		lock = l
+	}
+	roots := append([]Object{obj}, opts.Roots...)
 	// A conflicting pin fails before anything is uploaded.
 	if old, err := r.GetPin(ctx, be, name); err == nil {
 		if old.Target != obj.Digest {
 			return nil, pinConflict(old, obj.Digest)
 		}
 		old.Existing = true
+		if lock != nil {
+			// Pinning again with --retain extends (never shortens) retention.
+			return old, r.retainPin(ctx, lock, be, old, roots, r.Now().Add(opts.Retain))
+		}
 		return old, nil
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	roots := append([]Object{obj}, opts.Roots...)
 	if be != r.Backend {
 		if _, err := r.Upload(ctx, be, opts.Progress); err != nil {
 			return nil, fmt.Errorf("pin %s: upload to %s: %w", name, be.Location(), err)
 		}
 	}
-	if err := r.CheckClosure(ctx, be, roots); err != nil {
+	packs, err := r.checkClosure(ctx, be, roots)
+	if err != nil {
 		return nil, fmt.Errorf("pin %s: %w", name, err)
 	}
 	if err := r.GuardGC(ctx, be, roots...); err != nil {
@@ -127,6 +155,15 @@ func (r *Repo) Pin(ctx context.Context, be remote.Backend, name string, obj Obje
 	}
 	p := &Pin{Name: name, Target: obj.Digest, Kind: obj.Kind, Size: obj.Size, File: obj.Name, Type: obj.Type,
 		Message: opts.Message, Time: r.Now().UTC().Truncate(time.Millisecond), Envelope: opts.Envelope}
+	var until time.Time
+	if lock != nil {
+		// Closure first: a retained pin never names unretained data.
+		until = r.Now().Add(opts.Retain).UTC().Truncate(time.Second).Add(time.Second)
+		if err := r.retainObjects(ctx, lock, be, packs, until); err != nil {
+			return nil, fmt.Errorf("pin %s: %w", name, err)
+		}
+		p.RetainUntil = &until
+	}
 	seen := map[digest.Digest]bool{obj.Digest: true}
 	for _, o := range opts.Roots {
 		if !seen[o.Digest] {
@@ -137,7 +174,7 @@ func (r *Repo) Pin(ctx context.Context, be remote.Backend, name string, obj Obje
 	b, _ := json.MarshalIndent(p, "", "  ")
 	b = append(b, '\n')
 	key := PinPrefix + name
-	err := be.Put(ctx, key, bytes.NewReader(b), int64(len(b)), remote.PutOptions{IfNoneMatch: true})
+	err = be.Put(ctx, key, bytes.NewReader(b), int64(len(b)), remote.PutOptions{IfNoneMatch: true})
 	if errors.Is(err, remote.ErrExists) {
 		// Someone pinned the name meanwhile.
 		old, gerr := r.GetPin(ctx, be, name)
@@ -152,6 +189,11 @@ func (r *Repo) Pin(ctx context.Context, be remote.Backend, name string, obj Obje
 	}
 	if err != nil {
 		return nil, fmt.Errorf("write pin %s to %s: %w", name, be.Location(), err)
+	}
+	if lock != nil {
+		if err := lock.Retain(ctx, key, until); err != nil {
+			return nil, fmt.Errorf("pin %s: retain the pin: %w", name, err)
+		}
 	}
 	if be == r.Backend {
 		return p, r.syncKeys(key)
@@ -168,10 +210,16 @@ func pinConflict(old *Pin, want digest.Digest) error {
 // it knows the remote's too). The error wraps ErrIncomplete and names
 // the missing packs, or wraps ErrNotFound for an object the index lacks.
 func (r *Repo) CheckClosure(ctx context.Context, be remote.Backend, roots []Object) error {
+	_, err := r.checkClosure(ctx, be, roots)
+	return err
+}
+
+// checkClosure is CheckClosure, returning the closure's packs.
+func (r *Repo) checkClosure(ctx context.Context, be remote.Backend, roots []Object) (map[digest.Digest]bool, error) {
 	packs := map[digest.Digest]bool{}
 	for _, o := range roots {
 		if err := r.closurePacks(ctx, &o, packs); err != nil {
-			return fmt.Errorf("closure of %s: %w", o.Digest.Short(), err)
+			return nil, fmt.Errorf("closure of %s: %w", o.Digest.Short(), err)
 		}
 	}
 	var missing []string
@@ -179,15 +227,81 @@ func (r *Repo) CheckClosure(ctx context.Context, be remote.Backend, roots []Obje
 		if _, err := be.Stat(ctx, packKey(p)); errors.Is(err, remote.ErrNotFound) {
 			missing = append(missing, p.Short())
 		} else if err != nil {
-			return fmt.Errorf("pack %s on %s: %w", p.Short(), be.Location(), err)
+			return nil, fmt.Errorf("pack %s on %s: %w", p.Short(), be.Location(), err)
 		}
 	}
 	if len(missing) > 0 {
 		slices.Sort(missing)
-		return fmt.Errorf("%w: %d of %d packs missing on %s (first: %s)", ErrIncomplete, len(missing), len(packs), be.Location(), missing[0])
+		return nil, fmt.Errorf("%w: %d of %d packs missing on %s (first: %s)", ErrIncomplete, len(missing), len(packs), be.Location(), missing[0])
+	}
+	return packs, nil
+}
+
+// retainPin puts an existing pin's closure and the pin itself under
+// retention until until (extending, never shortening).
+func (r *Repo) retainPin(ctx context.Context, lock remote.Retainer, be remote.Backend, p *Pin, roots []Object, until time.Time) error {
+	packs, err := r.checkClosure(ctx, be, roots)
+	if err != nil {
+		return fmt.Errorf("pin %s: %w", p.Name, err)
+	}
+	until = until.UTC().Truncate(time.Second).Add(time.Second)
+	if err := r.retainObjects(ctx, lock, be, packs, until); err != nil {
+		return fmt.Errorf("pin %s: %w", p.Name, err)
+	}
+	if err := lock.Retain(ctx, PinPrefix+p.Name, until); err != nil {
+		return fmt.Errorf("pin %s: retain the pin: %w", p.Name, err)
+	}
+	if p.RetainUntil == nil || p.RetainUntil.Before(until) {
+		p.RetainUntil = &until
 	}
 	return nil
 }
+
+// retainObjects retains packs and the index segments that name them:
+// without its segments a retained multi-chunk file could not be put
+// back together.
+func (r *Repo) retainObjects(ctx context.Context, lock remote.Retainer, be remote.Backend, packs map[digest.Digest]bool, until time.Time) error {
+	var keys []string
+	for p := range packs {
+		keys = append(keys, packKey(p))
+	}
+	var segs []string
+	err := be.List(ctx, segmentPrefix, func(oi remote.ObjectInfo) error { segs = append(segs, oi.Key); return nil })
+	if err != nil {
+		return err
+	}
+	for _, key := range segs {
+		data, err := remote.ReadAll(ctx, be, key)
+		if err != nil {
+			return fmt.Errorf("read index segment %s: %w", key, err)
+		}
+		seg, err := decodeSegment(data)
+		if err != nil {
+			return fmt.Errorf("index segment %s: %w", key, err)
+		}
+		if slices.ContainsFunc(seg.Blobs, func(b index.Blob) bool { return packs[b.Pack] }) {
+			keys = append(keys, key)
+		}
+	}
+	return forEach(ctx, keys, r.transfers(), func(ctx context.Context, key string) error {
+		if err := lock.Retain(ctx, key, until); err != nil {
+			return fmt.Errorf("retain %s: %w", key, err)
+		}
+		return nil
+	})
+}
+
+// RetainedError says until when a pin is retained; it wraps ErrRetained.
+type RetainedError struct {
+	Name  string
+	Until time.Time
+}
+
+func (e *RetainedError) Error() string {
+	return fmt.Sprintf("pin %s is retained until %s", e.Name, e.Until.UTC().Format(time.RFC3339))
+}
+
+func (e *RetainedError) Unwrap() error { return ErrRetained }
 
 // GetPin reads pin name from be (the local store when be is nil).
 func (r *Repo) GetPin(ctx context.Context, be remote.Backend, name string) (*Pin, error) {
@@ -245,7 +359,17 @@ func (r *Repo) Unpin(ctx context.Context, be remote.Backend, name string) error 
 	if !ValidRefName(name) {
 		return fmt.Errorf("%q: %w", name, ErrBadRefName)
 	}
-	err := be.Delete(ctx, PinPrefix+name)
+	until, err := remote.RetainedUntil(ctx, be, PinPrefix+name)
+	if errors.Is(err, remote.ErrNotFound) {
+		return fmt.Errorf("pin %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("unpin %s on %s: %w", name, be.Location(), err)
+	}
+	if until.After(r.Now()) {
+		return &RetainedError{Name: name, Until: until}
+	}
+	err = be.Delete(ctx, PinPrefix+name)
 	if errors.Is(err, remote.ErrNotFound) {
 		return fmt.Errorf("pin %s: %w", name, ErrNotFound)
 	}

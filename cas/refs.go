@@ -201,7 +201,16 @@ func (r *Repo) resolveRef(ctx context.Context, s string) (*Object, error) {
 		return r.objectOf(ctx, d, "")
 	}
 	if ValidRefName(s) {
+		if name, ok := strings.CutPrefix(s, PinPrefix); ok {
+			return r.resolvePin(ctx, name)
+		}
 		ref, err := r.GetRef(ctx, s)
+		if errors.Is(err, ErrNotFound) {
+			// A bare pin name works where no ref has it.
+			if obj, perr := r.resolvePin(ctx, s); perr == nil {
+				return obj, nil
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -219,6 +228,19 @@ func (r *Repo) resolveRef(ctx context.Context, s string) (*Object, error) {
 		return nil, fmt.Errorf("%q: %w", s, digest.ErrSyntax)
 	}
 	return nil, fmt.Errorf("%q is neither a digest nor a ref name: %w", s, ErrNotFound)
+}
+
+// resolvePin reads pin name from the store, else from its remote.
+func (r *Repo) resolvePin(ctx context.Context, name string) (*Object, error) {
+	p, err := r.GetPin(ctx, nil, name)
+	if errors.Is(err, ErrNotFound) && r.remote != nil {
+		p, err = r.GetPin(ctx, r.remote, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	obj := p.Object()
+	return &obj, nil
 }
 
 // objectOf describes a stored digest: a tree, or a file.

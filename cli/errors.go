@@ -11,6 +11,7 @@ import (
 
 	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/remote"
 )
 
 // Exit codes.
@@ -53,12 +54,16 @@ func printError(w io.Writer, err error) int {
 	var ue *userError
 	var ce *cas.CorruptError
 	var pe *os.PathError
+	var nw *remote.NoWriteError
 	switch {
 	case errors.As(err, &ue):
 		if ue.code != 0 {
 			code = ue.code
 		}
 		hint = ue.hint
+	case errors.As(err, &nw):
+		msg = nw.Error()
+		hint = "these credentials may read the bucket but not write it: ask for write access, or work with --local (the local store has everything)"
 	case errors.Is(err, context.Canceled):
 		code, msg = exitCancel, "interrupted"
 	case errors.As(err, &ce):

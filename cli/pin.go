@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -48,9 +50,16 @@ the local store only: a GC root, not published.
 
 A pin never moves: pinning NAME again to the same target changes nothing,
 to another target fails. --sign KEYFILE (from cas keygen) adds an in-toto
-statement in a DSSE envelope that reviewers check with cas verify --key.`,
+statement in a DSSE envelope that reviewers check with cas verify --key.
+
+--retain DURATION (e.g. 90d, 5y, 720h) also puts the pin, every pack of its
+closure and the index segments naming them under S3 Object Lock retention
+(COMPLIANCE mode): nobody, not even the bucket's owner, can delete or
+overwrite them before it ends. The bucket must have been created with Object
+Lock enabled. Pinning again with a longer --retain extends it.`,
 		Example: `  cas pin paper/fig3 runs/lr-sweep-7 -m "Figure 3, seed 1"
   cas pin paper/fig3 runs/lr-sweep-7 --sign ~/.config/cas/signing.key
+  cas pin paper/final runs/lr-sweep-7 --retain 5y
   cas pin imagenet-val blake3:3f2a9c1e --local`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -65,7 +74,7 @@ statement in a DSSE envelope that reviewers check with cas verify --key.`,
 	cmd.Flags().StringVar(&opts.Sign, "sign", "", "sign with the private key in `KEYFILE` (cas keygen)")
 	cmd.Flags().StringVar(&opts.To, "to", "", "publish on the remote `NAME` (default: the default remote)")
 	cmd.Flags().BoolVar(&opts.Local, "local", false, "pin in the local store only; publish nothing")
-	cmd.Flags().StringVar(&opts.Retain, "retain", "", "keep the closure under S3 Object Lock for `DURATION` (not supported yet)")
+	cmd.Flags().StringVar(&opts.Retain, "retain", "", "keep pin and closure undeletable for `DURATION` (S3 Object Lock; 90d, 5y, 720h)")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the pin as JSON")
 	cmd.Flags().BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress bar")
 	return cmd
@@ -88,9 +97,16 @@ func pinRun(ctx context.Context, opts *pinOptions) error {
 	if opts.Local && opts.To != "" {
 		return usageError("--local and --to exclude each other")
 	}
+	var retain time.Duration
 	if opts.Retain != "" {
-		return &userError{msg: "--retain: S3 Object Lock retention is not supported by this remote yet",
-			hint: "pin without --retain: the pin is still immutable through cas"}
+		d, err := parseRetention(opts.Retain)
+		if err != nil {
+			return usageError("--retain %q: %v", opts.Retain, err)
+		}
+		if opts.Local {
+			return usageError("--retain needs a remote: a local store cannot lock objects")
+		}
+		retain = d
 	}
 	var priv ed25519.PrivateKey
 	if opts.Sign != "" {
@@ -108,6 +124,9 @@ func pinRun(ctx context.Context, opts *pinOptions) error {
 	if err != nil {
 		return err
 	}
+	if retain > 0 && be == nil {
+		return &userError{msg: "--retain needs a remote, and this store has none", hint: "`cas remote add` a bucket created with Object Lock, then pin with --to", code: exitUsage}
+	}
 	if be != nil {
 		// The index learns what the remote holds: data pushed from another
 		// machine can be pinned here.
@@ -124,7 +143,7 @@ func pinRun(ctx context.Context, opts *pinOptions) error {
 		return pinExistsError(old, obj.Digest)
 	}
 	out := pinOutput{}
-	po := cas.PinOptions{Message: opts.Message, Roots: roots}
+	po := cas.PinOptions{Message: opts.Message, Roots: roots, Retain: retain}
 	if priv != nil {
 		key := attest.KeyID(priv.Public().(ed25519.PublicKey))
 		st := attest.NewPinStatement(name, obj.Digest, opts.Message, opts.Factory.Now(), key)
@@ -146,7 +165,7 @@ func pinRun(ctx context.Context, opts *pinOptions) error {
 		out.Remote, out.Published = rc.Name, true
 		// The local copy: a GC root here too, and what cas pins lists.
 		local := po
-		local.Envelope, local.Message, local.Progress = p.Envelope, p.Message, nil
+		local.Envelope, local.Message, local.Progress, local.Retain = p.Envelope, p.Message, nil, 0
 		if _, err := r.Pin(ctx, nil, name, *obj, local); err != nil && !errors.Is(err, cas.ErrIncomplete) && !errors.Is(err, cas.ErrNotFound) {
 			return err
 		} else if err != nil && !opts.JSON {
@@ -177,6 +196,9 @@ func pinRun(ctx context.Context, opts *pinOptions) error {
 	if p.Signed() && !p.Existing {
 		fmt.Fprintf(w, "signed by key %s\n", out.KeyID)
 	}
+	if p.RetainUntil != nil {
+		fmt.Fprintf(w, "retained until %s: nobody can delete it or its data on %s before then\n", p.RetainUntil.UTC().Format(time.RFC3339), rc.Name)
+	}
 	if !out.Published {
 		why := "no remote"
 		if opts.Local {
@@ -194,6 +216,8 @@ func pinError(err error, where string) error {
 		return &userError{msg: strings.TrimPrefix(err.Error(), "cas: "), hint: "a pin never moves: choose another name, or `cas unpin NAME --force` first"}
 	case errors.Is(err, cas.ErrIncomplete):
 		return &userError{msg: err.Error(), hint: "the upload to " + where + " did not complete: run the pin again"}
+	case errors.Is(err, remote.ErrNoObjectLock):
+		return &userError{msg: err.Error(), hint: "--retain needs a bucket created with Object Lock enabled; pin without --retain, or use such a bucket"}
 	}
 	return err
 }
@@ -538,6 +562,8 @@ func unpinRun(ctx context.Context, opts *unpinOptions) error {
 		switch {
 		case err == nil:
 			removed = append(removed, rc.Name)
+		case errors.Is(err, cas.ErrRetained):
+			return &userError{msg: fmt.Sprintf("%v on %s", err, rc.Name), hint: "a pin under retention cannot be removed, by anyone, before its retention ends"}
 		case errors.Is(err, remote.ErrAccessDenied):
 			return &userError{msg: fmt.Sprintf("%s refused to delete pin %s: %v", rc.Name, name, err), hint: "a retention period or the bucket policy protects it"}
 		case !errors.Is(err, cas.ErrNotFound):
@@ -631,4 +657,27 @@ func keygenRun(_ context.Context, opts *keygenOptions) error {
 	}
 	fmt.Fprintf(opts.IO.Out, "private key: %s (keep it secret)\npublic key:  %s (give it to reviewers)\nkey id:      %s\n", privFile, pubFile, id)
 	return nil
+}
+
+// parseRetention reads a retention period: a Go duration (720h) or a
+// whole number of days (90d), weeks (2w) or years of 365 days (5y).
+func parseRetention(s string) (time.Duration, error) {
+	var d time.Duration
+	unit := map[byte]time.Duration{'d': 24 * time.Hour, 'w': 7 * 24 * time.Hour, 'y': 365 * 24 * time.Hour}
+	if n := len(s); n > 1 && unit[s[n-1]] > 0 {
+		k, err := strconv.Atoi(s[:n-1])
+		if err != nil || k <= 0 || k > 100*365 {
+			return 0, errors.New("want a positive number of days (d), weeks (w) or years (y), or a duration such as 720h")
+		}
+		d = time.Duration(k) * unit[s[n-1]]
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, errors.New("want a duration such as 90d, 5y or 720h")
+		}
+	}
+	if d < time.Second {
+		return 0, errors.New("want at least a second")
+	}
+	return d, nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/cas-ml/cas/cli"
+	"github.com/cas-ml/cas/remote/s3test"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected output files inside testdata/script/*.txtar")
@@ -65,8 +66,19 @@ func TestScripts(t *testing.T) {
 		Cmds:               scriptCmds,
 		UpdateScripts:      *update,
 		RequireUniqueNames: true,
+		Condition:          scriptCondition,
 		Deadline:           deadline,
 	})
+}
+
+// scriptCondition knows [versitygw]: the S3 server is installed. In CI
+// it is always true, so that a script needing it fails rather than skips.
+func scriptCondition(cond string) (bool, error) {
+	if cond != "versitygw" {
+		return false, fmt.Errorf("unknown condition %q", cond)
+	}
+	_, err := s3test.Find()
+	return err == nil || os.Getenv("CI") == "true", nil
 }
 
 // setupScript gives each script a clean environment: its own HOME, UTC
@@ -99,6 +111,49 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"mkfifo":   cmdMkfifo,
 	"treeeq":   cmdTreeEq,
 	"flipbyte": cmdFlipByte,
+	"s3":       cmdS3,
+}
+
+// s3 [lock] [readonly] starts a versitygw on 127.0.0.1 for this script
+// (stopped at its end), creates a bucket (with Object Lock if "lock") and
+// sets $S3_ENDPOINT, $S3_BUCKET, $S3_DIR (the bucket's directory on
+// disk) and the AWS_* credentials; a second bucket, cas-plain, never has
+// Object Lock. With "readonly", $S3_RO_ENDPOINT is a
+// second server over the same buckets that refuses every write.
+func cmdS3(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("usage: s3 [lock] [readonly]")
+	}
+	lock, readonly := false, false
+	for _, a := range args {
+		switch a {
+		case "lock":
+			lock = true
+		case "readonly":
+			readonly = true
+		default:
+			ts.Fatalf("usage: s3 [lock] [readonly]")
+		}
+	}
+	srv, err := s3test.StartServer() // [versitygw] skips a script where it is missing
+	ts.Check(err)
+	ts.Defer(func() { _ = srv.Stop() })
+	bucket := "cas-script"
+	ts.Check(srv.CreateBucket(bucket, lock))
+	ts.Check(srv.CreateBucket("cas-plain", false))
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		ts.Setenv(k, v)
+	}
+	ts.Setenv("S3_ENDPOINT", srv.Endpoint)
+	ts.Setenv("S3_BUCKET", bucket)
+	ts.Setenv("S3_DIR", filepath.Join(srv.Dir, bucket))
+	if readonly {
+		ro, err := srv.StartReadOnly()
+		ts.Check(err)
+		ts.Defer(func() { _ = ro.Stop() })
+		ts.Setenv("S3_RO_ENDPOINT", ro.Endpoint)
+	}
 }
 
 // exits CODE PROG [ARGS...] runs PROG and checks its exit status; stdout
@@ -379,14 +434,22 @@ func trunc(b []byte) []byte {
 
 // flipbyte FILE OFFSET flips the lowest bit of the byte at OFFSET in FILE
 // (a negative OFFSET counts from the end). FILE may be a glob that must
-// match exactly one file; read-only files (packs are 0444) are made
+// match exactly one file, or with -first the first of the files it
+// matches in lexical order; read-only files (packs are 0444) are made
 // writable first and their mode is put back.
 func cmdFlipByte(ts *testscript.TestScript, neg bool, args []string) {
+	first := len(args) == 3 && args[0] == "-first"
+	if first {
+		args = args[1:]
+	}
 	if neg || len(args) != 2 {
-		ts.Fatalf("usage: flipbyte FILE OFFSET")
+		ts.Fatalf("usage: flipbyte [-first] FILE OFFSET")
 	}
 	matches, err := filepath.Glob(ts.MkAbs(args[0]))
 	ts.Check(err)
+	if first && len(matches) > 1 {
+		matches = matches[:1] // Glob sorts
+	}
 	if len(matches) != 1 {
 		ts.Fatalf("flipbyte: %s matches %d files, want 1: %q", args[0], len(matches), matches)
 	}

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -33,8 +35,8 @@ When REF is a run, check everything its manifest binds, one line a check:
 inputs, outputs, code patch, package list, config, logs, and the RNG
 fingerprints of its checkpoints, recomputed from the stored bytes.
 Without, check every pack and index segment in the store, then every ref.
-With --remote NAME, check REF on the remote alone, trusting nothing local:
-every object it needs must be there and intact.
+With --remote NAME (or --from NAME), check REF on the remote alone,
+trusting nothing local: every object it needs must be there and intact.
 Exit status 3 means damage was found, 0 that all is intact.`,
 		Example: "  cas verify\n  cas verify train --json",
 		Args:    cobra.MaximumNArgs(1),
@@ -51,6 +53,7 @@ Exit status 3 means damage was found, 0 that all is intact.`,
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the report as JSON")
 	cmd.Flags().BoolVarP(&opts.Quiet, "quiet", "q", false, "print only problems; no progress bar")
 	cmd.Flags().StringVar(&opts.Remote, "remote", "", "verify on the remote `NAME` instead, trusting nothing local")
+	cmd.Flags().StringVar(&opts.Remote, "from", "", "the same as --remote: verify what the remote `NAME` holds")
 	cmd.Flags().StringVar(&opts.Key, "key", "", "check a pin's signature with the public key in `PUBKEY` (cas keygen)")
 	return cmd
 }
@@ -83,11 +86,14 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 	prog := &cas.Progress{}
 	stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "verifying", prog)
 	var rep *cas.VerifyReport
+	var checks []manifest.Check // a pin's, one line each
 	if opts.Ref != "" {
 		if _, perr := findPin(ctx, r, nil, opts.Ref); perr == nil {
 			var pc *pinCheck
 			if pc, err = verifyPin(ctx, r, nil, opts.Ref, opts.Key); err == nil {
-				rep, err = verifyPinData(ctx, r, pc.Pin, prog)
+				if rep, err = verifyPinData(ctx, r, pc.Pin, prog); err == nil {
+					checks, err = pinChecks(ctx, r, pc, rep)
+				}
 			}
 		} else if opts.Key != "" {
 			err = usageError("--key checks a pin's signature; %s is not a pin (`cas pins` lists them)", opts.Ref)
@@ -104,14 +110,30 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 	if err != nil {
 		return err
 	}
+	ok := rep.OK()
+	for _, c := range checks {
+		ok = ok && c.OK
+	}
 	if opts.JSON {
 		if err := writeJSON(opts.IO.Out, struct {
 			OK bool `json:"ok"`
 			*cas.VerifyReport
-		}{rep.OK(), rep}); err != nil {
+			Checks []manifest.Check `json:"checks,omitempty"`
+		}{ok, rep, checks}); err != nil {
 			return err
 		}
 	} else {
+		for _, c := range checks {
+			mark := "ok  "
+			if !c.OK {
+				mark = "FAIL"
+			}
+			line := mark + " " + c.What
+			if c.Detail != "" {
+				line += ": " + c.Detail
+			}
+			fmt.Fprintln(opts.IO.Out, line)
+		}
 		for _, p := range rep.Problems {
 			fmt.Fprintf(opts.IO.Out, "DAMAGED %s: %s\n", displayName(p.Path), p.Err)
 		}
@@ -127,10 +149,53 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 			}
 		}
 	}
-	if !rep.OK() {
+	if !ok {
 		return errDamaged
 	}
 	return nil
+}
+
+// pinChecks are the lines of a pin's report: its signature, each object
+// of its closure, and for a run what the manifest binds beyond bytes (the
+// RNG fingerprints of its checkpoints, recomputed).
+func pinChecks(ctx context.Context, r *cas.Repo, pc *pinCheck, rep *cas.VerifyReport) ([]manifest.Check, error) {
+	p := pc.Pin
+	checks := []manifest.Check{{What: "pin " + p.Name, OK: true, Detail: fmt.Sprintf("%s (%s)", p.Target, cmp.Or(p.Type, p.Kind.String()))}}
+	if pc.KeyID != "" {
+		checks = append(checks, manifest.Check{What: "signature", OK: true, Detail: "in-toto statement signed by key " + pc.KeyID})
+	}
+	matched := make([]bool, len(rep.Problems))
+	for _, what := range rep.Objects {
+		c := manifest.Check{What: what, OK: true}
+		for i, pr := range rep.Problems {
+			if pr.Path == what || strings.HasPrefix(pr.Path, what+": ") || strings.HasPrefix(pr.Path, what+"/") {
+				c.OK, c.Detail, matched[i] = false, "damaged", true
+			}
+		}
+		checks = append(checks, c)
+	}
+	for i, pr := range rep.Problems {
+		if !matched[i] {
+			checks = append(checks, manifest.Check{What: displayName(pr.Path), Detail: pr.Err})
+		}
+	}
+	if p.Type != "manifest" || !rep.OK() {
+		return checks, nil
+	}
+	m, err := manifest.Load(ctx, r, p.Target)
+	if err != nil {
+		return nil, err
+	}
+	mc, err := manifest.Verify(ctx, r, m, p.Target)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range mc {
+		if strings.HasPrefix(c.What, "checkpoint ") || strings.HasSuffix(c.What, " canonical") {
+			checks = append(checks, c)
+		}
+	}
+	return checks, nil
 }
 
 // verifyManifest checks everything a run's manifest binds, one line a check.

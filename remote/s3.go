@@ -42,6 +42,21 @@ var (
 	ErrUnreachable = errors.New("remote: endpoint unreachable")
 )
 
+// NoWriteError is a write the server refused for lack of permission: the
+// credentials may read the bucket but not write it. It wraps
+// ErrAccessDenied.
+type NoWriteError struct {
+	Location string // "s3://bucket/prefix"
+	Key      string
+	Err      error
+}
+
+func (e *NoWriteError) Error() string {
+	return fmt.Sprintf("no write permission on %s (writing %s was refused)", e.Location, e.Key)
+}
+
+func (e *NoWriteError) Unwrap() error { return e.Err }
+
 // Defaults of S3Config.
 const (
 	DefaultS3MaxRetries = 6
@@ -327,6 +342,16 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader, size int64, opts 
 			err = s.translate(err, st)
 			if opts.IfNoneMatch && errors.Is(err, ErrPrecondition) {
 				err = ErrExists
+			}
+			// Some servers (versitygw) check Object Lock before the
+			// condition: a retained object is refused, yet it exists.
+			if opts.IfNoneMatch && errors.Is(err, ErrAccessDenied) {
+				if _, serr := s.stat(ctx, name); serr == nil {
+					err = ErrExists
+				}
+			}
+			if errors.Is(err, ErrAccessDenied) {
+				return &NoWriteError{Location: s.Location(), Key: key, Err: err}
 			}
 			return fmt.Errorf("put %s: %w", key, err)
 		}

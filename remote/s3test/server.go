@@ -107,7 +107,7 @@ func StartServer() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := startIn(bin, dir)
+	s, err := startIn(bin, dir, "", nil)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -116,9 +116,39 @@ func StartServer() (*Server, error) {
 	return s, nil
 }
 
+// ReadOnly starts a second server over the same directory, with the same
+// credentials, that refuses every write (versitygw --readonly): a bucket
+// the client may read and not write. The test's end stops it.
+func (s *Server) ReadOnly(t testing.TB) *Server {
+	t.Helper()
+	ro, err := s.StartReadOnly()
+	if err != nil {
+		skipOrFail(t, err)
+	}
+	t.Cleanup(func() {
+		if err := ro.Stop(); err != nil {
+			t.Errorf("s3test: stop read-only server: %v", err)
+		}
+	})
+	return ro
+}
+
+// StartReadOnly is ReadOnly for callers that stop the server themselves.
+func (s *Server) StartReadOnly() (*Server, error) {
+	bin, err := Find()
+	if err != nil {
+		return nil, err
+	}
+	return startIn(bin, s.Dir, s.SecretKey, []string{"--readonly"})
+}
+
 // startIn runs bin over dir on a free port, choosing another port when
-// someone takes the chosen one first.
-func startIn(bin, dir string) (*Server, error) {
+// someone takes the chosen one first. secret is the root secret key (new
+// when empty); flags go before the backend's name.
+func startIn(bin, dir, secret string, flags []string) (*Server, error) {
+	if secret == "" {
+		secret = randomHex(16)
+	}
 	var lastErr error
 	for range 5 {
 		addr, err := freeAddr()
@@ -128,7 +158,7 @@ func startIn(bin, dir string) (*Server, error) {
 		s := &Server{
 			Endpoint:  "http://" + addr,
 			AccessKey: "cas-test",
-			SecretKey: randomHex(16),
+			SecretKey: secret,
 			Region:    "us-east-1",
 			Dir:       dir,
 			exited:    make(chan struct{}),
@@ -136,7 +166,8 @@ func startIn(bin, dir string) (*Server, error) {
 		}
 		// Keys go through the environment, not the command line that
 		// any user can read in ps.
-		s.cmd = exec.Command(bin, "--quiet", "--region", s.Region, "--port", addr, "posix", dir)
+		args := append([]string{"--quiet", "--region", s.Region, "--port", addr}, flags...)
+		s.cmd = exec.Command(bin, append(args, "posix", dir)...)
 		s.cmd.Env = append(cleanEnv(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
 		s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 		s.cmd.SysProcAttr = sysProcAttr()
