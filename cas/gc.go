@@ -772,16 +772,17 @@ func (r *Repo) afterSweep(ctx context.Context, be remote.Backend, need map[diges
 // forgetCollected makes the index forget the packs that GCs on be
 // deleted since it last looked: it rebuilds the index if it knew any.
 func (r *Repo) forgetCollected(ctx context.Context, be remote.Backend) error {
+	if empty, err := r.indexEmpty(); err != nil || empty {
+		// Nothing cached to forget (a new store costs no request); the
+		// records are read the next time.
+		return err
+	}
 	var keys []string
 	err := be.List(ctx, gcDonePrefix, func(oi remote.ObjectInfo) error {
 		keys = append(keys, oi.Key)
 		return nil
 	})
 	if err != nil || len(keys) == 0 {
-		return err
-	}
-	if empty, err := r.indexEmpty(); err != nil || empty {
-		// Nothing cached to forget; the records are read again next time.
 		return err
 	}
 	stale := false
