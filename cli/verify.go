@@ -3,6 +3,7 @@ package cli
 import (
 	"cmp"
 	"context"
+	"io"
 	"fmt"
 	"strings"
 
@@ -123,17 +124,7 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 			return err
 		}
 	} else {
-		for _, c := range checks {
-			mark := "ok  "
-			if !c.OK {
-				mark = "FAIL"
-			}
-			line := mark + " " + c.What
-			if c.Detail != "" {
-				line += ": " + c.Detail
-			}
-			fmt.Fprintln(opts.IO.Out, line)
-		}
+		printChecks(opts.IO.Out, checks)
 		for _, p := range rep.Problems {
 			fmt.Fprintf(opts.IO.Out, "DAMAGED %s: %s\n", displayName(p.Path), p.Err)
 		}
@@ -198,6 +189,21 @@ func pinChecks(ctx context.Context, r *cas.Repo, pc *pinCheck, rep *cas.VerifyRe
 	return checks, nil
 }
 
+// printChecks prints one line a check: "ok  " or "FAIL", what, detail.
+func printChecks(w io.Writer, checks []manifest.Check) {
+	for _, c := range checks {
+		mark := "ok  "
+		if !c.OK {
+			mark = "FAIL"
+		}
+		line := mark + " " + c.What
+		if c.Detail != "" {
+			line += ": " + c.Detail
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
 // verifyManifest checks everything a run's manifest binds, one line a check.
 func verifyManifest(ctx context.Context, opts *verifyOptions, r *cas.Repo, m *manifest.Manifest, d digest.Digest) error {
 	checks, err := manifest.Verify(ctx, r, m, d)
@@ -218,17 +224,7 @@ func verifyManifest(ctx context.Context, opts *verifyOptions, r *cas.Repo, m *ma
 			return err
 		}
 	} else {
-		for _, c := range checks {
-			mark := "ok  "
-			if !c.OK {
-				mark = "FAIL"
-			}
-			line := mark + " " + c.What
-			if c.Detail != "" {
-				line += ": " + c.Detail
-			}
-			fmt.Fprintln(opts.IO.Out, line)
-		}
+		printChecks(opts.IO.Out, checks)
 		if ok {
 			fmt.Fprintf(opts.IO.Out, "ok: run %s (%s) and everything it binds are intact\n", m.Name, d.Short())
 		}
