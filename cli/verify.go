@@ -3,8 +3,8 @@ package cli
 import (
 	"cmp"
 	"context"
-	"io"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
