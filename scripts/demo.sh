@@ -2,8 +2,9 @@
 # The README demo, the whole way on a local store in ./demo-work (removed
 # first): push a generated dataset and a checkpoint-like file, restore and
 # verify them byte for byte; then record a tiny training run with cas run
-# (its checkpoint holds an RNG state), pin it, restore its outputs into a
-# fresh directory, verify everything the run binds, and reproduce it.
+# (its checkpoint holds an RNG state), pin it, collect garbage, restore its
+# outputs into a fresh directory, verify the pin and everything the run
+# binds, and reproduce it from the pin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -77,15 +78,17 @@ step "$cas" verify
 step "$cas" run --name demo-train --seed 7 --input data=./data --output ./out --metrics out/metrics.json -- python3 train.py
 step "$cas" show demo-train
 step "$cas" inspect out/model.pkl
-if "$cas" --help | grep -q "^  pin "; then
-	step "$cas" pin demo-result runs/demo-train --message "the demo's published result"
-	step "$cas" pins
-fi
+step "$cas" pin demo-result runs/demo-train --message "the demo's published result"
+step "$cas" pins
+# Garbage collection keeps everything a ref, pin or run needs; with no
+# grace period it deletes at once what nothing keeps (here: nothing).
+step "$cas" gc --grace 0
 # Restore the run's outputs into a fresh directory and compare.
 outdigest=$("$cas" show demo-train --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["manifest"]["outputs"][0]["digest"])')
 step "$cas" restore "$outdigest" "$work/fresh/out"
 step diff -r out "$work/fresh/out"
+step "$cas" verify demo-result
 step "$cas" verify demo-train
-step "$cas" reproduce demo-train
+step "$cas" reproduce demo-result
 echo
-echo "demo ok: pushed, restored, recorded, verified and reproduced (work dir: $work)"
+echo "demo ok: pushed, restored, recorded, pinned, collected, verified and reproduced (work dir: $work)"
