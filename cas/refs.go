@@ -99,6 +99,26 @@ func (r *Repo) SetRefOn(ctx context.Context, be remote.Backend, name string, obj
 	}
 }
 
+// DeleteRef removes ref name from be (the local store when be is nil).
+// What it and its history pointed at becomes collectable by GC unless
+// something else keeps it.
+func (r *Repo) DeleteRef(ctx context.Context, be remote.Backend, name string) error {
+	if be == nil {
+		be = r.Backend
+	}
+	if !ValidRefName(name) {
+		return fmt.Errorf("%q: %w", name, ErrBadRefName)
+	}
+	err := be.Delete(ctx, refPrefix+name)
+	if errors.Is(err, remote.ErrNotFound) {
+		return fmt.Errorf("ref %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("delete ref %s on %s: %w", name, be.Location(), err)
+	}
+	return nil
+}
+
 func readRef(ctx context.Context, be remote.Backend, name string) (*Ref, remote.ObjectInfo, error) {
 	key := refPrefix + name
 	info, err := be.Stat(ctx, key)
