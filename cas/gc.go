@@ -149,6 +149,7 @@ func (r *Repo) GC(ctx context.Context, be remote.Backend, opts GCOptions) (*GCRe
 	case grace < 0:
 		grace = 0
 	}
+	opts.Grace = grace // the effective one, from here on
 	now := r.Now()
 	rep := &GCReport{Location: be.Location(), DryRun: opts.DryRun, Grace: grace.Seconds()}
 	st, err := readGCState(ctx, be)
@@ -173,6 +174,20 @@ func (r *Repo) GC(ctx context.Context, be remote.Backend, opts GCOptions) (*GCRe
 		return rep, err
 	}
 	rep.Roots, rep.Missing, rep.Packs = m.roots, m.missing, len(m.packs)
+	if len(m.segments) > compactAbove && !opts.DryRun && len(st.plans) == len(due) {
+		// Many small segments cost a new reader one request each: merge
+		// them, when no plan is outstanding, so that no sweep can delete a
+		// pack the merged segment names (a plan waits a grace period).
+		if quiet, err := readGCState(ctx, be); err != nil {
+			return rep, err
+		} else if len(quiet.plans) == 0 && len(quiet.sweeping) == 0 {
+			n, err := r.gcCompact(ctx, be, m)
+			if err != nil {
+				return rep, err
+			}
+			rep.Segments += n
+		}
+	}
 	condemned := map[digest.Digest]bool{}
 	for _, p := range pending {
 		for _, id := range p.Packs {
@@ -232,9 +247,18 @@ func (r *Repo) gcSweep(ctx context.Context, be remote.Backend, plans []*gcPlan, 
 	if !opts.DryRun {
 		// From here on, a push that needs a condemned pack waits for the
 		// sweep to end instead of leaving a keep marker.
+		// The conditional put also finds another gc sweeping the plan: a
+		// marker younger than the lease is a live gc (one gc at a time),
+		// an older one a dead gc whose work this one resumes.
 		for _, p := range plans {
-			err := putJSON(ctx, be, gcSweepPrefix+p.ID, map[string]any{"plan": p.ID, "started": r.Now().UTC()})
-			if err != nil && !errors.Is(err, remote.ErrExists) {
+			err := putJSON(ctx, be, gcSweepPrefix+p.ID, gcSweepMarker{Plan: p.ID, Started: r.Now().UTC()})
+			if errors.Is(err, remote.ErrExists) {
+				var other gcSweepMarker
+				if gerr := getJSON(ctx, be, gcSweepPrefix+p.ID, &other); gerr == nil && other.Started.After(r.Now().Add(-sweepLease(opts.Grace))) {
+					return fmt.Errorf("%w: it began sweeping plan %s at %s on %s; if that gc died, run gc again after %s",
+						ErrGCBusy, p.ID, other.Started.Format(time.RFC3339), be.Location(), other.Started.Add(sweepLease(opts.Grace)).Format(time.RFC3339))
+				}
+			} else if err != nil {
 				return fmt.Errorf("gc: start sweep: %w", err)
 			}
 		}
@@ -274,7 +298,8 @@ func (r *Repo) gcSweep(ctx context.Context, be remote.Backend, plans []*gcPlan, 
 	}
 	// The index first: a new segment keeps what the rewritten ones said
 	// of packs that stay, so no reader loses a live blob.
-	oldSegs, err := r.gcRewriteSegments(ctx, be, m, del)
+	// With many segments, the rewrite merges them all.
+	oldSegs, err := r.gcRewriteSegments(ctx, be, m, del, len(m.segments) > compactAbove)
 	if err != nil {
 		return err
 	}
@@ -370,22 +395,23 @@ func (r *Repo) gcSweep(ctx context.Context, be remote.Backend, plans []*gcPlan, 
 }
 
 // gcRewriteSegments writes one index segment holding what the segments
-// naming deleted packs say of the packs that stay, plus the blobs of live
-// packs that no segment names (left by an interrupted push, then reused),
-// and returns the keys of the segments it replaces.
-func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMarks, del map[digest.Digest]bool) ([]string, error) {
+// naming deleted packs (all segments, with all) say of the packs that
+// stay, plus the blobs of live packs that no segment names (left by an
+// interrupted push, then reused), and returns the keys of the segments it
+// replaces. Entries naming packs that are gone are dropped.
+func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMarks, del map[digest.Digest]bool, all bool) ([]string, error) {
 	var old []string
 	seg := &segment{Files: map[digest.Digest][]digest.Digest{}}
 	seen := map[digest.Digest]bool{}
 	add := func(b index.Blob) {
-		if !del[b.Pack] && !seen[b.ID] {
+		if _, there := m.packs[b.Pack]; there && !del[b.Pack] && !seen[b.ID] {
 			seen[b.ID] = true
 			seg.Blobs = append(seg.Blobs, b)
 		}
 	}
 	for _, key := range m.segments {
 		s := m.segmentContent[key]
-		affected := false
+		affected := all
 		for _, b := range s.Blobs {
 			if del[b.Pack] {
 				affected = true
@@ -414,7 +440,8 @@ func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMa
 	for f, chunks := range seg.Files {
 		for _, c := range chunks {
 			b, ok, _ := m.view.Index.Blob(c)
-			if !ok || del[b.Pack] {
+			_, there := m.packs[b.Pack]
+			if !ok || !there || del[b.Pack] {
 				delete(seg.Files, f)
 				break
 			}
@@ -435,6 +462,42 @@ func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMa
 		}
 	}
 	return slices.DeleteFunc(old, func(k string) bool { return k == key }), nil
+}
+
+// ErrGCBusy: another gc is sweeping the same store.
+var ErrGCBusy = errors.New("cas: another gc is running on this store")
+
+// gcSweepMarker says that a gc is carrying out a plan.
+type gcSweepMarker struct {
+	Plan    string    `json:"plan"`
+	Started time.Time `json:"started"`
+}
+
+// sweepLease is how long a sweep marker stands for a live gc: ten
+// minutes, or less with a shorter grace period (--grace 0 claims the
+// store for itself).
+func sweepLease(grace time.Duration) time.Duration {
+	return max(0, min(10*time.Minute, grace))
+}
+
+// compactAbove is how many index segments GC lets accumulate before it
+// merges them into one.
+const compactAbove = 16
+
+// gcCompact merges every index segment into one and deletes the others.
+// A reader that listed a deleted one lists again (syncIndexFrom); what it
+// held is in the new one.
+func (r *Repo) gcCompact(ctx context.Context, be remote.Backend, m *gcMarks) (int, error) {
+	old, err := r.gcRewriteSegments(ctx, be, m, nil, true)
+	if err != nil {
+		return 0, err
+	}
+	for _, key := range old {
+		if err := be.Delete(ctx, key); err != nil && !errors.Is(err, remote.ErrNotFound) && !errors.Is(err, remote.ErrAccessDenied) {
+			return 0, fmt.Errorf("gc: delete index segment %s: %w", key, err)
+		}
+	}
+	return len(old), nil
 }
 
 // gcMarks is what a mark found on a backend.

@@ -1,6 +1,7 @@
 package cas
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/remote"
 )
 
@@ -300,6 +302,12 @@ func TestGCInterrupted(t *testing.T) {
 			if err := w.r.SyncIndex(t.Context()); err != nil {
 				t.Fatal(err)
 			}
+			// Its sweep marker says a gc is at work: another gc waits out
+			// the lease before it resumes the work.
+			if _, err := w.r.GC(t.Context(), nil, GCOptions{}); !errors.Is(err, ErrGCBusy) {
+				t.Fatalf("gc right after: %v, want ErrGCBusy", err)
+			}
+			w.clock = w.clock.Add(11 * time.Minute)
 			rep := w.gc(t, GCOptions{})
 			left := 0
 			for p := range gp {
@@ -436,4 +444,84 @@ func TestGCRemote(t *testing.T) {
 	if _, err := view.Resolve(ctx, w.garbage.Digest.String()); !errors.Is(err, ErrNotFound) {
 		t.Errorf("collected tree on the remote: %v, want ErrNotFound", err)
 	}
+}
+
+// Many index segments (one a push) are merged into one by gc, so that a
+// new reader needs one request for the index; everything still resolves
+// from the segments alone, and a reader that listed a merged-away segment
+// lists again.
+func TestGCCompactsSegments(t *testing.T) {
+	r := newStoreForTest(t, 64<<10)
+	ctx := t.Context()
+	var objs []*Object
+	for i := range compactAbove + 4 {
+		_, o := pushTree(t, r, []genEntry{{path: fmt.Sprintf("f%d.bin", i), kind: KindFile, data: pseudoRandom(150<<10, uint64(50+i))}})
+		mustRef(t, r, fmt.Sprintf("ds/%d", i), o)
+		objs = append(objs, o)
+	}
+	before := keys(t, r.Backend, segmentPrefix)
+	if len(before) <= compactAbove {
+		t.Fatalf("%d segments, want more than %d", len(before), compactAbove)
+	}
+	// A reader that listed them all before the gc.
+	late := &Repo{Backend: r.Backend, Index: index.NewMemory(), Now: time.Now, packs: newPackFiles(r.Backend)}
+	if err := late.loadSegmentFrom(ctx, r.Backend, before[0]); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.GC(ctx, nil, GCOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := keys(t, r.Backend, segmentPrefix)
+	if len(after) != 1 || rep.Segments != len(before) {
+		t.Fatalf("after gc: %d segments (%d rewritten), want 1 replacing %d", len(after), rep.Segments, len(before))
+	}
+	view, err := OpenRemoteOnly(ctx, r.Backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if rep, err := view.Verify(ctx, o, "x", nil); err != nil || !rep.OK() {
+			t.Fatalf("verify %s from the merged segment: %v %+v", o.Digest.Short(), err, rep)
+		}
+	}
+	// The late reader's next sync finds its segments gone and the merged one.
+	if err := late.syncSegments(ctx, r.Backend, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if rep, err := late.Verify(ctx, o, "x", nil); err != nil || !rep.OK() {
+			t.Fatalf("verify %s after the late reader's sync: %v %+v", o.Digest.Short(), err, rep)
+		}
+	}
+	// A listing taken before the gc, read after it: the vanished segments
+	// are skipped and one more listing finds the merged one.
+	stale := &Repo{Backend: &staleList{Backend: r.Backend, keys: before}, Index: index.NewMemory(), Now: time.Now, packs: newPackFiles(r.Backend)}
+	if err := stale.syncSegments(ctx, stale.Backend, false); err != nil {
+		t.Fatalf("sync from a stale listing: %v", err)
+	}
+	merged, _ := digest.ParseHex(strings.TrimPrefix(after[0], segmentPrefix))
+	if ok, _ := stale.Index.HasSegment(merged); !ok {
+		t.Error("the merged segment was not loaded after the stale listing")
+	}
+}
+
+// staleList lists index/ as it was once (keys), the first time only.
+type staleList struct {
+	remote.Backend
+	keys []string
+	used bool
+}
+
+func (s *staleList) List(ctx context.Context, prefix string, fn func(remote.ObjectInfo) error) error {
+	if prefix != segmentPrefix || s.used {
+		return s.Backend.List(ctx, prefix, fn)
+	}
+	s.used = true
+	for _, k := range s.keys {
+		if err := fn(remote.ObjectInfo{Key: k}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -366,6 +366,13 @@ func (r *Repo) syncIndexFrom(ctx context.Context, be remote.Backend) error {
 	if err := r.forgetCollected(ctx, be); err != nil {
 		return fmt.Errorf("read gc records on %s: %w", be.Location(), err)
 	}
+	return r.syncSegments(ctx, be, false)
+}
+
+// syncSegments loads the segments of be the index lacks. A segment that
+// vanished between the listing and the read was merged by a gc into one
+// written before it was deleted: one more listing finds that one.
+func (r *Repo) syncSegments(ctx context.Context, be remote.Backend, relisted bool) error {
 	var todo []string
 	err := be.List(ctx, segmentPrefix, func(oi remote.ObjectInfo) error {
 		d, err := digest.ParseHex(strings.TrimPrefix(oi.Key, segmentPrefix))
@@ -381,10 +388,19 @@ func (r *Repo) syncIndexFrom(ctx context.Context, be remote.Backend) error {
 	if err != nil {
 		return fmt.Errorf("list index segments on %s: %w", be.Location(), err)
 	}
+	gone := false
 	for _, key := range todo {
-		if err := r.loadSegmentFrom(ctx, be, key); err != nil {
+		err := r.loadSegmentFrom(ctx, be, key)
+		if errors.Is(err, remote.ErrNotFound) {
+			gone = true // merged into a newer one by a gc meanwhile
+			continue
+		}
+		if err != nil {
 			return err
 		}
+	}
+	if gone && !relisted {
+		return r.syncSegments(ctx, be, true)
 	}
 	return nil
 }
