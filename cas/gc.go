@@ -98,16 +98,13 @@ const NoGrace = time.Duration(-1)
 
 // GCReport says what a GC found, planned and freed.
 type GCReport struct {
-	Location string  `json:"location"`
-	DryRun   bool    `json:"dry_run,omitempty"`
-	Grace    float64 `json:"grace_seconds"`
-	Roots    int     `json:"roots"`
-	// Missing counts objects that roots name but the store lacks (a
-	// damaged store; `cas verify` says which).
-	Missing   int   `json:"missing,omitempty"`
-	Packs     int   `json:"packs"`
-	LivePacks int   `json:"live_packs"`
-	LiveBytes int64 `json:"live_bytes"`
+	Location  string  `json:"location"`
+	DryRun    bool    `json:"dry_run,omitempty"`
+	Grace     float64 `json:"grace_seconds"`
+	Roots     int     `json:"roots"`
+	Packs     int     `json:"packs"`
+	LivePacks int     `json:"live_packs"`
+	LiveBytes int64   `json:"live_bytes"`
 	// Young counts unreferenced packs spared for being younger than the
 	// grace period.
 	Young      int   `json:"young_packs"`
@@ -156,6 +153,18 @@ func (r *Repo) GC(ctx context.Context, be remote.Backend, opts GCOptions) (*GCRe
 	if err != nil {
 		return nil, err
 	}
+	if !opts.DryRun {
+		// A sweep marker without its plan is a sweep that died after its
+		// last deletion but one: nothing is left to claim.
+		for id := range st.sweeping {
+			if !slices.ContainsFunc(st.plans, func(p *gcPlan) bool { return p.ID == id }) {
+				if err := be.Delete(ctx, gcSweepPrefix+id); err != nil && !errors.Is(err, remote.ErrNotFound) {
+					return nil, fmt.Errorf("gc: delete %s%s: %w", gcSweepPrefix, id, err)
+				}
+				delete(st.sweeping, id)
+			}
+		}
+	}
 	var due, pending []*gcPlan
 	for _, p := range st.plans {
 		if !p.Created.After(now.Add(-grace)) {
@@ -173,7 +182,7 @@ func (r *Repo) GC(ctx context.Context, be remote.Backend, opts GCOptions) (*GCRe
 	if err != nil {
 		return rep, err
 	}
-	rep.Roots, rep.Missing, rep.Packs = m.roots, m.missing, len(m.packs)
+	rep.Roots, rep.Packs = m.roots, len(m.packs)
 	if len(m.segments) > compactAbove && !opts.DryRun && len(st.plans) == len(due) {
 		// Many small segments cost a new reader one request each: merge
 		// them, when no plan is outstanding, so that no sweep can delete a
@@ -287,6 +296,28 @@ func (r *Repo) gcSweep(ctx context.Context, be remote.Backend, plans []*gcPlan, 
 			del[id] = true
 		}
 	}
+	// Where retention is possible, settle it first: a retained pack stays,
+	// and so must its index entries. (On a versioned bucket a Delete of a
+	// retained object "succeeds" by hiding it behind a delete marker, so
+	// the answer of Delete cannot be trusted for it.)
+	if len(del) > 0 {
+		if lock, ok := be.(remote.Retainer); ok {
+			if err := lock.CheckRetention(ctx); err == nil {
+				for _, id := range sortedDigests(del) {
+					until, err := lock.RetainedUntil(ctx, packKey(id))
+					if err != nil && !errors.Is(err, remote.ErrNotFound) {
+						return fmt.Errorf("gc: retention of pack %s: %w", id.Short(), err)
+					}
+					if until.After(r.Now()) {
+						delete(del, id)
+						rep.Retained++
+					}
+				}
+			} else if !errors.Is(err, remote.ErrNoObjectLock) {
+				return fmt.Errorf("gc: %w", err)
+			}
+		}
+	}
 	var freed int64
 	for id := range del {
 		freed += m.packs[id].Size
@@ -318,27 +349,10 @@ func (r *Repo) gcSweep(ctx context.Context, be remote.Backend, plans []*gcPlan, 
 	if err := gcStep("deletions recorded"); err != nil {
 		return err
 	}
-	// Where retention is possible, ask: on a versioned bucket a Delete of
-	// a retained object "succeeds" by hiding it behind a delete marker.
-	lock, _ := be.(remote.Retainer)
-	if lock != nil && lock.CheckRetention(ctx) != nil {
-		lock = nil
-	}
-	retainedNow := func(key string) bool {
-		if lock == nil {
-			return false
-		}
-		until, err := lock.RetainedUntil(ctx, key)
-		return err == nil && until.After(r.Now())
-	}
 	var deleted, retained, bytesFreed atomic.Int64
 	err = forEach(ctx, done.Packs, r.transfers(), func(ctx context.Context, id digest.Digest) error {
 		if err := gcStep("pack deleted"); err != nil {
 			return err
-		}
-		if retainedNow(packKey(id)) {
-			retained.Add(1)
-			return nil
 		}
 		err := be.Delete(ctx, packKey(id))
 		switch {
@@ -347,7 +361,9 @@ func (r *Repo) gcSweep(ctx context.Context, be remote.Backend, plans []*gcPlan, 
 			bytesFreed.Add(m.packs[id].Size)
 		case errors.Is(err, remote.ErrNotFound):
 		case errors.Is(err, remote.ErrAccessDenied):
-			retained.Add(1) // under retention: it stays, and so do its index entries
+			// Refused although not retained: the pack stays, unnamed by the
+			// new segment; the next gc adopts it (a live orphan) or plans it.
+			retained.Add(1)
 		default:
 			return fmt.Errorf("gc: delete pack %s: %w", id.Short(), err)
 		}
@@ -363,9 +379,6 @@ func (r *Repo) gcSweep(ctx context.Context, be remote.Backend, plans []*gcPlan, 
 		return err
 	}
 	for _, key := range oldSegs {
-		if retainedNow(key) {
-			continue
-		}
 		if err := be.Delete(ctx, key); err != nil && !errors.Is(err, remote.ErrNotFound) && !errors.Is(err, remote.ErrAccessDenied) {
 			return fmt.Errorf("gc: delete index segment %s: %w", key, err)
 		}
@@ -413,7 +426,9 @@ func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMa
 		s := m.segmentContent[key]
 		affected := all
 		for _, b := range s.Blobs {
-			if del[b.Pack] {
+			// A pack gone already: an earlier sweep died before it
+			// replaced this segment.
+			if _, there := m.packs[b.Pack]; del[b.Pack] || !there {
 				affected = true
 				break
 			}
@@ -436,15 +451,27 @@ func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMa
 			}
 		}
 	}
-	// A file stays listed only while every chunk of it is somewhere.
+	// A file stays listed while every chunk of it is in some pack that
+	// stays, wherever the index would look first.
+	survives := map[digest.Digest]bool{}
+	keep := func(b index.Blob) {
+		if _, there := m.packs[b.Pack]; there && !del[b.Pack] {
+			survives[b.ID] = true
+		}
+	}
+	for _, key := range m.segments {
+		for _, b := range m.segmentContent[key].Blobs {
+			keep(b)
+		}
+	}
+	for _, blobs := range m.orphans {
+		for _, b := range blobs {
+			keep(b)
+		}
+	}
 	for f, chunks := range seg.Files {
-		for _, c := range chunks {
-			b, ok, _ := m.view.Index.Blob(c)
-			_, there := m.packs[b.Pack]
-			if !ok || !there || del[b.Pack] {
-				delete(seg.Files, f)
-				break
-			}
+		if slices.ContainsFunc(chunks, func(c digest.Digest) bool { return !survives[c] }) {
+			delete(seg.Files, f)
 		}
 	}
 	if len(seg.Blobs) == 0 && len(seg.Files) == 0 {
@@ -463,6 +490,10 @@ func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMa
 	}
 	return slices.DeleteFunc(old, func(k string) bool { return k == key }), nil
 }
+
+// ErrGCMissing: gc stopped because refs or pins name data the store
+// lacks.
+var ErrGCMissing = errors.New("cas: gc stops")
 
 // ErrGCBusy: another gc is sweeping the same store.
 var ErrGCBusy = errors.New("cas: another gc is running on this store")
@@ -510,6 +541,7 @@ type gcMarks struct {
 	segments       []string
 	segmentContent map[string]*segment
 	roots, missing int
+	firstMissing   string
 }
 
 // gcMark marks every pack reachable from be's refs and pins.
@@ -586,7 +618,7 @@ func gcMark(ctx context.Context, be remote.Backend, expand func(context.Context,
 				if b, ok, _ := view.Index.Blob(c); ok {
 					m.live[b.Pack] = true
 				} else {
-					m.missing++
+					m.missed(fmt.Sprintf("chunk %s of file %s", c.Short(), d.Short()))
 				}
 			}
 			return nil
@@ -597,7 +629,7 @@ func gcMark(ctx context.Context, be remote.Backend, expand func(context.Context,
 		seenTree[d] = true
 		b, ok, _ := view.Index.Blob(d)
 		if !ok {
-			m.missing++
+			m.missed("tree " + d.Short())
 			return nil
 		}
 		m.live[b.Pack] = true
@@ -629,7 +661,21 @@ func gcMark(ctx context.Context, be remote.Backend, expand func(context.Context,
 		}
 		roots = append(roots, more...)
 	}
+	if m.missing > 0 {
+		// What a missing tree or chunk list would have kept cannot be
+		// told: collecting now could delete it.
+		return nil, fmt.Errorf("%w: %d objects that refs, pins or runs name are not on %s (first: %s), so gc cannot tell what they keep; `cas verify` says which, `cas pull REF` brings data from a remote",
+			ErrGCMissing, m.missing, be.Location(), m.firstMissing)
+	}
 	return m, nil
+}
+
+// missed counts an object a root needs that the store lacks.
+func (m *gcMarks) missed(what string) {
+	if m.missing == 0 {
+		m.firstMissing = what
+	}
+	m.missing++
 }
 
 // gcRoots lists what the refs (targets and history) and pins (targets and
@@ -744,34 +790,53 @@ func readGCState(ctx context.Context, be remote.Backend) (*gcState, error) {
 
 // GuardGC makes sure that no GC on be deletes a pack that objs need, as
 // far as the local index knows them; call it just before writing a ref
-// or pin on be that names objs. Without GC plans on be (the usual case)
-// it costs one listing of gc/.
+// or pin on be that names objs. On a store where gc never ran it costs one
+// listing of gc/.
 //
-// Where a plan condemns a needed pack, GuardGC leaves a keep marker that
-// the plan's sweep will honour, unless that sweep has begun: then it
-// waits for the sweep to end and stores again, from the local store,
-// every needed pack the sweep deleted.
+// A sweep that ended since the index was loaded may have deleted what the
+// caller relied on (the index cached it): GuardGC finds its record, and
+// checks that every needed pack is still there, uploading again from the
+// local store what a remote lost. Where a plan condemns a needed pack,
+// GuardGC leaves a keep marker that the plan's sweep will honour, unless
+// that sweep has begun: then it waits for the sweep to end and does the
+// same check.
 func (r *Repo) GuardGC(ctx context.Context, be remote.Backend, objs ...Object) error {
 	if be == nil {
 		be = r.Backend
 	}
 	st, err := readGCState(ctx, be)
-	if err != nil || len(st.plans) == 0 {
+	if err != nil {
+		return err
+	}
+	swept, err := r.forgetRecords(ctx, be, st.done)
+	if err != nil || (len(st.plans) == 0 && !swept) {
 		return err
 	}
 	need := map[digest.Digest]bool{}
 	for _, o := range objs {
 		if err := r.closurePacks(ctx, &o, need); err != nil {
+			if errors.Is(err, ErrNotFound) && swept {
+				return fmt.Errorf("%w: %w", errCollected, err)
+			}
 			return fmt.Errorf("gc guard: %w", err)
 		}
 	}
+	if swept {
+		if err := r.restorePacks(ctx, be, need); err != nil {
+			return err
+		}
+	}
 	hit := map[digest.Digest]bool{}
+	var hitPlans []string
 	sweeping := false
 	for _, p := range st.plans {
-		for _, id := range p.Packs {
-			if need[id] {
-				hit[id] = true
-				sweeping = sweeping || st.sweeping[p.ID]
+		if slices.ContainsFunc(p.Packs, func(id digest.Digest) bool { return need[id] }) {
+			hitPlans = append(hitPlans, p.ID)
+			sweeping = sweeping || st.sweeping[p.ID]
+			for _, id := range p.Packs {
+				if need[id] {
+					hit[id] = true
+				}
 			}
 		}
 	}
@@ -783,31 +848,45 @@ func (r *Repo) GuardGC(ctx context.Context, be remote.Backend, objs ...Object) e
 		if err := putJSON(ctx, be, gcKeepPrefix+newGCID(r.Now()), keep); err != nil {
 			return fmt.Errorf("gc guard: write keep marker: %w", err)
 		}
-		// A sweep that began before the marker landed may not have seen it.
+		// A sweep that began before the marker landed may not have seen
+		// it; one that ended meanwhile has deleted what it deleted.
 		again, err := readGCState(ctx, be)
 		if err != nil {
 			return err
 		}
-		for _, p := range again.plans {
-			sweeping = sweeping || (again.sweeping[p.ID] && slices.ContainsFunc(p.Packs, func(id digest.Digest) bool { return hit[id] }))
+		for _, id := range hitPlans {
+			sweeping = sweeping || again.sweeping[id]
 		}
 		if !sweeping {
-			return nil
+			if swept, err := r.forgetRecords(ctx, be, again.done); err != nil || !swept {
+				return err
+			}
+			return r.restorePacks(ctx, be, need)
 		}
 	}
-	return r.afterSweep(ctx, be, hit)
+	return r.afterSweep(ctx, be, hitPlans, need)
 }
 
-// afterSweep waits for the sweeps on be to end, then stores again the
-// packs of need that they deleted.
-func (r *Repo) afterSweep(ctx context.Context, be remote.Backend, need map[digest.Digest]bool) error {
+// errCollected: a gc deleted data that a push relied on.
+var errCollected = errors.New("cas: a gc deleted data this push relied on: push again")
+
+// afterSweep waits for the sweeps of plans to end, then makes sure the
+// packs of need are on be.
+func (r *Repo) afterSweep(ctx context.Context, be remote.Backend, plans []string, need map[digest.Digest]bool) error {
+	deadline := time.Now().Add(sweepLease(DefaultGrace))
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		st, err := readGCState(ctx, be)
 		if err != nil {
 			return err
 		}
-		if len(st.sweeping) == 0 {
+		if !slices.ContainsFunc(plans, func(id string) bool { return st.sweeping[id] }) {
+			if _, err := r.forgetRecords(ctx, be, st.done); err != nil {
+				return err
+			}
 			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: a gc on %s is still deleting what this push needs after %s: push again later", ErrGCBusy, be.Location(), sweepLease(DefaultGrace))
 		}
 		select {
 		case <-ctx.Done():
@@ -815,19 +894,36 @@ func (r *Repo) afterSweep(ctx context.Context, be remote.Backend, need map[diges
 		case <-time.After(wait):
 		}
 	}
-	for id := range need {
-		if _, err := be.Stat(ctx, packKey(id)); err == nil {
-			continue
-		} else if !errors.Is(err, remote.ErrNotFound) {
+	return r.restorePacks(ctx, be, need)
+}
+
+// restorePacks checks that every pack of need is on be. On a remote, what
+// a gc took is uploaded again from the local store, with the index
+// segments the remote lacks (Upload: packs, then segments, so the remote
+// stays consistent); on the local store, or without a local copy, the
+// push must be run again.
+func (r *Repo) restorePacks(ctx context.Context, be remote.Backend, need map[digest.Digest]bool) error {
+	var missing []digest.Digest
+	for _, id := range sortedDigests(need) {
+		if _, err := be.Stat(ctx, packKey(id)); errors.Is(err, remote.ErrNotFound) {
+			missing = append(missing, id)
+		} else if err != nil {
 			return err
 		}
-		oi, err := r.Backend.Stat(ctx, packKey(id))
-		if be == r.Backend || err != nil {
-			return fmt.Errorf("a gc deleted pack %s, which this push relied on: push again", id.Short())
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if be == r.Backend {
+		return fmt.Errorf("%w (pack %s)", errCollected, missing[0].Short())
+	}
+	for _, id := range missing {
+		if _, err := r.Backend.Stat(ctx, packKey(id)); err != nil {
+			return fmt.Errorf("%w (pack %s, which the local store lacks too)", errCollected, id.Short())
 		}
-		if err := copyObject(ctx, r.Backend, be, oi); err != nil {
-			return err
-		}
+	}
+	if _, err := r.Upload(ctx, be, nil); err != nil {
+		return fmt.Errorf("upload again what a gc on %s deleted: %w", be.Location(), err)
 	}
 	return nil
 }
@@ -845,9 +941,18 @@ func (r *Repo) forgetCollected(ctx context.Context, be remote.Backend) error {
 		keys = append(keys, oi.Key)
 		return nil
 	})
-	if err != nil || len(keys) == 0 {
+	if err != nil {
 		return err
 	}
+	_, err = r.forgetRecords(ctx, be, keys)
+	return err
+}
+
+// forgetRecords reads the gc/done records among keys that the index has
+// not seen, rebuilds the index if it knew a pack they list, and marks
+// them seen. It reports whether there was any such record: a sweep ended
+// since the index last looked.
+func (r *Repo) forgetRecords(ctx context.Context, be remote.Backend, keys []string) (bool, error) {
 	stale := false
 	var marks []digest.Digest
 	for _, key := range keys {
@@ -868,15 +973,15 @@ func (r *Repo) forgetCollected(ctx context.Context, be remote.Backend) error {
 	}
 	if stale {
 		if _, _, err := r.RebuildIndex(ctx); err != nil {
-			return err
+			return false, err
 		}
 	}
 	for _, mark := range marks {
 		if err := r.Index.MarkSegment(mark); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return len(marks) > 0, nil
 }
 
 var errStop = errors.New("stop")

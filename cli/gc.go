@@ -116,9 +116,6 @@ func gcRun(ctx context.Context, opts *gcOptions) error {
 	if rep.Freed.Packs == 0 && rep.Planned.Packs == 0 && rep.Pending.Packs == 0 && rep.Young == 0 {
 		fmt.Fprintln(w, "nothing to collect")
 	}
-	if rep.Missing > 0 {
-		fmt.Fprintf(opts.IO.ErrOut, "warning: %d objects that refs or pins name are missing: run `cas verify`\n", rep.Missing)
-	}
 	return nil
 }
 

@@ -431,8 +431,17 @@ func finish(ctx context.Context, r *cas.Repo, opts *Options, m *Manifest) (*Resu
 	}
 	// A GC of the store must not take the run's data before its ref lands.
 	var parts []cas.Object
+	digests := []string{}
 	for _, a := range slices.Concat(m.Inputs, m.Outputs) {
-		if o, err := r.Resolve(ctx, a.Digest); err == nil {
+		digests = append(digests, a.Digest)
+	}
+	for _, o := range []*Object{m.Code.Patch, m.Environment.Packages, m.Config, m.Logs.Stdout, m.Logs.Stderr} {
+		if o != nil && o.Digest != "" {
+			digests = append(digests, o.Digest)
+		}
+	}
+	for _, d := range digests {
+		if o, err := r.Resolve(ctx, d); err == nil {
 			parts = append(parts, *o)
 		}
 	}
