@@ -525,3 +525,148 @@ func (s *staleList) List(ctx context.Context, prefix string, fn func(remote.Obje
 	}
 	return nil
 }
+
+// gcRemoteWorld is a gcWorld uploaded to an in-memory remote, with its
+// refs and pin set there and the garbage pushes unreferenced.
+func gcRemoteWorld(t *testing.T) (*gcWorld, *remote.Mem) {
+	t.Helper()
+	w := newGCWorld(t)
+	mem := remote.NewMem()
+	ctx := t.Context()
+	if _, err := w.r.Upload(ctx, mem, nil); err != nil {
+		t.Fatal(err)
+	}
+	for name, o := range map[string]*Object{"data": w.kept, "moving": w.moved} {
+		if _, err := w.r.SetRefOn(ctx, mem, name, *o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.r.Pin(ctx, mem, "paper", w.pinned[0], PinOptions{Roots: w.pinned[1:]}); err != nil {
+		t.Fatal(err)
+	}
+	return w, mem
+}
+
+func verifyOn(t *testing.T, be remote.Backend, o *Object) {
+	t.Helper()
+	view, err := OpenRemoteOnly(t.Context(), be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := view.Verify(t.Context(), o, "x", nil); err != nil || !rep.OK() {
+		t.Fatalf("verify %s on %s alone: %v %+v", o.Digest.Short(), be.Location(), err, rep)
+	}
+}
+
+// A whole sweep between a push's upload (which found the condemned packs
+// on the remote and skipped them) and its ref: the guard finds the sweep's
+// record and uploads again what was deleted, with its index segments.
+func TestGCSweepDuringPushRemote(t *testing.T) {
+	w, mem := gcRemoteWorld(t)
+	ctx := t.Context()
+	w.clock = w.clock.Add(25 * time.Hour)
+	if rep, err := w.r.GC(ctx, mem, GCOptions{}); err != nil || rep.Planned.Packs == 0 {
+		t.Fatalf("mark: %v %+v", err, rep)
+	}
+	w.clock = w.clock.Add(25 * time.Hour)
+	_, again := pushTree(t, w.r, append(w.trash, genEntry{path: "new.txt", kind: KindFile, data: []byte("new\n")}))
+	if _, err := w.r.Upload(ctx, mem, nil); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := w.r.GC(ctx, mem, GCOptions{}); err != nil || rep.Freed.Packs == 0 {
+		t.Fatalf("sweep: %v %+v", err, rep)
+	}
+	if _, err := w.r.SetRefOn(ctx, mem, "reuse", *again); err != nil {
+		t.Fatalf("SetRefOn: %v", err)
+	}
+	verifyOn(t, mem, again)
+}
+
+// The same on the local store, with the sweep run by another process: the
+// push is told to run again, and then it stores the data anew.
+func TestGCSweepDuringPushLocal(t *testing.T) {
+	w := newGCWorld(t)
+	ctx := t.Context()
+	w.clock = w.clock.Add(25 * time.Hour)
+	w.gc(t, GCOptions{})
+	w.clock = w.clock.Add(25 * time.Hour)
+	tree := append(w.trash, genEntry{path: "new.txt", kind: KindFile, data: []byte("new\n")})
+	_, again := pushTree(t, w.r, tree)
+	other := &Repo{Backend: w.r.Backend, Index: index.NewMemory(), Now: w.r.Now, packs: newPackFiles(w.r.Backend), Dir: w.r.Dir}
+	if rep, err := other.GC(ctx, nil, GCOptions{}); err != nil || rep.Freed.Packs == 0 {
+		t.Fatalf("sweep by another process: %v %+v", err, rep)
+	}
+	if _, err := w.r.SetRef(ctx, "reuse", *again); !errors.Is(err, errCollected) {
+		t.Fatalf("SetRef after the sweep: %v, want errCollected", err)
+	}
+	_, again = pushTree(t, w.r, tree)
+	mustRef(t, w.r, "reuse", again)
+	verifyOn(t, w.r.Backend, again)
+}
+
+// A sweep killed after its deletions, before it removed the segments it
+// replaced: the gc that resumes it replaces them, so no segment names a
+// deleted pack and a new reader cannot dedup against one.
+func TestGCResumedSweepReplacesSegments(t *testing.T) {
+	w := newGCWorld(t)
+	ctx := t.Context()
+	w.clock = w.clock.Add(25 * time.Hour)
+	w.gc(t, GCOptions{})
+	w.clock = w.clock.Add(25 * time.Hour)
+	gcStepHook = func(s string) error {
+		if s == "packs deleted" {
+			return errors.New("killed")
+		}
+		return nil
+	}
+	_, err := w.r.GC(ctx, nil, GCOptions{})
+	gcStepHook = nil
+	if err == nil {
+		t.Fatal("gc was not stopped")
+	}
+	w.clock = w.clock.Add(11 * time.Minute)
+	w.gc(t, GCOptions{})
+	fresh, err := OpenRemoteOnly(ctx, w.r.Backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = fresh.Index.Blobs(func(b index.Blob) error {
+		if _, err := w.r.Backend.Stat(ctx, packKey(b.Pack)); errors.Is(err, remote.ErrNotFound) {
+			t.Errorf("a segment still names deleted pack %s (blob %s)", b.Pack.Short(), b.ID.Short())
+		}
+		return nil
+	})
+	w.checkKept(t)
+}
+
+// A sweep marker whose plan is gone (a gc died between the two deletions)
+// is removed by the next gc, which can then merge segments; a guard does
+// not wait on it.
+func TestGCOrphanSweepMarker(t *testing.T) {
+	r := newStoreForTest(t, 64<<10)
+	ctx := t.Context()
+	var last *Object
+	for i := range compactAbove + 2 {
+		_, last = pushTree(t, r, []genEntry{{path: "f.bin", kind: KindFile, data: pseudoRandom(100<<10, uint64(70+i))}})
+		mustRef(t, r, fmt.Sprintf("ds/%d", i), last)
+	}
+	id := "20200101T000000.000Z-deadbeef"
+	if err := putJSON(ctx, r.Backend, gcSweepPrefix+id, gcSweepMarker{Plan: id, Started: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.GC(ctx, nil, GCOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks := keys(t, r.Backend, gcSweepPrefix); len(ks) != 0 {
+		t.Errorf("sweep markers left: %v", ks)
+	}
+	if n := len(keys(t, r.Backend, segmentPrefix)); n != 1 || rep.Segments == 0 {
+		t.Errorf("%d segments after gc (%d rewritten), want 1", n, rep.Segments)
+	}
+	c, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := r.afterSweep(c, r.Backend, []string{id}, map[digest.Digest]bool{}); err != nil {
+		t.Errorf("afterSweep with no sweep under way: %v", err)
+	}
+}
