@@ -253,6 +253,7 @@ func (r *Repo) GC(ctx context.Context, be remote.Backend, opts GCOptions) (*GCRe
 
 // gcSweep carries out due plans (phase 2).
 func (r *Repo) gcSweep(ctx context.Context, be remote.Backend, plans []*gcPlan, opts GCOptions, rep *GCReport) error {
+	stopRenew := func() {}
 	if !opts.DryRun {
 		// From here on, a push that needs a condemned pack waits for the
 		// sweep to end instead of leaving a keep marker.
@@ -267,10 +268,17 @@ func (r *Repo) gcSweep(ctx context.Context, be remote.Backend, plans []*gcPlan, 
 					return fmt.Errorf("%w: it began sweeping plan %s at %s on %s; if that gc died, run gc again after %s",
 						ErrGCBusy, p.ID, other.Started.Format(time.RFC3339), be.Location(), other.Started.Add(sweepLease(opts.Grace)).Format(time.RFC3339))
 				}
-			} else if err != nil {
+				// A dead gc's claim: take it over.
+				err = putJSONOver(ctx, be, gcSweepPrefix+p.ID, gcSweepMarker{Plan: p.ID, Started: r.Now().UTC()})
+			}
+			if err != nil {
 				return fmt.Errorf("gc: start sweep: %w", err)
 			}
 		}
+		// Renew the claims while the sweep runs, so that a long sweep is
+		// never taken for a dead one.
+		stopRenew = r.renewSweepClaims(ctx, be, plans, sweepLease(opts.Grace))
+		defer stopRenew()
 	}
 	if err := gcStep("sweep started"); err != nil {
 		return err
@@ -386,6 +394,7 @@ func (r *Repo) gcSweep(ctx context.Context, be remote.Backend, plans []*gcPlan, 
 	if err := gcStep("segments deleted"); err != nil {
 		return err
 	}
+	stopRenew() // no renewal may land after the markers are deleted
 	var cleanup []string
 	cleanup = append(cleanup, st.keepKeys...)
 	for _, p := range plans {
@@ -1010,6 +1019,40 @@ func newGCID(now time.Time) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return now.UTC().Format("20060102T150405.000Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// renewSweepClaims rewrites the sweep markers of plans every third of
+// the lease until the returned function is called (which waits for the
+// last rewrite to end, so none lands after the markers are deleted).
+func (r *Repo) renewSweepClaims(ctx context.Context, be remote.Backend, plans []*gcPlan, lease time.Duration) func() {
+	if lease <= 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(max(lease/3, time.Second))
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				for _, p := range plans {
+					_ = putJSONOver(ctx, be, gcSweepPrefix+p.ID, gcSweepMarker{Plan: p.ID, Started: r.Now().UTC()})
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// putJSONOver writes v at key whether or not it exists.
+func putJSONOver(ctx context.Context, be remote.Backend, key string, v any) error {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	b = append(b, '\n')
+	return be.Put(ctx, key, bytes.NewReader(b), int64(len(b)), remote.PutOptions{})
 }
 
 func putJSON(ctx context.Context, be remote.Backend, key string, v any) error {

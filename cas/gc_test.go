@@ -670,3 +670,43 @@ func TestGCOrphanSweepMarker(t *testing.T) {
 		t.Errorf("afterSweep with no sweep under way: %v", err)
 	}
 }
+
+// A long sweep renews its claim: a second gc well past the lease still
+// finds it at work and stops, instead of taking it over.
+func TestGCSweepRenewsClaim(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits past a 3 s lease")
+	}
+	w := newGCWorld(t)
+	var off atomic.Int64
+	w.r.Now = func() time.Time { return time.Now().Add(time.Duration(off.Load())) }
+	grace := 3 * time.Second // the lease is 3 s too: renewals every second
+	off.Store(int64(25 * time.Hour))
+	if rep := w.gc(t, GCOptions{Grace: grace}); rep.Planned.Packs == 0 {
+		t.Fatalf("mark: %+v", rep)
+	}
+	off.Store(int64(25*time.Hour + 10*time.Second))
+	release := make(chan struct{})
+	var once atomic.Bool
+	gcStepHook = func(s string) error {
+		if s == "segment written" && once.CompareAndSwap(false, true) {
+			<-release
+		}
+		return nil
+	}
+	defer func() { gcStepHook = nil }()
+	first := make(chan error, 1)
+	go func() { _, err := w.r.GC(t.Context(), nil, GCOptions{Grace: grace}); first <- err }()
+	time.Sleep(4500 * time.Millisecond)
+	if _, err := w.r.GC(t.Context(), nil, GCOptions{Grace: grace}); !errors.Is(err, ErrGCBusy) {
+		t.Errorf("second gc 4.5 s into a sweep with a 3 s lease: %v, want ErrGCBusy", err)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("first gc: %v", err)
+	}
+	if ks := keys(t, w.r.Backend, gcSweepPrefix); len(ks) != 0 {
+		t.Errorf("sweep markers left after the sweep: %v", ks)
+	}
+	w.checkKept(t)
+}
