@@ -568,26 +568,14 @@ func gcMark(ctx context.Context, be remote.Backend, expand func(context.Context,
 		return nil, fmt.Errorf("gc: list index segments on %s: %w", be.Location(), err)
 	}
 	for _, key := range m.segments {
-		data, err := remote.ReadAll(ctx, be, key)
+		s, _, err := readSegment(ctx, be, key)
 		if err != nil {
-			return nil, fmt.Errorf("gc: read index segment %s: %w", key, err)
-		}
-		if digest.Of(data).Hex() != strings.TrimPrefix(key, segmentPrefix) {
-			return nil, fmt.Errorf("gc: index segment %s is damaged: gc stops (cas verify)", key)
-		}
-		s, err := decodeSegment(data)
-		if err != nil {
-			return nil, fmt.Errorf("gc: index segment %s: %w", key, err)
+			return nil, fmt.Errorf("gc: %w: gc stops (cas verify)", err)
 		}
 		m.segmentContent[key] = s
-		byPack := map[digest.Digest][]index.Blob{}
-		for _, b := range s.Blobs {
-			byPack[b.Pack] = append(byPack[b.Pack], b)
+		if err := indexSegment(view.Index, s); err != nil {
+			return nil, err
 		}
-		for p, bs := range byPack {
-			_ = view.Index.AddBlobs(p, bs)
-		}
-		_ = view.Index.AddFiles(s.Files)
 	}
 	err = be.List(ctx, packPrefix, func(oi remote.ObjectInfo) error {
 		if id, err := packIDFromKey(oi.Key); err == nil {

@@ -271,13 +271,9 @@ func (r *Repo) retainObjects(ctx context.Context, lock remote.Retainer, be remot
 		return err
 	}
 	for _, key := range segs {
-		data, err := remote.ReadAll(ctx, be, key)
+		seg, _, err := readSegment(ctx, be, key)
 		if err != nil {
-			return fmt.Errorf("read index segment %s: %w", key, err)
-		}
-		seg, err := decodeSegment(data)
-		if err != nil {
-			return fmt.Errorf("index segment %s: %w", key, err)
+			return err
 		}
 		if slices.ContainsFunc(seg.Blobs, func(b index.Blob) bool { return packs[b.Pack] }) {
 			keys = append(keys, key)

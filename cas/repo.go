@@ -213,31 +213,46 @@ func (r *Repo) Chunker() *Chunker { return r.chunker }
 func (r *Repo) SyncIndex(ctx context.Context) error { return r.syncIndexFrom(ctx, r.Backend) }
 
 func (r *Repo) loadSegmentFrom(ctx context.Context, be remote.Backend, key string) error {
+	seg, id, err := readSegment(ctx, be, key)
+	if err != nil {
+		return err
+	}
+	if err := indexSegment(r.Index, seg); err != nil {
+		return err
+	}
+	return r.Index.MarkSegment(id)
+}
+
+// readSegment reads the index segment at key, checks it against its name
+// and decodes it.
+func readSegment(ctx context.Context, be remote.Backend, key string) (*segment, digest.Digest, error) {
 	data, err := remote.ReadAll(ctx, be, key)
 	if err != nil {
-		return fmt.Errorf("read index segment %s: %w", key, err)
+		return nil, digest.Zero, fmt.Errorf("read index segment %s: %w", key, err)
 	}
 	id := digest.Of(data)
 	if id.Hex() != strings.TrimPrefix(key, segmentPrefix) {
-		return fmt.Errorf("index segment %s: %w", key, &CorruptError{What: "index segment", ID: id})
+		return nil, id, fmt.Errorf("index segment %s: %w", key, &CorruptError{What: "index segment", ID: id})
 	}
 	seg, err := decodeSegment(data)
 	if err != nil {
-		return fmt.Errorf("index segment %s: %w", key, err)
+		return nil, id, fmt.Errorf("index segment %s: %w", key, err)
 	}
+	return seg, id, nil
+}
+
+// indexSegment records a segment's blobs, pack by pack, and files in idx.
+func indexSegment(idx index.Index, seg *segment) error {
 	byPack := map[digest.Digest][]index.Blob{}
 	for _, b := range seg.Blobs {
 		byPack[b.Pack] = append(byPack[b.Pack], b)
 	}
 	for p, bs := range byPack {
-		if err := r.Index.AddBlobs(p, bs); err != nil {
+		if err := idx.AddBlobs(p, bs); err != nil {
 			return err
 		}
 	}
-	if err := r.Index.AddFiles(seg.Files); err != nil {
-		return err
-	}
-	return r.Index.MarkSegment(id)
+	return idx.AddFiles(seg.Files)
 }
 
 // RebuildIndex forgets the local index and rebuilds it from the index

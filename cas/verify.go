@@ -2,6 +2,7 @@ package cas
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sort"
@@ -145,14 +146,11 @@ func (r *Repo) VerifyAll(ctx context.Context, prog *Progress) (*VerifyReport, er
 		}
 	}
 	err = r.Backend.List(ctx, segmentPrefix, func(oi remote.ObjectInfo) error {
-		data, err := remote.ReadAll(ctx, r.Backend, oi.Key)
-		if err == nil && digest.Of(data).Hex() != oi.Key[len(segmentPrefix):] {
-			err = &CorruptError{What: "index segment", ID: digest.Of(data)}
-		}
-		if err == nil {
-			_, err = decodeSegment(data)
-		}
-		if err != nil {
+		if _, _, err := readSegment(ctx, r.Backend, oi.Key); err != nil {
+			var ce *CorruptError
+			if errors.As(err, &ce) {
+				err = ce // the problem's path names the segment already
+			}
 			rep.add(oi.Key, err)
 		}
 		return nil
