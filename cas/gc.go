@@ -678,52 +678,27 @@ func (m *gcMarks) missed(what string) {
 // gcRoots lists what the refs (targets and history) and pins (targets and
 // roots) of view's backend point at.
 func gcRoots(ctx context.Context, view *Repo) ([]Object, error) {
-	be := view.Backend
+	refs, err := view.Refs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("gc: %w: gc stops, as it cannot tell what the refs keep", err)
+	}
+	pins, err := view.Pins(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("gc: %w: gc stops, as it cannot tell what the pins keep", err)
+	}
 	var roots []Object
-	var refNames, pinNames []string
-	err := be.List(ctx, refPrefix, func(oi remote.ObjectInfo) error {
-		refNames = append(refNames, strings.TrimPrefix(oi.Key, refPrefix))
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("gc: list refs on %s: %w", be.Location(), err)
-	}
-	err = be.List(ctx, PinPrefix, func(oi remote.ObjectInfo) error {
-		pinNames = append(pinNames, strings.TrimPrefix(oi.Key, PinPrefix))
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("gc: list pins on %s: %w", be.Location(), err)
-	}
-	history := func(d digest.Digest) {
-		if o, err := view.objectOf(ctx, d, ""); err == nil {
-			roots = append(roots, *o)
-		} else {
-			// Unknown kind: mark it as a tree and as a file; one of them fits.
-			roots = append(roots, Object{Digest: d, Kind: KindFile, Size: 1})
-		}
-	}
-	for _, name := range refNames {
-		ref, _, err := readRef(ctx, be, name)
-		if errors.Is(err, ErrNotFound) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			return nil, fmt.Errorf("gc: %w: gc stops, as it cannot tell what the ref keeps", err)
-		}
+	for _, ref := range refs {
 		roots = append(roots, Object{Digest: ref.Target, Kind: ref.Kind, Size: ref.Size, Name: ref.File, Type: ref.Type})
 		for _, d := range ref.Previous {
-			history(d)
+			if o, err := view.objectOf(ctx, d, ""); err == nil {
+				roots = append(roots, *o)
+			} else {
+				// Not in the store: the mark counts it missing and gc stops.
+				roots = append(roots, Object{Digest: d, Kind: KindFile, Size: 1})
+			}
 		}
 	}
-	for _, name := range pinNames {
-		p, err := view.GetPin(ctx, be, name)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("gc: %w: gc stops, as it cannot tell what the pin keeps", err)
-		}
+	for _, p := range pins {
 		roots = append(roots, p.Object())
 		for _, o := range p.Roots {
 			roots = append(roots, Object{Digest: o.Digest, Kind: o.Kind, Size: o.Size})
