@@ -68,6 +68,14 @@ func OpenBadger(dir string) (*Badger, error) {
 		WithDetectConflicts(false)
 	db, err := badger.Open(opts)
 	if err != nil {
+		// We hold the lock, so nobody else uses the database: it was left
+		// damaged (a process killed while badger wrote its files). It is
+		// only a cache of the store's index segments: start it afresh.
+		if rerr := clearExcept(dir, "cas.lock"); rerr == nil {
+			db, err = badger.Open(opts)
+		}
+	}
+	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("index: open %s: %w", dir, err)
 	}
@@ -302,6 +310,22 @@ func (x *Badger) Close() error {
 	x.lock.Close()
 	if err != nil {
 		return fmt.Errorf("index: close: %w", err)
+	}
+	return nil
+}
+
+// clearExcept removes everything in dir but the entry named keep.
+func clearExcept(dir, keep string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() != keep {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

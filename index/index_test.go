@@ -2,6 +2,7 @@ package index
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -156,5 +157,40 @@ func TestDecodeStatEntriesRejectsGarbage(t *testing.T) {
 	}
 	if _, err := decodeBlobValue(d("x"), make([]byte, 10)); err == nil {
 		t.Error("decodeBlobValue of a short record succeeded")
+	}
+}
+
+// A badger directory left damaged (here: a memtable file that cannot be
+// opened) is started afresh: the index is a cache.
+func TestBadgerDamagedStartsAfresh(t *testing.T) {
+	dir := t.TempDir()
+	b, err := OpenBadger(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A directory where badger expects its memtable file 00001.mem makes
+	// badger.Open fail.
+	if err := os.Mkdir(filepath.Join(dir, "00001.mem"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "00001.mem", "x"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err = OpenBadger(dir)
+	if err != nil {
+		t.Fatalf("OpenBadger over a damaged directory: %v", err)
+	}
+	defer b.Close()
+	if fi, err := os.Stat(filepath.Join(dir, "00001.mem")); err == nil && fi.IsDir() {
+		t.Error("the damaged memtable directory is still there")
+	}
+	if err := b.MarkSegment(digest.Of([]byte("s"))); err != nil {
+		t.Fatalf("write to the fresh index: %v", err)
+	}
+	if ok, err := b.HasSegment(digest.Of([]byte("s"))); !ok || err != nil {
+		t.Errorf("HasSegment after MarkSegment = %v, %v", ok, err)
 	}
 }
