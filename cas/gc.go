@@ -1011,17 +1011,20 @@ func (r *Repo) renewSweepClaims(ctx context.Context, be remote.Backend, plans []
 	return func() { cancel(); <-done }
 }
 
-// putJSONOver writes v at key whether or not it exists.
-func putJSONOver(ctx context.Context, be remote.Backend, key string, v any) error {
-	b, _ := json.MarshalIndent(v, "", "  ")
-	b = append(b, '\n')
-	return be.Put(ctx, key, bytes.NewReader(b), int64(len(b)), remote.PutOptions{})
+// putJSON writes v at key only if key is absent (ErrExists otherwise).
+func putJSON(ctx context.Context, be remote.Backend, key string, v any) error {
+	return writeJSON(ctx, be, key, v, remote.PutOptions{IfNoneMatch: true})
 }
 
-func putJSON(ctx context.Context, be remote.Backend, key string, v any) error {
+// putJSONOver writes v at key whether or not it exists.
+func putJSONOver(ctx context.Context, be remote.Backend, key string, v any) error {
+	return writeJSON(ctx, be, key, v, remote.PutOptions{})
+}
+
+func writeJSON(ctx context.Context, be remote.Backend, key string, v any, opts remote.PutOptions) error {
 	b, _ := json.MarshalIndent(v, "", "  ")
 	b = append(b, '\n')
-	return be.Put(ctx, key, bytes.NewReader(b), int64(len(b)), remote.PutOptions{IfNoneMatch: true})
+	return be.Put(ctx, key, bytes.NewReader(b), int64(len(b)), opts)
 }
 
 func getJSON(ctx context.Context, be remote.Backend, key string, v any) error {
