@@ -304,7 +304,7 @@ func (r *Repo) GetPin(ctx context.Context, be remote.Backend, name string) (*Pin
 	if be == nil {
 		be = r.Backend
 	}
-	b, err := remote.ReadAll(ctx, be, PinPrefix+name)
+	b, err := readSmall(ctx, be, PinPrefix+name)
 	if errors.Is(err, remote.ErrNotFound) || errors.Is(err, remote.ErrInvalidKey) {
 		return nil, fmt.Errorf("pin %s: %w", name, ErrNotFound)
 	}
@@ -313,13 +313,18 @@ func (r *Repo) GetPin(ctx context.Context, be remote.Backend, name string) (*Pin
 	}
 	var p Pin
 	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("pin %s: unreadable: %w", name, err)
+		return nil, &InvalidError{What: "pin", Name: name, Reason: "not JSON a pin: " + err.Error()}
 	}
 	p.Name = name
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
 	return &p, nil
 }
 
 // Pins lists the pins on be (the local store when be is nil), by name.
+// Pins that cannot be read or fail validation are left out and reported
+// together in a *PartialError, returned beside the others.
 func (r *Repo) Pins(ctx context.Context, be remote.Backend) ([]*Pin, error) {
 	if be == nil {
 		be = r.Backend
@@ -333,15 +338,23 @@ func (r *Repo) Pins(ctx context.Context, be remote.Backend) ([]*Pin, error) {
 		return nil, fmt.Errorf("list pins on %s: %w", be.Location(), err)
 	}
 	pins := make([]*Pin, 0, len(names))
+	var bad []error
 	for _, n := range names {
 		p, err := r.GetPin(ctx, be, n)
 		if errors.Is(err, ErrNotFound) {
 			continue // unpinned meanwhile
 		}
 		if err != nil {
-			return nil, err
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			bad = append(bad, err)
+			continue
 		}
 		pins = append(pins, p)
+	}
+	if len(bad) > 0 {
+		return pins, &PartialError{What: "pins", Errs: bad}
 	}
 	return pins, nil
 }

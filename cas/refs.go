@@ -128,18 +128,21 @@ func readRef(ctx context.Context, be remote.Backend, name string) (*Ref, remote.
 		}
 		return nil, info, err
 	}
-	b, err := remote.ReadAll(ctx, be, key)
+	b, err := readSmall(ctx, be, key)
 	if err != nil {
 		if errors.Is(err, remote.ErrNotFound) {
 			return nil, info, fmt.Errorf("ref %s: %w", name, ErrNotFound)
 		}
-		return nil, info, err
+		return nil, info, fmt.Errorf("ref %s: %w", name, err)
 	}
 	var ref Ref
 	if err := json.Unmarshal(b, &ref); err != nil {
-		return nil, info, fmt.Errorf("ref %s: unreadable: %w", name, err)
+		return nil, info, &InvalidError{What: "ref", Name: name, Reason: "not JSON a ref: " + err.Error()}
 	}
 	ref.Name = name
+	if err := ref.validate(); err != nil {
+		return nil, info, err
+	}
 	return &ref, info, nil
 }
 
@@ -153,7 +156,9 @@ func (r *Repo) GetRef(ctx context.Context, name string) (*Ref, error) {
 	return ref, err
 }
 
-// Refs lists all refs by name.
+// Refs lists all refs by name. Refs that cannot be read or fail
+// validation are left out and reported together in a *PartialError,
+// returned beside the others.
 func (r *Repo) Refs(ctx context.Context) ([]*Ref, error) {
 	var names []string
 	err := r.Backend.List(ctx, refPrefix, func(oi remote.ObjectInfo) error {
@@ -164,15 +169,23 @@ func (r *Repo) Refs(ctx context.Context) ([]*Ref, error) {
 		return nil, err
 	}
 	refs := make([]*Ref, 0, len(names))
+	var bad []error
 	for _, n := range names {
-		ref, err := r.GetRef(ctx, n)
+		ref, _, err := readRef(ctx, r.Backend, n)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			bad = append(bad, err)
+			continue
 		}
 		refs = append(refs, ref)
+	}
+	if len(bad) > 0 {
+		return refs, &PartialError{What: "refs", Errs: bad}
 	}
 	return refs, nil
 }
@@ -323,7 +336,8 @@ func (r *Repo) expandPrefix(ctx context.Context, prefix string) (digest.Digest, 
 		return digest.Zero, err
 	}
 	refs, err := r.Refs(ctx)
-	if err != nil {
+	var partial *PartialError
+	if err != nil && !errors.As(err, &partial) {
 		return digest.Zero, err
 	}
 	for _, ref := range refs {

@@ -2,12 +2,14 @@ package index
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"golang.org/x/sys/unix"
 
 	"github.com/cas-ml/cas/digest"
@@ -65,14 +67,15 @@ func OpenBadger(dir string) (*Badger, error) {
 		WithValueThreshold(1 << 10).
 		WithNumCompactors(2).
 		WithNumGoroutines(2).
-		WithDetectConflicts(false)
-	db, err := badger.Open(opts)
+		WithDetectConflicts(false).
+		WithChecksumVerificationMode(options.OnTableRead)
+	db, err := openDB(opts)
 	if err != nil {
 		// We hold the lock, so nobody else uses the database: it was left
 		// damaged (a process killed while badger wrote its files). It is
 		// only a cache of the store's index segments: start it afresh.
 		if rerr := clearExcept(dir, "cas.lock"); rerr == nil {
-			db, err = badger.Open(opts)
+			db, err = openDB(opts)
 		}
 	}
 	if err != nil {
@@ -82,6 +85,73 @@ func OpenBadger(dir string) (*Badger, error) {
 	return &Badger{db: db, lock: lock}, nil
 }
 
+// openDB opens badger, turning a panic on damaged files (a truncated
+// table makes badger index out of range) into an error, which the caller
+// answers by starting the cache afresh.
+func openDB(opts badger.Options) (db *badger.DB, err error) {
+	defer recoverDamage(&err)
+	// Badger opens its tables in goroutines of its own, where a panic
+	// cannot be recovered: read each table here first.
+	if err := checkTables(opts.Dir); err != nil {
+		return nil, err
+	}
+	return badger.Open(opts)
+}
+
+// checkTables opens every table file of dir read-only, as badger will,
+// and reports the first that is damaged.
+func checkTables(dir string) (err error) {
+	ssts, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
+	for _, f := range ssts {
+		if err := checkTable(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkTable checks that the footer of a table file (its last 4 bytes
+// give the checksum's length, the 4 before the checksum the index's) lies
+// within the file: badger reads those lengths unchecked and panics on a
+// table cut short. Checksums badger verifies itself (OnTableRead).
+func checkTable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("%w: table %s: %w", ErrCorrupt, filepath.Base(path), err)
+	}
+	defer f.Close()
+	bad := fmt.Errorf("%w: table %s is cut short", ErrCorrupt, filepath.Base(path))
+	fi, err := f.Stat()
+	if err != nil || fi.Size() < 8 {
+		return bad
+	}
+	n := uint64(fi.Size())
+	var u [4]byte
+	if _, err := f.ReadAt(u[:], int64(n-4)); err != nil {
+		return bad
+	}
+	sumLen := uint64(binary.BigEndian.Uint32(u[:]))
+	if sumLen > n-8 {
+		return bad
+	}
+	if _, err := f.ReadAt(u[:], int64(n-8-sumLen)); err != nil {
+		return bad
+	}
+	if idxLen := uint64(binary.BigEndian.Uint32(u[:])); idxLen > n-8-sumLen {
+		return bad
+	}
+	return nil
+}
+
+// recoverDamage turns a panic inside badger, which its damaged files can
+// cause, into an error wrapping ErrCorrupt: the index is a cache, and
+// `cas index rebuild` (or removing .cas/index) mends it.
+func recoverDamage(err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("%w: the local index is damaged (%v); run `cas index rebuild`", ErrCorrupt, p)
+	}
+}
+
 func key(prefix byte, d digest.Digest) []byte {
 	k := make([]byte, 1+digest.Size)
 	k[0] = prefix
@@ -89,9 +159,9 @@ func key(prefix byte, d digest.Digest) []byte {
 	return k
 }
 
-func (x *Badger) get(k []byte) ([]byte, bool, error) {
-	var v []byte
-	err := x.db.View(func(txn *badger.Txn) error {
+func (x *Badger) get(k []byte) (v []byte, ok bool, err error) {
+	defer recoverDamage(&err)
+	err = x.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(k)
 		if err != nil {
 			return err
@@ -109,7 +179,8 @@ func (x *Badger) get(k []byte) ([]byte, bool, error) {
 }
 
 // write runs fn over a write batch and flushes it.
-func (x *Badger) write(fn func(wb *badger.WriteBatch) error) error {
+func (x *Badger) write(fn func(wb *badger.WriteBatch) error) (err error) {
+	defer recoverDamage(&err)
 	wb := x.db.NewWriteBatch()
 	defer wb.Cancel()
 	if err := fn(wb); err != nil {
@@ -195,6 +266,27 @@ func (x *Badger) MarkSegment(seg digest.Digest) error {
 	return x.write(func(wb *badger.WriteBatch) error { return wb.Set(key(prefixSegment, seg), nil) })
 }
 
+// ForgetBlobs implements Index.
+func (x *Badger) ForgetBlobs(ids []digest.Digest) error {
+	return x.write(func(wb *badger.WriteBatch) error {
+		for _, id := range ids {
+			if err := wb.Delete(key(prefixBlob, id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Segments implements Index.
+func (x *Badger) Segments(fn func(digest.Digest) error) error {
+	return x.iterate([]byte{prefixSegment}, false, func(k, _ []byte) error {
+		var d digest.Digest
+		copy(d[:], k[1:])
+		return fn(d)
+	})
+}
+
 // HasPack implements Index.
 func (x *Badger) HasPack(pack digest.Digest) (bool, error) {
 	_, ok, err := x.get(key(prefixPack, pack))
@@ -202,7 +294,8 @@ func (x *Badger) HasPack(pack digest.Digest) (bool, error) {
 }
 
 // iterate calls fn for every key (and value when withValues) under prefix.
-func (x *Badger) iterate(prefix []byte, withValues bool, fn func(k, v []byte) error) error {
+func (x *Badger) iterate(prefix []byte, withValues bool, fn func(k, v []byte) error) (err error) {
+	defer recoverDamage(&err)
 	return x.db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = prefix

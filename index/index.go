@@ -90,6 +90,11 @@ type Index interface {
 	MarkSegment(seg digest.Digest) error
 	// HasPack reports whether the pack's blobs are recorded.
 	HasPack(pack digest.Digest) (bool, error)
+	// ForgetBlobs removes blobs (found damaged or lost) so that the next
+	// push stores them again; their packs stay known.
+	ForgetBlobs(ids []digest.Digest) error
+	// Segments calls fn for every segment marked loaded.
+	Segments(fn func(digest.Digest) error) error
 	// Packs calls fn for every known pack.
 	Packs(fn func(digest.Digest) error) error
 	// Blobs calls fn for every known blob.

@@ -108,6 +108,32 @@ func (m *Memory) MarkSegment(seg digest.Digest) error {
 	return nil
 }
 
+// ForgetBlobs implements Index.
+func (m *Memory) ForgetBlobs(ids []digest.Digest) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range ids {
+		delete(m.blobs, id)
+	}
+	return nil
+}
+
+// Segments implements Index.
+func (m *Memory) Segments(fn func(digest.Digest) error) error {
+	m.mu.RLock()
+	ss := make([]digest.Digest, 0, len(m.segments))
+	for s := range m.segments {
+		ss = append(ss, s)
+	}
+	m.mu.RUnlock()
+	for _, s := range ss {
+		if err := fn(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // HasPack implements Index.
 func (m *Memory) HasPack(pack digest.Digest) (bool, error) {
 	m.mu.RLock()

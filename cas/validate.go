@@ -1,0 +1,118 @@
+package cas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/remote"
+)
+
+// ErrInvalidObject wraps every report of an object read from a store or a
+// bucket that cas would never have written: a ref, pin, tree, segment or
+// gc record with a field out of bounds. Such an object is reported as
+// damage naming it; nothing is done on its word.
+var ErrInvalidObject = errors.New("cas: invalid stored object")
+
+// InvalidError names an object that failed validation, and why.
+type InvalidError struct {
+	What   string // "ref", "pin", "gc record", …
+	Name   string // its name or key
+	Reason string
+}
+
+func (e *InvalidError) Error() string {
+	return fmt.Sprintf("%s %s is invalid (%s): treat it as damaged", e.What, e.Name, e.Reason)
+}
+
+func (e *InvalidError) Unwrap() error { return ErrInvalidObject }
+
+// maxNamedObject bounds what cas reads of a ref, pin or gc record: each is
+// a small JSON document, and a bucket may serve anything under its name.
+const maxNamedObject = 16 << 20
+
+// readSmall reads a small named object (ref, pin, gc record) whole,
+// refusing one larger than maxNamedObject.
+func readSmall(ctx context.Context, be remote.Backend, key string) ([]byte, error) {
+	rc, err := be.Get(ctx, key, 0, -1)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, maxNamedObject+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxNamedObject {
+		return nil, &InvalidError{What: "object", Name: key, Reason: fmt.Sprintf("more than %d bytes", maxNamedObject)}
+	}
+	return b, nil
+}
+
+// checkTarget validates what a ref or pin says of its target: a digest, a
+// kind a ref may name (a file or a directory, never a link), a size, a
+// base name that is a single path element, and a known type.
+func checkTarget(target digest.Digest, kind Kind, size int64, file, typ string) string {
+	switch {
+	case target == digest.Zero:
+		return "no target digest"
+	case kind != KindFile && kind != KindExec && kind != KindDir:
+		return fmt.Sprintf("kind %s cannot be named", kind)
+	case size < 0:
+		return "negative size"
+	case file != "" && !ValidName(file):
+		return fmt.Sprintf("file name %q is not a single path element", file)
+	case file != "" && kind == KindDir:
+		return "a directory with a file name"
+	case typ != "" && typ != TypeManifest:
+		return fmt.Sprintf("unknown type %q", typ)
+	}
+	return ""
+}
+
+// TypeManifest is the Type of a ref or pin that names an experiment manifest.
+const TypeManifest = "manifest"
+
+// validate checks a ref read from a store.
+func (ref *Ref) validate() error {
+	if why := checkTarget(ref.Target, ref.Kind, ref.Size, ref.File, ref.Type); why != "" {
+		return &InvalidError{What: "ref", Name: ref.Name, Reason: why}
+	}
+	if len(ref.Previous) > 10*maxRefHistory {
+		return &InvalidError{What: "ref", Name: ref.Name, Reason: "history too long"}
+	}
+	return nil
+}
+
+// validate checks a pin read from a store.
+func (p *Pin) validate() error {
+	if why := checkTarget(p.Target, p.Kind, p.Size, p.File, p.Type); why != "" {
+		return &InvalidError{What: "pin", Name: p.Name, Reason: why}
+	}
+	for _, root := range p.Roots {
+		if why := checkTarget(root.Digest, root.Kind, root.Size, "", ""); why != "" {
+			return &InvalidError{What: "pin", Name: p.Name, Reason: "root " + root.Digest.Short() + ": " + why}
+		}
+	}
+	return nil
+}
+
+// PartialError is returned beside the good results of a listing (refs,
+// pins) when some entries could not be read: each is in Errs, naming it.
+// A caller that only shows a listing warns of them and goes on; one that
+// relies on the listing being whole (gc) stops.
+type PartialError struct {
+	What string // "refs", "pins"
+	Errs []error
+}
+
+func (e *PartialError) Error() string {
+	if len(e.Errs) == 1 {
+		return fmt.Sprintf("%s: %v", e.What, e.Errs[0])
+	}
+	return fmt.Sprintf("%s: %d unreadable, first: %v", e.What, len(e.Errs), e.Errs[0])
+}
+
+func (e *PartialError) Unwrap() []error { return e.Errs }
