@@ -2,6 +2,7 @@ package cas
 
 import (
 	"context"
+	"encoding/binary"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sys/unix"
@@ -36,6 +38,11 @@ type RestoreResult struct {
 	Links int64  `json:"links"`
 	Bytes int64  `json:"bytes"`
 }
+
+// ErrIntoStore reports a restore that would write into the open store's own
+// directory (.cas): a stored tree may hold a .cas of its own, and no data
+// may alter the store's refs or packs behind its back.
+var ErrIntoStore = errors.New("cas: refusing to write into the store's own directory")
 
 // ErrDestNotEmpty reports a restore into a non-empty destination without Force.
 var ErrDestNotEmpty = errors.New("destination exists and is not empty (use --force to write into it)")
@@ -73,6 +80,12 @@ func (r *Repo) Restore(ctx context.Context, obj *Object, dest string, opts Resto
 	if obj.Kind != KindDir {
 		return rs.res, rs.restoreSingle(ctx, obj, dest)
 	}
+	if rel, ok := r.storeBelow(dest); ok {
+		if rel == "." {
+			return nil, fmt.Errorf("%s: %w", dest, ErrIntoStore)
+		}
+		rs.storeRel = rel
+	}
 	var st unix.Stat_t
 	err := unix.Lstat(dest, &st)
 	switch {
@@ -102,6 +115,7 @@ func (r *Repo) Restore(ctx context.Context, obj *Object, dest string, opts Resto
 	}
 	target := dest
 	if !rs.inPlace {
+		removeStaleStaging(filepath.Dir(dest), r.Now().Add(-staleStaging))
 		target = filepath.Join(filepath.Dir(dest), ".cas-restore-"+randHex()+"-"+truncName(filepath.Base(dest)))
 		if err := os.Mkdir(target, 0o755); err != nil {
 			return nil, err
@@ -119,6 +133,22 @@ func (r *Repo) Restore(ctx context.Context, obj *Object, dest string, opts Resto
 	rs.done = true
 	rs.res.Path = dest
 	return rs.res, nil
+}
+
+// staleStaging is the age past which a staging directory beside a
+// destination is taken for the leftover of a killed restore.
+const staleStaging = time.Hour
+
+// removeStaleStaging removes the staging directories (.cas-restore-*) that
+// restores killed before their rename left in dir, if older than before.
+func removeStaleStaging(dir string, before time.Time) {
+	names, _ := filepath.Glob(filepath.Join(dir, ".cas-restore-*"))
+	for _, n := range names {
+		fi, err := os.Lstat(n)
+		if err == nil && fi.IsDir() && fi.ModTime().Before(before) {
+			_ = os.RemoveAll(n)
+		}
+	}
 }
 
 func truncName(s string) string {
@@ -155,6 +185,62 @@ type restorer struct {
 	chunkSem *semaphore.Weighted
 	mu       sync.Mutex // guards res
 	done     bool
+	// storeRel is where the open store lies below the destination, if
+	// it does: no entry may be written there or replace a parent of it.
+	storeRel string
+}
+
+// storeBelow reports where the store's directory lies below dir, if it
+// does ("." when dir is the store itself), resolving symlinks on both.
+func (r *Repo) storeBelow(dir string) (string, bool) {
+	if r.Dir == "" {
+		return "", false
+	}
+	store, err := filepath.EvalSymlinks(r.Dir)
+	if err != nil {
+		return "", false
+	}
+	d, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", false
+	}
+	rel, err := filepath.Rel(d, store)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", false
+	}
+	return filepath.ToSlash(rel), true
+}
+
+// insideStore reports whether dir is the store's directory or lies below it.
+func (r *Repo) insideStore(dir string) bool {
+	if r.Dir == "" {
+		return false
+	}
+	store, err := filepath.EvalSymlinks(r.Dir)
+	if err != nil {
+		return false
+	}
+	d, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(store, d)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// touchesStore reports whether writing entry rel (of kind k) would write
+// into the store or replace a directory holding it.
+func (rs *restorer) touchesStore(rel string, k Kind) bool {
+	s := rs.storeRel
+	switch {
+	case s == "":
+		return false
+	case rel == s || strings.HasPrefix(rel, s+"/"):
+		return true
+	case strings.HasPrefix(s, rel+"/"):
+		return k != KindDir
+	}
+	return false
 }
 
 // removeContents empties a directory, leaving the directory itself.
@@ -197,6 +283,9 @@ func (rs *restorer) restoreSingle(ctx context.Context, obj *Object, dest string)
 			return fmt.Errorf("%s exists (use --force to replace it)", dest)
 		}
 	}
+	if rs.r.insideStore(filepath.Dir(dest)) {
+		return fmt.Errorf("%s: %w", dest, ErrIntoStore)
+	}
 	rs.res.Path = dest
 	e := TreeEntry{Name: filepath.Base(dest), Kind: obj.Kind, Size: obj.Size, Digest: obj.Digest}
 	if e.Kind == KindLink {
@@ -227,6 +316,9 @@ func (rs *restorer) collect(ctx context.Context, d digest.Digest, dir, rel strin
 		}
 		path := filepath.Join(dir, e.Name)
 		erel := joinRel(rel, e.Name)
+		if rs.touchesStore(erel, e.Kind) {
+			return fmt.Errorf("%s: %w", erel, ErrIntoStore)
+		}
 		switch e.Kind {
 		case KindDir:
 			if err := rs.makeDir(path); err != nil {
@@ -377,6 +469,9 @@ func (rs *restorer) writeFile(ctx context.Context, j fileJob) error {
 	if err := rs.r.writeContent(ctx, f, j.e.Digest, j.e.Size, rs.chunkSem, rs.opts.Progress); err != nil {
 		return withPath(j.rel, err)
 	}
+	if err := f.Truncate(j.e.Size); err != nil { // the holes writeSparse left at the end
+		return fmt.Errorf("%s: %w", j.rel, err)
+	}
 	if err := f.Chmod(mode); err != nil { // whatever the umask
 		return err
 	}
@@ -421,15 +516,16 @@ func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, si
 	if off != size {
 		return &CorruptError{What: "file", ID: d}
 	}
-	if len(chunks) == 1 {
+	if len(chunks) == 1 && chunks[0] == d {
 		// The blob was looked up above: read it without a second lookup.
+		// Its ID is the file digest, so reading it checks the file.
 		data, err := r.readBlob(ctx, blobs[0], getBuf(int(blobs[0].RawLen)))
 		if err == nil {
-			err = writeAll(f, data, 0)
+			err = writeSparse(f, data, 0)
 			prog.Bytes.Add(int64(len(data)))
 			putBuf(data)
 		}
-		return err // the chunk ID is the file digest: already checked
+		return err
 	}
 	// Chunks that lie next to each other in one pack are read together:
 	// one request each run, which matters most from a remote.
@@ -469,7 +565,7 @@ func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, si
 				res.raws, res.bufs, res.err = r.fetchRun(cctx, blobs[u.from:u.to])
 				for k, raw := range res.raws {
 					if res.err == nil {
-						res.err = writeAll(f, raw, offsets[u.from+k])
+						res.err = writeSparse(f, raw, offsets[u.from+k])
 					}
 				}
 				results[i] <- res
@@ -553,6 +649,38 @@ func (r *Repo) fetchChunk(ctx context.Context, id digest.Digest) ([]byte, error)
 	return r.readBlob(ctx, b, getBuf(int(b.RawLen)))
 }
 
+// writeSparse writes b at off, leaving a hole where b is all zeros: a
+// restored file is created empty and sized at the end (Truncate), so a
+// hole reads as the zeros it stands for, and a sparse file stays sparse.
+func writeSparse(f *os.File, b []byte, off int64) error {
+	const page = 4 << 10
+	for len(b) > 0 {
+		n := min(len(b), 64<<10)
+		if !allZero(b[:n]) || n < page {
+			if err := writeAll(f, b[:n], off); err != nil {
+				return err
+			}
+		}
+		b, off = b[n:], off+int64(n)
+	}
+	return nil
+}
+
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // writeAll writes b at off, turning a short write into an error.
 func writeAll(f *os.File, b []byte, off int64) error {
 	n, err := f.WriteAt(b, off)
@@ -565,16 +693,58 @@ func writeAll(f *os.File, b []byte, off int64) error {
 	return nil
 }
 
-// WriteFile streams a stored file to w in order, checking each chunk and
-// then the whole digest.
+// WriteFile writes a stored file to w, never a byte that is not part of
+// it: a file stored as one chunk is checked as it streams (its chunk ID is
+// its digest); any other is checked whole first, held in memory when small
+// and in a temporary file otherwise, since a chunk list read from a store
+// could name other valid chunks.
 func (r *Repo) WriteFile(ctx context.Context, obj *Object, w io.Writer) error {
-	err := r.streamFile(ctx, obj.Digest, obj.Size, func(b []byte) error {
-		_, err := w.Write(b)
-		return err
-	})
+	err := r.writeFile(ctx, obj, w)
 	var ce *CorruptError
 	if errors.As(err, &ce) && ce.What == "file" && ce.Path == "" {
 		ce.Path = obj.Name
 	}
+	return err
+}
+
+// spoolInMemory is the largest file WriteFile checks in memory.
+const spoolInMemory = 64 << 20
+
+func (r *Repo) writeFile(ctx context.Context, obj *Object, w io.Writer) error {
+	chunks, err := r.fileChunks(obj.Digest, obj.Size)
+	if err != nil {
+		return err
+	}
+	if len(chunks) == 0 || (len(chunks) == 1 && chunks[0] == obj.Digest) {
+		return r.streamFile(ctx, obj.Digest, obj.Size, func(b []byte) error {
+			_, err := w.Write(b)
+			return err
+		})
+	}
+	if obj.Size <= spoolInMemory {
+		b, err := r.readWhole(ctx, obj.Digest, obj.Size)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	tmp, err := os.CreateTemp("", "cas-cat-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	err = r.streamFile(ctx, obj.Digest, obj.Size, func(b []byte) error {
+		_, err := tmp.Write(b)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	_, err = io.Copy(w, tmp)
 	return err
 }
