@@ -486,7 +486,7 @@ func TestGCCompactsSegments(t *testing.T) {
 		}
 	}
 	// The late reader's next sync finds its segments gone and the merged one.
-	if err := late.syncSegments(ctx, r.Backend, false); err != nil {
+	if err := late.syncSegments(ctx, r.Backend, false, false); err != nil {
 		t.Fatal(err)
 	}
 	for _, o := range objs {
@@ -497,7 +497,7 @@ func TestGCCompactsSegments(t *testing.T) {
 	// A listing taken before the gc, read after it: the vanished segments
 	// are skipped and one more listing finds the merged one.
 	stale := &Repo{Backend: &staleList{Backend: r.Backend, keys: before}, Index: index.NewMemory(), Now: time.Now, packs: newPackFiles(r.Backend)}
-	if err := stale.syncSegments(ctx, stale.Backend, false); err != nil {
+	if err := stale.syncSegments(ctx, stale.Backend, false, false); err != nil {
 		t.Fatalf("sync from a stale listing: %v", err)
 	}
 	merged, _ := digest.ParseHex(strings.TrimPrefix(after[0], segmentPrefix))

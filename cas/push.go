@@ -89,7 +89,32 @@ func racy(e index.StatEntry, pushStart int64) bool {
 // file or tree digest, or, for several paths, the digest of a tree holding
 // them by base name.
 func (r *Repo) Push(ctx context.Context, paths []string, opts PushOptions) (*PushResult, error) {
-	return r.run(ctx, &pusher{r: r, opts: opts}, paths)
+	if _, err := r.adoptOrphans(ctx); err != nil {
+		return nil, err
+	}
+	res, err := r.run(ctx, &pusher{r: r, opts: opts}, paths)
+	var lost *lostError
+	if !errors.As(err, &lost) {
+		return res, err
+	}
+	// Data the index vouched for is gone from the store (a deleted or
+	// damaged pack): forget it, and push again trusting no stored tree,
+	// so that every file is checked and what is missing stored again.
+	if err := r.Index.ForgetBlobs(lost.blobs); err != nil {
+		return nil, err
+	}
+	r.warn(lost)
+	if opts.Progress != nil {
+		opts.Progress.Files.Store(0)
+		opts.Progress.Bytes.Store(0)
+		opts.Progress.TotalFiles.Store(0)
+		opts.Progress.TotalBytes.Store(0)
+	}
+	res, err = r.run(ctx, &pusher{r: r, opts: opts, distrust: true}, paths)
+	if errors.As(err, &lost) {
+		return nil, fmt.Errorf("push: %w, even after storing it again", lost)
+	}
+	return res, err
 }
 
 // HashResult is a digest computed without storing anything.
@@ -127,6 +152,11 @@ type pusher struct {
 	r        *Repo
 	opts     PushOptions
 	hashOnly bool
+	// distrust: no stored tree vouches for what lies below it (a push
+	// again after data the index knew was found missing).
+	distrust bool
+	trusted  []*node                 // directories settle took as stored, whole
+	present  sync.Map                // pack ID → bool: in the store, asked once a push
 	trees    map[digest.Digest]*Tree // hash only: every tree computed
 
 	ctx    context.Context
@@ -309,8 +339,13 @@ func (r *Repo) run(ctx context.Context, p *pusher, paths []string) (*PushResult,
 	if p.hashOnly {
 		return res, nil
 	}
+	p.ctx = ctx // the pipeline's context ended with it
+	lost := p.checkTrusted()
 	if err := p.writeSegment(ctx); err != nil {
 		return nil, err
+	}
+	if lost != nil {
+		return nil, lost
 	}
 	res.StoredBytes = p.storedBytes.Load()
 	for _, rt := range roots {
@@ -403,8 +438,9 @@ func (p *pusher) settle(n *node, work *[]*node) error {
 		if err != nil {
 			return err
 		}
-		if ok && b.Type == index.TypeTree {
+		if ok && b.Type == index.TypeTree && !p.distrust {
 			n.stored = true
+			p.trusted = append(p.trusted, n)
 			return nil
 		}
 	}
@@ -415,7 +451,7 @@ func (p *pusher) settle(n *node, work *[]*node) error {
 		if !c.kind.IsFile() || !c.cached {
 			continue
 		}
-		ok, err := p.r.hasFile(c.digest, c.size)
+		ok, err := p.hasFile(c.digest, c.size)
 		if err != nil {
 			return err
 		}
@@ -429,18 +465,99 @@ func (p *pusher) settle(n *node, work *[]*node) error {
 	return nil
 }
 
-// hasFile reports whether the index knows every chunk of a file.
-func (r *Repo) hasFile(d digest.Digest, size int64) (bool, error) {
-	chunks, err := r.fileChunks(d, size)
+// hasFile reports whether every chunk of a file is in the store.
+func (p *pusher) hasFile(d digest.Digest, size int64) (bool, error) {
+	chunks, err := p.r.fileChunks(d, size)
 	if err != nil {
 		return false, err
 	}
 	for _, c := range chunks {
-		if _, ok, err := r.Index.Blob(c); !ok || err != nil {
+		if ok, err := p.hasBlob(c); !ok || err != nil {
 			return false, err
 		}
 	}
 	return true, nil
+}
+
+// hasBlob reports whether a blob is in the store: known to the index, in
+// a pack that is there. The index is a cache and never the last word.
+func (p *pusher) hasBlob(id digest.Digest) (bool, error) {
+	b, ok, err := p.r.Index.Blob(id)
+	if !ok || err != nil {
+		return false, err
+	}
+	return p.packPresent(b.Pack)
+}
+
+// packPresent reports whether a pack is in the store, asking the backend
+// once per pack and push.
+func (p *pusher) packPresent(pack digest.Digest) (bool, error) {
+	if v, ok := p.present.Load(pack); ok {
+		return v.(bool), nil
+	}
+	_, err := p.r.Backend.Stat(p.ctx, packKey(pack))
+	if err != nil && !errors.Is(err, remote.ErrNotFound) {
+		return false, fmt.Errorf("pack %s: %w", pack.Short(), err)
+	}
+	p.present.Store(pack, err == nil)
+	return err == nil, nil
+}
+
+// lostError reports blobs the index placed in packs the store no longer
+// has: the push that found them stores them again.
+type lostError struct{ blobs []digest.Digest }
+
+func (e *lostError) Error() string {
+	return fmt.Sprintf("%d chunks the index knew are missing from the store (a deleted or damaged pack); storing them again", len(e.blobs))
+}
+
+// checkTrusted checks that everything below the directories settle took
+// as stored is in the store, and reports what is not.
+func (p *pusher) checkTrusted() error {
+	var lost []digest.Digest
+	var walk func(n *node) error
+	check := func(id digest.Digest) error {
+		ok, err := p.hasBlob(id)
+		if err == nil && !ok {
+			lost = append(lost, id)
+		}
+		return err
+	}
+	walk = func(n *node) error {
+		switch {
+		case n.kind == KindDir:
+			if err := check(n.digest); err != nil {
+				return err
+			}
+			for _, c := range n.children {
+				if err := walk(c); err != nil {
+					return err
+				}
+			}
+		case n.kind == KindLink:
+			return check(n.digest)
+		case n.kind.IsFile():
+			chunks, err := p.r.fileChunks(n.digest, n.size)
+			if err != nil {
+				return err
+			}
+			for _, c := range chunks {
+				if err := check(c); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	for _, n := range p.trusted {
+		if err := walk(n); err != nil {
+			return err
+		}
+	}
+	if len(lost) > 0 {
+		return &lostError{blobs: lost}
+	}
+	return nil
 }
 
 // nodeTree builds the tree of a directory node from its children and
@@ -839,7 +956,7 @@ func (p *pusher) prepareBlob(id digest.Digest, raw []byte, typ uint8, scratch []
 	if _, dup := p.claimed.LoadOrStore(id, struct{}{}); dup {
 		return index.Blob{}, nil, nil
 	}
-	if _, ok, err := p.r.Index.Blob(id); err != nil || ok {
+	if ok, err := p.hasBlob(id); err != nil || ok {
 		return index.Blob{}, nil, err
 	}
 	stored, codec := encodeChunk(raw, scratch)
@@ -930,9 +1047,6 @@ func (p *pusher) writePack(ctx context.Context, pb *packBuilder) error {
 	if p.opts.Mirror != nil {
 		p.mirror(ctx, remote.ObjectInfo{Key: packKey(id), Size: int64(len(data))})
 	}
-	if err := p.r.Index.AddBlobs(id, blobs); err != nil {
-		return err
-	}
 	p.mu.Lock()
 	p.newBlobs = append(p.newBlobs, blobs...)
 	p.mu.Unlock()
@@ -967,6 +1081,8 @@ func (p *pusher) mirror(ctx context.Context, oi remote.ObjectInfo) {
 }
 
 // writeSegment stores the index segment of this push, after its packs.
+// Only then does the index learn the push's blobs: a push killed before
+// leaves packs no segment names, which the next push never trusts.
 func (p *pusher) writeSegment(ctx context.Context) error {
 	if len(p.newBlobs) == 0 && len(p.files) == 0 {
 		return nil
@@ -976,20 +1092,7 @@ func (p *pusher) writeSegment(ctx context.Context) error {
 	if err := p.r.syncKeys(p.packKeys...); err != nil {
 		return err
 	}
-	seg := &segment{Blobs: p.newBlobs, Files: p.files}
-	data := seg.encode()
-	id := digest.Of(data)
-	key := segmentPrefix + id.Hex()
-	err := p.r.Backend.Put(ctx, key, bytes.NewReader(data), int64(len(data)), remote.PutOptions{IfNoneMatch: true})
-	if err != nil && !errors.Is(err, remote.ErrExists) {
-		return fmt.Errorf("write index segment: %w", err)
-	}
-	if err := p.r.syncKeys(key); err != nil {
-		return err
-	}
-	p.storedBytes.Add(int64(len(data)))
-	if err := p.r.Index.AddFiles(p.files); err != nil {
-		return err
-	}
-	return p.r.Index.MarkSegment(id)
+	n, err := p.r.writeSegment(ctx, p.newBlobs, p.files)
+	p.storedBytes.Add(n)
+	return err
 }

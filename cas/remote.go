@@ -366,19 +366,26 @@ func (r *Repo) syncIndexFrom(ctx context.Context, be remote.Backend) error {
 	if err := r.forgetCollected(ctx, be); err != nil {
 		return fmt.Errorf("read gc records on %s: %w", be.Location(), err)
 	}
-	return r.syncSegments(ctx, be, false)
+	return r.syncSegments(ctx, be, false, false)
 }
 
 // syncSegments loads the segments of be the index lacks. A segment that
 // vanished between the listing and the read was merged by a gc into one
-// written before it was deleted: one more listing finds that one.
-func (r *Repo) syncSegments(ctx context.Context, be remote.Backend, relisted bool) error {
+// written before it was deleted: one more listing finds that one. A
+// segment that cannot be read or fails its checks is skipped with a
+// warning: verify reports it, and the data it named is stored again by
+// the next push. On the store's own backend, a segment the index loaded
+// that is no longer there makes the index rebuild (unless rebuilding):
+// the cache never vouches for what the store no longer says.
+func (r *Repo) syncSegments(ctx context.Context, be remote.Backend, relisted, rebuilding bool) error {
 	var todo []string
+	listed := map[digest.Digest]bool{}
 	err := be.List(ctx, segmentPrefix, func(oi remote.ObjectInfo) error {
 		d, err := digest.ParseHex(strings.TrimPrefix(oi.Key, segmentPrefix))
 		if err != nil {
 			return nil // not ours
 		}
+		listed[d] = true
 		ok, err := r.Index.HasSegment(d)
 		if err == nil && !ok {
 			todo = append(todo, oi.Key)
@@ -388,6 +395,24 @@ func (r *Repo) syncSegments(ctx context.Context, be remote.Backend, relisted boo
 	if err != nil {
 		return fmt.Errorf("list index segments on %s: %w", be.Location(), err)
 	}
+	if be == r.Backend && !rebuilding {
+		lost := false
+		err := r.Index.StoreSegments(func(d digest.Digest) error {
+			if !listed[d] {
+				lost = true
+				return errStop
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			return err
+		}
+		if lost {
+			r.warn(errors.New("an index segment the local index had loaded is gone from the store: rebuilding the index"))
+			_, _, err := r.RebuildIndex(ctx)
+			return err
+		}
+	}
 	gone := false
 	for _, key := range todo {
 		err := r.loadSegmentFrom(ctx, be, key)
@@ -396,11 +421,20 @@ func (r *Repo) syncSegments(ctx context.Context, be remote.Backend, relisted boo
 			continue
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			var ce *CorruptError
+			var ie *InvalidError
+			if errors.As(err, &ce) || errors.As(err, &ie) || errors.Is(err, ErrBadSegment) {
+				r.warn(fmt.Errorf("skipped %w", err))
+				continue
+			}
 			return err
 		}
 	}
 	if gone && !relisted {
-		return r.syncSegments(ctx, be, true)
+		return r.syncSegments(ctx, be, true, rebuilding)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package cas
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -65,6 +66,10 @@ type Repo struct {
 	Now func() time.Time
 	// Transfers is how many requests to a remote run at once (0: 8).
 	Transfers int
+
+	// Warn, if set, is told of damage cas stepped around (a segment it
+	// could not read, a ref it skipped); the caller shows it.
+	Warn func(error)
 
 	chunker *Chunker
 	packs   *packFiles
@@ -212,6 +217,13 @@ func (r *Repo) Chunker() *Chunker { return r.chunker }
 // written by other processes, or all of them for a fresh index.
 func (r *Repo) SyncIndex(ctx context.Context) error { return r.syncIndexFrom(ctx, r.Backend) }
 
+// warn passes damage cas stepped around to the caller.
+func (r *Repo) warn(err error) {
+	if r.Warn != nil {
+		r.Warn(err)
+	}
+}
+
 func (r *Repo) loadSegmentFrom(ctx context.Context, be remote.Backend, key string) error {
 	seg, id, err := readSegment(ctx, be, key)
 	if err != nil {
@@ -219,6 +231,9 @@ func (r *Repo) loadSegmentFrom(ctx context.Context, be remote.Backend, key strin
 	}
 	if err := indexSegment(r.Index, seg); err != nil {
 		return err
+	}
+	if be == r.Backend {
+		return r.Index.MarkStoreSegment(id)
 	}
 	return r.Index.MarkSegment(id)
 }
@@ -258,18 +273,37 @@ func indexSegment(idx index.Index, seg *segment) error {
 // RebuildIndex forgets the local index and rebuilds it from the index
 // segments and from the trailers of packs that no segment mentions (left
 // by an interrupted push). It returns the number of segments and packs read.
+//
+// The index only ever holds what segments name, so the orphans' blobs are
+// written into a segment of their own ("adopted"): a remote that receives
+// the packs then receives the segment naming them too.
 func (r *Repo) RebuildIndex(ctx context.Context) (segments, orphanPacks int, err error) {
 	if err := r.Index.Reset(); err != nil {
 		return 0, 0, err
 	}
-	if err := r.SyncIndex(ctx); err != nil {
+	if err := r.syncSegments(ctx, r.Backend, false, true); err != nil {
 		return 0, 0, err
 	}
 	err = r.Backend.List(ctx, segmentPrefix, func(remote.ObjectInfo) error { segments++; return nil })
 	if err != nil {
 		return 0, 0, err
 	}
-	err = r.Backend.List(ctx, packPrefix, func(oi remote.ObjectInfo) error {
+	if orphanPacks, err = r.adoptOrphans(ctx); err != nil {
+		return 0, 0, err
+	}
+	return segments, orphanPacks, nil
+}
+
+// adoptOrphans writes a segment naming the blobs of every pack in the
+// store that no segment names: the packs of a push killed before its
+// segment (or of one still running elsewhere, which is harmless: both
+// segments then name the same blobs). A push calls it first, so it
+// resumes past what a killed push stored without ever trusting a pack
+// that no segment vouches for. It returns how many packs it adopted.
+func (r *Repo) adoptOrphans(ctx context.Context) (int, error) {
+	var adopted []index.Blob
+	var keys []string
+	err := r.Backend.List(ctx, packPrefix, func(oi remote.ObjectInfo) error {
 		id, err := packIDFromKey(oi.Key)
 		if err != nil {
 			return nil
@@ -280,12 +314,44 @@ func (r *Repo) RebuildIndex(ctx context.Context) (segments, orphanPacks int, err
 		}
 		blobs, err := r.readPackTrailer(ctx, id, oi.Size)
 		if err != nil {
-			return nil // a damaged pack is verify's business; its blobs stay unknown
+			r.warn(fmt.Errorf("pack %s: %w (its chunks stay unknown; cas verify reports it)", id.Short(), err))
+			return nil
 		}
-		orphanPacks++
-		return r.Index.AddBlobs(id, blobs)
+		adopted = append(adopted, blobs...)
+		keys = append(keys, oi.Key)
+		return nil
 	})
-	return segments, orphanPacks, err
+	if err != nil || len(adopted) == 0 {
+		return 0, err
+	}
+	if err := r.syncKeys(keys...); err != nil {
+		return 0, err
+	}
+	if _, err := r.writeSegment(ctx, adopted, nil); err != nil {
+		return 0, fmt.Errorf("adopt orphan packs: %w", err)
+	}
+	return len(keys), nil
+}
+
+// writeSegment stores an index segment naming blobs and files of packs
+// already durable, then records them in the index: the index only ever
+// holds what a stored segment names.
+func (r *Repo) writeSegment(ctx context.Context, blobs []index.Blob, files map[digest.Digest][]digest.Digest) (int64, error) {
+	seg := &segment{Blobs: blobs, Files: files}
+	data := seg.encode()
+	id := digest.Of(data)
+	key := segmentPrefix + id.Hex()
+	err := r.Backend.Put(ctx, key, bytes.NewReader(data), int64(len(data)), remote.PutOptions{IfNoneMatch: true})
+	if err != nil && !errors.Is(err, remote.ErrExists) {
+		return 0, fmt.Errorf("write index segment: %w", err)
+	}
+	if err := r.syncKeys(key); err != nil {
+		return 0, err
+	}
+	if err := indexSegment(r.Index, seg); err != nil {
+		return 0, err
+	}
+	return int64(len(data)), r.Index.MarkStoreSegment(id)
 }
 
 // syncer is what a backend on local disk offers: making objects durable.

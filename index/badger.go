@@ -17,11 +17,12 @@ import (
 
 // Key prefixes of the badger index.
 const (
-	prefixBlob    = 'b' // + blob id → Blob value
-	prefixFile    = 'f' // + file digest → chunk ids
-	prefixSegment = 'g' // + segment id → ""
-	prefixPack    = 'p' // + pack id → ""
-	prefixStat    = 's' // + root + NUL + dir → stat entries
+	prefixBlob     = 'b' // + blob id → Blob value
+	prefixFile     = 'f' // + file digest → chunk ids
+	prefixSegment  = 'g' // + segment id → ""
+	prefixStoreSeg = 'l' // + segment id of the store's own backend → ""
+	prefixPack     = 'p' // + pack id → ""
+	prefixStat     = 's' // + root + NUL + dir → stat entries
 )
 
 // ErrBusy reports that another process holds the on-disk index.
@@ -278,9 +279,19 @@ func (x *Badger) ForgetBlobs(ids []digest.Digest) error {
 	})
 }
 
-// Segments implements Index.
-func (x *Badger) Segments(fn func(digest.Digest) error) error {
-	return x.iterate([]byte{prefixSegment}, false, func(k, _ []byte) error {
+// MarkStoreSegment implements Index.
+func (x *Badger) MarkStoreSegment(seg digest.Digest) error {
+	return x.write(func(wb *badger.WriteBatch) error {
+		if err := wb.Set(key(prefixSegment, seg), nil); err != nil {
+			return err
+		}
+		return wb.Set(key(prefixStoreSeg, seg), nil)
+	})
+}
+
+// StoreSegments implements Index.
+func (x *Badger) StoreSegments(fn func(digest.Digest) error) error {
+	return x.iterate([]byte{prefixStoreSeg}, false, func(k, _ []byte) error {
 		var d digest.Digest
 		copy(d[:], k[1:])
 		return fn(d)

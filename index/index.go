@@ -93,8 +93,12 @@ type Index interface {
 	// ForgetBlobs removes blobs (found damaged or lost) so that the next
 	// push stores them again; their packs stay known.
 	ForgetBlobs(ids []digest.Digest) error
-	// Segments calls fn for every segment marked loaded.
-	Segments(fn func(digest.Digest) error) error
+	// MarkStoreSegment records that seg, a segment of the store's own
+	// backend (not a remote's), was loaded: MarkSegment, and a note that
+	// StoreSegments lists, so a segment gone from the store can be told.
+	MarkStoreSegment(seg digest.Digest) error
+	// StoreSegments calls fn for every segment marked by MarkStoreSegment.
+	StoreSegments(fn func(digest.Digest) error) error
 	// Packs calls fn for every known pack.
 	Packs(fn func(digest.Digest) error) error
 	// Blobs calls fn for every known blob.

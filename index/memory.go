@@ -9,12 +9,13 @@ import (
 
 // Memory is an Index held in memory only.
 type Memory struct {
-	mu       sync.RWMutex
-	blobs    map[digest.Digest]Blob
-	files    map[digest.Digest][]digest.Digest
-	segments map[digest.Digest]bool
-	packs    map[digest.Digest]bool
-	stat     map[string][]StatEntry
+	mu        sync.RWMutex
+	blobs     map[digest.Digest]Blob
+	files     map[digest.Digest][]digest.Digest
+	segments  map[digest.Digest]bool
+	storeSegs map[digest.Digest]bool
+	packs     map[digest.Digest]bool
+	stat      map[string][]StatEntry
 }
 
 var _ Index = (*Memory)(nil)
@@ -33,6 +34,7 @@ func (m *Memory) Reset() error {
 	m.blobs = map[digest.Digest]Blob{}
 	m.files = map[digest.Digest][]digest.Digest{}
 	m.segments = map[digest.Digest]bool{}
+	m.storeSegs = map[digest.Digest]bool{}
 	m.packs = map[digest.Digest]bool{}
 	m.stat = map[string][]StatEntry{}
 	return nil
@@ -118,11 +120,20 @@ func (m *Memory) ForgetBlobs(ids []digest.Digest) error {
 	return nil
 }
 
-// Segments implements Index.
-func (m *Memory) Segments(fn func(digest.Digest) error) error {
+// MarkStoreSegment implements Index.
+func (m *Memory) MarkStoreSegment(seg digest.Digest) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.segments[seg] = true
+	m.storeSegs[seg] = true
+	return nil
+}
+
+// StoreSegments implements Index.
+func (m *Memory) StoreSegments(fn func(digest.Digest) error) error {
 	m.mu.RLock()
-	ss := make([]digest.Digest, 0, len(m.segments))
-	for s := range m.segments {
+	ss := make([]digest.Digest, 0, len(m.storeSegs))
+	for s := range m.storeSegs {
 		ss = append(ss, s)
 	}
 	m.mu.RUnlock()
