@@ -1024,16 +1024,23 @@ func putJSONOver(ctx context.Context, be remote.Backend, key string, v any) erro
 func writeJSON(ctx context.Context, be remote.Backend, key string, v any, opts remote.PutOptions) error {
 	b, _ := json.MarshalIndent(v, "", "  ")
 	b = append(b, '\n')
-	return be.Put(ctx, key, bytes.NewReader(b), int64(len(b)), opts)
+	if err := be.Put(ctx, key, bytes.NewReader(b), int64(len(b)), opts); err != nil {
+		return err
+	}
+	// On local disk, a record is durable before gc acts on it.
+	if s, ok := be.(syncer); ok {
+		return s.SyncKeys(key)
+	}
+	return nil
 }
 
 func getJSON(ctx context.Context, be remote.Backend, key string, v any) error {
-	b, err := remote.ReadAll(ctx, be, key)
+	b, err := readSmall(ctx, be, key)
 	if err != nil {
 		return err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%s on %s: unreadable: %w", key, be.Location(), err)
+		return &InvalidError{What: "gc record", Name: key + " on " + be.Location(), Reason: "not JSON of its kind: " + err.Error()}
 	}
 	return nil
 }
