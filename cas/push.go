@@ -773,10 +773,10 @@ func (p *pusher) storeBytes(data []byte, natural []int64) (digest.Digest, error)
 	return d, nil
 }
 
+// recordFile puts a multi-chunk file's chunk list in this push's segment,
+// even if the index knows it: the index is a cache, and the segment that
+// told it may be gone.
 func (p *pusher) recordFile(d digest.Digest, ids []digest.Digest) {
-	if _, known, err := p.r.Index.FileChunks(d); known && err == nil {
-		return
-	}
 	p.mu.Lock()
 	p.files[d] = ids
 	p.mu.Unlock()

@@ -59,8 +59,9 @@ func putRawBlobs(t *testing.T, r *Repo, blobs ...rawBlob) []digest.Digest {
 	if err != nil {
 		t.Fatalf("put pack: %v", err)
 	}
-	if err := r.Index.AddBlobs(id, recs); err != nil {
-		t.Fatalf("AddBlobs: %v", err)
+	// The index learns blobs from segments only, as a push does.
+	if _, err := r.writeSegment(t.Context(), recs, nil); err != nil {
+		t.Fatalf("write segment: %v", err)
 	}
 	return ids
 }

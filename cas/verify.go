@@ -44,13 +44,75 @@ func (v *VerifyReport) add(path string, err error) {
 // Verify re-reads everything obj needs: every tree, every chunk of every
 // file, checking each digest, and each file's digest over its chunks. It
 // reports damaged files by path and goes on past them.
+//
+// It reads the store through its index segments, never through the local
+// index cache: data the cache knows but no segment names is reported
+// missing, as a reader elsewhere would find it. Chunks found damaged or
+// missing are forgotten by the local index, so the next push of their
+// source stores them again.
 func (r *Repo) Verify(ctx context.Context, obj *Object, label string, prog *Progress) (*VerifyReport, error) {
 	rep := &VerifyReport{Objects: []string{label}}
-	if err := r.verifyInto(ctx, obj, rep, prog); err != nil {
+	view, err := r.segmentView(ctx, rep)
+	if err != nil {
 		return nil, err
 	}
+	if err := view.verifyInto(ctx, obj, rep, prog); err != nil {
+		return nil, err
+	}
+	r.forgetDamaged(view)
 	rep.sortProblems()
 	return rep, nil
+}
+
+// segmentView returns a view of the store whose index is built afresh
+// from the store's own index segments: what the store itself says, not
+// what the local cache remembers. Segments that cannot be read are
+// reported in rep. A store opened on a remote alone (OpenRemoteOnly) is
+// its own view already.
+func (r *Repo) segmentView(ctx context.Context, rep *VerifyReport) (*Repo, error) {
+	if r.Dir == "" {
+		return r, nil
+	}
+	view := &Repo{Dir: r.Dir, Config: r.Config, Backend: r.Backend, Index: index.NewMemory(), Now: r.Now,
+		Transfers: r.Transfers, chunker: r.chunker, packs: r.packs, remote: r.remote,
+		Warn: func(err error) { rep.add("index segment", err) }}
+	if err := view.syncSegments(ctx, r.Backend, false, true); err != nil {
+		return nil, err
+	}
+	if r.remote != nil {
+		if err := view.syncSegments(ctx, r.remote, false, true); err != nil {
+			return nil, err
+		}
+	}
+	view.damaged = &damagedSet{}
+	return view, nil
+}
+
+// damagedSet collects the chunks a verify found damaged or missing.
+type damagedSet struct {
+	mu  sync.Mutex
+	ids []digest.Digest
+}
+
+func (d *damagedSet) add(err error) {
+	var ce *CorruptError
+	if d == nil || !errors.As(err, &ce) || (ce.What != "chunk" && ce.What != "file") {
+		return
+	}
+	d.mu.Lock()
+	d.ids = append(d.ids, ce.ID)
+	d.mu.Unlock()
+}
+
+// forgetDamaged makes the local index forget what a verify through view
+// found damaged, so that a push stores it again.
+func (r *Repo) forgetDamaged(view *Repo) {
+	if view == r || view.damaged == nil || len(view.damaged.ids) == 0 {
+		return
+	}
+	if err := r.Index.ForgetBlobs(view.damaged.ids); err != nil {
+		r.warn(err)
+	}
 }
 
 func (v *VerifyReport) sortProblems() {
@@ -67,7 +129,9 @@ func (r *Repo) verifyInto(ctx context.Context, obj *Object, rep *VerifyReport, p
 	prog.TotalBytes.Add(obj.Size)
 	var files []fileJob
 	if obj.Kind == KindDir {
-		r.collectVerify(ctx, obj.Digest, "", rep, &files)
+		if size, ok := r.collectVerify(ctx, obj.Digest, "", rep, &files); ok && size != obj.Size {
+			rep.add(".", fmt.Errorf("size %d recorded, but the tree holds %d bytes: %w", obj.Size, size, ErrBadTree))
+		}
 	} else {
 		name := obj.Name
 		if name == "" {
@@ -82,6 +146,7 @@ func (r *Repo) verifyInto(ctx context.Context, obj *Object, rep *VerifyReport, p
 		}
 		if err != nil {
 			rep.add(j.rel, err)
+			r.damaged.add(err)
 		}
 		rep.mu.Lock()
 		rep.Files++
@@ -91,25 +156,35 @@ func (r *Repo) verifyInto(ctx context.Context, obj *Object, rep *VerifyReport, p
 	})
 }
 
-func (r *Repo) collectVerify(ctx context.Context, d digest.Digest, rel string, rep *VerifyReport, files *[]fileJob) {
+// collectVerify lists the files below tree d and checks that each
+// directory's recorded size is what its subtree holds. It returns the
+// tree's size and whether it could be read whole.
+func (r *Repo) collectVerify(ctx context.Context, d digest.Digest, rel string, rep *VerifyReport, files *[]fileJob) (int64, bool) {
+	p := rel
+	if p == "" {
+		p = "."
+	}
 	t, err := r.ReadTree(ctx, d)
 	if err != nil {
-		p := rel
-		if p == "" {
-			p = "."
-		}
 		rep.add(p, err)
-		return
+		r.damaged.add(err)
+		return 0, false
 	}
 	rep.Dirs++
+	whole := true
 	for _, e := range t.Entries {
 		erel := joinRel(rel, e.Name)
 		if e.Kind == KindDir {
-			r.collectVerify(ctx, e.Digest, erel, rep, files)
+			size, ok := r.collectVerify(ctx, e.Digest, erel, rep, files)
+			if ok && size != e.Size {
+				rep.add(erel, fmt.Errorf("size %d recorded, but the tree holds %d bytes: %w", e.Size, size, ErrBadTree))
+			}
+			whole = whole && ok
 		} else { // files and link targets alike
 			*files = append(*files, fileJob{e: e, rel: erel})
 		}
 	}
+	return t.Size(), whole
 }
 
 // verifyFile reads every chunk of a file and checks the whole digest.
@@ -125,7 +200,9 @@ func (r *Repo) verifyFile(ctx context.Context, e TreeEntry, prog *Progress) erro
 }
 
 // VerifyAll checks every pack (its name against its bytes, every blob in
-// it against its ID) and every ref's whole tree.
+// it against its ID), every index segment (readable, naming only packs
+// the store holds) and every ref's whole tree, read through the
+// segments as Verify does. Refs that cannot be read are problems too.
 func (r *Repo) VerifyAll(ctx context.Context, prog *Progress) (*VerifyReport, error) {
 	rep := &VerifyReport{}
 	var keys []remote.ObjectInfo
@@ -136,22 +213,35 @@ func (r *Repo) VerifyAll(ctx context.Context, prog *Progress) (*VerifyReport, er
 	if err != nil {
 		return nil, err
 	}
+	packs := map[digest.Digest]int64{}
+	var damaged []digest.Digest
 	for _, oi := range keys {
 		rep.Packs++
-		if err := r.verifyPack(ctx, oi.Key); err != nil {
+		if id, err := packIDFromKey(oi.Key); err == nil {
+			packs[id] = oi.Size
+		}
+		bad, err := r.verifyPack(ctx, oi.Key)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
 			rep.add(oi.Key, err)
 		}
+		damaged = append(damaged, bad...)
 	}
-	err = r.Backend.List(ctx, segmentPrefix, func(oi remote.ObjectInfo) error {
-		if _, _, err := readSegment(ctx, r.Backend, oi.Key); err != nil {
-			var ce *CorruptError
-			if errors.As(err, &ce) {
-				err = ce // the problem's path names the segment already
-			}
-			rep.add(oi.Key, err)
+	view, err := r.segmentView(ctx, rep)
+	if err != nil {
+		return nil, err
+	}
+	if view.damaged != nil {
+		view.damaged.ids = append(view.damaged.ids, damaged...)
+	}
+	err = view.Index.Blobs(func(b index.Blob) error {
+		// A pack the store lacks may be a remote's (a pull brings every
+		// segment but only the packs it needs): the refs say what is
+		// missing. One it holds must hold the chunk where it says.
+		if size, ok := packs[b.Pack]; ok && b.Offset+uint64(b.Length) > uint64(size) {
+			rep.add(packKey(b.Pack), fmt.Errorf("an index segment places chunk %s beyond the end of the pack", b.ID.Short()))
 		}
 		return nil
 	})
@@ -159,14 +249,19 @@ func (r *Repo) VerifyAll(ctx context.Context, prog *Progress) (*VerifyReport, er
 		return nil, err
 	}
 	refs, err := r.Refs(ctx)
-	if err != nil {
+	var partial *PartialError
+	if errors.As(err, &partial) {
+		for _, e := range partial.Errs {
+			rep.add("refs", e)
+		}
+	} else if err != nil {
 		return nil, err
 	}
 	for _, ref := range refs {
 		rep.Objects = append(rep.Objects, ref.Name)
 		sub := &VerifyReport{}
 		obj := &Object{Digest: ref.Target, Kind: ref.Kind, Size: ref.Size, Name: ref.File}
-		if err := r.verifyInto(ctx, obj, sub, prog); err != nil {
+		if err := view.verifyInto(ctx, obj, sub, prog); err != nil {
 			return nil, err
 		}
 		for _, p := range sub.Problems {
@@ -176,6 +271,7 @@ func (r *Repo) VerifyAll(ctx context.Context, prog *Progress) (*VerifyReport, er
 		rep.Dirs += sub.Dirs
 		rep.Bytes += sub.Bytes
 	}
+	r.forgetDamaged(view)
 	rep.sortProblems()
 	if rep.Objects == nil {
 		rep.Objects = []string{}
@@ -183,14 +279,29 @@ func (r *Repo) VerifyAll(ctx context.Context, prog *Progress) (*VerifyReport, er
 	return rep, nil
 }
 
-// verifyPack reads a whole pack and checks it.
-func (r *Repo) verifyPack(ctx context.Context, key string) error {
-	return r.readPack(ctx, key, func(index.Blob, []byte) error { return nil })
+// verifyPack reads a whole pack and checks it, going on past damaged
+// chunks; it returns their IDs and the first error.
+func (r *Repo) verifyPack(ctx context.Context, key string) ([]digest.Digest, error) {
+	var bad []digest.Digest
+	var first error
+	err := r.readPack(ctx, key, func(b index.Blob, raw []byte, err error) error {
+		if err != nil {
+			bad = append(bad, b.ID)
+			if first == nil {
+				first = err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = first
+	}
+	return bad, err
 }
 
 // readPack reads a whole pack, checks its name, and calls fn with every
-// blob's checked raw bytes.
-func (r *Repo) readPack(ctx context.Context, key string, fn func(b index.Blob, raw []byte) error) error {
+// blob's checked raw bytes, or, for a damaged blob, the error saying so.
+func (r *Repo) readPack(ctx context.Context, key string, fn func(b index.Blob, raw []byte, err error) error) error {
 	id, err := packIDFromKey(key)
 	if err != nil {
 		return err
@@ -199,31 +310,36 @@ func (r *Repo) readPack(ctx context.Context, key string, fn func(b index.Blob, r
 	if err != nil {
 		return err
 	}
-	if digest.Of(data) != id {
-		return &CorruptError{What: "pack", ID: id}
-	}
 	blobs, err := parsePack(id, data)
 	if err != nil {
 		return err
 	}
+	whole := digest.Of(data) == id
 	for _, b := range blobs {
 		raw := data[b.Offset : b.Offset+uint64(b.Length)]
+		var berr error
 		if b.Codec == index.CodecZstd {
 			if raw, err = blobDecoder.DecodeAll(raw, nil); err != nil {
-				return &CorruptError{What: "chunk", ID: b.ID}
+				berr = &CorruptError{What: "chunk", ID: b.ID}
 			}
 		}
-		if len(raw) != int(b.RawLen) || digest.Of(raw) != b.ID {
-			return &CorruptError{What: "chunk", ID: b.ID}
+		if berr == nil && (len(raw) != int(b.RawLen) || digest.Of(raw) != b.ID) {
+			berr = &CorruptError{What: "chunk", ID: b.ID}
 		}
-		if b.Type == index.TypeTree {
+		if berr == nil && b.Type == index.TypeTree {
 			if _, err := ParseTree(raw); err != nil {
-				return fmt.Errorf("tree %s: %w", b.ID.Short(), err)
+				berr = fmt.Errorf("tree %s: %w", b.ID.Short(), err)
 			}
 		}
-		if err := fn(b, raw); err != nil {
+		if berr != nil {
+			raw = nil
+		}
+		if err := fn(b, raw, berr); err != nil {
 			return err
 		}
+	}
+	if !whole {
+		return &CorruptError{What: "pack", ID: id}
 	}
 	return nil
 }
@@ -241,7 +357,13 @@ func (r *Repo) ForEachBlob(ctx context.Context, fn func(id digest.Digest, raw []
 		return err
 	}
 	for _, k := range keys {
-		if err := r.readPack(ctx, k, func(b index.Blob, raw []byte) error { return fn(b.ID, raw) }); err != nil {
+		err := r.readPack(ctx, k, func(b index.Blob, raw []byte, err error) error {
+			if err != nil {
+				return err
+			}
+			return fn(b.ID, raw)
+		})
+		if err != nil {
 			return err
 		}
 	}
