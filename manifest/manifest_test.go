@@ -173,7 +173,7 @@ func TestSecretsAndVariables(t *testing.T) {
 	if !reflect.DeepEqual(got, map[string]string{"OMP_NUM_THREADS": "4", "LR": "0.1"}) {
 		t.Errorf("CaptureVars = %v", got)
 	}
-	if got := NewRedactor(env).String("token=hf_abcdef123!"); got != "token=[REDACTED]!" {
+	if got := NewRedactor(env, nil).String("token=hf_abcdef123!"); got != "token=[REDACTED]!" {
 		t.Errorf("redacted = %q", got)
 	}
 }

@@ -185,12 +185,10 @@ func prepare(ctx context.Context, r *cas.Repo, opts *Options, kind string) (*Man
 		}
 		opts.WorkDir = wd
 	}
-	red := NewRedactor(opts.Environ)
+	red := NewRedactor(opts.Environ, opts.Command)
 	m := &Manifest{Schema: Schema, Name: opts.Name, Kind: kind, WorkDir: opts.WorkDir,
 		Seeds: Seeds{Seed: opts.Seed, Rank: opts.Rank}}
-	for _, a := range opts.Command {
-		m.Command = append(m.Command, red.String(a))
-	}
+	m.Command = red.Command(opts.Command)
 	inputs, err := resolveInputs(ctx, r, opts)
 	if err != nil {
 		return nil, nil, nil, err
@@ -212,6 +210,8 @@ func prepare(ctx context.Context, r *cas.Repo, opts *Options, kind string) (*Man
 		objs = append(objs, red.Bytes(git.Patch))
 	}
 	if es.Packages != nil {
+		// pip freeze names packages installed from git+https://user:TOKEN@...
+		es.Packages, _ = redactURLs(es.Packages)
 		objs = append(objs, es.Packages)
 	}
 	var config []byte
