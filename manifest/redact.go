@@ -26,6 +26,8 @@ const (
 // from a log.
 var switchValues = []string{"true", "false", "yes", "no", "on", "off", "none", "null", "0", "1"}
 
+func isSwitch(v string) bool { return slices.Contains(switchValues, strings.ToLower(v)) }
+
 // argSecretWords end a part of a flag name that holds a credential.
 var argSecretWords = []string{"key", "token", "secret", "secrets", "password", "passwd", "passphrase",
 	"credential", "credentials", "auth", "authorization"}
@@ -108,7 +110,7 @@ func (r *Redactor) learnURLs(s string) {
 
 // learn adds a secret value found under name ("" for a URL password).
 func (r *Redactor) learn(value, name string) {
-	if value == "" || value == Redacted || slices.Contains(switchValues, strings.ToLower(value)) {
+	if value == "" || value == Redacted || isSwitch(value) {
 		return
 	}
 	if len(value) < minToken && name == "" {
@@ -150,7 +152,8 @@ func (r *Redactor) String(s string) string { return string(r.Bytes([]byte(s))) }
 // credential-looking argument replaced whatever its length (--api-key=V,
 // --token V, -password V, NAME=V for such a NAME), then every secret and
 // URL password replaced as in Bytes. A credential-looking flag without =
-// takes the next argument as its value unless that begins with '-'.
+// takes the next argument as its value unless that begins with '-'; a
+// switch value (--use-auth true) is kept.
 func (r *Redactor) Command(args []string) []string {
 	out, _ := redactArgs(args)
 	for i := range out {
@@ -170,11 +173,11 @@ func redactArgs(args []string) ([]string, []secret) {
 		switch {
 		case name == "" || !IsSecretFlag(name):
 		case hasValue:
-			if value != "" {
+			if value != "" && !isSwitch(value) {
 				found = append(found, secret{[]byte(value), []string{name}})
 				a = a[:len(a)-len(value)] + Redacted
 			}
-		case isFlag && i+1 < len(args) && args[i+1] != "" && !strings.HasPrefix(args[i+1], "-"):
+		case isFlag && i+1 < len(args) && args[i+1] != "" && !strings.HasPrefix(args[i+1], "-") && !isSwitch(args[i+1]):
 			found = append(found, secret{[]byte(args[i+1]), []string{name}})
 			out = append(out, a, Redacted)
 			i++

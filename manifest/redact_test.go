@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"reflect"
 	"testing"
 )
@@ -32,6 +33,9 @@ func TestRedactorCommand(t *testing.T) {
 		{"a flag then another flag keeps the other", nil,
 			[]string{"t.py", "--use-auth", "--lr", "0.1"},
 			[]string{"t.py", "--use-auth", "--lr", "0.1"}},
+		{"switch values are kept", nil,
+			[]string{"t.py", "--use-auth", "true", "--auth=none", "--token", "0"},
+			[]string{"t.py", "--use-auth", "true", "--auth=none", "--token", "0"}},
 		{"names that are not credentials", nil,
 			[]string{"t.py", "--max-tokens", "512", "--author", "jane", "--key-file", "k.pem", "--tokenizer=gpt2"},
 			[]string{"t.py", "--max-tokens", "512", "--author", "jane", "--key-file", "k.pem", "--tokenizer=gpt2"}},
@@ -92,4 +96,29 @@ func TestCaptureVarsRemovesURLPasswords(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
+}
+
+// FuzzRedactURLs: no text makes redactURLs panic; it changes text only
+// to remove a password it returns, from the text, and a second pass finds
+// no password left.
+func FuzzRedactURLs(f *testing.F) {
+	for _, s := range []string{"postgres://user:pw@host/db", "x https://a:b@c:d@e/f?g#h y", "://u:p@h", "s3://k:@b",
+		"a://b:" + Redacted + "@c", "git+https://u:tok@github.com/o/r.git@v1\nnext://x:y@z"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		out, pws := redactURLs(bytes.Clone(b))
+		if len(pws) == 0 && !bytes.Equal(out, b) {
+			t.Fatalf("no password found, yet %q became %q", b, out)
+		}
+		for _, pw := range pws {
+			if len(pw) == 0 || !bytes.Contains(b, pw) {
+				t.Fatalf("returned password %q is not in %q", pw, b)
+			}
+		}
+		again, more := redactURLs(bytes.Clone(out))
+		if !bytes.Equal(again, out) || len(more) != 0 {
+			t.Fatalf("a second pass changed %q to %q", out, again)
+		}
+	})
 }
