@@ -206,8 +206,10 @@ func prepare(ctx context.Context, r *cas.Repo, opts *Options, kind string) (*Man
 	es := CaptureEnv(ctx, PythonFor(opts.Command), opts.Environ)
 	m.Code, m.Environment = git.Code, es.Env
 	var objs [][]byte
+	// Each object is redacted before it is stored and measured.
 	if git.Patch != nil {
-		objs = append(objs, red.Bytes(git.Patch))
+		git.Patch = red.Bytes(git.Patch)
+		objs = append(objs, git.Patch)
 	}
 	if es.Packages != nil {
 		// pip freeze names packages installed from git+https://user:TOKEN@...
@@ -219,7 +221,8 @@ func prepare(ctx context.Context, r *cas.Repo, opts *Options, kind string) (*Man
 		if config, err = os.ReadFile(opts.Config); err != nil {
 			return nil, nil, nil, fmt.Errorf("--config: %w", err)
 		}
-		objs = append(objs, red.Bytes(config))
+		config = red.Bytes(config)
+		objs = append(objs, config)
 	}
 	ids, err := r.PutObjects(ctx, objs...)
 	if err != nil {

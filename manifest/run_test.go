@@ -255,8 +255,10 @@ func TestRunRedactsCredentials(t *testing.T) {
 		"postgres://user:" + pwInArg + "@host/db"}
 	environ := append(os.Environ(), "PIN_PASSWORD=k9%Qz", "PIN2_PASSWORD=Zq",
 		"DATABASE_URL=postgres://user:"+pwInEnv+"@db/x")
+	config := filepath.Join(dir, "cfg.yaml")
+	write(t, config, "api_key: "+apiKey+"\ndb: postgres://user:"+pwInEnv+"@db/x\n")
 	res, err := Run(ctx, repo, Options{Name: "secrets", WorkDir: dir, Command: command, Environ: environ,
-		EnvVars: []string{"DATABASE_URL"}, Stdout: io.Discard, Stderr: io.Discard})
+		EnvVars: []string{"DATABASE_URL"}, Config: config, Stdout: io.Discard, Stderr: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,6 +280,20 @@ func TestRunRedactsCredentials(t *testing.T) {
 		"db postgres://user:[REDACTED]@db/x\n"
 	if string(stdout) != wantLog {
 		t.Errorf("stdout log:\ngot  %q\nwant %q", stdout, wantLog)
+	}
+	cfg, err := LoadObject(ctx, repo, m.Config, 1<<20)
+	if want := "api_key: [REDACTED]\ndb: postgres://user:[REDACTED]@db/x\n"; err != nil || string(cfg) != want {
+		t.Errorf("config object = %q, %v; want %q", cfg, err, want)
+	}
+	// Every object is recorded with the size of its redacted bytes.
+	checks, err := Verify(ctx, repo, m, res.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range checks {
+		if !c.OK {
+			t.Errorf("verify: %s: %s", c.What, c.Detail)
+		}
 	}
 	// The values of one or two characters ("X", "Zq") occur by chance
 	// anywhere; the log and command above show where they were removed.
