@@ -303,7 +303,8 @@ func IsSecretName(name string) bool {
 }
 
 // CaptureVars picks the variables to record from env: the determinism
-// ones and those the user named, never a secret.
+// ones and those the user named, never a secret, and with the password of
+// any URL in a value removed (DATABASE_URL=postgres://u:PASSWORD@host).
 func CaptureVars(env []string, extra []string) map[string]string {
 	want := map[string]bool{}
 	for _, n := range DeterminismVars {
@@ -316,37 +317,8 @@ func CaptureVars(env []string, extra []string) map[string]string {
 	for _, kv := range env {
 		k, v, ok := strings.Cut(kv, "=")
 		if ok && want[k] && !IsSecretName(k) {
-			out[k] = v
+			out[k] = RedactURLs(v)
 		}
 	}
 	return out
 }
-
-// Redactor removes the values of secret-looking variables from bytes the
-// run stores (logs, the command line), in case a script prints them.
-type Redactor struct{ secrets [][]byte }
-
-// NewRedactor collects the values of env's secret-looking variables.
-func NewRedactor(env []string) *Redactor {
-	r := &Redactor{}
-	for _, kv := range env {
-		k, v, ok := strings.Cut(kv, "=")
-		if ok && IsSecretName(k) && len(v) >= 6 {
-			r.secrets = append(r.secrets, []byte(v))
-		}
-	}
-	// Longest first, so a secret containing another is removed whole.
-	slices.SortFunc(r.secrets, func(a, b []byte) int { return len(b) - len(a) })
-	return r
-}
-
-// Bytes returns b with every secret value replaced.
-func (r *Redactor) Bytes(b []byte) []byte {
-	for _, s := range r.secrets {
-		b = bytes.ReplaceAll(b, s, []byte("[REDACTED]"))
-	}
-	return b
-}
-
-// String returns s with every secret value replaced.
-func (r *Redactor) String(s string) string { return string(r.Bytes([]byte(s))) }

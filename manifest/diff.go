@@ -112,9 +112,11 @@ func seedOrZero(s *int64) string {
 }
 
 // ParsePackages reads a pip freeze or conda export list into name → version.
+// The password of a URL version (git+https://user:TOKEN@host/...) is
+// removed, as in the recorded list, so that a live list compares equal.
 func ParsePackages(b []byte) map[string]string {
 	out := map[string]string{}
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(RedactURLs(string(b)), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue

@@ -173,7 +173,7 @@ func TestSecretsAndVariables(t *testing.T) {
 	if !reflect.DeepEqual(got, map[string]string{"OMP_NUM_THREADS": "4", "LR": "0.1"}) {
 		t.Errorf("CaptureVars = %v", got)
 	}
-	if got := NewRedactor(env).String("token=hf_abcdef123!"); got != "token=[REDACTED]!" {
+	if got := NewRedactor(env, nil).String("token=hf_abcdef123!"); got != "token=[REDACTED]!" {
 		t.Errorf("redacted = %q", got)
 	}
 }
@@ -206,8 +206,10 @@ func TestReadMetrics(t *testing.T) {
 }
 
 func TestParsePackages(t *testing.T) {
-	got := ParsePackages([]byte("# comment\nnumpy==1.24.2\nTorch==2.3.0\nmypkg @ file:///src/mypkg\nconda-pkg=1.2=py311_0\n"))
-	want := map[string]string{"numpy": "1.24.2", "torch": "2.3.0", "mypkg": "file:///src/mypkg", "conda-pkg": "1.2"}
+	got := ParsePackages([]byte("# comment\nnumpy==1.24.2\nTorch==2.3.0\nmypkg @ file:///src/mypkg\nconda-pkg=1.2=py311_0\n" +
+		"private @ git+https://user:ghp_tok@github.com/o/private.git@abc\n"))
+	want := map[string]string{"numpy": "1.24.2", "torch": "2.3.0", "mypkg": "file:///src/mypkg", "conda-pkg": "1.2",
+		"private": "git+https://user:[REDACTED]@github.com/o/private.git@abc"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ParsePackages = %v, want %v", got, want)
 	}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/cas-ml/cas/cas"
@@ -102,13 +103,17 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 	// 3. How this machine differs, and the recorded variables.
 	env := append([]string(nil), opts.Environ...)
 	for k, v := range orig.Variables {
-		if k != "CAS_RUN_DIR" {
-			env = append(env, k+"="+v)
+		// A value whose password was removed is taken from this machine.
+		if k == "CAS_RUN_DIR" || strings.Contains(v, Redacted) && lookupEnv(env, k) != "" {
+			continue
 		}
+		env = append(env, k+"="+v)
 	}
 	command := orig.Command
 	if len(opts.Command) > 0 {
 		command = opts.Command
+	} else if slices.ContainsFunc(command, func(a string) bool { return strings.Contains(a, Redacted) }) {
+		warn("the recorded command had credentials removed; it runs with " + Redacted + " in their place (give the command after -- to pass them)")
 	}
 	var outputs []string
 	for _, o := range orig.Outputs {

@@ -3,8 +3,11 @@ package manifest
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -73,5 +76,35 @@ func TestCompareMetrics(t *testing.T) {
 	}
 	if _, pass, _ := CompareMetrics(map[string]float64{}, map[string]float64{}, nil, 0.01); pass {
 		t.Error("a run without metrics cannot PASS")
+	}
+}
+
+func TestReproduceRedactedCredentials(t *testing.T) {
+	needTools(t, "git")
+	ctx := context.Background()
+	dir, repo := project(t)
+	url := "postgres://user:pw-" + randHex(t) + "@db/x"
+	environ := append(os.Environ(), "DATABASE_URL="+url)
+	cmd := []string{"sh", "-c", `printf '%s %s' "$1" "$DATABASE_URL" > seen.txt`, "sh", "--token=tok-" + randHex(t)}
+	if _, err := Run(ctx, repo, Options{Name: "cred", WorkDir: dir, Command: cmd, Environ: environ,
+		EnvVars: []string{"DATABASE_URL"}, Stdout: io.Discard, Stderr: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	var warnings []string
+	rep, err := Reproduce(ctx, repo, ReproduceOptions{Ref: "cred", Repo: dir, Environ: environ,
+		Stdout: io.Discard, Stderr: io.Discard, Warn: func(s string) { warnings = append(warnings, s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The recorded DATABASE_URL lost its password: this machine's is used.
+	got, err := os.ReadFile(filepath.Join(rep.Dir, "seen.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "--token=[REDACTED] " + url; string(got) != want {
+		t.Errorf("the reproduction saw %q, want %q", got, want)
+	}
+	if !slices.ContainsFunc(warnings, func(w string) bool { return strings.HasPrefix(w, "the recorded command had credentials removed") }) {
+		t.Errorf("warnings = %q, want one about the removed credentials", warnings)
 	}
 }

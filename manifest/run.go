@@ -185,12 +185,10 @@ func prepare(ctx context.Context, r *cas.Repo, opts *Options, kind string) (*Man
 		}
 		opts.WorkDir = wd
 	}
-	red := NewRedactor(opts.Environ)
+	red := NewRedactor(opts.Environ, opts.Command)
 	m := &Manifest{Schema: Schema, Name: opts.Name, Kind: kind, WorkDir: opts.WorkDir,
 		Seeds: Seeds{Seed: opts.Seed, Rank: opts.Rank}}
-	for _, a := range opts.Command {
-		m.Command = append(m.Command, red.String(a))
-	}
+	m.Command = red.Command(opts.Command)
 	inputs, err := resolveInputs(ctx, r, opts)
 	if err != nil {
 		return nil, nil, nil, err
@@ -208,10 +206,14 @@ func prepare(ctx context.Context, r *cas.Repo, opts *Options, kind string) (*Man
 	es := CaptureEnv(ctx, PythonFor(opts.Command), opts.Environ)
 	m.Code, m.Environment = git.Code, es.Env
 	var objs [][]byte
+	// Each object is redacted before it is stored and measured.
 	if git.Patch != nil {
-		objs = append(objs, red.Bytes(git.Patch))
+		git.Patch = red.Bytes(git.Patch)
+		objs = append(objs, git.Patch)
 	}
 	if es.Packages != nil {
+		// pip freeze names packages installed from git+https://user:TOKEN@...
+		es.Packages, _ = redactURLs(es.Packages)
 		objs = append(objs, es.Packages)
 	}
 	var config []byte
@@ -219,7 +221,8 @@ func prepare(ctx context.Context, r *cas.Repo, opts *Options, kind string) (*Man
 		if config, err = os.ReadFile(opts.Config); err != nil {
 			return nil, nil, nil, fmt.Errorf("--config: %w", err)
 		}
-		objs = append(objs, red.Bytes(config))
+		config = red.Bytes(config)
+		objs = append(objs, config)
 	}
 	ids, err := r.PutObjects(ctx, objs...)
 	if err != nil {

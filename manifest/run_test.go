@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -198,28 +199,105 @@ func TestRunAcceptance(t *testing.T) {
 	}
 
 	// The secret is in no stored object, decompressed, nor in any ref.
-	found := false
-	err = repo.ForEachBlob(ctx, func(id digest.Digest, raw []byte) error {
-		if bytes.Contains(raw, []byte(token)) {
-			found = true
-			t.Errorf("blob %s holds the secret", id.Short())
+	assertStoredNowhere(t, repo, token)
+	stdout, _ := LoadObject(ctx, repo, m.Logs.Stdout, 1<<20)
+	if !strings.Contains(string(stdout), "token [REDACTED]") {
+		t.Errorf("stdout log = %q, want the token redacted", stdout)
+	}
+}
+
+// assertStoredNowhere fails if any of secrets is in a blob of the store,
+// decompressed, or in any object of its backend (refs, segments, packs).
+func assertStoredNowhere(t *testing.T, repo *cas.Repo, secrets ...string) {
+	t.Helper()
+	ctx := context.Background()
+	blobs := 0
+	err := repo.ForEachBlob(ctx, func(id digest.Digest, raw []byte) error {
+		blobs++
+		for _, s := range secrets {
+			if bytes.Contains(raw, []byte(s)) {
+				t.Errorf("blob %s holds the secret %q", id.Short(), s)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = repo.Backend.List(ctx, "", func(oi remote.ObjectInfo) error {
-		b, _ := remote.ReadAll(ctx, repo.Backend, oi.Key)
-		if bytes.Contains(b, []byte(token)) {
-			t.Errorf("object %s holds the secret", oi.Key)
+	if blobs == 0 {
+		t.Fatal("the store holds no blob: nothing was scanned")
+	}
+	err = repo.Backend.List(ctx, "", func(oi remote.ObjectInfo) error {
+		b, err := remote.ReadAll(ctx, repo.Backend, oi.Key)
+		if err != nil {
+			return err
+		}
+		for _, s := range secrets {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("object %s holds the secret %q", oi.Key, s)
+			}
 		}
 		return nil
 	})
-	stdout, _ := LoadObject(ctx, repo, m.Logs.Stdout, 1<<20)
-	if found || !strings.Contains(string(stdout), "token [REDACTED]") {
-		t.Errorf("stdout log = %q, want the token redacted", stdout)
+	if err != nil {
+		t.Fatal(err)
 	}
+}
+
+func TestRunRedactsCredentials(t *testing.T) {
+	needTools(t, "git")
+	ctx := context.Background()
+	dir, repo := project(t)
+	apiKey, pwInArg, pwInEnv := "ak-"+randHex(t), "pa-"+randHex(t), "pe-"+randHex(t)
+	const script = `for a in "$@"; do echo "arg $a"; done; echo "pin $PIN_PASSWORD"; ` +
+		`echo "PIN2_PASSWORD=$PIN2_PASSWORD"; echo "db $DATABASE_URL"`
+	command := []string{"sh", "-c", script, "sh", "--api-key=" + apiKey, "--token", "Q7w", "-password=X",
+		"postgres://user:" + pwInArg + "@host/db"}
+	environ := append(os.Environ(), "PIN_PASSWORD=k9%Qz", "PIN2_PASSWORD=Zq",
+		"DATABASE_URL=postgres://user:"+pwInEnv+"@db/x")
+	config := filepath.Join(dir, "cfg.yaml")
+	write(t, config, "api_key: "+apiKey+"\ndb: postgres://user:"+pwInEnv+"@db/x\n")
+	res, err := Run(ctx, repo, Options{Name: "secrets", WorkDir: dir, Command: command, Environ: environ,
+		EnvVars: []string{"DATABASE_URL"}, Config: config, Stdout: io.Discard, Stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Manifest
+	wantCommand := []string{"sh", "-c", script, "sh", "--api-key=[REDACTED]", "--token", "[REDACTED]",
+		"-password=[REDACTED]", "postgres://user:[REDACTED]@host/db"}
+	if !slices.Equal(m.Command, wantCommand) {
+		t.Errorf("command = %q, want %q", m.Command, wantCommand)
+	}
+	if got, want := m.Variables["DATABASE_URL"], "postgres://user:[REDACTED]@db/x"; got != want {
+		t.Errorf("variable DATABASE_URL = %q, want %q", got, want)
+	}
+	stdout, err := LoadObject(ctx, repo, m.Logs.Stdout, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLog := "arg --api-key=[REDACTED]\narg --token\narg [REDACTED]\narg -password=[REDACTED]\n" +
+		"arg postgres://user:[REDACTED]@host/db\npin [REDACTED]\nPIN2_PASSWORD=[REDACTED]\n" +
+		"db postgres://user:[REDACTED]@db/x\n"
+	if string(stdout) != wantLog {
+		t.Errorf("stdout log:\ngot  %q\nwant %q", stdout, wantLog)
+	}
+	cfg, err := LoadObject(ctx, repo, m.Config, 1<<20)
+	if want := "api_key: [REDACTED]\ndb: postgres://user:[REDACTED]@db/x\n"; err != nil || string(cfg) != want {
+		t.Errorf("config object = %q, %v; want %q", cfg, err, want)
+	}
+	// Every object is recorded with the size of its redacted bytes.
+	checks, err := Verify(ctx, repo, m, res.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range checks {
+		if !c.OK {
+			t.Errorf("verify: %s: %s", c.What, c.Detail)
+		}
+	}
+	// The values of one or two characters ("X", "Zq") occur by chance
+	// anywhere; the log and command above show where they were removed.
+	assertStoredNowhere(t, repo, apiKey, pwInArg, pwInEnv, "Q7w", "k9%Qz")
 }
 
 func TestRunFailingCommandStillRecorded(t *testing.T) {

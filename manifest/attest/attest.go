@@ -252,18 +252,18 @@ func WriteKeyFiles(prefix string, priv ed25519.PrivateKey) (privFile, pubFile st
 			return "", "", fmt.Errorf("%s: %w", p, ErrKeyExists)
 		}
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	privPEM, err := EncodePrivateKey(priv)
 	if err != nil {
 		return "", "", err
 	}
-	pubDER, err := x509.MarshalPKIXPublicKey(priv.Public())
+	pubPEM, err := EncodePublicKey(priv.Public().(ed25519.PublicKey))
 	if err != nil {
 		return "", "", err
 	}
-	if err := writeNew(privFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+	if err := writeNew(privFile, privPEM, 0o600); err != nil {
 		return "", "", err
 	}
-	if err := writeNew(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644); err != nil {
+	if err := writeNew(pubFile, pubPEM, 0o644); err != nil {
 		_ = os.Remove(privFile)
 		return "", "", err
 	}
@@ -290,52 +290,101 @@ func writeNew(name string, b []byte, mode os.FileMode) error {
 	return nil
 }
 
-func readPEM(name, typ string) ([]byte, error) {
-	b, err := os.ReadFile(name)
-	if err != nil {
-		return nil, err
+// EncodePrivateKey returns priv as a PKCS#8 "PRIVATE KEY" PEM block.
+func EncodePrivateKey(priv ed25519.PrivateKey) ([]byte, error) {
+	if len(priv) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("encode private key: %w", ErrKeyFile)
 	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, fmt.Errorf("encode private key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// EncodePublicKey returns pub as a PKIX "PUBLIC KEY" PEM block.
+func EncodePublicKey(pub ed25519.PublicKey) ([]byte, error) {
+	if len(pub) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("encode public key: %w", ErrKeyFile)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("encode public key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
+}
+
+// pemBlock returns the bytes of the first PEM block of b, which must be
+// of type typ.
+func pemBlock(b []byte, typ string) ([]byte, error) {
 	blk, _ := pem.Decode(b)
 	if blk == nil {
-		return nil, fmt.Errorf("%s: %w: no PEM block", name, ErrKeyFile)
+		return nil, fmt.Errorf("%w: no PEM block", ErrKeyFile)
 	}
 	if blk.Type != typ {
-		return nil, fmt.Errorf("%s: %w: PEM %q, want %q", name, ErrKeyFile, blk.Type, typ)
+		return nil, fmt.Errorf("%w: PEM %q, want %q", ErrKeyFile, blk.Type, typ)
 	}
 	return blk.Bytes, nil
 }
 
-// LoadPrivateKey reads a PKCS#8 "PRIVATE KEY" PEM file holding an
+// ParsePrivateKey reads a PKCS#8 "PRIVATE KEY" PEM block holding an
 // ed25519 key.
-func LoadPrivateKey(name string) (ed25519.PrivateKey, error) {
-	der, err := readPEM(name, "PRIVATE KEY")
+func ParsePrivateKey(b []byte) (ed25519.PrivateKey, error) {
+	der, err := pemBlock(b, "PRIVATE KEY")
 	if err != nil {
 		return nil, err
 	}
 	k, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", name, ErrKeyFile, err)
+		return nil, fmt.Errorf("%w: %w", ErrKeyFile, err)
 	}
 	priv, ok := k.(ed25519.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("%s: %w: a %T", name, ErrKeyFile, k)
+		return nil, fmt.Errorf("%w: a %T", ErrKeyFile, k)
 	}
 	return priv, nil
 }
 
-// LoadPublicKey reads a PKIX "PUBLIC KEY" PEM file holding an ed25519 key.
-func LoadPublicKey(name string) (ed25519.PublicKey, error) {
-	der, err := readPEM(name, "PUBLIC KEY")
+// ParsePublicKey reads a PKIX "PUBLIC KEY" PEM block holding an ed25519
+// key.
+func ParsePublicKey(b []byte) (ed25519.PublicKey, error) {
+	der, err := pemBlock(b, "PUBLIC KEY")
 	if err != nil {
 		return nil, err
 	}
 	k, err := x509.ParsePKIXPublicKey(der)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", name, ErrKeyFile, err)
+		return nil, fmt.Errorf("%w: %w", ErrKeyFile, err)
 	}
 	pub, ok := k.(ed25519.PublicKey)
 	if !ok {
-		return nil, fmt.Errorf("%s: %w: a %T", name, ErrKeyFile, k)
+		return nil, fmt.Errorf("%w: a %T", ErrKeyFile, k)
+	}
+	return pub, nil
+}
+
+// LoadPrivateKey reads a file ParsePrivateKey accepts.
+func LoadPrivateKey(name string) (ed25519.PrivateKey, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	priv, err := ParsePrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return priv, nil
+}
+
+// LoadPublicKey reads a file ParsePublicKey accepts.
+func LoadPublicKey(name string) (ed25519.PublicKey, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := ParsePublicKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return pub, nil
 }

@@ -108,6 +108,8 @@ func FuzzInspect(f *testing.F) {
 	}
 	f.Add(safetensorsFile(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, []byte("abcd")))
 	f.Add(npyFile("<u2", true, "(2, 3)", make([]byte, 12)))
+	f.Add(npyFile("<f4", false, "(18446744073709551616, 4)", make([]byte, 4)))
+	f.Add(safetensorsFile(`{"a":{"dtype":"F32","shape":[18446744073709551616,4],"data_offsets":[0,4]}}`, []byte("abcd")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rep, err := inspectLimits(bytes.NewReader(b), int64(len(b)), "fuzz", fuzzLimits)
 		if err != nil {

@@ -81,6 +81,9 @@ type NDArray struct {
 	Blob    *Blob
 	// Items hold the elements of an object array, pickled one by one.
 	Items []Value
+	// BadShape says why Shape could not be read (a dimension beyond 64
+	// bits); the array is listed with a problem, not hashed.
+	BadShape string
 }
 
 // SetState takes (version, shape, dtype, is_fortran, rawdata), or the
@@ -96,7 +99,9 @@ func (a *NDArray) SetState(state Value) error {
 	if len(st) != 4 {
 		return nil
 	}
-	a.Shape, _ = toInts(st[0])
+	if a.Shape, ok = toInts(st[0]); !ok {
+		a.BadShape = fmt.Sprintf("shape %s is not a sequence of 64-bit integers", intsString(st[0]))
+	}
 	a.DType, _ = st[1].(*NPDType)
 	a.Fortran, _ = st[2].(bool)
 	switch raw := st[3].(type) {
@@ -226,6 +231,8 @@ type npyHeader struct {
 	shape   []int64
 	fortran bool
 	dataOff int64
+	// badShape says why a shape that is a tuple could not be read.
+	badShape string
 }
 
 const maxNpyHeader = 1 << 20
@@ -280,7 +287,10 @@ func readNpyHeader(r io.Reader) (*npyHeader, error) {
 	}
 	sv, _ := d.Get("shape")
 	if h.shape, ok = toInts(sv); !ok {
-		return nil, fmt.Errorf("%w: npy shape %s", ErrMalformed, typeName(sv))
+		if _, isSeq := seqItems(sv); !isSeq {
+			return nil, fmt.Errorf("%w: npy shape %s", ErrMalformed, typeName(sv))
+		}
+		h.badShape = fmt.Sprintf("shape %s is not a sequence of 64-bit integers", intsString(sv))
 	}
 	fo, _ := d.Get("fortran_order")
 	h.fortran, _ = fo.(bool)
@@ -300,7 +310,7 @@ func (in *input) npyTensor(rep *Report, p string, g region, storage string) {
 		rep.problem("%s: %v", displayPath(p), err)
 		return
 	}
-	t := Tensor{Path: p, Shape: h.shape, Storage: storage, Offset: h.dataOff}
+	t := Tensor{Path: p, Shape: nonNil(h.shape), Storage: storage, Offset: h.dataOff}
 	switch {
 	case h.dtype == nil:
 		t.DType = "numpy:" + fmt.Sprint(h.descr)
@@ -314,7 +324,10 @@ func (in *input) npyTensor(rep *Report, p string, g region, storage string) {
 			t.Endian = "big"
 		}
 	}
-	if h.dtype == nil || h.dtype.Kind == 'O' || h.dtype.Size == 0 {
+	if h.badShape != "" {
+		rep.problem("%s: %s", displayPath(p), h.badShape)
+	}
+	if h.badShape != "" || h.dtype == nil || h.dtype.Kind == 'O' || h.dtype.Size == 0 {
 		rep.Tensors = append(rep.Tensors, t)
 		return
 	}
@@ -482,6 +495,12 @@ func (p *litParser) value(depth int) (Value, error) {
 		word = strings.TrimSuffix(word, "L")
 		if n, err := strconv.ParseInt(word, 10, 64); err == nil {
 			return n, nil
+		}
+		// An integer beyond 64 bits is kept, for a problem that names it.
+		if len(word) <= 40 {
+			if n, ok := new(big.Int).SetString(word, 10); ok {
+				return n, nil
+			}
 		}
 		return nil, fmt.Errorf("%w: npy header: unexpected %q", ErrMalformed, word)
 	}

@@ -70,8 +70,8 @@ func (f found) at(p string) RNGState {
 }
 
 func isUint8Vector(t *TorchTensor, n int64) bool {
-	return t.Storage != nil && t.Storage.Type != nil && t.Storage.Type.DType == "uint8" &&
-		len(t.Shape) == 1 && t.Shape[0] == n && (n == 1 || t.Stride[0] == 1)
+	return t.Invalid == "" && t.Storage != nil && t.Storage.Type != nil && t.Storage.Type.DType == "uint8" &&
+		len(t.Shape) == 1 && len(t.Stride) == 1 && t.Shape[0] == n && (n == 1 || t.Stride[0] == 1)
 }
 
 func isTorchCPUState(t *TorchTensor) bool { return isUint8Vector(t, torchCPUStateLen) }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
+	"strings"
 )
 
 // maxSafetensorsHeader is the header size limit of the safetensors
@@ -67,6 +69,7 @@ func (in *input) readSafetensors() (*Report, error) {
 		e    safetensorsEntry
 	}
 	var entries []named
+	var unread []Tensor
 	for name, msg := range raw {
 		if name == "__metadata__" {
 			if err := json.Unmarshal(msg, &rep.Metadata); err != nil {
@@ -74,13 +77,23 @@ func (in *input) readSafetensors() (*Report, error) {
 			}
 			continue
 		}
-		var e safetensorsEntry
-		if err := json.Unmarshal(msg, &e); err != nil {
+		e, err := decodeSafetensorsEntry(msg)
+		if err != nil {
+			// Listed, never dropped: the problem says why it is not read.
 			rep.problem("%s: %v", name, err)
+			t := Tensor{Path: name, Shape: []int64{}}
+			if e.DType != "" {
+				t.DType = "safetensors:" + e.DType
+				if dt, ok := safetensorsDTypes[e.DType]; ok {
+					t.DType = dt.name
+				}
+			}
+			unread = append(unread, t)
 			continue
 		}
 		entries = append(entries, named{name, e})
 	}
+	sort.Slice(unread, func(i, j int) bool { return unread[i].Path < unread[j].Path })
 	sort.Slice(entries, func(i, j int) bool {
 		a, b := entries[i].e.DataOffsets, entries[j].e.DataOffsets
 		if a[0] != b[0] {
@@ -108,5 +121,54 @@ func (in *input) readSafetensors() (*Report, error) {
 		}
 		rep.Tensors = append(rep.Tensors, t)
 	}
+	rep.Tensors = append(rep.Tensors, unread...)
 	return rep, nil
+}
+
+// decodeSafetensorsEntry reads {dtype, shape, data_offsets}. A shape or
+// offset that is not a 64-bit integer (a dimension of 2^64) is an error
+// that names it; the dtype is returned whenever it was read.
+func decodeSafetensorsEntry(msg json.RawMessage) (safetensorsEntry, error) {
+	var loose struct {
+		DType       string        `json:"dtype"`
+		Shape       []json.Number `json:"shape"`
+		DataOffsets []json.Number `json:"data_offsets"`
+	}
+	var e safetensorsEntry
+	if err := json.Unmarshal(msg, &loose); err != nil {
+		return e, fmt.Errorf("not an entry {dtype, shape, data_offsets}: %w", err)
+	}
+	e.DType = loose.DType
+	if loose.Shape != nil {
+		e.Shape = make([]int64, len(loose.Shape))
+	}
+	for i, n := range loose.Shape {
+		v, err := strconv.ParseInt(n.String(), 10, 64)
+		if err != nil {
+			return e, fmt.Errorf("shape %s is not a sequence of 64-bit integers", jsonList(loose.Shape))
+		}
+		e.Shape[i] = v
+	}
+	for i, n := range loose.DataOffsets[:min(2, len(loose.DataOffsets))] {
+		v, err := strconv.ParseInt(n.String(), 10, 64)
+		if err != nil {
+			return e, fmt.Errorf("data_offsets %s are not 64-bit integers", jsonList(loose.DataOffsets))
+		}
+		e.DataOffsets[i] = v
+	}
+	return e, nil
+}
+
+// jsonList shows numbers as the JSON list they came from, the first
+// eight of them.
+func jsonList(ns []json.Number) string {
+	var parts []string
+	for i, n := range ns {
+		if i == 8 {
+			parts = append(parts, fmt.Sprintf("… %d more", len(ns)-i))
+			break
+		}
+		parts = append(parts, n.String())
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
 }

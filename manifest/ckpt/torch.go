@@ -63,6 +63,10 @@ type TorchTensor struct {
 	Shape        []int64
 	Stride       []int64
 	RequiresGrad bool
+	// Invalid says why the tensor cannot be located in its storage (a
+	// shape, stride or offset that is not 64-bit integers, or a storage
+	// that is not one); such a tensor is listed with a problem, not hashed.
+	Invalid string
 }
 
 // rebuildTensor is torch._utils._rebuild_tensor_v2 (storage,
@@ -72,17 +76,28 @@ func rebuildTensor(args Tuple) Value {
 	if len(args) < 4 {
 		return nil
 	}
-	st, ok := args[0].(*StorageRef)
-	if !ok {
-		return nil
-	}
 	off, ok1 := toInt(args[1])
 	shape, ok2 := toInts(args[2])
 	stride, ok3 := toInts(args[3])
-	if !ok1 || !ok2 || !ok3 || len(shape) != len(stride) {
-		return nil
+	t := &TorchTensor{Shape: shape, Stride: stride}
+	st, ok := args[0].(*StorageRef)
+	switch {
+	case !ok:
+		st = &StorageRef{Type: &StorageType{}}
+		t.Invalid = fmt.Sprintf("storage is a %s, not a torch storage", typeName(args[0]))
+	case !ok2:
+		t.Invalid = fmt.Sprintf("shape %s is not a sequence of 64-bit integers", intsString(args[2]))
+	case !ok3 || len(stride) != len(shape):
+		t.Invalid = fmt.Sprintf("stride %s does not fit shape %s", intsString(args[3]), intsString(args[2]))
+	case !ok1 || off < 0:
+		t.Invalid = fmt.Sprintf("storage offset %s out of range", intsString(args[1]))
 	}
-	t := &TorchTensor{Storage: st, Offset: off + st.ViewOffset, Shape: shape, Stride: stride}
+	t.Storage = st
+	if t.Invalid == "" {
+		if t.Offset, ok = addNonNeg(off, st.ViewOffset); !ok {
+			t.Invalid = fmt.Sprintf("storage offset %d + view offset %d out of range", off, st.ViewOffset)
+		}
+	}
 	if len(args) > 4 {
 		t.RequiresGrad, _ = args[4].(bool)
 	}

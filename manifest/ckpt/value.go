@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/big"
 	"strconv"
+	"strings"
 
 	"github.com/cas-ml/cas/digest"
 )
@@ -225,6 +226,42 @@ func keyString(k Value) string {
 		s = s[:200] + "…"
 	}
 	return s
+}
+
+// intsString shows an integer or a sequence meant to hold integers as
+// Python prints it, "(18446744073709551616, 4)", with each item that is
+// not an integer by its type; for problems.
+func intsString(v Value) string {
+	one := func(v Value) string {
+		switch n := v.(type) {
+		case int64:
+			return strconv.FormatInt(n, 10)
+		case *big.Int:
+			return n.String()
+		}
+		return typeName(v)
+	}
+	items, ok := seqItems(v)
+	if !ok {
+		return one(v)
+	}
+	var b strings.Builder
+	b.WriteByte('(')
+	for i, it := range items {
+		if i == 8 {
+			fmt.Fprintf(&b, ", … %d more", len(items)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(one(it))
+	}
+	if len(items) == 1 {
+		b.WriteByte(',')
+	}
+	b.WriteByte(')')
+	return b.String()
 }
 
 // typeName names a Value's Python type, for messages.

@@ -36,6 +36,9 @@ func (in *input) inspectGraph(rep *Report, root Value, regions map[string]region
 	for _, s := range w.sites {
 		t := &rep.Tensors[s.tensor]
 		switch {
+		case s.torch != nil && s.torch.Invalid != "":
+			t.Shape = nonNil(s.torch.Shape)
+			rep.problem("%s: %s", displayPath(t.Path), s.torch.Invalid)
 		case s.torch != nil:
 			st := s.torch.Storage
 			g, ok := regions[st.Key]
@@ -67,6 +70,9 @@ func (in *input) inspectGraph(rep *Report, root Value, regions map[string]region
 		case s.array != nil:
 			a := s.array
 			switch {
+			case a.BadShape != "":
+				t.Shape = []int64{}
+				rep.problem("%s: %s", displayPath(t.Path), a.BadShape)
 			case a.Data != nil && a.DType.Size > 0:
 				stride := contiguousStrides(a.Shape)
 				if a.Fortran {
