@@ -195,6 +195,11 @@ func (r *Repo) GC(ctx context.Context, be remote.Backend, opts GCOptions) (*GCRe
 				return rep, err
 			}
 			rep.Segments += n
+			if be == r.Backend && n > 0 {
+				if _, _, err := r.RebuildIndex(ctx); err != nil {
+					return rep, fmt.Errorf("gc: rebuild the local index: %w", err)
+				}
+			}
 		}
 	}
 	condemned := map[digest.Digest]bool{}
@@ -405,10 +410,8 @@ func (r *Repo) gcSweep(ctx context.Context, be remote.Backend, plans []*gcPlan, 
 			return fmt.Errorf("gc: delete %s: %w", key, err)
 		}
 	}
-	if be == r.Backend && len(del) > 0 {
-		if err := r.syncKeys(); err != nil {
-			return err
-		}
+	if be == r.Backend && (len(del) > 0 || len(oldSegs) > 0) {
+		// The index may hold what the deleted packs and segments said.
 		if _, _, err := r.RebuildIndex(ctx); err != nil {
 			return fmt.Errorf("gc: rebuild the local index: %w", err)
 		}

@@ -486,6 +486,9 @@ func (p *pusher) hasBlob(id digest.Digest) (bool, error) {
 	if !ok || err != nil {
 		return false, err
 	}
+	if bad, err := p.r.Index.Damaged(id); bad || err != nil {
+		return false, err
+	}
 	return p.packPresent(b.Pack)
 }
 
@@ -773,10 +776,13 @@ func (p *pusher) storeBytes(data []byte, natural []int64) (digest.Digest, error)
 	return d, nil
 }
 
-// recordFile puts a multi-chunk file's chunk list in this push's segment,
-// even if the index knows it: the index is a cache, and the segment that
-// told it may be gone.
+// recordFile puts a multi-chunk file's chunk list in this push's segment
+// unless the index knows it (and so a segment of the store names it: the
+// index is rebuilt when one it loaded is gone).
 func (p *pusher) recordFile(d digest.Digest, ids []digest.Digest) {
+	if _, known, err := p.r.Index.FileChunks(d); known && err == nil {
+		return
+	}
 	p.mu.Lock()
 	p.files[d] = ids
 	p.mu.Unlock()

@@ -145,6 +145,17 @@ func Init(dir string, params ChunkParams, now time.Time) error {
 // Open waits briefly, then works with an in-memory index built from the
 // store's index segments, so concurrent processes never fail on the lock.
 func Open(ctx context.Context, dir string) (*Repo, error) {
+	return OpenWith(ctx, dir, OpenOptions{})
+}
+
+// OpenOptions tune Open.
+type OpenOptions struct {
+	// Warn becomes Repo.Warn, already while the store opens.
+	Warn func(error)
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, dir string, opts OpenOptions) (*Repo, error) {
 	b, err := os.ReadFile(filepath.Join(dir, configFile))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -170,7 +181,7 @@ func Open(ctx context.Context, dir string) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Repo{Dir: dir, Config: cfg, Backend: be, Index: idx, Now: time.Now,
+	r := &Repo{Dir: dir, Config: cfg, Backend: be, Index: idx, Now: time.Now, Warn: opts.Warn,
 		chunker: NewChunker(cfg.Chunking), packs: newPackFiles(be)}
 	if err := r.SyncIndex(ctx); err != nil {
 		_ = r.Close()

@@ -104,13 +104,13 @@ func (d *damagedSet) add(err error) {
 	d.mu.Unlock()
 }
 
-// forgetDamaged makes the local index forget what a verify through view
-// found damaged, so that a push stores it again.
+// forgetDamaged marks in the local index what a verify through view found
+// damaged or missing, so that a push of the source stores it again.
 func (r *Repo) forgetDamaged(view *Repo) {
 	if view == r || view.damaged == nil || len(view.damaged.ids) == 0 {
 		return
 	}
-	if err := r.Index.ForgetBlobs(view.damaged.ids); err != nil {
+	if err := r.Index.MarkDamaged(view.damaged.ids); err != nil {
 		r.warn(err)
 	}
 }
@@ -416,7 +416,10 @@ func (r *Repo) Stats(ctx context.Context) (*Stats, error) {
 		return nil, err
 	}
 	refs, err := r.Refs(ctx)
-	if err != nil {
+	var partial *PartialError
+	if errors.As(err, &partial) {
+		r.warn(partial)
+	} else if err != nil {
 		return nil, err
 	}
 	seen := map[digest.Digest]bool{}

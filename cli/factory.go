@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -75,7 +76,9 @@ func (f *Factory) Repo(ctx context.Context) (*cas.Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := cas.Open(ctx, dir)
+	r, err := cas.OpenWith(ctx, dir, cas.OpenOptions{Warn: func(err error) {
+		fmt.Fprintf(f.IO.ErrOut, "cas: warning: %v\n", err)
+	}})
 	if errors.Is(err, cas.ErrNoRepo) {
 		return nil, &userError{msg: "no cas store at " + dir, hint: "run `cas init` there, or fix CAS_DIR"}
 	}
@@ -93,6 +96,20 @@ func (f *Factory) Close() error {
 		err := f.repo.Close()
 		f.repo = nil
 		return err
+	}
+	return nil
+}
+
+// warnPartial shows the entries a listing had to leave out (refs or pins
+// that cannot be read, each named) as warnings, and lets the listing go on.
+// Any other error is returned as it is.
+func warnPartial(ios *IOStreams, err error) error {
+	var partial *cas.PartialError
+	if !errors.As(err, &partial) {
+		return err
+	}
+	for _, e := range partial.Errs {
+		fmt.Fprintf(ios.ErrOut, "cas: warning: %v\n", e)
 	}
 	return nil
 }

@@ -486,7 +486,7 @@ func pinsRun(ctx context.Context, opts *pinsOptions) error {
 		}
 	}
 	pins, err := r.Pins(ctx, be)
-	if err != nil {
+	if err = warnPartial(opts.IO, err); err != nil {
 		return err
 	}
 	if opts.JSON {

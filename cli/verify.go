@@ -391,7 +391,7 @@ func refsRun(ctx context.Context, opts *refsOptions) error {
 		return err
 	}
 	refs, err := r.Refs(ctx)
-	if err != nil {
+	if err = warnPartial(opts.IO, err); err != nil {
 		return err
 	}
 	if opts.JSON {

@@ -21,6 +21,7 @@ const (
 	prefixFile     = 'f' // + file digest → chunk ids
 	prefixSegment  = 'g' // + segment id → ""
 	prefixStoreSeg = 'l' // + segment id of the store's own backend → ""
+	prefixDamaged  = 'd' // + blob id found damaged by a verify → ""
 	prefixPack     = 'p' // + pack id → ""
 	prefixStat     = 's' // + root + NUL + dir → stat entries
 )
@@ -210,6 +211,9 @@ func (x *Badger) AddBlobs(pack digest.Digest, blobs []Blob) error {
 			if err := wb.Set(key(prefixBlob, b.ID), b.encodeValue()); err != nil {
 				return err
 			}
+			if err := wb.Delete(key(prefixDamaged, b.ID)); err != nil {
+				return err
+			}
 		}
 		return wb.Set(key(prefixPack, pack), nil)
 	})
@@ -277,6 +281,24 @@ func (x *Badger) ForgetBlobs(ids []digest.Digest) error {
 		}
 		return nil
 	})
+}
+
+// MarkDamaged implements Index.
+func (x *Badger) MarkDamaged(ids []digest.Digest) error {
+	return x.write(func(wb *badger.WriteBatch) error {
+		for _, id := range ids {
+			if err := wb.Set(key(prefixDamaged, id), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Damaged implements Index.
+func (x *Badger) Damaged(id digest.Digest) (bool, error) {
+	_, ok, err := x.get(key(prefixDamaged, id))
+	return ok, err
 }
 
 // MarkStoreSegment implements Index.

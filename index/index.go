@@ -75,7 +75,8 @@ var ErrCorrupt = errors.New("index: corrupt record")
 type Index interface {
 	// Blob returns where the blob with this ID is stored.
 	Blob(id digest.Digest) (Blob, bool, error)
-	// AddBlobs records blobs (those of one pack, usually) and the pack.
+	// AddBlobs records blobs (those of one pack, usually) and the pack,
+	// replacing what was known of them, damage included.
 	AddBlobs(pack digest.Digest, blobs []Blob) error
 	// FileChunks returns the chunk IDs of a multi-chunk file. A file
 	// without a record is a single chunk whose ID is the file digest.
@@ -93,6 +94,11 @@ type Index interface {
 	// ForgetBlobs removes blobs (found damaged or lost) so that the next
 	// push stores them again; their packs stay known.
 	ForgetBlobs(ids []digest.Digest) error
+	// MarkDamaged records blobs a verify found damaged: Damaged reports
+	// them until AddBlobs records them again (stored anew by a push).
+	MarkDamaged(ids []digest.Digest) error
+	// Damaged reports whether a blob was found damaged.
+	Damaged(id digest.Digest) (bool, error)
 	// MarkStoreSegment records that seg, a segment of the store's own
 	// backend (not a remote's), was loaded: MarkSegment, and a note that
 	// StoreSegments lists, so a segment gone from the store can be told.

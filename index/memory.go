@@ -14,6 +14,7 @@ type Memory struct {
 	files     map[digest.Digest][]digest.Digest
 	segments  map[digest.Digest]bool
 	storeSegs map[digest.Digest]bool
+	damaged   map[digest.Digest]bool
 	packs     map[digest.Digest]bool
 	stat      map[string][]StatEntry
 }
@@ -35,6 +36,7 @@ func (m *Memory) Reset() error {
 	m.files = map[digest.Digest][]digest.Digest{}
 	m.segments = map[digest.Digest]bool{}
 	m.storeSegs = map[digest.Digest]bool{}
+	m.damaged = map[digest.Digest]bool{}
 	m.packs = map[digest.Digest]bool{}
 	m.stat = map[string][]StatEntry{}
 	return nil
@@ -53,8 +55,9 @@ func (m *Memory) AddBlobs(pack digest.Digest, blobs []Blob) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, b := range blobs {
-		if _, ok := m.blobs[b.ID]; !ok {
+		if _, ok := m.blobs[b.ID]; !ok || m.damaged[b.ID] {
 			m.blobs[b.ID] = b
+			delete(m.damaged, b.ID)
 		}
 	}
 	m.packs[pack] = true
@@ -118,6 +121,23 @@ func (m *Memory) ForgetBlobs(ids []digest.Digest) error {
 		delete(m.blobs, id)
 	}
 	return nil
+}
+
+// MarkDamaged implements Index.
+func (m *Memory) MarkDamaged(ids []digest.Digest) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range ids {
+		m.damaged[id] = true
+	}
+	return nil
+}
+
+// Damaged implements Index.
+func (m *Memory) Damaged(id digest.Digest) (bool, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.damaged[id], nil
 }
 
 // MarkStoreSegment implements Index.

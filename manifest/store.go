@@ -68,7 +68,8 @@ type RunEntry struct {
 // what could be listed.
 func Runs(ctx context.Context, r *cas.Repo) ([]RunEntry, error) {
 	refs, err := r.Refs(ctx)
-	if err != nil {
+	var partial *cas.PartialError
+	if err != nil && !errors.As(err, &partial) {
 		return nil, err
 	}
 	var out []RunEntry
