@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cas-ml/cas/remote"
 )
 
 // Main runs cas with the process's arguments and returns the exit code.
@@ -32,6 +34,9 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
 	cmd, err := root.ExecuteContextC(ctx)
+	if err != nil {
+		err = explain(ctx, f, err)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -172,4 +177,20 @@ func unknownCommand(cmd *cobra.Command, args []string) error {
 		hint = "did you mean `" + cmd.CommandPath() + " " + s[0] + "`?"
 	}
 	return &userError{msg: fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath()), hint: hint, code: exitUsage}
+}
+
+// explain turns errors whose own text would mislead or say too little
+// into ones that say what happened and what to do, before printError
+// picks the exit code. ctx is the command line's: it ends only on a
+// signal.
+func explain(ctx context.Context, f *Factory, err error) error {
+	var ue *userError
+	var ce *remote.ConditionalError
+	switch {
+	case errors.As(err, &ue):
+		return err
+	case errors.As(err, &ce):
+		return &userError{msg: conditionalMessage(ce), hint: conditionalHint}
+	}
+	return err
 }
