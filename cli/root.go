@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -182,7 +183,7 @@ func unknownCommand(cmd *cobra.Command, args []string) error {
 // explain turns errors whose own text would mislead or say too little
 // into ones that say what happened and what to do, before printError
 // picks the exit code. ctx is the command line's: it ends only on a
-// signal.
+// signal, so only then is a cancelled command "interrupted" (exit 130).
 func explain(ctx context.Context, f *Factory, err error) error {
 	var ue *userError
 	var ce *remote.ConditionalError
@@ -191,6 +192,16 @@ func explain(ctx context.Context, f *Factory, err error) error {
 		return err
 	case errors.As(err, &ce):
 		return &userError{msg: conditionalMessage(ce), hint: conditionalHint}
+	case errors.Is(err, syscall.ENOSPC):
+		// Before cancellation: a full disk that also stopped the other
+		// steps of the command is a full disk.
+		return &userError{msg: strings.ReplaceAll(err.Error(), "\n", "; "), // errors.Join's lines, on one
+			hint: "the disk is full: free space and run the command again; nothing half-written was left"}
+	case errors.Is(err, context.Canceled) && ctx.Err() == nil:
+		// No signal came: a step failed and cancelled the others, and
+		// its own error was lost on the way.
+		return &userError{msg: "stopped before finishing, though not interrupted: a step failed and its error was lost",
+			hint: "run the command again; if it stops the same way, check the free disk space and report it"}
 	}
 	return err
 }
