@@ -124,3 +124,49 @@ func TestPushFullDisk(t *testing.T) {
 		})
 	}
 }
+
+// A missing object is said to be missing from the local store with no
+// remote to read it from only when the store has no remote.
+func TestExplainMissingObject(t *testing.T) {
+	missing := fmt.Errorf("chunk 1a2c6cd4ac50: pack fc827a06c4b7: %w", remote.ErrNotFound)
+	tests := []struct {
+		name       string
+		remotes    bool
+		err        error
+		wantStderr string
+	}{
+		{"no remote", false, missing,
+			"cas: chunk 1a2c6cd4ac50: pack fc827a06c4b7: object not found (not in the local store, and no remote is configured to read it from)\n" +
+				"hint: `cas verify` lists what the store lacks; `cas remote add` a remote that holds it, or push the data again\n"},
+		{"a remote", true, missing, "cas: chunk 1a2c6cd4ac50: pack fc827a06c4b7: object not found\n"},
+		{"an unknown ref", false, fmt.Errorf("ref x: %w", cas.ErrNotFound),
+			"cas: ref x: not found\nhint: `cas refs` lists names; a digest prefix needs at least 8 hex characters\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), ".cas")
+			params, _ := cas.NewChunkParams(64 << 10)
+			if err := cas.Init(dir, params, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			r, err := cas.Open(t.Context(), dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if tt.remotes {
+				if err := r.AddRemote(cas.RemoteConfig{Name: "origin", URL: "s3://bucket", Connections: 1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var stderr bytes.Buffer
+			code := printError(&stderr, explain(t.Context(), &Factory{repo: r}, tt.err))
+			if code != exitError {
+				t.Errorf("got exit code %d, want %d", code, exitError)
+			}
+			if got := stderr.String(); got != tt.wantStderr {
+				t.Errorf("got stderr %q, want %q", got, tt.wantStderr)
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/remote"
 )
 
@@ -202,6 +203,13 @@ func explain(ctx context.Context, f *Factory, err error) error {
 		// its own error was lost on the way.
 		return &userError{msg: "stopped before finishing, though not interrupted: a step failed and its error was lost",
 			hint: "run the command again; if it stops the same way, check the free disk space and report it"}
+	case errors.Is(err, remote.ErrNotFound) && !errors.Is(err, cas.ErrNotFound) && f.repo != nil:
+		// An object the store needs (a pack, a tree) is missing, and
+		// "object not found" alone reads as if a remote had been asked.
+		if rs, rerr := f.repo.Remotes(); rerr == nil && len(rs) == 0 {
+			return &userError{msg: fmt.Sprintf("%v (not in the local store, and no remote is configured to read it from)", err),
+				hint: "`cas verify` lists what the store lacks; `cas remote add` a remote that holds it, or push the data again"}
+		}
 	}
 	return err
 }
