@@ -70,7 +70,8 @@ func statEntry(name string, st *unix.Stat_t) index.StatEntry {
 }
 
 // scanRoot scans path, which may be a file, a directory or a symlink (a
-// symlink given on the command line is followed, as cp and tar -h do).
+// symlink given on the command line is followed, as cp and tar -h do,
+// and what it points to is scanned under the link's name).
 func (s *scanner) scanRoot(path string, excludes []string) (*node, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
@@ -80,6 +81,26 @@ func (s *scanner) scanRoot(path string, excludes []string) (*node, error) {
 		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
 	n := &node{name: filepath.Base(path), path: path}
+	var lst unix.Stat_t
+	if err := unix.Lstat(path, &lst); err == nil && lst.Mode&unix.S_IFMT == unix.S_IFLNK {
+		// Follow the link here, once: what is read below is opened
+		// without following links (O_NOFOLLOW), and the scan reads one
+		// target even if the link changes meanwhile.
+		resolved, err := filepath.EvalSymlinks(path)
+		if err != nil {
+			return nil, fmt.Errorf("follow symlink %s: %w", path, err)
+		}
+		if err := unix.Lstat(resolved, &st); err != nil {
+			return nil, &os.PathError{Op: "lstat", Path: resolved, Err: err}
+		}
+		n.path = resolved
+		if s.skip != "" {
+			// Compare the store's directory with resolved paths below.
+			if skip, err := filepath.EvalSymlinks(s.skip); err == nil {
+				s.skip = skip
+			}
+		}
+	}
 	var patterns []gitignore.Pattern
 	for _, e := range excludes {
 		patterns = append(patterns, gitignore.ParsePattern(e, nil))

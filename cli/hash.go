@@ -50,9 +50,13 @@ type hashOutput struct {
 }
 
 func hashRun(ctx context.Context, opts *hashOptions) error {
+	// As push does; with --json too, whose output has no list of them.
+	warn := func(path string, err error) {
+		fmt.Fprintf(opts.IO.ErrOut, "warning: skipped %s: %v\n", path, err)
+	}
 	var outs []hashOutput
 	for _, p := range opts.Paths {
-		res, err := cas.Hash(ctx, nil, []string{p}, cas.PushOptions{Excludes: opts.Excludes})
+		res, err := cas.Hash(ctx, nil, []string{p}, cas.PushOptions{Excludes: opts.Excludes, Warn: warn})
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,9 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -91,11 +94,15 @@ func lsWalk(ctx context.Context, r *cas.Repo, obj *cas.Object, prefix string, re
 	return nil
 }
 
-// displayName quotes names that would not print plainly.
+// displayName Go-quotes names that would not print plainly: with spaces
+// or quotes, bytes that are not UTF-8, or any character that is not
+// printable, which takes in C0 and C1 controls and the bidi overrides and
+// isolates (U+202A–U+202E, U+2066–U+2069) that would reorder the line
+// on a terminal. Quoting writes those as \u escapes.
 func displayName(s string) string {
 	for _, c := range s {
-		if c < ' ' || c == 0x7f || c == '\uFFFD' || c == ' ' || c == '"' {
-			return fmt.Sprintf("%q", s)
+		if c == ' ' || c == '"' || c == utf8.RuneError || !unicode.IsPrint(c) {
+			return strconv.Quote(s)
 		}
 	}
 	return s

@@ -15,6 +15,7 @@ type pushOptions struct {
 	Factory  *Factory
 	Paths    []string
 	Name     string
+	NameSet  bool // --name was given, perhaps empty
 	Excludes []string
 	JSON     bool
 	Quiet    bool
@@ -48,6 +49,7 @@ remote lacks is uploaded afterwards, then the ref; --local skips that.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Paths = args
+			opts.NameSet = cmd.Flags().Changed("name")
 			if runF != nil {
 				return runF(opts)
 			}
@@ -73,6 +75,9 @@ type pushOutput struct {
 }
 
 func pushRun(ctx context.Context, opts *pushOptions) error {
+	if opts.NameSet && opts.Name == "" {
+		return usageError("--name is empty: give a ref name, or leave --name out")
+	}
 	if opts.Name != "" && !cas.ValidRefName(opts.Name) {
 		return usageError("--name %q: %v", opts.Name, cas.ErrBadRefName)
 	}

@@ -38,6 +38,9 @@ AWS_PROFILE; they are never written to the store.`,
 			if add.Connections < 1 || add.Connections > 256 {
 				return usageError("--connections %d: want 1 to 256", add.Connections)
 			}
+			if err := probeNewRemote(cmd.Context(), f.IO, r, add); err != nil {
+				return err
+			}
 			if err := r.AddRemote(add); err != nil {
 				if errors.Is(err, cas.ErrRemoteURL) || errors.Is(err, cas.ErrBadRefName) {
 					return usageError("%v", err)
@@ -137,8 +140,57 @@ func openRemote(ctx context.Context, r *cas.Repo, name string) (remote.Backend, 
 	if err := be.Check(ctx); err != nil {
 		return nil, nil, &userError{msg: fmt.Sprintf("remote %s (%s): %v", rc.Name, rc.URL, err), hint: remoteHint(err)}
 	}
-	return be, &rc, nil
+	// Its conditional writes are trusted once a probe has shown that the
+	// service enforces them (remote.WithProbe).
+	return remote.WithProbe(be), &rc, nil
 }
+
+// probeNewRemote checks, before a remote is added, that its service
+// enforces conditional writes, and fails if it does not: refs shared
+// through it could be overwritten silently. When it cannot tell (the
+// credentials may only read, or the bucket cannot be reached) it prints a
+// one-line warning and lets the remote be added; the first write through
+// it probes again.
+func probeNewRemote(ctx context.Context, ios *IOStreams, r *cas.Repo, rc cas.RemoteConfig) error {
+	cfg, err := rc.S3Config()
+	if err != nil {
+		return nil // AddRemote says what is wrong
+	}
+	if _, exists, _ := r.Remote(rc.Name); exists || !cas.ValidRefName(rc.Name) {
+		return nil // AddRemote refuses it: nothing to probe
+	}
+	be, err := remote.NewS3(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("remote %s: %w", rc.Name, err)
+	}
+	err = remote.ProbeConditional(ctx, be)
+	var ce *remote.ConditionalError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ce):
+		return &userError{msg: fmt.Sprintf("remote %s not added: %v", rc.Name, conditionalMessage(ce)), hint: conditionalHint}
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		return err
+	}
+	why := "these credentials may not write there"
+	if !errors.Is(err, remote.ErrAccessDenied) {
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner // without the probe's own words around it
+		}
+		why = err.Error()
+	}
+	fmt.Fprintf(ios.ErrOut, "warning: remote %s: could not check that %s enforces conditional writes (%s); a write through it checks first\n", rc.Name, be.Location(), why)
+	return nil
+}
+
+// conditionalMessage says in one line that a bucket ignores conditional
+// writes and what cas does about it.
+func conditionalMessage(ce *remote.ConditionalError) string {
+	return fmt.Sprintf("%s ignores conditional writes (%s): cas refuses to share refs or data through it", ce.Location, ce.Header)
+}
+
+const conditionalHint = "use an endpoint that enforces If-None-Match and If-Match (AWS S3, MinIO, versitygw 1.8+; not a proxy or gateway that drops them), or push with --local"
 
 func remoteHint(err error) string {
 	switch {
@@ -161,7 +213,17 @@ func targetRemote(ctx context.Context, r *cas.Repo, to string, local bool) (remo
 		}
 		return nil, nil, nil
 	}
-	return openRemote(ctx, r, to)
+	be, rc, err := openRemote(ctx, r, to)
+	if err != nil || be == nil {
+		return nil, nil, err
+	}
+	// A bucket that cannot keep refs apart fails before anything is read.
+	if p, ok := be.(remote.Prober); ok {
+		if err := p.Probe(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	return be, rc, nil
 }
 
 // useRemote lets a command read data the local store lacks from the

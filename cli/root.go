@@ -8,9 +8,13 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/remote"
 )
 
 // Main runs cas with the process's arguments and returns the exit code.
@@ -32,6 +36,9 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
 	cmd, err := root.ExecuteContextC(ctx)
+	if err != nil {
+		err = explain(ctx, f, err)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -172,4 +179,37 @@ func unknownCommand(cmd *cobra.Command, args []string) error {
 		hint = "did you mean `" + cmd.CommandPath() + " " + s[0] + "`?"
 	}
 	return &userError{msg: fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath()), hint: hint, code: exitUsage}
+}
+
+// explain turns errors whose own text would mislead or say too little
+// into ones that say what happened and what to do, before printError
+// picks the exit code. ctx is the command line's: it ends only on a
+// signal, so only then is a cancelled command "interrupted" (exit 130).
+func explain(ctx context.Context, f *Factory, err error) error {
+	var ue *userError
+	var ce *remote.ConditionalError
+	switch {
+	case errors.As(err, &ue):
+		return err
+	case errors.As(err, &ce):
+		return &userError{msg: conditionalMessage(ce), hint: conditionalHint}
+	case errors.Is(err, syscall.ENOSPC):
+		// Before cancellation: a full disk that also stopped the other
+		// steps of the command is a full disk.
+		return &userError{msg: strings.ReplaceAll(err.Error(), "\n", "; "), // errors.Join's lines, on one
+			hint: "the disk is full: free space and run the command again; nothing half-written was left"}
+	case errors.Is(err, context.Canceled) && ctx.Err() == nil:
+		// No signal came: a step failed and cancelled the others, and
+		// its own error was lost on the way.
+		return &userError{msg: "stopped before finishing, though not interrupted: a step failed and its error was lost",
+			hint: "run the command again; if it stops the same way, check the free disk space and report it"}
+	case errors.Is(err, remote.ErrNotFound) && !errors.Is(err, cas.ErrNotFound) && f.repo != nil:
+		// An object the store needs (a pack, a tree) is missing, and
+		// "object not found" alone reads as if a remote had been asked.
+		if rs, rerr := f.repo.Remotes(); rerr == nil && len(rs) == 0 {
+			return &userError{msg: fmt.Sprintf("%v (not in the local store, and no remote is configured to read it from)", err),
+				hint: "`cas verify` lists what the store lacks; `cas remote add` a remote that holds it, or push the data again"}
+		}
+	}
+	return err
 }

@@ -1,6 +1,9 @@
 package s3test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"html"
 	"io"
@@ -13,12 +16,15 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7/pkg/s3utils"
 )
 
 // FaultProxy is an HTTP reverse proxy on 127.0.0.1 that forwards requests
 // to a server and breaks the ones its rules pick: it answers an error
 // status, delays, drops the connection while the request body arrives,
-// flips a byte of a request or response body, or cuts a response short.
+// flips a byte of a request or response body, cuts a response short, or
+// drops the conditions of a write.
 // Point a client's endpoint at URL instead of the server's; requests keep
 // their Host header, so signed S3 requests stay valid.
 //
@@ -91,6 +97,7 @@ type Fault struct {
 	status int
 	code   string
 	delay  time.Duration
+	secret string
 }
 
 type faultKind int
@@ -105,6 +112,7 @@ const (
 	faultFlipResponse
 	faultCutResponse
 	faultShortResponse
+	faultStripConditions
 )
 
 // Status answers with the HTTP status and an S3 error document with the
@@ -144,6 +152,23 @@ func CutResponse(n int64) Fault { return Fault{kind: faultCutResponse, n: n} }
 // Content-Range) as the server sent it: a server or middlebox that
 // silently truncates.
 func ShortResponse(n int64) Fault { return Fault{kind: faultShortResponse, n: n} }
+
+// StripConditions forwards the request without its If-None-Match and
+// If-Match headers, signed anew with secretKey (the secret of the access
+// key that signed it, which the new signature keeps): a server or a
+// re-signing gateway that ignores conditional writes, so that a write
+// meant to fail when the key exists, or has changed, replaces it. Pick
+// the requests with Conditional.
+func StripConditions(secretKey string) Fault {
+	return Fault{kind: faultStripConditions, secret: secretKey}
+}
+
+// Conditional matches the writes (PUT, POST) that carry an If-None-Match
+// or If-Match header.
+func Conditional(r *http.Request) bool {
+	return (r.Method == http.MethodPut || r.Method == http.MethodPost) &&
+		(r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Match") != "")
+}
 
 // NewFaultProxy starts a proxy to target ("http://127.0.0.1:PORT") with
 // rules, and closes it when the test ends.
@@ -241,6 +266,14 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out.Header = r.Header.Clone()
 	out.Host = r.Host
+	if f.kind == faultStripConditions {
+		out.Header.Del("If-None-Match")
+		out.Header.Del("If-Match")
+		if err := resignV4(out, f.secret); err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+	}
 	out.ContentLength = r.ContentLength
 	if r.ContentLength == 0 {
 		out.Body = http.NoBody
@@ -302,4 +335,71 @@ func (f *flipReader) Read(p []byte) (int, error) {
 	}
 	f.pos += int64(n)
 	return n, err
+}
+
+// resignV4 replaces the AWS Signature Version 4 of req, which has lost
+// some of the headers it signed, by one over the signed headers req still
+// has, with the same access key, date and scope, keyed by secret. The
+// payload hash is the request's x-amz-content-sha256, so a body streamed
+// with unsigned chunks stays valid.
+func resignV4(req *http.Request, secret string) error {
+	const algorithm = "AWS4-HMAC-SHA256"
+	auth, ok := strings.CutPrefix(req.Header.Get("Authorization"), algorithm+" ")
+	if !ok {
+		return fmt.Errorf("s3test: re-sign: no %s Authorization header", algorithm)
+	}
+	var credential, signed string
+	for _, field := range strings.Split(auth, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(field), "=")
+		switch k {
+		case "Credential":
+			credential = v
+		case "SignedHeaders":
+			signed = v
+		}
+	}
+	accessKey, scope, ok := strings.Cut(credential, "/")
+	scopeParts := strings.Split(scope, "/") // date/region/service/aws4_request
+	if !ok || signed == "" || len(scopeParts) != 4 {
+		return fmt.Errorf("s3test: re-sign: malformed Authorization header")
+	}
+	var names []string
+	var headers strings.Builder
+	for _, name := range strings.Split(signed, ";") {
+		value := strings.Join(req.Header.Values(name), ",")
+		if name == "host" {
+			value = req.Host
+		} else if len(req.Header.Values(name)) == 0 {
+			continue // one of the headers dropped
+		}
+		names = append(names, name)
+		headers.WriteString(name + ":" + strings.Join(strings.Fields(value), " ") + "\n")
+	}
+	payload := req.Header.Get("X-Amz-Content-Sha256")
+	if payload == "" {
+		payload = "UNSIGNED-PAYLOAD"
+	}
+	canonical := strings.Join([]string{
+		req.Method,
+		s3utils.EncodePath(req.URL.Path),
+		strings.ReplaceAll(req.URL.Query().Encode(), "+", "%20"),
+		headers.String(),
+		strings.Join(names, ";"),
+		payload,
+	}, "\n")
+	sum := sha256.Sum256([]byte(canonical))
+	toSign := strings.Join([]string{algorithm, req.Header.Get("X-Amz-Date"), scope, hex.EncodeToString(sum[:])}, "\n")
+	key := []byte("AWS4" + secret)
+	for _, part := range scopeParts {
+		key = hmacSHA256(key, part)
+	}
+	req.Header.Set("Authorization", fmt.Sprintf("%s Credential=%s/%s, SignedHeaders=%s, Signature=%s",
+		algorithm, accessKey, scope, strings.Join(names, ";"), hex.EncodeToString(hmacSHA256(key, toSign))))
+	return nil
+}
+
+func hmacSHA256(key []byte, data string) []byte {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte(data))
+	return h.Sum(nil)
 }
