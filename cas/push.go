@@ -178,6 +178,7 @@ type pusher struct {
 	mirrored, mirroredBytes atomic.Int64
 	mirrorSem               chan struct{}
 	mirrorErr               error // guarded by mu
+	cause                   error // the first stage's failure; guarded by mu
 	files                   map[digest.Digest][]digest.Digest
 
 	chunks, newChunks, newBytes, storedBytes, packs atomic.Int64
@@ -209,16 +210,38 @@ func (p *pusher) start(ctx context.Context) (finish func(error) error) {
 			err = p.flushPack()
 		}
 		close(p.uploads)
-		if uerr := <-done; err == nil {
-			err = uerr
-		}
+		uerr := <-done
 		p.mirrors.Wait()
-		if err == nil {
-			err = p.mirrorErr
+		// A stage that fails cancels the others, which then fail with
+		// context.Canceled: unless the caller cancelled, the first
+		// failed stage's own error is what went wrong.
+		if err == nil || errors.Is(err, context.Canceled) && ctx.Err() == nil {
+			p.mu.Lock()
+			cause := p.cause
+			p.mu.Unlock()
+			switch {
+			case cause != nil:
+				err = cause
+			case uerr != nil:
+				err = uerr
+			case p.mirrorErr != nil:
+				err = p.mirrorErr
+			}
 		}
 		cancel()
 		return err
 	}
+}
+
+// failWith records err as the cause of the push's failure, unless an
+// earlier stage failed first, and cancels the other stages.
+func (p *pusher) failWith(err error) {
+	p.mu.Lock()
+	if p.cause == nil && !errors.Is(err, context.Canceled) {
+		p.cause = err
+	}
+	p.mu.Unlock()
+	p.fail()
 }
 
 // memBudget is the most file data a push holds in memory at once, beside
@@ -288,7 +311,7 @@ func (r *Repo) run(ctx context.Context, p *pusher, paths []string) (*PushResult,
 	// lock leaves its core to another.
 	err := forEach(gctx, work, runtime.GOMAXPROCS(0)+2, func(_ context.Context, n *node) error {
 		if err := p.processFile(n); err != nil {
-			p.fail()
+			p.failWith(err)
 			return err
 		}
 		return nil
@@ -1026,7 +1049,7 @@ func (p *pusher) uploader(ctx context.Context) error {
 	for pb := range p.uploads {
 		if err == nil {
 			if err = p.writePack(ctx, pb); err != nil {
-				p.fail()
+				p.failWith(err)
 			}
 		}
 		pb.reset()
@@ -1081,7 +1104,7 @@ func (p *pusher) mirror(ctx context.Context, oi remote.ObjectInfo) {
 				p.mirrorErr = fmt.Errorf("upload: %w", err)
 			}
 			p.mu.Unlock()
-			p.fail()
+			p.failWith(fmt.Errorf("upload: %w", err))
 		}
 	}()
 }
