@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cas-ml/cas/digest"
@@ -222,13 +224,22 @@ func (r *Repo) checkClosure(ctx context.Context, be remote.Backend, roots []Obje
 			return nil, fmt.Errorf("closure of %s: %w", o.Digest.Short(), err)
 		}
 	}
-	var missing []string
-	for p := range packs {
+	var (
+		mu      sync.Mutex
+		missing []string
+	)
+	err := forEach(ctx, slices.Collect(maps.Keys(packs)), r.transfers(), func(ctx context.Context, p digest.Digest) error {
 		if _, err := be.Stat(ctx, packKey(p)); errors.Is(err, remote.ErrNotFound) {
+			mu.Lock()
 			missing = append(missing, p.Short())
+			mu.Unlock()
 		} else if err != nil {
-			return nil, fmt.Errorf("pack %s on %s: %w", p.Short(), be.Location(), err)
+			return fmt.Errorf("pack %s on %s: %w", p.Short(), be.Location(), err)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(missing) > 0 {
 		slices.Sort(missing)
