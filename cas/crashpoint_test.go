@@ -162,12 +162,19 @@ func TestCrashPoints(t *testing.T) {
 			w.clock = w.clock.Add(25 * time.Hour)
 		}, run: gcOp},
 		{name: "gc-compact", prior: func(t *testing.T, r *Repo, w *crashWorld) {
-			// Enough segments for gc to merge them: one per push.
+			// Enough segments for gc to merge them: one per push. Every
+			// fourth gets a ref (each ref costs restores at every check);
+			// the others are young garbage, which the merge keeps too.
 			for i := range compactAbove {
 				src := filepath.Join(t.TempDir(), "small")
 				writeGenTree(t, src, []genEntry{{path: "n.txt", kind: KindFile, data: fmt.Appendf(nil, "small %d\n", i)}})
-				w.srcs[fmt.Sprintf("small%d", i)] = src
-				crashPushRef(t, r, w, fmt.Sprintf("small%d", i), fmt.Sprintf("small/%02d", i))
+				name := fmt.Sprintf("small%d", i)
+				w.srcs[name] = src
+				if i%4 == 0 {
+					crashPushRef(t, r, w, name, fmt.Sprintf("small/%02d", i))
+				} else if _, err := r.Push(t.Context(), []string{src}, PushOptions{}); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if n := len(keys(t, r.Backend, segmentPrefix)); n <= compactAbove {
 				t.Fatalf("%d index segments, want more than %d", n, compactAbove)
