@@ -18,9 +18,10 @@ import (
 
 // TestS3CrashPoints breaks, in turn, each request that a `cas push` to an
 // S3 remote makes (through s3test.FaultProxy in front of versitygw), in
-// two ways: refused (403, which no client retries: the push stops there,
-// as if it had been killed) and answered but the answer lost (the server
-// acted; the client retries or fails). After each, the bucket alone must
+// three ways: refused (403, which no client retries: the push stops there,
+// as if it had been killed), answered but the answer lost (the server
+// acted; the client retries or fails), and cut after 1000 bytes of the
+// request (the server never acts). After each, the bucket alone must
 // hold a store that verifies and serves the refs it had; the same push
 // run again must complete; then a fresh store opened on the bucket alone
 // must verify and restore every ref byte for byte, and every pack and
@@ -52,6 +53,7 @@ func TestS3CrashPoints(t *testing.T) {
 	}{
 		{"refused", s3test.Status(http.StatusForbidden, "AccessDenied")},
 		{"answer-lost", s3test.DropResponse()},
+		{"upload-cut", s3test.DropRequest(1000)},
 	}
 	// One run without a fault counts the requests of the push.
 	n := s3CrashPoint(t, srv, base, fresh, 0, s3test.Fault{})
