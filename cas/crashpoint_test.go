@@ -161,25 +161,20 @@ func TestCrashPoints(t *testing.T) {
 			}
 			w.clock = w.clock.Add(25 * time.Hour)
 		}, run: gcOp},
-		{name: "gc-compact", prior: func(t *testing.T, r *Repo, w *crashWorld) {
-			// Enough segments for gc to merge them: one per push. Every
-			// fourth gets a ref (each ref costs restores at every check);
-			// the others are young garbage, which the merge keeps too.
-			for i := range compactAbove {
-				src := filepath.Join(t.TempDir(), "small")
-				writeGenTree(t, src, []genEntry{{path: "n.txt", kind: KindFile, data: fmt.Appendf(nil, "small %d\n", i)}})
-				name := fmt.Sprintf("small%d", i)
-				w.srcs[name] = src
-				if i%4 == 0 {
-					crashPushRef(t, r, w, name, fmt.Sprintf("small/%02d", i))
-				} else if _, err := r.Push(t.Context(), []string{src}, PushOptions{}); err != nil {
-					t.Fatal(err)
-				}
+		{name: "gc-sweep-merged", prior: func(t *testing.T, r *Repo, w *crashWorld) {
+			// The sweep must rewrite the one merged segment, which names
+			// live and condemned packs alike.
+			manySegments(t, r, w)
+			if rep, err := r.GC(t.Context(), nil, GCOptions{}); err != nil || rep.Segments == 0 {
+				t.Fatalf("gc merging segments: %+v, %v", rep, err)
 			}
-			if n := len(keys(t, r.Backend, segmentPrefix)); n <= compactAbove {
-				t.Fatalf("%d index segments, want more than %d", n, compactAbove)
+			w.clock = w.clock.Add(25 * time.Hour)
+			if rep, err := r.GC(t.Context(), nil, GCOptions{}); err != nil || rep.Planned.Packs == 0 {
+				t.Fatalf("gc mark: %+v, %v; want a plan", rep, err)
 			}
-		}, run: func(ctx context.Context, r *Repo, w *crashWorld) ([]crashWant, error) {
+			w.clock = w.clock.Add(25 * time.Hour)
+		}, run: gcOp},
+		{name: "gc-compact", prior: manySegments, run: func(ctx context.Context, r *Repo, w *crashWorld) ([]crashWant, error) {
 			if _, err := r.GC(ctx, nil, GCOptions{}); err != nil {
 				return nil, err
 			}
@@ -227,6 +222,27 @@ func stepName(step string) string {
 	step = gcIDName.ReplaceAllString(step, "ID")
 	step = fanOut.ReplaceAllString(step, "packs/xx")
 	return strings.NewReplacer(" ", "-", "/", "_").Replace(step)
+}
+
+// manySegments pushes enough small trees for gc to merge the segments:
+// one segment per push. Every fourth gets a ref (each ref costs restores
+// at every check); the others are young garbage, which a merge keeps too.
+func manySegments(t *testing.T, r *Repo, w *crashWorld) {
+	t.Helper()
+	for i := range compactAbove {
+		src := filepath.Join(t.TempDir(), "small")
+		writeGenTree(t, src, []genEntry{{path: "n.txt", kind: KindFile, data: fmt.Appendf(nil, "small %d\n", i)}})
+		name := fmt.Sprintf("small%d", i)
+		w.srcs[name] = src
+		if i%4 == 0 {
+			crashPushRef(t, r, w, name, fmt.Sprintf("small/%02d", i))
+		} else if _, err := r.Push(t.Context(), []string{src}, PushOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(keys(t, r.Backend, segmentPrefix)); n <= compactAbove {
+		t.Fatalf("%d index segments, want more than %d", n, compactAbove)
+	}
 }
 
 // crashPushRef pushes the source named name and points ref at it, and
@@ -450,12 +466,9 @@ func (world *crashWorld) crashAt(t *testing.T, op crashOp, i int) {
 	wants = slices.DeleteFunc(wants, func(w crashWant) bool { return w.unrooted })
 	// (d): gc runs to the end, keeps everything referenced, and in the
 	// end collects everything else.
+	// (What the first loses, the check after the second finds lost.)
 	if _, err := r.GC(ctx, nil, GCOptions{}); err != nil {
 		t.Fatalf("gc after the crash: %v", err)
-	}
-	checkCrashStore(t, r, "after a gc", wants)
-	if t.Failed() {
-		return
 	}
 	if _, err := r.GC(ctx, nil, GCOptions{Grace: NoGrace}); err != nil {
 		t.Fatalf("gc without grace after the crash: %v", err)
