@@ -191,3 +191,36 @@ func (r *truncReader) Read(p []byte) (int, error) {
 	r.left -= int64(n)
 	return n, err
 }
+
+// LocalOp is a step of a Local backend that changes the filesystem, as
+// its Fault hook sees it. A crash test fails the Nth step, and every one
+// after it, to leave the store as a process killed there would.
+type LocalOp int
+
+// The steps, in the order a Put takes them: create and write the temp
+// file (fsync it with Sync), make the key's directory, link or rename the
+// temp file into place, remove the temp file (after a link, or when the
+// Put fails), fsync the directory. A Delete unlinks the file, fsyncs its
+// directory with Sync and removes the directories it emptied. SyncKeys
+// fsyncs files and directories.
+const (
+	OpCreate     LocalOp = iota + 1 // create the temp file of a Put
+	OpWrite                         // one write of a Put's data to its temp file
+	OpSync                          // fsync of a file
+	OpMkdir                         // make a key's missing parent directories
+	OpLink                          // link the temp file into place (IfNoneMatch)
+	OpRename                        // rename the temp file into place
+	OpRemoveTemp                    // remove a temp file
+	OpUnlink                        // remove an object's file (Delete)
+	OpRmdir                         // remove a directory a Delete emptied
+	OpSyncDir                       // fsync of a directory
+)
+
+var localOpNames = [...]string{"", "create", "write", "fsync", "mkdir", "link", "rename", "remove-temp", "unlink", "rmdir", "fsync-dir"}
+
+func (op LocalOp) String() string {
+	if op > 0 && int(op) < len(localOpNames) {
+		return localOpNames[op]
+	}
+	return fmt.Sprintf("LocalOp(%d)", int(op))
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -87,6 +88,11 @@ const (
 // compare-and-replace never loses an update. Network filesystems without
 // working flock or hard links are not supported for concurrent writers.
 //
+// A Delete removes the directories it empties, up to but not including
+// DIR, so that a deleted key leaves nothing that could stand in the way of
+// a later key ("refs/a" after "refs/a/b" was deleted). A Put racing such a
+// removal makes its directory again.
+//
 // Keys whose first element is "tmp" or "locks" are reserved and invalid.
 // Because objects are files, a key cannot also be a prefix directory of
 // another key ("a" and "a/b" cannot both exist); the second Put fails.
@@ -102,7 +108,40 @@ type Local struct {
 	// and per-object fsync costs more than the write itself for small refs.
 	Sync bool
 
+	// Fault, when set, is called before each step that changes the
+	// filesystem, with the step and the key it serves (for OpRmdir and
+	// OpSyncDir the directory, as a slash-separated path below DIR; ""
+	// is DIR). An error it returns is taken as that system call's error:
+	// the step is skipped and the call goes on as it would after such a
+	// failure. Crash tests use it; set it before the first call. Nil
+	// costs nothing.
+	Fault func(op LocalOp, key string) error
+
 	dir string
+}
+
+// step runs the Fault hook, if any, before op.
+func (l *Local) step(op LocalOp, key string) error {
+	if l.Fault == nil {
+		return nil
+	}
+	return l.Fault(op, key)
+}
+
+// dirKey names a directory below the store for the Fault hook.
+func (l *Local) dirKey(dir string) string {
+	rel, err := filepath.Rel(l.dir, dir)
+	if err != nil || rel == "." {
+		return ""
+	}
+	return filepath.ToSlash(rel)
+}
+
+// removeTemp removes a temp file that is no longer needed.
+func (l *Local) removeTemp(key, tmp string) {
+	if l.step(OpRemoveTemp, key) == nil {
+		os.Remove(tmp)
+	}
 }
 
 var _ Backend = (*Local)(nil)
@@ -162,46 +201,84 @@ func (l *Local) Put(ctx context.Context, key string, r io.Reader, size int64, op
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	tmp, err := l.writeTemp(ctx, r, size)
+	tmp, err := l.writeTemp(ctx, key, r, size)
 	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	final := l.path(key)
-	err = os.MkdirAll(filepath.Dir(final), 0o755)
-	if err == nil {
-		err = ctx.Err()
-	}
-	if err == nil {
-		switch {
-		case opts.IfNoneMatch:
-			err = l.link(key, tmp, final)
-		case opts.IfMatch != "":
-			err = l.replace(key, tmp, final, opts.IfMatch)
-		default:
-			err = l.replace(key, tmp, final, "")
-		}
-	}
-	if err != nil {
+	if err := l.place(ctx, key, tmp, final, opts); err != nil {
 		// The temp file is still there unless it was renamed into place,
 		// and a successful rename returns no error.
-		os.Remove(tmp)
+		l.removeTemp(key, tmp)
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	if l.Sync {
-		if err := syncDir(filepath.Dir(final)); err != nil {
+		if err := l.syncDir(filepath.Dir(final)); err != nil {
 			return fmt.Errorf("put %s: %w", key, err)
 		}
 	}
 	return nil
 }
 
+// place moves the temp file tmp to final as opts say, making final's
+// directory first. A Delete removes the directories it empties, so the
+// directory may vanish between its making and the move (which then fails
+// with ENOENT): place makes it again and retries.
+func (l *Local) place(ctx context.Context, key, tmp, final string, opts PutOptions) error {
+	dir := filepath.Dir(final)
+	for attempt := 0; ; attempt++ {
+		err := l.mkdirAll(key, dir)
+		if errors.Is(err, fs.ErrExist) && attempt < 100 {
+			// MkdirAll found the directory there, then gone.
+			continue
+		}
+		if err == nil {
+			err = ctx.Err()
+		}
+		if err == nil {
+			switch {
+			case opts.IfNoneMatch:
+				err = l.link(key, tmp, final)
+			case opts.IfMatch != "":
+				err = l.replace(key, tmp, final, opts.IfMatch)
+			default:
+				err = l.replace(key, tmp, final, "")
+			}
+		}
+		// Each retry follows a Delete that emptied the directory: a
+		// hundred in a row is a bug, not a race.
+		if !errors.Is(err, fs.ErrNotExist) || attempt == 100 {
+			return err
+		}
+	}
+}
+
+// mkdirAll makes dir, the parent of key's file, and its missing parents.
+func (l *Local) mkdirAll(key, dir string) error {
+	if l.Fault != nil {
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			if err := l.Fault(OpMkdir, key); err != nil {
+				return err
+			}
+		}
+	}
+	return os.MkdirAll(dir, 0o755)
+}
+
 // writeTemp copies r into a new read-only file in the temp directory and
 // returns its path. It fails, leaving nothing, when size >= 0 and r does
 // not yield exactly size bytes.
-func (l *Local) writeTemp(ctx context.Context, r io.Reader, size int64) (string, error) {
+func (l *Local) writeTemp(ctx context.Context, key string, r io.Reader, size int64) (string, error) {
+	if err := l.step(OpCreate, key); err != nil {
+		return "", err
+	}
 	f, err := l.createTemp()
 	if err != nil {
 		return "", err
+	}
+	var dst io.Writer = f
+	if l.Fault != nil {
+		dst = faultWriter{f, l, key}
 	}
 	src := io.Reader(ctxReader{ctx, r})
 	if size >= 0 {
@@ -209,21 +286,37 @@ func (l *Local) writeTemp(ctx context.Context, r io.Reader, size int64) (string,
 	}
 	// Large writes: a pack is tens of MiB, and 32 KiB writes cost a
 	// syscall each.
-	n, err := io.CopyBuffer(f, src, make([]byte, 1<<20))
+	n, err := io.CopyBuffer(dst, src, make([]byte, 1<<20))
 	if err == nil && size >= 0 && n != size {
 		err = fmt.Errorf("got %d bytes from reader, want %d", n, size)
 	}
 	if err == nil && l.Sync {
-		err = f.Sync()
+		if err = l.step(OpSync, key); err == nil {
+			err = f.Sync()
+		}
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(f.Name())
+		l.removeTemp(key, f.Name())
 		return "", err
 	}
 	return f.Name(), nil
+}
+
+// faultWriter runs the Fault hook before each write to a temp file.
+type faultWriter struct {
+	f   *os.File
+	l   *Local
+	key string
+}
+
+func (w faultWriter) Write(p []byte) (int, error) {
+	if err := w.l.Fault(OpWrite, w.key); err != nil {
+		return 0, err
+	}
+	return w.f.Write(p)
 }
 
 func (l *Local) createTemp() (*os.File, error) {
@@ -248,10 +341,13 @@ func (l *Local) createTemp() (*os.File, error) {
 
 // link moves tmp to final unless final exists (IfNoneMatch).
 func (l *Local) link(key, tmp, final string) error {
-	err := os.Link(tmp, final)
+	err := l.step(OpLink, key)
+	if err == nil {
+		err = os.Link(tmp, final)
+	}
 	switch {
 	case err == nil:
-		os.Remove(tmp)
+		l.removeTemp(key, tmp)
 		return nil
 	case errors.Is(err, fs.ErrExist):
 		return ErrExists
@@ -275,6 +371,9 @@ func (l *Local) renameIfAbsent(key, tmp, final string) error {
 	} else if !isNotExist(err) {
 		return err
 	}
+	if err := l.step(OpRename, key); err != nil {
+		return err
+	}
 	return os.Rename(tmp, final)
 }
 
@@ -296,6 +395,9 @@ func (l *Local) replace(key, tmp, final, etag string) error {
 		case localETag(fi) != etag:
 			return ErrPrecondition
 		}
+	}
+	if err := l.step(OpRename, key); err != nil {
+		return err
 	}
 	return os.Rename(tmp, final)
 }
@@ -441,7 +543,8 @@ func (l *Local) walk(ctx context.Context, dir, name string, fn func(ObjectInfo) 
 	return nil
 }
 
-// Delete removes the object's file. Emptied parent directories are kept.
+// Delete removes the object's file, then the directories that this left
+// empty, up to but not including the store's directory.
 func (l *Local) Delete(ctx context.Context, key string) error {
 	if err := l.checkKey(key); err != nil {
 		return fmt.Errorf("delete %q: %w", key, err)
@@ -452,7 +555,39 @@ func (l *Local) Delete(ctx context.Context, key string) error {
 	if err := l.remove(key); err != nil {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
+	l.pruneDirs(filepath.Dir(l.path(key)))
 	return nil
+}
+
+// pruneDirs removes dir and its parents below the store's directory while
+// they are empty. Failing to is harmless (a directory is not an object),
+// and a Put that races a removal makes its directory again (place).
+func (l *Local) pruneDirs(dir string) {
+	removed := ""
+	for dir != l.dir && strings.HasPrefix(dir, l.dir+string(filepath.Separator)) {
+		if l.Fault != nil && !emptyDir(dir) {
+			break // rmdir would fail: no step to report
+		}
+		if l.step(OpRmdir, l.dirKey(dir)) != nil || os.Remove(dir) != nil {
+			break // not empty (ENOTEMPTY, EEXIST), or gone already
+		}
+		removed = dir
+		dir = filepath.Dir(dir)
+	}
+	if removed != "" && l.Sync {
+		_ = l.syncDir(filepath.Dir(removed))
+	}
+}
+
+// emptyDir reports whether dir is a directory holding nothing.
+func emptyDir(dir string) bool {
+	d, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(1)
+	return len(names) == 0 && errors.Is(err, io.EOF)
 }
 
 func (l *Local) remove(key string) error {
@@ -467,13 +602,16 @@ func (l *Local) remove(key string) error {
 		return ErrNotFound // os.Remove would delete an empty directory
 	}
 	if err == nil {
+		if err = l.step(OpUnlink, key); err != nil {
+			return err
+		}
 		err = os.Remove(p)
 	}
 	if err != nil {
 		return notFound(err)
 	}
 	if l.Sync {
-		return syncDir(filepath.Dir(p))
+		return l.syncDir(filepath.Dir(p))
 	}
 	return nil
 }
@@ -564,7 +702,11 @@ func notFound(err error) error {
 	return err
 }
 
-func syncDir(dir string) error {
+// syncDir fsyncs a directory of the store.
+func (l *Local) syncDir(dir string) error {
+	if err := l.step(OpSyncDir, l.dirKey(dir)); err != nil {
+		return err
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -634,15 +776,18 @@ func (l *Local) SyncKeys(keys ...string) error {
 			}
 			return err
 		}
-		err = f.Sync()
+		err = l.step(OpSync, key)
+		if err == nil {
+			err = f.Sync()
+		}
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("sync %s: %w", key, err)
 		}
 		dirs[filepath.Dir(p)] = true
 	}
-	for d := range dirs {
-		if err := syncDir(d); err != nil {
+	for _, d := range slices.Sorted(maps.Keys(dirs)) { // one order: crash tests count steps
+		if err := l.syncDir(d); err != nil {
 			return fmt.Errorf("sync %s: %w", d, err)
 		}
 	}

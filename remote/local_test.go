@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -319,5 +321,332 @@ func TestNewLocalCreatesDir(t *testing.T) {
 	// A second instance on an existing store works as well.
 	if _, err := remote.NewLocal(dir); err != nil {
 		t.Errorf("NewLocal on an existing store: %v", err)
+	}
+}
+
+// listKeys returns every key of b.
+func listKeys(t *testing.T, b remote.Backend) []string {
+	t.Helper()
+	var keys []string
+	if err := b.List(t.Context(), "", func(info remote.ObjectInfo) error {
+		keys = append(keys, info.Key)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// dirsBelow returns the directories below root (root excluded), slash-
+// separated and relative, in walk order.
+func dirsBelow(t *testing.T, root string) []string {
+	t.Helper()
+	var dirs []string
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && p != root {
+			dirs = append(dirs, filepath.ToSlash(mustRel(t, root, p)))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dirs
+}
+
+func mustRel(t *testing.T, base, p string) string {
+	t.Helper()
+	rel, err := filepath.Rel(base, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rel
+}
+
+// TestLocalDeleteRemovesEmptiedDirs checks that a Delete leaves no empty
+// directory behind, so that a deleted "refs/grp/one" does not keep the
+// name "refs/grp" from being a key, and that it keeps directories still
+// in use, the store's directory and its reserved ones.
+func TestLocalDeleteRemovesEmptiedDirs(t *testing.T) {
+	tests := []struct {
+		name     string
+		put      []string
+		del      []string
+		wantDirs []string // below the store, beside tmp and locks
+	}{
+		{"last key of nested dirs", []string{"refs/grp/one"}, []string{"refs/grp/one"}, nil},
+		{"sibling stays", []string{"refs/grp/one", "refs/grp/two"}, []string{"refs/grp/one"}, []string{"refs", "refs/grp"}},
+		{"cousin stays", []string{"refs/grp/one", "refs/x"}, []string{"refs/grp/one"}, []string{"refs"}},
+		{"pack fan-out dir", []string{"packs/ab/ab01", "packs/cd/cd01"}, []string{"packs/ab/ab01"}, []string{"packs", "packs/cd"}},
+		{"top-level key", []string{"config-like"}, []string{"config-like"}, nil},
+		{"all of gc", []string{"gc/plans/p1", "gc/sweeps/p1", "gc/done/d1"}, []string{"gc/plans/p1", "gc/sweeps/p1"}, []string{"gc", "gc/done"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLocal(t)
+			ctx := t.Context()
+			for _, k := range tt.put {
+				if err := l.Put(ctx, k, bytes.NewReader([]byte(k)), int64(len(k)), remote.PutOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, k := range tt.del {
+				if err := l.Delete(ctx, k); err != nil {
+					t.Fatalf("Delete(%s): %v", k, err)
+				}
+			}
+			want := append([]string{"locks"}, tt.wantDirs...)
+			want = append(want, "tmp")
+			slices.Sort(want)
+			got := dirsBelow(t, l.Location())
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Errorf("directories after Delete: got %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestLocalKeyWhereDeletedDirWas is the user-visible case: after the only
+// key below "refs/grp/" is deleted, "refs/grp" can be created, also with
+// IfNoneMatch (push --name grp).
+func TestLocalKeyWhereDeletedDirWas(t *testing.T) {
+	l := newLocal(t)
+	ctx := t.Context()
+	if err := l.Put(ctx, "refs/grp/one", bytes.NewReader([]byte("1")), 1, remote.PutOptions{IfNoneMatch: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Delete(ctx, "refs/grp/one"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Put(ctx, "refs/grp", bytes.NewReader([]byte("g")), 1, remote.PutOptions{IfNoneMatch: true}); err != nil {
+		t.Fatalf("Put(refs/grp) after deleting refs/grp/one: got %v, want nil", err)
+	}
+	if got := listKeys(t, l); !slices.Equal(got, []string{"refs/grp"}) {
+		t.Errorf("List: got %q, want [refs/grp]", got)
+	}
+}
+
+// TestLocalPutRacingDirRemoval removes a Put's freshly made directory just
+// before the Put moves its file in, as a Delete emptying that directory
+// at that moment would: the Put makes the directory again and succeeds.
+func TestLocalPutRacingDirRemoval(t *testing.T) {
+	for _, opts := range []remote.PutOptions{{IfNoneMatch: true}, {}} {
+		t.Run(fmt.Sprintf("IfNoneMatch=%v", opts.IfNoneMatch), func(t *testing.T) {
+			l := newLocal(t)
+			removed := 0
+			l.Fault = func(op remote.LocalOp, key string) error {
+				if (op == remote.OpLink || op == remote.OpRename) && removed < 3 {
+					removed++
+					// What a racing Delete's rmdir does: the directories
+					// are empty, the file is not linked yet.
+					if err := os.Remove(filepath.Join(l.Location(), "refs", "grp")); err != nil {
+						t.Errorf("remove refs/grp: %v", err)
+					}
+					if err := os.Remove(filepath.Join(l.Location(), "refs")); err != nil {
+						t.Errorf("remove refs: %v", err)
+					}
+				}
+				return nil
+			}
+			if err := l.Put(t.Context(), "refs/grp/one", bytes.NewReader([]byte("1")), 1, opts); err != nil {
+				t.Fatalf("Put with its directory removed %d times: got %v, want nil", removed, err)
+			}
+			if removed != 3 {
+				t.Errorf("got %d removals, want 3", removed)
+			}
+			got, err := remote.ReadAll(t.Context(), l, "refs/grp/one")
+			if err != nil || string(got) != "1" {
+				t.Errorf("ReadAll: got %q, %v, want \"1\"", got, err)
+			}
+			checkEmpty(t, filepath.Join(l.Location(), "tmp"))
+		})
+	}
+}
+
+// TestLocalPutDeleteSameDir runs Puts and Deletes of keys sharing one
+// directory at once: each Delete may remove the directory another Put
+// has just made, and no call may fail for it.
+func TestLocalPutDeleteSameDir(t *testing.T) {
+	l := newLocal(t)
+	ctx := t.Context()
+	const workers, rounds = 4, 200
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			key := fmt.Sprintf("gc/keeps/k%d", w)
+			for i := range rounds {
+				opts := remote.PutOptions{IfNoneMatch: i%2 == 0}
+				if err := l.Put(ctx, key, bytes.NewReader([]byte("x")), 1, opts); err != nil {
+					t.Errorf("worker %d round %d: Put: %v", w, i, err)
+					return
+				}
+				if err := l.Delete(ctx, key); err != nil {
+					t.Errorf("worker %d round %d: Delete: %v", w, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := listKeys(t, l); len(got) != 0 {
+		t.Errorf("List: got %q, want nothing", got)
+	}
+	if got := dirsBelow(t, l.Location()); !slices.Equal(got, []string{"locks", "tmp"}) {
+		t.Errorf("directories: got %q, want [locks tmp]", got)
+	}
+}
+
+// step is one call of a Local's Fault hook.
+type step struct {
+	op  remote.LocalOp
+	key string
+}
+
+func (s step) String() string { return s.op.String() + " " + s.key }
+
+// recordSteps runs fn with a Fault hook that records every step.
+func recordSteps(l *remote.Local, fn func() error) ([]step, error) {
+	var steps []step
+	l.Fault = func(op remote.LocalOp, key string) error {
+		steps = append(steps, step{op, key})
+		return nil
+	}
+	defer func() { l.Fault = nil }()
+	err := fn()
+	return steps, err
+}
+
+// TestLocalFaultSteps pins the steps each call reports to the Fault hook.
+func TestLocalFaultSteps(t *testing.T) {
+	put := func(key string, data string, opts remote.PutOptions) func(*remote.Local) error {
+		return func(l *remote.Local) error {
+			return l.Put(t.Context(), key, bytes.NewReader([]byte(data)), int64(len(data)), opts)
+		}
+	}
+	big := string(make([]byte, 3<<20)) // three 1 MiB writes
+	tests := []struct {
+		name  string
+		sync  bool
+		setup []string // keys stored first
+		call  func(*remote.Local) error
+		want  []step
+	}{
+		{"put new dir, IfNoneMatch", false, nil, put("refs/a/b", "x", remote.PutOptions{IfNoneMatch: true}),
+			[]step{{remote.OpCreate, "refs/a/b"}, {remote.OpWrite, "refs/a/b"}, {remote.OpMkdir, "refs/a/b"}, {remote.OpLink, "refs/a/b"}, {remote.OpRemoveTemp, "refs/a/b"}}},
+		{"put existing dir, replace", false, []string{"refs/a/c"}, put("refs/a/b", "x", remote.PutOptions{}),
+			[]step{{remote.OpCreate, "refs/a/b"}, {remote.OpWrite, "refs/a/b"}, {remote.OpRename, "refs/a/b"}}},
+		{"put with Sync", true, []string{"refs/a/c"}, put("refs/a/b", "x", remote.PutOptions{IfNoneMatch: true}),
+			[]step{{remote.OpCreate, "refs/a/b"}, {remote.OpWrite, "refs/a/b"}, {remote.OpSync, "refs/a/b"}, {remote.OpLink, "refs/a/b"}, {remote.OpRemoveTemp, "refs/a/b"}, {remote.OpSyncDir, "refs/a"}}},
+		{"put of 3 MiB", false, []string{"packs/ab/ab00"}, put("packs/ab/ab01", big, remote.PutOptions{IfNoneMatch: true}),
+			[]step{{remote.OpCreate, "packs/ab/ab01"}, {remote.OpWrite, "packs/ab/ab01"}, {remote.OpWrite, "packs/ab/ab01"}, {remote.OpWrite, "packs/ab/ab01"}, {remote.OpLink, "packs/ab/ab01"}, {remote.OpRemoveTemp, "packs/ab/ab01"}}},
+		{"put refused", false, []string{"refs/a/b"}, put("refs/a/b", "x", remote.PutOptions{IfNoneMatch: true}),
+			[]step{{remote.OpCreate, "refs/a/b"}, {remote.OpWrite, "refs/a/b"}, {remote.OpLink, "refs/a/b"}, {remote.OpRemoveTemp, "refs/a/b"}}},
+		{"delete last of two dirs", false, []string{"refs/a/b"}, func(l *remote.Local) error { return l.Delete(t.Context(), "refs/a/b") },
+			[]step{{remote.OpUnlink, "refs/a/b"}, {remote.OpRmdir, "refs/a"}, {remote.OpRmdir, "refs"}}},
+		{"delete with Sync, sibling stays", true, []string{"refs/a/b", "refs/a/c"}, func(l *remote.Local) error { return l.Delete(t.Context(), "refs/a/b") },
+			[]step{{remote.OpUnlink, "refs/a/b"}, {remote.OpSyncDir, "refs/a"}}},
+		{"sync keys", false, []string{"packs/cd/cd01", "packs/ab/ab01", "index/11"}, func(l *remote.Local) error { return l.SyncKeys("packs/cd/cd01", "packs/ab/ab01", "index/11") },
+			[]step{{remote.OpSync, "packs/cd/cd01"}, {remote.OpSync, "packs/ab/ab01"}, {remote.OpSync, "index/11"}, {remote.OpSyncDir, "index"}, {remote.OpSyncDir, "packs/ab"}, {remote.OpSyncDir, "packs/cd"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLocal(t)
+			for _, k := range tt.setup {
+				if err := l.Put(t.Context(), k, bytes.NewReader([]byte("s")), 1, remote.PutOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l.Sync = tt.sync
+			got, err := recordSteps(l, func() error { return tt.call(l) })
+			if err != nil && !errors.Is(err, remote.ErrExists) {
+				t.Fatalf("call: %v", err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("steps:\ngot  %v\nwant %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestLocalFaultFailEachStep fails each step of a Put and of a Delete in
+// turn, alone: the call reports the injected error (but for the steps
+// whose failure is harmless: removing a temp file, removing an emptied
+// directory), the object is either absent or whole, and no temp file
+// stays unless its removal was the step that failed.
+func TestLocalFaultFailEachStep(t *testing.T) {
+	errCrash := errors.New("injected")
+	data := []byte("the object's bytes")
+	ops := []struct {
+		name    string
+		setup   []string
+		call    func(l *remote.Local) error
+		key     string
+		present bool // after a successful call
+	}{
+		{"put", nil, func(l *remote.Local) error {
+			return l.Put(t.Context(), "refs/g/one", bytes.NewReader(data), int64(len(data)), remote.PutOptions{IfNoneMatch: true})
+		}, "refs/g/one", true},
+		{"replace", []string{"refs/g/one"}, func(l *remote.Local) error {
+			return l.Put(t.Context(), "refs/g/one", bytes.NewReader(data), int64(len(data)), remote.PutOptions{})
+		}, "refs/g/one", true},
+		{"delete", []string{"refs/g/one"}, func(l *remote.Local) error { return l.Delete(t.Context(), "refs/g/one") }, "refs/g/one", false},
+	}
+	for _, o := range ops {
+		newStore := func(t *testing.T) *remote.Local {
+			l := newLocal(t)
+			l.Sync = true
+			for _, k := range o.setup {
+				if err := l.Put(t.Context(), k, bytes.NewReader([]byte("old")), 3, remote.PutOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return l
+		}
+		l := newStore(t)
+		steps, err := recordSteps(l, func() error { return o.call(l) })
+		if err != nil {
+			t.Fatalf("%s: %v", o.name, err)
+		}
+		for i, s := range steps {
+			t.Run(fmt.Sprintf("%s/%d-%s", o.name, i+1, s.op), func(t *testing.T) {
+				l := newStore(t)
+				n := 0
+				l.Fault = func(op remote.LocalOp, key string) error {
+					n++
+					if n == i+1 {
+						return errCrash
+					}
+					return nil
+				}
+				err := o.call(l)
+				l.Fault = nil
+				// Removing emptied directories is tidying, and so is the
+				// directory sync after it.
+				harmless := s.op == remote.OpRemoveTemp || s.op == remote.OpRmdir ||
+					s.op == remote.OpSyncDir && i > 0 && steps[i-1].op == remote.OpRmdir
+				switch {
+				case harmless && err != nil:
+					t.Errorf("got error %v, want nil: a failed %s is harmless", err, s.op)
+				case !harmless && !errors.Is(err, errCrash):
+					t.Errorf("got error %v, want the injected one", err)
+				}
+				got, gerr := remote.ReadAll(t.Context(), l, o.key)
+				switch {
+				case errors.Is(gerr, remote.ErrNotFound):
+				case gerr != nil:
+					t.Errorf("ReadAll: %v", gerr)
+				case !bytes.Equal(got, data) && !bytes.Equal(got, []byte("old")):
+					t.Errorf("object holds %q: neither the old nor the new version", got)
+				}
+				entries, _ := os.ReadDir(filepath.Join(l.Location(), "tmp"))
+				if want := map[bool]int{true: 1, false: 0}[s.op == remote.OpRemoveTemp]; len(entries) != want {
+					t.Errorf("got %d temp files left, want %d", len(entries), want)
+				}
+			})
+		}
 	}
 }

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs, if missing, what the test suite needs besides Go: from Debian
 # packages b3sum (the reference the digests are checked against), python3
-# (the stand-alone tree-digest script in docs/, the runs cas records) and
-# git; from the Go module proxy versitygw, the S3 server the remote tests
-# run against on 127.0.0.1.
+# (the stand-alone tree-digest script in docs/, the runs cas records), git
+# and strace (TestKillPoints kills cas at chosen system calls with it);
+# from the Go module proxy versitygw, the S3 server the remote tests run
+# against on 127.0.0.1.
 set -euo pipefail
 need=()
 command -v b3sum >/dev/null 2>&1 || need+=(b3sum)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v git >/dev/null 2>&1 || need+=(git)
+command -v strace >/dev/null 2>&1 || need+=(strace)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "installing ${need[*]}" >&2
 	sudo_cmd=""
