@@ -5,7 +5,7 @@ GOBIN := $(shell $(GO) env GOPATH)/bin
 export PATH := $(GOBIN):$(PATH)
 GOLANGCI_VERSION := v2.15.0
 
-.PHONY: help build demo test test-race check fmt vet lint tidy-check bench docs deps clean
+.PHONY: help build demo test test-race check fmt vet lint tidy-check bench fuzz docs deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ check: fmt vet lint test-race tidy-check ## everything CI is strict about
 
 bench: build ## cas beside b3sum and restic on generated data; prints ratios
 	bash scripts/bench.sh
+
+fuzz: ## run every fuzzer for FUZZTIME each (default 60s); make test only replays their corpora
+	bash scripts/fuzz.sh
 
 docs: ## regenerate the CLI reference in docs/cli/
 	$(GO) run ./scripts/gendocs docs/cli

@@ -143,9 +143,37 @@ func (p *packFiles) close() {
 
 var blobDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxBlobLen), zstd.WithDecoderLowmem(true))
 
+// alternator is what an index that keeps several copies of a blob offers.
+type alternator interface {
+	Alternatives(id digest.Digest) []index.Blob
+}
+
+// alternatives returns the other stored copies of blob id, if the index
+// knows any.
+func (r *Repo) alternatives(id digest.Digest) []index.Blob {
+	if a, ok := r.Index.(alternator); ok {
+		return a.Alternatives(id)
+	}
+	return nil
+}
+
 // readBlob returns a blob's raw bytes, checked against its ID. dst is
-// reused if large enough.
+// reused if large enough. Where the copy b names is damaged or gone and
+// the segments named another, the other is read.
 func (r *Repo) readBlob(ctx context.Context, b index.Blob, dst []byte) ([]byte, error) {
+	raw, err := r.readBlobAt(ctx, b, dst)
+	if err == nil || ctx.Err() != nil {
+		return raw, err
+	}
+	for _, alt := range r.alternatives(b.ID) {
+		if raw, aerr := r.readBlobAt(ctx, alt, nil); aerr == nil {
+			return raw, nil
+		}
+	}
+	return nil, err
+}
+
+func (r *Repo) readBlobAt(ctx context.Context, b index.Blob, dst []byte) ([]byte, error) {
 	if b.RawLen > maxBlobLen || b.Length > maxBlobLen {
 		return nil, &CorruptError{What: "index entry", ID: b.ID}
 	}

@@ -59,16 +59,16 @@ func (r *Repo) SetRefOn(ctx context.Context, be remote.Backend, name string, obj
 	if !ValidRefName(name) {
 		return nil, fmt.Errorf("%q: %w", name, ErrBadRefName)
 	}
+	// A GC on be must not take what the ref is about to name.
+	if err := r.GuardGC(ctx, be, obj); err != nil {
+		return nil, fmt.Errorf("set ref %s: %w", name, err)
+	}
 	// A ref on a remote never names data the remote lacks: every pack of
-	// the closure must be there (Upload put them there first).
+	// the closure must be there (Upload put them there first, GuardGC again what a gc took).
 	if be != r.Backend {
 		if err := r.CheckClosure(ctx, be, []Object{obj}); err != nil {
 			return nil, fmt.Errorf("set ref %s on %s: %w", name, be.Location(), err)
 		}
-	}
-	// A GC on be must not take what the ref is about to name.
-	if err := r.GuardGC(ctx, be, obj); err != nil {
-		return nil, fmt.Errorf("set ref %s: %w", name, err)
 	}
 	key := refPrefix + name
 	for attempt := 0; ; attempt++ {

@@ -73,7 +73,7 @@ type Repo struct {
 
 	chunker *Chunker
 	packs   *packFiles
-	damaged *damagedSet // in a verify's view: what it found damaged
+	damaged *damagedSet    // in a verify's view: what it found damaged
 	remote  remote.Backend // set by UseRemote
 }
 

@@ -2,8 +2,8 @@ package cas
 
 import (
 	"context"
-	"encoding/binary"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -563,6 +563,10 @@ func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, si
 			go func() {
 				res := result{acquired: true}
 				res.raws, res.bufs, res.err = r.fetchRun(cctx, blobs[u.from:u.to])
+				if res.err != nil && cctx.Err() == nil {
+					// One chunk at a time, so each may come from another copy.
+					res.raws, res.bufs, res.err = r.fetchEach(cctx, blobs[u.from:u.to], res.bufs)
+				}
 				for k, raw := range res.raws {
 					if res.err == nil {
 						res.err = writeSparse(f, raw, offsets[u.from+k])
@@ -636,6 +640,23 @@ func (r *Repo) fetchRun(ctx context.Context, blobs []index.Blob) (raws, bufs [][
 		raws = append(raws, raw)
 	}
 	return raws, bufs, nil
+}
+
+// fetchEach reads blobs one by one (readBlob tries other copies of a
+// damaged one), handing back the buffers of a failed fetchRun too.
+func (r *Repo) fetchEach(ctx context.Context, blobs []index.Blob, bufs [][]byte) (raws, outBufs [][]byte, err error) {
+	for _, b := range bufs {
+		putBuf(b)
+	}
+	for _, b := range blobs {
+		raw, err := r.readBlob(ctx, b, getBuf(int(b.RawLen)))
+		if err != nil {
+			return nil, outBufs, err
+		}
+		raws = append(raws, raw)
+		outBufs = append(outBufs, raw)
+	}
+	return raws, outBufs, nil
 }
 
 func (r *Repo) fetchChunk(ctx context.Context, id digest.Digest) ([]byte, error) {

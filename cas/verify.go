@@ -73,7 +73,17 @@ func (r *Repo) segmentView(ctx context.Context, rep *VerifyReport) (*Repo, error
 	if r.Dir == "" {
 		return r, nil
 	}
-	view := &Repo{Dir: r.Dir, Config: r.Config, Backend: r.Backend, Index: index.NewMemory(), Now: r.Now,
+	idx := index.NewMemory()
+	// Where segments name two copies of a blob (one found damaged and
+	// stored again by a push), take the one the local index has: the
+	// latest a push wrote.
+	idx.Prefer = func(old, new index.Blob) index.Blob {
+		if b, ok, err := r.Index.Blob(new.ID); err == nil && ok && b.Pack == new.Pack {
+			return new
+		}
+		return old
+	}
+	view := &Repo{Dir: r.Dir, Config: r.Config, Backend: r.Backend, Index: idx, Now: r.Now,
 		Transfers: r.Transfers, chunker: r.chunker, packs: r.packs, remote: r.remote,
 		Warn: func(err error) { rep.add("index segment", err) }}
 	if err := view.syncSegments(ctx, r.Backend, false, true); err != nil {

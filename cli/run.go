@@ -53,7 +53,9 @@ the store and named runs/NAME:
 A command that fails or is interrupted still gets a manifest; cas run exits
 with CMD's exit status. Variables whose names look secret (KEY, TOKEN,
 SECRET, PASSWORD, ...) are never recorded, and their values are removed
-from the stored logs and command line.`,
+from the stored logs and command line; so are the values of arguments that
+look like credentials (--api-key V, --token=V, --password V) and the
+passwords in URLs (user:PASSWORD@host).`,
 		Example: `  cas run --seed 7 --input data=./data --output ./out --metrics out/metrics.json -- python3 train.py
   cas run --name baseline --config cfg.yaml -- python3 train.py --config cfg.yaml`,
 		Args: cobra.MinimumNArgs(1),

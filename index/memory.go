@@ -9,12 +9,17 @@ import (
 
 // Memory is an Index held in memory only.
 type Memory struct {
+	// Prefer, if set, picks between two locations of one blob (two
+	// segments naming copies in two packs); by default the first stays.
+	Prefer func(old, new Blob) Blob
+
 	mu        sync.RWMutex
 	blobs     map[digest.Digest]Blob
 	files     map[digest.Digest][]digest.Digest
 	segments  map[digest.Digest]bool
 	storeSegs map[digest.Digest]bool
 	damaged   map[digest.Digest]bool
+	alts      map[digest.Digest][]Blob
 	packs     map[digest.Digest]bool
 	stat      map[string][]StatEntry
 }
@@ -37,6 +42,7 @@ func (m *Memory) Reset() error {
 	m.segments = map[digest.Digest]bool{}
 	m.storeSegs = map[digest.Digest]bool{}
 	m.damaged = map[digest.Digest]bool{}
+	m.alts = map[digest.Digest][]Blob{}
 	m.packs = map[digest.Digest]bool{}
 	m.stat = map[string][]StatEntry{}
 	return nil
@@ -55,9 +61,20 @@ func (m *Memory) AddBlobs(pack digest.Digest, blobs []Blob) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, b := range blobs {
-		if _, ok := m.blobs[b.ID]; !ok || m.damaged[b.ID] {
+		old, ok := m.blobs[b.ID]
+		switch {
+		case !ok || m.damaged[b.ID]:
 			m.blobs[b.ID] = b
 			delete(m.damaged, b.ID)
+		case old.Pack != b.Pack:
+			keep, other := old, b
+			if m.Prefer != nil && m.Prefer(old, b) == b {
+				keep, other = b, old
+			}
+			m.blobs[b.ID] = keep
+			if !slices.Contains(m.alts[b.ID], other) {
+				m.alts[b.ID] = append(m.alts[b.ID], other)
+			}
 		}
 	}
 	m.packs[pack] = true
@@ -121,6 +138,15 @@ func (m *Memory) ForgetBlobs(ids []digest.Digest) error {
 		delete(m.blobs, id)
 	}
 	return nil
+}
+
+// Alternatives returns the other copies of a blob that segments named,
+// beside the one Blob returns: a reader tries them when that one is
+// damaged or gone.
+func (m *Memory) Alternatives(id digest.Digest) []Blob {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return slices.Clone(m.alts[id])
 }
 
 // MarkDamaged implements Index.
