@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -229,5 +230,34 @@ func flipAt(t *testing.T, path string, off int64) {
 	b[0] ^= 0x40
 	if _, err := f.WriteAt(b[:], off); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A file with long runs of zeros is restored with holes where its zeros
+// were: its bytes are the same and it takes less room than its size.
+func TestRestoreSparse(t *testing.T) {
+	ctx := t.Context()
+	r := newStoreForTest(t, 64<<10)
+	data := append(append(pseudoRandom(100<<10, 3), make([]byte, 8<<20)...), pseudoRandom(100<<10, 4)...)
+	data = append(data, make([]byte, 1<<20)...) // zeros at the end too
+	_, obj := pushTree(t, r, []genEntry{{path: "sparse.bin", kind: KindFile, data: data}})
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := r.Restore(ctx, obj, out, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(out, "sparse.bin")
+	got, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("restored bytes differ (%d bytes, want %d)", len(got), len(data))
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	if used := st.Blocks * 512; used >= int64(len(data))/2 {
+		t.Errorf("restored file takes %d bytes on disk for %d bytes of which 9 MiB are zeros; want holes", used, len(data))
 	}
 }
