@@ -108,6 +108,19 @@ func displayName(s string) string {
 	return s
 }
 
+// displayText is displayName for free text (a pin's message): spaces and
+// quotes print as they are; anything that would not print plainly is
+// escaped.
+func displayText(s string) string {
+	for _, c := range s {
+		if c == utf8.RuneError || !unicode.IsPrint(c) {
+			q := strconv.Quote(s)
+			return q[1 : len(q)-1]
+		}
+	}
+	return s
+}
+
 type catOptions struct {
 	IO      *IOStreams
 	Factory *Factory
@@ -121,7 +134,8 @@ func newCmdCat(f *Factory, runF func(*catOptions) error) *cobra.Command {
 		Short: "Write a stored file to standard output",
 		Long: `Write the bytes of a stored file to standard output, checking every chunk
 and the whole file's digest. If the file is damaged, cat stops with an
-error; bytes already written are correct.`,
+error before writing a byte of it (a file of more than 64 MiB is checked
+through a temporary file first).`,
 		Example: "  cas cat train:labels.csv | head\n  cas cat blake3:3f2a9c1e > model.pt",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

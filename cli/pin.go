@@ -392,6 +392,9 @@ func verifyPin(ctx context.Context, r *cas.Repo, be remote.Backend, ref, keyFile
 	if err == nil {
 		err = st.CheckSubject(p.Name, p.Target)
 	}
+	if err == nil {
+		err = st.CheckMessage(p.Message)
+	}
 	switch {
 	case errors.Is(err, attest.ErrWrongKey):
 		return nil, &userError{msg: fmt.Sprintf("pin %s: %s", p.Name, attestMsg(err)), hint: "ask the author for the public key that signed it", code: exitDamaged}
@@ -489,19 +492,48 @@ func pinsRun(ctx context.Context, opts *pinsOptions) error {
 	if err = warnPartial(opts.IO, err); err != nil {
 		return err
 	}
-	if opts.JSON {
-		return writeJSON(opts.IO.Out, pins)
+	// Show what a signer said; a pin whose fields differ from it was
+	// altered after signing (only verify --key proves who signed).
+	type shown struct {
+		status string
+		when   time.Time
 	}
-	for _, p := range pins {
-		what := p.Kind.String()
-		if p.Type != "" {
-			what = p.Type
+	show := make([]shown, len(pins))
+	altered := false
+	for i, p := range pins {
+		show[i] = shown{"-", p.Time}
+		if !p.Signed() {
+			continue
 		}
-		signed := "-"
-		if p.Signed() {
-			signed = "signed"
+		st, err := attest.Peek(p.Envelope)
+		if err == nil {
+			err = st.CheckSubject(p.Name, p.Target)
 		}
-		fmt.Fprintf(opts.IO.Out, "%-24s %-8s %s  %s  %-6s  %s\n", p.Name, what, p.Target.Short(), p.Time.Local().Format("2006-01-02 15:04"), signed, p.Message)
+		if err == nil {
+			err = st.CheckMessage(p.Message)
+		}
+		if err != nil {
+			show[i].status, altered = "ALTERED", true
+			fmt.Fprintf(opts.IO.ErrOut, "cas: pin %s: %s\n", displayName(p.Name), attestMsg(err))
+			continue
+		}
+		show[i] = shown{"signed", st.Predicate.Time}
+	}
+	if opts.JSON {
+		if err := writeJSON(opts.IO.Out, pins); err != nil {
+			return err
+		}
+	} else {
+		for i, p := range pins {
+			what := p.Kind.String()
+			if p.Type != "" {
+				what = p.Type
+			}
+			fmt.Fprintf(opts.IO.Out, "%-24s %-8s %s  %s  %-6s  %s\n", displayName(p.Name), what, p.Target.Short(), show[i].when.Local().Format("2006-01-02 15:04"), show[i].status, displayText(p.Message))
+		}
+	}
+	if altered {
+		return &userError{msg: "a signed pin differs from what was signed", hint: "do not trust it; `cas verify PIN --key PUB` checks it", code: exitDamaged}
 	}
 	return nil
 }

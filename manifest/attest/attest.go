@@ -172,6 +172,40 @@ func decodeB64(s string) ([]byte, error) {
 	return nil, fmt.Errorf("%w: bad base64", ErrMalformed)
 }
 
+// ErrAltered: a field shown beside a signed statement (a pin's message)
+// differs from what the statement signed.
+var ErrAltered = errors.New("attest: differs from the signed statement")
+
+// CheckMessage reports whether message is the one the statement signed;
+// the error names the field and both values.
+func (s *Statement) CheckMessage(message string) error {
+	if s.Predicate.Message != message {
+		return fmt.Errorf("message %q %w, which says %q", message, ErrAltered, s.Predicate.Message)
+	}
+	return nil
+}
+
+// Peek returns the statement inside an envelope without checking any
+// signature: for showing what a pin's signer said, never for trusting it.
+func Peek(envelope []byte) (*Statement, error) {
+	var env Envelope
+	if err := json.Unmarshal(envelope, &env); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	body, err := decodeB64(env.Payload)
+	if err != nil {
+		return nil, err
+	}
+	var st Statement
+	if err := json.Unmarshal(body, &st); err != nil {
+		return nil, fmt.Errorf("%w: statement: %w", ErrMalformed, err)
+	}
+	if st.Type != StatementType || st.PredicateType != PinPredicateType {
+		return nil, fmt.Errorf("%w: statement type %q, predicate %q", ErrMalformed, st.Type, st.PredicateType)
+	}
+	return &st, nil
+}
+
 // Verify checks that the envelope carries a signature by pub over its
 // payload and returns the statement inside. Only the payload's signed
 // bytes are trusted: nothing outside the signature is read.

@@ -1,0 +1,55 @@
+package cli_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A signed pin whose message is edited after signing (as a bucket's owner
+// could) is shown as altered by `cas pins` and fails `cas verify --key`,
+// naming the field: nothing shown for a signed pin is unsigned.
+func TestSignedPinAlteredMessage(t *testing.T) {
+	dir := t.TempDir()
+	mustCas(t, dir, "init")
+	if err := os.WriteFile(filepath.Join(dir, "result.txt"), []byte("0.93\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustCas(t, dir, "keygen", "--out", filepath.Join(dir, "me"))
+	mustCas(t, dir, "push", "-q", filepath.Join(dir, "result.txt"), "--name", "result")
+	mustCas(t, dir, "pin", "--local", "paper/table1", "result", "--sign", filepath.Join(dir, "me.key"), "-m", "Table 1, seed 1")
+	if out := mustCas(t, dir, "pins"); !strings.Contains(out, "signed  Table 1, seed 1") {
+		t.Fatalf("cas pins before the edit:\n%s", out)
+	}
+	mustCas(t, dir, "verify", "paper/table1", "--key", filepath.Join(dir, "me.pub"))
+
+	pin := filepath.Join(dir, ".cas", "store", "pins", "paper", "table1")
+	b, err := os.ReadFile(pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := bytes.Replace(b, []byte(`"Table 1, seed 1"`), []byte(`"Table 1, seed 2 (best of 10)"`), 1)
+	if bytes.Equal(edited, b) {
+		t.Fatal("the pin file holds no message to edit")
+	}
+	if err := os.Chmod(pin, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pin, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, errs := casIn(t, dir, "pins")
+	if code != 3 || !strings.Contains(out, "ALTERED") || strings.Contains(out, "signed  Table 1, seed 2") {
+		t.Errorf("cas pins after the edit: exit %d\n%s%s\nwant exit 3 and the pin shown as ALTERED", code, out, errs)
+	}
+	if !strings.Contains(errs, "message") {
+		t.Errorf("cas pins after the edit: stderr %q does not name the message", errs)
+	}
+	code, out, errs = casIn(t, dir, "verify", "paper/table1", "--key", filepath.Join(dir, "me.pub"))
+	if code != 3 || !strings.Contains(errs, "message") || !strings.Contains(errs, "seed 2 (best of 10)") {
+		t.Errorf("cas verify --key after the edit: exit %d\n%s%s\nwant exit 3 naming the message", code, out, errs)
+	}
+}
