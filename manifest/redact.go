@@ -46,7 +46,7 @@ var argPlainLast = []string{"file", "files", "path", "dir", "name", "env", "var"
 // match; --max-tokens, --tokenizer, --author and --key-file do not.
 func IsSecretFlag(name string) bool {
 	parts := strings.FieldsFunc(strings.ToLower(name), func(c rune) bool {
-		return !('a' <= c && c <= 'z' || '0' <= c && c <= '9')
+		return (c < 'a' || c > 'z') && (c < '0' || c > '9')
 	})
 	if len(parts) == 0 || slices.Contains(argPlainLast, parts[len(parts)-1]) {
 		return false
