@@ -21,6 +21,7 @@ type reproduceOptions struct {
 	Dir       string
 	Repo      string
 	Tolerance float64
+	Exact     bool
 	Metrics   []string
 	Command   []string
 	JSON      bool
@@ -39,11 +40,24 @@ func newCmdReproduce(f *Factory, runF func(*reproduceOptions) error) *cobra.Comm
   3. show how this machine's environment differs from the recorded one
   4. set the recorded seeds and variables and run the recorded command
      (or CMD), recorded itself as a manifest pointing at the original
-  5. compare each metric with the reference by relative difference
+  5. compare each metric with the reference by relative difference, and
+     each output with the recorded one; where an output differs, each of
+     its checkpoints tensor by tensor and RNG state by RNG state
 
-The report lists metric, reference, new value, relative difference and
-whether it is within --tolerance, then PASS or FAIL. Exit status 0 is
-PASS, 4 is FAIL.`,
+The verdict says how far the run reproduced:
+
+  EXACT                  every output bit-identical, every metric equal
+  PASS within tolerance  every metric within --tolerance, but outputs or
+                         metrics differ: the report names the first
+                         checkpoint and tensor that diverge and what the
+                         divergence suggests (tensors differ while RNG
+                         states match: an unseeded source or a
+                         non-deterministic kernel; RNG states differ:
+                         different seeding)
+  FAIL                   a metric outside --tolerance or missing, the
+                         command failed, or, with --exact, any difference
+
+Exit status 0 is EXACT or PASS, 4 is FAIL.`,
 		Example: `  cas reproduce baseline
   cas reproduce runs/baseline --tolerance 0.02 --metric acc
   cas reproduce blake3:3f2a9c1e --workdir /tmp/repro -- python3 train.py --epochs 1`,
@@ -67,6 +81,7 @@ PASS, 4 is FAIL.`,
 	cmd.Flags().StringVar(&opts.Dir, "workdir", "", "where to check out and run (must not exist; default under .cas/repro/)")
 	cmd.Flags().StringVar(&opts.Repo, "repo", "", "the git clone holding the recorded commit (default: the current repository)")
 	cmd.Flags().Float64Var(&opts.Tolerance, "tolerance", 0.01, "the largest relative difference that still counts as reproduced")
+	cmd.Flags().BoolVar(&opts.Exact, "exact", false, "FAIL unless every output is bit-identical and every metric equal")
 	cmd.Flags().StringArrayVar(&opts.Metrics, "metric", nil, "compare only the metric `NAME` (repeatable; default: all)")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the report as JSON")
 	return cmd
@@ -83,7 +98,7 @@ func reproduceRun(ctx context.Context, opts *reproduceOptions) error {
 		return err
 	}
 	rep, err := manifest.Reproduce(ctx, r, manifest.ReproduceOptions{Ref: opts.Ref, Dir: opts.Dir, Repo: opts.Repo,
-		Tolerance: opts.Tolerance, Metrics: opts.Metrics, Command: opts.Command, Environ: os.Environ(),
+		Tolerance: opts.Tolerance, Exact: opts.Exact, Metrics: opts.Metrics, Command: opts.Command, Environ: os.Environ(),
 		Stdout: opts.IO.ErrOut, Stderr: opts.IO.ErrOut,
 		Warn: func(s string) { fmt.Fprintln(opts.IO.ErrOut, "warning: "+s) }})
 	if err != nil {
@@ -124,9 +139,32 @@ func printReproduction(ios *IOStreams, rep *manifest.Reproduction) {
 		}
 		fmt.Fprintf(w, "%-24s %14.6g %14s %10s  %s\n", c.Name, c.Reference, nv, rd, ok)
 	}
-	verdict := "PASS"
-	if !rep.Pass {
-		verdict = "FAIL: " + rep.Reason
+	if len(rep.Outputs) > 0 {
+		fmt.Fprintf(w, "\n%-24s %-14s %-14s %s\n", "output", "reference", "new", "")
+		for _, o := range rep.Outputs {
+			same := "identical"
+			if !o.Identical {
+				same = "DIFFERS"
+			}
+			fmt.Fprintf(w, "%-24s %-14s %-14s %s\n", displayName(o.Name), shortDigest(o.Reference), shortDigest(o.New), same)
+			for _, c := range o.Checkpoints {
+				switch {
+				case c.Identical:
+					fmt.Fprintf(w, "  %s: identical\n", displayName(c.Path))
+				case c.Missing:
+					fmt.Fprintf(w, "  %s: missing from the reproduction\n", displayName(c.Path))
+				default:
+					fmt.Fprintf(w, "  %s: %d of %d tensors differ, %d of %d RNG states differ\n", displayName(c.Path), c.TensorsDiffer, c.Tensors, len(c.RNGDiffer), c.RNGStates)
+				}
+			}
+		}
+	}
+	verdict := rep.Verdict
+	if rep.Reason != "" {
+		verdict += ": " + rep.Reason
 	}
 	fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(verdict))
+	if rep.Diagnosis != "" {
+		fmt.Fprintf(w, "%s\n", rep.Diagnosis)
+	}
 }

@@ -25,12 +25,14 @@ type ReproduceOptions struct {
 	// repository of the current directory, else the recorded root).
 	Repo      string
 	Tolerance float64
-	Metrics   []string // the metrics to compare; default: all recorded
-	Command   []string // default: the recorded command
-	Environ   []string
-	Stdout    io.Writer
-	Stderr    io.Writer
-	Warn      func(string)
+	// Exact makes any difference (an output, a metric) a FAIL.
+	Exact   bool
+	Metrics []string // the metrics to compare; default: all recorded
+	Command []string // default: the recorded command
+	Environ []string
+	Stdout  io.Writer
+	Stderr  io.Writer
+	Warn    func(string)
 }
 
 // MetricCheck compares one metric with the reference.
@@ -54,8 +56,16 @@ type Reproduction struct {
 	Environment []Difference  `json:"environment_differences"`
 	ExitCode    int           `json:"exit_code"`
 	Metrics     []MetricCheck `json:"metrics"`
-	Pass        bool          `json:"pass"`
-	Reason      string        `json:"reason,omitempty"`
+	// Outputs compares each recorded output with the reproduction's.
+	Outputs []OutputCheck `json:"outputs"`
+	// Verdict is EXACT, PASS within tolerance, or FAIL (see the Verdict
+	// constants); Pass is false only for FAIL.
+	Verdict string `json:"verdict"`
+	Pass    bool   `json:"pass"`
+	Reason  string `json:"reason,omitempty"`
+	// Diagnosis names the first checkpoint and tensor that diverge and
+	// what the divergence suggests.
+	Diagnosis string `json:"diagnosis,omitempty"`
 }
 
 // Reproduce restores a recorded run's inputs, checks out its commit with
@@ -116,9 +126,11 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 		warn("the recorded command had credentials removed; it runs with " + Redacted + " in their place (give the command after -- to pass them)")
 	}
 	var outputs []string
+	var compared []Artifact // the outputs the command wrote, not CAS_RUN_DIR
 	for _, o := range orig.Outputs {
 		if o.Path != "" && !strings.HasPrefix(o.Path, r.Dir+string(filepath.Separator)) { // not CAS_RUN_DIR
 			outputs = append(outputs, filepath.Join(runDir, relTo(orig.WorkDir, o.Path)))
+			compared = append(compared, o)
 		}
 	}
 	metricsFile := ""
@@ -145,6 +157,8 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 	if res.Manifest.ExitCode != 0 {
 		rep.Pass, rep.Reason = false, fmt.Sprintf("the command exited with status %d", res.Manifest.ExitCode)
 	}
+	rep.Outputs = compareOutputs(ctx, r, compared, res.Manifest.Outputs)
+	rep.verdict(opts.Exact)
 	if len(rep.Environment) > 0 {
 		warn(fmt.Sprintf("this machine differs from the recorded one in %d ways (see the report)", len(rep.Environment)))
 	}
