@@ -71,14 +71,21 @@ func TestScripts(t *testing.T) {
 	})
 }
 
-// scriptCondition knows [versitygw]: the S3 server is installed. In CI
-// it is always true, so that a script needing it fails rather than skips.
+// scriptCondition knows [versitygw]: the S3 server is installed, and
+// [torch]: /usr/bin/python3 imports torch and numpy (Debian's packages,
+// which make deps installs). In CI both are always true, so that a script
+// needing them fails rather than skips.
 func scriptCondition(cond string) (bool, error) {
-	if cond != "versitygw" {
-		return false, fmt.Errorf("unknown condition %q", cond)
+	ci := os.Getenv("CI") == "true"
+	switch cond {
+	case "versitygw":
+		_, err := s3test.Find()
+		return err == nil || ci, nil
+	case "torch":
+		err := exec.Command("/usr/bin/python3", "-c", "import torch, numpy").Run()
+		return err == nil || ci, nil
 	}
-	_, err := s3test.Find()
-	return err == nil || os.Getenv("CI") == "true", nil
+	return false, fmt.Errorf("unknown condition %q", cond)
 }
 
 // setupScript gives each script a clean environment: its own HOME, UTC

@@ -2,7 +2,9 @@
 # Installs, if missing, what the test suite needs besides Go: from Debian
 # packages b3sum (the reference the digests are checked against), python3
 # (the stand-alone tree-digest script in docs/, the runs cas records), git
-# and strace (TestKillPoints kills cas at chosen system calls with it);
+# strace (TestKillPoints kills cas at chosen system calls with it) and
+# python3-torch with python3-numpy (reproduce_torch.txtar trains real,
+# tiny models);
 # from the Go module proxy versitygw, the S3 server the remote tests run
 # against on 127.0.0.1.
 set -euo pipefail
@@ -11,6 +13,8 @@ command -v b3sum >/dev/null 2>&1 || need+=(b3sum)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v strace >/dev/null 2>&1 || need+=(strace)
+# The reviewer's tests train tiny PyTorch models with Debian's torch.
+/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1 || need+=(python3-torch python3-numpy)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "installing ${need[*]}" >&2
 	sudo_cmd=""
