@@ -19,6 +19,9 @@ type Problem struct {
 	// the backend key of a damaged pack or segment.
 	Path string `json:"path"`
 	Err  string `json:"error"`
+	// Missing: the data is not in the store read (perhaps on a remote),
+	// as opposed to bytes found wrong.
+	Missing bool `json:"missing,omitempty"`
 }
 
 // VerifyReport sums up a verification.
@@ -36,9 +39,22 @@ type VerifyReport struct {
 func (v *VerifyReport) OK() bool { return len(v.Problems) == 0 }
 
 func (v *VerifyReport) add(path string, err error) {
+	var ce *CorruptError
+	missing := (errors.Is(err, ErrNotFound) || errors.Is(err, remote.ErrNotFound)) && !errors.As(err, &ce)
 	v.mu.Lock()
-	v.Problems = append(v.Problems, Problem{Path: path, Err: err.Error()})
+	v.Problems = append(v.Problems, Problem{Path: path, Err: err.Error(), Missing: missing})
 	v.mu.Unlock()
+}
+
+// Damaged reports whether a problem is damage (bytes found wrong, an
+// object invalid), not only data missing from the store.
+func (v *VerifyReport) Damaged() bool {
+	for _, p := range v.Problems {
+		if !p.Missing {
+			return true
+		}
+	}
+	return false
 }
 
 // Verify re-reads everything obj needs: every tree, every chunk of every

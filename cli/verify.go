@@ -128,7 +128,11 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 	} else {
 		printChecks(opts.IO.Out, checks)
 		for _, p := range rep.Problems {
-			fmt.Fprintf(opts.IO.Out, "DAMAGED %s: %s\n", displayName(p.Path), p.Err)
+			if p.Missing {
+				fmt.Fprintf(opts.IO.Out, "MISSING %s: %s (not in the store read)\n", displayName(p.Path), p.Err)
+			} else {
+				fmt.Fprintf(opts.IO.Out, "DAMAGED %s: %s\n", displayName(p.Path), p.Err)
+			}
 		}
 		if !opts.Quiet {
 			what := fmt.Sprintf("%d files, %d directories, %s", rep.Files, rep.Dirs, bytesStr(rep.Bytes))
@@ -143,9 +147,23 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 		}
 	}
 	if !ok {
-		return errDamaged
+		return verifyFailure(rep, opts.Remote, opts.Ref)
 	}
 	return nil
+}
+
+// verifyFailure is the error of a verify that found problems: damage, or,
+// when nothing read was wrong, data missing from the store read, with
+// how to fetch it or check it where it is.
+func verifyFailure(rep *cas.VerifyReport, from, ref string) error {
+	if rep == nil || rep.Damaged() {
+		return errDamaged
+	}
+	if from != "" {
+		return &userError{msg: "data missing from " + from + " (nothing read was damaged)", hint: "push it there again from a store that has it", code: exitDamaged}
+	}
+	hint := "`cas pull " + cmp.Or(ref, "REF") + "` fetches it from the default remote; `cas verify " + cmp.Or(ref, "REF") + " --from NAME` checks it on a remote"
+	return &userError{msg: "data missing from the local store (nothing read was damaged)", hint: hint, code: exitDamaged}
 }
 
 // pinChecks are the lines of a pin's report: its signature, each object
@@ -162,14 +180,21 @@ func pinChecks(ctx context.Context, r *cas.Repo, pc *pinCheck, rep *cas.VerifyRe
 		c := manifest.Check{What: what, OK: true}
 		for i, pr := range rep.Problems {
 			if pr.Path == what || strings.HasPrefix(pr.Path, what+": ") || strings.HasPrefix(pr.Path, what+"/") {
-				c.OK, c.Detail, matched[i] = false, "damaged", true
+				detail := "damaged"
+				if pr.Missing {
+					detail = "not in the store read"
+				}
+				if c.OK || detail == "damaged" {
+					c.Detail = detail
+				}
+				c.OK, c.Missing, matched[i] = false, detail != "damaged", true
 			}
 		}
 		checks = append(checks, c)
 	}
 	for i, pr := range rep.Problems {
 		if !matched[i] {
-			checks = append(checks, manifest.Check{What: displayName(pr.Path), Detail: pr.Err})
+			checks = append(checks, manifest.Check{What: displayName(pr.Path), Detail: pr.Err, Missing: pr.Missing})
 		}
 	}
 	if p.Type != "manifest" || !rep.OK() {
@@ -191,11 +216,15 @@ func pinChecks(ctx context.Context, r *cas.Repo, pc *pinCheck, rep *cas.VerifyRe
 	return checks, nil
 }
 
-// printChecks prints one line a check: "ok  " or "FAIL", what, detail.
+// printChecks prints one line a check: "ok  ", "FAIL" (damage) or
+// "MISSING" (not in the store read), what, detail.
 func printChecks(w io.Writer, checks []manifest.Check) {
 	for _, c := range checks {
 		mark := "ok  "
-		if !c.OK {
+		switch {
+		case !c.OK && c.Missing:
+			mark = "MISSING"
+		case !c.OK:
 			mark = "FAIL"
 		}
 		line := mark + " " + c.What
@@ -232,7 +261,13 @@ func verifyManifest(ctx context.Context, opts *verifyOptions, r *cas.Repo, m *ma
 		}
 	}
 	if !ok {
-		return errDamaged
+		rep := &cas.VerifyReport{}
+		for _, c := range checks {
+			if !c.OK {
+				rep.Problems = append(rep.Problems, cas.Problem{Path: c.What, Err: c.Detail, Missing: c.Missing})
+			}
+		}
+		return verifyFailure(rep, opts.Remote, opts.Ref)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/manifest/ckpt"
+	"github.com/cas-ml/cas/remote"
 )
 
 // Check is one line of a manifest's verification report.
@@ -16,6 +18,16 @@ type Check struct {
 	What   string `json:"what"`
 	OK     bool   `json:"ok"`
 	Detail string `json:"detail,omitempty"`
+	// Missing: the check failed only because data is not in the store
+	// read (a reviewer's store before `cas pull`), not because anything
+	// read was wrong.
+	Missing bool `json:"missing,omitempty"`
+}
+
+// isMissing reports whether err says only that data is not there.
+func isMissing(err error) bool {
+	var ce *cas.CorruptError
+	return (errors.Is(err, cas.ErrNotFound) || errors.Is(err, remote.ErrNotFound)) && !errors.As(err, &ce)
 }
 
 // Verify checks everything a manifest binds: that it is in canonical
@@ -29,7 +41,7 @@ func Verify(ctx context.Context, r *cas.Repo, m *Manifest, d digest.Digest) ([]C
 	add := func(what string, err error, detail string) {
 		c := Check{What: what, OK: err == nil, Detail: detail}
 		if err != nil {
-			c.Detail = err.Error()
+			c.Detail, c.Missing = err.Error(), isMissing(err)
 		}
 		checks = append(checks, c)
 	}
@@ -84,6 +96,9 @@ func verifyArtifact(ctx context.Context, r *cas.Repo, a Artifact) error {
 		return err
 	}
 	if !rep.OK() {
+		if !rep.Damaged() {
+			return fmt.Errorf("%d not in the store read: %s: %w", len(rep.Problems), rep.Problems[0].Path, cas.ErrNotFound)
+		}
 		return fmt.Errorf("%d damaged: %s: %s", len(rep.Problems), rep.Problems[0].Path, rep.Problems[0].Err)
 	}
 	return nil
