@@ -282,16 +282,19 @@ func copyObject(ctx context.Context, src, dst remote.Backend, oi remote.ObjectIn
 }
 
 // Pull copies into the local store the packs that hold everything obj
-// needs, and the remote's index segments, so that obj restores without
-// the remote.
-func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*TransferStats, error) {
+// and more (the rest of a closure: a manifest's inputs, outputs, logs…)
+// need, and the remote's index segments, so that they restore and verify
+// without the remote.
+func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress, more ...Object) (*TransferStats, error) {
 	if r.remote == nil {
 		return nil, errors.New("no remote to pull from")
 	}
 	start := time.Now()
 	packs := map[digest.Digest]bool{}
-	if err := r.closurePacks(ctx, obj, packs); err != nil {
-		return nil, err
+	for _, o := range append([]Object{*obj}, more...) {
+		if err := r.closurePacks(ctx, &o, packs); err != nil {
+			return nil, err
+		}
 	}
 	st := &TransferStats{}
 	var todo []remote.ObjectInfo

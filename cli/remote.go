@@ -280,7 +280,9 @@ func newCmdPull(f *Factory, runF func(*pullOptions) error) *cobra.Command {
 		Use:   "pull REF",
 		Short: "Bring a tree or file from a remote into the local store",
 		Long: `Download from a remote the packs holding everything REF needs, so that it
-restores without the remote. Every object is checked against its digest on
+restores and verifies without the remote. For a run (or a pin of one),
+that is the manifest's whole closure: inputs, outputs, logs, package list,
+config and code patch. Every object is checked against its digest on
 arrival. (restore alone also works without a local copy: it reads just the
 bytes it needs from the remote.)`,
 		Example: "  cas pull train\n  cas pull blake3:3f2a9c1e --from backup",
@@ -314,13 +316,15 @@ func pullRun(ctx context.Context, opts *pullOptions) error {
 	if err := r.UseRemote(ctx, be); err != nil {
 		return err
 	}
-	obj, err := r.Resolve(ctx, opts.Ref)
+	// A run or a pin of one brings its whole closure: inputs, outputs,
+	// logs, environment objects, the code patch.
+	obj, roots, err := resolvePinTarget(ctx, r, opts.Ref)
 	if err != nil {
 		return err
 	}
 	prog := &cas.Progress{}
 	stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "pulling", prog)
-	st, err := r.Pull(ctx, obj, prog)
+	st, err := r.Pull(ctx, obj, prog, roots...)
 	stop()
 	if err != nil {
 		return err
