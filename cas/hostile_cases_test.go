@@ -387,6 +387,37 @@ func hostileCases() []hostileCase {
 			return "", nil
 		}},
 
+		{name: "pack/renamed-with-honest-blob", mayPass: true, forge: func(w *hostileWorld, f *forger) (string, []string) {
+			// Bytes that hash to the blob's ID, in a pack whose key is not
+			// the digest of the pack: reading the blob is safe, copying the
+			// pack into a store must refuse it.
+			b := []byte("honest bytes in a renamed pack\n")
+			var p packBuilder
+			p.add(index.Blob{ID: digest.Of(b), Type: index.TypeData, RawLen: uint32(len(b))}, b)
+			data, _, recs := p.finish()
+			other := digest.Of([]byte("the name of another pack"))
+			f.put(packKey(other), data)
+			recs[0].Pack = other
+			f.segment(recs, nil)
+			return evilRef(f, Object{Digest: digest.Of(b), Kind: KindFile, Size: int64(len(b)), Name: "f.txt"})
+		}},
+		{name: "tree/deep", mayPass: true, anyErr: true, forge: func(w *hostileWorld, f *forger) (string, []string) {
+			// 30 levels of 200-byte names: deeper than PATH_MAX allows.
+			enc := treeBytes([]forgedEntry{fileEntry("leaf", w.a)})
+			var trees []forgedBlob
+			for i := range 30 {
+				trees = append(trees, forgedBlob{id: digest.Of(enc), stored: enc, typ: index.TypeTree})
+				name := strings.Repeat(string(rune('a'+i%26)), 200)
+				enc = treeBytes([]forgedEntry{{kind: "dir", digest: digest.Of(enc), size: w.a.Size, name: name}})
+			}
+			trees = append(trees, forgedBlob{id: digest.Of(enc), stored: enc, typ: index.TypeTree})
+			f.blobs(trees...) // one pack and one segment for all
+			return evilRef(f, Object{Digest: trees[len(trees)-1].id, Kind: KindDir, Size: w.a.Size})
+		}},
+		{name: "ref/size=0", forge: func(w *hostileWorld, f *forger) (string, []string) {
+			return refWith(f, w.a, "size", 0)
+		}},
+
 		// Foreign and damaged index segments: the store stays usable.
 		{name: "segment/foreign-CASIDX01garbage", forge: func(w *hostileWorld, f *forger) (string, []string) {
 			b := []byte("CASIDX01garbage")

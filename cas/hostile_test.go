@@ -280,6 +280,10 @@ func runHostile(t *testing.T, c hostileCase, bucket bool) {
 	}
 	ctx := t.Context()
 	before := w.snapshot()
+	var bucketBefore map[string]string
+	if bucket {
+		bucketBefore = backendState(t, w.bucket)
+	}
 
 	w.checkGood(c, "before")
 	if spec != "" {
@@ -291,6 +295,10 @@ func runHostile(t *testing.T, c hostileCase, bucket bool) {
 		w.checkPull(c, spec, names)
 	}
 	w.compare(before)
+	if bucket {
+		// Reading a bucket never writes to it.
+		compareTrees(t, "the bucket", bucketBefore, backendState(t, w.bucket))
+	}
 
 	// Writing goes on: a push and a ref, on the store and on the bucket.
 	p := filepath.Join(w.root, "later", "after.txt")
@@ -661,6 +669,12 @@ func (w *hostileWorld) checkListings(c hostileCase, names []string) {
 		}
 		return nil
 	})
+	_ = hostileDo(t, "stats", func() error {
+		if _, err := view.Stats(ctx); err != nil {
+			t.Errorf("stats: %v; want the intact objects counted beside a bad one", err)
+		}
+		return nil
+	})
 	_ = hostileDo(t, "verify all", func() error {
 		if _, err := view.VerifyAll(ctx, nil); err != nil {
 			t.Errorf("verify the whole store: %v; want a report naming the damage", err)
@@ -868,7 +882,10 @@ func TestHostileStore(t *testing.T) {
 			if c.where != "" && c.where != world {
 				continue
 			}
-			t.Run(c.name+"/"+world, func(t *testing.T) { runHostile(t, c, world == "bucket") })
+			t.Run(c.name+"/"+world, func(t *testing.T) {
+				t.Parallel() // each world is a directory of its own
+				runHostile(t, c, world == "bucket")
+			})
 		}
 	}
 }
