@@ -222,7 +222,7 @@ func isDamage(err error) bool {
 	if errors.As(err, &ce) {
 		return true
 	}
-	for _, s := range []error{ErrNotFound, remote.ErrNotFound, ErrBadTree, ErrBadName, ErrBadSegment, ErrBadPack,
+	for _, s := range []error{ErrInvalidObject, ErrNotFound, remote.ErrNotFound, ErrBadTree, ErrBadName, ErrBadSegment, ErrBadPack,
 		ErrBadRefName, ErrNoPath, ErrNotTree, digest.ErrSyntax, ErrGCMissing} {
 		if errors.Is(err, s) {
 			return true
@@ -628,8 +628,7 @@ func (w *hostileWorld) checkListings(c hostileCase, names []string) {
 	}
 	_ = hostileDo(t, "refs", func() error {
 		refs, err := view.Refs(ctx)
-		if err != nil {
-			t.Errorf("list refs: %v; want the intact refs listed beside a bad one", err)
+		if !w.partialOK("list refs", err, names) {
 			return nil
 		}
 		found := false
@@ -653,8 +652,7 @@ func (w *hostileWorld) checkListings(c hostileCase, names []string) {
 			be = w.bucket
 		}
 		pins, err := w.r.Pins(ctx, be)
-		if err != nil {
-			t.Errorf("list pins: %v; want the intact pins listed beside a bad one", err)
+		if !w.partialOK("list pins", err, names) {
 			return nil
 		}
 		found := false
@@ -681,6 +679,29 @@ func (w *hostileWorld) checkListings(c hostileCase, names []string) {
 		}
 		return nil
 	})
+}
+
+// partialOK checks the error of a listing: none, or a *PartialError
+// beside the intact entries, each of its errors damage naming the bad
+// entry. It reports whether the entries returned are to be checked.
+func (w *hostileWorld) partialOK(op string, err error, names []string) bool {
+	w.t.Helper()
+	if err == nil {
+		return true
+	}
+	var pe *PartialError
+	if !errors.As(err, &pe) {
+		w.t.Errorf("%s: %v; want the intact entries listed beside a bad one", op, err)
+		return false
+	}
+	for _, e := range pe.Errs {
+		if !isDamage(e) {
+			w.t.Errorf("%s: %v (%T) beside the listing, want a damage error", op, e, e)
+		} else if !namesOne(e, names) {
+			w.t.Errorf("%s: %v beside the listing does not name any of %q", op, e, names)
+		}
+	}
+	return true
 }
 
 // backendState records every key of a backend with its ETag.
