@@ -9,6 +9,7 @@ import (
 
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
+	"github.com/cas-ml/cas/remote"
 )
 
 // The hostile-store kit, part three: the forgeries. Each one is run in a
@@ -418,6 +419,24 @@ func hostileCases() []hostileCase {
 			return refWith(f, w.a, "size", 0)
 		}},
 
+		// Honest data lost or damaged under refs/good: reported, never
+		// restored wrong, and repaired by pushing the source again.
+		{name: "pack/deleted", where: "local", goodMayFail: true, after: repushSource, forge: func(w *hostileWorld, f *forger) (string, []string) {
+			if err := f.be.Delete(w.t.Context(), packKey(w.aPack())); err != nil {
+				w.t.Fatal(err)
+			}
+			return "good", []string{"good"}
+		}},
+		{name: "pack/one-byte-flipped", where: "local", goodMayFail: true, after: repushSource, forge: func(w *hostileWorld, f *forger) (string, []string) {
+			data, err := remote.ReadAll(w.t.Context(), f.be, packKey(w.aPack()))
+			if err != nil {
+				w.t.Fatal(err)
+			}
+			data[len(packMagic)+1] ^= 0x40 // inside the first blob
+			f.put(packKey(w.aPack()), data)
+			return "good", []string{"good"}
+		}},
+
 		// Foreign and damaged index segments: the store stays usable.
 		{name: "segment/foreign-CASIDX01garbage", forge: func(w *hostileWorld, f *forger) (string, []string) {
 			b := []byte("CASIDX01garbage")
@@ -497,6 +516,39 @@ func hostileCases() []hostileCase {
 		cases = append(cases, c)
 	}
 	return cases
+}
+
+// repushSource pushes refs/good's source again, as a user whose restore
+// failed would, and checks that refs/good then restores byte for byte.
+func repushSource(w *hostileWorld) {
+	t := w.t
+	ctx := t.Context()
+	err := hostileDo(t, "push the source again", func() error {
+		res, err := w.r.Push(ctx, []string{filepath.Join(w.root, "src")}, PushOptions{})
+		if err != nil {
+			return err
+		}
+		if res.Digest != w.good.Digest {
+			t.Errorf("push the source again: digest %s, want %s", res.Digest.Short(), w.good.Digest.Short())
+		}
+		_, err = w.r.SetRef(ctx, "good", w.good)
+		return err
+	})
+	if err != nil {
+		t.Errorf("push the source again: %v", err)
+		return
+	}
+	w.checkGood(hostileCase{}, "after pushing the source again")
+	_ = hostileDo(t, "verify after pushing the source again", func() error {
+		rep, err := w.r.Verify(ctx, &w.good, "good", nil)
+		switch {
+		case err != nil:
+			t.Errorf("verify good after pushing the source again: %v", err)
+		case !rep.OK():
+			t.Errorf("verify good after pushing the source again: %+v; want it whole", rep.Problems)
+		}
+		return nil
+	})
 }
 
 // dotCasTree forges a tree holding .cas/store/refs/good (a ref to a.txt
