@@ -165,12 +165,25 @@ func (r *Repo) readBlob(ctx context.Context, b index.Blob, dst []byte) ([]byte, 
 	if err == nil || ctx.Err() != nil {
 		return raw, err
 	}
+	r.noteDamage(err)
 	for _, alt := range r.alternatives(b.ID) {
 		if raw, aerr := r.readBlobAt(ctx, alt, nil); aerr == nil {
 			return raw, nil
 		}
 	}
 	return nil, err
+}
+
+// noteDamage marks in the index a copy of a chunk found damaged, so that
+// a push of its source stores it again and no later load of the segment
+// naming it replaces a good copy.
+func (r *Repo) noteDamage(err error) {
+	var ce *CorruptError
+	if errors.As(err, &ce) && ce.What == "chunk" && !ce.Pack.IsZero() {
+		if merr := r.Index.MarkDamaged([]index.Blob{{ID: ce.ID, Pack: ce.Pack}}); merr != nil {
+			r.warn(merr)
+		}
+	}
 }
 
 func (r *Repo) readBlobAt(ctx context.Context, b index.Blob, dst []byte) ([]byte, error) {
@@ -186,6 +199,10 @@ func (r *Repo) readBlobAt(ctx context.Context, b index.Blob, dst []byte) ([]byte
 		stored = stored[:b.Length]
 	}
 	if err := r.packs.readAt(ctx, b.Pack, stored, int64(b.Offset)); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			// The index places the chunk beyond the end of its pack.
+			return nil, &CorruptError{What: "index entry", ID: b.ID, Pack: b.Pack}
+		}
 		return nil, fmt.Errorf("chunk %s: %w", b.ID.Short(), err)
 	}
 	return decodeBlob(b, stored, dst)
@@ -206,13 +223,13 @@ func decodeBlob(b index.Blob, stored, dst []byte) ([]byte, error) {
 		var err error
 		raw, err = blobDecoder.DecodeAll(stored, out)
 		if err != nil {
-			return nil, &CorruptError{What: "chunk", ID: b.ID}
+			return nil, &CorruptError{What: "chunk", ID: b.ID, Pack: b.Pack}
 		}
 	default:
-		return nil, &CorruptError{What: "chunk", ID: b.ID}
+		return nil, &CorruptError{What: "chunk", ID: b.ID, Pack: b.Pack}
 	}
 	if len(raw) != int(b.RawLen) || digest.Of(raw) != b.ID {
-		return nil, &CorruptError{What: "chunk", ID: b.ID}
+		return nil, &CorruptError{What: "chunk", ID: b.ID, Pack: b.Pack}
 	}
 	return raw, nil
 }

@@ -950,6 +950,15 @@ func (r *Repo) forgetRecords(ctx context.Context, be remote.Backend, keys []stri
 		if _, _, err := r.RebuildIndex(ctx); err != nil {
 			return false, err
 		}
+		// The rebuild read the store's own segments; the remote's (be's,
+		// and the one reads fall back to) are loaded again.
+		for _, other := range []remote.Backend{be, r.remote} {
+			if other != nil && other != r.Backend {
+				if err := r.syncSegments(ctx, other, false, true); err != nil {
+					return false, err
+				}
+			}
+		}
 	}
 	for _, mark := range marks {
 		if err := r.Index.MarkSegment(mark); err != nil {

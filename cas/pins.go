@@ -351,6 +351,10 @@ func (r *Repo) Pins(ctx context.Context, be remote.Backend) ([]*Pin, error) {
 	pins := make([]*Pin, 0, len(names))
 	var bad []error
 	for _, n := range names {
+		if !ValidRefName(n) {
+			bad = append(bad, &InvalidError{What: "pin", Name: fmt.Sprintf("%q", n), Reason: "not a pin name"})
+			continue
+		}
 		p, err := r.GetPin(ctx, be, n)
 		if errors.Is(err, ErrNotFound) {
 			continue // unpinned meanwhile

@@ -509,7 +509,7 @@ func (p *pusher) hasBlob(id digest.Digest) (bool, error) {
 	if !ok || err != nil {
 		return false, err
 	}
-	if bad, err := p.r.Index.Damaged(id); bad || err != nil {
+	if bad, ok, err := p.r.Index.Damaged(id); err != nil || (ok && bad == b.Pack) {
 		return false, err
 	}
 	return p.packPresent(b.Pack)

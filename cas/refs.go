@@ -178,6 +178,10 @@ func (r *Repo) Refs(ctx context.Context) ([]*Ref, error) {
 	refs := make([]*Ref, 0, len(names))
 	var bad []error
 	for _, n := range names {
+		if !ValidRefName(n) {
+			bad = append(bad, &InvalidError{What: "ref", Name: fmt.Sprintf("%q", n), Reason: "not a ref name"})
+			continue
+		}
 		ref, _, err := readRef(ctx, r.Backend, n)
 		if errors.Is(err, ErrNotFound) {
 			continue

@@ -269,9 +269,25 @@ func readSegment(ctx context.Context, be remote.Backend, key string) (*segment, 
 }
 
 // indexSegment records a segment's blobs, pack by pack, and files in idx.
+// A copy marked damaged never replaces another copy the index knows.
 func indexSegment(idx index.Index, seg *segment) error {
+	anyBad, err := idx.AnyDamaged()
+	if err != nil {
+		return err
+	}
 	byPack := map[digest.Digest][]index.Blob{}
 	for _, b := range seg.Blobs {
+		if anyBad {
+			if bad, ok, err := idx.Damaged(b.ID); err != nil {
+				return err
+			} else if ok && bad == b.Pack {
+				if _, known, err := idx.Blob(b.ID); err != nil {
+					return err
+				} else if known {
+					continue
+				}
+			}
+		}
 		byPack[b.Pack] = append(byPack[b.Pack], b)
 	}
 	for p, bs := range byPack {
@@ -439,6 +455,8 @@ type CorruptError struct {
 	What string // "chunk", "pack", "file", "tree", "index segment"
 	ID   digest.Digest
 	Path string // where known: the file or directory affected
+	// Pack, where known, holds the damaged copy of chunk ID.
+	Pack digest.Digest
 }
 
 func (e *CorruptError) Error() string {

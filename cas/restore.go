@@ -39,6 +39,10 @@ type RestoreResult struct {
 	Bytes int64  `json:"bytes"`
 }
 
+// maxLinkTarget bounds a symlink target a restore writes (and verify
+// accepts): far beyond any system's PATH_MAX.
+const maxLinkTarget = 1 << 20
+
 // ErrIntoStore reports a restore that would write into the open store's own
 // directory (.cas): a stored tree may hold a .cas of its own, and no data
 // may alter the store's refs or packs behind its back.
@@ -375,7 +379,7 @@ func (rs *restorer) makeDir(path string) error {
 }
 
 func (rs *restorer) writeLink(ctx context.Context, e TreeEntry, path string) error {
-	if e.Size > 1<<20 {
+	if e.Size > maxLinkTarget {
 		return fmt.Errorf("link target of %d bytes: %w", e.Size, ErrBadTree)
 	}
 	target, err := rs.r.readWhole(ctx, e.Digest, e.Size)
@@ -621,6 +625,9 @@ func (r *Repo) fetchRun(ctx context.Context, blobs []index.Blob) (raws, bufs [][
 	stored := getBuf(int(n))
 	bufs = append(bufs, stored)
 	if err := r.packs.readAt(ctx, first.Pack, stored, int64(first.Offset)); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, bufs, &CorruptError{What: "index entry", ID: first.ID, Pack: first.Pack}
+		}
 		return nil, bufs, fmt.Errorf("chunk %s: %w", first.ID.Short(), err)
 	}
 	for _, b := range blobs {
@@ -735,6 +742,18 @@ func (r *Repo) writeFile(ctx context.Context, obj *Object, w io.Writer) error {
 	chunks, err := r.fileChunks(obj.Digest, obj.Size)
 	if err != nil {
 		return err
+	}
+	if len(chunks) == 1 && chunks[0] == obj.Digest {
+		// Streaming checks the chunk before writing it, and its ID is the
+		// file digest; only a size that is not the chunk's could still
+		// fail after bytes went out.
+		if b, ok, err := r.Index.Blob(obj.Digest); err != nil {
+			return err
+		} else if !ok {
+			return fmt.Errorf("chunk %s: %w", obj.Digest.Short(), ErrNotFound)
+		} else if int64(b.RawLen) != obj.Size {
+			return &CorruptError{What: "file", ID: obj.Digest}
+		}
 	}
 	if len(chunks) == 0 || (len(chunks) == 1 && chunks[0] == obj.Digest) {
 		return r.streamFile(ctx, obj.Digest, obj.Size, func(b []byte) error {

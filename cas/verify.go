@@ -116,27 +116,27 @@ func (r *Repo) segmentView(ctx context.Context, rep *VerifyReport) (*Repo, error
 
 // damagedSet collects the chunks a verify found damaged or missing.
 type damagedSet struct {
-	mu  sync.Mutex
-	ids []digest.Digest
+	mu    sync.Mutex
+	blobs []index.Blob // ID and the pack of the damaged copy
 }
 
 func (d *damagedSet) add(err error) {
 	var ce *CorruptError
-	if d == nil || !errors.As(err, &ce) || (ce.What != "chunk" && ce.What != "file") {
+	if d == nil || !errors.As(err, &ce) || ce.What != "chunk" || ce.Pack.IsZero() {
 		return
 	}
 	d.mu.Lock()
-	d.ids = append(d.ids, ce.ID)
+	d.blobs = append(d.blobs, index.Blob{ID: ce.ID, Pack: ce.Pack})
 	d.mu.Unlock()
 }
 
 // forgetDamaged marks in the local index what a verify through view found
 // damaged or missing, so that a push of the source stores it again.
 func (r *Repo) forgetDamaged(view *Repo) {
-	if view == r || view.damaged == nil || len(view.damaged.ids) == 0 {
+	if view == r || view.damaged == nil || len(view.damaged.blobs) == 0 {
 		return
 	}
-	if err := r.Index.MarkDamaged(view.damaged.ids); err != nil {
+	if err := r.Index.MarkDamaged(view.damaged.blobs); err != nil {
 		r.warn(err)
 	}
 }
@@ -207,6 +207,10 @@ func (r *Repo) collectVerify(ctx context.Context, d digest.Digest, rel string, r
 			}
 			whole = whole && ok
 		} else { // files and link targets alike
+			if e.Kind == KindLink && e.Size > maxLinkTarget {
+				rep.add(erel, fmt.Errorf("link target of %d bytes: %w", e.Size, ErrBadTree))
+				continue
+			}
 			*files = append(*files, fileJob{e: e, rel: erel})
 		}
 	}
@@ -240,7 +244,7 @@ func (r *Repo) VerifyAll(ctx context.Context, prog *Progress) (*VerifyReport, er
 		return nil, err
 	}
 	packs := map[digest.Digest]int64{}
-	var damaged []digest.Digest
+	var damaged []index.Blob
 	for _, oi := range keys {
 		rep.Packs++
 		if id, err := packIDFromKey(oi.Key); err == nil {
@@ -260,7 +264,7 @@ func (r *Repo) VerifyAll(ctx context.Context, prog *Progress) (*VerifyReport, er
 		return nil, err
 	}
 	if view.damaged != nil {
-		view.damaged.ids = append(view.damaged.ids, damaged...)
+		view.damaged.blobs = append(view.damaged.blobs, damaged...)
 	}
 	err = view.Index.Blobs(func(b index.Blob) error {
 		// A pack the store lacks may be a remote's (a pull brings every
@@ -307,12 +311,12 @@ func (r *Repo) VerifyAll(ctx context.Context, prog *Progress) (*VerifyReport, er
 
 // verifyPack reads a whole pack and checks it, going on past damaged
 // chunks; it returns their IDs and the first error.
-func (r *Repo) verifyPack(ctx context.Context, key string) ([]digest.Digest, error) {
-	var bad []digest.Digest
+func (r *Repo) verifyPack(ctx context.Context, key string) ([]index.Blob, error) {
+	var bad []index.Blob
 	var first error
 	err := r.readPack(ctx, key, func(b index.Blob, raw []byte, err error) error {
 		if err != nil {
-			bad = append(bad, b.ID)
+			bad = append(bad, b)
 			if first == nil {
 				first = err
 			}

@@ -21,7 +21,7 @@ const (
 	prefixFile     = 'f' // + file digest → chunk ids
 	prefixSegment  = 'g' // + segment id → ""
 	prefixStoreSeg = 'l' // + segment id of the store's own backend → ""
-	prefixDamaged  = 'd' // + blob id found damaged by a verify → ""
+	prefixDamaged  = 'd' // + blob id → pack of its copy found damaged
 	prefixPack     = 'p' // + pack id → ""
 	prefixStat     = 's' // + root + NUL + dir → stat entries
 )
@@ -211,9 +211,6 @@ func (x *Badger) AddBlobs(pack digest.Digest, blobs []Blob) error {
 			if err := wb.Set(key(prefixBlob, b.ID), b.encodeValue()); err != nil {
 				return err
 			}
-			if err := wb.Delete(key(prefixDamaged, b.ID)); err != nil {
-				return err
-			}
 		}
 		return wb.Set(key(prefixPack, pack), nil)
 	})
@@ -284,10 +281,10 @@ func (x *Badger) ForgetBlobs(ids []digest.Digest) error {
 }
 
 // MarkDamaged implements Index.
-func (x *Badger) MarkDamaged(ids []digest.Digest) error {
+func (x *Badger) MarkDamaged(blobs []Blob) error {
 	return x.write(func(wb *badger.WriteBatch) error {
-		for _, id := range ids {
-			if err := wb.Set(key(prefixDamaged, id), nil); err != nil {
+		for _, b := range blobs {
+			if err := wb.Set(key(prefixDamaged, b.ID), b.Pack[:]); err != nil {
 				return err
 			}
 		}
@@ -296,10 +293,29 @@ func (x *Badger) MarkDamaged(ids []digest.Digest) error {
 }
 
 // Damaged implements Index.
-func (x *Badger) Damaged(id digest.Digest) (bool, error) {
-	_, ok, err := x.get(key(prefixDamaged, id))
-	return ok, err
+func (x *Badger) Damaged(id digest.Digest) (digest.Digest, bool, error) {
+	v, ok, err := x.get(key(prefixDamaged, id))
+	var p digest.Digest
+	if ok && len(v) == digest.Size {
+		copy(p[:], v)
+	}
+	return p, ok, err
 }
+
+// AnyDamaged implements Index.
+func (x *Badger) AnyDamaged() (bool, error) {
+	any := false
+	err := x.iterate([]byte{prefixDamaged}, false, func([]byte, []byte) error {
+		any = true
+		return errStopIter
+	})
+	if errors.Is(err, errStopIter) {
+		err = nil
+	}
+	return any, err
+}
+
+var errStopIter = errors.New("stop")
 
 // MarkStoreSegment implements Index.
 func (x *Badger) MarkStoreSegment(seg digest.Digest) error {
@@ -424,7 +440,9 @@ func (x *Badger) Persistent() bool { return true }
 
 // Reset implements Index.
 func (x *Badger) Reset() error {
-	if err := x.db.DropAll(); err != nil {
+	// Everything but the damage marks, which a rebuild must not forget.
+	drop := [][]byte{{prefixBlob}, {prefixFile}, {prefixSegment}, {prefixPack}, {prefixStat}, {prefixStoreSeg}}
+	if err := x.db.DropPrefix(drop...); err != nil {
 		return fmt.Errorf("index: reset: %w", err)
 	}
 	return nil

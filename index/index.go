@@ -76,7 +76,7 @@ type Index interface {
 	// Blob returns where the blob with this ID is stored.
 	Blob(id digest.Digest) (Blob, bool, error)
 	// AddBlobs records blobs (those of one pack, usually) and the pack,
-	// replacing what was known of them, damage included.
+	// replacing what was known of where they are.
 	AddBlobs(pack digest.Digest, blobs []Blob) error
 	// FileChunks returns the chunk IDs of a multi-chunk file. A file
 	// without a record is a single chunk whose ID is the file digest.
@@ -94,11 +94,13 @@ type Index interface {
 	// ForgetBlobs removes blobs (found damaged or lost) so that the next
 	// push stores them again; their packs stay known.
 	ForgetBlobs(ids []digest.Digest) error
-	// MarkDamaged records blobs a verify found damaged: Damaged reports
-	// them until AddBlobs records them again (stored anew by a push).
-	MarkDamaged(ids []digest.Digest) error
-	// Damaged reports whether a blob was found damaged.
-	Damaged(id digest.Digest) (bool, error)
+	// MarkDamaged records copies of blobs (ID and Pack) found damaged. A
+	// mark outlives Reset: a rebuild must not forget what was found.
+	MarkDamaged(blobs []Blob) error
+	// Damaged returns the pack of the copy of id found damaged, if any.
+	Damaged(id digest.Digest) (digest.Digest, bool, error)
+	// AnyDamaged reports whether any copy is marked damaged.
+	AnyDamaged() (bool, error)
 	// MarkStoreSegment records that seg, a segment of the store's own
 	// backend (not a remote's), was loaded: MarkSegment, and a note that
 	// StoreSegments lists, so a segment gone from the store can be told.

@@ -18,7 +18,7 @@ type Memory struct {
 	files     map[digest.Digest][]digest.Digest
 	segments  map[digest.Digest]bool
 	storeSegs map[digest.Digest]bool
-	damaged   map[digest.Digest]bool
+	damaged   map[digest.Digest]digest.Digest // blob → pack of its damaged copy
 	alts      map[digest.Digest][]Blob
 	packs     map[digest.Digest]bool
 	stat      map[string][]StatEntry
@@ -41,7 +41,9 @@ func (m *Memory) Reset() error {
 	m.files = map[digest.Digest][]digest.Digest{}
 	m.segments = map[digest.Digest]bool{}
 	m.storeSegs = map[digest.Digest]bool{}
-	m.damaged = map[digest.Digest]bool{}
+	if m.damaged == nil { // marks outlive a reset
+		m.damaged = map[digest.Digest]digest.Digest{}
+	}
 	m.alts = map[digest.Digest][]Blob{}
 	m.packs = map[digest.Digest]bool{}
 	m.stat = map[string][]StatEntry{}
@@ -63,9 +65,8 @@ func (m *Memory) AddBlobs(pack digest.Digest, blobs []Blob) error {
 	for _, b := range blobs {
 		old, ok := m.blobs[b.ID]
 		switch {
-		case !ok || m.damaged[b.ID]:
+		case !ok:
 			m.blobs[b.ID] = b
-			delete(m.damaged, b.ID)
 		case old.Pack != b.Pack:
 			keep, other := old, b
 			if m.Prefer != nil && m.Prefer(old, b) == b {
@@ -150,20 +151,28 @@ func (m *Memory) Alternatives(id digest.Digest) []Blob {
 }
 
 // MarkDamaged implements Index.
-func (m *Memory) MarkDamaged(ids []digest.Digest) error {
+func (m *Memory) MarkDamaged(blobs []Blob) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, id := range ids {
-		m.damaged[id] = true
+	for _, b := range blobs {
+		m.damaged[b.ID] = b.Pack
 	}
 	return nil
 }
 
 // Damaged implements Index.
-func (m *Memory) Damaged(id digest.Digest) (bool, error) {
+func (m *Memory) Damaged(id digest.Digest) (digest.Digest, bool, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return m.damaged[id], nil
+	p, ok := m.damaged[id]
+	return p, ok, nil
+}
+
+// AnyDamaged implements Index.
+func (m *Memory) AnyDamaged() (bool, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.damaged) > 0, nil
 }
 
 // MarkStoreSegment implements Index.
