@@ -227,6 +227,10 @@ func (r *Repo) Resolve(ctx context.Context, spec string) (*Object, error) {
 	return r.Lookup(ctx, obj, sub)
 }
 
+// SplitSpec splits "REF:path" into REF and path (without slashes at its
+// ends), at the colon after the optional "blake3:".
+func SplitSpec(spec string) (string, string) { return splitSpec(spec) }
+
 // splitSpec splits "REF:path" at the colon after the optional "blake3:".
 func splitSpec(spec string) (string, string) {
 	rest := strings.TrimPrefix(spec, digest.Prefix)

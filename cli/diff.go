@@ -68,7 +68,7 @@ func diffRun(ctx context.Context, opts *diffOptions) error {
 	if done, err := diffCheckpoints(ctx, opts); done || err != nil {
 		return err
 	}
-	a, err := r.Resolve(ctx, opts.A)
+	a, err := manifest.ResolveSpec(ctx, r, opts.A)
 	if err != nil {
 		return err
 	}
@@ -81,7 +81,7 @@ func diffRun(ctx context.Context, opts *diffOptions) error {
 		}
 		b = &cas.Object{Digest: h.Digest, Kind: h.Kind, Size: h.Size}
 		bs = h.Trees()
-	} else if b, err = r.Resolve(ctx, opts.B); err != nil {
+	} else if b, err = manifest.ResolveSpec(ctx, r, opts.B); err != nil {
 		return err
 	}
 	changes, err := cas.Diff(ctx, a, r.StoreTrees(), b, bs)

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/manifest"
 	"github.com/cas-ml/cas/manifest/ckpt"
 )
 
@@ -126,7 +127,7 @@ func inspectTarget(ctx context.Context, opts *inspectOptions) (*ckpt.Report, err
 	if err != nil {
 		return nil, statErr // no store: the path is what was meant
 	}
-	obj, err := repo.Resolve(ctx, opts.Target)
+	obj, err := manifest.ResolveSpec(ctx, repo, opts.Target)
 	if errors.Is(err, cas.ErrNotFound) {
 		return nil, &userError{msg: "no such file or stored ref: " + opts.Target, hint: "`cas refs` lists names; a stored file inside a tree is REF:path"}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/manifest"
 )
 
 type lsOptions struct {
@@ -55,7 +56,7 @@ func lsRun(ctx context.Context, opts *lsOptions) error {
 	if err != nil {
 		return err
 	}
-	obj, err := r.Resolve(ctx, opts.Ref)
+	obj, err := manifest.ResolveSpec(ctx, r, opts.Ref)
 	if err != nil {
 		return err
 	}
@@ -154,7 +155,7 @@ func catRun(ctx context.Context, opts *catOptions) error {
 	if err != nil {
 		return err
 	}
-	obj, err := r.Resolve(ctx, opts.Ref)
+	obj, err := manifest.ResolveSpec(ctx, r, opts.Ref)
 	if err != nil {
 		return err
 	}

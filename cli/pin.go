@@ -243,12 +243,7 @@ func keyError(err error) error {
 // resolvePinTarget resolves REF (also a bare run name, as runs/NAME) and,
 // when it is a manifest, the objects its closure holds beside it.
 func resolvePinTarget(ctx context.Context, r *cas.Repo, ref string) (*cas.Object, []cas.Object, error) {
-	obj, err := r.Resolve(ctx, ref)
-	if errors.Is(err, cas.ErrNotFound) && !strings.Contains(ref, ":") && !strings.HasPrefix(ref, manifest.RefPrefix) {
-		if o2, err2 := r.Resolve(ctx, manifest.RefPrefix+ref); err2 == nil {
-			obj, err = o2, nil
-		}
-	}
+	obj, err := manifest.ResolveSpec(ctx, r, ref)
 	if err != nil {
 		return nil, nil, err
 	}

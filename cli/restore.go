@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/manifest"
 	"github.com/cas-ml/cas/remote"
 )
 
@@ -74,7 +75,7 @@ func restoreRun(ctx context.Context, opts *restoreOptions) error {
 	var obj *cas.Object
 	var res *cas.RestoreResult
 	for attempt := 0; ; attempt++ {
-		obj, err = r.Resolve(ctx, opts.Ref)
+		obj, err = manifest.ResolveSpec(ctx, r, opts.Ref)
 		if err == nil {
 			prog := &cas.Progress{}
 			stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "restoring", prog)

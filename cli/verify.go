@@ -102,7 +102,7 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 			err = usageError("--key checks a pin's signature; %s is not a pin (`cas pins` lists them)", opts.Ref)
 		} else {
 			var obj *cas.Object
-			if obj, err = r.Resolve(ctx, opts.Ref); err == nil {
+			if obj, err = manifest.ResolveSpec(ctx, r, opts.Ref); err == nil {
 				rep, err = r.Verify(ctx, obj, opts.Ref, prog)
 			}
 		}

@@ -1,0 +1,80 @@
+package manifest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cas-ml/cas/cas"
+)
+
+// ErrNoArtifact: a run has no input or output of that name.
+var ErrNoArtifact = errors.New("manifest: the run has no such input or output")
+
+// ResolveSpec resolves a REF as cas.Repo.Resolve does, and names inside a
+// run as well. RUN is a run name, runs/NAME, a pin of a run or a
+// manifest's digest:
+//
+//	RUN                       the manifest
+//	RUN:outputs/NAME[/path]   output NAME, or a file or directory in it
+//	RUN:inputs/NAME[/path]    input NAME, or a file or directory in it
+//	RUN:NAME[/path]           the same for an output (else an input) NAME
+func ResolveSpec(ctx context.Context, r *cas.Repo, spec string) (*cas.Object, error) {
+	head, sub := cas.SplitSpec(spec)
+	if sub == "" {
+		obj, err := r.Resolve(ctx, spec)
+		if errors.Is(err, cas.ErrNotFound) && !strings.HasPrefix(spec, RefPrefix) && cas.ValidRefName(spec) {
+			if o2, err2 := r.Resolve(ctx, RefPrefix+spec); err2 == nil {
+				return o2, nil
+			}
+		}
+		return obj, err
+	}
+	m, _, merr := Resolve(ctx, r, head)
+	if merr != nil {
+		// Not a run: a tree, a file, or nothing at all.
+		return r.Resolve(ctx, spec)
+	}
+	first, rest, _ := strings.Cut(sub, "/")
+	var a *Artifact
+	switch first {
+	case "outputs", "inputs":
+		name, more, _ := strings.Cut(rest, "/")
+		list := m.Outputs
+		if first == "inputs" {
+			list = m.Inputs
+		}
+		a, rest = findArtifact(list, name), more
+		if a == nil {
+			return nil, fmt.Errorf("%s: %w: %s %q (cas show %s lists them)", spec, ErrNoArtifact, strings.TrimSuffix(first, "s"), name, head)
+		}
+	default:
+		if a = findArtifact(m.Outputs, first); a == nil {
+			a = findArtifact(m.Inputs, first)
+		}
+		if a == nil {
+			return nil, fmt.Errorf("%s: %w: %q (name one as %s:outputs/NAME or %s:inputs/NAME; cas show %s lists them)", spec, ErrNoArtifact, first, head, head, head)
+		}
+	}
+	obj, err := r.Resolve(ctx, a.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", a.Name, err)
+	}
+	if rest == "" {
+		if obj.Kind != cas.KindDir && obj.Name == "" {
+			obj.Name = a.Name
+		}
+		return obj, nil
+	}
+	return r.Lookup(ctx, obj, rest)
+}
+
+func findArtifact(list []Artifact, name string) *Artifact {
+	for i := range list {
+		if list[i].Name == name {
+			return &list[i]
+		}
+	}
+	return nil
+}
