@@ -177,6 +177,10 @@ func (r *Repo) UseRemote(ctx context.Context, be remote.Backend) error {
 	return r.syncIndexFrom(ctx, be)
 }
 
+// HasRemote reports whether UseRemote gave the store a remote to read
+// missing data from.
+func (r *Repo) HasRemote() bool { return r.remote != nil }
+
 // TransferStats say what an upload or download moved.
 type TransferStats struct {
 	Objects int64   `json:"objects"`

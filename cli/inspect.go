@@ -127,23 +127,32 @@ func inspectTarget(ctx context.Context, opts *inspectOptions) (*ckpt.Report, err
 	if err != nil {
 		return nil, statErr // no store: the path is what was meant
 	}
-	obj, err := manifest.ResolveSpec(ctx, repo, opts.Target)
-	if errors.Is(err, cas.ErrNotFound) {
-		return nil, &userError{msg: "no such file or stored ref: " + opts.Target, hint: "`cas refs` lists names; a stored file inside a tree is REF:path"}
-	}
-	if err != nil {
-		return nil, err
-	}
-	if !obj.Kind.IsFile() {
-		return nil, &userError{msg: opts.Target + " is a stored " + obj.Kind.String(), hint: "name a file inside it: `cas inspect " + opts.Target + ":path/to/model.pt`"}
-	}
 	tmp, err := os.CreateTemp("", "cas-inspect-*")
 	if err != nil {
 		return nil, err
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	if err := repo.WriteFile(ctx, obj, tmp); err != nil {
+	var obj *cas.Object
+	err = readThrough(ctx, opts.Factory.IO, repo, func() (err error) {
+		if obj, err = manifest.ResolveSpec(ctx, repo, opts.Target); err != nil {
+			return err
+		}
+		if !obj.Kind.IsFile() {
+			return &userError{msg: opts.Target + " is a stored " + obj.Kind.String(), hint: "name a file inside it: `cas inspect " + opts.Target + ":path/to/model.pt`"}
+		}
+		if err := tmp.Truncate(0); err != nil {
+			return err
+		}
+		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		return repo.WriteFile(ctx, obj, tmp)
+	})
+	if errors.Is(err, cas.ErrNotFound) && obj == nil {
+		return nil, &userError{msg: "no such file or stored ref: " + opts.Target, hint: "`cas refs` lists names; a stored file inside a tree is REF:path"}
+	}
+	if err != nil {
 		return nil, err
 	}
 	return inspectReader(tmp, obj.Size, opts.Target)

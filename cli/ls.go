@@ -56,14 +56,20 @@ func lsRun(ctx context.Context, opts *lsOptions) error {
 	if err != nil {
 		return err
 	}
-	obj, err := manifest.ResolveSpec(ctx, r, opts.Ref)
+	var entries []lsEntry
+	err = readThrough(ctx, opts.IO, r, func() error {
+		obj, err := manifest.ResolveSpec(ctx, r, opts.Ref)
+		if err != nil {
+			return err
+		}
+		entries = []lsEntry{}
+		if obj.Kind != cas.KindDir {
+			entries = append(entries, lsEntry{Path: obj.Name, Kind: obj.Kind.String(), Size: obj.Size, Digest: obj.Digest.String()})
+			return nil
+		}
+		return lsWalk(ctx, r, obj, "", opts.Recursive, &entries)
+	})
 	if err != nil {
-		return err
-	}
-	entries := []lsEntry{}
-	if obj.Kind != cas.KindDir {
-		entries = append(entries, lsEntry{Path: obj.Name, Kind: obj.Kind.String(), Size: obj.Size, Digest: obj.Digest.String()})
-	} else if err := lsWalk(ctx, r, obj, "", opts.Recursive, &entries); err != nil {
 		return err
 	}
 	if opts.JSON {
@@ -155,15 +161,19 @@ func catRun(ctx context.Context, opts *catOptions) error {
 	if err != nil {
 		return err
 	}
-	obj, err := manifest.ResolveSpec(ctx, r, opts.Ref)
-	if err != nil {
-		return err
-	}
-	if obj.Kind == cas.KindDir {
-		return &userError{msg: opts.Ref + " is a directory", hint: "use `cas ls " + opts.Ref + "` to list it, or name a file with REF:path"}
-	}
-	if err := r.WriteFile(ctx, obj, opts.IO.Out); err != nil {
-		return fmt.Errorf("%s: %w", opts.Ref, err)
-	}
-	return nil
+	return readThrough(ctx, opts.IO, r, func() error {
+		obj, err := manifest.ResolveSpec(ctx, r, opts.Ref)
+		if err != nil {
+			return err
+		}
+		if obj.Kind == cas.KindDir {
+			return &userError{msg: opts.Ref + " is a directory", hint: "use `cas ls " + opts.Ref + "` to list it, or name a file with REF:path"}
+		}
+		// Nothing is written unless the whole file checks out, so a
+		// second try reading from a remote never repeats output.
+		if err := r.WriteFile(ctx, obj, opts.IO.Out); err != nil {
+			return fmt.Errorf("%s: %w", opts.Ref, err)
+		}
+		return nil
+	})
 }

@@ -339,3 +339,24 @@ func pullRun(ctx context.Context, opts *pullOptions) error {
 	fmt.Fprintf(opts.IO.Out, "pulled %s from %s: %d objects, %s (%d already here)\n", obj.Digest.Short(), rc.Name, st.Objects, bytesStr(st.Bytes), st.Skipped)
 	return nil
 }
+
+// readThrough runs fn, a command's reading of the store; if it fails for
+// want of data the local store lacks and the store has a default remote
+// it is not yet reading from, it attaches that remote (reads then fall
+// through to it) and runs fn once more. A remote that cannot be reached
+// leaves the first error, with a warning.
+func readThrough(ctx context.Context, ios *IOStreams, r *cas.Repo, fn func() error) error {
+	err := fn()
+	if err == nil || r.HasRemote() || !(errors.Is(err, cas.ErrNotFound) || errors.Is(err, remote.ErrNotFound)) {
+		return err
+	}
+	be, rc, rerr := openRemote(ctx, r, "")
+	if rerr != nil || be == nil {
+		return err
+	}
+	if uerr := r.UseRemote(ctx, be); uerr != nil {
+		fmt.Fprintf(ios.ErrOut, "cas: warning: could not read from remote %s: %v\n", rc.Name, uerr)
+		return err
+	}
+	return fn()
+}

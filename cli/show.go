@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/manifest"
 )
 
@@ -45,7 +46,12 @@ func showRun(ctx context.Context, opts *showOptions) error {
 	if err != nil {
 		return err
 	}
-	m, d, err := manifest.Resolve(ctx, r, opts.Ref)
+	var m *manifest.Manifest
+	var d digest.Digest
+	err = readThrough(ctx, opts.IO, r, func() (err error) {
+		m, d, err = manifest.Resolve(ctx, r, opts.Ref)
+		return err
+	})
 	if err != nil {
 		return err
 	}
