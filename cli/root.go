@@ -137,7 +137,7 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 		root.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{
-		newCmdVerify(f, nil), newCmdStats(f, nil), newCmdGC(f, nil), newCmdIndex(f),
+		newCmdVerify(f, nil), newCmdStats(f, nil), newCmdGC(f, nil), newCmdIndex(f), newCmdVersion(f, nil),
 	} {
 		c.GroupID = "admin"
 		root.AddCommand(c)

@@ -64,6 +64,9 @@ func showRun(ctx context.Context, opts *showOptions) error {
 	w := opts.IO.Out
 	fmt.Fprintf(w, "run %s  %s\n", m.Name, d)
 	fmt.Fprintf(w, "command:  %s\n", strings.Join(m.Command, " "))
+	if m.Tool != "" {
+		fmt.Fprintf(w, "recorded: by %s\n", m.Tool)
+	}
 	fmt.Fprintf(w, "status:   %s (exit %d) in %.1fs, started %s\n", m.Status, m.ExitCode, m.Seconds, m.Started.Local().Format("2006-01-02 15:04:05"))
 	seed := "none"
 	if m.Seeds.Seed != nil {

@@ -36,6 +36,8 @@ type Manifest struct {
 	Kind string `json:"kind"`
 	// ReproductionOf is the digest of the manifest a reproduction re-ran.
 	ReproductionOf string `json:"reproduction_of,omitempty"`
+	// Tool is the cas that wrote the manifest: "cas VERSION".
+	Tool string `json:"tool,omitempty"`
 
 	Command  []string  `json:"command"`
 	WorkDir  string    `json:"workdir"`

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cas-ml/cas/buildinfo"
 	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/digest"
 )
@@ -186,7 +187,7 @@ func prepare(ctx context.Context, r *cas.Repo, opts *Options, kind string) (*Man
 		opts.WorkDir = wd
 	}
 	red := NewRedactor(opts.Environ, opts.Command)
-	m := &Manifest{Schema: Schema, Name: opts.Name, Kind: kind, WorkDir: opts.WorkDir,
+	m := &Manifest{Schema: Schema, Name: opts.Name, Kind: kind, Tool: buildinfo.Tool(), WorkDir: opts.WorkDir,
 		Seeds: Seeds{Seed: opts.Seed, Rank: opts.Rank}}
 	m.Command = red.Command(opts.Command)
 	inputs, err := resolveInputs(ctx, r, opts)
