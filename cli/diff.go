@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +20,9 @@ type diffOptions struct {
 	A, B     string
 	Excludes []string
 	JSON     bool
+	ExitCode bool
+	// differ is set by whichever comparison ran when it found differences.
+	differ bool
 }
 
 func newCmdDiff(f *Factory, runF func(*diffOptions) error) *cobra.Command {
@@ -29,7 +33,8 @@ func newCmdDiff(f *Factory, runF func(*diffOptions) error) *cobra.Command {
 		Long: `Compare two stored trees, or a stored tree with a file or directory on disk,
 and list the files added (+), removed (-) and modified (~), with sizes, as
 git diff --stat does. The second argument is taken as a PATH when it
-exists on disk, else as a REF. Exit status 0 either way.
+exists on disk, else as a REF. Exit status 0 either way, unless
+--exit-code: then 1 when anything differs, as git diff --exit-code.
 
 When both name run manifests, show what differs between the runs: inputs,
 commit and patch, packages, environment, variables, seeds, command,
@@ -48,10 +53,21 @@ tensor digest, and whether each RNG state is equal.`,
 	}
 	cmd.Flags().StringArrayVarP(&opts.Excludes, "exclude", "e", nil, "leave out paths on disk matching `PATTERN`, as push does")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print changes as JSON")
+	cmd.Flags().BoolVar(&opts.ExitCode, "exit-code", false, "exit with status 1 when anything differs")
 	return cmd
 }
 
 func diffRun(ctx context.Context, opts *diffOptions) error {
+	if err := diffOnce(ctx, opts); err != nil {
+		return err
+	}
+	if opts.ExitCode && opts.differ {
+		return exitStatus(exitError)
+	}
+	return nil
+}
+
+func diffOnce(ctx context.Context, opts *diffOptions) error {
 	// Two checkpoint files on disk need no store.
 	if isFile(opts.A) && isFile(opts.B) {
 		if done, err := diffCheckpoints(ctx, opts); done || err != nil {
@@ -88,6 +104,7 @@ func diffRun(ctx context.Context, opts *diffOptions) error {
 	if err != nil {
 		return err
 	}
+	opts.differ = len(changes) > 0
 	return printChanges(opts.IO, opts.JSON, changes)
 }
 
@@ -124,6 +141,9 @@ type statusOptions struct {
 	Path     string
 	Excludes []string
 	JSON     bool
+	ExitCode bool
+	// differ is set by whichever comparison ran when it found differences.
+	differ bool
 }
 
 func newCmdStatus(f *Factory, runF func(*statusOptions) error) *cobra.Command {
@@ -211,6 +231,7 @@ func diffManifests(ctx context.Context, r *cas.Repo, opts *diffOptions) (bool, e
 		return true, err
 	}
 	diffs := manifest.Diff(a, b, pa, pb)
+	opts.differ = len(diffs) > 0
 	if opts.JSON {
 		return true, writeJSON(opts.IO.Out, diffs)
 	}
@@ -234,6 +255,7 @@ func diffCheckpoints(ctx context.Context, opts *diffOptions) (bool, error) {
 		return false, nil
 	}
 	d := ckpt.Diff(a, b)
+	opts.differ = len(d.Tensors) > 0 || slices.ContainsFunc(d.RNG, func(c ckpt.RNGChange) bool { return c.Op != ckpt.OpEqual })
 	if opts.JSON {
 		return true, writeJSON(opts.IO.Out, d)
 	}
