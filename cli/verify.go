@@ -126,7 +126,7 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 			return err
 		}
 	} else {
-		printChecks(opts.IO.Out, checks)
+		printChecks(opts.IO.Out, checks, opts.Quiet)
 		for _, p := range rep.Problems {
 			if p.Missing {
 				fmt.Fprintf(opts.IO.Out, "MISSING %s: %s (not in the store read)\n", displayName(p.Path), p.Err)
@@ -218,8 +218,12 @@ func pinChecks(ctx context.Context, r *cas.Repo, pc *pinCheck, rep *cas.VerifyRe
 
 // printChecks prints one line a check: "ok  ", "FAIL" (damage) or
 // "MISSING" (not in the store read), what, detail.
-func printChecks(w io.Writer, checks []manifest.Check) {
+// With quiet, only failed checks are printed.
+func printChecks(w io.Writer, checks []manifest.Check, quiet bool) {
 	for _, c := range checks {
+		if quiet && c.OK {
+			continue
+		}
 		mark := "ok  "
 		switch {
 		case !c.OK && c.Missing:
@@ -255,8 +259,8 @@ func verifyManifest(ctx context.Context, opts *verifyOptions, r *cas.Repo, m *ma
 			return err
 		}
 	} else {
-		printChecks(opts.IO.Out, checks)
-		if ok {
+		printChecks(opts.IO.Out, checks, opts.Quiet)
+		if ok && !opts.Quiet {
 			fmt.Fprintf(opts.IO.Out, "ok: run %s (%s) and everything it binds are intact\n", m.Name, d.Short())
 		}
 	}
