@@ -92,12 +92,35 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 	if _, err := os.Lstat(opts.Dir); err == nil {
 		return nil, fmt.Errorf("%s exists: give --workdir a new directory", opts.Dir)
 	}
+	// An input recorded outside the run's directory is restored under
+	// inputs/NAME and the command's mention of it rewritten; with none,
+	// the reproduction is refused before anything is done: the command
+	// would read whatever now lies at the old path.
+	command := orig.Command
+	if len(opts.Command) > 0 {
+		command = opts.Command
+	}
+	command = slices.Clone(command)
+	for _, in := range orig.Inputs {
+		if in.Path != "" && outside(orig.WorkDir, in.Path) && len(opts.Command) == 0 && rewriteArgs(slices.Clone(command), in.Path, "x") == 0 {
+			return nil, fmt.Errorf("input %s was read from %s, outside the run's directory, and the recorded command does not name it: restore it there (cas restore %s %s) and give the command after --, or record the run with the input inside its directory", in.Name, in.Path, short(in.Digest), in.Path)
+		}
+	}
 	// 1. The code: a worktree at the recorded commit, with the diff applied.
 	runDir, err := checkout(ctx, r, orig, opts)
 	if err != nil {
 		return nil, err
 	}
-	// 2. The inputs, where the recorded run had them.
+	// 2. The inputs, where the recorded run had them; one that was outside
+	// the run's directory goes under inputs/NAME, and the command's mention
+	// of it was rewritten above.
+	for _, in := range orig.Inputs {
+		if in.Path != "" && outside(orig.WorkDir, in.Path) {
+			dest := inputPath(orig, runDir, in)
+			rewriteArgs(command, in.Path, dest)
+			warn(fmt.Sprintf("input %s was at %s, outside the run's directory: restored at %s, and the command's mention of it rewritten", in.Name, in.Path, dest))
+		}
+	}
 	var inputs []string
 	for _, in := range orig.Inputs {
 		dest := inputPath(orig, runDir, in)
@@ -119,10 +142,7 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 		}
 		env = append(env, k+"="+v)
 	}
-	command := orig.Command
-	if len(opts.Command) > 0 {
-		command = opts.Command
-	} else if slices.ContainsFunc(command, func(a string) bool { return strings.Contains(a, Redacted) }) {
+	if len(opts.Command) == 0 && slices.ContainsFunc(command, func(a string) bool { return strings.Contains(a, Redacted) }) {
 		warn("the recorded command had credentials removed; it runs with " + Redacted + " in their place (give the command after -- to pass them)")
 	}
 	var outputs []string
@@ -204,6 +224,29 @@ func CompareMetrics(want, got map[string]float64, names []string, tol float64) (
 		checks = append(checks, c)
 	}
 	return checks, pass, reason
+}
+
+// rewriteArgs replaces, in place, every mention of path in args (the
+// whole argument, a prefix path/…, or after "=") by dest, and counts them.
+func rewriteArgs(args []string, path, dest string) int {
+	n := 0
+	path = filepath.Clean(path)
+	for i, a := range args {
+		prefix, val := "", a
+		if k, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(a, "-") {
+			prefix, val = k+"=", v
+		}
+		switch {
+		case filepath.Clean(val) == path:
+			args[i] = prefix + dest
+		case strings.HasPrefix(val, path+"/"):
+			args[i] = prefix + dest + strings.TrimPrefix(val, path)
+		default:
+			continue
+		}
+		n++
+	}
+	return n
 }
 
 // inputPath is where a recorded input goes in the reproduction: at the

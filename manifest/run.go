@@ -268,6 +268,17 @@ func relTo(dir, p string) string {
 	return p
 }
 
+// outside reports whether path p (relative to dir when not absolute) lies
+// outside dir.
+func outside(dir, p string) bool {
+	abs := p
+	if !filepath.IsAbs(abs) {
+		abs = filepath.Join(dir, p)
+	}
+	rel, err := filepath.Rel(dir, abs)
+	return err != nil || rel == ".." || strings.HasPrefix(rel, "../")
+}
+
 // metricsPath resolves a metrics file against the work directory.
 func metricsPath(dir, p string) string {
 	if filepath.IsAbs(p) {
@@ -315,6 +326,9 @@ func resolveInputs(ctx context.Context, r *cas.Repo, opts *Options) ([]Artifact,
 		a, err := artifact(ctx, r, name, target)
 		if err != nil {
 			return nil, fmt.Errorf("--input %s: %w", name, err)
+		}
+		if a.Path != "" && outside(opts.WorkDir, a.Path) && opts.Warn != nil {
+			opts.Warn(fmt.Sprintf("input %s (%s) lies outside the run's directory: a reproduction restores it under inputs/%s and rewrites the command's mention of it; a path the command reads from elsewhere (a config file) will not be found", name, a.Path, name))
 		}
 		out = append(out, a)
 	}
