@@ -415,9 +415,10 @@ type Stats struct {
 }
 
 // Stats adds up the store: logical bytes are the sizes of everything the
-// refs point at; unique bytes the raw chunks kept once; stored bytes the
-// packs on disk.
-func (r *Repo) Stats(ctx context.Context) (*Stats, error) {
+// refs point at and of the roots given (a run's inputs and outputs, which
+// its manifest names), each distinct digest once; unique bytes the raw
+// chunks kept once; stored bytes the packs on disk.
+func (r *Repo) Stats(ctx context.Context, roots ...Object) (*Stats, error) {
 	s := &Stats{}
 	var chunkStored int64
 	err := r.Index.Blobs(func(b index.Blob) error {
@@ -458,6 +459,12 @@ func (r *Repo) Stats(ctx context.Context) (*Stats, error) {
 		if !seen[ref.Target] {
 			seen[ref.Target] = true
 			s.LogicalBytes += ref.Size
+		}
+	}
+	for _, o := range roots {
+		if !seen[o.Digest] {
+			seen[o.Digest] = true
+			s.LogicalBytes += o.Size
 		}
 	}
 	if s.UniqueBytes > 0 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -329,7 +330,18 @@ func statsRun(ctx context.Context, opts *statsOptions) error {
 	if err != nil {
 		return err
 	}
-	s, err := r.Stats(ctx)
+	// Logical bytes count what runs produced and read too, not only what
+	// refs name: a run's outputs are reachable through its manifest.
+	var roots []cas.Object
+	runs, _ := manifest.Runs(ctx, r)
+	for _, run := range runs {
+		for _, a := range slices.Concat(run.Manifest.Inputs, run.Manifest.Outputs) {
+			if d, err := digest.Parse(a.Digest); err == nil {
+				roots = append(roots, cas.Object{Digest: d, Size: a.Size})
+			}
+		}
+	}
+	s, err := r.Stats(ctx, roots...)
 	if err != nil {
 		return err
 	}
