@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -252,6 +253,10 @@ func runStatsRun(ctx context.Context, opts *statsOptions) error {
 		ms = append(ms, m)
 	}
 	var out []*manifest.MetricStats
+	seedsDiffer := false
+	for _, m := range ms {
+		seedsDiffer = seedsDiffer || !reflect.DeepEqual(m.Seeds, ms[0].Seeds)
+	}
 	for _, metric := range opts.Metrics {
 		var vals []float64
 		for _, m := range ms {
@@ -259,7 +264,7 @@ func runStatsRun(ctx context.Context, opts *statsOptions) error {
 				vals = append(vals, v)
 			}
 		}
-		s, err := manifest.Summarize(metric, vals, opts.Tolerance)
+		s, err := manifest.Summarize(metric, vals, opts.Tolerance, seedsDiffer)
 		if err != nil {
 			return err
 		}
@@ -269,10 +274,19 @@ func runStatsRun(ctx context.Context, opts *statsOptions) error {
 		return writeJSON(opts.IO.Out, out)
 	}
 	w := opts.IO.Out
-	fmt.Fprintf(w, "%-16s %4s %12s %12s %12s %12s %12s %27s %8s  %s\n", "metric", "n", "mean", "std dev", "min", "median", "max", "95% CI", "CV", "reproducible")
+	last := "reproducible"
+	if seedsDiffer {
+		last = "spread across seeds"
+	}
+	fmt.Fprintf(w, "%-16s %4s %12s %12s %12s %12s %12s %27s %8s  %s\n", "metric", "n", "mean", "std dev", "min", "median", "max", "95% CI", "CV", last)
 	for _, s := range out {
 		verdict := "no"
-		if s.Reproducible {
+		switch {
+		case s.SeedsDiffer && s.Within:
+			verdict = "within"
+		case s.SeedsDiffer:
+			verdict = "wide"
+		case s.Reproducible:
 			verdict = "yes"
 		}
 		fmt.Fprintf(w, "%-16s %4d %12.6g %12.6g %12.6g %12.6g %12.6g [%12.6g, %12.6g] %8.3g  %s (CV <= %g)\n",

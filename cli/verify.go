@@ -298,8 +298,11 @@ chunk and pack counts, and the dedup and compression ratios.
 With --metric NAME and runs (names, manifest digests, or a name prefix
 ending in *, like 'lr0.1-s*'), show for each metric n, mean, standard
 deviation, min, median, max, the 95 % confidence interval of the mean
-(Student t) and the coefficient of variation, and whether the runs are
-reproducible: the coefficient of variation within --tolerance.`,
+(Student t) and the coefficient of variation. Repeats with the same seed
+are called reproducible when the coefficient of variation is within
+--tolerance; runs with different seeds (run --repeat) only show whether
+their spread across seeds is within it, which says how sensitive the
+metric is to the seed, not whether a run reproduces.`,
 		Example: "  cas stats\n  cas stats --json\n  cas stats --metric acc 'lr0.1-s*' --tolerance 0.01",
 		Args:    cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -22,17 +22,27 @@ type MetricStats struct {
 	// CI95 is the 95 % confidence interval of the mean (Student t).
 	CI95 [2]float64 `json:"ci95"`
 	// CV is the coefficient of variation, StdDev / |Mean|.
-	CV           float64 `json:"cv"`
-	Tolerance    float64 `json:"tolerance"`
-	Reproducible bool    `json:"reproducible"`
+	CV        float64 `json:"cv"`
+	Tolerance float64 `json:"tolerance"`
+	// Within: the coefficient of variation is within the tolerance.
+	Within bool `json:"within_tolerance"`
+	// SeedsDiffer: the runs had different seeds, so the spread is the
+	// metric's sensitivity to the seed, which says nothing of whether a
+	// run reproduces.
+	SeedsDiffer bool `json:"seeds_differ"`
+	// Reproducible: repeats with the same seed agree within tolerance.
+	// Never claimed across different seeds.
+	Reproducible bool `json:"reproducible"`
 }
 
 // ErrTooFewRuns reports fewer than two values of a metric.
 var ErrTooFewRuns = errors.New("manifest: need at least two runs with the metric")
 
-// Summarize computes the statistics of one metric's values; the runs are
-// reproducible when the coefficient of variation is within tolerance.
-func Summarize(metric string, values []float64, tolerance float64) (*MetricStats, error) {
+// Summarize computes the statistics of one metric's values. Repeats with
+// the same seed are reproducible when the coefficient of variation is
+// within tolerance; across different seeds (seedsDiffer) the spread is
+// only reported as within tolerance or not.
+func Summarize(metric string, values []float64, tolerance float64, seedsDiffer bool) (*MetricStats, error) {
 	if len(values) < 2 {
 		return nil, fmt.Errorf("%w %q (found %d)", ErrTooFewRuns, metric, len(values))
 	}
@@ -52,7 +62,9 @@ func Summarize(metric string, values []float64, tolerance float64) (*MetricStats
 	default:
 		s.CV = math.Inf(1)
 	}
-	s.Reproducible = s.CV <= tolerance
+	s.Within = s.CV <= tolerance
+	s.SeedsDiffer = seedsDiffer
+	s.Reproducible = s.Within && !seedsDiffer
 	return s, nil
 }
 

@@ -8,7 +8,7 @@ import (
 
 func TestSummarize(t *testing.T) {
 	// Values with known statistics: mean 5, sample sd 2.138..., t(0.975, 7) = 2.364624.
-	s, err := Summarize("acc", []float64{2, 4, 4, 4, 5, 5, 7, 9}, 0.5)
+	s, err := Summarize("acc", []float64{2, 4, 4, 4, 5, 5, 7, 9}, 0.5, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,10 +23,14 @@ func TestSummarize(t *testing.T) {
 	if !near(s.CV, 2.13809/5) || !s.Reproducible {
 		t.Errorf("CV = %v, reproducible %v; want %.5f within 0.5", s.CV, s.Reproducible, 2.13809/5)
 	}
-	if s, _ := Summarize("acc", []float64{0.9, 0.95}, 0.01); s.Reproducible {
+	if s, _ := Summarize("acc", []float64{0.9, 0.95}, 0.01, false); s.Reproducible {
 		t.Errorf("CV %v called reproducible at 1%%", s.CV)
 	}
-	if _, err := Summarize("acc", []float64{1}, 0.1); !errors.Is(err, ErrTooFewRuns) {
+	// Across seeds the spread is within tolerance or not, never "reproducible".
+	if s, _ := Summarize("acc", []float64{0.9, 0.9001}, 0.01, true); s.Reproducible || !s.Within || !s.SeedsDiffer {
+		t.Errorf("seeds differ: reproducible %v, within %v, seeds_differ %v; want false, true, true", s.Reproducible, s.Within, s.SeedsDiffer)
+	}
+	if _, err := Summarize("acc", []float64{1}, 0.1, false); !errors.Is(err, ErrTooFewRuns) {
 		t.Errorf("one value: got %v, want ErrTooFewRuns", err)
 	}
 }
