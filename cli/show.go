@@ -142,16 +142,19 @@ type logOptions struct {
 	IO      *IOStreams
 	Factory *Factory
 	Limit   int
+	Metrics []string
 	JSON    bool
 }
 
 func newCmdLog(f *Factory, runF func(*logOptions) error) *cobra.Command {
 	opts := &logOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
-		Use:     "log",
-		Short:   "List recorded runs, newest first",
-		Long:    "List the runs recorded with 'cas run' and 'cas record', newest first: name, manifest digest, status, commit and metrics.",
-		Example: "  cas log\n  cas log -n 5 --json",
+		Use:   "log",
+		Short: "List recorded runs, newest first",
+		Long: `List the runs recorded with 'cas run' and 'cas record', newest first: name,
+manifest digest, status, commit and metrics. Without --metric, the first
+four metrics by name are shown; --metric NAME (repeatable) chooses them.`,
+		Example: "  cas log\n  cas log --metric acc --metric loss\n  cas log -n 5 --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
@@ -161,6 +164,7 @@ func newCmdLog(f *Factory, runF func(*logOptions) error) *cobra.Command {
 		},
 	}
 	cmd.Flags().IntVarP(&opts.Limit, "max-count", "n", 0, "show at most `N` runs")
+	cmd.Flags().StringArrayVar(&opts.Metrics, "metric", nil, "show the metric `NAME` (repeatable; default: the first four by name)")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print runs as JSON")
 	return cmd
 }
@@ -208,10 +212,16 @@ func logRun(ctx context.Context, opts *logOptions) error {
 			commit += "+"
 		}
 		var ms []string
-		for _, k := range sortedKeys(e.Metrics) {
-			ms = append(ms, fmt.Sprintf("%s=%.4g", k, e.Metrics[k]))
-			if len(ms) == 4 {
-				break
+		names := opts.Metrics
+		if len(names) == 0 {
+			names = sortedKeys(e.Metrics)
+			names = names[:min(4, len(names))]
+		}
+		for _, k := range names {
+			if v, ok := e.Metrics[k]; ok {
+				ms = append(ms, fmt.Sprintf("%s=%.4g", k, v))
+			} else {
+				ms = append(ms, k+"=-")
 			}
 		}
 		fmt.Fprintf(opts.IO.Out, "%-24s %s  %-11s %-9s %s\n", e.Name, shortDigest(e.Digest), e.Status, commit, strings.Join(ms, " "))
