@@ -47,7 +47,11 @@ func Diff(a, b *Manifest, pkgsA, pkgsB []byte) []Difference {
 	add("status", "exit_code", strconv.Itoa(a.ExitCode), strconv.Itoa(b.ExitCode))
 	artifacts("inputs", a.Inputs, b.Inputs)
 	add("code", "commit", a.Code.Commit, b.Code.Commit)
-	add("code", "branch", a.Code.Branch, b.Code.Branch)
+	// A reproduction runs in a worktree detached at the recorded commit: no
+	// branch there is not a difference of code.
+	if !((a.Kind == "reproduction" && a.Code.Branch == "") || (b.Kind == "reproduction" && b.Code.Branch == "")) {
+		add("code", "branch", a.Code.Branch, b.Code.Branch)
+	}
 	add("code", "dirty", strconv.FormatBool(a.Code.Dirty), strconv.FormatBool(b.Code.Dirty))
 	add("code", "patch", objDigest(a.Code.Patch), objDigest(b.Code.Patch))
 	add("code", "untracked", strings.Join(a.Code.Untracked, " "), strings.Join(b.Code.Untracked, " "))
