@@ -195,6 +195,9 @@ func CaptureEnv(ctx context.Context, python string, env []string) EnvState {
 		if json.Unmarshal(out, &probe) == nil {
 			e.Python = &probe.Python
 			e.Torch = probe.Torch
+			if e.Torch != nil {
+				e.Torch.SettingsFrom = "probed"
+			}
 		}
 	}
 	if e.Python == nil {

@@ -152,7 +152,17 @@ type Torch struct {
 	Deterministic      bool   `json:"deterministic_algorithms"`
 	CuDNNDeterministic bool   `json:"cudnn_deterministic"`
 	CuDNNBenchmark     bool   `json:"cudnn_benchmark"`
+	// SettingsFrom says where the three determinism settings above come
+	// from: "probed" (a separate interpreter before the run: torch's
+	// defaults, not what the run set) or "run" (the run wrote them to
+	// CAS_RUN_DIR/determinism.json, as the Python companion does).
+	SettingsFrom string `json:"settings_from,omitempty"`
 }
+
+// DeterminismFile is the file in CAS_RUN_DIR where a run reports the
+// determinism settings it actually used: a JSON object with the keys
+// deterministic_algorithms, cudnn_deterministic and cudnn_benchmark.
+const DeterminismFile = "determinism.json"
 
 // GPU is one device nvidia-smi reports.
 type GPU struct {

@@ -128,6 +128,7 @@ func run(ctx context.Context, r *cas.Repo, opts Options, adjust func(*Manifest))
 		return nil, err
 	}
 	m.Logs = Logs{Stdout: &Object{ids[0].String(), int64(len(logs[0]))}, Stderr: &Object{ids[1].String(), int64(len(logs[1]))}}
+	readDeterminism(runDir, m)
 	if entries, _ := os.ReadDir(runDir); len(entries) > 0 {
 		opts.Outputs = append(opts.Outputs, runDir)
 	}
@@ -266,6 +267,34 @@ func relTo(dir, p string) string {
 		return filepath.ToSlash(rel)
 	}
 	return p
+}
+
+// readDeterminism takes the determinism settings the run reported in
+// CAS_RUN_DIR (DeterminismFile) over the probed ones.
+func readDeterminism(runDir string, m *Manifest) {
+	b, err := os.ReadFile(filepath.Join(runDir, DeterminismFile))
+	if err != nil || len(b) > 1<<20 {
+		return
+	}
+	var d struct {
+		Deterministic      *bool `json:"deterministic_algorithms"`
+		CuDNNDeterministic *bool `json:"cudnn_deterministic"`
+		CuDNNBenchmark     *bool `json:"cudnn_benchmark"`
+	}
+	if json.Unmarshal(b, &d) != nil || d.Deterministic == nil {
+		return
+	}
+	if m.Environment.Torch == nil {
+		m.Environment.Torch = &Torch{}
+	}
+	t := m.Environment.Torch
+	t.Deterministic, t.SettingsFrom = *d.Deterministic, "run"
+	if d.CuDNNDeterministic != nil {
+		t.CuDNNDeterministic = *d.CuDNNDeterministic
+	}
+	if d.CuDNNBenchmark != nil {
+		t.CuDNNBenchmark = *d.CuDNNBenchmark
+	}
 }
 
 // outside reports whether path p (relative to dir when not absolute) lies
