@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/manifest"
 	"github.com/cas-ml/cas/manifest/ckpt"
+	"github.com/cas-ml/cas/remote"
 )
 
 type diffOptions struct {
@@ -58,7 +60,8 @@ tensor digest, and whether each RNG state is equal.`,
 }
 
 func diffRun(ctx context.Context, opts *diffOptions) error {
-	if err := diffOnce(ctx, opts); err != nil {
+	err := diffAny(ctx, opts)
+	if err != nil {
 		return err
 	}
 	if opts.ExitCode && opts.differ {
@@ -67,7 +70,7 @@ func diffRun(ctx context.Context, opts *diffOptions) error {
 	return nil
 }
 
-func diffOnce(ctx context.Context, opts *diffOptions) error {
+func diffAny(ctx context.Context, opts *diffOptions) error {
 	// Two checkpoint files on disk need no store.
 	if isFile(opts.A) && isFile(opts.B) {
 		if done, err := diffCheckpoints(ctx, opts); done || err != nil {
@@ -78,6 +81,12 @@ func diffOnce(ctx context.Context, opts *diffOptions) error {
 	if err != nil {
 		return err
 	}
+	// What the local store lacks may be on the default remote. Nothing is
+	// printed before everything compared was read.
+	return readThrough(ctx, opts.IO, r, func() error { return diffStored(ctx, opts, r) })
+}
+
+func diffStored(ctx context.Context, opts *diffOptions, r *cas.Repo) error {
 	if done, err := diffManifests(ctx, r, opts); done || err != nil {
 		return err
 	}
@@ -99,6 +108,14 @@ func diffOnce(ctx context.Context, opts *diffOptions) error {
 		bs = h.Trees()
 	} else if b, err = manifest.ResolveSpec(ctx, r, opts.B); err != nil {
 		return err
+	}
+	if (a.Type == cas.TypeManifest) != (b.Type == cas.TypeManifest) {
+		run, other := opts.A, opts.B
+		if b.Type == cas.TypeManifest {
+			run, other = opts.B, opts.A
+		}
+		return &userError{msg: fmt.Sprintf("%s is a run, %s is not: cas diff compares two runs, two trees or two checkpoints", run, other),
+			hint: "name what a run produced as " + run + ":outputs/NAME"}
 	}
 	changes, err := cas.Diff(ctx, a, r.StoreTrees(), b, bs)
 	if err != nil {
@@ -214,12 +231,19 @@ func diffManifests(ctx context.Context, r *cas.Repo, opts *diffOptions) (bool, e
 	if _, err := os.Lstat(opts.B); err == nil {
 		return false, nil // B is a path on disk
 	}
-	a, _, err := manifest.Resolve(ctx, r, opts.A)
-	if err != nil {
+	a, _, errA := manifest.Resolve(ctx, r, opts.A)
+	b, _, errB := manifest.Resolve(ctx, r, opts.B)
+	switch {
+	case errA != nil && errB != nil:
 		return false, nil
-	}
-	b, _, err := manifest.Resolve(ctx, r, opts.B)
-	if err != nil {
+	case errA == nil && errB != nil && !errors.Is(errB, cas.ErrNotFound) && !errors.Is(errB, remote.ErrNotFound):
+		// Never fall back to comparing a run's manifest bytes as a file.
+		return true, &userError{msg: fmt.Sprintf("%s is a run, %s is not: cas diff compares two runs, two trees or two checkpoints", opts.A, opts.B),
+			hint: "name what a run produced as " + opts.A + ":outputs/NAME"}
+	case errB == nil && errA != nil && !errors.Is(errA, cas.ErrNotFound) && !errors.Is(errA, remote.ErrNotFound):
+		return true, &userError{msg: fmt.Sprintf("%s is a run, %s is not: cas diff compares two runs, two trees or two checkpoints", opts.B, opts.A),
+			hint: "name what a run produced as " + opts.B + ":outputs/NAME"}
+	case errA != nil || errB != nil:
 		return false, nil
 	}
 	pa, err := manifest.LoadObject(ctx, r, a.Environment.Packages, 64<<20)
