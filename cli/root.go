@@ -203,6 +203,14 @@ func explain(ctx context.Context, f *Factory, err error) error {
 		// its own error was lost on the way.
 		return &userError{msg: "stopped before finishing, though not interrupted: a step failed and its error was lost",
 			hint: "run the command again; if it stops the same way, check the free disk space and report it"}
+	case errors.As(err, new(*cas.CorruptError)) && f.repo != nil && f.repo.HasRemote():
+		// Data read through to a remote: the damage may be there.
+		name := "NAME"
+		if rc, ok, rerr := f.repo.Remote(""); rerr == nil && ok {
+			name = rc.Name
+		}
+		return &userError{msg: err.Error(), code: exitDamaged,
+			hint: "some data came from the remote: `cas verify REF --from " + name + "` checks it there, `cas verify REF` the local store"}
 	case errors.Is(err, remote.ErrNotFound) && !errors.Is(err, cas.ErrNotFound) && f.repo != nil:
 		// An object the store needs (a pack, a tree) is missing, and
 		// "object not found" alone reads as if a remote had been asked.
