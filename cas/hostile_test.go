@@ -140,7 +140,7 @@ func newHostileWorld(t *testing.T, bucket bool) *hostileWorld {
 	if err := seed.closurePacks(ctx, &w.good, w.goodPacks); err != nil {
 		t.Fatal(err)
 	}
-	var be remote.Backend = seed.Backend
+	be := seed.Backend
 	if bucket {
 		w.bucket = remote.NewMem()
 		be = w.bucket
@@ -373,7 +373,7 @@ func (w *hostileWorld) checkGood(c hostileCase, when string) {
 			if !c.goodMayFail {
 				t.Errorf("%s: restore the intact %s: %v; want it to work beside the forgery", when, spec, err)
 			}
-			if err != errPanicked && !isDamage(err) && !c.anyErr {
+			if !errors.Is(err, errPanicked) && !isDamage(err) && !c.anyErr {
 				t.Errorf("%s: restore the intact %s: %v is not reported as damage", when, spec, err)
 			}
 		}
@@ -402,7 +402,7 @@ func (w *hostileWorld) checkGood(c hostileCase, when string) {
 // name the object. Deeper errors name a path or digest of their own.
 func (w *hostileWorld) wantDamage(c hostileCase, op string, err error, names []string) {
 	w.t.Helper()
-	if err == nil || err == errPanicked || c.anyErr {
+	if err == nil || errors.Is(err, errPanicked) || c.anyErr {
 		return
 	}
 	if !isDamage(err) {

@@ -158,9 +158,6 @@ type statusOptions struct {
 	Path     string
 	Excludes []string
 	JSON     bool
-	ExitCode bool
-	// differ is set by whichever comparison ran when it found differences.
-	differ bool
 }
 
 func newCmdStatus(f *Factory, runF func(*statusOptions) error) *cobra.Command {

@@ -347,7 +347,8 @@ func pullRun(ctx context.Context, opts *pullOptions) error {
 // leaves the first error, with a warning.
 func readThrough(ctx context.Context, ios *IOStreams, r *cas.Repo, fn func() error) error {
 	err := fn()
-	if err == nil || r.HasRemote() || !(errors.Is(err, cas.ErrNotFound) || errors.Is(err, remote.ErrNotFound)) {
+	missing := errors.Is(err, cas.ErrNotFound) || errors.Is(err, remote.ErrNotFound)
+	if err == nil || r.HasRemote() || !missing {
 		return err
 	}
 	be, rc, rerr := openRemote(ctx, r, "")

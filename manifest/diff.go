@@ -49,7 +49,8 @@ func Diff(a, b *Manifest, pkgsA, pkgsB []byte) []Difference {
 	add("code", "commit", a.Code.Commit, b.Code.Commit)
 	// A reproduction runs in a worktree detached at the recorded commit: no
 	// branch there is not a difference of code.
-	if !((a.Kind == "reproduction" && a.Code.Branch == "") || (b.Kind == "reproduction" && b.Code.Branch == "")) {
+	detached := (a.Kind == "reproduction" && a.Code.Branch == "") || (b.Kind == "reproduction" && b.Code.Branch == "")
+	if !detached {
 		add("code", "branch", a.Code.Branch, b.Code.Branch)
 	}
 	add("code", "dirty", strconv.FormatBool(a.Code.Dirty), strconv.FormatBool(b.Code.Dirty))
