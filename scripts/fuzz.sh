@@ -8,6 +8,6 @@ fuzztime=${FUZZTIME:-60s}
 for pkg in $(go list ./...); do
 	for f in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
 		echo "== $pkg $f ($fuzztime)"
-		go test -run '^$' -fuzz "^${f}\$" -fuzztime "$fuzztime" "$pkg"
+		go test -run '^$' -fuzz "^${f}\$" -fuzztime "$fuzztime" -fuzzminimizetime 5s "$pkg"
 	done
 done

@@ -196,6 +196,11 @@ func Peek(envelope []byte) (*Statement, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseStatement(body)
+}
+
+// parseStatement decodes a payload as a cas pin statement.
+func parseStatement(body []byte) (*Statement, error) {
 	var st Statement
 	if err := json.Unmarshal(body, &st); err != nil {
 		return nil, fmt.Errorf("%w: statement: %w", ErrMalformed, err)
@@ -241,14 +246,7 @@ func Verify(envelope []byte, pub ed25519.PublicKey) (*Statement, error) {
 		if err != nil || !ed25519.Verify(pub, msg, sig) {
 			continue
 		}
-		var st Statement
-		if err := json.Unmarshal(body, &st); err != nil {
-			return nil, fmt.Errorf("%w: statement: %w", ErrMalformed, err)
-		}
-		if st.Type != StatementType || st.PredicateType != PinPredicateType {
-			return nil, fmt.Errorf("%w: statement type %q, predicate %q", ErrMalformed, st.Type, st.PredicateType)
-		}
-		return &st, nil
+		return parseStatement(body)
 	}
 	if !tried {
 		return nil, fmt.Errorf("%w: key %s is not among the signers (%s)", ErrWrongKey, shortID(id), shortID(env.Signatures[0].KeyID))
