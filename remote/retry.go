@@ -86,11 +86,48 @@ type countingTransport struct {
 }
 
 func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	var closed chan struct{}
+	if req.Body != nil && req.Body != http.NoBody {
+		// net/http may go on reading a failed request's body after
+		// RoundTrip returns, until it closes it; minio-go retries by
+		// seeking that same body (and its checksum state). Wait for the
+		// close, so that no two attempts ever read the body at once.
+		closed = make(chan struct{})
+		r2 := *req
+		r2.Body = &closeSignal{ReadCloser: req.Body, closed: closed}
+		req = &r2
+	}
 	resp, err := t.base.RoundTrip(req)
+	if closed != nil && (err != nil || resp.StatusCode >= 300) {
+		t := time.NewTimer(bodyCloseWait)
+		select {
+		case <-closed:
+		case <-req.Context().Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	if st, ok := req.Context().Value(opStatsKey{}).(*opStats); ok {
 		st.record(req, resp, err)
 	}
 	return resp, err
+}
+
+// bodyCloseWait bounds how long a failed attempt waits for net/http to
+// let go of its request body.
+const bodyCloseWait = 30 * time.Second
+
+// closeSignal closes closed when the transport closes the body.
+type closeSignal struct {
+	io.ReadCloser
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (c *closeSignal) Close() error {
+	err := c.ReadCloser.Close()
+	c.once.Do(func() { close(c.closed) })
+	return err
 }
 
 // dialError reports whether err happened before a connection existed, so

@@ -392,6 +392,9 @@ func (s *S3) putSingle(ctx context.Context, name string, body io.ReadSeeker, n i
 	po.Checksum = minio.ChecksumCRC32C
 	po.DisableContentSha256 = true // unsigned payload, checked by the checksum
 	po.DisableMultipart = true
+	// minio-go retries a failed request by seeking body back; the
+	// transport (countingTransport) returns a failed attempt only once
+	// net/http has let go of its body.
 	err := s.retryCorrupt(ctx, func() error {
 		if _, err := body.Seek(0, io.SeekStart); err != nil {
 			return err
