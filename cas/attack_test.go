@@ -1,12 +1,15 @@
 package cas
 
 import (
+	"bytes"
 	"errors"
-	"github.com/cas-ml/cas/index"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/cas-ml/cas/index"
+	"github.com/cas-ml/cas/remote"
 )
 
 // Attacks on the fixes of issue 10: each test states what must hold.
@@ -92,5 +95,81 @@ func TestAttackRestoreOverSymlinkedStore(t *testing.T) {
 				t.Fatalf("the project's %s is no longer the symlink to its store (%v)", DirName, lerr)
 			}
 		})
+	}
+}
+
+// A file whose chunk list the local index learned from a remote's segment
+// (UseRemote, as a restore falling back to the remote does), then pushed
+// locally: the push stores the chunks again but writes no chunk list,
+// since the index "knows" it. Neither the local store on its own nor a
+// second bucket it is uploaded to can then serve the file, though push,
+// upload and the ref on the bucket all succeed.
+func TestAttackChunkListLearnedFromRemote(t *testing.T) {
+	ctx := t.Context()
+	data := pseudoRandom(600<<10, 21)
+	src := filepath.Join(t.TempDir(), "src")
+	writeGenTree(t, src, []genEntry{{path: "model.bin", kind: KindFile, data: data}})
+
+	// Another machine pushed the same file to bucket one.
+	other := newStoreForTest(t, 64<<10)
+	res1, err := other.Push(ctx, []string{src}, PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := Object{Digest: res1.Digest, Kind: res1.Kind, Size: res1.Bytes}
+	one := remote.NewMem()
+	if _, err := other.Upload(ctx, one, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	r := newStoreForTest(t, 64<<10)
+	if err := r.UseRemote(ctx, one); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Push(ctx, []string{src}, PushOptions{})
+	if err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	if res.Digest != obj.Digest {
+		t.Fatalf("push: digest %s, want %s", res.Digest, obj.Digest)
+	}
+
+	// The local store alone must serve the file.
+	alone, err := OpenRemoteOnly(ctx, r.Backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, "the local store alone", alone, obj, data)
+
+	// And a bucket it was uploaded to, once a ref there names the data.
+	two := remote.NewMem()
+	if _, err := r.Upload(ctx, two, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.SetRefOn(ctx, two, "data", obj); err != nil {
+		return // refused: nothing was promised
+	}
+	reader, err := OpenRemoteOnly(ctx, two)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, "bucket two, which a ref names it on", reader, obj, data)
+}
+
+// readAll reads model.bin of the tree obj through r and compares it.
+func readAll(t *testing.T, what string, r *Repo, obj Object, want []byte) {
+	t.Helper()
+	file, err := r.Lookup(t.Context(), &obj, "model.bin")
+	if err != nil {
+		t.Errorf("%s: lookup model.bin: %v", what, err)
+		return
+	}
+	var buf bytes.Buffer
+	if err := r.WriteFile(t.Context(), file, &buf); err != nil {
+		t.Errorf("%s: read model.bin: %v", what, err)
+		return
+	}
+	if !bytes.Equal(buf.Bytes(), want) {
+		t.Errorf("%s: model.bin: got %d bytes that differ, want the %d pushed", what, buf.Len(), len(want))
 	}
 }
