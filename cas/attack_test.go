@@ -2,9 +2,13 @@ package cas
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,5 +175,86 @@ func readAll(t *testing.T, what string, r *Repo, obj Object, want []byte) {
 	}
 	if !bytes.Equal(buf.Bytes(), want) {
 		t.Errorf("%s: model.bin: got %d bytes that differ, want the %d pushed", what, buf.Len(), len(want))
+	}
+}
+
+// countingBackend counts the reads of keys under a prefix.
+type countingBackend struct {
+	remote.Backend
+	prefix string
+	gets   atomic.Int64
+}
+
+func (c *countingBackend) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	if strings.HasPrefix(key, c.prefix) {
+		c.gets.Add(1)
+	}
+	return c.Backend.Get(ctx, key, off, n)
+}
+
+// pushOne pushes a file of its own and returns it as an object.
+func pushOne(t *testing.T, r *Repo, seed uint64) Object {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "src")
+	writeGenTree(t, src, []genEntry{{path: "f.bin", kind: KindFile, data: pseudoRandom(100<<10, seed)}})
+	res, err := r.Push(t.Context(), []string{src}, PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Object{Digest: res.Digest, Kind: res.Kind, Size: res.Bytes}
+}
+
+// The local store and its bucket each ran a gc that deleted a pack the
+// other still holds. Each gc record then makes the index rebuild, and each
+// rebuild forgets that the other store's records were seen: every command
+// that opens the store and uses the remote rebuilds the index twice,
+// reading every segment of both, forever.
+func TestAttackGCRecordsPingPong(t *testing.T) {
+	ctx := t.Context()
+	dir := filepath.Join(t.TempDir(), DirName)
+	params, _ := NewChunkParams(64 << 10)
+	if err := Init(dir, params, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	bucket := remote.NewMem()
+	r := mustOpen(t, dir)
+	a, b := pushOne(t, r, 1), pushOne(t, r, 2)
+	if _, err := r.Upload(ctx, bucket, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Locally only b is kept; on the bucket only a.
+	if _, err := r.SetRef(ctx, "b", b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.SetRefOn(ctx, bucket, "a", a); err != nil {
+		t.Fatal(err)
+	}
+	for _, be := range []remote.Backend{nil, bucket} {
+		rep, err := r.GC(ctx, be, GCOptions{Grace: NoGrace})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Freed.Packs == 0 {
+			t.Fatalf("gc on %v freed nothing; the test needs a pack deleted", be)
+		}
+	}
+	mustClose(t, r)
+
+	counted := &countingBackend{Backend: bucket, prefix: segmentPrefix}
+	var reads []int64
+	for range 4 {
+		r := mustOpen(t, dir)
+		before := counted.gets.Load()
+		if err := r.UseRemote(ctx, counted); err != nil {
+			t.Fatal(err)
+		}
+		reads = append(reads, counted.gets.Load()-before)
+		mustClose(t, r)
+	}
+	// The first use reads the bucket's segments; after that, none is new.
+	for i, n := range reads[2:] {
+		if n != 0 {
+			t.Errorf("use of the remote #%d: read %d of its segments again, want 0 (all reads: %v)", i+3, n, reads)
+		}
 	}
 }
