@@ -7,11 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/remote"
 )
@@ -256,5 +258,67 @@ func TestAttackGCRecordsPingPong(t *testing.T) {
 		if n != 0 {
 			t.Errorf("use of the remote #%d: read %d of its segments again, want 0 (all reads: %v)", i+3, n, reads)
 		}
+	}
+}
+
+// A bucket's segment may claim any raw length up to 4 GiB for a chunk (here 1 GiB and one byte).
+// Reading that chunk must fail on the claim, not first allocate a buffer
+// of that size (one per chunk read at once, by cat, verify and restore).
+func TestAttackHugeRawLenAllocates(t *testing.T) {
+	ctx := t.Context()
+	r := newStoreForTest(t, 64<<10)
+	pushOne(t, r, 3)
+	bucket := remote.NewMem()
+	if _, err := r.Upload(ctx, bucket, nil); err != nil {
+		t.Fatal(err)
+	}
+	var pack digest.Digest
+	if err := r.Index.Packs(func(p digest.Digest) error { pack = p; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	forged := digest.Of([]byte("never stored"))
+	seg := &segment{Blobs: []index.Blob{{ID: forged, Pack: pack, Offset: 0, Length: 64, RawLen: maxBlobLen + 1}}}
+	data := seg.encode()
+	if err := bucket.Put(ctx, segmentPrefix+digest.Of(data).Hex(), bytes.NewReader(data), int64(len(data)), remote.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := OpenRemoteOnly(ctx, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := &Object{Digest: forged, Kind: KindFile, Size: 64}
+	tests := []struct {
+		name string
+		run  func() error
+	}{
+		{"cat", func() error { return reader.WriteFile(ctx, obj, io.Discard) }},
+		{"restore", func() error {
+			_, err := reader.Restore(ctx, obj, filepath.Join(t.TempDir(), "out"), RestoreOptions{})
+			return err
+		}},
+		{"verify", func() error {
+			rep, err := reader.Verify(ctx, obj, "forged", nil)
+			if err == nil && rep.OK() {
+				return errors.New("verify: ok")
+			}
+			return nil
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			err := tt.run()
+			runtime.ReadMemStats(&after)
+			if tt.name != "verify" && err == nil {
+				t.Errorf("%s of a chunk claiming over 1 GiB: no error", tt.name)
+			}
+			if tt.name == "verify" && err != nil {
+				t.Error(err)
+			}
+			if got := after.TotalAlloc - before.TotalAlloc; got > 256<<20 {
+				t.Errorf("%s of a chunk claiming over 1 GiB: allocated %d MiB, want less than 256", tt.name, got>>20)
+			}
+		})
 	}
 }
