@@ -322,3 +322,51 @@ func TestAttackHugeRawLenAllocates(t *testing.T) {
 		})
 	}
 }
+
+// A bucket serves a tree whose file names a chunk ID (the digest of bytes
+// a victim will push later: a public dataset, say) stored in a pack as
+// other bytes; the pack's name matches its contents. Pulling that tree
+// copies the lying pack into the local store, and the victim's push of the
+// real bytes then finds the chunk "stored", writes nothing, and exits 0:
+// the data pushed cannot be restored.
+func TestAttackPullPoisonsDedup(t *testing.T) {
+	ctx := t.Context()
+	real := []byte("the bytes the victim will push, later on\n")
+	x := digest.Of(real)
+	garbage := bytes.Repeat([]byte{'!'}, len(real))
+
+	bucket := remote.NewMem()
+	tree := validTree(t, TreeEntry{Name: "x", Kind: KindFile, Size: int64(len(real)), Digest: x})
+	pb := newPackBuilder()
+	pb.add(index.Blob{ID: x, RawLen: uint32(len(garbage)), Codec: index.CodecNone, Type: index.TypeData}, garbage)
+	pb.add(index.Blob{ID: digest.Of(tree), RawLen: uint32(len(tree)), Codec: index.CodecNone, Type: index.TypeTree}, tree)
+	data, pack, recs := pb.finish()
+	if err := bucket.Put(ctx, packKey(pack), bytes.NewReader(data), int64(len(data)), remote.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	seg := (&segment{Blobs: recs}).encode()
+	if err := bucket.Put(ctx, segmentPrefix+digest.Of(seg).Hex(), bytes.NewReader(seg), int64(len(seg)), remote.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	r := newStoreForTest(t, 64<<10)
+	if err := r.UseRemote(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	bait := &Object{Digest: digest.Of(tree), Kind: KindDir, Size: int64(len(real))}
+	_, pullErr := r.Pull(ctx, bait, nil)
+
+	src := filepath.Join(t.TempDir(), "model.bin")
+	if err := os.WriteFile(src, real, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Push(ctx, []string{src}, PushOptions{})
+	if err != nil {
+		t.Fatalf("push (after a pull that returned %v): %v", pullErr, err)
+	}
+	var buf bytes.Buffer
+	obj := &Object{Digest: res.Digest, Kind: res.Kind, Size: res.Bytes}
+	if err := r.WriteFile(ctx, obj, &buf); err != nil || !bytes.Equal(buf.Bytes(), real) {
+		t.Errorf("read back what push stored (pull: %v; push stored %d new bytes): got %q, %v; want %q", pullErr, res.NewBytes, buf.Bytes(), err, real)
+	}
+}
