@@ -370,3 +370,39 @@ func TestAttackPullPoisonsDedup(t *testing.T) {
 		t.Errorf("read back what push stored (pull: %v; push stored %d new bytes): got %q, %v; want %q", pullErr, res.NewBytes, buf.Bytes(), err, real)
 	}
 }
+
+// A push killed before its segment leaves packs no segment names; one of
+// them rots (a flipped byte) before the next push, which adopts the
+// orphans by their trailers alone and so counts the rotten chunk as
+// stored: it exits 0, and what it pushed cannot be read back.
+func TestAttackAdoptRottenOrphan(t *testing.T) {
+	ctx := t.Context()
+	r := newStoreForTest(t, 64<<10)
+	src := filepath.Join(t.TempDir(), "src")
+	data := pseudoRandom(300<<10, 11)
+	writeGenTree(t, src, []genEntry{{path: "model.bin", kind: KindFile, data: data}})
+
+	local := r.Backend
+	fault := remote.NewFault(local)
+	fault.FailPut = func(key string) error {
+		if strings.HasPrefix(key, segmentPrefix) {
+			return context.Canceled // the push dies before its segment
+		}
+		return nil
+	}
+	r.Backend = fault
+	if _, err := r.Push(ctx, []string{src}, PushOptions{}); err == nil {
+		t.Fatal("push with its segment refused: no error")
+	}
+	r.Backend = local
+	for _, p := range storeFiles(t, r.Dir, packPrefix) {
+		flipAt(t, p, 1000)
+	}
+
+	res, err := r.Push(ctx, []string{src}, PushOptions{})
+	if err != nil {
+		return // refused: nothing was promised
+	}
+	obj := Object{Digest: res.Digest, Kind: res.Kind, Size: res.Bytes}
+	readAll(t, "the store after the push exited 0", r, obj, data)
+}
