@@ -406,3 +406,43 @@ func TestAttackAdoptRottenOrphan(t *testing.T) {
 	obj := Object{Digest: res.Digest, Kind: res.Kind, Size: res.Bytes}
 	readAll(t, "the store after the push exited 0", r, obj, data)
 }
+
+// A bucket holds a pack under its right name but cut short (a proxy that
+// stored a broken upload, or a hand copy that failed). Upload skips it
+// because the key is there, though the listing gives its size, and the
+// ref on the bucket is accepted: the bucket cannot serve the data.
+func TestAttackUploadSkipsShortPack(t *testing.T) {
+	ctx := t.Context()
+	r := newStoreForTest(t, 64<<10)
+	src := filepath.Join(t.TempDir(), "src")
+	data := pseudoRandom(200<<10, 5)
+	writeGenTree(t, src, []genEntry{{path: "model.bin", kind: KindFile, data: data}})
+	res, err := r.Push(ctx, []string{src}, PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := Object{Digest: res.Digest, Kind: res.Kind, Size: res.Bytes}
+	bucket := remote.NewMem()
+	err = r.Backend.List(ctx, packPrefix, func(oi remote.ObjectInfo) error {
+		b, err := remote.ReadAll(ctx, r.Backend, oi.Key)
+		if err != nil {
+			return err
+		}
+		half := b[:len(b)/2]
+		return bucket.Put(ctx, oi.Key, bytes.NewReader(half), int64(len(half)), remote.PutOptions{})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Upload(ctx, bucket, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.SetRefOn(ctx, bucket, "data", obj); err != nil {
+		return // refused: nothing was promised
+	}
+	reader, err := OpenRemoteOnly(ctx, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, "the bucket a ref names the data on", reader, obj, data)
+}
