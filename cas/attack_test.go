@@ -446,3 +446,39 @@ func TestAttackUploadSkipsShortPack(t *testing.T) {
 	}
 	readAll(t, "the bucket a ref names the data on", reader, obj, data)
 }
+
+// A verify finds a chunk damaged and marks it, so that the next push of
+// the intact source stores it again. An index rebuild in between (`cas
+// index rebuild`, or one that a vanished segment or a gc record starts)
+// forgets the mark: the push then stores nothing, exits 0, and the data
+// still cannot be read.
+func TestAttackRebuildForgetsDamage(t *testing.T) {
+	ctx := t.Context()
+	r := newStoreForTest(t, 64<<10)
+	src := filepath.Join(t.TempDir(), "src")
+	data := pseudoRandom(300<<10, 13)
+	writeGenTree(t, src, []genEntry{{path: "model.bin", kind: KindFile, data: data}})
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(filepath.Join(src, "model.bin"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Push(ctx, []string{src}, PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := Object{Digest: res.Digest, Kind: res.Kind, Size: res.Bytes}
+	for _, p := range storeFiles(t, r.Dir, packPrefix) {
+		flipAt(t, p, 20000)
+	}
+	rep, err := r.Verify(ctx, &obj, "data", nil)
+	if err != nil || rep.OK() {
+		t.Fatalf("verify after the damage: %v, ok=%v; want problems", err, rep != nil && rep.OK())
+	}
+	if _, _, err := r.RebuildIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Push(ctx, []string{src}, PushOptions{}); err != nil {
+		return // refused: nothing was promised
+	}
+	readAll(t, "the store after a push of the intact source exited 0", r, obj, data)
+}
