@@ -482,3 +482,46 @@ func TestAttackRebuildForgetsDamage(t *testing.T) {
 	}
 	readAll(t, "the store after a push of the intact source exited 0", r, obj, data)
 }
+
+// A shared bucket adds a segment that places a chunk ID (the digest of
+// bytes a victim will push later) in a pack the victim's own store holds,
+// at bytes that are something else. Using the remote loads that segment
+// into the local index; the victim's push of the real bytes then finds
+// the chunk in a pack that is present, stores nothing, and exits 0.
+func TestAttackRemoteSegmentPoisonsDedup(t *testing.T) {
+	ctx := t.Context()
+	r := newStoreForTest(t, 64<<10)
+	pushOne(t, r, 17)
+	bucket := remote.NewMem()
+	if _, err := r.Upload(ctx, bucket, nil); err != nil {
+		t.Fatal(err)
+	}
+	var pack digest.Digest
+	if err := r.Index.Packs(func(p digest.Digest) error { pack = p; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	real := []byte("the bytes the victim will push, later on\n")
+	forged := &segment{Blobs: []index.Blob{{ID: digest.Of(real), Pack: pack, Offset: uint64(len(packMagic)),
+		Length: uint32(len(real)), RawLen: uint32(len(real)), Codec: index.CodecNone, Type: index.TypeData}}}
+	seg := forged.encode()
+	if err := bucket.Put(ctx, segmentPrefix+digest.Of(seg).Hex(), bytes.NewReader(seg), int64(len(seg)), remote.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := r.UseRemote(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "model.bin")
+	if err := os.WriteFile(src, real, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Push(ctx, []string{src}, PushOptions{})
+	if err != nil {
+		return // refused: nothing was promised
+	}
+	var buf bytes.Buffer
+	obj := &Object{Digest: res.Digest, Kind: res.Kind, Size: res.Bytes}
+	if err := r.WriteFile(ctx, obj, &buf); err != nil || !bytes.Equal(buf.Bytes(), real) {
+		t.Errorf("read back what push stored (%d new bytes): got %q, %v; want %q", res.NewBytes, buf.Bytes(), err, real)
+	}
+}
