@@ -1,6 +1,7 @@
 package cas
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
+	"github.com/cas-ml/cas/remote"
 )
 
 // BenchmarkAttackRepushSmallFiles measures a push of 20,000 unchanged
@@ -116,5 +118,43 @@ func TestAttackRepushLooksUpEveryFile(t *testing.T) {
 	// A few lookups per directory at most; never one per file.
 	if got, limit := ci.lookups.Load(), int64(4*(dirs+1)); got > limit {
 		t.Errorf("re-push of %d unchanged files: got %d index lookups, want at most %d", dirs*files, got, limit)
+	}
+}
+
+// BenchmarkAttackAdoptOrphansNone measures what every push now pays
+// first: listing every pack of the store and asking the index about each,
+// with no orphan to adopt.
+func BenchmarkAttackAdoptOrphansNone(b *testing.B) {
+	dir := filepath.Join(b.TempDir(), DirName)
+	params, _ := NewChunkParams(64 << 10)
+	if err := Init(dir, params, time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	r, err := Open(b.Context(), dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	const packs = 2000
+	var recs []index.Blob
+	for i := range packs {
+		pb := newPackBuilder()
+		raw := fmt.Appendf(nil, "blob %d", i)
+		pb.add(index.Blob{ID: digest.Of(raw), RawLen: uint32(len(raw)), Codec: index.CodecNone, Type: index.TypeData}, raw)
+		data, id, blobs := pb.finish()
+		if err := r.Backend.Put(b.Context(), packKey(id), bytes.NewReader(data), int64(len(data)), remote.PutOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		recs = append(recs, blobs...)
+	}
+	if _, err := r.writeSegment(b.Context(), recs, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		n, err := r.adoptOrphans(b.Context())
+		if err != nil || n != 0 {
+			b.Fatalf("adoptOrphans: %d, %v", n, err)
+		}
 	}
 }
