@@ -261,9 +261,10 @@ func TestAttackGCRecordsPingPong(t *testing.T) {
 	}
 }
 
-// A bucket's segment may claim any raw length up to 4 GiB for a chunk (here 1 GiB and one byte).
-// Reading that chunk must fail on the claim, not first allocate a buffer
-// of that size (one per chunk read at once, by cat, verify and restore).
+// A bucket's segment may claim any raw length up to 4 GiB for a chunk
+// (here 1 GiB and one byte). Reading that chunk must fail on the claim,
+// not first allocate a buffer of that size (one per chunk read at once,
+// by cat, verify and restore).
 func TestAttackHugeRawLenAllocates(t *testing.T) {
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
