@@ -72,7 +72,7 @@ func (c *countingIndex) FileChunks(id digest.Digest) ([]digest.Digest, bool, err
 	return c.Index.FileChunks(id)
 }
 
-func (c *countingIndex) Damaged(id digest.Digest) (bool, error) {
+func (c *countingIndex) Damaged(id digest.Digest) (digest.Digest, bool, error) {
 	c.lookups.Add(1)
 	return c.Index.Damaged(id)
 }

@@ -1064,7 +1064,12 @@ func (p *pusher) uploader(ctx context.Context) error {
 func (p *pusher) writePack(ctx context.Context, pb *packBuilder) error {
 	data, id, blobs := pb.finish()
 	err := p.r.Backend.Put(ctx, packKey(id), bytes.NewReader(data), int64(len(data)), remote.PutOptions{IfNoneMatch: true})
-	if err != nil && !errors.Is(err, remote.ErrExists) {
+	if errors.Is(err, remote.ErrExists) {
+		// A pack of the same name is there (a killed push's, perhaps
+		// damaged since): keep it only if it holds exactly these bytes.
+		err = p.r.replaceIfDifferent(ctx, packKey(id), data)
+	}
+	if err != nil {
 		return fmt.Errorf("write pack %s: %w", id.Short(), err)
 	}
 	p.packs.Add(1)
@@ -1080,6 +1085,26 @@ func (p *pusher) writePack(ctx context.Context, pb *packBuilder) error {
 	p.newBlobs = append(p.newBlobs, blobs...)
 	p.mu.Unlock()
 	return nil
+}
+
+// replaceIfDifferent makes the object at key hold data: an existing one
+// whose bytes differ (damaged) is deleted and written again.
+func (r *Repo) replaceIfDifferent(ctx context.Context, key string, data []byte) error {
+	old, err := remote.ReadAll(ctx, r.Backend, key)
+	if err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	if err != nil && !errors.Is(err, remote.ErrNotFound) {
+		return err
+	}
+	if err := r.Backend.Delete(ctx, key); err != nil && !errors.Is(err, remote.ErrNotFound) {
+		return err
+	}
+	err = r.Backend.Put(ctx, key, bytes.NewReader(data), int64(len(data)), remote.PutOptions{IfNoneMatch: true})
+	if errors.Is(err, remote.ErrExists) {
+		return nil // another writer put it back meanwhile: the same name, the same bytes
+	}
+	return err
 }
 
 // mirror copies a pack just written to the mirror backend, a few at once,

@@ -340,9 +340,21 @@ func (r *Repo) adoptOrphans(ctx context.Context) (int, error) {
 		if err != nil || known {
 			return err
 		}
-		blobs, err := r.readPackTrailer(ctx, id, oi.Size)
+		// Nothing vouches for an orphan: it is read whole, and adopted
+		// only if every chunk in it is what its trailer says.
+		var blobs []index.Blob
+		err = r.readPack(ctx, oi.Key, func(b index.Blob, _ []byte, berr error) error {
+			if berr != nil {
+				return berr
+			}
+			blobs = append(blobs, b)
+			return nil
+		})
 		if err != nil {
-			r.warn(fmt.Errorf("pack %s: %w (its chunks stay unknown; cas verify reports it)", id.Short(), err))
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r.warn(fmt.Errorf("pack %s, which no index segment names: %w (not adopted; cas verify reports it)", id.Short(), err))
 			return nil
 		}
 		adopted = append(adopted, blobs...)
@@ -370,7 +382,10 @@ func (r *Repo) writeSegment(ctx context.Context, blobs []index.Blob, files map[d
 	id := digest.Of(data)
 	key := segmentPrefix + id.Hex()
 	err := r.Backend.Put(ctx, key, bytes.NewReader(data), int64(len(data)), remote.PutOptions{IfNoneMatch: true})
-	if err != nil && !errors.Is(err, remote.ErrExists) {
+	if errors.Is(err, remote.ErrExists) {
+		err = r.replaceIfDifferent(ctx, key, data) // a damaged one of the same name
+	}
+	if err != nil {
 		return 0, fmt.Errorf("write index segment: %w", err)
 	}
 	if err := r.syncKeys(key); err != nil {

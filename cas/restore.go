@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -84,10 +85,10 @@ func (r *Repo) Restore(ctx context.Context, obj *Object, dest string, opts Resto
 	if obj.Kind != KindDir {
 		return rs.res, rs.restoreSingle(ctx, obj, dest)
 	}
+	if r.insideStore(dest) {
+		return nil, fmt.Errorf("%s: %w", dest, ErrIntoStore)
+	}
 	if rel, ok := r.storeBelow(dest); ok {
-		if rel == "." {
-			return nil, fmt.Errorf("%s: %w", dest, ErrIntoStore)
-		}
 		rs.storeRel = rel
 	}
 	var st unix.Stat_t
@@ -194,42 +195,76 @@ type restorer struct {
 	storeRel string
 }
 
-// storeBelow reports where the store's directory lies below dir, if it
-// does ("." when dir is the store itself), resolving symlinks on both.
-func (r *Repo) storeBelow(dir string) (string, bool) {
+// storePaths returns where the store's directory is: its path with every
+// symlink resolved, and, when .cas itself is a symlink, where that link
+// lies. Writing at either would alter the store.
+func (r *Repo) storePaths() []string {
 	if r.Dir == "" {
-		return "", false
+		return nil
 	}
-	store, err := filepath.EvalSymlinks(r.Dir)
-	if err != nil {
-		return "", false
+	var out []string
+	if real, err := filepath.EvalSymlinks(r.Dir); err == nil {
+		out = append(out, real)
 	}
-	d, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		return "", false
+	if parent, err := filepath.EvalSymlinks(filepath.Dir(r.Dir)); err == nil {
+		if link := filepath.Join(parent, filepath.Base(r.Dir)); !slices.Contains(out, link) {
+			out = append(out, link)
+		}
 	}
-	rel, err := filepath.Rel(d, store)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return "", false
-	}
-	return filepath.ToSlash(rel), true
+	return out
 }
 
-// insideStore reports whether dir is the store's directory or lies below it.
+// resolvePath resolves the symlinks of p's longest existing prefix and
+// appends the rest as it is: where p is, or would be once created.
+func resolvePath(p string) (string, error) {
+	p, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	rest := ""
+	for {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Join(real, rest), nil
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return "", fmt.Errorf("resolve %s: no existing parent", p)
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+		p = parent
+	}
+}
+
+// storeBelow reports where the store lies below dir, if it does ("."
+// when dir is the store itself): the first of storePaths below dir.
+func (r *Repo) storeBelow(dir string) (string, bool) {
+	d, err := resolvePath(dir)
+	if err != nil {
+		return "", false
+	}
+	for _, store := range r.storePaths() {
+		rel, err := filepath.Rel(d, store)
+		if err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return filepath.ToSlash(rel), true
+		}
+	}
+	return "", false
+}
+
+// insideStore reports whether dir is the store's directory or lies below
+// it, whether or not dir exists yet.
 func (r *Repo) insideStore(dir string) bool {
-	if r.Dir == "" {
-		return false
-	}
-	store, err := filepath.EvalSymlinks(r.Dir)
+	d, err := resolvePath(dir)
 	if err != nil {
 		return false
 	}
-	d, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		return false
+	for _, store := range r.storePaths() {
+		rel, err := filepath.Rel(store, d)
+		if err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return true
+		}
 	}
-	rel, err := filepath.Rel(store, d)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+	return false
 }
 
 // touchesStore reports whether writing entry rel (of kind k) would write
@@ -523,6 +558,9 @@ func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, si
 	if len(chunks) == 1 && chunks[0] == d {
 		// The blob was looked up above: read it without a second lookup.
 		// Its ID is the file digest, so reading it checks the file.
+		if err := checkLens(blobs[0]); err != nil {
+			return err
+		}
 		data, err := r.readBlob(ctx, blobs[0], getBuf(int(blobs[0].RawLen)))
 		if err == nil {
 			err = writeSparse(f, data, 0)
@@ -656,6 +694,9 @@ func (r *Repo) fetchEach(ctx context.Context, blobs []index.Blob, bufs [][]byte)
 		putBuf(b)
 	}
 	for _, b := range blobs {
+		if err := checkLens(b); err != nil {
+			return nil, outBufs, err
+		}
 		raw, err := r.readBlob(ctx, b, getBuf(int(b.RawLen)))
 		if err != nil {
 			return nil, outBufs, err
@@ -673,6 +714,9 @@ func (r *Repo) fetchChunk(ctx context.Context, id digest.Digest) ([]byte, error)
 	}
 	if !ok {
 		return nil, fmt.Errorf("chunk %s: %w", id.Short(), ErrNotFound)
+	}
+	if err := checkLens(b); err != nil {
+		return nil, err
 	}
 	return r.readBlob(ctx, b, getBuf(int(b.RawLen)))
 }
@@ -707,6 +751,15 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// checkLens refuses an index entry whose lengths no chunk can have, before
+// anything is allocated for it.
+func checkLens(b index.Blob) error {
+	if b.RawLen > maxBlobLen || b.Length > maxBlobLen {
+		return &CorruptError{What: "index entry", ID: b.ID, Pack: b.Pack}
+	}
+	return nil
 }
 
 // writeAll writes b at off, turning a short write into an error.
