@@ -932,7 +932,7 @@ func (r *Repo) forgetRecords(ctx context.Context, be remote.Backend, keys []stri
 	var marks []digest.Digest
 	for _, key := range keys {
 		mark := digest.Of([]byte(be.Location() + "\x00" + key))
-		if seen, err := r.Index.HasSegment(mark); err != nil || seen {
+		if seen, err := r.Index.HasRecord(mark); err != nil || seen {
 			continue
 		}
 		marks = append(marks, mark)
@@ -961,7 +961,7 @@ func (r *Repo) forgetRecords(ctx context.Context, be remote.Backend, keys []stri
 		}
 	}
 	for _, mark := range marks {
-		if err := r.Index.MarkSegment(mark); err != nil {
+		if err := r.Index.MarkRecord(mark); err != nil {
 			return false, err
 		}
 	}

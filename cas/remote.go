@@ -205,18 +205,26 @@ func (r *Repo) Upload(ctx context.Context, dst remote.Backend, prog *Progress) (
 }
 
 // copyMissing copies the objects under prefix that dst lacks.
+// An object dst holds under the same name but with another size (cut
+// short on the way, or damaged) is replaced.
 func (r *Repo) copyMissing(ctx context.Context, src, dst remote.Backend, prefix string, st *TransferStats, prog *Progress) error {
-	have := map[string]bool{}
-	if err := dst.List(ctx, prefix, func(oi remote.ObjectInfo) error { have[oi.Key] = true; return nil }); err != nil {
+	have := map[string]int64{}
+	if err := dst.List(ctx, prefix, func(oi remote.ObjectInfo) error { have[oi.Key] = oi.Size; return nil }); err != nil {
 		return fmt.Errorf("list %s on %s: %w", prefix, dst.Location(), err)
 	}
 	var todo []remote.ObjectInfo
 	err := src.List(ctx, prefix, func(oi remote.ObjectInfo) error {
-		if have[oi.Key] {
+		size, ok := have[oi.Key]
+		switch {
+		case ok && size == oi.Size:
 			st.Skipped++
-		} else {
-			todo = append(todo, oi)
+			return nil
+		case ok:
+			if err := dst.Delete(ctx, oi.Key); err != nil && !errors.Is(err, remote.ErrNotFound) {
+				return fmt.Errorf("replace %s on %s, of %d bytes where %d belong: %w", oi.Key, dst.Location(), size, oi.Size, err)
+			}
 		}
+		todo = append(todo, oi)
 		return nil
 	})
 	if err != nil {

@@ -22,6 +22,7 @@ const (
 	prefixSegment  = 'g' // + segment id → ""
 	prefixStoreSeg = 'l' // + segment id of the store's own backend → ""
 	prefixDamaged  = 'd' // + blob id → pack of its copy found damaged
+	prefixRecord   = 'r' // + digest of a gc record's location → ""
 	prefixPack     = 'p' // + pack id → ""
 	prefixStat     = 's' // + root + NUL + dir → stat entries
 )
@@ -302,6 +303,17 @@ func (x *Badger) Damaged(id digest.Digest) (digest.Digest, bool, error) {
 	return p, ok, err
 }
 
+// MarkRecord implements Index.
+func (x *Badger) MarkRecord(rec digest.Digest) error {
+	return x.write(func(wb *badger.WriteBatch) error { return wb.Set(key(prefixRecord, rec), nil) })
+}
+
+// HasRecord implements Index.
+func (x *Badger) HasRecord(rec digest.Digest) (bool, error) {
+	_, ok, err := x.get(key(prefixRecord, rec))
+	return ok, err
+}
+
 // AnyDamaged implements Index.
 func (x *Badger) AnyDamaged() (bool, error) {
 	any := false
@@ -440,7 +452,8 @@ func (x *Badger) Persistent() bool { return true }
 
 // Reset implements Index.
 func (x *Badger) Reset() error {
-	// Everything but the damage marks, which a rebuild must not forget.
+	// Everything but the damage and gc record marks, which a rebuild must
+	// not forget.
 	drop := [][]byte{{prefixBlob}, {prefixFile}, {prefixSegment}, {prefixPack}, {prefixStat}, {prefixStoreSeg}}
 	if err := x.db.DropPrefix(drop...); err != nil {
 		return fmt.Errorf("index: reset: %w", err)

@@ -101,6 +101,12 @@ type Index interface {
 	Damaged(id digest.Digest) (digest.Digest, bool, error)
 	// AnyDamaged reports whether any copy is marked damaged.
 	AnyDamaged() (bool, error)
+	// MarkRecord records that a gc record (named by a digest of where it
+	// is) was read; HasRecord tells. Like damage marks, these outlive
+	// Reset: a rebuild must not make every record be read (and acted on)
+	// again.
+	MarkRecord(rec digest.Digest) error
+	HasRecord(rec digest.Digest) (bool, error)
 	// MarkStoreSegment records that seg, a segment of the store's own
 	// backend (not a remote's), was loaded: MarkSegment, and a note that
 	// StoreSegments lists, so a segment gone from the store can be told.

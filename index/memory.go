@@ -20,6 +20,7 @@ type Memory struct {
 	storeSegs map[digest.Digest]bool
 	damaged   map[digest.Digest]digest.Digest // blob → pack of its damaged copy
 	alts      map[digest.Digest][]Blob
+	records   map[digest.Digest]bool // outlive Reset
 	packs     map[digest.Digest]bool
 	stat      map[string][]StatEntry
 }
@@ -43,6 +44,7 @@ func (m *Memory) Reset() error {
 	m.storeSegs = map[digest.Digest]bool{}
 	if m.damaged == nil { // marks outlive a reset
 		m.damaged = map[digest.Digest]digest.Digest{}
+		m.records = map[digest.Digest]bool{}
 	}
 	m.alts = map[digest.Digest][]Blob{}
 	m.packs = map[digest.Digest]bool{}
@@ -166,6 +168,21 @@ func (m *Memory) Damaged(id digest.Digest) (digest.Digest, bool, error) {
 	defer m.mu.RUnlock()
 	p, ok := m.damaged[id]
 	return p, ok, nil
+}
+
+// MarkRecord implements Index.
+func (m *Memory) MarkRecord(rec digest.Digest) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.records[rec] = true
+	return nil
+}
+
+// HasRecord implements Index.
+func (m *Memory) HasRecord(rec digest.Digest) (bool, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.records[rec], nil
 }
 
 // AnyDamaged implements Index.
