@@ -461,7 +461,15 @@ func (p *pusher) settle(n *node, work *[]*node) error {
 		if err != nil {
 			return err
 		}
+		remote := false
 		if ok && b.Type == index.TypeTree && !p.distrust {
+			// A tree only a remote's segment names vouches for nothing
+			// here: settle below it file by file.
+			if remote, err = p.r.Index.Remote(n.digest); err != nil {
+				return err
+			}
+		}
+		if ok && b.Type == index.TypeTree && !p.distrust && !remote {
 			n.stored = true
 			p.trusted = append(p.trusted, n)
 			return nil
@@ -490,7 +498,7 @@ func (p *pusher) settle(n *node, work *[]*node) error {
 
 // hasFile reports whether every chunk of a file is in the store.
 func (p *pusher) hasFile(d digest.Digest, size int64) (bool, error) {
-	chunks, err := p.r.fileChunks(d, size)
+	chunks, err := p.storeFileChunks(d, size)
 	if err != nil {
 		return false, err
 	}
@@ -502,11 +510,28 @@ func (p *pusher) hasFile(d digest.Digest, size int64) (bool, error) {
 	return true, nil
 }
 
-// hasBlob reports whether a blob is in the store: known to the index, in
-// a pack that is there. The index is a cache and never the last word.
+// storeFileChunks is fileChunks as the store's own segments say it: a
+// chunk list only a remote's segment gave is not the store's.
+func (p *pusher) storeFileChunks(d digest.Digest, size int64) ([]digest.Digest, error) {
+	chunks, err := p.r.fileChunks(d, size)
+	if err != nil || len(chunks) == 1 && chunks[0] == d {
+		return chunks, err
+	}
+	if remote, err := p.r.Index.Remote(d); err != nil || remote {
+		return []digest.Digest{d}, err // as if unknown: hasBlob(d) is false
+	}
+	return chunks, nil
+}
+
+// hasBlob reports whether a blob is in the store: known to the index from
+// the store's own segments, in a pack that is there, not found damaged.
+// The index is a cache and never the last word.
 func (p *pusher) hasBlob(id digest.Digest) (bool, error) {
 	b, ok, err := p.r.Index.Blob(id)
 	if !ok || err != nil {
+		return false, err
+	}
+	if remote, err := p.r.Index.Remote(id); err != nil || remote {
 		return false, err
 	}
 	if bad, ok, err := p.r.Index.Damaged(id); err != nil || (ok && bad == b.Pack) {
@@ -563,7 +588,7 @@ func (p *pusher) checkTrusted() error {
 		case n.kind == KindLink:
 			return check(n.digest)
 		case n.kind.IsFile():
-			chunks, err := p.r.fileChunks(n.digest, n.size)
+			chunks, err := p.storeFileChunks(n.digest, n.size)
 			if err != nil {
 				return err
 			}
@@ -803,7 +828,7 @@ func (p *pusher) storeBytes(data []byte, natural []int64) (digest.Digest, error)
 // unless the index knows it (and so a segment of the store names it: the
 // index is rebuilt when one it loaded is gone).
 func (p *pusher) recordFile(d digest.Digest, ids []digest.Digest) {
-	if _, known, err := p.r.Index.FileChunks(d); known && err == nil {
+	if known, err := storeKnows(p.r.Index, d, func() (bool, error) { _, ok, err := p.r.Index.FileChunks(d); return ok, err }); known && err == nil {
 		return
 	}
 	p.mu.Lock()

@@ -324,11 +324,67 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress, more ...Ob
 	if err := r.copyAll(ctx, r.remote, r.Backend, todo, st, prog); err != nil {
 		return nil, err
 	}
-	if err := r.copyMissing(ctx, r.remote, r.Backend, segmentPrefix, st, nil); err != nil {
-		return nil, err
+	// The local store takes nothing on a bucket's word: its segment is
+	// written from what was checked here, every chunk of every pulled pack
+	// against its ID and every multi-chunk file against its digest.
+	var blobs []index.Blob
+	for _, oi := range todo {
+		err := r.readPack(ctx, oi.Key, func(b index.Blob, _ []byte, berr error) error {
+			if berr == nil {
+				blobs = append(blobs, b)
+			}
+			return nil
+		})
+		if err != nil {
+			r.warn(fmt.Errorf("pulled %s: %w", oi.Key, err))
+		}
+	}
+	files := map[digest.Digest][]digest.Digest{}
+	for _, o := range append([]Object{*obj}, more...) {
+		if err := r.closureFiles(ctx, &o, files); err != nil {
+			return nil, err
+		}
+	}
+	if len(blobs) > 0 || len(files) > 0 {
+		if _, err := r.writeSegment(ctx, blobs, files); err != nil {
+			return nil, err
+		}
 	}
 	st.Seconds = time.Since(start).Seconds()
 	return st, nil
+}
+
+// closureFiles adds the chunk lists of obj's multi-chunk files, each
+// checked by reading the file against its digest.
+func (r *Repo) closureFiles(ctx context.Context, obj *Object, files map[digest.Digest][]digest.Digest) error {
+	var walk func(d digest.Digest, kind Kind, size int64) error
+	walk = func(d digest.Digest, kind Kind, size int64) error {
+		if kind != KindDir {
+			chunks, err := r.fileChunks(d, size)
+			if err != nil || len(chunks) <= 1 && (len(chunks) == 0 || chunks[0] == d) {
+				return err
+			}
+			if _, done := files[d]; done {
+				return nil
+			}
+			if err := r.streamFile(ctx, d, size, func([]byte) error { return nil }); err != nil {
+				return fmt.Errorf("pulled file %s: %w", d.Short(), err)
+			}
+			files[d] = chunks
+			return nil
+		}
+		t, err := r.ReadTree(ctx, d)
+		if err != nil {
+			return err
+		}
+		for _, e := range t.Entries {
+			if err := walk(e.Digest, e.Kind, e.Size); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(obj.Digest, obj.Kind, obj.Size)
 }
 
 // closurePacks adds the packs holding obj's trees and chunks.

@@ -241,7 +241,7 @@ func (r *Repo) loadSegmentFrom(ctx context.Context, be remote.Backend, key strin
 	if err != nil {
 		return err
 	}
-	if err := indexSegment(r.Index, seg); err != nil {
+	if err := indexSegmentFrom(r.Index, seg, be == r.Backend); err != nil {
 		return err
 	}
 	if be == r.Backend {
@@ -270,7 +270,13 @@ func readSegment(ctx context.Context, be remote.Backend, key string) (*segment, 
 
 // indexSegment records a segment's blobs, pack by pack, and files in idx.
 // A copy marked damaged never replaces another copy the index knows.
-func indexSegment(idx index.Index, seg *segment) error {
+func indexSegment(idx index.Index, seg *segment) error { return indexSegmentFrom(idx, seg, true) }
+
+// indexSegmentFrom is indexSegment for a segment of the store's own
+// backend (fromStore) or of a remote. What a remote's segment says is
+// marked as such (and never replaces what the store's own segments say):
+// reads may use it, a push never counts it as stored.
+func indexSegmentFrom(idx index.Index, seg *segment, fromStore bool) error {
 	anyBad, err := idx.AnyDamaged()
 	if err != nil {
 		return err
@@ -288,14 +294,62 @@ func indexSegment(idx index.Index, seg *segment) error {
 				}
 			}
 		}
+		if !fromStore {
+			if known, err := storeKnows(idx, b.ID, func() (bool, error) { _, ok, err := idx.Blob(b.ID); return ok, err }); err != nil {
+				return err
+			} else if known {
+				continue
+			}
+		}
 		byPack[b.Pack] = append(byPack[b.Pack], b)
+	}
+	files := seg.Files
+	if !fromStore {
+		files = map[digest.Digest][]digest.Digest{}
+		for f, chunks := range seg.Files {
+			if known, err := storeKnows(idx, f, func() (bool, error) { _, ok, err := idx.FileChunks(f); return ok, err }); err != nil {
+				return err
+			} else if !known {
+				files[f] = chunks
+			}
+		}
 	}
 	for p, bs := range byPack {
 		if err := idx.AddBlobs(p, bs); err != nil {
 			return err
 		}
+		if !fromStore {
+			ids := make([]digest.Digest, len(bs))
+			for i, b := range bs {
+				ids[i] = b.ID
+			}
+			if err := idx.MarkRemote(ids); err != nil {
+				return err
+			}
+		}
 	}
-	return idx.AddFiles(seg.Files)
+	if err := idx.AddFiles(files); err != nil {
+		return err
+	}
+	if !fromStore && len(files) > 0 {
+		ids := make([]digest.Digest, 0, len(files))
+		for f := range files {
+			ids = append(ids, f)
+		}
+		return idx.MarkRemote(ids)
+	}
+	return nil
+}
+
+// storeKnows reports whether the index knows id from the store's own
+// segments: it knows it (known) and no remote mark says otherwise.
+func storeKnows(idx index.Index, id digest.Digest, known func() (bool, error)) (bool, error) {
+	ok, err := known()
+	if err != nil || !ok {
+		return false, err
+	}
+	remote, err := idx.Remote(id)
+	return !remote, err
 }
 
 // RebuildIndex forgets the local index and rebuilds it from the index

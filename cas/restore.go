@@ -252,7 +252,8 @@ func (r *Repo) storeBelow(dir string) (string, bool) {
 }
 
 // insideStore reports whether dir is the store's directory or lies below
-// it, whether or not dir exists yet.
+// it, whether or not dir exists yet. The reproductions' work directories
+// (.cas/repro/) hold no store data and are not the store's.
 func (r *Repo) insideStore(dir string) bool {
 	d, err := resolvePath(dir)
 	if err != nil {
@@ -260,12 +261,19 @@ func (r *Repo) insideStore(dir string) bool {
 	}
 	for _, store := range r.storePaths() {
 		rel, err := filepath.Rel(store, d)
-		if err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+			continue
+		}
+		if rel = filepath.ToSlash(rel); rel != ReproDir && !strings.HasPrefix(rel, ReproDir+"/") {
 			return true
 		}
 	}
 	return false
 }
+
+// ReproDir is the directory of the store's directory where reproductions
+// are checked out and run by default.
+const ReproDir = "repro"
 
 // touchesStore reports whether writing entry rel (of kind k) would write
 // into the store or replace a directory holding it.

@@ -23,6 +23,7 @@ const (
 	prefixStoreSeg = 'l' // + segment id of the store's own backend → ""
 	prefixDamaged  = 'd' // + blob id → pack of its copy found damaged
 	prefixRecord   = 'r' // + digest of a gc record's location → ""
+	prefixRemote   = 'm' // + blob or file id known from a remote's segments only → ""
 	prefixPack     = 'p' // + pack id → ""
 	prefixStat     = 's' // + root + NUL + dir → stat entries
 )
@@ -212,6 +213,9 @@ func (x *Badger) AddBlobs(pack digest.Digest, blobs []Blob) error {
 			if err := wb.Set(key(prefixBlob, b.ID), b.encodeValue()); err != nil {
 				return err
 			}
+			if err := wb.Delete(key(prefixRemote, b.ID)); err != nil {
+				return err
+			}
 		}
 		return wb.Set(key(prefixPack, pack), nil)
 	})
@@ -242,6 +246,9 @@ func (x *Badger) AddFiles(files map[digest.Digest][]digest.Digest) error {
 				v = append(v, c[:]...)
 			}
 			if err := wb.Set(key(prefixFile, f), v); err != nil {
+				return err
+			}
+			if err := wb.Delete(key(prefixRemote, f)); err != nil {
 				return err
 			}
 		}
@@ -301,6 +308,24 @@ func (x *Badger) Damaged(id digest.Digest) (digest.Digest, bool, error) {
 		copy(p[:], v)
 	}
 	return p, ok, err
+}
+
+// MarkRemote implements Index.
+func (x *Badger) MarkRemote(ids []digest.Digest) error {
+	return x.write(func(wb *badger.WriteBatch) error {
+		for _, id := range ids {
+			if err := wb.Set(key(prefixRemote, id), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Remote implements Index.
+func (x *Badger) Remote(id digest.Digest) (bool, error) {
+	_, ok, err := x.get(key(prefixRemote, id))
+	return ok, err
 }
 
 // MarkRecord implements Index.
@@ -454,7 +479,7 @@ func (x *Badger) Persistent() bool { return true }
 func (x *Badger) Reset() error {
 	// Everything but the damage and gc record marks, which a rebuild must
 	// not forget.
-	drop := [][]byte{{prefixBlob}, {prefixFile}, {prefixSegment}, {prefixPack}, {prefixStat}, {prefixStoreSeg}}
+	drop := [][]byte{{prefixBlob}, {prefixFile}, {prefixSegment}, {prefixPack}, {prefixStat}, {prefixStoreSeg}, {prefixRemote}}
 	if err := x.db.DropPrefix(drop...); err != nil {
 		return fmt.Errorf("index: reset: %w", err)
 	}

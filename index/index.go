@@ -101,6 +101,12 @@ type Index interface {
 	Damaged(id digest.Digest) (digest.Digest, bool, error)
 	// AnyDamaged reports whether any copy is marked damaged.
 	AnyDamaged() (bool, error)
+	// MarkRemote records that blobs and file chunk lists (by ID) were
+	// learned from a remote's segments only; Remote tells. AddBlobs and
+	// AddFiles, recording them from the store's own segments, clear the
+	// mark. A push never counts as stored what only a remote vouches for.
+	MarkRemote(ids []digest.Digest) error
+	Remote(id digest.Digest) (bool, error)
 	// MarkRecord records that a gc record (named by a digest of where it
 	// is) was read; HasRecord tells. Like damage marks, these outlive
 	// Reset: a rebuild must not make every record be read (and acted on)

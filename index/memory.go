@@ -21,6 +21,7 @@ type Memory struct {
 	damaged   map[digest.Digest]digest.Digest // blob → pack of its damaged copy
 	alts      map[digest.Digest][]Blob
 	records   map[digest.Digest]bool // outlive Reset
+	remote    map[digest.Digest]bool
 	packs     map[digest.Digest]bool
 	stat      map[string][]StatEntry
 }
@@ -41,6 +42,7 @@ func (m *Memory) Reset() error {
 	m.blobs = map[digest.Digest]Blob{}
 	m.files = map[digest.Digest][]digest.Digest{}
 	m.segments = map[digest.Digest]bool{}
+	m.remote = map[digest.Digest]bool{}
 	m.storeSegs = map[digest.Digest]bool{}
 	if m.damaged == nil { // marks outlive a reset
 		m.damaged = map[digest.Digest]digest.Digest{}
@@ -65,6 +67,7 @@ func (m *Memory) AddBlobs(pack digest.Digest, blobs []Blob) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, b := range blobs {
+		delete(m.remote, b.ID)
 		old, ok := m.blobs[b.ID]
 		switch {
 		case !ok:
@@ -98,6 +101,7 @@ func (m *Memory) AddFiles(files map[digest.Digest][]digest.Digest) error {
 	defer m.mu.Unlock()
 	for f, c := range files {
 		m.files[f] = slices.Clone(c)
+		delete(m.remote, f)
 	}
 	return nil
 }
@@ -168,6 +172,23 @@ func (m *Memory) Damaged(id digest.Digest) (digest.Digest, bool, error) {
 	defer m.mu.RUnlock()
 	p, ok := m.damaged[id]
 	return p, ok, nil
+}
+
+// MarkRemote implements Index.
+func (m *Memory) MarkRemote(ids []digest.Digest) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range ids {
+		m.remote[id] = true
+	}
+	return nil
+}
+
+// Remote implements Index.
+func (m *Memory) Remote(id digest.Digest) (bool, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.remote[id], nil
 }
 
 // MarkRecord implements Index.

@@ -87,7 +87,7 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 	}
 	name := orig.Name + "-repro-" + NewRunName(r.Now())
 	if opts.Dir == "" {
-		opts.Dir = filepath.Join(r.Dir, "repro", name)
+		opts.Dir = filepath.Join(r.Dir, cas.ReproDir, name)
 	}
 	if _, err := os.Lstat(opts.Dir); err == nil {
 		return nil, fmt.Errorf("%s exists: give --workdir a new directory", opts.Dir)
