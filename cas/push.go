@@ -89,10 +89,19 @@ func racy(e index.StatEntry, pushStart int64) bool {
 // file or tree digest, or, for several paths, the digest of a tree holding
 // them by base name.
 func (r *Repo) Push(ctx context.Context, paths []string, opts PushOptions) (*PushResult, error) {
-	if _, err := r.adoptOrphans(ctx); err != nil {
+	_, present, err := r.adoptOrphans(ctx)
+	if err != nil {
 		return nil, err
 	}
-	res, err := r.run(ctx, &pusher{r: r, opts: opts}, paths)
+	suspect, err := r.lossSuspected(present)
+	if err != nil {
+		return nil, err
+	}
+	p := &pusher{r: r, opts: opts, checkTrees: suspect}
+	for id := range present {
+		p.present.Store(id, true)
+	}
+	res, err := r.run(ctx, p, paths)
 	var lost *lostError
 	if !errors.As(err, &lost) {
 		return res, err
@@ -155,6 +164,10 @@ type pusher struct {
 	// distrust: no stored tree vouches for what lies below it (a push
 	// again after data the index knew was found missing).
 	distrust bool
+	// checkTrees: something the index vouches for may be gone (a pack it
+	// knows is missing, a chunk found damaged): what lies below trees
+	// taken as stored is checked after the push.
+	checkTrees bool
 	trusted  []*node                 // directories settle took as stored, whole
 	present  sync.Map                // pack ID → bool: in the store, asked once a push
 	trees    map[digest.Digest]*Tree // hash only: every tree computed
@@ -363,7 +376,10 @@ func (r *Repo) run(ctx context.Context, p *pusher, paths []string) (*PushResult,
 		return res, nil
 	}
 	p.ctx = ctx // the pipeline's context ended with it
-	lost := p.checkTrusted()
+	var lost error
+	if p.checkTrees {
+		lost = p.checkTrusted()
+	}
 	if err := p.writeSegment(ctx); err != nil {
 		return nil, err
 	}
@@ -552,6 +568,35 @@ func (p *pusher) packPresent(pack digest.Digest) (bool, error) {
 	}
 	p.present.Store(pack, err == nil)
 	return err == nil, nil
+}
+
+// lossSuspected reports whether the index may vouch for data the store no
+// longer has: a pack the store's own segments name is not among present
+// (the packs the store holds), or a chunk was found damaged. Only then
+// must a push check what lies below the stored trees it trusts.
+func (r *Repo) lossSuspected(present map[digest.Digest]bool) (bool, error) {
+	if bad, err := r.Index.AnyDamaged(); err != nil || bad {
+		return bad, err
+	}
+	if rebuilt, err := r.Index.HasRecord(rebuiltMark); err != nil || rebuilt {
+		return rebuilt, err
+	}
+	lost := false
+	err := r.Index.Packs(func(p digest.Digest) error {
+		if present[p] {
+			return nil
+		}
+		remote, err := r.Index.Remote(p)
+		if err == nil && !remote {
+			lost = true
+			return errStop
+		}
+		return err
+	})
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	return lost, err
 }
 
 // lostError reports blobs the index placed in packs the store no longer

@@ -315,17 +315,23 @@ func indexSegmentFrom(idx index.Index, seg *segment, fromStore bool) error {
 		}
 	}
 	for p, bs := range byPack {
-		if err := idx.AddBlobs(p, bs); err != nil {
-			return err
-		}
+		var ids []digest.Digest
 		if !fromStore {
-			ids := make([]digest.Digest, len(bs))
+			ids = make([]digest.Digest, len(bs), len(bs)+1)
 			for i, b := range bs {
 				ids[i] = b.ID
 			}
-			if err := idx.MarkRemote(ids); err != nil {
+			if known, err := storeKnowsPack(idx, p); err != nil {
 				return err
+			} else if !known {
+				ids = append(ids, p) // a pack only the remote's segments name
 			}
+		}
+		if err := idx.AddBlobs(p, bs); err != nil {
+			return err
+		}
+		if err := idx.MarkRemote(ids); err != nil {
+			return err
 		}
 	}
 	if err := idx.AddFiles(files); err != nil {
@@ -339,6 +345,11 @@ func indexSegmentFrom(idx index.Index, seg *segment, fromStore bool) error {
 		return idx.MarkRemote(ids)
 	}
 	return nil
+}
+
+// storeKnowsPack reports whether the store's own segments name pack p.
+func storeKnowsPack(idx index.Index, p digest.Digest) (bool, error) {
+	return storeKnows(idx, p, func() (bool, error) { return idx.HasPack(p) })
 }
 
 // storeKnows reports whether the index knows id from the store's own
@@ -363,6 +374,11 @@ func (r *Repo) RebuildIndex(ctx context.Context) (segments, orphanPacks int, err
 	if err := r.Index.Reset(); err != nil {
 		return 0, 0, err
 	}
+	// What the lost index vouched for may be gone with it: from now on a
+	// push checks what lies below the stored trees it trusts.
+	if err := r.Index.MarkRecord(rebuiltMark); err != nil {
+		return 0, 0, err
+	}
 	if err := r.syncSegments(ctx, r.Backend, false, true); err != nil {
 		return 0, 0, err
 	}
@@ -370,26 +386,34 @@ func (r *Repo) RebuildIndex(ctx context.Context) (segments, orphanPacks int, err
 	if err != nil {
 		return 0, 0, err
 	}
-	if orphanPacks, err = r.adoptOrphans(ctx); err != nil {
+	if orphanPacks, _, err = r.adoptOrphans(ctx); err != nil {
 		return 0, 0, err
 	}
 	return segments, orphanPacks, nil
 }
+
+// rebuiltMark, a record mark that outlives index resets, says the index
+// was rebuilt (or orphan packs adopted): pushes no longer take a stored
+// tree's word for everything below it.
+var rebuiltMark = digest.Of([]byte("cas: the index was rebuilt"))
 
 // adoptOrphans writes a segment naming the blobs of every pack in the
 // store that no segment names: the packs of a push killed before its
 // segment (or of one still running elsewhere, which is harmless: both
 // segments then name the same blobs). A push calls it first, so it
 // resumes past what a killed push stored without ever trusting a pack
-// that no segment vouches for. It returns how many packs it adopted.
-func (r *Repo) adoptOrphans(ctx context.Context) (int, error) {
+// that no segment vouches for. It returns how many packs it adopted, and
+// the packs the store holds.
+func (r *Repo) adoptOrphans(ctx context.Context) (int, map[digest.Digest]bool, error) {
 	var adopted []index.Blob
 	var keys []string
+	present := map[digest.Digest]bool{}
 	err := r.Backend.List(ctx, packPrefix, func(oi remote.ObjectInfo) error {
 		id, err := packIDFromKey(oi.Key)
 		if err != nil {
 			return nil
 		}
+		present[id] = true
 		known, err := r.Index.HasPack(id)
 		if err != nil || known {
 			return err
@@ -416,15 +440,18 @@ func (r *Repo) adoptOrphans(ctx context.Context) (int, error) {
 		return nil
 	})
 	if err != nil || len(adopted) == 0 {
-		return 0, err
+		return 0, present, err
 	}
 	if err := r.syncKeys(keys...); err != nil {
-		return 0, err
+		return 0, nil, err
+	}
+	if err := r.Index.MarkRecord(rebuiltMark); err != nil {
+		return 0, nil, err
 	}
 	if _, err := r.writeSegment(ctx, adopted, nil); err != nil {
-		return 0, fmt.Errorf("adopt orphan packs: %w", err)
+		return 0, nil, fmt.Errorf("adopt orphan packs: %w", err)
 	}
-	return len(keys), nil
+	return len(keys), present, nil
 }
 
 // writeSegment stores an index segment naming blobs and files of packs

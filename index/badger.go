@@ -217,6 +217,9 @@ func (x *Badger) AddBlobs(pack digest.Digest, blobs []Blob) error {
 				return err
 			}
 		}
+		if err := wb.Delete(key(prefixRemote, pack)); err != nil {
+			return err
+		}
 		return wb.Set(key(prefixPack, pack), nil)
 	})
 }

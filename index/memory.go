@@ -84,6 +84,7 @@ func (m *Memory) AddBlobs(pack digest.Digest, blobs []Blob) error {
 		}
 	}
 	m.packs[pack] = true
+	delete(m.remote, pack)
 	return nil
 }
 
