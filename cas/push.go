@@ -168,9 +168,9 @@ type pusher struct {
 	// knows is missing, a chunk found damaged): what lies below trees
 	// taken as stored is checked after the push.
 	checkTrees bool
-	trusted  []*node                 // directories settle took as stored, whole
-	present  sync.Map                // pack ID → bool: in the store, asked once a push
-	trees    map[digest.Digest]*Tree // hash only: every tree computed
+	trusted    []*node                 // directories settle took as stored, whole
+	present    sync.Map                // pack ID → bool: in the store, asked once a push
+	trees      map[digest.Digest]*Tree // hash only: every tree computed
 
 	ctx    context.Context
 	fail   context.CancelFunc
