@@ -4,5 +4,6 @@
 //
 // It works with index (the local badger cache of chunk locations) and
 // remote (the Backend that holds packs, index segments and refs). It never
-// prints: progress and warnings go to the Events a caller passes in.
+// prints: progress goes to a Progress a caller polls, and damage it stepped
+// around (an unreadable segment, a ref it skipped) to Repo.Warn.
 package cas
