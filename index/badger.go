@@ -208,17 +208,27 @@ func (x *Badger) Blob(id digest.Digest) (Blob, bool, error) {
 
 // AddBlobs implements Index.
 func (x *Badger) AddBlobs(pack digest.Digest, blobs []Blob) error {
+	// Remote marks are cleared only where there are any: a delete per blob
+	// would double what every push writes.
+	clear, err := x.anyKey(prefixRemote)
+	if err != nil {
+		return err
+	}
 	return x.write(func(wb *badger.WriteBatch) error {
 		for _, b := range blobs {
 			if err := wb.Set(key(prefixBlob, b.ID), b.encodeValue()); err != nil {
 				return err
 			}
-			if err := wb.Delete(key(prefixRemote, b.ID)); err != nil {
-				return err
+			if clear {
+				if err := wb.Delete(key(prefixRemote, b.ID)); err != nil {
+					return err
+				}
 			}
 		}
-		if err := wb.Delete(key(prefixRemote, pack)); err != nil {
-			return err
+		if clear {
+			if err := wb.Delete(key(prefixRemote, pack)); err != nil {
+				return err
+			}
 		}
 		return wb.Set(key(prefixPack, pack), nil)
 	})
@@ -242,6 +252,10 @@ func (x *Badger) FileChunks(file digest.Digest) ([]digest.Digest, bool, error) {
 
 // AddFiles implements Index.
 func (x *Badger) AddFiles(files map[digest.Digest][]digest.Digest) error {
+	clear, err := x.anyKey(prefixRemote)
+	if err != nil {
+		return err
+	}
 	return x.write(func(wb *badger.WriteBatch) error {
 		for f, chunks := range files {
 			v := make([]byte, 0, len(chunks)*digest.Size)
@@ -251,8 +265,10 @@ func (x *Badger) AddFiles(files map[digest.Digest][]digest.Digest) error {
 			if err := wb.Set(key(prefixFile, f), v); err != nil {
 				return err
 			}
-			if err := wb.Delete(key(prefixRemote, f)); err != nil {
-				return err
+			if clear {
+				if err := wb.Delete(key(prefixRemote, f)); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -343,16 +359,19 @@ func (x *Badger) HasRecord(rec digest.Digest) (bool, error) {
 }
 
 // AnyDamaged implements Index.
-func (x *Badger) AnyDamaged() (bool, error) {
-	any := false
-	err := x.iterate([]byte{prefixDamaged}, false, func([]byte, []byte) error {
-		any = true
+func (x *Badger) AnyDamaged() (bool, error) { return x.anyKey(prefixDamaged) }
+
+// anyKey reports whether any key starts with prefix.
+func (x *Badger) anyKey(prefix byte) (bool, error) {
+	found := false
+	err := x.iterate([]byte{prefix}, false, func([]byte, []byte) error {
+		found = true
 		return errStopIter
 	})
 	if errors.Is(err, errStopIter) {
 		err = nil
 	}
-	return any, err
+	return found, err
 }
 
 var errStopIter = errors.New("stop")
