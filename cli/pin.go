@@ -147,6 +147,7 @@ func pinRun(ctx context.Context, opts *pinOptions) error {
 	if priv != nil {
 		key := attest.KeyID(priv.Public().(ed25519.PublicKey))
 		st := attest.NewPinStatement(name, obj.Digest, opts.Message, opts.Factory.Now(), key)
+		st.Describe(obj.Kind.String(), obj.Type, obj.Size)
 		if po.Envelope, err = attest.Sign(st, priv); err != nil {
 			return err
 		}
@@ -388,7 +389,7 @@ func verifyPin(ctx context.Context, r *cas.Repo, be remote.Backend, ref, keyFile
 		err = st.CheckSubject(p.Name, p.Target)
 	}
 	if err == nil {
-		err = st.CheckMessage(p.Message)
+		err = st.CheckFields(p.Message, p.Kind.String(), p.Type, p.Size)
 	}
 	switch {
 	case errors.Is(err, attest.ErrWrongKey):
@@ -505,7 +506,7 @@ func pinsRun(ctx context.Context, opts *pinsOptions) error {
 			err = st.CheckSubject(p.Name, p.Target)
 		}
 		if err == nil {
-			err = st.CheckMessage(p.Message)
+			err = st.CheckFields(p.Message, p.Kind.String(), p.Type, p.Size)
 		}
 		if err != nil {
 			show[i].status, altered = "ALTERED", true

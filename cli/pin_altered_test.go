@@ -52,4 +52,17 @@ func TestSignedPinAlteredMessage(t *testing.T) {
 	if code != 3 || !strings.Contains(errs, "message") || !strings.Contains(errs, "seed 2 (best of 10)") {
 		t.Errorf("cas verify --key after the edit: exit %d\n%s%s\nwant exit 3 naming the message", code, out, errs)
 	}
+
+	// The size shown is signed too.
+	resized := bytes.Replace(b, []byte(`"size": 5,`), []byte(`"size": 50,`), 1)
+	if bytes.Equal(resized, b) {
+		t.Fatalf("the pin file holds no size 5 to edit:\n%s", b)
+	}
+	if err := os.WriteFile(pin, resized, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = casIn(t, dir, "verify", "paper/table1", "--key", filepath.Join(dir, "me.pub"))
+	if code != 3 || !strings.Contains(errs, "size 50 differs from the signed statement, which says 5") {
+		t.Errorf("cas verify --key after editing the size: exit %d\n%s%s\nwant exit 3 naming the size", code, out, errs)
+	}
 }

@@ -69,6 +69,17 @@ type PinPredicate struct {
 	Time    time.Time `json:"time"`
 	// Signer is the key ID of the signing key (see the package doc).
 	Signer string `json:"signer"`
+	// Kind, Type and Size describe the target as the pin shows it
+	// (statements from before they were signed lack them).
+	Kind string `json:"kind,omitempty"`
+	Type string `json:"type,omitempty"`
+	Size *int64 `json:"size,omitempty"`
+}
+
+// Describe signs, beside the pin, what it shows of its target: its kind
+// ("file", "dir", …), type ("manifest" or empty) and size.
+func (s *Statement) Describe(kind, typ string, size int64) {
+	s.Predicate.Kind, s.Predicate.Type, s.Predicate.Size = kind, typ, &size
 }
 
 // NewPinStatement returns the statement that pin name points at target.
@@ -176,11 +187,21 @@ func decodeB64(s string) ([]byte, error) {
 // differs from what the statement signed.
 var ErrAltered = errors.New("attest: differs from the signed statement")
 
-// CheckMessage reports whether message is the one the statement signed;
-// the error names the field and both values.
-func (s *Statement) CheckMessage(message string) error {
-	if s.Predicate.Message != message {
-		return fmt.Errorf("message %q %w, which says %q", message, ErrAltered, s.Predicate.Message)
+// CheckFields reports whether what a pin shows beside its name and target
+// is what the statement signed: its message always, its kind, type and
+// size where the statement has them. The error names the first field
+// that differs and both values.
+func (s *Statement) CheckFields(message, kind, typ string, size int64) error {
+	p := s.Predicate
+	switch {
+	case p.Message != message:
+		return fmt.Errorf("message %q %w, which says %q", message, ErrAltered, p.Message)
+	case p.Kind != "" && p.Kind != kind:
+		return fmt.Errorf("kind %q %w, which says %q", kind, ErrAltered, p.Kind)
+	case p.Size != nil && (p.Type != typ):
+		return fmt.Errorf("type %q %w, which says %q", typ, ErrAltered, p.Type)
+	case p.Size != nil && *p.Size != size:
+		return fmt.Errorf("size %d %w, which says %d", size, ErrAltered, *p.Size)
 	}
 	return nil
 }
