@@ -266,15 +266,27 @@ func (r *Repo) gcSweep(ctx context.Context, be remote.Backend, plans []*gcPlan, 
 		// marker younger than the lease is a live gc (one gc at a time),
 		// an older one a dead gc whose work this one resumes.
 		for _, p := range plans {
-			err := putJSON(ctx, be, gcSweepPrefix+p.ID, gcSweepMarker{Plan: p.ID, Started: r.Now().UTC()})
+			key := gcSweepPrefix + p.ID
+			err := putJSON(ctx, be, key, gcSweepMarker{Plan: p.ID, Started: r.Now().UTC()})
 			if errors.Is(err, remote.ErrExists) {
+				// The version read decides: the takeover is conditional on
+				// it, so of two gcs taking over a dead claim one wins.
+				info, serr := be.Stat(ctx, key)
 				var other gcSweepMarker
-				if gerr := getJSON(ctx, be, gcSweepPrefix+p.ID, &other); gerr == nil && other.Started.After(r.Now().Add(-sweepLease(opts.Grace))) {
+				gerr := getJSON(ctx, be, key, &other)
+				if serr == nil && gerr == nil && other.Started.After(r.Now().Add(-sweepLease(opts.Grace))) {
 					return fmt.Errorf("%w: it began sweeping plan %s at %s on %s; if that gc died, run gc again after %s",
 						ErrGCBusy, p.ID, other.Started.Format(time.RFC3339), be.Location(), other.Started.Add(sweepLease(opts.Grace)).Format(time.RFC3339))
 				}
-				// A dead gc's claim: take it over.
-				err = putJSONOver(ctx, be, gcSweepPrefix+p.ID, gcSweepMarker{Plan: p.ID, Started: r.Now().UTC()})
+				// A dead gc's claim: take it over, if it is still that one.
+				if serr != nil {
+					err = serr
+				} else {
+					err = writeJSON(ctx, be, key, gcSweepMarker{Plan: p.ID, Started: r.Now().UTC()}, remote.PutOptions{IfMatch: info.ETag})
+					if errors.Is(err, remote.ErrPrecondition) || errors.Is(err, remote.ErrNotFound) {
+						return fmt.Errorf("%w: another gc took over the sweep of plan %s on %s meanwhile", ErrGCBusy, p.ID, be.Location())
+					}
+				}
 			}
 			if err != nil {
 				return fmt.Errorf("gc: start sweep: %w", err)

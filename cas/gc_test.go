@@ -710,3 +710,44 @@ func TestGCSweepRenewsClaim(t *testing.T) {
 	}
 	w.checkKept(t)
 }
+
+// Two gcs taking over the same dead sweep claim: the takeover is
+// conditional on the version of the claim each read, so the one that
+// comes second finds the claim changed and stops (ErrGCBusy) instead of
+// sweeping beside the other.
+func TestGCTakeoverIsConditional(t *testing.T) {
+	w, mem := gcRemoteWorld(t)
+	ctx := t.Context()
+	w.clock = w.clock.Add(25 * time.Hour)
+	if rep, err := w.r.GC(ctx, mem, GCOptions{}); err != nil || rep.Plan == "" {
+		t.Fatalf("mark: %v %+v", err, rep)
+	}
+	st, err := readGCState(ctx, mem)
+	if err != nil || len(st.plans) != 1 {
+		t.Fatalf("plans: %v %d", err, len(st.plans))
+	}
+	key := gcSweepPrefix + st.plans[0].ID
+	// A gc that died an hour into its sweep left its claim.
+	if err := putJSON(ctx, mem, key, gcSweepMarker{Plan: st.plans[0].ID, Started: w.clock.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	w.clock = w.clock.Add(25 * time.Hour)
+	fault := remote.NewFault(mem)
+	puts := 0
+	fault.FailPut = func(k string) error {
+		if k != key {
+			return nil
+		}
+		if puts++; puts == 2 {
+			// Between this gc's read of the dead claim and its takeover,
+			// another gc takes it over.
+			if err := putJSONOver(ctx, mem, key, gcSweepMarker{Plan: st.plans[0].ID, Started: w.clock}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return nil
+	}
+	if _, err := w.r.GC(ctx, fault, GCOptions{}); !errors.Is(err, ErrGCBusy) {
+		t.Fatalf("gc taking over a claim another gc took over meanwhile: %v, want ErrGCBusy", err)
+	}
+}
