@@ -357,34 +357,23 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress, more ...Ob
 // closureFiles adds the chunk lists of obj's multi-chunk files, each
 // checked by reading the file against its digest.
 func (r *Repo) closureFiles(ctx context.Context, obj *Object, files map[digest.Digest][]digest.Digest) error {
-	var walk func(d digest.Digest, kind Kind, size int64) error
-	walk = func(d digest.Digest, kind Kind, size int64) error {
-		if kind != KindDir {
-			chunks, err := r.fileChunks(d, size)
-			if err != nil || len(chunks) <= 1 && (len(chunks) == 0 || chunks[0] == d) {
-				return err
-			}
-			if _, done := files[d]; done {
-				return nil
-			}
-			if err := r.streamFile(ctx, d, size, func([]byte) error { return nil }); err != nil {
-				return fmt.Errorf("pulled file %s: %w", d.Short(), err)
-			}
-			files[d] = chunks
+	return r.walkClosure(ctx, obj, func(d digest.Digest, kind Kind, size int64) error {
+		if kind == KindDir {
 			return nil
 		}
-		t, err := r.ReadTree(ctx, d)
-		if err != nil {
+		chunks, err := r.fileChunks(d, size)
+		if err != nil || len(chunks) == 0 || len(chunks) == 1 && chunks[0] == d {
 			return err
 		}
-		for _, e := range t.Entries {
-			if err := walk(e.Digest, e.Kind, e.Size); err != nil {
-				return err
-			}
+		if _, done := files[d]; done {
+			return nil
 		}
+		if err := r.streamFile(ctx, d, size, func([]byte) error { return nil }); err != nil {
+			return fmt.Errorf("pulled file %s: %w", d.Short(), err)
+		}
+		files[d] = chunks
 		return nil
-	}
-	return walk(obj.Digest, obj.Kind, obj.Size)
+	})
 }
 
 // closurePacks adds the packs holding obj's trees and chunks.
@@ -400,21 +389,29 @@ func (r *Repo) closurePacks(ctx context.Context, obj *Object, packs map[digest.D
 		packs[b.Pack] = true
 		return nil
 	}
-	var walk func(d digest.Digest, kind Kind, size int64) error
-	walk = func(d digest.Digest, kind Kind, size int64) error {
-		if kind != KindDir {
-			chunks, err := r.fileChunks(d, size)
-			if err != nil {
+	return r.walkClosure(ctx, obj, func(d digest.Digest, kind Kind, size int64) error {
+		if kind == KindDir {
+			return addBlob(d)
+		}
+		chunks, err := r.fileChunks(d, size)
+		if err != nil {
+			return err
+		}
+		for _, c := range chunks {
+			if err := addBlob(c); err != nil {
 				return err
 			}
-			for _, c := range chunks {
-				if err := addBlob(c); err != nil {
-					return err
-				}
-			}
-			return nil
 		}
-		if err := addBlob(d); err != nil {
+		return nil
+	})
+}
+
+// walkClosure calls fn for obj and, below a tree, for every tree, file and
+// link it holds, each tree before what it holds.
+func (r *Repo) walkClosure(ctx context.Context, obj *Object, fn func(d digest.Digest, kind Kind, size int64) error) error {
+	var walk func(d digest.Digest, kind Kind, size int64) error
+	walk = func(d digest.Digest, kind Kind, size int64) error {
+		if err := fn(d, kind, size); err != nil || kind != KindDir {
 			return err
 		}
 		t, err := r.ReadTree(ctx, d)
