@@ -374,11 +374,6 @@ func (r *Repo) RebuildIndex(ctx context.Context) (segments, orphanPacks int, err
 	if err := r.Index.Reset(); err != nil {
 		return 0, 0, err
 	}
-	// What the lost index vouched for may be gone with it: from now on a
-	// push checks what lies below the stored trees it trusts.
-	if err := r.Index.MarkRecord(rebuiltMark); err != nil {
-		return 0, 0, err
-	}
 	if err := r.syncSegments(ctx, r.Backend, false, true); err != nil {
 		return 0, 0, err
 	}
@@ -392,9 +387,11 @@ func (r *Repo) RebuildIndex(ctx context.Context) (segments, orphanPacks int, err
 	return segments, orphanPacks, nil
 }
 
-// rebuiltMark, a record mark that outlives index resets, says the index
-// was rebuilt (or orphan packs adopted): pushes no longer take a stored
-// tree's word for everything below it.
+// rebuiltMark, a record mark that outlives index resets, says orphan packs
+// were adopted: they may hold trees whose files' chunk lists no segment
+// kept (a push killed before its segment, a segment lost), so pushes no
+// longer take a stored tree's word for everything below it. A rebuild
+// that adopts nothing only reloads what segments say, and sets no mark.
 var rebuiltMark = digest.Of([]byte("cas: the index was rebuilt"))
 
 // adoptOrphans writes a segment naming the blobs of every pack in the
