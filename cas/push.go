@@ -572,8 +572,9 @@ func (p *pusher) packPresent(pack digest.Digest) (bool, error) {
 
 // lossSuspected reports whether the index may vouch for data the store no
 // longer has: a pack the store's own segments name is not among present
-// (the packs the store holds), or a chunk was found damaged. Only then
-// must a push check what lies below the stored trees it trusts.
+// (the packs the store holds), a chunk was found damaged, or orphan packs
+// were adopted (rebuiltMark). Only then must a push check what lies below
+// the stored trees it trusts.
 func (r *Repo) lossSuspected(present map[digest.Digest]bool) (bool, error) {
 	if bad, err := r.Index.AnyDamaged(); err != nil || bad {
 		return bad, err
