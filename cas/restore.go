@@ -577,16 +577,18 @@ func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, si
 		}
 		return err
 	}
-	// Chunks that lie next to each other in one pack are read together:
-	// one request each run, which matters most from a remote.
+	// Chunks that lie one after another in one pack are read together:
+	// one request each run, which matters most from a remote. A small gap
+	// (blobs of other files a push wrote in between) is read and skipped
+	// rather than costing another request.
 	type unit struct{ from, to int }
 	var units []unit
 	for i := 0; i < len(blobs); {
 		j := i + 1
 		end := blobs[i].Offset + uint64(blobs[i].Length)
-		for j < len(blobs) && blobs[j].Pack == blobs[i].Pack && blobs[j].Offset == end &&
-			end+uint64(blobs[j].Length)-blobs[i].Offset <= maxUnitBytes {
-			end += uint64(blobs[j].Length)
+		for j < len(blobs) && blobs[j].Pack == blobs[i].Pack && blobs[j].Offset >= end && blobs[j].Offset-end <= maxUnitGap &&
+			blobs[j].Offset+uint64(blobs[j].Length)-blobs[i].Offset <= maxUnitBytes {
+			end = blobs[j].Offset + uint64(blobs[j].Length)
 			j++
 		}
 		units = append(units, unit{i, j})
@@ -656,8 +658,12 @@ func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, si
 	return nil
 }
 
-// maxUnitBytes bounds how much one read of adjacent chunks fetches.
-const maxUnitBytes = 4 << 20
+// maxUnitBytes bounds how much one read of adjacent chunks fetches, and
+// maxUnitGap the bytes of other blobs it may read and skip between two.
+const (
+	maxUnitBytes = 4 << 20
+	maxUnitGap   = 64 << 10
+)
 
 // fetchRun reads blobs that lie back to back in one pack with a single
 // read and returns their raw bytes, each checked against its ID, and the

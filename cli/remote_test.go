@@ -131,11 +131,18 @@ func TestRemoteEndToEnd(t *testing.T) {
 		t.Error("restore of one file through the proxy gave other bytes")
 	}
 	packGets := 0
+	var gets []string
 	for _, r := range proxy.Seen() {
 		if r.Method == "GET" && strings.Contains(r.Path, "/packs/") {
 			packGets++
+			gets = append(gets, r.Path+" "+r.Header.Get("Range"))
 		}
 	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("pack GETs: %q", gets)
+		}
+	}()
 	// Two trees (the root and sub/) and the file's chunks in one or two runs.
 	if packGets < 3 || packGets > 4 {
 		t.Errorf("restoring one file of %d bytes made %d pack GETs, want 3 or 4 (adjacent chunks merged)", len(want), packGets)
