@@ -38,11 +38,16 @@ type VerifyReport struct {
 // OK reports whether nothing was found wrong.
 func (v *VerifyReport) OK() bool { return len(v.Problems) == 0 }
 
-func (v *VerifyReport) add(path string, err error) {
+// IsMissing reports whether err says only that data is not in the store
+// read (it may be elsewhere: on a remote), as opposed to bytes found wrong.
+func IsMissing(err error) bool {
 	var ce *CorruptError
-	missing := (errors.Is(err, ErrNotFound) || errors.Is(err, remote.ErrNotFound)) && !errors.As(err, &ce)
+	return (errors.Is(err, ErrNotFound) || errors.Is(err, remote.ErrNotFound)) && !errors.As(err, &ce)
+}
+
+func (v *VerifyReport) add(path string, err error) {
 	v.mu.Lock()
-	v.Problems = append(v.Problems, Problem{Path: path, Err: err.Error(), Missing: missing})
+	v.Problems = append(v.Problems, Problem{Path: path, Err: err.Error(), Missing: IsMissing(err)})
 	v.mu.Unlock()
 }
 

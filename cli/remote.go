@@ -347,8 +347,7 @@ func pullRun(ctx context.Context, opts *pullOptions) error {
 // leaves the first error, with a warning.
 func readThrough(ctx context.Context, ios *IOStreams, r *cas.Repo, fn func() error) error {
 	err := fn()
-	missing := errors.Is(err, cas.ErrNotFound) || errors.Is(err, remote.ErrNotFound)
-	if err == nil || r.HasRemote() || !missing {
+	if err == nil || r.HasRemote() || !cas.IsMissing(err) {
 		return err
 	}
 	be, rc, rerr := openRemote(ctx, r, "")

@@ -2,14 +2,12 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/manifest"
-	"github.com/cas-ml/cas/remote"
 )
 
 type restoreOptions struct {
@@ -74,26 +72,18 @@ func restoreRun(ctx context.Context, opts *restoreOptions) error {
 	}
 	var obj *cas.Object
 	var res *cas.RestoreResult
-	for attempt := 0; ; attempt++ {
-		obj, err = manifest.ResolveSpec(ctx, r, opts.Ref)
-		if err == nil {
-			prog := &cas.Progress{}
-			stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "restoring", prog)
-			res, err = r.Restore(ctx, obj, opts.Dest, cas.RestoreOptions{Force: opts.Force, Progress: prog})
-			stop()
+	// What the local store lacks may be on the default remote: a failed
+	// restore left nothing behind, so it may run again reading from it.
+	err = readThrough(ctx, opts.IO, r, func() (err error) {
+		if obj, err = manifest.ResolveSpec(ctx, r, opts.Ref); err != nil {
+			return err
 		}
-		// What the local store lacks may be on the default remote: a failed
-		// restore left nothing behind, so try again reading from it.
-		if attempt == 0 && opts.From == "" && (errors.Is(err, cas.ErrNotFound) || errors.Is(err, remote.ErrNotFound)) {
-			if be, _, rerr := openRemote(ctx, r, ""); rerr == nil && be != nil {
-				if rerr := r.UseRemote(ctx, be); rerr != nil {
-					return rerr
-				}
-				continue
-			}
-		}
-		break
-	}
+		prog := &cas.Progress{}
+		stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "restoring", prog)
+		res, err = r.Restore(ctx, obj, opts.Dest, cas.RestoreOptions{Force: opts.Force, Progress: prog})
+		stop()
+		return err
+	})
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package manifest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/manifest/ckpt"
-	"github.com/cas-ml/cas/remote"
 )
 
 // Check is one line of a manifest's verification report.
@@ -24,11 +22,6 @@ type Check struct {
 	Missing bool `json:"missing,omitempty"`
 }
 
-// isMissing reports whether err says only that data is not there.
-func isMissing(err error) bool {
-	var ce *cas.CorruptError
-	return (errors.Is(err, cas.ErrNotFound) || errors.Is(err, remote.ErrNotFound)) && !errors.As(err, &ce)
-}
 
 // Verify checks everything a manifest binds: that it is in canonical
 // form, that every input and output is present and intact (every chunk,
@@ -41,7 +34,7 @@ func Verify(ctx context.Context, r *cas.Repo, m *Manifest, d digest.Digest) ([]C
 	add := func(what string, err error, detail string) {
 		c := Check{What: what, OK: err == nil, Detail: detail}
 		if err != nil {
-			c.Detail, c.Missing = err.Error(), isMissing(err)
+			c.Detail, c.Missing = err.Error(), cas.IsMissing(err)
 		}
 		checks = append(checks, c)
 	}
