@@ -22,7 +22,6 @@ type Check struct {
 	Missing bool `json:"missing,omitempty"`
 }
 
-
 // Verify checks everything a manifest binds: that it is in canonical
 // form, that every input and output is present and intact (every chunk,
 // file and tree digest recomputed), that every object it refers to (patch,
