@@ -133,7 +133,8 @@ func compareCheckpoints(ctx context.Context, r *cas.Repo, want, got Artifact) []
 	return out
 }
 
-// inspectStored inspects a checkpoint stored in an output.
+// inspectStored inspects checkpoint cp of a stored output a, reading it
+// from the store (checked against the digest the manifest recorded).
 func inspectStored(ctx context.Context, r *cas.Repo, a Artifact, cp Checkpoint) (*ckpt.Report, error) {
 	spec := a.Digest
 	if a.Kind == "dir" {
@@ -143,7 +144,10 @@ func inspectStored(ctx context.Context, r *cas.Repo, a Artifact, cp Checkpoint) 
 	if err != nil {
 		return nil, err
 	}
-	tmp, err := os.CreateTemp("", "cas-compare-*")
+	if obj.Digest.String() != cp.Digest {
+		return nil, fmt.Errorf("file digest %s, recorded %s", obj.Digest.Short(), short(cp.Digest))
+	}
+	tmp, err := os.CreateTemp("", "cas-checkpoint-*")
 	if err != nil {
 		return nil, err
 	}

@@ -36,13 +36,7 @@ func LoadObject(ctx context.Context, r *cas.Repo, o *Object, max int64) ([]byte,
 // Resolve loads the manifest a REF names, or reports that it names
 // something else with ErrNotManifest.
 func Resolve(ctx context.Context, r *cas.Repo, ref string) (*Manifest, digest.Digest, error) {
-	obj, err := r.Resolve(ctx, ref)
-	if err != nil && !strings.Contains(ref, ":") && !strings.HasPrefix(ref, RefPrefix) {
-		// A bare run name: try runs/NAME.
-		if obj2, err2 := r.Resolve(ctx, RefPrefix+ref); err2 == nil {
-			obj, err = obj2, nil
-		}
-	}
+	obj, err := ResolveSpec(ctx, r, ref) // a bare run name is runs/NAME
 	if err != nil {
 		return nil, digest.Zero, err
 	}

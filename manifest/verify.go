@@ -3,12 +3,9 @@ package manifest
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
 
 	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/digest"
-	"github.com/cas-ml/cas/manifest/ckpt"
 )
 
 // Check is one line of a manifest's verification report.
@@ -99,27 +96,7 @@ func verifyArtifact(ctx context.Context, r *cas.Repo, a Artifact) error {
 // verifyCheckpoint re-inspects a stored checkpoint and compares its RNG
 // fingerprints and tensor count with the recorded ones.
 func verifyCheckpoint(ctx context.Context, r *cas.Repo, a Artifact, cp Checkpoint) (string, error) {
-	spec := a.Digest
-	if a.Kind == "dir" {
-		spec += ":" + cp.Path
-	}
-	obj, err := r.Resolve(ctx, spec)
-	if err != nil {
-		return "", err
-	}
-	if obj.Digest.String() != cp.Digest {
-		return "", fmt.Errorf("file digest %s, recorded %s", obj.Digest.Short(), short(cp.Digest))
-	}
-	tmp, err := os.CreateTemp("", "cas-verify-*")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	if err := r.WriteFile(ctx, obj, tmp); err != nil {
-		return "", err
-	}
-	rep, err := ckpt.Inspect(io.NewSectionReader(tmp, 0, obj.Size), obj.Size, cp.Path)
+	rep, err := inspectStored(ctx, r, a, cp)
 	if err != nil {
 		return "", err
 	}
