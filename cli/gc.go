@@ -128,17 +128,17 @@ func expandManifest(ctx context.Context, src *cas.Repo, obj cas.Object) ([]cas.O
 	}
 	b, err := src.ReadObject(ctx, obj.Digest, manifest.MaxSize)
 	if err != nil {
-		if obj.Type == "manifest" {
+		if obj.Type == cas.TypeManifest {
 			return nil, fmt.Errorf("manifest unreadable, so what it keeps is unknown: %w", err)
 		}
 		return nil, nil // a data file; missing data is counted by the mark
 	}
-	if obj.Type != "manifest" && !manifest.LooksLikeManifest(b) {
+	if obj.Type != cas.TypeManifest && !manifest.LooksLikeManifest(b) {
 		return nil, nil
 	}
 	m, err := manifest.Parse(b)
 	if err != nil {
-		if obj.Type == "manifest" {
+		if obj.Type == cas.TypeManifest {
 			return nil, fmt.Errorf("manifest unreadable, so what it keeps is unknown: %w", err)
 		}
 		return nil, nil

@@ -255,14 +255,14 @@ func resolvePinTarget(ctx context.Context, r *cas.Repo, ref string) (*cas.Object
 	if err != nil {
 		return nil, nil, err
 	}
-	if obj.Type != "manifest" && !manifest.LooksLikeManifest(b) {
+	if obj.Type != cas.TypeManifest && !manifest.LooksLikeManifest(b) {
 		return obj, nil, nil
 	}
 	m, err := manifest.Parse(b)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", ref, err)
 	}
-	obj.Type = "manifest"
+	obj.Type = cas.TypeManifest
 	roots, problems := manifestRoots(ctx, r, m, obj.Digest)
 	if len(problems) > 0 {
 		return nil, nil, fmt.Errorf("manifest %s: %s: %w", obj.Digest.Short(), problems[0].Path, errors.New(problems[0].Err))
@@ -409,7 +409,7 @@ func verifyPinData(ctx context.Context, r *cas.Repo, p *cas.Pin, prog *cas.Progr
 	label := cas.PinPrefix + p.Name
 	target := p.Object()
 	rep, err := r.Verify(ctx, &target, label, prog)
-	if err != nil || !rep.OK() || p.Type != "manifest" {
+	if err != nil || !rep.OK() || p.Type != cas.TypeManifest {
 		return rep, err
 	}
 	m, err := manifest.Load(ctx, r, p.Target)

@@ -149,7 +149,7 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		}
 		if be != nil {
 			b, _ := res.Manifest.Encode()
-			obj := cas.Object{Digest: res.Digest, Kind: cas.KindFile, Size: int64(len(b)), Type: "manifest"}
+			obj := cas.Object{Digest: res.Digest, Kind: cas.KindFile, Size: int64(len(b)), Type: cas.TypeManifest}
 			if _, err := upload(context.WithoutCancel(ctx), opts.IO, opts.JSON, r, be, rc, res.Ref, obj, cas.TransferStats{}); err != nil {
 				return err
 			}

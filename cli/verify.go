@@ -198,7 +198,7 @@ func pinChecks(ctx context.Context, r *cas.Repo, pc *pinCheck, rep *cas.VerifyRe
 			checks = append(checks, manifest.Check{What: displayName(pr.Path), Detail: pr.Err, Missing: pr.Missing})
 		}
 	}
-	if p.Type != "manifest" || !rep.OK() {
+	if p.Type != cas.TypeManifest || !rep.OK() {
 		return checks, nil
 	}
 	m, err := manifest.Load(ctx, r, p.Target)

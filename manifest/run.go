@@ -496,7 +496,7 @@ func finish(ctx context.Context, r *cas.Repo, opts *Options, m *Manifest) (*Resu
 		return nil, err
 	}
 	ref := RefPrefix + m.Name
-	if _, err := r.SetRef(ctx, ref, cas.Object{Digest: d, Kind: cas.KindFile, Size: int64(len(b)), Type: "manifest"}); err != nil {
+	if _, err := r.SetRef(ctx, ref, cas.Object{Digest: d, Kind: cas.KindFile, Size: int64(len(b)), Type: cas.TypeManifest}); err != nil {
 		return nil, err
 	}
 	return &Result{Digest: d, Manifest: m, Ref: ref}, nil

@@ -69,7 +69,7 @@ func Runs(ctx context.Context, r *cas.Repo) ([]RunEntry, error) {
 	var out []RunEntry
 	var firstErr error
 	for _, ref := range refs {
-		if !strings.HasPrefix(ref.Name, RefPrefix) || ref.Type != "manifest" {
+		if !strings.HasPrefix(ref.Name, RefPrefix) || ref.Type != cas.TypeManifest {
 			continue
 		}
 		m, err := Load(ctx, r, ref.Target)
