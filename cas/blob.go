@@ -70,6 +70,16 @@ func (p *packFiles) readAt(ctx context.Context, pack digest.Digest, buf []byte, 
 	return nil
 }
 
+// packReadError is the error of reading blob b (or a run starting at it)
+// from its pack: a read cut short means the index places the blob beyond
+// the pack's end, which is damage of the index entry, not an I/O failure.
+func packReadError(b index.Blob, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return &CorruptError{What: "index entry", ID: b.ID, Pack: b.Pack}
+	}
+	return fmt.Errorf("chunk %s: %w", b.ID.Short(), err)
+}
+
 // readRange reads len(buf) bytes of a pack at off with one ranged GET.
 func readRange(ctx context.Context, be remote.Backend, pack digest.Digest, buf []byte, off int64) error {
 	rc, err := be.Get(ctx, packKey(pack), off, int64(len(buf)))
@@ -199,11 +209,7 @@ func (r *Repo) readBlobAt(ctx context.Context, b index.Blob, dst []byte) ([]byte
 		stored = stored[:b.Length]
 	}
 	if err := r.packs.readAt(ctx, b.Pack, stored, int64(b.Offset)); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			// The index places the chunk beyond the end of its pack.
-			return nil, &CorruptError{What: "index entry", ID: b.ID, Pack: b.Pack}
-		}
-		return nil, fmt.Errorf("chunk %s: %w", b.ID.Short(), err)
+		return nil, packReadError(b, err)
 	}
 	return decodeBlob(b, stored, dst)
 }

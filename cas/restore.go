@@ -85,10 +85,11 @@ func (r *Repo) Restore(ctx context.Context, obj *Object, dest string, opts Resto
 	if obj.Kind != KindDir {
 		return rs.res, rs.restoreSingle(ctx, obj, dest)
 	}
-	if r.insideStore(dest) {
+	rel, below, inside := r.whereStore(dest)
+	if inside {
 		return nil, fmt.Errorf("%s: %w", dest, ErrIntoStore)
 	}
-	if rel, ok := r.storeBelow(dest); ok {
+	if below {
 		rs.storeRel = rel
 	}
 	var st unix.Stat_t
@@ -235,40 +236,25 @@ func resolvePath(p string) (string, error) {
 	}
 }
 
-// storeBelow reports where the store lies below dir, if it does ("."
-// when dir is the store itself): the first of storePaths below dir.
-func (r *Repo) storeBelow(dir string) (string, bool) {
+// whereStore resolves dir and says where the store lies from it: rel and
+// below when the store is dir or lies below it; inside when dir is the
+// store or lies in it, reproductions' work directories (.cas/repro/)
+// excepted, as they hold no store data.
+func (r *Repo) whereStore(dir string) (rel string, below, inside bool) {
 	d, err := resolvePath(dir)
 	if err != nil {
-		return "", false
+		return "", false, false
 	}
 	for _, store := range r.storePaths() {
-		rel, err := filepath.Rel(d, store)
-		if err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-			return filepath.ToSlash(rel), true
+		if up, err := filepath.Rel(d, store); err == nil && !below && up != ".." && !strings.HasPrefix(up, "../") {
+			rel, below = filepath.ToSlash(up), true
+		}
+		if down, err := filepath.Rel(store, d); err == nil && down != ".." && !strings.HasPrefix(down, "../") {
+			down = filepath.ToSlash(down)
+			inside = inside || down != ReproDir && !strings.HasPrefix(down, ReproDir+"/")
 		}
 	}
-	return "", false
-}
-
-// insideStore reports whether dir is the store's directory or lies below
-// it, whether or not dir exists yet. The reproductions' work directories
-// (.cas/repro/) hold no store data and are not the store's.
-func (r *Repo) insideStore(dir string) bool {
-	d, err := resolvePath(dir)
-	if err != nil {
-		return false
-	}
-	for _, store := range r.storePaths() {
-		rel, err := filepath.Rel(store, d)
-		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-			continue
-		}
-		if rel = filepath.ToSlash(rel); rel != ReproDir && !strings.HasPrefix(rel, ReproDir+"/") {
-			return true
-		}
-	}
-	return false
+	return rel, below, inside
 }
 
 // ReproDir is the directory of the store's directory where reproductions
@@ -330,7 +316,7 @@ func (rs *restorer) restoreSingle(ctx context.Context, obj *Object, dest string)
 			return fmt.Errorf("%s exists (use --force to replace it)", dest)
 		}
 	}
-	if rs.r.insideStore(filepath.Dir(dest)) {
+	if _, _, inside := rs.r.whereStore(filepath.Dir(dest)); inside {
 		return fmt.Errorf("%s: %w", dest, ErrIntoStore)
 	}
 	rs.res.Path = dest
@@ -677,10 +663,7 @@ func (r *Repo) fetchRun(ctx context.Context, blobs []index.Blob) (raws, bufs [][
 	stored := getBuf(int(n))
 	bufs = append(bufs, stored)
 	if err := r.packs.readAt(ctx, first.Pack, stored, int64(first.Offset)); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, bufs, &CorruptError{What: "index entry", ID: first.ID, Pack: first.Pack}
-		}
-		return nil, bufs, fmt.Errorf("chunk %s: %w", first.ID.Short(), err)
+		return nil, bufs, packReadError(first, err)
 	}
 	for _, b := range blobs {
 		if b.RawLen > maxBlobLen {
