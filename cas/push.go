@@ -168,6 +168,9 @@ type pusher struct {
 	// knows is missing, a chunk found damaged): what lies below trees
 	// taken as stored is checked after the push.
 	checkTrees bool
+	// marks: the index holds damage or remote marks, which hasBlob must
+	// then ask about (without any, it makes one lookup per chunk).
+	marks      bool
 	trusted    []*node                 // directories settle took as stored, whole
 	present    sync.Map                // pack ID → bool: in the store, asked once a push
 	trees      map[digest.Digest]*Tree // hash only: every tree computed
@@ -204,6 +207,11 @@ type pusher struct {
 func (p *pusher) start(ctx context.Context) (finish func(error) error) {
 	p.files = map[digest.Digest][]digest.Digest{}
 	p.budget = semaphore.NewWeighted(p.memBudget())
+	if !p.hashOnly {
+		bad, err1 := p.r.Index.AnyDamaged()
+		remote, err2 := p.r.Index.AnyRemote()
+		p.marks = bad || remote || err1 != nil || err2 != nil // unsure: ask
+	}
 	gctx, cancel := context.WithCancel(ctx)
 	p.ctx, p.fail = gctx, cancel
 	if p.hashOnly {
@@ -530,7 +538,7 @@ func (p *pusher) hasFile(d digest.Digest, size int64) (bool, error) {
 // chunk list only a remote's segment gave is not the store's.
 func (p *pusher) storeFileChunks(d digest.Digest, size int64) ([]digest.Digest, error) {
 	chunks, err := p.r.fileChunks(d, size)
-	if err != nil || len(chunks) == 1 && chunks[0] == d {
+	if err != nil || !p.marks || len(chunks) == 1 && chunks[0] == d {
 		return chunks, err
 	}
 	if remote, err := p.r.Index.Remote(d); err != nil || remote {
@@ -547,11 +555,13 @@ func (p *pusher) hasBlob(id digest.Digest) (bool, error) {
 	if !ok || err != nil {
 		return false, err
 	}
-	if remote, err := p.r.Index.Remote(id); err != nil || remote {
-		return false, err
-	}
-	if bad, ok, err := p.r.Index.Damaged(id); err != nil || (ok && bad == b.Pack) {
-		return false, err
+	if p.marks {
+		if remote, err := p.r.Index.Remote(id); err != nil || remote {
+			return false, err
+		}
+		if bad, ok, err := p.r.Index.Damaged(id); err != nil || (ok && bad == b.Pack) {
+			return false, err
+		}
 	}
 	return p.packPresent(b.Pack)
 }
@@ -573,14 +583,14 @@ func (p *pusher) packPresent(pack digest.Digest) (bool, error) {
 // lossSuspected reports whether the index may vouch for data the store no
 // longer has: a pack the store's own segments name is not among present
 // (the packs the store holds), a chunk was found damaged, or orphan packs
-// were adopted (rebuiltMark). Only then must a push check what lies below
+// were adopted (adoptedMark). Only then must a push check what lies below
 // the stored trees it trusts.
 func (r *Repo) lossSuspected(present map[digest.Digest]bool) (bool, error) {
 	if bad, err := r.Index.AnyDamaged(); err != nil || bad {
 		return bad, err
 	}
-	if rebuilt, err := r.Index.HasRecord(rebuiltMark); err != nil || rebuilt {
-		return rebuilt, err
+	if adopted, err := r.Index.HasRecord(adoptedMark); err != nil || adopted {
+		return adopted, err
 	}
 	lost := false
 	err := r.Index.Packs(func(p digest.Digest) error {

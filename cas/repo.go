@@ -283,25 +283,11 @@ func indexSegmentFrom(idx index.Index, seg *segment, fromStore bool) error {
 	}
 	byPack := map[digest.Digest][]index.Blob{}
 	for _, b := range seg.Blobs {
-		if anyBad {
-			if bad, ok, err := idx.Damaged(b.ID); err != nil {
-				return err
-			} else if ok && bad == b.Pack {
-				if _, known, err := idx.Blob(b.ID); err != nil {
-					return err
-				} else if known {
-					continue
-				}
-			}
+		if skip, err := keepKnown(idx, b, anyBad, fromStore); err != nil {
+			return err
+		} else if !skip {
+			byPack[b.Pack] = append(byPack[b.Pack], b)
 		}
-		if !fromStore {
-			if known, err := storeKnows(idx, b.ID, func() (bool, error) { _, ok, err := idx.Blob(b.ID); return ok, err }); err != nil {
-				return err
-			} else if known {
-				continue
-			}
-		}
-		byPack[b.Pack] = append(byPack[b.Pack], b)
 	}
 	files := seg.Files
 	if !fromStore {
@@ -347,6 +333,28 @@ func indexSegmentFrom(idx index.Index, seg *segment, fromStore bool) error {
 	return nil
 }
 
+// keepKnown reports whether the index should keep what it knows of b's
+// blob rather than take b: when b is the copy found damaged, or when b
+// comes from a remote's segment and the store's own segments name the blob.
+func keepKnown(idx index.Index, b index.Blob, anyBad, fromStore bool) (bool, error) {
+	if !anyBad && fromStore {
+		return false, nil
+	}
+	if _, known, err := idx.Blob(b.ID); err != nil || !known {
+		return false, err
+	}
+	if anyBad {
+		if bad, ok, err := idx.Damaged(b.ID); err != nil || ok && bad == b.Pack {
+			return err == nil, err
+		}
+	}
+	if fromStore {
+		return false, nil
+	}
+	remote, err := idx.Remote(b.ID)
+	return !remote, err
+}
+
 // storeKnowsPack reports whether the store's own segments name pack p.
 func storeKnowsPack(idx index.Index, p digest.Digest) (bool, error) {
 	return storeKnows(idx, p, func() (bool, error) { return idx.HasPack(p) })
@@ -387,12 +395,12 @@ func (r *Repo) RebuildIndex(ctx context.Context) (segments, orphanPacks int, err
 	return segments, orphanPacks, nil
 }
 
-// rebuiltMark, a record mark that outlives index resets, says orphan packs
+// adoptedMark, a record mark that outlives index resets, says orphan packs
 // were adopted: they may hold trees whose files' chunk lists no segment
 // kept (a push killed before its segment, a segment lost), so pushes no
 // longer take a stored tree's word for everything below it. A rebuild
 // that adopts nothing only reloads what segments say, and sets no mark.
-var rebuiltMark = digest.Of([]byte("cas: the index was rebuilt"))
+var adoptedMark = digest.Of([]byte("cas: orphan packs were adopted"))
 
 // adoptOrphans writes a segment naming the blobs of every pack in the
 // store that no segment names: the packs of a push killed before its
@@ -442,7 +450,7 @@ func (r *Repo) adoptOrphans(ctx context.Context) (int, map[digest.Digest]bool, e
 	if err := r.syncKeys(keys...); err != nil {
 		return 0, nil, err
 	}
-	if err := r.Index.MarkRecord(rebuiltMark); err != nil {
+	if err := r.Index.MarkRecord(adoptedMark); err != nil {
 		return 0, nil, err
 	}
 	if _, err := r.writeSegment(ctx, adopted, nil); err != nil {

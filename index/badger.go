@@ -347,6 +347,9 @@ func (x *Badger) Remote(id digest.Digest) (bool, error) {
 	return ok, err
 }
 
+// AnyRemote implements Index.
+func (x *Badger) AnyRemote() (bool, error) { return x.anyKey(prefixRemote) }
+
 // MarkRecord implements Index.
 func (x *Badger) MarkRecord(rec digest.Digest) error {
 	return x.write(func(wb *badger.WriteBatch) error { return wb.Set(key(prefixRecord, rec), nil) })

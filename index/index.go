@@ -107,6 +107,8 @@ type Index interface {
 	// mark. A push never counts as stored what only a remote vouches for.
 	MarkRemote(ids []digest.Digest) error
 	Remote(id digest.Digest) (bool, error)
+	// AnyRemote reports whether anything is marked as a remote's.
+	AnyRemote() (bool, error)
 	// MarkRecord records that a gc record (named by a digest of where it
 	// is) was read; HasRecord tells. Like damage marks, these outlive
 	// Reset: a rebuild must not make every record be read (and acted on)

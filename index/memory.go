@@ -192,6 +192,13 @@ func (m *Memory) Remote(id digest.Digest) (bool, error) {
 	return m.remote[id], nil
 }
 
+// AnyRemote implements Index.
+func (m *Memory) AnyRemote() (bool, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.remote) > 0, nil
+}
+
 // MarkRecord implements Index.
 func (m *Memory) MarkRecord(rec digest.Digest) error {
 	m.mu.Lock()
