@@ -170,10 +170,10 @@ type pusher struct {
 	checkTrees bool
 	// marks: the index holds damage or remote marks, which hasBlob must
 	// then ask about (without any, it makes one lookup per chunk).
-	marks      bool
-	trusted    []*node                 // directories settle took as stored, whole
-	present    sync.Map                // pack ID → bool: in the store, asked once a push
-	trees      map[digest.Digest]*Tree // hash only: every tree computed
+	marks   bool
+	trusted []*node                 // directories settle took as stored, whole
+	present sync.Map                // pack ID → bool: in the store, asked once a push
+	trees   map[digest.Digest]*Tree // hash only: every tree computed
 
 	ctx    context.Context
 	fail   context.CancelFunc
