@@ -184,13 +184,21 @@ func (r *Repo) readBlob(ctx context.Context, b index.Blob, dst []byte) ([]byte, 
 	return nil, err
 }
 
+// damageIndex is the index damage is marked in.
+func (r *Repo) damageIndex() index.Index {
+	if r.damageTo != nil {
+		return r.damageTo
+	}
+	return r.Index
+}
+
 // noteDamage marks in the index a copy of a chunk found damaged, so that
 // a push of its source stores it again and no later load of the segment
 // naming it replaces a good copy.
 func (r *Repo) noteDamage(err error) {
 	var ce *CorruptError
 	if errors.As(err, &ce) && ce.What == "chunk" && !ce.Pack.IsZero() {
-		if merr := r.Index.MarkDamaged([]index.Blob{{ID: ce.ID, Pack: ce.Pack}}); merr != nil {
+		if merr := r.damageIndex().MarkDamaged([]index.Blob{{ID: ce.ID, Pack: ce.Pack}}); merr != nil {
 			r.warn(merr)
 		}
 	}

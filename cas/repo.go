@@ -73,7 +73,9 @@ type Repo struct {
 
 	chunker *Chunker
 	packs   *packFiles
-	damaged *damagedSet    // in a verify's view: what it found damaged
+	// damageTo is where damage found while reading is marked: the index,
+	// or, in a verify's view of the store, the store's own index.
+	damageTo index.Index
 	remote  remote.Backend // set by UseRemote
 }
 

@@ -68,9 +68,9 @@ func (v *VerifyReport) Damaged() bool {
 //
 // It reads the store through its index segments, never through the local
 // index cache: data the cache knows but no segment names is reported
-// missing, as a reader elsewhere would find it. Chunks found damaged or
-// missing are forgotten by the local index, so the next push of their
-// source stores them again.
+// missing, as a reader elsewhere would find it. Copies of chunks found
+// damaged are marked in the local index (noteDamage), so that the next
+// push of their source stores them again.
 func (r *Repo) Verify(ctx context.Context, obj *Object, label string, prog *Progress) (*VerifyReport, error) {
 	rep := &VerifyReport{Objects: []string{label}}
 	view, err := r.segmentView(ctx, rep)
@@ -80,7 +80,6 @@ func (r *Repo) Verify(ctx context.Context, obj *Object, label string, prog *Prog
 	if err := view.verifyInto(ctx, obj, rep, prog); err != nil {
 		return nil, err
 	}
-	r.forgetDamaged(view)
 	rep.sortProblems()
 	return rep, nil
 }
@@ -106,7 +105,7 @@ func (r *Repo) segmentView(ctx context.Context, rep *VerifyReport) (*Repo, error
 	}
 	view := &Repo{Dir: r.Dir, Config: r.Config, Backend: r.Backend, Index: idx, Now: r.Now,
 		Transfers: r.Transfers, chunker: r.chunker, packs: r.packs, remote: r.remote,
-		Warn: func(err error) { rep.add("index segment", err) }}
+		damageTo: r.Index, Warn: func(err error) { rep.add("index segment", err) }}
 	if err := view.syncSegments(ctx, r.Backend, false, true); err != nil {
 		return nil, err
 	}
@@ -115,35 +114,7 @@ func (r *Repo) segmentView(ctx context.Context, rep *VerifyReport) (*Repo, error
 			return nil, err
 		}
 	}
-	view.damaged = &damagedSet{}
 	return view, nil
-}
-
-// damagedSet collects the chunks a verify found damaged or missing.
-type damagedSet struct {
-	mu    sync.Mutex
-	blobs []index.Blob // ID and the pack of the damaged copy
-}
-
-func (d *damagedSet) add(err error) {
-	var ce *CorruptError
-	if d == nil || !errors.As(err, &ce) || ce.What != "chunk" || ce.Pack.IsZero() {
-		return
-	}
-	d.mu.Lock()
-	d.blobs = append(d.blobs, index.Blob{ID: ce.ID, Pack: ce.Pack})
-	d.mu.Unlock()
-}
-
-// forgetDamaged marks in the local index what a verify through view found
-// damaged or missing, so that a push of the source stores it again.
-func (r *Repo) forgetDamaged(view *Repo) {
-	if view == r || view.damaged == nil || len(view.damaged.blobs) == 0 {
-		return
-	}
-	if err := r.Index.MarkDamaged(view.damaged.blobs); err != nil {
-		r.warn(err)
-	}
 }
 
 func (v *VerifyReport) sortProblems() {
@@ -177,7 +148,6 @@ func (r *Repo) verifyInto(ctx context.Context, obj *Object, rep *VerifyReport, p
 		}
 		if err != nil {
 			rep.add(j.rel, err)
-			r.damaged.add(err)
 		}
 		rep.mu.Lock()
 		rep.Files++
@@ -198,7 +168,6 @@ func (r *Repo) collectVerify(ctx context.Context, d digest.Digest, rel string, r
 	t, err := r.ReadTree(ctx, d)
 	if err != nil {
 		rep.add(p, err)
-		r.damaged.add(err)
 		return 0, false
 	}
 	rep.Dirs++
@@ -268,8 +237,10 @@ func (r *Repo) VerifyAll(ctx context.Context, prog *Progress) (*VerifyReport, er
 	if err != nil {
 		return nil, err
 	}
-	if view.damaged != nil {
-		view.damaged.blobs = append(view.damaged.blobs, damaged...)
+	if len(damaged) > 0 {
+		if err := view.damageIndex().MarkDamaged(damaged); err != nil {
+			r.warn(err)
+		}
 	}
 	err = view.Index.Blobs(func(b index.Blob) error {
 		// A pack the store lacks may be a remote's (a pull brings every
@@ -306,7 +277,6 @@ func (r *Repo) VerifyAll(ctx context.Context, prog *Progress) (*VerifyReport, er
 		rep.Dirs += sub.Dirs
 		rep.Bytes += sub.Bytes
 	}
-	r.forgetDamaged(view)
 	rep.sortProblems()
 	if rep.Objects == nil {
 		rep.Objects = []string{}
