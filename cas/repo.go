@@ -76,7 +76,7 @@ type Repo struct {
 	// damageTo is where damage found while reading is marked: the index,
 	// or, in a verify's view of the store, the store's own index.
 	damageTo index.Index
-	remote  remote.Backend // set by UseRemote
+	remote   remote.Backend // set by UseRemote
 }
 
 // Find returns the .cas directory of start or its nearest ancestor.
