@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -324,7 +323,7 @@ func (r *Repo) GetPin(ctx context.Context, be remote.Backend, name string) (*Pin
 	}
 	var p Pin
 	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, &InvalidError{What: "pin", Name: name, Reason: "not JSON a pin: " + err.Error()}
+		return nil, &InvalidError{What: "pin", Name: name, Reason: "not a pin's JSON: " + err.Error()}
 	}
 	p.Name = name
 	if err := p.validate(); err != nil {
@@ -340,38 +339,12 @@ func (r *Repo) Pins(ctx context.Context, be remote.Backend) ([]*Pin, error) {
 	if be == nil {
 		be = r.Backend
 	}
-	var names []string
-	err := be.List(ctx, PinPrefix, func(oi remote.ObjectInfo) error {
-		names = append(names, strings.TrimPrefix(oi.Key, PinPrefix))
-		return nil
-	})
-	if err != nil {
+	pins, err := listNamed(ctx, be, PinPrefix, "pin", func(name string) (*Pin, error) { return r.GetPin(ctx, be, name) })
+	var partial *PartialError
+	if err != nil && !errors.As(err, &partial) {
 		return nil, fmt.Errorf("list pins on %s: %w", be.Location(), err)
 	}
-	pins := make([]*Pin, 0, len(names))
-	var bad []error
-	for _, n := range names {
-		if !ValidRefName(n) {
-			bad = append(bad, &InvalidError{What: "pin", Name: fmt.Sprintf("%q", n), Reason: "not a pin name"})
-			continue
-		}
-		p, err := r.GetPin(ctx, be, n)
-		if errors.Is(err, ErrNotFound) {
-			continue // unpinned meanwhile
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			bad = append(bad, err)
-			continue
-		}
-		pins = append(pins, p)
-	}
-	if len(bad) > 0 {
-		return pins, &PartialError{What: "pins", Errs: bad}
-	}
-	return pins, nil
+	return pins, err
 }
 
 // Unpin deletes pin name from be (the local store when be is nil). What

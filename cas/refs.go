@@ -144,7 +144,7 @@ func readRef(ctx context.Context, be remote.Backend, name string) (*Ref, remote.
 	}
 	var ref Ref
 	if err := json.Unmarshal(b, &ref); err != nil {
-		return nil, info, &InvalidError{What: "ref", Name: name, Reason: "not JSON a ref: " + err.Error()}
+		return nil, info, &InvalidError{What: "ref", Name: name, Reason: "not a ref's JSON: " + err.Error()}
 	}
 	ref.Name = name
 	if err := ref.validate(); err != nil {
@@ -167,38 +167,10 @@ func (r *Repo) GetRef(ctx context.Context, name string) (*Ref, error) {
 // validation are left out and reported together in a *PartialError,
 // returned beside the others.
 func (r *Repo) Refs(ctx context.Context) ([]*Ref, error) {
-	var names []string
-	err := r.Backend.List(ctx, refPrefix, func(oi remote.ObjectInfo) error {
-		names = append(names, strings.TrimPrefix(oi.Key, refPrefix))
-		return nil
+	return listNamed(ctx, r.Backend, refPrefix, "ref", func(name string) (*Ref, error) {
+		ref, _, err := readRef(ctx, r.Backend, name)
+		return ref, err
 	})
-	if err != nil {
-		return nil, err
-	}
-	refs := make([]*Ref, 0, len(names))
-	var bad []error
-	for _, n := range names {
-		if !ValidRefName(n) {
-			bad = append(bad, &InvalidError{What: "ref", Name: fmt.Sprintf("%q", n), Reason: "not a ref name"})
-			continue
-		}
-		ref, _, err := readRef(ctx, r.Backend, n)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			bad = append(bad, err)
-			continue
-		}
-		refs = append(refs, ref)
-	}
-	if len(bad) > 0 {
-		return refs, &PartialError{What: "refs", Errs: bad}
-	}
-	return refs, nil
 }
 
 // Object is a resolved name: a stored file or tree.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/remote"
@@ -116,3 +117,41 @@ func (e *PartialError) Error() string {
 }
 
 func (e *PartialError) Unwrap() []error { return e.Errs }
+
+// listNamed reads every object under prefix on be with read (refs, pins):
+// one gone meanwhile (ErrNotFound) is left out, one whose key is not a
+// name or that cannot be read is reported in a *PartialError beside the
+// others (what names the kind: "ref", "pin").
+func listNamed[T any](ctx context.Context, be remote.Backend, prefix, what string, read func(name string) (T, error)) ([]T, error) {
+	var names []string
+	err := be.List(ctx, prefix, func(oi remote.ObjectInfo) error {
+		names = append(names, strings.TrimPrefix(oi.Key, prefix))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(names))
+	var bad []error
+	for _, n := range names {
+		if !ValidRefName(n) {
+			bad = append(bad, &InvalidError{What: what, Name: fmt.Sprintf("%q", n), Reason: "not a " + what + " name"})
+			continue
+		}
+		v, err := read(n)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			continue // deleted meanwhile
+		case err != nil && ctx.Err() != nil:
+			return nil, ctx.Err()
+		case err != nil:
+			bad = append(bad, err)
+			continue
+		}
+		out = append(out, v)
+	}
+	if len(bad) > 0 {
+		return out, &PartialError{What: what + "s", Errs: bad}
+	}
+	return out, nil
+}
