@@ -353,6 +353,15 @@ func findPin(ctx context.Context, r *cas.Repo, be remote.Backend, ref string) (*
 	return r.GetPin(ctx, be, name)
 }
 
+// checkSigned checks that everything cas shows of pin p is what statement
+// st says: name, target, message, and, where signed, kind, type and size.
+func checkSigned(st *attest.Statement, p *cas.Pin) error {
+	if err := st.CheckSubject(p.Name, p.Target); err != nil {
+		return err
+	}
+	return st.CheckFields(p.Message, p.Kind.String(), p.Type, p.Size)
+}
+
 // pinCheck is what verifyPin established about a pin.
 type pinCheck struct {
 	Pin *cas.Pin `json:"pin"`
@@ -386,10 +395,7 @@ func verifyPin(ctx context.Context, r *cas.Repo, be remote.Backend, ref, keyFile
 	}
 	st, err := attest.Verify(p.Envelope, pub)
 	if err == nil {
-		err = st.CheckSubject(p.Name, p.Target)
-	}
-	if err == nil {
-		err = st.CheckFields(p.Message, p.Kind.String(), p.Type, p.Size)
+		err = checkSigned(st, p)
 	}
 	switch {
 	case errors.Is(err, attest.ErrWrongKey):
@@ -503,10 +509,7 @@ func pinsRun(ctx context.Context, opts *pinsOptions) error {
 		}
 		st, err := attest.Peek(p.Envelope)
 		if err == nil {
-			err = st.CheckSubject(p.Name, p.Target)
-		}
-		if err == nil {
-			err = st.CheckFields(p.Message, p.Kind.String(), p.Type, p.Size)
+			err = checkSigned(st, p)
 		}
 		if err != nil {
 			show[i].status, altered = "ALTERED", true
