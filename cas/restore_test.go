@@ -398,23 +398,7 @@ func flipStoredByte(t *testing.T, r *Repo, b index.Blob) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(path, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	off := int64(b.Offset) + int64(b.Length)/2
-	var one [1]byte
-	if _, err := f.ReadAt(one[:], off); err != nil {
-		t.Fatal(err)
-	}
-	one[0] ^= 0x40
-	if _, err := f.WriteAt(one[:], off); err != nil {
-		t.Fatal(err)
-	}
+	flipAt(t, path, int64(b.Offset)+int64(b.Length)/2)
 }
 
 // TestRestoreDetectsCorruption flips a byte in a pack: Restore refuses to

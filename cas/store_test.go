@@ -121,49 +121,9 @@ type fsNode struct {
 // slash-separated relative name, without following symlinks.
 func snapshotDir(t *testing.T, root string) map[string]fsNode {
 	t.Helper()
-	out := map[string]fsNode{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p == root {
-			return nil
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		switch {
-		case fi.Mode().IsDir():
-			out[rel] = fsNode{kind: KindDir}
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			out[rel] = fsNode{kind: KindLink, target: target}
-		case fi.Mode().IsRegular():
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			k := KindFile
-			if fi.Mode()&0o111 != 0 {
-				k = KindExec
-			}
-			out[rel] = fsNode{kind: k, data: data}
-		default:
-			out[rel] = fsNode{kind: 0}
-		}
-		return nil
-	})
+	out, err := snapshotDirE(root)
 	if err != nil {
-		t.Fatalf("snapshot %s: %v", root, err)
+		t.Fatal(err)
 	}
 	return out
 }
