@@ -383,19 +383,7 @@ func TestAttackAdoptRottenOrphan(t *testing.T) {
 	data := pseudoRandom(300<<10, 11)
 	writeGenTree(t, src, []genEntry{{path: "model.bin", kind: KindFile, data: data}})
 
-	local := r.Backend
-	fault := remote.NewFault(local)
-	fault.FailPut = func(key string) error {
-		if strings.HasPrefix(key, segmentPrefix) {
-			return context.Canceled // the push dies before its segment
-		}
-		return nil
-	}
-	r.Backend = fault
-	if _, err := r.Push(ctx, []string{src}, PushOptions{}); err == nil {
-		t.Fatal("push with its segment refused: no error")
-	}
-	r.Backend = local
+	pushKilledBeforeSegment(t, r, src)
 	for _, p := range storeFiles(t, r.Dir, packPrefix) {
 		flipAt(t, p, 1000)
 	}

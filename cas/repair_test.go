@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -131,19 +132,7 @@ func TestInterruptedPushThenUpload(t *testing.T) {
 	data := pseudoRandom(3<<20, 9)
 	writeGenTree(t, src, []genEntry{{path: "part1.bin", kind: KindFile, data: data}})
 
-	local := r.Backend
-	fault := remote.NewFault(local)
-	fault.FailPut = func(key string) error {
-		if len(key) > len(segmentPrefix) && key[:len(segmentPrefix)] == segmentPrefix {
-			return context.Canceled // the push dies before its segment
-		}
-		return nil
-	}
-	r.Backend = fault
-	if _, err := r.Push(ctx, []string{src}, PushOptions{}); err == nil {
-		t.Fatal("push with its segment refused: no error")
-	}
-	r.Backend = local
+	pushKilledBeforeSegment(t, r, src)
 	res, err := r.Push(ctx, []string{src}, PushOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -170,6 +159,25 @@ func TestInterruptedPushThenUpload(t *testing.T) {
 	}
 	if !bytes.Equal(buf.Bytes(), data) || digest.Of(buf.Bytes()) != file.Digest {
 		t.Error("the bucket served other bytes")
+	}
+}
+
+// pushKilledBeforeSegment pushes src as a push killed after writing its
+// packs and before its index segment would.
+func pushKilledBeforeSegment(t *testing.T, r *Repo, src string) {
+	t.Helper()
+	local := r.Backend
+	fault := remote.NewFault(local)
+	fault.FailPut = func(key string) error {
+		if strings.HasPrefix(key, segmentPrefix) {
+			return context.Canceled // the push dies before its segment
+		}
+		return nil
+	}
+	r.Backend = fault
+	defer func() { r.Backend = local }()
+	if _, err := r.Push(t.Context(), []string{src}, PushOptions{}); err == nil {
+		t.Fatal("push with its segment refused: no error")
 	}
 }
 
