@@ -305,13 +305,13 @@ func newCrashWorld(t *testing.T, op crashOp) *crashWorld {
 	// The first target of the moved ref stays by its history: reachable by
 	// digest.
 	w.wants = append(w.wants, crashWant{spec: w.objs["v1"].Digest.String(), dir: old.dir})
-	man := []byte(`{"schema":"cas.manifest/v1","inputs":["` + w.objs["data"].Digest.String() + `"]}`)
+	man := testManifest(w.objs["data"].Digest, digest.Of(nil), 0)
 	ids, err := r.PutObjects(ctx, man)
 	if err != nil {
 		t.Fatal(err)
 	}
 	manObj := Object{Digest: ids[0], Kind: KindFile, Size: int64(len(man)), Type: "manifest"}
-	if _, err := r.Pin(ctx, nil, "paper", manObj, PinOptions{Roots: []Object{*w.objs["data"]}}); err != nil {
+	if _, err := r.Pin(ctx, nil, "paper", manObj, PinOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	w.wants = append(w.wants, crashWant{spec: PinPrefix + "paper", file: man})

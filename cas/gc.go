@@ -85,11 +85,6 @@ type GCOptions struct {
 	Grace time.Duration
 	// DryRun reports what would be planned and freed; nothing is written.
 	DryRun bool
-	// Expand returns the objects a root names beside itself: for an
-	// experiment manifest, its inputs, outputs, patch, logs and so on.
-	// src reads the store being collected. cas does not read manifests;
-	// the caller does. An error stops the GC.
-	Expand func(ctx context.Context, src *Repo, obj Object) ([]Object, error)
 }
 
 // NoGrace, as GCOptions.Grace, deletes unreferenced packs at once, in one
@@ -178,7 +173,7 @@ func (r *Repo) GC(ctx context.Context, be remote.Backend, opts GCOptions) (*GCRe
 			return rep, err
 		}
 	}
-	m, err := gcMark(ctx, be, opts.Expand)
+	m, err := gcMark(ctx, be)
 	if err != nil {
 		return rep, err
 	}
@@ -304,7 +299,7 @@ func (r *Repo) gcSweep(ctx context.Context, be remote.Backend, plans []*gcPlan, 
 	if err != nil {
 		return err
 	}
-	m, err := gcMark(ctx, be, opts.Expand)
+	m, err := gcMark(ctx, be)
 	if err != nil {
 		return err
 	}
@@ -569,7 +564,7 @@ type gcMarks struct {
 }
 
 // gcMark marks every pack reachable from be's refs and pins.
-func gcMark(ctx context.Context, be remote.Backend, expand func(context.Context, *Repo, Object) ([]Object, error)) (*gcMarks, error) {
+func gcMark(ctx context.Context, be remote.Backend) (*gcMarks, error) {
 	view := &Repo{Backend: be, Index: index.NewMemory(), Now: time.Now, packs: newPackFiles(be)}
 	m := &gcMarks{view: view, packs: map[digest.Digest]remote.ObjectInfo{}, live: map[digest.Digest]bool{},
 		unreadable: map[digest.Digest]bool{}, orphans: map[digest.Digest][]index.Blob{}, segmentContent: map[string]*segment{}}
@@ -663,15 +658,23 @@ func gcMark(ctx context.Context, be remote.Backend, expand func(context.Context,
 		if err := mark(o.Digest, o.Kind, o.Size); err != nil {
 			return nil, err
 		}
-		if expand == nil || o.Kind == KindDir || expanded[o.Digest] {
+		if o.Kind == KindDir || expanded[o.Digest] {
 			continue
 		}
 		expanded[o.Digest] = true
-		more, err := expand(ctx, view, o)
+		// A manifest keeps its whole closure. A part the store lacks is
+		// missing as a tree would be: what it keeps cannot be told.
+		kept, err := view.Keeps(ctx, &o)
 		if err != nil {
-			return nil, fmt.Errorf("gc: %s: %w", o.Digest.Short(), err)
+			return nil, fmt.Errorf("gc: %w", err)
 		}
-		roots = append(roots, more...)
+		for _, k := range kept {
+			if k.Err != nil {
+				m.missed(fmt.Sprintf("%s %s of manifest %s", k.Part, k.Part.Digest.Short(), k.Part.Of.Short()))
+				continue
+			}
+			roots = append(roots, k.Object)
+		}
 	}
 	if m.missing > 0 {
 		// What a missing tree or chunk list would have kept cannot be

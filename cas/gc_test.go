@@ -45,7 +45,7 @@ func newGCWorld(t *testing.T) *gcWorld {
 	_, w.moved = pushTree(t, w.r, []genEntry{{path: "v2.bin", kind: KindFile, data: pseudoRandom(200<<10, 3)}})
 	mustRef(t, w.r, "moving", w.moved)
 	man, roots, _ := pinFixture(t, w.r)
-	if _, err := w.r.Pin(ctx, nil, "paper", man, PinOptions{Roots: roots}); err != nil {
+	if _, err := w.r.Pin(ctx, nil, "paper", man, PinOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	w.pinned = append([]Object{man}, roots...)
@@ -415,7 +415,7 @@ func TestGCRemote(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := w.r.Pin(ctx, mem, "paper", w.pinned[0], PinOptions{Roots: w.pinned[1:]}); err != nil {
+	if _, err := w.r.Pin(ctx, mem, "paper", w.pinned[0], PinOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	gp := w.garbagePacks(t)
@@ -541,7 +541,7 @@ func gcRemoteWorld(t *testing.T) (*gcWorld, *remote.Mem) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := w.r.Pin(ctx, mem, "paper", w.pinned[0], PinOptions{Roots: w.pinned[1:]}); err != nil {
+	if _, err := w.r.Pin(ctx, mem, "paper", w.pinned[0], PinOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return w, mem

@@ -84,10 +84,6 @@ type PinOptions struct {
 	Message string
 	// Envelope is a signed statement (DSSE JSON), or nil.
 	Envelope []byte
-	// Roots are the closure's objects beside the target (for a manifest,
-	// what it references; see Pin.Roots). The caller computes them: cas
-	// does not read manifests.
-	Roots []Object
 	// Progress, if set, counts what the upload to a remote moves.
 	Progress *Progress
 	// Retain, if positive, puts the pin, the packs of its closure and the
@@ -98,8 +94,9 @@ type PinOptions struct {
 }
 
 // Pin writes pin name for obj on be (a remote), or on the local store
-// when be is nil. It first makes sure the closure (obj, opts.Roots and
-// everything below them) is whole on be: uploading to a remote whatever
+// when be is nil. It first makes sure the closure (obj, what it keeps
+// (Keeps: for a manifest, every part of the run) and everything below
+// them) is whole on be: uploading to a remote whatever
 // it lacks, then checking that every pack of the closure is there;
 // otherwise it fails with ErrIncomplete and writes nothing.
 //
@@ -127,7 +124,11 @@ func (r *Repo) Pin(ctx context.Context, be remote.Backend, name string, obj Obje
 		}
 		lock = l
 	}
-	roots := append([]Object{obj}, opts.Roots...)
+	kept, err := r.Closure(ctx, &obj)
+	if err != nil {
+		return nil, fmt.Errorf("pin %s: %w", name, err)
+	}
+	roots := append([]Object{obj}, kept...)
 	// A conflicting pin fails before anything is uploaded.
 	if old, err := r.GetPin(ctx, be, name); err == nil {
 		if old.Target != obj.Digest {
@@ -166,7 +167,7 @@ func (r *Repo) Pin(ctx context.Context, be remote.Backend, name string, obj Obje
 		p.RetainUntil = &until
 	}
 	seen := map[digest.Digest]bool{obj.Digest: true}
-	for _, o := range opts.Roots {
+	for _, o := range kept {
 		if !seen[o.Digest] {
 			seen[o.Digest] = true
 			p.Roots = append(p.Roots, PinRoot{Digest: o.Digest, Kind: o.Kind, Size: o.Size})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -20,8 +21,8 @@ func pinFixture(t *testing.T, r *Repo) (Object, []Object, *Object) {
 		{path: "train.bin", kind: KindFile, data: pseudoRandom(300<<10, 7)},
 		{path: "sub/labels.txt", kind: KindFile, data: []byte("cat\ndog\n")},
 	})
-	m := []byte(`{"schema":"cas.manifest/v1","inputs":[{"digest":"` + data.Digest.String() + `"}]}`)
 	patch := []byte("diff --git a/train.py b/train.py\n")
+	m := testManifest(data.Digest, digest.Of(patch), len(patch))
 	ids, err := r.PutObjects(t.Context(), m, patch)
 	if err != nil {
 		t.Fatalf("PutObjects: %v", err)
@@ -31,12 +32,18 @@ func pinFixture(t *testing.T, r *Repo) (Object, []Object, *Object) {
 	return man, roots, data
 }
 
+// testManifest is a run manifest with one input and a code patch: its
+// closure is those two objects.
+func testManifest(input, patch digest.Digest, patchSize int) []byte {
+	return fmt.Appendf(nil, `{"schema":"cas.manifest/v1","inputs":[{"name":"train","digest":"%s","kind":"dir","size":0}],"code":{"git":false,"patch":{"digest":"%s","size":%d}}}`, input, patch, patchSize)
+}
+
 func TestPinLocal(t *testing.T) {
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
-	man, roots, data := pinFixture(t, r)
+	man, _, data := pinFixture(t, r)
 
-	p, err := r.Pin(ctx, nil, "paper/fig3", man, PinOptions{Message: "Figure 3", Roots: roots})
+	p, err := r.Pin(ctx, nil, "paper/fig3", man, PinOptions{Message: "Figure 3"})
 	if err != nil {
 		t.Fatalf("Pin: %v", err)
 	}
@@ -121,7 +128,7 @@ func TestPinRemote(t *testing.T) {
 	be := remote.NewMem()
 	env := []byte(`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}`)
 
-	p, err := r.Pin(ctx, be, "paper/fig3", man, PinOptions{Roots: roots, Envelope: env})
+	p, err := r.Pin(ctx, be, "paper/fig3", man, PinOptions{Envelope: env})
 	if err != nil {
 		t.Fatalf("Pin: %v", err)
 	}
@@ -192,9 +199,9 @@ func (l lossy) Put(ctx context.Context, key string, rd io.Reader, size int64, op
 func TestPinClosureIncomplete(t *testing.T) {
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
-	man, roots, _ := pinFixture(t, r)
+	man, _, _ := pinFixture(t, r)
 	be := lossy{remote.NewMem()}
-	_, err := r.Pin(ctx, be, "paper/fig3", man, PinOptions{Roots: roots})
+	_, err := r.Pin(ctx, be, "paper/fig3", man, PinOptions{})
 	if !errors.Is(err, ErrIncomplete) {
 		t.Fatalf("Pin on a lossy remote: got %v, want ErrIncomplete", err)
 	}
@@ -202,9 +209,14 @@ func TestPinClosureIncomplete(t *testing.T) {
 		t.Errorf("pin written despite the missing packs: %v", err)
 	}
 
-	// A root the store does not hold at all.
-	ghost := Object{Digest: digest.Of([]byte("never pushed")), Kind: KindFile, Size: 12}
-	_, err = r.Pin(ctx, nil, "ghost", man, PinOptions{Roots: []Object{ghost}})
+	// A manifest naming an input the store does not hold at all.
+	gm := testManifest(digest.Of([]byte("never pushed")), digest.Of(nil), 0)
+	gids, err := r.PutObjects(ctx, gm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghost := Object{Digest: gids[0], Kind: KindFile, Size: int64(len(gm)), Type: TypeManifest}
+	_, err = r.Pin(ctx, nil, "ghost", ghost, PinOptions{})
 	if !errors.Is(err, ErrNotFound) {
 		t.Errorf("Pin with a missing root: got %v, want ErrNotFound", err)
 	}

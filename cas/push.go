@@ -27,6 +27,19 @@ import (
 type Progress struct {
 	TotalFiles, TotalBytes atomic.Int64
 	Files, Bytes           atomic.Int64
+	// Uploading is set when the counts start over for an upload to a
+	// remote (after a push that publishes).
+	Uploading atomic.Bool
+}
+
+// restart sets every count back to zero.
+func (p *Progress) restart() {
+	if p != nil {
+		p.Files.Store(0)
+		p.Bytes.Store(0)
+		p.TotalFiles.Store(0)
+		p.TotalBytes.Store(0)
+	}
 }
 
 // PushOptions tune a push.
@@ -38,10 +51,13 @@ type PushOptions struct {
 	Progress *Progress
 	// Warn is told of every path skipped (FIFOs, sockets, devices).
 	Warn func(path string, err error)
-	// Mirror, if set, receives a copy of each pack as soon as it is
-	// written locally, while the push goes on; the caller uploads the
-	// index segment and refs afterwards (Upload), in that order.
-	Mirror remote.Backend
+	// Ref, if set, names what was pushed: the ref is set in the local
+	// store and, with Remote, on the remote.
+	Ref string
+	// Remote, if set, is where the push is published: each pack goes up
+	// as soon as it is written locally, while the push goes on; then
+	// Publish sends what the remote still lacks and sets Ref there.
+	Remote remote.Backend
 }
 
 // PushResult says what a push stored.
@@ -60,8 +76,20 @@ type PushResult struct {
 	Skipped     []string      `json:"skipped"`
 	// Name is the base name of the single pushed path.
 	Name string `json:"-"`
-	// Mirrored counts the packs copied to PushOptions.Mirror.
-	Mirrored TransferStats `json:"-"`
+	// Upload counts what went to PushOptions.Remote, during the push and
+	// after it.
+	Upload *TransferStats `json:"-"`
+
+	mirrored, mirroredBytes int64 // packs sent to Remote during the push
+}
+
+// Object is what the push stored, as a ref names it.
+func (res *PushResult) Object(paths int) Object {
+	o := Object{Digest: res.Digest, Kind: res.Kind, Size: res.Bytes}
+	if paths == 1 && res.Kind != KindDir {
+		o.Name = res.Name
+	}
+	return o
 }
 
 // ErrFileChanged reports a file that kept changing while cas read it.
@@ -89,6 +117,42 @@ func racy(e index.StatEntry, pushStart int64) bool {
 // file or tree digest, or, for several paths, the digest of a tree holding
 // them by base name.
 func (r *Repo) Push(ctx context.Context, paths []string, opts PushOptions) (*PushResult, error) {
+	if opts.Ref != "" && !ValidRefName(opts.Ref) {
+		return nil, fmt.Errorf("%q: %w", opts.Ref, ErrBadRefName)
+	}
+	start := r.Now()
+	res, err := r.push(ctx, paths, opts)
+	if err != nil {
+		return nil, err
+	}
+	obj := res.Object(len(paths))
+	if opts.Ref != "" {
+		if _, err := r.SetRef(ctx, opts.Ref, obj); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Remote == nil {
+		return res, nil
+	}
+	mirrored := TransferStats{Objects: res.mirrored, Bytes: res.mirroredBytes, Seconds: r.Now().Sub(start).Seconds()}
+	opts.Progress.restart()
+	if opts.Progress != nil {
+		opts.Progress.Uploading.Store(true)
+	}
+	st, err := r.Publish(ctx, opts.Remote, opts.Ref, obj, opts.Progress)
+	if err != nil {
+		return nil, err
+	}
+	st.Objects += mirrored.Objects
+	st.Bytes += mirrored.Bytes
+	st.Seconds += mirrored.Seconds
+	st.Skipped = max(0, st.Skipped-mirrored.Objects) // those it found were ours
+	res.Upload = st
+	return res, nil
+}
+
+// push stores paths in the local store, mirroring packs to opts.Remote.
+func (r *Repo) push(ctx context.Context, paths []string, opts PushOptions) (*PushResult, error) {
 	_, present, err := r.adoptOrphans(ctx)
 	if err != nil {
 		return nil, err
@@ -113,12 +177,7 @@ func (r *Repo) Push(ctx context.Context, paths []string, opts PushOptions) (*Pus
 		return nil, err
 	}
 	r.warn(lost)
-	if opts.Progress != nil {
-		opts.Progress.Files.Store(0)
-		opts.Progress.Bytes.Store(0)
-		opts.Progress.TotalFiles.Store(0)
-		opts.Progress.TotalBytes.Store(0)
-	}
+	opts.Progress.restart()
 	res, err = r.run(ctx, &pusher{r: r, opts: opts, distrust: true}, paths)
 	if errors.As(err, &lost) {
 		return nil, fmt.Errorf("push: %w, even after storing it again", lost)
@@ -223,7 +282,7 @@ func (p *pusher) start(ctx context.Context) (finish func(error) error) {
 	p.free <- &packBuilder{}
 	done := make(chan error, 1)
 	go func() { done <- p.uploader(gctx) }()
-	if p.opts.Mirror != nil {
+	if p.opts.Remote != nil {
 		p.mirrorSem = make(chan struct{}, p.r.transfers())
 	}
 	return func(err error) error {
@@ -375,7 +434,7 @@ func (r *Repo) run(ctx context.Context, p *pusher, paths []string) (*PushResult,
 	}
 	res.Chunks, res.NewChunks, res.NewBytes = p.chunks.Load(), p.newChunks.Load(), p.newBytes.Load()
 	res.Packs = p.packs.Load()
-	res.Mirrored = TransferStats{Objects: p.mirrored.Load(), Bytes: p.mirroredBytes.Load()}
+	res.mirrored, res.mirroredBytes = p.mirrored.Load(), p.mirroredBytes.Load()
 	res.Unchanged = countCached(roots[0].node)
 	for _, rt := range roots[1:] {
 		res.Unchanged += countCached(rt.node)
@@ -1159,7 +1218,7 @@ func (p *pusher) writePack(ctx context.Context, pb *packBuilder) error {
 	p.mu.Lock()
 	p.packKeys = append(p.packKeys, packKey(id))
 	p.mu.Unlock()
-	if p.opts.Mirror != nil {
+	if p.opts.Remote != nil {
 		p.mirror(ctx, remote.ObjectInfo{Key: packKey(id), Size: int64(len(data))})
 	}
 	p.mu.Lock()
@@ -1199,7 +1258,7 @@ func (p *pusher) mirror(ctx context.Context, oi remote.ObjectInfo) {
 	p.mirrors.Add(1)
 	go func() {
 		defer func() { <-p.mirrorSem; p.mirrors.Done() }()
-		err := copyObject(ctx, p.r.Backend, p.opts.Mirror, oi)
+		err := copyObject(ctx, p.r.Backend, p.opts.Remote, oi)
 		if err == nil {
 			p.mirrored.Add(1)
 			p.mirroredBytes.Add(oi.Size)

@@ -59,14 +59,30 @@ func (r *Repo) SetRefOn(ctx context.Context, be remote.Backend, name string, obj
 	if !ValidRefName(name) {
 		return nil, fmt.Errorf("%q: %w", name, ErrBadRefName)
 	}
+	// A run's ref keeps the run's closure (Keeps) beside the manifest.
+	objs := []Object{obj}
+	if obj.Type == TypeManifest {
+		kept, err := r.Keeps(ctx, &obj)
+		if err != nil {
+			return nil, fmt.Errorf("set ref %s: %w", name, err)
+		}
+		for _, k := range kept {
+			switch {
+			case k.Err == nil:
+				objs = append(objs, k.Object)
+			case be != r.Backend:
+				return nil, fmt.Errorf("set ref %s on %s: %s %s: %w", name, be.Location(), k.Part, k.Part.Digest.Short(), k.Err)
+			}
+		}
+	}
 	// A GC on be must not take what the ref is about to name.
-	if err := r.GuardGC(ctx, be, obj); err != nil {
+	if err := r.GuardGC(ctx, be, objs...); err != nil {
 		return nil, fmt.Errorf("set ref %s: %w", name, err)
 	}
 	// A ref on a remote never names data the remote lacks: every pack of
 	// the closure must be there (Upload put them there first, GuardGC again what a gc took).
 	if be != r.Backend {
-		if err := r.CheckClosure(ctx, be, []Object{obj}); err != nil {
+		if err := r.CheckClosure(ctx, be, objs); err != nil {
 			return nil, fmt.Errorf("set ref %s on %s: %w", name, be.Location(), err)
 		}
 	}

@@ -204,6 +204,23 @@ func (r *Repo) Upload(ctx context.Context, dst remote.Backend, prog *Progress) (
 	return st, nil
 }
 
+// Publish makes obj available on be, named ref (none for ""), in the
+// order that never lets a reader of be see a name for data be lacks:
+// every pack, then every index segment (Upload), then the ref (SetRefOn,
+// which first checks that be holds obj's whole closure).
+func (r *Repo) Publish(ctx context.Context, be remote.Backend, ref string, obj Object, prog *Progress) (*TransferStats, error) {
+	st, err := r.Upload(ctx, be, prog)
+	if err != nil {
+		return nil, fmt.Errorf("upload to %s: %w", be.Location(), err)
+	}
+	if ref != "" {
+		if _, err := r.SetRefOn(ctx, be, ref, obj); err != nil {
+			return nil, fmt.Errorf("set ref %s on %s: %w", ref, be.Location(), err)
+		}
+	}
+	return st, nil
+}
+
 // copyMissing copies the objects under prefix that dst lacks.
 // An object dst holds under the same name but with another size (cut
 // short on the way, or damaged) is replaced.
@@ -294,12 +311,15 @@ func copyObject(ctx context.Context, src, dst remote.Backend, oi remote.ObjectIn
 }
 
 // Pull copies into the local store the packs that hold everything obj
-// and more (the rest of a closure: a manifest's inputs, outputs, logs…)
-// need, and the remote's index segments, so that they restore and verify
-// without the remote.
-func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress, more ...Object) (*TransferStats, error) {
+// needs, with what it keeps (Keeps: a run's inputs, outputs, logs…), so
+// that they restore and verify without the remote.
+func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*TransferStats, error) {
 	if r.remote == nil {
 		return nil, errors.New("no remote to pull from")
+	}
+	more, err := r.Closure(ctx, obj)
+	if err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	packs := map[digest.Digest]bool{}

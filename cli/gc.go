@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cas-ml/cas/cas"
-	"github.com/cas-ml/cas/manifest"
 )
 
 type gcOptions struct {
@@ -77,7 +76,7 @@ func gcRun(ctx context.Context, opts *gcOptions) error {
 	if grace == 0 {
 		grace = cas.NoGrace
 	}
-	rep, err := r.GC(ctx, be, cas.GCOptions{Grace: grace, DryRun: opts.DryRun, Expand: expandManifest})
+	rep, err := r.GC(ctx, be, cas.GCOptions{Grace: grace, DryRun: opts.DryRun})
 	if err != nil {
 		return err
 	}
@@ -117,33 +116,4 @@ func gcRun(ctx context.Context, opts *gcOptions) error {
 		fmt.Fprintln(w, "nothing to collect")
 	}
 	return nil
-}
-
-// expandManifest tells GC what a manifest keeps beside itself: its
-// inputs, outputs, code patch, package list, config, logs, and the
-// manifest it reproduces. Other objects keep nothing more.
-func expandManifest(ctx context.Context, src *cas.Repo, obj cas.Object) ([]cas.Object, error) {
-	if obj.Kind == cas.KindDir || obj.Size == 0 || obj.Size > manifest.MaxSize {
-		return nil, nil
-	}
-	b, err := src.ReadObject(ctx, obj.Digest, manifest.MaxSize)
-	if err != nil {
-		if obj.Type == cas.TypeManifest {
-			return nil, fmt.Errorf("manifest unreadable, so what it keeps is unknown: %w", err)
-		}
-		return nil, nil // a data file; missing data is counted by the mark
-	}
-	if obj.Type != cas.TypeManifest && !manifest.LooksLikeManifest(b) {
-		return nil, nil
-	}
-	m, err := manifest.Parse(b)
-	if err != nil {
-		if obj.Type == cas.TypeManifest {
-			return nil, fmt.Errorf("manifest unreadable, so what it keeps is unknown: %w", err)
-		}
-		return nil, nil
-	}
-	// Parts that are missing cannot be kept; the mark counts them.
-	roots, _ := manifestRoots(ctx, src, m, obj.Digest)
-	return roots, nil
 }

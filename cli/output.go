@@ -59,7 +59,11 @@ func startProgress(io *IOStreams, quiet bool, verb string, p *cas.Progress) func
 				if total := p.TotalBytes.Load(); total > 0 && bar.GetMax64() != total {
 					bar.ChangeMax64(total)
 				}
-				bar.Describe(verb + " " + humanize.Comma(p.Files.Load()) + "/" + humanize.Comma(p.TotalFiles.Load()) + " files")
+				v := verb
+				if p.Uploading.Load() {
+					v = "uploading"
+				}
+				bar.Describe(v + " " + humanize.Comma(p.Files.Load()) + "/" + humanize.Comma(p.TotalFiles.Load()) + " files")
 				_ = bar.Set64(p.Bytes.Load())
 			}
 		}

@@ -134,7 +134,7 @@ func pinRun(ctx context.Context, opts *pinOptions) error {
 			return err
 		}
 	}
-	obj, roots, err := resolvePinTarget(ctx, r, opts.Ref)
+	obj, err := resolvePinTarget(ctx, r, opts.Ref)
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func pinRun(ctx context.Context, opts *pinOptions) error {
 		return pinExistsError(old, obj.Digest)
 	}
 	out := pinOutput{}
-	po := cas.PinOptions{Message: opts.Message, Roots: roots, Retain: retain}
+	po := cas.PinOptions{Message: opts.Message, Retain: retain}
 	if priv != nil {
 		key := attest.KeyID(priv.Public().(ed25519.PublicKey))
 		st := attest.NewPinStatement(name, obj.Digest, opts.Message, opts.Factory.Now(), key)
@@ -241,105 +241,18 @@ func keyError(err error) error {
 	return err
 }
 
-// resolvePinTarget resolves REF (also a bare run name, as runs/NAME) and,
-// when it is a manifest, the objects its closure holds beside it.
-func resolvePinTarget(ctx context.Context, r *cas.Repo, ref string) (*cas.Object, []cas.Object, error) {
+// resolvePinTarget resolves REF (also a bare run name, as runs/NAME) and
+// checks that the store can resolve what it keeps; a manifest comes back
+// with its Type set.
+func resolvePinTarget(ctx context.Context, r *cas.Repo, ref string) (*cas.Object, error) {
 	obj, err := manifest.ResolveSpec(ctx, r, ref)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if obj.Kind == cas.KindDir || obj.Size > manifest.MaxSize || obj.Size == 0 {
-		return obj, nil, nil
+	if _, err := r.Closure(ctx, obj); err != nil {
+		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
-	b, err := r.ReadObject(ctx, obj.Digest, manifest.MaxSize)
-	if err != nil {
-		return nil, nil, err
-	}
-	if obj.Type != cas.TypeManifest && !manifest.LooksLikeManifest(b) {
-		return obj, nil, nil
-	}
-	m, err := manifest.Parse(b)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", ref, err)
-	}
-	obj.Type = cas.TypeManifest
-	roots, problems := manifestRoots(ctx, r, m, obj.Digest)
-	if len(problems) > 0 {
-		return nil, nil, fmt.Errorf("manifest %s: %s: %w", obj.Digest.Short(), problems[0].Path, errors.New(problems[0].Err))
-	}
-	return obj, roots, nil
-}
-
-// manifestPart is one digest a manifest names, and where.
-type manifestPart struct {
-	What   string // "input train", "code patch", …
-	Digest string
-}
-
-// manifestParts lists every object a manifest references: inputs,
-// outputs, the code patch, the package list, the config, the logs, and
-// the manifest it reproduces.
-func manifestParts(m *manifest.Manifest) []manifestPart {
-	var parts []manifestPart
-	for _, a := range m.Inputs {
-		parts = append(parts, manifestPart{"input " + a.Name, a.Digest})
-	}
-	for _, a := range m.Outputs {
-		parts = append(parts, manifestPart{"output " + a.Name, a.Digest})
-	}
-	obj := func(what string, o *manifest.Object) {
-		if o != nil && o.Digest != "" {
-			parts = append(parts, manifestPart{what, o.Digest})
-		}
-	}
-	obj("code patch", m.Code.Patch)
-	obj("package list", m.Environment.Packages)
-	obj("config", m.Config)
-	obj("stdout log", m.Logs.Stdout)
-	obj("stderr log", m.Logs.Stderr)
-	if m.ReproductionOf != "" {
-		parts = append(parts, manifestPart{"reproduced manifest", m.ReproductionOf})
-	}
-	return parts
-}
-
-// manifestRoots resolves everything a manifest references, following
-// reproduction_of to the original manifest and its parts. What cannot be
-// found or read is returned as problems, one per part.
-func manifestRoots(ctx context.Context, r *cas.Repo, m *manifest.Manifest, self digest.Digest) ([]cas.Object, []cas.Problem) {
-	seen := map[digest.Digest]bool{self: true}
-	var roots []cas.Object
-	var problems []cas.Problem
-	var walk func(m *manifest.Manifest)
-	walk = func(m *manifest.Manifest) {
-		for _, part := range manifestParts(m) {
-			d, err := digest.Parse(part.Digest)
-			if err != nil {
-				problems = append(problems, cas.Problem{Path: part.What, Err: fmt.Sprintf("bad digest %q", part.Digest)})
-				continue
-			}
-			if seen[d] {
-				continue
-			}
-			seen[d] = true
-			o, err := r.Resolve(ctx, d.String())
-			if err != nil {
-				problems = append(problems, cas.Problem{Path: part.What, Err: fmt.Sprintf("%s: %v", d.Short(), err)})
-				continue
-			}
-			roots = append(roots, *o)
-			if part.What == "reproduced manifest" {
-				orig, err := manifest.Load(ctx, r, d)
-				if err != nil {
-					problems = append(problems, cas.Problem{Path: part.What, Err: fmt.Sprintf("%s: %v", d.Short(), err)})
-					continue
-				}
-				walk(orig)
-			}
-		}
-	}
-	walk(m)
-	return roots, problems
+	return obj, nil
 }
 
 // findPin reads the pin REF names ("pins/NAME" or "NAME") from be, or
@@ -375,7 +288,7 @@ type pinCheck struct {
 // verifyPin reads the pin REF names from be (nil: r's backend) and, when
 // keyFile is set, checks its signature with that public key and that the
 // signed statement is about this pin and its target. The caller then
-// verifies the data with verifyPinData. Signature failures are user
+// verifies the data with manifest.VerifyPin. Signature failures are user
 // errors with exit status 3.
 func verifyPin(ctx context.Context, r *cas.Repo, be remote.Backend, ref, keyFile string) (*pinCheck, error) {
 	p, err := findPin(ctx, r, be, ref)
@@ -405,51 +318,6 @@ func verifyPin(ctx context.Context, r *cas.Repo, be remote.Backend, ref, keyFile
 	}
 	pc.KeyID, pc.Statement = attest.KeyID(pub), st
 	return pc, nil
-}
-
-// verifyPinData verifies the pin's target and, for a manifest, every
-// object the manifest references, recomputed from the manifest itself
-// (the pin's own root list is not signed, so it is not trusted). Problems
-// of a referenced object are reported as "input train: path".
-func verifyPinData(ctx context.Context, r *cas.Repo, p *cas.Pin, prog *cas.Progress) (*cas.VerifyReport, error) {
-	label := cas.PinPrefix + p.Name
-	target := p.Object()
-	rep, err := r.Verify(ctx, &target, label, prog)
-	if err != nil || !rep.OK() || p.Type != cas.TypeManifest {
-		return rep, err
-	}
-	m, err := manifest.Load(ctx, r, p.Target)
-	if err != nil {
-		rep.Problems = append(rep.Problems, cas.Problem{Path: label, Err: err.Error()})
-		return rep, nil
-	}
-	parts := map[digest.Digest]string{}
-	for _, part := range manifestParts(m) {
-		if d, err := digest.Parse(part.Digest); err == nil {
-			parts[d] = part.What
-		}
-	}
-	roots, problems := manifestRoots(ctx, r, m, p.Target)
-	rep.Problems = append(rep.Problems, problems...)
-	for _, o := range roots {
-		what := parts[o.Digest]
-		if what == "" {
-			what = "reproduced run " + o.Digest.Short()
-		}
-		sub, err := r.Verify(ctx, &o, what, prog)
-		if err != nil {
-			return nil, err
-		}
-		rep.Objects = append(rep.Objects, what)
-		rep.Files += sub.Files
-		rep.Dirs += sub.Dirs
-		rep.Bytes += sub.Bytes
-		for _, pr := range sub.Problems {
-			pr.Path = what + ": " + pr.Path
-			rep.Problems = append(rep.Problems, pr)
-		}
-	}
-	return rep, nil
 }
 
 type pinsOptions struct {

@@ -48,8 +48,8 @@ func pinnedRun(t *testing.T) (*cas.Repo, *remote.Mem, string, string) {
 		t.Fatal(err)
 	}
 	m := &manifest.Manifest{Schema: manifest.Schema, Name: "r1", Kind: "run", Status: "ok",
-		Inputs: []manifest.Artifact{{Name: "train", Digest: res.Digest.String(), Kind: "dir", Size: res.Bytes}},
-		Code:   manifest.Code{Git: true, Patch: &manifest.Object{Digest: ids[0].String(), Size: 25}}}
+		Inputs: []manifest.Artifact{{Name: "train", Digest: res.Digest, Kind: "dir", Size: res.Bytes}},
+		Code:   manifest.Code{Git: true, Patch: &manifest.Object{Digest: ids[0], Size: 25}}}
 	md, b, err := m.Digest()
 	if err != nil {
 		t.Fatal(err)
@@ -61,9 +61,13 @@ func pinnedRun(t *testing.T) (*cas.Repo, *remote.Mem, string, string) {
 		t.Fatal(err)
 	}
 
-	obj, roots, err := resolvePinTarget(ctx, r, "r1")
+	obj, err := resolvePinTarget(ctx, r, "r1")
 	if err != nil {
 		t.Fatalf("resolvePinTarget: %v", err)
+	}
+	roots, err := r.Closure(ctx, obj)
+	if err != nil {
+		t.Fatalf("Closure: %v", err)
 	}
 	if obj.Digest != md || obj.Type != "manifest" || len(roots) != 2 {
 		t.Fatalf("resolvePinTarget = %+v with %d roots, want manifest %s with 2", obj, len(roots), md.Short())
@@ -78,7 +82,7 @@ func pinnedRun(t *testing.T) (*cas.Repo, *remote.Mem, string, string) {
 		t.Fatal(err)
 	}
 	be := remote.NewMem()
-	if _, err := r.Pin(ctx, be, "fig3", *obj, cas.PinOptions{Roots: roots, Envelope: env}); err != nil {
+	if _, err := r.Pin(ctx, be, "fig3", *obj, cas.PinOptions{Envelope: env}); err != nil {
 		t.Fatalf("Pin: %v", err)
 	}
 	return r, be, privFile, pubFile
@@ -105,12 +109,23 @@ func TestVerifyPin(t *testing.T) {
 		t.Errorf("verifyPin of no pin: got %v, want ErrNotFound", err)
 	}
 	pc, _ := verifyPin(ctx, ro, nil, "fig3", "")
-	rep, err := verifyPinData(ctx, ro, pc.Pin, nil)
+	rep, checks, err := manifest.VerifyPin(ctx, ro, pc.Pin, nil)
 	if err != nil || !rep.OK() {
-		t.Fatalf("verifyPinData: %v %+v", err, rep)
+		t.Fatalf("VerifyPin: %v %+v", err, rep)
 	}
 	if got := strings.Join(rep.Objects, ","); got != "pins/fig3,input train,code patch" {
 		t.Errorf("verified %s, want pins/fig3,input train,code patch", got)
+	}
+	var kinds []string
+	for _, c := range checks {
+		if !c.OK {
+			t.Errorf("check %+v failed", c)
+		}
+		kinds = append(kinds, string(c.Kind)+":"+c.What)
+	}
+	want := "pin:pin fig3,pin:pins/fig3,part:input train,part:code patch,canonical:manifest " + pc.Pin.Target.Short() + " canonical"
+	if got := strings.Join(kinds, ","); got != want {
+		t.Errorf("checks %s, want %s", got, want)
 	}
 
 	t.Run("wrong key", func(t *testing.T) {
@@ -151,9 +166,9 @@ func TestVerifyPin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep, err := verifyPinData(ctx, ro2, pc.Pin, nil)
+		rep, _, err := manifest.VerifyPin(ctx, ro2, pc.Pin, nil)
 		if err == nil && rep.OK() {
-			t.Errorf("verifyPinData of damaged packs: ok, want problems")
+			t.Errorf("VerifyPin of damaged packs: ok, want problems")
 		}
 	})
 }

@@ -98,32 +98,17 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 	}
 	start := opts.Factory.Now()
 	stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "pushing", prog)
-	// With a remote, each pack goes up as soon as it is written; the index
-	// segment and the ref follow once the push is done.
-	res, err := r.Push(ctx, opts.Paths, cas.PushOptions{Excludes: opts.Excludes, Progress: prog, Warn: warn, Mirror: be})
+	// With a remote, each pack goes up as soon as it is written; the rest
+	// and the ref follow once the push is done, in the library's order.
+	res, err := r.Push(ctx, opts.Paths, cas.PushOptions{Excludes: opts.Excludes, Progress: prog, Warn: warn, Ref: opts.Name, Remote: be})
 	stop()
 	if err != nil {
 		return err
 	}
-	out := pushOutput{PushResult: res, Seconds: opts.Factory.Now().Sub(start).Seconds()}
-	name := ""
-	if len(opts.Paths) == 1 && res.Kind != cas.KindDir {
-		name = res.Name
-	}
-	obj := cas.Object{Digest: res.Digest, Kind: res.Kind, Size: res.Bytes, Name: name}
-	if opts.Name != "" {
-		if _, err := r.SetRef(ctx, opts.Name, obj); err != nil {
-			return err
-		}
-		out.Ref = opts.Name
-	}
+	out := pushOutput{PushResult: res, Seconds: opts.Factory.Now().Sub(start).Seconds(), Ref: opts.Name}
 	if be != nil {
-		mirrored := res.Mirrored
-		mirrored.Seconds = out.Seconds // the packs went up during the push
-		if out.Upload, err = upload(ctx, opts.IO, opts.Quiet || opts.JSON, r, be, rc, opts.Name, obj, mirrored); err != nil {
-			return err
-		}
-		out.Remote = rc.Name
+		out.Upload, out.Remote = res.Upload, rc.Name
+		reportUpload(opts.IO, opts.Quiet || opts.JSON, rc, res.Upload)
 	}
 	switch {
 	case opts.JSON:

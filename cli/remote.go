@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/manifest"
 	"github.com/cas-ml/cas/remote"
 )
 
@@ -236,33 +237,16 @@ func useRemote(ctx context.Context, r *cas.Repo, name string) error {
 	return r.UseRemote(ctx, be)
 }
 
-// upload sends everything the remote lacks, then the ref, and says so.
-// already counts what went up before (packs mirrored during a push).
-func upload(ctx context.Context, ios *IOStreams, quiet bool, r *cas.Repo, be remote.Backend, rc *cas.RemoteConfig, ref string, obj cas.Object, already cas.TransferStats) (*cas.TransferStats, error) {
-	prog := &cas.Progress{}
-	stop := startProgress(ios, quiet, "uploading", prog)
-	st, err := r.Upload(ctx, be, prog)
-	stop()
-	if err != nil {
-		return nil, fmt.Errorf("upload to %s: %w", rc.Name, err)
+// reportUpload says what went up to a remote, unless quiet.
+func reportUpload(ios *IOStreams, quiet bool, rc *cas.RemoteConfig, st *cas.TransferStats) {
+	if quiet || st == nil {
+		return
 	}
-	st.Objects += already.Objects
-	st.Bytes += already.Bytes
-	st.Seconds += already.Seconds
-	st.Skipped = max(0, st.Skipped-already.Objects) // those it found were ours
-	if ref != "" {
-		if _, err := r.SetRefOn(ctx, be, ref, obj); err != nil {
-			return nil, fmt.Errorf("set ref %s on %s: %w", ref, rc.Name, err)
-		}
+	rate := ""
+	if st.Seconds > 0 && st.Bytes > 0 {
+		rate = fmt.Sprintf(" (%s/s)", bytesStr(int64(float64(st.Bytes)/st.Seconds)))
 	}
-	if !quiet {
-		rate := ""
-		if st.Seconds > 0 && st.Bytes > 0 {
-			rate = fmt.Sprintf(" (%s/s)", bytesStr(int64(float64(st.Bytes)/st.Seconds)))
-		}
-		fmt.Fprintf(ios.ErrOut, "uploaded %d objects, %s to %s in %.1fs%s\n", st.Objects, bytesStr(st.Bytes), rc.Name, st.Seconds, rate)
-	}
-	return st, nil
+	fmt.Fprintf(ios.ErrOut, "uploaded %d objects, %s to %s in %.1fs%s\n", st.Objects, bytesStr(st.Bytes), rc.Name, st.Seconds, rate)
 }
 
 type pullOptions struct {
@@ -318,13 +302,13 @@ func pullRun(ctx context.Context, opts *pullOptions) error {
 	}
 	// A run or a pin of one brings its whole closure: inputs, outputs,
 	// logs, environment objects, the code patch.
-	obj, roots, err := resolvePinTarget(ctx, r, opts.Ref)
+	obj, err := manifest.ResolveSpec(ctx, r, opts.Ref)
 	if err != nil {
 		return err
 	}
 	prog := &cas.Progress{}
 	stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "pulling", prog)
-	st, err := r.Pull(ctx, obj, prog, roots...)
+	st, err := r.Pull(ctx, obj, prog)
 	stop()
 	if err != nil {
 		return err

@@ -146,7 +146,7 @@ func printReproduction(ios *IOStreams, rep *manifest.Reproduction) {
 			if !o.Identical {
 				same = "DIFFERS"
 			}
-			fmt.Fprintf(w, "%-24s %-14s %-14s %s\n", displayName(o.Name), shortDigest(o.Reference), shortDigest(o.New), same)
+			fmt.Fprintf(w, "%-24s %-14s %-14s %s\n", displayName(o.Name), shortOf(o.Reference), shortOf(o.New), same)
 			for _, c := range o.Checkpoints {
 				switch {
 				case c.Identical:

@@ -150,9 +150,14 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		if be != nil {
 			b, _ := res.Manifest.Encode()
 			obj := cas.Object{Digest: res.Digest, Kind: cas.KindFile, Size: int64(len(b)), Type: cas.TypeManifest}
-			if _, err := upload(context.WithoutCancel(ctx), opts.IO, opts.JSON, r, be, rc, res.Ref, obj, cas.TransferStats{}); err != nil {
+			prog := &cas.Progress{}
+			stop := startProgress(opts.IO, opts.JSON, "uploading", prog)
+			st, err := r.Publish(context.WithoutCancel(ctx), be, res.Ref, obj, prog)
+			stop()
+			if err != nil {
 				return err
 			}
+			reportUpload(opts.IO, opts.JSON, rc, st)
 		}
 		if err := reportRun(opts, res); err != nil && firstErr == nil {
 			firstErr = err

@@ -80,7 +80,7 @@ func showRun(ctx context.Context, opts *showOptions) error {
 		if c.Dirty {
 			dirty = fmt.Sprintf("dirty (%d untracked", len(c.Untracked))
 			if c.Patch != nil {
-				dirty += ", patch " + shortDigest(c.Patch.Digest)
+				dirty += ", patch " + shortOf(c.Patch.Digest)
 			}
 			dirty += ")"
 		}
@@ -115,7 +115,7 @@ func printArtifacts(w io.Writer, title string, as []manifest.Artifact) {
 	}
 	fmt.Fprintln(w, title)
 	for _, a := range as {
-		fmt.Fprintf(w, "  %-16s %s  %s %s\n", a.Name, shortDigest(a.Digest), a.Kind, bytesStr(a.Size))
+		fmt.Fprintf(w, "  %-16s %s  %s %s\n", a.Name, shortOf(a.Digest), a.Kind, bytesStr(a.Size))
 		for _, c := range a.Checkpoints {
 			fmt.Fprintf(w, "    %s: %d tensors, %d RNG states\n", c.Path, c.Tensors, len(c.RNG))
 		}
@@ -123,6 +123,14 @@ func printArtifacts(w io.Writer, title string, as []manifest.Artifact) {
 }
 
 func shortDigest(s string) string { return shortHex(strings.TrimPrefix(s, "blake3:")) }
+
+// shortOf is d abbreviated, or "-" for none.
+func shortOf(d digest.Digest) string {
+	if d.IsZero() {
+		return "-"
+	}
+	return d.Short()
+}
 
 func shortHex(s string) string {
 	if len(s) > 12 {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -95,8 +94,10 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 		if _, perr := findPin(ctx, r, nil, opts.Ref); perr == nil {
 			var pc *pinCheck
 			if pc, err = verifyPin(ctx, r, nil, opts.Ref, opts.Key); err == nil {
-				if rep, err = verifyPinData(ctx, r, pc.Pin, prog); err == nil {
-					checks, err = pinChecks(ctx, r, pc, rep)
+				rep, checks, err = manifest.VerifyPin(ctx, r, pc.Pin, prog)
+				if err == nil && pc.KeyID != "" {
+					sig := manifest.Check{Kind: manifest.CheckSignature, What: "signature", OK: true, Detail: "in-toto statement signed by key " + pc.KeyID}
+					checks = slices.Insert(checks, 1, sig)
 				}
 			}
 		} else if opts.Key != "" {
@@ -165,56 +166,6 @@ func verifyFailure(rep *cas.VerifyReport, from, ref string) error {
 	}
 	hint := "`cas pull " + cmp.Or(ref, "REF") + "` fetches it from the default remote; `cas verify " + cmp.Or(ref, "REF") + " --from NAME` checks it on a remote"
 	return &userError{msg: "data missing from the local store (nothing read was damaged)", hint: hint, code: exitDamaged}
-}
-
-// pinChecks are the lines of a pin's report: its signature, each object
-// of its closure, and for a run what the manifest binds beyond bytes (the
-// RNG fingerprints of its checkpoints, recomputed).
-func pinChecks(ctx context.Context, r *cas.Repo, pc *pinCheck, rep *cas.VerifyReport) ([]manifest.Check, error) {
-	p := pc.Pin
-	checks := []manifest.Check{{What: "pin " + p.Name, OK: true, Detail: fmt.Sprintf("%s (%s)", p.Target, cmp.Or(p.Type, p.Kind.String()))}}
-	if pc.KeyID != "" {
-		checks = append(checks, manifest.Check{What: "signature", OK: true, Detail: "in-toto statement signed by key " + pc.KeyID})
-	}
-	matched := make([]bool, len(rep.Problems))
-	for _, what := range rep.Objects {
-		c := manifest.Check{What: what, OK: true}
-		for i, pr := range rep.Problems {
-			if pr.Path == what || strings.HasPrefix(pr.Path, what+": ") || strings.HasPrefix(pr.Path, what+"/") {
-				detail := "damaged"
-				if pr.Missing {
-					detail = "not in the store read"
-				}
-				if c.OK || detail == "damaged" {
-					c.Detail = detail
-				}
-				c.OK, c.Missing, matched[i] = false, detail != "damaged", true
-			}
-		}
-		checks = append(checks, c)
-	}
-	for i, pr := range rep.Problems {
-		if !matched[i] {
-			checks = append(checks, manifest.Check{What: displayName(pr.Path), Detail: pr.Err, Missing: pr.Missing})
-		}
-	}
-	if p.Type != cas.TypeManifest || !rep.OK() {
-		return checks, nil
-	}
-	m, err := manifest.Load(ctx, r, p.Target)
-	if err != nil {
-		return nil, err
-	}
-	mc, err := manifest.Verify(ctx, r, m, p.Target)
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range mc {
-		if strings.HasPrefix(c.What, "checkpoint ") || strings.HasSuffix(c.What, " canonical") {
-			checks = append(checks, c)
-		}
-	}
-	return checks, nil
 }
 
 // printChecks prints one line a check: "ok  ", "FAIL" (damage) or
@@ -339,9 +290,7 @@ func statsRun(ctx context.Context, opts *statsOptions) error {
 	runs, _ := manifest.Runs(ctx, r)
 	for _, run := range runs {
 		for _, a := range slices.Concat(run.Manifest.Inputs, run.Manifest.Outputs) {
-			if d, err := digest.Parse(a.Digest); err == nil {
-				roots = append(roots, cas.Object{Digest: d, Size: a.Size})
-			}
+			roots = append(roots, cas.Object{Digest: a.Digest, Size: a.Size})
 		}
 	}
 	s, err := r.Stats(ctx, roots...)

@@ -73,7 +73,7 @@ func inspectFile(path, rel string) (Checkpoint, bool) {
 	if err != nil {
 		return Checkpoint{}, false
 	}
-	c := Checkpoint{Path: rel, Digest: d.String(), Format: rep.Format, Tensors: len(rep.Tensors), RNG: []RNGState{}}
+	c := Checkpoint{Path: rel, Digest: d, Format: rep.Format, Tensors: len(rep.Tensors), RNG: []RNGState{}}
 	for _, s := range rep.RNG {
 		c.RNG = append(c.RNG, RNGState{Kind: s.Kind, Path: s.Path, Fingerprint: s.Fingerprint.String(), Summary: s.Summary})
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/manifest/ckpt"
 )
 
@@ -25,10 +26,10 @@ const (
 
 // OutputCheck compares one recorded output with the reproduction's.
 type OutputCheck struct {
-	Name      string `json:"name"`
-	Reference string `json:"reference"`
-	New       string `json:"new,omitempty"`
-	Identical bool   `json:"identical"`
+	Name      string        `json:"name"`
+	Reference digest.Digest `json:"reference"`
+	New       digest.Digest `json:"new,omitzero"`
+	Identical bool          `json:"identical"`
 	// Checkpoints compares the checkpoints found in both, in the order
 	// the run recorded them.
 	Checkpoints []CheckpointCheck `json:"checkpoints,omitempty"`
@@ -136,7 +137,7 @@ func compareCheckpoints(ctx context.Context, r *cas.Repo, want, got Artifact) []
 // inspectStored inspects checkpoint cp of a stored output a, reading it
 // from the store (checked against the digest the manifest recorded).
 func inspectStored(ctx context.Context, r *cas.Repo, a Artifact, cp Checkpoint) (*ckpt.Report, error) {
-	spec := a.Digest
+	spec := a.Digest.String()
 	if a.Kind == "dir" {
 		spec += ":" + cp.Path
 	}
@@ -144,8 +145,8 @@ func inspectStored(ctx context.Context, r *cas.Repo, a Artifact, cp Checkpoint) 
 	if err != nil {
 		return nil, err
 	}
-	if obj.Digest.String() != cp.Digest {
-		return nil, fmt.Errorf("file digest %s, recorded %s", obj.Digest.Short(), short(cp.Digest))
+	if obj.Digest != cp.Digest {
+		return nil, fmt.Errorf("file digest %s, recorded %s", obj.Digest.Short(), cp.Digest.Short())
 	}
 	tmp, err := os.CreateTemp("", "cas-checkpoint-*")
 	if err != nil {

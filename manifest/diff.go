@@ -2,7 +2,9 @@ package manifest
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -33,10 +35,10 @@ func Diff(a, b *Manifest, pkgsA, pkgsB []byte) []Difference {
 	artifacts := func(section string, x, y []Artifact) {
 		mx, my := map[string]string{}, map[string]string{}
 		for _, a := range x {
-			mx[a.Name] = a.Digest
+			mx[a.Name] = a.Digest.String()
 		}
 		for _, a := range y {
-			my[a.Name] = a.Digest
+			my[a.Name] = a.Digest.String()
 		}
 		for _, k := range unionKeys(mx, my) {
 			add(section, k, mx[k], my[k])
@@ -151,14 +153,14 @@ func unionKeys[V any](a, b map[string]V) []string {
 	for k := range b {
 		u[k] = true
 	}
-	return sortedKeys(u)
+	return slices.Sorted(maps.Keys(u))
 }
 
 func objDigest(o *Object) string {
 	if o == nil {
 		return ""
 	}
-	return o.Digest
+	return o.Digest.String()
 }
 
 func seedStr(s *int64) string {

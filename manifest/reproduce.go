@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/cas-ml/cas/cas"
-	"github.com/cas-ml/cas/digest"
 )
 
 // ReproduceOptions describe an independent re-run of a recorded run.
@@ -103,7 +103,7 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 	command = slices.Clone(command)
 	for _, in := range orig.Inputs {
 		if in.Path != "" && outside(orig.WorkDir, in.Path) && len(opts.Command) == 0 && rewriteArgs(slices.Clone(command), in.Path, "x") == 0 {
-			return nil, fmt.Errorf("input %s was read from %s, outside the run's directory, and the recorded command does not name it: restore it there (cas restore %s %s) and give the command after --, or record the run with the input inside its directory", in.Name, in.Path, short(in.Digest), in.Path)
+			return nil, fmt.Errorf("input %s was read from %s, outside the run's directory, and the recorded command does not name it: restore it there (cas restore %s %s) and give the command after --, or record the run with the input inside its directory", in.Name, in.Path, in.Digest.Short(), in.Path)
 		}
 	}
 	// 1. The code: a worktree at the recorded commit, with the diff applied.
@@ -124,7 +124,7 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 	var inputs []string
 	for _, in := range orig.Inputs {
 		dest := inputPath(orig, runDir, in)
-		obj, err := r.Resolve(ctx, in.Digest)
+		obj, err := r.Resolve(ctx, in.Digest.String())
 		if err != nil {
 			return nil, fmt.Errorf("input %s: %w", in.Name, err)
 		}
@@ -161,7 +161,7 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 	res, err := run(ctx, r, Options{Name: name, Seed: orig.Seeds.Seed, Rank: orig.Seeds.Rank, Command: command,
 		Inputs: inputs, Outputs: outputs, Metrics: metricsFile, Environ: env, WorkDir: runDir,
 		Stdout: opts.Stdout, Stderr: opts.Stderr, Warn: opts.Warn}, func(m *Manifest) {
-		m.Kind, m.ReproductionOf = "reproduction", od.String()
+		m.Kind, m.ReproductionOf = "reproduction", od
 	})
 	if err != nil {
 		return nil, err
@@ -190,7 +190,7 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 // is checked. A metric missing from got fails.
 func CompareMetrics(want, got map[string]float64, names []string, tol float64) ([]MetricCheck, bool, string) {
 	if len(names) == 0 {
-		names = sortedKeys(want)
+		names = slices.Sorted(maps.Keys(want))
 	}
 	checks := []MetricCheck{}
 	pass, reason := true, ""
@@ -290,11 +290,7 @@ func checkout(ctx context.Context, r *cas.Repo, m *Manifest, opts ReproduceOptio
 		return "", fmt.Errorf("git worktree add: %w", err)
 	}
 	if m.Code.Patch != nil {
-		d, err := digest.Parse(m.Code.Patch.Digest)
-		if err != nil {
-			return "", err
-		}
-		patch, err := r.ReadObject(ctx, d, 1<<30)
+		patch, err := r.ReadObject(ctx, m.Code.Patch.Digest, 1<<30)
 		if err != nil {
 			return "", fmt.Errorf("the recorded diff: %w", err)
 		}

@@ -42,7 +42,7 @@ func TestReproducePass(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Kind != "reproduction" || m.ReproductionOf != orig.Digest.String() || *m.Seeds.Seed != 7 {
+	if m.Kind != "reproduction" || m.ReproductionOf != orig.Digest || *m.Seeds.Seed != 7 {
 		t.Errorf("reproduction manifest: kind %q of %q seed %v", m.Kind, m.ReproductionOf, m.Seeds.Seed)
 	}
 	// Same seed, same outputs: the run is deterministic.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -127,7 +128,7 @@ func run(ctx context.Context, r *cas.Repo, opts Options, adjust func(*Manifest))
 	if err != nil {
 		return nil, err
 	}
-	m.Logs = Logs{Stdout: &Object{ids[0].String(), int64(len(logs[0]))}, Stderr: &Object{ids[1].String(), int64(len(logs[1]))}}
+	m.Logs = Logs{Stdout: &Object{Digest: ids[0], Size: int64(len(logs[0]))}, Stderr: &Object{Digest: ids[1], Size: int64(len(logs[1]))}}
 	readDeterminism(runDir, m)
 	if entries, _ := os.ReadDir(runDir); len(entries) > 0 {
 		opts.Outputs = append(opts.Outputs, runDir)
@@ -231,7 +232,7 @@ func prepare(ctx context.Context, r *cas.Repo, opts *Options, kind string) (*Man
 		return nil, nil, nil, err
 	}
 	next := func(b []byte) *Object {
-		o := &Object{Digest: ids[0].String(), Size: int64(len(b))}
+		o := &Object{Digest: ids[0], Size: int64(len(b))}
 		ids = ids[1:]
 		return o
 	}
@@ -371,13 +372,13 @@ func artifact(ctx context.Context, r *cas.Repo, name, target string) (Artifact, 
 		if err != nil {
 			return Artifact{}, err
 		}
-		return Artifact{Name: name, Path: target, Digest: res.Digest.String(), Kind: res.Kind.String(), Size: res.Bytes}, nil
+		return Artifact{Name: name, Path: target, Digest: res.Digest, Kind: res.Kind.String(), Size: res.Bytes}, nil
 	}
 	obj, err := r.Resolve(ctx, target)
 	if err != nil {
 		return Artifact{}, fmt.Errorf("%q is neither a path nor a stored REF: %w", target, err)
 	}
-	return Artifact{Name: name, Digest: obj.Digest.String(), Kind: obj.Kind.String(), Size: obj.Size}, nil
+	return Artifact{Name: name, Digest: obj.Digest, Kind: obj.Kind.String(), Size: obj.Size}, nil
 }
 
 // execute runs the command in its own process group, forwarding signals
@@ -476,25 +477,7 @@ func finish(ctx context.Context, r *cas.Repo, opts *Options, m *Manifest) (*Resu
 	if _, err := r.PutObjects(ctx, b); err != nil {
 		return nil, err
 	}
-	// A GC of the store must not take the run's data before its ref lands.
-	var parts []cas.Object
-	digests := []string{}
-	for _, a := range slices.Concat(m.Inputs, m.Outputs) {
-		digests = append(digests, a.Digest)
-	}
-	for _, o := range []*Object{m.Code.Patch, m.Environment.Packages, m.Config, m.Logs.Stdout, m.Logs.Stderr} {
-		if o != nil && o.Digest != "" {
-			digests = append(digests, o.Digest)
-		}
-	}
-	for _, d := range digests {
-		if o, err := r.Resolve(ctx, d); err == nil {
-			parts = append(parts, *o)
-		}
-	}
-	if err := r.GuardGC(ctx, nil, parts...); err != nil {
-		return nil, err
-	}
+	// SetRef guards the run's whole closure from a GC of the store.
 	ref := RefPrefix + m.Name
 	if _, err := r.SetRef(ctx, ref, cas.Object{Digest: d, Kind: cas.KindFile, Size: int64(len(b)), Type: cas.TypeManifest}); err != nil {
 		return nil, err
@@ -520,7 +503,7 @@ func ReadMetrics(path string) (map[string]float64, []string, error) {
 	var warnings []string
 	var walk func(prefix string, v map[string]any)
 	walk = func(prefix string, v map[string]any) {
-		for _, k := range sortedKeys(v) {
+		for _, k := range slices.Sorted(maps.Keys(v)) {
 			switch x := v[k].(type) {
 			case json.Number:
 				f, err := x.Float64()

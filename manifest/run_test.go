@@ -180,7 +180,7 @@ func TestRunAcceptance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(c.a) != 1 || c.a[0].Name != c.path || c.a[0].Digest != h.Digest.String() {
+		if len(c.a) != 1 || c.a[0].Name != c.path || c.a[0].Digest != h.Digest {
 			t.Errorf("%s artifact = %+v, want digest %s", c.path, c.a, h.Digest)
 		}
 	}
@@ -400,7 +400,7 @@ func TestRunRecordsCheckpointRNG(t *testing.T) {
 		t.Fatal(err)
 	}
 	cps := res.Manifest.Outputs[0].Checkpoints
-	if len(cps) != 1 || cps[0].Path != "epoch3.pt" || cps[0].Digest != digest.Of(src).String() || cps[0].Tensors == 0 {
+	if len(cps) != 1 || cps[0].Path != "epoch3.pt" || cps[0].Digest != digest.Of(src) || cps[0].Tensors == 0 {
 		t.Fatalf("checkpoints = %+v, want epoch3.pt with its digest and tensors", cps)
 	}
 	kinds := map[string]bool{}

@@ -57,7 +57,7 @@ func ResolveSpec(ctx context.Context, r *cas.Repo, spec string) (*cas.Object, er
 			return nil, fmt.Errorf("%s: %w: %q (name one as %s:outputs/NAME or %s:inputs/NAME; cas show %s lists them)", spec, ErrNoArtifact, first, head, head, head)
 		}
 	}
-	obj, err := r.Resolve(ctx, a.Digest)
+	obj, err := r.Resolve(ctx, a.Digest.String())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.Name, err)
 	}

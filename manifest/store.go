@@ -26,11 +26,7 @@ func LoadObject(ctx context.Context, r *cas.Repo, o *Object, max int64) ([]byte,
 	if o == nil {
 		return nil, nil
 	}
-	d, err := digest.Parse(o.Digest)
-	if err != nil {
-		return nil, err
-	}
-	return r.ReadObject(ctx, d, max)
+	return r.ReadObject(ctx, o.Digest, max)
 }
 
 // Resolve loads the manifest a REF names, or reports that it names

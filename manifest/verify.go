@@ -6,13 +6,40 @@ import (
 
 	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/manifest/schema"
+)
+
+// CheckKind says what a check is about, so that a report can pick and
+// render checks without reading their text.
+type CheckKind string
+
+// The kinds of checks.
+const (
+	// CheckCanonical: the stored manifest is in canonical form.
+	CheckCanonical CheckKind = "canonical"
+	// CheckArtifact: an input or output, every byte recomputed.
+	CheckArtifact CheckKind = "artifact"
+	// CheckObject: a part kept as an object (patch, packages, config, logs).
+	CheckObject CheckKind = "object"
+	// CheckCheckpoint: a checkpoint's tensor count and RNG fingerprints,
+	// recomputed from the stored bytes.
+	CheckCheckpoint CheckKind = "checkpoint"
+	// CheckPin: a pin and its target.
+	CheckPin CheckKind = "pin"
+	// CheckSignature: a pin's signature.
+	CheckSignature CheckKind = "signature"
+	// CheckPart: one object of a pinned manifest's closure.
+	CheckPart CheckKind = "part"
+	// CheckProblem: a problem found outside any object checked.
+	CheckProblem CheckKind = "problem"
 )
 
 // Check is one line of a manifest's verification report.
 type Check struct {
-	What   string `json:"what"`
-	OK     bool   `json:"ok"`
-	Detail string `json:"detail,omitempty"`
+	Kind   CheckKind `json:"-"`
+	What   string    `json:"what"`
+	OK     bool      `json:"ok"`
+	Detail string    `json:"detail,omitempty"`
 	// Missing: the check failed only because data is not in the store
 	// read (a reviewer's store before `cas pull`), not because anything
 	// read was wrong.
@@ -27,8 +54,8 @@ type Check struct {
 // equal the recorded ones.
 func Verify(ctx context.Context, r *cas.Repo, m *Manifest, d digest.Digest) ([]Check, error) {
 	var checks []Check
-	add := func(what string, err error, detail string) {
-		c := Check{What: what, OK: err == nil, Detail: detail}
+	add := func(kind CheckKind, what string, err error, detail string) {
+		c := Check{Kind: kind, What: what, OK: err == nil, Detail: detail}
 		if err != nil {
 			c.Detail, c.Missing = err.Error(), cas.IsMissing(err)
 		}
@@ -38,45 +65,35 @@ func Verify(ctx context.Context, r *cas.Repo, m *Manifest, d digest.Digest) ([]C
 	if err == nil && digest.Of(enc) != d {
 		err = fmt.Errorf("stored bytes are not in canonical form")
 	}
-	add("manifest "+d.Short()+" canonical", err, "")
+	add(CheckCanonical, "manifest "+d.Short()+" canonical", err, "")
 	artifacts := func(kind string, as []Artifact) {
 		for _, a := range as {
 			err := verifyArtifact(ctx, r, a)
-			add(fmt.Sprintf("%s %s %s", kind, a.Name, short(a.Digest)), err, "")
+			add(CheckArtifact, fmt.Sprintf("%s %s %s", kind, a.Name, a.Digest.Short()), err, "")
 			for _, cp := range a.Checkpoints {
 				detail, err := verifyCheckpoint(ctx, r, a, cp)
-				add(fmt.Sprintf("checkpoint %s/%s: %d tensors, %d RNG states", a.Name, cp.Path, cp.Tensors, len(cp.RNG)), err, detail)
+				add(CheckCheckpoint, fmt.Sprintf("checkpoint %s/%s: %d tensors, %d RNG states", a.Name, cp.Path, cp.Tensors, len(cp.RNG)), err, detail)
 			}
 		}
 	}
 	artifacts("input", m.Inputs)
 	artifacts("output", m.Outputs)
-	for _, o := range []struct {
-		name string
-		obj  *Object
-	}{{"code patch", m.Code.Patch}, {"package list", m.Environment.Packages}, {"config", m.Config},
-		{"stdout log", m.Logs.Stdout}, {"stderr log", m.Logs.Stderr}} {
-		if o.obj == nil {
-			continue
+	for _, p := range m.Parts() {
+		switch p.Kind {
+		case schema.PartInput, schema.PartOutput, schema.PartReproduced:
+			continue // checked above, or a manifest of its own
 		}
-		b, err := LoadObject(ctx, r, o.obj, 1<<40)
-		if err == nil && int64(len(b)) != o.obj.Size {
-			err = fmt.Errorf("%d bytes, recorded %d", len(b), o.obj.Size)
+		b, err := r.ReadObject(ctx, p.Digest, 1<<40)
+		if err == nil && int64(len(b)) != p.Size {
+			err = fmt.Errorf("%d bytes, recorded %d", len(b), p.Size)
 		}
-		add(o.name+" "+short(o.obj.Digest), err, "")
+		add(CheckObject, p.String()+" "+p.Digest.Short(), err, "")
 	}
 	return checks, nil
 }
 
-func short(s string) string {
-	if d, err := digest.Parse(s); err == nil {
-		return d.Short()
-	}
-	return s
-}
-
 func verifyArtifact(ctx context.Context, r *cas.Repo, a Artifact) error {
-	obj, err := r.Resolve(ctx, a.Digest)
+	obj, err := r.Resolve(ctx, a.Digest.String())
 	if err != nil {
 		return err
 	}
@@ -113,4 +130,12 @@ func verifyCheckpoint(ctx context.Context, r *cas.Repo, a Artifact, cp Checkpoin
 		}
 	}
 	return "RNG fingerprints recomputed and equal", nil
+}
+
+// short abbreviates a digest-like string for a report line.
+func short(s string) string {
+	if d, err := digest.Parse(s); err == nil {
+		return d.Short()
+	}
+	return s
 }

@@ -1,4 +1,4 @@
-package manifest
+package schema
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"time"
 
@@ -35,7 +34,7 @@ type Manifest struct {
 	// Kind is "run" (cas run), "record" (cas record) or "reproduction".
 	Kind string `json:"kind"`
 	// ReproductionOf is the digest of the manifest a reproduction re-ran.
-	ReproductionOf string `json:"reproduction_of,omitempty"`
+	ReproductionOf digest.Digest `json:"reproduction_of,omitzero"`
 	// Tool is the cas that wrote the manifest: "cas VERSION".
 	Tool string `json:"tool,omitempty"`
 
@@ -67,11 +66,11 @@ type Manifest struct {
 
 // Artifact is a named input or output: a stored file or tree.
 type Artifact struct {
-	Name   string `json:"name"`
-	Path   string `json:"path,omitempty"`
-	Digest string `json:"digest"`
-	Kind   string `json:"kind"`
-	Size   int64  `json:"size"`
+	Name   string        `json:"name"`
+	Path   string        `json:"path,omitempty"`
+	Digest digest.Digest `json:"digest"`
+	Kind   string        `json:"kind"`
+	Size   int64         `json:"size"`
 	// Checkpoints lists, for an output, the model files found in it and
 	// the RNG states inside them.
 	Checkpoints []Checkpoint `json:"checkpoints,omitempty"`
@@ -79,11 +78,11 @@ type Artifact struct {
 
 // Checkpoint is what inspection found in one model file of an output.
 type Checkpoint struct {
-	Path    string     `json:"path"`
-	Digest  string     `json:"digest"`
-	Format  string     `json:"format"`
-	Tensors int        `json:"tensors"`
-	RNG     []RNGState `json:"rng"`
+	Path    string        `json:"path"`
+	Digest  digest.Digest `json:"digest"`
+	Format  string        `json:"format"`
+	Tensors int           `json:"tensors"`
+	RNG     []RNGState    `json:"rng"`
 }
 
 // RNGState is one random-number-generator state found in a checkpoint.
@@ -96,8 +95,8 @@ type RNGState struct {
 
 // Object is a large part of a manifest kept as a cas object.
 type Object struct {
-	Digest string `json:"digest"`
-	Size   int64  `json:"size"`
+	Digest digest.Digest `json:"digest"`
+	Size   int64         `json:"size"`
 }
 
 // Code is the state of the git repository the run started in.
@@ -277,14 +276,4 @@ func Parse(b []byte) (*Manifest, error) {
 	}
 	m.normalize()
 	return &m, nil
-}
-
-// sortedKeys returns a map's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
