@@ -204,8 +204,21 @@ func (r *Repo) Pin(ctx context.Context, be remote.Backend, name string, obj Obje
 }
 
 func pinConflict(old *Pin, want digest.Digest) error {
-	return fmt.Errorf("%w: %s is pinned to %s, not %s", ErrPinExists, old.Name, old.Target.Short(), want.Short())
+	return &PinConflictError{Name: old.Name, Pinned: old.Target, Want: want}
 }
+
+// PinConflictError says that a name is pinned to another target than the
+// one asked for. It wraps ErrPinExists.
+type PinConflictError struct {
+	Name         string
+	Pinned, Want digest.Digest
+}
+
+func (e *PinConflictError) Error() string {
+	return fmt.Sprintf("pin exists with another target: %s is pinned to %s, not %s", e.Name, e.Pinned.Short(), e.Want.Short())
+}
+
+func (e *PinConflictError) Unwrap() error { return ErrPinExists }
 
 // CheckClosure checks that every pack holding the trees and chunks of
 // roots is on be. The local index must know the roots (after UseRemote,

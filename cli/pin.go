@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -14,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cas-ml/cas/cas"
-	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/manifest"
 	"github.com/cas-ml/cas/manifest/attest"
 	"github.com/cas-ml/cas/remote"
@@ -91,30 +91,9 @@ type pinOutput struct {
 
 func pinRun(ctx context.Context, opts *pinOptions) error {
 	name := strings.TrimPrefix(opts.Name, cas.PinPrefix)
-	if !cas.ValidRefName(name) {
-		return usageError("pin name %q: %v", opts.Name, cas.ErrBadRefName)
-	}
-	if opts.Local && opts.To != "" {
-		return usageError("--local and --to exclude each other")
-	}
-	var retain time.Duration
-	if opts.Retain != "" {
-		d, err := parseRetention(opts.Retain)
-		if err != nil {
-			return usageError("--retain %q: %v", opts.Retain, err)
-		}
-		if opts.Local {
-			return usageError("--retain needs a remote: a local store cannot lock objects")
-		}
-		retain = d
-	}
-	var priv ed25519.PrivateKey
-	if opts.Sign != "" {
-		k, err := attest.LoadPrivateKey(opts.Sign)
-		if err != nil {
-			return keyError(err)
-		}
-		priv = k
+	retain, priv, err := opts.check(name)
+	if err != nil {
+		return err
 	}
 	r, err := opts.Factory.Repo(ctx)
 	if err != nil {
@@ -140,7 +119,7 @@ func pinRun(ctx context.Context, opts *pinOptions) error {
 	}
 	// A local pin of that name to something else fails before any upload.
 	if old, err := r.GetPin(ctx, nil, name); err == nil && old.Target != obj.Digest {
-		return pinExistsError(old, obj.Digest)
+		return pinError(&cas.PinConflictError{Name: old.Name, Pinned: old.Target, Want: obj.Digest}, "")
 	}
 	out := pinOutput{}
 	po := cas.PinOptions{Message: opts.Message, Retain: retain}
@@ -153,46 +132,89 @@ func pinRun(ctx context.Context, opts *pinOptions) error {
 		}
 		out.KeyID = key
 	}
-	var p *cas.Pin
-	if be != nil {
-		prog := &cas.Progress{}
-		po.Progress = prog
-		stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "uploading", prog)
-		p, err = r.Pin(ctx, be, name, *obj, po)
-		stop()
-		if err != nil {
-			return pinError(err, rc.Name)
-		}
-		out.Remote, out.Published = rc.Name, true
-		// The local copy: a GC root here too, and what cas pins lists.
-		local := po
-		local.Envelope, local.Message, local.Progress, local.Retain = p.Envelope, p.Message, nil, 0
-		if _, err := r.Pin(ctx, nil, name, *obj, local); err != nil && !errors.Is(err, cas.ErrIncomplete) && !errors.Is(err, cas.ErrNotFound) {
-			return err
-		} else if err != nil && !opts.JSON {
-			fmt.Fprintf(opts.IO.ErrOut, "note: the local store lacks part of %s, so it is pinned on %s only (cas pull %s keeps a copy here)\n", name, rc.Name, opts.Ref)
-		}
-	} else {
-		if p, err = r.Pin(ctx, nil, name, *obj, po); err != nil {
+	if be == nil {
+		if out.Pin, err = r.Pin(ctx, nil, name, *obj, po); err != nil {
 			return pinError(err, "the local store")
 		}
+	} else if err := opts.publish(ctx, r, be, rc, name, obj, po, &out); err != nil {
+		return err
 	}
-	out.Pin, out.Existing = p, p.Existing
+	out.Existing = out.Pin.Existing
 	if opts.JSON {
 		return writeJSON(opts.IO.Out, out)
 	}
-	w := opts.IO.Out
-	what := obj.Kind.String()
-	if p.Type != "" {
-		what = p.Type
+	opts.report(out, rc)
+	return nil
+}
+
+// check validates the flags; it returns the retention asked for and the
+// signing key, if any.
+func (opts *pinOptions) check(name string) (time.Duration, ed25519.PrivateKey, error) {
+	if !cas.ValidRefName(name) {
+		return 0, nil, usageError("pin name %q: %v", opts.Name, cas.ErrBadRefName)
 	}
+	if opts.Local && opts.To != "" {
+		return 0, nil, usageError("--local and --to exclude each other")
+	}
+	var retain time.Duration
+	if opts.Retain != "" {
+		d, err := parseRetention(opts.Retain)
+		if err != nil {
+			return 0, nil, usageError("--retain %q: %v", opts.Retain, err)
+		}
+		if opts.Local {
+			return 0, nil, usageError("--retain needs a remote: a local store cannot lock objects")
+		}
+		retain = d
+	}
+	if opts.Sign == "" {
+		return retain, nil, nil
+	}
+	k, err := attest.LoadPrivateKey(opts.Sign)
+	if err != nil {
+		return 0, nil, keyError(err)
+	}
+	return retain, k, nil
+}
+
+// publish pins obj on the remote be, then in the local store too (a GC
+// root here, and what cas pins lists) when the local store holds it all.
+func (opts *pinOptions) publish(ctx context.Context, r *cas.Repo, be remote.Backend, rc *cas.RemoteConfig, name string, obj *cas.Object, po cas.PinOptions, out *pinOutput) error {
+	prog := &cas.Progress{}
+	po.Progress = prog
+	stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "uploading", prog)
+	p, err := r.Pin(ctx, be, name, *obj, po)
+	stop()
+	if err != nil {
+		return pinError(err, rc.Name)
+	}
+	out.Pin, out.Remote, out.Published = p, rc.Name, true
+	local := po
+	local.Envelope, local.Message, local.Progress, local.Retain = p.Envelope, p.Message, nil, 0
+	_, err = r.Pin(ctx, nil, name, *obj, local)
+	switch {
+	case err == nil:
+	case errors.Is(err, cas.ErrIncomplete) || errors.Is(err, cas.ErrNotFound):
+		if !opts.JSON {
+			fmt.Fprintf(opts.IO.ErrOut, "note: the local store lacks part of %s, so it is pinned on %s only (cas pull %s keeps a copy here)\n", name, rc.Name, opts.Ref)
+		}
+	default:
+		return err
+	}
+	return nil
+}
+
+// report prints what pin did.
+func (opts *pinOptions) report(out pinOutput, rc *cas.RemoteConfig) {
+	w, p := opts.IO.Out, out.Pin
+	what := cmp.Or(p.Type, p.Kind.String())
 	switch {
 	case p.Existing:
-		fmt.Fprintf(w, "pin %s already points at %s (%s); unchanged\n", name, p.Target.Short(), what)
+		fmt.Fprintf(w, "pin %s already points at %s (%s); unchanged\n", p.Name, p.Target.Short(), what)
 	case out.Published:
-		fmt.Fprintf(w, "pinned %s -> %s (%s, %d more objects) on %s\n", name, p.Target.Short(), what, len(p.Roots), rc.Name)
+		fmt.Fprintf(w, "pinned %s -> %s (%s, %d more objects) on %s\n", p.Name, p.Target.Short(), what, len(p.Roots), rc.Name)
 	default:
-		fmt.Fprintf(w, "pinned %s -> %s (%s, %d more objects) in the local store\n", name, p.Target.Short(), what, len(p.Roots))
+		fmt.Fprintf(w, "pinned %s -> %s (%s, %d more objects) in the local store\n", p.Name, p.Target.Short(), what, len(p.Roots))
 	}
 	if p.Signed() && !p.Existing {
 		fmt.Fprintf(w, "signed by key %s\n", out.KeyID)
@@ -207,24 +229,19 @@ func pinRun(ctx context.Context, opts *pinOptions) error {
 		}
 		fmt.Fprintf(opts.IO.ErrOut, "not published (%s): the pin keeps the data from GC here only; `cas remote add` and pin again to publish\n", why)
 	}
-	return nil
 }
 
 // pinError turns the pin errors a user can act on into one line and a hint.
 func pinError(err error, where string) error {
 	switch {
 	case errors.Is(err, cas.ErrPinExists):
-		return &userError{msg: strings.TrimPrefix(err.Error(), "cas: "), hint: "a pin never moves: choose another name, or `cas unpin NAME --force` first"}
+		return &userError{msg: err.Error(), hint: "a pin never moves: choose another name, or `cas unpin NAME --force` first"}
 	case errors.Is(err, cas.ErrIncomplete):
 		return &userError{msg: err.Error(), hint: "the upload to " + where + " did not complete: run the pin again"}
 	case errors.Is(err, remote.ErrNoObjectLock):
 		return &userError{msg: err.Error(), hint: "--retain needs a bucket created with Object Lock enabled; pin without --retain, or use such a bucket"}
 	}
 	return err
-}
-
-func pinExistsError(old *cas.Pin, want digest.Digest) error {
-	return pinError(fmt.Errorf("%w: %s is pinned to %s, not %s", cas.ErrPinExists, old.Name, old.Target.Short(), want.Short()), "")
 }
 
 // attestMsg is an attest error's text without the package prefixes.
