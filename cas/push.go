@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -342,103 +343,19 @@ func (r *Repo) run(ctx context.Context, p *pusher, paths []string) (*PushResult,
 	if p.opts.Progress == nil {
 		p.opts.Progress = &Progress{}
 	}
-
-	// Scan every root first: totals for the progress bar, and the stat cache.
-	type root struct {
-		abs  string
-		node *node
-		sc   *scanner
+	roots, err := r.scanRoots(p, paths)
+	if err != nil {
+		return nil, err
 	}
-	roots := make([]root, 0, len(paths))
-	seen := map[string]bool{}
-	for _, path := range paths {
-		abs, err := filepath.Abs(path)
-		if err != nil {
-			return nil, err
-		}
-		sc := newScanner(p.opts.Warn, func(dir string) map[string]index.StatEntry {
-			m, err := r.Index.StatDir(abs, dir)
-			if err != nil {
-				return nil
-			}
-			return m
-		})
-		sc.skip = r.Dir
-		n, err := sc.scanRoot(abs, p.opts.Excludes)
-		if err != nil {
-			return nil, err
-		}
-		if len(paths) > 1 && seen[n.name] {
-			return nil, fmt.Errorf("two paths named %q: push them separately", n.name)
-		}
-		seen[n.name] = true
-		roots = append(roots, root{abs: abs, node: n, sc: sc})
-		p.opts.Progress.TotalFiles.Add(sc.files)
-		p.opts.Progress.TotalBytes.Add(sc.bytes)
-	}
-
 	finish := p.start(ctx)
-	gctx := p.ctx
-
-	// Reuse what the stat cache vouches for; queue every other file.
-	var work []*node
-	for _, rt := range roots {
-		if err := p.settle(rt.node, &work); err != nil {
-			return nil, err
-		}
-	}
-	// More readers than cores: a reader waiting on a read or on the pack
-	// lock leaves its core to another.
-	err := forEach(gctx, work, runtime.GOMAXPROCS(0)+2, func(_ context.Context, n *node) error {
-		if err := p.processFile(n); err != nil {
-			p.failWith(err)
-			return err
-		}
-		return nil
-	})
-	if err == nil {
-		for _, rt := range roots {
-			if err = p.storeTrees(rt.node); err != nil {
-				break
-			}
-		}
-	}
-	var top *node
-	if err == nil {
-		if len(roots) == 1 {
-			top = roots[0].node
-		} else {
-			top = &node{kind: KindDir, stored: false}
-			for _, rt := range roots {
-				top.children = append(top.children, rt.node)
-			}
-			slices.SortFunc(top.children, func(a, b *node) int { return strings.Compare(a.name, b.name) })
-			err = p.storeTree(top)
-		}
-	}
+	top, err := p.storeRoots(roots)
 	if err = finish(err); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, err
 	}
-
-	res := &PushResult{Digest: top.digest, Kind: top.kind, Bytes: top.size, Name: top.name}
-	for _, rt := range roots {
-		res.Files += rt.sc.files
-		res.Dirs += rt.sc.dirs
-		res.Skipped = append(res.Skipped, rt.sc.skipped...)
-	}
-	if res.Skipped == nil {
-		res.Skipped = []string{}
-	}
-	res.Chunks, res.NewChunks, res.NewBytes = p.chunks.Load(), p.newChunks.Load(), p.newBytes.Load()
-	res.Packs = p.packs.Load()
-	res.mirrored, res.mirroredBytes = p.mirrored.Load(), p.mirroredBytes.Load()
-	res.Unchanged = countCached(roots[0].node)
-	for _, rt := range roots[1:] {
-		res.Unchanged += countCached(rt.node)
-	}
+	res := p.result(roots, top)
 	if p.hashOnly {
 		return res, nil
 	}
@@ -461,6 +378,99 @@ func (r *Repo) run(ctx context.Context, p *pusher, paths []string) (*PushResult,
 		_ = r.Index.PutStatDirs(rt.abs, dirs)
 	}
 	return res, nil
+}
+
+// pushRoot is one path given to push, scanned.
+type pushRoot struct {
+	abs  string
+	node *node
+	sc   *scanner
+}
+
+// scanRoots scans every root first: totals for the progress bar, and
+// what the stat cache knows.
+func (r *Repo) scanRoots(p *pusher, paths []string) ([]pushRoot, error) {
+	roots := make([]pushRoot, 0, len(paths))
+	seen := map[string]bool{}
+	for _, path := range paths {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, err
+		}
+		sc := newScanner(p.opts.Warn, func(dir string) map[string]index.StatEntry {
+			m, err := r.Index.StatDir(abs, dir)
+			if err != nil {
+				return nil
+			}
+			return m
+		})
+		sc.skip = r.Dir
+		n, err := sc.scanRoot(abs, p.opts.Excludes)
+		if err != nil {
+			return nil, err
+		}
+		if len(paths) > 1 && seen[n.name] {
+			return nil, fmt.Errorf("two paths named %q: push them separately", n.name)
+		}
+		seen[n.name] = true
+		roots = append(roots, pushRoot{abs: abs, node: n, sc: sc})
+		p.opts.Progress.TotalFiles.Add(sc.files)
+		p.opts.Progress.TotalBytes.Add(sc.bytes)
+	}
+	return roots, nil
+}
+
+// storeRoots stores every file and tree under the roots and returns the
+// top: the one root, or a tree holding them all.
+func (p *pusher) storeRoots(roots []pushRoot) (*node, error) {
+	// Reuse what the stat cache vouches for; queue every other file.
+	var work []*node
+	for _, rt := range roots {
+		if err := p.settle(rt.node, &work); err != nil {
+			return nil, err
+		}
+	}
+	// More readers than cores: a reader waiting on a read or on the pack
+	// lock leaves its core to another.
+	err := forEach(p.ctx, work, runtime.GOMAXPROCS(0)+2, func(_ context.Context, n *node) error {
+		if err := p.processFile(n); err != nil {
+			p.failWith(err)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, rt := range roots {
+		if err := p.storeTrees(rt.node); err != nil {
+			return nil, err
+		}
+	}
+	if len(roots) == 1 {
+		return roots[0].node, nil
+	}
+	top := &node{kind: KindDir, stored: false}
+	for _, rt := range roots {
+		top.children = append(top.children, rt.node)
+	}
+	slices.SortFunc(top.children, func(a, b *node) int { return strings.Compare(a.name, b.name) })
+	return top, p.storeTree(top)
+}
+
+// result counts what the push did.
+func (p *pusher) result(roots []pushRoot, top *node) *PushResult {
+	res := &PushResult{Digest: top.digest, Kind: top.kind, Bytes: top.size, Name: top.name, Skipped: []string{}}
+	for _, rt := range roots {
+		res.Files += rt.sc.files
+		res.Dirs += rt.sc.dirs
+		res.Skipped = append(res.Skipped, rt.sc.skipped...)
+		res.Unchanged += countCached(rt.node)
+	}
+	res.Chunks, res.NewChunks, res.NewBytes = p.chunks.Load(), p.newChunks.Load(), p.newBytes.Load()
+	res.Packs = p.packs.Load()
+	res.mirrored, res.mirroredBytes = p.mirrored.Load(), p.mirroredBytes.Load()
+	return res
 }
 
 func countCached(n *node) int64 {
@@ -966,72 +976,117 @@ type chunkJob struct {
 // hashes the whole file in order, and hasher goroutines hash and store the
 // chunks, so one large file keeps every core busy.
 func (p *pusher) readLarge(n *node, f fdReader) (int64, error) {
-	maxc := p.r.chunker.p.Max
-	const block = 4 << 20
-	var (
-		ids      []*digest.Digest
-		wg       sync.WaitGroup
-		firstErr error
-		errMu    sync.Mutex
-	)
-	setErr := func(err error) {
-		errMu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		errMu.Unlock()
+	lr := p.startLarge()
+	total, err := lr.cut(f, n.st.Size)
+	if err = lr.wait(err); err != nil {
+		return 0, err
 	}
-	fileHash := digest.New()
-	hashQ := make(chan chunkJob, 8)
-	hashDone := make(chan struct{})
+	n.digest = digest.FromHash(lr.fileHash)
+	if len(lr.ids) > 1 && !p.hashOnly {
+		list := make([]digest.Digest, len(lr.ids))
+		for i, id := range lr.ids {
+			list[i] = *id
+		}
+		p.recordFile(n.digest, list)
+	}
+	return total, nil
+}
+
+// largeRead is one large file on its way through readLarge: the chunk
+// IDs in file order (filled in by the hashers), the whole-file hasher,
+// and the first error any goroutine met.
+type largeRead struct {
+	p        *pusher
+	ids      []*digest.Digest
+	fileHash hash.Hash
+	hashQ    chan chunkJob // to the whole-file hasher
+	hashDone chan struct{}
+	jobs     chan chunkJob // to the chunk hashers
+	wg       sync.WaitGroup
+	// turn closes when the last chunk queued is in its pack.
+	turn     chan struct{}
+	errMu    sync.Mutex
+	firstErr error
+}
+
+// startLarge starts the whole-file hasher and one chunk hasher per core.
+func (p *pusher) startLarge() *largeRead {
+	lr := &largeRead{p: p, fileHash: digest.New(), hashQ: make(chan chunkJob, 8), hashDone: make(chan struct{}),
+		turn: make(chan struct{})}
+	close(lr.turn) // the first chunk's turn has come
 	go func() {
-		for j := range hashQ {
-			_, _ = fileHash.Write(j.data)
+		for j := range lr.hashQ {
+			_, _ = lr.fileHash.Write(j.data)
 			j.done()
 		}
-		close(hashDone)
+		close(lr.hashDone)
 	}()
 	nworkers := runtime.GOMAXPROCS(0)
-	jobs := make(chan chunkJob, nworkers)
+	lr.jobs = make(chan chunkJob, nworkers)
 	for range nworkers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				*j.id = digest.Of(j.data)
-				if !p.hashOnly {
-					b, stored, err := p.prepareBlob(*j.id, j.data, index.TypeData, nil)
-					select {
-					case <-j.turn:
-					case <-p.ctx.Done():
-					}
-					if err == nil && stored != nil {
-						err = p.addBlob(b, stored)
-					}
-					if err != nil {
-						setErr(err)
-					}
-				}
-				close(j.next)
-				j.done()
-			}
-		}()
+		lr.wg.Add(1)
+		go lr.hashChunks()
 	}
+	return lr
+}
 
-	turn := make(chan struct{})
-	close(turn) // the first chunk's turn has come
+// hashChunks hashes the chunks it is given and, in file order (turn,
+// next), adds the new ones to the push's packs.
+func (lr *largeRead) hashChunks() {
+	defer lr.wg.Done()
+	p := lr.p
+	for j := range lr.jobs {
+		*j.id = digest.Of(j.data)
+		if !p.hashOnly {
+			b, stored, err := p.prepareBlob(*j.id, j.data, index.TypeData, nil)
+			select {
+			case <-j.turn:
+			case <-p.ctx.Done():
+			}
+			if err == nil && stored != nil {
+				err = p.addBlob(b, stored)
+			}
+			if err != nil {
+				lr.setErr(err)
+			}
+		}
+		close(j.next)
+		j.done()
+	}
+}
+
+func (lr *largeRead) setErr(err error) {
+	lr.errMu.Lock()
+	if lr.firstErr == nil {
+		lr.firstErr = err
+	}
+	lr.errMu.Unlock()
+}
+
+func (lr *largeRead) err() error {
+	lr.errMu.Lock()
+	defer lr.errMu.Unlock()
+	return lr.firstErr
+}
+
+// cut reads f (size bytes) and cuts it into chunks, at content-defined
+// boundaries and never across a natural one, handing each to the
+// hashers. It returns the bytes read.
+func (lr *largeRead) cut(f fdReader, size int64) (int64, error) {
+	p := lr.p
+	maxc := p.r.chunker.p.Max
+	const block = 4 << 20
 	// buf[start:end] holds bytes read but not yet cut; it is compacted only
 	// when the free space at its end runs short, so each byte moves at most
 	// once or twice.
 	buf := make([]byte, maxc+2*block)
 	start, end := 0, 0
 	// pos is the file offset of buf[start]; no chunk crosses natural[nb].
-	natural := naturalCuts(f, n.st.Size)
+	natural := naturalCuts(f, size)
 	pos, nb := int64(0), 0
 	var total int64
 	eof := false
-	var err error
-	for err == nil {
+	for {
 		for !eof && end-start < maxc {
 			if len(buf)-end < block {
 				end = copy(buf, buf[start:end])
@@ -1044,12 +1099,11 @@ func (p *pusher) readLarge(n *node, f fdReader) (int64, error) {
 			if errors.Is(rerr, io.EOF) {
 				eof = true
 			} else if rerr != nil {
-				err = rerr
-				break
+				return total, rerr
 			}
 		}
-		if err != nil || end == start {
-			break
+		if end == start {
+			return total, nil
 		}
 		lim := end
 		if nb < len(natural) && natural[nb]-pos < int64(end-start) {
@@ -1060,50 +1114,50 @@ func (p *pusher) readLarge(n *node, f fdReader) (int64, error) {
 		for nb < len(natural) && natural[nb] <= pos {
 			nb++
 		}
-		if err = p.acquire(int64(2 * c)); err != nil {
-			break
+		if err := lr.queue(buf[start : start+c]); err != nil {
+			return total, err
 		}
-		chunk := getBuf(c)[:c]
-		copy(chunk, buf[start:start+c])
 		start += c
-		id := new(digest.Digest)
-		ids = append(ids, id)
-		// Two readers share the chunk: the chunk hasher and the file hasher.
-		var refs atomic.Int32
-		refs.Store(2)
-		release := func() {
-			if refs.Add(-1) == 0 {
-				putBuf(chunk)
-				p.budget.Release(int64(2 * c))
-			}
-		}
-		next := make(chan struct{})
-		jobs <- chunkJob{data: chunk, id: id, done: release, turn: turn, next: next}
-		turn = next
-		hashQ <- chunkJob{data: chunk, done: release}
-		errMu.Lock()
-		err = firstErr
-		errMu.Unlock()
 	}
-	close(jobs)
-	wg.Wait()
-	close(hashQ)
-	<-hashDone
+}
+
+// queue copies one chunk out of the read buffer and gives it to a chunk
+// hasher and to the file hasher, which share the copy.
+func (lr *largeRead) queue(data []byte) error {
+	c := len(data)
+	if err := lr.p.acquire(int64(2 * c)); err != nil {
+		return err
+	}
+	chunk := getBuf(c)[:c]
+	copy(chunk, data)
+	id := new(digest.Digest)
+	lr.ids = append(lr.ids, id)
+	var refs atomic.Int32
+	refs.Store(2)
+	release := func() {
+		if refs.Add(-1) == 0 {
+			putBuf(chunk)
+			lr.p.budget.Release(int64(2 * c))
+		}
+	}
+	next := make(chan struct{})
+	lr.jobs <- chunkJob{data: chunk, id: id, done: release, turn: lr.turn, next: next}
+	lr.turn = next
+	lr.hashQ <- chunkJob{data: chunk, done: release}
+	return lr.err()
+}
+
+// wait stops the hashers once they are done and returns err, else the
+// first error they met.
+func (lr *largeRead) wait(err error) error {
+	close(lr.jobs)
+	lr.wg.Wait()
+	close(lr.hashQ)
+	<-lr.hashDone
 	if err == nil {
-		err = firstErr
+		err = lr.err()
 	}
-	if err != nil {
-		return 0, err
-	}
-	n.digest = digest.FromHash(fileHash)
-	if len(ids) > 1 && !p.hashOnly {
-		list := make([]digest.Digest, len(ids))
-		for i, id := range ids {
-			list[i] = *id
-		}
-		p.recordFile(n.digest, list)
-	}
-	return total, nil
+	return err
 }
 
 // storeBlob adds a blob to the current pack unless the store or this push
