@@ -27,7 +27,7 @@ type diffOptions struct {
 	differ bool
 }
 
-func newCmdDiff(f *Factory, runF func(*diffOptions) error) *cobra.Command {
+func newCmdDiff(f *Factory) *cobra.Command {
 	opts := &diffOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "diff REF REF|PATH",
@@ -47,9 +47,6 @@ tensor digest, and whether each RNG state is equal.`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.A, opts.B = args[0], args[1]
-			if runF != nil {
-				return runF(opts)
-			}
 			return diffRun(cmd.Context(), opts)
 		},
 	}
@@ -160,7 +157,7 @@ type statusOptions struct {
 	JSON     bool
 }
 
-func newCmdStatus(f *Factory, runF func(*statusOptions) error) *cobra.Command {
+func newCmdStatus(f *Factory) *cobra.Command {
 	opts := &statusOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "status PATH",
@@ -173,9 +170,6 @@ patterns as the push did (or put them in a .casignore so they stick).`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = args[0]
-			if runF != nil {
-				return runF(opts)
-			}
 			return statusRun(cmd.Context(), opts)
 		},
 	}

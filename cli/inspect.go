@@ -27,7 +27,7 @@ type inspectOptions struct {
 	Lint    bool
 }
 
-func newCmdInspect(f *Factory, runF func(*inspectOptions) error) *cobra.Command {
+func newCmdInspect(f *Factory) *cobra.Command {
 	opts := &inspectOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "inspect FILE|REF[:path]",
@@ -51,9 +51,6 @@ the --json output and how fingerprints are computed.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Target = args[0]
-			if runF != nil {
-				return runF(opts)
-			}
 			return inspectRun(cmd.Context(), opts)
 		},
 	}

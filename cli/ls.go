@@ -21,7 +21,7 @@ type lsOptions struct {
 	JSON      bool
 }
 
-func newCmdLs(f *Factory, runF func(*lsOptions) error) *cobra.Command {
+func newCmdLs(f *Factory) *cobra.Command {
 	opts := &lsOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "ls REF[:path]",
@@ -33,9 +33,6 @@ that are not UTF-8; --json gives them exactly.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Ref = args[0]
-			if runF != nil {
-				return runF(opts)
-			}
 			return lsRun(cmd.Context(), opts)
 		},
 	}
@@ -134,7 +131,7 @@ type catOptions struct {
 	Ref     string
 }
 
-func newCmdCat(f *Factory, runF func(*catOptions) error) *cobra.Command {
+func newCmdCat(f *Factory) *cobra.Command {
 	opts := &catOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "cat REF[:path]",
@@ -147,9 +144,6 @@ through a temporary file first).`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Ref = args[0]
-			if runF != nil {
-				return runF(opts)
-			}
 			return catRun(cmd.Context(), opts)
 		},
 	}

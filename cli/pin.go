@@ -34,7 +34,7 @@ type pinOptions struct {
 	Quiet   bool
 }
 
-func newCmdPin(f *Factory, runF func(*pinOptions) error) *cobra.Command {
+func newCmdPin(f *Factory) *cobra.Command {
 	opts := &pinOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "pin NAME REF",
@@ -64,9 +64,6 @@ Lock enabled. Pinning again with a longer --retain extends it.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Name, opts.Ref = args[0], args[1]
-			if runF != nil {
-				return runF(opts)
-			}
 			return pinRun(cmd.Context(), opts)
 		},
 	}
@@ -459,7 +456,7 @@ type pinsOptions struct {
 	JSON    bool
 }
 
-func newCmdPins(f *Factory, runF func(*pinsOptions) error) *cobra.Command {
+func newCmdPins(f *Factory) *cobra.Command {
 	opts := &pinsOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:     "pins",
@@ -468,9 +465,6 @@ func newCmdPins(f *Factory, runF func(*pinsOptions) error) *cobra.Command {
 		Example: "  cas pins\n  cas pins --from origin --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(opts)
-			}
 			return pinsRun(cmd.Context(), opts)
 		},
 	}
@@ -546,7 +540,7 @@ type unpinOptions struct {
 	JSON    bool
 }
 
-func newCmdUnpin(f *Factory, runF func(*unpinOptions) error) *cobra.Command {
+func newCmdUnpin(f *Factory) *cobra.Command {
 	opts := &unpinOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "unpin NAME --force",
@@ -558,9 +552,6 @@ pin is what reviewers cite, so this needs --force.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Name = args[0]
-			if runF != nil {
-				return runF(opts)
-			}
 			return unpinRun(cmd.Context(), opts)
 		},
 	}
@@ -625,7 +616,7 @@ type keygenOptions struct {
 	JSON    bool
 }
 
-func newCmdKeygen(f *Factory, runF func(*keygenOptions) error) *cobra.Command {
+func newCmdKeygen(f *Factory) *cobra.Command {
 	opts := &keygenOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "keygen",
@@ -638,9 +629,6 @@ $XDG_CONFIG_HOME/cas/signing (~/.config/cas/signing).`,
 		Example: "  cas keygen\n  cas keygen --out keys/lab",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(opts)
-			}
 			return keygenRun(cmd.Context(), opts)
 		},
 	}

@@ -274,7 +274,7 @@ type pullOptions struct {
 	Quiet   bool
 }
 
-func newCmdPull(f *Factory, runF func(*pullOptions) error) *cobra.Command {
+func newCmdPull(f *Factory) *cobra.Command {
 	opts := &pullOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "pull REF",
@@ -289,9 +289,6 @@ bytes it needs from the remote.)`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Ref = args[0]
-			if runF != nil {
-				return runF(opts)
-			}
 			return pullRun(cmd.Context(), opts)
 		},
 	}

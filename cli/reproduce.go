@@ -27,7 +27,7 @@ type reproduceOptions struct {
 	JSON      bool
 }
 
-func newCmdReproduce(f *Factory, runF func(*reproduceOptions) error) *cobra.Command {
+func newCmdReproduce(f *Factory) *cobra.Command {
 	opts := &reproduceOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "reproduce REF [flags] [-- CMD ARGS...]",
@@ -71,9 +71,6 @@ Exit status 0 is EXACT or PASS, 4 is FAIL.`,
 				opts.Command = args[1:]
 			} else if len(args) != 1 {
 				return usageError("give one REF; put a command after --")
-			}
-			if runF != nil {
-				return runF(opts)
 			}
 			return reproduceRun(cmd.Context(), opts)
 		},

@@ -21,7 +21,7 @@ type restoreOptions struct {
 	From    string
 }
 
-func newCmdRestore(f *Factory, runF func(*restoreOptions) error) *cobra.Command {
+func newCmdRestore(f *Factory) *cobra.Command {
 	opts := &restoreOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "restore REF[:path] DEST",
@@ -47,9 +47,6 @@ only the bytes needed, with ranged GETs, checked like local data.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Ref, opts.Dest = args[0], args[1]
-			if runF != nil {
-				return runF(opts)
-			}
 			return restoreRun(cmd.Context(), opts)
 		},
 	}

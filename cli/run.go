@@ -31,7 +31,7 @@ type runOptions struct {
 	Repeat  int
 }
 
-func newCmdRun(f *Factory, runF func(*runOptions) error) *cobra.Command {
+func newCmdRun(f *Factory) *cobra.Command {
 	opts := &runOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "run [flags] -- CMD [ARGS...]",
@@ -70,9 +70,6 @@ passwords in URLs (user:PASSWORD@host).`,
 			}
 			if opts.Repeat > 1 && !opts.HasSeed {
 				return usageError("--repeat needs --seed S: the runs get seeds S, S+1, ...")
-			}
-			if runF != nil {
-				return runF(opts)
 			}
 			return runRun(cmd.Context(), opts)
 		},
@@ -184,7 +181,7 @@ func reportRun(opts *runOptions, res *manifest.Result) error {
 	return nil
 }
 
-func newCmdRecord(f *Factory, runF func(*runOptions) error) *cobra.Command {
+func newCmdRecord(f *Factory) *cobra.Command {
 	opts := &runOptions{IO: f.IO, Factory: f}
 	var command string
 	var exitCode int
@@ -204,9 +201,6 @@ without --exit-code.`,
 			}
 			opts.Command = splitCommand(command)
 			opts.HasSeed = cmd.Flags().Changed("seed")
-			if runF != nil {
-				return runF(opts)
-			}
 			r, err := opts.Factory.Repo(cmd.Context())
 			if err != nil {
 				return err

@@ -20,7 +20,7 @@ type showOptions struct {
 	JSON    bool
 }
 
-func newCmdShow(f *Factory, runF func(*showOptions) error) *cobra.Command {
+func newCmdShow(f *Factory) *cobra.Command {
 	opts := &showOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "show REF",
@@ -32,9 +32,6 @@ prefix, a ref, or a run name (runs/NAME may be shortened to NAME).`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Ref = args[0]
-			if runF != nil {
-				return runF(opts)
-			}
 			return showRun(cmd.Context(), opts)
 		},
 	}
@@ -146,7 +143,7 @@ type logOptions struct {
 	JSON    bool
 }
 
-func newCmdLog(f *Factory, runF func(*logOptions) error) *cobra.Command {
+func newCmdLog(f *Factory) *cobra.Command {
 	opts := &logOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "log",
@@ -157,9 +154,6 @@ four metrics by name are shown; --metric NAME (repeatable) chooses them.`,
 		Example: "  cas log\n  cas log --metric acc --metric loss\n  cas log -n 5 --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(opts)
-			}
 			return logRun(cmd.Context(), opts)
 		},
 	}

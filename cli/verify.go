@@ -27,7 +27,7 @@ type verifyOptions struct {
 	Quiet   bool
 }
 
-func newCmdVerify(f *Factory, runF func(*verifyOptions) error) *cobra.Command {
+func newCmdVerify(f *Factory) *cobra.Command {
 	opts := &verifyOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "verify [REF]",
@@ -47,9 +47,6 @@ Exit status 3 means damage was found, 0 that all is intact.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				opts.Ref = args[0]
-			}
-			if runF != nil {
-				return runF(opts)
 			}
 			return verifyRun(cmd.Context(), opts)
 		},
@@ -286,7 +283,7 @@ type statsOptions struct {
 	Tolerance float64
 }
 
-func newCmdStats(f *Factory, runF func(*statsOptions) error) *cobra.Command {
+func newCmdStats(f *Factory) *cobra.Command {
 	opts := &statsOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "stats [--metric NAME REF...]",
@@ -312,9 +309,6 @@ metric is to the seed, not whether a run reproduces.`,
 			}
 			if len(opts.Metrics) > 0 && len(args) == 0 {
 				return usageError("--metric needs the runs to summarize")
-			}
-			if runF != nil {
-				return runF(opts)
 			}
 			if len(opts.Metrics) > 0 {
 				return runStatsRun(cmd.Context(), opts)
@@ -369,7 +363,7 @@ type refsOptions struct {
 	JSON    bool
 }
 
-func newCmdRefs(f *Factory, runF func(*refsOptions) error) *cobra.Command {
+func newCmdRefs(f *Factory) *cobra.Command {
 	opts := &refsOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:     "refs",
@@ -378,9 +372,6 @@ func newCmdRefs(f *Factory, runF func(*refsOptions) error) *cobra.Command {
 		Example: "  cas refs\n  cas refs --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(opts)
-			}
 			return refsRun(cmd.Context(), opts)
 		},
 	}
