@@ -34,9 +34,16 @@ func newCmdRefs(f *Factory) *cobra.Command {
 	return cmd
 }
 
+type refsRmOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+	Names   []string
+	Remote  string
+	JSON    bool
+}
+
 func newCmdRefsRm(f *Factory) *cobra.Command {
-	var remoteName string
-	var asJSON bool
+	opts := &refsRmOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "rm NAME...",
 		Short: "Delete refs, so that GC may collect what only they kept",
@@ -46,42 +53,46 @@ nothing else (another ref, a pin, a run) keeps it.`,
 		Example: "  cas refs rm scratch/try-3\n  cas refs rm runs/broken-run --remote origin",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := f.Repo(ctx)
-			if err != nil {
-				return err
-			}
-			var be remote.Backend
-			if remoteName != "" {
-				if be, _, err = openRemote(ctx, r, remoteName); err != nil {
-					return err
-				}
-			}
-			for _, name := range args {
-				if !cas.ValidRefName(name) {
-					return usageError("%q: %v", name, cas.ErrBadRefName)
-				}
-			}
-			for _, name := range args {
-				if err := r.DeleteRef(ctx, be, name); err != nil {
-					if errors.Is(err, cas.ErrNotFound) {
-						return &userError{msg: "no ref named " + name, hint: "`cas refs` lists them"}
-					}
-					return err
-				}
-			}
-			if asJSON {
-				return writeJSON(f.IO.Out, map[string]any{"deleted": args})
-			}
-			for _, name := range args {
-				fmt.Fprintf(f.IO.Out, "deleted ref %s\n", name)
-			}
-			return nil
+			opts.Names = args
+			return refsRmRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&remoteName, "remote", "", "delete on the remote `NAME` instead of the local store")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print what was deleted as JSON")
+	cmd.Flags().StringVar(&opts.Remote, "remote", "", "delete on the remote `NAME` instead of the local store")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print what was deleted as JSON")
 	return cmd
+}
+
+func refsRmRun(ctx context.Context, opts *refsRmOptions) error {
+	r, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	var be remote.Backend
+	if opts.Remote != "" {
+		if be, _, err = openRemote(ctx, r, opts.Remote); err != nil {
+			return err
+		}
+	}
+	for _, name := range opts.Names {
+		if !cas.ValidRefName(name) {
+			return usageError("%q: %v", name, cas.ErrBadRefName)
+		}
+	}
+	for _, name := range opts.Names {
+		if err := r.DeleteRef(ctx, be, name); err != nil {
+			if errors.Is(err, cas.ErrNotFound) {
+				return &userError{msg: "no ref named " + name, hint: "`cas refs` lists them"}
+			}
+			return err
+		}
+	}
+	if opts.JSON {
+		return writeJSON(opts.IO.Out, map[string]any{"deleted": opts.Names})
+	}
+	for _, name := range opts.Names {
+		fmt.Fprintf(opts.IO.Out, "deleted ref %s\n", name)
+	}
+	return nil
 }
 
 func refsRun(ctx context.Context, opts *refsOptions) error {

@@ -22,102 +22,148 @@ AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), the shared credentials file and
 AWS_PROFILE; they are never written to the store.`,
 		Example: "  cas remote add origin s3://ml-artifacts/team-a --endpoint https://minio.example.com:9000\n  cas remote list",
 	}
-	var add cas.RemoteConfig
-	var addJSON, removeJSON bool
-	addCmd := &cobra.Command{
+	cmd.AddCommand(newCmdRemoteAdd(f), newCmdRemoteList(f), newCmdRemoteRemove(f))
+	return cmd
+}
+
+type remoteAddOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+	Remote  cas.RemoteConfig
+	JSON    bool
+}
+
+func newCmdRemoteAdd(f *Factory) *cobra.Command {
+	opts := &remoteAddOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
 		Use:     "add NAME s3://BUCKET[/PREFIX]",
 		Short:   "Add a remote (the first one added is the default)",
 		Example: "  cas remote add origin s3://ml-artifacts/team-a --endpoint https://minio.example.com:9000\n  cas remote add aws s3://my-bucket --region eu-west-1 --default",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := f.Repo(cmd.Context())
-			if err != nil {
-				return err
-			}
-			add.Name, add.URL = args[0], args[1]
-			if add.Connections < 1 || add.Connections > 256 {
-				return usageError("--connections %d: want 1 to 256", add.Connections)
-			}
-			if err := probeNewRemote(cmd.Context(), f.IO, r, add); err != nil {
-				return err
-			}
-			if err := r.AddRemote(add); err != nil {
-				if errors.Is(err, cas.ErrRemoteURL) || errors.Is(err, cas.ErrBadRefName) {
-					return usageError("%v", err)
-				}
-				return err
-			}
-			if addJSON {
-				rc, _, err := r.Remote(add.Name)
-				if err != nil {
-					return err
-				}
-				return writeJSON(f.IO.Out, rc)
-			}
-			fmt.Fprintf(f.IO.Out, "added remote %s (%s)\n", add.Name, add.URL)
-			return nil
+			opts.Remote.Name, opts.Remote.URL = args[0], args[1]
+			return remoteAddRun(cmd.Context(), opts)
 		},
 	}
-	addCmd.Flags().BoolVar(&addJSON, "json", false, "print the remote's settings as JSON")
-	addCmd.Flags().StringVar(&add.Endpoint, "endpoint", "", "the S3 endpoint `URL` (default: AWS)")
-	addCmd.Flags().StringVar(&add.Region, "region", "", "the bucket's `REGION`")
-	addCmd.Flags().BoolVar(&add.Default, "default", false, "make it the default remote")
-	addCmd.Flags().IntVar(&add.Connections, "connections", cas.DefaultConnections, "requests in flight at once: more for a long fat link")
-	var asJSON bool
-	listCmd := &cobra.Command{
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the remote's settings as JSON")
+	cmd.Flags().StringVar(&opts.Remote.Endpoint, "endpoint", "", "the S3 endpoint `URL` (default: AWS)")
+	cmd.Flags().StringVar(&opts.Remote.Region, "region", "", "the bucket's `REGION`")
+	cmd.Flags().BoolVar(&opts.Remote.Default, "default", false, "make it the default remote")
+	cmd.Flags().IntVar(&opts.Remote.Connections, "connections", cas.DefaultConnections, "requests in flight at once: more for a long fat link")
+	return cmd
+}
+
+func remoteAddRun(ctx context.Context, opts *remoteAddOptions) error {
+	r, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	add := opts.Remote
+	if add.Connections < 1 || add.Connections > 256 {
+		return usageError("--connections %d: want 1 to 256", add.Connections)
+	}
+	if err := probeNewRemote(ctx, opts.IO, r, add); err != nil {
+		return err
+	}
+	if err := r.AddRemote(add); err != nil {
+		if errors.Is(err, cas.ErrRemoteURL) || errors.Is(err, cas.ErrBadRefName) {
+			return usageError("%v", err)
+		}
+		return err
+	}
+	if opts.JSON {
+		rc, _, err := r.Remote(add.Name)
+		if err != nil {
+			return err
+		}
+		return writeJSON(opts.IO.Out, rc)
+	}
+	fmt.Fprintf(opts.IO.Out, "added remote %s (%s)\n", add.Name, add.URL)
+	return nil
+}
+
+type remoteListOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+	JSON    bool
+}
+
+func newCmdRemoteList(f *Factory) *cobra.Command {
+	opts := &remoteListOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
 		Use:     "list",
 		Short:   "List remotes",
 		Example: "  cas remote list --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := f.Repo(cmd.Context())
-			if err != nil {
-				return err
-			}
-			rs, err := r.Remotes()
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				if rs == nil {
-					rs = []cas.RemoteConfig{}
-				}
-				return writeJSON(f.IO.Out, rs)
-			}
-			for _, x := range rs {
-				mark := " "
-				if x.Default {
-					mark = "*"
-				}
-				fmt.Fprintf(f.IO.Out, "%s %-12s %s %s\n", mark, x.Name, x.URL, x.Endpoint)
-			}
-			return nil
+			return remoteListRun(cmd.Context(), opts)
 		},
 	}
-	listCmd.Flags().BoolVar(&asJSON, "json", false, "print remotes as JSON")
-	removeCmd := &cobra.Command{
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print remotes as JSON")
+	return cmd
+}
+
+func remoteListRun(ctx context.Context, opts *remoteListOptions) error {
+	r, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	rs, err := r.Remotes()
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		if rs == nil {
+			rs = []cas.RemoteConfig{}
+		}
+		return writeJSON(opts.IO.Out, rs)
+	}
+	for _, x := range rs {
+		mark := " "
+		if x.Default {
+			mark = "*"
+		}
+		fmt.Fprintf(opts.IO.Out, "%s %-12s %s %s\n", mark, x.Name, x.URL, x.Endpoint)
+	}
+	return nil
+}
+
+type remoteRemoveOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+	Name    string
+	JSON    bool
+}
+
+func newCmdRemoteRemove(f *Factory) *cobra.Command {
+	opts := &remoteRemoveOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
 		Use:     "remove NAME",
 		Short:   "Forget a remote (nothing on it is deleted)",
 		Example: "  cas remote remove origin",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := f.Repo(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if err := r.RemoveRemote(args[0]); err != nil {
-				return err
-			}
-			if removeJSON {
-				return writeJSON(f.IO.Out, map[string]string{"removed": args[0]})
-			}
-			fmt.Fprintf(f.IO.Out, "removed remote %s (nothing on it was touched)\n", args[0])
-			return nil
+			opts.Name = args[0]
+			return remoteRemoveRun(cmd.Context(), opts)
 		},
 	}
-	removeCmd.Flags().BoolVar(&removeJSON, "json", false, "print what was removed as JSON")
-	cmd.AddCommand(addCmd, listCmd, removeCmd)
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print what was removed as JSON")
 	return cmd
+}
+
+func remoteRemoveRun(ctx context.Context, opts *remoteRemoveOptions) error {
+	r, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	if err := r.RemoveRemote(opts.Name); err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSON(opts.IO.Out, map[string]string{"removed": opts.Name})
+	}
+	fmt.Fprintf(opts.IO.Out, "removed remote %s (nothing on it was touched)\n", opts.Name)
+	return nil
 }
 
 // openRemote opens the named remote (the default for "") and checks it
