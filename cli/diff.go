@@ -148,6 +148,7 @@ func printChanges(io *IOStreams, asJSON bool, changes []cas.Change) error {
 	return nil
 }
 
+// diffManifests compares A and B when both name manifests, and reports
 // whether they did.
 func diffManifests(ctx context.Context, r *cas.Repo, opts *diffOptions) (bool, error) {
 	if _, err := os.Lstat(opts.B); err == nil {

@@ -80,8 +80,3 @@ func pullRun(ctx context.Context, opts *pullOptions) error {
 	fmt.Fprintf(opts.IO.Out, "pulled %s from %s: %d objects, %s (%d already here)\n", obj.Digest.Short(), rc.Name, st.Objects, bytesStr(st.Bytes), st.Skipped)
 	return nil
 }
-
-// readThrough runs fn, a command's reading of the store; if it fails for
-// want of data the local store lacks and the store has a default remote
-// it is not yet reading from, it attaches that remote (reads then fall
-// through to it) and runs fn once more. A remote that cannot be reached

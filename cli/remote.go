@@ -311,6 +311,10 @@ func upload(ctx context.Context, ios *IOStreams, quiet bool, r *cas.Repo, be rem
 	return st, nil
 }
 
+// readThrough runs fn, a command's reading of the store; if it fails for
+// want of data the local store lacks and the store has a default remote
+// it is not yet reading from, it attaches that remote (reads then fall
+// through to it) and runs fn once more. A remote that cannot be reached
 // leaves the first error, with a warning.
 func readThrough(ctx context.Context, ios *IOStreams, r *cas.Repo, fn func() error) error {
 	err := fn()

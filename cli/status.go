@@ -76,5 +76,3 @@ func statusRun(ctx context.Context, opts *statusOptions) error {
 	fmt.Fprintf(opts.IO.Out, "last pushed as %s\n", last.Digest.Short())
 	return printChanges(opts.IO, false, changes)
 }
-
-// diffManifests compares A and B when both name manifests, and reports
