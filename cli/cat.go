@@ -40,7 +40,7 @@ func catRun(ctx context.Context, opts *catOptions) error {
 	if err != nil {
 		return err
 	}
-	return readThrough(ctx, opts.IO, r, func() error {
+	return readThrough(ctx, opts.Factory, r, func() error {
 		obj, err := manifest.ResolveSpec(ctx, r, opts.Ref)
 		if err != nil {
 			return err

@@ -79,7 +79,7 @@ func diffAny(ctx context.Context, opts *diffOptions) error {
 	}
 	// What the local store lacks may be on the default remote. Nothing is
 	// printed before everything compared was read.
-	return readThrough(ctx, opts.IO, r, func() error { return diffStored(ctx, opts, r) })
+	return readThrough(ctx, opts.Factory, r, func() error { return diffStored(ctx, opts, r) })
 }
 
 func diffStored(ctx context.Context, opts *diffOptions, r *cas.Repo) error {

@@ -131,7 +131,7 @@ func inspectTarget(ctx context.Context, opts *inspectOptions) (*ckpt.Report, err
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	var obj *cas.Object
-	err = readThrough(ctx, opts.Factory.IO, repo, func() (err error) {
+	err = readThrough(ctx, opts.Factory, repo, func() (err error) {
 		if obj, err = manifest.ResolveSpec(ctx, repo, opts.Target); err != nil {
 			return err
 		}

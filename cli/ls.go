@@ -54,7 +54,7 @@ func lsRun(ctx context.Context, opts *lsOptions) error {
 		return err
 	}
 	var entries []lsEntry
-	err = readThrough(ctx, opts.IO, r, func() error {
+	err = readThrough(ctx, opts.Factory, r, func() error {
 		obj, err := manifest.ResolveSpec(ctx, r, opts.Ref)
 		if err != nil {
 			return err

@@ -480,7 +480,7 @@ func pinsRun(ctx context.Context, opts *pinsOptions) error {
 	}
 	var be remote.Backend
 	if opts.From != "" {
-		if be, _, err = openRemote(ctx, r, opts.From); err != nil {
+		if be, _, err = opts.Factory.openRemote(ctx, r, opts.From); err != nil {
 			return err
 		}
 	}
@@ -576,7 +576,7 @@ func unpinRun(ctx context.Context, opts *unpinOptions) error {
 	}
 	var removed []string
 	if opts.From != "" {
-		be, rc, err := openRemote(ctx, r, opts.From)
+		be, rc, err := opts.Factory.openRemote(ctx, r, opts.From)
 		if err != nil {
 			return err
 		}

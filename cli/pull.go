@@ -47,7 +47,7 @@ func pullRun(ctx context.Context, opts *pullOptions) error {
 	if err != nil {
 		return err
 	}
-	be, rc, err := openRemote(ctx, r, opts.From)
+	be, rc, err := opts.Factory.openRemote(ctx, r, opts.From)
 	if err != nil {
 		return err
 	}

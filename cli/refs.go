@@ -69,7 +69,7 @@ func refsRmRun(ctx context.Context, opts *refsRmOptions) error {
 	}
 	var be remote.Backend
 	if opts.Remote != "" {
-		if be, _, err = openRemote(ctx, r, opts.Remote); err != nil {
+		if be, _, err = opts.Factory.openRemote(ctx, r, opts.Remote); err != nil {
 			return err
 		}
 	}

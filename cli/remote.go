@@ -274,8 +274,8 @@ func targetRemote(ctx context.Context, r *cas.Repo, to string, local bool) (remo
 
 // useRemote lets a command read data the local store lacks from the
 // named remote (the default for ""), if there is one.
-func useRemote(ctx context.Context, r *cas.Repo, name string) error {
-	be, _, err := openRemote(ctx, r, name)
+func useRemote(ctx context.Context, f *Factory, r *cas.Repo, name string) error {
+	be, _, err := f.openRemote(ctx, r, name)
 	if err != nil || be == nil {
 		return err
 	}
@@ -316,17 +316,17 @@ func upload(ctx context.Context, ios *IOStreams, quiet bool, r *cas.Repo, be rem
 // it is not yet reading from, it attaches that remote (reads then fall
 // through to it) and runs fn once more. A remote that cannot be reached
 // leaves the first error, with a warning.
-func readThrough(ctx context.Context, ios *IOStreams, r *cas.Repo, fn func() error) error {
+func readThrough(ctx context.Context, f *Factory, r *cas.Repo, fn func() error) error {
 	err := fn()
 	if err == nil || r.HasRemote() || !cas.IsMissing(err) {
 		return err
 	}
-	be, rc, rerr := openRemote(ctx, r, "")
+	be, rc, rerr := f.openRemote(ctx, r, "")
 	if rerr != nil || be == nil {
 		return err
 	}
 	if uerr := r.UseRemote(ctx, be); uerr != nil {
-		fmt.Fprintf(ios.ErrOut, "cas: warning: could not read from remote %s: %v\n", rc.Name, uerr)
+		fmt.Fprintf(f.IO.ErrOut, "cas: warning: could not read from remote %s: %v\n", rc.Name, uerr)
 		return err
 	}
 	return fn()

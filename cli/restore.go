@@ -63,7 +63,7 @@ func restoreRun(ctx context.Context, opts *restoreOptions) error {
 		return err
 	}
 	if opts.From != "" {
-		if err := useRemote(ctx, r, opts.From); err != nil {
+		if err := useRemote(ctx, opts.Factory, r, opts.From); err != nil {
 			return err
 		}
 	}
@@ -71,7 +71,7 @@ func restoreRun(ctx context.Context, opts *restoreOptions) error {
 	var res *cas.RestoreResult
 	// What the local store lacks may be on the default remote: a failed
 	// restore left nothing behind, so it may run again reading from it.
-	err = readThrough(ctx, opts.IO, r, func() (err error) {
+	err = readThrough(ctx, opts.Factory, r, func() (err error) {
 		if obj, err = manifest.ResolveSpec(ctx, r, opts.Ref); err != nil {
 			return err
 		}

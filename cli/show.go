@@ -45,7 +45,7 @@ func showRun(ctx context.Context, opts *showOptions) error {
 	}
 	var m *manifest.Manifest
 	var d digest.Digest
-	err = readThrough(ctx, opts.IO, r, func() (err error) {
+	err = readThrough(ctx, opts.Factory, r, func() (err error) {
 		m, d, err = manifest.Resolve(ctx, r, opts.Ref)
 		return err
 	})

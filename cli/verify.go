@@ -65,7 +65,7 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 		if opts.Ref == "" {
 			return usageError("--remote needs a REF to verify")
 		}
-		be, _, err := openRemote(ctx, r, opts.Remote)
+		be, _, err := opts.Factory.openRemote(ctx, r, opts.Remote)
 		if err != nil {
 			return err
 		}
