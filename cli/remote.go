@@ -59,8 +59,10 @@ func remoteAddRun(ctx context.Context, opts *remoteAddOptions) error {
 		return err
 	}
 	add := opts.Remote
-	if add.Connections < 1 || add.Connections > 256 {
-		return usageError("--connections %d: want 1 to 256", add.Connections)
+	// Checked before the probe, which may take a while; the flag
+	// cannot leave it unset.
+	if err := cas.CheckConnections(add.Connections); err != nil {
+		return usageError("--%v", err) // --connections N: want …
 	}
 	if err := probeNewRemote(ctx, opts.IO, r, add); err != nil {
 		return err
