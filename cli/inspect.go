@@ -157,13 +157,18 @@ func inspectTarget(ctx context.Context, opts *inspectOptions) (*ckpt.Report, err
 
 func inspectReader(r io.ReaderAt, size int64, name string) (*ckpt.Report, error) {
 	rep, err := ckpt.Inspect(r, size, name)
+	why := err // without the package's name
+	var ce *ckpt.Error
+	if errors.As(err, &ce) {
+		why = ce.Err
+	}
 	switch {
 	case errors.Is(err, ckpt.ErrFormat):
 		return nil, &userError{msg: name + ": not a checkpoint cas can read", hint: "cas reads torch .pt/.pth (zip and legacy), pickles, .npy, .npz and .safetensors"}
 	case errors.Is(err, ckpt.ErrLimit):
-		return nil, &userError{msg: strings.ReplaceAll(err.Error(), "ckpt: ", ""), hint: "the file goes beyond what cas reads safely: see docs/checkpoints.md"}
+		return nil, &userError{msg: why.Error(), hint: "the file goes beyond what cas reads safely: see docs/checkpoints.md"}
 	case errors.Is(err, ckpt.ErrMalformed):
-		return nil, &userError{msg: strings.ReplaceAll(err.Error(), "ckpt: ", ""), hint: "the file is damaged or truncated"}
+		return nil, &userError{msg: why.Error(), hint: "the file is damaged or truncated"}
 	}
 	return rep, err
 }

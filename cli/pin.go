@@ -211,7 +211,7 @@ func pinRun(ctx context.Context, opts *pinOptions) error {
 func pinError(err error, where string) error {
 	switch {
 	case errors.Is(err, cas.ErrPinExists):
-		return &userError{msg: strings.TrimPrefix(err.Error(), "cas: "), hint: "a pin never moves: choose another name, or `cas unpin NAME --force` first"}
+		return &userError{msg: err.Error(), hint: "a pin never moves: choose another name, or `cas unpin NAME --force` first"}
 	case errors.Is(err, cas.ErrIncomplete):
 		return &userError{msg: err.Error(), hint: "the upload to " + where + " did not complete: run the pin again"}
 	case errors.Is(err, remote.ErrNoObjectLock):
@@ -224,8 +224,14 @@ func pinExistsError(old *cas.Pin, want digest.Digest) error {
 	return pinError(fmt.Errorf("%w: %s is pinned to %s, not %s", cas.ErrPinExists, old.Name, old.Target.Short(), want.Short()), "")
 }
 
-// attestMsg is an attest error's text without the package prefixes.
-func attestMsg(err error) string { return strings.ReplaceAll(err.Error(), "attest: ", "") }
+// attestMsg is an attest error's text without the package's name.
+func attestMsg(err error) string {
+	var ae *attest.Error
+	if errors.As(err, &ae) {
+		return ae.Err.Error()
+	}
+	return err.Error()
+}
 
 func keyError(err error) error {
 	var pe *os.PathError
