@@ -38,6 +38,25 @@ type RemoteConfig struct {
 // DefaultConnections is how many objects move at once to or from a remote.
 const DefaultConnections = 8
 
+// MaxConnections is the most requests a remote may have in flight.
+const MaxConnections = 256
+
+// ConnectionsError is a Connections setting outside 1 to MaxConnections.
+type ConnectionsError struct{ N int }
+
+func (e *ConnectionsError) Error() string {
+	return fmt.Sprintf("connections %d: want 1 to %d", e.N, MaxConnections)
+}
+
+// CheckConnections returns a *ConnectionsError unless n is a valid
+// Connections setting.
+func CheckConnections(n int) error {
+	if n < 1 || n > MaxConnections {
+		return &ConnectionsError{N: n}
+	}
+	return nil
+}
+
 // transfers is how many requests to a remote run at once.
 func (r *Repo) transfers() int {
 	if r.Transfers > 0 {
@@ -119,8 +138,10 @@ func (r *Repo) AddRemote(rc RemoteConfig) error {
 	if _, err := rc.S3Config(); err != nil {
 		return err
 	}
-	if rc.Connections < 0 || rc.Connections > 256 {
-		return fmt.Errorf("connections %d: want 1 to 256", rc.Connections)
+	if rc.Connections != 0 { // 0: not set, DefaultConnections
+		if err := CheckConnections(rc.Connections); err != nil {
+			return err
+		}
 	}
 	return r.editRemotes(func(rs []RemoteConfig) ([]RemoteConfig, error) {
 		for _, x := range rs {

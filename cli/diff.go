@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/spf13/cobra"
@@ -27,7 +26,7 @@ type diffOptions struct {
 	differ bool
 }
 
-func newCmdDiff(f *Factory, runF func(*diffOptions) error) *cobra.Command {
+func newCmdDiff(f *Factory) *cobra.Command {
 	opts := &diffOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "diff REF REF|PATH",
@@ -47,9 +46,6 @@ tensor digest, and whether each RNG state is equal.`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.A, opts.B = args[0], args[1]
-			if runF != nil {
-				return runF(opts)
-			}
 			return diffRun(cmd.Context(), opts)
 		},
 	}
@@ -83,7 +79,7 @@ func diffAny(ctx context.Context, opts *diffOptions) error {
 	}
 	// What the local store lacks may be on the default remote. Nothing is
 	// printed before everything compared was read.
-	return readThrough(ctx, opts.IO, r, func() error { return diffStored(ctx, opts, r) })
+	return readThrough(ctx, opts.Factory, r, func() error { return diffStored(ctx, opts, r) })
 }
 
 func diffStored(ctx context.Context, opts *diffOptions, r *cas.Repo) error {
@@ -150,76 +146,6 @@ func printChanges(io *IOStreams, asJSON bool, changes []cas.Change) error {
 	}
 	fmt.Fprintf(io.Out, "%d added, %d removed, %d modified\n", added, removed, modified)
 	return nil
-}
-
-type statusOptions struct {
-	IO       *IOStreams
-	Factory  *Factory
-	Path     string
-	Excludes []string
-	JSON     bool
-}
-
-func newCmdStatus(f *Factory, runF func(*statusOptions) error) *cobra.Command {
-	opts := &statusOptions{IO: f.IO, Factory: f}
-	cmd := &cobra.Command{
-		Use:   "status PATH",
-		Short: "Show what changed in PATH since it was last pushed",
-		Long: `Compare PATH with what the last 'cas push PATH' from this store stored, as
-git status does: unchanged files are recognised by their stat data and not
-read. .casignore files apply as they do to push; give the same --exclude
-patterns as the push did (or put them in a .casignore so they stick).`,
-		Example: "  cas status data/\n  cas status data/ --exclude '*.tmp'",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Path = args[0]
-			if runF != nil {
-				return runF(opts)
-			}
-			return statusRun(cmd.Context(), opts)
-		},
-	}
-	cmd.Flags().StringArrayVarP(&opts.Excludes, "exclude", "e", nil, "leave out paths matching `PATTERN`, as push does")
-	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print changes as JSON")
-	return cmd
-}
-
-func statusRun(ctx context.Context, opts *statusOptions) error {
-	r, err := opts.Factory.Repo(ctx)
-	if err != nil {
-		return err
-	}
-	abs, err := filepath.Abs(opts.Path)
-	if err != nil {
-		return err
-	}
-	last, ok, err := r.LastPush(abs)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return &userError{msg: opts.Path + " has not been pushed from this store", hint: "run `cas push " + opts.Path + "` first"}
-	}
-	h, err := cas.Hash(ctx, r, []string{opts.Path}, cas.PushOptions{Excludes: opts.Excludes})
-	if err != nil {
-		return err
-	}
-	now := &cas.Object{Digest: h.Digest, Kind: h.Kind, Size: h.Size}
-	changes, err := cas.Diff(ctx, last, r.StoreTrees(), now, h.Trees())
-	if err != nil {
-		return err
-	}
-	if opts.JSON {
-		return writeJSON(opts.IO.Out, struct {
-			Path    string       `json:"path"`
-			Pushed  string       `json:"pushed"`
-			Current string       `json:"current"`
-			Changed bool         `json:"changed"`
-			Changes []cas.Change `json:"changes"`
-		}{opts.Path, last.Digest.String(), h.Digest.String(), len(changes) > 0, changes})
-	}
-	fmt.Fprintf(opts.IO.Out, "last pushed as %s\n", last.Digest.Short())
-	return printChanges(opts.IO, false, changes)
 }
 
 // diffManifests compares A and B when both name manifests, and reports

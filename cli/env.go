@@ -18,7 +18,7 @@ type envOptions struct {
 	JSON    bool
 }
 
-func newCmdEnv(f *Factory, runF func(*envOptions) error) *cobra.Command {
+func newCmdEnv(f *Factory) *cobra.Command {
 	opts := &envOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "env",
@@ -32,9 +32,6 @@ before re-running a published experiment.`,
 		Example: "  cas env\n  cas env --json\n  cas env diff baseline",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(opts)
-			}
 			return envRun(cmd.Context(), opts)
 		},
 	}
@@ -48,9 +45,6 @@ before re-running a published experiment.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Ref = args[0]
-			if runF != nil {
-				return runF(opts)
-			}
 			return envDiffRun(cmd.Context(), opts)
 		},
 	}

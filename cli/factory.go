@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/remote"
 )
 
 // IOStreams are where a command reads and writes.
@@ -31,6 +32,11 @@ type Factory struct {
 	Now     func() time.Time
 	Getenv  func(string) string
 	WorkDir func() (string, error)
+	// Remote opens the remote name of the store r (its default remote
+	// for ""), checked to answer. It returns no backend and no error when
+	// name is "" and r has no remote. Nil means the S3 buckets of the
+	// store's remotes.json; a test hands out in-memory backends instead.
+	Remote func(ctx context.Context, r *cas.Repo, name string) (remote.Backend, *cas.RemoteConfig, error)
 
 	repo *cas.Repo
 }
@@ -44,6 +50,7 @@ func SystemFactory() *Factory {
 		Now:     time.Now,
 		Getenv:  os.Getenv,
 		WorkDir: os.Getwd,
+		Remote:  openRemote,
 	}
 }
 
@@ -88,6 +95,15 @@ func (f *Factory) Repo(ctx context.Context) (*cas.Repo, error) {
 	r.Now = f.Now
 	f.repo = r
 	return r, nil
+}
+
+// openRemote opens a remote of the store r through f.Remote, or from
+// remotes.json when f has none.
+func (f *Factory) openRemote(ctx context.Context, r *cas.Repo, name string) (remote.Backend, *cas.RemoteConfig, error) {
+	if f.Remote != nil {
+		return f.Remote(ctx, r, name)
+	}
+	return openRemote(ctx, r, name)
 }
 
 // Close releases what the factory opened.

@@ -19,7 +19,7 @@ type gcOptions struct {
 	JSON    bool
 }
 
-func newCmdGC(f *Factory, runF func(*gcOptions) error) *cobra.Command {
+func newCmdGC(f *Factory) *cobra.Command {
 	opts := &gcOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "gc [--remote NAME] [--grace DURATION] [--dry-run]",
@@ -42,9 +42,6 @@ With --remote NAME, collect on that remote, reading only the remote.`,
 		Example: "  cas gc --dry-run\n  cas gc\n  cas gc --remote origin --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(opts)
-			}
 			return gcRun(cmd.Context(), opts)
 		},
 	}
@@ -66,7 +63,7 @@ func gcRun(ctx context.Context, opts *gcOptions) error {
 	where := "the local store"
 	var be = r.Backend
 	if opts.Remote != "" {
-		b, rc, err := openRemote(ctx, r, opts.Remote)
+		b, rc, err := opts.Factory.openRemote(ctx, r, opts.Remote)
 		if err != nil {
 			return err
 		}

@@ -17,7 +17,7 @@ type hashOptions struct {
 	JSON     bool
 }
 
-func newCmdHash(f *Factory, runF func(*hashOptions) error) *cobra.Command {
+func newCmdHash(f *Factory) *cobra.Command {
 	opts := &hashOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "hash PATH...",
@@ -30,9 +30,6 @@ machine whatever the timestamps, owners or chunk settings.`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Paths = args
-			if runF != nil {
-				return runF(opts)
-			}
 			return hashRun(cmd.Context(), opts)
 		},
 	}

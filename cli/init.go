@@ -19,7 +19,7 @@ type initOptions struct {
 	JSON     bool
 }
 
-func newCmdInit(f *Factory, runF func(*initOptions) error) *cobra.Command {
+func newCmdInit(f *Factory) *cobra.Command {
 	opts := &initOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -32,9 +32,6 @@ it: two stores with different chunk sizes give the same digests.`,
 		Example: "  cas init\n  cas init --chunk-avg 256KiB",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(opts)
-			}
 			return initRun(cmd.Context(), opts)
 		},
 	}

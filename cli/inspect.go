@@ -27,7 +27,7 @@ type inspectOptions struct {
 	Lint    bool
 }
 
-func newCmdInspect(f *Factory, runF func(*inspectOptions) error) *cobra.Command {
+func newCmdInspect(f *Factory) *cobra.Command {
 	opts := &inspectOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "inspect FILE|REF[:path]",
@@ -51,9 +51,6 @@ the --json output and how fingerprints are computed.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Target = args[0]
-			if runF != nil {
-				return runF(opts)
-			}
 			return inspectRun(cmd.Context(), opts)
 		},
 	}
@@ -134,7 +131,7 @@ func inspectTarget(ctx context.Context, opts *inspectOptions) (*ckpt.Report, err
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	var obj *cas.Object
-	err = readThrough(ctx, opts.Factory.IO, repo, func() (err error) {
+	err = readThrough(ctx, opts.Factory, repo, func() (err error) {
 		if obj, err = manifest.ResolveSpec(ctx, repo, opts.Target); err != nil {
 			return err
 		}
@@ -160,13 +157,18 @@ func inspectTarget(ctx context.Context, opts *inspectOptions) (*ckpt.Report, err
 
 func inspectReader(r io.ReaderAt, size int64, name string) (*ckpt.Report, error) {
 	rep, err := ckpt.Inspect(r, size, name)
+	why := err // without the package's name
+	var ce *ckpt.Error
+	if errors.As(err, &ce) {
+		why = ce.Err
+	}
 	switch {
 	case errors.Is(err, ckpt.ErrFormat):
 		return nil, &userError{msg: name + ": not a checkpoint cas can read", hint: "cas reads torch .pt/.pth (zip and legacy), pickles, .npy, .npz and .safetensors"}
 	case errors.Is(err, ckpt.ErrLimit):
-		return nil, &userError{msg: strings.ReplaceAll(err.Error(), "ckpt: ", ""), hint: "the file goes beyond what cas reads safely: see docs/checkpoints.md"}
+		return nil, &userError{msg: why.Error(), hint: "the file goes beyond what cas reads safely: see docs/checkpoints.md"}
 	case errors.Is(err, ckpt.ErrMalformed):
-		return nil, &userError{msg: strings.ReplaceAll(err.Error(), "ckpt: ", ""), hint: "the file is damaged or truncated"}
+		return nil, &userError{msg: why.Error(), hint: "the file is damaged or truncated"}
 	}
 	return rep, err
 }

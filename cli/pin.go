@@ -34,7 +34,7 @@ type pinOptions struct {
 	Quiet   bool
 }
 
-func newCmdPin(f *Factory, runF func(*pinOptions) error) *cobra.Command {
+func newCmdPin(f *Factory) *cobra.Command {
 	opts := &pinOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "pin NAME REF",
@@ -64,9 +64,6 @@ Lock enabled. Pinning again with a longer --retain extends it.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Name, opts.Ref = args[0], args[1]
-			if runF != nil {
-				return runF(opts)
-			}
 			return pinRun(cmd.Context(), opts)
 		},
 	}
@@ -99,7 +96,7 @@ func pinRun(ctx context.Context, opts *pinOptions) error {
 	if err != nil {
 		return err
 	}
-	be, rc, err := targetRemote(ctx, r, opts.To, opts.Local)
+	be, rc, err := opts.Factory.targetRemote(ctx, r, opts.To, opts.Local)
 	if err != nil {
 		return err
 	}
@@ -244,8 +241,14 @@ func pinError(err error, where string) error {
 	return err
 }
 
-// attestMsg is an attest error's text without the package prefixes.
-func attestMsg(err error) string { return strings.ReplaceAll(err.Error(), "attest: ", "") }
+// attestMsg is an attest error's text without the package's name.
+func attestMsg(err error) string {
+	var ae *attest.Error
+	if errors.As(err, &ae) {
+		return ae.Err.Error()
+	}
+	return err.Error()
+}
 
 func keyError(err error) error {
 	var pe *os.PathError
@@ -344,7 +347,7 @@ type pinsOptions struct {
 	JSON    bool
 }
 
-func newCmdPins(f *Factory, runF func(*pinsOptions) error) *cobra.Command {
+func newCmdPins(f *Factory) *cobra.Command {
 	opts := &pinsOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:     "pins",
@@ -353,9 +356,6 @@ func newCmdPins(f *Factory, runF func(*pinsOptions) error) *cobra.Command {
 		Example: "  cas pins\n  cas pins --from origin --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(opts)
-			}
 			return pinsRun(cmd.Context(), opts)
 		},
 	}
@@ -371,7 +371,7 @@ func pinsRun(ctx context.Context, opts *pinsOptions) error {
 	}
 	var be remote.Backend
 	if opts.From != "" {
-		if be, _, err = openRemote(ctx, r, opts.From); err != nil {
+		if be, _, err = opts.Factory.openRemote(ctx, r, opts.From); err != nil {
 			return err
 		}
 	}
@@ -431,7 +431,7 @@ type unpinOptions struct {
 	JSON    bool
 }
 
-func newCmdUnpin(f *Factory, runF func(*unpinOptions) error) *cobra.Command {
+func newCmdUnpin(f *Factory) *cobra.Command {
 	opts := &unpinOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "unpin NAME --force",
@@ -443,9 +443,6 @@ pin is what reviewers cite, so this needs --force.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Name = args[0]
-			if runF != nil {
-				return runF(opts)
-			}
 			return unpinRun(cmd.Context(), opts)
 		},
 	}
@@ -470,7 +467,7 @@ func unpinRun(ctx context.Context, opts *unpinOptions) error {
 	}
 	var removed []string
 	if opts.From != "" {
-		be, rc, err := openRemote(ctx, r, opts.From)
+		be, rc, err := opts.Factory.openRemote(ctx, r, opts.From)
 		if err != nil {
 			return err
 		}
@@ -510,7 +507,7 @@ type keygenOptions struct {
 	JSON    bool
 }
 
-func newCmdKeygen(f *Factory, runF func(*keygenOptions) error) *cobra.Command {
+func newCmdKeygen(f *Factory) *cobra.Command {
 	opts := &keygenOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "keygen",
@@ -523,9 +520,6 @@ $XDG_CONFIG_HOME/cas/signing (~/.config/cas/signing).`,
 		Example: "  cas keygen\n  cas keygen --out keys/lab",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(opts)
-			}
 			return keygenRun(cmd.Context(), opts)
 		},
 	}

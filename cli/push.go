@@ -23,7 +23,7 @@ type pushOptions struct {
 	Local    bool
 }
 
-func newCmdPush(f *Factory, runF func(*pushOptions) error) *cobra.Command {
+func newCmdPush(f *Factory) *cobra.Command {
 	opts := &pushOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "push PATH...",
@@ -50,9 +50,6 @@ remote lacks is uploaded afterwards, then the ref; --local skips that.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Paths = args
 			opts.NameSet = cmd.Flags().Changed("name")
-			if runF != nil {
-				return runF(opts)
-			}
 			return pushRun(cmd.Context(), opts)
 		},
 	}
@@ -86,7 +83,7 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 		return err
 	}
 	// A bad remote fails before anything is read, not after.
-	be, rc, err := targetRemote(ctx, r, opts.To, opts.Local)
+	be, rc, err := opts.Factory.targetRemote(ctx, r, opts.To, opts.Local)
 	if err != nil {
 		return err
 	}

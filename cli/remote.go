@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cas-ml/cas/cas"
-	"github.com/cas-ml/cas/manifest"
 	"github.com/cas-ml/cas/remote"
 )
 
@@ -23,102 +22,150 @@ AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), the shared credentials file and
 AWS_PROFILE; they are never written to the store.`,
 		Example: "  cas remote add origin s3://ml-artifacts/team-a --endpoint https://minio.example.com:9000\n  cas remote list",
 	}
-	var add cas.RemoteConfig
-	var addJSON, removeJSON bool
-	addCmd := &cobra.Command{
+	cmd.AddCommand(newCmdRemoteAdd(f), newCmdRemoteList(f), newCmdRemoteRemove(f))
+	return cmd
+}
+
+type remoteAddOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+	Remote  cas.RemoteConfig
+	JSON    bool
+}
+
+func newCmdRemoteAdd(f *Factory) *cobra.Command {
+	opts := &remoteAddOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
 		Use:     "add NAME s3://BUCKET[/PREFIX]",
 		Short:   "Add a remote (the first one added is the default)",
 		Example: "  cas remote add origin s3://ml-artifacts/team-a --endpoint https://minio.example.com:9000\n  cas remote add aws s3://my-bucket --region eu-west-1 --default",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := f.Repo(cmd.Context())
-			if err != nil {
-				return err
-			}
-			add.Name, add.URL = args[0], args[1]
-			if add.Connections < 1 || add.Connections > 256 {
-				return usageError("--connections %d: want 1 to 256", add.Connections)
-			}
-			if err := probeNewRemote(cmd.Context(), f.IO, r, add); err != nil {
-				return err
-			}
-			if err := r.AddRemote(add); err != nil {
-				if errors.Is(err, cas.ErrRemoteURL) || errors.Is(err, cas.ErrBadRefName) {
-					return usageError("%v", err)
-				}
-				return err
-			}
-			if addJSON {
-				rc, _, err := r.Remote(add.Name)
-				if err != nil {
-					return err
-				}
-				return writeJSON(f.IO.Out, rc)
-			}
-			fmt.Fprintf(f.IO.Out, "added remote %s (%s)\n", add.Name, add.URL)
-			return nil
+			opts.Remote.Name, opts.Remote.URL = args[0], args[1]
+			return remoteAddRun(cmd.Context(), opts)
 		},
 	}
-	addCmd.Flags().BoolVar(&addJSON, "json", false, "print the remote's settings as JSON")
-	addCmd.Flags().StringVar(&add.Endpoint, "endpoint", "", "the S3 endpoint `URL` (default: AWS)")
-	addCmd.Flags().StringVar(&add.Region, "region", "", "the bucket's `REGION`")
-	addCmd.Flags().BoolVar(&add.Default, "default", false, "make it the default remote")
-	addCmd.Flags().IntVar(&add.Connections, "connections", cas.DefaultConnections, "requests in flight at once: more for a long fat link")
-	var asJSON bool
-	listCmd := &cobra.Command{
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the remote's settings as JSON")
+	cmd.Flags().StringVar(&opts.Remote.Endpoint, "endpoint", "", "the S3 endpoint `URL` (default: AWS)")
+	cmd.Flags().StringVar(&opts.Remote.Region, "region", "", "the bucket's `REGION`")
+	cmd.Flags().BoolVar(&opts.Remote.Default, "default", false, "make it the default remote")
+	cmd.Flags().IntVar(&opts.Remote.Connections, "connections", cas.DefaultConnections, "requests in flight at once: more for a long fat link")
+	return cmd
+}
+
+func remoteAddRun(ctx context.Context, opts *remoteAddOptions) error {
+	r, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	add := opts.Remote
+	// Checked before the probe, which may take a while; the flag
+	// cannot leave it unset.
+	if err := cas.CheckConnections(add.Connections); err != nil {
+		return usageError("--%v", err) // --connections N: want …
+	}
+	if err := probeNewRemote(ctx, opts.IO, r, add); err != nil {
+		return err
+	}
+	if err := r.AddRemote(add); err != nil {
+		if errors.Is(err, cas.ErrRemoteURL) || errors.Is(err, cas.ErrBadRefName) {
+			return usageError("%v", err)
+		}
+		return err
+	}
+	if opts.JSON {
+		rc, _, err := r.Remote(add.Name)
+		if err != nil {
+			return err
+		}
+		return writeJSON(opts.IO.Out, rc)
+	}
+	fmt.Fprintf(opts.IO.Out, "added remote %s (%s)\n", add.Name, add.URL)
+	return nil
+}
+
+type remoteListOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+	JSON    bool
+}
+
+func newCmdRemoteList(f *Factory) *cobra.Command {
+	opts := &remoteListOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
 		Use:     "list",
 		Short:   "List remotes",
 		Example: "  cas remote list --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := f.Repo(cmd.Context())
-			if err != nil {
-				return err
-			}
-			rs, err := r.Remotes()
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				if rs == nil {
-					rs = []cas.RemoteConfig{}
-				}
-				return writeJSON(f.IO.Out, rs)
-			}
-			for _, x := range rs {
-				mark := " "
-				if x.Default {
-					mark = "*"
-				}
-				fmt.Fprintf(f.IO.Out, "%s %-12s %s %s\n", mark, x.Name, x.URL, x.Endpoint)
-			}
-			return nil
+			return remoteListRun(cmd.Context(), opts)
 		},
 	}
-	listCmd.Flags().BoolVar(&asJSON, "json", false, "print remotes as JSON")
-	removeCmd := &cobra.Command{
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print remotes as JSON")
+	return cmd
+}
+
+func remoteListRun(ctx context.Context, opts *remoteListOptions) error {
+	r, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	rs, err := r.Remotes()
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		if rs == nil {
+			rs = []cas.RemoteConfig{}
+		}
+		return writeJSON(opts.IO.Out, rs)
+	}
+	for _, x := range rs {
+		mark := " "
+		if x.Default {
+			mark = "*"
+		}
+		fmt.Fprintf(opts.IO.Out, "%s %-12s %s %s\n", mark, x.Name, x.URL, x.Endpoint)
+	}
+	return nil
+}
+
+type remoteRemoveOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+	Name    string
+	JSON    bool
+}
+
+func newCmdRemoteRemove(f *Factory) *cobra.Command {
+	opts := &remoteRemoveOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
 		Use:     "remove NAME",
 		Short:   "Forget a remote (nothing on it is deleted)",
 		Example: "  cas remote remove origin",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := f.Repo(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if err := r.RemoveRemote(args[0]); err != nil {
-				return err
-			}
-			if removeJSON {
-				return writeJSON(f.IO.Out, map[string]string{"removed": args[0]})
-			}
-			fmt.Fprintf(f.IO.Out, "removed remote %s (nothing on it was touched)\n", args[0])
-			return nil
+			opts.Name = args[0]
+			return remoteRemoveRun(cmd.Context(), opts)
 		},
 	}
-	removeCmd.Flags().BoolVar(&removeJSON, "json", false, "print what was removed as JSON")
-	cmd.AddCommand(addCmd, listCmd, removeCmd)
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print what was removed as JSON")
 	return cmd
+}
+
+func remoteRemoveRun(ctx context.Context, opts *remoteRemoveOptions) error {
+	r, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	if err := r.RemoveRemote(opts.Name); err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSON(opts.IO.Out, map[string]string{"removed": opts.Name})
+	}
+	fmt.Fprintf(opts.IO.Out, "removed remote %s (nothing on it was touched)\n", opts.Name)
+	return nil
 }
 
 // openRemote opens the named remote (the default for "") and checks it
@@ -207,14 +254,14 @@ func remoteHint(err error) string {
 
 // targetRemote is the remote a command that publishes writes to: --to
 // NAME, else the default one, none with --local.
-func targetRemote(ctx context.Context, r *cas.Repo, to string, local bool) (remote.Backend, *cas.RemoteConfig, error) {
+func (f *Factory) targetRemote(ctx context.Context, r *cas.Repo, to string, local bool) (remote.Backend, *cas.RemoteConfig, error) {
 	if local {
 		if to != "" {
 			return nil, nil, usageError("--local and --to exclude each other")
 		}
 		return nil, nil, nil
 	}
-	be, rc, err := openRemote(ctx, r, to)
+	be, rc, err := f.openRemote(ctx, r, to)
 	if err != nil || be == nil {
 		return nil, nil, err
 	}
@@ -229,8 +276,8 @@ func targetRemote(ctx context.Context, r *cas.Repo, to string, local bool) (remo
 
 // useRemote lets a command read data the local store lacks from the
 // named remote (the default for ""), if there is one.
-func useRemote(ctx context.Context, r *cas.Repo, name string) error {
-	be, _, err := openRemote(ctx, r, name)
+func useRemote(ctx context.Context, f *Factory, r *cas.Repo, name string) error {
+	be, _, err := f.openRemote(ctx, r, name)
 	if err != nil || be == nil {
 		return err
 	}
@@ -249,97 +296,22 @@ func reportUpload(ios *IOStreams, quiet bool, rc *cas.RemoteConfig, st *cas.Tran
 	fmt.Fprintf(ios.ErrOut, "uploaded %d objects, %s to %s in %.1fs%s\n", st.Objects, bytesStr(st.Bytes), rc.Name, st.Seconds, rate)
 }
 
-type pullOptions struct {
-	IO      *IOStreams
-	Factory *Factory
-	Ref     string
-	From    string
-	JSON    bool
-	Quiet   bool
-}
-
-func newCmdPull(f *Factory, runF func(*pullOptions) error) *cobra.Command {
-	opts := &pullOptions{IO: f.IO, Factory: f}
-	cmd := &cobra.Command{
-		Use:   "pull REF",
-		Short: "Bring a tree or file from a remote into the local store",
-		Long: `Download from a remote the packs holding everything REF needs, so that it
-restores and verifies without the remote. For a run (or a pin of one),
-that is the manifest's whole closure: inputs, outputs, logs, package list,
-config and code patch. Every object is checked against its digest on
-arrival. (restore alone also works without a local copy: it reads just the
-bytes it needs from the remote.)`,
-		Example: "  cas pull train\n  cas pull blake3:3f2a9c1e --from backup",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ref = args[0]
-			if runF != nil {
-				return runF(opts)
-			}
-			return pullRun(cmd.Context(), opts)
-		},
-	}
-	cmd.Flags().StringVar(&opts.From, "from", "", "the remote `NAME` (default: the default remote)")
-	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print what was downloaded as JSON")
-	cmd.Flags().BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress bar")
-	return cmd
-}
-
-func pullRun(ctx context.Context, opts *pullOptions) error {
-	r, err := opts.Factory.Repo(ctx)
-	if err != nil {
-		return err
-	}
-	be, rc, err := openRemote(ctx, r, opts.From)
-	if err != nil {
-		return err
-	}
-	if be == nil {
-		return &userError{msg: "no remote to pull from", hint: "add one with `cas remote add NAME s3://BUCKET`"}
-	}
-	if err := r.UseRemote(ctx, be); err != nil {
-		return err
-	}
-	// A run or a pin of one brings its whole closure: inputs, outputs,
-	// logs, environment objects, the code patch.
-	obj, err := manifest.ResolveSpec(ctx, r, opts.Ref)
-	if err != nil {
-		return err
-	}
-	prog := &cas.Progress{}
-	stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "pulling", prog)
-	st, err := r.Pull(ctx, obj, prog)
-	stop()
-	if err != nil {
-		return err
-	}
-	if opts.JSON {
-		return writeJSON(opts.IO.Out, struct {
-			Digest string `json:"digest"`
-			Remote string `json:"remote"`
-			*cas.TransferStats
-		}{obj.Digest.String(), rc.Name, st})
-	}
-	fmt.Fprintf(opts.IO.Out, "pulled %s from %s: %d objects, %s (%d already here)\n", obj.Digest.Short(), rc.Name, st.Objects, bytesStr(st.Bytes), st.Skipped)
-	return nil
-}
-
 // readThrough runs fn, a command's reading of the store; if it fails for
 // want of data the local store lacks and the store has a default remote
 // it is not yet reading from, it attaches that remote (reads then fall
 // through to it) and runs fn once more. A remote that cannot be reached
 // leaves the first error, with a warning.
-func readThrough(ctx context.Context, ios *IOStreams, r *cas.Repo, fn func() error) error {
+func readThrough(ctx context.Context, f *Factory, r *cas.Repo, fn func() error) error {
 	err := fn()
 	if err == nil || r.HasRemote() || !cas.IsMissing(err) {
 		return err
 	}
-	be, rc, rerr := openRemote(ctx, r, "")
+	be, rc, rerr := f.openRemote(ctx, r, "")
 	if rerr != nil || be == nil {
 		return err
 	}
 	if uerr := r.UseRemote(ctx, be); uerr != nil {
-		fmt.Fprintf(ios.ErrOut, "cas: warning: could not read from remote %s: %v\n", rc.Name, uerr)
+		fmt.Fprintf(f.IO.ErrOut, "cas: warning: could not read from remote %s: %v\n", rc.Name, uerr)
 		return err
 	}
 	return fn()

@@ -27,7 +27,7 @@ type reproduceOptions struct {
 	JSON      bool
 }
 
-func newCmdReproduce(f *Factory, runF func(*reproduceOptions) error) *cobra.Command {
+func newCmdReproduce(f *Factory) *cobra.Command {
 	opts := &reproduceOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "reproduce REF [flags] [-- CMD ARGS...]",
@@ -72,9 +72,6 @@ Exit status 0 is EXACT or PASS, 4 is FAIL.`,
 			} else if len(args) != 1 {
 				return usageError("give one REF; put a command after --")
 			}
-			if runF != nil {
-				return runF(opts)
-			}
 			return reproduceRun(cmd.Context(), opts)
 		},
 	}
@@ -94,7 +91,7 @@ func reproduceRun(ctx context.Context, opts *reproduceOptions) error {
 	}
 	// Data the local store lacks (a reviewer's fresh store) comes from the
 	// default remote.
-	if err := useRemote(ctx, r, ""); err != nil {
+	if err := useRemote(ctx, opts.Factory, r, ""); err != nil {
 		return err
 	}
 	rep, err := manifest.Reproduce(ctx, r, manifest.ReproduceOptions{Ref: opts.Ref, Dir: opts.Dir, Repo: opts.Repo,

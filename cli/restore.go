@@ -21,7 +21,7 @@ type restoreOptions struct {
 	From    string
 }
 
-func newCmdRestore(f *Factory, runF func(*restoreOptions) error) *cobra.Command {
+func newCmdRestore(f *Factory) *cobra.Command {
 	opts := &restoreOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "restore REF[:path] DEST",
@@ -47,9 +47,6 @@ only the bytes needed, with ranged GETs, checked like local data.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Ref, opts.Dest = args[0], args[1]
-			if runF != nil {
-				return runF(opts)
-			}
 			return restoreRun(cmd.Context(), opts)
 		},
 	}
@@ -66,7 +63,7 @@ func restoreRun(ctx context.Context, opts *restoreOptions) error {
 		return err
 	}
 	if opts.From != "" {
-		if err := useRemote(ctx, r, opts.From); err != nil {
+		if err := useRemote(ctx, opts.Factory, r, opts.From); err != nil {
 			return err
 		}
 	}
@@ -74,7 +71,7 @@ func restoreRun(ctx context.Context, opts *restoreOptions) error {
 	var res *cas.RestoreResult
 	// What the local store lacks may be on the default remote: a failed
 	// restore left nothing behind, so it may run again reading from it.
-	err = readThrough(ctx, opts.IO, r, func() (err error) {
+	err = readThrough(ctx, opts.Factory, r, func() (err error) {
 		if obj, err = manifest.ResolveSpec(ctx, r, opts.Ref); err != nil {
 			return err
 		}

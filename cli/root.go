@@ -113,31 +113,31 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 		&cobra.Group{ID: "publish", Title: "Publishing results:"},
 		&cobra.Group{ID: "admin", Title: "Store maintenance:"})
 	for _, c := range []*cobra.Command{
-		newCmdInit(f, nil), newCmdPush(f, nil), newCmdRestore(f, nil), newCmdHash(f, nil), newCmdPull(f, nil), newCmdRemote(f),
+		newCmdInit(f), newCmdPush(f), newCmdRestore(f), newCmdHash(f), newCmdPull(f), newCmdRemote(f),
 	} {
 		c.GroupID = "store"
 		root.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{
-		newCmdLs(f, nil), newCmdCat(f, nil), newCmdDiff(f, nil), newCmdStatus(f, nil), newCmdRefs(f, nil), newCmdInspect(f, nil),
+		newCmdLs(f), newCmdCat(f), newCmdDiff(f), newCmdStatus(f), newCmdRefs(f), newCmdInspect(f),
 	} {
 		c.GroupID = "inspect"
 		root.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{
-		newCmdRun(f, nil), newCmdRecord(f, nil), newCmdShow(f, nil), newCmdLog(f, nil), newCmdEnv(f, nil), newCmdReproduce(f, nil),
+		newCmdRun(f), newCmdRecord(f), newCmdShow(f), newCmdLog(f), newCmdEnv(f), newCmdReproduce(f),
 	} {
 		c.GroupID = "runs"
 		root.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{
-		newCmdPin(f, nil), newCmdPins(f, nil), newCmdUnpin(f, nil), newCmdKeygen(f, nil),
+		newCmdPin(f), newCmdPins(f), newCmdUnpin(f), newCmdKeygen(f),
 	} {
 		c.GroupID = "publish"
 		root.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{
-		newCmdVerify(f, nil), newCmdStats(f, nil), newCmdGC(f, nil), newCmdIndex(f), newCmdVersion(f, nil),
+		newCmdVerify(f), newCmdStats(f), newCmdGC(f), newCmdIndex(f), newCmdVersion(f),
 	} {
 		c.GroupID = "admin"
 		root.AddCommand(c)

@@ -31,7 +31,7 @@ type runOptions struct {
 	Repeat  int
 }
 
-func newCmdRun(f *Factory, runF func(*runOptions) error) *cobra.Command {
+func newCmdRun(f *Factory) *cobra.Command {
 	opts := &runOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "run [flags] -- CMD [ARGS...]",
@@ -70,9 +70,6 @@ passwords in URLs (user:PASSWORD@host).`,
 			}
 			if opts.Repeat > 1 && !opts.HasSeed {
 				return usageError("--repeat needs --seed S: the runs get seeds S, S+1, ...")
-			}
-			if runF != nil {
-				return runF(opts)
 			}
 			return runRun(cmd.Context(), opts)
 		},
@@ -123,7 +120,7 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	}
 	// With a default remote, the run's objects go there too; a bad remote
 	// fails before the command runs.
-	be, rc, err := openRemote(ctx, r, "")
+	be, rc, err := opts.Factory.openRemote(ctx, r, "")
 	if err != nil {
 		return err
 	}
@@ -189,7 +186,7 @@ func reportRun(opts *runOptions, res *manifest.Result) error {
 	return nil
 }
 
-func newCmdRecord(f *Factory, runF func(*runOptions) error) *cobra.Command {
+func newCmdRecord(f *Factory) *cobra.Command {
 	opts := &runOptions{IO: f.IO, Factory: f}
 	var command string
 	var exitCode int
@@ -209,9 +206,6 @@ without --exit-code.`,
 			}
 			opts.Command = splitCommand(command)
 			opts.HasSeed = cmd.Flags().Changed("seed")
-			if runF != nil {
-				return runF(opts)
-			}
 			r, err := opts.Factory.Repo(cmd.Context())
 			if err != nil {
 				return err

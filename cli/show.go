@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"reflect"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -20,7 +19,7 @@ type showOptions struct {
 	JSON    bool
 }
 
-func newCmdShow(f *Factory, runF func(*showOptions) error) *cobra.Command {
+func newCmdShow(f *Factory) *cobra.Command {
 	opts := &showOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "show REF",
@@ -32,9 +31,6 @@ prefix, a ref, or a run name (runs/NAME may be shortened to NAME).`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Ref = args[0]
-			if runF != nil {
-				return runF(opts)
-			}
 			return showRun(cmd.Context(), opts)
 		},
 	}
@@ -49,7 +45,7 @@ func showRun(ctx context.Context, opts *showOptions) error {
 	}
 	var m *manifest.Manifest
 	var d digest.Digest
-	err = readThrough(ctx, opts.IO, r, func() (err error) {
+	err = readThrough(ctx, opts.Factory, r, func() (err error) {
 		m, d, err = manifest.Resolve(ctx, r, opts.Ref)
 		return err
 	})
@@ -144,171 +140,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-type logOptions struct {
-	IO      *IOStreams
-	Factory *Factory
-	Limit   int
-	Metrics []string
-	JSON    bool
-}
-
-func newCmdLog(f *Factory, runF func(*logOptions) error) *cobra.Command {
-	opts := &logOptions{IO: f.IO, Factory: f}
-	cmd := &cobra.Command{
-		Use:   "log",
-		Short: "List recorded runs, newest first",
-		Long: `List the runs recorded with 'cas run' and 'cas record', newest first: name,
-manifest digest, status, commit and metrics. Without --metric, the first
-four metrics by name are shown; --metric NAME (repeatable) chooses them.`,
-		Example: "  cas log\n  cas log --metric acc --metric loss\n  cas log -n 5 --json",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(opts)
-			}
-			return logRun(cmd.Context(), opts)
-		},
-	}
-	cmd.Flags().IntVarP(&opts.Limit, "max-count", "n", 0, "show at most `N` runs")
-	cmd.Flags().StringArrayVar(&opts.Metrics, "metric", nil, "show the metric `NAME` (repeatable; default: the first four by name)")
-	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print runs as JSON")
-	return cmd
-}
-
-type logEntry struct {
-	Name    string             `json:"name"`
-	Ref     string             `json:"ref"`
-	Digest  string             `json:"digest"`
-	Status  string             `json:"status"`
-	Exit    int                `json:"exit_code"`
-	Started string             `json:"started"`
-	Commit  string             `json:"commit"`
-	Dirty   bool               `json:"dirty"`
-	Seed    *int64             `json:"seed"`
-	Metrics map[string]float64 `json:"metrics"`
-}
-
-func logRun(ctx context.Context, opts *logOptions) error {
-	r, err := opts.Factory.Repo(ctx)
-	if err != nil {
-		return err
-	}
-	runs, err := manifest.Runs(ctx, r)
-	if err != nil {
-		fmt.Fprintf(opts.IO.ErrOut, "warning: %v\n", err)
-	}
-	if opts.Limit > 0 && len(runs) > opts.Limit {
-		runs = runs[:opts.Limit]
-	}
-	entries := []logEntry{}
-	for _, e := range runs {
-		m := e.Manifest
-		entries = append(entries, logEntry{Name: m.Name, Ref: e.Ref, Digest: e.Digest.String(), Status: m.Status, Exit: m.ExitCode,
-			Started: m.Started.Format("2006-01-02T15:04:05Z07:00"), Commit: m.Code.Commit, Dirty: m.Code.Dirty, Seed: m.Seeds.Seed, Metrics: m.Metrics})
-	}
-	if opts.JSON {
-		return writeJSON(opts.IO.Out, entries)
-	}
-	for _, e := range entries {
-		commit := shortHex(e.Commit)
-		if len(commit) > 8 {
-			commit = commit[:8]
-		}
-		if e.Dirty {
-			commit += "+"
-		}
-		var ms []string
-		names := opts.Metrics
-		if len(names) == 0 {
-			names = sortedKeys(e.Metrics)
-			names = names[:min(4, len(names))]
-		}
-		for _, k := range names {
-			if v, ok := e.Metrics[k]; ok {
-				ms = append(ms, fmt.Sprintf("%s=%.4g", k, v))
-			} else {
-				ms = append(ms, k+"=-")
-			}
-		}
-		fmt.Fprintf(opts.IO.Out, "%-24s %s  %-11s %-9s %s\n", e.Name, shortDigest(e.Digest), e.Status, commit, strings.Join(ms, " "))
-	}
-	return nil
-}
-
-// runStatsRun summarizes metrics over runs.
-func runStatsRun(ctx context.Context, opts *statsOptions) error {
-	r, err := opts.Factory.Repo(ctx)
-	if err != nil {
-		return err
-	}
-	var ms []*manifest.Manifest
-	var all []manifest.RunEntry
-	for _, ref := range opts.Refs {
-		if prefix, ok := strings.CutSuffix(ref, "*"); ok {
-			if all == nil {
-				if all, err = manifest.Runs(ctx, r); err != nil && len(all) == 0 {
-					return err
-				}
-			}
-			n := 0
-			for _, e := range all {
-				if strings.HasPrefix(e.Manifest.Name, strings.TrimPrefix(prefix, manifest.RefPrefix)) {
-					ms = append(ms, e.Manifest)
-					n++
-				}
-			}
-			if n == 0 {
-				return &userError{msg: "no run name starts with " + prefix, hint: "`cas log` lists runs"}
-			}
-			continue
-		}
-		m, _, err := manifest.Resolve(ctx, r, ref)
-		if err != nil {
-			return err
-		}
-		ms = append(ms, m)
-	}
-	var out []*manifest.MetricStats
-	seedsDiffer := false
-	for _, m := range ms {
-		seedsDiffer = seedsDiffer || !reflect.DeepEqual(m.Seeds, ms[0].Seeds)
-	}
-	for _, metric := range opts.Metrics {
-		var vals []float64
-		for _, m := range ms {
-			if v, ok := m.Metrics[metric]; ok {
-				vals = append(vals, v)
-			}
-		}
-		s, err := manifest.Summarize(metric, vals, opts.Tolerance, seedsDiffer)
-		if err != nil {
-			return err
-		}
-		out = append(out, s)
-	}
-	if opts.JSON {
-		return writeJSON(opts.IO.Out, out)
-	}
-	w := opts.IO.Out
-	last := "reproducible"
-	if seedsDiffer {
-		last = "spread across seeds"
-	}
-	fmt.Fprintf(w, "%-16s %4s %12s %12s %12s %12s %12s %27s %8s  %s\n", "metric", "n", "mean", "std dev", "min", "median", "max", "95% CI", "CV", last)
-	for _, s := range out {
-		verdict := "no"
-		switch {
-		case s.SeedsDiffer && s.Within:
-			verdict = "within"
-		case s.SeedsDiffer:
-			verdict = "wide"
-		case s.Reproducible:
-			verdict = "yes"
-		}
-		fmt.Fprintf(w, "%-16s %4d %12.6g %12.6g %12.6g %12.6g %12.6g [%12.6g, %12.6g] %8.3g  %s (CV <= %g)\n",
-			s.Metric, s.N, s.Mean, s.StdDev, s.Min, s.Median, s.Max, s.CI95[0], s.CI95[1], s.CV, verdict, s.Tolerance)
-	}
-	return nil
 }

@@ -3,7 +3,6 @@ package cli
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -13,7 +12,6 @@ import (
 	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/manifest"
-	"github.com/cas-ml/cas/remote"
 )
 
 type verifyOptions struct {
@@ -26,7 +24,7 @@ type verifyOptions struct {
 	Quiet   bool
 }
 
-func newCmdVerify(f *Factory, runF func(*verifyOptions) error) *cobra.Command {
+func newCmdVerify(f *Factory) *cobra.Command {
 	opts := &verifyOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
 		Use:   "verify [REF]",
@@ -46,9 +44,6 @@ Exit status 3 means damage was found, 0 that all is intact.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				opts.Ref = args[0]
-			}
-			if runF != nil {
-				return runF(opts)
 			}
 			return verifyRun(cmd.Context(), opts)
 		},
@@ -70,7 +65,7 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 		if opts.Ref == "" {
 			return usageError("--remote needs a REF to verify")
 		}
-		be, _, err := openRemote(ctx, r, opts.Remote)
+		be, _, err := opts.Factory.openRemote(ctx, r, opts.Remote)
 		if err != nil {
 			return err
 		}
@@ -226,218 +221,4 @@ func verifyManifest(ctx context.Context, opts *verifyOptions, r *cas.Repo, m *ma
 		return verifyFailure(rep, opts.Remote, opts.Ref)
 	}
 	return nil
-}
-
-type statsOptions struct {
-	IO        *IOStreams
-	Factory   *Factory
-	JSON      bool
-	Metrics   []string
-	Refs      []string
-	Tolerance float64
-}
-
-func newCmdStats(f *Factory, runF func(*statsOptions) error) *cobra.Command {
-	opts := &statsOptions{IO: f.IO, Factory: f}
-	cmd := &cobra.Command{
-		Use:   "stats [--metric NAME REF...]",
-		Short: "Show how much the store holds, or the statistics of a metric over runs",
-		Long: `Without arguments, show the store's size: logical bytes (what the refs point
-at), unique bytes (each chunk once), stored bytes (the packs on disk),
-chunk and pack counts, and the dedup and compression ratios.
-
-With --metric NAME and runs (names, manifest digests, or a name prefix
-ending in *, like 'lr0.1-s*'), show for each metric n, mean, standard
-deviation, min, median, max, the 95 % confidence interval of the mean
-(Student t) and the coefficient of variation. Repeats with the same seed
-are called reproducible when the coefficient of variation is within
---tolerance; runs with different seeds (run --repeat) only show whether
-their spread across seeds is within it, which says how sensitive the
-metric is to the seed, not whether a run reproduces.`,
-		Example: "  cas stats\n  cas stats --json\n  cas stats --metric acc 'lr0.1-s*' --tolerance 0.01",
-		Args:    cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Refs = args
-			if len(args) > 0 && len(opts.Metrics) == 0 {
-				return usageError("runs given without --metric NAME")
-			}
-			if len(opts.Metrics) > 0 && len(args) == 0 {
-				return usageError("--metric needs the runs to summarize")
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			if len(opts.Metrics) > 0 {
-				return runStatsRun(cmd.Context(), opts)
-			}
-			return statsRun(cmd.Context(), opts)
-		},
-	}
-	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the figures as JSON")
-	cmd.Flags().StringArrayVar(&opts.Metrics, "metric", nil, "summarize the metric `NAME` over the given runs (repeatable)")
-	cmd.Flags().Float64Var(&opts.Tolerance, "tolerance", 0.01, "the largest coefficient of variation that counts as reproducible")
-	return cmd
-}
-
-func statsRun(ctx context.Context, opts *statsOptions) error {
-	r, err := opts.Factory.Repo(ctx)
-	if err != nil {
-		return err
-	}
-	// Logical bytes count what runs produced and read too, not only what
-	// refs name: a run's outputs are reachable through its manifest.
-	var roots []cas.Object
-	runs, _ := manifest.Runs(ctx, r)
-	for _, run := range runs {
-		for _, a := range slices.Concat(run.Manifest.Inputs, run.Manifest.Outputs) {
-			roots = append(roots, cas.Object{Digest: a.Digest, Size: a.Size})
-		}
-	}
-	s, err := r.Stats(ctx, roots...)
-	if err != nil {
-		return err
-	}
-	if opts.JSON {
-		return writeJSON(opts.IO.Out, s)
-	}
-	w := opts.IO.Out
-	fmt.Fprintf(w, "refs:              %d\n", s.Refs)
-	fmt.Fprintf(w, "logical bytes:     %s\n", bytesStr(s.LogicalBytes))
-	fmt.Fprintf(w, "unique bytes:      %s\n", bytesStr(s.UniqueBytes))
-	fmt.Fprintf(w, "stored bytes:      %s\n", bytesStr(s.StoredBytes))
-	fmt.Fprintf(w, "chunks:            %d (+%d trees)\n", s.Chunks, s.Trees)
-	fmt.Fprintf(w, "packs:             %d\n", s.Packs)
-	fmt.Fprintf(w, "dedup ratio:       %.2fx\n", s.DedupRatio)
-	fmt.Fprintf(w, "compression ratio: %.2fx\n", s.CompressionRatio)
-	return nil
-}
-
-type refsOptions struct {
-	IO      *IOStreams
-	Factory *Factory
-	JSON    bool
-}
-
-func newCmdRefs(f *Factory, runF func(*refsOptions) error) *cobra.Command {
-	opts := &refsOptions{IO: f.IO, Factory: f}
-	cmd := &cobra.Command{
-		Use:     "refs",
-		Short:   "List named refs",
-		Long:    "List the refs set by 'cas push --name': name, kind, size, digest and when it was set.",
-		Example: "  cas refs\n  cas refs --json",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(opts)
-			}
-			return refsRun(cmd.Context(), opts)
-		},
-	}
-	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print refs as JSON")
-	cmd.AddCommand(newCmdRefsRm(f))
-	return cmd
-}
-
-func newCmdRefsRm(f *Factory) *cobra.Command {
-	var remoteName string
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "rm NAME...",
-		Short: "Delete refs, so that GC may collect what only they kept",
-		Long: `Delete the named refs (runs too: runs/NAME) from the local store, or with
---remote NAME from that remote only. The data stays until cas gc finds that
-nothing else (another ref, a pin, a run) keeps it.`,
-		Example: "  cas refs rm scratch/try-3\n  cas refs rm runs/broken-run --remote origin",
-		Args:    cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := f.Repo(ctx)
-			if err != nil {
-				return err
-			}
-			var be remote.Backend
-			if remoteName != "" {
-				if be, _, err = openRemote(ctx, r, remoteName); err != nil {
-					return err
-				}
-			}
-			for _, name := range args {
-				if !cas.ValidRefName(name) {
-					return usageError("%q: %v", name, cas.ErrBadRefName)
-				}
-			}
-			for _, name := range args {
-				if err := r.DeleteRef(ctx, be, name); err != nil {
-					if errors.Is(err, cas.ErrNotFound) {
-						return &userError{msg: "no ref named " + name, hint: "`cas refs` lists them"}
-					}
-					return err
-				}
-			}
-			if asJSON {
-				return writeJSON(f.IO.Out, map[string]any{"deleted": args})
-			}
-			for _, name := range args {
-				fmt.Fprintf(f.IO.Out, "deleted ref %s\n", name)
-			}
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&remoteName, "remote", "", "delete on the remote `NAME` instead of the local store")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print what was deleted as JSON")
-	return cmd
-}
-
-func refsRun(ctx context.Context, opts *refsOptions) error {
-	r, err := opts.Factory.Repo(ctx)
-	if err != nil {
-		return err
-	}
-	refs, err := r.Refs(ctx)
-	if err = warnPartial(opts.IO, err); err != nil {
-		return err
-	}
-	if opts.JSON {
-		return writeJSON(opts.IO.Out, refs)
-	}
-	for _, ref := range refs {
-		fmt.Fprintf(opts.IO.Out, "%-24s %-4s %10s  %s  %s\n", ref.Name, ref.Kind, bytesStr(ref.Size), ref.Target.Short(), ref.Time.Local().Format("2006-01-02 15:04"))
-	}
-	return nil
-}
-
-func newCmdIndex(f *Factory) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "index",
-		Short:   "Manage the local index (a rebuildable cache)",
-		Example: "  cas index rebuild",
-	}
-	var asJSON bool
-	rebuild := &cobra.Command{
-		Use:   "rebuild",
-		Short: "Rebuild the local index from the store's index segments and packs",
-		Long: `Forget the local index and rebuild it from the index segments in the store,
-and from the trailers of packs no segment lists (left by an interrupted
-push). The stat cache goes too: the next push reads every file again.`,
-		Example: "  cas index rebuild\n  cas index rebuild --json",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := f.Repo(cmd.Context())
-			if err != nil {
-				return err
-			}
-			segs, orphans, err := r.RebuildIndex(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(f.IO.Out, map[string]int{"segments": segs, "orphan_packs": orphans})
-			}
-			fmt.Fprintf(f.IO.Out, "index rebuilt from %d segments and %d unindexed packs\n", segs, orphans)
-			return nil
-		},
-	}
-	rebuild.Flags().BoolVar(&asJSON, "json", false, "print counts as JSON")
-	cmd.AddCommand(rebuild)
-	return cmd
 }

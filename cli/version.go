@@ -15,7 +15,7 @@ type versionOptions struct {
 	JSON bool
 }
 
-func newCmdVersion(f *Factory, runF func(*versionOptions) error) *cobra.Command {
+func newCmdVersion(f *Factory) *cobra.Command {
 	opts := &versionOptions{IO: f.IO}
 	cmd := &cobra.Command{
 		Use:   "version",
@@ -26,9 +26,6 @@ cas that wrote it in its "tool" field, the same text.`,
 		Example: "  cas version\n  cas version --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(opts)
-			}
 			return versionRun(cmd.Context(), opts)
 		},
 	}

@@ -35,16 +35,16 @@ const (
 var (
 	// ErrBadSignature: the envelope names this key but the signature does
 	// not verify: the payload or the signature was altered.
-	ErrBadSignature = errors.New("attest: signature does not verify")
+	ErrBadSignature = errors.New("signature does not verify")
 	// ErrWrongKey: the envelope was signed by another key.
-	ErrWrongKey = errors.New("attest: signed by another key")
+	ErrWrongKey = errors.New("signed by another key")
 	// ErrMalformed: the bytes are not a DSSE envelope of an in-toto
 	// statement cas can read.
-	ErrMalformed = errors.New("attest: malformed envelope or statement")
+	ErrMalformed = errors.New("malformed envelope or statement")
 	// ErrSubject: the statement is about something other than the pin.
-	ErrSubject = errors.New("attest: statement subject does not match")
+	ErrSubject = errors.New("statement subject does not match")
 	// ErrKeyFile: a key file cannot be read as an ed25519 key.
-	ErrKeyFile = errors.New("attest: not an ed25519 key file")
+	ErrKeyFile = errors.New("not an ed25519 key file")
 )
 
 // Statement is an in-toto Statement v1 whose predicate is a cas pin.
@@ -94,7 +94,8 @@ func NewPinStatement(name string, target digest.Digest, message string, t time.T
 
 // CheckSubject reports whether the statement is about pin name pointing
 // at target: the subject, and the predicate, must both say so.
-func (s *Statement) CheckSubject(name string, target digest.Digest) error {
+func (s *Statement) CheckSubject(name string, target digest.Digest) (err error) {
+	defer wrapError(&err)
 	if len(s.Subject) != 1 {
 		return fmt.Errorf("%w: %d subjects, want 1", ErrSubject, len(s.Subject))
 	}
@@ -152,7 +153,8 @@ func KeyID(pub ed25519.PublicKey) string {
 
 // Sign serializes st, signs it with priv and returns the DSSE envelope
 // as JSON. The statement's signer is set to priv's key ID.
-func Sign(st *Statement, priv ed25519.PrivateKey) ([]byte, error) {
+func Sign(st *Statement, priv ed25519.PrivateKey) (_ []byte, err error) {
+	defer wrapError(&err)
 	if len(priv) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("sign: %w", ErrKeyFile)
 	}
@@ -185,13 +187,14 @@ func decodeB64(s string) ([]byte, error) {
 
 // ErrAltered: a field shown beside a signed statement (a pin's message)
 // differs from what the statement signed.
-var ErrAltered = errors.New("attest: differs from the signed statement")
+var ErrAltered = errors.New("differs from the signed statement")
 
 // CheckFields reports whether what a pin shows beside its name and target
 // is what the statement signed: its message always, its kind, type and
 // size where the statement has them. The error names the first field
 // that differs and both values.
-func (s *Statement) CheckFields(message, kind, typ string, size int64) error {
+func (s *Statement) CheckFields(message, kind, typ string, size int64) (err error) {
+	defer wrapError(&err)
 	p := s.Predicate
 	switch {
 	case p.Message != message:
@@ -208,7 +211,8 @@ func (s *Statement) CheckFields(message, kind, typ string, size int64) error {
 
 // Peek returns the statement inside an envelope without checking any
 // signature: for showing what a pin's signer said, never for trusting it.
-func Peek(envelope []byte) (*Statement, error) {
+func Peek(envelope []byte) (_ *Statement, err error) {
+	defer wrapError(&err)
 	var env Envelope
 	if err := json.Unmarshal(envelope, &env); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
@@ -235,7 +239,8 @@ func parseStatement(body []byte) (*Statement, error) {
 // Verify checks that the envelope carries a signature by pub over its
 // payload and returns the statement inside. Only the payload's signed
 // bytes are trusted: nothing outside the signature is read.
-func Verify(envelope []byte, pub ed25519.PublicKey) (*Statement, error) {
+func Verify(envelope []byte, pub ed25519.PublicKey) (_ *Statement, err error) {
+	defer wrapError(&err)
 	if len(pub) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("verify: %w", ErrKeyFile)
 	}
@@ -283,7 +288,8 @@ func shortID(id string) string {
 }
 
 // GenerateKey makes a new ed25519 key pair.
-func GenerateKey() (ed25519.PublicKey, ed25519.PrivateKey, error) {
+func GenerateKey() (_ ed25519.PublicKey, _ ed25519.PrivateKey, err error) {
+	defer wrapError(&err)
 	return ed25519.GenerateKey(rand.Reader)
 }
 
@@ -293,12 +299,13 @@ func KeyFiles(prefix string) (privFile, pubFile string) {
 }
 
 // ErrKeyExists: WriteKeyFiles would overwrite a key file.
-var ErrKeyExists = errors.New("attest: key file exists already")
+var ErrKeyExists = errors.New("key file exists already")
 
 // WriteKeyFiles writes PREFIX.key (PKCS#8 "PRIVATE KEY" PEM, mode 0600)
 // and PREFIX.pub (PKIX "PUBLIC KEY" PEM, mode 0644). It never overwrites
 // an existing file.
 func WriteKeyFiles(prefix string, priv ed25519.PrivateKey) (privFile, pubFile string, err error) {
+	defer wrapError(&err)
 	privFile, pubFile = KeyFiles(prefix)
 	for _, p := range []string{privFile, pubFile} {
 		if _, err := os.Lstat(p); err == nil {
@@ -344,7 +351,8 @@ func writeNew(name string, b []byte, mode os.FileMode) error {
 }
 
 // EncodePrivateKey returns priv as a PKCS#8 "PRIVATE KEY" PEM block.
-func EncodePrivateKey(priv ed25519.PrivateKey) ([]byte, error) {
+func EncodePrivateKey(priv ed25519.PrivateKey) (_ []byte, err error) {
+	defer wrapError(&err)
 	if len(priv) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("encode private key: %w", ErrKeyFile)
 	}
@@ -356,7 +364,8 @@ func EncodePrivateKey(priv ed25519.PrivateKey) ([]byte, error) {
 }
 
 // EncodePublicKey returns pub as a PKIX "PUBLIC KEY" PEM block.
-func EncodePublicKey(pub ed25519.PublicKey) ([]byte, error) {
+func EncodePublicKey(pub ed25519.PublicKey) (_ []byte, err error) {
+	defer wrapError(&err)
 	if len(pub) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("encode public key: %w", ErrKeyFile)
 	}
@@ -382,7 +391,12 @@ func pemBlock(b []byte, typ string) ([]byte, error) {
 
 // ParsePrivateKey reads a PKCS#8 "PRIVATE KEY" PEM block holding an
 // ed25519 key.
-func ParsePrivateKey(b []byte) (ed25519.PrivateKey, error) {
+func ParsePrivateKey(b []byte) (_ ed25519.PrivateKey, err error) {
+	defer wrapError(&err)
+	return parsePrivateKey(b)
+}
+
+func parsePrivateKey(b []byte) (ed25519.PrivateKey, error) {
 	der, err := pemBlock(b, "PRIVATE KEY")
 	if err != nil {
 		return nil, err
@@ -400,7 +414,12 @@ func ParsePrivateKey(b []byte) (ed25519.PrivateKey, error) {
 
 // ParsePublicKey reads a PKIX "PUBLIC KEY" PEM block holding an ed25519
 // key.
-func ParsePublicKey(b []byte) (ed25519.PublicKey, error) {
+func ParsePublicKey(b []byte) (_ ed25519.PublicKey, err error) {
+	defer wrapError(&err)
+	return parsePublicKey(b)
+}
+
+func parsePublicKey(b []byte) (ed25519.PublicKey, error) {
 	der, err := pemBlock(b, "PUBLIC KEY")
 	if err != nil {
 		return nil, err
@@ -417,12 +436,13 @@ func ParsePublicKey(b []byte) (ed25519.PublicKey, error) {
 }
 
 // LoadPrivateKey reads a file ParsePrivateKey accepts.
-func LoadPrivateKey(name string) (ed25519.PrivateKey, error) {
+func LoadPrivateKey(name string) (_ ed25519.PrivateKey, err error) {
+	defer wrapError(&err)
 	b, err := os.ReadFile(name)
 	if err != nil {
 		return nil, err
 	}
-	priv, err := ParsePrivateKey(b)
+	priv, err := parsePrivateKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -430,12 +450,13 @@ func LoadPrivateKey(name string) (ed25519.PrivateKey, error) {
 }
 
 // LoadPublicKey reads a file ParsePublicKey accepts.
-func LoadPublicKey(name string) (ed25519.PublicKey, error) {
+func LoadPublicKey(name string) (_ ed25519.PublicKey, err error) {
+	defer wrapError(&err)
 	b, err := os.ReadFile(name)
 	if err != nil {
 		return nil, err
 	}
-	pub, err := ParsePublicKey(b)
+	pub, err := parsePublicKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

@@ -51,8 +51,8 @@ var DefaultLimits = Limits{
 // Errors. Malformed input wraps ErrMalformed, input beyond a limit wraps
 // ErrLimit; both arrive inside a *PickleError when a pickle was at fault.
 var (
-	ErrMalformed = errors.New("ckpt: malformed input")
-	ErrLimit     = errors.New("ckpt: limit exceeded")
+	ErrMalformed = errors.New("malformed input")
+	ErrLimit     = errors.New("limit exceeded")
 )
 
 // PickleError reports where a pickle could not be read.

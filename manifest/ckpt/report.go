@@ -22,7 +22,7 @@ const (
 )
 
 // ErrFormat reports a file that is none of the formats Inspect reads.
-var ErrFormat = errors.New("ckpt: not a checkpoint format cas reads")
+var ErrFormat = errors.New("not a checkpoint format cas reads")
 
 // Report is what Inspect finds in a checkpoint file. Its JSON form is
 // documented in docs/checkpoints.md and pinned by golden files.
@@ -94,7 +94,8 @@ func (r *Report) problem(format string, a ...any) {
 // is bounded by DefaultLimits: tensors are hashed by streaming, and
 // malformed input yields an error wrapping ErrFormat, ErrMalformed or
 // ErrLimit, or a report listing Problems.
-func Inspect(r io.ReaderAt, size int64, name string) (*Report, error) {
+func Inspect(r io.ReaderAt, size int64, name string) (_ *Report, err error) {
+	defer wrapError(&err)
 	return inspectLimits(r, size, name, DefaultLimits)
 }
 

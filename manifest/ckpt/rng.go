@@ -332,7 +332,8 @@ func intList(items []Value) string {
 //
 // The encoding of a value with more than 65536 nodes, nested deeper
 // than 64 or longer than 64 MiB is refused with ErrLimit.
-func Canonical(v Value) ([]byte, error) {
+func Canonical(v Value) (_ []byte, err error) {
+	defer wrapError(&err)
 	c := &canonEncoder{budget: maxCanonNodes}
 	if err := c.canon(&c.out, v, 0); err != nil {
 		return nil, err
