@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/manifest"
 	"github.com/cas-ml/cas/remote"
 )
 
@@ -55,6 +57,9 @@ func printError(w io.Writer, err error) int {
 	var ce *cas.CorruptError
 	var pe *os.PathError
 	var nw *remote.NoWriteError
+	if m, h, c, ok := manifestError(err); ok {
+		msg, hint, code = m, h, c
+	}
 	switch {
 	case errors.As(err, &ue):
 		if ue.code != 0 {
@@ -85,7 +90,7 @@ func printError(w io.Writer, err error) int {
 	case errors.As(err, &pe) && errors.Is(err, os.ErrNotExist):
 		msg = "no such file or directory: " + pe.Path
 	}
-	for _, pkg := range []string{"cas: ", "remote: ", "index: ", "digest: "} {
+	for _, pkg := range []string{"cas: ", "remote: ", "index: ", "digest: "} { // sentinels' package names
 		msg = strings.ReplaceAll(msg, pkg, "")
 	}
 	fmt.Fprintln(w, "cas: "+msg)
@@ -93,4 +98,33 @@ func printError(w io.Writer, err error) int {
 		fmt.Fprintln(w, "hint: "+hint)
 	}
 	return code
+}
+
+// optionFlags names the flag that sets each manifest.Options field.
+var optionFlags = map[string]string{"Inputs": "--input", "Config": "--config", "Dir": "--workdir", "Repo": "--repo"}
+
+// manifestError renders the manifest errors that name something the user
+// gave or can do, in terms of flags and commands: the library names its
+// Options fields, never flags.
+func manifestError(err error) (msg, hint string, code int, ok bool) {
+	var oe *manifest.OptionError
+	var ee *manifest.ExistsError
+	var oi *manifest.OutsideInputError
+	var mc *manifest.MissingCommitError
+	var na *manifest.NoArtifactError
+	switch {
+	case errors.As(err, &oe):
+		e := *oe
+		e.Option = cmp.Or(optionFlags[oe.Option], oe.Option)
+		return e.Error(), "", exitError, true
+	case errors.As(err, &ee):
+		return ee.Error(), "give --workdir a new directory", exitError, true
+	case errors.As(err, &oi):
+		return oi.Error(), fmt.Sprintf("restore it there (cas restore %s %s) and give the command after --, or record the run with the input inside its directory", oi.Digest.Short(), oi.Path), exitError, true
+	case errors.As(err, &mc):
+		return mc.Error(), "fetch it, or give --repo", exitError, true
+	case errors.As(err, &na):
+		return err.Error(), "`cas show " + na.Run + "` lists them", exitError, true
+	}
+	return "", "", 0, false
 }

@@ -90,7 +90,7 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 		opts.Dir = filepath.Join(r.Dir, cas.ReproDir, name)
 	}
 	if _, err := os.Lstat(opts.Dir); err == nil {
-		return nil, fmt.Errorf("%s exists: give --workdir a new directory", opts.Dir)
+		return nil, &ExistsError{Dir: opts.Dir}
 	}
 	// An input recorded outside the run's directory is restored under
 	// inputs/NAME and the command's mention of it rewritten; with none,
@@ -103,7 +103,7 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 	command = slices.Clone(command)
 	for _, in := range orig.Inputs {
 		if in.Path != "" && outside(orig.WorkDir, in.Path) && len(opts.Command) == 0 && rewriteArgs(slices.Clone(command), in.Path, "x") == 0 {
-			return nil, fmt.Errorf("input %s was read from %s, outside the run's directory, and the recorded command does not name it: restore it there (cas restore %s %s) and give the command after --, or record the run with the input inside its directory", in.Name, in.Path, in.Digest.Short(), in.Path)
+			return nil, &OutsideInputError{Name: in.Name, Path: in.Path, Digest: in.Digest}
 		}
 	}
 	// 1. The code: a worktree at the recorded commit, with the diff applied.
@@ -284,7 +284,7 @@ func checkout(ctx context.Context, r *cas.Repo, m *Manifest, opts ReproduceOptio
 		}
 	}
 	if _, err := runTool(ctx, clone, nil, "git", "cat-file", "-e", m.Code.Commit+"^{commit}"); err != nil {
-		return "", fmt.Errorf("commit %s is not in the git repository at %s: fetch it, or give --repo", m.Code.Commit, clone)
+		return "", &MissingCommitError{Commit: m.Code.Commit, Repo: clone}
 	}
 	if _, err := runTool(ctx, clone, nil, "git", "worktree", "add", "--detach", opts.Dir, m.Code.Commit); err != nil {
 		return "", fmt.Errorf("git worktree add: %w", err)

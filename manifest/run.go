@@ -222,7 +222,7 @@ func prepare(ctx context.Context, r *cas.Repo, opts *Options, kind string) (*Man
 	var config []byte
 	if opts.Config != "" {
 		if config, err = os.ReadFile(opts.Config); err != nil {
-			return nil, nil, nil, fmt.Errorf("--config: %w", err)
+			return nil, nil, nil, &OptionError{Option: "Config", Err: err}
 		}
 		config = red.Bytes(config)
 		objs = append(objs, config)
@@ -347,15 +347,15 @@ func resolveInputs(ctx context.Context, r *cas.Repo, opts *Options) ([]Artifact,
 	for _, in := range opts.Inputs {
 		name, target, ok := strings.Cut(in, "=")
 		if !ok || name == "" || target == "" {
-			return nil, fmt.Errorf("--input %q: want NAME=PATH or NAME=REF", in)
+			return nil, &OptionError{Option: "Inputs", Value: strconv.Quote(in), Err: errors.New("want NAME=PATH or NAME=REF")}
 		}
 		if seen[name] {
-			return nil, fmt.Errorf("--input: two inputs named %q", name)
+			return nil, &OptionError{Option: "Inputs", Err: fmt.Errorf("two inputs named %q", name)}
 		}
 		seen[name] = true
 		a, err := artifact(ctx, r, name, target)
 		if err != nil {
-			return nil, fmt.Errorf("--input %s: %w", name, err)
+			return nil, &OptionError{Option: "Inputs", Value: name, Err: err}
 		}
 		if a.Path != "" && outside(opts.WorkDir, a.Path) && opts.Warn != nil {
 			opts.Warn(fmt.Sprintf("input %s (%s) lies outside the run's directory: a reproduction restores it under inputs/%s and rewrites the command's mention of it; a path the command reads from elsewhere (a config file) will not be found", name, a.Path, name))

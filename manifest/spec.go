@@ -10,7 +10,7 @@ import (
 )
 
 // ErrNoArtifact: a run has no input or output of that name.
-var ErrNoArtifact = errors.New("manifest: the run has no such input or output")
+var ErrNoArtifact = errors.New("the run has no such input or output")
 
 // ResolveSpec resolves a REF as cas.Repo.Resolve does, and names inside a
 // run as well. RUN is a run name, runs/NAME, a pin of a run or a
@@ -47,14 +47,14 @@ func ResolveSpec(ctx context.Context, r *cas.Repo, spec string) (*cas.Object, er
 		}
 		a, rest = findArtifact(list, name), more
 		if a == nil {
-			return nil, fmt.Errorf("%s: %w: %s %q (cas show %s lists them)", spec, ErrNoArtifact, strings.TrimSuffix(first, "s"), name, head)
+			return nil, &NoArtifactError{Spec: spec, Run: head, Kind: strings.TrimSuffix(first, "s"), Name: name}
 		}
 	default:
 		if a = findArtifact(m.Outputs, first); a == nil {
 			a = findArtifact(m.Inputs, first)
 		}
 		if a == nil {
-			return nil, fmt.Errorf("%s: %w: %q (name one as %s:outputs/NAME or %s:inputs/NAME; cas show %s lists them)", spec, ErrNoArtifact, first, head, head, head)
+			return nil, &NoArtifactError{Spec: spec, Run: head, Name: first}
 		}
 	}
 	obj, err := r.Resolve(ctx, a.Digest.String())
