@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/remote"
@@ -86,7 +87,7 @@ func TestAttackRepushLooksUpEveryFile(t *testing.T) {
 	r := newStoreForTest(t, 64<<10)
 	// The pushes happen an hour on: no file is too fresh for the stat
 	// cache, whatever its ctime (which Chtimes cannot set).
-	r.Now = func() time.Time { return time.Now().Add(time.Hour) }
+	r.Clock = clock.Func(func() time.Time { return time.Now().Add(time.Hour) })
 	src := filepath.Join(t.TempDir(), "src")
 	old := time.Now().Add(-2 * time.Hour)
 	const dirs, files = 4, 250

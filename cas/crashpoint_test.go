@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/remote"
 )
@@ -335,7 +336,7 @@ func (w *crashWorld) openDir(ctx context.Context, dir string) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.Now = func() time.Time { return w.clock }
+	r.Clock = clock.Func(func() time.Time { return w.clock })
 	r.Transfers = 1 // one order of steps from run to run
 	return r, nil
 }

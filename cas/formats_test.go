@@ -74,7 +74,7 @@ func TestNaturalCuts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := naturalCuts(bytes.NewReader(tt.data), int64(len(tt.data)))
+			got := findNaturalCuts(bytes.NewReader(tt.data), int64(len(tt.data)))
 			if !slices.Equal(got, cleanCuts(tt.want, int64(len(tt.data)))) {
 				t.Errorf("naturalCuts = %v, want %v", got, tt.want)
 			}
@@ -144,12 +144,12 @@ func TestCheckpointSeriesDedup(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer r.Close()
+		var opts PushOptions
 		if !natural {
-			defer func(old func(io.ReaderAt, int64) []int64) { naturalCutsHook = old }(naturalCutsHook)
-			naturalCutsHook = func(io.ReaderAt, int64) []int64 { return nil }
+			opts.naturalCuts = func(io.ReaderAt, int64) []int64 { return nil }
 		}
 		for _, f := range files {
-			res, err := r.Push(context.Background(), []string{f}, PushOptions{})
+			res, err := r.Push(context.Background(), []string{f}, opts)
 			if err != nil {
 				t.Fatal(err)
 			}

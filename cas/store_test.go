@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/digest"
 )
 
@@ -345,12 +346,12 @@ func TestRepushUsesStatCache(t *testing.T) {
 				}
 			}
 			start := tt.clock(mtime)
-			r.Now = func() time.Time { return start }
+			r.Clock = clock.NewFake(start)
 			first, err := r.Push(ctx, []string{src}, PushOptions{})
 			if err != nil {
 				t.Fatalf("first Push: %v", err)
 			}
-			r.Now = time.Now
+			r.Clock = clock.Real()
 			if tt.change != nil {
 				tt.change(t, src)
 			}
