@@ -67,7 +67,7 @@ type sweepClaims struct {
 }
 
 // claimSweeps claims the plans for one sweep. It returns the plans this gc
-// is to carry out: those a finished gc released are left out (their plan
+// is to carry out: those a finished gc released are left out (their
 // records are deleted). It fails with ErrGCBusy when a live gc holds a
 // claim, or when another gc took a dead one over first.
 func (r *Repo) claimSweeps(ctx context.Context, be remote.Backend, plans []*gcPlan, lease time.Duration) (*sweepClaims, []*gcPlan, error) {
@@ -79,8 +79,12 @@ func (r *Repo) claimSweeps(ctx context.Context, be remote.Backend, plans []*gcPl
 			return nil, nil, err
 		}
 		if released {
-			if err := be.Delete(ctx, gcPlansPrefix+p.ID); err != nil && !errors.Is(err, remote.ErrNotFound) {
-				return nil, nil, fmt.Errorf("gc: delete %s%s: %w", gcPlansPrefix, p.ID, err)
+			// Its owner died before it deleted the records: do it for it,
+			// in its order (nobody writes a released marker again).
+			for _, key := range []string{gcPlansPrefix + p.ID, gcSweepPrefix + p.ID} {
+				if err := be.Delete(ctx, key); err != nil && !errors.Is(err, remote.ErrNotFound) {
+					return nil, nil, fmt.Errorf("gc: delete %s: %w", key, err)
+				}
 			}
 			continue
 		}
