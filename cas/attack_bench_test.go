@@ -84,6 +84,7 @@ func (c *countingIndex) Damaged(id digest.Digest) (digest.Digest, bool, error) {
 // questions per file, which makes a re-push of 50,000 small files about
 // four times slower (0.25 s → 1.0 s) although nothing is missing.
 func TestAttackRepushLooksUpEveryFile(t *testing.T) {
+	t.Parallel()
 	r := newStoreForTest(t, 64<<10)
 	// The pushes happen an hour on: no file is too fresh for the stat
 	// cache, whatever its ctime (which Chtimes cannot set).

@@ -93,6 +93,7 @@ type crashOp struct {
 }
 
 func TestCrashPoints(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs every operation once per crash point")
 	}

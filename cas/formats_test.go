@@ -41,6 +41,7 @@ func torchLike(t testing.TB, pickle []byte, tensors [][]byte) []byte {
 }
 
 func TestNaturalCuts(t *testing.T) {
+	t.Parallel()
 	tensors := [][]byte{pseudoBytes(3000, 1), pseudoBytes(5000, 2)}
 	zipped := torchLike(t, pseudoBytes(700, 3), tensors)
 	zr, _ := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped)))
@@ -90,6 +91,7 @@ func pseudoBytes(n int, seed uint64) []byte { return testData(n, seed) }
 // issue's goal is at most 1.03 x the unique bytes plus metadata, in fewer
 // chunks than fixed 64 KiB chunking would need.
 func TestCheckpointSeriesDedup(t *testing.T) {
+	t.Parallel()
 	const (
 		checkpoints = 4
 		backbone    = 12      // frozen tensors

@@ -116,6 +116,7 @@ func (w *gcWorld) garbagePacks(t *testing.T) map[digest.Digest]bool {
 }
 
 func TestGCTwoPhases(t *testing.T) {
+	t.Parallel()
 	w := newGCWorld(t)
 	gp := w.garbagePacks(t)
 	packsBefore := len(keys(t, w.r.Backend, packPrefix))
@@ -175,6 +176,7 @@ func TestGCTwoPhases(t *testing.T) {
 }
 
 func TestGCNoGrace(t *testing.T) {
+	t.Parallel()
 	w := newGCWorld(t)
 	gp := w.garbagePacks(t)
 	rep := w.gc(t, GCOptions{Grace: NoGrace})
@@ -187,6 +189,7 @@ func TestGCNoGrace(t *testing.T) {
 // A push that relies on condemned packs between the mark and the sweep
 // leaves a keep marker, and the sweep spares them.
 func TestGCSparesWhatAPushReuses(t *testing.T) {
+	t.Parallel()
 	w := newGCWorld(t)
 	gp := w.garbagePacks(t)
 	reusedPacks := map[digest.Digest]bool{}
@@ -224,6 +227,7 @@ func TestGCSparesWhatAPushReuses(t *testing.T) {
 // A ref written (here without the guard) before the sweep's own mark is
 // seen by that mark: the sweep re-marks.
 func TestGCSweepMarksAgain(t *testing.T) {
+	t.Parallel()
 	w := newGCWorld(t)
 	w.clock.Advance(25 * time.Hour)
 	w.gc(t, GCOptions{})
@@ -244,6 +248,7 @@ func TestGCSweepMarksAgain(t *testing.T) {
 // is told that what it relied on is gone; pushing again stores it anew.
 // The guard polls on the store's clock, so the test knows when it waits.
 func TestGCGuardWaitsForSweep(t *testing.T) {
+	t.Parallel()
 	w := newGCWorld(t)
 	w.clock.Advance(25 * time.Hour)
 	plan := w.gc(t, GCOptions{}).Plan
@@ -286,6 +291,7 @@ func TestGCGuardWaitsForSweep(t *testing.T) {
 // A sweep stopped at any step (as by kill -9: a sweep has no cleanup to
 // skip) leaves every ref and pin whole, and the next gc finishes the job.
 func TestGCInterrupted(t *testing.T) {
+	t.Parallel()
 	for _, step := range []string{"sweep started", "segment written", "deletions recorded", "pack deleted", "packs deleted", "segments deleted"} {
 		t.Run(step, func(t *testing.T) {
 			w := newGCWorld(t)
@@ -350,6 +356,7 @@ func slicesAny(ks []string, f func(string) bool) bool {
 // After a crashed push: its packs no segment names are collected when
 // unreferenced, and adopted into a segment when a later push reused them.
 func TestGCAfterCrashedPush(t *testing.T) {
+	t.Parallel()
 	w := newGCWorld(t)
 	// Two "crashed" pushes: their segments never landed.
 	segsBefore := map[string]bool{}
@@ -402,6 +409,7 @@ func TestGCAfterCrashedPush(t *testing.T) {
 // GC on a remote reads the remote alone, and a store that cached the
 // remote's index forgets the packs collected there.
 func TestGCRemote(t *testing.T) {
+	t.Parallel()
 	w := newGCWorld(t)
 	mem := remote.NewMem()
 	ctx := t.Context()
@@ -459,6 +467,7 @@ func TestGCRemote(t *testing.T) {
 // from the segments alone, and a reader that listed a merged-away segment
 // lists again.
 func TestGCCompactsSegments(t *testing.T) {
+	t.Parallel()
 	r := newStoreForTest(t, 64<<10)
 	ctx := t.Context()
 	var objs []*Object
@@ -570,6 +579,7 @@ func verifyOn(t *testing.T, be remote.Backend, o *Object) {
 // on the remote and skipped them) and its ref: the guard finds the sweep's
 // record and uploads again what was deleted, with its index segments.
 func TestGCSweepDuringPushRemote(t *testing.T) {
+	t.Parallel()
 	w, mem := gcRemoteWorld(t)
 	ctx := t.Context()
 	w.clock.Advance(25 * time.Hour)
@@ -593,6 +603,7 @@ func TestGCSweepDuringPushRemote(t *testing.T) {
 // The same on the local store, with the sweep run by another process: the
 // push is told to run again, and then it stores the data anew.
 func TestGCSweepDuringPushLocal(t *testing.T) {
+	t.Parallel()
 	w := newGCWorld(t)
 	ctx := t.Context()
 	w.clock.Advance(25 * time.Hour)
@@ -616,6 +627,7 @@ func TestGCSweepDuringPushLocal(t *testing.T) {
 // replaced: the gc that resumes it replaces them, so no segment names a
 // deleted pack and a new reader cannot dedup against one.
 func TestGCResumedSweepReplacesSegments(t *testing.T) {
+	t.Parallel()
 	w := newGCWorld(t)
 	ctx := t.Context()
 	w.clock.Advance(25 * time.Hour)
@@ -650,6 +662,7 @@ func TestGCResumedSweepReplacesSegments(t *testing.T) {
 // is removed by the next gc, which can then merge segments; a guard does
 // not wait on it.
 func TestGCOrphanSweepMarker(t *testing.T) {
+	t.Parallel()
 	r := newStoreForTest(t, 64<<10)
 	ctx := t.Context()
 	var last *Object
@@ -820,6 +833,7 @@ func TestGCLostClaimIsLeftAlone(t *testing.T) {
 // comes second finds the claim changed and stops (ErrGCBusy) instead of
 // sweeping beside the other.
 func TestGCTakeoverIsConditional(t *testing.T) {
+	t.Parallel()
 	w, mem := gcRemoteWorld(t)
 	ctx := t.Context()
 	w.clock.Advance(25 * time.Hour)

@@ -32,6 +32,7 @@ func pinFixture(t *testing.T, r *Repo) (Object, []Object, *Object) {
 }
 
 func TestPinLocal(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
 	man, roots, data := pinFixture(t, r)
@@ -115,6 +116,7 @@ func TestPinLocal(t *testing.T) {
 }
 
 func TestPinRemote(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
 	man, roots, _ := pinFixture(t, r)
@@ -190,6 +192,7 @@ func (l lossy) Put(ctx context.Context, key string, rd io.Reader, size int64, op
 }
 
 func TestPinClosureIncomplete(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
 	man, roots, _ := pinFixture(t, r)

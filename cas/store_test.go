@@ -207,6 +207,7 @@ func awkwardTree() []genEntry {
 }
 
 func TestPushRestoreRoundTrip(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
 	src := filepath.Join(t.TempDir(), "src")
@@ -299,6 +300,7 @@ func TestPushRestoreRoundTrip(t *testing.T) {
 // and mtimes are moved instead of sleeping (ctime cannot be faked, so the
 // clock goes forward past it).
 func TestRepushUsesStatCache(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		// clock returns the start of the first push given the mtime all
@@ -389,6 +391,7 @@ func chunkIDs(c *Chunker, data []byte) map[digest.Digest]int {
 // TestPushDedup pushes a tree, then a copy with one change elsewhere on
 // disk: only the chunks of the changed file that the store lacks are new.
 func TestPushDedup(t *testing.T) {
+	t.Parallel()
 	base := func() map[string][]byte {
 		m := map[string][]byte{
 			"large.bin": pseudoRandom(4<<20, 10),
@@ -500,6 +503,7 @@ func pushWithin(t *testing.T, r *Repo, paths []string, opts PushOptions) (*PushR
 }
 
 func TestPushMissingPath(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.Symlink("nowhere", filepath.Join(dir, "dangling")); err != nil {
 		t.Fatal(err)
@@ -533,6 +537,7 @@ func TestPushMissingPath(t *testing.T) {
 // TestPushSkipsSpecialFiles: FIFOs, sockets and devices inside a tree are
 // reported and skipped, never read (which would hang).
 func TestPushSkipsSpecialFiles(t *testing.T) {
+	t.Parallel()
 	r := newStoreForTest(t, 64<<10)
 	src := filepath.Join(t.TempDir(), "src")
 	writeGenTree(t, src, []genEntry{
@@ -605,6 +610,7 @@ func TestPushSkipsSpecialFiles(t *testing.T) {
 }
 
 func TestPushSymlinkLoops(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
 	src := filepath.Join(t.TempDir(), "src")
@@ -656,6 +662,7 @@ func TestPushSymlinkLoops(t *testing.T) {
 // keeps writing. Push may give up with ErrFileChanged; if it succeeds, the
 // digest it reports must be that of the bytes it stored.
 func TestPushFileChangingWhileRead(t *testing.T) {
+	t.Parallel()
 	size := 50 << 20
 	if testing.Short() {
 		size = 8 << 20
