@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/remote"
@@ -83,10 +84,11 @@ func (c *countingIndex) Damaged(id digest.Digest) (digest.Digest, bool, error) {
 // questions per file, which makes a re-push of 50,000 small files about
 // four times slower (0.25 s → 1.0 s) although nothing is missing.
 func TestAttackRepushLooksUpEveryFile(t *testing.T) {
+	t.Parallel()
 	r := newStoreForTest(t, 64<<10)
 	// The pushes happen an hour on: no file is too fresh for the stat
 	// cache, whatever its ctime (which Chtimes cannot set).
-	r.Now = func() time.Time { return time.Now().Add(time.Hour) }
+	r.Clock = clock.Func(func() time.Time { return time.Now().Add(time.Hour) })
 	src := filepath.Join(t.TempDir(), "src")
 	old := time.Now().Add(-2 * time.Hour)
 	const dirs, files = 4, 250

@@ -24,6 +24,7 @@ import (
 // be refused like a single file is: it would write objects (refs, packs,
 // segments) into the store behind its back.
 func TestAttackRestoreTreeIntoStore(t *testing.T) {
+	t.Parallel()
 	r := newStoreForTest(t, 64<<10)
 	_, obj := pushTree(t, r, []genEntry{
 		{path: "evil", kind: KindFile, data: []byte(`{"not":"a ref"}`)},
@@ -54,6 +55,7 @@ func TestAttackRestoreTreeIntoStore(t *testing.T) {
 // holding a .cas of its own, restored in place with --force, must neither
 // remove that symlink nor plant a forged store in its place.
 func TestAttackRestoreOverSymlinkedStore(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []Kind{KindDir, KindFile} {
 		t.Run(kind.String(), func(t *testing.T) {
 			ctx := t.Context()
@@ -111,6 +113,7 @@ func TestAttackRestoreOverSymlinkedStore(t *testing.T) {
 // second bucket it is uploaded to can then serve the file, though push,
 // upload and the ref on the bucket all succeed.
 func TestAttackChunkListLearnedFromRemote(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	data := pseudoRandom(600<<10, 21)
 	src := filepath.Join(t.TempDir(), "src")
@@ -212,6 +215,7 @@ func pushOne(t *testing.T, r *Repo, seed uint64) Object {
 // that opens the store and uses the remote rebuilds the index twice,
 // reading every segment of both, forever.
 func TestAttackGCRecordsPingPong(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	dir := filepath.Join(t.TempDir(), DirName)
 	params, _ := NewChunkParams(64 << 10)
@@ -331,6 +335,7 @@ func TestAttackHugeRawLenAllocates(t *testing.T) {
 // real bytes then finds the chunk "stored", writes nothing, and exits 0:
 // the data pushed cannot be restored.
 func TestAttackPullPoisonsDedup(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	real := []byte("the bytes the victim will push, later on\n")
 	x := digest.Of(real)
@@ -377,6 +382,7 @@ func TestAttackPullPoisonsDedup(t *testing.T) {
 // orphans by their trailers alone and so counts the rotten chunk as
 // stored: it exits 0, and what it pushed cannot be read back.
 func TestAttackAdoptRottenOrphan(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
 	src := filepath.Join(t.TempDir(), "src")
@@ -401,6 +407,7 @@ func TestAttackAdoptRottenOrphan(t *testing.T) {
 // because the key is there, though the listing gives its size, and the
 // ref on the bucket is accepted: the bucket cannot serve the data.
 func TestAttackUploadSkipsShortPack(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
 	src := filepath.Join(t.TempDir(), "src")
@@ -442,6 +449,7 @@ func TestAttackUploadSkipsShortPack(t *testing.T) {
 // forgets the mark: the push then stores nothing, exits 0, and the data
 // still cannot be read.
 func TestAttackRebuildForgetsDamage(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
 	src := filepath.Join(t.TempDir(), "src")
@@ -478,6 +486,7 @@ func TestAttackRebuildForgetsDamage(t *testing.T) {
 // into the local index; the victim's push of the real bytes then finds
 // the chunk in a pack that is present, stores nothing, and exits 0.
 func TestAttackRemoteSegmentPoisonsDedup(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
 	pushOne(t, r, 17)

@@ -19,6 +19,7 @@ func testData(n int, seed uint64) []byte {
 }
 
 func TestChunkerBounds(t *testing.T) {
+	t.Parallel()
 	p, _ := NewChunkParams(64 << 10)
 	c := NewChunker(p)
 	data := testData(8<<20, 1)
@@ -41,6 +42,7 @@ func TestChunkerBounds(t *testing.T) {
 
 // An insertion near the start must leave later boundaries where they were.
 func TestChunkerResynchronizes(t *testing.T) {
+	t.Parallel()
 	p, _ := NewChunkParams(16 << 10)
 	c := NewChunker(p)
 	data := testData(2<<20, 2)
@@ -67,6 +69,7 @@ func TestChunkerResynchronizes(t *testing.T) {
 }
 
 func TestChunkParams(t *testing.T) {
+	t.Parallel()
 	for _, avg := range []int{0, 1000, 2 << 10, 3 << 20, 32 << 20} {
 		if _, err := NewChunkParams(avg); err == nil {
 			t.Errorf("NewChunkParams(%d) succeeded, want error", avg)
@@ -82,6 +85,7 @@ func TestChunkParams(t *testing.T) {
 }
 
 func TestChunkerSmallInputs(t *testing.T) {
+	t.Parallel()
 	p, _ := NewChunkParams(4 << 10)
 	c := NewChunker(p)
 	for _, n := range []int{0, 1, p.Min, p.Min + 1} {

@@ -283,6 +283,7 @@ func (c casBin) storedChunks(t *testing.T) (stored, indexed int64, unindexed int
 // TestCLIProcesses runs the cas binary: killed during a push, two pushes
 // at once, and an index rebuilt from the store.
 func TestCLIProcesses(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds cas and pushes hundreds of MiB; skipped with -short")
 	}

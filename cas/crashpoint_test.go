@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/remote"
 )
@@ -92,6 +93,7 @@ type crashOp struct {
 }
 
 func TestCrashPoints(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs every operation once per crash point")
 	}
@@ -335,7 +337,7 @@ func (w *crashWorld) openDir(ctx context.Context, dir string) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.Now = func() time.Time { return w.clock }
+	r.Clock = clock.Func(func() time.Time { return w.clock })
 	r.Transfers = 1 // one order of steps from run to run
 	return r, nil
 }

@@ -109,6 +109,7 @@ type chunkGolden struct {
 }
 
 func TestGoldenChunks(t *testing.T) {
+	t.Parallel()
 	inputs := []struct {
 		name  string
 		zeros bool // else XOF of chunkSeed
@@ -156,6 +157,7 @@ func TestGoldenChunks(t *testing.T) {
 // TestFormatChunkerReference checks Chunker against a plain transcription
 // of the loop in docs/FORMAT.md, on inputs cut in many places.
 func TestFormatChunkerReference(t *testing.T) {
+	t.Parallel()
 	ref := func(data []byte, avg int) int {
 		minLen, maxLen := avg/4, avg*8
 		bitsAvg := 0
@@ -312,6 +314,7 @@ type treeGolden struct {
 }
 
 func TestGoldenTrees(t *testing.T) {
+	t.Parallel()
 	var g treeGolden
 	for _, s := range []string{"", "hello world\n", "abc"} {
 		g.Files = append(g.Files, fileVector{s, digest.Of([]byte(s))})
@@ -348,6 +351,7 @@ func TestGoldenTrees(t *testing.T) {
 // TestGoldenTreeOnDisk checks that the scanner, reading the golden trees
 // from disk, computes the golden digests.
 func TestGoldenTreeOnDisk(t *testing.T) {
+	t.Parallel()
 	for _, gs := range goldenSpecs {
 		t.Run(gs.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "root")
@@ -371,6 +375,7 @@ func TestGoldenTreeOnDisk(t *testing.T) {
 }
 
 func TestFormatTreeRejects(t *testing.T) {
+	t.Parallel()
 	h := strings.Repeat("ab", 32)
 	valid := "cas-tree-v1\nfile " + h + " 3 1 a\n"
 	if _, err := ParseTree([]byte(valid)); err != nil {
@@ -487,6 +492,7 @@ func goldenSegment(blobs []index.Blob) *segment {
 }
 
 func TestGoldenPack(t *testing.T) {
+	t.Parallel()
 	gbs := goldenBlobs(t)
 	if raw, err := zstdDecoder.DecodeAll(zstdRLE, nil); err != nil || !bytes.Equal(raw, gbs[2].raw) {
 		t.Fatalf("zstdRLE decodes to %d bytes, %v; want 600 bytes 'z'", len(raw), err)
@@ -538,6 +544,7 @@ func TestGoldenPack(t *testing.T) {
 // TestFormatSegmentRoundTrip encodes segments spanning several packs, in
 // any order, and checks that decoding gives them back field for field.
 func TestFormatSegmentRoundTrip(t *testing.T) {
+	t.Parallel()
 	var all []index.Blob
 	for k := range 3 {
 		var bs []goldenBlob
@@ -592,6 +599,7 @@ func sortBlobs(bs []index.Blob) {
 }
 
 func TestFormatPackRejects(t *testing.T) {
+	t.Parallel()
 	data, id, _ := buildPack(t, goldenBlobs(t))
 	n := len(data)
 	tail := n - packFooterLen - 3*packRecordLen // first trailer record
@@ -666,6 +674,7 @@ func segmentOf(body []byte) []byte {
 }
 
 func TestFormatSegmentRejects(t *testing.T) {
+	t.Parallel()
 	_, _, blobs := buildPack(t, goldenBlobs(t))
 	good := goldenSegment(blobs).encode()
 	body, err := zstdDecoder.DecodeAll(good[len(segmentMagic):], nil)
@@ -751,6 +760,7 @@ func segmentAllocBound(n int) uint64 { return 4<<20 + 4*32768*uint64(n) }
 // A segment whose zstd frame claims a huge content size must not make the
 // decoder allocate that much.
 func TestFormatSegmentBoundedAlloc(t *testing.T) {
+	t.Parallel()
 	for _, size := range []uint32{1<<30 - 1, 1 << 30, 1<<32 - 1} {
 		frame := []byte(segmentMagic)
 		// Magic, descriptor (4-byte content size, window descriptor
@@ -772,6 +782,7 @@ func TestFormatSegmentBoundedAlloc(t *testing.T) {
 // TestFormatDocVectors keeps docs/FORMAT.md in step with the golden files:
 // every digest they pin must appear in it.
 func TestFormatDocVectors(t *testing.T) {
+	t.Parallel()
 	doc, err := os.ReadFile("../docs/FORMAT.md")
 	if err != nil {
 		t.Fatal(err)

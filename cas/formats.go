@@ -29,11 +29,6 @@ var (
 	safetensorsStart = []byte("{")
 )
 
-// naturalCutsHook lets a test compare with plain chunking.
-var naturalCutsHook = findNaturalCuts
-
-func naturalCuts(r io.ReaderAt, size int64) []int64 { return naturalCutsHook(r, size) }
-
 // findNaturalCuts returns the sorted offsets, strictly inside (0, size), at
 // which a torch zip checkpoint, an npz, an npy or a safetensors file
 // changes from one tensor (or header) to the next; nil for anything else

@@ -41,6 +41,7 @@ func torchLike(t testing.TB, pickle []byte, tensors [][]byte) []byte {
 }
 
 func TestNaturalCuts(t *testing.T) {
+	t.Parallel()
 	tensors := [][]byte{pseudoBytes(3000, 1), pseudoBytes(5000, 2)}
 	zipped := torchLike(t, pseudoBytes(700, 3), tensors)
 	zr, _ := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped)))
@@ -74,7 +75,7 @@ func TestNaturalCuts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := naturalCuts(bytes.NewReader(tt.data), int64(len(tt.data)))
+			got := findNaturalCuts(bytes.NewReader(tt.data), int64(len(tt.data)))
 			if !slices.Equal(got, cleanCuts(tt.want, int64(len(tt.data)))) {
 				t.Errorf("naturalCuts = %v, want %v", got, tt.want)
 			}
@@ -90,6 +91,7 @@ func pseudoBytes(n int, seed uint64) []byte { return testData(n, seed) }
 // issue's goal is at most 1.03 x the unique bytes plus metadata, in fewer
 // chunks than fixed 64 KiB chunking would need.
 func TestCheckpointSeriesDedup(t *testing.T) {
+	t.Parallel()
 	const (
 		checkpoints = 4
 		backbone    = 12      // frozen tensors
@@ -144,12 +146,12 @@ func TestCheckpointSeriesDedup(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer r.Close()
+		var opts PushOptions
 		if !natural {
-			defer func(old func(io.ReaderAt, int64) []int64) { naturalCutsHook = old }(naturalCutsHook)
-			naturalCutsHook = func(io.ReaderAt, int64) []int64 { return nil }
+			opts.naturalCuts = func(io.ReaderAt, int64) []int64 { return nil }
 		}
 		for _, f := range files {
-			res, err := r.Push(context.Background(), []string{f}, PushOptions{})
+			res, err := r.Push(context.Background(), []string{f}, opts)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -80,6 +80,11 @@ type gcDone struct {
 
 // GCOptions tune a garbage collection.
 type GCOptions struct {
+	// stepHook, set by tests, is called at each step of a sweep; an error
+	// stops the sweep there, as a kill would (a sweep leaves nothing to
+	// undo).
+	stepHook func(step string) error
+
 	// Grace is the least age of a pack GC deletes, and of a plan it
 	// carries out. Zero means DefaultGrace; use NoGrace for none.
 	Grace time.Duration
@@ -251,46 +256,40 @@ func (r *Repo) GC(ctx context.Context, be remote.Backend, opts GCOptions) (*GCRe
 	return rep, nil
 }
 
-// gcSweep carries out due plans (phase 2).
-func (r *Repo) gcSweep(ctx context.Context, be remote.Backend, plans []*gcPlan, opts GCOptions, rep *GCReport) error {
+// gcSweep carries out due plans (phase 2). If another gc takes over one
+// of its claims meanwhile, it stops at its next step, leaves the records
+// of that plan to the other gc and returns ErrGCBusy (gcclaim.go).
+func (r *Repo) gcSweep(ctx context.Context, be remote.Backend, plans []*gcPlan, opts GCOptions, rep *GCReport) (err error) {
+	var claims *sweepClaims
+	parent := ctx
 	stopRenew := func() {}
 	if !opts.DryRun {
 		// From here on, a push that needs a condemned pack waits for the
 		// sweep to end instead of leaving a keep marker.
-		// The conditional put also finds another gc sweeping the plan: a
-		// marker younger than the lease is a live gc (one gc at a time),
-		// an older one a dead gc whose work this one resumes.
-		for _, p := range plans {
-			key := gcSweepPrefix + p.ID
-			err := putJSON(ctx, be, key, gcSweepMarker{Plan: p.ID, Started: r.Now().UTC()})
-			if errors.Is(err, remote.ErrExists) {
-				// The version read decides: the takeover is conditional on
-				// it, so of two gcs taking over a dead claim one wins.
-				info, serr := be.Stat(ctx, key)
-				var other gcSweepMarker
-				gerr := getJSON(ctx, be, key, &other)
-				if serr == nil && gerr == nil && other.Started.After(r.Now().Add(-sweepLease(opts.Grace))) {
-					return fmt.Errorf("%w: it began sweeping plan %s at %s on %s; if that gc died, run gc again after %s",
-						ErrGCBusy, p.ID, other.Started.Format(time.RFC3339), be.Location(), other.Started.Add(sweepLease(opts.Grace)).Format(time.RFC3339))
-				}
-				// A dead gc's claim: take it over, if it is still that one.
-				if serr != nil {
-					err = serr
-				} else {
-					err = writeJSON(ctx, be, key, gcSweepMarker{Plan: p.ID, Started: r.Now().UTC()}, remote.PutOptions{IfMatch: info.ETag})
-					if errors.Is(err, remote.ErrPrecondition) || errors.Is(err, remote.ErrNotFound) {
-						return fmt.Errorf("%w: another gc took over the sweep of plan %s on %s meanwhile", ErrGCBusy, p.ID, be.Location())
-					}
-				}
-			}
-			if err != nil {
-				return fmt.Errorf("gc: start sweep: %w", err)
-			}
+		claims, plans, err = r.claimSweeps(ctx, be, plans, sweepLease(opts.Grace))
+		if err != nil {
+			return err
 		}
-		// Renew the claims while the sweep runs, so that a long sweep is
-		// never taken for a dead one.
-		stopRenew = r.renewSweepClaims(ctx, be, plans, sweepLease(opts.Grace))
+		if len(plans) == 0 {
+			return nil
+		}
+		ctx, stopRenew = claims.renew(ctx, sweepLease(opts.Grace))
 		defer stopRenew()
+		defer func() {
+			// A step cut short by the loss of a claim reports the loss.
+			if lost := claims.lostErr(); err != nil && lost != nil {
+				err = lost
+			}
+		}()
+	}
+	gcStep := func(step string) error {
+		if err := claims.lostErr(); err != nil {
+			return err
+		}
+		if opts.stepHook != nil {
+			return opts.stepHook(step)
+		}
+		return nil
 	}
 	if err := gcStep("sweep started"); err != nil {
 		return err
@@ -406,24 +405,35 @@ func (r *Repo) gcSweep(ctx context.Context, be remote.Backend, plans []*gcPlan, 
 	if err := gcStep("segments deleted"); err != nil {
 		return err
 	}
-	stopRenew() // no renewal may land after the markers are deleted
+	stopRenew() // no renewal may land after the release
+	// The parent context from here on: a claim lost now cancels ctx, and
+	// the plans still held are cleaned up all the same.
+	released, err := claims.release(parent)
+	if err != nil {
+		return err
+	}
 	var cleanup []string
-	cleanup = append(cleanup, st.keepKeys...)
+	if claims.lostErr() == nil {
+		// The gc that took a plan over may not have read these yet.
+		cleanup = append(cleanup, st.keepKeys...)
+	}
 	for _, p := range plans {
-		cleanup = append(cleanup, gcPlansPrefix+p.ID, gcSweepPrefix+p.ID)
+		if released[p.ID] {
+			cleanup = append(cleanup, gcPlansPrefix+p.ID, gcSweepPrefix+p.ID)
+		}
 	}
 	for _, key := range cleanup {
-		if err := be.Delete(ctx, key); err != nil && !errors.Is(err, remote.ErrNotFound) {
+		if err := be.Delete(parent, key); err != nil && !errors.Is(err, remote.ErrNotFound) {
 			return fmt.Errorf("gc: delete %s: %w", key, err)
 		}
 	}
 	if be == r.Backend && (len(del) > 0 || len(oldSegs) > 0) {
 		// The index may hold what the deleted packs and segments said.
-		if _, _, err := r.RebuildIndex(ctx); err != nil {
+		if _, _, err := r.RebuildIndex(parent); err != nil {
 			return fmt.Errorf("gc: rebuild the local index: %w", err)
 		}
 	}
-	return nil
+	return claims.lostErr()
 }
 
 // gcRewriteSegments writes one index segment holding what the segments
@@ -517,19 +527,6 @@ var ErrGCMissing = errors.New("cas: gc stops")
 // ErrGCBusy: another gc is sweeping the same store.
 var ErrGCBusy = errors.New("cas: another gc is running on this store")
 
-// gcSweepMarker says that a gc is carrying out a plan.
-type gcSweepMarker struct {
-	Plan    string    `json:"plan"`
-	Started time.Time `json:"started"`
-}
-
-// sweepLease is how long a sweep marker stands for a live gc: ten
-// minutes, or less with a shorter grace period (--grace 0 claims the
-// store for itself).
-func sweepLease(grace time.Duration) time.Duration {
-	return max(0, min(10*time.Minute, grace))
-}
-
 // compactAbove is how many index segments GC lets accumulate before it
 // merges them into one.
 const compactAbove = 16
@@ -565,7 +562,7 @@ type gcMarks struct {
 
 // gcMark marks every pack reachable from be's refs and pins.
 func gcMark(ctx context.Context, be remote.Backend) (*gcMarks, error) {
-	view := &Repo{Backend: be, Index: index.NewMemory(), Now: time.Now, packs: newPackFiles(be)}
+	view := &Repo{Backend: be, Index: index.NewMemory(), packs: newPackFiles(be)}
 	m := &gcMarks{view: view, packs: map[digest.Digest]remote.ObjectInfo{}, live: map[digest.Digest]bool{},
 		unreadable: map[digest.Digest]bool{}, orphans: map[digest.Digest][]index.Blob{}, segmentContent: map[string]*segment{}}
 	err := be.List(ctx, segmentPrefix, func(oi remote.ObjectInfo) error {
@@ -863,7 +860,7 @@ var errCollected = errors.New("cas: a gc deleted data this push relied on: push 
 // afterSweep waits for the sweeps of plans to end, then makes sure the
 // packs of need are on be.
 func (r *Repo) afterSweep(ctx context.Context, be remote.Backend, plans []string, need map[digest.Digest]bool) error {
-	deadline := time.Now().Add(sweepLease(DefaultGrace))
+	deadline := r.Now().Add(sweepLease(DefaultGrace))
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		st, err := readGCState(ctx, be)
 		if err != nil {
@@ -875,13 +872,11 @@ func (r *Repo) afterSweep(ctx context.Context, be remote.Backend, plans []string
 			}
 			break
 		}
-		if time.Now().After(deadline) {
+		if r.Now().After(deadline) {
 			return fmt.Errorf("%w: a gc on %s is still deleting what this push needs after %s: push again later", ErrGCBusy, be.Location(), sweepLease(DefaultGrace))
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
+		if err := r.clk().Sleep(ctx, wait); err != nil {
+			return err
 		}
 	}
 	return r.restorePacks(ctx, be, need)
@@ -985,17 +980,6 @@ func (r *Repo) forgetRecords(ctx context.Context, be remote.Backend, keys []stri
 
 var errStop = errors.New("stop")
 
-// gcStepHook, set by tests, is called at each step of a sweep; an error
-// stops the sweep there, as a kill would (a sweep leaves nothing to undo).
-var gcStepHook func(step string) error
-
-func gcStep(step string) error {
-	if gcStepHook != nil {
-		return gcStepHook(step)
-	}
-	return nil
-}
-
 // indexEmpty reports whether the index knows no pack at all.
 func (r *Repo) indexEmpty() (bool, error) {
 	err := r.Index.Packs(func(digest.Digest) error { return errStop })
@@ -1009,33 +993,6 @@ func newGCID(now time.Time) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return now.UTC().Format("20060102T150405.000Z") + "-" + hex.EncodeToString(b[:])
-}
-
-// renewSweepClaims rewrites the sweep markers of plans every third of
-// the lease until the returned function is called (which waits for the
-// last rewrite to end, so none lands after the markers are deleted).
-func (r *Repo) renewSweepClaims(ctx context.Context, be remote.Backend, plans []*gcPlan, lease time.Duration) func() {
-	if lease <= 0 {
-		return func() {}
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(max(lease/3, time.Second))
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				for _, p := range plans {
-					_ = putJSONOver(ctx, be, gcSweepPrefix+p.ID, gcSweepMarker{Plan: p.ID, Started: r.Now().UTC()})
-				}
-			}
-		}
-	}()
-	return func() { cancel(); <-done }
 }
 
 // putJSON writes v at key only if key is absent (ErrExists otherwise).

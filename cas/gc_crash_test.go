@@ -17,6 +17,7 @@ import (
 // verify, and a last gc must leave exactly the live packs. (TestGCInterrupted
 // stops a sweep at each of its steps deterministically.)
 func TestGCKilled(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds cas and runs it many times")
 	}

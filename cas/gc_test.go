@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/remote"
@@ -21,7 +23,7 @@ import (
 // manifest with roots, and one push nothing references.
 type gcWorld struct {
 	r       *Repo
-	clock   time.Time
+	clock   *clock.Fake
 	kept    *Object // refs/data
 	old     *Object // the first target of refs/moving
 	moved   *Object // its current one
@@ -35,8 +37,8 @@ type gcWorld struct {
 
 func newGCWorld(t *testing.T) *gcWorld {
 	t.Helper()
-	w := &gcWorld{r: newStoreForTest(t, 64<<10), clock: time.Now()}
-	w.r.Now = func() time.Time { return w.clock }
+	w := &gcWorld{r: newStoreForTest(t, 64<<10), clock: clock.NewFake(time.Now())}
+	w.r.Clock = w.clock
 	ctx := t.Context()
 	_, w.kept = pushTree(t, w.r, []genEntry{{path: "a.bin", kind: KindFile, data: pseudoRandom(400<<10, 1)}})
 	mustRef(t, w.r, "data", w.kept)
@@ -114,6 +116,7 @@ func (w *gcWorld) garbagePacks(t *testing.T) map[digest.Digest]bool {
 }
 
 func TestGCTwoPhases(t *testing.T) {
+	t.Parallel()
 	w := newGCWorld(t)
 	gp := w.garbagePacks(t)
 	packsBefore := len(keys(t, w.r.Backend, packPrefix))
@@ -125,7 +128,7 @@ func TestGCTwoPhases(t *testing.T) {
 	}
 
 	// A day later: the unreferenced push is condemned, not yet deleted.
-	w.clock = w.clock.Add(25 * time.Hour)
+	w.clock.Advance(25 * time.Hour)
 	dry := w.gc(t, GCOptions{DryRun: true})
 	if dry.Planned.Packs != len(gp) || len(keys(t, w.r.Backend, gcPrefix)) != 0 {
 		t.Fatalf("dry run: %+v and gc/ holds %v, want %d packs planned and nothing written", dry, keys(t, w.r.Backend, gcPrefix), len(gp))
@@ -144,7 +147,7 @@ func TestGCTwoPhases(t *testing.T) {
 	}
 
 	// A day after the plan: the sweep deletes exactly the garbage.
-	w.clock = w.clock.Add(25 * time.Hour)
+	w.clock.Advance(25 * time.Hour)
 	rep = w.gc(t, GCOptions{})
 	if rep.Freed.Packs != len(gp) || rep.Planned.Packs != 0 || rep.Spared != 0 {
 		t.Fatalf("sweep: %+v, want %d packs freed", rep, len(gp))
@@ -173,6 +176,7 @@ func TestGCTwoPhases(t *testing.T) {
 }
 
 func TestGCNoGrace(t *testing.T) {
+	t.Parallel()
 	w := newGCWorld(t)
 	gp := w.garbagePacks(t)
 	rep := w.gc(t, GCOptions{Grace: NoGrace})
@@ -185,13 +189,14 @@ func TestGCNoGrace(t *testing.T) {
 // A push that relies on condemned packs between the mark and the sweep
 // leaves a keep marker, and the sweep spares them.
 func TestGCSparesWhatAPushReuses(t *testing.T) {
+	t.Parallel()
 	w := newGCWorld(t)
 	gp := w.garbagePacks(t)
 	reusedPacks := map[digest.Digest]bool{}
 	if err := w.r.closurePacks(t.Context(), w.garbage, reusedPacks); err != nil {
 		t.Fatal(err)
 	}
-	w.clock = w.clock.Add(25 * time.Hour)
+	w.clock.Advance(25 * time.Hour)
 	if rep := w.gc(t, GCOptions{}); rep.Planned.Packs != len(gp) {
 		t.Fatalf("mark: %+v", rep)
 	}
@@ -201,7 +206,7 @@ func TestGCSparesWhatAPushReuses(t *testing.T) {
 	if ks := keys(t, w.r.Backend, gcKeepPrefix); len(ks) != 1 {
 		t.Fatalf("keep markers: %v, want one", ks)
 	}
-	w.clock = w.clock.Add(25 * time.Hour)
+	w.clock.Advance(25 * time.Hour)
 	rep := w.gc(t, GCOptions{})
 	if rep.Freed.Packs != len(gp)-len(reusedPacks) || rep.Spared != len(reusedPacks) {
 		t.Fatalf("sweep: %+v, want the %d reused packs spared, the rest freed", rep, len(reusedPacks))
@@ -222,14 +227,15 @@ func TestGCSparesWhatAPushReuses(t *testing.T) {
 // A ref written (here without the guard) before the sweep's own mark is
 // seen by that mark: the sweep re-marks.
 func TestGCSweepMarksAgain(t *testing.T) {
+	t.Parallel()
 	w := newGCWorld(t)
-	w.clock = w.clock.Add(25 * time.Hour)
+	w.clock.Advance(25 * time.Hour)
 	w.gc(t, GCOptions{})
 	ref := []byte(fmt.Sprintf(`{"name":"late","target":%q,"kind":"dir","size":%d,"time":"2026-01-01T00:00:00Z"}`, w.garbage.Digest, w.garbage.Size))
 	if err := w.r.Backend.Put(t.Context(), refPrefix+"late", strings.NewReader(string(ref)), int64(len(ref)), remote.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	w.clock = w.clock.Add(25 * time.Hour)
+	w.clock.Advance(25 * time.Hour)
 	rep := w.gc(t, GCOptions{})
 	if rep.Freed.Packs != 1 || rep.Spared != 1 {
 		t.Fatalf("sweep: %+v, want the late ref's pack spared, the other freed", rep)
@@ -240,29 +246,37 @@ func TestGCSweepMarksAgain(t *testing.T) {
 
 // A push whose guard finds the sweep under way waits for it to end and
 // is told that what it relied on is gone; pushing again stores it anew.
+// The guard polls on the store's clock, so the test knows when it waits.
 func TestGCGuardWaitsForSweep(t *testing.T) {
+	t.Parallel()
 	w := newGCWorld(t)
-	w.clock = w.clock.Add(25 * time.Hour)
+	w.clock.Advance(25 * time.Hour)
 	plan := w.gc(t, GCOptions{}).Plan
 	id := strings.TrimPrefix(plan, gcPlansPrefix)
 	if err := putJSON(t.Context(), w.r.Backend, gcSweepPrefix+id, map[string]string{"plan": id}); err != nil {
 		t.Fatal(err)
 	}
+	w.clock.Advance(25 * time.Hour) // the plan is due
 	guard := make(chan error, 1)
 	go func() { guard <- w.r.GuardGC(t.Context(), nil, *w.garbage) }()
+	waiting, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := w.clock.BlockUntil(waiting, 1); err != nil {
+		t.Fatalf("the guard never began to wait for the sweep: %v", err)
+	}
 	select {
 	case err := <-guard:
 		t.Fatalf("guard returned %v while the sweep was under way", err)
-	case <-time.After(300 * time.Millisecond):
+	default:
 	}
-	w.clock = w.clock.Add(25 * time.Hour)
 	if rep := w.gc(t, GCOptions{}); rep.Freed.Packs == 0 {
 		t.Fatalf("sweep freed nothing: %+v", rep)
 	}
+	w.clock.Advance(2 * time.Second) // the longest wait between two looks
 	select {
 	case err := <-guard:
-		if err == nil || !strings.Contains(err.Error(), "push again") {
-			t.Fatalf("guard after the sweep: %v, want an error asking to push again", err)
+		if !errors.Is(err, errCollected) {
+			t.Fatalf("guard after the sweep: %v, want errCollected (push again)", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("guard still waiting after the sweep ended")
@@ -277,23 +291,23 @@ func TestGCGuardWaitsForSweep(t *testing.T) {
 // A sweep stopped at any step (as by kill -9: a sweep has no cleanup to
 // skip) leaves every ref and pin whole, and the next gc finishes the job.
 func TestGCInterrupted(t *testing.T) {
+	t.Parallel()
 	for _, step := range []string{"sweep started", "segment written", "deletions recorded", "pack deleted", "packs deleted", "segments deleted"} {
 		t.Run(step, func(t *testing.T) {
 			w := newGCWorld(t)
 			gp := w.garbagePacks(t)
-			w.clock = w.clock.Add(25 * time.Hour)
+			w.clock.Advance(25 * time.Hour)
 			w.gc(t, GCOptions{})
-			w.clock = w.clock.Add(25 * time.Hour)
+			w.clock.Advance(25 * time.Hour)
 			var calls atomic.Int32
-			gcStepHook = func(s string) error {
+			kill := func(s string) error {
 				// "pack deleted" stops before the second deletion: half done.
 				if s == step && (s != "pack deleted" || calls.Add(1) == 2) {
 					return errors.New("killed at " + s)
 				}
 				return nil
 			}
-			_, err := w.r.GC(t.Context(), nil, GCOptions{})
-			gcStepHook = nil
+			_, err := w.r.GC(t.Context(), nil, GCOptions{stepHook: kill})
 			if err == nil || !strings.Contains(err.Error(), "killed at") {
 				t.Fatalf("GC: %v, want it stopped", err)
 			}
@@ -307,7 +321,7 @@ func TestGCInterrupted(t *testing.T) {
 			if _, err := w.r.GC(t.Context(), nil, GCOptions{}); !errors.Is(err, ErrGCBusy) {
 				t.Fatalf("gc right after: %v, want ErrGCBusy", err)
 			}
-			w.clock = w.clock.Add(11 * time.Minute)
+			w.clock.Advance(11 * time.Minute)
 			rep := w.gc(t, GCOptions{})
 			left := 0
 			for p := range gp {
@@ -342,6 +356,7 @@ func slicesAny(ks []string, f func(string) bool) bool {
 // After a crashed push: its packs no segment names are collected when
 // unreferenced, and adopted into a segment when a later push reused them.
 func TestGCAfterCrashedPush(t *testing.T) {
+	t.Parallel()
 	w := newGCWorld(t)
 	// Two "crashed" pushes: their segments never landed.
 	segsBefore := map[string]bool{}
@@ -371,9 +386,9 @@ func TestGCAfterCrashedPush(t *testing.T) {
 	// segment lists the new file, not where the reused chunks are.
 	_, reused := pushTree(t, w.r, append(reusedTree, genEntry{path: "n.txt", kind: KindFile, data: []byte("n\n")}))
 	mustRef(t, w.r, "reused", reused)
-	w.clock = w.clock.Add(25 * time.Hour)
+	w.clock.Advance(25 * time.Hour)
 	w.gc(t, GCOptions{})
-	w.clock = w.clock.Add(25 * time.Hour)
+	w.clock.Advance(25 * time.Hour)
 	rep := w.gc(t, GCOptions{})
 	for p := range lostPacks {
 		if _, err := w.r.Backend.Stat(t.Context(), packKey(p)); !errors.Is(err, remote.ErrNotFound) {
@@ -394,6 +409,7 @@ func TestGCAfterCrashedPush(t *testing.T) {
 // GC on a remote reads the remote alone, and a store that cached the
 // remote's index forgets the packs collected there.
 func TestGCRemote(t *testing.T) {
+	t.Parallel()
 	w := newGCWorld(t)
 	mem := remote.NewMem()
 	ctx := t.Context()
@@ -451,6 +467,7 @@ func TestGCRemote(t *testing.T) {
 // from the segments alone, and a reader that listed a merged-away segment
 // lists again.
 func TestGCCompactsSegments(t *testing.T) {
+	t.Parallel()
 	r := newStoreForTest(t, 64<<10)
 	ctx := t.Context()
 	var objs []*Object
@@ -464,7 +481,7 @@ func TestGCCompactsSegments(t *testing.T) {
 		t.Fatalf("%d segments, want more than %d", len(before), compactAbove)
 	}
 	// A reader that listed them all before the gc.
-	late := &Repo{Backend: r.Backend, Index: index.NewMemory(), Now: time.Now, packs: newPackFiles(r.Backend)}
+	late := &Repo{Backend: r.Backend, Index: index.NewMemory(), packs: newPackFiles(r.Backend)}
 	if err := late.loadSegmentFrom(ctx, r.Backend, before[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -496,7 +513,7 @@ func TestGCCompactsSegments(t *testing.T) {
 	}
 	// A listing taken before the gc, read after it: the vanished segments
 	// are skipped and one more listing finds the merged one.
-	stale := &Repo{Backend: &staleList{Backend: r.Backend, keys: before}, Index: index.NewMemory(), Now: time.Now, packs: newPackFiles(r.Backend)}
+	stale := &Repo{Backend: &staleList{Backend: r.Backend, keys: before}, Index: index.NewMemory(), packs: newPackFiles(r.Backend)}
 	if err := stale.syncSegments(ctx, stale.Backend, false, false); err != nil {
 		t.Fatalf("sync from a stale listing: %v", err)
 	}
@@ -562,13 +579,14 @@ func verifyOn(t *testing.T, be remote.Backend, o *Object) {
 // on the remote and skipped them) and its ref: the guard finds the sweep's
 // record and uploads again what was deleted, with its index segments.
 func TestGCSweepDuringPushRemote(t *testing.T) {
+	t.Parallel()
 	w, mem := gcRemoteWorld(t)
 	ctx := t.Context()
-	w.clock = w.clock.Add(25 * time.Hour)
+	w.clock.Advance(25 * time.Hour)
 	if rep, err := w.r.GC(ctx, mem, GCOptions{}); err != nil || rep.Planned.Packs == 0 {
 		t.Fatalf("mark: %v %+v", err, rep)
 	}
-	w.clock = w.clock.Add(25 * time.Hour)
+	w.clock.Advance(25 * time.Hour)
 	_, again := pushTree(t, w.r, append(w.trash, genEntry{path: "new.txt", kind: KindFile, data: []byte("new\n")}))
 	if _, err := w.r.Upload(ctx, mem, nil); err != nil {
 		t.Fatal(err)
@@ -585,14 +603,15 @@ func TestGCSweepDuringPushRemote(t *testing.T) {
 // The same on the local store, with the sweep run by another process: the
 // push is told to run again, and then it stores the data anew.
 func TestGCSweepDuringPushLocal(t *testing.T) {
+	t.Parallel()
 	w := newGCWorld(t)
 	ctx := t.Context()
-	w.clock = w.clock.Add(25 * time.Hour)
+	w.clock.Advance(25 * time.Hour)
 	w.gc(t, GCOptions{})
-	w.clock = w.clock.Add(25 * time.Hour)
+	w.clock.Advance(25 * time.Hour)
 	tree := append(w.trash, genEntry{path: "new.txt", kind: KindFile, data: []byte("new\n")})
 	_, again := pushTree(t, w.r, tree)
-	other := &Repo{Backend: w.r.Backend, Index: index.NewMemory(), Now: w.r.Now, packs: newPackFiles(w.r.Backend), Dir: w.r.Dir}
+	other := &Repo{Backend: w.r.Backend, Index: index.NewMemory(), Clock: w.r.Clock, packs: newPackFiles(w.r.Backend), Dir: w.r.Dir}
 	if rep, err := other.GC(ctx, nil, GCOptions{}); err != nil || rep.Freed.Packs == 0 {
 		t.Fatalf("sweep by another process: %v %+v", err, rep)
 	}
@@ -608,23 +627,23 @@ func TestGCSweepDuringPushLocal(t *testing.T) {
 // replaced: the gc that resumes it replaces them, so no segment names a
 // deleted pack and a new reader cannot dedup against one.
 func TestGCResumedSweepReplacesSegments(t *testing.T) {
+	t.Parallel()
 	w := newGCWorld(t)
 	ctx := t.Context()
-	w.clock = w.clock.Add(25 * time.Hour)
+	w.clock.Advance(25 * time.Hour)
 	w.gc(t, GCOptions{})
-	w.clock = w.clock.Add(25 * time.Hour)
-	gcStepHook = func(s string) error {
+	w.clock.Advance(25 * time.Hour)
+	kill := func(s string) error {
 		if s == "packs deleted" {
 			return errors.New("killed")
 		}
 		return nil
 	}
-	_, err := w.r.GC(ctx, nil, GCOptions{})
-	gcStepHook = nil
+	_, err := w.r.GC(ctx, nil, GCOptions{stepHook: kill})
 	if err == nil {
 		t.Fatal("gc was not stopped")
 	}
-	w.clock = w.clock.Add(11 * time.Minute)
+	w.clock.Advance(11 * time.Minute)
 	w.gc(t, GCOptions{})
 	fresh, err := OpenRemoteOnly(ctx, w.r.Backend)
 	if err != nil {
@@ -643,6 +662,7 @@ func TestGCResumedSweepReplacesSegments(t *testing.T) {
 // is removed by the next gc, which can then merge segments; a guard does
 // not wait on it.
 func TestGCOrphanSweepMarker(t *testing.T) {
+	t.Parallel()
 	r := newStoreForTest(t, 64<<10)
 	ctx := t.Context()
 	var last *Object
@@ -671,37 +691,63 @@ func TestGCOrphanSweepMarker(t *testing.T) {
 	}
 }
 
-// A long sweep renews its claim: a second gc well past the lease still
-// finds it at work and stops, instead of taking it over.
-func TestGCSweepRenewsClaim(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits past a 3 s lease")
-	}
-	w := newGCWorld(t)
-	var off atomic.Int64
-	w.r.Now = func() time.Time { return time.Now().Add(time.Duration(off.Load())) }
-	grace := 3 * time.Second // the lease is 3 s too: renewals every second
-	off.Store(int64(25 * time.Hour))
-	if rep := w.gc(t, GCOptions{Grace: grace}); rep.Planned.Packs == 0 {
-		t.Fatalf("mark: %+v", rep)
-	}
-	off.Store(int64(25*time.Hour + 10*time.Second))
-	release := make(chan struct{})
-	var once atomic.Bool
-	gcStepHook = func(s string) error {
-		if s == "segment written" && once.CompareAndSwap(false, true) {
-			<-release
+// sweepHeld starts a gc whose sweep stops at step until release is
+// called, and returns once the sweep is there; done receives its error.
+func (w *gcWorld) sweepHeld(t *testing.T, opts GCOptions, step string) (done <-chan error, release func()) {
+	t.Helper()
+	at, held := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	opts.stepHook = func(s string) error {
+		if s == step {
+			once.Do(func() { close(at); <-held })
 		}
 		return nil
 	}
-	defer func() { gcStepHook = nil }()
-	first := make(chan error, 1)
-	go func() { _, err := w.r.GC(t.Context(), nil, GCOptions{Grace: grace}); first <- err }()
-	time.Sleep(4500 * time.Millisecond)
-	if _, err := w.r.GC(t.Context(), nil, GCOptions{Grace: grace}); !errors.Is(err, ErrGCBusy) {
-		t.Errorf("second gc 4.5 s into a sweep with a 3 s lease: %v, want ErrGCBusy", err)
+	errc := make(chan error, 1)
+	go func() { _, err := w.r.GC(t.Context(), nil, opts); errc <- err }()
+	var releaseOnce sync.Once
+	release = func() { releaseOnce.Do(func() { close(held) }) }
+	t.Cleanup(release)
+	select {
+	case <-at:
+	case err := <-errc:
+		t.Fatalf("gc ended before %q: %v", step, err)
 	}
-	close(release)
+	return errc, release
+}
+
+// tick waits until something waits on the world's clock (a sweep's
+// renewal timer), then moves the clock on by d.
+func (w *gcWorld) tick(t *testing.T, d time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := w.clock.BlockUntil(ctx, 1); err != nil {
+		t.Fatalf("nothing waits on the clock: %v", err)
+	}
+	w.clock.Advance(d)
+}
+
+// A long sweep renews its claim: a second gc well past the lease still
+// finds it at work and stops, instead of taking it over.
+func TestGCSweepRenewsClaim(t *testing.T) {
+	t.Parallel()
+	w := newGCWorld(t)
+	grace := 3 * time.Second // the lease is 3 s too: renewals every second
+	w.clock.Advance(25 * time.Hour)
+	if rep := w.gc(t, GCOptions{Grace: grace}); rep.Planned.Packs == 0 {
+		t.Fatalf("mark: %+v", rep)
+	}
+	w.clock.Advance(10 * time.Second)
+	first, release := w.sweepHeld(t, GCOptions{Grace: grace}, "segment written")
+	for range 5 {
+		w.tick(t, time.Second)
+	}
+	w.tick(t, 0) // the last renewal has landed
+	if _, err := w.r.GC(t.Context(), nil, GCOptions{Grace: grace}); !errors.Is(err, ErrGCBusy) {
+		t.Errorf("second gc 5 s into a sweep with a 3 s lease: %v, want ErrGCBusy", err)
+	}
+	release()
 	if err := <-first; err != nil {
 		t.Fatalf("first gc: %v", err)
 	}
@@ -711,14 +757,86 @@ func TestGCSweepRenewsClaim(t *testing.T) {
 	w.checkKept(t)
 }
 
+// A gc whose claim another gc took over (its own looked dead) neither
+// renews over the new owner's claim nor deletes it when it finishes, and
+// stops with ErrGCBusy; the plan stays for the new owner.
+func TestGCLostClaimIsLeftAlone(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		at   string // the step at which the claim is taken over
+		// renew: whether a renewal comes due before the gc goes on
+		renew bool
+		// deletes: whether the first gc gets to delete packs
+		deletes bool
+	}{
+		{name: "before a renewal", at: "segment written", renew: true, deletes: false},
+		{name: "before the release", at: "segments deleted", renew: false, deletes: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := newGCWorld(t)
+			ctx := t.Context()
+			grace := 3 * time.Second
+			w.clock.Advance(25 * time.Hour)
+			rep := w.gc(t, GCOptions{Grace: grace})
+			if rep.Plan == "" {
+				t.Fatalf("mark: %+v", rep)
+			}
+			id := strings.TrimPrefix(rep.Plan, gcPlansPrefix)
+			garbage := w.garbagePacks(t)
+			w.clock.Advance(10 * time.Second)
+			first, release := w.sweepHeld(t, GCOptions{Grace: grace}, tt.at)
+			// The other gc's claim, as a takeover writes it.
+			key := gcSweepPrefix + id
+			if err := putJSONOver(ctx, w.r.Backend, key, gcSweepMarker{Plan: id, Started: w.clock.Now(), Owner: "the other gc"}); err != nil {
+				t.Fatal(err)
+			}
+			theirs, err := remote.ReadAll(ctx, w.r.Backend, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.renew {
+				w.tick(t, time.Second) // a renewal comes due
+				w.tick(t, 0)           // and has been tried
+			}
+			release()
+			if err := <-first; !errors.Is(err, ErrGCBusy) {
+				t.Fatalf("gc whose claim was taken over: %v, want ErrGCBusy", err)
+			}
+			got, err := remote.ReadAll(ctx, w.r.Backend, key)
+			if err != nil {
+				t.Fatalf("the other gc's claim: %v", err)
+			}
+			if string(got) != string(theirs) {
+				t.Errorf("the other gc's claim was rewritten:\ngot  %s\nwant %s", got, theirs)
+			}
+			if _, err := w.r.Backend.Stat(ctx, rep.Plan); err != nil {
+				t.Errorf("plan %s: %v, want it left for the other gc", rep.Plan, err)
+			}
+			left := 0
+			for p := range garbage {
+				if _, err := w.r.Backend.Stat(ctx, packKey(p)); err == nil {
+					left++
+				}
+			}
+			if deleted := left < len(garbage); deleted != tt.deletes {
+				t.Errorf("%d of %d garbage packs left, want deletions %v", left, len(garbage), tt.deletes)
+			}
+			w.checkKept(t)
+		})
+	}
+}
+
 // Two gcs taking over the same dead sweep claim: the takeover is
 // conditional on the version of the claim each read, so the one that
 // comes second finds the claim changed and stops (ErrGCBusy) instead of
 // sweeping beside the other.
 func TestGCTakeoverIsConditional(t *testing.T) {
+	t.Parallel()
 	w, mem := gcRemoteWorld(t)
 	ctx := t.Context()
-	w.clock = w.clock.Add(25 * time.Hour)
+	w.clock.Advance(25 * time.Hour)
 	if rep, err := w.r.GC(ctx, mem, GCOptions{}); err != nil || rep.Plan == "" {
 		t.Fatalf("mark: %v %+v", err, rep)
 	}
@@ -728,10 +846,10 @@ func TestGCTakeoverIsConditional(t *testing.T) {
 	}
 	key := gcSweepPrefix + st.plans[0].ID
 	// A gc that died an hour into its sweep left its claim.
-	if err := putJSON(ctx, mem, key, gcSweepMarker{Plan: st.plans[0].ID, Started: w.clock.Add(-time.Hour)}); err != nil {
+	if err := putJSON(ctx, mem, key, gcSweepMarker{Plan: st.plans[0].ID, Started: w.clock.Now().Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	w.clock = w.clock.Add(25 * time.Hour)
+	w.clock.Advance(25 * time.Hour)
 	fault := remote.NewFault(mem)
 	puts := 0
 	fault.FailPut = func(k string) error {
@@ -741,7 +859,7 @@ func TestGCTakeoverIsConditional(t *testing.T) {
 		if puts++; puts == 2 {
 			// Between this gc's read of the dead claim and its takeover,
 			// another gc takes it over.
-			if err := putJSONOver(ctx, mem, key, gcSweepMarker{Plan: st.plans[0].ID, Started: w.clock}); err != nil {
+			if err := putJSONOver(ctx, mem, key, gcSweepMarker{Plan: st.plans[0].ID, Started: w.clock.Now()}); err != nil {
 				t.Fatal(err)
 			}
 		}

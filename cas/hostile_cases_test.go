@@ -608,6 +608,7 @@ func linkThenDir(w *hostileWorld) {
 // whose .cas is the open store, a tree holding .cas/store/refs/… and a
 // ref whose file is .cas: the store must come out unchanged.
 func TestHostileRestoreIntoProject(t *testing.T) {
+	t.Parallel()
 	for _, world := range []string{"local", "bucket"} {
 		for _, tc := range []struct {
 			name  string

@@ -898,6 +898,7 @@ func compareTrees(t *testing.T, what string, before, after map[string]string) {
 }
 
 func TestHostileStore(t *testing.T) {
+	t.Parallel()
 	for _, c := range hostileCases() {
 		for _, world := range []string{"local", "bucket"} {
 			if c.where != "" && c.where != world {

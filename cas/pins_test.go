@@ -39,6 +39,7 @@ func testManifest(input, patch digest.Digest, patchSize int) []byte {
 }
 
 func TestPinLocal(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
 	man, _, data := pinFixture(t, r)
@@ -122,6 +123,7 @@ func TestPinLocal(t *testing.T) {
 }
 
 func TestPinRemote(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
 	man, roots, _ := pinFixture(t, r)
@@ -197,6 +199,7 @@ func (l lossy) Put(ctx context.Context, key string, rd io.Reader, size int64, op
 }
 
 func TestPinClosureIncomplete(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
 	man, _, _ := pinFixture(t, r)

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
@@ -214,14 +213,14 @@ type TransferStats struct {
 // lacks, so that nothing on dst ever names an object not yet there; refs
 // go last (SetRefOn). Several uploads run at once.
 func (r *Repo) Upload(ctx context.Context, dst remote.Backend, prog *Progress) (*TransferStats, error) {
-	start := time.Now()
+	start := r.Now()
 	st := &TransferStats{}
 	for _, prefix := range []string{packPrefix, segmentPrefix} {
 		if err := r.copyMissing(ctx, r.Backend, dst, prefix, st, prog); err != nil {
 			return nil, err
 		}
 	}
-	st.Seconds = time.Since(start).Seconds()
+	st.Seconds = r.Now().Sub(start).Seconds()
 	return st, nil
 }
 
@@ -342,7 +341,7 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 	if err != nil {
 		return nil, err
 	}
-	start := time.Now()
+	start := r.Now()
 	packs := map[digest.Digest]bool{}
 	for _, o := range append([]Object{*obj}, more...) {
 		if err := r.closurePacks(ctx, &o, packs); err != nil {
@@ -391,7 +390,7 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 			return nil, err
 		}
 	}
-	st.Seconds = time.Since(start).Seconds()
+	st.Seconds = r.Now().Sub(start).Seconds()
 	return st, nil
 }
 
@@ -551,7 +550,12 @@ func (r *Repo) syncSegments(ctx context.Context, be remote.Backend, relisted, re
 // OpenRemoteOnly opens a store that lives only on be, with an index in
 // memory built from be's segments: what verify --remote trusts.
 func OpenRemoteOnly(ctx context.Context, be remote.Backend) (*Repo, error) {
-	r := &Repo{Backend: be, Index: index.NewMemory(), Now: time.Now, packs: newPackFiles(be)}
+	return OpenRemoteOnlyWith(ctx, be, OpenOptions{})
+}
+
+// OpenRemoteOnlyWith is OpenRemoteOnly with options.
+func OpenRemoteOnlyWith(ctx context.Context, be remote.Backend, opts OpenOptions) (*Repo, error) {
+	r := &Repo{Backend: be, Index: index.NewMemory(), Clock: opts.Clock, Warn: opts.Warn, packs: newPackFiles(be)}
 	if err := r.syncIndexFrom(ctx, be); err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 // intact source again repairs it: the index is a cache, never the proof
 // that data is stored.
 func TestRepairByPushingAgain(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		// damage harms the store at dir; the store is closed meanwhile.
@@ -126,6 +127,7 @@ func TestRepairByPushingAgain(t *testing.T) {
 // A push killed after writing packs but before its segment, pushed again
 // and then uploaded: a reader of the bucket alone restores every byte.
 func TestInterruptedPushThenUpload(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
 	src := filepath.Join(t.TempDir(), "src")
@@ -244,6 +246,7 @@ func flipAt(t *testing.T, path string, off int64) {
 // A file with long runs of zeros is restored with holes where its zeros
 // were: its bytes are the same and it takes less room than its size.
 func TestRestoreSparse(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
 	data := append(append(pseudoRandom(100<<10, 3), make([]byte, 8<<20)...), pseudoRandom(100<<10, 4)...)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/remote"
@@ -62,8 +63,9 @@ type Repo struct {
 	Config  Config
 	Backend remote.Backend
 	Index   index.Index
-	// Now is the clock; tests replace it.
-	Now func() time.Time
+	// Clock tells the time of records, refs and grace periods (nil: the
+	// wall clock); tests pass a clock.Fake.
+	Clock clock.Clock
 	// Transfers is how many requests to a remote run at once (0: 8).
 	Transfers int
 
@@ -154,6 +156,8 @@ func Open(ctx context.Context, dir string) (*Repo, error) {
 type OpenOptions struct {
 	// Warn becomes Repo.Warn, already while the store opens.
 	Warn func(error)
+	// Clock becomes Repo.Clock (nil: the wall clock).
+	Clock clock.Clock
 }
 
 // OpenWith is Open with options.
@@ -183,19 +187,20 @@ func OpenWith(ctx context.Context, dir string, opts OpenOptions) (*Repo, error) 
 	if err != nil {
 		return nil, err
 	}
-	r := &Repo{Dir: dir, Config: cfg, Backend: be, Index: idx, Now: time.Now, Warn: opts.Warn,
+	r := &Repo{Dir: dir, Config: cfg, Backend: be, Index: idx, Clock: opts.Clock, Warn: opts.Warn,
 		chunker: NewChunker(cfg.Chunking), packs: newPackFiles(be)}
 	if err := r.SyncIndex(ctx); err != nil {
 		_ = r.Close()
 		return nil, err
 	}
 	// Temp files a killed push left: an hour is far beyond any live Put.
-	_, _ = be.RemoveStaleTemp(time.Hour)
+	_, _ = be.RemoveStaleTemp(r.Now().Add(-time.Hour))
 	return r, nil
 }
 
 // openIndex opens the badger index, waiting up to a second for another
-// process to let go of it before falling back to memory.
+// process to let go of it before falling back to memory. The wait is on
+// the wall clock whatever the Repo's clock: it is for another process.
 func openIndex(ctx context.Context, dir string) (index.Index, error) {
 	delay := 10 * time.Millisecond
 	for waited := time.Duration(0); ; waited += delay {
@@ -209,10 +214,8 @@ func openIndex(ctx context.Context, dir string) (index.Index, error) {
 		if waited >= time.Second {
 			return index.NewMemory(), nil
 		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(delay):
+		if err := clock.Real().Sleep(ctx, delay); err != nil {
+			return nil, err
 		}
 		delay = min(2*delay, 200*time.Millisecond)
 	}
@@ -223,6 +226,12 @@ func (r *Repo) Close() error {
 	r.packs.close()
 	return r.Index.Close()
 }
+
+// Now is the time on the Repo's clock.
+func (r *Repo) Now() time.Time { return clock.OrReal(r.Clock).Now() }
+
+// clk is the Repo's clock, the wall clock when none is set.
+func (r *Repo) clk() clock.Clock { return clock.OrReal(r.Clock) }
 
 // Chunker returns the store's chunker.
 func (r *Repo) Chunker() *Chunker { return r.chunker }

@@ -82,6 +82,7 @@ func validTree(t *testing.T, entries ...TreeEntry) []byte {
 // "a/b" and other entries Encode never writes: Restore must refuse them
 // and write nothing outside DEST.
 func TestRestoreRefusesBadTrees(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
 	payload := []byte("escaped\n")
@@ -205,6 +206,7 @@ func pushTree(t *testing.T, r *Repo, entries []genEntry) (string, *Object) {
 }
 
 func TestRestoreDestNotEmpty(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
 	tree := []genEntry{
@@ -298,6 +300,7 @@ func TestRestoreDestNotEmpty(t *testing.T) {
 // where symlinks pointing outside stand in place of the tree's entries:
 // Restore replaces them and never writes through them.
 func TestRestoreForceDoesNotFollowSymlinks(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
 	tree := []genEntry{
@@ -405,6 +408,7 @@ func flipStoredByte(t *testing.T, r *Repo, b index.Blob) {
 // write wrong bytes and leaves no DEST; Verify names the damaged path;
 // VerifyAll names the pack.
 func TestRestoreDetectsCorruption(t *testing.T) {
+	t.Parallel()
 	text := []byte(strings.Repeat("the quick brown fox jumps over the lazy dog\n", 5000))
 	tree := []genEntry{
 		{path: "small.bin", kind: KindFile, data: pseudoRandom(20000, 21)},
@@ -581,6 +585,7 @@ func mountTmpfs(t *testing.T, size string) string {
 // TestRestoreFullDisk restores a 4 MiB file into a 2 MiB filesystem: the
 // error wraps ENOSPC and neither a short file nor a temporary one remains.
 func TestRestoreFullDisk(t *testing.T) {
+	t.Parallel()
 	big := pseudoRandom(4<<20, 31)
 	tree := []genEntry{
 		{path: "a.txt", kind: KindFile, data: []byte("a\n")},
@@ -650,6 +655,7 @@ func TestRestoreFullDisk(t *testing.T) {
 // TestRestoreIntoEmptyMountPoint restores a tree into an empty directory
 // that is the root of another filesystem (a freshly mounted volume).
 func TestRestoreIntoEmptyMountPoint(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	mnt := mountTmpfs(t, "16m")
 	r := newStoreForTest(t, 64<<10)

@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/digest"
 )
 
@@ -206,6 +207,7 @@ func awkwardTree() []genEntry {
 }
 
 func TestPushRestoreRoundTrip(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
 	src := filepath.Join(t.TempDir(), "src")
@@ -298,6 +300,7 @@ func TestPushRestoreRoundTrip(t *testing.T) {
 // and mtimes are moved instead of sleeping (ctime cannot be faked, so the
 // clock goes forward past it).
 func TestRepushUsesStatCache(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		// clock returns the start of the first push given the mtime all
@@ -345,12 +348,12 @@ func TestRepushUsesStatCache(t *testing.T) {
 				}
 			}
 			start := tt.clock(mtime)
-			r.Now = func() time.Time { return start }
+			r.Clock = clock.NewFake(start)
 			first, err := r.Push(ctx, []string{src}, PushOptions{})
 			if err != nil {
 				t.Fatalf("first Push: %v", err)
 			}
-			r.Now = time.Now
+			r.Clock = clock.Real()
 			if tt.change != nil {
 				tt.change(t, src)
 			}
@@ -388,6 +391,7 @@ func chunkIDs(c *Chunker, data []byte) map[digest.Digest]int {
 // TestPushDedup pushes a tree, then a copy with one change elsewhere on
 // disk: only the chunks of the changed file that the store lacks are new.
 func TestPushDedup(t *testing.T) {
+	t.Parallel()
 	base := func() map[string][]byte {
 		m := map[string][]byte{
 			"large.bin": pseudoRandom(4<<20, 10),
@@ -499,6 +503,7 @@ func pushWithin(t *testing.T, r *Repo, paths []string, opts PushOptions) (*PushR
 }
 
 func TestPushMissingPath(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.Symlink("nowhere", filepath.Join(dir, "dangling")); err != nil {
 		t.Fatal(err)
@@ -532,6 +537,7 @@ func TestPushMissingPath(t *testing.T) {
 // TestPushSkipsSpecialFiles: FIFOs, sockets and devices inside a tree are
 // reported and skipped, never read (which would hang).
 func TestPushSkipsSpecialFiles(t *testing.T) {
+	t.Parallel()
 	r := newStoreForTest(t, 64<<10)
 	src := filepath.Join(t.TempDir(), "src")
 	writeGenTree(t, src, []genEntry{
@@ -604,6 +610,7 @@ func TestPushSkipsSpecialFiles(t *testing.T) {
 }
 
 func TestPushSymlinkLoops(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	r := newStoreForTest(t, 64<<10)
 	src := filepath.Join(t.TempDir(), "src")
@@ -655,6 +662,7 @@ func TestPushSymlinkLoops(t *testing.T) {
 // keeps writing. Push may give up with ErrFileChanged; if it succeeds, the
 // digest it reports must be that of the bytes it stored.
 func TestPushFileChangingWhileRead(t *testing.T) {
+	t.Parallel()
 	size := 50 << 20
 	if testing.Short() {
 		size = 8 << 20

@@ -143,6 +143,7 @@ func makeAwkwardTree(t *testing.T, dir string) {
 }
 
 func TestTreeDigestScript(t *testing.T) {
+	t.Parallel()
 	needTools(t)
 	dir := filepath.Join(t.TempDir(), "data")
 	makeAwkwardTree(t, dir)
@@ -230,6 +231,7 @@ func TestTreeDigestScript(t *testing.T) {
 }
 
 func TestTreeDigestFile(t *testing.T) {
+	t.Parallel()
 	needTools(t)
 	dir := t.TempDir()
 	for _, f := range []struct {

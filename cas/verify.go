@@ -103,7 +103,7 @@ func (r *Repo) segmentView(ctx context.Context, rep *VerifyReport) (*Repo, error
 		}
 		return old
 	}
-	view := &Repo{Dir: r.Dir, Config: r.Config, Backend: r.Backend, Index: idx, Now: r.Now,
+	view := &Repo{Dir: r.Dir, Config: r.Config, Backend: r.Backend, Index: idx, Clock: r.Clock,
 		Transfers: r.Transfers, chunker: r.chunker, packs: r.packs, remote: r.remote,
 		damageTo: r.Index, Warn: func(err error) { rep.add("index segment", err) }}
 	if err := view.syncSegments(ctx, r.Backend, false, true); err != nil {

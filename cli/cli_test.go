@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cas-ml/cas/cli"
+	"github.com/cas-ml/cas/clock"
 )
 
 // testFactory is a Factory with buffers for streams, no environment and
@@ -18,7 +19,7 @@ func testFactory(dir string) (*cli.Factory, *bytes.Buffer, *bytes.Buffer) {
 	var out, errOut bytes.Buffer
 	return &cli.Factory{
 		IO:      &cli.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut},
-		Now:     func() time.Time { return time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC) },
+		Clock:   clock.NewFake(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)),
 		Getenv:  func(string) string { return "" },
 		WorkDir: func() (string, error) { return dir, nil },
 	}, &out, &errOut

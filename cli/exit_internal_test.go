@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/remote"
 )
 
@@ -101,7 +102,7 @@ func TestPushFullDisk(t *testing.T) {
 			r.Backend = fault
 			var stdout, stderr bytes.Buffer
 			f := &Factory{IO: &IOStreams{In: strings.NewReader(""), Out: &stdout, ErrOut: &stderr},
-				Now: time.Now, Getenv: func(string) string { return "" }, WorkDir: func() (string, error) { return tmp, nil }}
+				Clock: clock.Real(), Getenv: func(string) string { return "" }, WorkDir: func() (string, error) { return tmp, nil }}
 			f.repo = r
 			code := Run(t.Context(), f, []string{"push", "-q", filepath.Join(tmp, "big.bin"), "--name", "big"})
 			if code != exitError || stdout.Len() != 0 {

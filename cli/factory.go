@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/remote"
 )
 
@@ -28,8 +29,10 @@ type IOStreams struct {
 
 // Factory hands commands their dependencies, lazily.
 type Factory struct {
-	IO      *IOStreams
-	Now     func() time.Time
+	IO *IOStreams
+	// Clock is the one clock of a command: the store and the remotes it
+	// opens tell time by it (nil: the wall clock).
+	Clock   clock.Clock
 	Getenv  func(string) string
 	WorkDir func() (string, error)
 	// Remote opens the remote name of the store r (its default remote
@@ -47,12 +50,15 @@ func SystemFactory() *Factory {
 		IO: &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
 			ErrIsTerminal: term.IsTerminal(int(os.Stderr.Fd())),
 			OutIsTerminal: term.IsTerminal(int(os.Stdout.Fd()))},
-		Now:     time.Now,
+		Clock:   clock.Real(),
 		Getenv:  os.Getenv,
 		WorkDir: os.Getwd,
 		Remote:  openRemote,
 	}
 }
+
+// Now is the time on the factory's clock.
+func (f *Factory) Now() time.Time { return clock.OrReal(f.Clock).Now() }
 
 // errNoRepo is what users see without a store.
 var errNoRepo = &userError{msg: "no cas store here or in any parent directory", hint: "run `cas init` to create one, or set CAS_DIR"}
@@ -83,7 +89,7 @@ func (f *Factory) Repo(ctx context.Context) (*cas.Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := cas.OpenWith(ctx, dir, cas.OpenOptions{Warn: func(err error) {
+	r, err := cas.OpenWith(ctx, dir, cas.OpenOptions{Clock: f.Clock, Warn: func(err error) {
 		fmt.Fprintf(f.IO.ErrOut, "cas: warning: %v\n", err)
 	}})
 	if errors.Is(err, cas.ErrNoRepo) {
@@ -92,7 +98,6 @@ func (f *Factory) Repo(ctx context.Context) (*cas.Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.Now = f.Now
 	f.repo = r
 	return r, nil
 }

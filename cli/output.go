@@ -10,6 +10,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/clock"
 )
 
 // writeJSON prints v as indented JSON with a trailing newline.
@@ -48,14 +49,13 @@ func startProgress(io *IOStreams, quiet bool, verb string, p *cas.Progress) func
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
+		// The bar is redrawn on the wall clock, whatever the command's.
 		for {
 			select {
 			case <-done:
 				_ = bar.Finish()
 				return
-			case <-t.C:
+			case <-clock.Real().After(100 * time.Millisecond):
 				if total := p.TotalBytes.Load(); total > 0 && bar.GetMax64() != total {
 					bar.ChangeMax64(total)
 				}

@@ -180,6 +180,7 @@ func openRemote(ctx context.Context, r *cas.Repo, name string) (remote.Backend, 
 	if err != nil {
 		return nil, nil, err
 	}
+	cfg.Clock = r.Clock // the factory's, through the store
 	be, err := remote.NewS3(ctx, cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("remote %s: %w", rc.Name, err)
@@ -204,6 +205,7 @@ func probeNewRemote(ctx context.Context, ios *IOStreams, r *cas.Repo, rc cas.Rem
 	if err != nil {
 		return nil // AddRemote says what is wrong
 	}
+	cfg.Clock = r.Clock
 	if _, exists, _ := r.Remote(rc.Name); exists || !cas.ValidRefName(rc.Name) {
 		return nil // AddRemote refuses it: nothing to probe
 	}

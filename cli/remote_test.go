@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cas-ml/cas/cli"
+	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/remote/s3test"
 )
 
@@ -22,7 +23,7 @@ func casIn(t *testing.T, dir string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	f := &cli.Factory{IO: &cli.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errb},
-		Now: time.Now, Getenv: func(k string) string {
+		Clock: clock.Real(), Getenv: func(k string) string {
 			if k == "CAS_DIR" {
 				return ""
 			}

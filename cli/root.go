@@ -18,11 +18,14 @@ import (
 )
 
 // Main runs cas with the process's arguments and returns the exit code.
-func Main() int {
+func Main() int { return MainWith(SystemFactory()) }
+
+// MainWith is Main with the factory f: the test binary's cas command
+// passes one with its own clock.
+func MainWith(f *Factory) int {
 	// Keep the heap near the live data: pushes and restores stream through
 	// bounded buffers, and the GC should not let garbage pile up beside them.
 	debug.SetMemoryLimit(96 << 20)
-	f := SystemFactory()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return Run(ctx, f, os.Args[1:])

@@ -22,6 +22,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/cas-ml/cas/cli"
+	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/remote/s3test"
 )
 
@@ -37,8 +38,57 @@ func TestMain(m *testing.M) {
 		os.Setenv("GORACE", strings.TrimSpace(g+" atexit_sleep_ms=0"))
 	}
 	testscript.Main(m, map[string]func(){
-		"cas": func() { os.Exit(cli.Main()) },
+		"cas": func() { os.Exit(cli.MainWith(scriptFactory())) },
 	})
+}
+
+// scriptClockVar names the file holding how far the scripts' clock is
+// ahead of the wall clock (a Go duration), which `clock advance` moves.
+// Only this test binary reads it: the cas program has no such variable.
+const scriptClockVar = "CAS_TEST_CLOCK_FILE"
+
+// scriptFactory is the real program's factory, with the scripts' clock
+// when $CAS_TEST_CLOCK_FILE is set: the wall clock plus the offset in
+// that file, read at every look, so that a script ages what it stored
+// (for gc's grace periods) without sleeping.
+func scriptFactory() *cli.Factory {
+	f := cli.SystemFactory()
+	path := os.Getenv(scriptClockVar)
+	if path == "" {
+		return f
+	}
+	f.Clock = clock.Func(func() time.Time {
+		off, err := readClockOffset(path)
+		if err != nil {
+			panic(fmt.Sprintf("the scripts' clock: %v", err))
+		}
+		return clock.Real().Now().Add(off)
+	})
+	return f
+}
+
+func readClockOffset(path string) (time.Duration, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return time.ParseDuration(strings.TrimSpace(string(b)))
+}
+
+// clock advance DURATION moves the clock of the cas commands that follow
+// forward by DURATION (a Go duration such as 2s or 25h).
+func cmdClock(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 || args[0] != "advance" {
+		ts.Fatalf("usage: clock advance DURATION")
+	}
+	d, err := time.ParseDuration(args[1])
+	if err != nil || d < 0 {
+		ts.Fatalf("clock advance %s: want a duration of 0 or more", args[1])
+	}
+	path := ts.Getenv(scriptClockVar)
+	off, err := readClockOffset(path)
+	ts.Check(err)
+	ts.Check(os.WriteFile(path, []byte((off+d).String()+"\n"), 0o644))
 }
 
 // scriptTimeout bounds the whole script run, so that a command that hangs
@@ -105,6 +155,11 @@ func setupScript(env *testscript.Env) error {
 	env.Setenv("HOME", home)
 	env.Setenv("TZ", "UTC")
 	env.Setenv("NO_COLOR", "1")
+	clockFile := filepath.Join(env.WorkDir, ".clock")
+	if err := os.WriteFile(clockFile, []byte("0s\n"), 0o644); err != nil {
+		return err
+	}
+	env.Setenv(scriptClockVar, clockFile)
 	return nil
 }
 
@@ -119,6 +174,7 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"treeeq":   cmdTreeEq,
 	"flipbyte": cmdFlipByte,
 	"s3":       cmdS3,
+	"clock":    cmdClock,
 }
 
 // s3 [lock] [readonly] starts a versitygw on 127.0.0.1 for this script

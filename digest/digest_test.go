@@ -7,6 +7,7 @@ import (
 
 // Vectors from the BLAKE3 reference: b3sum of the empty input and of "abc".
 func TestOfKnownVectors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		in   []byte
@@ -29,6 +30,7 @@ func TestOfKnownVectors(t *testing.T) {
 }
 
 func TestOfLargeMatchesStreaming(t *testing.T) {
+	t.Parallel()
 	b := bytes.Repeat([]byte("0123456789abcdef"), 300000) // 4.8 MB, crosses the 1 MiB pieces
 	h := New()
 	h.Write(b)
@@ -38,6 +40,7 @@ func TestOfLargeMatchesStreaming(t *testing.T) {
 }
 
 func TestParse(t *testing.T) {
+	t.Parallel()
 	d := Of([]byte("abc"))
 	for _, s := range []string{d.String(), d.Hex()} {
 		got, err := Parse(s)
@@ -57,6 +60,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestIsHexPrefix(t *testing.T) {
+	t.Parallel()
 	tests := map[string]bool{
 		"6437b3ac":         true,
 		"blake3:6437b3ac":  true,
@@ -74,6 +78,7 @@ func TestIsHexPrefix(t *testing.T) {
 }
 
 func TestTextRoundTrip(t *testing.T) {
+	t.Parallel()
 	d := Of([]byte("x"))
 	b, _ := d.MarshalText()
 	var e Digest

@@ -27,6 +27,7 @@ func forEachIndex(t *testing.T, fn func(t *testing.T, x Index)) {
 func d(s string) digest.Digest { return digest.Of([]byte(s)) }
 
 func TestBlobs(t *testing.T) {
+	t.Parallel()
 	forEachIndex(t, func(t *testing.T, x Index) {
 		pack := d("pack")
 		want := Blob{ID: d("a"), Pack: pack, Offset: 8, Length: 100, RawLen: 120, Codec: CodecZstd, Type: TypeTree}
@@ -55,6 +56,7 @@ func TestBlobs(t *testing.T) {
 }
 
 func TestFilesAndSegments(t *testing.T) {
+	t.Parallel()
 	forEachIndex(t, func(t *testing.T, x Index) {
 		f := d("file")
 		chunks := []digest.Digest{d("c1"), d("c2"), d("c3")}
@@ -93,6 +95,7 @@ func TestFilesAndSegments(t *testing.T) {
 }
 
 func TestStatDirs(t *testing.T) {
+	t.Parallel()
 	forEachIndex(t, func(t *testing.T, x Index) {
 		e := StatEntry{Name: "a\nb \xff", Dev: 1, Ino: 2, Size: 3, Mtime: -4, Ctime: 5e18, Mode: 0o100755, Digest: d("x")}
 		if err := x.PutStatDirs("/root", map[string][]StatEntry{"": {e}, "sub": {{Name: "s"}}}); err != nil {
@@ -120,6 +123,7 @@ func TestStatDirs(t *testing.T) {
 }
 
 func TestBadgerBusyAndPersistent(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "idx")
 	x, err := OpenBadger(dir)
 	if err != nil {
@@ -149,6 +153,7 @@ func TestBadgerBusyAndPersistent(t *testing.T) {
 }
 
 func TestDecodeStatEntriesRejectsGarbage(t *testing.T) {
+	t.Parallel()
 	good := encodeStatEntries([]StatEntry{{Name: "x", Size: 1, Digest: d("x")}})
 	for n := 0; n < len(good); n++ {
 		if _, err := decodeStatEntries(good[:n]); n > 0 && err == nil {
@@ -163,6 +168,7 @@ func TestDecodeStatEntriesRejectsGarbage(t *testing.T) {
 // A badger directory left damaged (here: a memtable file that cannot be
 // opened) is started afresh: the index is a cache.
 func TestBadgerDamagedStartsAfresh(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	b, err := OpenBadger(dir)
 	if err != nil {
@@ -199,6 +205,7 @@ func TestBadgerDamagedStartsAfresh(t *testing.T) {
 // half way) makes badger panic when it reads the table; the index is a
 // cache, so it must start afresh instead of failing every command.
 func TestBadgerTruncatedTableStartsAfresh(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	b, err := OpenBadger(dir)
 	if err != nil {

@@ -43,6 +43,7 @@ func golden() *Manifest {
 }
 
 func TestManifestGolden(t *testing.T) {
+	t.Parallel()
 	b, err := golden().Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +70,7 @@ func TestManifestGolden(t *testing.T) {
 }
 
 func TestParseRoundTrip(t *testing.T) {
+	t.Parallel()
 	b, _ := golden().Encode()
 	// Any JSON form of it (indented, keys reordered) parses to the same.
 	var pretty bytes.Buffer
@@ -86,6 +88,7 @@ func TestParseRoundTrip(t *testing.T) {
 }
 
 func TestParseRejects(t *testing.T) {
+	t.Parallel()
 	b, _ := golden().Encode()
 	tests := map[string]string{
 		"not json":      "{",
@@ -111,6 +114,7 @@ func TestParseRejects(t *testing.T) {
 
 // The JSON Schema in docs names every field the Go type has, and no other.
 func TestSchemaFileMatchesType(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile("../docs/manifest.schema.json")
 	if err != nil {
 		t.Fatal(err)
@@ -160,6 +164,7 @@ func FuzzParse(f *testing.F) {
 }
 
 func TestSecretsAndVariables(t *testing.T) {
+	t.Parallel()
 	for name, want := range map[string]bool{
 		"AWS_SECRET_ACCESS_KEY": true, "HF_TOKEN": true, "WANDB_API_KEY": true, "DB_PASSWORD": true,
 		"GOOGLE_APPLICATION_CREDENTIALS": true, "my_auth_header": true, "OMP_NUM_THREADS": false, "PYTHONHASHSEED": false,
@@ -179,6 +184,7 @@ func TestSecretsAndVariables(t *testing.T) {
 }
 
 func TestStripCredentials(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"https://user:ghp_secret@github.com/o/r.git": "https://github.com/o/r.git",
 		"https://github.com/o/r.git":                 "https://github.com/o/r.git",
@@ -192,6 +198,7 @@ func TestStripCredentials(t *testing.T) {
 }
 
 func TestReadMetrics(t *testing.T) {
+	t.Parallel()
 	p := filepath.Join(t.TempDir(), "m.json")
 	_ = os.WriteFile(p, []byte(`{"acc": 0.5, "loss": {"train": 1, "val": 2}, "note": "x", "n": 3}`), 0o644)
 	got, warnings, err := ReadMetrics(p)
@@ -206,6 +213,7 @@ func TestReadMetrics(t *testing.T) {
 }
 
 func TestParsePackages(t *testing.T) {
+	t.Parallel()
 	got := ParsePackages([]byte("# comment\nnumpy==1.24.2\nTorch==2.3.0\nmypkg @ file:///src/mypkg\nconda-pkg=1.2=py311_0\n" +
 		"private @ git+https://user:ghp_tok@github.com/o/private.git@abc\n"))
 	want := map[string]string{"numpy": "1.24.2", "torch": "2.3.0", "mypkg": "file:///src/mypkg", "conda-pkg": "1.2",

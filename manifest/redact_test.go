@@ -7,6 +7,7 @@ import (
 )
 
 func TestIsSecretFlag(t *testing.T) {
+	t.Parallel()
 	for name, want := range map[string]bool{
 		"api-key": true, "apiKey": true, "hf_token": true, "token": true, "password": true, "passwd": true,
 		"db.password": true, "aws-secret-access-key": true, "client_secret": true, "oauth": true,
@@ -21,6 +22,7 @@ func TestIsSecretFlag(t *testing.T) {
 }
 
 func TestRedactorCommand(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name string
 		env  []string
@@ -59,6 +61,7 @@ func TestRedactorCommand(t *testing.T) {
 }
 
 func TestRedactorText(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name      string
 		env, args []string
@@ -90,6 +93,7 @@ func TestRedactorText(t *testing.T) {
 }
 
 func TestCaptureVarsRemovesURLPasswords(t *testing.T) {
+	t.Parallel()
 	env := []string{"DATABASE_URL=postgres://user:hunter2@db:5432/x", "OMP_NUM_THREADS=4"}
 	got := CaptureVars(env, []string{"DATABASE_URL"})
 	want := map[string]string{"DATABASE_URL": "postgres://user:[REDACTED]@db:5432/x", "OMP_NUM_THREADS": "4"}

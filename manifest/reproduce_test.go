@@ -12,6 +12,7 @@ import (
 )
 
 func TestReproducePass(t *testing.T) {
+	t.Parallel()
 	needTools(t, "git", "python3")
 	ctx := context.Background()
 	dir, repo := project(t)
@@ -52,6 +53,7 @@ func TestReproducePass(t *testing.T) {
 }
 
 func TestCompareMetrics(t *testing.T) {
+	t.Parallel()
 	want := map[string]float64{"acc": 0.9, "loss": 0, "n": 100}
 	tests := []struct {
 		name  string
@@ -80,6 +82,7 @@ func TestCompareMetrics(t *testing.T) {
 }
 
 func TestReproduceRedactedCredentials(t *testing.T) {
+	t.Parallel()
 	needTools(t, "git")
 	ctx := context.Background()
 	dir, repo := project(t)

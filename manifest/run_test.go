@@ -108,6 +108,7 @@ func runSeed(t *testing.T, dir string, repo *cas.Repo, name string, seed int64, 
 }
 
 func TestRunAcceptance(t *testing.T) {
+	t.Parallel()
 	needTools(t, "git", "python3")
 	ctx := context.Background()
 	dir, repo := project(t)
@@ -245,6 +246,7 @@ func assertStoredNowhere(t *testing.T, repo *cas.Repo, secrets ...string) {
 }
 
 func TestRunRedactsCredentials(t *testing.T) {
+	t.Parallel()
 	needTools(t, "git")
 	ctx := context.Background()
 	dir, repo := project(t)
@@ -301,6 +303,7 @@ func TestRunRedactsCredentials(t *testing.T) {
 }
 
 func TestRunFailingCommandStillRecorded(t *testing.T) {
+	t.Parallel()
 	needTools(t, "git")
 	dir, repo := project(t)
 	for _, c := range []struct {
@@ -324,6 +327,7 @@ func TestRunFailingCommandStillRecorded(t *testing.T) {
 }
 
 func TestRunKeepsUserVariables(t *testing.T) {
+	t.Parallel()
 	needTools(t, "git")
 	dir, repo := project(t)
 	seed := int64(3)
@@ -338,6 +342,7 @@ func TestRunKeepsUserVariables(t *testing.T) {
 }
 
 func TestRecordOutsideGit(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	p, _ := cas.NewChunkParams(64 << 10)
@@ -380,6 +385,7 @@ func randHex(t *testing.T) string {
 }
 
 func TestRunRecordsCheckpointRNG(t *testing.T) {
+	t.Parallel()
 	needTools(t, "git")
 	dir, repo := project(t)
 	src, err := os.ReadFile(filepath.Join("..", "testdata", "ckpt", "seed_layout_cpu.pt"))
@@ -427,6 +433,7 @@ func mustDigest(t *testing.T, s string) digest.Digest {
 }
 
 func TestVerifyRecomputesCheckpointRNG(t *testing.T) {
+	t.Parallel()
 	needTools(t, "git")
 	ctx := context.Background()
 	dir, repo := project(t)

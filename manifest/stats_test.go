@@ -7,6 +7,7 @@ import (
 )
 
 func TestSummarize(t *testing.T) {
+	t.Parallel()
 	// Values with known statistics: mean 5, sample sd 2.138..., t(0.975, 7) = 2.364624.
 	s, err := Summarize("acc", []float64{2, 4, 4, 4, 5, 5, 7, 9}, 0.5, false)
 	if err != nil {

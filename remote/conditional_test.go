@@ -56,6 +56,7 @@ func probeKeys(t *testing.T, be remote.Backend) []string {
 // The probe passes on every backend that enforces conditions, names the
 // condition a service ignores, and leaves no probe behind either way.
 func TestProbeConditional(t *testing.T) {
+	t.Parallel()
 	srv := s3srv.Get(t)
 	bucket := srv.NewBucket(t)
 	proxy := stripping(t, srv)
@@ -116,6 +117,7 @@ func TestProbeConditional(t *testing.T) {
 // The probe costs six requests on S3 when the service passes, and as
 // many when it fails; every write it makes is conditional.
 func TestProbeConditionalRequests(t *testing.T) {
+	t.Parallel()
 	srv := s3srv.Get(t)
 	bucket := srv.NewBucket(t)
 	tests := []struct {
@@ -157,6 +159,7 @@ func TestProbeConditionalRequests(t *testing.T) {
 // Credentials that may only read make the probe fail with the refusal,
 // which is no verdict on the service.
 func TestProbeConditionalReadOnly(t *testing.T) {
+	t.Parallel()
 	srv := s3srv.Get(t)
 	bucket := srv.NewBucket(t)
 	ro := srv.ReadOnly(t)
@@ -190,6 +193,7 @@ func putString(ctx context.Context, be remote.Backend, key, data string, opts re
 // many writers race to it; it keeps a verdict, and refuses every
 // conditional Put of a service that ignores conditions.
 func TestProbed(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		inner   remote.Backend
@@ -239,6 +243,7 @@ func TestProbed(t *testing.T) {
 // An error that is no verdict (a failed request) is not kept: the next
 // conditional Put probes again.
 func TestProbedRetriesAfterError(t *testing.T) {
+	t.Parallel()
 	f := remote.NewFault(remote.NewMem())
 	var fail atomic.Bool
 	fail.Store(true)
@@ -266,6 +271,7 @@ func TestProbedRetriesAfterError(t *testing.T) {
 
 // WithProbe keeps the ability to retain objects, and adds none.
 func TestWithProbeRetainer(t *testing.T) {
+	t.Parallel()
 	srv := s3srv.Get(t)
 	if _, ok := remote.WithProbe(newS3(t, srv.Config(srv.NewBucket(t), ""))).(remote.Retainer); !ok {
 		t.Error("WithProbe(S3) is not a Retainer")

@@ -7,6 +7,8 @@ import (
 	"io"
 	"sync/atomic"
 	"time"
+
+	"github.com/cas-ml/cas/clock"
 )
 
 // ErrInjected is the error a Fault injects where no hook supplies one.
@@ -27,6 +29,8 @@ type Fault struct {
 	// Latency delays every call, as a slow network would. A context done
 	// during the delay ends the call with the context's error.
 	Latency time.Duration
+	// Clock times Latency (nil: the wall clock).
+	Clock clock.Clock
 
 	// FailPut, FailGet, FailStat and FailDelete, when they return an error
 	// for a key, make the call return it (wrapped) without reaching the
@@ -70,14 +74,7 @@ func (f *Fault) delay(ctx context.Context) error {
 	if f.Latency <= 0 {
 		return nil
 	}
-	t := time.NewTimer(f.Latency)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return clock.OrReal(f.Clock).Sleep(ctx, f.Latency)
 }
 
 // before counts a call, applies the latency and runs a failure hook.

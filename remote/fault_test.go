@@ -15,6 +15,7 @@ import (
 
 // TestFaultPassThrough checks that a Fault without hooks is invisible.
 func TestFaultPassThrough(t *testing.T) {
+	t.Parallel()
 	remotetest.Run(t, func(t *testing.T) remote.Backend { return remote.NewFault(remote.NewMem()) })
 }
 
@@ -26,6 +27,7 @@ func putBytes(t *testing.T, b remote.Backend, key string, content []byte) {
 }
 
 func TestFaultFlipBit(t *testing.T) {
+	t.Parallel()
 	content := make([]byte, 1000)
 	for i := range content {
 		content[i] = byte(i * 7)
@@ -98,6 +100,7 @@ func (o oneByteReader) Read(p []byte) (int, error) {
 }
 
 func TestFaultTruncateGet(t *testing.T) {
+	t.Parallel()
 	content := bytes.Repeat([]byte("x"), 1000)
 	f := remote.NewFault(remote.NewMem())
 	putBytes(t, f, "packs/p", content)
@@ -129,6 +132,7 @@ func TestFaultTruncateGet(t *testing.T) {
 }
 
 func TestFaultFailPut(t *testing.T) {
+	t.Parallel()
 	errDisk := errors.New("disk full")
 	f := remote.NewFault(remote.NewMem())
 	f.FailPut = func(key string) error {
@@ -151,6 +155,7 @@ func TestFaultFailPut(t *testing.T) {
 }
 
 func TestFaultFailPutAfter(t *testing.T) {
+	t.Parallel()
 	for _, inner := range []struct {
 		name string
 		b    func(t *testing.T) remote.Backend
@@ -173,6 +178,7 @@ func TestFaultFailPutAfter(t *testing.T) {
 }
 
 func TestFaultFailOthers(t *testing.T) {
+	t.Parallel()
 	f := remote.NewFault(remote.NewMem())
 	putBytes(t, f, "k", []byte("x"))
 	errHook := errors.New("hook")

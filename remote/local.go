@@ -731,10 +731,10 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// RemoveStaleTemp deletes temp files of Puts that started more than
-// olderThan ago: what a killed process left behind. Live Puts of other
+// RemoveStaleTemp deletes temp files of Puts that started before cutoff:
+// what a killed process left behind. Live Puts of other
 // processes are younger and stay.
-func (l *Local) RemoveStaleTemp(olderThan time.Duration) (int, error) {
+func (l *Local) RemoveStaleTemp(cutoff time.Time) (int, error) {
 	dir := filepath.Join(l.dir, localTmpDir)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -744,7 +744,6 @@ func (l *Local) RemoveStaleTemp(olderThan time.Duration) (int, error) {
 		return 0, err
 	}
 	removed := 0
-	cutoff := time.Now().Add(-olderThan)
 	for _, e := range entries {
 		fi, err := e.Info()
 		if err != nil || !fi.Mode().IsRegular() || fi.ModTime().After(cutoff) {

@@ -27,10 +27,12 @@ func newLocal(t *testing.T) *remote.Local {
 }
 
 func TestLocal(t *testing.T) {
+	t.Parallel()
 	remotetest.Run(t, func(t *testing.T) remote.Backend { return newLocal(t) })
 }
 
 func TestLocalSync(t *testing.T) {
+	t.Parallel()
 	remotetest.Run(t, func(t *testing.T) remote.Backend {
 		l := newLocal(t)
 		l.Sync = true
@@ -41,6 +43,7 @@ func TestLocalSync(t *testing.T) {
 // TestLocalShared runs the suite with every call going to one of two Local
 // instances on the same directory in turn, as two processes would share it.
 func TestLocalShared(t *testing.T) {
+	t.Parallel()
 	remotetest.Run(t, func(t *testing.T) remote.Backend {
 		dir := t.TempDir()
 		a, err := remote.NewLocal(dir)
@@ -88,6 +91,7 @@ func (a *alternating) Delete(ctx context.Context, key string) error {
 func (a *alternating) Location() string { return a.backends[0].Location() }
 
 func TestLocalIfNoneMatchTwoInstances(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	var locals [2]*remote.Local
 	for i := range locals {
@@ -156,6 +160,7 @@ func (r *brokenReader) Read(p []byte) (int, error) {
 // TestLocalFailedPutsLeaveNothing checks that failed and refused Puts leave
 // no object, temp file or lock file behind.
 func TestLocalFailedPutsLeaveNothing(t *testing.T) {
+	t.Parallel()
 	l := newLocal(t)
 	ctx := t.Context()
 	if err := l.Put(ctx, "refs/main", bytes.NewReader([]byte("v1")), 2, remote.PutOptions{}); err != nil {
@@ -206,6 +211,7 @@ func TestLocalFailedPutsLeaveNothing(t *testing.T) {
 }
 
 func TestLocalPath(t *testing.T) {
+	t.Parallel()
 	l := newLocal(t)
 	content := []byte("pack bytes")
 	if err := l.Put(t.Context(), "packs/ab/ab12", bytes.NewReader(content), int64(len(content)), remote.PutOptions{}); err != nil {
@@ -230,6 +236,7 @@ func TestLocalPath(t *testing.T) {
 }
 
 func TestLocalReservedKeys(t *testing.T) {
+	t.Parallel()
 	l := newLocal(t)
 	ctx := t.Context()
 	tests := []struct {
@@ -264,6 +271,7 @@ func TestLocalReservedKeys(t *testing.T) {
 // TestLocalKeyIsDirectory checks the one limit of keys as file paths: a
 // key cannot also be a directory of other keys.
 func TestLocalKeyIsDirectory(t *testing.T) {
+	t.Parallel()
 	l := newLocal(t)
 	ctx := t.Context()
 	if err := l.Put(ctx, "a", bytes.NewReader([]byte("x")), 1, remote.PutOptions{}); err != nil {
@@ -288,6 +296,7 @@ func TestLocalKeyIsDirectory(t *testing.T) {
 }
 
 func TestLocalETagChangesOnReplace(t *testing.T) {
+	t.Parallel()
 	l := newLocal(t)
 	ctx := t.Context()
 	seen := map[string]bool{}
@@ -307,6 +316,7 @@ func TestLocalETagChangesOnReplace(t *testing.T) {
 }
 
 func TestNewLocalCreatesDir(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "a", "b", "store")
 	l, err := remote.NewLocal(dir)
 	if err != nil {
@@ -371,6 +381,7 @@ func mustRel(t *testing.T, base, p string) string {
 // name "refs/grp" from being a key, and that it keeps directories still
 // in use, the store's directory and its reserved ones.
 func TestLocalDeleteRemovesEmptiedDirs(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		put      []string
@@ -414,6 +425,7 @@ func TestLocalDeleteRemovesEmptiedDirs(t *testing.T) {
 // key below "refs/grp/" is deleted, "refs/grp" can be created, also with
 // IfNoneMatch (push --name grp).
 func TestLocalKeyWhereDeletedDirWas(t *testing.T) {
+	t.Parallel()
 	l := newLocal(t)
 	ctx := t.Context()
 	if err := l.Put(ctx, "refs/grp/one", bytes.NewReader([]byte("1")), 1, remote.PutOptions{IfNoneMatch: true}); err != nil {
@@ -434,6 +446,7 @@ func TestLocalKeyWhereDeletedDirWas(t *testing.T) {
 // before the Put moves its file in, as a Delete emptying that directory
 // at that moment would: the Put makes the directory again and succeeds.
 func TestLocalPutRacingDirRemoval(t *testing.T) {
+	t.Parallel()
 	for _, opts := range []remote.PutOptions{{IfNoneMatch: true}, {}} {
 		t.Run(fmt.Sprintf("IfNoneMatch=%v", opts.IfNoneMatch), func(t *testing.T) {
 			l := newLocal(t)
@@ -471,6 +484,7 @@ func TestLocalPutRacingDirRemoval(t *testing.T) {
 // directory at once: each Delete may remove the directory another Put
 // has just made, and no call may fail for it.
 func TestLocalPutDeleteSameDir(t *testing.T) {
+	t.Parallel()
 	l := newLocal(t)
 	ctx := t.Context()
 	const workers, rounds = 4, 200
@@ -522,6 +536,7 @@ func recordSteps(l *remote.Local, fn func() error) ([]step, error) {
 
 // TestLocalFaultSteps pins the steps each call reports to the Fault hook.
 func TestLocalFaultSteps(t *testing.T) {
+	t.Parallel()
 	put := func(key string, data string, opts remote.PutOptions) func(*remote.Local) error {
 		return func(l *remote.Local) error {
 			return l.Put(t.Context(), key, bytes.NewReader([]byte(data)), int64(len(data)), opts)
@@ -578,6 +593,7 @@ func TestLocalFaultSteps(t *testing.T) {
 // directory), the object is either absent or whole, and no temp file
 // stays unless its removal was the step that failed.
 func TestLocalFaultFailEachStep(t *testing.T) {
+	t.Parallel()
 	errCrash := errors.New("injected")
 	data := []byte("the object's bytes")
 	ops := []struct {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cas-ml/cas/clock"
 )
 
 // Mem is a Backend keeping objects in memory, for tests. It keeps the same
@@ -17,6 +19,7 @@ import (
 // and "a/b", as S3 can. ETags are decimal numbers from a counter that
 // increases with every Put, so no two versions share one.
 type Mem struct {
+	clock   clock.Clock // stamps ModTime
 	mu      sync.Mutex
 	objects map[string]memObject
 	version uint64 // last ETag handed out
@@ -32,9 +35,14 @@ type memObject struct {
 
 var _ Backend = (*Mem)(nil)
 
-// NewMem returns an empty in-memory backend.
-func NewMem() *Mem {
-	return &Mem{objects: make(map[string]memObject)}
+// NewMem returns an empty in-memory backend whose objects are stamped
+// with the wall clock.
+func NewMem() *Mem { return NewMemClock(clock.Real()) }
+
+// NewMemClock returns an empty in-memory backend whose objects' ModTime is
+// the time on c when they were put: a test moves c to age them.
+func NewMemClock(c clock.Clock) *Mem {
+	return &Mem{clock: clock.OrReal(c), objects: make(map[string]memObject)}
 }
 
 // Location returns "mem://".
@@ -76,7 +84,7 @@ func (m *Mem) Put(ctx context.Context, key string, r io.Reader, size int64, opts
 		return fmt.Errorf("put %s: %w", key, ErrPrecondition)
 	}
 	m.version++
-	m.objects[key] = memObject{data: data, etag: strconv.FormatUint(m.version, 10), mod: time.Now()}
+	m.objects[key] = memObject{data: data, etag: strconv.FormatUint(m.version, 10), mod: m.clock.Now()}
 	return nil
 }
 

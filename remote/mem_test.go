@@ -8,5 +8,6 @@ import (
 )
 
 func TestMem(t *testing.T) {
+	t.Parallel()
 	remotetest.Run(t, func(t *testing.T) remote.Backend { return remote.NewMem() })
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+
+	"github.com/cas-ml/cas/clock"
 )
 
 // How the S3 backend retries.
@@ -99,13 +101,12 @@ func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	resp, err := t.base.RoundTrip(req)
 	if closed != nil && (err != nil || resp.StatusCode >= 300) {
-		t := time.NewTimer(bodyCloseWait)
+		// The wall clock: this is net/http's time, not the caller's.
 		select {
 		case <-closed:
 		case <-req.Context().Done():
-		case <-t.C:
+		case <-clock.Real().After(bodyCloseWait):
 		}
-		t.Stop()
 	}
 	if st, ok := req.Context().Value(opStatsKey{}).(*opStats); ok {
 		st.record(req, resp, err)
@@ -167,12 +168,13 @@ type idleConn struct {
 }
 
 func (c *idleConn) Read(p []byte) (int, error) {
-	_ = c.SetReadDeadline(time.Now().Add(c.timeout)) // fails only on a closed conn, as Read will
+	// Deadlines of a net.Conn are on the wall clock.
+	_ = c.SetReadDeadline(clock.Real().Now().Add(c.timeout)) // fails only on a closed conn, as Read will
 	return c.Conn.Read(p)
 }
 
 func (c *idleConn) Write(p []byte) (int, error) {
-	_ = c.SetDeadline(time.Now().Add(c.timeout))
+	_ = c.SetDeadline(clock.Real().Now().Add(c.timeout))
 	return c.Conn.Write(p)
 }
 
@@ -181,18 +183,6 @@ func (c *idleConn) Write(p []byte) (int, error) {
 func backoff(n int) time.Duration {
 	ceiling := min(100*time.Millisecond<<min(n, 10), 2*time.Second)
 	return rand.N(ceiling) + time.Millisecond
-}
-
-// sleep waits for d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // s3Body reads bytes [pos, end) of one version of an object. When the
@@ -254,7 +244,7 @@ func (b *s3Body) resume() error {
 		return fmt.Errorf("get %s: %w at byte %d of %d after %d attempts (%s)",
 			b.key, io.ErrUnexpectedEOF, b.pos, b.end, b.resumes+1, networkMessage(b.cause))
 	}
-	if err := sleep(b.ctx, backoff(b.resumes)); err != nil {
+	if err := b.s.clock.Sleep(b.ctx, backoff(b.resumes)); err != nil {
 		return fmt.Errorf("get %s: %w", b.key, err)
 	}
 	b.resumes++

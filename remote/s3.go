@@ -24,6 +24,8 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/cas-ml/cas/clock"
 )
 
 // Errors an S3 backend adds to the ones of every Backend. Check returns
@@ -113,6 +115,8 @@ type S3Config struct {
 	// either direction, waiting for a response included, before the
 	// request is abandoned (and retried). 0 means DefaultS3Timeout.
 	Timeout time.Duration
+	// Clock times the waits between retries (nil: the wall clock).
+	Clock clock.Clock
 }
 
 // S3 is a Backend storing objects in a bucket of an S3-compatible service
@@ -165,6 +169,7 @@ type S3 struct {
 	prefix     string // without slashes around it; "" for the bucket root
 	maxRetries int
 	partSize   int64
+	clock      clock.Clock
 }
 
 var _ Backend = (*S3)(nil)
@@ -249,6 +254,7 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		prefix:     prefix,
 		maxRetries: retries,
 		partSize:   partSize,
+		clock:      clock.OrReal(cfg.Clock),
 	}, nil
 }
 
@@ -413,7 +419,7 @@ func (s *S3) retryCorrupt(ctx context.Context, put func() error) error {
 		if err == nil || !corruptUpload(err) || attempt >= s.maxRetries {
 			return err
 		}
-		if err := sleep(ctx, backoff(attempt-1)); err != nil {
+		if err := s.clock.Sleep(ctx, backoff(attempt-1)); err != nil {
 			return err
 		}
 	}

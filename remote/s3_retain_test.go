@@ -56,6 +56,7 @@ func checkRetainedUntil(t *testing.T, b remote.Retainer, key string, want time.T
 }
 
 func TestS3RetainCheck(t *testing.T) {
+	t.Parallel()
 	srv := s3srv.Get(t)
 	tests := []struct {
 		name   string
@@ -95,6 +96,7 @@ func TestS3RetainCheck(t *testing.T) {
 // that versitygw, which keeps no versions, then refuses to delete or
 // replace it, and that retention is only ever extended.
 func TestS3Retain(t *testing.T) {
+	t.Parallel()
 	srv := s3srv.Get(t)
 	bucket := newLockBucket(t, srv)
 	cfg := srv.Config(bucket, "p")
@@ -178,6 +180,7 @@ func TestS3Retain(t *testing.T) {
 // behaves like any other for objects that are not retained: conditional
 // Puts, single and multipart, overwrites and Deletes.
 func TestS3LockBucketConditionalPuts(t *testing.T) {
+	t.Parallel()
 	srv := s3srv.Get(t)
 	cfg := srv.Config(newLockBucket(t, srv), "p")
 	cfg.PartSize = 5 << 20
@@ -219,6 +222,7 @@ func TestS3LockBucketConditionalPuts(t *testing.T) {
 // after a longer one has been set and read back (Retain repairs the
 // cases it can see; about one run in a thousand still ends shorter).
 func TestS3RetainConcurrent(t *testing.T) {
+	t.Parallel()
 	srv := s3srv.Get(t)
 	b := newS3(t, srv.Config(newLockBucket(t, srv), "p"))
 	const key = "packs/concurrent"
@@ -248,6 +252,7 @@ func TestS3RetainConcurrent(t *testing.T) {
 // TestS3RetainPast checks that a date in the past is refused and
 // retains nothing.
 func TestS3RetainPast(t *testing.T) {
+	t.Parallel()
 	srv := s3srv.Get(t)
 	b := newS3(t, srv.Config(newLockBucket(t, srv), "p"))
 	const key = "packs/past"
@@ -261,6 +266,7 @@ func TestS3RetainPast(t *testing.T) {
 }
 
 func TestS3RetainMissing(t *testing.T) {
+	t.Parallel()
 	srv := s3srv.Get(t)
 	b := newS3(t, srv.Config(newLockBucket(t, srv), "p"))
 	ctx := t.Context()
@@ -281,6 +287,7 @@ func TestS3RetainMissing(t *testing.T) {
 // TestS3RetainNoObjectLock checks that a bucket without Object Lock
 // retains nothing and says so.
 func TestS3RetainNoObjectLock(t *testing.T) {
+	t.Parallel()
 	srv := s3srv.Get(t)
 	b := newS3(t, srv.Config(srv.NewBucket(t), "p"))
 	ctx := t.Context()
@@ -308,6 +315,7 @@ func TestS3RetainNoObjectLock(t *testing.T) {
 // TestRetainedUntilNotRetainer checks that nothing is retained on a
 // backend that cannot retain.
 func TestRetainedUntilNotRetainer(t *testing.T) {
+	t.Parallel()
 	b := remote.NewMem()
 	mustPut(t, b, "a", []byte("x"), remote.PutOptions{})
 	for _, key := range []string{"a", "missing"} {

@@ -19,6 +19,7 @@ import (
 // TestPAE checks the encoding against the DSSE spec's own example
 // (protocol.md) and the edge cases of empty fields.
 func TestPAE(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, typ, body, want string
 	}{
@@ -57,6 +58,7 @@ func signed(t *testing.T, priv ed25519.PrivateKey) []byte {
 }
 
 func TestRoundTrip(t *testing.T) {
+	t.Parallel()
 	pub, priv := newKey(t)
 	env := signed(t, priv)
 	st, err := Verify(env, pub)
@@ -107,6 +109,7 @@ func mutate(t *testing.T, env []byte, fn func(*Envelope)) []byte {
 }
 
 func TestVerifyFails(t *testing.T) {
+	t.Parallel()
 	pub, priv := newKey(t)
 	otherPub, _ := newKey(t)
 	env := signed(t, priv)
@@ -148,6 +151,7 @@ func TestVerifyFails(t *testing.T) {
 }
 
 func TestKeyFiles(t *testing.T) {
+	t.Parallel()
 	prefix := filepath.Join(t.TempDir(), "signing")
 	pub, priv := newKey(t)
 	privFile, pubFile, err := WriteKeyFiles(prefix, priv)

@@ -68,6 +68,7 @@ func rngOf(t *testing.T, rep *Report, kind string) []RNGState {
 // TestExpectedFacts asserts every fact torch and numpy computed when the
 // fixtures were saved (testdata/ckpt/expected.json).
 func TestExpectedFacts(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile(filepath.Join(testdata, "expected.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -177,6 +178,7 @@ func TestExpectedFacts(t *testing.T) {
 // TestGolden pins the report of every fixture, as --json prints it.
 // Run with -update to rewrite testdata/ckpt/golden.
 func TestGolden(t *testing.T) {
+	t.Parallel()
 	for _, name := range fixtures {
 		t.Run(name, func(t *testing.T) {
 			rep := inspectFile(t, name)
@@ -209,6 +211,7 @@ func TestGolden(t *testing.T) {
 // has the same tensors, digests and fingerprints; only where the bytes sit
 // differs.
 func TestLegacyMatchesZip(t *testing.T) {
+	t.Parallel()
 	z, l := inspectFile(t, "seed_layout_cpu.pt"), inspectFile(t, "seed_layout_legacy.pt")
 	if z.Format != FormatTorchZip || l.Format != FormatTorchLegacy {
 		t.Fatalf("got formats %s and %s", z.Format, l.Format)
@@ -225,6 +228,7 @@ func TestLegacyMatchesZip(t *testing.T) {
 // TestTensorDigestIsDataDigest: a contiguous tensor's digest is BLAKE3 of
 // its bytes exactly as the file stores them.
 func TestTensorDigestIsDataDigest(t *testing.T) {
+	t.Parallel()
 	rep := inspectFile(t, "array.npy")
 	raw, err := os.ReadFile(filepath.Join(testdata, "array.npy"))
 	if err != nil {
@@ -241,6 +245,7 @@ func TestTensorDigestIsDataDigest(t *testing.T) {
 }
 
 func TestLint(t *testing.T) {
+	t.Parallel()
 	codes := func(ws []Warning) string {
 		var c []string
 		for _, w := range ws {
@@ -302,6 +307,7 @@ func TestLint(t *testing.T) {
 }
 
 func TestDiff(t *testing.T) {
+	t.Parallel()
 	cpu, cuda2 := inspectFile(t, "seed_layout_cpu.pt"), inspectFile(t, "seed_layout_cuda2.pt")
 	weights, gen := inspectFile(t, "weights_only.pt"), inspectFile(t, "numpy_generator.pt")
 
@@ -372,6 +378,7 @@ func TestDiff(t *testing.T) {
 // classes stubbed) and checks that cas computes the same encodings, so the
 // page's recipe recomputes cas's fingerprints.
 func TestFingerprintsMatchDocs(t *testing.T) {
+	t.Parallel()
 	python, err := exec.LookPath("python3")
 	if err != nil {
 		t.Skip("python3 not installed")

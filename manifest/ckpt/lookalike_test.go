@@ -80,6 +80,7 @@ func genDict(name string, state func(*pk)) func(*pk) {
 // TestRNGByStructure: states are found by their structure wherever they
 // sit, and values that merely look alike are not states.
 func TestRNGByStructure(t *testing.T) {
+	t.Parallel()
 	cpuState := make([]byte, 5056)
 	binary.LittleEndian.PutUint64(cpuState, 7)
 	storages := map[string][]byte{
@@ -202,6 +203,7 @@ func TestRNGByStructure(t *testing.T) {
 // TestFingerprintNormalisesArrays: the numpy key words give one
 // fingerprint whether they sit in a uint32 array or a list.
 func TestFingerprintNormalisesArrays(t *testing.T) {
+	t.Parallel()
 	words := func(i int) uint32 { return uint32(i*2654435761 + 1) }
 	asArray := mtTuple(newPK(), func(p *pk) { p.ndarray("<u4", []int64{624}, u32s(624, words)) }, 5).stop()
 	asList := mtTuple(newPK(), func(p *pk) {
@@ -271,6 +273,7 @@ func TestCanonical(t *testing.T) {
 // TestStridedTensors: digests of views are over their elements in
 // row-major order, so a transposed view hashes like its contiguous copy.
 func TestStridedTensors(t *testing.T) {
+	t.Parallel()
 	f32 := func(vals ...float32) []byte {
 		b := make([]byte, 4*len(vals))
 		for i, v := range vals {
@@ -328,6 +331,7 @@ func npyFile(descr string, fortran bool, shape string, data []byte) []byte {
 }
 
 func TestNpy(t *testing.T) {
+	t.Parallel()
 	// A Fortran-order 2×3 array hashes like its C-order copy.
 	fortran := npyFile("<u2", true, "(2, 3)", []byte{0, 0, 3, 0, 1, 0, 4, 0, 2, 0, 5, 0})
 	c := []byte{0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0}
@@ -381,6 +385,7 @@ func safetensorsFile(header string, data []byte) []byte {
 }
 
 func TestSafetensors(t *testing.T) {
+	t.Parallel()
 	data := []byte("abcdefghijklmnopqrs")
 	hdr := `{"b":{"dtype":"U8","shape":[3],"data_offsets":[16,19]},"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}`
 	rep, err := inspectBytes(t, safetensorsFile(hdr, data))
@@ -518,6 +523,7 @@ func TestBadInput(t *testing.T) {
 // TestTruncatedFixtures cuts every fixture at many points: each prefix
 // gives an error or a report, never a panic.
 func TestTruncatedFixtures(t *testing.T) {
+	t.Parallel()
 	for _, name := range fixtures {
 		b := readFixture(t, name)
 		for _, n := range []int{0, 1, 8, 16, 100, len(b) / 3, len(b) / 2, len(b) - 100, len(b) - 22, len(b) - 1} {
@@ -544,6 +550,7 @@ func TestTruncatedFixtures(t *testing.T) {
 // TestStoredMemberPastEnd: a stored zip member whose declared size runs
 // past the end of the file is refused, not read.
 func TestStoredMemberPastEnd(t *testing.T) {
+	t.Parallel()
 	p := newPK().raw("}(").str("w").tensor("FloatStorage", "0", 1, 0, []int64{1}, []int64{1}).raw("u").stop()
 	z := torchZip(t, p, map[string][]byte{"0": {1, 2, 3, 4}})
 	// Patch data/0's sizes in the central directory to 1 TiB.

@@ -89,6 +89,7 @@ func describe(v Value, onPath map[any]bool) string {
 // dicts, OrderedDict, shared and self-referencing containers, and an
 // instance of an unknown class.
 func TestDecodeCPythonPickles(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(testdata, "pickle")
 	want, err := os.ReadFile(filepath.Join(dir, "expected.txt"))
 	if err != nil {
@@ -200,6 +201,7 @@ func decode(t *testing.T, b []byte) (Value, error) {
 // persistent IDs, long memo indices, extensions, LONG4, the 8-byte
 // length forms, NEWOBJ_EX.
 func TestDecodeOpcodes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, pickle, want string
 	}{
@@ -259,6 +261,7 @@ func TestDecodeOpcodes(t *testing.T) {
 // TestDecodeErrors: malformed pickles fail with a *PickleError wrapping
 // ErrMalformed or ErrLimit, quickly and without large allocations.
 func TestDecodeErrors(t *testing.T) {
+	t.Parallel()
 	small := DefaultLimits
 	small.MaxElements, small.MaxMemo, small.MaxBytes = 1000, 10, 1000
 	tests := []struct {
@@ -363,6 +366,7 @@ func TestDecodeHostileSizes(t *testing.T) {
 // whether it travels as bytes (protocol 3+) or as a latin-1 str
 // (protocol 2).
 func TestLargeArrayBecomesBlob(t *testing.T) {
+	t.Parallel()
 	data := make([]byte, 4096)
 	for i := range data {
 		data[i] = byte(i * 7)

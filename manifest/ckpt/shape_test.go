@@ -34,6 +34,7 @@ func npzFile(t *testing.T, members map[string][]byte) []byte {
 // whose element count overflows or whose data runs past the file is
 // listed with no digest and a problem naming it, never left out.
 func TestShapesThatCannotExist(t *testing.T) {
+	t.Parallel()
 	one := []byte{0, 0, 0x80, 0x3f}
 	torchTensor := func(shape, stride *pk) *pk {
 		return newPK().raw("}(").str("w").global("torch._utils", "_rebuild_tensor_v2").raw("((").str("storage").

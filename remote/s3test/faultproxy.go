@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7/pkg/s3utils"
+
+	"github.com/cas-ml/cas/clock"
 )
 
 // FaultProxy is an HTTP reverse proxy on 127.0.0.1 that forwards requests
@@ -247,7 +249,7 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler) // closes the connection, unlogged
 	case faultDelay:
 		select {
-		case <-time.After(f.delay):
+		case <-clock.Real().After(f.delay):
 		case <-r.Context().Done():
 			return
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/remote"
 )
 
@@ -221,7 +222,8 @@ func freeAddr() (string, error) {
 // waitReady waits until the server answers HTTP requests.
 func (s *Server) waitReady(timeout time.Duration) error {
 	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
+	wall := clock.Real()
+	deadline := wall.Now().Add(timeout)
 	for {
 		resp, err := client.Get(s.Endpoint + "/")
 		if err == nil {
@@ -231,9 +233,9 @@ func (s *Server) waitReady(timeout time.Duration) error {
 		select {
 		case <-s.exited:
 			return fmt.Errorf("exited: %s", strings.TrimSpace(s.log.String()))
-		case <-time.After(20 * time.Millisecond):
+		case <-wall.After(20 * time.Millisecond):
 		}
-		if time.Now().After(deadline) {
+		if wall.Now().After(deadline) {
 			return fmt.Errorf("no answer on %s after %v: %s", s.Endpoint, timeout, strings.TrimSpace(s.log.String()))
 		}
 	}
