@@ -43,8 +43,12 @@ func TestArchitectureDocGraph(t *testing.T) {
 		return
 	}
 	if *update {
-		doc = append(append(append(append(before, beginMark...), got...), endMark...), after...)
-		if err := os.WriteFile(path, doc, 0o644); err != nil {
+		// A new buffer: appending to before would write over after.
+		var b bytes.Buffer
+		for _, part := range [][]byte{before, []byte(beginMark), []byte(got), []byte(endMark), after} {
+			b.Write(part)
+		}
+		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
