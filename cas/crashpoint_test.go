@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cas-ml/cas/cas/gc"
 	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/remote"
@@ -184,8 +185,8 @@ func TestCrashPoints(t *testing.T) {
 			// one left is named by the merged one too).
 			var n int
 			err := r.Backend.List(ctx, segmentPrefix, func(remote.ObjectInfo) error { n++; return nil })
-			if err == nil && n > compactAbove {
-				err = fmt.Errorf("gc left %d index segments, want at most %d", n, compactAbove)
+			if err == nil && n > gc.CompactAbove {
+				err = fmt.Errorf("gc left %d index segments, want at most %d", n, gc.CompactAbove)
 			}
 			return nil, err
 		}},
@@ -231,7 +232,7 @@ func stepName(step string) string {
 // at every check); the others are young garbage, which a merge keeps too.
 func manySegments(t *testing.T, r *Repo, w *crashWorld) {
 	t.Helper()
-	for i := range compactAbove {
+	for i := range gc.CompactAbove {
 		src := filepath.Join(t.TempDir(), "small")
 		writeGenTree(t, src, []genEntry{{path: "n.txt", kind: KindFile, data: fmt.Appendf(nil, "small %d\n", i)}})
 		name := fmt.Sprintf("small%d", i)
@@ -242,8 +243,8 @@ func manySegments(t *testing.T, r *Repo, w *crashWorld) {
 			t.Fatal(err)
 		}
 	}
-	if n := len(keys(t, r.Backend, segmentPrefix)); n <= compactAbove {
-		t.Fatalf("%d index segments, want more than %d", n, compactAbove)
+	if n := len(keys(t, r.Backend, segmentPrefix)); n <= gc.CompactAbove {
+		t.Fatalf("%d index segments, want more than %d", n, gc.CompactAbove)
 	}
 }
 
@@ -444,7 +445,7 @@ func (world *crashWorld) crashAt(t *testing.T, op crashOp, i int) {
 	wants := w.wants
 	// A gc killed while sweeping holds its claim for the lease: the next
 	// one runs after it.
-	w.clock = w.clock.Add(sweepLease(DefaultGrace) + time.Second)
+	w.clock = w.clock.Add(gc.SweepLease(DefaultGrace) + time.Second)
 	if opErr == nil {
 		// It said it succeeded although a step failed: then its result
 		// must be there.

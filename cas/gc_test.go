@@ -1,7 +1,9 @@
 package cas
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cas-ml/cas/cas/gc"
 	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
@@ -130,8 +133,8 @@ func TestGCTwoPhases(t *testing.T) {
 	// A day later: the unreferenced push is condemned, not yet deleted.
 	w.clock.Advance(25 * time.Hour)
 	dry := w.gc(t, GCOptions{DryRun: true})
-	if dry.Planned.Packs != len(gp) || len(keys(t, w.r.Backend, gcPrefix)) != 0 {
-		t.Fatalf("dry run: %+v and gc/ holds %v, want %d packs planned and nothing written", dry, keys(t, w.r.Backend, gcPrefix), len(gp))
+	if dry.Planned.Packs != len(gp) || len(keys(t, w.r.Backend, gc.Prefix)) != 0 {
+		t.Fatalf("dry run: %+v and gc/ holds %v, want %d packs planned and nothing written", dry, keys(t, w.r.Backend, gc.Prefix), len(gp))
 	}
 	rep = w.gc(t, GCOptions{})
 	if rep.Planned.Packs != len(gp) || rep.Freed.Packs != 0 || rep.Plan == "" || rep.LivePacks != packsBefore-len(gp) {
@@ -160,7 +163,7 @@ func TestGCTwoPhases(t *testing.T) {
 	if n := len(keys(t, w.r.Backend, packPrefix)); n != packsBefore-len(gp) {
 		t.Errorf("%d packs left, want %d", n, packsBefore-len(gp))
 	}
-	if ks := keys(t, w.r.Backend, gcPrefix); len(ks) != 1 || !strings.HasPrefix(ks[0], gcDonePrefix) {
+	if ks := keys(t, w.r.Backend, gc.Prefix); len(ks) != 1 || !strings.HasPrefix(ks[0], gc.DonePrefix) {
 		t.Errorf("gc/ holds %v, want only the record of what was deleted", ks)
 	}
 	w.checkKept(t)
@@ -203,7 +206,7 @@ func TestGCSparesWhatAPushReuses(t *testing.T) {
 	// Another push of overlapping data dedups against condemned packs.
 	_, again := pushTree(t, w.r, append(w.trash, genEntry{path: "new.txt", kind: KindFile, data: []byte("new\n")}))
 	mustRef(t, w.r, "reuse", again)
-	if ks := keys(t, w.r.Backend, gcKeepPrefix); len(ks) != 1 {
+	if ks := keys(t, w.r.Backend, gc.KeepPrefix); len(ks) != 1 {
 		t.Fatalf("keep markers: %v, want one", ks)
 	}
 	w.clock.Advance(25 * time.Hour)
@@ -211,7 +214,7 @@ func TestGCSparesWhatAPushReuses(t *testing.T) {
 	if rep.Freed.Packs != len(gp)-len(reusedPacks) || rep.Spared != len(reusedPacks) {
 		t.Fatalf("sweep: %+v, want the %d reused packs spared, the rest freed", rep, len(reusedPacks))
 	}
-	if ks := keys(t, w.r.Backend, gcPrefix); len(ks) != 1 || !strings.HasPrefix(ks[0], gcDonePrefix) {
+	if ks := keys(t, w.r.Backend, gc.Prefix); len(ks) != 1 || !strings.HasPrefix(ks[0], gc.DonePrefix) {
 		t.Errorf("gc/ holds %v after the sweep, want only the record of what was deleted", ks)
 	}
 	view, err := OpenRemoteOnly(t.Context(), w.r.Backend)
@@ -252,8 +255,8 @@ func TestGCGuardWaitsForSweep(t *testing.T) {
 	w := newGCWorld(t)
 	w.clock.Advance(25 * time.Hour)
 	plan := w.gc(t, GCOptions{}).Plan
-	id := strings.TrimPrefix(plan, gcPlansPrefix)
-	if err := putJSON(t.Context(), w.r.Backend, gcSweepPrefix+id, map[string]string{"plan": id}); err != nil {
+	id := strings.TrimPrefix(plan, gc.PlansPrefix)
+	if err := gc.PutJSON(t.Context(), w.r.Backend, gc.SweepPrefix+id, map[string]string{"plan": id}); err != nil {
 		t.Fatal(err)
 	}
 	w.clock.Advance(25 * time.Hour) // the plan is due
@@ -307,7 +310,7 @@ func TestGCInterrupted(t *testing.T) {
 				}
 				return nil
 			}
-			_, err := w.r.GC(t.Context(), nil, GCOptions{stepHook: kill})
+			_, err := w.r.GC(t.Context(), nil, GCOptions{StepHook: kill})
 			if err == nil || !strings.Contains(err.Error(), "killed at") {
 				t.Fatalf("GC: %v, want it stopped", err)
 			}
@@ -332,7 +335,7 @@ func TestGCInterrupted(t *testing.T) {
 			if left != 0 {
 				t.Errorf("%d garbage packs left after the second gc (%+v)", left, rep)
 			}
-			if ks := keys(t, w.r.Backend, gcPrefix); len(ks) > 2 || slicesAny(ks, func(k string) bool { return !strings.HasPrefix(k, gcDonePrefix) }) {
+			if ks := keys(t, w.r.Backend, gc.Prefix); len(ks) > 2 || slicesAny(ks, func(k string) bool { return !strings.HasPrefix(k, gc.DonePrefix) }) {
 				t.Errorf("gc/ holds %v, want only records of deletions", ks)
 			}
 			w.checkKept(t)
@@ -471,14 +474,14 @@ func TestGCCompactsSegments(t *testing.T) {
 	r := newStoreForTest(t, 64<<10)
 	ctx := t.Context()
 	var objs []*Object
-	for i := range compactAbove + 4 {
+	for i := range gc.CompactAbove + 4 {
 		_, o := pushTree(t, r, []genEntry{{path: fmt.Sprintf("f%d.bin", i), kind: KindFile, data: pseudoRandom(150<<10, uint64(50+i))}})
 		mustRef(t, r, fmt.Sprintf("ds/%d", i), o)
 		objs = append(objs, o)
 	}
 	before := keys(t, r.Backend, segmentPrefix)
-	if len(before) <= compactAbove {
-		t.Fatalf("%d segments, want more than %d", len(before), compactAbove)
+	if len(before) <= gc.CompactAbove {
+		t.Fatalf("%d segments, want more than %d", len(before), gc.CompactAbove)
 	}
 	// A reader that listed them all before the gc.
 	late := &Repo{Backend: r.Backend, Index: index.NewMemory(), packs: newPackFiles(r.Backend)}
@@ -639,7 +642,7 @@ func TestGCResumedSweepReplacesSegments(t *testing.T) {
 		}
 		return nil
 	}
-	_, err := w.r.GC(ctx, nil, GCOptions{stepHook: kill})
+	_, err := w.r.GC(ctx, nil, GCOptions{StepHook: kill})
 	if err == nil {
 		t.Fatal("gc was not stopped")
 	}
@@ -666,19 +669,19 @@ func TestGCOrphanSweepMarker(t *testing.T) {
 	r := newStoreForTest(t, 64<<10)
 	ctx := t.Context()
 	var last *Object
-	for i := range compactAbove + 2 {
+	for i := range gc.CompactAbove + 2 {
 		_, last = pushTree(t, r, []genEntry{{path: "f.bin", kind: KindFile, data: pseudoRandom(100<<10, uint64(70+i))}})
 		mustRef(t, r, fmt.Sprintf("ds/%d", i), last)
 	}
 	id := "20200101T000000.000Z-deadbeef"
-	if err := putJSON(ctx, r.Backend, gcSweepPrefix+id, gcSweepMarker{Plan: id, Started: time.Now()}); err != nil {
+	if err := gc.PutJSON(ctx, r.Backend, gc.SweepPrefix+id, gc.SweepMarker{Plan: id, Started: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := r.GC(ctx, nil, GCOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ks := keys(t, r.Backend, gcSweepPrefix); len(ks) != 0 {
+	if ks := keys(t, r.Backend, gc.SweepPrefix); len(ks) != 0 {
 		t.Errorf("sweep markers left: %v", ks)
 	}
 	if n := len(keys(t, r.Backend, segmentPrefix)); n != 1 || rep.Segments == 0 {
@@ -697,7 +700,7 @@ func (w *gcWorld) sweepHeld(t *testing.T, opts GCOptions, step string) (done <-c
 	t.Helper()
 	at, held := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	opts.stepHook = func(s string) error {
+	opts.StepHook = func(s string) error {
 		if s == step {
 			once.Do(func() { close(at); <-held })
 		}
@@ -751,7 +754,7 @@ func TestGCSweepRenewsClaim(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Fatalf("first gc: %v", err)
 	}
-	if ks := keys(t, w.r.Backend, gcSweepPrefix); len(ks) != 0 {
+	if ks := keys(t, w.r.Backend, gc.SweepPrefix); len(ks) != 0 {
 		t.Errorf("sweep markers left after the sweep: %v", ks)
 	}
 	w.checkKept(t)
@@ -783,13 +786,13 @@ func TestGCLostClaimIsLeftAlone(t *testing.T) {
 			if rep.Plan == "" {
 				t.Fatalf("mark: %+v", rep)
 			}
-			id := strings.TrimPrefix(rep.Plan, gcPlansPrefix)
+			id := strings.TrimPrefix(rep.Plan, gc.PlansPrefix)
 			garbage := w.garbagePacks(t)
 			w.clock.Advance(10 * time.Second)
 			first, release := w.sweepHeld(t, GCOptions{Grace: grace}, tt.at)
 			// The other gc's claim, as a takeover writes it.
-			key := gcSweepPrefix + id
-			if err := putJSONOver(ctx, w.r.Backend, key, gcSweepMarker{Plan: id, Started: w.clock.Now(), Owner: "the other gc"}); err != nil {
+			key := gc.SweepPrefix + id
+			if err := putRecord(ctx, w.r.Backend, key, gc.SweepMarker{Plan: id, Started: w.clock.Now(), Owner: "the other gc"}); err != nil {
 				t.Fatal(err)
 			}
 			theirs, err := remote.ReadAll(ctx, w.r.Backend, key)
@@ -840,13 +843,13 @@ func TestGCTakeoverIsConditional(t *testing.T) {
 	if rep, err := w.r.GC(ctx, mem, GCOptions{}); err != nil || rep.Plan == "" {
 		t.Fatalf("mark: %v %+v", err, rep)
 	}
-	st, err := readGCState(ctx, mem)
-	if err != nil || len(st.plans) != 1 {
-		t.Fatalf("plans: %v %d", err, len(st.plans))
+	st, err := gc.ReadState(ctx, mem)
+	if err != nil || len(st.Plans) != 1 {
+		t.Fatalf("plans: %v %d", err, len(st.Plans))
 	}
-	key := gcSweepPrefix + st.plans[0].ID
+	key := gc.SweepPrefix + st.Plans[0].ID
 	// A gc that died an hour into its sweep left its claim.
-	if err := putJSON(ctx, mem, key, gcSweepMarker{Plan: st.plans[0].ID, Started: w.clock.Now().Add(-time.Hour)}); err != nil {
+	if err := gc.PutJSON(ctx, mem, key, gc.SweepMarker{Plan: st.Plans[0].ID, Started: w.clock.Now().Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	w.clock.Advance(25 * time.Hour)
@@ -859,7 +862,7 @@ func TestGCTakeoverIsConditional(t *testing.T) {
 		if puts++; puts == 2 {
 			// Between this gc's read of the dead claim and its takeover,
 			// another gc takes it over.
-			if err := putJSONOver(ctx, mem, key, gcSweepMarker{Plan: st.plans[0].ID, Started: w.clock.Now()}); err != nil {
+			if err := putRecord(ctx, mem, key, gc.SweepMarker{Plan: st.Plans[0].ID, Started: w.clock.Now()}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -868,4 +871,13 @@ func TestGCTakeoverIsConditional(t *testing.T) {
 	if _, err := w.r.GC(ctx, fault, GCOptions{}); !errors.Is(err, ErrGCBusy) {
 		t.Fatalf("gc taking over a claim another gc took over meanwhile: %v, want ErrGCBusy", err)
 	}
+}
+
+// putRecord writes v at key as a gc record, over whatever is there.
+func putRecord(ctx context.Context, be remote.Backend, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return be.Put(ctx, key, bytes.NewReader(b), int64(len(b)), remote.PutOptions{})
 }

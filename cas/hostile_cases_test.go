@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cas-ml/cas/cas/gc"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/remote"
@@ -58,7 +59,7 @@ func rawRef(f *forger, data []byte) (string, []string) {
 }
 
 // aPack returns one pack of refs/good.
-func (w *hostileWorld) aPack() digest.Digest { return sortedDigests(w.goodPacks)[0] }
+func (w *hostileWorld) aPack() digest.Digest { return gc.SortedDigests(w.goodPacks)[0] }
 
 // gcAfter runs a real gc, without grace, and checks refs/good again.
 func gcAfter(c hostileCase) func(w *hostileWorld) {
@@ -490,11 +491,11 @@ func hostileCases() []hostileCase {
 	}
 	id := "20000101T000000.000Z-0badc0de"
 	cases = append(cases,
-		gcRecord("gc/plan=invalid-json", gcPlansPrefix+id, []byte("{\"packs\": [")),
-		gcRecord("gc/plan=not-digests", gcPlansPrefix+id, map[string]any{"id": id, "created": old, "packs": []string{"zz"}}),
-		gcRecord("gc/keep=invalid-json", gcKeepPrefix+id, []byte("]")),
-		gcRecord("gc/done=invalid-json", gcDonePrefix+id, []byte("\x00\x01")),
-		gcRecord("gc/sweep=garbage", gcSweepPrefix+id, []byte("garbage")),
+		gcRecord("gc/plan=invalid-json", gc.PlansPrefix+id, []byte("{\"packs\": [")),
+		gcRecord("gc/plan=not-digests", gc.PlansPrefix+id, map[string]any{"id": id, "created": old, "packs": []string{"zz"}}),
+		gcRecord("gc/keep=invalid-json", gc.KeepPrefix+id, []byte("]")),
+		gcRecord("gc/done=invalid-json", gc.DonePrefix+id, []byte("\x00\x01")),
+		gcRecord("gc/sweep=garbage", gc.SweepPrefix+id, []byte("garbage")),
 	)
 	// A plan, long due, that condemns refs/good's packs; and a record of
 	// a sweep that claims to have deleted them.
@@ -502,12 +503,12 @@ func hostileCases() []hostileCase {
 		c := hostileCase{name: "gc/" + kind + "=condemns-good"}
 		c.forge = func(w *hostileWorld, f *forger) (string, []string) {
 			var packs []string
-			for _, p := range sortedDigests(w.goodPacks) {
+			for _, p := range gc.SortedDigests(w.goodPacks) {
 				packs = append(packs, p.String())
 			}
-			key := gcPlansPrefix + id
+			key := gc.PlansPrefix + id
 			if kind == "done" {
-				key = gcDonePrefix + id
+				key = gc.DonePrefix + id
 			}
 			f.json(key, map[string]any{"id": id, "created": old, "packs": packs, "bytes": 1})
 			return "", []string{key}

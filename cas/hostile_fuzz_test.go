@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cas-ml/cas/cas/gc"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/remote"
 )
@@ -212,10 +213,10 @@ func FuzzStoredPin(f *testing.F) {
 func FuzzStoredGCRecord(f *testing.F) {
 	d := digest.Of([]byte("x"))
 	for _, v := range []any{
-		gcPlan{ID: "20000101T000000.000Z-00000000", Created: time.Unix(0, 0).UTC(), Packs: []digest.Digest{d}, Bytes: 1},
-		gcKeep{Created: time.Unix(0, 0).UTC(), Packs: []digest.Digest{d}},
-		gcDone{ID: "x", Packs: []digest.Digest{d}},
-		gcSweepMarker{Plan: "x"},
+		gc.Plan{ID: "20000101T000000.000Z-00000000", Created: time.Unix(0, 0).UTC(), Packs: []digest.Digest{d}, Bytes: 1},
+		gc.Keep{Created: time.Unix(0, 0).UTC(), Packs: []digest.Digest{d}},
+		gc.Done{ID: "x", Packs: []digest.Digest{d}},
+		gc.SweepMarker{Plan: "x"},
 	} {
 		b, _ := json.Marshal(v)
 		for which := range uint8(4) {
@@ -226,7 +227,7 @@ func FuzzStoredGCRecord(f *testing.F) {
 	f.Add([]byte("null"), uint8(2))
 	mem := remote.NewMem()
 	id := "20000101T000000.000Z-0badc0de"
-	prefixes := []string{gcPlansPrefix, gcKeepPrefix, gcSweepPrefix, gcDonePrefix}
+	prefixes := []string{gc.PlansPrefix, gc.KeepPrefix, gc.SweepPrefix, gc.DonePrefix}
 	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
 		ctx := t.Context()
 		key := prefixes[int(which)%len(prefixes)] + id
@@ -241,13 +242,13 @@ func FuzzStoredGCRecord(f *testing.F) {
 				t.Fatal(err)
 			}
 		}()
-		st, err := readGCState(ctx, mem)
+		st, err := gc.ReadState(ctx, mem)
 		if err != nil && !strings.Contains(err.Error(), key) {
 			t.Fatalf("readGCState: %v does not name %s", err, key)
 		}
 		if err == nil {
-			for _, p := range st.plans {
-				if gcPlansPrefix+p.ID != key {
+			for _, p := range st.Plans {
+				if gc.PlansPrefix+p.ID != key {
 					t.Fatalf("plan read from %s has ID %q", key, p.ID)
 				}
 			}

@@ -555,7 +555,8 @@ func OpenRemoteOnly(ctx context.Context, be remote.Backend) (*Repo, error) {
 
 // OpenRemoteOnlyWith is OpenRemoteOnly with options.
 func OpenRemoteOnlyWith(ctx context.Context, be remote.Backend, opts OpenOptions) (*Repo, error) {
-	r := &Repo{Backend: be, Index: index.NewMemory(), Clock: opts.Clock, Warn: opts.Warn, packs: newPackFiles(be)}
+	r := newView(be, index.NewMemory(), opts.Clock)
+	r.Warn = opts.Warn
 	if err := r.syncIndexFrom(ctx, be); err != nil {
 		return nil, err
 	}

@@ -230,6 +230,13 @@ func (r *Repo) Close() error {
 // Now is the time on the Repo's clock.
 func (r *Repo) Now() time.Time { return clock.OrReal(r.Clock).Now() }
 
+// newView returns a Repo that reads be through idx, an index of its own:
+// nothing of a local store is used or trusted. gc marks through one,
+// OpenRemoteOnly is one.
+func newView(be remote.Backend, idx index.Index, clk clock.Clock) *Repo {
+	return &Repo{Backend: be, Index: idx, Clock: clk, packs: newPackFiles(be)}
+}
+
 // clk is the Repo's clock, the wall clock when none is set.
 func (r *Repo) clk() clock.Clock { return clock.OrReal(r.Clock) }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/cas-ml/cas/digest"
@@ -12,44 +11,15 @@ import (
 )
 
 // ErrInvalidObject wraps every report of an object read from a store or a
-// bucket that cas would never have written: a ref, pin, tree, segment or
-// gc record with a field out of bounds. Such an object is reported as
-// damage naming it; nothing is done on its word.
-var ErrInvalidObject = errors.New("cas: invalid stored object")
+// bucket that cas would never have written (remote.ErrInvalidObject).
+var ErrInvalidObject = remote.ErrInvalidObject
 
 // InvalidError names an object that failed validation, and why.
-type InvalidError struct {
-	What   string // "ref", "pin", "gc record", …
-	Name   string // its name or key
-	Reason string
-}
+type InvalidError = remote.InvalidError
 
-func (e *InvalidError) Error() string {
-	return fmt.Sprintf("%s %s is invalid (%s): treat it as damaged", e.What, e.Name, e.Reason)
-}
-
-func (e *InvalidError) Unwrap() error { return ErrInvalidObject }
-
-// maxNamedObject bounds what cas reads of a ref, pin or gc record: each is
-// a small JSON document, and a bucket may serve anything under its name.
-const maxNamedObject = 16 << 20
-
-// readSmall reads a small named object (ref, pin, gc record) whole,
-// refusing one larger than maxNamedObject.
+// readSmall reads a small named object (ref, pin, gc record) whole.
 func readSmall(ctx context.Context, be remote.Backend, key string) ([]byte, error) {
-	rc, err := be.Get(ctx, key, 0, -1)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, maxNamedObject+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxNamedObject {
-		return nil, &InvalidError{What: "object", Name: key, Reason: fmt.Sprintf("more than %d bytes", maxNamedObject)}
-	}
-	return b, nil
+	return remote.ReadSmall(ctx, be, key)
 }
 
 // checkTarget validates what a ref or pin says of its target: a digest, a

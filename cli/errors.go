@@ -74,6 +74,8 @@ func printError(w io.Writer, err error) int {
 	case errors.As(err, &ce):
 		code = exitDamaged
 		hint = "run `cas verify` to see everything that is damaged"
+	case errors.Is(err, cas.ErrGCMissing):
+		hint = "`cas verify` says which; `cas pull REF` brings data from a remote"
 	case errors.Is(err, cas.ErrAmbiguous):
 		code = exitUsage
 	case errors.Is(err, digest.ErrSyntax):

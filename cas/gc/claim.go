@@ -1,4 +1,4 @@
-package cas
+package gc
 
 import (
 	"context"
@@ -31,8 +31,8 @@ import (
 // naming this gc as its owner, the Stat saw that same version, since this
 // gc wrote it before the Stat and no later version can name it again.
 
-// gcSweepMarker says that a gc is carrying out a plan.
-type gcSweepMarker struct {
+// SweepMarker says that a gc is carrying out a plan.
+type SweepMarker struct {
 	Plan    string    `json:"plan"`
 	Started time.Time `json:"started"`
 	// Owner names the gc that holds the claim (a random id per sweep);
@@ -43,10 +43,10 @@ type gcSweepMarker struct {
 	Released bool `json:"released,omitempty"`
 }
 
-// sweepLease is how long a sweep marker stands for a live gc: ten
+// SweepLease is how long a sweep marker stands for a live gc: ten
 // minutes, or less with a shorter grace period (--grace 0 claims the
 // store for itself).
-func sweepLease(grace time.Duration) time.Duration {
+func SweepLease(grace time.Duration) time.Duration {
 	return max(0, min(10*time.Minute, grace))
 }
 
@@ -68,11 +68,11 @@ type sweepClaims struct {
 
 // claimSweeps claims the plans for one sweep. It returns the plans this gc
 // is to carry out: those a finished gc released are left out (their
-// records are deleted). It fails with ErrGCBusy when a live gc holds a
+// records are deleted). It fails with ErrBusy when a live gc holds a
 // claim, or when another gc took a dead one over first.
-func (r *Repo) claimSweeps(ctx context.Context, be remote.Backend, plans []*gcPlan, lease time.Duration) (*sweepClaims, []*gcPlan, error) {
-	c := &sweepClaims{be: be, clock: r.clk(), owner: newGCID(r.Now()), held: map[string]string{}}
-	var mine []*gcPlan
+func claimSweeps(ctx context.Context, be remote.Backend, clk clock.Clock, plans []*Plan, lease time.Duration) (*sweepClaims, []*Plan, error) {
+	c := &sweepClaims{be: be, clock: clk, owner: NewID(clk.Now()), held: map[string]string{}}
+	var mine []*Plan
 	for _, p := range plans {
 		released, err := c.claim(ctx, p, lease)
 		if err != nil {
@@ -81,7 +81,7 @@ func (r *Repo) claimSweeps(ctx context.Context, be remote.Backend, plans []*gcPl
 		if released {
 			// Its owner died before it deleted the records: do it for it,
 			// in its order (nobody writes a released marker again).
-			for _, key := range []string{gcPlansPrefix + p.ID, gcSweepPrefix + p.ID} {
+			for _, key := range []string{PlansPrefix + p.ID, SweepPrefix + p.ID} {
 				if err := be.Delete(ctx, key); err != nil && !errors.Is(err, remote.ErrNotFound) {
 					return nil, nil, fmt.Errorf("gc: delete %s: %w", key, err)
 				}
@@ -95,21 +95,21 @@ func (r *Repo) claimSweeps(ctx context.Context, be remote.Backend, plans []*gcPl
 
 // claim writes the marker of plan p, or takes over that of a dead gc. It
 // reports whether the plan's marker is a released one (nothing to claim).
-func (c *sweepClaims) claim(ctx context.Context, p *gcPlan, lease time.Duration) (released bool, err error) {
-	key := gcSweepPrefix + p.ID
-	err = putJSON(ctx, c.be, key, c.marker(p.ID, false))
+func (c *sweepClaims) claim(ctx context.Context, p *Plan, lease time.Duration) (released bool, err error) {
+	key := SweepPrefix + p.ID
+	err = PutJSON(ctx, c.be, key, c.marker(p.ID, false))
 	if errors.Is(err, remote.ErrExists) {
 		// The version read decides: the takeover is conditional on it,
 		// so of two gcs taking over a dead claim one wins.
 		info, serr := c.be.Stat(ctx, key)
-		var other gcSweepMarker
-		gerr := getJSON(ctx, c.be, key, &other)
+		var other SweepMarker
+		gerr := GetJSON(ctx, c.be, key, &other)
 		if serr == nil && gerr == nil && other.Released {
 			return true, nil
 		}
 		if serr == nil && gerr == nil && other.Started.After(c.clock.Now().Add(-lease)) {
 			return false, fmt.Errorf("%w: it began sweeping plan %s at %s on %s; if that gc died, run gc again after %s",
-				ErrGCBusy, p.ID, other.Started.Format(time.RFC3339), c.be.Location(), other.Started.Add(lease).Format(time.RFC3339))
+				ErrBusy, p.ID, other.Started.Format(time.RFC3339), c.be.Location(), other.Started.Add(lease).Format(time.RFC3339))
 		}
 		// A dead gc's claim: take it over, if it is still that one.
 		if serr != nil {
@@ -126,13 +126,13 @@ func (c *sweepClaims) claim(ctx context.Context, p *gcPlan, lease time.Duration)
 		}
 	}
 	if errors.Is(err, remote.ErrPrecondition) || errors.Is(err, remote.ErrNotFound) || errors.Is(err, errClaimLost) {
-		return false, fmt.Errorf("%w: another gc took over the sweep of plan %s on %s meanwhile", ErrGCBusy, p.ID, c.be.Location())
+		return false, fmt.Errorf("%w: another gc took over the sweep of plan %s on %s meanwhile", ErrBusy, p.ID, c.be.Location())
 	}
 	return false, fmt.Errorf("gc: start sweep: %w", err)
 }
 
-func (c *sweepClaims) marker(plan string, released bool) gcSweepMarker {
-	return gcSweepMarker{Plan: plan, Started: c.clock.Now().UTC(), Owner: c.owner, Released: released}
+func (c *sweepClaims) marker(plan string, released bool) SweepMarker {
+	return SweepMarker{Plan: plan, Started: c.clock.Now().UTC(), Owner: c.owner, Released: released}
 }
 
 // ownETag returns the ETag of the marker at key if it is this gc's, and
@@ -142,8 +142,8 @@ func (c *sweepClaims) ownETag(ctx context.Context, key string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var m gcSweepMarker
-	if err := getJSON(ctx, c.be, key, &m); err != nil {
+	var m SweepMarker
+	if err := GetJSON(ctx, c.be, key, &m); err != nil {
 		return "", err
 	}
 	if m.Owner != c.owner {
@@ -156,7 +156,7 @@ func (c *sweepClaims) ownETag(ctx context.Context, key string) (string, error) {
 // this gc's. A claim found lost is dropped, recorded and stops the sweep;
 // other errors leave the claim as it was (a renewal tries again).
 func (c *sweepClaims) rewrite(ctx context.Context, plan string, released bool) error {
-	key := gcSweepPrefix + plan
+	key := SweepPrefix + plan
 	c.mu.Lock()
 	etag, ok := c.held[plan]
 	c.mu.Unlock()
@@ -177,7 +177,7 @@ func (c *sweepClaims) rewrite(ctx context.Context, plan string, released bool) e
 		delete(c.held, plan)
 		if c.lost == nil {
 			c.lost = fmt.Errorf("%w: another gc took over the sweep of plan %s on %s; this gc stopped and left the plan to it",
-				ErrGCBusy, plan, c.be.Location())
+				ErrBusy, plan, c.be.Location())
 			if c.cancel != nil {
 				c.cancel(c.lost)
 			}
