@@ -62,6 +62,9 @@ type Pin struct {
 	// Existing is set by Pin when the name already pinned this target:
 	// nothing was written and the stored pin is returned.
 	Existing bool `json:"-"`
+	// NotLocal is set by a Pin on a remote when the local store lacks
+	// part of the closure, so the pin is not kept there too.
+	NotLocal bool `json:"-"`
 }
 
 // PinRoot is one object of a pin's closure.
@@ -103,12 +106,40 @@ type PinOptions struct {
 // The write is conditional (If-None-Match): pinning a name to the target
 // it already has is a no-op returning the stored pin (Existing set);
 // pinning it to another target fails with ErrPinExists.
+//
+// A pin on a remote is kept in the local store too, as a GC root there,
+// when the local store holds the whole closure (NotLocal says when it
+// does not); a local pin of the name to another target fails it before
+// anything is uploaded.
 func (r *Repo) Pin(ctx context.Context, be remote.Backend, name string, obj Object, opts PinOptions) (*Pin, error) {
+	if be == nil || be == r.Backend {
+		return r.pin(ctx, r.Backend, name, obj, opts)
+	}
+	if old, err := r.GetPin(ctx, r.Backend, name); err == nil && old.Target != obj.Digest {
+		return nil, pinConflict(old, obj.Digest)
+	}
+	p, err := r.pin(ctx, be, name, obj, opts)
+	if err != nil {
+		return nil, err
+	}
+	// The local copy, with the remote pin's signature and message: a GC
+	// root here too, and what Pins lists. Where the local store lacks
+	// part of the closure, the pin stays on the remote only.
+	local := PinOptions{Message: p.Message, Envelope: p.Envelope}
+	_, err = r.pin(ctx, r.Backend, name, obj, local)
+	switch {
+	case errors.Is(err, ErrIncomplete) || errors.Is(err, ErrNotFound):
+		p.NotLocal = true
+	case err != nil:
+		return nil, fmt.Errorf("pin %s in the local store: %w", name, err)
+	}
+	return p, nil
+}
+
+// pin writes pin name for obj on be alone.
+func (r *Repo) pin(ctx context.Context, be remote.Backend, name string, obj Object, opts PinOptions) (*Pin, error) {
 	if !ValidRefName(name) {
 		return nil, fmt.Errorf("%q: %w", name, ErrBadRefName)
-	}
-	if be == nil {
-		be = r.Backend
 	}
 	if opts.Envelope != nil && !json.Valid(opts.Envelope) {
 		return nil, fmt.Errorf("pin %s: signature envelope is not JSON", name)

@@ -114,10 +114,6 @@ func pinRun(ctx context.Context, opts *pinOptions) error {
 	if err != nil {
 		return err
 	}
-	// A local pin of that name to something else fails before any upload.
-	if old, err := r.GetPin(ctx, nil, name); err == nil && old.Target != obj.Digest {
-		return pinError(&cas.PinConflictError{Name: old.Name, Pinned: old.Target, Want: obj.Digest}, "")
-	}
 	out := pinOutput{}
 	po := cas.PinOptions{Message: opts.Message, Retain: retain}
 	if priv != nil {
@@ -186,17 +182,8 @@ func (opts *pinOptions) publish(ctx context.Context, r *cas.Repo, be remote.Back
 		return pinError(err, rc.Name)
 	}
 	out.Pin, out.Remote, out.Published = p, rc.Name, true
-	local := po
-	local.Envelope, local.Message, local.Progress, local.Retain = p.Envelope, p.Message, nil, 0
-	_, err = r.Pin(ctx, nil, name, *obj, local)
-	switch {
-	case err == nil:
-	case errors.Is(err, cas.ErrIncomplete) || errors.Is(err, cas.ErrNotFound):
-		if !opts.JSON {
-			fmt.Fprintf(opts.IO.ErrOut, "note: the local store lacks part of %s, so it is pinned on %s only (cas pull %s keeps a copy here)\n", name, rc.Name, opts.Ref)
-		}
-	default:
-		return err
+	if p.NotLocal && !opts.JSON {
+		fmt.Fprintf(opts.IO.ErrOut, "note: the local store lacks part of %s, so it is pinned on %s only (cas pull %s keeps a copy here)\n", name, rc.Name, opts.Ref)
 	}
 	return nil
 }
