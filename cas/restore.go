@@ -528,28 +528,11 @@ func (rs *restorer) writeFile(ctx context.Context, j fileJob) error {
 // parallel and written at their offsets; the whole file's digest is computed
 // in order as they complete.
 func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, size int64, sem *semaphore.Weighted, prog *Progress) error {
-	chunks, err := r.fileChunks(d, size)
+	blobs, offsets, err := r.fileBlobs(d, size)
 	if err != nil {
 		return err
 	}
-	blobs := make([]index.Blob, len(chunks))
-	offsets := make([]int64, len(chunks))
-	var off int64
-	for i, c := range chunks {
-		b, ok, err := r.Index.Blob(c)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("chunk %s: %w", c.Short(), ErrNotFound)
-		}
-		blobs[i], offsets[i] = b, off
-		off += int64(b.RawLen)
-	}
-	if off != size {
-		return &CorruptError{What: "file", ID: d}
-	}
-	if len(chunks) == 1 && chunks[0] == d {
+	if len(blobs) == 1 && blobs[0].ID == d {
 		// The blob was looked up above: read it without a second lookup.
 		// Its ID is the file digest, so reading it checks the file.
 		if err := checkLens(blobs[0]); err != nil {
@@ -563,12 +546,52 @@ func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, si
 		}
 		return err
 	}
-	// Chunks that lie one after another in one pack are read together:
-	// one request each run, which matters most from a remote. A small gap
-	// (blobs of other files a push wrote in between) is read and skipped
-	// rather than costing another request.
-	type unit struct{ from, to int }
-	var units []unit
+	got, err := r.writeUnits(ctx, f, blobs, offsets, readUnits(blobs), sem, prog)
+	if err != nil {
+		return err
+	}
+	if got != d {
+		return &CorruptError{What: "file", ID: d}
+	}
+	return nil
+}
+
+// fileBlobs looks up where each chunk of a stored file lies and the offset
+// in the file where each begins, checking that they add up to size.
+func (r *Repo) fileBlobs(d digest.Digest, size int64) (blobs []index.Blob, offsets []int64, err error) {
+	chunks, err := r.fileChunks(d, size)
+	if err != nil {
+		return nil, nil, err
+	}
+	blobs = make([]index.Blob, len(chunks))
+	offsets = make([]int64, len(chunks))
+	var off int64
+	for i, c := range chunks {
+		b, ok, err := r.Index.Blob(c)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !ok {
+			return nil, nil, fmt.Errorf("chunk %s: %w", c.Short(), ErrNotFound)
+		}
+		blobs[i], offsets[i] = b, off
+		off += int64(b.RawLen)
+	}
+	if off != size {
+		return nil, nil, &CorruptError{What: "file", ID: d}
+	}
+	return blobs, offsets, nil
+}
+
+// A readUnit is blobs[from:to] of a file, read with one request.
+type readUnit struct{ from, to int }
+
+// readUnits groups chunks that lie one after another in one pack, so that
+// each run is one request, which matters most from a remote. A small gap
+// (blobs of other files a push wrote in between) is read and skipped
+// rather than costing another request.
+func readUnits(blobs []index.Blob) []readUnit {
+	var units []readUnit
 	for i := 0; i < len(blobs); {
 		j := i + 1
 		end := blobs[i].Offset + uint64(blobs[i].Length)
@@ -577,40 +600,40 @@ func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, si
 			end = blobs[j].Offset + uint64(blobs[j].Length)
 			j++
 		}
-		units = append(units, unit{i, j})
+		units = append(units, readUnit{i, j})
 		i = j
 	}
-	type result struct {
-		raws     [][]byte
-		bufs     [][]byte
-		err      error
-		acquired bool
-	}
-	results := make([]chan result, len(units))
+	return units
+}
+
+// unitResult is what reading and writing one readUnit gave: the chunks'
+// raw bytes, the buffers to give back, and whether it holds a slot of the
+// semaphore.
+type unitResult struct {
+	raws     [][]byte
+	bufs     [][]byte
+	err      error
+	acquired bool
+}
+
+// writeUnits reads the units in parallel, as sem allows, writes each
+// chunk into f at its offset, and returns the digest of the chunks taken
+// in order. The first error cancels the reads still to come.
+func (r *Repo) writeUnits(ctx context.Context, f *os.File, blobs []index.Blob, offsets []int64, units []readUnit, sem *semaphore.Weighted, prog *Progress) (digest.Digest, error) {
+	results := make([]chan unitResult, len(units))
 	for i := range results {
-		results[i] = make(chan result, 1)
+		results[i] = make(chan unitResult, 1)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
 		for i, u := range units {
 			if err := sem.Acquire(cctx, 1); err != nil {
-				results[i] <- result{err: err}
+				results[i] <- unitResult{err: err}
 				continue
 			}
 			go func() {
-				res := result{acquired: true}
-				res.raws, res.bufs, res.err = r.fetchRun(cctx, blobs[u.from:u.to])
-				if res.err != nil && cctx.Err() == nil {
-					// One chunk at a time, so each may come from another copy.
-					res.raws, res.bufs, res.err = r.fetchEach(cctx, blobs[u.from:u.to], res.bufs)
-				}
-				for k, raw := range res.raws {
-					if res.err == nil {
-						res.err = writeSparse(f, raw, offsets[u.from+k])
-					}
-				}
-				results[i] <- res
+				results[i] <- r.writeUnit(cctx, f, blobs[u.from:u.to], offsets[u.from:u.to])
 			}()
 		}
 	}()
@@ -636,12 +659,26 @@ func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, si
 		}
 	}
 	if firstErr != nil {
-		return firstErr
+		return digest.Digest{}, firstErr
 	}
-	if digest.FromHash(h) != d {
-		return &CorruptError{What: "file", ID: d}
+	return digest.FromHash(h), nil
+}
+
+// writeUnit reads the blobs of one unit and writes each into f at its
+// offset. The caller holds a slot of the semaphore for it.
+func (r *Repo) writeUnit(ctx context.Context, f *os.File, blobs []index.Blob, offsets []int64) unitResult {
+	res := unitResult{acquired: true}
+	res.raws, res.bufs, res.err = r.fetchRun(ctx, blobs)
+	if res.err != nil && ctx.Err() == nil {
+		// One chunk at a time, so each may come from another copy.
+		res.raws, res.bufs, res.err = r.fetchEach(ctx, blobs, res.bufs)
 	}
-	return nil
+	for k, raw := range res.raws {
+		if res.err == nil {
+			res.err = writeSparse(f, raw, offsets[k])
+		}
+	}
+	return res
 }
 
 // maxUnitBytes bounds how much one read of adjacent chunks fetches, and

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/digest"
 )
 
 // ReproduceOptions describe an independent re-run of a recorded run.
@@ -111,9 +112,43 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 	if err != nil {
 		return nil, err
 	}
-	// 2. The inputs, where the recorded run had them; one that was outside
-	// the run's directory goes under inputs/NAME, and the command's mention
-	// of it was rewritten above.
+	// 2. The inputs, where the recorded run had them.
+	inputs, err := restoreInputs(ctx, r, orig, runDir, command, warn)
+	if err != nil {
+		return nil, err
+	}
+	// 3. How this machine differs, and the recorded variables.
+	env := reproEnviron(orig, opts.Environ)
+	if len(opts.Command) == 0 && slices.ContainsFunc(command, func(a string) bool { return strings.Contains(a, Redacted) }) {
+		warn("the recorded command had credentials removed; it runs with " + Redacted + " in their place (give the command after -- to pass them)")
+	}
+	outputs, compared := reproOutputs(r, orig, runDir)
+	metricsFile := ""
+	if orig.MetricsFile != "" {
+		metricsFile = filepath.Join(runDir, orig.MetricsFile)
+	}
+	// 4. Run it, recorded as a reproduction of the original.
+	res, err := run(ctx, r, Options{Name: name, Seed: orig.Seeds.Seed, Rank: orig.Seeds.Rank, Command: command,
+		Inputs: inputs, Outputs: outputs, Metrics: metricsFile, Environ: env, WorkDir: runDir,
+		Stdout: opts.Stdout, Stderr: opts.Stderr, Warn: opts.Warn}, func(m *Manifest) {
+		m.Kind, m.ReproductionOf = "reproduction", od
+	})
+	if err != nil {
+		return nil, err
+	}
+	// 5. The verdict.
+	rep := judgeReproduction(ctx, r, orig, od, res, runDir, compared, opts)
+	if len(rep.Environment) > 0 {
+		warn(fmt.Sprintf("this machine differs from the recorded one in %d ways (see the report)", len(rep.Environment)))
+	}
+	return rep, nil
+}
+
+// restoreInputs restores each input of orig where the recorded run had it
+// under runDir, and returns them as NAME=PATH for the run. An input that
+// was outside the run's directory goes under inputs/NAME instead, and
+// command's mention of it is rewritten.
+func restoreInputs(ctx context.Context, r *cas.Repo, orig *Manifest, runDir string, command []string, warn func(string)) ([]string, error) {
 	for _, in := range orig.Inputs {
 		if in.Path != "" && outside(orig.WorkDir, in.Path) {
 			dest := inputPath(orig, runDir, in)
@@ -133,39 +168,40 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 		}
 		inputs = append(inputs, in.Name+"="+dest)
 	}
-	// 3. How this machine differs, and the recorded variables.
-	env := append([]string(nil), opts.Environ...)
+	return inputs, nil
+}
+
+// reproEnviron is environ with the recorded run's variables added, but for
+// CAS_RUN_DIR and a value whose password was removed when this machine
+// sets the variable: that one is taken from this machine.
+func reproEnviron(orig *Manifest, environ []string) []string {
+	env := append([]string(nil), environ...)
 	for k, v := range orig.Variables {
-		// A value whose password was removed is taken from this machine.
 		if k == "CAS_RUN_DIR" || strings.Contains(v, Redacted) && lookupEnv(env, k) != "" {
 			continue
 		}
 		env = append(env, k+"="+v)
 	}
-	if len(opts.Command) == 0 && slices.ContainsFunc(command, func(a string) bool { return strings.Contains(a, Redacted) }) {
-		warn("the recorded command had credentials removed; it runs with " + Redacted + " in their place (give the command after -- to pass them)")
-	}
-	var outputs []string
-	var compared []Artifact // the outputs the command wrote, not CAS_RUN_DIR
+	return env
+}
+
+// reproOutputs lists where under runDir the reproduction writes the
+// outputs the recorded command wrote (not those under CAS_RUN_DIR), and
+// the recorded outputs to compare them with.
+func reproOutputs(r *cas.Repo, orig *Manifest, runDir string) (outputs []string, compared []Artifact) {
 	for _, o := range orig.Outputs {
 		if o.Path != "" && !strings.HasPrefix(o.Path, r.Dir+string(filepath.Separator)) { // not CAS_RUN_DIR
 			outputs = append(outputs, filepath.Join(runDir, relTo(orig.WorkDir, o.Path)))
 			compared = append(compared, o)
 		}
 	}
-	metricsFile := ""
-	if orig.MetricsFile != "" {
-		metricsFile = filepath.Join(runDir, orig.MetricsFile)
-	}
-	// 4. Run it, recorded as a reproduction of the original.
-	res, err := run(ctx, r, Options{Name: name, Seed: orig.Seeds.Seed, Rank: orig.Seeds.Rank, Command: command,
-		Inputs: inputs, Outputs: outputs, Metrics: metricsFile, Environ: env, WorkDir: runDir,
-		Stdout: opts.Stdout, Stderr: opts.Stderr, Warn: opts.Warn}, func(m *Manifest) {
-		m.Kind, m.ReproductionOf = "reproduction", od
-	})
-	if err != nil {
-		return nil, err
-	}
+	return outputs, compared
+}
+
+// judgeReproduction compares the reproduction res, run in runDir, with
+// the original run orig (digest od): its environment, exit status,
+// metrics and the compared outputs.
+func judgeReproduction(ctx context.Context, r *cas.Repo, orig *Manifest, od digest.Digest, res *Result, runDir string, compared []Artifact, opts ReproduceOptions) *Reproduction {
 	recPkgs, _ := LoadObject(ctx, r, orig.Environment.Packages, 64<<20)
 	newPkgs, _ := LoadObject(ctx, r, res.Manifest.Environment.Packages, 64<<20)
 	rep := &Reproduction{Original: od.String(), Manifest: res.Digest.String(), Ref: res.Ref, Dir: runDir,
@@ -179,10 +215,7 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 	}
 	rep.Outputs = compareOutputs(ctx, r, compared, res.Manifest.Outputs)
 	rep.verdict(opts.Exact)
-	if len(rep.Environment) > 0 {
-		warn(fmt.Sprintf("this machine differs from the recorded one in %d ways (see the report)", len(rep.Environment)))
-	}
-	return rep, nil
+	return rep
 }
 
 // CompareMetrics checks each metric of got against want by relative

@@ -35,143 +35,178 @@ func Lookup(module, name string) Value {
 	return &Global{Module: module, Name: name}
 }
 
+// builtinClasses are the builtins and standard-library callables that
+// pickles of checkpoints call.
+var builtinClasses = []struct {
+	module, name string
+	fn           func(Tuple) Value
+}{
+	{"collections", "OrderedDict", newDict},
+	{"builtins", "dict", newDict},
+	{"collections", "defaultdict", func(Tuple) Value { return &Dict{} }},
+	{"builtins", "list", newList},
+	{"builtins", "tuple", newTuple},
+	{"builtins", "set", newSet(false)},
+	{"builtins", "frozenset", newSet(true)},
+	{"builtins", "bytes", newBytes},
+	{"builtins", "bytearray", newBytes},
+	{"builtins", "int", newInt},
+	{"builtins", "float", newFloat},
+	{"_codecs", "encode", codecsEncode},
+	{"copyreg", "_reconstructor", reconstructor},
+}
+
 func init() {
-	// collections.OrderedDict(), OrderedDict([(k, v), …]), defaultdict(f).
-	newDict := func(args Tuple) Value {
-		d := &Dict{}
-		if len(args) >= 1 {
-			if pairs, ok := seqItems(args[0]); ok {
-				for _, p := range pairs {
-					kv, ok := seqItems(p)
-					if !ok || len(kv) != 2 {
-						return nil
-					}
-					d.Set(kv[0], kv[1])
-				}
-			} else if src, ok := args[0].(*Dict); ok {
-				for i := range src.Keys {
-					d.Set(src.Keys[i], src.Values[i])
-				}
-			}
-		}
-		return d
+	for _, c := range builtinClasses {
+		register(c.module, c.name, c.fn)
 	}
-	register("collections", "OrderedDict", newDict)
-	register("builtins", "dict", newDict)
-	register("collections", "defaultdict", func(Tuple) Value { return &Dict{} })
-	register("builtins", "list", func(args Tuple) Value {
-		if len(args) == 0 {
-			return &List{}
-		}
-		if items, ok := seqItems(args[0]); ok {
-			return &List{Items: append([]Value(nil), items...)}
-		}
-		return nil
-	})
-	register("builtins", "tuple", func(args Tuple) Value {
-		if len(args) == 0 {
-			return Tuple{}
-		}
-		if items, ok := seqItems(args[0]); ok {
-			return Tuple(append([]Value(nil), items...))
-		}
-		return nil
-	})
-	for _, name := range []string{"set", "frozenset"} {
-		frozen := name == "frozenset"
-		register("builtins", name, func(args Tuple) Value {
-			s := &Set{Frozen: frozen}
-			if len(args) > 0 {
-				items, ok := seqItems(args[0])
-				if !ok {
+}
+
+// newDict is collections.OrderedDict(), OrderedDict([(k, v), …]),
+// OrderedDict(d) and dict(…) alike.
+func newDict(args Tuple) Value {
+	d := &Dict{}
+	if len(args) >= 1 {
+		if pairs, ok := seqItems(args[0]); ok {
+			for _, p := range pairs {
+				kv, ok := seqItems(p)
+				if !ok || len(kv) != 2 {
 					return nil
 				}
-				s.Items = append(s.Items, items...)
+				d.Set(kv[0], kv[1])
 			}
-			return s
-		})
+		} else if src, ok := args[0].(*Dict); ok {
+			for i := range src.Keys {
+				d.Set(src.Keys[i], src.Values[i])
+			}
+		}
 	}
-	// bytes(), bytearray(b), bytearray(str, encoding), bytes(list of ints).
-	for _, name := range []string{"bytes", "bytearray"} {
-		register("builtins", name, func(args Tuple) Value {
-			if len(args) == 0 {
-				return []byte{}
-			}
-			switch a := args[0].(type) {
-			case []byte:
-				return append([]byte{}, a...)
-			case *Blob:
-				return a
-			case string:
-				if len(args) > 1 {
-					return encodeStr(a, args[1])
-				}
-			}
-			if ints, ok := toInts(args[0]); ok {
-				b := make([]byte, len(ints))
-				for i, n := range ints {
-					if n < 0 || n > 255 {
-						return nil
-					}
-					b[i] = byte(n)
-				}
-				return b
-			}
-			return nil
-		})
+	return d
+}
+
+// newList is list() and list(iterable).
+func newList(args Tuple) Value {
+	if len(args) == 0 {
+		return &List{}
 	}
-	register("builtins", "int", func(args Tuple) Value {
-		if len(args) == 1 {
-			switch a := args[0].(type) {
-			case int64, *big.Int:
-				return a
-			case bool:
-				if a {
-					return int64(1)
-				}
-				return int64(0)
+	if items, ok := seqItems(args[0]); ok {
+		return &List{Items: append([]Value(nil), items...)}
+	}
+	return nil
+}
+
+// newTuple is tuple() and tuple(iterable).
+func newTuple(args Tuple) Value {
+	if len(args) == 0 {
+		return Tuple{}
+	}
+	if items, ok := seqItems(args[0]); ok {
+		return Tuple(append([]Value(nil), items...))
+	}
+	return nil
+}
+
+// newSet returns set or frozenset: of nothing, or of an iterable.
+func newSet(frozen bool) func(Tuple) Value {
+	return func(args Tuple) Value {
+		s := &Set{Frozen: frozen}
+		if len(args) > 0 {
+			items, ok := seqItems(args[0])
+			if !ok {
+				return nil
 			}
+			s.Items = append(s.Items, items...)
 		}
-		return nil
-	})
-	register("builtins", "float", func(args Tuple) Value {
-		if len(args) == 1 {
-			if f, ok := args[0].(float64); ok {
-				return f
-			}
-		}
-		return nil
-	})
-	// _codecs.encode(str, encoding): how protocol 2 pickles carry bytes
-	// written by Python 3 (numpy arrays among them).
-	register("_codecs", "encode", func(args Tuple) Value {
-		if len(args) < 1 {
-			return nil
-		}
-		enc := Value("utf-8")
+		return s
+	}
+}
+
+// newBytes is bytes() and bytearray(): of nothing, of bytes, of a str
+// and its encoding, or of a list of ints.
+func newBytes(args Tuple) Value {
+	if len(args) == 0 {
+		return []byte{}
+	}
+	switch a := args[0].(type) {
+	case []byte:
+		return append([]byte{}, a...)
+	case *Blob:
+		return a
+	case string:
 		if len(args) > 1 {
-			enc = args[1]
+			return encodeStr(a, args[1])
 		}
-		switch s := args[0].(type) {
-		case string:
-			return encodeStr(s, enc)
-		case *Blob:
-			if e, _ := enc.(string); isLatin1(e) && s.Latin1 != nil {
-				return s.Latin1
+	}
+	if ints, ok := toInts(args[0]); ok {
+		b := make([]byte, len(ints))
+		for i, n := range ints {
+			if n < 0 || n > 255 {
+				return nil
 			}
+			b[i] = byte(n)
 		}
+		return b
+	}
+	return nil
+}
+
+// newInt is int(x) of an int or a bool.
+func newInt(args Tuple) Value {
+	if len(args) == 1 {
+		switch a := args[0].(type) {
+		case int64, *big.Int:
+			return a
+		case bool:
+			if a {
+				return int64(1)
+			}
+			return int64(0)
+		}
+	}
+	return nil
+}
+
+// newFloat is float(x) of a float.
+func newFloat(args Tuple) Value {
+	if len(args) == 1 {
+		if f, ok := args[0].(float64); ok {
+			return f
+		}
+	}
+	return nil
+}
+
+// codecsEncode is _codecs.encode(str, encoding): how protocol 2 pickles
+// carry bytes written by Python 3 (numpy arrays among them).
+func codecsEncode(args Tuple) Value {
+	if len(args) < 1 {
 		return nil
-	})
-	// copyreg._reconstructor(cls, base, state): an instance of cls.
-	register("copyreg", "_reconstructor", func(args Tuple) Value {
-		if len(args) < 1 {
-			return nil
+	}
+	enc := Value("utf-8")
+	if len(args) > 1 {
+		enc = args[1]
+	}
+	switch s := args[0].(type) {
+	case string:
+		return encodeStr(s, enc)
+	case *Blob:
+		if e, _ := enc.(string); isLatin1(e) && s.Latin1 != nil {
+			return s.Latin1
 		}
-		if g, ok := args[0].(*Global); ok {
-			return &Object{Module: g.Module, Name: g.Name, Args: args[1:]}
-		}
+	}
+	return nil
+}
+
+// reconstructor is copyreg._reconstructor(cls, base, state): an instance
+// of cls.
+func reconstructor(args Tuple) Value {
+	if len(args) < 1 {
 		return nil
-	})
+	}
+	if g, ok := args[0].(*Global); ok {
+		return &Object{Module: g.Module, Name: g.Name, Args: args[1:]}
+	}
+	return nil
 }
 
 func isLatin1(enc string) bool {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -221,356 +222,38 @@ func limit(format string, a ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrLimit}, a...)...)
 }
 
-// step runs one opcode; done is true after STOP.
+// step runs one opcode; done is true after STOP. The opcodes are grouped
+// by what they do, each group in a method of its own.
 func (d *Decoder) step(op byte) (done bool, err error) {
 	switch op {
-	case opMark:
-		if len(d.marks) >= d.Limits.MaxElements {
-			return false, limit("more than %d marks", d.Limits.MaxElements)
-		}
-		d.marks = append(d.marks, len(d.stack))
 	case opStop:
 		return true, nil
-	case opPop:
-		if len(d.marks) > 0 && len(d.stack) == d.marks[len(d.marks)-1] {
-			d.marks = d.marks[:len(d.marks)-1] // Python pops the mark
-			return false, nil
-		}
-		_, err = d.pop()
-	case opPopMark:
-		_, err = d.popMark()
-	case opDup:
-		var v Value
-		if v, err = d.top(); err == nil {
-			err = d.push(v)
-		}
-	case opFloat:
-		var line []byte
-		if line, err = d.readLine(); err != nil {
-			return
-		}
-		f, perr := strconv.ParseFloat(string(line), 64)
-		if perr != nil {
-			return false, malformed("FLOAT %q", line)
-		}
-		err = d.push(f)
-	case opInt:
-		var line []byte
-		if line, err = d.readLine(); err != nil {
-			return
-		}
-		switch string(line) {
-		case "01":
-			err = d.push(true)
-		case "00":
-			err = d.push(false)
-		default:
-			var v Value
-			if v, err = parseIntText(line); err == nil {
-				err = d.push(v)
-			}
-		}
-	case opLong:
-		var line []byte
-		if line, err = d.readLine(); err != nil {
-			return
-		}
-		if n := len(line); n > 0 && line[n-1] == 'L' {
-			line = line[:n-1]
-		}
-		var v Value
-		if v, err = parseIntText(line); err == nil {
-			err = d.push(v)
-		}
-	case opBinInt:
-		var b []byte
-		if b, err = d.readN(4); err == nil {
-			err = d.push(int64(int32(binary.LittleEndian.Uint32(b))))
-		}
-	case opBinInt1:
-		var c byte
-		if c, err = d.readByte(); err == nil {
-			err = d.push(int64(c))
-		}
-	case opBinInt2:
-		var b []byte
-		if b, err = d.readN(2); err == nil {
-			err = d.push(int64(binary.LittleEndian.Uint16(b)))
-		}
-	case opLong1, opLong4:
-		var n uint64
-		if n, err = d.readLen(map[bool]int{false: 1, true: 4}[op == opLong4]); err != nil {
-			return
-		}
-		if n > maxLongBytes {
-			return false, limit("integer of %d bytes", n)
-		}
-		var b []byte
-		if b, err = d.readN(int(n)); err == nil {
-			err = d.push(decodeLong(b))
-		}
-	case opBinFloat:
-		var b []byte
-		if b, err = d.readN(8); err == nil {
-			err = d.push(math.Float64frombits(binary.BigEndian.Uint64(b)))
-		}
+	case opMark, opPop, opPopMark, opDup,
+		opGet, opBinGet, opLongBinGet, opPut, opBinPut, opLongBinPut, opMemoize:
+		err = d.stackOp(op)
 	case opNone:
 		err = d.push(nil)
 	case opNewTrue:
 		err = d.push(true)
 	case opNewFalse:
 		err = d.push(false)
-
-	case opString:
-		var line []byte
-		if line, err = d.readLine(); err != nil {
-			return
-		}
-		var s string
-		if s, err = unquotePy(line); err == nil {
-			err = d.push(s)
-		}
-	case opBinString:
-		err = d.pushData(4, true)
-	case opShortBinString:
-		err = d.pushData(1, true)
-	case opUnicode:
-		var line []byte
-		if line, err = d.readLine(); err != nil {
-			return
-		}
-		err = d.push(decodeRawUnicodeEscape(line))
-	case opBinUnicode:
-		err = d.pushData(4, true)
-	case opShortBinUnicode:
-		err = d.pushData(1, true)
-	case opBinUnicode8:
-		err = d.pushData(8, true)
-	case opBinBytes:
-		err = d.pushData(4, false)
-	case opShortBinBytes:
-		err = d.pushData(1, false)
-	case opBinBytes8, opByteArray8:
-		err = d.pushData(8, false)
-	case opNextBuffer:
-		return false, malformed("out-of-band buffers (protocol 5) are not supported")
-	case opReadOnlyBuffer:
-		_, err = d.top()
-
-	case opEmptyTuple:
-		err = d.push(Tuple{})
-	case opTuple:
-		var items []Value
-		if items, err = d.popMark(); err == nil {
-			err = d.push(Tuple(items))
-		}
-	case opTuple1, opTuple2, opTuple3:
-		n := int(op-opTuple1) + 1
-		if len(d.stack)-d.floor() < n {
-			return false, malformed("stack underflow")
-		}
-		t := make(Tuple, n)
-		copy(t, d.stack[len(d.stack)-n:])
-		d.stack = d.stack[:len(d.stack)-n]
-		err = d.push(t)
-	case opEmptyList:
-		err = d.push(&List{})
-	case opList:
-		var items []Value
-		if items, err = d.popMark(); err == nil {
-			err = d.push(&List{Items: items})
-		}
-	case opAppend:
-		var v Value
-		if v, err = d.pop(); err == nil {
-			err = d.appendTo([]Value{v})
-		}
-	case opAppends:
-		var items []Value
-		if items, err = d.popMark(); err == nil {
-			err = d.appendTo(items)
-		}
-	case opEmptyDict:
-		err = d.push(&Dict{})
-	case opDict:
-		var items []Value
-		if items, err = d.popMark(); err != nil {
-			return
-		}
-		if len(items)%2 != 0 {
-			return false, malformed("DICT with an odd number of items")
-		}
-		dict := &Dict{}
-		for i := 0; i < len(items); i += 2 {
-			dict.Set(items[i], items[i+1])
-		}
-		err = d.push(dict)
-	case opSetItem:
-		if len(d.stack)-d.floor() < 3 {
-			return false, malformed("stack underflow")
-		}
-		n := len(d.stack)
-		k, v := d.stack[n-2], d.stack[n-1]
-		d.stack = d.stack[:n-2]
-		err = d.setItems([]Value{k, v})
-	case opSetItems:
-		var items []Value
-		if items, err = d.popMark(); err != nil {
-			return
-		}
-		if len(items)%2 != 0 {
-			return false, malformed("SETITEMS with an odd number of items")
-		}
-		err = d.setItems(items)
-	case opEmptySet:
-		err = d.push(&Set{})
-	case opAddItems:
-		var items []Value
-		if items, err = d.popMark(); err != nil {
-			return
-		}
-		var top Value
-		if top, err = d.top(); err != nil {
-			return
-		}
-		s, ok := top.(*Set)
-		if !ok {
-			return false, malformed("ADDITEMS to %s", typeName(top))
-		}
-		s.Items = append(s.Items, items...)
-	case opFrozenSet:
-		var items []Value
-		if items, err = d.popMark(); err == nil {
-			err = d.push(&Set{Items: items, Frozen: true})
-		}
-
-	case opGet, opBinGet, opLongBinGet:
-		var idx int64
-		if idx, err = d.memoIndex(op == opGet, op == opLongBinGet); err != nil {
-			return
-		}
-		v, ok := d.memo[idx]
-		if !ok {
-			return false, malformed("memo key %d not defined", idx)
-		}
-		err = d.push(v)
-	case opPut, opBinPut, opLongBinPut:
-		var idx int64
-		if idx, err = d.memoIndex(op == opPut, op == opLongBinPut); err != nil {
-			return
-		}
-		err = d.memoPut(idx)
-	case opMemoize:
-		err = d.memoPut(int64(len(d.memo)))
-
-	case opGlobal:
-		var mod, name []byte
-		if mod, err = d.readLine(); err != nil {
-			return
-		}
-		if name, err = d.readLine(); err != nil {
-			return
-		}
-		err = d.push(d.findClass(string(mod), string(name)))
-	case opStackGlobal:
-		if len(d.stack)-d.floor() < 2 {
-			return false, malformed("stack underflow")
-		}
-		n := len(d.stack)
-		mod, ok1 := d.stack[n-2].(string)
-		name, ok2 := d.stack[n-1].(string)
-		if !ok1 || !ok2 {
-			return false, malformed("STACK_GLOBAL of %s and %s", typeName(d.stack[n-2]), typeName(d.stack[n-1]))
-		}
-		d.stack = d.stack[:n-2]
-		err = d.push(d.findClass(mod, name))
-	case opExt1, opExt2, opExt4:
-		var b []byte
-		if b, err = d.readN(map[byte]int{opExt1: 1, opExt2: 2, opExt4: 4}[op]); err != nil {
-			return
-		}
-		var code uint64
-		for i := len(b) - 1; i >= 0; i-- {
-			code = code<<8 | uint64(b[i])
-		}
-		err = d.push(&Global{Module: "copyreg", Name: fmt.Sprintf("extension_%d", code)})
-	case opReduce, opNewObj:
-		if len(d.stack)-d.floor() < 2 {
-			return false, malformed("stack underflow")
-		}
-		n := len(d.stack)
-		fn, args := d.stack[n-2], d.stack[n-1]
-		d.stack = d.stack[:n-2]
-		var v Value
-		if v, err = d.call(fn, args); err == nil {
-			err = d.push(v)
-		}
-	case opNewObjEx:
-		if len(d.stack)-d.floor() < 3 {
-			return false, malformed("stack underflow")
-		}
-		n := len(d.stack)
-		fn, args := d.stack[n-3], d.stack[n-2]
-		d.stack = d.stack[:n-3]
-		var v Value
-		if v, err = d.call(fn, args); err == nil {
-			err = d.push(v)
-		}
-	case opInst:
-		var mod, name []byte
-		if mod, err = d.readLine(); err != nil {
-			return
-		}
-		if name, err = d.readLine(); err != nil {
-			return
-		}
-		var items []Value
-		if items, err = d.popMark(); err != nil {
-			return
-		}
-		var v Value
-		if v, err = d.call(d.findClass(string(mod), string(name)), Tuple(items)); err == nil {
-			err = d.push(v)
-		}
-	case opObj:
-		var items []Value
-		if items, err = d.popMark(); err != nil {
-			return
-		}
-		if len(items) == 0 {
-			return false, malformed("OBJ without a class")
-		}
-		var v Value
-		if v, err = d.call(items[0], Tuple(items[1:])); err == nil {
-			err = d.push(v)
-		}
-	case opBuild:
-		var state, top Value
-		if state, err = d.pop(); err != nil {
-			return
-		}
-		if top, err = d.top(); err != nil {
-			return
-		}
-		err = build(top, state)
-	case opPersID:
-		var line []byte
-		if line, err = d.readLine(); err != nil {
-			return
-		}
-		var v Value
-		if v, err = d.persistentLoad(string(line)); err == nil {
-			err = d.push(v)
-		}
-	case opBinPersID:
-		var pid, v Value
-		if pid, err = d.pop(); err != nil {
-			return
-		}
-		if v, err = d.persistentLoad(pid); err == nil {
-			err = d.push(v)
-		}
-
+	case opFloat, opInt, opLong:
+		err = d.textNumber(op)
+	case opBinInt, opBinInt1, opBinInt2, opLong1, opLong4, opBinFloat:
+		err = d.binaryNumber(op)
+	case opString, opBinString, opShortBinString, opUnicode, opBinUnicode, opShortBinUnicode,
+		opBinUnicode8, opBinBytes, opShortBinBytes, opBinBytes8, opByteArray8,
+		opNextBuffer, opReadOnlyBuffer:
+		err = d.dataOp(op)
+	case opEmptyTuple, opTuple, opTuple1, opTuple2, opTuple3,
+		opEmptyList, opList, opAppend, opAppends:
+		err = d.sequenceOp(op)
+	case opEmptyDict, opDict, opSetItem, opSetItems, opEmptySet, opAddItems, opFrozenSet:
+		err = d.mappingOp(op)
+	case opGlobal, opStackGlobal, opExt1, opExt2, opExt4:
+		err = d.globalOp(op)
+	case opReduce, opNewObj, opNewObjEx, opInst, opObj, opBuild, opPersID, opBinPersID:
+		err = d.objectOp(op)
 	case opProto:
 		var c byte
 		if c, err = d.readByte(); err == nil && c > highestProtocol {
@@ -579,9 +262,426 @@ func (d *Decoder) step(op byte) (done bool, err error) {
 	case opFrame:
 		_, err = d.readN(8) // a buffering hint only
 	default:
-		return false, malformed("unknown opcode 0x%02x", op)
+		err = unknownOpcode(op)
 	}
 	return false, err
+}
+
+func unknownOpcode(op byte) error {
+	return malformed("unknown opcode 0x%02x", op)
+}
+
+// stackOp runs the opcodes that move values on the stack, set marks on
+// it, or keep values in the memo and fetch them back.
+func (d *Decoder) stackOp(op byte) error {
+	switch op {
+	case opMark:
+		if len(d.marks) >= d.Limits.MaxElements {
+			return limit("more than %d marks", d.Limits.MaxElements)
+		}
+		d.marks = append(d.marks, len(d.stack))
+		return nil
+	case opPop:
+		if len(d.marks) > 0 && len(d.stack) == d.marks[len(d.marks)-1] {
+			d.marks = d.marks[:len(d.marks)-1] // Python pops the mark
+			return nil
+		}
+		_, err := d.pop()
+		return err
+	case opPopMark:
+		_, err := d.popMark()
+		return err
+	case opDup:
+		v, err := d.top()
+		if err != nil {
+			return err
+		}
+		return d.push(v)
+	case opGet, opBinGet, opLongBinGet:
+		idx, err := d.memoIndex(op == opGet, op == opLongBinGet)
+		if err != nil {
+			return err
+		}
+		v, ok := d.memo[idx]
+		if !ok {
+			return malformed("memo key %d not defined", idx)
+		}
+		return d.push(v)
+	case opPut, opBinPut, opLongBinPut:
+		idx, err := d.memoIndex(op == opPut, op == opLongBinPut)
+		if err != nil {
+			return err
+		}
+		return d.memoPut(idx)
+	case opMemoize:
+		return d.memoPut(int64(len(d.memo)))
+	}
+	return unknownOpcode(op)
+}
+
+// textNumber runs protocol 0's numbers, each written as a line of text:
+// FLOAT, and INT and LONG (INT's "01" and "00" being True and False).
+func (d *Decoder) textNumber(op byte) error {
+	line, err := d.readLine()
+	if err != nil {
+		return err
+	}
+	switch op {
+	case opFloat:
+		f, err := strconv.ParseFloat(string(line), 64)
+		if err != nil {
+			return malformed("FLOAT %q", line)
+		}
+		return d.push(f)
+	case opInt:
+		if s := string(line); s == "01" || s == "00" {
+			return d.push(s == "01")
+		}
+	case opLong:
+		if n := len(line); n > 0 && line[n-1] == 'L' {
+			line = line[:n-1]
+		}
+	}
+	v, err := parseIntText(line)
+	if err != nil {
+		return err
+	}
+	return d.push(v)
+}
+
+// binaryNumber runs the numbers stored in binary: fixed-width integers
+// and floats, and LONG1/LONG4's length-prefixed two's complement.
+func (d *Decoder) binaryNumber(op byte) error {
+	switch op {
+	case opBinInt1:
+		c, err := d.readByte()
+		if err != nil {
+			return err
+		}
+		return d.push(int64(c))
+	case opBinInt2:
+		b, err := d.readN(2)
+		if err != nil {
+			return err
+		}
+		return d.push(int64(binary.LittleEndian.Uint16(b)))
+	case opBinInt:
+		b, err := d.readN(4)
+		if err != nil {
+			return err
+		}
+		return d.push(int64(int32(binary.LittleEndian.Uint32(b))))
+	case opBinFloat:
+		b, err := d.readN(8)
+		if err != nil {
+			return err
+		}
+		return d.push(math.Float64frombits(binary.BigEndian.Uint64(b)))
+	case opLong1, opLong4:
+		width := 1
+		if op == opLong4 {
+			width = 4
+		}
+		n, err := d.readLen(width)
+		if err != nil {
+			return err
+		}
+		if n > maxLongBytes {
+			return limit("integer of %d bytes", n)
+		}
+		b, err := d.readN(int(n))
+		if err != nil {
+			return err
+		}
+		return d.push(decodeLong(b))
+	}
+	return unknownOpcode(op)
+}
+
+// dataOp runs the opcodes that push str and bytes values: protocol 0's
+// quoted lines, and the length-prefixed forms of later protocols.
+func (d *Decoder) dataOp(op byte) error {
+	switch op {
+	case opString:
+		line, err := d.readLine()
+		if err != nil {
+			return err
+		}
+		s, err := unquotePy(line)
+		if err != nil {
+			return err
+		}
+		return d.push(s)
+	case opUnicode:
+		line, err := d.readLine()
+		if err != nil {
+			return err
+		}
+		return d.push(decodeRawUnicodeEscape(line))
+	case opShortBinString, opShortBinUnicode:
+		return d.pushData(1, true)
+	case opBinString, opBinUnicode:
+		return d.pushData(4, true)
+	case opBinUnicode8:
+		return d.pushData(8, true)
+	case opShortBinBytes:
+		return d.pushData(1, false)
+	case opBinBytes:
+		return d.pushData(4, false)
+	case opBinBytes8, opByteArray8:
+		return d.pushData(8, false)
+	case opNextBuffer:
+		return malformed("out-of-band buffers (protocol 5) are not supported")
+	case opReadOnlyBuffer:
+		_, err := d.top()
+		return err
+	}
+	return unknownOpcode(op)
+}
+
+// sequenceOp runs the opcodes that build tuples and lists.
+func (d *Decoder) sequenceOp(op byte) error {
+	switch op {
+	case opEmptyTuple:
+		return d.push(Tuple{})
+	case opTuple:
+		items, err := d.popMark()
+		if err != nil {
+			return err
+		}
+		return d.push(Tuple(items))
+	case opTuple1, opTuple2, opTuple3:
+		items, err := d.popN(int(op-opTuple1) + 1)
+		if err != nil {
+			return err
+		}
+		return d.push(slices.Clone(Tuple(items)))
+	case opEmptyList:
+		return d.push(&List{})
+	case opList:
+		items, err := d.popMark()
+		if err != nil {
+			return err
+		}
+		return d.push(&List{Items: items})
+	case opAppend:
+		v, err := d.pop()
+		if err != nil {
+			return err
+		}
+		return d.appendTo([]Value{v})
+	case opAppends:
+		items, err := d.popMark()
+		if err != nil {
+			return err
+		}
+		return d.appendTo(items)
+	}
+	return unknownOpcode(op)
+}
+
+// mappingOp runs the opcodes that build dicts and sets.
+func (d *Decoder) mappingOp(op byte) error {
+	switch op {
+	case opEmptyDict:
+		return d.push(&Dict{})
+	case opDict:
+		items, err := d.popMark()
+		if err != nil {
+			return err
+		}
+		if len(items)%2 != 0 {
+			return malformed("DICT with an odd number of items")
+		}
+		dict := &Dict{}
+		for i := 0; i < len(items); i += 2 {
+			dict.Set(items[i], items[i+1])
+		}
+		return d.push(dict)
+	case opSetItem:
+		if len(d.stack)-d.floor() < 3 { // the key, the value and the dict below
+			return malformed("stack underflow")
+		}
+		kv, _ := d.popN(2)
+		return d.setItems([]Value{kv[0], kv[1]})
+	case opSetItems:
+		items, err := d.popMark()
+		if err != nil {
+			return err
+		}
+		if len(items)%2 != 0 {
+			return malformed("SETITEMS with an odd number of items")
+		}
+		return d.setItems(items)
+	case opEmptySet:
+		return d.push(&Set{})
+	case opAddItems:
+		return d.addItems()
+	case opFrozenSet:
+		items, err := d.popMark()
+		if err != nil {
+			return err
+		}
+		return d.push(&Set{Items: items, Frozen: true})
+	}
+	return unknownOpcode(op)
+}
+
+// addItems runs ADDITEMS: the items above the mark join the set below it.
+func (d *Decoder) addItems() error {
+	items, err := d.popMark()
+	if err != nil {
+		return err
+	}
+	top, err := d.top()
+	if err != nil {
+		return err
+	}
+	s, ok := top.(*Set)
+	if !ok {
+		return malformed("ADDITEMS to %s", typeName(top))
+	}
+	s.Items = append(s.Items, items...)
+	return nil
+}
+
+// globalOp runs the opcodes that name a class or function: GLOBAL and
+// STACK_GLOBAL through findClass, and the copyreg extension codes.
+func (d *Decoder) globalOp(op byte) error {
+	switch op {
+	case opGlobal:
+		mod, name, err := d.readName()
+		if err != nil {
+			return err
+		}
+		return d.push(d.findClass(mod, name))
+	case opStackGlobal:
+		if len(d.stack)-d.floor() < 2 {
+			return malformed("stack underflow")
+		}
+		n := len(d.stack)
+		mod, ok1 := d.stack[n-2].(string)
+		name, ok2 := d.stack[n-1].(string)
+		if !ok1 || !ok2 {
+			return malformed("STACK_GLOBAL of %s and %s", typeName(d.stack[n-2]), typeName(d.stack[n-1]))
+		}
+		d.stack = d.stack[:n-2]
+		return d.push(d.findClass(mod, name))
+	case opExt1, opExt2, opExt4:
+		width := 1
+		switch op {
+		case opExt2:
+			width = 2
+		case opExt4:
+			width = 4
+		}
+		b, err := d.readN(width)
+		if err != nil {
+			return err
+		}
+		var code uint64
+		for i := len(b) - 1; i >= 0; i-- {
+			code = code<<8 | uint64(b[i])
+		}
+		return d.push(&Global{Module: "copyreg", Name: fmt.Sprintf("extension_%d", code)})
+	}
+	return unknownOpcode(op)
+}
+
+// readName reads the module and name lines of GLOBAL and INST.
+func (d *Decoder) readName() (module, name string, err error) {
+	mod, err := d.readLine()
+	if err != nil {
+		return "", "", err
+	}
+	nm, err := d.readLine()
+	if err != nil {
+		return "", "", err
+	}
+	return string(mod), string(nm), nil
+}
+
+// objectOp runs the opcodes that make and fill objects: calls of a class
+// or function (REDUCE, NEWOBJ, NEWOBJ_EX, INST, OBJ), BUILD's state, and
+// persistent IDs.
+func (d *Decoder) objectOp(op byte) error {
+	switch op {
+	case opReduce, opNewObj, opNewObjEx:
+		n := 2
+		if op == opNewObjEx {
+			n = 3 // the keyword arguments are dropped
+		}
+		top, err := d.popN(n)
+		if err != nil {
+			return err
+		}
+		return d.callPush(top[0], top[1])
+	case opInst:
+		mod, name, err := d.readName()
+		if err != nil {
+			return err
+		}
+		items, err := d.popMark()
+		if err != nil {
+			return err
+		}
+		return d.callPush(d.findClass(mod, name), Tuple(items))
+	case opObj:
+		items, err := d.popMark()
+		if err != nil {
+			return err
+		}
+		if len(items) == 0 {
+			return malformed("OBJ without a class")
+		}
+		return d.callPush(items[0], Tuple(items[1:]))
+	case opBuild:
+		state, err := d.pop()
+		if err != nil {
+			return err
+		}
+		top, err := d.top()
+		if err != nil {
+			return err
+		}
+		return build(top, state)
+	case opPersID, opBinPersID:
+		return d.persistentID(op == opBinPersID)
+	}
+	return unknownOpcode(op)
+}
+
+// callPush calls fn with args and pushes what it returns.
+func (d *Decoder) callPush(fn, args Value) error {
+	v, err := d.call(fn, args)
+	if err != nil {
+		return err
+	}
+	return d.push(v)
+}
+
+// persistentID runs PERSID, whose ID is a line of text, and BINPERSID,
+// whose ID is popped from the stack, pushing what the ID resolves to.
+func (d *Decoder) persistentID(fromStack bool) error {
+	var pid Value
+	if fromStack {
+		v, err := d.pop()
+		if err != nil {
+			return err
+		}
+		pid = v
+	} else {
+		line, err := d.readLine()
+		if err != nil {
+			return err
+		}
+		pid = string(line)
+	}
+	v, err := d.persistentLoad(pid)
+	if err != nil {
+		return err
+	}
+	return d.push(v)
 }
 
 // floor is the stack index above the innermost mark: opcodes other than
@@ -591,6 +691,17 @@ func (d *Decoder) floor() int {
 		return 0
 	}
 	return d.marks[len(d.marks)-1]
+}
+
+// popN removes the top n values above the innermost mark and returns
+// them; the slice is valid only until the next push.
+func (d *Decoder) popN(n int) ([]Value, error) {
+	if len(d.stack)-d.floor() < n {
+		return nil, malformed("stack underflow")
+	}
+	top := d.stack[len(d.stack)-n:]
+	d.stack = d.stack[:len(d.stack)-n]
+	return top, nil
 }
 
 func (d *Decoder) push(v Value) error {

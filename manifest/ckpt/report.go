@@ -344,14 +344,18 @@ func (in *input) hashTensor(rep *Report, t *Tensor, g region, base, elem, offset
 	if t.Shape == nil {
 		t.Shape = []int64{}
 	}
-	bad := func(format string, a ...any) {
-		rep.problem("%s: %s", displayPath(t.Path), fmt.Sprintf(format, a...))
+	if err := in.digestTensor(t, g, base, elem, offset, shape, stride); err != nil {
+		rep.problem("%s: %v", displayPath(t.Path), err)
 	}
+}
+
+// digestTensor does hashTensor's work, filling in what it could learn
+// before any error; the error is the tensor's problem.
+func (in *input) digestTensor(t *Tensor, g region, base, elem, offset int64, shape, stride []int64) error {
 	n, ok1 := numel(shape)
 	nbytes, ok2 := mulNonNeg(n, elem)
 	if !ok1 || !ok2 || len(shape) != len(stride) {
-		bad("shape %v does not describe a tensor that can exist", shape)
-		return
+		return fmt.Errorf("shape %v does not describe a tensor that can exist", shape)
 	}
 	t.Bytes = nbytes
 	start, ok := mulNonNeg(offset, elem)
@@ -359,93 +363,121 @@ func (in *input) hashTensor(rep *Report, t *Tensor, g region, base, elem, offset
 		start, ok = addNonNeg(base, start)
 	}
 	if !ok {
-		bad("offset %d out of range", offset)
-		return
+		return fmt.Errorf("offset %d out of range", offset)
 	}
 	t.Offset = start
 	if n == 0 {
 		t.Digest = digest.Of(nil)
-		return
+		return nil
 	}
-	last := int64(0) // element index of the last element, from offset
-	contiguous, want := true, int64(1)
-	for i := len(shape) - 1; i >= 0; i-- {
-		if stride[i] < 0 {
-			bad("negative stride %v", stride)
-			return
-		}
-		span, ok := mulNonNeg(shape[i]-1, stride[i])
-		if ok {
-			last, ok = addNonNeg(last, span)
-		}
-		if !ok {
-			bad("strides %v out of range", stride)
-			return
-		}
-		if shape[i] != 1 {
-			if stride[i] != want {
-				contiguous = false
-			}
-			want *= shape[i]
-		}
+	v := tensorView{start: start, nbytes: nbytes, elem: elem, shape: shape, stride: stride}
+	if err := v.measure(); err != nil {
+		return err
 	}
-	spanBytes, ok := mulNonNeg(last+1, elem)
-	if !ok {
-		bad("strides %v out of range", stride)
-		return
+	if start > g.size || v.span > g.size-start {
+		return fmt.Errorf("data runs past the end of its storage (%d bytes from offset %d of %d)", v.span, start, g.size)
 	}
-	if start > g.size || spanBytes > g.size-start {
-		bad("data runs past the end of its storage (%d bytes from offset %d of %d)", spanBytes, start, g.size)
-		return
-	}
-	t.NonContiguous = !contiguous
+	t.NonContiguous = !v.contiguous
 	t.FileOffset = g.fileOffset(start)
-	var key string
-	if g.mem == nil {
-		zname := ""
-		if g.zf != nil {
-			zname = g.zf.Name
-		}
-		key = fmt.Sprint(g.off, g.size, zname, start, elem, shape, stride)
-		if d, ok := in.digests[key]; ok {
-			t.Digest = d
-			return
-		}
-	}
-	work := nbytes
-	if !contiguous {
-		if spanBytes > in.lim.MaxGather || nbytes > 4*in.lim.MaxGather {
-			bad("non-contiguous view of %d bytes too large to gather for its digest", nbytes)
-			return
-		}
-		work += spanBytes
-	}
-	if in.hashed+work > in.hashBudget() {
-		bad("not hashed: views of shared storages would hash more than %d bytes", in.hashBudget())
-		return
-	}
-	in.hashed += work
-	if contiguous {
-		d, err := g.hash(start, nbytes)
-		if err != nil {
-			bad("%v", err)
-			return
-		}
+	key := v.cacheKey(g)
+	if d, ok := in.digests[key]; ok && key != "" {
 		t.Digest = d
-	} else {
-		buf, err := g.read(start, spanBytes)
-		if err != nil {
-			bad("%v", err)
-			return
-		}
-		t.Digest = gatherDigest(buf, elem, shape, stride)
+		return nil
 	}
+	d, err := in.hashView(g, v)
+	if err != nil {
+		return err
+	}
+	t.Digest = d
 	if key != "" {
 		if in.digests == nil {
 			in.digests = map[string]digest.Digest{}
 		}
-		in.digests[key] = t.Digest
+		in.digests[key] = d
 	}
+	return nil
+}
+
+// A tensorView is where a tensor's elements lie in its storage.
+type tensorView struct {
+	start  int64 // byte offset of the first element in the region
+	nbytes int64 // bytes of the elements
+	span   int64 // bytes from the first element to the end of the last
+	elem   int64 // bytes of one element
+	shape  []int64
+	stride []int64 // in elements
+	// contiguous: the elements lie back to back in row-major order.
+	contiguous bool
+}
+
+// measure sets the view's span and contiguous from its shape and stride,
+// refusing strides that are negative or reach beyond int64.
+func (v *tensorView) measure() error {
+	last := int64(0) // element index of the last element, from the first
+	contiguous, want := true, int64(1)
+	for i := len(v.shape) - 1; i >= 0; i-- {
+		if v.stride[i] < 0 {
+			return fmt.Errorf("negative stride %v", v.stride)
+		}
+		span, ok := mulNonNeg(v.shape[i]-1, v.stride[i])
+		if ok {
+			last, ok = addNonNeg(last, span)
+		}
+		if !ok {
+			return fmt.Errorf("strides %v out of range", v.stride)
+		}
+		if v.shape[i] != 1 {
+			if v.stride[i] != want {
+				contiguous = false
+			}
+			want *= v.shape[i]
+		}
+	}
+	span, ok := mulNonNeg(last+1, v.elem)
+	if !ok {
+		return fmt.Errorf("strides %v out of range", v.stride)
+	}
+	v.span, v.contiguous = span, contiguous
+	return nil
+}
+
+// cacheKey names the view of g in input.digests, so that tensors sharing
+// a storage view are hashed once; "" for a region held in memory, whose
+// views are not remembered.
+func (v tensorView) cacheKey(g region) string {
+	if g.mem != nil {
+		return ""
+	}
+	zname := ""
+	if g.zf != nil {
+		zname = g.zf.Name
+	}
+	return fmt.Sprint(g.off, g.size, zname, v.start, v.elem, v.shape, v.stride)
+}
+
+// hashView hashes the view's elements in row-major order, within the
+// file's hash budget; a non-contiguous view is gathered in memory first,
+// within MaxGather.
+func (in *input) hashView(g region, v tensorView) (digest.Digest, error) {
+	work := v.nbytes
+	if !v.contiguous {
+		if v.span > in.lim.MaxGather || v.nbytes > 4*in.lim.MaxGather {
+			return digest.Digest{}, fmt.Errorf("non-contiguous view of %d bytes too large to gather for its digest", v.nbytes)
+		}
+		work += v.span
+	}
+	if in.hashed+work > in.hashBudget() {
+		return digest.Digest{}, fmt.Errorf("not hashed: views of shared storages would hash more than %d bytes", in.hashBudget())
+	}
+	in.hashed += work
+	if v.contiguous {
+		return g.hash(v.start, v.nbytes)
+	}
+	buf, err := g.read(v.start, v.span)
+	if err != nil {
+		return digest.Digest{}, err
+	}
+	return gatherDigest(buf, v.elem, v.shape, v.stride), nil
 }
 
 // gatherDigest hashes the elements of a strided view of buf in row-major

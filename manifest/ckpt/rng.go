@@ -195,75 +195,14 @@ func numpyGeneratorState(d *Dict) (found, bool) {
 	if !ok {
 		return found{}, false
 	}
-	isInt := func(k string) bool {
-		v, _ := st.Get(k)
-		switch v.(type) {
-		case int64, *big.Int:
-			return true
-		}
-		return false
-	}
-	words := func(k string, n int, size int64) ([]Value, bool) {
-		v, _ := st.Get(k)
-		switch x := v.(type) {
-		case *NDArray:
-			if x.DType == nil || x.DType.Kind != 'u' || x.DType.Size != size || int64(len(x.Data)) != size*int64(n) {
-				return nil, false
-			}
-			items, ok := x.ints()
-			return items, ok && len(items) == n
-		default:
-			items, ok := seqItems(v)
-			if !ok || len(items) != n {
-				return nil, false
-			}
-			for _, it := range items {
-				switch it.(type) {
-				case int64, *big.Int:
-				default:
-					return nil, false
-				}
-			}
-			return items, true
-		}
-	}
-	var summary string
-	replace := map[string]Value{}
-	switch name {
-	case "PCG64", "PCG64DXSM":
-		if !isInt("state") || !isInt("inc") {
-			return found{}, false
-		}
-		s, _ := st.Get("state")
-		summary = fmt.Sprintf("%s state %s", name, intString(s))
-	case "MT19937":
-		key, ok := words("key", mtWords, 4)
-		pos, _ := st.Get("pos")
-		if !ok || !isInt("pos") {
-			return found{}, false
-		}
-		replace["key"] = Tuple(key)
-		summary = fmt.Sprintf("MT19937 pos %s", intString(pos))
-	case "Philox":
-		counter, ok1 := words("counter", 4, 8)
-		key, ok2 := words("key", 2, 8)
-		if !ok1 || !ok2 {
-			return found{}, false
-		}
-		replace["counter"], replace["key"] = Tuple(counter), Tuple(key)
-		summary = fmt.Sprintf("Philox counter %s key %s", intList(counter), intList(key))
-		if b, ok := words("buffer", 4, 8); ok {
-			replace["buffer"] = Tuple(b)
-		}
-	case "SFC64":
-		s, ok := words("state", 4, 8)
-		if !ok {
-			return found{}, false
-		}
-		replace["state"] = Tuple(s)
-		summary = fmt.Sprintf("SFC64 state %s", intList(s))
-	default:
+	summary, replace, ok := bitGeneratorState(name, st)
+	if !ok {
 		return found{}, false
+	}
+	if hg, ok := d.Get("has_gauss"); ok {
+		if n, _ := intIn(hg, 0, 1); n == 1 {
+			summary += ", cached gaussian"
+		}
 	}
 	// The value fingerprinted: the dict with arrays replaced by lists.
 	inner := &Dict{}
@@ -284,12 +223,83 @@ func numpyGeneratorState(d *Dict) (found, bool) {
 		}
 		outer.Set(k, v)
 	}
-	if hg, ok := d.Get("has_gauss"); ok {
-		if n, _ := intIn(hg, 0, 1); n == 1 {
-			summary += ", cached gaussian"
+	return found{RNGNumpyGenerator, outer, summary}, true
+}
+
+// bitGeneratorState checks the inner state of the bit generator name and
+// summarises it; replace holds its arrays of words as tuples of ints, by
+// key.
+func bitGeneratorState(name string, st *Dict) (summary string, replace map[string]Value, ok bool) {
+	replace = map[string]Value{}
+	switch name {
+	case "PCG64", "PCG64DXSM":
+		s, _ := st.Get("state")
+		if inc, _ := st.Get("inc"); !isInt(s) || !isInt(inc) {
+			return "", nil, false
+		}
+		summary = fmt.Sprintf("%s state %s", name, intString(s))
+	case "MT19937":
+		key, ok := stateWords(st, "key", mtWords, 4)
+		pos, _ := st.Get("pos")
+		if !ok || !isInt(pos) {
+			return "", nil, false
+		}
+		replace["key"] = Tuple(key)
+		summary = fmt.Sprintf("MT19937 pos %s", intString(pos))
+	case "Philox":
+		counter, ok1 := stateWords(st, "counter", 4, 8)
+		key, ok2 := stateWords(st, "key", 2, 8)
+		if !ok1 || !ok2 {
+			return "", nil, false
+		}
+		replace["counter"], replace["key"] = Tuple(counter), Tuple(key)
+		summary = fmt.Sprintf("Philox counter %s key %s", intList(counter), intList(key))
+		if b, ok := stateWords(st, "buffer", 4, 8); ok {
+			replace["buffer"] = Tuple(b)
+		}
+	case "SFC64":
+		s, ok := stateWords(st, "state", 4, 8)
+		if !ok {
+			return "", nil, false
+		}
+		replace["state"] = Tuple(s)
+		summary = fmt.Sprintf("SFC64 state %s", intList(s))
+	default:
+		return "", nil, false
+	}
+	return summary, replace, true
+}
+
+// isInt reports whether v is a Python int.
+func isInt(v Value) bool {
+	switch v.(type) {
+	case int64, *big.Int:
+		return true
+	}
+	return false
+}
+
+// stateWords returns st[k] as n ints: an array of n unsigned words of size
+// bytes, or a sequence of n ints.
+func stateWords(st *Dict, k string, n int, size int64) ([]Value, bool) {
+	v, _ := st.Get(k)
+	if x, ok := v.(*NDArray); ok {
+		if x.DType == nil || x.DType.Kind != 'u' || x.DType.Size != size || int64(len(x.Data)) != size*int64(n) {
+			return nil, false
+		}
+		items, ok := x.ints()
+		return items, ok && len(items) == n
+	}
+	items, ok := seqItems(v)
+	if !ok || len(items) != n {
+		return nil, false
+	}
+	for _, it := range items {
+		if !isInt(it) {
+			return nil, false
 		}
 	}
-	return found{RNGNumpyGenerator, outer, summary}, true
+	return items, true
 }
 
 func intString(v Value) string {
