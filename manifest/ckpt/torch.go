@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -231,7 +233,7 @@ func readTorchZip(in *input, zr *zip.Reader, pkl *zip.File) (*Report, error) {
 		return nil, fmt.Errorf("read %s: %w", pkl.Name, err)
 	}
 	regions := map[string]region{}
-	for key := range loader.refs {
+	for _, key := range slices.Sorted(maps.Keys(loader.refs)) { // problems in a fixed order
 		f := members[prefix+"data/"+key]
 		if f == nil {
 			continue // reported per tensor
