@@ -3,5 +3,6 @@
 // A Digest is the BLAKE3-256 of some bytes: a file's contents, a tree's
 // canonical encoding, a chunk, a pack or a manifest. Its text form is the
 // OCI digest syntax "blake3:<64 lowercase hex>". Every other package may
-// import this one; it imports none of them.
+// import this one; it must import none of them, and never change what a
+// digest of given bytes is (golden vectors in testdata/ pin them).
 package digest

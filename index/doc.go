@@ -7,5 +7,8 @@
 // store's index segments and pack trailers. The badger implementation
 // keeps it on disk; the memory one serves a process that finds the badger
 // directory held by another process, so that two cas processes never fail
-// on each other's lock. Badger types never leave this package.
+// on each other's lock.
+//
+// index must not read a backend, know what packs or segments look like
+// on the wire, or print; badger types never leave this package.
 package index

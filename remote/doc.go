@@ -4,5 +4,12 @@
 // S3-compatible services.
 //
 // Vendor errors never leave this package: every implementation translates
-// them into the sentinels below, so callers test with errors.Is.
+// them into the sentinels below, so callers test with errors.Is. It also
+// holds what is about backends rather than about the store's contents:
+// bounded reads of small objects (ReadSmall), the invalid-object error,
+// conditional-write probes, retention, retries and fault injection.
+//
+// remote must not know what the objects it holds mean (packs, segments,
+// refs), import the index or the store, read the wall clock (a clock.Clock
+// is passed in) or print. minio-go types never leave it.
 package remote

@@ -13,5 +13,6 @@
 //
 // The package depends only on the digest package: the cli builds a
 // statement from a pin, signs it, and the cas package stores the envelope
-// in the pin as opaque JSON.
+// in the pin as opaque JSON. It must not read a store or print, and it
+// never decides what a pin keeps: only whether a statement is signed.
 package attest

@@ -18,5 +18,6 @@
 //
 // ckpt works for the manifest package (RNG fingerprints recorded with a
 // run's outputs) and for the cli's inspect command; it imports only the
-// standard library and the digest package.
+// standard library and the digest package. It must not execute anything
+// it reads, read a store, or print.
 package ckpt

@@ -1,6 +1,3 @@
-// Package remotetest is the conformance suite every remote.Backend must
-// pass: the in-memory and local-directory backends in their unit tests,
-// S3 against a real server in the integration tests.
 package remotetest
 
 import (

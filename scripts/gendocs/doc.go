@@ -1,0 +1,3 @@
+// Command gendocs writes the CLI reference (one Markdown page per command)
+// from the cobra command tree: go run ./scripts/gendocs docs/cli
+package main
