@@ -1,5 +1,3 @@
-// Command cas is a content-addressed artifact store for reproducible ML
-// research. See the README and docs/ for a tour.
 package main
 
 import (
