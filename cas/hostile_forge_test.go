@@ -15,7 +15,7 @@ import (
 // The hostile-store kit, part one: a forger that writes objects with valid
 // framing and lying contents straight into a backend, as an attacker with
 // write access to a shared bucket, or to a colleague's .cas/store, could.
-// It uses the package's own encoders (packBuilder, segment.encode), so
+// It uses the package's own encoders (format.PackBuilder, format.Segment.Encode), so
 // every pack and segment it writes is named by the digest of its bytes
 // and decodes: only what they say is false. hostile_test.go runs every
 // operation of a reader against what it forges.

@@ -88,10 +88,10 @@ func TestGoldenTrees(t *testing.T) {
 
 		back, err := format.ParseTree(enc)
 		if err != nil {
-			t.Fatalf("%s: format.ParseTree: %v", gs.Name, err)
+			t.Fatalf("%s: ParseTree: %v", gs.Name, err)
 		}
 		if !reflect.DeepEqual(back.Entries, tr.Entries) {
-			t.Errorf("%s: format.ParseTree(Encode(t)) = %+v, want %+v", gs.Name, back.Entries, tr.Entries)
+			t.Errorf("%s: ParseTree(Encode(t)) = %+v, want %+v", gs.Name, back.Entries, tr.Entries)
 		}
 	}
 	formattest.CheckGolden(t, filepath.Join(goldenDir, "trees.json"), g, *update)
@@ -102,7 +102,7 @@ func TestFormatTreeRejects(t *testing.T) {
 	h := strings.Repeat("ab", 32)
 	valid := "cas-tree-v1\nfile " + h + " 3 1 a\n"
 	if _, err := format.ParseTree([]byte(valid)); err != nil {
-		t.Fatalf("format.ParseTree(valid) = %v", err)
+		t.Fatalf("ParseTree(valid) = %v", err)
 	}
 	for _, tt := range []struct{ name, enc string }{
 		{"no header", "file " + h + " 3 1 a\n"},
@@ -130,9 +130,9 @@ func TestFormatTreeRejects(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if tr, err := format.ParseTree([]byte(tt.enc)); err == nil {
-				t.Errorf("format.ParseTree(%q) = %+v, want error", tt.enc, tr.Entries)
+				t.Errorf("ParseTree(%q) = %+v, want error", tt.enc, tr.Entries)
 			} else if !errors.Is(err, format.ErrBadTree) && !errors.Is(err, format.ErrBadName) {
-				t.Errorf("format.ParseTree(%q) error %v, want format.ErrBadTree or format.ErrBadName", tt.enc, err)
+				t.Errorf("ParseTree(%q) error %v, want ErrBadTree or ErrBadName", tt.enc, err)
 			}
 		})
 	}
@@ -226,10 +226,10 @@ func TestGoldenPack(t *testing.T) {
 	}
 	got, err := format.ParsePack(id, data)
 	if err != nil {
-		t.Fatalf("parsePack: %v", err)
+		t.Fatalf("ParsePack: %v", err)
 	}
 	if !reflect.DeepEqual(got, blobs) {
-		t.Errorf("parsePack = %+v, want %+v", got, blobs)
+		t.Errorf("ParsePack = %+v, want %+v", got, blobs)
 	}
 	for i, b := range got {
 		if s := data[b.Offset : b.Offset+uint64(b.Length)]; !bytes.Equal(s, gbs[i].stored) {
@@ -248,10 +248,10 @@ func TestGoldenPack(t *testing.T) {
 	}
 	back, err := format.DecodeSegment(enc)
 	if err != nil {
-		t.Fatalf("decodeSegment: %v", err)
+		t.Fatalf("DecodeSegment: %v", err)
 	}
 	if !reflect.DeepEqual(back, seg) {
-		t.Errorf("format.DecodeSegment(encode(s)) = %+v, want %+v", back, seg)
+		t.Errorf("DecodeSegment(Encode(s)) = %+v, want %+v", back, seg)
 	}
 
 	g := packGolden{Pack: id, PackHex: hex.EncodeToString(data), BodyHex: hex.EncodeToString(body), Files: map[string][]digest.Digest{}}
@@ -305,13 +305,13 @@ func TestFormatSegmentRoundTrip(t *testing.T) {
 			want := &format.Segment{Blobs: append([]index.Blob{}, tt.seg.Blobs...), Files: tt.seg.Files}
 			sortBlobs(want.Blobs)
 			if !reflect.DeepEqual(got, want) {
-				t.Errorf("format.DecodeSegment(encode(s)) = %+v, want %+v", got, want)
+				t.Errorf("DecodeSegment(Encode(s)) = %+v, want %+v", got, want)
 			}
 		})
 	}
 }
 
-// sortBlobs orders blobs as segment.encode does, breaking ties by ID.
+// sortBlobs orders blobs as Segment.Encode does, breaking ties by ID.
 func sortBlobs(bs []index.Blob) {
 	key := func(b index.Blob) string {
 		var k [8]byte
@@ -375,10 +375,10 @@ func TestFormatPackRejects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			blobs, err := format.ParsePack(id, tt.data)
 			if err == nil {
-				t.Fatalf("parsePack succeeded with %+v, want error", blobs)
+				t.Fatalf("ParsePack succeeded with %+v, want error", blobs)
 			}
 			if !errors.Is(err, format.ErrBadPack) {
-				t.Errorf("parsePack error %v, want format.ErrBadPack", err)
+				t.Errorf("ParsePack error %v, want ErrBadPack", err)
 			}
 		})
 	}
@@ -387,7 +387,7 @@ func TestFormatPackRejects(t *testing.T) {
 	p.Reset()
 	empty, eid, _ := p.Finish()
 	if blobs, err := format.ParsePack(eid, empty); err != nil || len(blobs) != 0 {
-		t.Errorf("format.ParsePack(empty pack) = %v, %v; want no blobs", blobs, err)
+		t.Errorf("ParsePack(empty pack) = %v, %v; want no blobs", blobs, err)
 	}
 }
 
@@ -414,7 +414,7 @@ func TestFormatSegmentRejects(t *testing.T) {
 		return func(b []byte) []byte { b[at] = v; return b }
 	}
 	if _, err := format.DecodeSegment(segmentOf(body)); err != nil {
-		t.Fatalf("format.DecodeSegment(re-encoded golden body) = %v", err)
+		t.Fatalf("DecodeSegment(re-encoded golden body) = %v", err)
 	}
 	if body[blobsAt] != 3 || body[filesAt] != 1 || body[filesAt+1+digest.Size] != 2 {
 		t.Fatalf("golden body layout changed: update the offsets of this test")
@@ -457,10 +457,10 @@ func TestFormatSegmentRejects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s, err := format.DecodeSegment(tt.data)
 			if err == nil {
-				t.Fatalf("decodeSegment succeeded with %+v, want error", s)
+				t.Fatalf("DecodeSegment succeeded with %+v, want error", s)
 			}
 			if !errors.Is(err, format.ErrBadSegment) {
-				t.Errorf("decodeSegment error %v, want format.ErrBadSegment", err)
+				t.Errorf("DecodeSegment error %v, want ErrBadSegment", err)
 			}
 		})
 	}
@@ -475,15 +475,17 @@ func allocs(f func()) uint64 {
 	return after.TotalAlloc - before.TotalAlloc
 }
 
-// segmentAllocBound is the most decodeSegment may allocate for an input
+// segmentAllocBound is the most DecodeSegment may allocate for an input
 // of n bytes: a zstd block of 4 bytes decodes to at most 128 KiB, and the
 // decoded records take a small multiple of their encoded size.
 func segmentAllocBound(n int) uint64 { return 4<<20 + 4*32768*uint64(n) }
 
 // A segment whose zstd frame claims a huge content size must not make the
 // decoder allocate that much.
+//
+// Not parallel: allocs counts what the whole process allocates, so the
+// test runs before the parallel tests start.
 func TestFormatSegmentBoundedAlloc(t *testing.T) {
-	t.Parallel()
 	for _, size := range []uint32{1<<30 - 1, 1 << 30, 1<<32 - 1} {
 		frame := []byte(format.SegmentMagic)
 		// Magic, descriptor (4-byte content size, window descriptor
@@ -494,10 +496,10 @@ func TestFormatSegmentBoundedAlloc(t *testing.T) {
 		var err error
 		n := allocs(func() { _, err = format.DecodeSegment(frame) })
 		if !errors.Is(err, format.ErrBadSegment) {
-			t.Errorf("content size %d: error %v, want format.ErrBadSegment", size, err)
+			t.Errorf("content size %d: error %v, want ErrBadSegment", size, err)
 		}
 		if n > segmentAllocBound(len(frame)) {
-			t.Errorf("content size %d: decodeSegment of %d bytes allocated %d bytes, want at most %d", size, len(frame), n, segmentAllocBound(len(frame)))
+			t.Errorf("content size %d: DecodeSegment of %d bytes allocated %d bytes, want at most %d", size, len(frame), n, segmentAllocBound(len(frame)))
 		}
 	}
 }

@@ -32,7 +32,7 @@ func FuzzParseTree(f *testing.F) {
 		tr, err := format.ParseTree(data)
 		if err != nil {
 			if !errors.Is(err, format.ErrBadTree) && !errors.Is(err, format.ErrBadName) {
-				t.Fatalf("format.ParseTree error %v, want format.ErrBadTree or format.ErrBadName", err)
+				t.Fatalf("ParseTree error %v, want ErrBadTree or ErrBadName", err)
 			}
 			return
 		}
@@ -41,12 +41,12 @@ func FuzzParseTree(f *testing.F) {
 			t.Fatalf("Encode of a parsed tree: %v", err)
 		}
 		if !bytes.Equal(enc, data) {
-			t.Fatalf("Encode(format.ParseTree(b)) = %q, want b = %q", enc, data)
+			t.Fatalf("Encode(ParseTree(b)) = %q, want b = %q", enc, data)
 		}
 	})
 }
 
-// FuzzParsePack checks that parsePack never panics, that every blob it
+// FuzzParsePack checks that ParsePack never panics, that every blob it
 // returns lies inside the pack's data area, and that whatever it accepts
 // format.PackBuilder writes again byte for byte.
 func FuzzParsePack(f *testing.F) {
@@ -67,7 +67,7 @@ func FuzzParsePack(f *testing.F) {
 		blobs, err := format.ParsePack(id, data)
 		if err != nil {
 			if !errors.Is(err, format.ErrBadPack) {
-				t.Fatalf("parsePack error %v, want format.ErrBadPack", err)
+				t.Fatalf("ParsePack error %v, want ErrBadPack", err)
 			}
 			return
 		}
@@ -86,14 +86,14 @@ func FuzzParsePack(f *testing.F) {
 		}
 		again, againID, againBlobs := p.Finish()
 		if !bytes.Equal(again, data) || againID != id || (len(blobs) > 0 && !reflect.DeepEqual(againBlobs, blobs)) {
-			t.Fatalf("format.PackBuilder does not reproduce an accepted pack:\ngot  %x\nwant %x", again, data)
+			t.Fatalf("PackBuilder does not reproduce an accepted pack:\ngot  %x\nwant %x", again, data)
 		}
 	})
 }
 
-// FuzzDecodeSegment checks that decodeSegment never panics, allocates in
+// FuzzDecodeSegment checks that DecodeSegment never panics, allocates in
 // proportion to its input whatever sizes the input claims, and decodes
-// again what segment.encode makes of its result. When raw is true, data
+// again what Segment.Encode makes of its result. When raw is true, data
 // is a segment body, compressed before decoding, so that the fuzzer
 // reaches the record parser without having to forge zstd frames.
 func FuzzDecodeSegment(f *testing.F) {
@@ -116,22 +116,22 @@ func FuzzDecodeSegment(f *testing.F) {
 		var err error
 		n := allocs(func() { s, err = format.DecodeSegment(data) })
 		if n > segmentAllocBound(len(data)) {
-			t.Fatalf("decodeSegment of %d bytes allocated %d bytes, want at most %d", len(data), n, segmentAllocBound(len(data)))
+			t.Fatalf("DecodeSegment of %d bytes allocated %d bytes, want at most %d", len(data), n, segmentAllocBound(len(data)))
 		}
 		if err != nil {
 			if !errors.Is(err, format.ErrBadSegment) {
-				t.Fatalf("decodeSegment error %v, want format.ErrBadSegment", err)
+				t.Fatalf("DecodeSegment error %v, want ErrBadSegment", err)
 			}
 			return
 		}
 		again, err := format.DecodeSegment(s.Encode())
 		if err != nil {
-			t.Fatalf("format.DecodeSegment(encode(s)): %v", err)
+			t.Fatalf("DecodeSegment(Encode(s)): %v", err)
 		}
 		sortBlobs(s.Blobs)
 		sortBlobs(again.Blobs)
 		if !reflect.DeepEqual(again, s) {
-			t.Fatalf("format.DecodeSegment(encode(s)) = %+v, want %+v", again, s)
+			t.Fatalf("DecodeSegment(Encode(s)) = %+v, want %+v", again, s)
 		}
 	})
 }
