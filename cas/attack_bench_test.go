@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
@@ -143,11 +144,11 @@ func BenchmarkAttackAdoptOrphansNone(b *testing.B) {
 	const packs = 2000
 	var recs []index.Blob
 	for i := range packs {
-		pb := newPackBuilder()
+		pb := format.NewPackBuilder()
 		raw := fmt.Appendf(nil, "blob %d", i)
-		pb.add(index.Blob{ID: digest.Of(raw), RawLen: uint32(len(raw)), Codec: index.CodecNone, Type: index.TypeData}, raw)
-		data, id, blobs := pb.finish()
-		if err := r.Backend.Put(b.Context(), packKey(id), bytes.NewReader(data), int64(len(data)), remote.PutOptions{}); err != nil {
+		pb.Add(index.Blob{ID: digest.Of(raw), RawLen: uint32(len(raw)), Codec: index.CodecNone, Type: index.TypeData}, raw)
+		data, id, blobs := pb.Finish()
+		if err := r.Backend.Put(b.Context(), format.PackKey(id), bytes.NewReader(data), int64(len(data)), remote.PutOptions{}); err != nil {
 			b.Fatal(err)
 		}
 		recs = append(recs, blobs...)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/remote"
@@ -246,7 +247,7 @@ func TestAttackGCRecordsPingPong(t *testing.T) {
 	}
 	mustClose(t, r)
 
-	counted := &countingBackend{Backend: bucket, prefix: segmentPrefix}
+	counted := &countingBackend{Backend: bucket, prefix: format.SegmentPrefix}
 	var reads []int64
 	for range 4 {
 		r := mustOpen(t, dir)
@@ -282,9 +283,9 @@ func TestAttackHugeRawLenAllocates(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged := digest.Of([]byte("never stored"))
-	seg := &segment{Blobs: []index.Blob{{ID: forged, Pack: pack, Offset: 0, Length: 64, RawLen: maxBlobLen + 1}}}
-	data := seg.encode()
-	if err := bucket.Put(ctx, segmentPrefix+digest.Of(data).Hex(), bytes.NewReader(data), int64(len(data)), remote.PutOptions{}); err != nil {
+	seg := &format.Segment{Blobs: []index.Blob{{ID: forged, Pack: pack, Offset: 0, Length: 64, RawLen: format.MaxChunkLen + 1}}}
+	data := seg.Encode()
+	if err := bucket.Put(ctx, format.SegmentKey(digest.Of(data)), bytes.NewReader(data), int64(len(data)), remote.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	reader, err := OpenRemoteOnly(ctx, bucket)
@@ -343,15 +344,15 @@ func TestAttackPullPoisonsDedup(t *testing.T) {
 
 	bucket := remote.NewMem()
 	tree := validTree(t, TreeEntry{Name: "x", Kind: KindFile, Size: int64(len(real)), Digest: x})
-	pb := newPackBuilder()
-	pb.add(index.Blob{ID: x, RawLen: uint32(len(garbage)), Codec: index.CodecNone, Type: index.TypeData}, garbage)
-	pb.add(index.Blob{ID: digest.Of(tree), RawLen: uint32(len(tree)), Codec: index.CodecNone, Type: index.TypeTree}, tree)
-	data, pack, recs := pb.finish()
-	if err := bucket.Put(ctx, packKey(pack), bytes.NewReader(data), int64(len(data)), remote.PutOptions{}); err != nil {
+	pb := format.NewPackBuilder()
+	pb.Add(index.Blob{ID: x, RawLen: uint32(len(garbage)), Codec: index.CodecNone, Type: index.TypeData}, garbage)
+	pb.Add(index.Blob{ID: digest.Of(tree), RawLen: uint32(len(tree)), Codec: index.CodecNone, Type: index.TypeTree}, tree)
+	data, pack, recs := pb.Finish()
+	if err := bucket.Put(ctx, format.PackKey(pack), bytes.NewReader(data), int64(len(data)), remote.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	seg := (&segment{Blobs: recs}).encode()
-	if err := bucket.Put(ctx, segmentPrefix+digest.Of(seg).Hex(), bytes.NewReader(seg), int64(len(seg)), remote.PutOptions{}); err != nil {
+	seg := (&format.Segment{Blobs: recs}).Encode()
+	if err := bucket.Put(ctx, format.SegmentKey(digest.Of(seg)), bytes.NewReader(seg), int64(len(seg)), remote.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -390,7 +391,7 @@ func TestAttackAdoptRottenOrphan(t *testing.T) {
 	writeGenTree(t, src, []genEntry{{path: "model.bin", kind: KindFile, data: data}})
 
 	pushKilledBeforeSegment(t, r, src)
-	for _, p := range storeFiles(t, r.Dir, packPrefix) {
+	for _, p := range storeFiles(t, r.Dir, format.PackPrefix) {
 		flipAt(t, p, 1000)
 	}
 
@@ -419,7 +420,7 @@ func TestAttackUploadSkipsShortPack(t *testing.T) {
 	}
 	obj := Object{Digest: res.Digest, Kind: res.Kind, Size: res.Bytes}
 	bucket := remote.NewMem()
-	err = r.Backend.List(ctx, packPrefix, func(oi remote.ObjectInfo) error {
+	err = r.Backend.List(ctx, format.PackPrefix, func(oi remote.ObjectInfo) error {
 		b, err := remote.ReadAll(ctx, r.Backend, oi.Key)
 		if err != nil {
 			return err
@@ -464,7 +465,7 @@ func TestAttackRebuildForgetsDamage(t *testing.T) {
 		t.Fatal(err)
 	}
 	obj := Object{Digest: res.Digest, Kind: res.Kind, Size: res.Bytes}
-	for _, p := range storeFiles(t, r.Dir, packPrefix) {
+	for _, p := range storeFiles(t, r.Dir, format.PackPrefix) {
 		flipAt(t, p, 20000)
 	}
 	rep, err := r.Verify(ctx, &obj, "data", nil)
@@ -499,10 +500,10 @@ func TestAttackRemoteSegmentPoisonsDedup(t *testing.T) {
 		t.Fatal(err)
 	}
 	real := []byte("the bytes the victim will push, later on\n")
-	forged := &segment{Blobs: []index.Blob{{ID: digest.Of(real), Pack: pack, Offset: uint64(len(packMagic)),
+	forged := &format.Segment{Blobs: []index.Blob{{ID: digest.Of(real), Pack: pack, Offset: uint64(len(format.PackMagic)),
 		Length: uint32(len(real)), RawLen: uint32(len(real)), Codec: index.CodecNone, Type: index.TypeData}}}
-	seg := forged.encode()
-	if err := bucket.Put(ctx, segmentPrefix+digest.Of(seg).Hex(), bytes.NewReader(seg), int64(len(seg)), remote.PutOptions{}); err != nil {
+	seg := forged.Encode()
+	if err := bucket.Put(ctx, format.SegmentKey(digest.Of(seg)), bytes.NewReader(seg), int64(len(seg)), remote.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -6,19 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"sync"
 
-	"github.com/klauspost/compress/zstd"
-
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/remote"
 )
-
-// maxBlobLen bounds a blob's raw length, whatever an index claims.
-const maxBlobLen = 1 << 30
 
 // pather is what the local backend offers beyond Backend: a file path, so
 // packs can be read with pread through cached descriptors.
@@ -82,7 +77,7 @@ func packReadError(b index.Blob, err error) error {
 
 // readRange reads len(buf) bytes of a pack at off with one ranged GET.
 func readRange(ctx context.Context, be remote.Backend, pack digest.Digest, buf []byte, off int64) error {
-	rc, err := be.Get(ctx, packKey(pack), off, int64(len(buf)))
+	rc, err := be.Get(ctx, format.PackKey(pack), off, int64(len(buf)))
 	if err != nil {
 		return err
 	}
@@ -102,7 +97,7 @@ func (p *packFiles) acquire(pt pather, pack digest.Digest) (*openPack, error) {
 		op.users++
 		return op, nil
 	}
-	path, err := pt.Path(packKey(pack))
+	path, err := pt.Path(format.PackKey(pack))
 	if err != nil {
 		return nil, err
 	}
@@ -150,8 +145,6 @@ func (p *packFiles) close() {
 	p.open = map[digest.Digest]*list.Element{}
 	p.order.Init()
 }
-
-var blobDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxBlobLen), zstd.WithDecoderLowmem(true))
 
 // alternator is what an index that keeps several copies of a blob offers.
 type alternator interface {
@@ -205,7 +198,7 @@ func (r *Repo) noteDamage(err error) {
 }
 
 func (r *Repo) readBlobAt(ctx context.Context, b index.Blob, dst []byte) ([]byte, error) {
-	if b.RawLen > maxBlobLen || b.Length > maxBlobLen {
+	if b.RawLen > format.MaxChunkLen || b.Length > format.MaxChunkLen {
 		return nil, &CorruptError{What: "index entry", ID: b.ID}
 	}
 	stored := dst[:0]
@@ -223,26 +216,11 @@ func (r *Repo) readBlobAt(ctx context.Context, b index.Blob, dst []byte) ([]byte
 }
 
 // decodeBlob turns a blob's stored bytes into its raw bytes, checked
-// against its ID. Uncompressed, the result is stored itself; dst is the
-// buffer a decompressed blob goes into when large enough.
+// against its ID (format.DecodeChunk); damage is a *CorruptError naming
+// the chunk and the pack holding the damaged copy.
 func decodeBlob(b index.Blob, stored, dst []byte) ([]byte, error) {
-	raw := stored
-	switch b.Codec {
-	case index.CodecNone:
-	case index.CodecZstd:
-		out := dst[:0]
-		if cap(out) < int(b.RawLen) || (len(dst) > 0 && &dst[0] == &stored[0]) {
-			out = make([]byte, 0, b.RawLen)
-		}
-		var err error
-		raw, err = blobDecoder.DecodeAll(stored, out)
-		if err != nil {
-			return nil, &CorruptError{What: "chunk", ID: b.ID, Pack: b.Pack}
-		}
-	default:
-		return nil, &CorruptError{What: "chunk", ID: b.ID, Pack: b.Pack}
-	}
-	if len(raw) != int(b.RawLen) || digest.Of(raw) != b.ID {
+	raw, err := format.DecodeChunk(b, stored, dst)
+	if err != nil {
 		return nil, &CorruptError{What: "chunk", ID: b.ID, Pack: b.Pack}
 	}
 	return raw, nil
@@ -273,76 +251,4 @@ func (r *Repo) fileChunks(file digest.Digest, size int64) ([]digest.Digest, erro
 		return chunks, nil
 	}
 	return []digest.Digest{file}, nil
-}
-
-var sharedEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
-
-// minSaving is the least fraction of a chunk that compression must save.
-const minSaving = 0.05
-
-// encodeChunk returns the stored form of raw and its codec: zstd only
-// where it pays. Random-looking bytes (the byte histogram of a sample has
-// near 8 bits of entropy) are kept raw without trying; large chunks first
-// compress a few samples at the fastest level. dst is reused if large enough.
-func encodeChunk(raw []byte, dst []byte) ([]byte, uint8) {
-	if len(raw) < 512 || sampleEntropy(raw) > 7.8 {
-		return raw, index.CodecNone
-	}
-	if len(raw) > 64<<10 && !samplesCompress(raw) {
-		return raw, index.CodecNone
-	}
-	out := sharedEncoder.EncodeAll(raw, dst[:0])
-	if float64(len(out)) > float64(len(raw))*(1-minSaving) {
-		return raw, index.CodecNone
-	}
-	return out, index.CodecZstd
-}
-
-// sampleEntropy estimates the bits per byte of b from the histogram of up
-// to 4 KiB taken from its start and middle.
-func sampleEntropy(b []byte) float64 {
-	var hist [256]int
-	n := 0
-	for _, part := range [][]byte{b[:min(len(b), 2<<10)], b[len(b)/2 : len(b)/2+min(len(b)/2, 2<<10)]} {
-		for _, c := range part {
-			hist[c]++
-		}
-		n += len(part)
-	}
-	// H = log2(n) - (1/n) * sum(k log2 k), with k log2 k from a table.
-	sum := 0.0
-	bins := 0
-	for _, k := range hist {
-		if k > 0 {
-			sum += klog2k[k]
-			bins++
-		}
-	}
-	e := math.Log2(float64(n)) - sum/float64(n)
-	// A finite sample underestimates entropy; add the Miller-Madow
-	// correction so uniform random bytes score about 8 at any size.
-	return e + float64(bins-1)/(2*float64(n)*math.Ln2)
-}
-
-// klog2k[k] = k * log2(k) for the counts a 4 KiB sample can hold.
-var klog2k = func() (t [4<<10 + 1]float64) {
-	for k := 1; k < len(t); k++ {
-		t[k] = float64(k) * math.Log2(float64(k))
-	}
-	return t
-}()
-
-var sampleEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
-
-// samplesCompress compresses three 4 KiB samples of b and reports whether
-// they shrink by more than minSaving.
-func samplesCompress(b []byte) bool {
-	const s = 4 << 10
-	var buf [3 * s]byte
-	sample := buf[:0]
-	for _, at := range []int{0, len(b)/2 - s/2, len(b) - s} {
-		sample = append(sample, b[at:at+s]...)
-	}
-	out := sampleEncoder.EncodeAll(sample, make([]byte, 0, len(sample)+64))
-	return float64(len(out)) < float64(len(sample))*(1-minSaving)
 }

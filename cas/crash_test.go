@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 )
@@ -249,7 +250,7 @@ func (c casBin) storedChunks(t *testing.T) (stored, indexed int64, unindexed int
 		if err != nil {
 			return err
 		}
-		blobs, err := parsePack(id, data)
+		blobs, err := format.ParsePack(id, data)
 		if err != nil {
 			return fmt.Errorf("pack %s: %w", p, err)
 		}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/cas/gc"
 	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/digest"
@@ -184,7 +185,7 @@ func TestCrashPoints(t *testing.T) {
 			// Merged, or too few left to merge after a crash (each
 			// one left is named by the merged one too).
 			var n int
-			err := r.Backend.List(ctx, segmentPrefix, func(remote.ObjectInfo) error { n++; return nil })
+			err := r.Backend.List(ctx, format.SegmentPrefix, func(remote.ObjectInfo) error { n++; return nil })
 			if err == nil && n > gc.CompactAbove {
 				err = fmt.Errorf("gc left %d index segments, want at most %d", n, gc.CompactAbove)
 			}
@@ -243,7 +244,7 @@ func manySegments(t *testing.T, r *Repo, w *crashWorld) {
 			t.Fatal(err)
 		}
 	}
-	if n := len(keys(t, r.Backend, segmentPrefix)); n <= gc.CompactAbove {
+	if n := len(keys(t, r.Backend, format.SegmentPrefix)); n <= gc.CompactAbove {
 		t.Fatalf("%d index segments, want more than %d", n, gc.CompactAbove)
 	}
 }
@@ -575,8 +576,8 @@ func checkNoGarbage(t *testing.T, r *Repo, wants []crashWant) {
 			t.Errorf("packs of %s: %v", want.spec, err)
 		}
 	}
-	for _, key := range keys(t, r.Backend, packPrefix) {
-		id, err := packIDFromKey(key)
+	for _, key := range keys(t, r.Backend, format.PackPrefix) {
+		id, err := format.PackIDFromKey(key)
 		if err != nil || !live[id] {
 			t.Errorf("%s: left by a gc without grace, though nothing needs it", key)
 		}

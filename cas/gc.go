@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/cas/gc"
 	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/digest"
@@ -99,7 +100,7 @@ type gcMarks struct {
 	unreadable     map[digest.Digest]bool // packs whose contents are unknown: never deleted
 	orphans        map[digest.Digest][]index.Blob
 	segments       []string
-	segmentContent map[string]*segment
+	segmentContent map[string]*format.Segment
 	roots, missing int
 	firstMissing   string
 }
@@ -131,9 +132,9 @@ func gcMark(ctx context.Context, be remote.Backend) (*gcMarks, error) {
 func gcView(ctx context.Context, be remote.Backend) (*gcMarks, error) {
 	view := newView(be, index.NewMemory(), nil)
 	m := &gcMarks{view: view, packs: map[digest.Digest]remote.ObjectInfo{}, live: map[digest.Digest]bool{},
-		unreadable: map[digest.Digest]bool{}, orphans: map[digest.Digest][]index.Blob{}, segmentContent: map[string]*segment{}}
-	err := be.List(ctx, segmentPrefix, func(oi remote.ObjectInfo) error {
-		if _, err := digest.ParseHex(strings.TrimPrefix(oi.Key, segmentPrefix)); err == nil {
+		unreadable: map[digest.Digest]bool{}, orphans: map[digest.Digest][]index.Blob{}, segmentContent: map[string]*format.Segment{}}
+	err := be.List(ctx, format.SegmentPrefix, func(oi remote.ObjectInfo) error {
+		if _, err := digest.ParseHex(strings.TrimPrefix(oi.Key, format.SegmentPrefix)); err == nil {
 			m.segments = append(m.segments, oi.Key)
 		}
 		return nil
@@ -142,17 +143,17 @@ func gcView(ctx context.Context, be remote.Backend) (*gcMarks, error) {
 		return nil, fmt.Errorf("gc: list index segments on %s: %w", be.Location(), err)
 	}
 	for _, key := range m.segments {
-		s, _, err := readSegment(ctx, be, key)
+		s, _, err := getSegment(ctx, be, key)
 		if err != nil {
 			return nil, fmt.Errorf("gc: %w: gc stops", err)
 		}
 		m.segmentContent[key] = s
-		if err := indexSegment(view.Index, s); err != nil {
+		if err := indexSegmentFrom(view.Index, s, true); err != nil {
 			return nil, err
 		}
 	}
-	err = be.List(ctx, packPrefix, func(oi remote.ObjectInfo) error {
-		if id, err := packIDFromKey(oi.Key); err == nil {
+	err = be.List(ctx, format.PackPrefix, func(oi remote.ObjectInfo) error {
+		if id, err := format.PackIDFromKey(oi.Key); err == nil {
 			m.packs[id] = oi
 		}
 		return nil
@@ -293,7 +294,7 @@ func gcRoots(ctx context.Context, view *Repo) ([]Object, error) {
 // replaces. Entries naming packs that are gone are dropped.
 func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMarks, del map[digest.Digest]bool, all bool) ([]string, error) {
 	var old []string
-	seg := &segment{Files: map[digest.Digest][]digest.Digest{}}
+	seg := &format.Segment{Files: map[digest.Digest][]digest.Digest{}}
 	seen := map[digest.Digest]bool{}
 	add := func(b index.Blob) {
 		if _, there := m.packs[b.Pack]; there && !del[b.Pack] && !seen[b.ID] {
@@ -356,8 +357,8 @@ func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMa
 	if len(seg.Blobs) == 0 && len(seg.Files) == 0 {
 		return old, nil
 	}
-	data := seg.encode()
-	key := segmentPrefix + digest.Of(data).Hex()
+	data := seg.Encode()
+	key := format.SegmentPrefix + digest.Of(data).Hex()
 	err := be.Put(ctx, key, bytes.NewReader(data), int64(len(data)), remote.PutOptions{IfNoneMatch: true})
 	if err != nil && !errors.Is(err, remote.ErrExists) {
 		return nil, fmt.Errorf("gc: write index segment: %w", err)

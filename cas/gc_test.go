@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/cas/gc"
 	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/digest"
@@ -122,7 +123,7 @@ func TestGCTwoPhases(t *testing.T) {
 	t.Parallel()
 	w := newGCWorld(t)
 	gp := w.garbagePacks(t)
-	packsBefore := len(keys(t, w.r.Backend, packPrefix))
+	packsBefore := len(keys(t, w.r.Backend, format.PackPrefix))
 
 	// Everything is younger than the grace period: nothing is planned.
 	rep := w.gc(t, GCOptions{})
@@ -140,7 +141,7 @@ func TestGCTwoPhases(t *testing.T) {
 	if rep.Planned.Packs != len(gp) || rep.Freed.Packs != 0 || rep.Plan == "" || rep.LivePacks != packsBefore-len(gp) {
 		t.Fatalf("mark: %+v, want %d packs planned of %d, none freed", rep, len(gp), packsBefore)
 	}
-	if n := len(keys(t, w.r.Backend, packPrefix)); n != packsBefore {
+	if n := len(keys(t, w.r.Backend, format.PackPrefix)); n != packsBefore {
 		t.Fatalf("mark deleted packs: %d left of %d", n, packsBefore)
 	}
 	// The plan is not due yet: a second gc neither sweeps nor plans again.
@@ -156,11 +157,11 @@ func TestGCTwoPhases(t *testing.T) {
 		t.Fatalf("sweep: %+v, want %d packs freed", rep, len(gp))
 	}
 	for p := range gp {
-		if _, err := w.r.Backend.Stat(t.Context(), packKey(p)); !errors.Is(err, remote.ErrNotFound) {
+		if _, err := w.r.Backend.Stat(t.Context(), format.PackKey(p)); !errors.Is(err, remote.ErrNotFound) {
 			t.Errorf("garbage pack %s: stat = %v, want deleted", p.Short(), err)
 		}
 	}
-	if n := len(keys(t, w.r.Backend, packPrefix)); n != packsBefore-len(gp) {
+	if n := len(keys(t, w.r.Backend, format.PackPrefix)); n != packsBefore-len(gp) {
 		t.Errorf("%d packs left, want %d", n, packsBefore-len(gp))
 	}
 	if ks := keys(t, w.r.Backend, gc.Prefix); len(ks) != 1 || !strings.HasPrefix(ks[0], gc.DonePrefix) {
@@ -328,7 +329,7 @@ func TestGCInterrupted(t *testing.T) {
 			rep := w.gc(t, GCOptions{})
 			left := 0
 			for p := range gp {
-				if _, err := w.r.Backend.Stat(t.Context(), packKey(p)); err == nil {
+				if _, err := w.r.Backend.Stat(t.Context(), format.PackKey(p)); err == nil {
 					left++
 				}
 			}
@@ -363,7 +364,7 @@ func TestGCAfterCrashedPush(t *testing.T) {
 	w := newGCWorld(t)
 	// Two "crashed" pushes: their segments never landed.
 	segsBefore := map[string]bool{}
-	for _, k := range keys(t, w.r.Backend, segmentPrefix) {
+	for _, k := range keys(t, w.r.Backend, format.SegmentPrefix) {
 		segsBefore[k] = true
 	}
 	reusedTree := []genEntry{{path: "r.bin", kind: KindFile, data: pseudoRandom(300<<10, 9)}}
@@ -373,7 +374,7 @@ func TestGCAfterCrashedPush(t *testing.T) {
 	if err := w.r.closurePacks(t.Context(), lost, lostPacks); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range keys(t, w.r.Backend, segmentPrefix) {
+	for _, k := range keys(t, w.r.Backend, format.SegmentPrefix) {
 		if !segsBefore[k] {
 			if err := os.Remove(filepath.Join(w.r.Dir, storeDir, k)); err != nil {
 				t.Fatal(err)
@@ -394,7 +395,7 @@ func TestGCAfterCrashedPush(t *testing.T) {
 	w.clock.Advance(25 * time.Hour)
 	rep := w.gc(t, GCOptions{})
 	for p := range lostPacks {
-		if _, err := w.r.Backend.Stat(t.Context(), packKey(p)); !errors.Is(err, remote.ErrNotFound) {
+		if _, err := w.r.Backend.Stat(t.Context(), format.PackKey(p)); !errors.Is(err, remote.ErrNotFound) {
 			t.Errorf("orphan pack %s of the lost push: %v, want collected (%+v)", p.Short(), err, rep)
 		}
 	}
@@ -447,7 +448,7 @@ func TestGCRemote(t *testing.T) {
 	}
 	// Nothing local was touched.
 	for p := range gp {
-		if _, err := w.r.Backend.Stat(ctx, packKey(p)); err != nil {
+		if _, err := w.r.Backend.Stat(ctx, format.PackKey(p)); err != nil {
 			t.Errorf("local pack %s: %v, want kept", p.Short(), err)
 		}
 	}
@@ -479,7 +480,7 @@ func TestGCCompactsSegments(t *testing.T) {
 		mustRef(t, r, fmt.Sprintf("ds/%d", i), o)
 		objs = append(objs, o)
 	}
-	before := keys(t, r.Backend, segmentPrefix)
+	before := keys(t, r.Backend, format.SegmentPrefix)
 	if len(before) <= gc.CompactAbove {
 		t.Fatalf("%d segments, want more than %d", len(before), gc.CompactAbove)
 	}
@@ -492,7 +493,7 @@ func TestGCCompactsSegments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	after := keys(t, r.Backend, segmentPrefix)
+	after := keys(t, r.Backend, format.SegmentPrefix)
 	if len(after) != 1 || rep.Segments != len(before) {
 		t.Fatalf("after gc: %d segments (%d rewritten), want 1 replacing %d", len(after), rep.Segments, len(before))
 	}
@@ -520,7 +521,7 @@ func TestGCCompactsSegments(t *testing.T) {
 	if err := stale.syncSegments(ctx, stale.Backend, false, false); err != nil {
 		t.Fatalf("sync from a stale listing: %v", err)
 	}
-	merged, _ := digest.ParseHex(strings.TrimPrefix(after[0], segmentPrefix))
+	merged, _ := digest.ParseHex(strings.TrimPrefix(after[0], format.SegmentPrefix))
 	if ok, _ := stale.Index.HasSegment(merged); !ok {
 		t.Error("the merged segment was not loaded after the stale listing")
 	}
@@ -534,7 +535,7 @@ type staleList struct {
 }
 
 func (s *staleList) List(ctx context.Context, prefix string, fn func(remote.ObjectInfo) error) error {
-	if prefix != segmentPrefix || s.used {
+	if prefix != format.SegmentPrefix || s.used {
 		return s.Backend.List(ctx, prefix, fn)
 	}
 	s.used = true
@@ -653,7 +654,7 @@ func TestGCResumedSweepReplacesSegments(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = fresh.Index.Blobs(func(b index.Blob) error {
-		if _, err := w.r.Backend.Stat(ctx, packKey(b.Pack)); errors.Is(err, remote.ErrNotFound) {
+		if _, err := w.r.Backend.Stat(ctx, format.PackKey(b.Pack)); errors.Is(err, remote.ErrNotFound) {
 			t.Errorf("a segment still names deleted pack %s (blob %s)", b.Pack.Short(), b.ID.Short())
 		}
 		return nil
@@ -684,7 +685,7 @@ func TestGCOrphanSweepMarker(t *testing.T) {
 	if ks := keys(t, r.Backend, gc.SweepPrefix); len(ks) != 0 {
 		t.Errorf("sweep markers left: %v", ks)
 	}
-	if n := len(keys(t, r.Backend, segmentPrefix)); n != 1 || rep.Segments == 0 {
+	if n := len(keys(t, r.Backend, format.SegmentPrefix)); n != 1 || rep.Segments == 0 {
 		t.Errorf("%d segments after gc (%d rewritten), want 1", n, rep.Segments)
 	}
 	c, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -819,7 +820,7 @@ func TestGCLostClaimIsLeftAlone(t *testing.T) {
 			}
 			left := 0
 			for p := range garbage {
-				if _, err := w.r.Backend.Stat(ctx, packKey(p)); err == nil {
+				if _, err := w.r.Backend.Stat(ctx, format.PackKey(p)); err == nil {
 					left++
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/cas/gc"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/remote"
@@ -127,7 +128,7 @@ func (r *Repo) afterSweep(ctx context.Context, be remote.Backend, plans []string
 func (r *Repo) restorePacks(ctx context.Context, be remote.Backend, need map[digest.Digest]bool) error {
 	var missing []digest.Digest
 	for _, id := range gc.SortedDigests(need) {
-		if _, err := be.Stat(ctx, packKey(id)); errors.Is(err, remote.ErrNotFound) {
+		if _, err := be.Stat(ctx, format.PackKey(id)); errors.Is(err, remote.ErrNotFound) {
 			missing = append(missing, id)
 		} else if err != nil {
 			return err
@@ -140,7 +141,7 @@ func (r *Repo) restorePacks(ctx context.Context, be remote.Backend, need map[dig
 		return fmt.Errorf("%w (pack %s)", errCollected, missing[0].Short())
 	}
 	for _, id := range missing {
-		if _, err := r.Backend.Stat(ctx, packKey(id)); err != nil {
+		if _, err := r.Backend.Stat(ctx, format.PackKey(id)); err != nil {
 			return fmt.Errorf("%w (pack %s, which the local store lacks too)", errCollected, id.Short())
 		}
 	}

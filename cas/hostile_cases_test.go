@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/cas/gc"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
@@ -378,14 +379,14 @@ func hostileCases() []hostileCase {
 		}},
 		{name: "pack/not-a-pack", forge: func(w *hostileWorld, f *forger) (string, []string) {
 			b := []byte("CASPACK1 and nothing a pack needs")
-			f.put(packKey(digest.Of(b)), b)
+			f.put(format.PackKey(digest.Of(b)), b)
 			return "", []string{digest.Of(b).Short()}
 		}},
 		{name: "pack/name-not-its-bytes", forge: func(w *hostileWorld, f *forger) (string, []string) {
-			var p packBuilder
-			p.add(index.Blob{ID: promised, RawLen: 4}, []byte("abcd"))
-			data, _, _ := p.finish()
-			f.put(packKey(digest.Of([]byte("another name"))), data)
+			var p format.PackBuilder
+			p.Add(index.Blob{ID: promised, RawLen: 4}, []byte("abcd"))
+			data, _, _ := p.Finish()
+			f.put(format.PackKey(digest.Of([]byte("another name"))), data)
 			return "", nil
 		}},
 
@@ -394,11 +395,11 @@ func hostileCases() []hostileCase {
 			// the digest of the pack: reading the blob is safe, copying the
 			// pack into a store must refuse it.
 			b := []byte("honest bytes in a renamed pack\n")
-			var p packBuilder
-			p.add(index.Blob{ID: digest.Of(b), Type: index.TypeData, RawLen: uint32(len(b))}, b)
-			data, _, recs := p.finish()
+			var p format.PackBuilder
+			p.Add(index.Blob{ID: digest.Of(b), Type: index.TypeData, RawLen: uint32(len(b))}, b)
+			data, _, recs := p.Finish()
 			other := digest.Of([]byte("the name of another pack"))
-			f.put(packKey(other), data)
+			f.put(format.PackKey(other), data)
 			recs[0].Pack = other
 			f.segment(recs, nil)
 			return evilRef(f, Object{Digest: digest.Of(b), Kind: KindFile, Size: int64(len(b)), Name: "f.txt"})
@@ -423,52 +424,52 @@ func hostileCases() []hostileCase {
 		// Honest data lost or damaged under refs/good: reported, never
 		// restored wrong, and repaired by pushing the source again.
 		{name: "pack/deleted", where: "local", goodMayFail: true, after: repushSource, forge: func(w *hostileWorld, f *forger) (string, []string) {
-			if err := f.be.Delete(w.t.Context(), packKey(w.aPack())); err != nil {
+			if err := f.be.Delete(w.t.Context(), format.PackKey(w.aPack())); err != nil {
 				w.t.Fatal(err)
 			}
 			return "good", []string{"good"}
 		}},
 		{name: "pack/one-byte-flipped", where: "local", goodMayFail: true, after: repushSource, forge: func(w *hostileWorld, f *forger) (string, []string) {
-			data, err := remote.ReadAll(w.t.Context(), f.be, packKey(w.aPack()))
+			data, err := remote.ReadAll(w.t.Context(), f.be, format.PackKey(w.aPack()))
 			if err != nil {
 				w.t.Fatal(err)
 			}
-			data[len(packMagic)+1] ^= 0x40 // inside the first blob
-			f.put(packKey(w.aPack()), data)
+			data[len(format.PackMagic)+1] ^= 0x40 // inside the first blob
+			f.put(format.PackKey(w.aPack()), data)
 			return "good", []string{"good"}
 		}},
 
 		// Foreign and damaged index segments: the store stays usable.
 		{name: "segment/foreign-CASIDX01garbage", forge: func(w *hostileWorld, f *forger) (string, []string) {
 			b := []byte("CASIDX01garbage")
-			key := segmentPrefix + digest.Of(b).Hex()
+			key := format.SegmentKey(digest.Of(b))
 			f.put(key, b)
 			return "", []string{key, digest.Of(b).Short()}
 		}},
 		{name: "segment/foreign-under-other-name", forge: func(w *hostileWorld, f *forger) (string, []string) {
-			key := segmentPrefix + digest.Of([]byte("a name")).Hex()
+			key := format.SegmentKey(digest.Of([]byte("a name")))
 			f.put(key, []byte("CASIDX01garbage"))
 			return "", []string{key}
 		}},
 		{name: "segment/foreign-non-hex-name", forge: func(w *hostileWorld, f *forger) (string, []string) {
-			f.put(segmentPrefix+"CASIDX01garbage", []byte("CASIDX01garbage"))
+			f.put(format.SegmentPrefix+"CASIDX01garbage", []byte("CASIDX01garbage"))
 			return "", nil
 		}},
 		{name: "segment/valid-under-other-name", forge: func(w *hostileWorld, f *forger) (string, []string) {
-			b := (&segment{Files: map[digest.Digest][]digest.Digest{promised: {w.a.Digest}}}).encode()
-			key := segmentPrefix + digest.Of([]byte("not its digest")).Hex()
+			b := (&format.Segment{Files: map[digest.Digest][]digest.Digest{promised: {w.a.Digest}}}).Encode()
+			key := format.SegmentKey(digest.Of([]byte("not its digest")))
 			f.put(key, b)
 			return "", []string{key}
 		}},
 		{name: "segment/truncated", forge: func(w *hostileWorld, f *forger) (string, []string) {
-			b := (&segment{Files: map[digest.Digest][]digest.Digest{promised: {w.a.Digest, w.c.Digest}}}).encode()
+			b := (&format.Segment{Files: map[digest.Digest][]digest.Digest{promised: {w.a.Digest, w.c.Digest}}}).Encode()
 			b = b[:len(b)-3]
-			key := segmentPrefix + digest.Of(b).Hex()
+			key := format.SegmentKey(digest.Of(b))
 			f.put(key, b)
 			return "", []string{key}
 		}},
 		{name: "segment/empty", forge: func(w *hostileWorld, f *forger) (string, []string) {
-			key := segmentPrefix + digest.Of(nil).Hex()
+			key := format.SegmentKey(digest.Of(nil))
 			f.put(key, nil)
 			return "", []string{key}
 		}},

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/remote"
@@ -14,7 +15,7 @@ import (
 // The hostile-store kit, part one: a forger that writes objects with valid
 // framing and lying contents straight into a backend, as an attacker with
 // write access to a shared bucket, or to a colleague's .cas/store, could.
-// It uses the package's own encoders (packBuilder, segment.encode), so
+// It uses the package's own encoders (format.PackBuilder, format.Segment.Encode), so
 // every pack and segment it writes is named by the digest of its bytes
 // and decodes: only what they say is false. hostile_test.go runs every
 // operation of a reader against what it forges.
@@ -50,16 +51,16 @@ type forgedBlob struct {
 // hold for it.
 func (f *forger) pack(blobs ...forgedBlob) []index.Blob {
 	f.t.Helper()
-	var p packBuilder
+	var p format.PackBuilder
 	for _, b := range blobs {
 		raw := b.rawLen
 		if raw == 0 {
 			raw = uint32(len(b.stored))
 		}
-		p.add(index.Blob{ID: b.id, Type: b.typ, Codec: b.codec, RawLen: raw}, b.stored)
+		p.Add(index.Blob{ID: b.id, Type: b.typ, Codec: b.codec, RawLen: raw}, b.stored)
 	}
-	data, id, recs := p.finish()
-	f.put(packKey(id), data)
+	data, id, recs := p.Finish()
+	f.put(format.PackKey(id), data)
 	return append([]index.Blob(nil), recs...)
 }
 
@@ -70,8 +71,8 @@ func (f *forger) segment(blobs []index.Blob, files map[digest.Digest][]digest.Di
 	if files == nil {
 		files = map[digest.Digest][]digest.Digest{}
 	}
-	data := (&segment{Blobs: blobs, Files: files}).encode()
-	key := segmentPrefix + digest.Of(data).Hex()
+	data := (&format.Segment{Blobs: blobs, Files: files}).Encode()
+	key := format.SegmentKey(digest.Of(data))
 	f.put(key, data)
 	return key
 }
@@ -106,7 +107,7 @@ type forgedEntry struct {
 // checks: names, order, kinds and sizes are written as given.
 func treeBytes(entries []forgedEntry) []byte {
 	var b bytes.Buffer
-	b.WriteString(treeMagic)
+	b.WriteString(format.TreeMagic)
 	for _, e := range entries {
 		b.WriteString(e.kind + " " + e.digest.Hex() + " " + strconv.FormatInt(e.size, 10) + " " +
 			strconv.Itoa(len(e.name)) + " " + e.name + "\n")

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/remote"
@@ -273,7 +274,7 @@ func (r *Repo) checkClosure(ctx context.Context, be remote.Backend, roots []Obje
 		missing []string
 	)
 	err := forEach(ctx, slices.Collect(maps.Keys(packs)), r.transfers(), func(ctx context.Context, p digest.Digest) error {
-		if _, err := be.Stat(ctx, packKey(p)); errors.Is(err, remote.ErrNotFound) {
+		if _, err := be.Stat(ctx, format.PackKey(p)); errors.Is(err, remote.ErrNotFound) {
 			mu.Lock()
 			missing = append(missing, p.Short())
 			mu.Unlock()
@@ -318,15 +319,15 @@ func (r *Repo) retainPin(ctx context.Context, lock remote.Retainer, be remote.Ba
 func (r *Repo) retainObjects(ctx context.Context, lock remote.Retainer, be remote.Backend, packs map[digest.Digest]bool, until time.Time) error {
 	var keys []string
 	for p := range packs {
-		keys = append(keys, packKey(p))
+		keys = append(keys, format.PackKey(p))
 	}
 	var segs []string
-	err := be.List(ctx, segmentPrefix, func(oi remote.ObjectInfo) error { segs = append(segs, oi.Key); return nil })
+	err := be.List(ctx, format.SegmentPrefix, func(oi remote.ObjectInfo) error { segs = append(segs, oi.Key); return nil })
 	if err != nil {
 		return err
 	}
 	for _, key := range segs {
-		seg, _, err := readSegment(ctx, be, key)
+		seg, _, err := getSegment(ctx, be, key)
 		if err != nil {
 			return err
 		}

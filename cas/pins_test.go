@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/remote"
 )
@@ -191,7 +192,7 @@ func TestPinRemote(t *testing.T) {
 type lossy struct{ *remote.Mem }
 
 func (l lossy) Put(ctx context.Context, key string, rd io.Reader, size int64, opts remote.PutOptions) error {
-	if strings.HasPrefix(key, packPrefix) {
+	if strings.HasPrefix(key, format.PackPrefix) {
 		_, err := io.Copy(io.Discard, rd)
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sys/unix"
 
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/remote"
@@ -246,9 +247,9 @@ type pusher struct {
 	claimed sync.Map // chunk IDs this push stores or has stored
 
 	packMu  sync.Mutex
-	pack    *packBuilder
-	uploads chan *packBuilder
-	free    chan *packBuilder
+	pack    *format.PackBuilder
+	uploads chan *format.PackBuilder
+	free    chan *format.PackBuilder
 
 	mu       sync.Mutex
 	newBlobs []index.Blob
@@ -281,10 +282,10 @@ func (p *pusher) start(ctx context.Context) (finish func(error) error) {
 	if p.hashOnly {
 		return func(err error) error { cancel(); return err }
 	}
-	p.uploads = make(chan *packBuilder)
-	p.free = make(chan *packBuilder, 2)
-	p.pack = &packBuilder{}
-	p.free <- &packBuilder{}
+	p.uploads = make(chan *format.PackBuilder)
+	p.free = make(chan *format.PackBuilder, 2)
+	p.pack = &format.PackBuilder{}
+	p.free <- &format.PackBuilder{}
 	done := make(chan error, 1)
 	go func() { done <- p.uploader(gctx) }()
 	if p.opts.Remote != nil {
@@ -645,7 +646,7 @@ func (p *pusher) packPresent(pack digest.Digest) (bool, error) {
 	if v, ok := p.present.Load(pack); ok {
 		return v.(bool), nil
 	}
-	_, err := p.r.Backend.Stat(p.ctx, packKey(pack))
+	_, err := p.r.Backend.Stat(p.ctx, format.PackKey(pack))
 	if err != nil && !errors.Is(err, remote.ErrNotFound) {
 		return false, fmt.Errorf("pack %s: %w", pack.Short(), err)
 	}
@@ -1195,7 +1196,7 @@ func (p *pusher) prepareBlob(id digest.Digest, raw []byte, typ uint8, scratch []
 	if ok, err := p.hasBlob(id); err != nil || ok {
 		return index.Blob{}, nil, err
 	}
-	stored, codec := encodeChunk(raw, scratch)
+	stored, codec := format.EncodeChunk(raw, scratch)
 	if typ == index.TypeData {
 		p.newChunks.Add(1)
 		p.newBytes.Add(int64(len(raw)))
@@ -1207,8 +1208,8 @@ func (p *pusher) prepareBlob(id digest.Digest, raw []byte, typ uint8, scratch []
 // off first when the blob would overflow it.
 func (p *pusher) addBlob(b index.Blob, stored []byte) error {
 	p.packMu.Lock()
-	var full *packBuilder
-	if p.pack != nil && !p.pack.empty() && p.pack.size()+len(stored) > defaultPackBytes {
+	var full *format.PackBuilder
+	if p.pack != nil && !p.pack.Empty() && p.pack.Size()+len(stored) > format.TargetPackBytes {
 		full = p.pack
 		select {
 		case p.pack = <-p.free:
@@ -1220,7 +1221,7 @@ func (p *pusher) addBlob(b index.Blob, stored []byte) error {
 		p.packMu.Unlock()
 		return p.ctx.Err()
 	}
-	p.pack.add(b, stored)
+	p.pack.Add(b, stored)
 	p.packMu.Unlock()
 	if full != nil {
 		select {
@@ -1238,7 +1239,7 @@ func (p *pusher) flushPack() error {
 	last := p.pack
 	p.pack = nil
 	p.packMu.Unlock()
-	if last == nil || last.empty() {
+	if last == nil || last.Empty() {
 		return nil
 	}
 	select {
@@ -1259,7 +1260,7 @@ func (p *pusher) uploader(ctx context.Context) error {
 				p.failWith(err)
 			}
 		}
-		pb.reset()
+		pb.Reset()
 		select {
 		case p.free <- pb:
 		default:
@@ -1268,25 +1269,25 @@ func (p *pusher) uploader(ctx context.Context) error {
 	return err
 }
 
-func (p *pusher) writePack(ctx context.Context, pb *packBuilder) error {
-	data, id, blobs := pb.finish()
-	err := p.r.Backend.Put(ctx, packKey(id), bytes.NewReader(data), int64(len(data)), remote.PutOptions{IfNoneMatch: true})
+func (p *pusher) writePack(ctx context.Context, pb *format.PackBuilder) error {
+	data, id, blobs := pb.Finish()
+	err := p.r.Backend.Put(ctx, format.PackKey(id), bytes.NewReader(data), int64(len(data)), remote.PutOptions{IfNoneMatch: true})
 	if errors.Is(err, remote.ErrExists) {
 		// A pack of the same name is there (a killed push's, perhaps
 		// damaged since): keep it only if it holds exactly these bytes.
-		err = p.r.replaceIfDifferent(ctx, packKey(id), data)
+		err = p.r.replaceIfDifferent(ctx, format.PackKey(id), data)
 	}
 	if err != nil {
 		return fmt.Errorf("write pack %s: %w", id.Short(), err)
 	}
 	p.packs.Add(1)
 	p.storedBytes.Add(int64(len(data)))
-	p.r.startSync(packKey(id))
+	p.r.startSync(format.PackKey(id))
 	p.mu.Lock()
-	p.packKeys = append(p.packKeys, packKey(id))
+	p.packKeys = append(p.packKeys, format.PackKey(id))
 	p.mu.Unlock()
 	if p.opts.Remote != nil {
-		p.mirror(ctx, remote.ObjectInfo{Key: packKey(id), Size: int64(len(data))})
+		p.mirror(ctx, remote.ObjectInfo{Key: format.PackKey(id), Size: int64(len(data))})
 	}
 	p.mu.Lock()
 	p.newBlobs = append(p.newBlobs, blobs...)

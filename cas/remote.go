@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/remote"
@@ -215,7 +216,7 @@ type TransferStats struct {
 func (r *Repo) Upload(ctx context.Context, dst remote.Backend, prog *Progress) (*TransferStats, error) {
 	start := r.Now()
 	st := &TransferStats{}
-	for _, prefix := range []string{packPrefix, segmentPrefix} {
+	for _, prefix := range []string{format.PackPrefix, format.SegmentPrefix} {
 		if err := r.copyMissing(ctx, r.Backend, dst, prefix, st, prog); err != nil {
 			return nil, err
 		}
@@ -351,11 +352,11 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 	st := &TransferStats{}
 	var todo []remote.ObjectInfo
 	for p := range packs {
-		if _, err := r.Backend.Stat(ctx, packKey(p)); err == nil {
+		if _, err := r.Backend.Stat(ctx, format.PackKey(p)); err == nil {
 			st.Skipped++
 			continue
 		}
-		oi, err := r.remote.Stat(ctx, packKey(p))
+		oi, err := r.remote.Stat(ctx, format.PackKey(p))
 		if err != nil {
 			return nil, fmt.Errorf("pack %s on %s: %w", p.Short(), r.remote.Location(), err)
 		}
@@ -488,8 +489,8 @@ func (r *Repo) syncIndexFrom(ctx context.Context, be remote.Backend) error {
 func (r *Repo) syncSegments(ctx context.Context, be remote.Backend, relisted, rebuilding bool) error {
 	var todo []string
 	listed := map[digest.Digest]bool{}
-	err := be.List(ctx, segmentPrefix, func(oi remote.ObjectInfo) error {
-		d, err := digest.ParseHex(strings.TrimPrefix(oi.Key, segmentPrefix))
+	err := be.List(ctx, format.SegmentPrefix, func(oi remote.ObjectInfo) error {
+		d, err := format.SegmentIDFromKey(oi.Key)
 		if err != nil {
 			return nil // not ours
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/remote"
 )
@@ -30,17 +31,17 @@ func TestRepairByPushingAgain(t *testing.T) {
 		restored bool
 	}{
 		{"pack deleted", func(t *testing.T, dir string) {
-			for _, p := range storeFiles(t, dir, packPrefix) {
+			for _, p := range storeFiles(t, dir, format.PackPrefix) {
 				mustRemove(t, p)
 			}
 		}, true},
 		{"pack damaged", func(t *testing.T, dir string) {
-			for _, p := range storeFiles(t, dir, packPrefix) {
+			for _, p := range storeFiles(t, dir, format.PackPrefix) {
 				flipAt(t, p, 20000)
 			}
 		}, true},
 		{"index segment deleted", func(t *testing.T, dir string) {
-			for _, p := range storeFiles(t, dir, segmentPrefix) {
+			for _, p := range storeFiles(t, dir, format.SegmentPrefix) {
 				mustRemove(t, p)
 			}
 		}, false},
@@ -171,7 +172,7 @@ func pushKilledBeforeSegment(t *testing.T, r *Repo, src string) {
 	local := r.Backend
 	fault := remote.NewFault(local)
 	fault.FailPut = func(key string) error {
-		if strings.HasPrefix(key, segmentPrefix) {
+		if strings.HasPrefix(key, format.SegmentPrefix) {
 			return context.Canceled // the push dies before its segment
 		}
 		return nil

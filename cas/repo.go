@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
@@ -30,12 +31,9 @@ const (
 	indexDir   = "index" // the badger cache
 )
 
-// Backend key prefixes (docs/FORMAT.md).
-const (
-	packPrefix    = "packs/"
-	segmentPrefix = "index/"
-	refPrefix     = "refs/"
-)
+// refPrefix is the backend key prefix of refs; packs and index segments
+// live under format.PackPrefix and format.SegmentPrefix (docs/FORMAT.md).
+const refPrefix = "refs/"
 
 // Errors a caller may want to tell apart.
 var (
@@ -255,7 +253,7 @@ func (r *Repo) warn(err error) {
 }
 
 func (r *Repo) loadSegmentFrom(ctx context.Context, be remote.Backend, key string) error {
-	seg, id, err := readSegment(ctx, be, key)
+	seg, id, err := getSegment(ctx, be, key)
 	if err != nil {
 		return err
 	}
@@ -268,33 +266,30 @@ func (r *Repo) loadSegmentFrom(ctx context.Context, be remote.Backend, key strin
 	return r.Index.MarkSegment(id)
 }
 
-// readSegment reads the index segment at key, checks it against its name
+// getSegment reads the index segment at key, checks it against its name
 // and decodes it.
-func readSegment(ctx context.Context, be remote.Backend, key string) (*segment, digest.Digest, error) {
+func getSegment(ctx context.Context, be remote.Backend, key string) (*format.Segment, digest.Digest, error) {
 	data, err := remote.ReadAll(ctx, be, key)
 	if err != nil {
 		return nil, digest.Zero, fmt.Errorf("read index segment %s: %w", key, err)
 	}
 	id := digest.Of(data)
-	if id.Hex() != strings.TrimPrefix(key, segmentPrefix) {
+	if id.Hex() != strings.TrimPrefix(key, format.SegmentPrefix) {
 		return nil, id, fmt.Errorf("index segment %s: %w", key, &CorruptError{What: "index segment", ID: id})
 	}
-	seg, err := decodeSegment(data)
+	seg, err := format.DecodeSegment(data)
 	if err != nil {
 		return nil, id, fmt.Errorf("index segment %s: %w", key, err)
 	}
 	return seg, id, nil
 }
 
-// indexSegment records a segment's blobs, pack by pack, and files in idx.
-// A copy marked damaged never replaces another copy the index knows.
-func indexSegment(idx index.Index, seg *segment) error { return indexSegmentFrom(idx, seg, true) }
-
-// indexSegmentFrom is indexSegment for a segment of the store's own
-// backend (fromStore) or of a remote. What a remote's segment says is
+// indexSegmentFrom records a segment's blobs, pack by pack, and files in
+// idx. A copy marked damaged never replaces another copy the index knows.
+// The segment is of the store's own backend (fromStore) or of a remote. What a remote's segment says is
 // marked as such (and never replaces what the store's own segments say):
 // reads may use it, a push never counts it as stored.
-func indexSegmentFrom(idx index.Index, seg *segment, fromStore bool) error {
+func indexSegmentFrom(idx index.Index, seg *format.Segment, fromStore bool) error {
 	anyBad, err := idx.AnyDamaged()
 	if err != nil {
 		return err
@@ -403,7 +398,7 @@ func (r *Repo) RebuildIndex(ctx context.Context) (segments, orphanPacks int, err
 	if err := r.syncSegments(ctx, r.Backend, false, true); err != nil {
 		return 0, 0, err
 	}
-	err = r.Backend.List(ctx, segmentPrefix, func(remote.ObjectInfo) error { segments++; return nil })
+	err = r.Backend.List(ctx, format.SegmentPrefix, func(remote.ObjectInfo) error { segments++; return nil })
 	if err != nil {
 		return 0, 0, err
 	}
@@ -431,8 +426,8 @@ func (r *Repo) adoptOrphans(ctx context.Context) (int, map[digest.Digest]bool, e
 	var adopted []index.Blob
 	var keys []string
 	present := map[digest.Digest]bool{}
-	err := r.Backend.List(ctx, packPrefix, func(oi remote.ObjectInfo) error {
-		id, err := packIDFromKey(oi.Key)
+	err := r.Backend.List(ctx, format.PackPrefix, func(oi remote.ObjectInfo) error {
+		id, err := format.PackIDFromKey(oi.Key)
 		if err != nil {
 			return nil
 		}
@@ -481,10 +476,10 @@ func (r *Repo) adoptOrphans(ctx context.Context) (int, map[digest.Digest]bool, e
 // already durable, then records them in the index: the index only ever
 // holds what a stored segment names.
 func (r *Repo) writeSegment(ctx context.Context, blobs []index.Blob, files map[digest.Digest][]digest.Digest) (int64, error) {
-	seg := &segment{Blobs: blobs, Files: files}
-	data := seg.encode()
+	seg := &format.Segment{Blobs: blobs, Files: files}
+	data := seg.Encode()
 	id := digest.Of(data)
-	key := segmentPrefix + id.Hex()
+	key := format.SegmentKey(id)
 	err := r.Backend.Put(ctx, key, bytes.NewReader(data), int64(len(data)), remote.PutOptions{IfNoneMatch: true})
 	if errors.Is(err, remote.ErrExists) {
 		err = r.replaceIfDifferent(ctx, key, data) // a damaged one of the same name
@@ -495,7 +490,7 @@ func (r *Repo) writeSegment(ctx context.Context, blobs []index.Blob, files map[d
 	if err := r.syncKeys(key); err != nil {
 		return 0, err
 	}
-	if err := indexSegment(r.Index, seg); err != nil {
+	if err := indexSegmentFrom(r.Index, seg, true); err != nil {
 		return 0, err
 	}
 	return int64(len(data)), r.Index.MarkStoreSegment(id)
@@ -523,37 +518,27 @@ func (r *Repo) startSync(key string) {
 	}
 }
 
-func packKey(id digest.Digest) string {
-	h := id.Hex()
-	return packPrefix + h[:2] + "/" + h
-}
-
-func packIDFromKey(key string) (digest.Digest, error) {
-	i := strings.LastIndexByte(key, '/')
-	return digest.ParseHex(key[i+1:])
-}
-
 // readPackTrailer reads and decodes the trailer of a stored pack.
 func (r *Repo) readPackTrailer(ctx context.Context, id digest.Digest, size int64) ([]index.Blob, error) {
-	if size < int64(len(packMagic)+packFooterLen) {
+	if size < int64(format.MinPackLen) {
 		return nil, fmt.Errorf("pack %s: %w: too small", id.Short(), ErrBadPack)
 	}
-	foot, err := r.getRange(ctx, packKey(id), size-int64(packFooterLen), int64(packFooterLen))
+	foot, err := r.getRange(ctx, format.PackKey(id), size-int64(format.PackFooterLen), int64(format.PackFooterLen))
 	if err != nil {
 		return nil, err
 	}
-	tl, err := packTrailerLen(foot)
+	tl, err := format.PackTrailerLen(foot)
 	if err != nil {
 		return nil, err
 	}
-	if int64(tl) > size-int64(len(packMagic)) {
+	if int64(tl) > size-int64(len(format.PackMagic)) {
 		return nil, fmt.Errorf("pack %s: %w: trailer length", id.Short(), ErrBadPack)
 	}
-	tail, err := r.getRange(ctx, packKey(id), size-int64(tl), int64(tl))
+	tail, err := r.getRange(ctx, format.PackKey(id), size-int64(tl), int64(tl))
 	if err != nil {
 		return nil, err
 	}
-	return parsePackTrailer(id, tail, size)
+	return format.ParsePackTrailer(id, tail, size)
 }
 
 func (r *Repo) getRange(ctx context.Context, key string, off, n int64) ([]byte, error) {

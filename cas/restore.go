@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sys/unix"
 
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 )
@@ -694,7 +695,7 @@ const (
 func (r *Repo) fetchRun(ctx context.Context, blobs []index.Blob) (raws, bufs [][]byte, err error) {
 	first, last := blobs[0], blobs[len(blobs)-1]
 	n := last.Offset + uint64(last.Length) - first.Offset
-	if n > maxBlobLen {
+	if n > format.MaxChunkLen {
 		return nil, nil, &CorruptError{What: "index entry", ID: first.ID}
 	}
 	stored := getBuf(int(n))
@@ -703,7 +704,7 @@ func (r *Repo) fetchRun(ctx context.Context, blobs []index.Blob) (raws, bufs [][
 		return nil, bufs, packReadError(first, err)
 	}
 	for _, b := range blobs {
-		if b.RawLen > maxBlobLen {
+		if b.RawLen > format.MaxChunkLen {
 			return nil, bufs, &CorruptError{What: "index entry", ID: b.ID}
 		}
 		part := stored[b.Offset-first.Offset : b.Offset-first.Offset+uint64(b.Length)]
@@ -790,7 +791,7 @@ func allZero(b []byte) bool {
 // checkLens refuses an index entry whose lengths no chunk can have, before
 // anything is allocated for it.
 func checkLens(b index.Blob) error {
-	if b.RawLen > maxBlobLen || b.Length > maxBlobLen {
+	if b.RawLen > format.MaxChunkLen || b.Length > format.MaxChunkLen {
 		return &CorruptError{What: "index entry", ID: b.ID, Pack: b.Pack}
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/remote"
@@ -31,7 +32,7 @@ type rawEntry struct {
 // repeated or invalid names stay as they are.
 func rawTree(entries ...rawEntry) []byte {
 	var b bytes.Buffer
-	b.WriteString(treeMagic)
+	b.WriteString(format.TreeMagic)
 	for _, e := range entries {
 		fmt.Fprintf(&b, "%s %s %d %d %s\n", e.kind, e.id.Hex(), e.size, len(e.name), e.name)
 	}
@@ -48,14 +49,14 @@ type rawBlob struct {
 // makes, and records them in the index. It returns their IDs.
 func putRawBlobs(t *testing.T, r *Repo, blobs ...rawBlob) []digest.Digest {
 	t.Helper()
-	pb := newPackBuilder()
+	pb := format.NewPackBuilder()
 	ids := make([]digest.Digest, len(blobs))
 	for i, b := range blobs {
 		ids[i] = digest.Of(b.data)
-		pb.add(index.Blob{ID: ids[i], RawLen: uint32(len(b.data)), Codec: index.CodecNone, Type: b.typ}, b.data)
+		pb.Add(index.Blob{ID: ids[i], RawLen: uint32(len(b.data)), Codec: index.CodecNone, Type: b.typ}, b.data)
 	}
-	data, id, recs := pb.finish()
-	err := r.Backend.Put(t.Context(), packKey(id), bytes.NewReader(data), int64(len(data)), remote.PutOptions{})
+	data, id, recs := pb.Finish()
+	err := r.Backend.Put(t.Context(), format.PackKey(id), bytes.NewReader(data), int64(len(data)), remote.PutOptions{})
 	if err != nil {
 		t.Fatalf("put pack: %v", err)
 	}
@@ -397,7 +398,7 @@ func flipStoredByte(t *testing.T, r *Repo, b index.Blob) {
 	if !ok {
 		t.Fatalf("backend %T has no file paths", r.Backend)
 	}
-	path, err := pt.Path(packKey(b.Pack))
+	path, err := pt.Path(format.PackKey(b.Pack))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -517,7 +518,7 @@ func TestRestoreDetectsCorruption(t *testing.T) {
 			if err != nil {
 				t.Fatalf("VerifyAll: %v", err)
 			}
-			wantAll := []string{"data:" + tt.path, packKey(damaged.Pack)}
+			wantAll := []string{"data:" + tt.path, format.PackKey(damaged.Pack)}
 			slices.Sort(wantAll)
 			if got := problemPaths(all); !slices.Equal(got, wantAll) {
 				t.Errorf("VerifyAll problems: got %q, want %q", got, wantAll)

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/remote"
@@ -210,7 +211,7 @@ func (r *Repo) verifyFile(ctx context.Context, e TreeEntry, prog *Progress) erro
 func (r *Repo) VerifyAll(ctx context.Context, prog *Progress) (*VerifyReport, error) {
 	rep := &VerifyReport{}
 	var keys []remote.ObjectInfo
-	err := r.Backend.List(ctx, packPrefix, func(oi remote.ObjectInfo) error {
+	err := r.Backend.List(ctx, format.PackPrefix, func(oi remote.ObjectInfo) error {
 		keys = append(keys, oi)
 		return nil
 	})
@@ -221,7 +222,7 @@ func (r *Repo) VerifyAll(ctx context.Context, prog *Progress) (*VerifyReport, er
 	var damaged []index.Blob
 	for _, oi := range keys {
 		rep.Packs++
-		if id, err := packIDFromKey(oi.Key); err == nil {
+		if id, err := format.PackIDFromKey(oi.Key); err == nil {
 			packs[id] = oi.Size
 		}
 		bad, err := r.verifyPack(ctx, oi.Key)
@@ -247,7 +248,7 @@ func (r *Repo) VerifyAll(ctx context.Context, prog *Progress) (*VerifyReport, er
 		// segment but only the packs it needs): the refs say what is
 		// missing. One it holds must hold the chunk where it says.
 		if size, ok := packs[b.Pack]; ok && b.Offset+uint64(b.Length) > uint64(size) {
-			rep.add(packKey(b.Pack), fmt.Errorf("an index segment places chunk %s beyond the end of the pack", b.ID.Short()))
+			rep.add(format.PackKey(b.Pack), fmt.Errorf("an index segment places chunk %s beyond the end of the pack", b.ID.Short()))
 		}
 		return nil
 	})
@@ -307,7 +308,7 @@ func (r *Repo) verifyPack(ctx context.Context, key string) ([]index.Blob, error)
 // readPack reads a whole pack, checks its name, and calls fn with every
 // blob's checked raw bytes, or, for a damaged blob, the error saying so.
 func (r *Repo) readPack(ctx context.Context, key string, fn func(b index.Blob, raw []byte, err error) error) error {
-	id, err := packIDFromKey(key)
+	id, err := format.PackIDFromKey(key)
 	if err != nil {
 		return err
 	}
@@ -315,20 +316,14 @@ func (r *Repo) readPack(ctx context.Context, key string, fn func(b index.Blob, r
 	if err != nil {
 		return err
 	}
-	blobs, err := parsePack(id, data)
+	blobs, err := format.ParsePack(id, data)
 	if err != nil {
 		return err
 	}
 	whole := digest.Of(data) == id
 	for _, b := range blobs {
-		raw := data[b.Offset : b.Offset+uint64(b.Length)]
-		var berr error
-		if b.Codec == index.CodecZstd {
-			if raw, err = blobDecoder.DecodeAll(raw, nil); err != nil {
-				berr = &CorruptError{What: "chunk", ID: b.ID}
-			}
-		}
-		if berr == nil && (len(raw) != int(b.RawLen) || digest.Of(raw) != b.ID) {
+		raw, berr := format.DecodeChunk(b, data[b.Offset:b.Offset+uint64(b.Length)], nil)
+		if berr != nil {
 			berr = &CorruptError{What: "chunk", ID: b.ID}
 		}
 		if berr == nil && b.Type == index.TypeTree {
@@ -354,7 +349,7 @@ func (r *Repo) readPack(ctx context.Context, key string, fn func(b index.Blob, r
 // sees: tests use it to prove what a store does not hold.
 func (r *Repo) ForEachBlob(ctx context.Context, fn func(id digest.Digest, raw []byte) error) error {
 	var keys []string
-	err := r.Backend.List(ctx, packPrefix, func(oi remote.ObjectInfo) error {
+	err := r.Backend.List(ctx, format.PackPrefix, func(oi remote.ObjectInfo) error {
 		keys = append(keys, oi.Key)
 		return nil
 	})
@@ -409,7 +404,7 @@ func (r *Repo) Stats(ctx context.Context, roots ...Object) (*Stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = r.Backend.List(ctx, packPrefix, func(oi remote.ObjectInfo) error {
+	err = r.Backend.List(ctx, format.PackPrefix, func(oi remote.ObjectInfo) error {
 		s.Packs++
 		s.StoredBytes += oi.Size
 		return nil
@@ -417,7 +412,7 @@ func (r *Repo) Stats(ctx context.Context, roots ...Object) (*Stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = r.Backend.List(ctx, segmentPrefix, func(remote.ObjectInfo) error { s.IndexSegments++; return nil })
+	err = r.Backend.List(ctx, format.SegmentPrefix, func(remote.ObjectInfo) error { s.IndexSegments++; return nil })
 	if err != nil {
 		return nil, err
 	}

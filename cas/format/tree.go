@@ -1,4 +1,4 @@
-package cas
+package format
 
 import (
 	"bytes"
@@ -59,8 +59,8 @@ type TreeEntry struct {
 	Digest digest.Digest
 }
 
-// treeMagic starts every tree encoding.
-const treeMagic = "cas-tree-v1\n"
+// TreeMagic starts every tree encoding.
+const TreeMagic = "cas-tree-v1\n"
 
 // Tree is a directory listing. Entries are sorted by name bytes.
 type Tree struct {
@@ -104,8 +104,8 @@ func (t *Tree) Size() int64 {
 // digest; SIZE and NAMELEN decimal. docs/FORMAT.md is the reference.
 func (t *Tree) Encode() ([]byte, error) {
 	var b bytes.Buffer
-	b.Grow(len(treeMagic) + len(t.Entries)*96)
-	b.WriteString(treeMagic)
+	b.Grow(len(TreeMagic) + len(t.Entries)*96)
+	b.WriteString(TreeMagic)
 	for i, e := range t.Entries {
 		if !ValidName(e.Name) {
 			return nil, fmt.Errorf("%w: %q", ErrBadName, e.Name)
@@ -143,7 +143,7 @@ func (t *Tree) Digest() (digest.Digest, []byte, error) {
 }
 
 // IsTreeEncoding reports whether b starts like a tree encoding.
-func IsTreeEncoding(b []byte) bool { return bytes.HasPrefix(b, []byte(treeMagic)) }
+func IsTreeEncoding(b []byte) bool { return bytes.HasPrefix(b, []byte(TreeMagic)) }
 
 // maxTreeEntries bounds what ParseTree accepts.
 const maxTreeEntries = 10_000_000
@@ -154,7 +154,7 @@ func ParseTree(b []byte) (*Tree, error) {
 	if !IsTreeEncoding(b) {
 		return nil, fmt.Errorf("%w: no header", ErrBadTree)
 	}
-	b = b[len(treeMagic):]
+	b = b[len(TreeMagic):]
 	t := &Tree{}
 	for len(b) > 0 {
 		if len(t.Entries) >= maxTreeEntries {

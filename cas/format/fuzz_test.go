@@ -1,4 +1,4 @@
-package cas
+package format_test
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/cas-ml/cas/cas/format"
+	"github.com/cas-ml/cas/cas/format/formattest"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 )
@@ -13,13 +15,13 @@ import (
 // Fuzz targets for the parsers of stored bytes, which may come from a
 // damaged disk or a hostile bucket. Run one with
 //
-//	go test ./cas -run XXX -fuzz FuzzParseTree -fuzztime 1m
+//	go test ./cas/format -run XXX -fuzz FuzzParseTree -fuzztime 1m
 
-// FuzzParseTree checks that ParseTree accepts only canonical encodings:
+// FuzzParseTree checks that format.ParseTree accepts only canonical encodings:
 // whatever it accepts, Encode reproduces byte for byte.
 func FuzzParseTree(f *testing.F) {
-	for _, gs := range goldenSpecs {
-		_, enc, err := specTree(f, gs.spec).Digest()
+	for _, gs := range formattest.Golden {
+		_, enc, err := formattest.Tree(f, gs.Entry).Digest()
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -27,9 +29,9 @@ func FuzzParseTree(f *testing.F) {
 	}
 	f.Add([]byte("cas-tree-v1\nlink 0000000000000000000000000000000000000000000000000000000000000000 0 1 \xff\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tr, err := ParseTree(data)
+		tr, err := format.ParseTree(data)
 		if err != nil {
-			if !errors.Is(err, ErrBadTree) && !errors.Is(err, ErrBadName) {
+			if !errors.Is(err, format.ErrBadTree) && !errors.Is(err, format.ErrBadName) {
 				t.Fatalf("ParseTree error %v, want ErrBadTree or ErrBadName", err)
 			}
 			return
@@ -44,16 +46,16 @@ func FuzzParseTree(f *testing.F) {
 	})
 }
 
-// FuzzParsePack checks that parsePack never panics, that every blob it
+// FuzzParsePack checks that ParsePack never panics, that every blob it
 // returns lies inside the pack's data area, and that whatever it accepts
-// packBuilder writes again byte for byte.
+// format.PackBuilder writes again byte for byte.
 func FuzzParsePack(f *testing.F) {
 	data, _, _ := buildPack(f, goldenBlobs(f))
 	f.Add(data)
 	f.Add(data[:len(data)-1])
 	var bs []goldenBlob
 	for i := range 6 {
-		raw := xof(string(rune('a'+i)), i*37)
+		raw := formattest.XOF(string(rune('a'+i)), i*37)
 		bs = append(bs, goldenBlob{uint8(i % 2), index.CodecNone, raw, raw})
 	}
 	data, _, _ = buildPack(f, bs)
@@ -62,74 +64,74 @@ func FuzzParsePack(f *testing.F) {
 	f.Add(empty)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		id := digest.Of(data)
-		blobs, err := parsePack(id, data)
+		blobs, err := format.ParsePack(id, data)
 		if err != nil {
-			if !errors.Is(err, ErrBadPack) {
-				t.Fatalf("parsePack error %v, want ErrBadPack", err)
+			if !errors.Is(err, format.ErrBadPack) {
+				t.Fatalf("ParsePack error %v, want ErrBadPack", err)
 			}
 			return
 		}
-		dataEnd := uint64(len(data) - len(blobs)*packRecordLen - packFooterLen)
-		p := &packBuilder{}
-		p.reset()
+		dataEnd := uint64(len(data) - len(blobs)*format.PackRecordLen - format.PackFooterLen)
+		p := &format.PackBuilder{}
+		p.Reset()
 		for i, b := range blobs {
-			if b.Offset < uint64(len(packMagic)) || b.Offset > dataEnd || uint64(b.Length) > dataEnd-b.Offset {
+			if b.Offset < uint64(len(format.PackMagic)) || b.Offset > dataEnd || uint64(b.Length) > dataEnd-b.Offset {
 				t.Fatalf("blob %d at %d+%d lies outside the data area 8..%d", i, b.Offset, b.Length, dataEnd)
 			}
 			if b.Pack != id {
 				t.Fatalf("blob %d: pack %v, want %v", i, b.Pack, id)
 			}
 			b.Pack = digest.Zero
-			p.add(b, data[b.Offset:b.Offset+uint64(b.Length)])
+			p.Add(b, data[b.Offset:b.Offset+uint64(b.Length)])
 		}
-		again, againID, againBlobs := p.finish()
+		again, againID, againBlobs := p.Finish()
 		if !bytes.Equal(again, data) || againID != id || (len(blobs) > 0 && !reflect.DeepEqual(againBlobs, blobs)) {
-			t.Fatalf("packBuilder does not reproduce an accepted pack:\ngot  %x\nwant %x", again, data)
+			t.Fatalf("PackBuilder does not reproduce an accepted pack:\ngot  %x\nwant %x", again, data)
 		}
 	})
 }
 
-// FuzzDecodeSegment checks that decodeSegment never panics, allocates in
+// FuzzDecodeSegment checks that DecodeSegment never panics, allocates in
 // proportion to its input whatever sizes the input claims, and decodes
-// again what segment.encode makes of its result. When raw is true, data
+// again what Segment.Encode makes of its result. When raw is true, data
 // is a segment body, compressed before decoding, so that the fuzzer
 // reaches the record parser without having to forge zstd frames.
 func FuzzDecodeSegment(f *testing.F) {
 	_, _, blobs := buildPack(f, goldenBlobs(f))
-	seg := goldenSegment(blobs).encode()
-	body, err := zstdDecoder.DecodeAll(seg[len(segmentMagic):], nil)
+	seg := goldenSegment(blobs).Encode()
+	body, err := zstdDecoder.DecodeAll(seg[len(format.SegmentMagic):], nil)
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(seg, false)
 	f.Add(body, true)
-	empty := (&segment{}).encode()
+	empty := (&format.Segment{}).Encode()
 	f.Add(empty, false)
 	f.Add([]byte{0, 0, 0}, true)
 	f.Fuzz(func(t *testing.T, data []byte, raw bool) {
 		if raw {
 			data = segmentOf(data)
 		}
-		var s *segment
+		var s *format.Segment
 		var err error
-		n := allocs(func() { s, err = decodeSegment(data) })
+		n := allocs(func() { s, err = format.DecodeSegment(data) })
 		if n > segmentAllocBound(len(data)) {
-			t.Fatalf("decodeSegment of %d bytes allocated %d bytes, want at most %d", len(data), n, segmentAllocBound(len(data)))
+			t.Fatalf("DecodeSegment of %d bytes allocated %d bytes, want at most %d", len(data), n, segmentAllocBound(len(data)))
 		}
 		if err != nil {
-			if !errors.Is(err, ErrBadSegment) {
-				t.Fatalf("decodeSegment error %v, want ErrBadSegment", err)
+			if !errors.Is(err, format.ErrBadSegment) {
+				t.Fatalf("DecodeSegment error %v, want ErrBadSegment", err)
 			}
 			return
 		}
-		again, err := decodeSegment(s.encode())
+		again, err := format.DecodeSegment(s.Encode())
 		if err != nil {
-			t.Fatalf("decodeSegment(encode(s)): %v", err)
+			t.Fatalf("DecodeSegment(Encode(s)): %v", err)
 		}
 		sortBlobs(s.Blobs)
 		sortBlobs(again.Blobs)
 		if !reflect.DeepEqual(again, s) {
-			t.Fatalf("decodeSegment(encode(s)) = %+v, want %+v", again, s)
+			t.Fatalf("DecodeSegment(Encode(s)) = %+v, want %+v", again, s)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package cas
+package format
 
 import (
 	"encoding/binary"
@@ -23,8 +23,10 @@ import (
 //	  uvarint F, then F files: digest [32]byte, uvarint N, N chunk ids
 //
 // Blobs are sorted by (pack number, offset), files by digest. A segment
-// is named by the BLAKE3 of all its bytes and stored at index/<hex>.
-const segmentMagic = "CASIDX01"
+// is named by the BLAKE3 of all its bytes and stored at SegmentKey(name).
+
+// SegmentMagic starts every index segment.
+const SegmentMagic = "CASIDX01"
 
 // maxSegmentBytes bounds the decoded size of a segment.
 const maxSegmentBytes = 1 << 30
@@ -32,8 +34,9 @@ const maxSegmentBytes = 1 << 30
 // ErrBadSegment reports an index segment that cannot be decoded.
 var ErrBadSegment = errors.New("cas: malformed index segment")
 
-// segment is the decoded content of an index segment.
-type segment struct {
+// Segment is the decoded content of an index segment: where blobs are,
+// and the chunks of multi-chunk files.
+type Segment struct {
 	Blobs []index.Blob
 	Files map[digest.Digest][]digest.Digest
 }
@@ -43,7 +46,9 @@ var (
 	zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxSegmentBytes), zstd.WithDecoderLowmem(true))
 )
 
-func (s *segment) encode() []byte {
+// Encode returns the segment's bytes. Blobs are written sorted by
+// (pack, offset), files by digest, whatever their order in s.
+func (s *Segment) Encode() []byte {
 	packNum := map[digest.Digest]uint64{}
 	var packs []digest.Digest
 	blobs := append([]index.Blob(nil), s.Blobs...)
@@ -86,7 +91,7 @@ func (s *segment) encode() []byte {
 			body = append(body, c[:]...)
 		}
 	}
-	return zstdEncoder.EncodeAll(body, []byte(segmentMagic))
+	return zstdEncoder.EncodeAll(body, []byte(SegmentMagic))
 }
 
 // segReader reads the body of a segment with bounds checks.
@@ -133,11 +138,14 @@ func (r *segReader) digest() (d digest.Digest) {
 	return d
 }
 
-func decodeSegment(data []byte) (*segment, error) {
-	if len(data) < len(segmentMagic) || string(data[:len(segmentMagic)]) != segmentMagic {
+// DecodeSegment decodes an index segment, rejecting anything malformed
+// with ErrBadSegment. What it allocates is bounded by a multiple of
+// len(data), whatever counts or sizes data claims.
+func DecodeSegment(data []byte) (*Segment, error) {
+	if len(data) < len(SegmentMagic) || string(data[:len(SegmentMagic)]) != SegmentMagic {
 		return nil, fmt.Errorf("%w: no header", ErrBadSegment)
 	}
-	body, err := zstdDecoder.DecodeAll(data[len(segmentMagic):], nil)
+	body, err := zstdDecoder.DecodeAll(data[len(SegmentMagic):], nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSegment, err)
 	}
@@ -146,7 +154,7 @@ func decodeSegment(data []byte) (*segment, error) {
 	for i := range packs {
 		packs[i] = r.digest()
 	}
-	s := &segment{Files: map[digest.Digest][]digest.Digest{}}
+	s := &Segment{Files: map[digest.Digest][]digest.Digest{}}
 	nb := r.count(2 + digest.Size + 3)
 	s.Blobs = make([]index.Blob, 0, nb)
 	for range nb {

@@ -1,10 +1,9 @@
-package cas
+package format_test
 
 import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,280 +16,30 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/zeebo/blake3"
-
+	"github.com/cas-ml/cas/cas/format"
+	"github.com/cas-ml/cas/cas/format/formattest"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
+	"github.com/klauspost/compress/zstd"
 )
 
 // The golden files pin the on-disk formats that docs/FORMAT.md specifies.
-// A diff in them is a change of format: run `go test ./cas -run Golden
+// A diff in them is a change of format: run `go test ./cas/format -run Golden
 // -update` only when that is intended, and update docs/FORMAT.md with it.
-var update = flag.Bool("update", false, "rewrite the golden files in ../testdata/golden")
+var update = flag.Bool("update", false, "rewrite the golden files in ../../testdata/golden")
 
-const goldenDir = "../testdata/golden"
+const goldenDir = "../../testdata/golden"
 
-// checkGolden compares got, as indented JSON, with the golden file name,
-// or rewrites the file under -update.
-func checkGolden(t *testing.T, name string, got any) {
-	t.Helper()
-	b, err := json.MarshalIndent(got, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = append(b, '\n')
-	path := filepath.Join(goldenDir, name)
-	if *update {
-		if err := os.MkdirAll(goldenDir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(b, want) {
-		gl, wl := strings.Split(string(b), "\n"), strings.Split(string(want), "\n")
-		for i := 0; i < len(gl) || i < len(wl); i++ {
-			var g, w string
-			if i < len(gl) {
-				g = gl[i]
-			}
-			if i < len(wl) {
-				w = wl[i]
-			}
-			if g != w {
-				t.Fatalf("%s differs at line %d:\ngot  %s\nwant %s\n(a format change? run with -update only if intended)", path, i+1, g, w)
-			}
-		}
-	}
-}
-
-// xof returns n bytes of the BLAKE3 extended output for seed: the same
-// bytes as `printf %s SEED | b3sum --raw --length N`.
-func xof(seed string, n int) []byte {
-	h := blake3.New()
-	_, _ = h.Write([]byte(seed))
-	b := make([]byte, n)
-	if _, err := h.Digest().Read(b); err != nil {
-		panic(err)
-	}
-	return b
-}
-
-// chunkSeed seeds the generated inputs of the chunk vectors.
-const chunkSeed = "cas chunker test vector v1"
-
-type chunkVector struct {
-	Name        string        `json:"name"`
-	Input       string        `json:"input"`
-	InputLen    int           `json:"input_len"`
-	InputDigest digest.Digest `json:"input_digest"`
-	Params      ChunkParams   `json:"params"`
-	MaskS       string        `json:"mask_s"`
-	MaskL       string        `json:"mask_l"`
-	Count       int           `json:"count"`
-	Lengths     []int         `json:"lengths"`
-}
-
-type gearValue struct {
-	Index int    `json:"index"`
-	Value string `json:"value"`
-}
-
-type chunkGolden struct {
-	GearKey string        `json:"gear_key"`
-	Gear    []gearValue   `json:"gear"`
-	Vectors []chunkVector `json:"vectors"`
-}
-
-func TestGoldenChunks(t *testing.T) {
-	t.Parallel()
-	inputs := []struct {
-		name  string
-		zeros bool // else XOF of chunkSeed
-		n     int
-		avg   int
-	}{
-		{"xof-4MiB-avg64KiB", false, 4 << 20, 64 << 10},
-		{"xof-256KiB-avg4KiB", false, 256 << 10, 4 << 10},
-		{"zeros-1MiB-avg16KiB", true, 1 << 20, 16 << 10},
-		{"xof-20000B-avg4KiB", false, 20000, 4 << 10}, // shorter than max: the last chunk is short
-	}
-	g := chunkGolden{GearKey: "cas gear table v1"}
-	for _, i := range []int{0, 1, 2, 255} {
-		g.Gear = append(g.Gear, gearValue{i, fmt.Sprintf("0x%016x", gearTable[i])})
-	}
-	for _, in := range inputs {
-		p, err := NewChunkParams(in.avg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var data []byte
-		desc := fmt.Sprintf("BLAKE3 XOF of %q, first %d bytes", chunkSeed, in.n)
-		if in.zeros {
-			data = make([]byte, in.n)
-			desc = fmt.Sprintf("%d zero bytes", in.n)
-		} else {
-			data = xof(chunkSeed, in.n)
-		}
-		c := NewChunker(p)
-		cuts := c.Cuts(data)
-		for k, n := range cuts {
-			if n > p.Max || (n <= p.Min && k != len(cuts)-1) {
-				t.Errorf("%s: chunk %d has %d bytes, want %d..%d", in.name, k, n, p.Min+1, p.Max)
-			}
-		}
-		g.Vectors = append(g.Vectors, chunkVector{
-			Name: in.name, Input: desc, InputLen: in.n, InputDigest: digest.Of(data),
-			Params: p, MaskS: fmt.Sprintf("0x%016x", c.maskS), MaskL: fmt.Sprintf("0x%016x", c.maskL),
-			Count: len(cuts), Lengths: cuts,
-		})
-	}
-	checkGolden(t, "chunks.json", g)
-}
-
-// TestFormatChunkerReference checks Chunker against a plain transcription
-// of the loop in docs/FORMAT.md, on inputs cut in many places.
-func TestFormatChunkerReference(t *testing.T) {
-	t.Parallel()
-	ref := func(data []byte, avg int) int {
-		minLen, maxLen := avg/4, avg*8
-		bitsAvg := 0
-		for 1<<bitsAvg < avg {
-			bitsAvg++
-		}
-		maskS := ^uint64(0) << (64 - (bitsAvg + 2))
-		maskL := ^uint64(0) << (64 - (bitsAvg - 2))
-		n := len(data)
-		if n <= minLen {
-			return n
-		}
-		n = min(n, maxLen)
-		var h uint64
-		for i := minLen; i < n; i++ {
-			h = h<<1 + gearTable[data[i]]
-			mask := maskL
-			if i < avg {
-				mask = maskS
-			}
-			if h&mask == 0 {
-				return i + 1
-			}
-		}
-		return n
-	}
-	data := xof("reference", 3<<20)
-	for _, avg := range []int{4 << 10, 64 << 10, 1 << 20} {
-		p, _ := NewChunkParams(avg)
-		c := NewChunker(p)
-		for start := 0; start < len(data); start += 99991 {
-			if got, want := c.Next(data[start:]), ref(data[start:], avg); got != want {
-				t.Fatalf("avg %d, start %d: Next = %d, want %d", avg, start, got, want)
-			}
-		}
-	}
-}
-
-// specEntry describes a tree entry by content, for building both the
-// Tree and the same tree on disk.
-type specEntry struct {
-	name    string
-	kind    Kind
-	content string      // file content or link target
-	sub     []specEntry // of a dir
-}
-
-func specTree(t testing.TB, es []specEntry) *Tree {
-	t.Helper()
-	tr := &Tree{}
-	for _, e := range es {
-		te := TreeEntry{Name: e.name, Kind: e.kind, Size: int64(len(e.content)), Digest: digest.Of([]byte(e.content))}
-		if e.kind == KindDir {
-			sub := specTree(t, e.sub)
-			d, _, err := sub.Digest()
-			if err != nil {
-				t.Fatal(err)
-			}
-			te.Size, te.Digest = sub.Size(), d
-		}
-		tr.Entries = append(tr.Entries, te)
-	}
-	tr.Sort()
-	return tr
-}
-
-// writeSpec creates the entries of es in dir.
-func writeSpec(t *testing.T, dir string, es []specEntry) {
-	t.Helper()
-	for _, e := range es {
-		p := filepath.Join(dir, e.name)
-		var err error
-		switch e.kind {
-		case KindFile:
-			err = os.WriteFile(p, []byte(e.content), 0o644)
-		case KindExec:
-			err = os.WriteFile(p, []byte(e.content), 0o755)
-		case KindLink:
-			err = os.Symlink(e.content, p)
-		case KindDir:
-			if err = os.Mkdir(p, 0o755); err == nil {
-				writeSpec(t, p, e.sub)
-			}
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
+// The tests' own zstd coders, to take segments apart and forge them.
 var (
-	specHello = []specEntry{{name: "hello.txt", kind: KindFile, content: "hello world\n"}}
-	specMixed = []specEntry{
-		{name: "README", kind: KindFile, content: "cas test tree\n"},
-		{name: "empty", kind: KindFile},
-		{name: "run.sh", kind: KindExec, content: "#!/bin/sh\necho hi\n"},
-		{name: "latest", kind: KindLink, content: "run.sh"},
-		{name: "sub", kind: KindDir, sub: specHello},
-		{name: "void", kind: KindDir},
-	}
-	specNames = []specEntry{
-		{name: "a", kind: KindFile, content: "a"},
-		{name: "A", kind: KindFile, content: "A"},
-		{name: "a b", kind: KindFile, content: "space"},
-		{name: "ab", kind: KindFile, content: "ab"},
-		{name: "new\nline", kind: KindFile, content: "newline"},
-		{name: "\xff", kind: KindFile, content: "not UTF-8"},
-		{name: "\u00e9t\u00e9", kind: KindFile, content: "UTF-8"},
-		{name: strings.Repeat("n", 255), kind: KindFile, content: "long name"},
-		{name: "-dash", kind: KindFile, content: "dash"},
-		{name: "back\\slash", kind: KindLink, content: "../\xfe target with spaces"},
-	}
-	specNested = []specEntry{
-		{name: "mixed", kind: KindDir, sub: specMixed},
-		{name: "names", kind: KindDir, sub: specNames},
-		{name: "hello", kind: KindLink, content: "mixed/sub/hello.txt"},
-	}
-	goldenSpecs = []struct {
-		name string
-		spec []specEntry
-	}{
-		{"empty", nil},
-		{"hello", specHello},
-		{"mixed", specMixed},
-		{"names", specNames},
-		{"nested", specNested},
-	}
+	zstdEncoder, _ = zstd.NewWriter(nil)
+	zstdDecoder, _ = zstd.NewReader(nil)
 )
 
 type goldenEntry struct {
 	Name    string        `json:"name,omitempty"`     // when valid UTF-8
 	NameHex string        `json:"name_hex,omitempty"` // otherwise
-	Kind    Kind          `json:"kind"`
+	Kind    format.Kind   `json:"kind"`
 	Size    int64         `json:"size"`
 	Digest  digest.Digest `json:"digest"`
 }
@@ -319,13 +68,13 @@ func TestGoldenTrees(t *testing.T) {
 	for _, s := range []string{"", "hello world\n", "abc"} {
 		g.Files = append(g.Files, fileVector{s, digest.Of([]byte(s))})
 	}
-	for _, gs := range goldenSpecs {
-		tr := specTree(t, gs.spec)
+	for _, gs := range formattest.Golden {
+		tr := formattest.Tree(t, gs.Entry)
 		d, enc, err := tr.Digest()
 		if err != nil {
-			t.Fatalf("%s: %v", gs.name, err)
+			t.Fatalf("%s: %v", gs.Name, err)
 		}
-		tv := treeVector{Name: gs.name, Entries: []goldenEntry{}, Size: tr.Size(), EncodingHex: hex.EncodeToString(enc), Digest: d}
+		tv := treeVector{Name: gs.Name, Entries: []goldenEntry{}, Size: tr.Size(), EncodingHex: hex.EncodeToString(enc), Digest: d}
 		for _, e := range tr.Entries {
 			ge := goldenEntry{Kind: e.Kind, Size: e.Size, Digest: e.Digest}
 			if utf8.ValidString(e.Name) {
@@ -337,48 +86,22 @@ func TestGoldenTrees(t *testing.T) {
 		}
 		g.Trees = append(g.Trees, tv)
 
-		back, err := ParseTree(enc)
+		back, err := format.ParseTree(enc)
 		if err != nil {
-			t.Fatalf("%s: ParseTree: %v", gs.name, err)
+			t.Fatalf("%s: ParseTree: %v", gs.Name, err)
 		}
 		if !reflect.DeepEqual(back.Entries, tr.Entries) {
-			t.Errorf("%s: ParseTree(Encode(t)) = %+v, want %+v", gs.name, back.Entries, tr.Entries)
+			t.Errorf("%s: ParseTree(Encode(t)) = %+v, want %+v", gs.Name, back.Entries, tr.Entries)
 		}
 	}
-	checkGolden(t, "trees.json", g)
-}
-
-// TestGoldenTreeOnDisk checks that the scanner, reading the golden trees
-// from disk, computes the golden digests.
-func TestGoldenTreeOnDisk(t *testing.T) {
-	t.Parallel()
-	for _, gs := range goldenSpecs {
-		t.Run(gs.name, func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "root")
-			if err := os.Mkdir(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			writeSpec(t, dir, gs.spec)
-			want, _, err := specTree(t, gs.spec).Digest()
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := Hash(t.Context(), nil, []string{dir}, PushOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.Digest != want || res.Kind != KindDir {
-				t.Errorf("Hash = %v %v, want %v dir", res.Digest, res.Kind, want)
-			}
-		})
-	}
+	formattest.CheckGolden(t, filepath.Join(goldenDir, "trees.json"), g, *update)
 }
 
 func TestFormatTreeRejects(t *testing.T) {
 	t.Parallel()
 	h := strings.Repeat("ab", 32)
 	valid := "cas-tree-v1\nfile " + h + " 3 1 a\n"
-	if _, err := ParseTree([]byte(valid)); err != nil {
+	if _, err := format.ParseTree([]byte(valid)); err != nil {
 		t.Fatalf("ParseTree(valid) = %v", err)
 	}
 	for _, tt := range []struct{ name, enc string }{
@@ -406,25 +129,25 @@ func TestFormatTreeRejects(t *testing.T) {
 		{"trailing newline", valid + "\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if tr, err := ParseTree([]byte(tt.enc)); err == nil {
+			if tr, err := format.ParseTree([]byte(tt.enc)); err == nil {
 				t.Errorf("ParseTree(%q) = %+v, want error", tt.enc, tr.Entries)
-			} else if !errors.Is(err, ErrBadTree) && !errors.Is(err, ErrBadName) {
+			} else if !errors.Is(err, format.ErrBadTree) && !errors.Is(err, format.ErrBadName) {
 				t.Errorf("ParseTree(%q) error %v, want ErrBadTree or ErrBadName", tt.enc, err)
 			}
 		})
 	}
 	for _, tt := range []struct {
 		name string
-		es   []TreeEntry
+		es   []format.TreeEntry
 	}{
-		{"unsorted", []TreeEntry{{Name: "b", Kind: KindFile}, {Name: "a", Kind: KindFile}}},
-		{"duplicate", []TreeEntry{{Name: "a", Kind: KindFile}, {Name: "a", Kind: KindDir}}},
-		{"bad name", []TreeEntry{{Name: "a/b", Kind: KindFile}}},
-		{"bad kind", []TreeEntry{{Name: "a", Kind: 9}}},
-		{"negative size", []TreeEntry{{Name: "a", Kind: KindFile, Size: -1}}},
+		{"unsorted", []format.TreeEntry{{Name: "b", Kind: format.KindFile}, {Name: "a", Kind: format.KindFile}}},
+		{"duplicate", []format.TreeEntry{{Name: "a", Kind: format.KindFile}, {Name: "a", Kind: format.KindDir}}},
+		{"bad name", []format.TreeEntry{{Name: "a/b", Kind: format.KindFile}}},
+		{"bad kind", []format.TreeEntry{{Name: "a", Kind: 9}}},
+		{"negative size", []format.TreeEntry{{Name: "a", Kind: format.KindFile, Size: -1}}},
 	} {
 		t.Run("encode "+tt.name, func(t *testing.T) {
-			if _, err := (&Tree{Entries: tt.es}).Encode(); err == nil {
+			if _, err := (&format.Tree{Entries: tt.es}).Encode(); err == nil {
 				t.Errorf("Encode(%+v) succeeded, want error", tt.es)
 			}
 		})
@@ -444,7 +167,7 @@ type goldenBlob struct {
 
 func goldenBlobs(t testing.TB) []goldenBlob {
 	t.Helper()
-	_, enc, err := specTree(t, specHello).Digest()
+	_, enc, err := formattest.Tree(t, formattest.Hello).Digest()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,12 +180,12 @@ func goldenBlobs(t testing.TB) []goldenBlob {
 
 func buildPack(t testing.TB, bs []goldenBlob) ([]byte, digest.Digest, []index.Blob) {
 	t.Helper()
-	p := &packBuilder{}
-	p.reset()
+	p := &format.PackBuilder{}
+	p.Reset()
 	for _, b := range bs {
-		p.add(index.Blob{ID: digest.Of(b.raw), Type: b.typ, Codec: b.codec, RawLen: uint32(len(b.raw))}, b.stored)
+		p.Add(index.Blob{ID: digest.Of(b.raw), Type: b.typ, Codec: b.codec, RawLen: uint32(len(b.raw))}, b.stored)
 	}
-	data, id, blobs := p.finish()
+	data, id, blobs := p.Finish()
 	return bytes.Clone(data), id, blobs
 }
 
@@ -485,10 +208,10 @@ type packGolden struct {
 
 // goldenSegment is the segment that records the golden pack and a
 // two-chunk file.
-func goldenSegment(blobs []index.Blob) *segment {
+func goldenSegment(blobs []index.Blob) *format.Segment {
 	a, b := digest.Of([]byte("hello world\n")), digest.Of(bytes.Repeat([]byte("z"), 600))
 	file := digest.Of(append([]byte("hello world\n"), bytes.Repeat([]byte("z"), 600)...))
-	return &segment{Blobs: blobs, Files: map[digest.Digest][]digest.Digest{file: {a, b}}}
+	return &format.Segment{Blobs: blobs, Files: map[digest.Digest][]digest.Digest{file: {a, b}}}
 }
 
 func TestGoldenPack(t *testing.T) {
@@ -501,12 +224,12 @@ func TestGoldenPack(t *testing.T) {
 	if id != digest.Of(data) {
 		t.Errorf("pack name %v, want BLAKE3 of its bytes %v", id, digest.Of(data))
 	}
-	got, err := parsePack(id, data)
+	got, err := format.ParsePack(id, data)
 	if err != nil {
-		t.Fatalf("parsePack: %v", err)
+		t.Fatalf("ParsePack: %v", err)
 	}
 	if !reflect.DeepEqual(got, blobs) {
-		t.Errorf("parsePack = %+v, want %+v", got, blobs)
+		t.Errorf("ParsePack = %+v, want %+v", got, blobs)
 	}
 	for i, b := range got {
 		if s := data[b.Offset : b.Offset+uint64(b.Length)]; !bytes.Equal(s, gbs[i].stored) {
@@ -515,20 +238,20 @@ func TestGoldenPack(t *testing.T) {
 	}
 
 	seg := goldenSegment(blobs)
-	enc := seg.encode()
-	if !bytes.HasPrefix(enc, []byte(segmentMagic)) {
-		t.Fatalf("segment starts %q, want %q", enc[:8], segmentMagic)
+	enc := seg.Encode()
+	if !bytes.HasPrefix(enc, []byte(format.SegmentMagic)) {
+		t.Fatalf("segment starts %q, want %q", enc[:8], format.SegmentMagic)
 	}
-	body, err := zstdDecoder.DecodeAll(enc[len(segmentMagic):], nil)
+	body, err := zstdDecoder.DecodeAll(enc[len(format.SegmentMagic):], nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := decodeSegment(enc)
+	back, err := format.DecodeSegment(enc)
 	if err != nil {
-		t.Fatalf("decodeSegment: %v", err)
+		t.Fatalf("DecodeSegment: %v", err)
 	}
 	if !reflect.DeepEqual(back, seg) {
-		t.Errorf("decodeSegment(encode(s)) = %+v, want %+v", back, seg)
+		t.Errorf("DecodeSegment(Encode(s)) = %+v, want %+v", back, seg)
 	}
 
 	g := packGolden{Pack: id, PackHex: hex.EncodeToString(data), BodyHex: hex.EncodeToString(body), Files: map[string][]digest.Digest{}}
@@ -538,7 +261,7 @@ func TestGoldenPack(t *testing.T) {
 	for f, cs := range seg.Files {
 		g.Files[f.String()] = cs
 	}
-	checkGolden(t, "pack.json", g)
+	formattest.CheckGolden(t, filepath.Join(goldenDir, "pack.json"), g, *update)
 }
 
 // TestFormatSegmentRoundTrip encodes segments spanning several packs, in
@@ -549,7 +272,7 @@ func TestFormatSegmentRoundTrip(t *testing.T) {
 	for k := range 3 {
 		var bs []goldenBlob
 		for i := range 5 + k {
-			raw := xof(fmt.Sprintf("blob %d %d", k, i), 100+i*1000)
+			raw := formattest.XOF(fmt.Sprintf("blob %d %d", k, i), 100+i*1000)
 			bs = append(bs, goldenBlob{uint8(i % 2), index.CodecNone, raw, raw})
 		}
 		_, _, blobs := buildPack(t, bs)
@@ -567,28 +290,28 @@ func TestFormatSegmentRoundTrip(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		name string
-		seg  *segment
+		seg  *format.Segment
 	}{
-		{"empty", &segment{Blobs: []index.Blob{}, Files: map[digest.Digest][]digest.Digest{}}},
-		{"blobs only", &segment{Blobs: shuffled, Files: map[digest.Digest][]digest.Digest{}}},
-		{"files only", &segment{Blobs: []index.Blob{}, Files: files}},
-		{"both", &segment{Blobs: shuffled, Files: files}},
+		{"empty", &format.Segment{Blobs: []index.Blob{}, Files: map[digest.Digest][]digest.Digest{}}},
+		{"blobs only", &format.Segment{Blobs: shuffled, Files: map[digest.Digest][]digest.Digest{}}},
+		{"files only", &format.Segment{Blobs: []index.Blob{}, Files: files}},
+		{"both", &format.Segment{Blobs: shuffled, Files: files}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := decodeSegment(tt.seg.encode())
+			got, err := format.DecodeSegment(tt.seg.Encode())
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := &segment{Blobs: append([]index.Blob{}, tt.seg.Blobs...), Files: tt.seg.Files}
+			want := &format.Segment{Blobs: append([]index.Blob{}, tt.seg.Blobs...), Files: tt.seg.Files}
 			sortBlobs(want.Blobs)
 			if !reflect.DeepEqual(got, want) {
-				t.Errorf("decodeSegment(encode(s)) = %+v, want %+v", got, want)
+				t.Errorf("DecodeSegment(Encode(s)) = %+v, want %+v", got, want)
 			}
 		})
 	}
 }
 
-// sortBlobs orders blobs as segment.encode does, breaking ties by ID.
+// sortBlobs orders blobs as Segment.Encode does, breaking ties by ID.
 func sortBlobs(bs []index.Blob) {
 	key := func(b index.Blob) string {
 		var k [8]byte
@@ -602,8 +325,8 @@ func TestFormatPackRejects(t *testing.T) {
 	t.Parallel()
 	data, id, _ := buildPack(t, goldenBlobs(t))
 	n := len(data)
-	tail := n - packFooterLen - 3*packRecordLen // first trailer record
-	rec := func(i int) int { return tail + i*packRecordLen }
+	tail := n - format.PackFooterLen - 3*format.PackRecordLen // first trailer record
+	rec := func(i int) int { return tail + i*format.PackRecordLen }
 	mod := func(f func(b []byte)) []byte {
 		b := bytes.Clone(data)
 		f(b)
@@ -622,18 +345,18 @@ func TestFormatPackRejects(t *testing.T) {
 		data []byte
 	}{
 		{"empty", nil},
-		{"magic only", []byte(packMagic)},
+		{"magic only", []byte(format.PackMagic)},
 		{"truncated by one", data[:n-1]},
-		{"truncated footer", data[:n-packFooterLen]},
-		{"truncated trailer", append(bytes.Clone(data[:rec(2)]), data[n-packFooterLen:]...)},
-		{"no data", append([]byte(packMagic), data[tail:]...)},
+		{"truncated footer", data[:n-format.PackFooterLen]},
+		{"truncated trailer", append(bytes.Clone(data[:rec(2)]), data[n-format.PackFooterLen:]...)},
+		{"no data", append([]byte(format.PackMagic), data[tail:]...)},
 		{"bad header magic", mod(func(b []byte) { b[0] ^= 1 })},
 		{"bad footer magic", mod(func(b []byte) { b[n-1] ^= 1 })},
-		{"count one more", mod(u32(n-packFooterLen, 4))},
-		{"count one less", mod(u32(n-packFooterLen, 2))},
-		{"count zero", mod(u32(n-packFooterLen, 0))},
-		{"count huge", mod(u32(n-packFooterLen, 1<<31))},
-		{"count beyond limit", mod(u32(n-packFooterLen, maxPackBlobs+1))},
+		{"count one more", mod(u32(n-format.PackFooterLen, 4))},
+		{"count one less", mod(u32(n-format.PackFooterLen, 2))},
+		{"count zero", mod(u32(n-format.PackFooterLen, 0))},
+		{"count huge", mod(u32(n-format.PackFooterLen, 1<<31))},
+		{"count beyond limit", mod(u32(n-format.PackFooterLen, format.MaxPackBlobs+1))},
 		{"offset in header", mod(u64(rec(0)+34, 0))},
 		{"offset past data", mod(u64(rec(2)+34, dataEnd+1))},
 		{"offset wraps", mod(u64(rec(2)+34, ^uint64(0)-5))},
@@ -650,34 +373,34 @@ func TestFormatPackRejects(t *testing.T) {
 		{"raw length of plain blob", mod(u32(rec(0)+46, 13))},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			blobs, err := parsePack(id, tt.data)
+			blobs, err := format.ParsePack(id, tt.data)
 			if err == nil {
-				t.Fatalf("parsePack succeeded with %+v, want error", blobs)
+				t.Fatalf("ParsePack succeeded with %+v, want error", blobs)
 			}
-			if !errors.Is(err, ErrBadPack) {
-				t.Errorf("parsePack error %v, want ErrBadPack", err)
+			if !errors.Is(err, format.ErrBadPack) {
+				t.Errorf("ParsePack error %v, want ErrBadPack", err)
 			}
 		})
 	}
 	// An empty pack is valid.
-	p := &packBuilder{}
-	p.reset()
-	empty, eid, _ := p.finish()
-	if blobs, err := parsePack(eid, empty); err != nil || len(blobs) != 0 {
-		t.Errorf("parsePack(empty pack) = %v, %v; want no blobs", blobs, err)
+	p := &format.PackBuilder{}
+	p.Reset()
+	empty, eid, _ := p.Finish()
+	if blobs, err := format.ParsePack(eid, empty); err != nil || len(blobs) != 0 {
+		t.Errorf("ParsePack(empty pack) = %v, %v; want no blobs", blobs, err)
 	}
 }
 
 // segmentOf wraps a body as a segment, without checking it.
 func segmentOf(body []byte) []byte {
-	return zstdEncoder.EncodeAll(body, []byte(segmentMagic))
+	return zstdEncoder.EncodeAll(body, []byte(format.SegmentMagic))
 }
 
 func TestFormatSegmentRejects(t *testing.T) {
 	t.Parallel()
 	_, _, blobs := buildPack(t, goldenBlobs(t))
-	good := goldenSegment(blobs).encode()
-	body, err := zstdDecoder.DecodeAll(good[len(segmentMagic):], nil)
+	good := goldenSegment(blobs).Encode()
+	body, err := zstdDecoder.DecodeAll(good[len(format.SegmentMagic):], nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -690,8 +413,8 @@ func TestFormatSegmentRejects(t *testing.T) {
 	set := func(at int, v byte) func([]byte) []byte {
 		return func(b []byte) []byte { b[at] = v; return b }
 	}
-	if _, err := decodeSegment(segmentOf(body)); err != nil {
-		t.Fatalf("decodeSegment(re-encoded golden body) = %v", err)
+	if _, err := format.DecodeSegment(segmentOf(body)); err != nil {
+		t.Fatalf("DecodeSegment(re-encoded golden body) = %v", err)
 	}
 	if body[blobsAt] != 3 || body[filesAt] != 1 || body[filesAt+1+digest.Size] != 2 {
 		t.Fatalf("golden body layout changed: update the offsets of this test")
@@ -702,9 +425,9 @@ func TestFormatSegmentRejects(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"bad magic", append([]byte("CASIDX02"), good[8:]...)},
-		{"magic only", []byte(segmentMagic)},
+		{"magic only", []byte(format.SegmentMagic)},
 		{"truncated frame", good[:len(good)-1]},
-		{"not zstd", append([]byte(segmentMagic), body...)},
+		{"not zstd", append([]byte(format.SegmentMagic), body...)},
 		{"empty body", segmentOf(nil)},
 		{"truncated body", segmentOf(body[:len(body)-1])},
 		{"trailing byte", segmentOf(append(bytes.Clone(body), 0))},
@@ -732,12 +455,12 @@ func TestFormatSegmentRejects(t *testing.T) {
 		{"chunk count too small", modBody(set(filesAt+1+digest.Size, 1))},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := decodeSegment(tt.data)
+			s, err := format.DecodeSegment(tt.data)
 			if err == nil {
-				t.Fatalf("decodeSegment succeeded with %+v, want error", s)
+				t.Fatalf("DecodeSegment succeeded with %+v, want error", s)
 			}
-			if !errors.Is(err, ErrBadSegment) {
-				t.Errorf("decodeSegment error %v, want ErrBadSegment", err)
+			if !errors.Is(err, format.ErrBadSegment) {
+				t.Errorf("DecodeSegment error %v, want ErrBadSegment", err)
 			}
 		})
 	}
@@ -752,29 +475,31 @@ func allocs(f func()) uint64 {
 	return after.TotalAlloc - before.TotalAlloc
 }
 
-// segmentAllocBound is the most decodeSegment may allocate for an input
+// segmentAllocBound is the most DecodeSegment may allocate for an input
 // of n bytes: a zstd block of 4 bytes decodes to at most 128 KiB, and the
 // decoded records take a small multiple of their encoded size.
 func segmentAllocBound(n int) uint64 { return 4<<20 + 4*32768*uint64(n) }
 
 // A segment whose zstd frame claims a huge content size must not make the
 // decoder allocate that much.
+//
+// Not parallel: allocs counts what the whole process allocates, so the
+// test runs before the parallel tests start.
 func TestFormatSegmentBoundedAlloc(t *testing.T) {
-	t.Parallel()
 	for _, size := range []uint32{1<<30 - 1, 1 << 30, 1<<32 - 1} {
-		frame := []byte(segmentMagic)
+		frame := []byte(format.SegmentMagic)
 		// Magic, descriptor (4-byte content size, window descriptor
 		// present), 1 MiB window, content size, one last RLE block of 1 byte.
 		frame = append(frame, 0x28, 0xb5, 0x2f, 0xfd, 0x80, 0x50)
 		frame = binary.LittleEndian.AppendUint32(frame, size)
 		frame = append(frame, 0x0b, 0x00, 0x00, 'x')
 		var err error
-		n := allocs(func() { _, err = decodeSegment(frame) })
-		if !errors.Is(err, ErrBadSegment) {
+		n := allocs(func() { _, err = format.DecodeSegment(frame) })
+		if !errors.Is(err, format.ErrBadSegment) {
 			t.Errorf("content size %d: error %v, want ErrBadSegment", size, err)
 		}
 		if n > segmentAllocBound(len(frame)) {
-			t.Errorf("content size %d: decodeSegment of %d bytes allocated %d bytes, want at most %d", size, len(frame), n, segmentAllocBound(len(frame)))
+			t.Errorf("content size %d: DecodeSegment of %d bytes allocated %d bytes, want at most %d", size, len(frame), n, segmentAllocBound(len(frame)))
 		}
 	}
 }
@@ -783,13 +508,13 @@ func TestFormatSegmentBoundedAlloc(t *testing.T) {
 // every digest they pin must appear in it.
 func TestFormatDocVectors(t *testing.T) {
 	t.Parallel()
-	doc, err := os.ReadFile("../docs/FORMAT.md")
+	doc, err := os.ReadFile("../../docs/FORMAT.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	type hasDigest struct{ Digest digest.Digest }
 	var tg struct{ Files, Trees []hasDigest }
-	readJSON(t, "trees.json", &tg)
+	formattest.ReadGolden(t, filepath.Join(goldenDir, "trees.json"), &tg)
 	var want []string
 	for _, f := range tg.Files {
 		want = append(want, f.Digest.Hex())
@@ -797,8 +522,13 @@ func TestFormatDocVectors(t *testing.T) {
 	for _, tr := range tg.Trees {
 		want = append(want, tr.Digest.Hex())
 	}
-	var cg chunkGolden
-	readJSON(t, "chunks.json", &cg)
+	var cg struct {
+		Gear    []struct{ Value string }
+		Vectors []struct {
+			InputDigest digest.Digest `json:"input_digest"`
+		}
+	}
+	formattest.ReadGolden(t, filepath.Join(goldenDir, "chunks.json"), &cg)
 	for _, v := range cg.Vectors {
 		want = append(want, v.InputDigest.Hex())
 	}
@@ -806,22 +536,11 @@ func TestFormatDocVectors(t *testing.T) {
 		want = append(want, g.Value)
 	}
 	var pg packGolden
-	readJSON(t, "pack.json", &pg)
+	formattest.ReadGolden(t, filepath.Join(goldenDir, "pack.json"), &pg)
 	want = append(want, pg.Pack.Hex())
 	for _, w := range want {
 		if !bytes.Contains(doc, []byte(w)) {
 			t.Errorf("docs/FORMAT.md lacks the golden value %s", w)
 		}
-	}
-}
-
-func readJSON(t *testing.T, name string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(goldenDir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", name, err)
 	}
 }

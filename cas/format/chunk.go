@@ -1,0 +1,122 @@
+package format
+
+import (
+	"errors"
+	"math"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/index"
+)
+
+// The chunk codec: how a chunk's raw bytes are kept in a pack. The codec
+// is recorded per blob (index.CodecNone or index.CodecZstd); a chunk is
+// compressed only where that pays.
+
+// MaxChunkLen bounds a blob's raw and stored length, whatever an index or
+// a trailer claims.
+const MaxChunkLen = 1 << 30
+
+// ErrBadChunk reports stored bytes that do not decode to the blob they
+// are said to hold: a codec that fails, a wrong length or a wrong digest.
+var ErrBadChunk = errors.New("cas: damaged chunk")
+
+var chunkDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxChunkLen), zstd.WithDecoderLowmem(true))
+
+// DecodeChunk turns a blob's stored bytes into its raw bytes, checked
+// against b's codec, raw length and ID; any mismatch is ErrBadChunk.
+// Uncompressed, the result is stored itself; dst is the buffer a
+// decompressed blob goes into when large enough (and not stored itself).
+func DecodeChunk(b index.Blob, stored, dst []byte) ([]byte, error) {
+	raw := stored
+	switch b.Codec {
+	case index.CodecNone:
+	case index.CodecZstd:
+		out := dst[:0]
+		if cap(out) < int(b.RawLen) || (len(dst) > 0 && len(stored) > 0 && &dst[0] == &stored[0]) {
+			out = make([]byte, 0, b.RawLen)
+		}
+		var err error
+		raw, err = chunkDecoder.DecodeAll(stored, out)
+		if err != nil {
+			return nil, ErrBadChunk
+		}
+	default:
+		return nil, ErrBadChunk
+	}
+	if len(raw) != int(b.RawLen) || digest.Of(raw) != b.ID {
+		return nil, ErrBadChunk
+	}
+	return raw, nil
+}
+
+// minSaving is the least fraction of a chunk that compression must save.
+const minSaving = 0.05
+
+// EncodeChunk returns the stored form of raw and its codec: zstd only
+// where it pays. Random-looking bytes (the byte histogram of a sample has
+// near 8 bits of entropy) are kept raw without trying; large chunks first
+// compress a few samples at the fastest level. dst is reused if large enough.
+func EncodeChunk(raw []byte, dst []byte) ([]byte, uint8) {
+	if len(raw) < 512 || sampleEntropy(raw) > 7.8 {
+		return raw, index.CodecNone
+	}
+	if len(raw) > 64<<10 && !samplesCompress(raw) {
+		return raw, index.CodecNone
+	}
+	out := zstdEncoder.EncodeAll(raw, dst[:0])
+	if float64(len(out)) > float64(len(raw))*(1-minSaving) {
+		return raw, index.CodecNone
+	}
+	return out, index.CodecZstd
+}
+
+// sampleEntropy estimates the bits per byte of b from the histogram of up
+// to 4 KiB taken from its start and middle.
+func sampleEntropy(b []byte) float64 {
+	var hist [256]int
+	n := 0
+	for _, part := range [][]byte{b[:min(len(b), 2<<10)], b[len(b)/2 : len(b)/2+min(len(b)/2, 2<<10)]} {
+		for _, c := range part {
+			hist[c]++
+		}
+		n += len(part)
+	}
+	// H = log2(n) - (1/n) * sum(k log2 k), with k log2 k from a table.
+	sum := 0.0
+	bins := 0
+	for _, k := range hist {
+		if k > 0 {
+			sum += klog2k[k]
+			bins++
+		}
+	}
+	e := math.Log2(float64(n)) - sum/float64(n)
+	// A finite sample underestimates entropy; add the Miller-Madow
+	// correction so uniform random bytes score about 8 at any size.
+	return e + float64(bins-1)/(2*float64(n)*math.Ln2)
+}
+
+// klog2k[k] = k * log2(k) for the counts a 4 KiB sample can hold.
+var klog2k = func() (t [4<<10 + 1]float64) {
+	for k := 1; k < len(t); k++ {
+		t[k] = float64(k) * math.Log2(float64(k))
+	}
+	return t
+}()
+
+var sampleEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+
+// samplesCompress compresses three 4 KiB samples of b and reports whether
+// they shrink by more than minSaving.
+func samplesCompress(b []byte) bool {
+	const s = 4 << 10
+	var buf [3 * s]byte
+	sample := buf[:0]
+	for _, at := range []int{0, len(b)/2 - s/2, len(b) - s} {
+		sample = append(sample, b[at:at+s]...)
+	}
+	out := sampleEncoder.EncodeAll(sample, make([]byte, 0, len(sample)+64))
+	return float64(len(out)) < float64(len(sample))*(1-minSaving)
+}
