@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sys/unix"
 
+	"github.com/cas-ml/cas/cas/chunk"
 	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
@@ -61,7 +62,7 @@ type PushOptions struct {
 	// Publish sends what the remote still lacks and sets Ref there.
 	Remote remote.Backend
 
-	// naturalCuts, set by tests, replaces findNaturalCuts (to compare
+	// naturalCuts, set by tests, replaces chunk.NaturalCuts (to compare
 	// with plain chunking, say).
 	naturalCuts func(r io.ReaderAt, size int64) []int64
 }
@@ -333,7 +334,7 @@ func (p *pusher) failWith(err error) {
 // memBudget is the most file data a push holds in memory at once, beside
 // at most two packs being built or written.
 func (p *pusher) memBudget() int64 {
-	return int64(max(16<<20, 3*p.r.chunker.p.Max))
+	return int64(max(16<<20, 3*p.r.chunker.Params().Max))
 }
 
 func (r *Repo) run(ctx context.Context, p *pusher, paths []string) (*PushResult, error) {
@@ -826,12 +827,12 @@ func (p *pusher) readFile(n *node) error {
 	// the end of the read, the fstat after the read shows it.
 	before := n.st
 	var read int64
-	if p.hashOnly && before.Size > int64(p.r.chunker.p.Max) {
+	if p.hashOnly && before.Size > int64(p.r.chunker.Params().Max) {
 		// Nothing is stored: no need to cut chunks, one pass hashes it.
 		var d digest.Digest
 		d, read, err = digest.FromReader(progressReader{f, &p.opts.Progress.Bytes})
 		n.digest = d
-	} else if before.Size <= int64(p.r.chunker.p.Max) {
+	} else if before.Size <= int64(p.r.chunker.Params().Max) {
 		read, err = p.readSmall(n, f, before.Size)
 	} else {
 		read, err = p.readLarge(n, f)
@@ -903,12 +904,12 @@ func (fd fdReader) Read(b []byte) (int, error) {
 }
 
 // naturalCuts are the offsets where a file of a known model format
-// changes from one tensor to the next (findNaturalCuts).
+// changes from one tensor to the next (chunk.NaturalCuts).
 func (p *pusher) naturalCuts(r io.ReaderAt, size int64) []int64 {
 	if p.opts.naturalCuts != nil {
 		return p.opts.naturalCuts(r, size)
 	}
-	return findNaturalCuts(r, size)
+	return chunk.NaturalCuts(r, size)
 }
 
 func (p *pusher) acquire(n int64) error { return p.budget.Acquire(p.ctx, n) }
@@ -943,7 +944,7 @@ func (p *pusher) readSmall(n *node, f fdReader, size int64) (int64, error) {
 // digest. No chunk crosses one of the natural cuts.
 func (p *pusher) storeBytes(data []byte, natural []int64) (digest.Digest, error) {
 	d := digest.Of(data)
-	cuts := cutsWithin(p.r.chunker, data, 0, natural)
+	cuts := p.r.chunker.CutsWithin(data, 0, natural)
 	if len(cuts) <= 1 {
 		if len(data) == 0 {
 			return d, nil
@@ -1088,7 +1089,7 @@ func (lr *largeRead) err() error {
 // hashers. It returns the bytes read.
 func (lr *largeRead) cut(f fdReader, size int64) (int64, error) {
 	p := lr.p
-	maxc := p.r.chunker.p.Max
+	maxc := p.r.chunker.Params().Max
 	const block = 4 << 20
 	// buf[start:end] holds bytes read but not yet cut; it is compacted only
 	// when the free space at its end runs short, so each byte moves at most

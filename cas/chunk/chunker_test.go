@@ -1,4 +1,4 @@
-package cas
+package chunk
 
 import (
 	"bytes"
@@ -20,8 +20,8 @@ func testData(n int, seed uint64) []byte {
 
 func TestChunkerBounds(t *testing.T) {
 	t.Parallel()
-	p, _ := NewChunkParams(64 << 10)
-	c := NewChunker(p)
+	p, _ := NewParams(64 << 10)
+	c := New(p)
 	data := testData(8<<20, 1)
 	cuts := c.Cuts(data)
 	total := 0
@@ -43,8 +43,8 @@ func TestChunkerBounds(t *testing.T) {
 // An insertion near the start must leave later boundaries where they were.
 func TestChunkerResynchronizes(t *testing.T) {
 	t.Parallel()
-	p, _ := NewChunkParams(16 << 10)
-	c := NewChunker(p)
+	p, _ := NewParams(16 << 10)
+	c := New(p)
 	data := testData(2<<20, 2)
 	edited := append(append(append([]byte{}, data[:1000]...), []byte("inserted bytes")...), data[1000:]...)
 	ends := func(b []byte, shift int) map[int]bool {
@@ -68,26 +68,26 @@ func TestChunkerResynchronizes(t *testing.T) {
 	}
 }
 
-func TestChunkParams(t *testing.T) {
+func TestParams(t *testing.T) {
 	t.Parallel()
 	for _, avg := range []int{0, 1000, 2 << 10, 3 << 20, 32 << 20} {
-		if _, err := NewChunkParams(avg); err == nil {
-			t.Errorf("NewChunkParams(%d) succeeded, want error", avg)
+		if _, err := NewParams(avg); err == nil {
+			t.Errorf("NewParams(%d) succeeded, want error", avg)
 		}
 	}
-	p, err := NewChunkParams(1 << 20)
-	if err != nil || p != (ChunkParams{Min: 256 << 10, Avg: 1 << 20, Max: 8 << 20}) {
-		t.Errorf("NewChunkParams(1MiB) = %+v, %v", p, err)
+	p, err := NewParams(1 << 20)
+	if err != nil || p != (Params{Min: 256 << 10, Avg: 1 << 20, Max: 8 << 20}) {
+		t.Errorf("NewParams(1MiB) = %+v, %v", p, err)
 	}
-	if err := (ChunkParams{Min: 1, Avg: 1 << 20, Max: 8 << 20}).Validate(); err == nil {
+	if err := (Params{Min: 1, Avg: 1 << 20, Max: 8 << 20}).Validate(); err == nil {
 		t.Error("Validate accepted a bad min")
 	}
 }
 
 func TestChunkerSmallInputs(t *testing.T) {
 	t.Parallel()
-	p, _ := NewChunkParams(4 << 10)
-	c := NewChunker(p)
+	p, _ := NewParams(4 << 10)
+	c := New(p)
 	for _, n := range []int{0, 1, p.Min, p.Min + 1} {
 		got := c.Cuts(bytes.Repeat([]byte{7}, n))
 		sum := 0
@@ -101,8 +101,8 @@ func TestChunkerSmallInputs(t *testing.T) {
 }
 
 func BenchmarkChunker(b *testing.B) {
-	p, _ := NewChunkParams(1 << 20)
-	c := NewChunker(p)
+	p, _ := NewParams(1 << 20)
+	c := New(p)
 	data := testData(64<<20, 3)
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {

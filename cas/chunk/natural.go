@@ -1,4 +1,4 @@
-package cas
+package chunk
 
 import (
 	"archive/zip"
@@ -29,11 +29,12 @@ var (
 	safetensorsStart = []byte("{")
 )
 
-// findNaturalCuts returns the sorted offsets, strictly inside (0, size), at
+// NaturalCuts returns the sorted offsets, strictly inside (0, size), at
 // which a torch zip checkpoint, an npz, an npy or a safetensors file
 // changes from one tensor (or header) to the next; nil for anything else
-// or anything malformed.
-func findNaturalCuts(r io.ReaderAt, size int64) []int64 {
+// or anything malformed. It reads at most the file's headers (a zip's
+// central directory, a safetensors JSON header of up to 100 MiB).
+func NaturalCuts(r io.ReaderAt, size int64) []int64 {
 	if size < minModelFile {
 		return nil
 	}
@@ -138,15 +139,18 @@ func safetensorsCuts(r io.ReaderAt, head []byte, size int64) []int64 {
 	return cuts
 }
 
-// cutsWithin chunks data (the bytes of a file from offset base on) with
-// the chunker, never letting a chunk cross one of the natural cuts.
-func cutsWithin(c *Chunker, data []byte, base int64, natural []int64) []int {
+// CutsWithin returns the lengths of the chunks of data, the bytes of a
+// file from offset base on, never letting a chunk cross one of natural,
+// sorted file offsets such as NaturalCuts returns. Each stretch between
+// two of them is chunked on its own, as Cuts chunks a whole input.
+func (c *Chunker) CutsWithin(data []byte, base int64, natural []int64) []int {
 	if len(natural) == 0 {
 		return c.Cuts(data)
 	}
 	var out []int
 	pos := int64(0)
-	for _, nc := range append(natural, base+int64(len(data))) {
+	// Clipped, so that the appended end never writes into the caller's array.
+	for _, nc := range append(slices.Clip(natural), base+int64(len(data))) {
 		end := nc - base
 		if end <= pos || end > int64(len(data)) {
 			continue

@@ -1,4 +1,4 @@
-package cas
+package chunk
 
 import (
 	"encoding/binary"
@@ -9,29 +9,29 @@ import (
 	"github.com/zeebo/blake3"
 )
 
-// ChunkParams are a repository's content-defined chunking parameters,
-// fixed at init and recorded in its config. Identity never depends on them.
-type ChunkParams struct {
+// Params are a repository's content-defined chunking parameters, fixed at
+// init and recorded in its config. Identity never depends on them.
+type Params struct {
 	Min int `json:"min"`
 	Avg int `json:"avg"`
 	Max int `json:"max"`
 }
 
-// DefaultChunkAvg is the average chunk size of a new repository.
-const DefaultChunkAvg = 1 << 20
+// DefaultAvg is the average chunk size of a new repository.
+const DefaultAvg = 1 << 20
 
-// NewChunkParams derives min (avg/4) and max (avg*8) from avg, which must
-// be a power of two between 4 KiB and 16 MiB.
-func NewChunkParams(avg int) (ChunkParams, error) {
+// NewParams derives min (avg/4) and max (avg*8) from avg, which must be a
+// power of two between 4 KiB and 16 MiB.
+func NewParams(avg int) (Params, error) {
 	if avg < 4<<10 || avg > 16<<20 || avg&(avg-1) != 0 {
-		return ChunkParams{}, fmt.Errorf("chunk average %d: want a power of two from 4KiB to 16MiB", avg)
+		return Params{}, fmt.Errorf("chunk average %d: want a power of two from 4KiB to 16MiB", avg)
 	}
-	return ChunkParams{Min: avg / 4, Avg: avg, Max: avg * 8}, nil
+	return Params{Min: avg / 4, Avg: avg, Max: avg * 8}, nil
 }
 
 // Validate checks parameters read from a config.
-func (p ChunkParams) Validate() error {
-	q, err := NewChunkParams(p.Avg)
+func (p Params) Validate() error {
+	q, err := NewParams(p.Avg)
 	if err != nil {
 		return err
 	}
@@ -61,12 +61,12 @@ var gearTable = func() (t [256]uint64) {
 // FastCDC-style gear hash. It is stateless between chunks: the cut after
 // one boundary depends only on the bytes that follow it.
 type Chunker struct {
-	p            ChunkParams
+	p            Params
 	maskS, maskL uint64 // stricter before Avg, looser after: normalization
 }
 
-// NewChunker returns a chunker for valid parameters.
-func NewChunker(p ChunkParams) *Chunker {
+// New returns a chunker for valid parameters.
+func New(p Params) *Chunker {
 	b := bits.TrailingZeros(uint(p.Avg))
 	// The gear hash shifts left, so its high bits depend on the most bytes:
 	// the masks take the top bits.
@@ -78,7 +78,7 @@ func NewChunker(p ChunkParams) *Chunker {
 }
 
 // Params returns the chunker's parameters.
-func (c *Chunker) Params() ChunkParams { return c.p }
+func (c *Chunker) Params() Params { return c.p }
 
 // Next returns the length of the chunk that starts at data[0]. data holds
 // the rest of the input, or at least Max bytes of it; when atEOF is false
