@@ -1,6 +1,7 @@
 package cas
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -138,9 +139,15 @@ func TestPinRemote(t *testing.T) {
 	if !p.Signed() {
 		t.Error("pin lost its envelope")
 	}
-	// Only on the remote.
-	if _, err := r.GetPin(ctx, nil, "paper/fig3"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("local GetPin: got %v, want ErrNotFound", err)
+	// Kept in the local store too, which holds the whole closure, with
+	// the same signature.
+	compact := func(b []byte) string {
+		var out bytes.Buffer
+		_ = json.Compact(&out, b)
+		return out.String()
+	}
+	if local, err := r.GetPin(ctx, nil, "paper/fig3"); err != nil || p.NotLocal || compact(local.Envelope) != compact(env) || local.Target != p.Target {
+		t.Errorf("local GetPin: %+v, %v (NotLocal %v), want the remote pin's copy", local, err, p.NotLocal)
 	}
 	// The envelope is kept as JSON, not as a string.
 	raw, err := remote.ReadAll(ctx, be, PinPrefix+"paper/fig3")
