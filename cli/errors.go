@@ -83,6 +83,8 @@ func printError(w io.Writer, err error) int {
 		code = exitUsage
 	case errors.Is(err, syscall.ENOSPC):
 		hint = "the disk is full: free space and run the command again; nothing half-written was left"
+	case errors.As(err, new(*remote.NoRemoteError)):
+		hint = "`cas remote list` shows them"
 	case errors.Is(err, cas.ErrNoPath):
 		hint = "`cas ls REF` lists what a stored directory holds"
 	case errors.Is(err, cas.ErrNotFound):
