@@ -90,7 +90,7 @@ func (f *Factory) Repo(ctx context.Context) (*cas.Repo, error) {
 		return nil, err
 	}
 	r, err := cas.OpenWith(ctx, dir, cas.OpenOptions{Clock: f.Clock, Warn: func(err error) {
-		fmt.Fprintf(f.IO.ErrOut, "cas: warning: %v\n", err)
+		fmt.Fprintf(f.IO.ErrOut, "cas: warning: %s\n", warningText(err))
 	}})
 	if errors.Is(err, cas.ErrNoRepo) {
 		return nil, &userError{msg: "no cas store at " + dir, hint: "run `cas init` there, or fix CAS_DIR"}
