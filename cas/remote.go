@@ -2,16 +2,11 @@ package cas
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/cas-ml/cas/cas/format"
@@ -20,173 +15,25 @@ import (
 	"github.com/cas-ml/cas/remote"
 )
 
-// remotesFile holds a store's remotes: names, URLs and endpoints, never
-// credentials, which come from the environment.
-const remotesFile = "remotes.json"
-
-// RemoteConfig is one remote of a store.
-type RemoteConfig struct {
-	Name     string `json:"name"`
-	URL      string `json:"url"` // s3://bucket[/prefix]
-	Endpoint string `json:"endpoint,omitempty"`
-	Region   string `json:"region,omitempty"`
-	Default  bool   `json:"default,omitempty"`
-	// Connections is how many requests run at once (default 8).
-	Connections int `json:"connections,omitempty"`
-}
-
-// DefaultConnections is how many objects move at once to or from a remote.
-const DefaultConnections = 8
-
-// MaxConnections is the most requests a remote may have in flight.
-const MaxConnections = 256
-
-// ConnectionsError is a Connections setting outside 1 to MaxConnections.
-type ConnectionsError struct{ N int }
-
-func (e *ConnectionsError) Error() string {
-	return fmt.Sprintf("connections %d: want 1 to %d", e.N, MaxConnections)
-}
-
-// CheckConnections returns a *ConnectionsError unless n is a valid
-// Connections setting.
-func CheckConnections(n int) error {
-	if n < 1 || n > MaxConnections {
-		return &ConnectionsError{N: n}
-	}
-	return nil
-}
-
 // transfers is how many requests to a remote run at once.
 func (r *Repo) transfers() int {
 	if r.Transfers > 0 {
 		return r.Transfers
 	}
-	return DefaultConnections
+	return remote.DefaultConnections
 }
 
-// Errors about remotes.
-var (
-	ErrNoRemote  = errors.New("cas: no such remote")
-	ErrRemoteURL = errors.New("cas: a remote URL looks like s3://BUCKET[/PREFIX]")
-)
+// RemotesFile is the path of the store's remotes (remote.ConfigFile),
+// which package remote reads and edits.
+func (r *Repo) RemotesFile() string { return filepath.Join(r.Dir, remote.ConfigFile) }
 
-// S3Config turns the remote's settings into a backend configuration;
-// credentials come from the AWS variables and shared files.
-func (rc RemoteConfig) S3Config() (remote.S3Config, error) {
-	u, err := url.Parse(rc.URL)
-	if err != nil || u.Scheme != "s3" || u.Host == "" || u.User != nil || u.RawQuery != "" {
-		return remote.S3Config{}, fmt.Errorf("%w: %q", ErrRemoteURL, rc.URL)
+// AddRemote records a remote of the store (remote.AddConfig), whose name
+// must be a ref name without a slash. The first one added is the default.
+func (r *Repo) AddRemote(c remote.Config) error {
+	if !ValidRefName(c.Name) || strings.Contains(c.Name, "/") {
+		return fmt.Errorf("remote name %q: %w", c.Name, ErrBadRefName)
 	}
-	endpoint := rc.Endpoint
-	if endpoint == "" {
-		endpoint = "https://s3.amazonaws.com"
-		if rc.Region != "" {
-			endpoint = "https://s3." + rc.Region + ".amazonaws.com"
-		}
-	}
-	// Packs (16 MiB and a trailer) go as one streamed PUT each, never as
-	// multipart uploads, which would buffer parts in memory.
-	return remote.S3Config{Endpoint: endpoint, Bucket: u.Host, Prefix: strings.Trim(u.Path, "/"), Region: rc.Region,
-		PartSize: 64 << 20}, nil
-}
-
-// Remotes reads the store's remotes, sorted by name.
-func (r *Repo) Remotes() ([]RemoteConfig, error) {
-	b, err := os.ReadFile(filepath.Join(r.Dir, remotesFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var rs []RemoteConfig
-	if err := json.Unmarshal(b, &rs); err != nil {
-		return nil, fmt.Errorf("%s: %w", remotesFile, err)
-	}
-	slices.SortFunc(rs, func(a, b RemoteConfig) int { return strings.Compare(a.Name, b.Name) })
-	return rs, nil
-}
-
-// remotesMu serializes edits of remotes.json within a process; the file
-// is replaced atomically.
-var remotesMu sync.Mutex
-
-func (r *Repo) editRemotes(fn func([]RemoteConfig) ([]RemoteConfig, error)) error {
-	remotesMu.Lock()
-	defer remotesMu.Unlock()
-	rs, err := r.Remotes()
-	if err != nil {
-		return err
-	}
-	if rs, err = fn(rs); err != nil {
-		return err
-	}
-	b, _ := json.MarshalIndent(rs, "", "  ")
-	tmp := filepath.Join(r.Dir, remotesFile+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(r.Dir, remotesFile))
-}
-
-// AddRemote records a remote. The first one added is the default.
-func (r *Repo) AddRemote(rc RemoteConfig) error {
-	if !ValidRefName(rc.Name) || strings.Contains(rc.Name, "/") {
-		return fmt.Errorf("remote name %q: %w", rc.Name, ErrBadRefName)
-	}
-	if _, err := rc.S3Config(); err != nil {
-		return err
-	}
-	if rc.Connections != 0 { // 0: not set, DefaultConnections
-		if err := CheckConnections(rc.Connections); err != nil {
-			return err
-		}
-	}
-	return r.editRemotes(func(rs []RemoteConfig) ([]RemoteConfig, error) {
-		for _, x := range rs {
-			if x.Name == rc.Name {
-				return nil, fmt.Errorf("remote %s exists already: remove it first", rc.Name)
-			}
-		}
-		if len(rs) == 0 {
-			rc.Default = true
-		}
-		if rc.Default {
-			for i := range rs {
-				rs[i].Default = false
-			}
-		}
-		return append(rs, rc), nil
-	})
-}
-
-// RemoveRemote forgets a remote; nothing on it is touched.
-func (r *Repo) RemoveRemote(name string) error {
-	return r.editRemotes(func(rs []RemoteConfig) ([]RemoteConfig, error) {
-		i := slices.IndexFunc(rs, func(x RemoteConfig) bool { return x.Name == name })
-		if i < 0 {
-			return nil, fmt.Errorf("%w: %s", ErrNoRemote, name)
-		}
-		return slices.Delete(rs, i, i+1), nil
-	})
-}
-
-// Remote returns the named remote, or the default one for "".
-func (r *Repo) Remote(name string) (RemoteConfig, bool, error) {
-	rs, err := r.Remotes()
-	if err != nil {
-		return RemoteConfig{}, false, err
-	}
-	for _, x := range rs {
-		if x.Name == name || (name == "" && x.Default) {
-			return x, true, nil
-		}
-	}
-	if name != "" {
-		return RemoteConfig{}, false, fmt.Errorf("%w: %s (cas remote list shows them)", ErrNoRemote, name)
-	}
-	return RemoteConfig{}, false, nil
+	return remote.AddConfig(r.RemotesFile(), c)
 }
 
 // UseRemote makes be the store's remote: its index segments are loaded

@@ -45,6 +45,9 @@ var (
 	ErrBadConfig   = errors.New("cas: unreadable store config")
 	ErrNotTree     = errors.New("cas: not a directory")
 	ErrIndexLocked = index.ErrBusy
+	// ErrIndexDamaged: the local index, a cache, cannot be read; a
+	// rebuild (RebuildIndex) mends it.
+	ErrIndexDamaged = index.ErrCorrupt
 )
 
 // Config is a store's fixed settings, kept as JSON in .cas/config.
@@ -415,6 +418,20 @@ func (r *Repo) RebuildIndex(ctx context.Context) (segments, orphanPacks int, err
 // that adopts nothing only reloads what segments say, and sets no mark.
 var adoptedMark = digest.Of([]byte("cas: orphan packs were adopted"))
 
+// OrphanPackError is a pack that no index segment names and that could
+// not be adopted, as reading it failed its checks: it is left where it
+// is, and verify reports it.
+type OrphanPackError struct {
+	Pack digest.Digest
+	Err  error
+}
+
+func (e *OrphanPackError) Error() string {
+	return fmt.Sprintf("pack %s, which no index segment names: %v (not adopted)", e.Pack.Short(), e.Err)
+}
+
+func (e *OrphanPackError) Unwrap() error { return e.Err }
+
 // adoptOrphans writes a segment naming the blobs of every pack in the
 // store that no segment names: the packs of a push killed before its
 // segment (or of one still running elsewhere, which is harmless: both
@@ -450,7 +467,7 @@ func (r *Repo) adoptOrphans(ctx context.Context) (int, map[digest.Digest]bool, e
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			r.warn(fmt.Errorf("pack %s, which no index segment names: %w (not adopted; cas verify reports it)", id.Short(), err))
+			r.warn(&OrphanPackError{Pack: id, Err: err})
 			return nil
 		}
 		adopted = append(adopted, blobs...)

@@ -50,8 +50,24 @@ const maxLinkTarget = 1 << 20
 // may alter the store's refs or packs behind its back.
 var ErrIntoStore = errors.New("cas: refusing to write into the store's own directory")
 
-// ErrDestNotEmpty reports a restore into a non-empty destination without Force.
-var ErrDestNotEmpty = errors.New("destination exists and is not empty (use --force to write into it)")
+// Destinations a restore refuses without Force, each in a *DestError.
+var (
+	// ErrDestNotEmpty: a tree into a directory that is not empty.
+	ErrDestNotEmpty = errors.New("cas: destination exists and is not empty")
+	// ErrDestExists: a file or link onto a name that is taken.
+	ErrDestExists = errors.New("cas: destination exists")
+)
+
+// DestError is a restore refused, without Force, because something is at
+// its destination: Err is ErrDestNotEmpty or ErrDestExists.
+type DestError struct {
+	Path string
+	Err  error
+}
+
+func (e *DestError) Error() string { return e.Path + ": " + e.Err.Error() }
+
+func (e *DestError) Unwrap() error { return e.Err }
 
 // Restore writes obj at dest. A directory is assembled beside dest and
 // renamed into place at the end, so a failed restore leaves nothing
@@ -107,7 +123,7 @@ func (r *Repo) Restore(ctx context.Context, obj *Object, dest string, opts Resto
 			return nil, err
 		}
 		if !empty && !opts.Force {
-			return nil, fmt.Errorf("%s: %w", dest, ErrDestNotEmpty)
+			return nil, &DestError{Path: dest, Err: ErrDestNotEmpty}
 		}
 		rs.inPlace = true
 		if empty {
@@ -310,11 +326,11 @@ func (rs *restorer) restoreSingle(ctx context.Context, obj *Object, dest string)
 		}
 		dest = filepath.Join(dest, name)
 		if _, err := os.Lstat(dest); err == nil && !rs.opts.Force {
-			return fmt.Errorf("%s exists (use --force to replace it)", dest)
+			return &DestError{Path: dest, Err: ErrDestExists}
 		}
 	default:
 		if !rs.opts.Force {
-			return fmt.Errorf("%s exists (use --force to replace it)", dest)
+			return &DestError{Path: dest, Err: ErrDestExists}
 		}
 	}
 	if _, _, inside := rs.r.whereStore(filepath.Dir(dest)); inside {

@@ -261,7 +261,10 @@ func TestRestoreDestNotEmpty(t *testing.T) {
 			if err := os.WriteFile(dest, []byte("mine\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-		}, fails: true},
+		}, fails: true, want: ErrDestExists},
+		{name: "file into a directory where its name is taken", obj: fileObj, prepare: func(t *testing.T, dest string) {
+			writeGenTree(t, dest, []genEntry{{path: "a.txt", kind: KindFile, data: []byte("mine\n")}})
+		}, fails: true, want: ErrDestExists},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -278,6 +281,10 @@ func TestRestoreDestNotEmpty(t *testing.T) {
 				t.Fatalf("Restore: got success, want an error")
 			case tt.want != nil && !errors.Is(err, tt.want):
 				t.Fatalf("Restore: got %v, want %v", err, tt.want)
+			}
+			var de *DestError
+			if tt.want != nil && (!errors.As(err, &de) || !strings.HasPrefix(de.Path, dest)) {
+				t.Fatalf("Restore: got %v, want a DestError at or under %s", err, dest)
 			}
 			if err != nil {
 				// Refused: nothing changed, DEST included.

@@ -57,6 +57,7 @@ func printError(w io.Writer, err error) int {
 	var ce *cas.CorruptError
 	var pe *os.PathError
 	var nw *remote.NoWriteError
+	var de *cas.DestError
 	if m, h, c, ok := manifestError(err); ok {
 		msg, hint, code = m, h, c
 	}
@@ -71,6 +72,10 @@ func printError(w io.Writer, err error) int {
 		hint = "these credentials may read the bucket but not write it: ask for write access, or work with --local (the local store has everything)"
 	case errors.Is(err, context.Canceled):
 		code, msg = exitCancel, "interrupted"
+	case errors.As(err, &de) && errors.Is(de.Err, cas.ErrDestNotEmpty):
+		hint = "restore --force writes into it: stored files replace what is in the way, other files stay"
+	case errors.As(err, &de):
+		hint = "restore --force replaces it"
 	case errors.As(err, &ce):
 		code = exitDamaged
 		hint = "run `cas verify` to see everything that is damaged"
@@ -85,6 +90,10 @@ func printError(w io.Writer, err error) int {
 		code = exitUsage
 	case errors.Is(err, syscall.ENOSPC):
 		hint = "the disk is full: free space and run the command again; nothing half-written was left"
+	case errors.Is(err, cas.ErrIndexDamaged):
+		hint = "the local index is only a cache of the store: `cas index rebuild` mends it"
+	case errors.As(err, new(*remote.NoRemoteError)):
+		hint = "`cas remote list` shows them"
 	case errors.Is(err, cas.ErrNoPath):
 		hint = "`cas ls REF` lists what a stored directory holds"
 	case errors.Is(err, cas.ErrNotFound):
@@ -100,6 +109,15 @@ func printError(w io.Writer, err error) int {
 		fmt.Fprintln(w, "hint: "+hint)
 	}
 	return code
+}
+
+// warningText is a warning of the store on one line, with what to run
+// next where that helps.
+func warningText(err error) string {
+	if errors.As(err, new(*cas.OrphanPackError)) {
+		return err.Error() + "; `cas verify` reports it"
+	}
+	return err.Error()
 }
 
 // optionFlags names the flag that sets each manifest.Options field.

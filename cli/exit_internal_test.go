@@ -150,7 +150,7 @@ func TestExplainMissingObject(t *testing.T) {
 			}
 			defer r.Close()
 			if tt.remotes {
-				if err := r.AddRemote(cas.RemoteConfig{Name: "origin", URL: "s3://bucket", Connections: 1}); err != nil {
+				if err := r.AddRemote(remote.Config{Name: "origin", URL: "s3://bucket", Connections: 1}); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -39,7 +39,7 @@ type Factory struct {
 	// for ""), checked to answer. It returns no backend and no error when
 	// name is "" and r has no remote. Nil means the S3 buckets of the
 	// store's remotes.json; a test hands out in-memory backends instead.
-	Remote func(ctx context.Context, r *cas.Repo, name string) (remote.Backend, *cas.RemoteConfig, error)
+	Remote func(ctx context.Context, r *cas.Repo, name string) (remote.Backend, *remote.Config, error)
 
 	repo *cas.Repo
 }
@@ -90,7 +90,7 @@ func (f *Factory) Repo(ctx context.Context) (*cas.Repo, error) {
 		return nil, err
 	}
 	r, err := cas.OpenWith(ctx, dir, cas.OpenOptions{Clock: f.Clock, Warn: func(err error) {
-		fmt.Fprintf(f.IO.ErrOut, "cas: warning: %v\n", err)
+		fmt.Fprintf(f.IO.ErrOut, "cas: warning: %s\n", warningText(err))
 	}})
 	if errors.Is(err, cas.ErrNoRepo) {
 		return nil, &userError{msg: "no cas store at " + dir, hint: "run `cas init` there, or fix CAS_DIR"}
@@ -104,7 +104,7 @@ func (f *Factory) Repo(ctx context.Context) (*cas.Repo, error) {
 
 // openRemote opens a remote of the store r through f.Remote, or from
 // remotes.json when f has none.
-func (f *Factory) openRemote(ctx context.Context, r *cas.Repo, name string) (remote.Backend, *cas.RemoteConfig, error) {
+func (f *Factory) openRemote(ctx context.Context, r *cas.Repo, name string) (remote.Backend, *remote.Config, error) {
 	if f.Remote != nil {
 		return f.Remote(ctx, r, name)
 	}

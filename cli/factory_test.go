@@ -18,8 +18,8 @@ import (
 
 // memRemotes is a Factory.Remote handing out in-memory backends by name;
 // "" is origin, the default.
-func memRemotes(bes map[string]*remote.Mem) func(context.Context, *cas.Repo, string) (remote.Backend, *cas.RemoteConfig, error) {
-	return func(_ context.Context, _ *cas.Repo, name string) (remote.Backend, *cas.RemoteConfig, error) {
+func memRemotes(bes map[string]*remote.Mem) func(context.Context, *cas.Repo, string) (remote.Backend, *remote.Config, error) {
+	return func(_ context.Context, _ *cas.Repo, name string) (remote.Backend, *remote.Config, error) {
 		if name == "" {
 			name = "origin"
 		}
@@ -27,12 +27,12 @@ func memRemotes(bes map[string]*remote.Mem) func(context.Context, *cas.Repo, str
 		if !ok {
 			return nil, nil, errors.New("no remote named " + name)
 		}
-		return be, &cas.RemoteConfig{Name: name, URL: "s3://" + name}, nil
+		return be, &remote.Config{Name: name, URL: "s3://" + name}, nil
 	}
 }
 
 // noRemote is a Factory.Remote for a store without remotes.
-func noRemote(context.Context, *cas.Repo, string) (remote.Backend, *cas.RemoteConfig, error) {
+func noRemote(context.Context, *cas.Repo, string) (remote.Backend, *remote.Config, error) {
 	return nil, nil, nil
 }
 
@@ -49,7 +49,7 @@ func runIn(t *testing.T, f *cli.Factory, want int, args ...string) (stdout, stde
 	return out.String(), errOut.String()
 }
 
-func memFactory(dir string, open func(context.Context, *cas.Repo, string) (remote.Backend, *cas.RemoteConfig, error)) *cli.Factory {
+func memFactory(dir string, open func(context.Context, *cas.Repo, string) (remote.Backend, *remote.Config, error)) *cli.Factory {
 	f, _, _ := testFactory(dir)
 	f.IO.Out, f.IO.ErrOut = &strings.Builder{}, &strings.Builder{}
 	f.Remote = open

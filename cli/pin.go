@@ -172,7 +172,7 @@ func (opts *pinOptions) check(name string) (time.Duration, ed25519.PrivateKey, e
 
 // publish pins obj on the remote be, then in the local store too (a GC
 // root here, and what cas pins lists) when the local store holds it all.
-func (opts *pinOptions) publish(ctx context.Context, r *cas.Repo, be remote.Backend, rc *cas.RemoteConfig, name string, obj *cas.Object, po cas.PinOptions, out *pinOutput) error {
+func (opts *pinOptions) publish(ctx context.Context, r *cas.Repo, be remote.Backend, rc *remote.Config, name string, obj *cas.Object, po cas.PinOptions, out *pinOutput) error {
 	prog := &cas.Progress{}
 	po.Progress = prog
 	stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "uploading", prog)
@@ -189,7 +189,7 @@ func (opts *pinOptions) publish(ctx context.Context, r *cas.Repo, be remote.Back
 }
 
 // report prints what pin did.
-func (opts *pinOptions) report(out pinOutput, rc *cas.RemoteConfig) {
+func (opts *pinOptions) report(out pinOutput, rc *remote.Config) {
 	w, p := opts.IO.Out, out.Pin
 	what := cmp.Or(p.Type, p.Kind.String())
 	switch {

@@ -29,7 +29,7 @@ AWS_PROFILE; they are never written to the store.`,
 type remoteAddOptions struct {
 	IO      *IOStreams
 	Factory *Factory
-	Remote  cas.RemoteConfig
+	Remote  remote.Config
 	JSON    bool
 }
 
@@ -49,7 +49,7 @@ func newCmdRemoteAdd(f *Factory) *cobra.Command {
 	cmd.Flags().StringVar(&opts.Remote.Endpoint, "endpoint", "", "the S3 endpoint `URL` (default: AWS)")
 	cmd.Flags().StringVar(&opts.Remote.Region, "region", "", "the bucket's `REGION`")
 	cmd.Flags().BoolVar(&opts.Remote.Default, "default", false, "make it the default remote")
-	cmd.Flags().IntVar(&opts.Remote.Connections, "connections", cas.DefaultConnections, "requests in flight at once: more for a long fat link")
+	cmd.Flags().IntVar(&opts.Remote.Connections, "connections", remote.DefaultConnections, "requests in flight at once: more for a long fat link")
 	return cmd
 }
 
@@ -61,20 +61,20 @@ func remoteAddRun(ctx context.Context, opts *remoteAddOptions) error {
 	add := opts.Remote
 	// Checked before the probe, which may take a while; the flag
 	// cannot leave it unset.
-	if err := cas.CheckConnections(add.Connections); err != nil {
+	if err := remote.CheckConnections(add.Connections); err != nil {
 		return usageError("--%v", err) // --connections N: want …
 	}
 	if err := probeNewRemote(ctx, opts.IO, r, add); err != nil {
 		return err
 	}
 	if err := r.AddRemote(add); err != nil {
-		if errors.Is(err, cas.ErrRemoteURL) || errors.Is(err, cas.ErrBadRefName) {
+		if errors.Is(err, remote.ErrURL) || errors.Is(err, cas.ErrBadRefName) {
 			return usageError("%v", err)
 		}
 		return err
 	}
 	if opts.JSON {
-		rc, _, err := r.Remote(add.Name)
+		rc, _, err := remote.LookupConfig(r.RemotesFile(), add.Name)
 		if err != nil {
 			return err
 		}
@@ -110,13 +110,13 @@ func remoteListRun(ctx context.Context, opts *remoteListOptions) error {
 	if err != nil {
 		return err
 	}
-	rs, err := r.Remotes()
+	rs, err := remote.LoadConfigs(r.RemotesFile())
 	if err != nil {
 		return err
 	}
 	if opts.JSON {
 		if rs == nil {
-			rs = []cas.RemoteConfig{}
+			rs = []remote.Config{}
 		}
 		return writeJSON(opts.IO.Out, rs)
 	}
@@ -158,7 +158,7 @@ func remoteRemoveRun(ctx context.Context, opts *remoteRemoveOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := r.RemoveRemote(opts.Name); err != nil {
+	if err := remote.RemoveConfig(r.RemotesFile(), opts.Name); err != nil {
 		return err
 	}
 	if opts.JSON {
@@ -171,8 +171,8 @@ func remoteRemoveRun(ctx context.Context, opts *remoteRemoveOptions) error {
 // openRemote opens the named remote (the default for "") and checks it
 // answers, so a bad one fails at once with a line saying which problem it
 // has. It returns nil without error when name is "" and there is none.
-func openRemote(ctx context.Context, r *cas.Repo, name string) (remote.Backend, *cas.RemoteConfig, error) {
-	rc, ok, err := r.Remote(name)
+func openRemote(ctx context.Context, r *cas.Repo, name string) (remote.Backend, *remote.Config, error) {
+	rc, ok, err := remote.LookupConfig(r.RemotesFile(), name)
 	if err != nil || !ok {
 		return nil, nil, err
 	}
@@ -200,13 +200,13 @@ func openRemote(ctx context.Context, r *cas.Repo, name string) (remote.Backend, 
 // credentials may only read, or the bucket cannot be reached) it prints a
 // one-line warning and lets the remote be added; the first write through
 // it probes again.
-func probeNewRemote(ctx context.Context, ios *IOStreams, r *cas.Repo, rc cas.RemoteConfig) error {
+func probeNewRemote(ctx context.Context, ios *IOStreams, r *cas.Repo, rc remote.Config) error {
 	cfg, err := rc.S3Config()
 	if err != nil {
 		return nil // AddRemote says what is wrong
 	}
 	cfg.Clock = r.Clock
-	if _, exists, _ := r.Remote(rc.Name); exists || !cas.ValidRefName(rc.Name) {
+	if _, exists, _ := remote.LookupConfig(r.RemotesFile(), rc.Name); exists || !cas.ValidRefName(rc.Name) {
 		return nil // AddRemote refuses it: nothing to probe
 	}
 	be, err := remote.NewS3(ctx, cfg)
@@ -256,7 +256,7 @@ func remoteHint(err error) string {
 
 // targetRemote is the remote a command that publishes writes to: --to
 // NAME, else the default one, none with --local.
-func (f *Factory) targetRemote(ctx context.Context, r *cas.Repo, to string, local bool) (remote.Backend, *cas.RemoteConfig, error) {
+func (f *Factory) targetRemote(ctx context.Context, r *cas.Repo, to string, local bool) (remote.Backend, *remote.Config, error) {
 	if local {
 		if to != "" {
 			return nil, nil, usageError("--local and --to exclude each other")
@@ -287,7 +287,7 @@ func useRemote(ctx context.Context, f *Factory, r *cas.Repo, name string) error 
 }
 
 // reportUpload says what went up to a remote, unless quiet.
-func reportUpload(ios *IOStreams, quiet bool, rc *cas.RemoteConfig, st *cas.TransferStats) {
+func reportUpload(ios *IOStreams, quiet bool, rc *remote.Config, st *cas.TransferStats) {
 	if quiet || st == nil {
 		return
 	}

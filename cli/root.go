@@ -209,7 +209,7 @@ func explain(ctx context.Context, f *Factory, err error) error {
 	case errors.As(err, new(*cas.CorruptError)) && f.repo != nil && f.repo.HasRemote():
 		// Data read through to a remote: the damage may be there.
 		name := "NAME"
-		if rc, ok, rerr := f.repo.Remote(""); rerr == nil && ok {
+		if rc, ok, rerr := remote.LookupConfig(f.repo.RemotesFile(), ""); rerr == nil && ok {
 			name = rc.Name
 		}
 		return &userError{msg: err.Error(), code: exitDamaged,
@@ -217,7 +217,7 @@ func explain(ctx context.Context, f *Factory, err error) error {
 	case errors.Is(err, remote.ErrNotFound) && !errors.Is(err, cas.ErrNotFound) && f.repo != nil:
 		// An object the store needs (a pack, a tree) is missing, and
 		// "object not found" alone reads as if a remote had been asked.
-		if rs, rerr := f.repo.Remotes(); rerr == nil && len(rs) == 0 {
+		if rs, rerr := remote.LoadConfigs(f.repo.RemotesFile()); rerr == nil && len(rs) == 0 {
 			return &userError{msg: fmt.Sprintf("%v (not in the local store, and no remote is configured to read it from)", err),
 				hint: "`cas verify` lists what the store lacks; `cas remote add` a remote that holds it, or push the data again"}
 		}

@@ -148,11 +148,11 @@ func checkTable(path string) error {
 }
 
 // recoverDamage turns a panic inside badger, which its damaged files can
-// cause, into an error wrapping ErrCorrupt: the index is a cache, and
-// `cas index rebuild` (or removing .cas/index) mends it.
+// cause, into an error wrapping ErrCorrupt: the index is a cache, which a
+// rebuild from the store's segments (or removing its directory) mends.
 func recoverDamage(err *error) {
 	if p := recover(); p != nil {
-		*err = fmt.Errorf("%w: the local index is damaged (%v); run `cas index rebuild`", ErrCorrupt, p)
+		*err = fmt.Errorf("%w: the local index is damaged (%v)", ErrCorrupt, p)
 	}
 }
 

@@ -1,7 +1,10 @@
 // Package remote defines Backend, the small interface through which cas
 // stores objects, and its implementations: a local directory (the embedded
 // default under .cas/), an in-memory store for tests, and (in its own file)
-// S3-compatible services.
+// S3-compatible services. It also keeps a store's remotes: Config, one
+// remote's settings, parsed into an S3Config (ParseURL, AWS's endpoints by
+// default), and the ConfigFile that records them (LoadConfigs, AddConfig,
+// RemoveConfig, LookupConfig). What may name a remote is the store's rule.
 //
 // Vendor errors never leave this package: every implementation translates
 // them into the sentinels below, so callers test with errors.Is. It also
