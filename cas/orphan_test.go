@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/cas-ml/cas/cas/format"
 )
 
 // A pack that no segment names and that fails its checks is not adopted:
@@ -19,7 +21,7 @@ func TestOrphanPackNotAdoptedWarns(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
 	writeGenTree(t, src, []genEntry{{path: "model.bin", kind: KindFile, data: pseudoRandom(300<<10, 11)}})
 	pushKilledBeforeSegment(t, r, src)
-	packs := storeFiles(t, r.Dir, packPrefix)
+	packs := storeFiles(t, r.Dir, format.PackPrefix)
 	for _, p := range packs {
 		flipAt(t, p, 1000)
 	}
