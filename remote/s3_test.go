@@ -488,13 +488,13 @@ func TestS3Retries(t *testing.T) {
 		{"429", s3test.Status(http.StatusTooManyRequests, "TooManyRequests"), false},
 		{"dropped upload", s3test.DropRequest(10000), true},
 		{"lost response", s3test.DropResponse(), false},
-		{"timeout", s3test.Delay(time.Second), false},
+		{"timeout", s3test.Delay(4 * time.Second), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			e := newS3Env(t)
-			b := e.backend(t, func(c *remote.S3Config) { c.PartSize, c.Timeout = 5<<20, 200*time.Millisecond })
+			b := e.backend(t, func(c *remote.S3Config) { c.PartSize, c.Timeout = 5<<20, time.Second })
 			ctx := t.Context()
 			small, large := randomBytes(100<<10), randomBytes(11<<20)
 			breakNext := func(match func(*http.Request) bool) *s3test.Rule {
