@@ -10,8 +10,10 @@ import (
 	"testing"
 
 	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/manifest/schema"
+	"github.com/cas-ml/cas/remote"
 )
 
 // Attacks on issue 12's rule that the library owns a run's closure
@@ -137,4 +139,130 @@ func TestAttackGCDataFileLookingLikeManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.checkKept(t)
+}
+
+// smallRun stores, in w's store, a run whose output is one small file
+// (a single chunk, so its pack is the index's answer for its digest), and
+// returns the manifest, the output and the output's pack key.
+func smallRun(t *testing.T, w *closureWorld, name string) (man, out cas.Object, packKey string) {
+	t.Helper()
+	ctx := t.Context()
+	out = pushBytes(t, w.r, name+".bin", []byte(name+" weights\n"))
+	m := &schema.Manifest{Schema: schema.Schema, Name: name, Kind: "run", Status: "ok",
+		Outputs: []schema.Artifact{{Name: "model", Digest: out.Digest, Kind: "file", Size: out.Size}}}
+	d, b, err := m.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.r.PutObjects(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	blob, ok, err := w.r.Index.Blob(out.Digest)
+	if err != nil || !ok {
+		t.Fatalf("index lacks output %s: %v", out.Digest.Short(), err)
+	}
+	return cas.Object{Digest: d, Kind: cas.KindFile, Size: int64(len(b)), Type: cas.TypeManifest}, out, format.PackKey(blob.Pack)
+}
+
+// Publishing a run to a remote names it there only once the remote holds
+// its whole closure, whatever breaks on the way.
+func TestAttackPublishNeverNamesMissingData(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault func(f *remote.Fault, packKey string)
+		// lose deletes the output's pack from the local store first.
+		lose bool
+	}{
+		{name: "output pack upload fails", fault: func(f *remote.Fault, packKey string) {
+			f.FailPut = func(key string) error {
+				if key == packKey {
+					return remote.ErrInjected
+				}
+				return nil
+			}
+		}},
+		{name: "connection drops in every segment", fault: func(f *remote.Fault, _ string) {
+			f.FailPutAfter = func(key string) (int64, bool) { return 10, strings.HasPrefix(key, format.SegmentPrefix) }
+		}},
+		{name: "ref write fails", fault: func(f *remote.Fault, _ string) {
+			f.FailPut = func(key string) error {
+				if strings.HasPrefix(key, "refs/") {
+					return remote.ErrInjected
+				}
+				return nil
+			}
+		}},
+		{name: "local store lost the output pack", fault: func(*remote.Fault, string) {}, lose: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := t.Context()
+			w := newClosureWorld(t)
+			man, _, packKey := smallRun(t, w, "pub")
+			if tt.lose {
+				if err := w.r.Backend.Delete(ctx, packKey); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mem := remote.NewMem()
+			f := remote.NewFault(mem)
+			tt.fault(f, packKey)
+			_, err := w.r.Publish(ctx, f, "runs/pub", man, nil)
+			if err == nil {
+				t.Fatalf("Publish succeeded")
+			}
+			if _, err := mem.Stat(ctx, "refs/runs/pub"); !errors.Is(err, remote.ErrNotFound) {
+				t.Errorf("after a failed publish (%v) the remote has ref runs/pub: stat %v", err, err)
+			}
+		})
+	}
+}
+
+// A remote pin made where the local store lacks part of the closure is
+// NotLocal, leaves no local pin, and a local gc still runs.
+func TestAttackPinRemoteNotLocal(t *testing.T) {
+	ctx := t.Context()
+	w := newClosureWorld(t)
+	man, out, packKey := smallRun(t, w, "far")
+	mem := remote.NewMem()
+	if _, err := w.r.Publish(ctx, mem, "runs/far", man, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.r.Backend.Delete(ctx, packKey); err != nil {
+		t.Fatal(err)
+	}
+	p, err := w.r.Pin(ctx, mem, "far", man, cas.PinOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.NotLocal {
+		t.Errorf("pin NotLocal = false, want true: the local store lacks output %s", out.Digest.Short())
+	}
+	if _, err := w.r.GetPin(ctx, nil, "far"); !errors.Is(err, cas.ErrNotFound) {
+		t.Errorf("local pin far: got %v, want ErrNotFound", err)
+	}
+	if _, err := w.r.GetPin(ctx, mem, "far"); err != nil {
+		t.Errorf("remote pin far: %v", err)
+	}
+	// A conflicting local pin is refused before the remote is touched.
+	other, _, _ := smallRun(t, w, "other")
+	if _, err := w.r.Pin(ctx, nil, "mine", other, cas.PinOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before := keyCount(t, mem)
+	if _, err := w.r.Pin(ctx, mem, "mine", man, cas.PinOptions{}); !errors.Is(err, cas.ErrPinExists) {
+		t.Errorf("remote pin over a conflicting local pin: got %v, want ErrPinExists", err)
+	}
+	if after := keyCount(t, mem); after != before {
+		t.Errorf("the refused pin changed the remote: %d keys before, %d after", before, after)
+	}
+}
+
+func keyCount(t *testing.T, be remote.Backend) int {
+	t.Helper()
+	n := 0
+	if err := be.List(t.Context(), "", func(remote.ObjectInfo) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
