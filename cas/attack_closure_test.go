@@ -2,6 +2,7 @@ package cas_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -36,10 +37,12 @@ func oversizedRun(t *testing.T, w *closureWorld) (man, out cas.Object) {
 		Outputs: []schema.Artifact{{Name: "model", Digest: out.Digest, Kind: "file", Size: out.Size}},
 		Code:    schema.Code{Git: true, Dirty: true, Untracked: untracked},
 	}
-	d, b, err := m.Digest()
+	// Encode refuses it now; an older cas wrote such manifests.
+	b, err := json.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
 	}
+	d := digest.Of(b)
 	if len(b) <= schema.MaxSize {
 		t.Fatalf("manifest is %d bytes, want over %d", len(b), schema.MaxSize)
 	}

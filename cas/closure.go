@@ -86,10 +86,14 @@ func (r *Repo) Closure(ctx context.Context, obj *Object) ([]Object, error) {
 // when obj is marked a manifest (Type) and still cannot be read.
 func (r *Repo) loadManifest(ctx context.Context, obj Object) (*schema.Manifest, error) {
 	marked := obj.Type == TypeManifest
-	if obj.Kind == KindDir || obj.Size == 0 || obj.Size > schema.MaxSize {
-		if marked && obj.Kind == KindDir {
-			return nil, fmt.Errorf("%s is a directory", obj.Digest.Short())
-		}
+	switch {
+	case marked && obj.Kind == KindDir:
+		return nil, fmt.Errorf("%s is a directory", obj.Digest.Short())
+	case marked && obj.Size > schema.MaxSize:
+		// Named a manifest, yet too large to read: what it keeps is
+		// unknown, so nothing may act as if it kept nothing.
+		return nil, fmt.Errorf("%d bytes, over the %d a manifest may hold", obj.Size, schema.MaxSize)
+	case obj.Kind == KindDir || obj.Size == 0 || obj.Size > schema.MaxSize:
 		return nil, errNotManifest
 	}
 	b, err := r.ReadObject(ctx, obj.Digest, schema.MaxSize)

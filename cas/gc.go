@@ -177,8 +177,9 @@ func gcView(ctx context.Context, be remote.Backend) (*gcMarks, error) {
 }
 
 // markFrom marks what roots keep: every object's packs and, for a
-// manifest, its whole closure (Keeps). A part the store lacks is missing
-// as a tree would be: what it keeps cannot be told.
+// manifest, its whole closure (Keeps). A part the store lacks of a
+// manifest a ref or pin marked as one is missing as a tree would be:
+// what it keeps cannot be told.
 func (m *gcMarks) markFrom(ctx context.Context, roots []Object) error {
 	seenTree := map[digest.Digest]bool{}
 	expanded := map[digest.Digest]bool{}
@@ -192,16 +193,21 @@ func (m *gcMarks) markFrom(ctx context.Context, roots []Object) error {
 			continue
 		}
 		expanded[o.Digest] = true
+		// A file no ref or pin marked a manifest is one only by its looks
+		// (a manifest of another store, pushed as data): what of it this
+		// store holds is kept, what it lacks stops nothing.
+		marked := o.Type == TypeManifest
 		kept, err := m.view.Keeps(ctx, &o)
 		if err != nil {
 			return fmt.Errorf("gc: %w", err)
 		}
 		for _, k := range kept {
-			if k.Err != nil {
+			switch {
+			case k.Err == nil:
+				roots = append(roots, k.Object)
+			case marked:
 				m.missed(fmt.Sprintf("%s %s of manifest %s", k.Part, k.Part.Digest.Short(), k.Part.Of.Short()))
-				continue
 			}
-			roots = append(roots, k.Object)
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
@@ -59,6 +60,10 @@ type GitState struct {
 	Patch []byte
 }
 
+// MaxUntracked is how many untracked files a manifest lists; past it, its
+// last entry says how many more there are.
+const MaxUntracked = 10000
+
 // CaptureGit records the repository dir is in. Untracked files under any
 // of the absolute paths in skip (the run's declared outputs, the store)
 // are products, not code, and are left out. Not being in a git
@@ -104,6 +109,11 @@ func CaptureGit(ctx context.Context, dir string, skip []string) GitState {
 		}
 	}
 	slices.Sort(c.Untracked)
+	if n := len(c.Untracked); n > MaxUntracked {
+		// A manifest stays small (schema.MaxSize): the first names, and a
+		// last entry saying how many more there are.
+		c.Untracked = append(c.Untracked[:MaxUntracked-1], fmt.Sprintf("... and %d more untracked files, not listed", n-MaxUntracked+1))
+	}
 	st.Code = c
 	return st
 }

@@ -42,10 +42,14 @@ func VerifyPin(ctx context.Context, r *cas.Repo, p *cas.Pin, prog *cas.Progress)
 	}
 	for _, k := range kept {
 		what := partLabel(k.Part, p.Target)
-		if k.Err != nil {
-			missing := cas.IsMissing(k.Err)
-			rep.Problems = append(rep.Problems, cas.Problem{Path: what, Err: fmt.Sprintf("%s: %v", k.Part.Digest.Short(), k.Err), Missing: missing})
-			checks = append(checks, Check{Kind: CheckProblem, What: what, Detail: fmt.Sprintf("%s: %v", k.Part.Digest.Short(), k.Err), Missing: missing})
+		problem := func(err error) {
+			missing := cas.IsMissing(err)
+			detail := fmt.Sprintf("%s: %v", k.Part.Digest.Short(), err)
+			rep.Problems = append(rep.Problems, cas.Problem{Path: what, Err: detail, Missing: missing})
+			checks = append(checks, Check{Kind: CheckProblem, What: what, Detail: detail, Missing: missing})
+		}
+		if k.Object.Digest.IsZero() { // not resolved: nothing to read
+			problem(k.Err)
 			continue
 		}
 		sub, err := r.Verify(ctx, &k.Object, what, prog)
@@ -63,6 +67,9 @@ func VerifyPin(ctx context.Context, r *cas.Repo, p *cas.Pin, prog *cas.Progress)
 		c := objectCheck(what, sub)
 		c.Kind = CheckPart
 		checks = append(checks, c)
+		if k.Err != nil && sub.OK() {
+			problem(k.Err) // a reproduced manifest, whole yet unreadable
+		}
 	}
 	if !rep.OK() {
 		return rep, checks, nil

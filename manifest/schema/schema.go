@@ -230,6 +230,11 @@ func (m *Manifest) Encode() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("manifest: canonical form: %w", err)
 	}
+	if len(out) > MaxSize {
+		// Its closure could not be read back (Parse refuses it), so
+		// nothing could keep what it names.
+		return nil, fmt.Errorf("manifest: %d bytes, over the %d a manifest may hold", len(out), MaxSize)
+	}
 	return out, nil
 }
 
