@@ -1,10 +1,20 @@
-// Package cas is the store: digests of files and trees, the content-defined
-// chunker, the ingest pipeline, packs, and the repository operations built
-// on them (push, restore, verify, stats). The bytes of packs, index
-// segments and trees are encoded and decoded by cas/format.
+// Package cas is the repository: a store of files and trees named by
+// their digests, opened as a Repo. It owns the operations built on the
+// store's formats — push (the ingest pipeline: scan, chunk, hash and
+// compress on every core, pack, upload), refs and pins, resolving names
+// and specs, restore, verify, stats, upload, pull and Publish — and the
+// rules that keep data safe while doing them: the write order (packs,
+// then index segments, then trees and manifests, then refs), which stored
+// blobs a push may trust, and what a manifest keeps alive (Keeps, from
+// manifest/schema), which gc, pin, pull and refs all follow.
 //
-// It works with index (the local badger cache of chunk locations) and
-// remote (the Backend that holds packs, index segments and refs). It never
-// prints: progress goes to a Progress a caller polls, and damage it stepped
-// around (an unreadable segment, a ref it skipped) to Repo.Warn.
+// Below it: cas/format encodes and decodes packs, segments and trees,
+// cas/chunk cuts files into chunks, cas/gc runs the two-phase collection
+// protocol against the narrow gc.Store this package implements (with
+// its mark), index caches chunk locations, remote holds the objects.
+//
+// cas must not print (progress goes to a Progress a caller polls, damage
+// it stepped around to Repo.Warn), name cli flags or commands in its
+// errors (they are typed: DestError, PinConflictError, …), read the wall
+// clock (Repo.Clock), or import manifest beyond its schema.
 package cas
