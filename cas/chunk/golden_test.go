@@ -9,8 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/zeebo/blake3"
-
+	"github.com/cas-ml/cas/cas/format/formattest"
 	"github.com/cas-ml/cas/digest"
 )
 
@@ -21,18 +20,6 @@ import (
 var update = flag.Bool("update", false, "rewrite ../../testdata/golden/chunks.json")
 
 var goldenChunks = filepath.Join("..", "..", "testdata", "golden", "chunks.json")
-
-// xof returns n bytes of the BLAKE3 extended output for seed: the same
-// bytes as `printf %s SEED | b3sum --raw --length N`.
-func xof(seed string, n int) []byte {
-	h := blake3.New()
-	_, _ = h.Write([]byte(seed))
-	b := make([]byte, n)
-	if _, err := h.Digest().Read(b); err != nil {
-		panic(err)
-	}
-	return b
-}
 
 // chunkSeed seeds the generated inputs of the chunk vectors.
 const chunkSeed = "cas chunker test vector v1"
@@ -88,7 +75,7 @@ func TestGoldenChunks(t *testing.T) {
 			data = make([]byte, in.n)
 			desc = fmt.Sprintf("%d zero bytes", in.n)
 		} else {
-			data = xof(chunkSeed, in.n)
+			data = formattest.XOF(chunkSeed, in.n)
 		}
 		c := New(p)
 		cuts := c.Cuts(data)
@@ -205,7 +192,7 @@ func TestFormatChunkerReference(t *testing.T) {
 		}
 		return n
 	}
-	data := xof("reference", 3<<20)
+	data := formattest.XOF("reference", 3<<20)
 	for _, avg := range []int{4 << 10, 64 << 10, 1 << 20} {
 		p, _ := NewParams(avg)
 		c := New(p)
