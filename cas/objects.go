@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/cas-ml/cas/cas/ingest"
 	"github.com/cas-ml/cas/digest"
 )
 
@@ -12,19 +13,11 @@ import (
 // file holding them had been pushed. They share packs and one index
 // segment, written in the usual order.
 func (r *Repo) PutObjects(ctx context.Context, objs ...[]byte) ([]digest.Digest, error) {
-	p := &pusher{r: r, opts: PushOptions{Progress: &Progress{}}}
-	finish := p.start(ctx)
-	ids := make([]digest.Digest, len(objs))
-	var err error
-	for i, b := range objs {
-		if ids[i], err = p.storeBytes(b, nil); err != nil {
-			break
-		}
-	}
-	if err = finish(err); err != nil {
+	ids, res, err := ingest.PutBytes(ctx, r.newPushStore(false), objs)
+	if err != nil {
 		return nil, err
 	}
-	if err := p.writeSegment(ctx); err != nil {
+	if _, err := r.writePushSegment(ctx, res); err != nil {
 		return nil, err
 	}
 	return ids, nil

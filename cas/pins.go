@@ -14,6 +14,7 @@ import (
 	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
+	"github.com/cas-ml/cas/internal/par"
 	"github.com/cas-ml/cas/remote"
 )
 
@@ -273,7 +274,7 @@ func (r *Repo) checkClosure(ctx context.Context, be remote.Backend, roots []Obje
 		mu      sync.Mutex
 		missing []string
 	)
-	err := forEach(ctx, slices.Collect(maps.Keys(packs)), r.transfers(), func(ctx context.Context, p digest.Digest) error {
+	err := par.ForEach(ctx, slices.Collect(maps.Keys(packs)), r.transfers(), func(ctx context.Context, p digest.Digest) error {
 		if _, err := be.Stat(ctx, format.PackKey(p)); errors.Is(err, remote.ErrNotFound) {
 			mu.Lock()
 			missing = append(missing, p.Short())
@@ -335,7 +336,7 @@ func (r *Repo) retainObjects(ctx context.Context, lock remote.Retainer, be remot
 			keys = append(keys, key)
 		}
 	}
-	return forEach(ctx, keys, r.transfers(), func(ctx context.Context, key string) error {
+	return par.ForEach(ctx, keys, r.transfers(), func(ctx context.Context, key string) error {
 		if err := lock.Retain(ctx, key, until); err != nil {
 			return fmt.Errorf("retain %s: %w", key, err)
 		}

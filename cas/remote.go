@@ -12,6 +12,7 @@ import (
 	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
+	"github.com/cas-ml/cas/internal/par"
 	"github.com/cas-ml/cas/remote"
 )
 
@@ -127,7 +128,7 @@ func (r *Repo) copyAll(ctx context.Context, src, dst remote.Backend, todo []remo
 		}
 	}
 	var objects, bytes atomic.Int64
-	err := forEach(ctx, todo, r.transfers(), func(ctx context.Context, oi remote.ObjectInfo) error {
+	err := par.ForEach(ctx, todo, r.transfers(), func(ctx context.Context, oi remote.ObjectInfo) error {
 		if err := copyObject(ctx, src, dst, oi); err != nil {
 			return err
 		}

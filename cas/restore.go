@@ -22,6 +22,8 @@ import (
 	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
+	"github.com/cas-ml/cas/internal/bufpool"
+	"github.com/cas-ml/cas/internal/par"
 )
 
 // RestoreOptions tune a restore.
@@ -351,7 +353,7 @@ func (rs *restorer) restoreTree(ctx context.Context, d digest.Digest, dir, rel s
 	if err := rs.collect(ctx, d, dir, rel, &jobs); err != nil {
 		return err
 	}
-	return forEach(ctx, jobs, runtime.GOMAXPROCS(0), rs.writeFile)
+	return par.ForEach(ctx, jobs, runtime.GOMAXPROCS(0), rs.writeFile)
 }
 
 func (rs *restorer) collect(ctx context.Context, d digest.Digest, dir, rel string, jobs *[]fileJob) error {
@@ -486,7 +488,7 @@ func (r *Repo) streamFile(ctx context.Context, d digest.Digest, size int64, fn f
 		_, _ = h.Write(data)
 		n += int64(len(data))
 		err = fn(data)
-		putBuf(data)
+		bufpool.Put(data)
 		if err != nil {
 			return err
 		}
@@ -555,11 +557,11 @@ func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, si
 		if err := checkLens(blobs[0]); err != nil {
 			return err
 		}
-		data, err := r.readBlob(ctx, blobs[0], getBuf(int(blobs[0].RawLen)))
+		data, err := r.readBlob(ctx, blobs[0], bufpool.Get(int(blobs[0].RawLen)))
 		if err == nil {
 			err = writeSparse(f, data, 0)
 			prog.Bytes.Add(int64(len(data)))
-			putBuf(data)
+			bufpool.Put(data)
 		}
 		return err
 	}
@@ -669,7 +671,7 @@ func (r *Repo) writeUnits(ctx context.Context, f *os.File, blobs []index.Blob, o
 			}
 		}
 		for _, b := range res.bufs {
-			putBuf(b)
+			bufpool.Put(b)
 		}
 		if res.acquired {
 			sem.Release(1)
@@ -714,7 +716,7 @@ func (r *Repo) fetchRun(ctx context.Context, blobs []index.Blob) (raws, bufs [][
 	if n > format.MaxChunkLen {
 		return nil, nil, &CorruptError{What: "index entry", ID: first.ID}
 	}
-	stored := getBuf(int(n))
+	stored := bufpool.Get(int(n))
 	bufs = append(bufs, stored)
 	if err := r.packs.readAt(ctx, first.Pack, stored, int64(first.Offset)); err != nil {
 		return nil, bufs, packReadError(first, err)
@@ -726,7 +728,7 @@ func (r *Repo) fetchRun(ctx context.Context, blobs []index.Blob) (raws, bufs [][
 		part := stored[b.Offset-first.Offset : b.Offset-first.Offset+uint64(b.Length)]
 		var dst []byte
 		if b.Codec != index.CodecNone {
-			dst = getBuf(int(b.RawLen))
+			dst = bufpool.Get(int(b.RawLen))
 			bufs = append(bufs, dst)
 		}
 		raw, err := decodeBlob(b, part, dst)
@@ -742,13 +744,13 @@ func (r *Repo) fetchRun(ctx context.Context, blobs []index.Blob) (raws, bufs [][
 // damaged one), handing back the buffers of a failed fetchRun too.
 func (r *Repo) fetchEach(ctx context.Context, blobs []index.Blob, bufs [][]byte) (raws, outBufs [][]byte, err error) {
 	for _, b := range bufs {
-		putBuf(b)
+		bufpool.Put(b)
 	}
 	for _, b := range blobs {
 		if err := checkLens(b); err != nil {
 			return nil, outBufs, err
 		}
-		raw, err := r.readBlob(ctx, b, getBuf(int(b.RawLen)))
+		raw, err := r.readBlob(ctx, b, bufpool.Get(int(b.RawLen)))
 		if err != nil {
 			return nil, outBufs, err
 		}
@@ -769,7 +771,7 @@ func (r *Repo) fetchChunk(ctx context.Context, id digest.Digest) ([]byte, error)
 	if err := checkLens(b); err != nil {
 		return nil, err
 	}
-	return r.readBlob(ctx, b, getBuf(int(b.RawLen)))
+	return r.readBlob(ctx, b, bufpool.Get(int(b.RawLen)))
 }
 
 // writeSparse writes b at off, leaving a hole where b is all zeros: a
@@ -891,4 +893,12 @@ func (r *Repo) writeFile(ctx context.Context, obj *Object, w io.Writer) error {
 	}
 	_, err = io.Copy(w, tmp)
 	return err
+}
+
+// joinRel joins a slash-separated relative path and a name.
+func joinRel(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	return dir + "/" + name
 }

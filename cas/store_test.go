@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cas-ml/cas/cas/ingest"
 	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/digest"
 )
@@ -312,17 +313,17 @@ func TestRepushUsesStatCache(t *testing.T) {
 	}{
 		{
 			name:          "files older than the racy window",
-			clock:         func(time.Time) time.Time { return time.Now().Add(racyWindowCoarse + time.Second) },
+			clock:         func(time.Time) time.Time { return time.Now().Add(ingest.RacyWindowCoarse + time.Second) },
 			wantUnchanged: func(files int64) int64 { return files },
 		},
 		{
 			name:          "files modified within the racy window",
-			clock:         func(mtime time.Time) time.Time { return mtime.Add(racyWindow / 2) },
+			clock:         func(mtime time.Time) time.Time { return mtime.Add(ingest.RacyWindow / 2) },
 			wantUnchanged: func(int64) int64 { return 0 },
 		},
 		{
 			name:  "one file rewritten",
-			clock: func(time.Time) time.Time { return time.Now().Add(racyWindowCoarse + time.Second) },
+			clock: func(time.Time) time.Time { return time.Now().Add(ingest.RacyWindowCoarse + time.Second) },
 			change: func(t *testing.T, src string) {
 				if err := os.WriteFile(filepath.Join(src, "plain.txt"), pseudoRandom(3000, 77), 0o644); err != nil {
 					t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
+	"github.com/cas-ml/cas/internal/par"
 	"github.com/cas-ml/cas/remote"
 )
 
@@ -142,7 +143,7 @@ func (r *Repo) verifyInto(ctx context.Context, obj *Object, rep *VerifyReport, p
 		}
 		files = append(files, fileJob{e: TreeEntry{Name: name, Kind: obj.Kind, Size: obj.Size, Digest: obj.Digest}, rel: name})
 	}
-	return forEach(ctx, files, runtime.GOMAXPROCS(0), func(ctx context.Context, j fileJob) error {
+	return par.ForEach(ctx, files, runtime.GOMAXPROCS(0), func(ctx context.Context, j fileJob) error {
 		err := r.verifyFile(ctx, j.e, prog)
 		if err != nil && ctx.Err() != nil {
 			return ctx.Err()

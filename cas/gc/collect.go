@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/remote"
@@ -326,21 +324,4 @@ func (c *collection) plan(m *Marks, pending []*Plan) *Plan {
 	}
 	c.rep.Planned = Count{Packs: len(plan.Packs), Bytes: plan.Bytes}
 	return plan
-}
-
-// forEach runs fn on every item, at most n at once, and returns the first
-// error.
-func forEach[T any](ctx context.Context, items []T, n int, fn func(context.Context, T) error) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(1, n))
-	for _, it := range items {
-		if gctx.Err() != nil {
-			break
-		}
-		g.Go(func() error { return fn(gctx, it) })
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	return ctx.Err()
 }

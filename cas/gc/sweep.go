@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/internal/par"
 	"github.com/cas-ml/cas/remote"
 )
 
@@ -165,7 +166,7 @@ func (c *collection) deletePacks(ctx context.Context, m *Marks, del map[digest.D
 		return err
 	}
 	var deleted, retained, bytesFreed atomic.Int64
-	err := forEach(ctx, done.Packs, c.s.Connections(), func(ctx context.Context, id digest.Digest) error {
+	err := par.ForEach(ctx, done.Packs, c.s.Connections(), func(ctx context.Context, id digest.Digest) error {
 		if err := step("pack deleted"); err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package cas
+package ingest
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
 	"golang.org/x/sys/unix"
 
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 )
@@ -30,7 +31,7 @@ type node struct {
 	name     string
 	path     string // on disk
 	rel      string // below the pushed root, "" for the root
-	kind     Kind
+	kind     format.Kind
 	size     int64
 	digest   digest.Digest
 	children []*node // of a directory, sorted by name
@@ -47,6 +48,8 @@ type scanner struct {
 	cache func(dir string) map[string]index.StatEntry // nil: no stat cache
 	spare chan struct{}                               // tokens for extra goroutines
 	skip  string                                      // the store's own directory, never scanned
+	// skipName: directories of this name (stores) are never scanned.
+	skipName string
 
 	mu      sync.Mutex // guards the counters below
 	skipped []string
@@ -107,7 +110,7 @@ func (s *scanner) scanRoot(path string, excludes []string) (*node, error) {
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
-		n.kind = KindDir
+		n.kind = format.KindDir
 		return n, s.scanDir(n, nil, patterns)
 	case unix.S_IFREG:
 		var cache map[string]index.StatEntry
@@ -123,9 +126,9 @@ func (s *scanner) scanRoot(path string, excludes []string) (*node, error) {
 }
 
 func (s *scanner) file(n *node, st *unix.Stat_t, cache map[string]index.StatEntry) {
-	n.kind = KindFile
+	n.kind = format.KindFile
 	if st.Mode&0o111 != 0 {
-		n.kind = KindExec
+		n.kind = format.KindExec
 	}
 	n.size = st.Size
 	n.st = statEntry(n.name, st)
@@ -196,7 +199,7 @@ func (s *scanner) scanDir(n *node, domain []string, patterns []gitignore.Pattern
 			return &os.PathError{Op: "lstat", Path: c.path, Err: err}
 		}
 		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-		if isDir && (name == DirName || c.path == s.skip) {
+		if isDir && ((s.skipName != "" && name == s.skipName) || c.path == s.skip) {
 			continue // a store never stores itself
 		}
 		if matcher != nil && matcher.Match(append(domain[:len(domain):len(domain)], name), isDir) {
@@ -208,14 +211,14 @@ func (s *scanner) scanDir(n *node, domain []string, patterns []gitignore.Pattern
 			files++
 			bytes += c.size
 		case unix.S_IFDIR:
-			c.kind = KindDir
+			c.kind = format.KindDir
 			subdirs = append(subdirs, c)
 		case unix.S_IFLNK:
 			target, err := os.Readlink(c.path)
 			if err != nil {
 				return err
 			}
-			c.kind, c.target, c.size = KindLink, target, int64(len(target))
+			c.kind, c.target, c.size = format.KindLink, target, int64(len(target))
 			c.digest = digest.Of([]byte(target))
 			bytes += c.size
 		default:

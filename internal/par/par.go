@@ -1,4 +1,4 @@
-package cas
+package par
 
 import (
 	"context"
@@ -6,9 +6,9 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// forEach calls fn for every item on workers goroutines, in order of
+// ForEach calls fn for every item on workers goroutines, in order of
 // hand-out, and returns the first error; after it, no new item starts.
-func forEach[T any](ctx context.Context, items []T, workers int, fn func(context.Context, T) error) error {
+func ForEach[T any](ctx context.Context, items []T, workers int, fn func(context.Context, T) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	ch := make(chan T)
 	for range workers {

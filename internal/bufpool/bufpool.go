@@ -1,4 +1,4 @@
-package cas
+package bufpool
 
 import (
 	"math/bits"
@@ -28,8 +28,8 @@ func bufClass(n int) int {
 	return bits.Len(uint(n - 1))
 }
 
-// getBuf returns a buffer of length n (contents undefined).
-func getBuf(n int) []byte {
+// Get returns a buffer of length n (contents undefined).
+func Get(n int) []byte {
 	c := bufClass(n)
 	if c > maxBufClass {
 		return make([]byte, n)
@@ -42,9 +42,9 @@ func getBuf(n int) []byte {
 	}
 }
 
-// putBuf returns a buffer from getBuf to its free list, or drops it when
+// Put returns a buffer from Get to its free list, or drops it when
 // the list is full.
-func putBuf(b []byte) {
+func Put(b []byte) {
 	c := bits.Len(uint(cap(b))) - 1
 	if c < minBufClass || c > maxBufClass || cap(b) != 1<<c {
 		return
