@@ -111,14 +111,7 @@ func Run(ctx context.Context, s Store, paths []string, opts Options) (*Result, e
 	if opts.Progress == nil {
 		opts.Progress = &Progress{}
 	}
-	p := &pusher{s: s, opts: opts, hashOnly: opts.HashOnly || s == nil}
-	if s != nil {
-		p.chunker = s.Chunker()
-	}
-	if p.chunker == nil { // hashing without a store
-		params, _ := chunk.NewParams(chunk.DefaultAvg)
-		p.chunker = chunk.New(params)
-	}
+	p := &pusher{s: s, opts: opts, hashOnly: opts.HashOnly || s == nil, chunker: chunkerOf(s)}
 	if p.hashOnly {
 		p.trees = map[digest.Digest]*format.Tree{}
 	}
@@ -166,7 +159,7 @@ func (r *Result) WalkTrusted(fn func(kind format.Kind, d digest.Digest, size int
 // stored, and returns their digests. The result lists, as Run's does,
 // the blobs and chunk lists for the caller's index segment.
 func PutBytes(ctx context.Context, s Store, objs [][]byte) ([]digest.Digest, *Result, error) {
-	p := &pusher{s: s, opts: Options{Progress: &Progress{}}, chunker: s.Chunker()}
+	p := &pusher{s: s, opts: Options{Progress: &Progress{}}, chunker: chunkerOf(s)}
 	finish := p.start(ctx)
 	ids := make([]digest.Digest, len(objs))
 	var err error
@@ -180,4 +173,16 @@ func PutBytes(ctx context.Context, s Store, objs [][]byte) ([]digest.Digest, *Re
 	}
 	return ids, &Result{NewBlobs: p.newBlobs, ChunkLists: p.files, PackKeys: p.packKeys,
 		Packs: p.packs.Load(), StoredBytes: p.storedBytes.Load()}, nil
+}
+
+// chunkerOf is s's chunker, or one with the default parameters when there
+// is no store (hashing only) or it has none.
+func chunkerOf(s Store) *chunk.Chunker {
+	if s != nil {
+		if c := s.Chunker(); c != nil {
+			return c
+		}
+	}
+	params, _ := chunk.NewParams(chunk.DefaultAvg)
+	return chunk.New(params)
 }
