@@ -93,7 +93,7 @@ func (r *Repo) GuardGC(ctx context.Context, be remote.Backend, objs ...Object) e
 }
 
 // errCollected: a gc deleted data that a push relied on.
-var errCollected = errors.New("cas: a gc deleted data this push relied on: push again")
+var errCollected = errors.New("a gc deleted data this push relied on: push again")
 
 // afterSweep waits for the sweeps of plans to end, then makes sure the
 // packs of need are on be.

@@ -26,13 +26,13 @@ const PinPrefix = "pins/"
 var (
 	// ErrPinExists: the name is pinned already, to another target. A pin
 	// never moves; unpin it first (cas unpin --force).
-	ErrPinExists = errors.New("cas: pin exists with another target")
+	ErrPinExists = errors.New("pin exists with another target")
 	// ErrIncomplete: some object of a pin's closure is missing where the
 	// pin would be written, so the pin was not written.
-	ErrIncomplete = errors.New("cas: pin closure incomplete")
+	ErrIncomplete = errors.New("pin closure incomplete")
 	// ErrRetained: the pin is under retention (pin --retain) and cannot
 	// be removed before it ends.
-	ErrRetained = errors.New("cas: pin is retained")
+	ErrRetained = errors.New("pin is retained")
 )
 
 // Pin is a named, immutable pointer to a manifest or tree that makes it

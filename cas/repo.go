@@ -37,13 +37,13 @@ const refPrefix = "refs/"
 
 // Errors a caller may want to tell apart.
 var (
-	ErrNoRepo      = errors.New("cas: no store found")
-	ErrRepoExists  = errors.New("cas: store already exists")
-	ErrNotFound    = errors.New("cas: not found")
-	ErrNoPath      = errors.New("cas: no such path in the stored tree")
-	ErrAmbiguous   = errors.New("cas: ambiguous digest prefix")
-	ErrBadConfig   = errors.New("cas: unreadable store config")
-	ErrNotTree     = errors.New("cas: not a directory")
+	ErrNoRepo      = errors.New("no store found")
+	ErrRepoExists  = errors.New("store already exists")
+	ErrNotFound    = errors.New("not found")
+	ErrNoPath      = errors.New("no such path in the stored tree")
+	ErrAmbiguous   = errors.New("ambiguous digest prefix")
+	ErrBadConfig   = errors.New("unreadable store config")
+	ErrNotTree     = errors.New("not a directory")
 	ErrIndexLocked = index.ErrBusy
 	// ErrIndexDamaged: the local index, a cache, cannot be read; a
 	// rebuild (RebuildIndex) mends it.

@@ -50,14 +50,14 @@ const maxLinkTarget = 1 << 20
 // ErrIntoStore reports a restore that would write into the open store's own
 // directory (.cas): a stored tree may hold a .cas of its own, and no data
 // may alter the store's refs or packs behind its back.
-var ErrIntoStore = errors.New("cas: refusing to write into the store's own directory")
+var ErrIntoStore = errors.New("refusing to write into the store's own directory")
 
 // Destinations a restore refuses without Force, each in a *DestError.
 var (
 	// ErrDestNotEmpty: a tree into a directory that is not empty.
-	ErrDestNotEmpty = errors.New("cas: destination exists and is not empty")
+	ErrDestNotEmpty = errors.New("destination exists and is not empty")
 	// ErrDestExists: a file or link onto a name that is taken.
-	ErrDestExists = errors.New("cas: destination exists")
+	ErrDestExists = errors.New("destination exists")
 )
 
 // DestError is a restore refused, without Force, because something is at

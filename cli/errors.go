@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"syscall"
 
 	"github.com/cas-ml/cas/cas"
@@ -100,9 +99,6 @@ func printError(w io.Writer, err error) int {
 		hint = "`cas refs` lists names; a digest prefix needs at least 8 hex characters"
 	case errors.As(err, &pe) && errors.Is(err, os.ErrNotExist):
 		msg = "no such file or directory: " + pe.Path
-	}
-	for _, pkg := range []string{"cas: ", "remote: ", "index: ", "digest: "} { // sentinels' package names
-		msg = strings.ReplaceAll(msg, pkg, "")
 	}
 	fmt.Fprintln(w, "cas: "+msg)
 	if hint != "" {

@@ -27,7 +27,7 @@ type Digest [Size]byte
 var Zero Digest
 
 // ErrSyntax reports text that is not a digest.
-var ErrSyntax = errors.New("digest: invalid syntax")
+var ErrSyntax = errors.New("invalid syntax")
 
 // Of returns the digest of b.
 //

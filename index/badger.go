@@ -29,7 +29,7 @@ const (
 )
 
 // ErrBusy reports that another process holds the on-disk index.
-var ErrBusy = errors.New("index: in use by another process")
+var ErrBusy = errors.New("in use by another process")
 
 // Badger is the on-disk Index.
 type Badger struct {
@@ -43,20 +43,20 @@ var _ Index = (*Badger)(nil)
 // error wrapping ErrBusy at once if another process has it open.
 func OpenBadger(dir string) (*Badger, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("index: %w", err)
+		return nil, fmt.Errorf("create the index directory: %w", err)
 	}
 	// Our own lock, taken before badger's, tells "busy" apart from other
 	// failures without reading error strings.
 	lock, err := os.OpenFile(filepath.Join(dir, "cas.lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("index: %w", err)
+		return nil, fmt.Errorf("the index lock file: %w", err)
 	}
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		lock.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, ErrBusy
 		}
-		return nil, fmt.Errorf("index: lock: %w", err)
+		return nil, fmt.Errorf("lock: %w", err)
 	}
 	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
@@ -84,7 +84,7 @@ func OpenBadger(dir string) (*Badger, error) {
 	}
 	if err != nil {
 		lock.Close()
-		return nil, fmt.Errorf("index: open %s: %w", dir, err)
+		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
 	return &Badger{db: db, lock: lock}, nil
 }
@@ -177,7 +177,7 @@ func (x *Badger) get(k []byte) (v []byte, ok bool, err error) {
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("index: %w", err)
+		return nil, false, fmt.Errorf("read the index: %w", err)
 	}
 	return v, true, nil
 }
@@ -188,10 +188,10 @@ func (x *Badger) write(fn func(wb *badger.WriteBatch) error) (err error) {
 	wb := x.db.NewWriteBatch()
 	defer wb.Cancel()
 	if err := fn(wb); err != nil {
-		return fmt.Errorf("index: %w", err)
+		return fmt.Errorf("write the index: %w", err)
 	}
 	if err := wb.Flush(); err != nil {
-		return fmt.Errorf("index: %w", err)
+		return fmt.Errorf("write the index: %w", err)
 	}
 	return nil
 }
@@ -473,7 +473,7 @@ func (x *Badger) PutStatDirs(root string, dirs map[string][]StatEntry) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("index: %w", err)
+		return fmt.Errorf("read the index: %w", err)
 	}
 	return x.write(func(wb *badger.WriteBatch) error {
 		for d, es := range dirs {
@@ -506,7 +506,7 @@ func (x *Badger) Reset() error {
 	// not forget.
 	drop := [][]byte{{prefixBlob}, {prefixFile}, {prefixSegment}, {prefixPack}, {prefixStat}, {prefixStoreSeg}, {prefixRemote}}
 	if err := x.db.DropPrefix(drop...); err != nil {
-		return fmt.Errorf("index: reset: %w", err)
+		return fmt.Errorf("reset: %w", err)
 	}
 	return nil
 }
@@ -516,7 +516,7 @@ func (x *Badger) Close() error {
 	err := x.db.Close()
 	x.lock.Close()
 	if err != nil {
-		return fmt.Errorf("index: close: %w", err)
+		return fmt.Errorf("close: %w", err)
 	}
 	return nil
 }

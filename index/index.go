@@ -47,7 +47,7 @@ func (b Blob) encodeValue() []byte {
 
 func decodeBlobValue(id digest.Digest, v []byte) (Blob, error) {
 	if len(v) != blobValueLen {
-		return Blob{}, fmt.Errorf("index: blob %s: bad record of %d bytes", id.Short(), len(v))
+		return Blob{}, fmt.Errorf("blob %s: bad record of %d bytes", id.Short(), len(v))
 	}
 	b := Blob{ID: id, Offset: binary.LittleEndian.Uint64(v[32:]), Length: binary.LittleEndian.Uint32(v[40:]),
 		RawLen: binary.LittleEndian.Uint32(v[44:]), Codec: v[48], Type: v[49]}
@@ -68,7 +68,7 @@ type StatEntry struct {
 }
 
 // ErrCorrupt reports an index record that cannot be decoded.
-var ErrCorrupt = errors.New("index: corrupt record")
+var ErrCorrupt = errors.New("corrupt record")
 
 // Index is the local index. Implementations are safe for concurrent use
 // within one process.

@@ -10,14 +10,14 @@ import (
 // Sentinel errors every Backend translates its failures into.
 var (
 	// ErrNotFound: the object does not exist.
-	ErrNotFound = errors.New("remote: object not found")
+	ErrNotFound = errors.New("object not found")
 	// ErrExists: a put with IfNoneMatch found the key already present.
-	ErrExists = errors.New("remote: object already exists")
+	ErrExists = errors.New("object already exists")
 	// ErrPrecondition: a put with IfMatch found a different version.
-	ErrPrecondition = errors.New("remote: precondition failed")
+	ErrPrecondition = errors.New("precondition failed")
 	// ErrInvalidKey: the key is empty, absolute, ends in "/", has empty,
 	// "." or ".." elements, or contains a NUL byte or a backslash.
-	ErrInvalidKey = errors.New("remote: invalid key")
+	ErrInvalidKey = errors.New("invalid key")
 )
 
 // ObjectInfo describes a stored object.

@@ -12,7 +12,7 @@ import (
 // (IfNoneMatch or IfMatch) should have refused it. Concurrent writers of
 // one key would overwrite each other there without noticing, so refs must
 // not be shared through it.
-var ErrNoConditionalWrites = errors.New("remote: conditional writes are ignored")
+var ErrNoConditionalWrites = errors.New("conditional writes are ignored")
 
 // ProbePrefix is where ProbeConditional writes its probe objects,
 // "probe/" and 24 hex digits. Nothing else uses it; a probe left behind

@@ -50,7 +50,7 @@ func CheckConnections(n int) error {
 }
 
 // ErrURL reports a remote URL that is not s3://BUCKET[/PREFIX].
-var ErrURL = errors.New("remote: a remote URL looks like s3://BUCKET[/PREFIX]")
+var ErrURL = errors.New("a remote URL looks like s3://BUCKET[/PREFIX]")
 
 // NoRemoteError names a remote that a store's ConfigFile does not record.
 type NoRemoteError struct{ Name string }

@@ -12,7 +12,7 @@ import (
 )
 
 // ErrInjected is the error a Fault injects where no hook supplies one.
-var ErrInjected = errors.New("remote: injected fault")
+var ErrInjected = errors.New("injected fault")
 
 // Fault wraps a Backend and injects failures, so that tests can reach every
 // error path of its callers. A hook left nil passes the call through; hooks

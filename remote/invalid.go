@@ -11,7 +11,7 @@ import (
 // bucket that cas would never have written: a ref, pin, tree, segment or
 // gc record with a field out of bounds. Such an object is reported as
 // damage naming it; nothing is done on its word.
-var ErrInvalidObject = errors.New("cas: invalid stored object")
+var ErrInvalidObject = errors.New("invalid stored object")
 
 // InvalidError names an object that failed validation, and why.
 type InvalidError struct {

@@ -8,7 +8,7 @@ import (
 
 // ErrNoObjectLock: the backend cannot retain objects (a local directory,
 // or a bucket created without Object Lock).
-var ErrNoObjectLock = errors.New("remote: object lock not supported")
+var ErrNoObjectLock = errors.New("object lock not supported")
 
 // Retainer is implemented by backends that can make objects undeletable
 // until a time (S3 Object Lock, COMPLIANCE mode). Retention protects one

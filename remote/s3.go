@@ -32,16 +32,16 @@ import (
 // them for a remote that cannot work at all; any other call may too.
 var (
 	// ErrNoBucket: the bucket does not exist.
-	ErrNoBucket = errors.New("remote: bucket does not exist")
+	ErrNoBucket = errors.New("bucket does not exist")
 	// ErrAccessDenied: the credentials are valid but lack permission for
 	// the operation (reading, writing or listing the bucket).
-	ErrAccessDenied = errors.New("remote: access denied")
+	ErrAccessDenied = errors.New("access denied")
 	// ErrBadCredentials: the server rejected the credentials (unknown
 	// access key, wrong secret, expired session token), or none were found.
-	ErrBadCredentials = errors.New("remote: credentials rejected")
+	ErrBadCredentials = errors.New("credentials rejected")
 	// ErrUnreachable: no connection to the endpoint could be made
 	// (connection refused, unknown host, dial timeout).
-	ErrUnreachable = errors.New("remote: endpoint unreachable")
+	ErrUnreachable = errors.New("endpoint unreachable")
 )
 
 // NoWriteError is a write the server refused for lack of permission: the
@@ -1007,9 +1007,9 @@ func (e *s3Error) Error() string {
 	case e.kind != nil:
 		b.WriteString(e.kind.Error())
 	case e.status != 0:
-		b.WriteString("remote: S3 request failed")
+		b.WriteString("S3 request failed")
 	default:
-		b.WriteString("remote: network error")
+		b.WriteString("network error")
 	}
 	var detail []string
 	if e.code != "" {

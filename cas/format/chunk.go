@@ -20,7 +20,7 @@ const MaxChunkLen = 1 << 30
 
 // ErrBadChunk reports stored bytes that do not decode to the blob they
 // are said to hold: a codec that fails, a wrong length or a wrong digest.
-var ErrBadChunk = errors.New("cas: damaged chunk")
+var ErrBadChunk = errors.New("damaged chunk")
 
 var chunkDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxChunkLen), zstd.WithDecoderLowmem(true))
 

@@ -38,7 +38,7 @@ const (
 )
 
 // ErrBadPack reports a pack whose layout is broken.
-var ErrBadPack = errors.New("cas: malformed pack")
+var ErrBadPack = errors.New("malformed pack")
 
 // PackBuilder assembles one pack in memory. Its zero value is ready to
 // use; Reset makes it ready again after Finish.

@@ -32,7 +32,7 @@ const SegmentMagic = "CASIDX01"
 const maxSegmentBytes = 1 << 30
 
 // ErrBadSegment reports an index segment that cannot be decoded.
-var ErrBadSegment = errors.New("cas: malformed index segment")
+var ErrBadSegment = errors.New("malformed index segment")
 
 // Segment is the decoded content of an index segment: where blobs are,
 // and the chunks of multi-chunk files.

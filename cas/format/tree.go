@@ -69,8 +69,8 @@ type Tree struct {
 
 // Errors from tree parsing and construction.
 var (
-	ErrBadTree  = errors.New("cas: malformed tree")
-	ErrBadName  = errors.New("cas: invalid entry name")
+	ErrBadTree  = errors.New("malformed tree")
+	ErrBadName  = errors.New("invalid entry name")
 	errDupEntry = errors.New("duplicate name")
 )
 

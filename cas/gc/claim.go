@@ -51,7 +51,7 @@ func SweepLease(grace time.Duration) time.Duration {
 }
 
 // errClaimLost: another gc took over a sweep this gc had claimed.
-var errClaimLost = errors.New("cas: sweep claim lost")
+var errClaimLost = errors.New("sweep claim lost")
 
 // sweepClaims are the markers one sweep holds.
 type sweepClaims struct {

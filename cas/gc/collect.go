@@ -47,9 +47,9 @@ const NoGrace = time.Duration(-1)
 var (
 	// ErrMissing: gc stopped because refs, pins or runs name data the
 	// store lacks, so what that data keeps cannot be told.
-	ErrMissing = errors.New("cas: gc stops")
+	ErrMissing = errors.New("gc stops")
 	// ErrBusy: another gc is sweeping the same store.
-	ErrBusy = errors.New("cas: another gc is running on this store")
+	ErrBusy = errors.New("another gc is running on this store")
 )
 
 // MissingError says that refs, pins or runs name objects the store lacks,
