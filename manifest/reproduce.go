@@ -81,6 +81,11 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 	if opts.Tolerance < 0 {
 		return nil, errors.New("tolerance must not be negative")
 	}
+	// Names read from a stored manifest become paths below: refuse any
+	// that could point outside the reproduction's directory.
+	if err := checkPathNames(orig); err != nil {
+		return nil, fmt.Errorf("%s: %w", opts.Ref, err)
+	}
 	warn := func(s string) {
 		if opts.Warn != nil {
 			opts.Warn(s)
@@ -280,6 +285,21 @@ func rewriteArgs(args []string, path, dest string) int {
 		n++
 	}
 	return n
+}
+
+// checkPathNames checks the names of a stored manifest that a
+// reproduction turns into paths: the run's name (a directory under
+// .cas/repro, and a ref) and each input's (inputs/NAME).
+func checkPathNames(m *Manifest) error {
+	if !cas.ValidRefName(RefPrefix + m.Name) {
+		return fmt.Errorf("%w: run name %q", ErrNotManifest, m.Name)
+	}
+	for _, in := range m.Inputs {
+		if !cas.ValidName(in.Name) {
+			return fmt.Errorf("%w: input name %q", ErrNotManifest, in.Name)
+		}
+	}
+	return nil
 }
 
 // inputPath is where a recorded input goes in the reproduction: at the

@@ -3,12 +3,15 @@ package manifest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/cas-ml/cas/digest"
 )
 
 func TestReproducePass(t *testing.T) {
@@ -109,5 +112,42 @@ func TestReproduceRedactedCredentials(t *testing.T) {
 	}
 	if !slices.ContainsFunc(warnings, func(w string) bool { return strings.HasPrefix(w, "the recorded command had credentials removed") }) {
 		t.Errorf("warnings = %q, want one about the removed credentials", warnings)
+	}
+}
+
+// TestReproduceRefusesPathNames: names in a stored manifest (a bucket's)
+// that would make paths outside the reproduction's directory are refused
+// before anything is written.
+func TestReproduceRefusesPathNames(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tt := range []struct{ name, run, input string }{
+		{"input name", "ok", "../../escaped"},
+		{"run name", "../escaped", "data"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, repo := project(t)
+			data := digest.Of([]byte("x"))
+			if _, err := repo.PutObjects(ctx, []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			m := &Manifest{Schema: Schema, Name: tt.run, Kind: "run", Status: "ok", Command: []string{"true"},
+				Inputs: []Artifact{{Name: tt.input, Digest: data, Kind: "file", Size: 1}}}
+			d, b, err := m.Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := repo.PutObjects(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			work := t.TempDir()
+			_, err = Reproduce(ctx, repo, ReproduceOptions{Ref: d.String(), Dir: filepath.Join(work, "a", "b", "repro")})
+			if !errors.Is(err, ErrNotManifest) {
+				t.Fatalf("Reproduce: %v, want ErrNotManifest", err)
+			}
+			if entries, _ := os.ReadDir(work); len(entries) != 0 {
+				t.Errorf("Reproduce wrote %v although it refused", entries)
+			}
+		})
 	}
 }
