@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -149,6 +150,45 @@ func TestVerifyPin(t *testing.T) {
 		var ue *userError
 		if !errors.As(err, &ue) || ue.code != exitDamaged {
 			t.Errorf("verifyPin of a moved pin: got %v, want a damage error", err)
+		}
+	})
+	t.Run("type stripped, data missing", func(t *testing.T) {
+		// The pin's type field is not signed: a pin without it that names
+		// a run whose data is gone must not verify as a plain file.
+		raw, _ := remote.ReadAll(ctx, be, "pins/fig3")
+		untyped := strings.Replace(string(raw), `"type": "manifest",`, "", 1)
+		if untyped == string(raw) {
+			t.Fatalf("pin has no type field to strip:\n%s", raw)
+		}
+		bucket := remote.NewMem()
+		_ = be.List(ctx, "", func(oi remote.ObjectInfo) error {
+			b, _ := remote.ReadAll(ctx, be, oi.Key)
+			return bucket.Put(ctx, oi.Key, bytes.NewReader(b), int64(len(b)), remote.PutOptions{})
+		})
+		if err := bucket.Put(ctx, "pins/fig3", strings.NewReader(untyped), int64(len(untyped)), remote.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		view, err := cas.OpenRemoteOnly(ctx, bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep, ok, _ := view.Index.Blob(pc.Pin.Target)
+		if !ok {
+			t.Fatal("the manifest is not in the bucket's index")
+		}
+		_ = bucket.List(ctx, "packs/", func(oi remote.ObjectInfo) error {
+			if !strings.Contains(oi.Key, keep.Pack.Hex()) {
+				return bucket.Delete(ctx, oi.Key)
+			}
+			return nil
+		})
+		p, err := findPin(ctx, view, nil, "fig3")
+		if err != nil || p.Type != "" {
+			t.Fatalf("findPin: %+v %v, want the untyped pin", p, err)
+		}
+		rep, _, err := manifest.VerifyPin(ctx, view, p, nil)
+		if err == nil && rep.OK() {
+			t.Errorf("VerifyPin of a run whose inputs are gone, its pin stripped of its type: ok")
 		}
 	})
 	t.Run("damaged closure", func(t *testing.T) {

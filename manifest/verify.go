@@ -53,27 +53,11 @@ type Check struct {
 // counts of its output checkpoints, recomputed from the stored bytes,
 // equal the recorded ones.
 func Verify(ctx context.Context, r *cas.Repo, m *Manifest, d digest.Digest) ([]Check, error) {
-	var checks []Check
-	add := func(kind CheckKind, what string, err error, detail string) {
-		c := Check{Kind: kind, What: what, OK: err == nil, Detail: detail}
-		if err != nil {
-			c.Detail, c.Missing = err.Error(), cas.IsMissing(err)
-		}
-		checks = append(checks, c)
-	}
-	enc, err := m.Encode()
-	if err == nil && digest.Of(enc) != d {
-		err = fmt.Errorf("stored bytes are not in canonical form")
-	}
-	add(CheckCanonical, "manifest "+d.Short()+" canonical", err, "")
+	checks := []Check{canonicalCheck(m, d)}
 	artifacts := func(kind string, as []Artifact) {
 		for _, a := range as {
-			err := verifyArtifact(ctx, r, a)
-			add(CheckArtifact, fmt.Sprintf("%s %s %s", kind, a.Name, a.Digest.Short()), err, "")
-			for _, cp := range a.Checkpoints {
-				detail, err := verifyCheckpoint(ctx, r, a, cp)
-				add(CheckCheckpoint, fmt.Sprintf("checkpoint %s/%s: %d tensors, %d RNG states", a.Name, cp.Path, cp.Tensors, len(cp.RNG)), err, detail)
-			}
+			checks = append(checks, newCheck(CheckArtifact, fmt.Sprintf("%s %s %s", kind, a.Name, a.Digest.Short()), verifyArtifact(ctx, r, a), ""))
+			checks = append(checks, checkpointChecks(ctx, r, a)...)
 		}
 	}
 	artifacts("input", m.Inputs)
@@ -87,9 +71,38 @@ func Verify(ctx context.Context, r *cas.Repo, m *Manifest, d digest.Digest) ([]C
 		if err == nil && int64(len(b)) != p.Size {
 			err = fmt.Errorf("%d bytes, recorded %d", len(b), p.Size)
 		}
-		add(CheckObject, p.String()+" "+p.Digest.Short(), err, "")
+		checks = append(checks, newCheck(CheckObject, p.String()+" "+p.Digest.Short(), err, ""))
 	}
 	return checks, nil
+}
+
+// newCheck is a check that passed, or failed with err (missing when err
+// says only that data is absent).
+func newCheck(kind CheckKind, what string, err error, detail string) Check {
+	c := Check{Kind: kind, What: what, OK: err == nil, Detail: detail}
+	if err != nil {
+		c.Detail, c.Missing = err.Error(), cas.IsMissing(err)
+	}
+	return c
+}
+
+// canonicalCheck checks that m, stored under d, is in canonical form.
+func canonicalCheck(m *Manifest, d digest.Digest) Check {
+	enc, err := m.Encode()
+	if err == nil && digest.Of(enc) != d {
+		err = fmt.Errorf("stored bytes are not in canonical form")
+	}
+	return newCheck(CheckCanonical, "manifest "+d.Short()+" canonical", err, "")
+}
+
+// checkpointChecks re-inspects the checkpoints recorded in artifact a.
+func checkpointChecks(ctx context.Context, r *cas.Repo, a Artifact) []Check {
+	var checks []Check
+	for _, cp := range a.Checkpoints {
+		detail, err := verifyCheckpoint(ctx, r, a, cp)
+		checks = append(checks, newCheck(CheckCheckpoint, fmt.Sprintf("checkpoint %s/%s: %d tensors, %d RNG states", a.Name, cp.Path, cp.Tensors, len(cp.RNG)), err, detail))
+	}
+	return checks
 }
 
 func verifyArtifact(ctx context.Context, r *cas.Repo, a Artifact) error {
