@@ -31,10 +31,13 @@ func ResolveSpec(ctx context.Context, r *cas.Repo, spec string) (*cas.Object, er
 		}
 		return obj, err
 	}
-	m, _, merr := Resolve(ctx, r, head)
-	if merr != nil {
+	m, d, merr := Resolve(ctx, r, head)
+	switch {
+	case merr != nil && (d.IsZero() || errors.Is(merr, ErrNotManifest)):
 		// Not a run: a tree, a file, or nothing at all.
 		return r.Resolve(ctx, spec)
+	case merr != nil:
+		return nil, merr // a run whose manifest cannot be read (a lazy store: a remote may have it)
 	}
 	first, rest, _ := strings.Cut(sub, "/")
 	var a *Artifact

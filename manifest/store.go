@@ -64,6 +64,9 @@ func Runs(ctx context.Context, r *cas.Repo) ([]RunEntry, error) {
 	}
 	var out []RunEntry
 	var firstErr error
+	if partial != nil {
+		firstErr = partial // refs that failed validation are said, not dropped silently
+	}
 	for _, ref := range refs {
 		if !strings.HasPrefix(ref.Name, RefPrefix) || ref.Type != cas.TypeManifest {
 			continue
