@@ -262,15 +262,15 @@ func resolvePinTarget(ctx context.Context, r *cas.Repo, ref string) (*cas.Object
 	return obj, nil
 }
 
-// findPin reads the pin REF names ("pins/NAME" or "NAME") from be, or
-// from r's own backend when be is nil. It returns an error wrapping
-// cas.ErrNotFound when there is no such pin.
-func findPin(ctx context.Context, r *cas.Repo, be remote.Backend, ref string) (*cas.Pin, error) {
+// findPin reads the pin REF names ("pins/NAME" or "NAME") from r's
+// backend. It returns an error wrapping cas.ErrNotFound when there is no
+// such pin.
+func findPin(ctx context.Context, r *cas.Repo, ref string) (*cas.Pin, error) {
 	name := strings.TrimPrefix(ref, cas.PinPrefix)
 	if !cas.ValidRefName(name) {
 		return nil, fmt.Errorf("pin %q: %w", ref, cas.ErrNotFound)
 	}
-	return r.GetPin(ctx, be, name)
+	return r.GetPin(ctx, nil, name)
 }
 
 // checkSigned checks that everything cas shows of pin p is what statement
@@ -292,16 +292,21 @@ type pinCheck struct {
 	Statement *attest.Statement `json:"statement,omitempty"`
 }
 
-// verifyPin reads the pin REF names from be (nil: r's backend) and, when
-// keyFile is set, checks its signature with that public key and that the
-// signed statement is about this pin and its target. The caller then
-// verifies the data with manifest.VerifyPin. Signature failures are user
-// errors with exit status 3.
-func verifyPin(ctx context.Context, r *cas.Repo, be remote.Backend, ref, keyFile string) (*pinCheck, error) {
-	p, err := findPin(ctx, r, be, ref)
+// verifyPin reads the pin REF names from r's backend and checks it
+// (checkPin).
+func verifyPin(ctx context.Context, r *cas.Repo, ref, keyFile string) (*pinCheck, error) {
+	p, err := findPin(ctx, r, ref)
 	if err != nil {
 		return nil, err
 	}
+	return checkPin(p, keyFile)
+}
+
+// checkPin checks, when keyFile is set, pin p's signature with that
+// public key and that the signed statement is about this pin and its
+// target. The caller then verifies the data with manifest.VerifyPin.
+// Signature failures are user errors with exit status 3.
+func checkPin(p *cas.Pin, keyFile string) (*pinCheck, error) {
 	pc := &pinCheck{Pin: p}
 	if keyFile == "" {
 		return pc, nil

@@ -98,7 +98,7 @@ func TestVerifyPin(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ref := range []string{"fig3", "pins/fig3"} {
-		pc, err := verifyPin(ctx, ro, nil, ref, pubFile)
+		pc, err := verifyPin(ctx, ro, ref, pubFile)
 		if err != nil {
 			t.Fatalf("verifyPin(%s): %v", ref, err)
 		}
@@ -106,10 +106,10 @@ func TestVerifyPin(t *testing.T) {
 			t.Errorf("verifyPin(%s) = %+v, want a checked statement", ref, pc)
 		}
 	}
-	if _, err := verifyPin(ctx, ro, nil, "nope", pubFile); !errors.Is(err, cas.ErrNotFound) {
+	if _, err := verifyPin(ctx, ro, "nope", pubFile); !errors.Is(err, cas.ErrNotFound) {
 		t.Errorf("verifyPin of no pin: got %v, want ErrNotFound", err)
 	}
-	pc, _ := verifyPin(ctx, ro, nil, "fig3", "")
+	pc, _ := verifyPin(ctx, ro, "fig3", "")
 	rep, checks, err := manifest.VerifyPin(ctx, ro, pc.Pin, nil)
 	if err != nil || !rep.OK() {
 		t.Fatalf("VerifyPin: %v %+v", err, rep)
@@ -132,7 +132,7 @@ func TestVerifyPin(t *testing.T) {
 	t.Run("wrong key", func(t *testing.T) {
 		_, priv, _ := attest.GenerateKey()
 		_, otherPub, _ := attest.WriteKeyFiles(filepath.Join(t.TempDir(), "o"), priv)
-		_, err := verifyPin(ctx, ro, nil, "fig3", otherPub)
+		_, err := verifyPin(ctx, ro, "fig3", otherPub)
 		var ue *userError
 		if !errors.As(err, &ue) || ue.code != exitDamaged || !strings.Contains(ue.msg, "signed by another key") {
 			t.Errorf("verifyPin with another key: got %v, want a damage error naming the key", err)
@@ -146,7 +146,7 @@ func TestVerifyPin(t *testing.T) {
 		if err := be.Put(ctx, "pins/forged", strings.NewReader(forged), int64(len(forged)), remote.PutOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := verifyPin(ctx, ro, nil, "forged", pubFile)
+		_, err := verifyPin(ctx, ro, "forged", pubFile)
 		var ue *userError
 		if !errors.As(err, &ue) || ue.code != exitDamaged {
 			t.Errorf("verifyPin of a moved pin: got %v, want a damage error", err)
@@ -182,7 +182,7 @@ func TestVerifyPin(t *testing.T) {
 			}
 			return nil
 		})
-		p, err := findPin(ctx, view, nil, "fig3")
+		p, err := findPin(ctx, view, "fig3")
 		if err != nil || p.Type != "" {
 			t.Fatalf("findPin: %+v %v, want the untyped pin", p, err)
 		}

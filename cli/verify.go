@@ -74,11 +74,13 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 		}
 		defer r.Close()
 	}
-	if opts.Ref != "" && opts.Key == "" {
-		if _, perr := findPin(ctx, r, nil, opts.Ref); perr != nil {
-			if m, d, err := manifest.Resolve(ctx, r, opts.Ref); err == nil {
-				return verifyManifest(ctx, opts, r, m, d)
-			}
+	var pin *cas.Pin // the pin REF names, if it names one
+	if opts.Ref != "" {
+		pin, _ = findPin(ctx, r, opts.Ref)
+	}
+	if opts.Ref != "" && opts.Key == "" && pin == nil {
+		if m, d, err := manifest.Resolve(ctx, r, opts.Ref); err == nil {
+			return verifyManifest(ctx, opts, r, m, d)
 		}
 	}
 	prog := &cas.Progress{}
@@ -86,9 +88,9 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 	var rep *cas.VerifyReport
 	var checks []manifest.Check // a pin's, one line each
 	if opts.Ref != "" {
-		if _, perr := findPin(ctx, r, nil, opts.Ref); perr == nil {
+		if pin != nil {
 			var pc *pinCheck
-			if pc, err = verifyPin(ctx, r, nil, opts.Ref, opts.Key); err == nil {
+			if pc, err = checkPin(pin, opts.Key); err == nil {
 				rep, checks, err = manifest.VerifyPin(ctx, r, pc.Pin, prog)
 				if err == nil && pc.KeyID != "" {
 					sig := manifest.Check{Kind: manifest.CheckSignature, What: "signature", OK: true, Detail: "in-toto statement signed by key " + pc.KeyID}
