@@ -145,11 +145,9 @@ func runRun(ctx context.Context, opts *runOptions) error {
 			return err
 		}
 		if be != nil {
-			b, _ := res.Manifest.Encode()
-			obj := cas.Object{Digest: res.Digest, Kind: cas.KindFile, Size: int64(len(b)), Type: cas.TypeManifest}
 			prog := &cas.Progress{}
 			stop := startProgress(opts.IO, opts.JSON, "uploading", prog)
-			st, err := r.Publish(context.WithoutCancel(ctx), be, res.Ref, obj, prog)
+			st, err := r.Publish(context.WithoutCancel(ctx), be, res.Ref, res.Object, prog)
 			stop()
 			if err != nil {
 				return err

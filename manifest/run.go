@@ -58,6 +58,8 @@ type Result struct {
 	Digest   digest.Digest
 	Manifest *Manifest
 	Ref      string
+	// Object is the stored manifest, as Ref names it.
+	Object cas.Object
 }
 
 // maxLogInMemory bounds a log read back for redaction and storing.
@@ -479,10 +481,11 @@ func finish(ctx context.Context, r *cas.Repo, opts *Options, m *Manifest) (*Resu
 	}
 	// SetRef guards the run's whole closure from a GC of the store.
 	ref := RefPrefix + m.Name
-	if _, err := r.SetRef(ctx, ref, cas.Object{Digest: d, Kind: cas.KindFile, Size: int64(len(b)), Type: cas.TypeManifest}); err != nil {
+	obj := cas.Object{Digest: d, Kind: cas.KindFile, Size: int64(len(b)), Type: cas.TypeManifest}
+	if _, err := r.SetRef(ctx, ref, obj); err != nil {
 		return nil, err
 	}
-	return &Result{Digest: d, Manifest: m, Ref: ref}, nil
+	return &Result{Digest: d, Manifest: m, Ref: ref, Object: obj}, nil
 }
 
 // ReadMetrics reads a JSON object of numbers. Nested objects are
