@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"syscall"
 
 	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/digest"
@@ -87,8 +86,6 @@ func printError(w io.Writer, err error) int {
 		hint = "a digest is blake3: and 64 hex characters; a prefix needs at least 8 of them"
 	case errors.Is(err, cas.ErrBadRefName):
 		code = exitUsage
-	case errors.Is(err, syscall.ENOSPC):
-		hint = "the disk is full: free space and run the command again; nothing half-written was left"
 	case errors.Is(err, cas.ErrIndexDamaged):
 		hint = "the local index is only a cache of the store: `cas index rebuild` mends it"
 	case errors.As(err, new(*remote.NoRemoteError)):
