@@ -114,13 +114,20 @@ type PinOptions struct {
 // does not); a local pin of the name to another target fails it before
 // anything is uploaded.
 func (r *Repo) Pin(ctx context.Context, be remote.Backend, name string, obj Object, opts PinOptions) (*Pin, error) {
+	if !ValidRefName(name) {
+		return nil, fmt.Errorf("%q: %w", name, ErrBadRefName)
+	}
+	kept, err := r.Closure(ctx, &obj)
+	if err != nil {
+		return nil, fmt.Errorf("pin %s: %w", name, err)
+	}
 	if be == nil || be == r.Backend {
-		return r.pin(ctx, r.Backend, name, obj, opts)
+		return r.pin(ctx, r.Backend, name, obj, kept, opts)
 	}
 	if old, err := r.GetPin(ctx, r.Backend, name); err == nil && old.Target != obj.Digest {
 		return nil, pinConflict(old, obj.Digest)
 	}
-	p, err := r.pin(ctx, be, name, obj, opts)
+	p, err := r.pin(ctx, be, name, obj, kept, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +135,7 @@ func (r *Repo) Pin(ctx context.Context, be remote.Backend, name string, obj Obje
 	// root here too, and what Pins lists. Where the local store lacks
 	// part of the closure, the pin stays on the remote only.
 	local := PinOptions{Message: p.Message, Envelope: p.Envelope}
-	_, err = r.pin(ctx, r.Backend, name, obj, local)
+	_, err = r.pin(ctx, r.Backend, name, obj, kept, local)
 	switch {
 	case errors.Is(err, ErrIncomplete) || errors.Is(err, ErrNotFound):
 		p.NotLocal = true
@@ -138,11 +145,8 @@ func (r *Repo) Pin(ctx context.Context, be remote.Backend, name string, obj Obje
 	return p, nil
 }
 
-// pin writes pin name for obj on be alone.
-func (r *Repo) pin(ctx context.Context, be remote.Backend, name string, obj Object, opts PinOptions) (*Pin, error) {
-	if !ValidRefName(name) {
-		return nil, fmt.Errorf("%q: %w", name, ErrBadRefName)
-	}
+// pin writes pin name for obj, which keeps kept beside it, on be alone.
+func (r *Repo) pin(ctx context.Context, be remote.Backend, name string, obj Object, kept []Object, opts PinOptions) (*Pin, error) {
 	if opts.Envelope != nil && !json.Valid(opts.Envelope) {
 		return nil, fmt.Errorf("pin %s: signature envelope is not JSON", name)
 	}
@@ -156,10 +160,6 @@ func (r *Repo) pin(ctx context.Context, be remote.Backend, name string, obj Obje
 			return nil, fmt.Errorf("pin %s: %w", name, err)
 		}
 		lock = l
-	}
-	kept, err := r.Closure(ctx, &obj)
-	if err != nil {
-		return nil, fmt.Errorf("pin %s: %w", name, err)
 	}
 	roots := append([]Object{obj}, kept...)
 	// A conflicting pin fails before anything is uploaded.
