@@ -22,7 +22,11 @@ const MaxChunkLen = 1 << 30
 // are said to hold: a codec that fails, a wrong length or a wrong digest.
 var ErrBadChunk = errors.New("damaged chunk")
 
-var chunkDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxChunkLen), zstd.WithDecoderLowmem(true))
+// chunkDecoder decodes into the buffer it is given and never grows it
+// (WithDecodeAllCapLimit): a blob decodes into at most its RawLen, so a
+// frame that claims or inflates to more fails without allocating it.
+var chunkDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxChunkLen),
+	zstd.WithDecoderLowmem(true), zstd.WithDecodeAllCapLimit(true))
 
 // DecodeChunk turns a blob's stored bytes into its raw bytes, checked
 // against b's codec, raw length and ID; any mismatch is ErrBadChunk.

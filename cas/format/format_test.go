@@ -531,3 +531,61 @@ func TestFormatDocVectors(t *testing.T) {
 		}
 	}
 }
+
+// zeroBomb returns a zstd frame of n zero bytes: small, and really
+// decoding to n bytes.
+func zeroBomb(t *testing.T, n int) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	w, err := zstd.NewWriter(&out, zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeros := make([]byte, 1<<20)
+	for range n >> 20 {
+		if _, err := w.Write(zeros); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// A segment or a chunk that really inflates far past what it may hold
+// fails without inflating it: a segment's body is parsed as it streams
+// (zeros are no valid body past their first bytes), a chunk is decoded
+// into its RawLen only.
+//
+// Not parallel: allocs counts what the whole process allocates.
+func TestFormatBombsFailSmall(t *testing.T) {
+	bomb := zeroBomb(t, 256<<20)
+	seg := append([]byte(format.SegmentMagic), bomb...)
+	var err error
+	if n := allocs(func() { _, err = format.DecodeSegment(seg) }); n > 32<<20 || !errors.Is(err, format.ErrBadSegment) {
+		t.Errorf("segment of %d bytes inflating to 256 MiB: %v, allocated %d bytes", len(seg), err, n)
+	}
+	b := index.Blob{ID: digest.Of(make([]byte, 64)), RawLen: 64, Codec: index.CodecZstd}
+	if n := allocs(func() { _, err = format.DecodeChunk(b, bomb, nil) }); n > 32<<20 || !errors.Is(err, format.ErrBadChunk) {
+		t.Errorf("chunk of RawLen 64 inflating to 256 MiB: %v, allocated %d bytes", err, n)
+	}
+}
+
+// A segment listing a file with fewer than two chunks is refused: such a
+// list could only stand in for the file's real one.
+func TestFormatSegmentShortChunkList(t *testing.T) {
+	t.Parallel()
+	f := digest.Of([]byte("file"))
+	for _, chunks := range [][]digest.Digest{{}, {digest.Of([]byte("other"))}} {
+		data := (&format.Segment{Files: map[digest.Digest][]digest.Digest{f: chunks}}).Encode()
+		if _, err := format.DecodeSegment(data); !errors.Is(err, format.ErrBadSegment) {
+			t.Errorf("file listed with %d chunks: %v, want ErrBadSegment", len(chunks), err)
+		}
+	}
+	two := []digest.Digest{digest.Of([]byte("a")), digest.Of([]byte("b"))}
+	s, err := format.DecodeSegment((&format.Segment{Files: map[digest.Digest][]digest.Digest{f: two}}).Encode())
+	if err != nil || len(s.Files[f]) != 2 {
+		t.Errorf("file of two chunks: %v %v", s, err)
+	}
+}

@@ -1,10 +1,14 @@
 package format
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -43,7 +47,6 @@ type Segment struct {
 
 var (
 	zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
-	zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxSegmentBytes), zstd.WithDecoderLowmem(true))
 )
 
 // Encode returns the segment's bytes. Blobs are written sorted by
@@ -94,39 +97,42 @@ func (s *Segment) Encode() []byte {
 	return zstdEncoder.EncodeAll(body, []byte(SegmentMagic))
 }
 
-// segReader reads the body of a segment with bounds checks.
+// segReader reads the body of a segment as it is decompressed, with
+// bounds checks: nothing is allocated on a count's word, so what decoding
+// costs follows what the data really hold.
 type segReader struct {
-	b   []byte
+	r   *bufio.Reader
 	err error
+	buf [digest.Size]byte
 }
 
 func (r *segReader) uvarint() uint64 {
 	if r.err != nil {
 		return 0
 	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
+	v, err := binary.ReadUvarint(r.r)
+	if err != nil {
 		r.err = ErrBadSegment
 		return 0
 	}
-	r.b = r.b[n:]
 	return v
 }
 
 func (r *segReader) bytes(n int) []byte {
-	if r.err != nil || len(r.b) < n {
+	if r.err != nil {
+		return nil
+	}
+	if _, err := io.ReadFull(r.r, r.buf[:n]); err != nil {
 		r.err = ErrBadSegment
 		return nil
 	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
+	return r.buf[:n]
 }
 
 // count reads a count of items of at least minSize bytes each.
 func (r *segReader) count(minSize int) int {
 	n := r.uvarint()
-	if r.err == nil && n > uint64(len(r.b)/minSize) {
+	if r.err == nil && n > maxSegmentBytes/uint64(minSize) {
 		r.err = ErrBadSegment
 		return 0
 	}
@@ -138,48 +144,78 @@ func (r *segReader) digest() (d digest.Digest) {
 	return d
 }
 
+// atEnd reports whether the body ends here.
+func (r *segReader) atEnd() bool {
+	_, err := r.r.ReadByte()
+	return r.err == nil && errors.Is(err, io.EOF)
+}
+
+// segmentDecoders are streaming zstd decoders, reused.
+var segmentDecoders = sync.Pool{New: func() any {
+	d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxSegmentBytes), zstd.WithDecoderLowmem(true))
+	return d
+}}
+
+// initialCap is the capacity to start a list of n items with: n, unless
+// that is more than the data have shown so far to be worth.
+func initialCap(n int) int { return min(n, 4096) }
+
 // DecodeSegment decodes an index segment, rejecting anything malformed
-// with ErrBadSegment. What it allocates is bounded by a multiple of
-// len(data), whatever counts or sizes data claims.
+// with ErrBadSegment. What it allocates follows what data really decode
+// to (at most 1 GiB) and is bounded by a multiple of that, whatever
+// counts or sizes data claim.
 func DecodeSegment(data []byte) (*Segment, error) {
 	if len(data) < len(SegmentMagic) || string(data[:len(SegmentMagic)]) != SegmentMagic {
 		return nil, fmt.Errorf("%w: no header", ErrBadSegment)
 	}
-	body, err := zstdDecoder.DecodeAll(data[len(SegmentMagic):], nil)
-	if err != nil {
+	d := segmentDecoders.Get().(*zstd.Decoder)
+	defer segmentDecoders.Put(d)
+	if err := d.Reset(bytes.NewReader(data[len(SegmentMagic):])); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSegment, err)
 	}
-	r := &segReader{b: body}
-	packs := make([]digest.Digest, r.count(digest.Size))
-	for i := range packs {
-		packs[i] = r.digest()
+	defer func() { _ = d.Reset(nil) }()
+	r := &segReader{r: bufio.NewReaderSize(io.LimitReader(d, maxSegmentBytes), 64<<10)}
+	np := r.count(digest.Size)
+	packs := make([]digest.Digest, 0, initialCap(np))
+	for range np {
+		packs = append(packs, r.digest())
 	}
 	s := &Segment{Files: map[digest.Digest][]digest.Digest{}}
 	nb := r.count(2 + digest.Size + 3)
-	s.Blobs = make([]index.Blob, 0, nb)
+	s.Blobs = make([]index.Blob, 0, initialCap(nb))
 	for range nb {
 		pn := r.uvarint()
 		tc := r.bytes(2)
+		var typ, codec uint8
+		if len(tc) == 2 {
+			typ, codec = tc[0], tc[1]
+		}
 		id := r.digest()
 		off, length, raw := r.uvarint(), r.uvarint(), r.uvarint()
-		if r.err != nil || pn >= uint64(len(packs)) || length > 1<<32-1 || raw > 1<<32-1 || tc[0] > index.TypeTree || tc[1] > index.CodecZstd {
+		if r.err != nil || pn >= uint64(len(packs)) || length > 1<<32-1 || raw > 1<<32-1 || typ > index.TypeTree || codec > index.CodecZstd {
 			return nil, fmt.Errorf("%w: blob record", ErrBadSegment)
 		}
-		s.Blobs = append(s.Blobs, index.Blob{ID: id, Pack: packs[pn], Offset: off, Length: uint32(length), RawLen: uint32(raw), Type: tc[0], Codec: tc[1]})
+		s.Blobs = append(s.Blobs, index.Blob{ID: id, Pack: packs[pn], Offset: off, Length: uint32(length), RawLen: uint32(raw), Type: typ, Codec: codec})
 	}
 	nf := r.count(digest.Size + 1)
 	for range nf {
 		f := r.digest()
-		chunks := make([]digest.Digest, r.count(digest.Size))
-		for i := range chunks {
-			chunks[i] = r.digest()
+		nc := r.count(digest.Size)
+		chunks := make([]digest.Digest, 0, initialCap(nc))
+		for range nc {
+			chunks = append(chunks, r.digest())
 		}
 		if r.err != nil {
 			break
 		}
+		if len(chunks) < 2 {
+			// Only files of two or more chunks are listed (FORMAT.md); a
+			// shorter list would only stand in for the file's real one.
+			return nil, fmt.Errorf("%w: file %s listed with %d chunks", ErrBadSegment, f.Short(), len(chunks))
+		}
 		s.Files[f] = chunks
 	}
-	if r.err != nil || len(r.b) != 0 {
+	if !r.atEnd() {
 		return nil, fmt.Errorf("%w: truncated or trailing bytes", ErrBadSegment)
 	}
 	return s, nil
