@@ -61,15 +61,15 @@ const minSaving = 0.05
 // EncodeChunk returns the stored form of raw and its codec: zstd only
 // where it pays. Random-looking bytes (the byte histogram of a sample has
 // near 8 bits of entropy) are kept raw without trying; large chunks first
-// compress a few samples at the fastest level. dst is reused if large enough.
-func EncodeChunk(raw []byte, dst []byte) ([]byte, uint8) {
+// compress a few samples at the fastest level.
+func EncodeChunk(raw []byte) ([]byte, uint8) {
 	if len(raw) < 512 || sampleEntropy(raw) > 7.8 {
 		return raw, index.CodecNone
 	}
 	if len(raw) > 64<<10 && !samplesCompress(raw) {
 		return raw, index.CodecNone
 	}
-	out := zstdEncoder.EncodeAll(raw, dst[:0])
+	out := zstdEncoder.EncodeAll(raw, nil)
 	if float64(len(out)) > float64(len(raw))*(1-minSaving) {
 		return raw, index.CodecNone
 	}

@@ -27,7 +27,7 @@ func TestChunkRoundTrip(t *testing.T) {
 		{"random", formattest.XOF("random chunk", 256<<10), index.CodecNone},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			stored, codec := format.EncodeChunk(tt.raw, nil)
+			stored, codec := format.EncodeChunk(tt.raw)
 			if codec != tt.codec {
 				t.Fatalf("EncodeChunk codec %d, want %d", codec, tt.codec)
 			}
@@ -43,7 +43,7 @@ func TestChunkRoundTrip(t *testing.T) {
 func TestDecodeChunkRejects(t *testing.T) {
 	t.Parallel()
 	raw := bytes.Repeat([]byte("z"), 600)
-	stored, codec := format.EncodeChunk(raw, nil)
+	stored, codec := format.EncodeChunk(raw)
 	if codec != index.CodecZstd {
 		t.Fatalf("EncodeChunk codec %d, want zstd", codec)
 	}

@@ -76,7 +76,6 @@ type pusher struct {
 	mirrors                 sync.WaitGroup
 	mirrored, mirroredBytes atomic.Int64
 	mirrorSem               chan struct{}
-	mirrorErr               error // guarded by mu
 	cause                   error // the first stage's failure; guarded by mu
 	files                   map[digest.Digest][]digest.Digest
 
@@ -123,8 +122,6 @@ func (p *pusher) start(ctx context.Context) (finish func(error) error) {
 				err = cause
 			case uerr != nil:
 				err = uerr
-			case p.mirrorErr != nil:
-				err = p.mirrorErr
 			}
 		}
 		cancel()
@@ -396,12 +393,12 @@ func (p *pusher) storeTree(n *node) error {
 	}
 	for _, c := range n.children {
 		if c.kind == format.KindLink {
-			if err := p.storeBlob(c.digest, []byte(c.target), index.TypeData, nil); err != nil {
+			if err := p.storeBlob(c.digest, []byte(c.target), index.TypeData); err != nil {
 				return err
 			}
 		}
 	}
-	return p.storeBlob(n.digest, enc, index.TypeTree, nil)
+	return p.storeBlob(n.digest, enc, index.TypeTree)
 }
 
 // processFile reads, chunks, hashes and stores one file, retrying if it
@@ -559,13 +556,13 @@ func (p *pusher) storeBytes(data []byte, natural []int64) (digest.Digest, error)
 		if len(data) == 0 {
 			return d, nil
 		}
-		return d, p.storeBlob(d, data, index.TypeData, nil)
+		return d, p.storeBlob(d, data, index.TypeData)
 	}
 	ids := make([]digest.Digest, len(cuts))
 	off := 0
 	for i, c := range cuts {
 		ids[i] = digest.Of(data[off : off+c])
-		if err := p.storeBlob(ids[i], data[off:off+c], index.TypeData, nil); err != nil {
+		if err := p.storeBlob(ids[i], data[off:off+c], index.TypeData); err != nil {
 			return d, err
 		}
 		off += c
@@ -607,7 +604,7 @@ func (p *pusher) readLarge(n *node, f fdReader) (int64, error) {
 		return 0, err
 	}
 	n.digest = digest.FromHash(lr.fileHash)
-	if len(lr.ids) > 1 && !p.hashOnly {
+	if len(lr.ids) > 1 { // never hash-only: readFile hashes those in one pass
 		list := make([]digest.Digest, len(lr.ids))
 		for i, id := range lr.ids {
 			list[i] = *id
@@ -662,18 +659,16 @@ func (lr *largeRead) hashChunks() {
 	p := lr.p
 	for j := range lr.jobs {
 		*j.id = digest.Of(j.data)
-		if !p.hashOnly {
-			b, stored, err := p.prepareBlob(*j.id, j.data, index.TypeData, nil)
-			select {
-			case <-j.turn:
-			case <-p.ctx.Done():
-			}
-			if err == nil && stored != nil {
-				err = p.addBlob(b, stored)
-			}
-			if err != nil {
-				lr.setErr(err)
-			}
+		b, stored, err := p.prepareBlob(*j.id, j.data, index.TypeData)
+		select {
+		case <-j.turn:
+		case <-p.ctx.Done():
+		}
+		if err == nil && stored != nil {
+			err = p.addBlob(b, stored)
+		}
+		if err != nil {
+			lr.setErr(err)
 		}
 		close(j.next)
 		j.done()
@@ -787,8 +782,8 @@ func (lr *largeRead) wait(err error) error {
 
 // storeBlob adds a blob to the current pack unless the store or this push
 // has it already.
-func (p *pusher) storeBlob(id digest.Digest, raw []byte, typ uint8, scratch []byte) error {
-	b, stored, err := p.prepareBlob(id, raw, typ, scratch)
+func (p *pusher) storeBlob(id digest.Digest, raw []byte, typ uint8) error {
+	b, stored, err := p.prepareBlob(id, raw, typ)
 	if err != nil || stored == nil {
 		return err
 	}
@@ -797,7 +792,7 @@ func (p *pusher) storeBlob(id digest.Digest, raw []byte, typ uint8, scratch []by
 
 // prepareBlob decides whether a blob must be stored and encodes it; a nil
 // stored means the store or this push has it already.
-func (p *pusher) prepareBlob(id digest.Digest, raw []byte, typ uint8, scratch []byte) (index.Blob, []byte, error) {
+func (p *pusher) prepareBlob(id digest.Digest, raw []byte, typ uint8) (index.Blob, []byte, error) {
 	if typ == index.TypeData {
 		p.chunks.Add(1)
 	}
@@ -807,7 +802,7 @@ func (p *pusher) prepareBlob(id digest.Digest, raw []byte, typ uint8, scratch []
 	if ok, err := p.s.HasBlob(p.ctx, id); err != nil || ok {
 		return index.Blob{}, nil, err
 	}
-	stored, codec := format.EncodeChunk(raw, scratch)
+	stored, codec := format.EncodeChunk(raw)
 	if typ == index.TypeData {
 		p.newChunks.Add(1)
 		p.newBytes.Add(int64(len(raw)))
@@ -916,11 +911,6 @@ func (p *pusher) mirror(ctx context.Context, oi remote.ObjectInfo) {
 			p.mirroredBytes.Add(oi.Size)
 		}
 		if err != nil {
-			p.mu.Lock()
-			if p.mirrorErr == nil {
-				p.mirrorErr = fmt.Errorf("upload: %w", err)
-			}
-			p.mu.Unlock()
 			p.failWith(fmt.Errorf("upload: %w", err))
 		}
 	}()
