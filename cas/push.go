@@ -281,15 +281,29 @@ func (s *pushStore) TreeStored(d digest.Digest) (bool, error) {
 	if err != nil || !ok || b.Type != index.TypeTree {
 		return false, err
 	}
-	remote, err := s.r.Index.Remote(d)
-	return err == nil && !remote, err
+	return s.notRemote(d)
 }
 
 // KnowsFile: a segment of the store names the file's chunk list (the
 // index is rebuilt when one it loaded is gone).
 func (s *pushStore) KnowsFile(d digest.Digest) bool {
-	known, err := storeKnows(s.r.Index, d, func() (bool, error) { _, ok, err := s.r.Index.FileChunks(d); return ok, err })
-	return known && err == nil
+	_, ok, err := s.r.Index.FileChunks(d)
+	if err != nil || !ok {
+		return false
+	}
+	ok, err = s.notRemote(d)
+	return ok && err == nil
+}
+
+// notRemote reports whether what the index knows of id came from the
+// store's own segments, not only from a remote's; without any remote
+// mark in the index (marks), it asks nothing.
+func (s *pushStore) notRemote(id digest.Digest) (bool, error) {
+	if !s.marks {
+		return true, nil
+	}
+	remote, err := s.r.Index.Remote(id)
+	return err == nil && !remote, err
 }
 
 // WritePack writes a pack once; a pack of the same name that is there (a
@@ -329,11 +343,11 @@ func (s *pushStore) HasFile(ctx context.Context, d digest.Digest, size int64) (b
 // chunk list only a remote's segment gave is not the store's.
 func (s *pushStore) storeFileChunks(d digest.Digest, size int64) ([]digest.Digest, error) {
 	chunks, err := s.r.fileChunks(d, size)
-	if err != nil || !s.marks || len(chunks) == 1 && chunks[0] == d {
+	if err != nil || len(chunks) == 1 && chunks[0] == d {
 		return chunks, err
 	}
-	if remote, err := s.r.Index.Remote(d); err != nil || remote {
-		return []digest.Digest{d}, err // as if unknown: hasBlob(d) is false
+	if ours, err := s.notRemote(d); err != nil || !ours {
+		return []digest.Digest{d}, err // as if unknown: HasBlob(d) is false
 	}
 	return chunks, nil
 }
@@ -346,10 +360,10 @@ func (s *pushStore) HasBlob(ctx context.Context, id digest.Digest) (bool, error)
 	if !ok || err != nil {
 		return false, err
 	}
+	if ours, err := s.notRemote(id); err != nil || !ours {
+		return false, err
+	}
 	if s.marks {
-		if remote, err := s.r.Index.Remote(id); err != nil || remote {
-			return false, err
-		}
 		if bad, ok, err := s.r.Index.Damaged(id); err != nil || (ok && bad == b.Pack) {
 			return false, err
 		}

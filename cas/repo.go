@@ -332,8 +332,10 @@ func indexSegmentFrom(idx index.Index, seg *format.Segment, fromStore bool) erro
 		if err := idx.AddBlobs(p, bs); err != nil {
 			return err
 		}
-		if err := idx.MarkRemote(ids); err != nil {
-			return err
+		if len(ids) > 0 {
+			if err := idx.MarkRemote(ids); err != nil {
+				return err
+			}
 		}
 	}
 	if err := idx.AddFiles(files); err != nil {
