@@ -1,9 +1,7 @@
 package cas
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -364,15 +362,12 @@ func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMa
 		return old, nil
 	}
 	data := seg.Encode()
-	key := format.SegmentPrefix + digest.Of(data).Hex()
-	err := be.Put(ctx, key, bytes.NewReader(data), int64(len(data)), remote.PutOptions{IfNoneMatch: true})
-	if err != nil && !errors.Is(err, remote.ErrExists) {
+	key := format.SegmentKey(digest.Of(data))
+	if err := putOnce(ctx, be, key, data); err != nil {
 		return nil, fmt.Errorf("gc: write index segment: %w", err)
 	}
-	if be == r.Backend {
-		if err := r.syncKeys(key); err != nil {
-			return nil, err
-		}
+	if err := remote.SyncKeys(be, key); err != nil {
+		return nil, err
 	}
 	return slices.DeleteFunc(old, func(k string) bool { return k == key }), nil
 }

@@ -1,7 +1,6 @@
 package cas
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -311,12 +310,9 @@ func (s *pushStore) notRemote(id digest.Digest) (bool, error) {
 // these bytes.
 func (s *pushStore) WritePack(ctx context.Context, id digest.Digest, data []byte) error {
 	key := format.PackKey(id)
-	err := s.r.Backend.Put(ctx, key, bytes.NewReader(data), int64(len(data)), remote.PutOptions{IfNoneMatch: true})
-	if errors.Is(err, remote.ErrExists) {
-		err = s.r.replaceIfDifferent(ctx, key, data)
-	}
+	err := putOnce(ctx, s.r.Backend, key, data)
 	if err == nil {
-		s.r.startSync(key)
+		remote.StartSync(s.r.Backend, key)
 	}
 	return err
 }
@@ -456,24 +452,4 @@ func (s *pushStore) checkTrusted(ctx context.Context, res *ingest.Result) error 
 		return &lostError{blobs: lost}
 	}
 	return nil
-}
-
-// replaceIfDifferent makes the object at key hold data: an existing one
-// whose bytes differ (damaged) is deleted and written again.
-func (r *Repo) replaceIfDifferent(ctx context.Context, key string, data []byte) error {
-	old, err := remote.ReadAll(ctx, r.Backend, key)
-	if err == nil && bytes.Equal(old, data) {
-		return nil
-	}
-	if err != nil && !errors.Is(err, remote.ErrNotFound) {
-		return err
-	}
-	if err := r.Backend.Delete(ctx, key); err != nil && !errors.Is(err, remote.ErrNotFound) {
-		return err
-	}
-	err = r.Backend.Put(ctx, key, bytes.NewReader(data), int64(len(data)), remote.PutOptions{IfNoneMatch: true})
-	if errors.Is(err, remote.ErrExists) {
-		return nil // another writer put it back meanwhile: the same name, the same bytes
-	}
-	return err
 }

@@ -499,11 +499,7 @@ func (r *Repo) writeSegment(ctx context.Context, blobs []index.Blob, files map[d
 	data := seg.Encode()
 	id := digest.Of(data)
 	key := format.SegmentKey(id)
-	err := r.Backend.Put(ctx, key, bytes.NewReader(data), int64(len(data)), remote.PutOptions{IfNoneMatch: true})
-	if errors.Is(err, remote.ErrExists) {
-		err = r.replaceIfDifferent(ctx, key, data) // a damaged one of the same name
-	}
-	if err != nil {
+	if err := putOnce(ctx, r.Backend, key, data); err != nil {
 		return 0, fmt.Errorf("write index segment: %w", err)
 	}
 	if err := r.syncKeys(key); err != nil {
@@ -515,26 +511,39 @@ func (r *Repo) writeSegment(ctx context.Context, blobs []index.Blob, files map[d
 	return int64(len(data)), r.Index.MarkStoreSegment(id)
 }
 
-// syncer is what a backend on local disk offers: making objects durable.
-// Backends whose Put is durable when it returns (S3) lack it.
-type syncer interface {
-	SyncKeys(keys ...string) error
-	StartSync(key string)
+// syncKeys makes objects of the store durable where the backend needs
+// telling.
+func (r *Repo) syncKeys(keys ...string) error { return remote.SyncKeys(r.Backend, keys...) }
+
+// replaceIfDifferent makes the object at key hold data: an existing one
+// whose bytes differ (damaged) is deleted and written again.
+func replaceIfDifferent(ctx context.Context, be remote.Backend, key string, data []byte) error {
+	old, err := remote.ReadAll(ctx, be, key)
+	if err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	if err != nil && !errors.Is(err, remote.ErrNotFound) {
+		return err
+	}
+	if err := be.Delete(ctx, key); err != nil && !errors.Is(err, remote.ErrNotFound) {
+		return err
+	}
+	err = be.Put(ctx, key, bytes.NewReader(data), int64(len(data)), remote.PutOptions{IfNoneMatch: true})
+	if errors.Is(err, remote.ErrExists) {
+		return nil // another writer put it back meanwhile: the same name, the same bytes
+	}
+	return err
 }
 
-// syncKeys makes objects durable where the backend needs telling.
-func (r *Repo) syncKeys(keys ...string) error {
-	if s, ok := r.Backend.(syncer); ok && len(keys) > 0 {
-		return s.SyncKeys(keys...)
+// putOnce writes data at key on be, for an object named by its content:
+// one already there under that name (a killed writer's, perhaps damaged
+// since) is kept only if it holds exactly these bytes.
+func putOnce(ctx context.Context, be remote.Backend, key string, data []byte) error {
+	err := be.Put(ctx, key, bytes.NewReader(data), int64(len(data)), remote.PutOptions{IfNoneMatch: true})
+	if errors.Is(err, remote.ErrExists) {
+		err = replaceIfDifferent(ctx, be, key, data)
 	}
-	return nil
-}
-
-// startSync begins writing an object to disk where that is needed.
-func (r *Repo) startSync(key string) {
-	if s, ok := r.Backend.(syncer); ok {
-		s.StartSync(key)
-	}
+	return err
 }
 
 // readPackTrailer reads and decodes the trailer of a stored pack.

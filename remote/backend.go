@@ -89,3 +89,25 @@ func ReadAll(ctx context.Context, b Backend, key string) ([]byte, error) {
 	defer rc.Close()
 	return io.ReadAll(rc)
 }
+
+// Syncer is what a backend on local disk offers: making objects durable.
+// Backends whose Put is durable when it returns (S3) lack it.
+type Syncer interface {
+	SyncKeys(keys ...string) error
+	StartSync(key string)
+}
+
+// SyncKeys makes the objects at keys durable where b needs telling.
+func SyncKeys(b Backend, keys ...string) error {
+	if s, ok := b.(Syncer); ok && len(keys) > 0 {
+		return s.SyncKeys(keys...)
+	}
+	return nil
+}
+
+// StartSync begins writing an object to disk where b needs that.
+func StartSync(b Backend, key string) {
+	if s, ok := b.(Syncer); ok {
+		s.StartSync(key)
+	}
+}

@@ -121,11 +121,6 @@ func PutJSON(ctx context.Context, be remote.Backend, key string, v any) error {
 	return writeJSON(ctx, be, key, v, remote.PutOptions{IfNoneMatch: true})
 }
 
-// syncer is what a backend on local disk offers: making objects durable.
-type syncer interface {
-	SyncKeys(keys ...string) error
-}
-
 func writeJSON(ctx context.Context, be remote.Backend, key string, v any, opts remote.PutOptions) error {
 	b, _ := json.MarshalIndent(v, "", "  ")
 	b = append(b, '\n')
@@ -133,10 +128,7 @@ func writeJSON(ctx context.Context, be remote.Backend, key string, v any, opts r
 		return err
 	}
 	// On local disk, a record is durable before gc acts on it.
-	if s, ok := be.(syncer); ok {
-		return s.SyncKeys(key)
-	}
-	return nil
+	return remote.SyncKeys(be, key)
 }
 
 // GetJSON reads the record at key into v; one that is not JSON of its
