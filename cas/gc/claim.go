@@ -76,6 +76,7 @@ func claimSweeps(ctx context.Context, be remote.Backend, clk clock.Clock, plans 
 	for _, p := range plans {
 		released, err := c.claim(ctx, p, lease)
 		if err != nil {
+			c.abandon(ctx)
 			return nil, nil, err
 		}
 		if released {
@@ -83,6 +84,7 @@ func claimSweeps(ctx context.Context, be remote.Backend, clk clock.Clock, plans 
 			// in its order (nobody writes a released marker again).
 			for _, key := range []string{PlansPrefix + p.ID, SweepPrefix + p.ID} {
 				if err := be.Delete(ctx, key); err != nil && !errors.Is(err, remote.ErrNotFound) {
+					c.abandon(ctx)
 					return nil, nil, fmt.Errorf("gc: delete %s: %w", key, err)
 				}
 			}
@@ -91,6 +93,18 @@ func claimSweeps(ctx context.Context, be remote.Backend, clk clock.Clock, plans 
 		mine = append(mine, p)
 	}
 	return c, mine, nil
+}
+
+// abandon deletes the markers of the claims this gc holds, when it gives
+// up before sweeping: left behind, they would make every gc report
+// ErrBusy, and every push needing a condemned pack wait, for a lease. No
+// other gc takes a claim over within its lease, so the plain Delete
+// removes this gc's own marker.
+func (c *sweepClaims) abandon(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
+	for _, plan := range c.plans() {
+		_ = c.be.Delete(ctx, SweepPrefix+plan)
+	}
 }
 
 // claim writes the marker of plan p, or takes over that of a dead gc. It

@@ -166,3 +166,37 @@ func TestCollectStopsOnAStepError(t *testing.T) {
 		t.Error("the next collection did not finish the plan")
 	}
 }
+
+// TestClaimFailureLeavesNoMarker: a gc that fails to claim its second
+// plan gives back the claim it took on the first, so the next gc is not
+// told another is running.
+func TestClaimFailureLeavesNoMarker(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	clk := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	mem := remote.NewMemClock(clk)
+	plans := []*Plan{{ID: "p1"}, {ID: "p2"}}
+	for _, p := range plans {
+		if err := PutJSON(ctx, mem, PlansPrefix+p.ID, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	be := remote.NewFault(mem)
+	broken := errors.New("network down")
+	be.FailPut = func(key string) error {
+		if key == SweepPrefix+"p2" {
+			return broken
+		}
+		return nil
+	}
+	if _, _, err := claimSweeps(ctx, be, clk, plans, time.Hour); !errors.Is(err, broken) {
+		t.Fatalf("claimSweeps: %v, want the failed put", err)
+	}
+	st, err := ReadState(ctx, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Sweeping) != 0 {
+		t.Errorf("claims left behind: %v", st.Sweeping)
+	}
+}
