@@ -882,3 +882,44 @@ func putRecord(ctx context.Context, be remote.Backend, key string, v any) error 
 	}
 	return be.Put(ctx, key, bytes.NewReader(b), int64(len(b)), remote.PutOptions{})
 }
+
+// TestForgetRecordsRetriesAnUnreadRecord: a gc record that could not be
+// read (a network error) is not marked seen: the next look reads it and
+// forgets the packs it lists.
+func TestForgetRecordsRetriesAnUnreadRecord(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	r := newStoreForTest(t, 64<<10)
+	_, obj := pushTree(t, r, []genEntry{{path: "a.bin", kind: KindFile, data: pseudoRandom(100<<10, 3)}})
+	b, ok, err := r.Index.Blob(obj.Digest)
+	if err != nil || !ok {
+		t.Fatalf("index lacks the tree: %v", err)
+	}
+	key := gc.DonePrefix + "20260101T000000.000Z-00000000"
+	if err := gc.PutJSON(ctx, r.Backend, key, &gc.Done{Packs: []digest.Digest{b.Pack}}); err != nil {
+		t.Fatal(err)
+	}
+	flaky := remote.NewFault(r.Backend)
+	down := errors.New("network down")
+	flaky.FailGet = func(k string) error {
+		if k == key {
+			return down
+		}
+		return nil
+	}
+	if _, err := r.forgetRecords(ctx, flaky, []string{key}); !errors.Is(err, down) {
+		t.Fatalf("forgetRecords with the record unreadable: %v, want the read error", err)
+	}
+	mark := digest.Of([]byte(flaky.Location() + "\x00" + key))
+	if seen, _ := r.Index.HasRecord(mark); seen {
+		t.Fatal("the unread record was marked seen: it would never be read again")
+	}
+	flaky.FailGet = nil
+	swept, err := r.forgetRecords(ctx, flaky, []string{key})
+	if err != nil || !swept {
+		t.Fatalf("forgetRecords once readable: swept %v, %v", swept, err)
+	}
+	if seen, _ := r.Index.HasRecord(mark); !seen {
+		t.Error("the record, read, is not marked seen")
+	}
+}

@@ -180,17 +180,25 @@ func (r *Repo) forgetRecords(ctx context.Context, be remote.Backend, keys []stri
 	var marks []digest.Digest
 	for _, key := range keys {
 		mark := digest.Of([]byte(be.Location() + "\x00" + key))
-		if seen, err := r.Index.HasRecord(mark); err != nil || seen {
+		seen, err := r.Index.HasRecord(mark)
+		if err != nil {
+			return false, err
+		}
+		if seen {
 			continue
+		}
+		var done gc.Done
+		err = gc.GetJSON(ctx, be, key, &done)
+		switch {
+		case errors.Is(err, remote.ErrNotFound) || errors.Is(err, ErrInvalidObject):
+			// Gone since the listing, or nothing a gc wrote: nothing to act on.
+		case err != nil:
+			return false, err // read it again next time: a sweep's deletions must not go unseen
 		}
 		marks = append(marks, mark)
-		var done gc.Done
-		if err := gc.GetJSON(ctx, be, key, &done); err != nil {
-			continue
-		}
 		for _, id := range done.Packs {
-			if known, _ := r.Index.HasPack(id); known {
-				stale = true
+			if known, err := r.Index.HasPack(id); known || err != nil {
+				stale = true // when unsure, rebuild
 			}
 		}
 	}
