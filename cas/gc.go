@@ -3,6 +3,7 @@ package cas
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -328,11 +329,26 @@ func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMa
 			seg.Files[f] = chunks
 		}
 	}
-	for _, id := range gc.SortedDigests(m.orphans) {
-		if m.live[id] {
-			for _, b := range m.orphans[id] {
-				add(b)
+	// A live orphan's blobs are vouched for only once read whole and
+	// checked, as a push adopts orphans: its trailer alone proves nothing.
+	orphans := maps.Clone(m.orphans)
+	for _, id := range gc.SortedDigests(orphans) {
+		if !m.live[id] {
+			continue
+		}
+		var good []index.Blob
+		err := m.view.readPack(ctx, format.PackKey(id), func(b index.Blob, _ []byte, berr error) error {
+			if berr == nil {
+				good = append(good, b)
 			}
+			return nil
+		})
+		if err != nil {
+			good = nil // unreadable: named by no segment, as before
+		}
+		orphans[id] = good
+		for _, b := range good {
+			add(b)
 		}
 	}
 	// A file stays listed while every chunk of it is in some pack that
@@ -348,7 +364,7 @@ func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMa
 			keep(b)
 		}
 	}
-	for _, blobs := range m.orphans {
+	for _, blobs := range orphans {
 		for _, b := range blobs {
 			keep(b)
 		}

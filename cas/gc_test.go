@@ -923,3 +923,52 @@ func TestForgetRecordsRetriesAnUnreadRecord(t *testing.T) {
 		t.Error("the record, read, is not marked seen")
 	}
 }
+
+// TestGCRewriteVouchesOnlyForCheckedOrphans: a sweep that rewrites the
+// index segments names a live orphan pack's blobs (a killed push's, that
+// a ref now needs) only once they are read and checked: a chunk that rots
+// in the orphan is named by no segment afterwards.
+func TestGCRewriteVouchesOnlyForCheckedOrphans(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	r := newStoreForTest(t, 64<<10)
+	src := filepath.Join(t.TempDir(), "src")
+	// One chunk (under the chunker's minimum), so no chunk list is lost
+	// with the killed push's segment.
+	writeGenTree(t, src, []genEntry{{path: "model.bin", kind: KindFile, data: pseudoRandom(12<<10, 21)}})
+	pushKilledBeforeSegment(t, r, src)
+	orphans := storeFiles(t, r.Dir, format.PackPrefix)
+	for _, p := range orphans {
+		flipAt(t, p, 1000)
+	}
+	h, err := Hash(ctx, nil, []string{src}, PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.SetRef(ctx, "data", Object{Digest: h.Digest, Kind: h.Kind, Size: h.Size}); err != nil {
+		t.Fatal(err)
+	}
+	pushTree(t, r, []genEntry{{path: "junk.bin", kind: KindFile, data: pseudoRandom(100<<10, 22)}}) // nothing keeps it
+	rep, err := r.GC(ctx, nil, GCOptions{Grace: NoGrace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Freed.Packs == 0 || rep.Segments == 0 {
+		t.Fatalf("gc freed %d packs and rewrote %d segments, want a rewrite", rep.Freed.Packs, rep.Segments)
+	}
+	for _, key := range keys(t, r.Backend, format.SegmentPrefix) {
+		seg, _, err := getSegment(ctx, r.Backend, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range seg.Blobs {
+			data, err := remote.ReadAll(ctx, r.Backend, format.PackKey(b.Pack))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := format.DecodeChunk(b, data[b.Offset:b.Offset+uint64(b.Length)], nil); err != nil {
+				t.Errorf("segment %s names blob %s, which does not decode: %v", key, b.ID.Short(), err)
+			}
+		}
+	}
+}
