@@ -524,3 +524,35 @@ func TestAttackRemoteSegmentPoisonsDedup(t *testing.T) {
 		t.Errorf("read back what push stored (%d new bytes): got %q, %v; want %q", res.NewBytes, buf.Bytes(), err, real)
 	}
 }
+
+// A pull that copies a pack holding a chunk the closure needs, but wrong
+// (stored as other bytes under its ID), fails naming it instead of
+// reporting the data pulled: the local store can serve nothing of it.
+func TestPullFailsOnAWrongChunk(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	real := []byte("the bytes the file holds\n")
+	x := digest.Of(real)
+	bucket := remote.NewMem()
+	tree := validTree(t, TreeEntry{Name: "x", Kind: KindFile, Size: int64(len(real)), Digest: x})
+	pb := format.NewPackBuilder()
+	pb.Add(index.Blob{ID: x, RawLen: uint32(len(real)), Codec: index.CodecNone, Type: index.TypeData}, bytes.Repeat([]byte{'!'}, len(real)))
+	pb.Add(index.Blob{ID: digest.Of(tree), RawLen: uint32(len(tree)), Codec: index.CodecNone, Type: index.TypeTree}, tree)
+	data, pack, recs := pb.Finish()
+	if err := bucket.Put(ctx, format.PackKey(pack), bytes.NewReader(data), int64(len(data)), remote.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	seg := (&format.Segment{Blobs: recs}).Encode()
+	if err := bucket.Put(ctx, format.SegmentKey(digest.Of(seg)), bytes.NewReader(seg), int64(len(seg)), remote.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := newStoreForTest(t, 64<<10)
+	if err := r.UseRemote(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.Pull(ctx, &Object{Digest: digest.Of(tree), Kind: KindDir, Size: int64(len(real))}, nil)
+	var ce *CorruptError
+	if !errors.As(err, &ce) || ce.ID != x {
+		t.Errorf("pull of a tree whose chunk is wrong in the pulled pack: %v, want damage naming chunk %s", err, x.Short())
+	}
+}

@@ -192,8 +192,13 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 	}
 	start := r.Now()
 	packs := map[digest.Digest]bool{}
+	need := map[digest.Digest]index.Blob{} // every blob of the closure, where the index places it
 	for _, o := range append([]Object{*obj}, more...) {
-		if err := r.closurePacks(ctx, &o, packs); err != nil {
+		err := r.closureBlobs(ctx, &o, func(b index.Blob) {
+			packs[b.Pack] = true
+			need[b.ID] = b
+		})
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -217,15 +222,26 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 	// written from what was checked here, every chunk of every pulled pack
 	// against its ID and every multi-chunk file against its digest.
 	var blobs []index.Blob
+	pulled, good := map[digest.Digest]bool{}, map[digest.Digest]bool{}
 	for _, oi := range todo {
+		id, _ := format.PackIDFromKey(oi.Key)
+		pulled[id] = true
 		err := r.readPack(ctx, oi.Key, func(b index.Blob, _ []byte, berr error) error {
 			if berr == nil {
 				blobs = append(blobs, b)
+				good[b.ID] = true
 			}
 			return nil
 		})
 		if err != nil {
 			r.warn(fmt.Errorf("pulled %s: %w", oi.Key, err))
+		}
+	}
+	// What was pulled holds every blob of the closure, intact, or the
+	// pull fails: a chunk the remote's pack lacks or has wrong is named.
+	for _, b := range need {
+		if pulled[b.Pack] && !good[b.ID] {
+			return nil, fmt.Errorf("pulled %s: %w", format.PackKey(b.Pack), &CorruptError{What: "chunk", ID: b.ID})
 		}
 	}
 	files := map[digest.Digest][]digest.Digest{}
@@ -267,6 +283,12 @@ func (r *Repo) closureFiles(ctx context.Context, obj *Object, files map[digest.D
 
 // closurePacks adds the packs holding obj's trees and chunks.
 func (r *Repo) closurePacks(ctx context.Context, obj *Object, packs map[digest.Digest]bool) error {
+	return r.closureBlobs(ctx, obj, func(b index.Blob) { packs[b.Pack] = true })
+}
+
+// closureBlobs calls fn with where the index places each blob (tree or
+// chunk) obj needs.
+func (r *Repo) closureBlobs(ctx context.Context, obj *Object, fn func(index.Blob)) error {
 	addBlob := func(id digest.Digest) error {
 		b, ok, err := r.Index.Blob(id)
 		if err != nil {
@@ -275,7 +297,7 @@ func (r *Repo) closurePacks(ctx context.Context, obj *Object, packs map[digest.D
 		if !ok {
 			return fmt.Errorf("blob %s: %w", id.Short(), ErrNotFound)
 		}
-		packs[b.Pack] = true
+		fn(b)
 		return nil
 	}
 	return r.walkClosure(ctx, obj, func(d digest.Digest, kind Kind, size int64) error {
