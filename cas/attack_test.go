@@ -57,7 +57,7 @@ func TestAttackRestoreTreeIntoStore(t *testing.T) {
 // remove that symlink nor plant a forged store in its place.
 func TestAttackRestoreOverSymlinkedStore(t *testing.T) {
 	t.Parallel()
-	for _, kind := range []Kind{KindDir, KindFile} {
+	for _, kind := range []Kind{KindDir, KindFile, KindExec} { // exec: a single file restored onto .cas itself
 		t.Run(kind.String(), func(t *testing.T) {
 			ctx := t.Context()
 			base := t.TempDir()
@@ -95,7 +95,11 @@ func TestAttackRestoreOverSymlinkedStore(t *testing.T) {
 			}
 			top := putRawBlobs(t, r, rawBlob{index.TypeTree, validTree(t, e)})[0]
 			obj := &Object{Digest: top, Kind: KindDir, Size: int64(len(payload))}
-			_, err := r.Restore(ctx, obj, proj, RestoreOptions{Force: true})
+			dest := proj
+			if kind == KindExec {
+				obj, dest = &Object{Digest: fileID, Kind: KindFile, Size: int64(len(payload))}, filepath.Join(proj, DirName)
+			}
+			_, err := r.Restore(ctx, obj, dest, RestoreOptions{Force: true})
 			if !errors.Is(err, ErrIntoStore) {
 				t.Errorf("restore of a tree holding %s into the project: got %v, want ErrIntoStore", DirName, err)
 			}

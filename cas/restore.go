@@ -335,7 +335,13 @@ func (rs *restorer) restoreSingle(ctx context.Context, obj *Object, dest string)
 			return &DestError{Path: dest, Err: ErrDestExists}
 		}
 	}
-	if _, _, inside := rs.r.whereStore(filepath.Dir(dest)); inside {
+	// Neither into the store nor over it (or over a directory holding it,
+	// or the .cas link to it), as for a tree's entries.
+	rel, below, inside := rs.r.whereStore(filepath.Dir(dest))
+	if below {
+		rs.storeRel = rel
+	}
+	if inside || rs.touchesStore(filepath.Base(dest), obj.Kind) {
 		return fmt.Errorf("%s: %w", dest, ErrIntoStore)
 	}
 	rs.res.Path = dest
