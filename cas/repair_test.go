@@ -273,3 +273,26 @@ func TestRestoreSparse(t *testing.T) {
 		t.Errorf("restored file takes %d bytes on disk for %d bytes of which 9 MiB are zeros; want holes", used, len(data))
 	}
 }
+
+// TestVerifyAllKeepsMissing: data only missing from the store (its pack
+// gone, nothing read wrong) is reported by VerifyAll as missing, as
+// Verify of the ref alone reports it, not as damage.
+func TestVerifyAllKeepsMissing(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	r := newStoreForTest(t, 64<<10)
+	_, obj := pushTree(t, r, []genEntry{{path: "a.bin", kind: KindFile, data: pseudoRandom(100<<10, 5)}})
+	mustRef(t, r, "data", obj)
+	for _, p := range storeFiles(t, r.Dir, format.PackPrefix) {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := r.VerifyAll(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || rep.Damaged() {
+		t.Errorf("VerifyAll of a store whose only pack is gone: ok %v, damaged %v, want missing data only: %+v", rep.OK(), rep.Damaged(), rep.Problems)
+	}
+}

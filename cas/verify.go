@@ -273,7 +273,8 @@ func (r *Repo) VerifyAll(ctx context.Context, prog *Progress) (*VerifyReport, er
 			return nil, err
 		}
 		for _, p := range sub.Problems {
-			rep.Problems = append(rep.Problems, Problem{Path: ref.Name + ":" + p.Path, Err: p.Err})
+			p.Path = ref.Name + ":" + p.Path // and Missing kept: absent is not damaged
+			rep.Problems = append(rep.Problems, p)
 		}
 		rep.Files += sub.Files
 		rep.Dirs += sub.Dirs
