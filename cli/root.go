@@ -39,13 +39,15 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
 	cmd, err := root.ExecuteContextC(ctx)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if err != nil {
+		err = explain(ctx, f, err) // before Close: it may look at the store
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = explain(ctx, f, cerr) // a failed close (a full disk) too
 	}
 	if err == nil {
 		return exitOK
 	}
-	err = explain(ctx, f, err) // a failed close (a full disk) too
 	if isFlagError(err) {
 		ue := &userError{msg: err.Error(), code: exitUsage}
 		if cmd != nil {
