@@ -198,8 +198,8 @@ func (r *Repo) noteDamage(err error) {
 }
 
 func (r *Repo) readBlobAt(ctx context.Context, b index.Blob, dst []byte) ([]byte, error) {
-	if b.RawLen > format.MaxChunkLen || b.Length > format.MaxChunkLen {
-		return nil, &CorruptError{What: "index entry", ID: b.ID}
+	if err := checkLens(b); err != nil {
+		return nil, err
 	}
 	stored := dst[:0]
 	if b.Codec != index.CodecNone {
@@ -251,4 +251,13 @@ func (r *Repo) fileChunks(file digest.Digest, size int64) ([]digest.Digest, erro
 		return chunks, nil
 	}
 	return []digest.Digest{file}, nil
+}
+
+// checkLens refuses an index entry whose lengths no chunk can have, before
+// anything is allocated for it.
+func checkLens(b index.Blob) error {
+	if b.RawLen > format.MaxChunkLen || b.Length > format.MaxChunkLen {
+		return &CorruptError{What: "index entry", ID: b.ID, Pack: b.Pack}
+	}
+	return nil
 }

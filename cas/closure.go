@@ -45,7 +45,7 @@ func (r *Repo) Keeps(ctx context.Context, obj *Object) ([]Kept, error) {
 	var kept []Kept
 	schema.Walk(m, obj.Digest, func(p schema.Part) *schema.Manifest {
 		k := Kept{Part: p}
-		o, err := r.Resolve(ctx, p.Digest.String())
+		o, err := r.objectOf(ctx, p.Digest, "")
 		if err != nil {
 			k.Err = err
 			kept = append(kept, k)

@@ -361,7 +361,7 @@ func (r *Repo) GetPin(ctx context.Context, be remote.Backend, name string) (*Pin
 	if be == nil {
 		be = r.Backend
 	}
-	b, err := readSmall(ctx, be, PinPrefix+name)
+	b, err := remote.ReadSmall(ctx, be, PinPrefix+name)
 	if errors.Is(err, remote.ErrNotFound) || errors.Is(err, remote.ErrInvalidKey) {
 		return nil, fmt.Errorf("pin %s: %w", name, ErrNotFound)
 	}

@@ -151,7 +151,7 @@ func readRef(ctx context.Context, be remote.Backend, name string) (*Ref, remote.
 		}
 		return nil, info, err
 	}
-	b, err := readSmall(ctx, be, key)
+	b, err := remote.ReadSmall(ctx, be, key)
 	if err != nil {
 		if errors.Is(err, remote.ErrNotFound) {
 			return nil, info, fmt.Errorf("ref %s: %w", name, ErrNotFound)

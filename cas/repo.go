@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -551,7 +550,7 @@ func (r *Repo) readPackTrailer(ctx context.Context, id digest.Digest, size int64
 	if size < int64(format.MinPackLen) {
 		return nil, fmt.Errorf("pack %s: %w: too small", id.Short(), ErrBadPack)
 	}
-	foot, err := r.getRange(ctx, format.PackKey(id), size-int64(format.PackFooterLen), int64(format.PackFooterLen))
+	foot, err := r.getRange(ctx, id, size-int64(format.PackFooterLen), int64(format.PackFooterLen))
 	if err != nil {
 		return nil, err
 	}
@@ -562,24 +561,17 @@ func (r *Repo) readPackTrailer(ctx context.Context, id digest.Digest, size int64
 	if int64(tl) > size-int64(len(format.PackMagic)) {
 		return nil, fmt.Errorf("pack %s: %w: trailer length", id.Short(), ErrBadPack)
 	}
-	tail, err := r.getRange(ctx, format.PackKey(id), size-int64(tl), int64(tl))
+	tail, err := r.getRange(ctx, id, size-int64(tl), int64(tl))
 	if err != nil {
 		return nil, err
 	}
 	return format.ParsePackTrailer(id, tail, size)
 }
 
-func (r *Repo) getRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
-	rc, err := r.Backend.Get(ctx, key, off, n)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
+// getRange reads n bytes of pack id from off.
+func (r *Repo) getRange(ctx context.Context, id digest.Digest, off, n int64) ([]byte, error) {
 	buf := make([]byte, n)
-	if _, err := io.ReadFull(rc, buf); err != nil {
-		return nil, fmt.Errorf("read %s: %w", key, err)
-	}
-	return buf, nil
+	return buf, readRange(ctx, r.Backend, id, buf, off)
 }
 
 // CorruptError reports stored bytes that do not hash to their name.

@@ -728,8 +728,8 @@ func (r *Repo) fetchRun(ctx context.Context, blobs []index.Blob) (raws, bufs [][
 		return nil, bufs, packReadError(first, err)
 	}
 	for _, b := range blobs {
-		if b.RawLen > format.MaxChunkLen {
-			return nil, bufs, &CorruptError{What: "index entry", ID: b.ID}
+		if err := checkLens(b); err != nil {
+			return nil, bufs, err
 		}
 		part := stored[b.Offset-first.Offset : b.Offset-first.Offset+uint64(b.Length)]
 		var dst []byte
@@ -810,15 +810,6 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
-}
-
-// checkLens refuses an index entry whose lengths no chunk can have, before
-// anything is allocated for it.
-func checkLens(b index.Blob) error {
-	if b.RawLen > format.MaxChunkLen || b.Length > format.MaxChunkLen {
-		return &CorruptError{What: "index entry", ID: b.ID, Pack: b.Pack}
-	}
-	return nil
 }
 
 // writeAll writes b at off, turning a short write into an error.

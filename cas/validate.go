@@ -17,11 +17,6 @@ var ErrInvalidObject = remote.ErrInvalidObject
 // InvalidError names an object that failed validation, and why.
 type InvalidError = remote.InvalidError
 
-// readSmall reads a small named object (ref, pin, gc record) whole.
-func readSmall(ctx context.Context, be remote.Backend, key string) ([]byte, error) {
-	return remote.ReadSmall(ctx, be, key)
-}
-
 // checkTarget validates what a ref or pin says of its target: a digest, a
 // kind a ref may name (a file or a directory, never a link), a size, a
 // base name that is a single path element, and a known type.
