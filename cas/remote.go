@@ -318,10 +318,18 @@ func (r *Repo) closureBlobs(ctx context.Context, obj *Object, fn func(index.Blob
 }
 
 // walkClosure calls fn for obj and, below a tree, for every tree, file and
-// link it holds, each tree before what it holds.
+// link it holds, each tree before what it holds. A tree met again (an
+// identical subdirectory) is not read or walked again.
 func (r *Repo) walkClosure(ctx context.Context, obj *Object, fn func(d digest.Digest, kind Kind, size int64) error) error {
+	seen := map[digest.Digest]bool{}
 	var walk func(d digest.Digest, kind Kind, size int64) error
 	walk = func(d digest.Digest, kind Kind, size int64) error {
+		if kind == KindDir {
+			if seen[d] {
+				return nil
+			}
+			seen[d] = true
+		}
 		if err := fn(d, kind, size); err != nil || kind != KindDir {
 			return err
 		}
