@@ -26,6 +26,12 @@ import (
 // that sweep has begun: then it waits for the sweep to end and does the
 // same check.
 func (r *Repo) GuardGC(ctx context.Context, be remote.Backend, objs ...Object) error {
+	return r.guardGC(ctx, be, func() (map[digest.Digest]bool, error) { return r.closureOf(ctx, objs) })
+}
+
+// guardGC is GuardGC for the packs need returns; need is asked only
+// when a plan or a finished sweep makes it matter.
+func (r *Repo) guardGC(ctx context.Context, be remote.Backend, needed func() (map[digest.Digest]bool, error)) error {
 	if be == nil {
 		be = r.Backend
 	}
@@ -37,14 +43,12 @@ func (r *Repo) GuardGC(ctx context.Context, be remote.Backend, objs ...Object) e
 	if err != nil || (len(st.Plans) == 0 && !swept) {
 		return err
 	}
-	need := map[digest.Digest]bool{}
-	for _, o := range objs {
-		if err := r.closurePacks(ctx, &o, need); err != nil {
-			if errors.Is(err, ErrNotFound) && swept {
-				return fmt.Errorf("%w: %w", errCollected, err)
-			}
-			return fmt.Errorf("gc guard: %w", err)
+	need, err := needed()
+	if err != nil {
+		if errors.Is(err, ErrNotFound) && swept {
+			return fmt.Errorf("%w: %w", errCollected, err)
 		}
+		return fmt.Errorf("gc guard: %w", err)
 	}
 	if swept {
 		if err := r.restorePacks(ctx, be, need); err != nil {
@@ -126,13 +130,9 @@ func (r *Repo) afterSweep(ctx context.Context, be remote.Backend, plans []string
 // stays consistent); on the local store, or without a local copy, the
 // push must be run again.
 func (r *Repo) restorePacks(ctx context.Context, be remote.Backend, need map[digest.Digest]bool) error {
-	var missing []digest.Digest
-	for _, id := range gc.SortedDigests(need) {
-		if _, err := be.Stat(ctx, format.PackKey(id)); errors.Is(err, remote.ErrNotFound) {
-			missing = append(missing, id)
-		} else if err != nil {
-			return err
-		}
+	missing, err := r.missingPacks(ctx, be, need)
+	if err != nil {
+		return err
 	}
 	if len(missing) == 0 {
 		return nil

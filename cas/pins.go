@@ -121,13 +121,19 @@ func (r *Repo) Pin(ctx context.Context, be remote.Backend, name string, obj Obje
 	if err != nil {
 		return nil, fmt.Errorf("pin %s: %w", name, err)
 	}
+	roots := append([]Object{obj}, kept...)
+	packs, err := r.closureOf(ctx, roots)
+	if err != nil {
+		return nil, fmt.Errorf("pin %s: %w", name, err)
+	}
+	c := pinClosure{roots: roots, packs: packs}
 	if be == nil || be == r.Backend {
-		return r.pin(ctx, r.Backend, name, obj, kept, opts)
+		return r.pin(ctx, r.Backend, name, obj, c, opts)
 	}
 	if old, err := r.GetPin(ctx, r.Backend, name); err == nil && old.Target != obj.Digest {
 		return nil, pinConflict(old, obj.Digest)
 	}
-	p, err := r.pin(ctx, be, name, obj, kept, opts)
+	p, err := r.pin(ctx, be, name, obj, c, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +141,7 @@ func (r *Repo) Pin(ctx context.Context, be remote.Backend, name string, obj Obje
 	// root here too, and what Pins lists. Where the local store lacks
 	// part of the closure, the pin stays on the remote only.
 	local := PinOptions{Message: p.Message, Envelope: p.Envelope}
-	_, err = r.pin(ctx, r.Backend, name, obj, kept, local)
+	_, err = r.pin(ctx, r.Backend, name, obj, c, local)
 	switch {
 	case errors.Is(err, ErrIncomplete) || errors.Is(err, ErrNotFound):
 		p.NotLocal = true
@@ -145,8 +151,15 @@ func (r *Repo) Pin(ctx context.Context, be remote.Backend, name string, obj Obje
 	return p, nil
 }
 
-// pin writes pin name for obj, which keeps kept beside it, on be alone.
-func (r *Repo) pin(ctx context.Context, be remote.Backend, name string, obj Object, kept []Object, opts PinOptions) (*Pin, error) {
+// pinClosure is what a pin keeps: obj and what it keeps (roots), and the
+// packs that hold them.
+type pinClosure struct {
+	roots []Object
+	packs map[digest.Digest]bool
+}
+
+// pin writes pin name for obj, whose closure is c, on be alone.
+func (r *Repo) pin(ctx context.Context, be remote.Backend, name string, obj Object, c pinClosure, opts PinOptions) (*Pin, error) {
 	if opts.Envelope != nil && !json.Valid(opts.Envelope) {
 		return nil, fmt.Errorf("pin %s: signature envelope is not JSON", name)
 	}
@@ -161,7 +174,6 @@ func (r *Repo) pin(ctx context.Context, be remote.Backend, name string, obj Obje
 		}
 		lock = l
 	}
-	roots := append([]Object{obj}, kept...)
 	// A conflicting pin fails before anything is uploaded.
 	if old, err := r.GetPin(ctx, be, name); err == nil {
 		if old.Target != obj.Digest {
@@ -170,7 +182,7 @@ func (r *Repo) pin(ctx context.Context, be remote.Backend, name string, obj Obje
 		old.Existing = true
 		if lock != nil {
 			// Pinning again with --retain extends (never shortens) retention.
-			return old, r.retainPin(ctx, lock, be, old, roots, r.Now().Add(opts.Retain))
+			return old, r.retainPin(ctx, lock, be, old, c, r.Now().Add(opts.Retain))
 		}
 		return old, nil
 	} else if !errors.Is(err, ErrNotFound) {
@@ -181,11 +193,10 @@ func (r *Repo) pin(ctx context.Context, be remote.Backend, name string, obj Obje
 			return nil, fmt.Errorf("pin %s: upload to %s: %w", name, be.Location(), err)
 		}
 	}
-	packs, err := r.checkClosure(ctx, be, roots)
-	if err != nil {
+	if err := r.checkPacks(ctx, be, c.packs); err != nil {
 		return nil, fmt.Errorf("pin %s: %w", name, err)
 	}
-	if err := r.GuardGC(ctx, be, roots...); err != nil {
+	if err := r.guardGC(ctx, be, func() (map[digest.Digest]bool, error) { return c.packs, nil }); err != nil {
 		return nil, fmt.Errorf("pin %s: %w", name, err)
 	}
 	p := &Pin{Name: name, Target: obj.Digest, Kind: obj.Kind, Size: obj.Size, File: obj.Name, Type: obj.Type,
@@ -194,13 +205,13 @@ func (r *Repo) pin(ctx context.Context, be remote.Backend, name string, obj Obje
 	if lock != nil {
 		// Closure first: a retained pin never names unretained data.
 		until = r.Now().Add(opts.Retain).UTC().Truncate(time.Second).Add(time.Second)
-		if err := r.retainObjects(ctx, lock, be, packs, until); err != nil {
+		if err := r.retainObjects(ctx, lock, be, c.packs, until); err != nil {
 			return nil, fmt.Errorf("pin %s: %w", name, err)
 		}
 		p.RetainUntil = &until
 	}
 	seen := map[digest.Digest]bool{obj.Digest: true}
-	for _, o := range kept {
+	for _, o := range c.roots[1:] {
 		if !seen[o.Digest] {
 			seen[o.Digest] = true
 			p.Roots = append(p.Roots, PinRoot{Digest: o.Digest, Kind: o.Kind, Size: o.Size})
@@ -209,7 +220,7 @@ func (r *Repo) pin(ctx context.Context, be remote.Backend, name string, obj Obje
 	b, _ := json.MarshalIndent(p, "", "  ")
 	b = append(b, '\n')
 	key := PinPrefix + name
-	err = be.Put(ctx, key, bytes.NewReader(b), int64(len(b)), remote.PutOptions{IfNoneMatch: true})
+	err := be.Put(ctx, key, bytes.NewReader(b), int64(len(b)), remote.PutOptions{IfNoneMatch: true})
 	if errors.Is(err, remote.ErrExists) {
 		// Someone pinned the name meanwhile.
 		old, gerr := r.GetPin(ctx, be, name)
@@ -264,45 +275,64 @@ func (r *Repo) CheckClosure(ctx context.Context, be remote.Backend, roots []Obje
 
 // checkClosure is CheckClosure, returning the closure's packs.
 func (r *Repo) checkClosure(ctx context.Context, be remote.Backend, roots []Object) (map[digest.Digest]bool, error) {
+	packs, err := r.closureOf(ctx, roots)
+	if err != nil {
+		return nil, err
+	}
+	return packs, r.checkPacks(ctx, be, packs)
+}
+
+// closureOf returns the packs holding the trees and chunks of roots, as
+// the local index places them.
+func (r *Repo) closureOf(ctx context.Context, roots []Object) (map[digest.Digest]bool, error) {
 	packs := map[digest.Digest]bool{}
 	for _, o := range roots {
 		if err := r.closurePacks(ctx, &o, packs); err != nil {
 			return nil, fmt.Errorf("closure of %s: %w", o.Digest.Short(), err)
 		}
 	}
+	return packs, nil
+}
+
+// checkPacks checks that every one of packs is on be; the error wraps
+// ErrIncomplete and names the missing ones.
+func (r *Repo) checkPacks(ctx context.Context, be remote.Backend, packs map[digest.Digest]bool) error {
+	missing, err := r.missingPacks(ctx, be, packs)
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w: %d of %d packs missing on %s (first: %s)", ErrIncomplete, len(missing), len(packs), be.Location(), missing[0].Short())
+}
+
+// missingPacks returns, in order, those of packs that be lacks, asking
+// about several at once.
+func (r *Repo) missingPacks(ctx context.Context, be remote.Backend, packs map[digest.Digest]bool) ([]digest.Digest, error) {
 	var (
 		mu      sync.Mutex
-		missing []string
+		missing []digest.Digest
 	)
 	err := par.ForEach(ctx, slices.Collect(maps.Keys(packs)), r.transfers(), func(ctx context.Context, p digest.Digest) error {
 		if _, err := be.Stat(ctx, format.PackKey(p)); errors.Is(err, remote.ErrNotFound) {
 			mu.Lock()
-			missing = append(missing, p.Short())
+			missing = append(missing, p)
 			mu.Unlock()
 		} else if err != nil {
 			return fmt.Errorf("pack %s on %s: %w", p.Short(), be.Location(), err)
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	if len(missing) > 0 {
-		slices.Sort(missing)
-		return nil, fmt.Errorf("%w: %d of %d packs missing on %s (first: %s)", ErrIncomplete, len(missing), len(packs), be.Location(), missing[0])
-	}
-	return packs, nil
+	slices.SortFunc(missing, func(a, b digest.Digest) int { return bytes.Compare(a[:], b[:]) })
+	return missing, err
 }
 
 // retainPin puts an existing pin's closure and the pin itself under
 // retention until until (extending, never shortening).
-func (r *Repo) retainPin(ctx context.Context, lock remote.Retainer, be remote.Backend, p *Pin, roots []Object, until time.Time) error {
-	packs, err := r.checkClosure(ctx, be, roots)
-	if err != nil {
+func (r *Repo) retainPin(ctx context.Context, lock remote.Retainer, be remote.Backend, p *Pin, c pinClosure, until time.Time) error {
+	if err := r.checkPacks(ctx, be, c.packs); err != nil {
 		return fmt.Errorf("pin %s: %w", p.Name, err)
 	}
 	until = until.UTC().Truncate(time.Second).Add(time.Second)
-	if err := r.retainObjects(ctx, lock, be, packs, until); err != nil {
+	if err := r.retainObjects(ctx, lock, be, c.packs, until); err != nil {
 		return fmt.Errorf("pin %s: %w", p.Name, err)
 	}
 	if err := lock.Retain(ctx, PinPrefix+p.Name, until); err != nil {

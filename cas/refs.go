@@ -75,14 +75,31 @@ func (r *Repo) SetRefOn(ctx context.Context, be remote.Backend, name string, obj
 			}
 		}
 	}
+	// The closure's packs, found once: by the guard if it needs them,
+	// else by the check on a remote.
+	var packs map[digest.Digest]bool
+	closure := func() (map[digest.Digest]bool, error) {
+		if packs == nil {
+			p, err := r.closureOf(ctx, objs)
+			if err != nil {
+				return nil, err
+			}
+			packs = p
+		}
+		return packs, nil
+	}
 	// A GC on be must not take what the ref is about to name.
-	if err := r.GuardGC(ctx, be, objs...); err != nil {
+	if err := r.guardGC(ctx, be, closure); err != nil {
 		return nil, fmt.Errorf("set ref %s: %w", name, err)
 	}
 	// A ref on a remote never names data the remote lacks: every pack of
 	// the closure must be there (Upload put them there first, GuardGC again what a gc took).
 	if be != r.Backend {
-		if err := r.CheckClosure(ctx, be, objs); err != nil {
+		p, err := closure()
+		if err == nil {
+			err = r.checkPacks(ctx, be, p)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("set ref %s on %s: %w", name, be.Location(), err)
 		}
 	}
