@@ -25,8 +25,6 @@ type (
 	GCOptions = gc.Options
 	// GCReport says what a garbage collection found, planned and freed.
 	GCReport = gc.Report
-	// GCCount is a number of packs and their bytes.
-	GCCount = gc.Count
 )
 
 const (

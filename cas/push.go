@@ -46,8 +46,6 @@ var ErrFileChanged = ingest.ErrFileChanged
 // ErrSpecialFile reports a FIFO, socket or device, which cas skips.
 var ErrSpecialFile = ingest.ErrSpecialFile
 
-// IgnoreFile is the name of the per-directory exclude file (gitignore syntax).
-const IgnoreFile = ingest.IgnoreFile
 
 // PushResult says what a push stored.
 type PushResult struct {

@@ -37,5 +37,3 @@ var ErrNotManifest = schema.ErrNotManifest
 // Parse reads a manifest; see schema.Parse.
 func Parse(b []byte) (*Manifest, error) { return schema.Parse(b) }
 
-// LooksLikeManifest reports whether b may be a manifest, cheaply.
-func LooksLikeManifest(b []byte) bool { return schema.LooksLikeManifest(b) }

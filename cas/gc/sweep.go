@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -139,17 +140,26 @@ func (c *collection) spareRetained(ctx context.Context, m *Marks, del map[digest
 	} else if err != nil {
 		return fmt.Errorf("gc: %w", err)
 	}
-	for _, id := range SortedDigests(del) {
+	now := c.s.Clock().Now()
+	var mu sync.Mutex
+	var retained []digest.Digest
+	err := par.ForEach(ctx, SortedDigests(del), c.s.Connections(), func(ctx context.Context, id digest.Digest) error {
 		until, err := lock.RetainedUntil(ctx, m.Packs[id].Key)
 		if err != nil && !errors.Is(err, remote.ErrNotFound) {
 			return fmt.Errorf("gc: retention of pack %s: %w", id.Short(), err)
 		}
-		if until.After(c.s.Clock().Now()) {
-			delete(del, id)
-			c.rep.Retained++
+		if until.After(now) {
+			mu.Lock()
+			retained = append(retained, id)
+			mu.Unlock()
 		}
+		return nil
+	})
+	for _, id := range retained {
+		delete(del, id)
 	}
-	return nil
+	c.rep.Retained += len(retained)
+	return err
 }
 
 // deletePacks records the deletions, then makes them: an index that
