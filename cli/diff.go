@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -202,7 +201,7 @@ func diffCheckpoints(ctx context.Context, opts *diffOptions) (bool, error) {
 		return false, nil
 	}
 	d := ckpt.Diff(a, b)
-	opts.differ = len(d.Tensors) > 0 || slices.ContainsFunc(d.RNG, func(c ckpt.RNGChange) bool { return c.Op != ckpt.OpEqual })
+	opts.differ = !d.Equal()
 	if opts.JSON {
 		return true, writeJSON(opts.IO.Out, d)
 	}

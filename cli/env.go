@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -80,7 +82,7 @@ func envRun(ctx context.Context, opts *envOptions) error {
 	for _, g := range e.GPUs {
 		fmt.Fprintf(w, "gpu:       %s, driver %s, %s\n", g.Name, g.Driver, bytesStr(g.MemoryBytes))
 	}
-	for _, k := range sortedKeys(vars) {
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		fmt.Fprintf(w, "variable:  %s=%s\n", k, vars[k])
 	}
 	if len(e.Absent) > 0 {

@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -83,7 +85,7 @@ func logRun(ctx context.Context, opts *logOptions) error {
 		var ms []string
 		names := opts.Metrics
 		if len(names) == 0 {
-			names = sortedKeys(e.Metrics)
+			names = slices.Sorted(maps.Keys(e.Metrics))
 			names = names[:min(4, len(names))]
 		}
 		for _, k := range names {

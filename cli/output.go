@@ -3,7 +3,6 @@ package cli
 import (
 	"encoding/json"
 	"io"
-	"slices"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -72,14 +71,4 @@ func startProgress(io *IOStreams, quiet bool, verb string, p *cas.Progress) func
 		close(done)
 		<-stopped
 	}
-}
-
-// sortedKeys returns a map's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

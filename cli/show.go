@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -98,7 +100,7 @@ func showRun(ctx context.Context, opts *showOptions) error {
 	printArtifacts(w, "outputs:", m.Outputs)
 	if len(m.Metrics) > 0 {
 		fmt.Fprintln(w, "metrics:")
-		for _, k := range sortedKeys(m.Metrics) {
+		for _, k := range slices.Sorted(maps.Keys(m.Metrics)) {
 			fmt.Fprintf(w, "  %-24s %g\n", k, m.Metrics[k])
 		}
 	}

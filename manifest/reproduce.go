@@ -305,11 +305,8 @@ func checkPathNames(m *Manifest) error {
 // inputPath is where a recorded input goes in the reproduction: at the
 // same place relative to the work directory, or under inputs/NAME.
 func inputPath(m *Manifest, runDir string, in Artifact) string {
-	if in.Path != "" {
-		rel := relTo(m.WorkDir, in.Path)
-		if !filepath.IsAbs(rel) && !strings.HasPrefix(rel, "..") {
-			return filepath.Join(runDir, rel)
-		}
+	if in.Path != "" && !outside(m.WorkDir, in.Path) {
+		return filepath.Join(runDir, relTo(m.WorkDir, in.Path))
 	}
 	return filepath.Join(runDir, "inputs", in.Name)
 }

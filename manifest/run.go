@@ -260,16 +260,18 @@ func prepare(ctx context.Context, r *cas.Repo, opts *Options, kind string) (*Man
 	return m, red, env, nil
 }
 
-// relTo returns p relative to dir when p lies inside dir, else p as given.
+// relTo returns p relative to dir when p lies inside dir (as outside
+// decides), else p as given.
 func relTo(dir, p string) string {
+	if outside(dir, p) {
+		return p
+	}
 	abs := p
 	if !filepath.IsAbs(abs) {
 		abs = filepath.Join(dir, p)
 	}
-	if rel, err := filepath.Rel(dir, abs); err == nil && !strings.HasPrefix(rel, "..") {
-		return filepath.ToSlash(rel)
-	}
-	return p
+	rel, _ := filepath.Rel(dir, abs)
+	return filepath.ToSlash(rel)
 }
 
 // readDeterminism takes the determinism settings the run reported in
