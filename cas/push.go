@@ -46,7 +46,6 @@ var ErrFileChanged = ingest.ErrFileChanged
 // ErrSpecialFile reports a FIFO, socket or device, which cas skips.
 var ErrSpecialFile = ingest.ErrSpecialFile
 
-
 // PushResult says what a push stored.
 type PushResult struct {
 	Digest      digest.Digest `json:"digest"`

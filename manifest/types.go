@@ -36,4 +36,3 @@ var ErrNotManifest = schema.ErrNotManifest
 
 // Parse reads a manifest; see schema.Parse.
 func Parse(b []byte) (*Manifest, error) { return schema.Parse(b) }
-
