@@ -401,8 +401,35 @@ func (r *Repo) syncSegments(ctx context.Context, be remote.Backend, relisted, re
 		}
 	}
 	gone := false
-	for _, key := range todo {
-		err := r.loadSegmentFrom(ctx, be, key)
+	// Fetched and decoded several at once, a window at a time; indexed in
+	// the listing's order.
+	type fetched struct {
+		seg *format.Segment
+		id  digest.Digest
+		err error
+	}
+	got := make([]fetched, len(todo))
+	const window = 64
+	for start := 0; start < len(todo); start += window {
+		idx := make([]int, 0, window)
+		for i := start; i < min(start+window, len(todo)); i++ {
+			idx = append(idx, i)
+		}
+		err := par.ForEach(ctx, idx, r.transfers(), func(ctx context.Context, i int) error {
+			seg, id, err := getSegment(ctx, be, todo[i])
+			got[i] = fetched{seg, id, err}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for i := range todo {
+		err := got[i].err
+		if err == nil {
+			err = r.indexFetched(be, got[i].seg, got[i].id)
+		}
+		got[i] = fetched{} // let it go
 		if errors.Is(err, remote.ErrNotFound) {
 			gone = true // merged into a newer one by a gc meanwhile
 			continue

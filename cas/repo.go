@@ -259,6 +259,12 @@ func (r *Repo) loadSegmentFrom(ctx context.Context, be remote.Backend, key strin
 	if err != nil {
 		return err
 	}
+	return r.indexFetched(be, seg, id)
+}
+
+// indexFetched puts segment seg (named id) of be into the index and marks
+// it loaded.
+func (r *Repo) indexFetched(be remote.Backend, seg *format.Segment, id digest.Digest) error {
 	if err := indexSegmentFrom(r.Index, seg, be == r.Backend); err != nil {
 		return err
 	}
