@@ -159,39 +159,46 @@ func (r *Repo) DeleteRef(ctx context.Context, be remote.Backend, name string) er
 	return nil
 }
 
+// readRef reads ref name and the version of it read (its ETag, for a
+// conditional write over it): a Stat, then the ref (getRef).
 func readRef(ctx context.Context, be remote.Backend, name string) (*Ref, remote.ObjectInfo, error) {
-	key := refPrefix + name
-	info, err := be.Stat(ctx, key)
+	info, err := be.Stat(ctx, refPrefix+name)
 	if err != nil {
 		if errors.Is(err, remote.ErrNotFound) {
 			return nil, info, fmt.Errorf("ref %s: %w", name, ErrNotFound)
 		}
 		return nil, info, err
 	}
-	b, err := remote.ReadSmall(ctx, be, key)
+	ref, err := getRef(ctx, be, name)
+	return ref, info, err
+}
+
+// getRef reads and validates ref name, in one request.
+func getRef(ctx context.Context, be remote.Backend, name string) (*Ref, error) {
+	b, err := remote.ReadSmall(ctx, be, refPrefix+name)
 	if err != nil {
 		if errors.Is(err, remote.ErrNotFound) {
-			return nil, info, fmt.Errorf("ref %s: %w", name, ErrNotFound)
+			return nil, fmt.Errorf("ref %s: %w", name, ErrNotFound)
 		}
-		return nil, info, fmt.Errorf("ref %s: %w", name, err)
+		return nil, fmt.Errorf("ref %s: %w", name, err)
 	}
 	var ref Ref
 	if err := json.Unmarshal(b, &ref); err != nil {
-		return nil, info, &InvalidError{What: "ref", Name: name, Reason: "not a ref's JSON: " + err.Error()}
+		return nil, &InvalidError{What: "ref", Name: name, Reason: "not a ref's JSON: " + err.Error()}
 	}
 	ref.Name = name
 	if err := ref.validate(); err != nil {
-		return nil, info, err
+		return nil, err
 	}
-	return &ref, info, nil
+	return &ref, nil
 }
 
 // GetRef reads one ref.
 // A ref the local store lacks is looked up on the remote, if there is one.
 func (r *Repo) GetRef(ctx context.Context, name string) (*Ref, error) {
-	ref, _, err := readRef(ctx, r.Backend, name)
+	ref, err := getRef(ctx, r.Backend, name)
 	if errors.Is(err, ErrNotFound) && r.remote != nil {
-		ref, _, err = readRef(ctx, r.remote, name)
+		ref, err = getRef(ctx, r.remote, name)
 	}
 	return ref, err
 }
@@ -201,7 +208,7 @@ func (r *Repo) GetRef(ctx context.Context, name string) (*Ref, error) {
 // returned beside the others.
 func (r *Repo) Refs(ctx context.Context) ([]*Ref, error) {
 	return listNamed(ctx, r.Backend, refPrefix, "ref", func(name string) (*Ref, error) {
-		ref, _, err := readRef(ctx, r.Backend, name)
+		ref, err := getRef(ctx, r.Backend, name)
 		return ref, err
 	})
 }
