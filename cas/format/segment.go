@@ -1,7 +1,6 @@
 package format
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -99,44 +98,82 @@ func (s *Segment) Encode() []byte {
 
 // segReader reads the body of a segment as it is decompressed, with
 // bounds checks: nothing is allocated on a count's word, so what decoding
-// costs follows what the data really hold.
+// costs follows what the data really hold. It parses from a window of
+// the stream, refilled as it is used up.
 type segReader struct {
-	r   *bufio.Reader
+	src io.Reader
+	buf []byte // backing store of the window
+	b   []byte // unread bytes
+	eof bool
 	err error
-	buf [digest.Size]byte
+}
+
+// fill makes at least n bytes unread, or as many as the stream has left;
+// it reports whether there are n.
+func (r *segReader) fill(n int) bool {
+	for len(r.b) < n && !r.eof && r.err == nil {
+		m := copy(r.buf, r.b)
+		k, err := r.src.Read(r.buf[m:])
+		r.b = r.buf[:m+k]
+		switch {
+		case errors.Is(err, io.EOF):
+			r.eof = true
+		case err != nil:
+			r.err = ErrBadSegment
+		}
+	}
+	return len(r.b) >= n
 }
 
 func (r *segReader) uvarint() uint64 {
 	if r.err != nil {
 		return 0
 	}
-	v, err := binary.ReadUvarint(r.r)
-	if err != nil {
+	r.fill(binary.MaxVarintLen64)
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
 		r.err = ErrBadSegment
 		return 0
 	}
+	r.b = r.b[n:]
 	return v
 }
 
+// bytes returns the next n bytes, valid until the next read.
 func (r *segReader) bytes(n int) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if _, err := io.ReadFull(r.r, r.buf[:n]); err != nil {
+	if r.err != nil || !r.fill(n) {
 		r.err = ErrBadSegment
 		return nil
 	}
-	return r.buf[:n]
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
 }
 
-// count reads a count of items of at least minSize bytes each.
+// count reads a count of items of at least minSize bytes each: no more
+// than the bytes left can hold (the whole body's, or at most 1 GiB's
+// while streaming).
 func (r *segReader) count(minSize int) int {
 	n := r.uvarint()
-	if r.err == nil && n > maxSegmentBytes/uint64(minSize) {
+	left := uint64(maxSegmentBytes)
+	if r.src == nil {
+		left = uint64(len(r.b))
+	}
+	if r.err == nil && n > left/uint64(minSize) {
 		r.err = ErrBadSegment
 		return 0
 	}
 	return int(n)
+}
+
+// capFor is the capacity to start a list of n counted items with: n when
+// the whole body is at hand (count checked it against the bytes), else
+// no more than what the data have shown so far to be worth.
+func (r *segReader) capFor(n int) int {
+	if r.src == nil {
+		return n
+	}
+	return min(n, 4096)
 }
 
 func (r *segReader) digest() (d digest.Digest) {
@@ -146,8 +183,7 @@ func (r *segReader) digest() (d digest.Digest) {
 
 // atEnd reports whether the body ends here.
 func (r *segReader) atEnd() bool {
-	_, err := r.r.ReadByte()
-	return r.err == nil && errors.Is(err, io.EOF)
+	return r.err == nil && !r.fill(1)
 }
 
 // segmentDecoders are streaming zstd decoders, reused.
@@ -156,9 +192,38 @@ var segmentDecoders = sync.Pool{New: func() any {
 	return d
 }}
 
-// initialCap is the capacity to start a list of n items with: n, unless
-// that is more than the data have shown so far to be worth.
-func initialCap(n int) int { return min(n, 4096) }
+// wholeRoom is how much room a segment's body is decompressed into at
+// once: twice its compressed size, which a body of random IDs and offsets
+// never outgrows. One that does (a bomb, or a rare compressible body) is
+// parsed as it streams instead, so that a small object inflating far
+// costs only what its parse reads.
+func wholeRoom(n int) int { return min(maxSegmentBytes, 2*n+64<<10) }
+
+// newSegReader reads the compressed body z: decompressed whole when it
+// fits in wholeRoom, the fast way, else streamed.
+func newSegReader(z []byte) (*segReader, func(), error) {
+	body, err := wholeDecoder.DecodeAll(z, make([]byte, 0, wholeRoom(len(z))))
+	switch {
+	case err == nil:
+		return &segReader{b: body, eof: true}, func() {}, nil
+	case !errors.Is(err, zstd.ErrDecoderSizeExceeded):
+		return nil, nil, err
+	}
+	d := segmentDecoders.Get().(*zstd.Decoder)
+	if err := d.Reset(bytes.NewReader(z)); err != nil {
+		segmentDecoders.Put(d)
+		return nil, nil, err
+	}
+	done := func() {
+		_ = d.Reset(nil)
+		segmentDecoders.Put(d)
+	}
+	return &segReader{src: io.LimitReader(d, maxSegmentBytes), buf: make([]byte, 64<<10)}, done, nil
+}
+
+// wholeDecoder decodes a body into the room it is given and no more.
+var wholeDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxSegmentBytes),
+	zstd.WithDecoderLowmem(true), zstd.WithDecodeAllCapLimit(true))
 
 // DecodeSegment decodes an index segment, rejecting anything malformed
 // with ErrBadSegment. What it allocates follows what data really decode
@@ -168,21 +233,19 @@ func DecodeSegment(data []byte) (*Segment, error) {
 	if len(data) < len(SegmentMagic) || string(data[:len(SegmentMagic)]) != SegmentMagic {
 		return nil, fmt.Errorf("%w: no header", ErrBadSegment)
 	}
-	d := segmentDecoders.Get().(*zstd.Decoder)
-	defer segmentDecoders.Put(d)
-	if err := d.Reset(bytes.NewReader(data[len(SegmentMagic):])); err != nil {
+	r, done, err := newSegReader(data[len(SegmentMagic):])
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSegment, err)
 	}
-	defer func() { _ = d.Reset(nil) }()
-	r := &segReader{r: bufio.NewReaderSize(io.LimitReader(d, maxSegmentBytes), 64<<10)}
+	defer done()
 	np := r.count(digest.Size)
-	packs := make([]digest.Digest, 0, initialCap(np))
+	packs := make([]digest.Digest, 0, r.capFor(np))
 	for range np {
 		packs = append(packs, r.digest())
 	}
 	s := &Segment{Files: map[digest.Digest][]digest.Digest{}}
 	nb := r.count(2 + digest.Size + 3)
-	s.Blobs = make([]index.Blob, 0, initialCap(nb))
+	s.Blobs = make([]index.Blob, 0, r.capFor(nb))
 	for range nb {
 		pn := r.uvarint()
 		tc := r.bytes(2)
@@ -201,7 +264,7 @@ func DecodeSegment(data []byte) (*Segment, error) {
 	for range nf {
 		f := r.digest()
 		nc := r.count(digest.Size)
-		chunks := make([]digest.Digest, 0, initialCap(nc))
+		chunks := make([]digest.Digest, 0, r.capFor(nc))
 		for range nc {
 			chunks = append(chunks, r.digest())
 		}
