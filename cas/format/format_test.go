@@ -589,3 +589,30 @@ func TestFormatSegmentShortChunkList(t *testing.T) {
 		t.Errorf("file of two chunks: %v %v", s, err)
 	}
 }
+
+// A segment whose body compresses far (many files of the same chunks, as
+// sparse or zero-filled checkpoints make) decodes as any other: past the
+// room decompression starts with, it is parsed as it streams.
+func TestFormatSegmentCompressibleBody(t *testing.T) {
+	t.Parallel()
+	a, b := digest.Of([]byte("zeros")), digest.Of([]byte("more zeros"))
+	chunks := make([]digest.Digest, 0, 2000)
+	for i := range 2000 {
+		chunks = append(chunks, []digest.Digest{a, b}[i%2])
+	}
+	files := map[digest.Digest][]digest.Digest{}
+	for i := range 50 {
+		files[digest.Of([]byte{byte(i)})] = chunks
+	}
+	data := (&format.Segment{Files: files}).Encode()
+	s, err := format.DecodeSegment(data)
+	if err != nil {
+		t.Fatalf("DecodeSegment of %d bytes: %v", len(data), err)
+	}
+	if len(s.Files) != 50 || len(s.Files[digest.Of([]byte{7})]) != 2000 {
+		t.Errorf("decoded %d files", len(s.Files))
+	}
+	if body := 50 * (32 + 2 + 2000*32); body < 2*len(data)+64<<10 {
+		t.Fatalf("the body (%d bytes) fits the first room: the test no longer streams", body)
+	}
+}
