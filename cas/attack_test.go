@@ -343,22 +343,7 @@ func TestAttackPullPoisonsDedup(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	real := []byte("the bytes the victim will push, later on\n")
-	x := digest.Of(real)
-	garbage := bytes.Repeat([]byte{'!'}, len(real))
-
-	bucket := remote.NewMem()
-	tree := validTree(t, TreeEntry{Name: "x", Kind: KindFile, Size: int64(len(real)), Digest: x})
-	pb := format.NewPackBuilder()
-	pb.Add(index.Blob{ID: x, RawLen: uint32(len(garbage)), Codec: index.CodecNone, Type: index.TypeData}, garbage)
-	pb.Add(index.Blob{ID: digest.Of(tree), RawLen: uint32(len(tree)), Codec: index.CodecNone, Type: index.TypeTree}, tree)
-	data, pack, recs := pb.Finish()
-	if err := bucket.Put(ctx, format.PackKey(pack), bytes.NewReader(data), int64(len(data)), remote.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	seg := (&format.Segment{Blobs: recs}).Encode()
-	if err := bucket.Put(ctx, format.SegmentKey(digest.Of(seg)), bytes.NewReader(seg), int64(len(seg)), remote.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	bucket, tree := lyingBucket(t, real)
 
 	r := newStoreForTest(t, 64<<10)
 	if err := r.UseRemote(ctx, bucket); err != nil {
@@ -537,19 +522,7 @@ func TestPullFailsOnAWrongChunk(t *testing.T) {
 	ctx := t.Context()
 	real := []byte("the bytes the file holds\n")
 	x := digest.Of(real)
-	bucket := remote.NewMem()
-	tree := validTree(t, TreeEntry{Name: "x", Kind: KindFile, Size: int64(len(real)), Digest: x})
-	pb := format.NewPackBuilder()
-	pb.Add(index.Blob{ID: x, RawLen: uint32(len(real)), Codec: index.CodecNone, Type: index.TypeData}, bytes.Repeat([]byte{'!'}, len(real)))
-	pb.Add(index.Blob{ID: digest.Of(tree), RawLen: uint32(len(tree)), Codec: index.CodecNone, Type: index.TypeTree}, tree)
-	data, pack, recs := pb.Finish()
-	if err := bucket.Put(ctx, format.PackKey(pack), bytes.NewReader(data), int64(len(data)), remote.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	seg := (&format.Segment{Blobs: recs}).Encode()
-	if err := bucket.Put(ctx, format.SegmentKey(digest.Of(seg)), bytes.NewReader(seg), int64(len(seg)), remote.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	bucket, tree := lyingBucket(t, real)
 	r := newStoreForTest(t, 64<<10)
 	if err := r.UseRemote(ctx, bucket); err != nil {
 		t.Fatal(err)
@@ -559,4 +532,26 @@ func TestPullFailsOnAWrongChunk(t *testing.T) {
 	if !errors.As(err, &ce) || ce.ID != x {
 		t.Errorf("pull of a tree whose chunk is wrong in the pulled pack: %v, want damage naming chunk %s", err, x.Short())
 	}
+}
+
+// lyingBucket returns a bucket holding a tree of one file, x, whose
+// content is real, and a pack, named by its bytes, that stores other
+// bytes under the ID of real; and the tree's encoding.
+func lyingBucket(t *testing.T, real []byte) (*remote.Mem, []byte) {
+	t.Helper()
+	ctx := t.Context()
+	bucket := remote.NewMem()
+	tree := validTree(t, TreeEntry{Name: "x", Kind: KindFile, Size: int64(len(real)), Digest: digest.Of(real)})
+	pb := format.NewPackBuilder()
+	pb.Add(index.Blob{ID: digest.Of(real), RawLen: uint32(len(real)), Codec: index.CodecNone, Type: index.TypeData}, bytes.Repeat([]byte{'!'}, len(real)))
+	pb.Add(index.Blob{ID: digest.Of(tree), RawLen: uint32(len(tree)), Codec: index.CodecNone, Type: index.TypeTree}, tree)
+	data, pack, recs := pb.Finish()
+	if err := bucket.Put(ctx, format.PackKey(pack), bytes.NewReader(data), int64(len(data)), remote.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	seg := (&format.Segment{Blobs: recs}).Encode()
+	if err := bucket.Put(ctx, format.SegmentKey(digest.Of(seg)), bytes.NewReader(seg), int64(len(seg)), remote.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return bucket, tree
 }
