@@ -1,0 +1,337 @@
+package format
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/index"
+)
+
+// A lookup run is one immutable, sorted piece of a remote's lookup index
+// (docs/FORMAT.md §7a): entries for IDs that share their first
+// LookupShardDigits hex digits, sorted by ID, then a fan-out table that
+// lets a reader fetch only the bytes of the entries it asks about.
+//
+//	"CASRUN01"
+//	entries, sorted by (ID, kind), back to back:
+//	  ID [32]byte, kind u8 (0 data blob, 1 tree blob, 2 file),
+//	  segment [32]byte (the index segment that records it)
+//	  kind 0, 1: pack [32]byte, codec u8, uvarint offset,
+//	             uvarint stored length, uvarint raw length
+//	  kind 2:    uvarint N (2 ≤ N), N chunk ids [32]byte
+//	fan-out: 257 × u32, the offset of the first entry of each bucket
+//	  (bucket = bits 12..19 of the ID), the last one where entries end
+//	count u32, "CASRUN01"
+
+// RunMagic starts and ends every lookup run.
+const RunMagic = "CASRUN01"
+
+// Lookup-index keys (docs/FORMAT.md §5).
+const (
+	// LookupPrefix holds the lookup index: runs under
+	// lookup/<3 hex>/<64 hex>, and LookupFormatKey.
+	LookupPrefix = "lookup/"
+	// LookupFormatKey marks a remote whose lookup index covers every
+	// index segment: readers look IDs up instead of loading segments.
+	LookupFormatKey = LookupPrefix + "format"
+	// LookupShardDigits is how many leading hex digits of an ID name
+	// its shard: 4096 shards.
+	LookupShardDigits = 3
+)
+
+// Entry kinds of a lookup run.
+const (
+	RunData = index.TypeData // a data blob: where it is stored
+	RunTree = index.TypeTree // a tree blob: where it is stored
+	RunFile = 2              // a multi-chunk file: its chunk list
+)
+
+const (
+	runBuckets   = 256
+	runFooterLen = (runBuckets+1)*4 + 4 + len(RunMagic)
+	// RunFooterLen is the size of a run's footer: fetching the last
+	// RunFooterLen bytes gives the fan-out table.
+	RunFooterLen = runFooterLen
+	// maxRunBytes bounds a run: offsets are u32, and a shard's run is a
+	// few MiB even at 10^8 entries.
+	maxRunBytes = 1 << 30
+	// maxFileChunks bounds one file's chunk list in a run (4 TiB of 4 KiB chunks).
+	maxFileChunks = 1 << 30
+)
+
+// ErrBadRun reports a lookup run that cannot be decoded.
+var ErrBadRun = errors.New("malformed lookup run")
+
+// RunEntry is one entry of a lookup run: where a blob is (Kind RunData
+// or RunTree, Blob) or which chunks make up a file (RunFile, Chunks),
+// with the index segment that records it.
+type RunEntry struct {
+	ID      digest.Digest
+	Kind    uint8
+	Segment digest.Digest
+	Blob    index.Blob      // Kind RunData, RunTree; Blob.ID == ID, Blob.Type == Kind
+	Chunks  []digest.Digest // Kind RunFile
+}
+
+// LookupShard names the shard of id: its first LookupShardDigits hex digits.
+func LookupShard(id digest.Digest) string { return id.Hex()[:LookupShardDigits] }
+
+// LookupShardPrefix is the key prefix of a shard's runs.
+func LookupShardPrefix(shard string) string { return LookupPrefix + shard + "/" }
+
+// RunKey is the backend key of run id in shard.
+func RunKey(shard string, id digest.Digest) string { return LookupShardPrefix(shard) + id.Hex() }
+
+// RunIDFromKey returns the run name a key under a shard prefix ends with.
+func RunIDFromKey(key string) (digest.Digest, error) { return PackIDFromKey(key) }
+
+// RunBucket is the fan-out bucket of id in a run: bits 12..19.
+func RunBucket(id digest.Digest) int { return int(id[1]&0x0f)<<4 | int(id[2]>>4) }
+
+func runBucket(id digest.Digest) int { return RunBucket(id) }
+
+// sameShard reports whether a and b share their first 12 bits.
+func sameShard(a, b digest.Digest) bool { return a[0] == b[0] && a[1]>>4 == b[1]>>4 }
+
+func compareEntries(a, b RunEntry) int {
+	if c := bytes.Compare(a.ID[:], b.ID[:]); c != 0 {
+		return c
+	}
+	return int(a.Kind) - int(b.Kind)
+}
+
+// EncodeRun returns the bytes of a run holding entries (at least one,
+// all of one shard), sorted by (ID, kind); exact duplicates are written
+// once.
+func EncodeRun(entries []RunEntry) ([]byte, error) {
+	if len(entries) == 0 {
+		return nil, errors.New("a lookup run needs at least one entry")
+	}
+	es := slices.Clone(entries)
+	slices.SortStableFunc(es, compareEntries)
+	b := make([]byte, 0, 8+len(es)*112+runFooterLen)
+	b = append(b, RunMagic...)
+	var fan [runBuckets + 1]uint32
+	next := 0 // the next bucket whose start is not yet known
+	var prev []byte
+	for i, e := range es {
+		if !sameShard(e.ID, es[0].ID) {
+			return nil, fmt.Errorf("lookup run: %s and %s are in different shards", es[0].ID.Short(), e.ID.Short())
+		}
+		enc, err := appendRunEntry(nil, e)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 && bytes.Equal(enc, prev) {
+			continue
+		}
+		prev = enc
+		for bk := runBucket(e.ID); next <= bk; next++ {
+			fan[next] = uint32(len(b))
+		}
+		b = append(b, enc...)
+		if len(b) > maxRunBytes-runFooterLen {
+			return nil, errors.New("lookup run: more than 1 GiB of entries")
+		}
+	}
+	for ; next <= runBuckets; next++ {
+		fan[next] = uint32(len(b))
+	}
+	count := 0
+	for i := range es {
+		if i == 0 || compareEntries(es[i], es[i-1]) != 0 || !entryEqual(es[i], es[i-1]) {
+			count++
+		}
+	}
+	for _, f := range fan {
+		b = binary.LittleEndian.AppendUint32(b, f)
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(count))
+	return append(b, RunMagic...), nil
+}
+
+func entryEqual(a, b RunEntry) bool {
+	return a.ID == b.ID && a.Kind == b.Kind && a.Segment == b.Segment && a.Blob == b.Blob && slices.Equal(a.Chunks, b.Chunks)
+}
+
+func appendRunEntry(b []byte, e RunEntry) ([]byte, error) {
+	b = append(b, e.ID[:]...)
+	b = append(b, e.Kind)
+	b = append(b, e.Segment[:]...)
+	switch e.Kind {
+	case RunData, RunTree:
+		if e.Blob.ID != e.ID || e.Blob.Type != e.Kind || e.Blob.Codec > index.CodecZstd {
+			return nil, fmt.Errorf("lookup run: blob entry %s does not match its blob", e.ID.Short())
+		}
+		b = append(b, e.Blob.Pack[:]...)
+		b = append(b, e.Blob.Codec)
+		b = binary.AppendUvarint(b, e.Blob.Offset)
+		b = binary.AppendUvarint(b, uint64(e.Blob.Length))
+		b = binary.AppendUvarint(b, uint64(e.Blob.RawLen))
+	case RunFile:
+		if len(e.Chunks) < 2 || len(e.Chunks) > maxFileChunks {
+			return nil, fmt.Errorf("lookup run: file %s has %d chunks", e.ID.Short(), len(e.Chunks))
+		}
+		b = binary.AppendUvarint(b, uint64(len(e.Chunks)))
+		for _, c := range e.Chunks {
+			b = append(b, c[:]...)
+		}
+	default:
+		return nil, fmt.Errorf("lookup run: unknown entry kind %d", e.Kind)
+	}
+	return b, nil
+}
+
+// RunFooter is a run's fan-out table, read from its last RunFooterLen
+// bytes: where each bucket's entries are.
+type RunFooter struct {
+	fan   [runBuckets + 1]uint32
+	Count int
+	Size  int64
+}
+
+// DecodeRunFooter decodes the footer of a run of size bytes from its
+// last RunFooterLen bytes.
+func DecodeRunFooter(tail []byte, size int64) (*RunFooter, error) {
+	if len(tail) != runFooterLen || size < int64(len(RunMagic)+runFooterLen) || size > maxRunBytes {
+		return nil, fmt.Errorf("%w: %d bytes", ErrBadRun, size)
+	}
+	if string(tail[len(tail)-len(RunMagic):]) != RunMagic {
+		return nil, fmt.Errorf("%w: bad magic", ErrBadRun)
+	}
+	f := &RunFooter{Size: size}
+	end := uint32(size) - uint32(runFooterLen)
+	for i := range f.fan {
+		f.fan[i] = binary.LittleEndian.Uint32(tail[4*i:])
+		lo := uint32(len(RunMagic))
+		if i > 0 {
+			lo = f.fan[i-1]
+		}
+		if f.fan[i] < lo || f.fan[i] > end || i == 0 && f.fan[0] != lo {
+			return nil, fmt.Errorf("%w: fan-out table out of order", ErrBadRun)
+		}
+	}
+	if f.fan[runBuckets] != end {
+		return nil, fmt.Errorf("%w: fan-out table does not end where entries end", ErrBadRun)
+	}
+	f.Count = int(binary.LittleEndian.Uint32(tail[4*(runBuckets+1):]))
+	if int64(f.Count)*(32+1+32+32+1+3) > int64(end) {
+		return nil, fmt.Errorf("%w: %d entries cannot fit", ErrBadRun, f.Count)
+	}
+	return f, nil
+}
+
+// Bucket returns the byte range [off, end) of the run that holds the
+// entries of id's bucket, if id is in the run at all.
+func (f *RunFooter) Bucket(id digest.Digest) (off, end int64) {
+	b := runBucket(id)
+	return int64(f.fan[b]), int64(f.fan[b+1])
+}
+
+// DecodeRun decodes a whole run, checking every rule of its format.
+func DecodeRun(data []byte) ([]RunEntry, error) {
+	if len(data) < len(RunMagic)+runFooterLen || string(data[:len(RunMagic)]) != RunMagic {
+		return nil, fmt.Errorf("%w: bad header", ErrBadRun)
+	}
+	f, err := DecodeRunFooter(data[len(data)-runFooterLen:], int64(len(data)))
+	if err != nil {
+		return nil, err
+	}
+	es, err := DecodeRunBucketRange(data[len(RunMagic):f.fan[runBuckets]], -1)
+	if err != nil {
+		return nil, err
+	}
+	if len(es) != f.Count {
+		return nil, fmt.Errorf("%w: %d entries where the footer counts %d", ErrBadRun, len(es), f.Count)
+	}
+	// Every entry sits in its bucket, and all share a shard.
+	pos := int64(len(RunMagic))
+	for _, e := range es {
+		off, end := f.Bucket(e.ID)
+		if pos < off || pos >= end || !sameShard(e.ID, es[0].ID) {
+			return nil, fmt.Errorf("%w: entry %s out of place", ErrBadRun, e.ID.Short())
+		}
+		n, _ := appendRunEntry(nil, e)
+		pos += int64(len(n))
+	}
+	return es, nil
+}
+
+// DecodeRunBucketRange decodes the entries in b, the bytes of one or more
+// whole buckets of a run; bucket, when not -1, is the bucket they must
+// all belong to. Entries must be sorted.
+func DecodeRunBucketRange(b []byte, bucket int) ([]RunEntry, error) {
+	var es []RunEntry
+	for len(b) > 0 {
+		e, n, err := decodeRunEntry(b)
+		if err != nil {
+			return nil, err
+		}
+		if bucket >= 0 && runBucket(e.ID) != bucket {
+			return nil, fmt.Errorf("%w: entry %s in the wrong bucket", ErrBadRun, e.ID.Short())
+		}
+		if len(es) > 0 && compareEntries(es[len(es)-1], e) > 0 {
+			return nil, fmt.Errorf("%w: entries out of order", ErrBadRun)
+		}
+		es = append(es, e)
+		b = b[n:]
+	}
+	return es, nil
+}
+
+func decodeRunEntry(b []byte) (e RunEntry, n int, err error) {
+	bad := func(what string) (RunEntry, int, error) {
+		return RunEntry{}, 0, fmt.Errorf("%w: %s", ErrBadRun, what)
+	}
+	if len(b) < 65 {
+		return bad("entry cut short")
+	}
+	copy(e.ID[:], b)
+	e.Kind = b[32]
+	copy(e.Segment[:], b[33:65])
+	n = 65
+	uv := func() (uint64, bool) {
+		v, k := binary.Uvarint(b[n:])
+		if k <= 0 {
+			return 0, false
+		}
+		n += k
+		return v, true
+	}
+	switch e.Kind {
+	case RunData, RunTree:
+		if len(b) < n+33 {
+			return bad("entry cut short")
+		}
+		e.Blob = index.Blob{ID: e.ID, Type: e.Kind, Codec: b[n+32]}
+		copy(e.Blob.Pack[:], b[n:n+32])
+		n += 33
+		if e.Blob.Codec > index.CodecZstd {
+			return bad("unknown codec")
+		}
+		off, ok1 := uv()
+		length, ok2 := uv()
+		raw, ok3 := uv()
+		if !ok1 || !ok2 || !ok3 || length > 1<<32-1 || raw > 1<<32-1 || off > 1<<40 {
+			return bad("bad blob location")
+		}
+		e.Blob.Offset, e.Blob.Length, e.Blob.RawLen = off, uint32(length), uint32(raw)
+	case RunFile:
+		c, ok := uv()
+		if !ok || c < 2 || c > maxFileChunks || uint64(len(b)-n)/32 < c {
+			return bad("bad chunk list")
+		}
+		e.Chunks = make([]digest.Digest, c)
+		for i := range e.Chunks {
+			copy(e.Chunks[i][:], b[n:])
+			n += 32
+		}
+	default:
+		return bad("unknown entry kind")
+	}
+	return e, n, nil
+}

@@ -1,0 +1,146 @@
+package format
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"testing"
+
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/index"
+)
+
+// shardIDs returns n distinct IDs of one shard (first 12 bits 0xabc).
+func shardIDs(n int) []digest.Digest {
+	ids := make([]digest.Digest, n)
+	for i := range ids {
+		d := digest.Of(binary.LittleEndian.AppendUint32(nil, uint32(i)))
+		d[0], d[1] = 0xab, 0xc0|d[1]&0x0f
+		ids[i] = d
+	}
+	return ids
+}
+
+func testEntries(n int) []RunEntry {
+	seg := digest.Of([]byte("segment"))
+	pack := digest.Of([]byte("pack"))
+	var es []RunEntry
+	for i, id := range shardIDs(n) {
+		if i%5 == 4 {
+			es = append(es, RunEntry{ID: id, Kind: RunFile, Segment: seg, Chunks: shardIDs(2 + i%3)})
+			continue
+		}
+		typ := uint8(i % 2)
+		es = append(es, RunEntry{ID: id, Kind: typ, Segment: seg,
+			Blob: index.Blob{ID: id, Type: typ, Pack: pack, Codec: uint8(i % 2), Offset: uint64(8 + 100*i), Length: uint32(10 + i), RawLen: uint32(20 + i)}})
+	}
+	return es
+}
+
+func TestRunRoundTrip(t *testing.T) {
+	es := testEntries(500)
+	// Given twice and shuffled, written once and sorted.
+	in := append(append([]RunEntry(nil), es[250:]...), es...)
+	data, err := EncodeRun(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeRun(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(es) {
+		t.Fatalf("decoded %d entries, want %d", len(got), len(es))
+	}
+	byID := map[digest.Digest]RunEntry{}
+	for _, e := range es {
+		byID[e.ID] = e
+	}
+	for i, e := range got {
+		if i > 0 && compareEntries(got[i-1], e) >= 0 {
+			t.Fatalf("entry %d out of order", i)
+		}
+		if !entryEqual(e, byID[e.ID]) {
+			t.Fatalf("entry %s: got %+v, want %+v", e.ID.Short(), e, byID[e.ID])
+		}
+	}
+	// Every entry is found through the footer and its bucket alone.
+	f, err := DecodeRunFooter(data[len(data)-RunFooterLen:], int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Count != len(es) {
+		t.Fatalf("footer counts %d, want %d", f.Count, len(es))
+	}
+	for _, e := range es {
+		off, end := f.Bucket(e.ID)
+		bs, err := DecodeRunBucketRange(data[off:end], RunBucket(e.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, b := range bs {
+			if b.ID == e.ID && entryEqual(b, e) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("entry %s found %d times in its bucket", e.ID.Short(), n)
+		}
+	}
+}
+
+func TestRunRejects(t *testing.T) {
+	es := testEntries(20)
+	other := es[0]
+	other.ID[0] ^= 0xff
+	other.Blob.ID = other.ID
+	if _, err := EncodeRun(append(es, other)); err == nil {
+		t.Fatal("EncodeRun accepted entries of two shards")
+	}
+	if _, err := EncodeRun(nil); err == nil {
+		t.Fatal("EncodeRun accepted no entries")
+	}
+	bad := es[1]
+	bad.Blob.ID[5] ^= 1
+	if _, err := EncodeRun([]RunEntry{bad}); err == nil {
+		t.Fatal("EncodeRun accepted a blob entry whose blob has another ID")
+	}
+	data, err := EncodeRun(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]func([]byte) []byte{
+		"cut short":    func(b []byte) []byte { return b[:len(b)-1] },
+		"no magic":     func(b []byte) []byte { b[0] = 'X'; return b },
+		"no end magic": func(b []byte) []byte { b[len(b)-1] = 'X'; return b },
+		"bad kind":     func(b []byte) []byte { b[8+32] = 7; return b },
+		"bad count":    func(b []byte) []byte { b[len(b)-9]++; return b },
+		"bad fan-out":  func(b []byte) []byte { b[len(b)-RunFooterLen+4*3]++; return b },
+		"wrong bucket": func(b []byte) []byte { b[8+2] ^= 0xf0; return b },
+		"wrong shard":  func(b []byte) []byte { b[8] ^= 0x01; return b },
+	}
+	for name, mutate := range cases {
+		if _, err := DecodeRun(mutate(bytes.Clone(data))); !errors.Is(err, ErrBadRun) {
+			t.Errorf("%s: got %v, want ErrBadRun", name, err)
+		}
+	}
+}
+
+func FuzzDecodeRun(f *testing.F) {
+	data, _ := EncodeRun(testEntries(12))
+	f.Add(data)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		es, err := DecodeRun(b)
+		if err != nil {
+			return
+		}
+		again, err := EncodeRun(es)
+		if err != nil {
+			t.Fatalf("a decoded run does not encode: %v", err)
+		}
+		if !bytes.Equal(again, b) && len(again) > len(b) {
+			t.Fatalf("re-encoding grew a run from %d to %d bytes", len(b), len(again))
+		}
+	})
+}

@@ -1,0 +1,161 @@
+package lookup
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/cas-ml/cas/cas/format"
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/index"
+	"github.com/cas-ml/cas/remote"
+)
+
+// entries returns n blob entries of "push" p, with IDs all over the shards.
+func entries(p, n int) []format.RunEntry {
+	seg := digest.Of([]byte(fmt.Sprint("segment", p)))
+	pack := digest.Of([]byte(fmt.Sprint("pack", p)))
+	es := make([]format.RunEntry, n)
+	for i := range es {
+		id := digest.Of(binary.LittleEndian.AppendUint64(nil, uint64(p)<<32|uint64(i)))
+		es[i] = format.RunEntry{ID: id, Kind: format.RunData, Segment: seg,
+			Blob: index.Blob{ID: id, Pack: pack, Offset: uint64(8 + 64*i), Length: 64, RawLen: 64}}
+	}
+	return es
+}
+
+func runsIn(t *testing.T, be remote.Backend) map[string]int {
+	t.Helper()
+	n := map[string]int{}
+	err := be.List(context.Background(), format.LookupPrefix, func(oi remote.ObjectInfo) error {
+		if parts := strings.Split(oi.Key, "/"); len(parts) == 3 {
+			n[parts[1]]++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// checkAll looks every entry up through a fresh Reader.
+func checkAll(t *testing.T, be remote.Backend, want []format.RunEntry) {
+	t.Helper()
+	ids := make([]digest.Digest, len(want))
+	for i, e := range want {
+		ids[i] = e.ID
+	}
+	got, err := NewReader(be, 8).Lookup(context.Background(), ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range want {
+		es := got[e.ID]
+		if len(es) == 0 || es[0].Blob != e.Blob || es[0].Segment != e.Segment {
+			t.Fatalf("entry %s: got %+v, want %+v", e.ID.Short(), es, e)
+		}
+	}
+}
+
+func TestWriteLookupCompact(t *testing.T) {
+	ctx := context.Background()
+	be := remote.NewMem()
+	var all []format.RunEntry
+	for p := range 12 {
+		es := entries(p, 300)
+		all = append(all, es...)
+		if _, _, err := Write(ctx, be, es, 4); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkAll(t, be, all)
+	// Absent IDs come back absent.
+	miss := digest.Of([]byte("absent"))
+	got, err := NewReader(be, 4).Lookup(ctx, []digest.Digest{miss})
+	if err != nil || len(got) != 0 {
+		t.Fatalf("lookup of an absent ID: %v, %v", got, err)
+	}
+	var shards []string
+	for s := range runsIn(t, be) {
+		shards = append(shards, s)
+	}
+	w, err := Compact(ctx, be, shards, 4, Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Deleted == 0 {
+		t.Fatal("compaction deleted no run")
+	}
+	for s, n := range runsIn(t, be) {
+		if n > 2 {
+			t.Fatalf("shard %s has %d runs after compaction", s, n)
+		}
+	}
+	checkAll(t, be, all)
+}
+
+// Compactions and writers at once lose no entry: each merged run is
+// written before the runs it replaces are deleted.
+func TestConcurrentCompactionLosesNothing(t *testing.T) {
+	ctx := context.Background()
+	be := remote.NewMem()
+	var mu sync.Mutex
+	var all []format.RunEntry
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for p := range 10 {
+				es := entries(100*w+p, 200)
+				shards, _, err := Write(ctx, be, es, 2)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				all = append(all, es...)
+				mu.Unlock()
+				if _, err := Compact(ctx, be, shards, 2, Policy{}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	checkAll(t, be, all)
+}
+
+// A lookup of one ID costs a listing of its shard and one or two reads
+// per run, whatever else the index holds.
+func TestLookupRequests(t *testing.T) {
+	ctx := context.Background()
+	for _, pushes := range []int{10, 200} {
+		mem := remote.NewMem()
+		var last []format.RunEntry
+		for p := range pushes {
+			last = entries(p, 50)
+			shards, _, err := Write(ctx, mem, last, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Compact(ctx, mem, shards, 4, Policy{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f := remote.NewFault(mem)
+		got, err := NewReader(f, 4).Lookup(ctx, []digest.Digest{last[7].ID})
+		if err != nil || len(got) != 1 {
+			t.Fatalf("lookup: %v %v", got, err)
+		}
+		runs := runsIn(t, mem)[format.LookupShard(last[7].ID)]
+		reqs := f.Lists.Load() + f.Gets.Load()
+		t.Logf("%d pushes: %d runs in the shard, %d requests", pushes, runs, reqs)
+		if reqs > 1+2*int64(runs) || runs > 2 {
+			t.Fatalf("%d pushes: %d requests for %d runs", pushes, reqs, runs)
+		}
+	}
+}

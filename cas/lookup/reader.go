@@ -1,0 +1,211 @@
+package lookup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/cas-ml/cas/cas/format"
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/internal/par"
+	"github.com/cas-ml/cas/remote"
+)
+
+// wholeRun is the size up to which a run is read whole rather than by
+// its fan-out table and buckets: one request instead of two.
+const wholeRun = 32 << 10
+
+// Reader looks IDs up in a remote's lookup index. It keeps what it read
+// of each shard (the listing, fan-out tables, small runs whole) for its
+// lifetime, and lists a shard again when a run it listed is gone (merged
+// by a compaction meanwhile).
+type Reader struct {
+	be   remote.Backend
+	conc int
+
+	mu     sync.Mutex
+	shards map[string]*shardCache
+}
+
+type shardCache struct {
+	runs    []run
+	footers map[string]*format.RunFooter
+	whole   map[string][]format.RunEntry
+}
+
+// NewReader returns a Reader of be's lookup index making up to conc
+// requests at once.
+func NewReader(be remote.Backend, conc int) *Reader {
+	return &Reader{be: be, conc: max(conc, 1), shards: map[string]*shardCache{}}
+}
+
+// Lookup returns the entries found for each of ids (those with none are
+// absent from the map). An ID may have several entries: a blob stored
+// twice, or a file listed by two segments.
+func (r *Reader) Lookup(ctx context.Context, ids []digest.Digest) (map[digest.Digest][]format.RunEntry, error) {
+	byShard := map[string][]digest.Digest{}
+	for _, id := range ids {
+		s := format.LookupShard(id)
+		if !slices.Contains(byShard[s], id) {
+			byShard[s] = append(byShard[s], id)
+		}
+	}
+	shards := make([]string, 0, len(byShard))
+	for s := range byShard {
+		shards = append(shards, s)
+	}
+	slices.Sort(shards)
+	out := map[digest.Digest][]format.RunEntry{}
+	var mu sync.Mutex
+	err := par.ForEach(ctx, shards, r.conc, func(ctx context.Context, s string) error {
+		found, err := r.lookupShard(ctx, s, byShard[s])
+		if errors.Is(err, remote.ErrNotFound) {
+			r.forget(s) // compacted meanwhile: list it again
+			found, err = r.lookupShard(ctx, s, byShard[s])
+		}
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range found {
+			out[e.ID] = append(out[e.ID], e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (r *Reader) forget(shard string) {
+	r.mu.Lock()
+	delete(r.shards, shard)
+	r.mu.Unlock()
+}
+
+// shard returns what is known of shard, listing it the first time.
+func (r *Reader) shard(ctx context.Context, shard string) (*shardCache, error) {
+	r.mu.Lock()
+	sc := r.shards[shard]
+	r.mu.Unlock()
+	if sc != nil {
+		return sc, nil
+	}
+	runs, err := listShard(ctx, r.be, shard)
+	if err != nil {
+		return nil, err
+	}
+	sc = &shardCache{runs: runs, footers: map[string]*format.RunFooter{}, whole: map[string][]format.RunEntry{}}
+	r.mu.Lock()
+	r.shards[shard] = sc
+	r.mu.Unlock()
+	return sc, nil
+}
+
+// lookupShard looks ids (all of shard) up in every run of the shard.
+func (r *Reader) lookupShard(ctx context.Context, shard string, ids []digest.Digest) ([]format.RunEntry, error) {
+	sc, err := r.shard(ctx, shard)
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	var found []format.RunEntry
+	err = par.ForEach(ctx, sc.runs, r.conc, func(ctx context.Context, rn run) error {
+		es, err := r.lookupRun(ctx, sc, rn, ids)
+		mu.Lock()
+		found = append(found, es...)
+		mu.Unlock()
+		return err
+	})
+	return found, err
+}
+
+// lookupRun returns the entries of run rn for ids.
+func (r *Reader) lookupRun(ctx context.Context, sc *shardCache, rn run, ids []digest.Digest) ([]format.RunEntry, error) {
+	if rn.size <= wholeRun {
+		r.mu.Lock()
+		es, ok := sc.whole[rn.key]
+		r.mu.Unlock()
+		if !ok {
+			data, err := remote.ReadAll(ctx, r.be, rn.key)
+			if err != nil {
+				return nil, fmt.Errorf("read lookup run %s: %w", rn.key, err)
+			}
+			if es, err = decodeNamed(rn.key, data); err != nil {
+				return nil, err
+			}
+			r.mu.Lock()
+			sc.whole[rn.key] = es
+			r.mu.Unlock()
+		}
+		return matching(es, ids), nil
+	}
+	f, err := r.footer(ctx, sc, rn)
+	if err != nil {
+		return nil, err
+	}
+	var found []format.RunEntry
+	done := map[int64]bool{}
+	for _, id := range ids {
+		off, end := f.Bucket(id)
+		if off == end || done[off] {
+			continue
+		}
+		done[off] = true
+		b, err := readRange(ctx, r.be, rn.key, off, end-off)
+		if err != nil {
+			return nil, fmt.Errorf("read lookup run %s: %w", rn.key, err)
+		}
+		es, err := format.DecodeRunBucketRange(b, format.RunBucket(id))
+		if err != nil {
+			return nil, fmt.Errorf("lookup run %s: %w", rn.key, err)
+		}
+		found = append(found, matching(es, ids)...)
+	}
+	return found, nil
+}
+
+// footer returns the fan-out table of run rn, reading it the first time.
+func (r *Reader) footer(ctx context.Context, sc *shardCache, rn run) (*format.RunFooter, error) {
+	r.mu.Lock()
+	f := sc.footers[rn.key]
+	r.mu.Unlock()
+	if f != nil {
+		return f, nil
+	}
+	tail, err := readRange(ctx, r.be, rn.key, rn.size-int64(format.RunFooterLen), int64(format.RunFooterLen))
+	if err != nil {
+		return nil, fmt.Errorf("read lookup run %s: %w", rn.key, err)
+	}
+	if f, err = format.DecodeRunFooter(tail, rn.size); err != nil {
+		return nil, fmt.Errorf("lookup run %s: %w", rn.key, err)
+	}
+	r.mu.Lock()
+	sc.footers[rn.key] = f
+	r.mu.Unlock()
+	return f, nil
+}
+
+// matching returns the entries of es (sorted by ID) whose ID is one of ids.
+func matching(es []format.RunEntry, ids []digest.Digest) []format.RunEntry {
+	var out []format.RunEntry
+	for _, id := range ids {
+		i, _ := slices.BinarySearchFunc(es, id, func(e format.RunEntry, id digest.Digest) int {
+			return compareID(e.ID, id)
+		})
+		for ; i < len(es) && es[i].ID == id; i++ {
+			out = append(out, es[i])
+		}
+	}
+	return out
+}
+
+func compareID(a, b digest.Digest) int {
+	for i := range a {
+		if a[i] != b[i] {
+			return int(a[i]) - int(b[i])
+		}
+	}
+	return 0
+}
