@@ -168,6 +168,17 @@ func (r *Repo) readBlob(ctx context.Context, b index.Blob, dst []byte) ([]byte, 
 	if err == nil || ctx.Err() != nil {
 		return raw, err
 	}
+	if isNotFound(err) {
+		// A location the remote's lookup index gave may name a pack a gc
+		// has deleted since: its segments, the truth, say where else.
+		if did, serr := r.syncLazy(ctx); serr != nil {
+			return nil, errors.Join(err, serr)
+		} else if did {
+			if nb, ok, lerr := r.Index.Blob(b.ID); lerr == nil && ok && nb != b {
+				return r.readBlob(ctx, nb, dst)
+			}
+		}
+	}
 	r.noteDamage(err)
 	for _, alt := range r.alternatives(b.ID) {
 		if raw, aerr := r.readBlobAt(ctx, alt, nil); aerr == nil {
@@ -228,7 +239,7 @@ func decodeBlob(b index.Blob, stored, dst []byte) ([]byte, error) {
 
 // ReadBlob returns the raw bytes of a blob by ID.
 func (r *Repo) ReadBlob(ctx context.Context, id digest.Digest) ([]byte, error) {
-	b, ok, err := r.Index.Blob(id)
+	b, ok, err := r.locate(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -238,12 +249,23 @@ func (r *Repo) ReadBlob(ctx context.Context, id digest.Digest) ([]byte, error) {
 	return r.readBlob(ctx, b, nil)
 }
 
-// fileChunks returns the chunk IDs of a stored file.
-func (r *Repo) fileChunks(file digest.Digest, size int64) ([]digest.Digest, error) {
+// fileChunks returns the chunk IDs of a stored file, asking the remote's
+// lookup index (lazy mode) about a file the index lacks.
+func (r *Repo) fileChunks(ctx context.Context, file digest.Digest, size int64) ([]digest.Digest, error) {
+	return r.fileChunksFrom(file, size, func() ([]digest.Digest, bool, error) { return r.chunksOf(ctx, file) })
+}
+
+// indexFileChunks is fileChunks from the local index alone: what a push
+// relies on.
+func (r *Repo) indexFileChunks(file digest.Digest, size int64) ([]digest.Digest, error) {
+	return r.fileChunksFrom(file, size, func() ([]digest.Digest, bool, error) { return r.Index.FileChunks(file) })
+}
+
+func (r *Repo) fileChunksFrom(file digest.Digest, size int64, get func() ([]digest.Digest, bool, error)) ([]digest.Digest, error) {
 	if size == 0 {
 		return nil, nil
 	}
-	chunks, ok, err := r.Index.FileChunks(file)
+	chunks, ok, err := get()
 	if err != nil {
 		return nil, err
 	}

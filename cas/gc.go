@@ -215,7 +215,7 @@ func (m *gcMarks) markFrom(ctx context.Context, roots []Object) error {
 func (m *gcMarks) mark(ctx context.Context, d digest.Digest, kind Kind, size int64, seenTree map[digest.Digest]bool) error {
 	view := m.view
 	if kind != KindDir {
-		chunks, err := view.fileChunks(d, size)
+		chunks, err := view.fileChunks(ctx, d, size)
 		if err != nil {
 			return err
 		}

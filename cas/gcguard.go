@@ -145,7 +145,7 @@ func (r *Repo) restorePacks(ctx context.Context, be remote.Backend, need map[dig
 			return fmt.Errorf("%w (pack %s, which the local store lacks too)", errCollected, id.Short())
 		}
 	}
-	if _, err := r.Upload(ctx, be, nil); err != nil {
+	if _, err := r.uploadAll(ctx, be, nil); err != nil {
 		return fmt.Errorf("upload again what a gc on %s deleted: %w", be.Location(), err)
 	}
 	return nil

@@ -193,7 +193,15 @@ func (r *Repo) pin(ctx context.Context, be remote.Backend, name string, obj Obje
 			return nil, fmt.Errorf("pin %s: upload to %s: %w", name, be.Location(), err)
 		}
 	}
-	if err := r.checkPacks(ctx, be, c.packs); err != nil {
+	err := r.checkPacks(ctx, be, c.packs)
+	if errors.Is(err, ErrIncomplete) && be != r.Backend {
+		// be lost packs it was given (a gc on it): compare it whole.
+		if _, err := r.uploadAll(ctx, be, opts.Progress); err != nil {
+			return nil, fmt.Errorf("pin %s: upload to %s: %w", name, be.Location(), err)
+		}
+		err = r.checkPacks(ctx, be, c.packs)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("pin %s: %w", name, err)
 	}
 	if err := r.guardGC(ctx, be, func() (map[digest.Digest]bool, error) { return c.packs, nil }); err != nil {
@@ -220,7 +228,7 @@ func (r *Repo) pin(ctx context.Context, be remote.Backend, name string, obj Obje
 	b, _ := json.MarshalIndent(p, "", "  ")
 	b = append(b, '\n')
 	key := PinPrefix + name
-	err := be.Put(ctx, key, bytes.NewReader(b), int64(len(b)), remote.PutOptions{IfNoneMatch: true})
+	err = be.Put(ctx, key, bytes.NewReader(b), int64(len(b)), remote.PutOptions{IfNoneMatch: true})
 	if errors.Is(err, remote.ErrExists) {
 		// Someone pinned the name meanwhile.
 		old, gerr := r.GetPin(ctx, be, name)

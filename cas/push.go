@@ -335,7 +335,7 @@ func (s *pushStore) HasFile(ctx context.Context, d digest.Digest, size int64) (b
 // storeFileChunks is fileChunks as the store's own segments say it: a
 // chunk list only a remote's segment gave is not the store's.
 func (s *pushStore) storeFileChunks(d digest.Digest, size int64) ([]digest.Digest, error) {
-	chunks, err := s.r.fileChunks(d, size)
+	chunks, err := s.r.indexFileChunks(d, size)
 	if err != nil || len(chunks) == 1 && chunks[0] == d {
 		return chunks, err
 	}

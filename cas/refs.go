@@ -305,7 +305,7 @@ func (r *Repo) resolvePin(ctx context.Context, name string) (*Object, error) {
 
 // objectOf describes a stored digest: a tree, or a file.
 func (r *Repo) objectOf(ctx context.Context, d digest.Digest, name string) (*Object, error) {
-	if b, ok, err := r.Index.Blob(d); err != nil {
+	if b, ok, err := r.locate(ctx, d); err != nil {
 		return nil, err
 	} else if ok && b.Type == index.TypeTree {
 		t, err := r.ReadTree(ctx, d)
@@ -316,14 +316,17 @@ func (r *Repo) objectOf(ctx context.Context, d digest.Digest, name string) (*Obj
 	} else if ok {
 		return &Object{Digest: d, Kind: KindFile, Size: int64(b.RawLen), Name: name}, nil
 	}
-	chunks, ok, err := r.Index.FileChunks(d)
+	chunks, ok, err := r.chunksOf(ctx, d)
 	if err != nil {
 		return nil, err
 	}
 	if ok {
 		var size int64
+		if err := r.lookUpMissing(ctx, chunks); err != nil {
+			return nil, err
+		}
 		for _, c := range chunks {
-			b, ok, err := r.Index.Blob(c)
+			b, ok, err := r.locate(ctx, c)
 			if err != nil {
 				return nil, err
 			}
@@ -385,7 +388,7 @@ func (r *Repo) expandPrefix(ctx context.Context, prefix string) (digest.Digest, 
 
 // ReadTree reads and parses a stored tree.
 func (r *Repo) ReadTree(ctx context.Context, d digest.Digest) (*Tree, error) {
-	b, ok, err := r.Index.Blob(d)
+	b, ok, err := r.locate(ctx, d)
 	if err != nil {
 		return nil, err
 	}

@@ -37,13 +37,26 @@ func (r *Repo) AddRemote(c remote.Config) error {
 	return remote.AddConfig(r.RemotesFile(), c)
 }
 
-// UseRemote makes be the store's remote: its index segments are loaded
-// into the local index, and packs the local store lacks are read from it
-// with ranged GETs, so a restore needs no local copy of the data.
+// UseRemote makes be the store's remote: packs the local store lacks are
+// read from it with ranged GETs, so a restore needs no local copy of the
+// data. Where be keeps a lookup index (docs/FORMAT.md §7a), reads look up
+// the IDs the local index lacks, a few small requests each, whatever be's
+// history; otherwise be's index segments are all loaded now.
 func (r *Repo) UseRemote(ctx context.Context, be remote.Backend) error {
 	r.remote = be
 	r.packs.fallback = be
-	return r.syncIndexFrom(ctx, be)
+	lazy, err := hasLookupIndex(ctx, be)
+	if err != nil {
+		return err
+	}
+	if !lazy {
+		return r.syncIndexFrom(ctx, be)
+	}
+	r.lazy = newLazyRemote(be, r.transfers())
+	if err := r.forgetCollected(ctx, be); err != nil {
+		return fmt.Errorf("read gc records on %s: %w", be.Location(), err)
+	}
+	return nil
 }
 
 // HasRemote reports whether UseRemote gave the store a remote to read
@@ -58,10 +71,10 @@ type TransferStats struct {
 	Seconds float64 `json:"seconds"`
 }
 
-// Upload copies to dst every pack, then every index segment, that dst
-// lacks, so that nothing on dst ever names an object not yet there; refs
-// go last (SetRefOn). Several uploads run at once.
-func (r *Repo) Upload(ctx context.Context, dst remote.Backend, prog *Progress) (*TransferStats, error) {
+// uploadAll copies to dst every pack, then every index segment, that dst
+// lacks, listing both: what Upload falls back to when dst lost what it
+// was given (a gc on dst deleted packs the store had uploaded).
+func (r *Repo) uploadAll(ctx context.Context, dst remote.Backend, prog *Progress) (*TransferStats, error) {
 	start := r.Now()
 	st := &TransferStats{}
 	for _, prefix := range []string{format.PackPrefix, format.SegmentPrefix} {
@@ -83,7 +96,15 @@ func (r *Repo) Publish(ctx context.Context, be remote.Backend, ref string, obj O
 		return nil, fmt.Errorf("upload to %s: %w", be.Location(), err)
 	}
 	if ref != "" {
-		if _, err := r.SetRefOn(ctx, be, ref, obj); err != nil {
+		_, err := r.SetRefOn(ctx, be, ref, obj)
+		if errors.Is(err, ErrIncomplete) {
+			// be lost packs it was given (a gc on it): compare it whole.
+			if _, err := r.uploadAll(ctx, be, prog); err != nil {
+				return nil, fmt.Errorf("upload to %s: %w", be.Location(), err)
+			}
+			_, err = r.SetRefOn(ctx, be, ref, obj)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("set ref %s on %s: %w", ref, be.Location(), err)
 		}
 	}
@@ -266,7 +287,7 @@ func (r *Repo) closureFiles(ctx context.Context, obj *Object, files map[digest.D
 		if kind == KindDir {
 			return nil
 		}
-		chunks, err := r.fileChunks(d, size)
+		chunks, err := r.fileChunks(ctx, d, size)
 		if err != nil || len(chunks) == 0 || len(chunks) == 1 && chunks[0] == d {
 			return err
 		}
@@ -290,7 +311,7 @@ func (r *Repo) closurePacks(ctx context.Context, obj *Object, packs map[digest.D
 // chunk) obj needs.
 func (r *Repo) closureBlobs(ctx context.Context, obj *Object, fn func(index.Blob)) error {
 	addBlob := func(id digest.Digest) error {
-		b, ok, err := r.Index.Blob(id)
+		b, ok, err := r.locate(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -304,7 +325,7 @@ func (r *Repo) closureBlobs(ctx context.Context, obj *Object, fn func(index.Blob
 		if kind == KindDir {
 			return addBlob(d)
 		}
-		chunks, err := r.fileChunks(d, size)
+		chunks, err := r.fileChunks(ctx, d, size)
 		if err != nil {
 			return err
 		}

@@ -79,6 +79,7 @@ type Repo struct {
 	// or, in a verify's view of the store, the store's own index.
 	damageTo index.Index
 	remote   remote.Backend // set by UseRemote
+	lazy     *lazyRemote    // set by UseRemote for a remote with a lookup index
 }
 
 // Find returns the .cas directory of start or its nearest ancestor.

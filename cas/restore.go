@@ -480,7 +480,7 @@ func (r *Repo) readWhole(ctx context.Context, d digest.Digest, size int64) ([]by
 // its ID, hands them to fn (a chunk is valid only during the call), and
 // then checks the file's length and digest.
 func (r *Repo) streamFile(ctx context.Context, d digest.Digest, size int64, fn func([]byte) error) error {
-	chunks, err := r.fileChunks(d, size)
+	chunks, err := r.fileChunks(ctx, d, size)
 	if err != nil {
 		return err
 	}
@@ -553,7 +553,7 @@ func (rs *restorer) writeFile(ctx context.Context, j fileJob) error {
 // parallel and written at their offsets; the whole file's digest is computed
 // in order as they complete.
 func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, size int64, sem *semaphore.Weighted, prog *Progress) error {
-	blobs, offsets, err := r.fileBlobs(d, size)
+	blobs, offsets, err := r.fileBlobs(ctx, d, size)
 	if err != nil {
 		return err
 	}
@@ -583,16 +583,19 @@ func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, si
 
 // fileBlobs looks up where each chunk of a stored file lies and the offset
 // in the file where each begins, checking that they add up to size.
-func (r *Repo) fileBlobs(d digest.Digest, size int64) (blobs []index.Blob, offsets []int64, err error) {
-	chunks, err := r.fileChunks(d, size)
+func (r *Repo) fileBlobs(ctx context.Context, d digest.Digest, size int64) (blobs []index.Blob, offsets []int64, err error) {
+	chunks, err := r.fileChunks(ctx, d, size)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := r.lookUpMissing(ctx, chunks); err != nil {
 		return nil, nil, err
 	}
 	blobs = make([]index.Blob, len(chunks))
 	offsets = make([]int64, len(chunks))
 	var off int64
 	for i, c := range chunks {
-		b, ok, err := r.Index.Blob(c)
+		b, ok, err := r.locate(ctx, c)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -767,7 +770,7 @@ func (r *Repo) fetchEach(ctx context.Context, blobs []index.Blob, bufs [][]byte)
 }
 
 func (r *Repo) fetchChunk(ctx context.Context, id digest.Digest) ([]byte, error) {
-	b, ok, err := r.Index.Blob(id)
+	b, ok, err := r.locate(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -842,7 +845,7 @@ func (r *Repo) WriteFile(ctx context.Context, obj *Object, w io.Writer) error {
 const spoolInMemory = 64 << 20
 
 func (r *Repo) writeFile(ctx context.Context, obj *Object, w io.Writer) error {
-	chunks, err := r.fileChunks(obj.Digest, obj.Size)
+	chunks, err := r.fileChunks(ctx, obj.Digest, obj.Size)
 	if err != nil {
 		return err
 	}
@@ -850,7 +853,7 @@ func (r *Repo) writeFile(ctx context.Context, obj *Object, w io.Writer) error {
 		// Streaming checks the chunk before writing it, and its ID is the
 		// file digest; only a size that is not the chunk's could still
 		// fail after bytes went out.
-		if b, ok, err := r.Index.Blob(obj.Digest); err != nil {
+		if b, ok, err := r.locate(ctx, obj.Digest); err != nil {
 			return err
 		} else if !ok {
 			return fmt.Errorf("chunk %s: %w", obj.Digest.Short(), ErrNotFound)

@@ -22,7 +22,7 @@ AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), the shared credentials file and
 AWS_PROFILE; they are never written to the store.`,
 		Example: "  cas remote add origin s3://ml-artifacts/team-a --endpoint https://minio.example.com:9000\n  cas remote list",
 	}
-	cmd.AddCommand(newCmdRemoteAdd(f), newCmdRemoteList(f), newCmdRemoteRemove(f))
+	cmd.AddCommand(newCmdRemoteAdd(f), newCmdRemoteList(f), newCmdRemoteRemove(f), newCmdRemoteUpgrade(f))
 	return cmd
 }
 

@@ -1,0 +1,207 @@
+package cas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cas-ml/cas/cas/format"
+	lookupidx "github.com/cas-ml/cas/cas/lookup"
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/index"
+	"github.com/cas-ml/cas/remote"
+)
+
+// lazyRemote is how a store reads a remote whose lookup index covers its
+// segments (format.LookupFormatKey): instead of loading every segment
+// when the remote is attached, reads look the IDs they miss up, and what
+// they learn goes into the index marked as the remote's (as a loaded
+// segment's content would): reads use it, a push never counts it stored.
+type lazyRemote struct {
+	be     remote.Backend
+	reader *lookupidx.Reader
+
+	mu      sync.Mutex
+	missing map[digest.Digest]bool // looked up and not found
+	hits    map[digest.Digest]int  // lookups answered, by segment
+	loaded  map[digest.Digest]bool // segments loaded whole
+	synced  bool                   // every segment loaded: the lookup index is out of the way
+}
+
+func newLazyRemote(be remote.Backend, conc int) *lazyRemote {
+	return &lazyRemote{be: be, reader: lookupidx.NewReader(be, conc),
+		missing: map[digest.Digest]bool{}, hits: map[digest.Digest]int{}, loaded: map[digest.Digest]bool{}}
+}
+
+// segmentAfter is how many lookups one segment answers before it is
+// loaded whole: a restore of many files pushed together then costs one
+// segment, not one lookup per file, while one file costs no segment.
+const segmentAfter = 4
+
+// hasLookupIndex reports whether be keeps a lookup index covering its
+// segments.
+func hasLookupIndex(ctx context.Context, be remote.Backend) (bool, error) {
+	_, err := be.Stat(ctx, format.LookupFormatKey)
+	if err == nil {
+		return true, nil
+	}
+	if isNotFound(err) {
+		return false, nil
+	}
+	return false, fmt.Errorf("check %s on %s: %w", format.LookupFormatKey, be.Location(), err)
+}
+
+func isNotFound(err error) bool { return err != nil && errors.Is(err, remote.ErrNotFound) }
+
+// locate returns where blob id is; on a read path, an ID the index lacks
+// is looked up on the remote (lazy mode).
+func (r *Repo) locate(ctx context.Context, id digest.Digest) (index.Blob, bool, error) {
+	b, ok, err := r.Index.Blob(id)
+	if err != nil || ok || r.lazy == nil {
+		return b, ok, err
+	}
+	if err := r.need(ctx, id); err != nil {
+		return index.Blob{}, false, err
+	}
+	return r.Index.Blob(id)
+}
+
+// chunksOf returns the chunk list of a multi-chunk file (ok false for a
+// file of one chunk), looking it up on the remote like locate.
+func (r *Repo) chunksOf(ctx context.Context, file digest.Digest) ([]digest.Digest, bool, error) {
+	chunks, ok, err := r.Index.FileChunks(file)
+	if err != nil || ok || r.lazy == nil {
+		return chunks, ok, err
+	}
+	if _, known, err := r.Index.Blob(file); err != nil || known {
+		return nil, false, err // one chunk, known
+	}
+	if err := r.need(ctx, file); err != nil {
+		return nil, false, err
+	}
+	return r.Index.FileChunks(file)
+}
+
+// need makes the index know id, as a blob or a file, if the lazy remote
+// does: it looks id up and, when the lookup index has nothing, loads every
+// segment of the remote (once), for the lookup index may lack what an
+// older cas uploaded.
+func (r *Repo) need(ctx context.Context, id digest.Digest) error {
+	if err := r.lookUp(ctx, id); err != nil {
+		return err
+	}
+	if known, err := r.knows(id); err != nil || known {
+		return err
+	}
+	_, err := r.syncLazy(ctx)
+	return err
+}
+
+// knows reports whether the index knows id as a blob or a file.
+func (r *Repo) knows(id digest.Digest) (bool, error) {
+	if _, ok, err := r.Index.Blob(id); err != nil || ok {
+		return ok, err
+	}
+	_, ok, err := r.Index.FileChunks(id)
+	return ok, err
+}
+
+// lookUp asks the remote's lookup index about ids and records what it
+// answers; a segment that answered segmentAfter lookups is loaded whole.
+func (r *Repo) lookUp(ctx context.Context, ids ...digest.Digest) error {
+	lz := r.lazy
+	lz.mu.Lock()
+	todo := ids[:0:0]
+	for _, id := range ids {
+		if !lz.missing[id] {
+			todo = append(todo, id)
+		}
+	}
+	synced := lz.synced
+	lz.mu.Unlock()
+	if len(todo) == 0 || synced {
+		return nil
+	}
+	found, err := lz.reader.Lookup(ctx, todo)
+	if err != nil {
+		return fmt.Errorf("look up on %s: %w", lz.be.Location(), err)
+	}
+	seg := &format.Segment{Files: map[digest.Digest][]digest.Digest{}}
+	var load []digest.Digest
+	segs := map[digest.Digest]bool{}
+	lz.mu.Lock()
+	for _, id := range todo {
+		es := found[id]
+		if len(es) == 0 {
+			lz.missing[id] = true
+		}
+		for _, e := range es {
+			if e.Kind == format.RunFile {
+				seg.Files[e.ID] = e.Chunks
+			} else {
+				seg.Blobs = append(seg.Blobs, e.Blob)
+			}
+		}
+		if len(es) > 0 {
+			segs[es[0].Segment] = true
+		}
+	}
+	// A segment counts once per lookup: the chunks of one big file are
+	// one question, the files of a tree many.
+	for s := range segs {
+		lz.hits[s]++
+		if lz.hits[s] == segmentAfter && !lz.loaded[s] {
+			lz.loaded[s] = true
+			load = append(load, s)
+		}
+	}
+	lz.mu.Unlock()
+	if err := indexSegmentFrom(r.Index, seg, false); err != nil {
+		return err
+	}
+	for _, s := range load {
+		if err := r.loadSegmentFrom(ctx, lz.be, format.SegmentKey(s)); err != nil && !isNotFound(err) {
+			r.warn(fmt.Errorf("load index segment %s: %w", s.Short(), err))
+		}
+	}
+	return nil
+}
+
+// syncLazy loads every segment of the lazy remote: what a read does when
+// the lookup index led it astray (an entry naming a pack a gc deleted).
+// It reports whether it did anything.
+func (r *Repo) syncLazy(ctx context.Context) (bool, error) {
+	lz := r.lazy
+	if lz == nil {
+		return false, nil
+	}
+	lz.mu.Lock()
+	done := lz.synced
+	lz.synced = true
+	lz.mu.Unlock()
+	if done {
+		return false, nil
+	}
+	return true, r.syncSegments(ctx, lz.be, false, false)
+}
+
+// lookUpMissing looks up, in one batch, those of ids the index lacks (lazy
+// mode only): the chunks of one file cost one round of requests.
+func (r *Repo) lookUpMissing(ctx context.Context, ids []digest.Digest) error {
+	if r.lazy == nil || len(ids) < 2 {
+		return nil
+	}
+	var todo []digest.Digest
+	for _, id := range ids {
+		if _, ok, err := r.Index.Blob(id); err != nil {
+			return err
+		} else if !ok {
+			todo = append(todo, id)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	return r.lookUp(ctx, todo...)
+}

@@ -1,0 +1,413 @@
+package cas
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/cas-ml/cas/cas/format"
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/remote"
+)
+
+// requestCounter counts requests by method and by the first element of
+// the key (packs, index, lookup, refs…), and bytes read under each.
+type requestCounter struct {
+	remote.Backend
+	mu    sync.Mutex
+	reqs  map[string]int   // "get index", "list packs", …
+	bytes map[string]int64 // bytes read, by first key element
+}
+
+func newCounting(be remote.Backend) *requestCounter {
+	return &requestCounter{Backend: be, reqs: map[string]int{}, bytes: map[string]int64{}}
+}
+
+func top(key string) string { return strings.SplitN(key, "/", 2)[0] }
+
+func (c *requestCounter) count(op, key string) {
+	c.mu.Lock()
+	c.reqs[op+" "+top(key)]++
+	c.mu.Unlock()
+}
+
+func (c *requestCounter) total() (n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, v := range c.reqs {
+		n += v
+	}
+	return n
+}
+
+func (c *requestCounter) reset() {
+	c.mu.Lock()
+	c.reqs, c.bytes = map[string]int{}, map[string]int64{}
+	c.mu.Unlock()
+}
+
+type countedBody struct {
+	io.ReadCloser
+	c   *requestCounter
+	key string
+}
+
+func (r countedBody) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	r.c.mu.Lock()
+	r.c.bytes[top(r.key)] += int64(n)
+	r.c.mu.Unlock()
+	return n, err
+}
+
+func (c *requestCounter) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	c.count("get", key)
+	rc, err := c.Backend.Get(ctx, key, off, n)
+	if err != nil {
+		return nil, err
+	}
+	return countedBody{rc, c, key}, nil
+}
+
+func (c *requestCounter) Put(ctx context.Context, key string, r io.Reader, size int64, opts remote.PutOptions) error {
+	c.count("put", key)
+	return c.Backend.Put(ctx, key, r, size, opts)
+}
+
+func (c *requestCounter) Stat(ctx context.Context, key string) (remote.ObjectInfo, error) {
+	c.count("stat", key)
+	return c.Backend.Stat(ctx, key)
+}
+
+func (c *requestCounter) List(ctx context.Context, prefix string, fn func(remote.ObjectInfo) error) error {
+	c.count("list", prefix)
+	return c.Backend.List(ctx, prefix, fn)
+}
+
+func (c *requestCounter) Delete(ctx context.Context, key string) error {
+	c.count("delete", key)
+	return c.Backend.Delete(ctx, key)
+}
+
+// pushHistory pushes n small directories to be, each with a 16 KiB file,
+// under refs push-0 … push-(n-1).
+func pushHistory(t *testing.T, r *Repo, be remote.Backend, from, n int) {
+	t.Helper()
+	ctx := t.Context()
+	for i := from; i < from+n; i++ {
+		src := filepath.Join(t.TempDir(), fmt.Sprint("d", i))
+		writeGenTree(t, src, []genEntry{
+			{path: "weights.bin", kind: KindFile, data: pseudoRandom(16<<10, uint64(i))},
+			{path: "notes.txt", kind: KindFile, data: []byte(fmt.Sprintf("push %d\n", i))},
+			{path: "sub/big.bin", kind: KindFile, data: pseudoRandom(200<<10, uint64(1e6+i))},
+		})
+		if _, err := r.Push(ctx, []string{src}, PushOptions{Ref: fmt.Sprint("push-", i), Remote: be}); err != nil {
+			t.Fatalf("push %d: %v", i, err)
+		}
+		os.RemoveAll(src)
+	}
+}
+
+// freshRestore restores spec from be as a machine that never saw it
+// would, and returns the requests it made.
+func freshRestore(t *testing.T, be remote.Backend, spec string, want []byte) (*requestCounter, *Repo) {
+	t.Helper()
+	ctx := t.Context()
+	c := newCounting(be)
+	r := newStoreForTest(t, 64<<10)
+	if err := r.UseRemote(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := r.Resolve(ctx, spec)
+	if err != nil {
+		t.Fatalf("resolve %s: %v", spec, err)
+	}
+	dest := filepath.Join(t.TempDir(), "out")
+	if _, err := r.Restore(ctx, obj, dest, RestoreOptions{}); err != nil {
+		t.Fatalf("restore %s: %v", spec, err)
+	}
+	got, err := os.ReadFile(dest)
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("restore %s: got %d bytes (%v), want %d", spec, len(got), err, len(want))
+	}
+	return c, r
+}
+
+// A fresh machine restores one file of one push with the same requests
+// whether the bucket holds 10 pushes or many more, and downloads no
+// index segment to do it.
+func TestFreshRestoreRequestsIndependentOfHistory(t *testing.T) {
+	t.Parallel()
+	n := 300
+	if testing.Short() {
+		n = 60
+	}
+	be := remote.NewMem()
+	w := newStoreForTest(t, 64<<10)
+	pushHistory(t, w, be, 0, 10)
+	want := pseudoRandom(16<<10, 3)
+	c10, _ := freshRestore(t, be, "push-3:weights.bin", want)
+	pushHistory(t, w, be, 10, n-10)
+	cN, _ := freshRestore(t, be, "push-3:weights.bin", want)
+	t.Logf("10 pushes: %d requests %v; %d pushes: %d requests %v", c10.total(), c10.reqs, n, cN.total(), cN.reqs)
+	if c10.total() != cN.total() {
+		t.Errorf("requests grew with history: %d after 10 pushes, %d after %d", c10.total(), cN.total(), n)
+	}
+	if cN.total() > 10 {
+		t.Errorf("%d requests to restore one file, want at most 10", cN.total())
+	}
+	if g := cN.reqs["get index"] + cN.reqs["list index"]; g != 0 {
+		t.Errorf("%d requests for index segments", g)
+	}
+	if b := cN.bytes["lookup"]; b > 1<<20 {
+		t.Errorf("%d bytes of lookup index read", b)
+	}
+}
+
+// A restore of a whole push from a fresh machine loads the segment that
+// answered its first lookups instead of looking every file up.
+func TestFreshRestoreOfATreeLoadsItsSegment(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	be := remote.NewMem()
+	w := newStoreForTest(t, 64<<10)
+	src := filepath.Join(t.TempDir(), "many")
+	var es []genEntry
+	for i := range 200 {
+		es = append(es, genEntry{path: fmt.Sprintf("d%d/f%03d.txt", i%4, i), kind: KindFile, data: []byte(fmt.Sprint("file ", i, "\n"))})
+	}
+	writeGenTree(t, src, es)
+	if _, err := w.Push(ctx, []string{src}, PushOptions{Ref: "many", Remote: be}); err != nil {
+		t.Fatal(err)
+	}
+	c := newCounting(be)
+	r := newStoreForTest(t, 64<<10)
+	if err := r.UseRemote(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := r.Resolve(ctx, "many")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "out")
+	if _, err := r.Restore(ctx, obj, dest, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		got, err := os.ReadFile(filepath.Join(dest, filepath.FromSlash(e.path)))
+		if err != nil || string(got) != string(e.data) {
+			t.Fatalf("%s: %q, %v", e.path, got, err)
+		}
+	}
+	if l := c.reqs["list lookup"]; l > 2*segmentAfter {
+		t.Errorf("%d shard listings for one push of 200 files: its segment was not loaded (%v)", l, c.reqs)
+	}
+}
+
+// A bucket whose lookup index misses entries (a segment an older cas
+// uploaded after the upgrade) still serves everything: a read that finds
+// nothing loads the segments.
+func TestLazyReadFallsBackToSegments(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	be := remote.NewMem()
+	w := newStoreForTest(t, 64<<10)
+	pushHistory(t, w, be, 0, 3)
+	// Forget the lookup index, keeping its format key: as if an older
+	// cas had written every segment.
+	var runs []string
+	_ = be.List(ctx, format.LookupPrefix, func(oi remote.ObjectInfo) error {
+		if oi.Key != format.LookupFormatKey {
+			runs = append(runs, oi.Key)
+		}
+		return nil
+	})
+	for _, k := range runs {
+		if err := be.Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _ := freshRestore(t, be, "push-1:weights.bin", pseudoRandom(16<<10, 1))
+	if c.reqs["list index"] == 0 {
+		t.Errorf("no segment listing: %v", c.reqs)
+	}
+}
+
+// A push that publishes lists neither packs/ nor index/ on the remote,
+// and a second publish of nothing new uploads nothing.
+func TestPublishListsNoPrefix(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	c := newCounting(remote.NewMem())
+	w := newStoreForTest(t, 64<<10)
+	pushHistory(t, w, c, 0, 5)
+	for _, k := range []string{"list packs", "list packs/", "list index/"} {
+		if c.reqs[k] > 0 {
+			t.Errorf("%d requests %q", c.reqs[k], k)
+		}
+	}
+	c.reset()
+	st, err := w.Upload(ctx, c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Objects != 0 || c.reqs["put packs"]+c.reqs["put index"]+c.reqs["stat packs"] != 0 {
+		t.Errorf("an upload of nothing new: %+v, requests %v", st, c.reqs)
+	}
+}
+
+// An older cas's bucket keeps working, and `cas remote upgrade` (twice,
+// as after an interruption) gives it a lookup index that serves reads.
+func TestUpgradeRemote(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	be := remote.NewMem()
+	w := newStoreForTest(t, 64<<10)
+	src := filepath.Join(t.TempDir(), "d")
+	data := pseudoRandom(300<<10, 9)
+	writeGenTree(t, src, []genEntry{{path: "x.bin", kind: KindFile, data: data}})
+	res, err := w.Push(ctx, []string{src}, PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := Object{Digest: res.Digest, Kind: res.Kind, Size: res.Bytes}
+	// As an older cas wrote it: everything, no lookup index.
+	if _, err := w.uploadAll(ctx, be, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.SetRefOn(ctx, be, "old", obj); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := freshRestore(t, be, "old:x.bin", data)
+	if c.reqs["list index"] == 0 {
+		t.Fatalf("an old bucket was not read through its segments: %v", c.reqs)
+	}
+	for range 2 {
+		st, err := w.UpgradeRemote(ctx, be, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("upgrade: %+v", st)
+	}
+	c, _ = freshRestore(t, be, "old:x.bin", data)
+	if c.reqs["list index"] != 0 {
+		t.Fatalf("an upgraded bucket was read through its segments: %v", c.reqs)
+	}
+}
+
+// loadBucket puts the objects of a bucket kept as files (testdata) into
+// a new in-memory backend.
+func loadBucket(t *testing.T, dir string) *remote.Mem {
+	t.Helper()
+	be := remote.NewMem()
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() == "README.md" {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		key, _ := filepath.Rel(dir, p)
+		return be.Put(t.Context(), filepath.ToSlash(key), strings.NewReader(string(b)), int64(len(b)), remote.PutOptions{})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return be
+}
+
+// restoreDigest restores spec from be on a fresh machine and returns the
+// digest of the restored file, with the requests made.
+func restoreDigest(t *testing.T, be remote.Backend, spec string) (string, *requestCounter) {
+	t.Helper()
+	ctx := t.Context()
+	c := newCounting(be)
+	r := newStoreForTest(t, 64<<10)
+	if err := r.UseRemote(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := r.Resolve(ctx, spec)
+	if err != nil {
+		t.Fatalf("resolve %s: %v", spec, err)
+	}
+	dest := filepath.Join(t.TempDir(), "out")
+	if _, err := r.Restore(ctx, obj, dest, RestoreOptions{}); err != nil {
+		t.Fatalf("restore %s: %v", spec, err)
+	}
+	b, err := os.ReadFile(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return digest.Of(b).Hex(), c
+}
+
+// A bucket the previous cas wrote (testdata/oldbucket) is read as it is,
+// survives an upgrade interrupted part-way, and once upgraded is read
+// through its lookup index, byte for byte the same.
+func TestUpgradeOldBucket(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	const weights = "64e4e5a499e1fcd97640b552047dffb56c0bcd4d30261940803e60a1aa9830d7"
+	const readme = "9528cfdfd16559c652ff45669a5d7ee7d3545288a2297fe5eda08d810cd23b4e"
+	mem := loadBucket(t, filepath.Join("..", "testdata", "oldbucket"))
+	for spec, want := range map[string]string{"olddata2:sub/weights.bin": weights, "olddata2:readme.txt": readme, "olddata:sub/weights.bin": weights} {
+		got, c := restoreDigest(t, mem, spec)
+		if got != want {
+			t.Fatalf("old bucket, %s: digest %s, want %s", spec, got, want)
+		}
+		if c.reqs["list index"] == 0 {
+			t.Fatalf("old bucket, %s: read without its segments? %v", spec, c.reqs)
+		}
+	}
+	// Interrupted: the third run write fails. Nothing tells readers to use
+	// the half-built lookup index, so they read as before.
+	w := newStoreForTest(t, 64<<10)
+	f := remote.NewFault(mem)
+	var puts int
+	f.FailPut = func(key string) error {
+		if strings.HasPrefix(key, format.LookupPrefix) {
+			if puts++; puts == 3 {
+				return remote.ErrInjected
+			}
+		}
+		return nil
+	}
+	if _, err := w.UpgradeRemote(ctx, f, nil); err == nil {
+		t.Fatal("an upgrade whose write failed succeeded")
+	}
+	if got, c := restoreDigest(t, mem, "olddata2:sub/weights.bin"); got != weights || c.reqs["list index"] == 0 {
+		t.Fatalf("after an interrupted upgrade: %s, %v", got, c.reqs)
+	}
+	st, err := w.UpgradeRemote(ctx, mem, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Segments != 2 || st.Already {
+		t.Fatalf("upgrade: %+v", st)
+	}
+	for spec, want := range map[string]string{"olddata2:sub/weights.bin": weights, "olddata2:readme.txt": readme} {
+		got, c := restoreDigest(t, mem, spec)
+		if got != want || c.reqs["list index"] != 0 {
+			t.Fatalf("upgraded bucket, %s: digest %s (want %s), requests %v", spec, got, want, c.reqs)
+		}
+	}
+	// Every object still verifies, read the old way.
+	view, err := OpenRemoteOnly(ctx, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := view.Resolve(ctx, "olddata2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := view.Verify(ctx, obj, "olddata2", nil)
+	if err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("verify: %v %+v", err, rep)
+	}
+}
