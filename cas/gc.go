@@ -60,6 +60,9 @@ func (r *Repo) GC(ctx context.Context, be remote.Backend, opts GCOptions) (*GCRe
 type gcStore struct {
 	r  *Repo
 	be remote.Backend
+	// What a sweep deleted, for the lookup index (purgeLookup).
+	gone   map[digest.Digest]bool
+	shards map[string]bool
 }
 
 func (s *gcStore) Backend() remote.Backend { return s.be }
@@ -73,7 +76,11 @@ func (s *gcStore) Mark(ctx context.Context) (*gc.Marks, error) {
 	}
 	return &gc.Marks{Packs: m.packs, Live: m.live, Unreadable: m.unreadable, Roots: m.roots, Segments: len(m.segments),
 		Rewrite: func(ctx context.Context, del map[digest.Digest]bool, all bool) ([]string, error) {
-			return s.r.gcRewriteSegments(ctx, s.be, m, del, all)
+			old, err := s.r.gcRewriteSegments(ctx, s.be, m, del, all)
+			if err == nil {
+				s.noteRewrite(m, del)
+			}
+			return old, err
 		}}, nil
 }
 
@@ -81,7 +88,7 @@ func (s *gcStore) Mark(ctx context.Context) (*gc.Marks, error) {
 // said; a remote's is read afresh by each reader.
 func (s *gcStore) Changed(ctx context.Context) error {
 	if s.be != s.r.Backend {
-		return nil
+		return s.purgeLookup(ctx)
 	}
 	if _, _, err := s.r.RebuildIndex(ctx); err != nil {
 		return fmt.Errorf("gc: rebuild the local index: %w", err)
@@ -377,6 +384,9 @@ func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMa
 	}
 	data := seg.Encode()
 	key := format.SegmentKey(digest.Of(data))
+	if err := r.gcLookupAdd(ctx, be, digest.Of(data), orphans, m.live); err != nil {
+		return nil, err
+	}
 	if err := putOnce(ctx, be, key, data); err != nil {
 		return nil, fmt.Errorf("gc: write index segment: %w", err)
 	}

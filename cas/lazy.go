@@ -29,10 +29,13 @@ type lazyRemote struct {
 	synced  bool                   // every segment loaded: the lookup index is out of the way
 }
 
-func newLazyRemote(be remote.Backend, conc int) *lazyRemote {
-	return &lazyRemote{be: be, reader: lookupidx.NewReader(be, conc),
+func newLazyRemote(be remote.Backend, reader *lookupidx.Reader) *lazyRemote {
+	return &lazyRemote{be: be, reader: reader,
 		missing: map[digest.Digest]bool{}, hits: map[digest.Digest]int{}, loaded: map[digest.Digest]bool{}}
 }
+
+// emptyFile is the digest of the empty file.
+var emptyFile = digest.Of(nil)
 
 // segmentAfter is how many lookups one segment answers before it is
 // loaded whole: a restore of many files pushed together then costs one
@@ -88,6 +91,9 @@ func (r *Repo) chunksOf(ctx context.Context, file digest.Digest) ([]digest.Diges
 // segment of the remote (once), for the lookup index may lack what an
 // older cas uploaded.
 func (r *Repo) need(ctx context.Context, id digest.Digest) error {
+	if id == emptyFile {
+		return nil // stored nowhere: its digest says it all
+	}
 	if err := r.lookUp(ctx, id); err != nil {
 		return err
 	}

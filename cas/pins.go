@@ -193,17 +193,19 @@ func (r *Repo) pin(ctx context.Context, be remote.Backend, name string, obj Obje
 			return nil, fmt.Errorf("pin %s: upload to %s: %w", name, be.Location(), err)
 		}
 	}
-	err := r.checkPacks(ctx, be, c.packs)
+	onBe, err := r.checkPacks(ctx, be, c.packs)
 	if errors.Is(err, ErrIncomplete) && be != r.Backend {
 		// be lost packs it was given (a gc on it): compare it whole.
 		if _, err := r.uploadAll(ctx, be, opts.Progress); err != nil {
 			return nil, fmt.Errorf("pin %s: upload to %s: %w", name, be.Location(), err)
 		}
-		err = r.checkPacks(ctx, be, c.packs)
+		onBe, err = r.checkPacks(ctx, be, c.packs)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("pin %s: %w", name, err)
 	}
+	// From here on the closure is the packs that hold it on be.
+	c.packs = onBe
 	if err := r.guardGC(ctx, be, func() (map[digest.Digest]bool, error) { return c.packs, nil }); err != nil {
 		return nil, fmt.Errorf("pin %s: %w", name, err)
 	}
@@ -281,13 +283,14 @@ func (r *Repo) CheckClosure(ctx context.Context, be remote.Backend, roots []Obje
 	return err
 }
 
-// checkClosure is CheckClosure, returning the closure's packs.
+// checkClosure is CheckClosure, returning the packs that hold the
+// closure on be (checkPacks).
 func (r *Repo) checkClosure(ctx context.Context, be remote.Backend, roots []Object) (map[digest.Digest]bool, error) {
 	packs, err := r.closureOf(ctx, roots)
 	if err != nil {
 		return nil, err
 	}
-	return packs, r.checkPacks(ctx, be, packs)
+	return r.checkPacks(ctx, be, packs)
 }
 
 // closureOf returns the packs holding the trees and chunks of roots, as
@@ -302,14 +305,16 @@ func (r *Repo) closureOf(ctx context.Context, roots []Object) (map[digest.Digest
 	return packs, nil
 }
 
-// checkPacks checks that every one of packs is on be; the error wraps
-// ErrIncomplete and names the missing ones.
-func (r *Repo) checkPacks(ctx context.Context, be remote.Backend, packs map[digest.Digest]bool) error {
-	missing, err := r.missingPacks(ctx, be, packs)
+// checkPacks checks that be holds the data of every one of packs (local
+// pack names) and returns the packs that hold it there (packsOn): the
+// same, or where be holds the blobs of one in packs of its own, those.
+// The error wraps ErrIncomplete and names the missing ones.
+func (r *Repo) checkPacks(ctx context.Context, be remote.Backend, packs map[digest.Digest]bool) (map[digest.Digest]bool, error) {
+	on, missing, err := r.packsOn(ctx, be, packs)
 	if err != nil || len(missing) == 0 {
-		return err
+		return on, err
 	}
-	return fmt.Errorf("%w: %d of %d packs missing on %s (first: %s)", ErrIncomplete, len(missing), len(packs), be.Location(), missing[0].Short())
+	return nil, fmt.Errorf("%w: %d of %d packs missing on %s (first: %s)", ErrIncomplete, len(missing), len(packs), be.Location(), missing[0].Short())
 }
 
 // missingPacks returns, in order, those of packs that be lacks, asking
@@ -336,9 +341,11 @@ func (r *Repo) missingPacks(ctx context.Context, be remote.Backend, packs map[di
 // retainPin puts an existing pin's closure and the pin itself under
 // retention until until (extending, never shortening).
 func (r *Repo) retainPin(ctx context.Context, lock remote.Retainer, be remote.Backend, p *Pin, c pinClosure, until time.Time) error {
-	if err := r.checkPacks(ctx, be, c.packs); err != nil {
+	onBe, err := r.checkPacks(ctx, be, c.packs)
+	if err != nil {
 		return fmt.Errorf("pin %s: %w", p.Name, err)
 	}
+	c.packs = onBe
 	until = until.UTC().Truncate(time.Second).Add(time.Second)
 	if err := r.retainObjects(ctx, lock, be, c.packs, until); err != nil {
 		return fmt.Errorf("pin %s: %w", p.Name, err)

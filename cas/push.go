@@ -315,7 +315,7 @@ func (s *pushStore) WritePack(ctx context.Context, id digest.Digest, data []byte
 }
 
 func (s *pushStore) CopyPack(ctx context.Context, dst remote.Backend, oi remote.ObjectInfo) error {
-	return copyObject(ctx, s.r.Backend, dst, oi)
+	return s.r.mirrorPack(ctx, dst, oi)
 }
 
 // hasFile reports whether every chunk of a file is in the store.

@@ -75,16 +75,38 @@ func (r *Repo) SetRefOn(ctx context.Context, be remote.Backend, name string, obj
 			}
 		}
 	}
-	// The closure's packs, found once: by the guard if it needs them,
-	// else by the check on a remote.
-	var packs map[digest.Digest]bool
-	closure := func() (map[digest.Digest]bool, error) {
-		if packs == nil {
+	// The closure's packs as be holds them, found once: by the guard if
+	// it needs them, else by the check on a remote. A ref on a remote
+	// never names data the remote lacks: the data of every pack of the
+	// closure must be there (Upload put it there first, GuardGC again
+	// what a gc took), in that pack or in packs be's lookup index names.
+	var local, packs map[digest.Digest]bool
+	localClosure := func() (map[digest.Digest]bool, error) {
+		if local == nil {
 			p, err := r.closureOf(ctx, objs)
 			if err != nil {
 				return nil, err
 			}
-			packs = p
+			local = p
+		}
+		return local, nil
+	}
+	closure := func() (map[digest.Digest]bool, error) {
+		if packs == nil {
+			p, err := localClosure()
+			if err != nil || be == r.Backend {
+				return p, err
+			}
+			// Those be lacks stay in: the guard uploads again what a
+			// sweep took.
+			on, missing, err := r.packsOn(ctx, be, p)
+			if err != nil {
+				return nil, err
+			}
+			for _, m := range missing {
+				on[m] = true
+			}
+			packs = on
 		}
 		return packs, nil
 	}
@@ -92,12 +114,10 @@ func (r *Repo) SetRefOn(ctx context.Context, be remote.Backend, name string, obj
 	if err := r.guardGC(ctx, be, closure); err != nil {
 		return nil, fmt.Errorf("set ref %s: %w", name, err)
 	}
-	// A ref on a remote never names data the remote lacks: every pack of
-	// the closure must be there (Upload put them there first, GuardGC again what a gc took).
 	if be != r.Backend {
-		p, err := closure()
+		p, err := localClosure()
 		if err == nil {
-			err = r.checkPacks(ctx, be, p)
+			_, err = r.checkPacks(ctx, be, p)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("set ref %s on %s: %w", name, be.Location(), err)

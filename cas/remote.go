@@ -52,7 +52,7 @@ func (r *Repo) UseRemote(ctx context.Context, be remote.Backend) error {
 	if !lazy {
 		return r.syncIndexFrom(ctx, be)
 	}
-	r.lazy = newLazyRemote(be, r.transfers())
+	r.lazy = newLazyRemote(be, r.lookupReader(be))
 	if err := r.forgetCollected(ctx, be); err != nil {
 		return fmt.Errorf("read gc records on %s: %w", be.Location(), err)
 	}

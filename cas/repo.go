@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cas-ml/cas/cas/format"
@@ -80,6 +81,8 @@ type Repo struct {
 	damageTo index.Index
 	remote   remote.Backend // set by UseRemote
 	lazy     *lazyRemote    // set by UseRemote for a remote with a lookup index
+	lookupOn sync.Map       // remote location → whether uploads to it write lookup runs
+	readers  sync.Map       // remote location → *lookup.Reader of its lookup index
 }
 
 // Find returns the .cas directory of start or its nearest ancestor.

@@ -11,6 +11,7 @@ import (
 	"github.com/cas-ml/cas/cas/format"
 	lookupidx "github.com/cas-ml/cas/cas/lookup"
 	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/internal/par"
 	"github.com/cas-ml/cas/remote"
 )
@@ -58,13 +59,18 @@ func (r *Repo) Upload(ctx context.Context, dst remote.Backend, prog *Progress) (
 // uploadBatch uploads the first segments of todo, up to runBatch lookup
 // entries' worth, and returns how many it took.
 func (r *Repo) uploadBatch(ctx context.Context, dst remote.Backend, todo []digest.Digest, runs bool, st *TransferStats, prog *Progress) (int, error) {
+	type upSeg struct {
+		id  digest.Digest
+		oi  remote.ObjectInfo
+		seg *format.Segment
+	}
 	var (
-		segs    []remote.ObjectInfo
-		entries []format.RunEntry
-		packs   = map[digest.Digest]bool{}
-		n       int
+		segs  []upSeg
+		packs = map[digest.Digest][]index.Blob{}
+		n     int
+		count int
 	)
-	for n < len(todo) && len(entries) < runBatch {
+	for n < len(todo) && count < runBatch {
 		id := todo[n]
 		n++
 		key := format.SegmentKey(id)
@@ -81,16 +87,49 @@ func (r *Repo) uploadBatch(ctx context.Context, dst remote.Backend, todo []diges
 		if err != nil {
 			return 0, err
 		}
-		segs = append(segs, oi)
+		segs = append(segs, upSeg{id, oi, seg})
 		for _, b := range seg.Blobs {
-			packs[b.Pack] = true
+			packs[b.Pack] = append(packs[b.Pack], b)
 		}
-		if runs {
-			entries = append(entries, lookupidx.FromSegment(id, seg)...)
-		}
+		count += len(seg.Blobs) + len(seg.Files)
 	}
-	if err := r.uploadPacks(ctx, dst, packs, st, prog); err != nil {
+	placed, err := r.uploadPacks(ctx, dst, packs, runs, st, prog)
+	if err != nil {
 		return 0, err
+	}
+	// A segment naming a pack that did not go up whole goes up as dst
+	// holds it: blobs dst has elsewhere left out (its own segments place
+	// them), the rest where the upload put them.
+	var (
+		entries []format.RunEntry
+		whole   []remote.ObjectInfo
+		cut     [][]byte
+	)
+	for _, u := range segs {
+		if !slices.ContainsFunc(u.seg.Blobs, func(b index.Blob) bool { return placed[b.Pack] != nil }) {
+			whole = append(whole, u.oi)
+			if runs {
+				entries = append(entries, lookupidx.FromSegment(u.id, u.seg)...)
+			}
+			continue
+		}
+		kept := &format.Segment{Files: u.seg.Files}
+		for _, b := range u.seg.Blobs {
+			pl := placed[b.Pack]
+			if pl == nil {
+				kept.Blobs = append(kept.Blobs, b)
+			} else if m, ok := pl.moved[b.ID]; ok {
+				kept.Blobs = append(kept.Blobs, m)
+			}
+		}
+		if len(kept.Blobs)+len(kept.Files) == 0 {
+			continue
+		}
+		data := kept.Encode()
+		cut = append(cut, data)
+		if runs {
+			entries = append(entries, lookupidx.FromSegment(digest.Of(data), kept)...)
+		}
 	}
 	if len(entries) > 0 {
 		shards, w, err := lookupidx.Write(ctx, dst, entries, r.transfers())
@@ -100,45 +139,121 @@ func (r *Repo) uploadBatch(ctx context.Context, dst remote.Backend, todo []diges
 		// Compaction as the upload goes, within a budget that follows
 		// what it wrote: the lookup index stays a run or two per shard.
 		pol := lookupidx.Policy{Budget: 4*w.Bytes + 4<<20}
-		if _, err := lookupidx.Compact(ctx, dst, shards, r.transfers(), pol); err != nil {
+		_, err = lookupidx.Compact(ctx, dst, shards, r.transfers(), pol)
+		r.lookupReader(dst).Forget(shards...)
+		if err != nil {
 			return 0, err
 		}
 	}
-	if err := r.copyAll(ctx, r.Backend, dst, segs, st, prog); err != nil {
+	if err := r.copyAll(ctx, r.Backend, dst, whole, st, prog); err != nil {
 		return 0, err
 	}
-	for _, oi := range segs {
-		if err := r.markUploaded(dst, oi.Key); err != nil {
+	for _, data := range cut {
+		if err := putOnce(ctx, dst, format.SegmentKey(digest.Of(data)), data); err != nil {
+			return 0, fmt.Errorf("upload an index segment to %s: %w", dst.Location(), err)
+		}
+		st.Objects++
+		st.Bytes += int64(len(data))
+	}
+	for _, u := range segs {
+		if err := r.markUploaded(dst, u.oi.Key); err != nil {
 			return 0, err
 		}
 	}
 	return n, nil
 }
 
-// uploadPacks copies those of packs that dst lacks (or holds with another
-// size: cut short or damaged), asking about several at once.
-func (r *Repo) uploadPacks(ctx context.Context, dst remote.Backend, packs map[digest.Digest]bool, st *TransferStats, prog *Progress) error {
+// placement is how a local pack went up to a remote that holds some or
+// all of its blobs in packs of its own: moved are the others, repacked
+// into a pack of their own (none when dst holds them all).
+type placement struct {
+	moved map[digest.Digest]index.Blob
+}
+
+// uploadPacks copies those of packs (pack → its blobs) that dst lacks (or
+// holds with another size: cut short or damaged), asking about several at
+// once. Where dst keeps a lookup index (runs), a pack sharing blobs with
+// dst does not go up whole: only the blobs dst lacks go, repacked, and the
+// pack's placement says where they went.
+func (r *Repo) uploadPacks(ctx context.Context, dst remote.Backend, packs map[digest.Digest][]index.Blob, runs bool, st *TransferStats, prog *Progress) (map[digest.Digest]*placement, error) {
 	var check []digest.Digest
+	placed := map[digest.Digest]*placement{}
 	for p := range packs {
 		if up, err := r.uploaded(dst, format.PackKey(p)); err != nil {
-			return err
-		} else if !up {
-			check = append(check, p)
+			return nil, err
+		} else if up {
+			continue
 		}
+		if cov, err := r.Index.HasRecord(coverMark(dst, p)); err != nil {
+			return nil, err
+		} else if cov {
+			placed[p] = &placement{} // the mirror found dst holds all its blobs
+			continue
+		}
+		check = append(check, p)
 	}
 	slices.SortFunc(check, func(a, b digest.Digest) int { return bytes.Compare(a[:], b[:]) })
-	todo := make([]remote.ObjectInfo, len(check))
-	keep := make([]bool, len(check))
-	idx := make([]int, len(check))
+	absent, sizes, err := r.absentOn(ctx, dst, check)
+	if err != nil {
+		return nil, err
+	}
+	var shared map[digest.Digest]map[digest.Digest]digest.Digest
+	if runs && len(absent) > 0 {
+		ask := map[digest.Digest][]index.Blob{}
+		for _, p := range absent {
+			ask[p] = packs[p]
+		}
+		if shared, err = r.onRemote(ctx, dst, ask); err != nil {
+			return nil, err
+		}
+	}
+	var copies []remote.ObjectInfo
+	for _, p := range absent {
+		if len(shared[p]) == 0 {
+			copies = append(copies, remote.ObjectInfo{Key: format.PackKey(p), Size: sizes[p]})
+			continue
+		}
+		pl, err := r.repackFor(ctx, dst, p, packs[p], shared[p], st)
+		if err != nil {
+			return nil, err
+		}
+		placed[p] = pl
+	}
+	st.Skipped += int64(len(check) - len(absent))
+	if err := r.copyAll(ctx, r.Backend, dst, copies, st, prog); err != nil {
+		return nil, err
+	}
+	for _, p := range check {
+		mark := uploadMark(dst, format.PackKey(p))
+		if pl := placed[p]; pl != nil {
+			if len(pl.moved) > 0 {
+				continue // asked again next time: the segment carries where its blobs went
+			}
+			mark = coverMark(dst, p)
+		}
+		if err := r.Index.MarkRecord(mark); err != nil {
+			return nil, err
+		}
+	}
+	return placed, nil
+}
+
+// absentOn returns those of packs that dst lacks, or holds with another
+// size (deleted there, to be copied again), with their local sizes.
+func (r *Repo) absentOn(ctx context.Context, dst remote.Backend, packs []digest.Digest) ([]digest.Digest, map[digest.Digest]int64, error) {
+	absent := make([]bool, len(packs))
+	size := make([]int64, len(packs))
+	idx := make([]int, len(packs))
 	for i := range idx {
 		idx[i] = i
 	}
 	err := par.ForEach(ctx, idx, r.transfers(), func(ctx context.Context, i int) error {
-		key := format.PackKey(check[i])
+		key := format.PackKey(packs[i])
 		local, err := r.Backend.Stat(ctx, key)
 		if err != nil {
-			return fmt.Errorf("pack %s: %w", check[i].Short(), err)
+			return fmt.Errorf("pack %s: %w", packs[i].Short(), err)
 		}
+		size[i] = local.Size
 		have, err := dst.Stat(ctx, key)
 		switch {
 		case err == nil && have.Size == local.Size:
@@ -148,31 +263,100 @@ func (r *Repo) uploadPacks(ctx context.Context, dst remote.Backend, packs map[di
 				return fmt.Errorf("replace %s on %s, of %d bytes where %d belong: %w", key, dst.Location(), have.Size, local.Size, err)
 			}
 		case !errors.Is(err, remote.ErrNotFound):
-			return fmt.Errorf("pack %s on %s: %w", check[i].Short(), dst.Location(), err)
+			return fmt.Errorf("pack %s on %s: %w", packs[i].Short(), dst.Location(), err)
 		}
-		todo[i], keep[i] = local, true
+		absent[i] = true
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	var copies []remote.ObjectInfo
-	for i, oi := range todo {
-		if keep[i] {
-			copies = append(copies, oi)
-		} else {
-			st.Skipped++
+	var out []digest.Digest
+	sizes := map[digest.Digest]int64{}
+	for i, p := range packs {
+		if absent[i] {
+			out = append(out, p)
+			sizes[p] = size[i]
 		}
 	}
-	if err := r.copyAll(ctx, r.Backend, dst, copies, st, prog); err != nil {
+	return out, sizes, nil
+}
+
+// repackFor puts on dst, as a pack of their own, the blobs of local pack
+// p that dst lacks (have lists those it holds), and says where they went.
+func (r *Repo) repackFor(ctx context.Context, dst remote.Backend, p digest.Digest, blobs []index.Blob, have map[digest.Digest]digest.Digest, st *TransferStats) (*placement, error) {
+	pl := &placement{moved: map[digest.Digest]index.Blob{}}
+	pb := format.NewPackBuilder()
+	seen := map[digest.Digest]bool{}
+	for _, b := range blobs {
+		if _, ok := have[b.ID]; ok || seen[b.ID] {
+			continue
+		}
+		seen[b.ID] = true
+		stored := make([]byte, b.Length)
+		if err := r.packs.readAt(ctx, p, stored, int64(b.Offset)); err != nil {
+			return nil, packReadError(b, err)
+		}
+		if _, err := decodeBlob(b, stored, nil); err != nil {
+			return nil, err // damaged here: never sent on
+		}
+		pb.Add(b, stored)
+	}
+	if pb.Empty() {
+		return pl, nil
+	}
+	data, id, moved := pb.Finish()
+	if err := putOnce(ctx, dst, format.PackKey(id), data); err != nil {
+		return nil, fmt.Errorf("upload a pack to %s: %w", dst.Location(), err)
+	}
+	st.Objects++
+	st.Bytes += int64(len(data))
+	for _, b := range moved {
+		pl.moved[b.ID] = b
+	}
+	return pl, nil
+}
+
+// coverMark is the index record saying dst holds the blobs of pack p in
+// packs of its own: an upload does not copy p, and leaves its blobs out
+// of the segments it uploads.
+func coverMark(dst remote.Backend, p digest.Digest) digest.Digest {
+	return digest.Of([]byte("covered\x00" + dst.Location() + "\x00" + p.Hex()))
+}
+
+// mirrorPack copies pack oi, just written by a push, to dst, unless dst
+// keeps a lookup index that places blobs of it in packs dst holds: then
+// the pack is left to Upload (which copies only what dst lacks), or, when
+// dst holds all its blobs, marked covered.
+func (r *Repo) mirrorPack(ctx context.Context, dst remote.Backend, oi remote.ObjectInfo) error {
+	runs, err := r.lookupIndexOn(ctx, dst)
+	if err != nil {
 		return err
 	}
-	for _, p := range check {
-		if err := r.markUploaded(dst, format.PackKey(p)); err != nil {
+	if runs {
+		id, err := format.PackIDFromKey(oi.Key)
+		if err != nil {
 			return err
 		}
+		blobs, err := r.readPackTrailer(ctx, id, oi.Size)
+		if err != nil {
+			return err
+		}
+		shared, err := r.onRemote(ctx, dst, map[digest.Digest][]index.Blob{id: blobs})
+		if err != nil {
+			return err
+		}
+		switch n := len(shared[id]); {
+		case n == len(uniqueIDs(blobs)):
+			return r.Index.MarkRecord(coverMark(dst, id))
+		case n > 0:
+			return nil // Upload repacks what dst lacks
+		}
 	}
-	return nil
+	if err := copyObject(ctx, r.Backend, dst, oi); err != nil {
+		return err
+	}
+	return r.markUploaded(dst, oi.Key)
 }
 
 // uploadMark is the index record saying key went up to dst.
@@ -199,6 +383,17 @@ type lookupFormat struct {
 // with segments and no lookup index, gets none until `cas remote
 // upgrade` builds it from them (reads from it load every segment).
 func (r *Repo) lookupIndexOn(ctx context.Context, dst remote.Backend) (bool, error) {
+	if v, ok := r.lookupOn.Load(dst.Location()); ok {
+		return v.(bool), nil
+	}
+	ok, err := r.startLookupIndex(ctx, dst)
+	if err == nil {
+		r.lookupOn.Store(dst.Location(), ok)
+	}
+	return ok, err
+}
+
+func (r *Repo) startLookupIndex(ctx context.Context, dst remote.Backend) (bool, error) {
 	if ok, err := hasLookupIndex(ctx, dst); err != nil || ok {
 		return ok, err
 	}

@@ -160,7 +160,31 @@ func Compact(ctx context.Context, be remote.Backend, shards []string, conc int, 
 		if !ok || len(merge) < 2 {
 			return nil
 		}
-		w, err := mergeRuns(ctx, be, s, merge)
+		w, err := mergeRuns(ctx, be, s, merge, nil)
+		mu.Lock()
+		total.add(w)
+		mu.Unlock()
+		return err
+	})
+	return total, err
+}
+
+// Purge rewrites the runs of shards without the entries of blobs stored
+// in packs of gone (deleted by a gc), merging each shard into one run: the
+// merged run is written before the runs it replaces are deleted, as in a
+// compaction. A compaction that read a run before and writes after may
+// bring such entries back: readers take entries as hints, and a pack that
+// is gone as a reason to look elsewhere, so that is slower, never wrong.
+func Purge(ctx context.Context, be remote.Backend, shards []string, gone map[digest.Digest]bool, conc int) (Written, error) {
+	var mu sync.Mutex
+	var total Written
+	drop := func(e format.RunEntry) bool { return e.Kind != format.RunFile && gone[e.Blob.Pack] }
+	err := par.ForEach(ctx, shards, conc, func(ctx context.Context, s string) error {
+		runs, err := listShard(ctx, be, s)
+		if err != nil {
+			return err
+		}
+		w, err := mergeRuns(ctx, be, s, runs, drop)
 		mu.Lock()
 		total.add(w)
 		mu.Unlock()
@@ -190,10 +214,11 @@ func pick(runs []run) []run {
 	return runs[1:]
 }
 
-// mergeRuns writes one run holding every entry of runs, then deletes
-// them. A run gone meanwhile (another compaction merged it) is left out:
-// its entries are in that compaction's run.
-func mergeRuns(ctx context.Context, be remote.Backend, shard string, runs []run) (Written, error) {
+// mergeRuns writes one run holding every entry of runs (but those drop
+// reports, if set), then deletes them. A run gone meanwhile (another
+// compaction merged it) is left out: its entries are in that compaction's
+// run.
+func mergeRuns(ctx context.Context, be remote.Backend, shard string, runs []run, drop func(format.RunEntry) bool) (Written, error) {
 	var w Written
 	var all []format.RunEntry
 	var used []run
@@ -212,17 +237,25 @@ func mergeRuns(ctx context.Context, be remote.Backend, shard string, runs []run)
 			// entries are in the segments, which stay the truth.
 			continue
 		}
-		all = append(all, es...)
+		for _, e := range es {
+			if drop == nil || !drop(e) {
+				all = append(all, e)
+			}
+		}
 		used = append(used, r)
 	}
-	if len(used) < 2 {
+	if len(used) < 2 && (drop == nil || len(used) == 0) {
 		return w, nil
 	}
-	newKey, n, err := putRun(ctx, be, shard, all)
-	if err != nil {
-		return w, err
+	newKey := ""
+	if len(all) > 0 {
+		k, n, err := putRun(ctx, be, shard, all)
+		if err != nil {
+			return w, err
+		}
+		newKey = k
+		w.Runs, w.Bytes = 1, n
 	}
-	w.Runs, w.Bytes = 1, n
 	for _, r := range used {
 		if r.key == newKey {
 			continue // the merge gave back a run that was there

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -156,6 +157,89 @@ func TestLookupRequests(t *testing.T) {
 		t.Logf("%d pushes: %d runs in the shard, %d requests", pushes, runs, reqs)
 		if reqs > 1+2*int64(runs) || runs > 2 {
 			t.Fatalf("%d pushes: %d requests for %d runs", pushes, reqs, runs)
+		}
+	}
+}
+
+// cloneMem copies every object of src into a new Mem.
+func cloneMem(t *testing.T, src *remote.Mem) *remote.Mem {
+	t.Helper()
+	ctx := context.Background()
+	dst := remote.NewMem()
+	err := src.List(ctx, "", func(oi remote.ObjectInfo) error {
+		b, err := remote.ReadAll(ctx, src, oi.Key)
+		if err != nil {
+			return err
+		}
+		return dst.Put(ctx, oi.Key, strings.NewReader(string(b)), int64(len(b)), remote.PutOptions{})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// crashAfter makes every Put and Delete of f fail from the nth on, as if
+// the process had been killed there; it reports whether it struck.
+func crashAfter(f *remote.Fault, n int) *bool {
+	var mu sync.Mutex
+	count, struck := 0, false
+	fail := func(string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if count++; count >= n {
+			struck = true
+			return remote.ErrInjected
+		}
+		return nil
+	}
+	f.FailPut, f.FailDelete = fail, fail
+	return &struck
+}
+
+// A compaction killed at any write or delete leaves every entry findable,
+// and a compaction run again finishes the work.
+func TestCompactCrashPoints(t *testing.T) {
+	ctx := context.Background()
+	base := remote.NewMem()
+	var all []format.RunEntry
+	var shards []string
+	for p := range 6 {
+		es := entries(p, 40)
+		for i := range es { // into four shards: several runs each
+			es[i].ID[0], es[i].ID[1] = byte(i%4), es[i].ID[1]&0x0f
+			es[i].Blob.ID = es[i].ID
+		}
+		all = append(all, es...)
+		s, _, err := Write(ctx, base, es, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shards = append(shards, s...)
+	}
+	slices.Sort(shards)
+	shards = slices.Compact(shards)
+	for n := 1; ; n++ {
+		mem := cloneMem(t, base)
+		f := remote.NewFault(mem)
+		struck := crashAfter(f, n)
+		_, err := Compact(ctx, f, shards, 1, Policy{})
+		if !*struck {
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("compaction: %d writes and deletes", n-1)
+			break
+		}
+		checkAll(t, mem, all)
+		if _, err := Compact(ctx, mem, shards, 1, Policy{}); err != nil {
+			t.Fatalf("crash point %d: compaction again: %v", n, err)
+		}
+		checkAll(t, mem, all)
+		for _, s := range shards {
+			if k := runsIn(t, mem)[s]; k > 2 {
+				t.Fatalf("crash point %d: shard %s has %d runs after compaction again", n, s, k)
+			}
 		}
 	}
 }

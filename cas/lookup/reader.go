@@ -78,6 +78,14 @@ func (r *Reader) Lookup(ctx context.Context, ids []digest.Digest) (map[digest.Di
 	return out, err
 }
 
+// Forget drops what the Reader knows of shards, written to meanwhile: the
+// next lookup in one lists it again.
+func (r *Reader) Forget(shards ...string) {
+	for _, s := range shards {
+		r.forget(s)
+	}
+}
+
 func (r *Reader) forget(shard string) {
 	r.mu.Lock()
 	delete(r.shards, shard)

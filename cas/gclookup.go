@@ -1,0 +1,85 @@
+package cas
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/cas-ml/cas/cas/format"
+	lookupidx "github.com/cas-ml/cas/cas/lookup"
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/index"
+	"github.com/cas-ml/cas/remote"
+)
+
+// A sweep keeps a remote's lookup index (docs/FORMAT.md §7a) in step with
+// the segments it rewrites: the blobs of live orphan packs it adopts get
+// entries before the segment naming them is written, and once packs are
+// deleted the entries naming them are dropped from their shards: a cost
+// that follows the garbage, not the bucket.
+
+// gcLookupAdd writes lookup entries for the blobs of live orphans (packs
+// no segment named: no run names them either), recorded by segment seg.
+func (r *Repo) gcLookupAdd(ctx context.Context, be remote.Backend, seg digest.Digest, orphans map[digest.Digest][]index.Blob, live map[digest.Digest]bool) error {
+	if be == r.Backend {
+		return nil // the local store has no lookup index
+	}
+	var es []format.RunEntry
+	for p, blobs := range orphans {
+		if !live[p] {
+			continue
+		}
+		for _, b := range blobs {
+			es = append(es, format.RunEntry{ID: b.ID, Kind: b.Type, Segment: seg, Blob: b})
+		}
+	}
+	if len(es) == 0 {
+		return nil
+	}
+	if ok, err := hasLookupIndex(ctx, be); err != nil || !ok {
+		return err
+	}
+	if _, _, err := lookupidx.Write(ctx, be, es, r.transfers()); err != nil {
+		return fmt.Errorf("gc: write lookup entries: %w", err)
+	}
+	return nil
+}
+
+// noteRewrite remembers, for purgeLookup, the packs a sweep deletes and
+// the shards of the blobs they held (as the segments said).
+func (s *gcStore) noteRewrite(m *gcMarks, del map[digest.Digest]bool) {
+	if s.be == s.r.Backend || len(del) == 0 {
+		return
+	}
+	if s.gone == nil {
+		s.gone, s.shards = map[digest.Digest]bool{}, map[string]bool{}
+	}
+	for p := range del {
+		s.gone[p] = true
+	}
+	for _, seg := range m.segmentContent {
+		for _, b := range seg.Blobs {
+			if del[b.Pack] {
+				s.shards[format.LookupShard(b.ID)] = true
+			}
+		}
+	}
+}
+
+// purgeLookup drops, from the shards noteRewrite found, the entries of
+// the packs deleted.
+func (s *gcStore) purgeLookup(ctx context.Context) error {
+	if len(s.shards) == 0 {
+		return nil
+	}
+	if ok, err := hasLookupIndex(ctx, s.be); err != nil || !ok {
+		return err
+	}
+	shards := slices.Sorted(maps.Keys(s.shards))
+	if _, err := lookupidx.Purge(ctx, s.be, shards, s.gone, s.r.transfers()); err != nil {
+		return fmt.Errorf("gc: drop lookup entries of deleted packs: %w", err)
+	}
+	s.gone, s.shards = nil, nil
+	return nil
+}
