@@ -484,6 +484,12 @@ func TestAttackRemoteSegmentPoisonsDedup(t *testing.T) {
 	if _, err := r.Upload(ctx, bucket, nil); err != nil {
 		t.Fatal(err)
 	}
+	// A bucket an older cas wrote (no lookup index): reading from it loads
+	// every segment, the forged one too. (TestAttackLookupPoisonsDedup is
+	// the same attack through the lookup index.)
+	if err := bucket.Delete(ctx, format.LookupFormatKey); err != nil {
+		t.Fatal(err)
+	}
 	var pack digest.Digest
 	if err := r.Index.Packs(func(p digest.Digest) error { pack = p; return nil }); err != nil {
 		t.Fatal(err)

@@ -168,18 +168,16 @@ func (r *Repo) readBlob(ctx context.Context, b index.Blob, dst []byte) ([]byte, 
 	if err == nil || ctx.Err() != nil {
 		return raw, err
 	}
-	if isNotFound(err) {
-		// A location the remote's lookup index gave may name a pack a gc
-		// has deleted since: its segments, the truth, say where else.
-		if did, serr := r.syncLazy(ctx); serr != nil {
-			return nil, errors.Join(err, serr)
-		} else if did {
-			if nb, ok, lerr := r.Index.Blob(b.ID); lerr == nil && ok && nb != b {
-				return r.readBlob(ctx, nb, dst)
-			}
+	if !r.fromLookup(b.ID) {
+		r.noteDamage(err)
+	}
+	// A location the remote's lookup index gave may name a pack a gc has
+	// deleted since, or be forged: its segments, the truth, say where.
+	if r.retryLazy(ctx, err) {
+		if nb, ok, lerr := r.Index.Blob(b.ID); lerr == nil && ok && nb != b {
+			return r.readBlob(ctx, nb, dst)
 		}
 	}
-	r.noteDamage(err)
 	for _, alt := range r.alternatives(b.ID) {
 		if raw, aerr := r.readBlobAt(ctx, alt, nil); aerr == nil {
 			return raw, nil

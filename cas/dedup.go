@@ -25,9 +25,13 @@ import (
 // pack it names is checked to exist.
 
 // blobsOn returns, for each of packs (local pack → its blobs), the blobs
-// be's lookup index places in packs be holds (checked to exist), with
-// that pack: the blobs of the local pack that be has already.
-func (r *Repo) blobsOn(ctx context.Context, be remote.Backend, packs map[digest.Digest][]index.Blob) (map[digest.Digest]map[digest.Digest]digest.Digest, error) {
+// be already holds, where it holds them. The lookup index only suggests:
+// each pack it names is read on be (its trailer: two ranged reads), and a
+// blob counts only where the trailer lists it at the place the entry says,
+// with its type and raw length. (A pack is named by the BLAKE3 of all its
+// bytes, so its trailer is taken on the bucket's word: a reader checks
+// every blob against its ID, and `cas verify --remote` reads them all.)
+func (r *Repo) blobsOn(ctx context.Context, be remote.Backend, packs map[digest.Digest][]index.Blob) (map[digest.Digest]map[digest.Digest]index.Blob, error) {
 	var ids []digest.Digest
 	for _, bs := range packs {
 		for _, b := range bs {
@@ -41,45 +45,76 @@ func (r *Repo) blobsOn(ctx context.Context, be remote.Backend, packs map[digest.
 	if err != nil {
 		return nil, fmt.Errorf("look up on %s: %w", be.Location(), err)
 	}
-	// Every pack an entry names, checked once.
-	named := map[digest.Digest]bool{}
+	// Every pack an entry names, read once: what its trailer lists.
+	named := map[digest.Digest]map[digest.Digest]index.Blob{}
 	for _, es := range found {
 		for _, e := range es {
 			if e.Kind != format.RunFile {
-				named[e.Blob.Pack] = false
+				named[e.Blob.Pack] = nil
 			}
 		}
 	}
 	var mu sync.Mutex
 	err = par.ForEach(ctx, slices.Collect(maps.Keys(named)), r.transfers(), func(ctx context.Context, p digest.Digest) error {
-		_, err := be.Stat(ctx, format.PackKey(p))
-		if err != nil && !errors.Is(err, remote.ErrNotFound) {
-			return fmt.Errorf("pack %s on %s: %w", p.Short(), be.Location(), err)
+		listed, err := trailerOn(ctx, be, p)
+		if err != nil {
+			return err
 		}
 		mu.Lock()
-		named[p] = err == nil
+		named[p] = listed
 		mu.Unlock()
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	on := map[digest.Digest]map[digest.Digest]digest.Digest{}
+	on := map[digest.Digest]map[digest.Digest]index.Blob{}
 	for local, bs := range packs {
 		for _, b := range bs {
 			i := slices.IndexFunc(found[b.ID], func(e format.RunEntry) bool {
-				return e.Kind == b.Type && e.Blob.RawLen == b.RawLen && named[e.Blob.Pack]
+				rec, ok := named[e.Blob.Pack][b.ID]
+				return ok && e.Kind != format.RunFile && rec == e.Blob && rec.Type == b.Type && rec.RawLen == b.RawLen
 			})
 			if i < 0 {
 				continue
 			}
 			if on[local] == nil {
-				on[local] = map[digest.Digest]digest.Digest{}
+				on[local] = map[digest.Digest]index.Blob{}
 			}
-			on[local][b.ID] = found[b.ID][i].Blob.Pack
+			on[local][b.ID] = found[b.ID][i].Blob
 		}
 	}
 	return on, nil
+}
+
+// trailerOn returns what the trailer of pack p on be lists, by blob ID:
+// nothing when be lacks p or its trailer cannot be read as one (damaged
+// or forged: nothing is counted as held there).
+func trailerOn(ctx context.Context, be remote.Backend, p digest.Digest) (map[digest.Digest]index.Blob, error) {
+	oi, err := be.Stat(ctx, format.PackKey(p))
+	if errors.Is(err, remote.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pack %s on %s: %w", p.Short(), be.Location(), err)
+	}
+	view := newView(be, index.NewMemory(), nil)
+	blobs, err := view.readPackTrailer(ctx, p, oi.Size)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var ce *CorruptError
+		if errors.Is(err, ErrBadPack) || errors.As(err, &ce) || errors.Is(err, remote.ErrNotFound) || errors.Is(err, format.ErrBadPack) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("pack %s on %s: %w", p.Short(), be.Location(), err)
+	}
+	listed := make(map[digest.Digest]index.Blob, len(blobs))
+	for _, b := range blobs {
+		listed[b.ID] = b
+	}
+	return listed, nil
 }
 
 // coverOn returns, for those of packs whose every blob be holds in packs
@@ -95,8 +130,8 @@ func (r *Repo) coverOn(ctx context.Context, be remote.Backend, packs map[digest.
 			continue
 		}
 		holders := map[digest.Digest]bool{}
-		for _, p := range on[local] {
-			holders[p] = true
+		for _, b := range on[local] {
+			holders[b.Pack] = true
 		}
 		cover[local] = slices.Collect(maps.Keys(holders))
 	}
@@ -170,7 +205,7 @@ const samplesPerPack = 4
 // blobs with be, the blobs be holds already (blobsOn): a sample of each
 // pack is looked up first, and only packs with a sampled blob on be are
 // looked at whole.
-func (r *Repo) onRemote(ctx context.Context, be remote.Backend, packs map[digest.Digest][]index.Blob) (map[digest.Digest]map[digest.Digest]digest.Digest, error) {
+func (r *Repo) onRemote(ctx context.Context, be remote.Backend, packs map[digest.Digest][]index.Blob) (map[digest.Digest]map[digest.Digest]index.Blob, error) {
 	var ids []digest.Digest
 	sample := map[digest.Digest][]digest.Digest{}
 	for p, bs := range packs {
@@ -201,6 +236,8 @@ func (r *Repo) lookupReader(be remote.Backend) *lookupidx.Reader {
 	if v, ok := r.readers.Load(be.Location()); ok {
 		return v.(*lookupidx.Reader)
 	}
-	v, _ := r.readers.LoadOrStore(be.Location(), lookupidx.NewReader(be, r.transfers()))
+	rd := lookupidx.NewReader(be, r.transfers())
+	rd.Warn = r.warn
+	v, _ := r.readers.LoadOrStore(be.Location(), rd)
 	return v.(*lookupidx.Reader)
 }

@@ -24,6 +24,7 @@ type lazyRemote struct {
 
 	mu      sync.Mutex
 	missing map[digest.Digest]bool // looked up and not found
+	learned map[digest.Digest]bool // blobs and files the lookup index placed
 	hits    map[digest.Digest]int  // lookups answered, by segment
 	loaded  map[digest.Digest]bool // segments loaded whole
 	synced  bool                   // every segment loaded: the lookup index is out of the way
@@ -31,7 +32,7 @@ type lazyRemote struct {
 
 func newLazyRemote(be remote.Backend, reader *lookupidx.Reader) *lazyRemote {
 	return &lazyRemote{be: be, reader: reader,
-		missing: map[digest.Digest]bool{}, hits: map[digest.Digest]int{}, loaded: map[digest.Digest]bool{}}
+		missing: map[digest.Digest]bool{}, learned: map[digest.Digest]bool{}, hits: map[digest.Digest]int{}, loaded: map[digest.Digest]bool{}}
 }
 
 // emptyFile is the digest of the empty file.
@@ -148,6 +149,7 @@ func (r *Repo) lookUp(ctx context.Context, ids ...digest.Digest) error {
 			} else {
 				seg.Blobs = append(seg.Blobs, e.Blob)
 			}
+			lz.learned[e.ID] = true
 		}
 		if len(es) > 0 {
 			segs[es[0].Segment] = true
@@ -185,11 +187,40 @@ func (r *Repo) syncLazy(ctx context.Context) (bool, error) {
 	lz.mu.Lock()
 	done := lz.synced
 	lz.synced = true
+	var learned []digest.Digest
+	for id := range lz.learned {
+		learned = append(learned, id)
+	}
 	lz.mu.Unlock()
 	if done {
 		return false, nil
 	}
+	// What the lookup index said goes, so that the segments' word is
+	// taken instead (where the store's own segments do not place them).
+	var theirs []digest.Digest
+	for _, id := range learned {
+		if remote, err := r.Index.Remote(id); err != nil {
+			return true, err
+		} else if remote {
+			theirs = append(theirs, id)
+		}
+	}
+	if err := r.Index.ForgetBlobs(theirs); err != nil {
+		return true, err
+	}
 	return true, r.syncSegments(ctx, lz.be, false, false)
+}
+
+// fromLookup reports whether id's place came from the lazy remote's lookup
+// index: a read of it that fails says nothing about the data's copies.
+func (r *Repo) fromLookup(id digest.Digest) bool {
+	lz := r.lazy
+	if lz == nil {
+		return false
+	}
+	lz.mu.Lock()
+	defer lz.mu.Unlock()
+	return lz.learned[id] && !lz.synced
 }
 
 // lookUpMissing looks up, in one batch, those of ids the index lacks (lazy
@@ -210,4 +241,21 @@ func (r *Repo) lookUpMissing(ctx context.Context, ids []digest.Digest) error {
 		return nil
 	}
 	return r.lookUp(ctx, todo...)
+}
+
+// retryLazy reports whether a read that failed with err should run again:
+// it failed on damage or a missing object, and the store reads a lazy
+// remote whose every segment it has now loaded (syncLazy), replacing what
+// the lookup index said (a stale or forged entry) with what the segments
+// say.
+func (r *Repo) retryLazy(ctx context.Context, err error) bool {
+	var ce *CorruptError
+	if err == nil || r.lazy == nil || ctx.Err() != nil || !errors.As(err, &ce) && !isNotFound(err) {
+		return false
+	}
+	did, serr := r.syncLazy(ctx)
+	if serr != nil {
+		r.warn(serr)
+	}
+	return did && serr == nil
 }

@@ -319,6 +319,13 @@ func TestUpgradeRemote(t *testing.T) {
 	if _, err := w.uploadAll(ctx, be, nil); err != nil {
 		t.Fatal(err)
 	}
+	var lk []string
+	_ = be.List(ctx, format.LookupPrefix, func(oi remote.ObjectInfo) error { lk = append(lk, oi.Key); return nil })
+	for _, k := range lk {
+		if err := be.Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := w.SetRefOn(ctx, be, "old", obj); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cas-ml/cas/cas/format"
+	lookupidx "github.com/cas-ml/cas/cas/lookup"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/internal/par"
@@ -73,17 +74,87 @@ type TransferStats struct {
 
 // uploadAll copies to dst every pack, then every index segment, that dst
 // lacks, listing both: what Upload falls back to when dst lost what it
-// was given (a gc on dst deleted packs the store had uploaded).
+// was given (a gc on dst deleted packs the store had uploaded). Where dst
+// keeps a lookup index, the segments' entries go into it first.
 func (r *Repo) uploadAll(ctx context.Context, dst remote.Backend, prog *Progress) (*TransferStats, error) {
 	start := r.Now()
 	st := &TransferStats{}
-	for _, prefix := range []string{format.PackPrefix, format.SegmentPrefix} {
-		if err := r.copyMissing(ctx, r.Backend, dst, prefix, st, prog); err != nil {
-			return nil, err
-		}
+	packs, err := r.missingOn(ctx, r.Backend, dst, format.PackPrefix, st)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.copyAll(ctx, r.Backend, dst, packs, st, prog); err != nil {
+		return nil, err
+	}
+	segs, err := r.missingOn(ctx, r.Backend, dst, format.SegmentPrefix, st)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.lookupEntriesFor(ctx, dst, segs); err != nil {
+		return nil, err
+	}
+	if err := r.copyAll(ctx, r.Backend, dst, segs, st, prog); err != nil {
+		return nil, err
 	}
 	st.Seconds = r.Now().Sub(start).Seconds()
 	return st, nil
+}
+
+// lookupEntriesFor writes the lookup entries of the local segments segs
+// to dst, if dst keeps a lookup index, a batch at a time.
+func (r *Repo) lookupEntriesFor(ctx context.Context, dst remote.Backend, segs []remote.ObjectInfo) error {
+	if runs, err := r.lookupIndexOn(ctx, dst); err != nil || !runs {
+		return err
+	}
+	var entries []format.RunEntry
+	flush := func() error {
+		if len(entries) == 0 {
+			return nil
+		}
+		shards, _, err := lookupidx.Write(ctx, dst, entries, r.transfers())
+		r.lookupReader(dst).Forget(shards...)
+		entries = entries[:0]
+		return err
+	}
+	for _, oi := range segs {
+		seg, id, err := getSegment(ctx, r.Backend, oi.Key)
+		if err != nil {
+			return err
+		}
+		entries = append(entries, lookupidx.FromSegment(id, seg)...)
+		if len(entries) >= runBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+// missingOn lists the objects under prefix that dst lacks. An object dst
+// holds under the same name but with another size (cut short on the way,
+// or damaged) is deleted there, to be copied again.
+func (r *Repo) missingOn(ctx context.Context, src, dst remote.Backend, prefix string, st *TransferStats) ([]remote.ObjectInfo, error) {
+	have := map[string]int64{}
+	if err := dst.List(ctx, prefix, func(oi remote.ObjectInfo) error { have[oi.Key] = oi.Size; return nil }); err != nil {
+		return nil, fmt.Errorf("list %s on %s: %w", prefix, dst.Location(), err)
+	}
+	var todo []remote.ObjectInfo
+	err := src.List(ctx, prefix, func(oi remote.ObjectInfo) error {
+		size, ok := have[oi.Key]
+		switch {
+		case ok && size == oi.Size:
+			st.Skipped++
+			return nil
+		case ok:
+			if err := dst.Delete(ctx, oi.Key); err != nil && !errors.Is(err, remote.ErrNotFound) {
+				return fmt.Errorf("replace %s on %s, of %d bytes where %d belong: %w", oi.Key, dst.Location(), size, oi.Size, err)
+			}
+		}
+		todo = append(todo, oi)
+		return nil
+	})
+	return todo, err
 }
 
 // Publish makes obj available on be, named ref (none for ""), in the
@@ -109,35 +180,6 @@ func (r *Repo) Publish(ctx context.Context, be remote.Backend, ref string, obj O
 		}
 	}
 	return st, nil
-}
-
-// copyMissing copies the objects under prefix that dst lacks.
-// An object dst holds under the same name but with another size (cut
-// short on the way, or damaged) is replaced.
-func (r *Repo) copyMissing(ctx context.Context, src, dst remote.Backend, prefix string, st *TransferStats, prog *Progress) error {
-	have := map[string]int64{}
-	if err := dst.List(ctx, prefix, func(oi remote.ObjectInfo) error { have[oi.Key] = oi.Size; return nil }); err != nil {
-		return fmt.Errorf("list %s on %s: %w", prefix, dst.Location(), err)
-	}
-	var todo []remote.ObjectInfo
-	err := src.List(ctx, prefix, func(oi remote.ObjectInfo) error {
-		size, ok := have[oi.Key]
-		switch {
-		case ok && size == oi.Size:
-			st.Skipped++
-			return nil
-		case ok:
-			if err := dst.Delete(ctx, oi.Key); err != nil && !errors.Is(err, remote.ErrNotFound) {
-				return fmt.Errorf("replace %s on %s, of %d bytes where %d belong: %w", oi.Key, dst.Location(), size, oi.Size, err)
-			}
-		}
-		todo = append(todo, oi)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return r.copyAll(ctx, src, dst, todo, st, prog)
 }
 
 // copyAll copies objects, several at once, counting them in st and prog.
@@ -212,29 +254,20 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 		return nil, err
 	}
 	start := r.Now()
-	packs := map[digest.Digest]bool{}
-	need := map[digest.Digest]index.Blob{} // every blob of the closure, where the index places it
-	for _, o := range append([]Object{*obj}, more...) {
-		err := r.closureBlobs(ctx, &o, func(b index.Blob) {
-			packs[b.Pack] = true
-			need[b.ID] = b
-		})
-		if err != nil {
-			return nil, err
+	st := &TransferStats{}
+	need, todo, err := r.pullPlan(ctx, append([]Object{*obj}, more...), st)
+	if isNotFound(err) {
+		// The remote's lookup index named a pack a gc has deleted: its
+		// segments say where the blobs are now.
+		if did, serr := r.syncLazy(ctx); serr != nil {
+			return nil, errors.Join(err, serr)
+		} else if did {
+			st = &TransferStats{}
+			need, todo, err = r.pullPlan(ctx, append([]Object{*obj}, more...), st)
 		}
 	}
-	st := &TransferStats{}
-	var todo []remote.ObjectInfo
-	for p := range packs {
-		if _, err := r.Backend.Stat(ctx, format.PackKey(p)); err == nil {
-			st.Skipped++
-			continue
-		}
-		oi, err := r.remote.Stat(ctx, format.PackKey(p))
-		if err != nil {
-			return nil, fmt.Errorf("pack %s on %s: %w", p.Short(), r.remote.Location(), err)
-		}
-		todo = append(todo, oi)
+	if err != nil {
+		return nil, err
 	}
 	if err := r.copyAll(ctx, r.remote, r.Backend, todo, st, prog); err != nil {
 		return nil, err
@@ -278,6 +311,35 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 	}
 	st.Seconds = r.Now().Sub(start).Seconds()
 	return st, nil
+}
+
+// pullPlan returns every blob of the closure of objs, where the index
+// places it, and the remote's packs holding those the local store lacks.
+func (r *Repo) pullPlan(ctx context.Context, objs []Object, st *TransferStats) (map[digest.Digest]index.Blob, []remote.ObjectInfo, error) {
+	packs := map[digest.Digest]bool{}
+	need := map[digest.Digest]index.Blob{}
+	for _, o := range objs {
+		err := r.closureBlobs(ctx, &o, func(b index.Blob) {
+			packs[b.Pack] = true
+			need[b.ID] = b
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	var todo []remote.ObjectInfo
+	for p := range packs {
+		if _, err := r.Backend.Stat(ctx, format.PackKey(p)); err == nil {
+			st.Skipped++
+			continue
+		}
+		oi, err := r.remote.Stat(ctx, format.PackKey(p))
+		if err != nil {
+			return nil, nil, fmt.Errorf("pack %s on %s: %w", p.Short(), r.remote.Location(), err)
+		}
+		todo = append(todo, oi)
+	}
+	return need, todo, nil
 }
 
 // closureFiles adds the chunk lists of obj's multi-chunk files, each

@@ -78,11 +78,12 @@ type Repo struct {
 	packs   *packFiles
 	// damageTo is where damage found while reading is marked: the index,
 	// or, in a verify's view of the store, the store's own index.
-	damageTo index.Index
-	remote   remote.Backend // set by UseRemote
-	lazy     *lazyRemote    // set by UseRemote for a remote with a lookup index
-	lookupOn sync.Map       // remote location → whether uploads to it write lookup runs
-	readers  sync.Map       // remote location → *lookup.Reader of its lookup index
+	damageTo  index.Index
+	remote    remote.Backend // set by UseRemote
+	lazy      *lazyRemote    // set by UseRemote for a remote with a lookup index
+	lookupOn  sync.Map       // remote location → whether uploads to it write lookup runs
+	readers   sync.Map       // remote location → *lookup.Reader of its lookup index
+	bucketIDs sync.Map       // remote location → the ID in its lookup/format
 }
 
 // Find returns the .cas directory of start or its nearest ancestor.

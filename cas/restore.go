@@ -468,11 +468,18 @@ func (rs *restorer) replace(tmp, path string) error {
 // readWhole reads a small stored file (a link target, a manifest) into
 // memory, checked against its digest.
 func (r *Repo) readWhole(ctx context.Context, d digest.Digest, size int64) ([]byte, error) {
-	out := make([]byte, 0, size)
-	err := r.streamFile(ctx, d, size, func(b []byte) error {
-		out = append(out, b...)
-		return nil
-	})
+	var out []byte
+	read := func() error {
+		out = make([]byte, 0, size)
+		return r.streamFile(ctx, d, size, func(b []byte) error {
+			out = append(out, b...)
+			return nil
+		})
+	}
+	err := read()
+	if r.retryLazy(ctx, err) {
+		err = read()
+	}
 	return out, err
 }
 
@@ -553,6 +560,17 @@ func (rs *restorer) writeFile(ctx context.Context, j fileJob) error {
 // parallel and written at their offsets; the whole file's digest is computed
 // in order as they complete.
 func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, size int64, sem *semaphore.Weighted, prog *Progress) error {
+	err := r.writeContentOnce(ctx, f, d, size, sem, prog)
+	if r.retryLazy(ctx, err) {
+		if terr := f.Truncate(0); terr != nil {
+			return errors.Join(err, terr)
+		}
+		err = r.writeContentOnce(ctx, f, d, size, sem, prog)
+	}
+	return err
+}
+
+func (r *Repo) writeContentOnce(ctx context.Context, f *os.File, d digest.Digest, size int64, sem *semaphore.Weighted, prog *Progress) error {
 	blobs, offsets, err := r.fileBlobs(ctx, d, size)
 	if err != nil {
 		return err

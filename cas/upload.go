@@ -98,8 +98,9 @@ func (r *Repo) uploadBatch(ctx context.Context, dst remote.Backend, todo []diges
 		return 0, err
 	}
 	// A segment naming a pack that did not go up whole goes up as dst
-	// holds it: blobs dst has elsewhere left out (its own segments place
-	// them), the rest where the upload put them.
+	// holds it: each blob where dst had it already or where the upload
+	// put it. Every segment places all it named: a closure pushed here is
+	// placed by its own segments, whatever others left half-done.
 	var (
 		entries []format.RunEntry
 		whole   []remote.ObjectInfo
@@ -118,6 +119,8 @@ func (r *Repo) uploadBatch(ctx context.Context, dst remote.Backend, todo []diges
 			pl := placed[b.Pack]
 			if pl == nil {
 				kept.Blobs = append(kept.Blobs, b)
+			} else if h, ok := pl.held[b.ID]; ok {
+				kept.Blobs = append(kept.Blobs, h)
 			} else if m, ok := pl.moved[b.ID]; ok {
 				kept.Blobs = append(kept.Blobs, m)
 			}
@@ -164,10 +167,10 @@ func (r *Repo) uploadBatch(ctx context.Context, dst remote.Backend, todo []diges
 }
 
 // placement is how a local pack went up to a remote that holds some or
-// all of its blobs in packs of its own: moved are the others, repacked
-// into a pack of their own (none when dst holds them all).
+// all of its blobs in packs of its own (held, where it holds them): moved
+// are the others, repacked into a pack of their own.
 type placement struct {
-	moved map[digest.Digest]index.Blob
+	held, moved map[digest.Digest]index.Blob
 }
 
 // uploadPacks copies those of packs (pack → its blobs) that dst lacks (or
@@ -184,12 +187,6 @@ func (r *Repo) uploadPacks(ctx context.Context, dst remote.Backend, packs map[di
 		} else if up {
 			continue
 		}
-		if cov, err := r.Index.HasRecord(coverMark(dst, p)); err != nil {
-			return nil, err
-		} else if cov {
-			placed[p] = &placement{} // the mirror found dst holds all its blobs
-			continue
-		}
 		check = append(check, p)
 	}
 	slices.SortFunc(check, func(a, b digest.Digest) int { return bytes.Compare(a[:], b[:]) })
@@ -197,7 +194,7 @@ func (r *Repo) uploadPacks(ctx context.Context, dst remote.Backend, packs map[di
 	if err != nil {
 		return nil, err
 	}
-	var shared map[digest.Digest]map[digest.Digest]digest.Digest
+	var shared map[digest.Digest]map[digest.Digest]index.Blob
 	if runs && len(absent) > 0 {
 		ask := map[digest.Digest][]index.Blob{}
 		for _, p := range absent {
@@ -224,14 +221,10 @@ func (r *Repo) uploadPacks(ctx context.Context, dst remote.Backend, packs map[di
 		return nil, err
 	}
 	for _, p := range check {
-		mark := uploadMark(dst, format.PackKey(p))
-		if pl := placed[p]; pl != nil {
-			if len(pl.moved) > 0 {
-				continue // asked again next time: the segment carries where its blobs went
-			}
-			mark = coverMark(dst, p)
+		if placed[p] != nil {
+			continue // asked again next time: the segment carries where its blobs went
 		}
-		if err := r.Index.MarkRecord(mark); err != nil {
+		if err := r.markUploaded(dst, format.PackKey(p)); err != nil {
 			return nil, err
 		}
 	}
@@ -284,8 +277,8 @@ func (r *Repo) absentOn(ctx context.Context, dst remote.Backend, packs []digest.
 
 // repackFor puts on dst, as a pack of their own, the blobs of local pack
 // p that dst lacks (have lists those it holds), and says where they went.
-func (r *Repo) repackFor(ctx context.Context, dst remote.Backend, p digest.Digest, blobs []index.Blob, have map[digest.Digest]digest.Digest, st *TransferStats) (*placement, error) {
-	pl := &placement{moved: map[digest.Digest]index.Blob{}}
+func (r *Repo) repackFor(ctx context.Context, dst remote.Backend, p digest.Digest, blobs []index.Blob, have map[digest.Digest]index.Blob, st *TransferStats) (*placement, error) {
+	pl := &placement{held: have, moved: map[digest.Digest]index.Blob{}}
 	pb := format.NewPackBuilder()
 	seen := map[digest.Digest]bool{}
 	for _, b := range blobs {
@@ -317,17 +310,9 @@ func (r *Repo) repackFor(ctx context.Context, dst remote.Backend, p digest.Diges
 	return pl, nil
 }
 
-// coverMark is the index record saying dst holds the blobs of pack p in
-// packs of its own: an upload does not copy p, and leaves its blobs out
-// of the segments it uploads.
-func coverMark(dst remote.Backend, p digest.Digest) digest.Digest {
-	return digest.Of([]byte("covered\x00" + dst.Location() + "\x00" + p.Hex()))
-}
-
 // mirrorPack copies pack oi, just written by a push, to dst, unless dst
 // keeps a lookup index that places blobs of it in packs dst holds: then
-// the pack is left to Upload (which copies only what dst lacks), or, when
-// dst holds all its blobs, marked covered.
+// the pack is left to Upload, which copies only what dst lacks.
 func (r *Repo) mirrorPack(ctx context.Context, dst remote.Backend, oi remote.ObjectInfo) error {
 	runs, err := r.lookupIndexOn(ctx, dst)
 	if err != nil {
@@ -346,11 +331,8 @@ func (r *Repo) mirrorPack(ctx context.Context, dst remote.Backend, oi remote.Obj
 		if err != nil {
 			return err
 		}
-		switch n := len(shared[id]); {
-		case n == len(uniqueIDs(blobs)):
-			return r.Index.MarkRecord(coverMark(dst, id))
-		case n > 0:
-			return nil // Upload repacks what dst lacks
+		if len(shared[id]) > 0 {
+			return nil // Upload sends only what dst lacks
 		}
 	}
 	if err := copyObject(ctx, r.Backend, dst, oi); err != nil {
@@ -359,23 +341,31 @@ func (r *Repo) mirrorPack(ctx context.Context, dst remote.Backend, oi remote.Obj
 	return r.markUploaded(dst, oi.Key)
 }
 
-// uploadMark is the index record saying key went up to dst.
-func uploadMark(dst remote.Backend, key string) digest.Digest {
-	return digest.Of([]byte("uploaded\x00" + dst.Location() + "\x00" + key))
+// uploadMark is the index record saying key went up to dst: dst by its
+// location and the ID its lookup index was started with, so that another
+// bucket at the same location (deleted and made again, another endpoint)
+// is not taken for this one.
+func (r *Repo) uploadMark(dst remote.Backend, key string) digest.Digest {
+	id := ""
+	if v, ok := r.bucketIDs.Load(dst.Location()); ok {
+		id = v.(string)
+	}
+	return digest.Of([]byte("uploaded\x00" + dst.Location() + "\x00" + id + "\x00" + key))
 }
 
 func (r *Repo) uploaded(dst remote.Backend, key string) (bool, error) {
-	return r.Index.HasRecord(uploadMark(dst, key))
+	return r.Index.HasRecord(r.uploadMark(dst, key))
 }
 
 func (r *Repo) markUploaded(dst remote.Backend, key string) error {
-	return r.Index.MarkRecord(uploadMark(dst, key))
+	return r.Index.MarkRecord(r.uploadMark(dst, key))
 }
 
 // lookupFormat is the content of format.LookupFormatKey.
 type lookupFormat struct {
-	Version     int `json:"version"`
-	ShardDigits int `json:"shard_digits"`
+	Version     int    `json:"version"`
+	ShardDigits int    `json:"shard_digits"`
+	ID          string `json:"id,omitempty"` // random, written once: tells buckets apart
 }
 
 // lookupIndexOn reports whether dst keeps a lookup index that an upload
@@ -394,11 +384,19 @@ func (r *Repo) lookupIndexOn(ctx context.Context, dst remote.Backend) (bool, err
 }
 
 func (r *Repo) startLookupIndex(ctx context.Context, dst remote.Backend) (bool, error) {
-	if ok, err := hasLookupIndex(ctx, dst); err != nil || ok {
-		return ok, err
+	data, err := remote.ReadSmall(ctx, dst, format.LookupFormatKey)
+	if err == nil {
+		var f lookupFormat
+		if json.Unmarshal(data, &f) == nil {
+			r.bucketIDs.Store(dst.Location(), f.ID)
+		}
+		return true, nil
+	}
+	if !errors.Is(err, remote.ErrNotFound) {
+		return false, fmt.Errorf("read %s on %s: %w", format.LookupFormatKey, dst.Location(), err)
 	}
 	empty := true
-	err := dst.List(ctx, format.SegmentPrefix, func(remote.ObjectInfo) error { empty = false; return errStop })
+	err = dst.List(ctx, format.SegmentPrefix, func(remote.ObjectInfo) error { empty = false; return errStop })
 	if err != nil && !errors.Is(err, errStop) {
 		return false, fmt.Errorf("list %s on %s: %w", format.SegmentPrefix, dst.Location(), err)
 	}
@@ -406,12 +404,15 @@ func (r *Repo) startLookupIndex(ctx context.Context, dst remote.Backend) (bool, 
 		r.warn(fmt.Errorf("%s has no lookup index: reading from it loads all its index segments (`cas remote upgrade` builds one)", dst.Location()))
 		return false, nil
 	}
-	return true, enableLookupIndex(ctx, dst)
+	if err := enableLookupIndex(ctx, dst); err != nil {
+		return false, err
+	}
+	return r.startLookupIndex(ctx, dst) // its ID: ours, or that of a machine that started it first
 }
 
 // enableLookupIndex writes format.LookupFormatKey on be.
 func enableLookupIndex(ctx context.Context, be remote.Backend) error {
-	b, _ := json.MarshalIndent(lookupFormat{Version: 1, ShardDigits: format.LookupShardDigits}, "", "  ")
+	b, _ := json.MarshalIndent(lookupFormat{Version: 1, ShardDigits: format.LookupShardDigits, ID: randHex()}, "", "  ")
 	b = append(b, '\n')
 	err := be.Put(ctx, format.LookupFormatKey, bytes.NewReader(b), int64(len(b)), remote.PutOptions{IfNoneMatch: true})
 	if err != nil && !errors.Is(err, remote.ErrExists) {

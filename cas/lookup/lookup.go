@@ -223,7 +223,7 @@ func mergeRuns(ctx context.Context, be remote.Backend, shard string, runs []run,
 	var all []format.RunEntry
 	var used []run
 	for _, r := range runs {
-		data, err := remote.ReadAll(ctx, be, r.key)
+		data, err := readRange(ctx, be, r.key, 0, r.size)
 		if errors.Is(err, remote.ErrNotFound) {
 			continue
 		}
@@ -278,16 +278,21 @@ func decodeNamed(key string, data []byte) ([]format.RunEntry, error) {
 	return format.DecodeRun(data)
 }
 
-// readRange reads n bytes at off of key.
+// readRange reads n bytes at off of key (n < 0: from off to the end).
+// What arrives is read as it comes, up to n bytes, never into a buffer
+// sized by what a listing or a footer claims: both are the bucket's word.
 func readRange(ctx context.Context, be remote.Backend, key string, off, n int64) ([]byte, error) {
 	rc, err := be.Get(ctx, key, off, n)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(rc, buf); err != nil {
+	data, err := io.ReadAll(io.LimitReader(rc, n+1))
+	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
-	return buf, nil
+	if int64(len(data)) != n {
+		return nil, fmt.Errorf("read %s: %w: %d bytes where %d were asked for", key, format.ErrBadRun, len(data), n)
+	}
+	return data, nil
 }

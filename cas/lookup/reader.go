@@ -24,6 +24,10 @@ const wholeRun = 32 << 10
 type Reader struct {
 	be   remote.Backend
 	conc int
+	// Warn, if set, is told of a run skipped as damaged (it fails its
+	// checks): lookups go on without it, as if its entries were absent,
+	// and the reader falls back on the segments for what it held.
+	Warn func(error)
 
 	mu     sync.Mutex
 	shards map[string]*shardCache
@@ -121,6 +125,12 @@ func (r *Reader) lookupShard(ctx context.Context, shard string, ids []digest.Dig
 	var found []format.RunEntry
 	err = par.ForEach(ctx, sc.runs, r.conc, func(ctx context.Context, rn run) error {
 		es, err := r.lookupRun(ctx, sc, rn, ids)
+		if errors.Is(err, format.ErrBadRun) {
+			if r.Warn != nil {
+				r.Warn(fmt.Errorf("skipped a damaged lookup run: %w", err))
+			}
+			return nil
+		}
 		mu.Lock()
 		found = append(found, es...)
 		mu.Unlock()
@@ -136,7 +146,7 @@ func (r *Reader) lookupRun(ctx context.Context, sc *shardCache, rn run, ids []di
 		es, ok := sc.whole[rn.key]
 		r.mu.Unlock()
 		if !ok {
-			data, err := remote.ReadAll(ctx, r.be, rn.key)
+			data, err := readRange(ctx, r.be, rn.key, 0, rn.size)
 			if err != nil {
 				return nil, fmt.Errorf("read lookup run %s: %w", rn.key, err)
 			}
