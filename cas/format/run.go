@@ -241,22 +241,23 @@ func DecodeRun(data []byte) ([]RunEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	es, err := DecodeRunBucketRange(data[len(RunMagic):f.fan[runBuckets]], -1)
-	if err != nil {
-		return nil, err
+	// Every entry sits in its bucket, in order, and all share a shard.
+	var es []RunEntry
+	pos, end := len(RunMagic), int(f.fan[runBuckets])
+	for pos < end {
+		e, n, err := decodeRunEntry(data[pos:end])
+		if err != nil {
+			return nil, err
+		}
+		lo, hi := f.Bucket(e.ID)
+		if int64(pos) < lo || int64(pos) >= hi || len(es) > 0 && (!sameShard(e.ID, es[0].ID) || compareEntries(es[len(es)-1], e) > 0) {
+			return nil, fmt.Errorf("%w: entry %s out of place", ErrBadRun, e.ID.Short())
+		}
+		es = append(es, e)
+		pos += n
 	}
 	if len(es) != f.Count {
 		return nil, fmt.Errorf("%w: %d entries where the footer counts %d", ErrBadRun, len(es), f.Count)
-	}
-	// Every entry sits in its bucket, and all share a shard.
-	pos := int64(len(RunMagic))
-	for _, e := range es {
-		off, end := f.Bucket(e.ID)
-		if pos < off || pos >= end || !sameShard(e.ID, es[0].ID) {
-			return nil, fmt.Errorf("%w: entry %s out of place", ErrBadRun, e.ID.Short())
-		}
-		n, _ := appendRunEntry(nil, e)
-		pos += int64(len(n))
 	}
 	return es, nil
 }
