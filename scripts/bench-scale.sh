@@ -167,8 +167,9 @@ lt() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a < b)}'; }
 # warm reads every byte under its arguments so that every tool starts with a warm page cache.
 warm() { find "$@" -type f -print0 | xargs -0 -P2 -n 2000 cat >/dev/null; }
 settle() { sync; } # write back dirty pages of the previous run outside the timing
-# treesum DIR: one digest over every file's path and b3sum below DIR, independent of cas.
-treesum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 -n 5000 b3sum) | b3sum --no-names; }
+# treesum DIR: one digest over every file's path and b3sum below DIR, independent of
+# cas (gendata's paths hold no blanks, so the list sorts by its second field).
+treesum() { (cd "$1" && find . -type f -print0 | xargs -0 -P2 -n 5000 b3sum) | sort -k 2 | b3sum --no-names; }
 
 new_store() { # new_store DIR: a fresh initialised cas store (DIR/.cas), outside the timing
 	rm -rf "$1"
@@ -408,24 +409,26 @@ EOF
 if [[ $LOCAL == 1 ]]; then
 	echo
 	echo "part A: trees of N files of 0.5-2 KiB in N/1000 directories; cas push --local into a fresh store, restic backup into a fresh repository"
-	fmt='%9s %8s  %14s %14s %10s %8s %8s  %14s %8s\n'
-	printf "$fmt" N "MiB" "cas push s" "restic s" restic/cas "cas RSS" "rst RSS" "re-push s" "rp RSS"
+	fmt='%8s %6s  %14s %7s  %14s %7s %10s %8s %8s  %14s %7s\n'
+	printf "$fmt" N MiB "cas push s" "CPU s" "restic s" "CPU s" restic/cas "cas RSS" "rst RSS" "re-push s" "RSS"
 	for n in "${FILES_ARR[@]}"; do
 		c=$(median "cas.push.$n") rp=$(median "cas.repush.$n")
-		rs=- rr=- rmem=-
+		rs=- rc=- rr=- rmem=-
 		if has "restic.backup.$n"; then
 			rs="$(median "restic.backup.$n") ($(spread "restic.backup.$n")%)"
+			rc=$(median "restic.backup.$n" 4)
 			rr=$(ratio "$(median "restic.backup.$n")" "$c")
 			rmem=$(mib "$(maxrss "restic.backup.$n")")
 		fi
 		printf "$fmt" "$n" "$(awk -v n="$n" '$1 == n {printf "%.0f", $2 / 1048576}' "$W/log/treebytes")" \
-			"$c ($(spread "cas.push.$n")%)" "$rs" "$rr" "$(mib "$(maxrss "cas.push.$n")")" "$rmem" \
+			"$c ($(spread "cas.push.$n")%)" "$(median "cas.push.$n" 4)" "$rs" "$rc" "$rr" "$(mib "$(maxrss "cas.push.$n")")" "$rmem" \
 			"$rp ($(spread "cas.repush.$n")%)" "$(mib "$(maxrss "cas.repush.$n")")"
 	done
+	echo "  (wall s: median (spread); CPU s: median user+system time, less sensitive to other load on the machine; RSS: MiB, the largest of the runs)"
 	echo
 	echo "every command on the $NMAX-file tree (push and re-push: median of $RUNS runs, the others one run; RSS: the largest)"
-	fmt='%-28s %9s %9s %9s\n'
-	printf "$fmt" command "wall s" "RSS MiB" "<=${GOAL_RSS_MIB}"
+	fmt='%-28s %9s %9s %9s %9s\n'
+	printf "$fmt" command "wall s" "CPU s" "RSS MiB" "<=${GOAL_RSS_MIB}"
 	worst=0 worstcmd=
 	for k in "cas.push.$NMAX push" "cas.repush.$NMAX push (re-push)" "cmd.restore restore x DEST" "cmd.verify verify x" \
 		"cmd.diff diff x DIR" "cmd.status status DIR" "cmd.ls ls x -r" "cmd.gc gc"; do
@@ -433,7 +436,7 @@ if [[ $LOCAL == 1 ]]; then
 		has "$key" || continue
 		m=$(maxrss "$key")
 		if ((m > worst)); then worst=$m worstcmd=$label; fi
-		printf "$fmt" "$label" "$(median "$key")" "$(mib "$m")" "$(pf le "$m" $((GOAL_RSS_MIB * 1024)))"
+		printf "$fmt" "$label" "$(median "$key")" "$(median "$key" 4)" "$(mib "$m")" "$(pf le "$m" $((GOAL_RSS_MIB * 1024)))"
 	done
 	echo
 	at="at N=$NMAX"
@@ -443,7 +446,8 @@ if [[ $LOCAL == 1 ]]; then
 	c=$(median "cas.push.$NMAX")
 	if has "restic.backup.$NMAX"; then
 		x=$(ratio "$(median "restic.backup.$NMAX")" "$c")
-		echo "  push >= ${GOAL_PUSH_X}x faster than restic backup: $(pf le "$GOAL_PUSH_X" "$x") (restic $(median "restic.backup.$NMAX") s / cas $c s = ${x}x)"
+		echo "  push >= ${GOAL_PUSH_X}x faster than restic backup: $(pf le "$GOAL_PUSH_X" "$x") (restic $(median "restic.backup.$NMAX") s / cas $c s = ${x}x;" \
+			"CPU time $(ratio "$(median "restic.backup.$NMAX" 4)" "$(median "cas.push.$NMAX" 4)")x)"
 	else
 		echo "  push >= ${GOAL_PUSH_X}x faster than restic backup: not measured (BENCH_SCALE_RESTIC=0)"
 	fi
@@ -485,3 +489,12 @@ if [[ $S3 == 1 ]]; then
 	echo "  <= $GOAL_REQS requests and <= 1 MiB of index at the largest H: $ok" \
 		"($t requests, $(kib "$ib") KiB of index objects; $t0 requests at H=${PUSHES_ARR[0]})"
 fi
+
+echo
+echo "every timing (wall s: median, min, max; CPU s user+system: median; peak RSS MiB: largest)"
+fmt='%-22s %9s %9s %9s %9s %9s\n'
+printf "$fmt" run median min max "CPU" "RSS"
+awk '!seen[$1]++ {print $1}' "$RESULTS" | while read -r k; do
+	printf "$fmt" "$k" "$(median "$k")" "$(awk -v k="$k" '$1 == k && (m == "" || $2 < m) {m = $2} END {print m}' "$RESULTS")" \
+		"$(awk -v k="$k" '$1 == k && $2 > m {m = $2} END {print m}' "$RESULTS")" "$(median "$k" 4)" "$(mib "$(maxrss "$k")")"
+done
