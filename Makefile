@@ -5,7 +5,7 @@ GOBIN := $(shell $(GO) env GOPATH)/bin
 export PATH := $(GOBIN):$(PATH)
 GOLANGCI_VERSION := v2.15.0
 
-.PHONY: help build demo test test-race check fmt vet lint lint-install tidy-check graph bench fuzz docs deps clean
+.PHONY: help build demo test test-race check fmt vet lint lint-install tidy-check graph bench bench-scale fuzz docs deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ graph: ## print which of our packages import which (docs/architecture.md shows i
 
 bench: build ## cas beside b3sum and restic on generated data; prints ratios
 	bash scripts/bench.sh
+
+bench-scale: ## scale (issue 13): 10^4-10^6 files beside restic, requests vs history on S3; BENCH_SCALE_FILES, BENCH_SCALE_PUSHES
+	bash scripts/bench-scale.sh
 
 fuzz: ## run every fuzzer for FUZZTIME each (default 60s); make test only replays their corpora
 	bash scripts/fuzz.sh
