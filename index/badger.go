@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -464,37 +465,80 @@ func (x *Badger) StatDir(root, dir string) (map[string]StatEntry, error) {
 	return decodeStatEntries(v)
 }
 
-// PutStatDirs implements Index. Directories whose entries did not change
-// are not written again, so an unchanged re-push writes almost nothing.
-func (x *Badger) PutStatDirs(root string, dirs map[string][]StatEntry) error {
-	old := map[string][]byte{}
-	err := x.iterate(statKey(root, ""), true, func(k, v []byte) error {
-		old[string(k)] = v
-		return nil
-	})
+// PutStatDir implements Index. A directory whose entries did not change
+// is not written again, so an unchanged re-push writes almost nothing.
+func (x *Badger) PutStatDir(root, dir string, entries []StatEntry, subdirs []string) error {
+	k := statKey(root, dir)
+	v := encodeStatEntries(entries)
+	prev, had, err := x.get(k)
+	if err != nil {
+		return err
+	}
+	stale, err := x.staleStatDirs(root, dir, subdirs)
 	if err != nil {
 		return fmt.Errorf("read the index: %w", err)
 	}
+	if (had && bytes.Equal(prev, v) || !had && len(entries) == 0) && len(stale) == 0 {
+		return nil
+	}
 	return x.write(func(wb *badger.WriteBatch) error {
-		for d, es := range dirs {
-			k := statKey(root, d)
-			v := encodeStatEntries(es)
-			prev, had := old[string(k)]
-			delete(old, string(k))
-			if had && bytes.Equal(prev, v) {
-				continue
-			}
-			if err := wb.Set(k, v); err != nil {
-				return err
-			}
+		var err error
+		switch {
+		case len(entries) > 0:
+			err = wb.Set(k, v)
+		case had:
+			err = wb.Delete(k)
 		}
-		for k := range old {
-			if err := wb.Delete([]byte(k)); err != nil {
+		if err != nil {
+			return err
+		}
+		for _, k := range stale {
+			if err := wb.Delete(k); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// staleStatDirs returns the stat cache keys of directories below dir
+// that are neither one of subdirs (sorted) nor below one. It reads keys
+// only, and skips the keys below each of subdirs with one seek, so the
+// cost follows dir's subdirectories, not the tree below it.
+func (x *Badger) staleStatDirs(root, dir string, subdirs []string) (stale [][]byte, err error) {
+	defer recoverDamage(&err)
+	prefix := statKey(root, dir)
+	if dir != "" {
+		prefix = append(prefix, '/')
+	}
+	err = x.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = prefix
+		opts.PrefetchValues = false
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Seek(prefix); it.Valid(); {
+			k := it.Item().Key()
+			rest := k[len(prefix):]
+			name, _, below := bytes.Cut(rest, []byte{'/'})
+			_, current := slices.BinarySearch(subdirs, string(name))
+			switch {
+			case len(rest) == 0 || rest[0] == 0:
+				it.Next() // dir itself (the root's), or the caller's own record
+			case !current:
+				stale = append(stale, it.Item().KeyCopy(nil))
+				it.Next()
+			case below:
+				// Past every key below name: name + "/" + anything sorts
+				// before name + "0" ('/' + 1).
+				it.Seek(append(append(append([]byte(nil), prefix...), name...), '/'+1))
+			default:
+				it.Next()
+			}
+		}
+		return nil
+	})
+	return stale, err
 }
 
 // Persistent implements Index.
