@@ -65,6 +65,7 @@ type pusher struct {
 
 	packMu    sync.Mutex
 	pack      *format.PackBuilder
+	packLen   int                               // blobs in pack
 	packFiles map[digest.Digest][]digest.Digest // file lists recorded while pack was filled
 	uploads   chan packJob
 	free      chan *format.PackBuilder
@@ -93,6 +94,12 @@ type packJob struct {
 // before the Store indexes it: a segment of about 3 MiB, and what the
 // push holds for it bounded, whatever the number of files.
 const segmentBlobs = 1 << 16
+
+// packBlobs is the most blobs a pack takes: a pack closes at
+// format.TargetPackBytes of data or at this many blobs, whichever comes
+// first, so that a pack of tiny files does not hold a batch's worth of
+// blobs (and claims) on its own.
+const packBlobs = 1 << 15
 
 // start sets the pipeline up: its context, which ends when the push does
 // or a stage fails, and, when storing, the pack uploader. The returned
@@ -635,9 +642,9 @@ func (p *pusher) prepareBlob(id digest.Digest, raw []byte, typ uint8) (b index.B
 func (p *pusher) addBlob(b index.Blob, stored []byte) error {
 	p.packMu.Lock()
 	var full packJob
-	if p.pack != nil && !p.pack.Empty() && p.pack.Size()+len(stored) > format.TargetPackBytes {
+	if p.pack != nil && !p.pack.Empty() && (p.pack.Size()+len(stored) > format.TargetPackBytes || p.packLen >= packBlobs) {
 		full = packJob{pb: p.pack, files: p.packFiles}
-		p.packFiles = nil
+		p.packFiles, p.packLen = nil, 0
 		select {
 		case p.pack = <-p.free:
 		case <-p.ctx.Done():
@@ -649,6 +656,7 @@ func (p *pusher) addBlob(b index.Blob, stored []byte) error {
 		return p.ctx.Err()
 	}
 	p.pack.Add(b, stored)
+	p.packLen++
 	p.claims.added(b.ID)
 	p.packMu.Unlock()
 	if full.pb != nil {
