@@ -35,6 +35,7 @@ var ErrBusy = errors.New("in use by another process")
 // Badger is the on-disk Index.
 type Badger struct {
 	db   *badger.DB
+	dir  string
 	lock *os.File
 }
 
@@ -87,7 +88,12 @@ func OpenBadger(dir string) (*Badger, error) {
 		lock.Close()
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
-	return &Badger{db: db, lock: lock}, nil
+	if err := os.MkdirAll(filepath.Join(dir, statDir), 0o755); err != nil {
+		db.Close()
+		lock.Close()
+		return nil, fmt.Errorf("create the stat cache directory: %w", err)
+	}
+	return &Badger{db: db, dir: dir, lock: lock}, nil
 }
 
 // openDB opens badger, turning a panic on damaged files (a truncated
@@ -456,10 +462,42 @@ func statKey(root, dir string) []byte {
 	return append(append([]byte{prefixStat}, root...), append([]byte{0}, dir...)...)
 }
 
+// The stat cache of a directory is as large as its listing (some 80
+// bytes a file), and a push reads or writes all of it: read through
+// badger's memory-mapped files, it would stay mapped into the process, so
+// its entries live in files of their own (statDir), read and written
+// whole. Badger keeps only their keys, with an empty value, so that the
+// directories of a root are listed in order (staleStatDirs); a non-empty
+// value holds the entries themselves, as an index of an earlier version
+// kept them.
+const statDir = "stat"
+
+// statFile is where the entries of stat cache key k are kept.
+func (x *Badger) statFile(k []byte) string {
+	return filepath.Join(x.dir, statDir, digest.Of(k).Hex())
+}
+
+// readStat returns the encoded entries of stat cache key k (nil if there
+// are none), and whether the key is there.
+func (x *Badger) readStat(k []byte) ([]byte, bool, error) {
+	v, ok, err := x.get(k)
+	if !ok || err != nil || len(v) > 0 {
+		return v, ok, err
+	}
+	v, err = os.ReadFile(x.statFile(k))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, true, nil // the key written, not yet the file
+	}
+	if err != nil {
+		return nil, true, fmt.Errorf("read the stat cache: %w", err)
+	}
+	return v, true, nil
+}
+
 // StatDir implements Index.
 func (x *Badger) StatDir(root, dir string) (map[string]StatEntry, error) {
-	v, ok, err := x.get(statKey(root, dir))
-	if !ok || err != nil {
+	v, _, err := x.readStat(statKey(root, dir))
+	if err != nil {
 		return map[string]StatEntry{}, err
 	}
 	return decodeStatEntries(v)
@@ -467,10 +505,12 @@ func (x *Badger) StatDir(root, dir string) (map[string]StatEntry, error) {
 
 // PutStatDir implements Index. A directory whose entries did not change
 // is not written again, so an unchanged re-push writes almost nothing.
+// The key is written before the file and deleted after it, so that no
+// file outlives its key.
 func (x *Badger) PutStatDir(root, dir string, entries []StatEntry, subdirs []string) error {
 	k := statKey(root, dir)
 	v := encodeStatEntries(entries)
-	prev, had, err := x.get(k)
+	prev, had, err := x.readStat(k)
 	if err != nil {
 		return err
 	}
@@ -478,20 +518,26 @@ func (x *Badger) PutStatDir(root, dir string, entries []StatEntry, subdirs []str
 	if err != nil {
 		return fmt.Errorf("read the index: %w", err)
 	}
-	if (had && bytes.Equal(prev, v) || !had && len(entries) == 0) && len(stale) == 0 {
+	if len(entries) > 0 && (!had || !bytes.Equal(prev, v)) {
+		if err := x.write(func(wb *badger.WriteBatch) error { return wb.Set(k, nil) }); err != nil {
+			return err
+		}
+		if err := x.writeStatFile(k, v); err != nil {
+			return err
+		}
+	}
+	if len(entries) == 0 && had {
+		stale = append(stale, k)
+	}
+	for _, k := range stale {
+		if err := os.Remove(x.statFile(k)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("write the stat cache: %w", err)
+		}
+	}
+	if len(stale) == 0 {
 		return nil
 	}
 	return x.write(func(wb *badger.WriteBatch) error {
-		var err error
-		switch {
-		case len(entries) > 0:
-			err = wb.Set(k, v)
-		case had:
-			err = wb.Delete(k)
-		}
-		if err != nil {
-			return err
-		}
 		for _, k := range stale {
 			if err := wb.Delete(k); err != nil {
 				return err
@@ -499,6 +545,29 @@ func (x *Badger) PutStatDir(root, dir string, entries []StatEntry, subdirs []str
 		}
 		return nil
 	})
+}
+
+// writeStatFile replaces the entries file of key k: written beside it,
+// then renamed over it, so that a reader never sees half of one. It is a
+// cache: nothing is synced.
+func (x *Badger) writeStatFile(k, v []byte) error {
+	f, err := os.CreateTemp(filepath.Join(x.dir, statDir), "tmp-")
+	if err == nil {
+		_, err = f.Write(v)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(f.Name(), x.statFile(k))
+		}
+		if err != nil {
+			os.Remove(f.Name())
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("write the stat cache: %w", err)
+	}
+	return nil
 }
 
 // staleStatDirs returns the stat cache keys of directories below dir
@@ -550,6 +619,13 @@ func (x *Badger) Reset() error {
 	// not forget.
 	drop := [][]byte{{prefixBlob}, {prefixFile}, {prefixSegment}, {prefixPack}, {prefixStat}, {prefixStoreSeg}, {prefixRemote}}
 	if err := x.db.DropPrefix(drop...); err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	stat := filepath.Join(x.dir, statDir)
+	if err := os.RemoveAll(stat); err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	if err := os.MkdirAll(stat, 0o755); err != nil {
 		return fmt.Errorf("reset: %w", err)
 	}
 	return nil
