@@ -60,6 +60,17 @@ func OpenBadger(dir string) (*Badger, error) {
 		}
 		return nil, fmt.Errorf("lock: %w", err)
 	}
+	// Memory first: what badger holds (memtables, the builders of its
+	// compactions) and what it maps of its files stays a few tens of MiB
+	// whatever the index's size. Keys are digests, which do not compress:
+	// blocks are stored plain, read from the mapped tables without a block
+	// cache, and every table is BaseTableSize at every level (a
+	// compaction builds several at once, each in a buffer twice that
+	// size). Checksums are verified as blocks are read: verifying whole
+	// tables at open read the entire index at every command. A damaged
+	// block reads as missing, which a cache survives (what a push cannot
+	// find it stores again); a table cut short is caught at open
+	// (checkTables).
 	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
 		WithMemTableSize(8 << 20).
@@ -67,14 +78,16 @@ func OpenBadger(dir string) (*Badger, error) {
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
 		WithBaseTableSize(2 << 20).
-		WithBlockCacheSize(8 << 20).
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
 		WithIndexCacheSize(8 << 20).
 		WithValueLogFileSize(64 << 20).
 		WithValueThreshold(1 << 10).
 		WithNumCompactors(2).
 		WithNumGoroutines(2).
 		WithDetectConflicts(false).
-		WithChecksumVerificationMode(options.OnTableRead)
+		WithChecksumVerificationMode(options.OnBlockRead)
+	opts.TableSizeMultiplier = 1
 	db, err := openDB(opts)
 	if err != nil {
 		// We hold the lock, so nobody else uses the database: it was left
@@ -124,7 +137,7 @@ func checkTables(dir string) (err error) {
 // checkTable checks that the footer of a table file (its last 4 bytes
 // give the checksum's length, the 4 before the checksum the index's) lies
 // within the file: badger reads those lengths unchecked and panics on a
-// table cut short. Checksums badger verifies itself (OnTableRead).
+// table cut short. Checksums badger verifies itself (OnBlockRead).
 func checkTable(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
