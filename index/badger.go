@@ -491,25 +491,26 @@ func (x *Badger) statFile(k []byte) string {
 }
 
 // readStat returns the encoded entries of stat cache key k (nil if there
-// are none), and whether the key is there.
-func (x *Badger) readStat(k []byte) ([]byte, bool, error) {
-	v, ok, err := x.get(k)
+// are none), whether the key is there, and whether badger holds the
+// entries themselves (legacy) rather than their file.
+func (x *Badger) readStat(k []byte) (v []byte, ok, legacy bool, err error) {
+	v, ok, err = x.get(k)
 	if !ok || err != nil || len(v) > 0 {
-		return v, ok, err
+		return v, ok, len(v) > 0, err
 	}
 	v, err = os.ReadFile(x.statFile(k))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, true, nil // the key written, not yet the file
+		return nil, true, false, nil // the key written, not yet the file
 	}
 	if err != nil {
-		return nil, true, fmt.Errorf("read the stat cache: %w", err)
+		return nil, true, false, fmt.Errorf("read the stat cache: %w", err)
 	}
-	return v, true, nil
+	return v, true, false, nil
 }
 
 // StatDir implements Index.
 func (x *Badger) StatDir(root, dir string) (map[string]StatEntry, error) {
-	v, _, err := x.readStat(statKey(root, dir))
+	v, _, _, err := x.readStat(statKey(root, dir))
 	if err != nil {
 		return map[string]StatEntry{}, err
 	}
@@ -517,13 +518,14 @@ func (x *Badger) StatDir(root, dir string) (map[string]StatEntry, error) {
 }
 
 // PutStatDir implements Index. A directory whose entries did not change
-// is not written again, so an unchanged re-push writes almost nothing.
-// The key is written before the file and deleted after it, so that no
-// file outlives its key.
+// is not written again (unless badger holds them: they move to their
+// file), so an unchanged re-push writes almost nothing. The key is
+// written before the file and deleted after it, so that no file outlives
+// its key.
 func (x *Badger) PutStatDir(root, dir string, entries []StatEntry, subdirs []string) error {
 	k := statKey(root, dir)
 	v := encodeStatEntries(entries)
-	prev, had, err := x.readStat(k)
+	prev, had, legacy, err := x.readStat(k)
 	if err != nil {
 		return err
 	}
@@ -531,7 +533,7 @@ func (x *Badger) PutStatDir(root, dir string, entries []StatEntry, subdirs []str
 	if err != nil {
 		return fmt.Errorf("read the index: %w", err)
 	}
-	if len(entries) > 0 && (!had || !bytes.Equal(prev, v)) {
+	if len(entries) > 0 && (!had || legacy || !bytes.Equal(prev, v)) {
 		if err := x.write(func(wb *badger.WriteBatch) error { return wb.Set(k, nil) }); err != nil {
 			return err
 		}

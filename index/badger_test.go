@@ -95,6 +95,14 @@ func TestBadgerStatFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	want("legacy", old)
+	// Saved again unchanged, the entries move to their file.
+	if err := x.PutStatDir("/r", "legacy", []StatEntry{old}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := x.get(statKey("/r", "legacy")); err != nil || !ok || len(v) != 0 {
+		t.Fatalf("badger's value of legacy after a save: %q, %v, %v; want an empty value", v, ok, err)
+	}
+	want("legacy", old)
 	if err := x.PutStatDir("/r", "legacy", []StatEntry{e}, nil); err != nil {
 		t.Fatal(err)
 	}
