@@ -107,6 +107,10 @@ func (p *pusher) pushRoots(roots []*pushRoot) (*node, error) {
 	for range runtime.GOMAXPROCS(0) + 2 {
 		readers.Go(p.reader)
 	}
+	var counting sync.WaitGroup
+	if p.opts.Progress.CountAhead {
+		counting.Go(func() { p.countAhead(roots) })
+	}
 	var err error
 	for _, rt := range roots {
 		if err = p.pushRoot(rt); err != nil {
@@ -116,6 +120,7 @@ func (p *pusher) pushRoots(roots []*pushRoot) (*node, error) {
 	}
 	close(p.jobs)
 	readers.Wait()
+	counting.Wait()
 	if err == nil {
 		err = p.ctx.Err()
 	}
@@ -147,8 +152,7 @@ func (p *pusher) pushRoot(rt *pushRoot) error {
 		return p.walk(rt.dir, nil, rt.patterns)
 	}
 	p.nfiles.Add(1)
-	p.opts.Progress.TotalFiles.Add(1)
-	p.opts.Progress.TotalBytes.Add(n.size)
+	p.addTotals(1, n.size)
 	if n.cached && !p.hashOnly {
 		ok, err := p.s.HasFile(p.ctx, n.digest, n.size)
 		if err != nil {
@@ -199,14 +203,11 @@ func (p *pusher) walk(d *dirState, domain []string, patterns []gitignore.Pattern
 			} else {
 				d.allCached = false
 			}
-		default:
-			bytes += c.size
 		}
 	}
 	p.ndirs.Add(1)
 	p.nfiles.Add(files)
-	p.opts.Progress.TotalFiles.Add(files)
-	p.opts.Progress.TotalBytes.Add(bytes)
+	p.addTotals(files, bytes)
 	if !d.allCached {
 		// d is read anyway: a file the stat cache vouches for is reused
 		// only if the store has its data.
@@ -250,6 +251,62 @@ func (p *pusher) walk(d *dirState, domain []string, patterns []gitignore.Pattern
 	}
 	p.done(d)
 	return nil
+}
+
+// addTotals counts files found by the push in the progress totals,
+// unless a walk of their own counts them (countAhead).
+func (p *pusher) addTotals(files, bytes int64) {
+	if !p.opts.Progress.CountAhead {
+		p.opts.Progress.TotalFiles.Add(files)
+		p.opts.Progress.TotalBytes.Add(bytes)
+	}
+}
+
+// countAhead counts the files and their bytes below the roots into the
+// progress totals, listing each directory as the push will (excludes,
+// .casignore, the store's own directory), one directory at a time. It
+// warns of nothing and gives up at the first error: the push reports it.
+func (p *pusher) countAhead(roots []*pushRoot) {
+	var count func(sc *scanner, path string, domain []string, patterns []gitignore.Pattern) error
+	count = func(sc *scanner, path string, domain []string, patterns []gitignore.Pattern) error {
+		if err := p.ctx.Err(); err != nil {
+			return err
+		}
+		children, patterns, err := sc.list(path, domain, patterns, nil)
+		if err != nil {
+			return err
+		}
+		var files, bytes int64
+		var subdirs []string
+		for _, c := range children {
+			switch {
+			case c.kind == format.KindDir:
+				subdirs = append(subdirs, c.name)
+			case c.kind.IsFile():
+				files++
+				bytes += c.size
+			}
+		}
+		p.opts.Progress.TotalFiles.Add(files)
+		p.opts.Progress.TotalBytes.Add(bytes)
+		for _, name := range subdirs {
+			if err := count(sc, filepath.Join(path, name), append(domain[:len(domain):len(domain)], name), patterns); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, rt := range roots {
+		if rt.node.kind != format.KindDir {
+			p.opts.Progress.TotalFiles.Add(1)
+			p.opts.Progress.TotalBytes.Add(rt.node.st.Size)
+			continue
+		}
+		quiet := &scanner{skip: rt.sc.skip, skipName: rt.sc.skipName}
+		if count(quiet, rt.path, nil, rt.patterns) != nil {
+			return
+		}
+	}
 }
 
 // reader reads the files the walk hands out, until there are no more.
