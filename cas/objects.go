@@ -13,11 +13,8 @@ import (
 // file holding them had been pushed. They share packs and one index
 // segment, written in the usual order.
 func (r *Repo) PutObjects(ctx context.Context, objs ...[]byte) ([]digest.Digest, error) {
-	ids, res, err := ingest.PutBytes(ctx, r.newPushStore(false), objs)
+	ids, _, err := ingest.PutBytes(ctx, r.newPushStore(false), objs)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := r.writePushSegment(ctx, res); err != nil {
 		return nil, err
 	}
 	return ids, nil

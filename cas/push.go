@@ -197,51 +197,36 @@ func (r *Repo) statCache(root, dir string) map[string]index.StatEntry {
 	return m
 }
 
-// run pushes paths through the ingest pipeline into s, then writes the
-// push's index segment and saves the stat cache. With suspect, what the
-// pipeline took as stored without reading it is checked afterwards, and
-// a lostError names what is gone.
+// run pushes paths through the ingest pipeline into s, which writes an
+// index segment for each batch of packs as they go, and saves the stat
+// cache a directory at a time. With suspect, what the pipeline takes as
+// stored without reading it is checked as it takes it, and a lostError
+// names what is gone.
 func (r *Repo) run(ctx context.Context, s *pushStore, suspect bool, paths []string, opts PushOptions) (*PushResult, error) {
 	start := r.Now()
-	res, err := ingest.Run(ctx, s, paths, ingest.Options{Excludes: opts.Excludes, Progress: opts.Progress, Warn: opts.Warn,
-		Skip: r.Dir, SkipName: DirName, StatCache: r.statCache, Start: start, Mirror: opts.Remote, NaturalCuts: opts.naturalCuts})
-	if err != nil {
-		return nil, err
-	}
-	var lost error
+	io := ingest.Options{Excludes: opts.Excludes, Progress: opts.Progress, Warn: opts.Warn,
+		Skip: r.Dir, SkipName: DirName, StatCache: r.statCache, SaveStat: r.saveStat, Start: start,
+		Mirror: opts.Remote, NaturalCuts: opts.naturalCuts}
 	if suspect {
-		lost = s.checkTrusted(ctx, res)
+		io.Trusted = s.checkTrusted(ctx)
 	}
-	n, err := r.writePushSegment(ctx, res)
+	res, err := ingest.Run(ctx, s, paths, io)
 	if err != nil {
 		return nil, err
 	}
-	if lost != nil {
-		return nil, lost
+	if err := s.lost(); err != nil {
+		return nil, err
 	}
-	out := pushResult(res)
-	out.StoredBytes += n
 	for _, rt := range res.Roots {
-		// The stat cache is a speed-up: failing to save it fails nothing.
-		rt.StatDirs[lastPushKey] = []index.StatEntry{{Digest: rt.Digest, Size: rt.Size, Mode: uint32(rt.Kind)}}
-		_ = r.Index.PutStatDirs(rt.Abs, rt.StatDirs)
+		r.saveStat(rt.Abs, lastPushKey, []index.StatEntry{{Digest: rt.Digest, Size: rt.Size, Mode: uint32(rt.Kind)}}, nil)
 	}
-	return out, nil
+	return pushResult(res), nil
 }
 
-// writePushSegment stores the index segment of a push, after its packs.
-// Only then does the index learn the push's blobs: a push killed before
-// leaves packs no segment names, which the next push never trusts.
-func (r *Repo) writePushSegment(ctx context.Context, res *ingest.Result) (int64, error) {
-	if len(res.NewBlobs) == 0 && len(res.ChunkLists) == 0 {
-		return 0, nil
-	}
-	// Packs reach the disk before the segment that names them, and the
-	// segment before any ref that relies on it.
-	if err := r.syncKeys(res.PackKeys...); err != nil {
-		return 0, err
-	}
-	return r.writeSegment(ctx, res.NewBlobs, res.ChunkLists)
+// saveStat saves the stat cache of one directory of a pushed root. The
+// stat cache is a speed-up: failing to save it fails nothing.
+func (r *Repo) saveStat(root, dir string, entries []index.StatEntry, subdirs []string) {
+	_ = r.Index.PutStatDir(root, dir, entries, subdirs)
 }
 
 // pushStore is the store as one push's pipeline sees it (ingest.Store):
@@ -255,6 +240,10 @@ type pushStore struct {
 	// then ask about (without any, it makes one lookup per chunk).
 	marks   bool
 	present sync.Map // pack ID → bool: in the store, asked once a push
+
+	lostMu    sync.Mutex
+	lostBlobs []digest.Digest // found missing by checkTrusted
+	lostErr   error           // the first error checkTrusted met
 }
 
 func (r *Repo) newPushStore(distrust bool) *pushStore {
@@ -312,6 +301,19 @@ func (s *pushStore) WritePack(ctx context.Context, id digest.Digest, data []byte
 		remote.StartSync(s.r.Backend, key)
 	}
 	return err
+}
+
+// IndexPacks writes the index segment of a batch of packs once they are
+// durable, and records it in the index: only then does the index learn
+// their blobs, so a push killed before leaves packs no segment names,
+// which the next push adopts (adoptOrphans) without trusting them first.
+func (s *pushStore) IndexPacks(ctx context.Context, b *ingest.Batch) (int64, error) {
+	// Packs reach the disk before the segment that names them, and the
+	// segment before any ref that relies on it.
+	if err := s.r.syncKeys(b.PackKeys...); err != nil {
+		return 0, err
+	}
+	return s.r.writeSegment(ctx, b.Blobs, b.Files)
 }
 
 func (s *pushStore) CopyPack(ctx context.Context, dst remote.Backend, oi remote.ObjectInfo) error {
@@ -416,37 +418,50 @@ func (e *lostError) Error() string {
 	return fmt.Sprintf("%d chunks the index knew are missing from the store (a deleted or damaged pack); storing them again", len(e.blobs))
 }
 
-// checkTrusted checks that everything below the directories the
-// pipeline took as stored is in the store, and reports what is not.
-func (s *pushStore) checkTrusted(ctx context.Context, res *ingest.Result) error {
-	var lost []digest.Digest
-	check := func(id digest.Digest) error {
-		ok, err := s.HasBlob(ctx, id)
-		if err == nil && !ok {
-			lost = append(lost, id)
-		}
-		return err
-	}
-	err := res.WalkTrusted(func(kind Kind, d digest.Digest, size int64) error {
-		if !kind.IsFile() {
-			return check(d) // a tree, or a link's target
-		}
-		chunks, err := s.storeFileChunks(d, size)
-		if err != nil {
-			return err
-		}
-		for _, c := range chunks {
-			if err := check(c); err != nil {
-				return err
+// checkTrusted returns the check of what the pipeline takes as stored
+// without reading it (ingest.Options.Trusted): each tree, file and link
+// of such a directory must be in the store; lost reports what is not.
+func (s *pushStore) checkTrusted(ctx context.Context) func(kind Kind, d digest.Digest, size int64) {
+	return func(kind Kind, d digest.Digest, size int64) {
+		ids := []digest.Digest{d} // a tree, or a link's target
+		if kind.IsFile() {
+			var err error
+			if ids, err = s.storeFileChunks(d, size); err != nil {
+				s.noteLost(nil, err)
+				return
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return err
+		for _, id := range ids {
+			ok, err := s.HasBlob(ctx, id)
+			if err != nil || !ok {
+				s.noteLost(&id, err)
+			}
+		}
 	}
-	if len(lost) > 0 {
-		return &lostError{blobs: lost}
+}
+
+func (s *pushStore) noteLost(id *digest.Digest, err error) {
+	s.lostMu.Lock()
+	defer s.lostMu.Unlock()
+	switch {
+	case err != nil:
+		if s.lostErr == nil {
+			s.lostErr = err
+		}
+	case id != nil:
+		s.lostBlobs = append(s.lostBlobs, *id)
+	}
+}
+
+// lost reports what checkTrusted found missing, or the first error it met.
+func (s *pushStore) lost() error {
+	s.lostMu.Lock()
+	defer s.lostMu.Unlock()
+	if s.lostErr != nil {
+		return s.lostErr
+	}
+	if len(s.lostBlobs) > 0 {
+		return &lostError{blobs: s.lostBlobs}
 	}
 	return nil
 }

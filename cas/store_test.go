@@ -771,3 +771,50 @@ func TestPushFileChangingWhileRead(t *testing.T) {
 		})
 	}
 }
+
+// The progress totals of a push, counted ahead of it or as it goes, come
+// to what it pushed: every file and its bytes, excluded paths and the
+// store's own directory left out as the push leaves them out.
+func TestPushProgressTotals(t *testing.T) {
+	t.Parallel()
+	for _, ahead := range []bool{false, true} {
+		t.Run(fmt.Sprintf("CountAhead=%v", ahead), func(t *testing.T) {
+			t.Parallel()
+			r := newStoreForTest(t, 64<<10)
+			src := filepath.Join(t.TempDir(), "src")
+			writeGenTree(t, src, append(awkwardTree(),
+				genEntry{path: "skip.tmp", kind: KindFile, data: []byte("excluded\n")},
+				genEntry{path: "small/.casignore", kind: KindFile, data: []byte("d3/\n")},
+				genEntry{path: DirName + "/config", kind: KindFile, data: []byte("another store\n")}))
+			prog := &Progress{CountAhead: ahead}
+			res, err := r.Push(t.Context(), []string{src}, PushOptions{Progress: prog, Excludes: []string{"*.tmp"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := Hash(t.Context(), nil, []string{src}, PushOptions{Excludes: []string{"*.tmp"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Digest != want.Digest {
+				t.Fatalf("digest %s, want %s", res.Digest, want.Digest)
+			}
+			for _, c := range []struct {
+				what      string
+				got, want int64
+			}{
+				{"TotalFiles", prog.TotalFiles.Load(), res.Files},
+				{"Files", prog.Files.Load(), res.Files},
+				{"TotalBytes", prog.TotalBytes.Load(), res.Bytes - 48}, // not the links' 48 bytes
+				{"Bytes", prog.Bytes.Load(), res.Bytes - 48},
+			} {
+				if c.got != c.want {
+					t.Errorf("%s: got %d, want %d", c.what, c.got, c.want)
+				}
+			}
+			// awkwardTree's 309 files and small/.casignore, less d3's 30.
+			if res.Files != 280 {
+				t.Errorf("pushed %d files, want 280", res.Files)
+			}
+		})
+	}
+}

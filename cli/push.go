@@ -87,7 +87,9 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 	if err != nil {
 		return err
 	}
-	prog := &cas.Progress{}
+	bar := !opts.Quiet && !opts.JSON && opts.IO.ErrIsTerminal
+	// A bar shows how far along the push is: its totals are counted first.
+	prog := &cas.Progress{CountAhead: bar}
 	warn := func(path string, err error) {
 		if !opts.JSON {
 			fmt.Fprintf(opts.IO.ErrOut, "warning: skipped %s: %v\n", path, err)

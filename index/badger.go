@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -34,6 +35,7 @@ var ErrBusy = errors.New("in use by another process")
 // Badger is the on-disk Index.
 type Badger struct {
 	db   *badger.DB
+	dir  string
 	lock *os.File
 }
 
@@ -58,6 +60,17 @@ func OpenBadger(dir string) (*Badger, error) {
 		}
 		return nil, fmt.Errorf("lock: %w", err)
 	}
+	// Memory first: what badger holds (memtables, the builders of its
+	// compactions) and what it maps of its files stays a few tens of MiB
+	// whatever the index's size. Keys are digests, which do not compress:
+	// blocks are stored plain, read from the mapped tables without a block
+	// cache, and every table is BaseTableSize at every level (a
+	// compaction builds several at once, each in a buffer twice that
+	// size). Checksums are verified as blocks are read: verifying whole
+	// tables at open read the entire index at every command. A damaged
+	// block reads as missing, which a cache survives (what a push cannot
+	// find it stores again); a table cut short is caught at open
+	// (checkTables).
 	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
 		WithMemTableSize(8 << 20).
@@ -65,14 +78,16 @@ func OpenBadger(dir string) (*Badger, error) {
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
 		WithBaseTableSize(2 << 20).
-		WithBlockCacheSize(8 << 20).
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
 		WithIndexCacheSize(8 << 20).
 		WithValueLogFileSize(64 << 20).
 		WithValueThreshold(1 << 10).
 		WithNumCompactors(2).
 		WithNumGoroutines(2).
 		WithDetectConflicts(false).
-		WithChecksumVerificationMode(options.OnTableRead)
+		WithChecksumVerificationMode(options.OnBlockRead)
+	opts.TableSizeMultiplier = 1
 	db, err := openDB(opts)
 	if err != nil {
 		// We hold the lock, so nobody else uses the database: it was left
@@ -86,7 +101,12 @@ func OpenBadger(dir string) (*Badger, error) {
 		lock.Close()
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
-	return &Badger{db: db, lock: lock}, nil
+	if err := os.MkdirAll(filepath.Join(dir, statDir), 0o755); err != nil {
+		db.Close()
+		lock.Close()
+		return nil, fmt.Errorf("create the stat cache directory: %w", err)
+	}
+	return &Badger{db: db, dir: dir, lock: lock}, nil
 }
 
 // openDB opens badger, turning a panic on damaged files (a truncated
@@ -117,7 +137,7 @@ func checkTables(dir string) (err error) {
 // checkTable checks that the footer of a table file (its last 4 bytes
 // give the checksum's length, the 4 before the checksum the index's) lies
 // within the file: badger reads those lengths unchecked and panics on a
-// table cut short. Checksums badger verifies itself (OnTableRead).
+// table cut short. Checksums badger verifies itself (OnBlockRead).
 func checkTable(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -455,46 +475,154 @@ func statKey(root, dir string) []byte {
 	return append(append([]byte{prefixStat}, root...), append([]byte{0}, dir...)...)
 }
 
+// The stat cache of a directory is as large as its listing (some 80
+// bytes a file), and a push reads or writes all of it: read through
+// badger's memory-mapped files, it would stay mapped into the process, so
+// its entries live in files of their own (statDir), read and written
+// whole. Badger keeps only their keys, with an empty value, so that the
+// directories of a root are listed in order (staleStatDirs); a non-empty
+// value holds the entries themselves, as an index of an earlier version
+// kept them.
+const statDir = "stat"
+
+// statFile is where the entries of stat cache key k are kept.
+func (x *Badger) statFile(k []byte) string {
+	return filepath.Join(x.dir, statDir, digest.Of(k).Hex())
+}
+
+// readStat returns the encoded entries of stat cache key k (nil if there
+// are none), whether the key is there, and whether badger holds the
+// entries themselves (legacy) rather than their file.
+func (x *Badger) readStat(k []byte) (v []byte, ok, legacy bool, err error) {
+	v, ok, err = x.get(k)
+	if !ok || err != nil || len(v) > 0 {
+		return v, ok, len(v) > 0, err
+	}
+	v, err = os.ReadFile(x.statFile(k))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, true, false, nil // the key written, not yet the file
+	}
+	if err != nil {
+		return nil, true, false, fmt.Errorf("read the stat cache: %w", err)
+	}
+	return v, true, false, nil
+}
+
 // StatDir implements Index.
 func (x *Badger) StatDir(root, dir string) (map[string]StatEntry, error) {
-	v, ok, err := x.get(statKey(root, dir))
-	if !ok || err != nil {
+	v, _, _, err := x.readStat(statKey(root, dir))
+	if err != nil {
 		return map[string]StatEntry{}, err
 	}
 	return decodeStatEntries(v)
 }
 
-// PutStatDirs implements Index. Directories whose entries did not change
-// are not written again, so an unchanged re-push writes almost nothing.
-func (x *Badger) PutStatDirs(root string, dirs map[string][]StatEntry) error {
-	old := map[string][]byte{}
-	err := x.iterate(statKey(root, ""), true, func(k, v []byte) error {
-		old[string(k)] = v
-		return nil
-	})
+// PutStatDir implements Index. A directory whose entries did not change
+// is not written again (unless badger holds them: they move to their
+// file), so an unchanged re-push writes almost nothing. The key is
+// written before the file and deleted after it, so that no file outlives
+// its key.
+func (x *Badger) PutStatDir(root, dir string, entries []StatEntry, subdirs []string) error {
+	k := statKey(root, dir)
+	v := encodeStatEntries(entries)
+	prev, had, legacy, err := x.readStat(k)
+	if err != nil {
+		return err
+	}
+	stale, err := x.staleStatDirs(root, dir, subdirs)
 	if err != nil {
 		return fmt.Errorf("read the index: %w", err)
 	}
-	return x.write(func(wb *badger.WriteBatch) error {
-		for d, es := range dirs {
-			k := statKey(root, d)
-			v := encodeStatEntries(es)
-			prev, had := old[string(k)]
-			delete(old, string(k))
-			if had && bytes.Equal(prev, v) {
-				continue
-			}
-			if err := wb.Set(k, v); err != nil {
-				return err
-			}
+	if len(entries) > 0 && (!had || legacy || !bytes.Equal(prev, v)) {
+		if err := x.write(func(wb *badger.WriteBatch) error { return wb.Set(k, nil) }); err != nil {
+			return err
 		}
-		for k := range old {
-			if err := wb.Delete([]byte(k)); err != nil {
+		if err := x.writeStatFile(k, v); err != nil {
+			return err
+		}
+	}
+	if len(entries) == 0 && had {
+		stale = append(stale, k)
+	}
+	for _, k := range stale {
+		if err := os.Remove(x.statFile(k)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("write the stat cache: %w", err)
+		}
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	return x.write(func(wb *badger.WriteBatch) error {
+		for _, k := range stale {
+			if err := wb.Delete(k); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// writeStatFile replaces the entries file of key k: written beside it,
+// then renamed over it, so that a reader never sees half of one. It is a
+// cache: nothing is synced.
+func (x *Badger) writeStatFile(k, v []byte) error {
+	f, err := os.CreateTemp(filepath.Join(x.dir, statDir), "tmp-")
+	if err == nil {
+		_, err = f.Write(v)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(f.Name(), x.statFile(k))
+		}
+		if err != nil {
+			os.Remove(f.Name())
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("write the stat cache: %w", err)
+	}
+	return nil
+}
+
+// staleStatDirs returns the stat cache keys of directories below dir
+// that are neither one of subdirs (sorted) nor below one. It reads keys
+// only, and skips the keys below each of subdirs with one seek, so the
+// cost follows dir's subdirectories, not the tree below it.
+func (x *Badger) staleStatDirs(root, dir string, subdirs []string) (stale [][]byte, err error) {
+	defer recoverDamage(&err)
+	prefix := statKey(root, dir)
+	if dir != "" {
+		prefix = append(prefix, '/')
+	}
+	err = x.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = prefix
+		opts.PrefetchValues = false
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Seek(prefix); it.Valid(); {
+			k := it.Item().Key()
+			rest := k[len(prefix):]
+			name, _, below := bytes.Cut(rest, []byte{'/'})
+			_, current := slices.BinarySearch(subdirs, string(name))
+			switch {
+			case len(rest) == 0 || rest[0] == 0:
+				it.Next() // dir itself (the root's), or the caller's own record
+			case !current:
+				stale = append(stale, it.Item().KeyCopy(nil))
+				it.Next()
+			case below:
+				// Past every key below name: name + "/" + anything sorts
+				// before name + "0" ('/' + 1).
+				it.Seek(append(append(append([]byte(nil), prefix...), name...), '/'+1))
+			default:
+				it.Next()
+			}
+		}
+		return nil
+	})
+	return stale, err
 }
 
 // Persistent implements Index.
@@ -506,6 +634,13 @@ func (x *Badger) Reset() error {
 	// not forget.
 	drop := [][]byte{{prefixBlob}, {prefixFile}, {prefixSegment}, {prefixPack}, {prefixStat}, {prefixStoreSeg}, {prefixRemote}}
 	if err := x.db.DropPrefix(drop...); err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	stat := filepath.Join(x.dir, statDir)
+	if err := os.RemoveAll(stat); err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	if err := os.MkdirAll(stat, 0o755); err != nil {
 		return fmt.Errorf("reset: %w", err)
 	}
 	return nil

@@ -127,8 +127,13 @@ type Index interface {
 	Blobs(fn func(Blob) error) error
 	// StatDir returns the stat cache of one directory of a pushed root.
 	StatDir(root, dir string) (map[string]StatEntry, error)
-	// PutStatDirs replaces the stat cache of a root's directories.
-	PutStatDirs(root string, dirs map[string][]StatEntry) error
+	// PutStatDir replaces the stat cache of one directory of a pushed
+	// root (no entries: forgets it), and forgets that of every directory
+	// below dir that is not one of subdirs or below one: subdirs are the
+	// names of dir's subdirectories now, sorted. A dir starting with a
+	// NUL byte names no directory (no path holds one): it is the caller's
+	// own record, and only PutStatDir of that very dir changes it.
+	PutStatDir(root, dir string, entries []StatEntry, subdirs []string) error
 	// Persistent is false for an in-memory index that dies with the process.
 	Persistent() bool
 	// Reset forgets everything (for a rebuild).

@@ -94,30 +94,52 @@ func TestFilesAndSegments(t *testing.T) {
 	})
 }
 
-func TestStatDirs(t *testing.T) {
+func TestStatDir(t *testing.T) {
 	t.Parallel()
 	forEachIndex(t, func(t *testing.T, x Index) {
 		e := StatEntry{Name: "a\nb \xff", Dev: 1, Ino: 2, Size: 3, Mtime: -4, Ctime: 5e18, Mode: 0o100755, Digest: d("x")}
-		if err := x.PutStatDirs("/root", map[string][]StatEntry{"": {e}, "sub": {{Name: "s"}}}); err != nil {
-			t.Fatal(err)
+		// Children first, as a push saves them. "a-b" sorts between "a"
+		// and "a/x"; "\x00last" is the caller's own record; "/roo" and
+		// "/root/a" are other roots.
+		for _, k := range [][3]string{{"/root", "a/x/y"}, {"/root", "a/x", "y"}, {"/root", "a", "x"}, {"/root", "a-b"},
+			{"/root", "b/c"}, {"/root", "b", "c"}, {"/root", "\x00last"}, {"/roo", ""}, {"/root/a", ""}} {
+			var subdirs []string
+			if k[2] != "" {
+				subdirs = []string{k[2]}
+			}
+			if err := x.PutStatDir(k[0], k[1], []StatEntry{{Name: "f"}}, subdirs); err != nil {
+				t.Fatal(err)
+			}
 		}
-		got, err := x.StatDir("/root", "")
-		if err != nil || len(got) != 1 || got[e.Name] != e {
-			t.Errorf("StatDir = %+v, %v; want %+v", got, err, e)
+		steps := []struct {
+			dir     string
+			entries []StatEntry
+			subdirs []string
+			gone    []string // directories of /root whose entries are forgotten
+		}{
+			{"", []StatEntry{e}, []string{"a", "b"}, []string{"a-b"}},
+			{"", []StatEntry{e}, []string{"a"}, []string{"a-b", "b", "b/c"}},
+			{"", []StatEntry{e}, []string{"a"}, []string{"a-b", "b", "b/c"}}, // again: no change
+			{"a", nil, nil, []string{"a-b", "b", "b/c", "a", "a/x", "a/x/y"}},
 		}
-		// A root whose name is a prefix of another stays separate.
-		if got, _ := x.StatDir("/roo", ""); len(got) != 0 {
-			t.Errorf("StatDir of another root: %v", got)
-		}
-		// Putting again replaces: "sub" is gone, "" unchanged.
-		if err := x.PutStatDirs("/root", map[string][]StatEntry{"": {e}}); err != nil {
-			t.Fatal(err)
-		}
-		if got, _ := x.StatDir("/root", "sub"); len(got) != 0 {
-			t.Errorf("stale directory survived: %v", got)
-		}
-		if got, _ := x.StatDir("/root", ""); got[e.Name] != e {
-			t.Errorf("unchanged directory lost: %v", got)
+		for i, st := range steps {
+			if err := x.PutStatDir("/root", st.dir, st.entries, st.subdirs); err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range [][2]string{{"/root", "a/x/y"}, {"/root", "a/x"}, {"/root", "a"}, {"/root", "a-b"},
+				{"/root", "b/c"}, {"/root", "b"}, {"/root", "\x00last"}, {"/roo", ""}, {"/root/a", ""}} {
+				got, err := x.StatDir(k[0], k[1])
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := k[0] != "/root" || !slices.Contains(st.gone, k[1])
+				if (len(got) > 0) != want {
+					t.Errorf("step %d: StatDir(%q, %q) has entries: got %v, want %v", i, k[0], k[1], len(got) > 0, want)
+				}
+			}
+			if got, err := x.StatDir("/root", ""); err != nil || len(got) != 1 || got[e.Name] != e {
+				t.Errorf("step %d: StatDir = %+v, %v; want %+v", i, got, err, e)
+			}
 		}
 	})
 }

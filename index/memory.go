@@ -2,6 +2,7 @@ package index
 
 import (
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/cas-ml/cas/digest"
@@ -296,17 +297,28 @@ func (m *Memory) StatDir(root, dir string) (map[string]StatEntry, error) {
 	return out, nil
 }
 
-// PutStatDirs implements Index.
-func (m *Memory) PutStatDirs(root string, dirs map[string][]StatEntry) error {
+// PutStatDir implements Index.
+func (m *Memory) PutStatDir(root, dir string, entries []StatEntry, subdirs []string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	prefix := root + "\x00" + dir
+	if dir != "" {
+		prefix += "/"
+	}
 	for k := range m.stat {
-		if len(k) > len(root) && k[:len(root)+1] == root+"\x00" {
+		rest, ok := strings.CutPrefix(k, prefix)
+		if !ok || rest == "" || rest[0] == 0 {
+			continue
+		}
+		name, _, _ := strings.Cut(rest, "/")
+		if _, current := slices.BinarySearch(subdirs, name); !current {
 			delete(m.stat, k)
 		}
 	}
-	for d, es := range dirs {
-		m.stat[root+"\x00"+d] = slices.Clone(es)
+	if len(entries) == 0 {
+		delete(m.stat, root+"\x00"+dir)
+	} else {
+		m.stat[root+"\x00"+dir] = slices.Clone(entries)
 	}
 	return nil
 }

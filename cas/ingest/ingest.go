@@ -31,11 +31,29 @@ type Store interface {
 	KnowsFile(d digest.Digest) bool
 	// WritePack stores a finished pack named id.
 	WritePack(ctx context.Context, id digest.Digest, data []byte) error
+	// IndexPacks makes the packs of b durable, then writes the index
+	// segment naming them and records it in the index; it returns the
+	// segment's size. Batches come in the order their packs were
+	// written, and a blob is never in an earlier batch than a blob it
+	// relies on (a tree's entries, a file list's chunks).
+	IndexPacks(ctx context.Context, b *Batch) (int64, error)
 	// CopyPack copies a pack just written to dst (Options.Mirror).
 	CopyPack(ctx context.Context, dst remote.Backend, oi remote.ObjectInfo) error
 	// Connections bounds the copies to dst in flight.
 	Connections() int
 }
+
+// Batch is a run of packs a push wrote, for the index segment that names
+// them: their keys, their blobs, and the chunk lists of the multi-chunk
+// files stored in them (or before them) that the store did not list yet.
+type Batch struct {
+	PackKeys []string
+	Blobs    []index.Blob
+	Files    map[digest.Digest][]digest.Digest
+}
+
+// Empty reports whether b names nothing.
+func (b *Batch) Empty() bool { return len(b.Blobs) == 0 && len(b.Files) == 0 }
 
 // Options tune one run of the pipeline.
 type Options struct {
@@ -52,9 +70,19 @@ type Options struct {
 	// StatCache, if set, returns the stat cache entries of dir (relative)
 	// below root, as the last push saved them.
 	StatCache func(root, dir string) map[string]index.StatEntry
+	// SaveStat, if set, is given the stat cache entries of each directory
+	// once it is pushed (of root itself, "", when root is a file), and
+	// the names of its subdirectories: what the cache held below dir for
+	// any other is stale.
+	SaveStat func(root, dir string, entries []index.StatEntry, subdirs []string)
 	// Start is when the push began: files modified just before it are not
-	// trusted to the stat cache next time (Root.StatDirs).
+	// trusted to the stat cache next time (SaveStat leaves them out).
 	Start time.Time
+	// Trusted, if set, is called for every tree, file and link of each
+	// directory the push takes as stored whole (Store.TreeStored) without
+	// reading it, as it takes it; the directories below it were taken,
+	// and reported, before. A caller that suspects loss checks them.
+	Trusted func(kind format.Kind, d digest.Digest, size int64)
 	// HashOnly computes digests and stores nothing; the Store may be nil.
 	HashOnly bool
 	// Mirror, if set, receives a copy of each pack as soon as it is
@@ -70,14 +98,11 @@ type Root struct {
 	Digest digest.Digest
 	Size   int64
 	Kind   format.Kind
-	// StatDirs are the stat cache entries to save for the next push.
-	StatDirs map[string][]index.StatEntry
 }
 
-// Result says what Run read and wrote. The blobs of the packs written
-// are in NewBlobs and the chunk lists of new multi-chunk files in
-// ChunkLists: the caller writes them into an index segment once the
-// packs (PackKeys) are durable.
+// Result says what Run read and wrote. The packs written are named by
+// the index segments the Store wrote for them (Store.IndexPacks) before
+// Run returned.
 type Result struct {
 	Digest digest.Digest
 	Kind   format.Kind
@@ -91,19 +116,16 @@ type Result struct {
 	Packs                   int64
 	Mirrored, MirroredBytes int64
 	Roots                   []Root
-	NewBlobs                []index.Blob
-	ChunkLists              map[digest.Digest][]digest.Digest
-	PackKeys                []string
 	// Trees are the trees computed, with HashOnly.
 	Trees map[digest.Digest]*format.Tree
-
-	trusted []*node
 }
 
-// Run scans paths, reads what changed, cuts, hashes, compresses and packs
-// it on every core, and writes the packs to s: the bounded pipeline of
-// DESIGN §6. With one path the result is that file or tree; with several,
-// a tree holding them by name.
+// Run walks paths, reads what changed, cuts, hashes, compresses and packs
+// it on every core, writes the packs to s and has s index them a batch at
+// a time: the bounded pipeline of DESIGN §6. It works directory by
+// directory, so that what it holds follows the directories being worked
+// on, not the size of the tree. With one path the result is that file or
+// tree; with several, a tree holding them by name.
 func Run(ctx context.Context, s Store, paths []string, opts Options) (*Result, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("nothing to push")
@@ -115,12 +137,12 @@ func Run(ctx context.Context, s Store, paths []string, opts Options) (*Result, e
 	if p.hashOnly {
 		p.trees = map[digest.Digest]*format.Tree{}
 	}
-	roots, err := p.scanRoots(paths)
+	roots, err := p.openRoots(paths)
 	if err != nil {
 		return nil, err
 	}
 	finish := p.start(ctx)
-	top, err := p.storeRoots(roots)
+	top, err := p.pushRoots(roots)
 	if err = finish(err); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -130,49 +152,23 @@ func Run(ctx context.Context, s Store, paths []string, opts Options) (*Result, e
 	return p.result(roots, top), nil
 }
 
-// WalkTrusted calls fn for every object below the directories the push
-// took as stored whole (Store.TreeStored) without reading them: trees,
-// links and files, each with its kind, digest and size. A caller that
-// suspects loss checks them after the push.
-func (r *Result) WalkTrusted(fn func(kind format.Kind, d digest.Digest, size int64) error) error {
-	var walk func(n *node) error
-	walk = func(n *node) error {
-		if err := fn(n.kind, n.digest, n.size); err != nil {
-			return err
-		}
-		for _, c := range n.children {
-			if err := walk(c); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	for _, n := range r.trusted {
-		if err := walk(n); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // PutBytes stores each of objs as a file holding those bytes would be
-// stored, and returns their digests. The result lists, as Run's does,
-// the blobs and chunk lists for the caller's index segment.
+// stored, and returns their digests; the Store has indexed them, as Run's
+// packs, when it returns.
 func PutBytes(ctx context.Context, s Store, objs [][]byte) ([]digest.Digest, *Result, error) {
 	p := &pusher{s: s, opts: Options{Progress: &Progress{}}, chunker: chunkerOf(s)}
 	finish := p.start(ctx)
 	ids := make([]digest.Digest, len(objs))
 	var err error
 	for i, b := range objs {
-		if ids[i], err = p.storeBytes(b, nil); err != nil {
+		if ids[i], err = p.putBytes(b); err != nil {
 			break
 		}
 	}
 	if err = finish(err); err != nil {
 		return nil, nil, err
 	}
-	return ids, &Result{NewBlobs: p.newBlobs, ChunkLists: p.files, PackKeys: p.packKeys,
-		Packs: p.packs.Load(), StoredBytes: p.storedBytes.Load()}, nil
+	return ids, &Result{Packs: p.packs.Load(), StoredBytes: p.storedBytes.Load()}, nil
 }
 
 // chunkerOf is s's chunker, or one with the default parameters when there

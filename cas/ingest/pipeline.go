@@ -8,10 +8,7 @@ import (
 	"hash"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,7 +18,6 @@ import (
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/internal/bufpool"
-	"github.com/cas-ml/cas/internal/par"
 	"github.com/cas-ml/cas/remote"
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sys/unix"
@@ -48,55 +44,78 @@ func racy(e index.StatEntry, pushStart int64) bool {
 	return e.Mtime >= pushStart-w || e.Ctime >= pushStart-w
 }
 
-// pusher is the state of one push: a bounded pipeline of file readers,
-// chunk hashers and one pack uploader.
+// pusher is the state of one push: a walk over the directories, a pool
+// of file readers, chunk hashers, and one pack uploader.
 type pusher struct {
 	s        Store
 	opts     Options
 	hashOnly bool
 	chunker  *chunk.Chunker
-	trusted  []*node                        // directories settle took as stored, whole
 	trees    map[digest.Digest]*format.Tree // hash only: every tree computed
+	treesMu  sync.Mutex
 
 	ctx    context.Context
 	fail   context.CancelFunc
 	budget *semaphore.Weighted // bytes of file data held in memory
 
-	claimed sync.Map // chunk IDs this push stores or has stored
+	jobs  chan fileJob  // files to read
+	spare chan struct{} // tokens for extra walkers
 
-	packMu  sync.Mutex
-	pack    *format.PackBuilder
-	uploads chan *format.PackBuilder
-	free    chan *format.PackBuilder
+	claims claims // blobs this push is storing, until a segment names them
 
-	mu       sync.Mutex
-	newBlobs []index.Blob
-	packKeys []string // written by this push, to sync before the segment
+	packMu    sync.Mutex
+	pack      *format.PackBuilder
+	packLen   int                               // blobs in pack
+	packFiles map[digest.Digest][]digest.Digest // file lists recorded while pack was filled
+	uploads   chan packJob
+	free      chan *format.PackBuilder
+	batch     Batch // the uploader's: packs written, not yet indexed
+
+	mu    sync.Mutex
+	cause error // the first stage's failure; guarded by mu
 
 	mirrors                 sync.WaitGroup
 	mirrored, mirroredBytes atomic.Int64
 	mirrorSem               chan struct{}
-	cause                   error // the first stage's failure; guarded by mu
-	files                   map[digest.Digest][]digest.Digest
 
+	nfiles, ndirs, unchanged                        atomic.Int64
 	chunks, newChunks, newBytes, storedBytes, packs atomic.Int64
 }
+
+// packJob is a full pack on its way to the uploader, with the chunk lists
+// of files recorded while it was filled: their chunks are in it or in
+// packs before it.
+type packJob struct {
+	pb    *format.PackBuilder
+	files map[digest.Digest][]digest.Digest
+}
+
+// segmentBlobs is how many blobs and file lists a batch of packs gathers
+// before the Store indexes it: a segment of about 3 MiB, and what the
+// push holds for it bounded, whatever the number of files.
+const segmentBlobs = 1 << 16
+
+// packBlobs is the most blobs a pack takes: a pack closes at
+// format.TargetPackBytes of data or at this many blobs, whichever comes
+// first, so that a pack of tiny files does not hold a batch's worth of
+// blobs (and claims) on its own.
+const packBlobs = 1 << 15
 
 // start sets the pipeline up: its context, which ends when the push does
 // or a stage fails, and, when storing, the pack uploader. The returned
 // finish flushes the last pack, waits for the uploader and returns the
 // first error.
 func (p *pusher) start(ctx context.Context) (finish func(error) error) {
-	p.files = map[digest.Digest][]digest.Digest{}
 	p.budget = semaphore.NewWeighted(p.memBudget())
 	gctx, cancel := context.WithCancel(ctx)
 	p.ctx, p.fail = gctx, cancel
 	if p.hashOnly {
 		return func(err error) error { cancel(); return err }
 	}
-	p.uploads = make(chan *format.PackBuilder)
+	p.claims.init(gctx)
+	p.uploads = make(chan packJob)
 	p.free = make(chan *format.PackBuilder, 2)
-	p.pack = &format.PackBuilder{}
+	p.pack = &format.PackBuilder{} // buffers on first use
 	p.free <- &format.PackBuilder{}
 	done := make(chan error, 1)
 	go func() { done <- p.uploader(gctx) }()
@@ -110,6 +129,9 @@ func (p *pusher) start(ctx context.Context) (finish func(error) error) {
 		close(p.uploads)
 		uerr := <-done
 		p.mirrors.Wait()
+		if err == nil && uerr == nil {
+			uerr = p.indexBatch(gctx) // the last packs
+		}
 		// A stage that fails cancels the others, which then fail with
 		// context.Canceled: unless the caller cancelled, the first
 		// failed stage's own error is what went wrong.
@@ -146,287 +168,57 @@ func (p *pusher) memBudget() int64 {
 	return int64(max(16<<20, 3*p.chunker.Params().Max))
 }
 
-// pushRoot is one path given to push, scanned.
-type pushRoot struct {
-	abs  string
-	node *node
-	sc   *scanner
-}
-
-// scanRoots scans every root first: totals for the progress bar, and
-// what the stat cache knows.
-func (p *pusher) scanRoots(paths []string) ([]pushRoot, error) {
-	roots := make([]pushRoot, 0, len(paths))
-	seen := map[string]bool{}
-	for _, path := range paths {
-		abs, err := filepath.Abs(path)
-		if err != nil {
-			return nil, err
-		}
-		var cache func(dir string) map[string]index.StatEntry
-		if p.opts.StatCache != nil {
-			cache = func(dir string) map[string]index.StatEntry { return p.opts.StatCache(abs, dir) }
-		}
-		sc := newScanner(p.opts.Warn, cache)
-		sc.skip, sc.skipName = p.opts.Skip, p.opts.SkipName
-		n, err := sc.scanRoot(abs, p.opts.Excludes)
-		if err != nil {
-			return nil, err
-		}
-		if len(paths) > 1 && seen[n.name] {
-			return nil, fmt.Errorf("two paths named %q: push them separately", n.name)
-		}
-		seen[n.name] = true
-		roots = append(roots, pushRoot{abs: abs, node: n, sc: sc})
-		p.opts.Progress.TotalFiles.Add(sc.files)
-		p.opts.Progress.TotalBytes.Add(sc.bytes)
-	}
-	return roots, nil
-}
-
-// storeRoots stores every file and tree under the roots and returns the
-// top: the one root, or a tree holding them all.
-func (p *pusher) storeRoots(roots []pushRoot) (*node, error) {
-	// Reuse what the stat cache vouches for; queue every other file.
-	var work []*node
-	for _, rt := range roots {
-		if err := p.settle(rt.node, &work); err != nil {
-			return nil, err
-		}
-	}
-	// More readers than cores: a reader waiting on a read or on the pack
-	// lock leaves its core to another.
-	err := par.ForEach(p.ctx, work, runtime.GOMAXPROCS(0)+2, func(_ context.Context, n *node) error {
-		if err := p.processFile(n); err != nil {
-			p.failWith(err)
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	for _, rt := range roots {
-		if err := p.storeTrees(rt.node); err != nil {
-			return nil, err
-		}
-	}
-	if len(roots) == 1 {
-		return roots[0].node, nil
-	}
-	top := &node{kind: format.KindDir, stored: false}
-	for _, rt := range roots {
-		top.children = append(top.children, rt.node)
-	}
-	slices.SortFunc(top.children, func(a, b *node) int { return strings.Compare(a.name, b.name) })
-	return top, p.storeTree(top)
-}
-
 // result counts what the push did.
-func (p *pusher) result(roots []pushRoot, top *node) *Result {
+func (p *pusher) result(roots []*pushRoot, top *node) *Result {
 	res := &Result{Digest: top.digest, Kind: top.kind, Size: top.size, Name: top.name, Skipped: []string{},
-		Trees: p.trees, trusted: p.trusted}
+		Trees: p.trees}
 	for _, rt := range roots {
-		res.Files += rt.sc.files
-		res.Dirs += rt.sc.dirs
 		res.Skipped = append(res.Skipped, rt.sc.skipped...)
-		res.Unchanged += countCached(rt.node)
-		res.Roots = append(res.Roots, Root{Abs: rt.abs, Digest: rt.node.digest, Size: rt.node.size, Kind: rt.node.kind,
-			StatDirs: statDirs(rt.node, p.opts.Start.UnixNano())})
+		res.Roots = append(res.Roots, Root{Abs: rt.abs, Digest: rt.node.digest, Size: rt.node.size, Kind: rt.node.kind})
 	}
+	res.Files, res.Dirs, res.Unchanged = p.nfiles.Load(), p.ndirs.Load(), p.unchanged.Load()
 	res.Chunks, res.NewChunks, res.NewBytes = p.chunks.Load(), p.newChunks.Load(), p.newBytes.Load()
 	res.Packs, res.StoredBytes = p.packs.Load(), p.storedBytes.Load()
 	res.Mirrored, res.MirroredBytes = p.mirrored.Load(), p.mirroredBytes.Load()
-	res.NewBlobs, res.ChunkLists, res.PackKeys = p.newBlobs, p.files, p.packKeys
 	return res
 }
 
-func countCached(n *node) int64 {
-	var c int64
-	if n.kind.IsFile() && n.cached {
-		c++
-	}
-	for _, ch := range n.children {
-		c += countCached(ch)
-	}
-	return c
-}
-
-// statDirs collects the stat cache entries of every directory below n,
-// leaving out files modified just before the push started.
-func statDirs(n *node, pushStart int64) map[string][]index.StatEntry {
-	out := map[string][]index.StatEntry{}
-	var walk func(n *node)
-	walk = func(n *node) {
-		var es []index.StatEntry
-		for _, c := range n.children {
-			switch {
-			case c.kind == format.KindDir:
-				walk(c)
-			case c.kind.IsFile() && !racy(c.st, pushStart):
-				e := c.st
-				e.Digest = c.digest
-				es = append(es, e)
-			}
-		}
-		if len(es) > 0 {
-			out[n.rel] = es
-		}
-	}
-	switch {
-	case n.kind == format.KindDir:
-		walk(n)
-	case !racy(n.st, pushStart):
-		e := n.st
-		e.Digest = n.digest
-		out[""] = []index.StatEntry{e}
-	}
-	return out
-}
-
-// settle decides, bottom up, which files need reading. A directory whose
-// files all come from the stat cache and whose tree is already stored is
-// complete: by the write order, so is everything below it. Elsewhere a
-// cached file is trusted only if its data are in the index.
-func (p *pusher) settle(n *node, work *[]*node) error {
-	switch {
-	case n.kind.IsFile():
-		if !n.cached {
-			*work = append(*work, n)
-		} else {
-			p.opts.Progress.Files.Add(1)
-			p.opts.Progress.Bytes.Add(n.size)
-		}
-		return nil
-	case n.kind != format.KindDir:
-		return nil
-	}
-	complete := true
-	for _, c := range n.children {
-		if err := p.settle(c, work); err != nil {
-			return err
-		}
-		if (c.kind.IsFile() && !c.cached) || (c.kind == format.KindDir && !c.stored) {
-			complete = false
-		}
-	}
-	if complete {
-		if _, err := p.nodeTree(n); err != nil {
-			return err
-		}
-		if p.hashOnly {
-			n.stored = true
-			return nil
-		}
-		stored, err := p.s.TreeStored(n.digest)
-		if err != nil {
-			return err
-		}
-		if stored {
-			n.stored = true
-			p.trusted = append(p.trusted, n)
-			return nil
-		}
-	}
-	if p.hashOnly {
-		return nil
-	}
-	for _, c := range n.children {
-		if !c.kind.IsFile() || !c.cached {
-			continue
-		}
-		ok, err := p.s.HasFile(p.ctx, c.digest, c.size)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			c.cached = false
-			p.opts.Progress.Files.Add(-1)
-			p.opts.Progress.Bytes.Add(-c.size)
-			*work = append(*work, c) // order does not matter: trees are built from the nodes
-		}
-	}
-	return nil
-}
-
-// nodeTree builds the tree of a directory node from its children and
-// sets the node's digest and size.
-func (p *pusher) nodeTree(n *node) ([]byte, error) {
-	t := &format.Tree{Entries: make([]format.TreeEntry, len(n.children))}
-	n.size = 0
-	for i, c := range n.children {
-		t.Entries[i] = format.TreeEntry{Name: c.name, Kind: c.kind, Size: c.size, Digest: c.digest}
-		n.size += c.size
-	}
-	d, enc, err := t.Digest()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", n.path, err)
-	}
-	n.digest = d
-	if p.trees != nil {
-		p.trees[d] = t
-	}
-	return enc, nil
-}
-
-// storeTrees stores, bottom up, the trees not already stored.
-func (p *pusher) storeTrees(n *node) error {
-	if n.kind != format.KindDir || n.stored {
-		return nil
-	}
-	for _, c := range n.children {
-		if err := p.storeTrees(c); err != nil {
-			return err
-		}
-	}
-	return p.storeTree(n)
-}
-
-func (p *pusher) storeTree(n *node) error {
-	enc, err := p.nodeTree(n)
-	if err != nil {
-		return err
-	}
-	n.stored = true
-	if p.hashOnly {
-		return nil
-	}
-	for _, c := range n.children {
-		if c.kind == format.KindLink {
-			if err := p.storeBlob(c.digest, []byte(c.target), index.TypeData); err != nil {
-				return err
-			}
-		}
-	}
-	return p.storeBlob(n.digest, enc, index.TypeTree)
-}
-
 // processFile reads, chunks, hashes and stores one file, retrying if it
-// changes while being read.
-func (p *pusher) processFile(n *node) error {
+// changes while being read. It returns once every blob of the file is in
+// a pack, its own or one another part of the push is filling.
+func (p *pusher) processFile(n *node, path string) error {
+	var deps, chunks []digest.Digest
 	var err error
 	for range 3 {
-		err = p.readFile(n)
+		chunks, err = p.readFile(n, path, &deps)
 		if !errors.Is(err, ErrFileChanged) {
 			break
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", n.path, err)
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := p.claims.wait(p.ctx, deps); err != nil {
+		return err
+	}
+	if len(chunks) > 1 {
+		p.recordFile(n.digest, chunks)
 	}
 	p.opts.Progress.Files.Add(1)
 	return nil
 }
 
-// readFile reads one file. Small files are handled whole by the calling
-// worker; large ones are streamed through the shared chunk hashers.
-func (p *pusher) readFile(n *node) error {
+// readFile reads one file and returns its chunk IDs. Small files are
+// handled whole by the calling worker; large ones are streamed through
+// the shared chunk hashers. deps gathers the blobs it relies on that
+// another part of the push is adding to a pack.
+func (p *pusher) readFile(n *node, path string, deps *[]digest.Digest) ([]digest.Digest, error) {
 	// A raw descriptor: os.File would try to register each of 50,000 small
 	// files with the poller. O_NONBLOCK keeps a FIFO swapped in since the
 	// scan from blocking the open; O_NOFOLLOW refuses a swapped-in symlink.
-	fd, err := unix.Open(n.path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return &os.PathError{Op: "open", Path: n.path, Err: err}
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
 	f := fdReader(fd)
@@ -434,25 +226,26 @@ func (p *pusher) readFile(n *node) error {
 	// the end of the read, the fstat after the read shows it.
 	before := n.st
 	var read int64
+	var chunks []digest.Digest
 	if p.hashOnly && before.Size > int64(p.chunker.Params().Max) {
 		// Nothing is stored: no need to cut chunks, one pass hashes it.
 		var d digest.Digest
 		d, read, err = digest.FromReader(progressReader{f, &p.opts.Progress.Bytes})
 		n.digest = d
 	} else if before.Size <= int64(p.chunker.Params().Max) {
-		read, err = p.readSmall(n, f, before.Size)
+		read, chunks, err = p.readSmall(n, f, before.Size, deps)
 	} else {
-		read, err = p.readLarge(n, f)
+		read, chunks, err = p.readLarge(n, f, deps)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var after unix.Stat_t
 	if err := unix.Fstat(fd, &after); err != nil {
-		return err
+		return nil, err
 	}
 	if after.Mode&unix.S_IFMT != unix.S_IFREG {
-		return ErrSpecialFile
+		return nil, ErrSpecialFile
 	}
 	now := statEntry(n.name, &after)
 	if read != now.Size || now.Size != before.Size || now.Mtime != before.Mtime || now.Ctime != before.Ctime ||
@@ -460,7 +253,7 @@ func (p *pusher) readFile(n *node) error {
 		p.opts.Progress.Bytes.Add(-read)
 		// Take the new stat data as the next try's "before".
 		n.st = now
-		return ErrFileChanged
+		return nil, ErrFileChanged
 	}
 	n.size = read
 	n.st = now
@@ -468,7 +261,7 @@ func (p *pusher) readFile(n *node) error {
 	if after.Mode&0o111 != 0 {
 		n.kind = format.KindExec
 	}
-	return nil
+	return chunks, nil
 }
 
 // progressReader counts what passes through it.
@@ -521,11 +314,11 @@ func (p *pusher) naturalCuts(r io.ReaderAt, size int64) []int64 {
 
 func (p *pusher) acquire(n int64) error { return p.budget.Acquire(p.ctx, n) }
 
-func (p *pusher) readSmall(n *node, f fdReader, size int64) (int64, error) {
+func (p *pusher) readSmall(n *node, f fdReader, size int64, deps *[]digest.Digest) (int64, []digest.Digest, error) {
 	// One byte more than expected tells a file that grew.
 	want := size + 1
 	if err := p.acquire(want); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer p.budget.Release(want)
 	buf := bufpool.Get(int(want))
@@ -534,53 +327,70 @@ func (p *pusher) readSmall(n *node, f fdReader, size int64) (int64, error) {
 	// end, and the fstat after the read catches a file that changed.
 	k, err := f.Read(buf[:want])
 	if err != nil && !errors.Is(err, io.EOF) {
-		return 0, err
+		return 0, nil, err
 	}
 	data := buf[:k]
 	p.opts.Progress.Bytes.Add(int64(k))
 	if p.hashOnly {
 		n.digest = digest.Of(data)
-		return int64(k), nil
+		return int64(k), nil, nil
 	}
-	var err2 error
-	n.digest, err2 = p.storeBytes(data, p.naturalCuts(bytes.NewReader(data), int64(len(data))))
-	return int64(k), err2
+	var chunks []digest.Digest
+	n.digest, chunks, err = p.storeBytes(data, p.naturalCuts(bytes.NewReader(data), int64(len(data))), deps)
+	return int64(k), chunks, err
+}
+
+// putBytes stores bytes as a file holding them would be stored.
+func (p *pusher) putBytes(data []byte) (digest.Digest, error) {
+	var deps []digest.Digest
+	d, chunks, err := p.storeBytes(data, nil, &deps)
+	if err == nil {
+		err = p.claims.wait(p.ctx, deps)
+	}
+	if err == nil && len(chunks) > 1 {
+		p.recordFile(d, chunks)
+	}
+	return d, err
 }
 
 // storeBytes stores one file's bytes held in memory and returns its
-// digest. No chunk crosses one of the natural cuts.
-func (p *pusher) storeBytes(data []byte, natural []int64) (digest.Digest, error) {
+// digest and, if it is more than one chunk, their IDs. No chunk crosses
+// one of the natural cuts.
+func (p *pusher) storeBytes(data []byte, natural []int64, deps *[]digest.Digest) (digest.Digest, []digest.Digest, error) {
 	d := digest.Of(data)
 	cuts := p.chunker.CutsWithin(data, 0, natural)
 	if len(cuts) <= 1 {
 		if len(data) == 0 {
-			return d, nil
+			return d, nil, nil
 		}
-		return d, p.storeBlob(d, data, index.TypeData)
+		return d, nil, p.storeBlob(d, data, index.TypeData, deps)
 	}
 	ids := make([]digest.Digest, len(cuts))
 	off := 0
 	for i, c := range cuts {
 		ids[i] = digest.Of(data[off : off+c])
-		if err := p.storeBlob(ids[i], data[off:off+c], index.TypeData); err != nil {
-			return d, err
+		if err := p.storeBlob(ids[i], data[off:off+c], index.TypeData, deps); err != nil {
+			return d, nil, err
 		}
 		off += c
 	}
-	p.recordFile(d, ids)
-	return d, nil
+	return d, ids, nil
 }
 
-// recordFile puts a multi-chunk file's chunk list in this push's segment
-// unless the index knows it (and so a segment of the store names it: the
-// index is rebuilt when one it loaded is gone).
+// recordFile puts a multi-chunk file's chunk list in the batch of the
+// pack being filled, whose segment then names it, unless the index knows
+// it (and so a segment of the store names it: the index is rebuilt when
+// one it loaded is gone). Its chunks are all in packs by now.
 func (p *pusher) recordFile(d digest.Digest, ids []digest.Digest) {
 	if p.s.KnowsFile(d) {
 		return
 	}
-	p.mu.Lock()
-	p.files[d] = ids
-	p.mu.Unlock()
+	p.packMu.Lock()
+	if p.packFiles == nil {
+		p.packFiles = map[digest.Digest][]digest.Digest{}
+	}
+	p.packFiles[d] = ids
+	p.packMu.Unlock()
 }
 
 // chunkJob is one chunk of a large file on its way to a hasher.
@@ -596,27 +406,27 @@ type chunkJob struct {
 
 // readLarge streams a large file: this goroutine reads and cuts, a second
 // hashes the whole file in order, and hasher goroutines hash and store the
-// chunks, so one large file keeps every core busy.
-func (p *pusher) readLarge(n *node, f fdReader) (int64, error) {
+// chunks, so one large file keeps every core busy. It returns the bytes
+// read and the chunk IDs.
+func (p *pusher) readLarge(n *node, f fdReader, deps *[]digest.Digest) (int64, []digest.Digest, error) {
 	lr := p.startLarge()
 	total, err := lr.cut(f, n.st.Size)
 	if err = lr.wait(err); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	n.digest = digest.FromHash(lr.fileHash)
-	if len(lr.ids) > 1 { // never hash-only: readFile hashes those in one pass
-		list := make([]digest.Digest, len(lr.ids))
-		for i, id := range lr.ids {
-			list[i] = *id
-		}
-		p.recordFile(n.digest, list)
+	*deps = append(*deps, lr.deps...)
+	list := make([]digest.Digest, len(lr.ids))
+	for i, id := range lr.ids {
+		list[i] = *id
 	}
-	return total, nil
+	return total, list, nil
 }
 
 // largeRead is one large file on its way through readLarge: the chunk
 // IDs in file order (filled in by the hashers), the whole-file hasher,
-// and the first error any goroutine met.
+// the chunks another part of the push is adding to a pack, and the first
+// error any goroutine met.
 type largeRead struct {
 	p        *pusher
 	ids      []*digest.Digest
@@ -627,8 +437,9 @@ type largeRead struct {
 	wg       sync.WaitGroup
 	// turn closes when the last chunk queued is in its pack.
 	turn     chan struct{}
-	errMu    sync.Mutex
+	errMu    sync.Mutex // guards firstErr and deps
 	firstErr error
+	deps     []digest.Digest
 }
 
 // startLarge starts the whole-file hasher and one chunk hasher per core.
@@ -659,7 +470,14 @@ func (lr *largeRead) hashChunks() {
 	p := lr.p
 	for j := range lr.jobs {
 		*j.id = digest.Of(j.data)
-		b, stored, err := p.prepareBlob(*j.id, j.data, index.TypeData)
+		b, stored, claimed, err := p.prepareBlob(*j.id, j.data, index.TypeData)
+		if claimed {
+			// Not waited for here: that chunk may be this file's own,
+			// behind this one in turn.
+			lr.errMu.Lock()
+			lr.deps = append(lr.deps, *j.id)
+			lr.errMu.Unlock()
+		}
 		select {
 		case <-j.turn:
 		case <-p.ctx.Done():
@@ -781,9 +599,14 @@ func (lr *largeRead) wait(err error) error {
 }
 
 // storeBlob adds a blob to the current pack unless the store or this push
-// has it already.
-func (p *pusher) storeBlob(id digest.Digest, raw []byte, typ uint8) error {
-	b, stored, err := p.prepareBlob(id, raw, typ)
+// has it already. A blob another part of the push is still adding to a
+// pack goes into deps, for the caller to wait for (claims.wait) before
+// anything relying on it goes into a pack.
+func (p *pusher) storeBlob(id digest.Digest, raw []byte, typ uint8, deps *[]digest.Digest) error {
+	b, stored, claimed, err := p.prepareBlob(id, raw, typ)
+	if claimed {
+		*deps = append(*deps, id)
+	}
 	if err != nil || stored == nil {
 		return err
 	}
@@ -791,32 +614,37 @@ func (p *pusher) storeBlob(id digest.Digest, raw []byte, typ uint8) error {
 }
 
 // prepareBlob decides whether a blob must be stored and encodes it; a nil
-// stored means the store or this push has it already.
-func (p *pusher) prepareBlob(id digest.Digest, raw []byte, typ uint8) (index.Blob, []byte, error) {
+// stored means the store or this push has it already, and claimed that
+// another part of this push is still adding it to a pack.
+func (p *pusher) prepareBlob(id digest.Digest, raw []byte, typ uint8) (b index.Blob, stored []byte, claimed bool, err error) {
 	if typ == index.TypeData {
 		p.chunks.Add(1)
 	}
-	if _, dup := p.claimed.LoadOrStore(id, struct{}{}); dup {
-		return index.Blob{}, nil, nil
+	if mine, inPack := p.claims.claim(id); !mine {
+		return index.Blob{}, nil, !inPack, nil
 	}
 	if ok, err := p.s.HasBlob(p.ctx, id); err != nil || ok {
-		return index.Blob{}, nil, err
+		p.claims.drop(id)
+		return index.Blob{}, nil, false, err
 	}
 	stored, codec := format.EncodeChunk(raw)
 	if typ == index.TypeData {
 		p.newChunks.Add(1)
 		p.newBytes.Add(int64(len(raw)))
 	}
-	return index.Blob{ID: id, RawLen: uint32(len(raw)), Codec: codec, Type: typ}, stored, nil
+	return index.Blob{ID: id, RawLen: uint32(len(raw)), Codec: codec, Type: typ}, stored, false, nil
 }
 
 // addBlob appends an encoded blob to the current pack, sending the pack
-// off first when the blob would overflow it.
+// off first when the blob would overflow it. Packs go to the uploader in
+// the order they were filled: the next is taken (p.free) under packMu,
+// and there are only two.
 func (p *pusher) addBlob(b index.Blob, stored []byte) error {
 	p.packMu.Lock()
-	var full *format.PackBuilder
-	if p.pack != nil && !p.pack.Empty() && p.pack.Size()+len(stored) > format.TargetPackBytes {
-		full = p.pack
+	var full packJob
+	if p.pack != nil && !p.pack.Empty() && (p.pack.Size()+len(stored) > format.TargetPackBytes || p.packLen >= packBlobs) {
+		full = packJob{pb: p.pack, files: p.packFiles}
+		p.packFiles, p.packLen = nil, 0
 		select {
 		case p.pack = <-p.free:
 		case <-p.ctx.Done():
@@ -828,8 +656,10 @@ func (p *pusher) addBlob(b index.Blob, stored []byte) error {
 		return p.ctx.Err()
 	}
 	p.pack.Add(b, stored)
+	p.packLen++
+	p.claims.added(b.ID)
 	p.packMu.Unlock()
-	if full != nil {
+	if full.pb != nil {
 		select {
 		case p.uploads <- full:
 		case <-p.ctx.Done():
@@ -842,10 +672,10 @@ func (p *pusher) addBlob(b index.Blob, stored []byte) error {
 // flushPack sends the last, partly filled pack.
 func (p *pusher) flushPack() error {
 	p.packMu.Lock()
-	last := p.pack
-	p.pack = nil
+	last := packJob{pb: p.pack, files: p.packFiles}
+	p.pack, p.packFiles = nil, nil
 	p.packMu.Unlock()
-	if last == nil || last.Empty() {
+	if last.pb == nil || last.pb.Empty() && len(last.files) == 0 {
 		return nil
 	}
 	select {
@@ -856,23 +686,43 @@ func (p *pusher) flushPack() error {
 	}
 }
 
-// uploader writes finished packs to the backend, then records their blobs
-// in the index, in that order.
+// uploader writes finished packs to the backend and has the Store index
+// them a batch at a time, in the order they were filled.
 func (p *pusher) uploader(ctx context.Context) error {
 	var err error
-	for pb := range p.uploads {
+	for job := range p.uploads {
 		if err == nil {
-			if err = p.writePack(ctx, pb); err != nil {
+			if err = p.upload(ctx, job); err != nil {
 				p.failWith(err)
 			}
 		}
-		pb.Reset()
+		job.pb.Reset()
 		select {
-		case p.free <- pb:
+		case p.free <- job.pb:
 		default:
 		}
 	}
 	return err
+}
+
+// upload writes one pack and adds it to the batch, which the Store
+// indexes once it is large enough.
+func (p *pusher) upload(ctx context.Context, job packJob) error {
+	if !job.pb.Empty() {
+		if err := p.writePack(ctx, job.pb); err != nil {
+			return err
+		}
+	}
+	if len(job.files) > 0 && p.batch.Files == nil {
+		p.batch.Files = map[digest.Digest][]digest.Digest{}
+	}
+	for f, chunks := range job.files {
+		p.batch.Files[f] = chunks
+	}
+	if len(p.batch.Blobs)+len(p.batch.Files) < segmentBlobs {
+		return nil
+	}
+	return p.indexBatch(ctx)
 }
 
 func (p *pusher) writePack(ctx context.Context, pb *format.PackBuilder) error {
@@ -882,15 +732,29 @@ func (p *pusher) writePack(ctx context.Context, pb *format.PackBuilder) error {
 	}
 	p.packs.Add(1)
 	p.storedBytes.Add(int64(len(data)))
-	p.mu.Lock()
-	p.packKeys = append(p.packKeys, format.PackKey(id))
-	p.mu.Unlock()
+	key := format.PackKey(id)
 	if p.opts.Mirror != nil {
-		p.mirror(ctx, remote.ObjectInfo{Key: format.PackKey(id), Size: int64(len(data))})
+		p.mirror(ctx, remote.ObjectInfo{Key: key, Size: int64(len(data))})
 	}
-	p.mu.Lock()
-	p.newBlobs = append(p.newBlobs, blobs...)
-	p.mu.Unlock()
+	p.batch.PackKeys = append(p.batch.PackKeys, key)
+	p.batch.Blobs = append(p.batch.Blobs, blobs...)
+	return nil
+}
+
+// indexBatch has the Store index the packs written since the last batch;
+// from then on the index answers for their blobs, and the push forgets
+// its claims on them.
+func (p *pusher) indexBatch(ctx context.Context) error {
+	if p.batch.Empty() {
+		return nil
+	}
+	n, err := p.s.IndexPacks(ctx, &p.batch)
+	if err != nil {
+		return err
+	}
+	p.storedBytes.Add(n)
+	p.claims.forget(p.batch.Blobs)
+	p.batch = Batch{}
 	return nil
 }
 
@@ -914,4 +778,87 @@ func (p *pusher) mirror(ctx context.Context, oi remote.ObjectInfo) {
 			p.failWith(fmt.Errorf("upload: %w", err))
 		}
 	}()
+}
+
+// claims are the blobs this push is adding to its packs, from the moment
+// one part of it decides to store one until a segment names it (the index
+// then answers for it). A part that finds a blob claimed by another and
+// not in a pack yet waits for it (wait) before anything relying on it (a
+// file's chunk list, a tree) goes into a pack: so no segment names a
+// tree before what lies below it, however the batches fall.
+type claims struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	inPack map[digest.Digest]bool
+}
+
+// init readies c; waiters give up once ctx ends.
+func (c *claims) init(ctx context.Context) {
+	c.inPack = map[digest.Digest]bool{}
+	c.cond.L = &c.mu
+	context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	})
+}
+
+// claim reports whether id is the caller's to store (mine), and if it is
+// another's, whether it is in a pack already.
+func (c *claims) claim(id digest.Digest) (mine, inPack bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	in, ok := c.inPack[id]
+	if !ok {
+		c.inPack[id] = false
+		return true, false
+	}
+	return false, in
+}
+
+// added records that id is in a pack.
+func (c *claims) added(id digest.Digest) {
+	c.mu.Lock()
+	c.inPack[id] = true
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}
+
+// drop gives up the claim on id: the store has it after all.
+func (c *claims) drop(id digest.Digest) {
+	c.mu.Lock()
+	delete(c.inPack, id)
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}
+
+// forget drops the claims on blobs a segment now names.
+func (c *claims) forget(blobs []index.Blob) {
+	c.mu.Lock()
+	for _, b := range blobs {
+		delete(c.inPack, b.ID)
+	}
+	c.mu.Unlock()
+}
+
+// wait returns once every blob of ids is in a pack (or no longer claimed:
+// the store has it).
+func (c *claims) wait(ctx context.Context, ids []digest.Digest) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		for {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if in, ok := c.inPack[id]; !ok || in {
+				break
+			}
+			c.cond.Wait()
+		}
+	}
+	return nil
 }

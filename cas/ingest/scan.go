@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -26,44 +25,31 @@ const IgnoreFile = ".casignore"
 // ErrSpecialFile reports a FIFO, socket or device, which cas skips.
 var ErrSpecialFile = errors.New("not a regular file, directory or symlink")
 
-// node is one scanned path.
+// node is one entry of a directory being pushed. A directory's entries
+// live only while it is worked on (dirState): once its tree is stored,
+// its node keeps what its parent's tree needs, and nothing below it.
 type node struct {
-	name     string
-	path     string // on disk
-	rel      string // below the pushed root, "" for the root
-	kind     format.Kind
-	size     int64
-	digest   digest.Digest
-	children []*node // of a directory, sorted by name
-	st       index.StatEntry
-	cached   bool // digest came from the stat cache
-	stored   bool // a directory whose tree is already in the store
-	target   string
+	name   string
+	kind   format.Kind
+	size   int64
+	digest digest.Digest
+	st     index.StatEntry // a file's stat data
+	cached bool            // a file whose digest came from the stat cache
+	// trusted: a directory taken as stored whole (Store.TreeStored),
+	// nothing below it read.
+	trusted bool
+	target  string // a link's
 }
 
-// scanner walks a pushed path into nodes. Subdirectories are scanned in
-// parallel while spare workers last.
+// scanner lists the directories of one pushed path.
 type scanner struct {
-	warn  func(path string, err error)
-	cache func(dir string) map[string]index.StatEntry // nil: no stat cache
-	spare chan struct{}                               // tokens for extra goroutines
-	skip  string                                      // the store's own directory, never scanned
+	warn func(path string, err error)
+	skip string // the store's own directory, never scanned
 	// skipName: directories of this name (stores) are never scanned.
 	skipName string
 
-	mu      sync.Mutex // guards the counters below
+	mu      sync.Mutex // guards skipped
 	skipped []string
-	files   int64
-	bytes   int64
-	dirs    int64
-}
-
-func newScanner(warn func(string, error), cache func(string) map[string]index.StatEntry) *scanner {
-	s := &scanner{warn: warn, cache: cache, spare: make(chan struct{}, runtime.GOMAXPROCS(0))}
-	for range cap(s.spare) {
-		s.spare <- struct{}{}
-	}
-	return s
 }
 
 // statEntry fills a stat cache entry from lstat results.
@@ -72,18 +58,20 @@ func statEntry(name string, st *unix.Stat_t) index.StatEntry {
 		Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano(), Mode: st.Mode}
 }
 
-// scanRoot scans path, which may be a file, a directory or a symlink (a
-// symlink given on the command line is followed, as cp and tar -h do,
-// and what it points to is scanned under the link's name).
-func (s *scanner) scanRoot(path string, excludes []string) (*node, error) {
+// scanRoot looks at path, which may be a file, a directory or a symlink
+// (a symlink given on the command line is followed, as cp and tar -h do,
+// and what it points to is pushed under the link's name). It returns the
+// root's node and the path to read it at; a file's digest comes from
+// cache, if its entry there still matches.
+func (s *scanner) scanRoot(path string, cache func(dir string) map[string]index.StatEntry) (*node, string, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
 		if errors.Is(err, unix.ELOOP) {
-			return nil, fmt.Errorf("%s: symlink loop: %w", path, unix.ELOOP)
+			return nil, "", fmt.Errorf("%s: symlink loop: %w", path, unix.ELOOP)
 		}
-		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
+		return nil, "", &os.PathError{Op: "stat", Path: path, Err: err}
 	}
-	n := &node{name: filepath.Base(path), path: path}
+	n := &node{name: filepath.Base(path)}
 	var lst unix.Stat_t
 	if err := unix.Lstat(path, &lst); err == nil && lst.Mode&unix.S_IFMT == unix.S_IFLNK {
 		// Follow the link here, once: what is read below is opened
@@ -91,12 +79,12 @@ func (s *scanner) scanRoot(path string, excludes []string) (*node, error) {
 		// target even if the link changes meanwhile.
 		resolved, err := filepath.EvalSymlinks(path)
 		if err != nil {
-			return nil, fmt.Errorf("follow symlink %s: %w", path, err)
+			return nil, "", fmt.Errorf("follow symlink %s: %w", path, err)
 		}
 		if err := unix.Lstat(resolved, &st); err != nil {
-			return nil, &os.PathError{Op: "lstat", Path: resolved, Err: err}
+			return nil, "", &os.PathError{Op: "lstat", Path: resolved, Err: err}
 		}
-		n.path = resolved
+		path = resolved
 		if s.skip != "" {
 			// Compare the store's directory with resolved paths below.
 			if skip, err := filepath.EvalSymlinks(s.skip); err == nil {
@@ -104,28 +92,24 @@ func (s *scanner) scanRoot(path string, excludes []string) (*node, error) {
 			}
 		}
 	}
-	var patterns []gitignore.Pattern
-	for _, e := range excludes {
-		patterns = append(patterns, gitignore.ParsePattern(e, nil))
-	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		n.kind = format.KindDir
-		return n, s.scanDir(n, nil, patterns)
 	case unix.S_IFREG:
-		var cache map[string]index.StatEntry
-		if s.cache != nil {
-			cache = s.cache("")
+		var entries map[string]index.StatEntry
+		if cache != nil {
+			entries = cache("")
 		}
-		s.file(n, &st, cache)
-		s.files, s.bytes = 1, n.size
-		return n, nil
+		file(n, &st, entries)
 	default:
-		return nil, fmt.Errorf("%s: %w", path, ErrSpecialFile)
+		return nil, "", fmt.Errorf("%s: %w", path, ErrSpecialFile)
 	}
+	return n, path, nil
 }
 
-func (s *scanner) file(n *node, st *unix.Stat_t, cache map[string]index.StatEntry) {
+// file fills a file's node from its lstat results, and its digest from
+// the stat cache if the cache's entry still matches.
+func file(n *node, st *unix.Stat_t, cache map[string]index.StatEntry) {
 	n.kind = format.KindFile
 	if st.Mode&0o111 != 0 {
 		n.kind = format.KindExec
@@ -159,19 +143,24 @@ func readIgnore(dir string, domain []string) ([]gitignore.Pattern, error) {
 	return ps, nil
 }
 
-func (s *scanner) scanDir(n *node, domain []string, patterns []gitignore.Pattern) error {
-	f, err := os.Open(n.path)
+// list reads the directory at path (domain: its path elements below the
+// pushed root): its entries sorted by name, those excluded and special
+// files left out, files given their digests where the stat cache's
+// entries match. It returns the exclude patterns in force below it.
+func (s *scanner) list(path string, domain []string, patterns []gitignore.Pattern,
+	cache map[string]index.StatEntry) ([]*node, []gitignore.Pattern, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	names, err := f.Readdirnames(-1)
 	f.Close()
 	if err != nil {
-		return fmt.Errorf("read directory %s: %w", n.path, err)
+		return nil, nil, fmt.Errorf("read directory %s: %w", path, err)
 	}
-	own, err := readIgnore(n.path, domain)
+	own, err := readIgnore(path, domain)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if len(own) > 0 {
 		patterns = append(append([]gitignore.Pattern(nil), patterns...), own...)
@@ -180,26 +169,21 @@ func (s *scanner) scanDir(n *node, domain []string, patterns []gitignore.Pattern
 	if len(patterns) > 0 {
 		matcher = gitignore.NewMatcher(patterns)
 	}
-	var cache map[string]index.StatEntry
-	if s.cache != nil {
-		cache = s.cache(n.rel)
-	}
 	slices.Sort(names)
-	n.children = make([]*node, 0, len(names))
-	var subdirs []*node
-	var files, bytes int64
+	children := make([]*node, 0, len(names))
 	var skipped []string
 	for _, name := range names {
-		c := &node{name: name, path: filepath.Join(n.path, name), rel: joinRel(n.rel, name)}
+		c := &node{name: name}
+		full := filepath.Join(path, name)
 		var st unix.Stat_t
-		if err := unix.Lstat(c.path, &st); err != nil {
+		if err := unix.Lstat(full, &st); err != nil {
 			if errors.Is(err, unix.ENOENT) {
 				continue // removed since the listing
 			}
-			return &os.PathError{Op: "lstat", Path: c.path, Err: err}
+			return nil, nil, &os.PathError{Op: "lstat", Path: full, Err: err}
 		}
 		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-		if isDir && ((s.skipName != "" && name == s.skipName) || c.path == s.skip) {
+		if isDir && ((s.skipName != "" && name == s.skipName) || full == s.skip) {
 			continue // a store never stores itself
 		}
 		if matcher != nil && matcher.Match(append(domain[:len(domain):len(domain)], name), isDir) {
@@ -207,53 +191,31 @@ func (s *scanner) scanDir(n *node, domain []string, patterns []gitignore.Pattern
 		}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFREG:
-			s.file(c, &st, cache)
-			files++
-			bytes += c.size
+			file(c, &st, cache)
 		case unix.S_IFDIR:
 			c.kind = format.KindDir
-			subdirs = append(subdirs, c)
 		case unix.S_IFLNK:
-			target, err := os.Readlink(c.path)
+			target, err := os.Readlink(full)
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			c.kind, c.target, c.size = format.KindLink, target, int64(len(target))
 			c.digest = digest.Of([]byte(target))
-			bytes += c.size
 		default:
-			skipped = append(skipped, c.path)
+			skipped = append(skipped, full)
 			if s.warn != nil {
-				s.warn(c.path, ErrSpecialFile)
+				s.warn(full, ErrSpecialFile)
 			}
 			continue
 		}
-		n.children = append(n.children, c)
+		children = append(children, c)
 	}
-	s.mu.Lock()
-	s.dirs++
-	s.files += files
-	s.bytes += bytes
-	s.skipped = append(s.skipped, skipped...)
-	s.mu.Unlock()
-	// Scan subdirectories, on spare goroutines while there are any.
-	var wg sync.WaitGroup
-	errs := make([]error, len(subdirs))
-	for i, c := range subdirs {
-		sub := append(domain[:len(domain):len(domain)], c.name)
-		select {
-		case <-s.spare:
-			wg.Add(1)
-			go func() {
-				defer func() { s.spare <- struct{}{}; wg.Done() }()
-				errs[i] = s.scanDir(c, sub, patterns)
-			}()
-		default:
-			errs[i] = s.scanDir(c, sub, patterns)
-		}
+	if len(skipped) > 0 {
+		s.mu.Lock()
+		s.skipped = append(s.skipped, skipped...)
+		s.mu.Unlock()
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return children, patterns, nil
 }
 
 func joinRel(dir, name string) string {
