@@ -3,7 +3,6 @@ package cas
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
@@ -52,14 +51,23 @@ func (r *Repo) GC(ctx context.Context, be remote.Backend, opts GCOptions) (*GCRe
 	if be == nil {
 		be = r.Backend
 	}
-	return gc.Collect(ctx, &gcStore{r: r, be: be}, opts)
+	s := &gcStore{r: r, be: be}
+	defer s.close()
+	return gc.Collect(ctx, s, opts)
 }
 
 // gcStore is the repository as package gc sees it: one backend, marked
 // from what it alone holds.
 type gcStore struct {
-	r  *Repo
-	be remote.Backend
+	r     *Repo
+	be    remote.Backend
+	marks []*gcMarks // to release when the collection ends
+}
+
+func (s *gcStore) close() {
+	for _, m := range s.marks {
+		m.close()
+	}
 }
 
 func (s *gcStore) Backend() remote.Backend { return s.be }
@@ -71,6 +79,7 @@ func (s *gcStore) Mark(ctx context.Context) (*gc.Marks, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.marks = append(s.marks, m)
 	return &gc.Marks{Packs: m.packs, Live: m.live, Unreadable: m.unreadable, Roots: m.roots, Segments: len(m.segments),
 		Rewrite: func(ctx context.Context, del map[digest.Digest]bool, all bool) ([]string, error) {
 			return s.r.gcRewriteSegments(ctx, s.be, m, del, all)
@@ -89,18 +98,23 @@ func (s *gcStore) Changed(ctx context.Context) error {
 	return nil
 }
 
-// gcMarks is what a mark found on a backend.
+// gcMarks is what a mark found on a backend. What it holds in memory
+// is one entry per pack (and the blobs of orphan packs): the blobs of the
+// store's segments are in a Spill, the trees marked in a DigestSet.
 type gcMarks struct {
 	view           *Repo // the backend alone, with an index from its segments and orphan packs
+	idx            *index.Spill
 	packs          map[digest.Digest]remote.ObjectInfo
 	live           map[digest.Digest]bool // packs holding something reachable
 	unreadable     map[digest.Digest]bool // packs whose contents are unknown: never deleted
 	orphans        map[digest.Digest][]index.Blob
 	segments       []string
-	segmentContent map[string]*format.Segment
 	roots, missing int
 	firstMissing   string
 }
+
+// close releases the view's index.
+func (m *gcMarks) close() { m.idx.Close() }
 
 // gcMark marks every pack reachable from be's refs and pins.
 func gcMark(ctx context.Context, be remote.Backend) (*gcMarks, error) {
@@ -109,27 +123,38 @@ func gcMark(ctx context.Context, be remote.Backend) (*gcMarks, error) {
 		return nil, err
 	}
 	roots, err := gcRoots(ctx, m.view)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		m.roots = len(roots)
+		err = m.markFrom(ctx, roots)
 	}
-	m.roots = len(roots)
-	if err := m.markFrom(ctx, roots); err != nil {
-		return nil, err
-	}
-	if m.missing > 0 {
+	if err == nil && m.missing > 0 {
 		// What a missing tree or chunk list would have kept cannot be
 		// told: collecting now could delete it.
-		return nil, &gc.MissingError{Objects: m.missing, Location: be.Location(), First: m.firstMissing}
+		err = &gc.MissingError{Objects: m.missing, Location: be.Location(), First: m.firstMissing}
+	}
+	if err != nil {
+		m.close()
+		return nil, err
 	}
 	return m, nil
 }
 
-// gcView reads be alone: its index segments into a fresh in-memory index,
-// its packs, and the trailers of the packs no segment names (orphans).
+// gcView reads be alone: its index segments into a fresh index, its
+// packs, and the trailers of the packs no segment names (orphans).
 func gcView(ctx context.Context, be remote.Backend) (*gcMarks, error) {
-	view := newView(be, index.NewMemory(), nil)
-	m := &gcMarks{view: view, packs: map[digest.Digest]remote.ObjectInfo{}, live: map[digest.Digest]bool{},
-		unreadable: map[digest.Digest]bool{}, orphans: map[digest.Digest][]index.Blob{}, segmentContent: map[string]*format.Segment{}}
+	idx := index.NewSpill()
+	view := newView(be, idx, nil)
+	m := &gcMarks{view: view, idx: idx, packs: map[digest.Digest]remote.ObjectInfo{}, live: map[digest.Digest]bool{},
+		unreadable: map[digest.Digest]bool{}, orphans: map[digest.Digest][]index.Blob{}}
+	if err := m.load(ctx, be); err != nil {
+		idx.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *gcMarks) load(ctx context.Context, be remote.Backend) error {
+	view := m.view
 	err := be.List(ctx, format.SegmentPrefix, func(oi remote.ObjectInfo) error {
 		if _, err := digest.ParseHex(strings.TrimPrefix(oi.Key, format.SegmentPrefix)); err == nil {
 			m.segments = append(m.segments, oi.Key)
@@ -137,16 +162,17 @@ func gcView(ctx context.Context, be remote.Backend) (*gcMarks, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("gc: list index segments on %s: %w", be.Location(), err)
+		return fmt.Errorf("gc: list index segments on %s: %w", be.Location(), err)
 	}
 	for _, key := range m.segments {
-		s, _, err := getSegment(ctx, be, key)
+		fs, err := fetchSegment(ctx, be, key)
 		if err != nil {
-			return nil, fmt.Errorf("gc: %w: gc stops", err)
+			return fmt.Errorf("gc: %w: gc stops", err)
 		}
-		m.segmentContent[key] = s
-		if err := indexSegmentFrom(view.Index, s, true); err != nil {
-			return nil, err
+		err = indexSegment(view.Index, fs, true)
+		fs.close()
+		if err != nil {
+			return err
 		}
 	}
 	err = be.List(ctx, format.PackPrefix, func(oi remote.ObjectInfo) error {
@@ -156,7 +182,7 @@ func gcView(ctx context.Context, be remote.Backend) (*gcMarks, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("gc: list packs on %s: %w", be.Location(), err)
+		return fmt.Errorf("gc: list packs on %s: %w", be.Location(), err)
 	}
 	for _, id := range gc.SortedDigests(m.packs) {
 		if known, _ := view.Index.HasPack(id); known {
@@ -170,7 +196,7 @@ func gcView(ctx context.Context, be remote.Backend) (*gcMarks, error) {
 		m.orphans[id] = blobs
 		_ = view.Index.AddBlobs(id, blobs)
 	}
-	return m, nil
+	return m.idx.Compact()
 }
 
 // markFrom marks what roots keep: every object's packs and, for a
@@ -178,7 +204,8 @@ func gcView(ctx context.Context, be remote.Backend) (*gcMarks, error) {
 // manifest a ref or pin marked as one is missing as a tree would be:
 // what it keeps cannot be told.
 func (m *gcMarks) markFrom(ctx context.Context, roots []Object) error {
-	seenTree := map[digest.Digest]bool{}
+	seenTree := index.NewDigestSet()
+	defer seenTree.Close()
 	expanded := map[digest.Digest]bool{}
 	for len(roots) > 0 {
 		o := roots[0]
@@ -212,7 +239,7 @@ func (m *gcMarks) markFrom(ctx context.Context, roots []Object) error {
 
 // mark marks the packs holding object d and, for a tree, everything
 // below it (each tree once).
-func (m *gcMarks) mark(ctx context.Context, d digest.Digest, kind Kind, size int64, seenTree map[digest.Digest]bool) error {
+func (m *gcMarks) mark(ctx context.Context, d digest.Digest, kind Kind, size int64, seenTree *index.DigestSet) error {
 	view := m.view
 	if kind != KindDir {
 		chunks, err := view.fileChunks(d, size)
@@ -228,10 +255,12 @@ func (m *gcMarks) mark(ctx context.Context, d digest.Digest, kind Kind, size int
 		}
 		return nil
 	}
-	if seenTree[d] {
-		return nil
+	if seen, err := seenTree.Has(d); err != nil || seen {
+		return err
 	}
-	seenTree[d] = true
+	if err := seenTree.Add(d); err != nil {
+		return err
+	}
 	b, ok, _ := view.Index.Blob(d)
 	if !ok {
 		m.missed("tree " + d.Short())
@@ -295,81 +324,98 @@ func gcRoots(ctx context.Context, view *Repo) ([]Object, error) {
 // stay, plus the blobs of live packs that no segment names (left by an
 // interrupted push, then reused), and returns the keys of the segments it
 // replaces. Entries naming packs that are gone are dropped.
+//
+// The segments are read again as they stream, not kept from the mark:
+// which blobs stay is a set on disk. The new segment itself is built in
+// memory.
 func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMarks, del map[digest.Digest]bool, all bool) ([]string, error) {
+	stays := func(b index.Blob) bool {
+		_, there := m.packs[b.Pack]
+		return there && !del[b.Pack]
+	}
+	// A file stays listed while every chunk of it is in some pack that
+	// stays, wherever the index would look first.
+	survives := index.NewDigestSet()
+	defer survives.Close()
 	var old []string
-	seg := &format.Segment{Files: map[digest.Digest][]digest.Digest{}}
-	seen := map[digest.Digest]bool{}
-	add := func(b index.Blob) {
-		if _, there := m.packs[b.Pack]; there && !del[b.Pack] && !seen[b.ID] {
-			seen[b.ID] = true
-			seg.Blobs = append(seg.Blobs, b)
+	for _, key := range m.segments {
+		// A pack gone already: an earlier sweep died before it replaced
+		// this segment.
+		affected := all
+		err := scanSegment(ctx, be, key, format.SegmentVisitor{Blob: func(b index.Blob) error {
+			if !stays(b) {
+				affected = true
+				return nil
+			}
+			return survives.Add(b.ID)
+		}})
+		if err != nil {
+			return nil, fmt.Errorf("gc: %w", err)
+		}
+		if affected {
+			old = append(old, key)
 		}
 	}
-	for _, key := range m.segments {
-		s := m.segmentContent[key]
-		affected := all
-		for _, b := range s.Blobs {
-			// A pack gone already: an earlier sweep died before it
-			// replaced this segment.
-			if _, there := m.packs[b.Pack]; del[b.Pack] || !there {
-				affected = true
-				break
-			}
+	seg := &format.Segment{Files: map[digest.Digest][]digest.Digest{}}
+	seen := index.NewDigestSet()
+	defer seen.Close()
+	add := func(b index.Blob) error {
+		if !stays(b) {
+			return nil
 		}
-		if !affected {
-			continue
+		if dup, err := seen.Has(b.ID); err != nil || dup {
+			return err
 		}
-		old = append(old, key)
-		for _, b := range s.Blobs {
-			add(b)
-		}
-		for f, chunks := range s.Files {
-			seg.Files[f] = chunks
+		seg.Blobs = append(seg.Blobs, b)
+		return seen.Add(b.ID)
+	}
+	for _, key := range old {
+		err := scanSegment(ctx, be, key, format.SegmentVisitor{
+			Blob: add,
+			File: func(f digest.Digest, chunks []digest.Digest) error { seg.Files[f] = chunks; return nil },
+		})
+		if err != nil {
+			return nil, fmt.Errorf("gc: %w", err)
 		}
 	}
 	// A live orphan's blobs are vouched for only once read whole and
 	// checked, as a push adopts orphans: its trailer alone proves nothing.
-	orphans := maps.Clone(m.orphans)
-	for _, id := range gc.SortedDigests(orphans) {
-		if !m.live[id] {
-			continue
-		}
-		var good []index.Blob
-		err := m.view.readPack(ctx, format.PackKey(id), func(b index.Blob, _ []byte, berr error) error {
-			if berr == nil {
-				good = append(good, b)
+	for _, id := range gc.SortedDigests(m.orphans) {
+		blobs := m.orphans[id]
+		if m.live[id] {
+			var good []index.Blob
+			err := m.view.readPack(ctx, format.PackKey(id), func(b index.Blob, _ []byte, berr error) error {
+				if berr == nil {
+					good = append(good, b)
+				}
+				return nil
+			})
+			if err != nil {
+				good = nil // unreadable: named by no segment, as before
 			}
-			return nil
-		})
-		if err != nil {
-			good = nil // unreadable: named by no segment, as before
+			blobs = good
+			for _, b := range good {
+				if err := add(b); err != nil {
+					return nil, err
+				}
+			}
 		}
-		orphans[id] = good
-		for _, b := range good {
-			add(b)
-		}
-	}
-	// A file stays listed while every chunk of it is in some pack that
-	// stays, wherever the index would look first.
-	survives := map[digest.Digest]bool{}
-	keep := func(b index.Blob) {
-		if _, there := m.packs[b.Pack]; there && !del[b.Pack] {
-			survives[b.ID] = true
-		}
-	}
-	for _, key := range m.segments {
-		for _, b := range m.segmentContent[key].Blobs {
-			keep(b)
-		}
-	}
-	for _, blobs := range orphans {
 		for _, b := range blobs {
-			keep(b)
+			if stays(b) {
+				if err := survives.Add(b.ID); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	for f, chunks := range seg.Files {
-		if slices.ContainsFunc(chunks, func(c digest.Digest) bool { return !survives[c] }) {
-			delete(seg.Files, f)
+		for _, c := range chunks {
+			if ok, err := survives.Has(c); err != nil {
+				return nil, err
+			} else if !ok {
+				delete(seg.Files, f)
+				break
+			}
 		}
 	}
 	if len(seg.Blobs) == 0 && len(seg.Files) == 0 {
