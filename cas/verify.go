@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"sort"
 	"sync"
@@ -335,7 +336,7 @@ func (r *Repo) readPack(ctx context.Context, key string, fn func(b index.Blob, r
 	if err != nil {
 		return err
 	}
-	data, err := remote.ReadAll(ctx, r.Backend, key)
+	data, err := readObject(ctx, r.Backend, key)
 	if err != nil {
 		return err
 	}
@@ -365,6 +366,33 @@ func (r *Repo) readPack(ctx context.Context, key string, fn func(b index.Blob, r
 		return &CorruptError{What: "pack", ID: id}
 	}
 	return nil
+}
+
+// readObject reads a whole object into a buffer of the size Stat gives:
+// io.ReadAll would grow one to up to twice a pack's size.
+func readObject(ctx context.Context, be remote.Backend, key string) ([]byte, error) {
+	oi, err := be.Stat(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if oi.Size < 0 || oi.Size > 1<<30 {
+		return remote.ReadAll(ctx, be, key)
+	}
+	rc, err := be.Get(ctx, key, 0, -1)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	buf := make([]byte, oi.Size+1)
+	n, err := io.ReadFull(rc, buf)
+	switch {
+	case err == nil: // more than Stat said: it changed since
+		rest, err := io.ReadAll(rc)
+		return append(buf, rest...), err
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return buf[:n], nil
+	}
+	return nil, err
 }
 
 // ForEachBlob calls fn with the raw bytes of every blob in every pack of
