@@ -39,7 +39,7 @@ const (
 
 // spillBuffer is how many bytes of entries a Spill buffers per kind
 // before writing them to a run.
-const spillBuffer = 8 << 20
+const spillBuffer = 4 << 20
 
 // NewSpill returns an empty Spill.
 func NewSpill() *Spill { return newSpill(spillBuffer) }
