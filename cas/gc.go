@@ -325,9 +325,10 @@ func gcRoots(ctx context.Context, view *Repo) ([]Object, error) {
 // interrupted push, then reused), and returns the keys of the segments it
 // replaces. Entries naming packs that are gone are dropped.
 //
-// The segments are read again as they stream, not kept from the mark:
-// which blobs stay is a set on disk. The new segment itself is built in
-// memory.
+// The segments are read again as they stream, not kept from the mark,
+// and what the new segment holds is gathered in runs on disk, then
+// encoded as it streams: what the rewrite holds in memory is the blobs of
+// one pack at a time (and of the orphan packs), whatever the store holds.
 func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMarks, del map[digest.Digest]bool, all bool) ([]string, error) {
 	stays := func(b index.Blob) bool {
 		_, there := m.packs[b.Pack]
@@ -356,30 +357,9 @@ func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMa
 			old = append(old, key)
 		}
 	}
-	seg := &format.Segment{Files: map[digest.Digest][]digest.Digest{}}
-	seen := index.NewDigestSet()
-	defer seen.Close()
-	add := func(b index.Blob) error {
-		if !stays(b) {
-			return nil
-		}
-		if dup, err := seen.Has(b.ID); err != nil || dup {
-			return err
-		}
-		seg.Blobs = append(seg.Blobs, b)
-		return seen.Add(b.ID)
-	}
-	for _, key := range old {
-		err := scanSegment(ctx, be, key, format.SegmentVisitor{
-			Blob: add,
-			File: func(f digest.Digest, chunks []digest.Digest) error { seg.Files[f] = chunks; return nil },
-		})
-		if err != nil {
-			return nil, fmt.Errorf("gc: %w", err)
-		}
-	}
 	// A live orphan's blobs are vouched for only once read whole and
 	// checked, as a push adopts orphans: its trailer alone proves nothing.
+	adopted := map[digest.Digest][]index.Blob{}
 	for _, id := range gc.SortedDigests(m.orphans) {
 		blobs := m.orphans[id]
 		if m.live[id] {
@@ -393,12 +373,7 @@ func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMa
 			if err != nil {
 				good = nil // unreadable: named by no segment, as before
 			}
-			blobs = good
-			for _, b := range good {
-				if err := add(b); err != nil {
-					return nil, err
-				}
-			}
+			adopted[id], blobs = good, good
 		}
 		for _, b := range blobs {
 			if stays(b) {
@@ -408,26 +383,34 @@ func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMa
 			}
 		}
 	}
-	for f, chunks := range seg.Files {
-		for _, c := range chunks {
-			if ok, err := survives.Has(c); err != nil {
-				return nil, err
-			} else if !ok {
-				delete(seg.Files, f)
-				break
+	seg := newSegmentSpool()
+	defer seg.close()
+	for _, key := range old {
+		err := scanSegment(ctx, be, key, format.SegmentVisitor{
+			Blob: func(b index.Blob) error {
+				if !stays(b) {
+					return nil
+				}
+				return seg.addBlob(b)
+			},
+			File: seg.addFile,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("gc: %w", err)
+		}
+	}
+	for _, id := range gc.SortedDigests(adopted) {
+		for _, b := range adopted[id] {
+			if stays(b) {
+				if err := seg.addBlob(b); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
-	if len(seg.Blobs) == 0 && len(seg.Files) == 0 {
-		return old, nil
-	}
-	data := seg.Encode()
-	key := format.SegmentKey(digest.Of(data))
-	if err := putOnce(ctx, be, key, data); err != nil {
-		return nil, fmt.Errorf("gc: write index segment: %w", err)
-	}
-	if err := remote.SyncKeys(be, key); err != nil {
-		return nil, err
+	key, err := seg.store(ctx, be, survives)
+	if err != nil || key == "" {
+		return old, err
 	}
 	return slices.DeleteFunc(old, func(k string) bool { return k == key }), nil
 }

@@ -147,3 +147,75 @@ func allBlobs(t *testing.T, x index.Index) []index.Blob {
 	slices.SortFunc(out, func(a, b index.Blob) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 	return out
 }
+
+// A segmentSpool stores what the in-memory rewrite stored: each blob ID
+// once (the first given), a file's last chunk list, only if every chunk
+// survives; nothing at all when it holds nothing.
+func TestSegmentSpoolStores(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	r := newStoreForTest(t, 64<<10)
+	seg := testSegment(3000)
+	survives := index.NewDigestSet()
+	defer survives.Close()
+	want := &format.Segment{Files: map[digest.Digest][]digest.Digest{}}
+	sp := newSegmentSpool()
+	defer sp.close()
+	if key, err := sp.store(ctx, r.Backend, survives); key != "" || err != nil {
+		t.Fatalf("store of nothing: %q, %v; want no segment", key, err)
+	}
+	for i, b := range seg.Blobs {
+		if err := sp.addBlob(b); err != nil {
+			t.Fatal(err)
+		}
+		again := b
+		again.Pack = digest.Of([]byte("another pack"))
+		if err := sp.addBlob(again); err != nil { // the same ID: left out
+			t.Fatal(err)
+		}
+		want.Blobs = append(want.Blobs, b)
+		if i%3 != 0 {
+			if err := survives.Add(b.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for f, chunks := range seg.Files {
+		if err := sp.addFile(f, []digest.Digest{chunks[1], chunks[0]}); err != nil {
+			t.Fatal(err)
+		}
+		if err := sp.addFile(f, chunks); err != nil { // the last: kept if it survives
+			t.Fatal(err)
+		}
+		if ok, _ := survives.Has(chunks[0]); ok {
+			if ok, _ := survives.Has(chunks[1]); ok {
+				want.Files[f] = chunks
+			}
+		}
+	}
+	key, err := sp.store(ctx, r.Backend, survives)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, id, err := getSegment(ctx, r.Backend, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != format.SegmentKey(id) {
+		t.Errorf("stored at %s, which is not its name %s", key, id.Short())
+	}
+	wantSeg, err := format.DecodeSegment(want.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want.Files) == 0 || len(want.Files) == len(seg.Files) {
+		t.Fatalf("%d of %d files survive: the test wants some of each", len(want.Files), len(seg.Files))
+	}
+	if !reflect.DeepEqual(got, wantSeg) {
+		t.Errorf("stored segment: %d blobs, %d files; want %d, %d (or they differ)", len(got.Blobs), len(got.Files), len(wantSeg.Blobs), len(wantSeg.Files))
+	}
+	// Stored again: the same name, kept.
+	if again, err := sp.store(ctx, r.Backend, survives); err != nil || again != key {
+		t.Errorf("store again: %q, %v; want %q", again, err, key)
+	}
+}

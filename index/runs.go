@@ -341,7 +341,9 @@ func (it *runIter) error() error       { return it.err }
 type bufIter struct {
 	keys []digest.Digest
 	buf  map[digest.Digest][][]byte
-	i, j int // keys[i]'s value j is the current record
+	i    int      // keys[i] is the current key
+	cur  [][]byte // its values
+	j    int      // cur[j] is the current value
 }
 
 func (s *runStore) bufSource() *bufIter {
@@ -350,23 +352,24 @@ func (s *runStore) bufSource() *bufIter {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(a, b digest.Digest) int { return bytes.Compare(a[:], b[:]) })
-	return &bufIter{keys: keys, buf: s.buf, i: 0, j: -1}
+	return &bufIter{keys: keys, buf: s.buf, i: -1}
 }
 
 func (it *bufIter) next() bool {
-	if it.i >= len(it.keys) {
-		return false
+	for it.j+1 >= len(it.cur) {
+		it.i++
+		if it.i >= len(it.keys) {
+			it.cur = nil
+			return false
+		}
+		it.cur, it.j = it.buf[it.keys[it.i]], -1
 	}
 	it.j++
-	if it.j < len(it.buf[it.keys[it.i]]) {
-		return true
-	}
-	it.i, it.j = it.i+1, 0
-	return it.i < len(it.keys)
+	return true
 }
 
 func (it *bufIter) key() digest.Digest { return it.keys[it.i] }
-func (it *bufIter) val() []byte        { return it.buf[it.keys[it.i]][it.j] }
+func (it *bufIter) val() []byte        { return it.cur[it.j] }
 func (it *bufIter) error() error       { return nil }
 
 // merger yields the records of several sources in key order; for one

@@ -104,7 +104,9 @@ func (s *Spill) lookup(id digest.Digest, withAlts bool) (cur Blob, alts []Blob, 
 func (s *Spill) AddBlobs(pack digest.Digest, blobs []Blob) error {
 	s.smu.Lock()
 	for _, b := range blobs {
-		if err := s.blobs.add(b.ID, append([]byte{blobAdd}, b.encodeValue()...)); err != nil {
+		v := make([]byte, 1, 1+blobValueLen)
+		v[0] = blobAdd
+		if err := s.blobs.add(b.ID, append(v, b.encodeValue()...)); err != nil {
 			s.smu.Unlock()
 			return err
 		}
@@ -290,6 +292,46 @@ func (x *DigestSet) Each(fn func(digest.Digest) error) error {
 
 // Close releases the set's run files.
 func (x *DigestSet) Close() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.s.close()
+}
+
+// DigestMultimap maps digests to byte strings, any number per digest,
+// kept in sorted runs on disk (see runStore): its memory stays bounded
+// whatever it holds. Safe for concurrent use.
+type DigestMultimap struct {
+	mu sync.RWMutex
+	s  *runStore
+}
+
+// NewDigestMultimap returns an empty map.
+func NewDigestMultimap() *DigestMultimap { return &DigestMultimap{s: newRunStore(4 << 20)} }
+
+// Add adds v (kept, not copied) to the values of k.
+func (x *DigestMultimap) Add(k digest.Digest, v []byte) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.s.add(k, v)
+}
+
+// Get returns the values of k, in the order added.
+func (x *DigestMultimap) Get(k digest.Digest) ([][]byte, error) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.s.get(k)
+}
+
+// Each calls fn for every digest, in byte order, with its values in the
+// order added; they are fn's to keep.
+func (x *DigestMultimap) Each(fn func(k digest.Digest, vals [][]byte) error) error {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.s.each(fn)
+}
+
+// Close releases the map's run files.
+func (x *DigestMultimap) Close() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.s.close()

@@ -229,3 +229,41 @@ func TestDigestSet(t *testing.T) {
 		t.Errorf("Each gave %d digests, want the %d added, sorted, once each", len(got), len(in))
 	}
 }
+
+func TestDigestMultimap(t *testing.T) {
+	t.Parallel()
+	m := NewDigestMultimap()
+	m.s.maxBuf = 2 << 10
+	defer m.Close()
+	want := map[digest.Digest][][]byte{}
+	for i := range 3000 {
+		k := digest.Of([]byte{byte(i % 700), byte(i % 700 >> 8)})
+		v := []byte{byte(i), byte(i >> 8)}
+		if err := m.Add(k, v); err != nil {
+			t.Fatal(err)
+		}
+		want[k] = append(want[k], v)
+	}
+	if len(m.s.runs) == 0 {
+		t.Fatal("the map wrote no run; the test needs some")
+	}
+	n := 0
+	var prev digest.Digest
+	err := m.Each(func(k digest.Digest, vals [][]byte) error {
+		if n > 0 && compareDigest(prev, k) >= 0 {
+			t.Errorf("Each: %s after %s", k.Short(), prev.Short())
+		}
+		prev = k
+		n++
+		if !slices.EqualFunc(vals, want[k], slices.Equal) {
+			t.Errorf("Each(%s) = %v, want %v", k.Short(), vals, want[k])
+		}
+		if got, err := m.Get(k); err != nil || !slices.EqualFunc(got, want[k], slices.Equal) {
+			t.Errorf("Get(%s) = %v, %v; want %v", k.Short(), got, err, want[k])
+		}
+		return nil
+	})
+	if err != nil || n != len(want) {
+		t.Errorf("Each gave %d keys (%v), want %d", n, err, len(want))
+	}
+}
