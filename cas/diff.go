@@ -37,13 +37,25 @@ func (h *HashResult) Trees() TreeSource {
 // Directories with equal digests are not descended into.
 func Diff(ctx context.Context, a *Object, as TreeSource, b *Object, bs TreeSource) ([]Change, error) {
 	out := []Change{}
-	ea := TreeEntry{Kind: a.Kind, Digest: a.Digest, Size: a.Size}
-	eb := TreeEntry{Kind: b.Kind, Digest: b.Digest, Size: b.Size}
-	err := diffEntries(ctx, "", &ea, as, &eb, bs, &out)
+	err := DiffEach(ctx, a, as, b, bs, func(c Change) error {
+		out = append(out, c)
+		return nil
+	})
 	return out, err
 }
 
-func diffEntries(ctx context.Context, path string, a *TreeEntry, as TreeSource, b *TreeEntry, bs TreeSource, out *[]Change) error {
+// DiffEach calls fn with what changed from a to b, file by file, in path
+// order, as it finds it: what it holds is the trees on the path it
+// walks, however many changes there are. Directories with equal digests
+// are not descended into. An error from fn stops the walk and is
+// returned as is.
+func DiffEach(ctx context.Context, a *Object, as TreeSource, b *Object, bs TreeSource, fn func(Change) error) error {
+	ea := TreeEntry{Kind: a.Kind, Digest: a.Digest, Size: a.Size}
+	eb := TreeEntry{Kind: b.Kind, Digest: b.Digest, Size: b.Size}
+	return diffEntries(ctx, "", &ea, as, &eb, bs, fn)
+}
+
+func diffEntries(ctx context.Context, path string, a *TreeEntry, as TreeSource, b *TreeEntry, bs TreeSource, fn func(Change) error) error {
 	switch {
 	case a == nil && b == nil:
 		return nil
@@ -77,28 +89,27 @@ func diffEntries(ctx context.Context, path string, a *TreeEntry, as TreeSource, 
 			if name == nil {
 				name = y
 			}
-			if err := diffEntries(ctx, filepath.Join(path, name.Name), x, as, y, bs, out); err != nil {
+			if err := diffEntries(ctx, filepath.Join(path, name.Name), x, as, y, bs, fn); err != nil {
 				return err
 			}
 		}
 		return nil
 	case a != nil && b != nil && a.Kind != KindDir && b.Kind != KindDir:
-		*out = append(*out, Change{Path: path, Op: "modified", Kind: b.Kind, OldSize: a.Size, NewSize: b.Size})
-		return nil
+		return fn(Change{Path: path, Op: "modified", Kind: b.Kind, OldSize: a.Size, NewSize: b.Size})
 	}
 	// One side missing, or a file replaced by a directory: list each file.
 	if a != nil {
-		if err := listAll(ctx, path, a, as, "removed", out); err != nil {
+		if err := listAll(ctx, path, a, as, "removed", fn); err != nil {
 			return err
 		}
 	}
 	if b != nil {
-		return listAll(ctx, path, b, bs, "added", out)
+		return listAll(ctx, path, b, bs, "added", fn)
 	}
 	return nil
 }
 
-func listAll(ctx context.Context, path string, e *TreeEntry, src TreeSource, op string, out *[]Change) error {
+func listAll(ctx context.Context, path string, e *TreeEntry, src TreeSource, op string, fn func(Change) error) error {
 	if e.Kind != KindDir {
 		c := Change{Path: path, Op: op, Kind: e.Kind}
 		if op == "added" {
@@ -106,18 +117,17 @@ func listAll(ctx context.Context, path string, e *TreeEntry, src TreeSource, op 
 		} else {
 			c.OldSize = e.Size
 		}
-		*out = append(*out, c)
-		return nil
+		return fn(c)
 	}
 	t, err := src(ctx, e.Digest)
 	if err != nil {
 		return err
 	}
 	if len(t.Entries) == 0 {
-		*out = append(*out, Change{Path: path + "/", Op: op, Kind: KindDir})
+		return fn(Change{Path: path + "/", Op: op, Kind: KindDir})
 	}
 	for i := range t.Entries {
-		if err := listAll(ctx, filepath.Join(path, t.Entries[i].Name), &t.Entries[i], src, op, out); err != nil {
+		if err := listAll(ctx, filepath.Join(path, t.Entries[i].Name), &t.Entries[i], src, op, fn); err != nil {
 			return err
 		}
 	}

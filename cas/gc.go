@@ -3,7 +3,6 @@ package cas
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
@@ -52,17 +51,26 @@ func (r *Repo) GC(ctx context.Context, be remote.Backend, opts GCOptions) (*GCRe
 	if be == nil {
 		be = r.Backend
 	}
-	return gc.Collect(ctx, &gcStore{r: r, be: be}, opts)
+	s := &gcStore{r: r, be: be}
+	defer s.close()
+	return gc.Collect(ctx, s, opts)
 }
 
 // gcStore is the repository as package gc sees it: one backend, marked
 // from what it alone holds.
 type gcStore struct {
-	r  *Repo
-	be remote.Backend
+	r     *Repo
+	be    remote.Backend
+	marks []*gcMarks // to release when the collection ends
 	// What a sweep deleted, for the lookup index (purgeLookup).
 	gone   map[digest.Digest]bool
 	shards map[string]bool
+}
+
+func (s *gcStore) close() {
+	for _, m := range s.marks {
+		m.close()
+	}
 }
 
 func (s *gcStore) Backend() remote.Backend { return s.be }
@@ -74,6 +82,7 @@ func (s *gcStore) Mark(ctx context.Context) (*gc.Marks, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.marks = append(s.marks, m)
 	return &gc.Marks{Packs: m.packs, Live: m.live, Unreadable: m.unreadable, Roots: m.roots, Segments: len(m.segments),
 		Rewrite: func(ctx context.Context, del map[digest.Digest]bool, all bool) ([]string, error) {
 			old, err := s.r.gcRewriteSegments(ctx, s.be, m, del, all)
@@ -96,18 +105,24 @@ func (s *gcStore) Changed(ctx context.Context) error {
 	return nil
 }
 
-// gcMarks is what a mark found on a backend.
+// gcMarks is what a mark found on a backend. What it holds in memory
+// is one entry per pack (and the blobs of orphan packs): the blobs of the
+// store's segments are in a Spill, the trees marked in a DigestSet.
 type gcMarks struct {
 	view           *Repo // the backend alone, with an index from its segments and orphan packs
+	idx            *index.Spill
 	packs          map[digest.Digest]remote.ObjectInfo
 	live           map[digest.Digest]bool // packs holding something reachable
 	unreadable     map[digest.Digest]bool // packs whose contents are unknown: never deleted
 	orphans        map[digest.Digest][]index.Blob
 	segments       []string
-	segmentContent map[string]*format.Segment
 	roots, missing int
 	firstMissing   string
+	goneShards     map[string]bool // lookup shards of blobs in packs a sweep deletes
 }
+
+// close releases the view's index.
+func (m *gcMarks) close() { m.idx.Close() }
 
 // gcMark marks every pack reachable from be's refs and pins.
 func gcMark(ctx context.Context, be remote.Backend) (*gcMarks, error) {
@@ -116,27 +131,38 @@ func gcMark(ctx context.Context, be remote.Backend) (*gcMarks, error) {
 		return nil, err
 	}
 	roots, err := gcRoots(ctx, m.view)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		m.roots = len(roots)
+		err = m.markFrom(ctx, roots)
 	}
-	m.roots = len(roots)
-	if err := m.markFrom(ctx, roots); err != nil {
-		return nil, err
-	}
-	if m.missing > 0 {
+	if err == nil && m.missing > 0 {
 		// What a missing tree or chunk list would have kept cannot be
 		// told: collecting now could delete it.
-		return nil, &gc.MissingError{Objects: m.missing, Location: be.Location(), First: m.firstMissing}
+		err = &gc.MissingError{Objects: m.missing, Location: be.Location(), First: m.firstMissing}
+	}
+	if err != nil {
+		m.close()
+		return nil, err
 	}
 	return m, nil
 }
 
-// gcView reads be alone: its index segments into a fresh in-memory index,
-// its packs, and the trailers of the packs no segment names (orphans).
+// gcView reads be alone: its index segments into a fresh index, its
+// packs, and the trailers of the packs no segment names (orphans).
 func gcView(ctx context.Context, be remote.Backend) (*gcMarks, error) {
-	view := newView(be, index.NewMemory(), nil)
-	m := &gcMarks{view: view, packs: map[digest.Digest]remote.ObjectInfo{}, live: map[digest.Digest]bool{},
-		unreadable: map[digest.Digest]bool{}, orphans: map[digest.Digest][]index.Blob{}, segmentContent: map[string]*format.Segment{}}
+	idx := index.NewSpill()
+	view := newView(be, idx, nil)
+	m := &gcMarks{view: view, idx: idx, packs: map[digest.Digest]remote.ObjectInfo{}, live: map[digest.Digest]bool{},
+		unreadable: map[digest.Digest]bool{}, orphans: map[digest.Digest][]index.Blob{}}
+	if err := m.load(ctx, be); err != nil {
+		idx.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *gcMarks) load(ctx context.Context, be remote.Backend) error {
+	view := m.view
 	err := be.List(ctx, format.SegmentPrefix, func(oi remote.ObjectInfo) error {
 		if _, err := digest.ParseHex(strings.TrimPrefix(oi.Key, format.SegmentPrefix)); err == nil {
 			m.segments = append(m.segments, oi.Key)
@@ -144,16 +170,17 @@ func gcView(ctx context.Context, be remote.Backend) (*gcMarks, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("gc: list index segments on %s: %w", be.Location(), err)
+		return fmt.Errorf("gc: list index segments on %s: %w", be.Location(), err)
 	}
 	for _, key := range m.segments {
-		s, _, err := getSegment(ctx, be, key)
+		fs, err := fetchSegment(ctx, be, key)
 		if err != nil {
-			return nil, fmt.Errorf("gc: %w: gc stops", err)
+			return fmt.Errorf("gc: %w: gc stops", err)
 		}
-		m.segmentContent[key] = s
-		if err := indexSegmentFrom(view.Index, s, true); err != nil {
-			return nil, err
+		err = indexSegment(view.Index, fs, true)
+		fs.close()
+		if err != nil {
+			return err
 		}
 	}
 	err = be.List(ctx, format.PackPrefix, func(oi remote.ObjectInfo) error {
@@ -163,7 +190,7 @@ func gcView(ctx context.Context, be remote.Backend) (*gcMarks, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("gc: list packs on %s: %w", be.Location(), err)
+		return fmt.Errorf("gc: list packs on %s: %w", be.Location(), err)
 	}
 	for _, id := range gc.SortedDigests(m.packs) {
 		if known, _ := view.Index.HasPack(id); known {
@@ -177,7 +204,7 @@ func gcView(ctx context.Context, be remote.Backend) (*gcMarks, error) {
 		m.orphans[id] = blobs
 		_ = view.Index.AddBlobs(id, blobs)
 	}
-	return m, nil
+	return m.idx.Compact()
 }
 
 // markFrom marks what roots keep: every object's packs and, for a
@@ -185,7 +212,8 @@ func gcView(ctx context.Context, be remote.Backend) (*gcMarks, error) {
 // manifest a ref or pin marked as one is missing as a tree would be:
 // what it keeps cannot be told.
 func (m *gcMarks) markFrom(ctx context.Context, roots []Object) error {
-	seenTree := map[digest.Digest]bool{}
+	seenTree := index.NewDigestSet()
+	defer seenTree.Close()
 	expanded := map[digest.Digest]bool{}
 	for len(roots) > 0 {
 		o := roots[0]
@@ -219,7 +247,7 @@ func (m *gcMarks) markFrom(ctx context.Context, roots []Object) error {
 
 // mark marks the packs holding object d and, for a tree, everything
 // below it (each tree once).
-func (m *gcMarks) mark(ctx context.Context, d digest.Digest, kind Kind, size int64, seenTree map[digest.Digest]bool) error {
+func (m *gcMarks) mark(ctx context.Context, d digest.Digest, kind Kind, size int64, seenTree *index.DigestSet) error {
 	view := m.view
 	if kind != KindDir {
 		chunks, err := view.fileChunks(ctx, d, size)
@@ -235,10 +263,12 @@ func (m *gcMarks) mark(ctx context.Context, d digest.Digest, kind Kind, size int
 		}
 		return nil
 	}
-	if seenTree[d] {
-		return nil
+	if seen, err := seenTree.Has(d); err != nil || seen {
+		return err
 	}
-	seenTree[d] = true
+	if err := seenTree.Add(d); err != nil {
+		return err
+	}
 	b, ok, _ := view.Index.Blob(d)
 	if !ok {
 		m.missed("tree " + d.Short())
@@ -302,96 +332,100 @@ func gcRoots(ctx context.Context, view *Repo) ([]Object, error) {
 // stay, plus the blobs of live packs that no segment names (left by an
 // interrupted push, then reused), and returns the keys of the segments it
 // replaces. Entries naming packs that are gone are dropped.
+//
+// The segments are read again as they stream, not kept from the mark,
+// and what the new segment holds is gathered in runs on disk, then
+// encoded as it streams: what the rewrite holds in memory is the blobs of
+// one pack at a time (and of the orphan packs), whatever the store holds.
 func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMarks, del map[digest.Digest]bool, all bool) ([]string, error) {
-	var old []string
-	seg := &format.Segment{Files: map[digest.Digest][]digest.Digest{}}
-	seen := map[digest.Digest]bool{}
-	add := func(b index.Blob) {
-		if _, there := m.packs[b.Pack]; there && !del[b.Pack] && !seen[b.ID] {
-			seen[b.ID] = true
-			seg.Blobs = append(seg.Blobs, b)
-		}
+	stays := func(b index.Blob) bool {
+		_, there := m.packs[b.Pack]
+		return there && !del[b.Pack]
 	}
+	// A file stays listed while every chunk of it is in some pack that
+	// stays, wherever the index would look first.
+	survives := index.NewDigestSet()
+	defer survives.Close()
+	var old []string
 	for _, key := range m.segments {
-		s := m.segmentContent[key]
+		// A pack gone already: an earlier sweep died before it replaced
+		// this segment.
 		affected := all
-		for _, b := range s.Blobs {
-			// A pack gone already: an earlier sweep died before it
-			// replaced this segment.
-			if _, there := m.packs[b.Pack]; del[b.Pack] || !there {
+		err := scanSegment(ctx, be, key, format.SegmentVisitor{Blob: func(b index.Blob) error {
+			if !stays(b) {
 				affected = true
-				break
+				if del[b.Pack] {
+					m.noteGone(b.ID)
+				}
+				return nil
 			}
+			return survives.Add(b.ID)
+		}})
+		if err != nil {
+			return nil, fmt.Errorf("gc: %w", err)
 		}
-		if !affected {
-			continue
-		}
-		old = append(old, key)
-		for _, b := range s.Blobs {
-			add(b)
-		}
-		for f, chunks := range s.Files {
-			seg.Files[f] = chunks
+		if affected {
+			old = append(old, key)
 		}
 	}
 	// A live orphan's blobs are vouched for only once read whole and
 	// checked, as a push adopts orphans: its trailer alone proves nothing.
-	orphans := maps.Clone(m.orphans)
-	for _, id := range gc.SortedDigests(orphans) {
-		if !m.live[id] {
-			continue
-		}
-		var good []index.Blob
-		err := m.view.readPack(ctx, format.PackKey(id), func(b index.Blob, _ []byte, berr error) error {
-			if berr == nil {
-				good = append(good, b)
+	adopted := map[digest.Digest][]index.Blob{}
+	for _, id := range gc.SortedDigests(m.orphans) {
+		blobs := m.orphans[id]
+		if m.live[id] {
+			var good []index.Blob
+			err := m.view.readPack(ctx, format.PackKey(id), func(b index.Blob, _ []byte, berr error) error {
+				if berr == nil {
+					good = append(good, b)
+				}
+				return nil
+			})
+			if err != nil {
+				good = nil // unreadable: named by no segment, as before
 			}
-			return nil
+			adopted[id], blobs = good, good
+		}
+		for _, b := range blobs {
+			if stays(b) {
+				if err := survives.Add(b.ID); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	seg := newSegmentSpool()
+	defer seg.close()
+	for _, key := range old {
+		err := scanSegment(ctx, be, key, format.SegmentVisitor{
+			Blob: func(b index.Blob) error {
+				if !stays(b) {
+					return nil
+				}
+				return seg.addBlob(b)
+			},
+			File: seg.addFile,
 		})
 		if err != nil {
-			good = nil // unreadable: named by no segment, as before
-		}
-		orphans[id] = good
-		for _, b := range good {
-			add(b)
+			return nil, fmt.Errorf("gc: %w", err)
 		}
 	}
-	// A file stays listed while every chunk of it is in some pack that
-	// stays, wherever the index would look first.
-	survives := map[digest.Digest]bool{}
-	keep := func(b index.Blob) {
-		if _, there := m.packs[b.Pack]; there && !del[b.Pack] {
-			survives[b.ID] = true
+	for _, id := range gc.SortedDigests(adopted) {
+		for _, b := range adopted[id] {
+			if stays(b) {
+				if err := seg.addBlob(b); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
-	for _, key := range m.segments {
-		for _, b := range m.segmentContent[key].Blobs {
-			keep(b)
-		}
-	}
-	for _, blobs := range orphans {
-		for _, b := range blobs {
-			keep(b)
-		}
-	}
-	for f, chunks := range seg.Files {
-		if slices.ContainsFunc(chunks, func(c digest.Digest) bool { return !survives[c] }) {
-			delete(seg.Files, f)
-		}
-	}
-	if len(seg.Blobs) == 0 && len(seg.Files) == 0 {
-		return old, nil
-	}
-	data := seg.Encode()
-	key := format.SegmentKey(digest.Of(data))
-	if err := r.gcLookupAdd(ctx, be, digest.Of(data), orphans, m.live); err != nil {
+	// The lookup index places adopted blobs before a segment does.
+	if err := r.gcLookupAdd(ctx, be, adopted, m.live); err != nil {
 		return nil, err
 	}
-	if err := putOnce(ctx, be, key, data); err != nil {
-		return nil, fmt.Errorf("gc: write index segment: %w", err)
-	}
-	if err := remote.SyncKeys(be, key); err != nil {
-		return nil, err
+	key, err := seg.store(ctx, be, survives)
+	if err != nil || key == "" {
+		return old, err
 	}
 	return slices.DeleteFunc(old, func(k string) bool { return k == key }), nil
 }

@@ -19,19 +19,20 @@ import (
 // deleted the entries naming them are dropped from their shards: a cost
 // that follows the garbage, not the bucket.
 
-// gcLookupAdd writes lookup entries for the blobs of live orphans (packs
-// no segment named: no run names them either), recorded by segment seg.
-func (r *Repo) gcLookupAdd(ctx context.Context, be remote.Backend, seg digest.Digest, orphans map[digest.Digest][]index.Blob, live map[digest.Digest]bool) error {
+// gcLookupAdd writes lookup entries for the blobs of live orphans a sweep
+// adopts (packs no segment named: no run names them either). Their
+// segment is not written yet: the entries name none (the zero digest).
+func (r *Repo) gcLookupAdd(ctx context.Context, be remote.Backend, adopted map[digest.Digest][]index.Blob, live map[digest.Digest]bool) error {
 	if be == r.Backend {
 		return nil // the local store has no lookup index
 	}
 	var es []format.RunEntry
-	for p, blobs := range orphans {
+	for p, blobs := range adopted {
 		if !live[p] {
 			continue
 		}
 		for _, b := range blobs {
-			es = append(es, format.RunEntry{ID: b.ID, Kind: b.Type, Segment: seg, Blob: b})
+			es = append(es, format.RunEntry{ID: b.ID, Kind: b.Type, Blob: b})
 		}
 	}
 	if len(es) == 0 {
@@ -46,6 +47,15 @@ func (r *Repo) gcLookupAdd(ctx context.Context, be remote.Backend, seg digest.Di
 	return nil
 }
 
+// noteGone records the lookup shard of a blob held in a pack a sweep
+// deletes.
+func (m *gcMarks) noteGone(id digest.Digest) {
+	if m.goneShards == nil {
+		m.goneShards = map[string]bool{}
+	}
+	m.goneShards[format.LookupShard(id)] = true
+}
+
 // noteRewrite remembers, for purgeLookup, the packs a sweep deletes and
 // the shards of the blobs they held (as the segments said).
 func (s *gcStore) noteRewrite(m *gcMarks, del map[digest.Digest]bool) {
@@ -58,12 +68,8 @@ func (s *gcStore) noteRewrite(m *gcMarks, del map[digest.Digest]bool) {
 	for p := range del {
 		s.gone[p] = true
 	}
-	for _, seg := range m.segmentContent {
-		for _, b := range seg.Blobs {
-			if del[b.Pack] {
-				s.shards[format.LookupShard(b.ID)] = true
-			}
-		}
+	for sh := range m.goneShards {
+		s.shards[sh] = true
 	}
 }
 

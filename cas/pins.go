@@ -373,11 +373,18 @@ func (r *Repo) retainObjects(ctx context.Context, lock remote.Retainer, be remot
 		return err
 	}
 	for _, key := range segs {
-		seg, _, err := getSegment(ctx, be, key)
-		if err != nil {
+		names := false
+		err := scanSegment(ctx, be, key, format.SegmentVisitor{Blob: func(b index.Blob) error {
+			if packs[b.Pack] {
+				names = true
+				return errStop
+			}
+			return nil
+		}})
+		if err != nil && !errors.Is(err, errStop) {
 			return err
 		}
-		if slices.ContainsFunc(seg.Blobs, func(b index.Blob) bool { return packs[b.Pack] }) {
+		if names {
 			keys = append(keys, key)
 		}
 	}

@@ -84,7 +84,7 @@ func peakPushHeap(t *testing.T, n int) [2]uint64 {
 	var peaks [2]uint64
 	for i := range peaks {
 		var res *PushResult
-		peaks[i] = peakLiveHeap(func() { res, err = r.Push(t.Context(), []string{src}, PushOptions{}) })
+		peaks[i] = peakHeapOf(func() { res, err = r.Push(t.Context(), []string{src}, PushOptions{}) })
 		if err != nil {
 			t.Fatalf("push %d of %d files: %v", i+1, n, err)
 		}
@@ -95,10 +95,10 @@ func peakPushHeap(t *testing.T, n int) [2]uint64 {
 	return peaks
 }
 
-// peakLiveHeap runs fn and returns the most heap the collector found live
+// peakHeapOf runs fn and returns the most heap the collector found live
 // at the end of a cycle meanwhile. The collector runs every 25% of
 // growth, so that the cycles sample what fn holds often.
-func peakLiveHeap(fn func()) uint64 {
+func peakHeapOf(fn func()) uint64 {
 	defer debug.SetGCPercent(debug.SetGCPercent(25))
 	runtime.GC()
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}

@@ -484,50 +484,51 @@ func (r *Repo) syncSegments(ctx context.Context, be remote.Backend, relisted, re
 		}
 	}
 	gone := false
-	// Fetched and decoded several at once, a window at a time; indexed in
-	// the listing's order.
-	type fetched struct {
-		seg *format.Segment
-		id  digest.Digest
-		err error
-	}
-	got := make([]fetched, len(todo))
+	// Fetched and checked several at once, a window at a time; indexed in
+	// the listing's order. A fetched segment holds a small segment's bytes
+	// or a larger one's file, never its decoded blobs.
 	const window = 64
+	got := make([]segmentFetch, window)
 	for start := 0; start < len(todo); start += window {
 		idx := make([]int, 0, window)
 		for i := start; i < min(start+window, len(todo)); i++ {
 			idx = append(idx, i)
 		}
 		err := par.ForEach(ctx, idx, r.transfers(), func(ctx context.Context, i int) error {
-			seg, id, err := getSegment(ctx, be, todo[i])
-			got[i] = fetched{seg, id, err}
+			fs, err := fetchSegment(ctx, be, todo[i])
+			got[i-start] = segmentFetch{fs, err}
 			return nil
 		})
 		if err != nil {
+			closeFetched(got)
 			return err
 		}
-	}
-	for i := range todo {
-		err := got[i].err
-		if err == nil {
-			err = r.indexFetched(be, got[i].seg, got[i].id)
-		}
-		got[i] = fetched{} // let it go
-		if errors.Is(err, remote.ErrNotFound) {
-			gone = true // merged into a newer one by a gc meanwhile
-			continue
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+		for _, i := range idx {
+			g := got[i-start]
+			got[i-start] = segmentFetch{} // let it go
+			err := g.err
+			if err == nil {
+				err = r.indexFetched(be, g.fs)
+				g.fs.close()
 			}
-			var ce *CorruptError
-			var ie *InvalidError
-			if errors.As(err, &ce) || errors.As(err, &ie) || errors.Is(err, ErrBadSegment) {
-				r.warn(fmt.Errorf("skipped %w", err))
+			if errors.Is(err, remote.ErrNotFound) {
+				gone = true // merged into a newer one by a gc meanwhile
 				continue
 			}
-			return err
+			if err != nil {
+				if ctx.Err() != nil {
+					closeFetched(got)
+					return ctx.Err()
+				}
+				var ce *CorruptError
+				var ie *InvalidError
+				if errors.As(err, &ce) || errors.As(err, &ie) || errors.Is(err, ErrBadSegment) {
+					r.warn(fmt.Errorf("skipped %w", err))
+					continue
+				}
+				closeFetched(got)
+				return err
+			}
 		}
 	}
 	if gone && !relisted {
@@ -536,17 +537,24 @@ func (r *Repo) syncSegments(ctx context.Context, be remote.Backend, relisted, re
 	return nil
 }
 
-// OpenRemoteOnly opens a store that lives only on be, with an index in
-// memory built from be's segments: what verify --remote trusts.
+// OpenRemoteOnly opens a store that lives only on be, with an index
+// built from be's segments (index.Spill: on disk, however many blobs they
+// name): what verify --remote trusts. Close releases it.
 func OpenRemoteOnly(ctx context.Context, be remote.Backend) (*Repo, error) {
 	return OpenRemoteOnlyWith(ctx, be, OpenOptions{})
 }
 
 // OpenRemoteOnlyWith is OpenRemoteOnly with options.
 func OpenRemoteOnlyWith(ctx context.Context, be remote.Backend, opts OpenOptions) (*Repo, error) {
-	r := newView(be, index.NewMemory(), opts.Clock)
+	idx := index.NewSpill()
+	r := newView(be, idx, opts.Clock)
 	r.Warn = opts.Warn
-	if err := r.syncIndexFrom(ctx, be); err != nil {
+	err := r.syncIndexFrom(ctx, be)
+	if err == nil {
+		err = idx.Compact()
+	}
+	if err != nil {
+		idx.Close()
 		return nil, err
 	}
 	return r, nil

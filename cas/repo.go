@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -260,105 +260,59 @@ func (r *Repo) warn(err error) {
 }
 
 func (r *Repo) loadSegmentFrom(ctx context.Context, be remote.Backend, key string) error {
-	seg, id, err := getSegment(ctx, be, key)
+	fs, err := fetchSegment(ctx, be, key)
 	if err != nil {
 		return err
 	}
-	return r.indexFetched(be, seg, id)
+	defer fs.close()
+	return r.indexFetched(be, fs)
 }
 
-// indexFetched puts segment seg (named id) of be into the index and marks
-// it loaded.
-func (r *Repo) indexFetched(be remote.Backend, seg *format.Segment, id digest.Digest) error {
-	if err := indexSegmentFrom(r.Index, seg, be == r.Backend); err != nil {
+// indexFetched puts the fetched segment fs of be into the index and
+// marks it loaded.
+func (r *Repo) indexFetched(be remote.Backend, fs *fetchedSegment) error {
+	if err := indexSegment(r.Index, fs, be == r.Backend); err != nil {
 		return err
 	}
 	if be == r.Backend {
-		return r.Index.MarkStoreSegment(id)
+		return r.Index.MarkStoreSegment(fs.id)
 	}
-	return r.Index.MarkSegment(id)
-}
-
-// getSegment reads the index segment at key, checks it against its name
-// and decodes it.
-func getSegment(ctx context.Context, be remote.Backend, key string) (*format.Segment, digest.Digest, error) {
-	data, err := remote.ReadAll(ctx, be, key)
-	if err != nil {
-		return nil, digest.Zero, fmt.Errorf("read index segment %s: %w", key, err)
-	}
-	id := digest.Of(data)
-	if id.Hex() != strings.TrimPrefix(key, format.SegmentPrefix) {
-		return nil, id, fmt.Errorf("index segment %s: %w", key, &CorruptError{What: "index segment", ID: id})
-	}
-	seg, err := format.DecodeSegment(data)
-	if err != nil {
-		return nil, id, fmt.Errorf("index segment %s: %w", key, err)
-	}
-	return seg, id, nil
+	return r.Index.MarkSegment(fs.id)
 }
 
 // indexSegmentFrom records a segment's blobs, pack by pack, and files in
 // idx. A copy marked damaged never replaces another copy the index knows.
-// The segment is of the store's own backend (fromStore) or of a remote. What a remote's segment says is
-// marked as such (and never replaces what the store's own segments say):
-// reads may use it, a push never counts it as stored.
+// The segment is of the store's own backend (fromStore) or of a remote.
+// What a remote's segment says is marked as such (and never replaces what
+// the store's own segments say): reads may use it, a push never counts it
+// as stored.
 func indexSegmentFrom(idx index.Index, seg *format.Segment, fromStore bool) error {
-	anyBad, err := idx.AnyDamaged()
+	x, err := newSegmentIndexer(idx, fromStore)
 	if err != nil {
 		return err
 	}
-	byPack := map[digest.Digest][]index.Blob{}
+	// Which copies to keep is told from the index as it was before the
+	// segment, then the rest go in, pack by pack.
+	var blobs []index.Blob
 	for _, b := range seg.Blobs {
-		if skip, err := keepKnown(idx, b, anyBad, fromStore); err != nil {
+		if skip, err := keepKnown(idx, b, x.anyBad, fromStore); err != nil {
 			return err
 		} else if !skip {
-			byPack[b.Pack] = append(byPack[b.Pack], b)
+			blobs = append(blobs, b)
 		}
 	}
-	files := seg.Files
-	if !fromStore {
-		files = map[digest.Digest][]digest.Digest{}
-		for f, chunks := range seg.Files {
-			if known, err := storeKnows(idx, f, func() (bool, error) { _, ok, err := idx.FileChunks(f); return ok, err }); err != nil {
-				return err
-			} else if !known {
-				files[f] = chunks
-			}
-		}
-	}
-	for p, bs := range byPack {
-		var ids []digest.Digest
-		if !fromStore {
-			ids = make([]digest.Digest, len(bs), len(bs)+1)
-			for i, b := range bs {
-				ids[i] = b.ID
-			}
-			if known, err := storeKnowsPack(idx, p); err != nil {
-				return err
-			} else if !known {
-				ids = append(ids, p) // a pack only the remote's segments name
-			}
-		}
-		if err := idx.AddBlobs(p, bs); err != nil {
+	slices.SortStableFunc(blobs, func(a, b index.Blob) int { return bytes.Compare(a.Pack[:], b.Pack[:]) })
+	for _, b := range blobs {
+		if err := x.add(b); err != nil {
 			return err
 		}
-		if len(ids) > 0 {
-			if err := idx.MarkRemote(ids); err != nil {
-				return err
-			}
+	}
+	for f, chunks := range seg.Files {
+		if err := x.file(f, chunks); err != nil {
+			return err
 		}
 	}
-	if err := idx.AddFiles(files); err != nil {
-		return err
-	}
-	if !fromStore && len(files) > 0 {
-		ids := make([]digest.Digest, 0, len(files))
-		for f := range files {
-			ids = append(ids, f)
-		}
-		return idx.MarkRemote(ids)
-	}
-	return nil
+	return x.finish()
 }
 
 // keepKnown reports whether the index should keep what it knows of b's

@@ -146,6 +146,7 @@ func (r *Repo) Restore(ctx context.Context, obj *Object, dest string, opts Resto
 			return nil, err
 		}
 		defer os.RemoveAll(target) // a no-op after the rename below
+		rs.staged = true
 	}
 	if err := rs.restoreTree(ctx, obj.Digest, target, ""); err != nil {
 		return nil, err
@@ -213,6 +214,9 @@ type restorer struct {
 	// storeRel is where the open store lies below the destination, if
 	// it does: no entry may be written there or replace a parent of it.
 	storeRel string
+	// staged: the tree is written into a staging directory of its own,
+	// renamed into place at the end, so a file goes straight to its name.
+	staged bool
 }
 
 // storePaths returns where the store's directory is: its path with every
@@ -352,17 +356,18 @@ func (rs *restorer) restoreSingle(ctx context.Context, obj *Object, dest string)
 	return rs.writeFile(ctx, fileJob{e: e, path: dest, rel: filepath.Base(dest)})
 }
 
-// restoreTree creates the directories and links of a tree, then writes its
-// files with a pool of workers.
+// restoreTree creates the directories and links of a tree as it walks
+// it, and hands its files to a pool of workers as it finds them: what is
+// in flight is a file per worker and the trees on the walk's path,
+// whatever the number of files.
 func (rs *restorer) restoreTree(ctx context.Context, d digest.Digest, dir, rel string) error {
-	var jobs []fileJob
-	if err := rs.collect(ctx, d, dir, rel, &jobs); err != nil {
-		return err
+	walk := func(ctx context.Context, send func(fileJob) error) error {
+		return rs.walk(ctx, d, dir, rel, send)
 	}
-	return par.ForEach(ctx, jobs, runtime.GOMAXPROCS(0), rs.writeFile)
+	return par.Stream(ctx, runtime.GOMAXPROCS(0), walk, rs.writeFile)
 }
 
-func (rs *restorer) collect(ctx context.Context, d digest.Digest, dir, rel string, jobs *[]fileJob) error {
+func (rs *restorer) walk(ctx context.Context, d digest.Digest, dir, rel string, send func(fileJob) error) error {
 	t, err := rs.r.ReadTree(ctx, d)
 	if err != nil {
 		return withPath(rel, err)
@@ -382,7 +387,7 @@ func (rs *restorer) collect(ctx context.Context, d digest.Digest, dir, rel strin
 			if err := rs.makeDir(path); err != nil {
 				return err
 			}
-			if err := rs.collect(ctx, e.Digest, path, erel, jobs); err != nil {
+			if err := rs.walk(ctx, e.Digest, path, erel, send); err != nil {
 				return err
 			}
 		case KindLink:
@@ -390,7 +395,9 @@ func (rs *restorer) collect(ctx context.Context, d digest.Digest, dir, rel strin
 				return withPath(erel, err)
 			}
 		case KindFile, KindExec:
-			*jobs = append(*jobs, fileJob{e: e, path: path, rel: erel})
+			if err := send(fileJob{e: e, path: path, rel: erel}); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -513,14 +520,19 @@ func (r *Repo) streamFile(ctx context.Context, d digest.Digest, size int64, fn f
 }
 
 // writeFile writes one file to a temporary name beside its destination and
-// renames it into place once its digest checks out.
+// renames it into place once its digest checks out; into a staging
+// directory, where nothing stands in the way and nothing is seen before
+// the whole tree is renamed into place, it writes the file at its name.
 func (rs *restorer) writeFile(ctx context.Context, j fileJob) error {
-	tmp := filepath.Join(filepath.Dir(j.path), ".cas-tmp-"+randHex())
+	name := j.path
+	if !rs.staged {
+		name = filepath.Join(filepath.Dir(j.path), ".cas-tmp-"+randHex())
+	}
 	mode := os.FileMode(0o644)
 	if j.e.Kind == KindExec {
 		mode = 0o755
 	}
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, mode)
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, mode)
 	if err != nil {
 		return err
 	}
@@ -528,14 +540,17 @@ func (rs *restorer) writeFile(ctx context.Context, j fileJob) error {
 	defer func() {
 		if !ok {
 			f.Close()
-			os.Remove(tmp)
+			os.Remove(name)
 		}
 	}()
-	if err := rs.r.writeContent(ctx, f, j.e.Digest, j.e.Size, rs.chunkSem, rs.opts.Progress); err != nil {
+	whole, err := rs.r.writeContent(ctx, f, j.e.Digest, j.e.Size, rs.chunkSem, rs.opts.Progress)
+	if err != nil {
 		return withPath(j.rel, err)
 	}
-	if err := f.Truncate(j.e.Size); err != nil { // the holes writeSparse left at the end
-		return fmt.Errorf("%s: %w", j.rel, err)
+	if !whole {
+		if err := f.Truncate(j.e.Size); err != nil { // the holes writeSparse left at the end
+			return fmt.Errorf("%s: %w", j.rel, err)
+		}
 	}
 	if err := f.Chmod(mode); err != nil { // whatever the umask
 		return err
@@ -544,9 +559,11 @@ func (rs *restorer) writeFile(ctx context.Context, j fileJob) error {
 		return fmt.Errorf("%s: %w", j.rel, err)
 	}
 	ok = true
-	if err := rs.replace(tmp, j.path); err != nil {
-		os.Remove(tmp)
-		return err
+	if !rs.staged {
+		if err := rs.replace(name, j.path); err != nil {
+			os.Remove(name)
+			return err
+		}
 	}
 	rs.opts.Progress.Files.Add(1)
 	rs.mu.Lock()
@@ -556,47 +573,50 @@ func (rs *restorer) writeFile(ctx context.Context, j fileJob) error {
 	return nil
 }
 
-// writeContent writes a stored file into f. Chunks are read and checked in
-// parallel and written at their offsets; the whole file's digest is computed
-// in order as they complete.
-func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, size int64, sem *semaphore.Weighted, prog *Progress) error {
-	err := r.writeContentOnce(ctx, f, d, size, sem, prog)
+// writeContent writes a stored file into f, created empty. Chunks are
+// read and checked in parallel and written at their offsets; the whole
+// file's digest is computed in order as they complete. whole reports
+// that every byte up to size was written: else the file is to be
+// extended to size (holes where chunks were all zeros).
+func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, size int64, sem *semaphore.Weighted, prog *Progress) (whole bool, err error) {
+	whole, err = r.writeContentOnce(ctx, f, d, size, sem, prog)
 	if r.retryLazy(ctx, err) {
 		if terr := f.Truncate(0); terr != nil {
-			return errors.Join(err, terr)
+			return false, errors.Join(err, terr)
 		}
-		err = r.writeContentOnce(ctx, f, d, size, sem, prog)
+		whole, err = r.writeContentOnce(ctx, f, d, size, sem, prog)
 	}
-	return err
+	return whole, err
 }
 
-func (r *Repo) writeContentOnce(ctx context.Context, f *os.File, d digest.Digest, size int64, sem *semaphore.Weighted, prog *Progress) error {
+func (r *Repo) writeContentOnce(ctx context.Context, f *os.File, d digest.Digest, size int64, sem *semaphore.Weighted, prog *Progress) (whole bool, err error) {
 	blobs, offsets, err := r.fileBlobs(ctx, d, size)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(blobs) == 1 && blobs[0].ID == d {
 		// The blob was looked up above: read it without a second lookup.
 		// Its ID is the file digest, so reading it checks the file.
 		if err := checkLens(blobs[0]); err != nil {
-			return err
+			return false, err
 		}
 		data, err := r.readBlob(ctx, blobs[0], bufpool.Get(int(blobs[0].RawLen)))
-		if err == nil {
-			err = writeSparse(f, data, 0)
-			prog.Bytes.Add(int64(len(data)))
-			bufpool.Put(data)
+		if err != nil {
+			return false, err
 		}
-		return err
+		end, err := writeSparse(f, data, 0)
+		prog.Bytes.Add(int64(len(data)))
+		bufpool.Put(data)
+		return end == size, err
 	}
 	got, err := r.writeUnits(ctx, f, blobs, offsets, readUnits(blobs), sem, prog)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if got != d {
-		return &CorruptError{What: "file", ID: d}
+		return false, &CorruptError{What: "file", ID: d}
 	}
-	return nil
+	return size == 0, nil
 }
 
 // fileBlobs looks up where each chunk of a stored file lies and the offset
@@ -721,7 +741,7 @@ func (r *Repo) writeUnit(ctx context.Context, f *os.File, blobs []index.Blob, of
 	}
 	for k, raw := range res.raws {
 		if res.err == nil {
-			res.err = writeSparse(f, raw, offsets[k])
+			_, res.err = writeSparse(f, raw, offsets[k])
 		}
 	}
 	return res
@@ -804,18 +824,21 @@ func (r *Repo) fetchChunk(ctx context.Context, id digest.Digest) ([]byte, error)
 // writeSparse writes b at off, leaving a hole where b is all zeros: a
 // restored file is created empty and sized at the end (Truncate), so a
 // hole reads as the zeros it stands for, and a sparse file stays sparse.
-func writeSparse(f *os.File, b []byte, off int64) error {
+// It returns the offset just past the last byte it wrote (off when none).
+func writeSparse(f *os.File, b []byte, off int64) (end int64, err error) {
 	const page = 4 << 10
+	end = off
 	for len(b) > 0 {
 		n := min(len(b), 64<<10)
 		if !allZero(b[:n]) || n < page {
 			if err := writeAll(f, b[:n], off); err != nil {
-				return err
+				return end, err
 			}
+			end = off + int64(n)
 		}
 		b, off = b[n:], off+int64(n)
 	}
-	return nil
+	return end, nil
 }
 
 func allZero(b []byte) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"sort"
 	"sync"
@@ -75,10 +76,11 @@ func (v *VerifyReport) Damaged() bool {
 // push of their source stores them again.
 func (r *Repo) Verify(ctx context.Context, obj *Object, label string, prog *Progress) (*VerifyReport, error) {
 	rep := &VerifyReport{Objects: []string{label}}
-	view, err := r.segmentView(ctx, rep)
+	view, done, err := r.segmentView(ctx, rep)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	if err := view.verifyInto(ctx, obj, rep, prog); err != nil {
 		return nil, err
 	}
@@ -90,12 +92,13 @@ func (r *Repo) Verify(ctx context.Context, obj *Object, label string, prog *Prog
 // from the store's own index segments: what the store itself says, not
 // what the local cache remembers. Segments that cannot be read are
 // reported in rep. A store opened on a remote alone (OpenRemoteOnly) is
-// its own view already.
-func (r *Repo) segmentView(ctx context.Context, rep *VerifyReport) (*Repo, error) {
+// its own view already. The view's index keeps the blobs on disk
+// (index.Spill), whatever their number; done releases it.
+func (r *Repo) segmentView(ctx context.Context, rep *VerifyReport) (view *Repo, done func(), err error) {
 	if r.Dir == "" {
-		return r, nil
+		return r, func() {}, nil
 	}
-	idx := index.NewMemory()
+	idx := index.NewSpill()
 	// Where segments name two copies of a blob (one found damaged and
 	// stored again by a push), take the one the local index has: the
 	// latest a push wrote.
@@ -105,18 +108,21 @@ func (r *Repo) segmentView(ctx context.Context, rep *VerifyReport) (*Repo, error
 		}
 		return old
 	}
-	view := &Repo{Dir: r.Dir, Config: r.Config, Backend: r.Backend, Index: idx, Clock: r.Clock,
+	view = &Repo{Dir: r.Dir, Config: r.Config, Backend: r.Backend, Index: idx, Clock: r.Clock,
 		Transfers: r.Transfers, chunker: r.chunker, packs: r.packs, remote: r.remote,
 		damageTo: r.Index, Warn: func(err error) { rep.add("index segment", err) }}
-	if err := view.syncSegments(ctx, r.Backend, false, true); err != nil {
-		return nil, err
+	err = view.syncSegments(ctx, r.Backend, false, true)
+	if err == nil && r.remote != nil {
+		err = view.syncSegments(ctx, r.remote, false, true)
 	}
-	if r.remote != nil {
-		if err := view.syncSegments(ctx, r.remote, false, true); err != nil {
-			return nil, err
-		}
+	if err == nil {
+		err = idx.Compact()
 	}
-	return view, nil
+	if err != nil {
+		idx.Close()
+		return nil, nil, err
+	}
+	return view, func() { idx.Close() }, nil
 }
 
 func (v *VerifyReport) sortProblems() {
@@ -131,19 +137,23 @@ func (r *Repo) verifyInto(ctx context.Context, obj *Object, rep *VerifyReport, p
 		prog = &Progress{}
 	}
 	prog.TotalBytes.Add(obj.Size)
-	var files []fileJob
-	if obj.Kind == KindDir {
-		if size, ok := r.collectVerify(ctx, obj.Digest, "", rep, &files); ok && size != obj.Size {
+	// The walk hands files to the workers as it finds them: what is in
+	// flight is a file per worker and the trees on the walk's path.
+	walk := func(ctx context.Context, send func(fileJob) error) error {
+		if obj.Kind != KindDir {
+			name := obj.Name
+			if name == "" {
+				name = obj.Digest.Short()
+			}
+			return send(fileJob{e: TreeEntry{Name: name, Kind: obj.Kind, Size: obj.Size, Digest: obj.Digest}, rel: name})
+		}
+		size, ok, err := r.collectVerify(ctx, obj.Digest, "", rep, send)
+		if err == nil && ok && size != obj.Size {
 			rep.add(".", fmt.Errorf("size %d recorded, but the tree holds %d bytes: %w", obj.Size, size, ErrBadTree))
 		}
-	} else {
-		name := obj.Name
-		if name == "" {
-			name = obj.Digest.Short()
-		}
-		files = append(files, fileJob{e: TreeEntry{Name: name, Kind: obj.Kind, Size: obj.Size, Digest: obj.Digest}, rel: name})
+		return err
 	}
-	return par.ForEach(ctx, files, runtime.GOMAXPROCS(0), func(ctx context.Context, j fileJob) error {
+	return par.Stream(ctx, runtime.GOMAXPROCS(0), walk, func(ctx context.Context, j fileJob) error {
 		err := r.verifyFile(ctx, j.e, prog)
 		if err != nil && ctx.Err() != nil {
 			return ctx.Err()
@@ -159,25 +169,34 @@ func (r *Repo) verifyInto(ctx context.Context, obj *Object, rep *VerifyReport, p
 	})
 }
 
-// collectVerify lists the files below tree d and checks that each
+// collectVerify sends the files below tree d and checks that each
 // directory's recorded size is what its subtree holds. It returns the
-// tree's size and whether it could be read whole.
-func (r *Repo) collectVerify(ctx context.Context, d digest.Digest, rel string, rep *VerifyReport, files *[]fileJob) (int64, bool) {
+// tree's size and whether it could be read whole; an error only when
+// send fails (the verification was cancelled).
+func (r *Repo) collectVerify(ctx context.Context, d digest.Digest, rel string, rep *VerifyReport, send func(fileJob) error) (int64, bool, error) {
 	p := rel
 	if p == "" {
 		p = "."
 	}
 	t, err := r.ReadTree(ctx, d)
 	if err != nil {
+		if ctx.Err() != nil {
+			return 0, false, ctx.Err()
+		}
 		rep.add(p, err)
-		return 0, false
+		return 0, false, nil
 	}
+	rep.mu.Lock()
 	rep.Dirs++
+	rep.mu.Unlock()
 	whole := true
 	for _, e := range t.Entries {
 		erel := joinRel(rel, e.Name)
 		if e.Kind == KindDir {
-			size, ok := r.collectVerify(ctx, e.Digest, erel, rep, files)
+			size, ok, err := r.collectVerify(ctx, e.Digest, erel, rep, send)
+			if err != nil {
+				return 0, false, err
+			}
 			if ok && size != e.Size {
 				rep.add(erel, fmt.Errorf("size %d recorded, but the tree holds %d bytes: %w", e.Size, size, ErrBadTree))
 			}
@@ -187,10 +206,12 @@ func (r *Repo) collectVerify(ctx context.Context, d digest.Digest, rel string, r
 				rep.add(erel, fmt.Errorf("link target of %d bytes: %w", e.Size, ErrBadTree))
 				continue
 			}
-			*files = append(*files, fileJob{e: e, rel: erel})
+			if err := send(fileJob{e: e, rel: erel}); err != nil {
+				return 0, false, err
+			}
 		}
 	}
-	return t.Size(), whole
+	return t.Size(), whole, nil
 }
 
 // verifyFile reads every chunk of a file and checks the whole digest.
@@ -235,10 +256,11 @@ func (r *Repo) VerifyAll(ctx context.Context, prog *Progress) (*VerifyReport, er
 		}
 		damaged = append(damaged, bad...)
 	}
-	view, err := r.segmentView(ctx, rep)
+	view, done, err := r.segmentView(ctx, rep)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	if len(damaged) > 0 {
 		if err := view.damageIndex().MarkDamaged(damaged); err != nil {
 			r.warn(err)
@@ -314,7 +336,7 @@ func (r *Repo) readPack(ctx context.Context, key string, fn func(b index.Blob, r
 	if err != nil {
 		return err
 	}
-	data, err := remote.ReadAll(ctx, r.Backend, key)
+	data, err := readObject(ctx, r.Backend, key)
 	if err != nil {
 		return err
 	}
@@ -344,6 +366,33 @@ func (r *Repo) readPack(ctx context.Context, key string, fn func(b index.Blob, r
 		return &CorruptError{What: "pack", ID: id}
 	}
 	return nil
+}
+
+// readObject reads a whole object into a buffer of the size Stat gives:
+// io.ReadAll would grow one to up to twice a pack's size.
+func readObject(ctx context.Context, be remote.Backend, key string) ([]byte, error) {
+	oi, err := be.Stat(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if oi.Size < 0 || oi.Size > 1<<30 {
+		return remote.ReadAll(ctx, be, key)
+	}
+	rc, err := be.Get(ctx, key, 0, -1)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	buf := make([]byte, oi.Size+1)
+	n, err := io.ReadFull(rc, buf)
+	switch {
+	case err == nil: // more than Stat said: it changed since
+		rest, err := io.ReadAll(rc)
+		return append(buf, rest...), err
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return buf[:n], nil
+	}
+	return nil, err
 }
 
 // ForEachBlob calls fn with the raw bytes of every blob in every pack of

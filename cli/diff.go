@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -77,8 +78,22 @@ func diffAny(ctx context.Context, opts *diffOptions) error {
 		return err
 	}
 	// What the local store lacks may be on the default remote. Nothing is
-	// printed before everything compared was read.
-	return readThrough(ctx, opts.Factory, r, func() error { return diffStored(ctx, opts, r) })
+	// printed before everything compared was read: what is found goes to
+	// a spool until then.
+	sp := newSpool()
+	defer sp.close()
+	spooled, spooledIO := *opts, *opts.IO
+	spooledIO.Out = sp
+	spooled.IO = &spooledIO
+	err = readThrough(ctx, opts.Factory, r, func() error {
+		sp.reset()
+		return diffStored(ctx, &spooled, r)
+	})
+	opts.differ = spooled.differ
+	if err != nil {
+		return err
+	}
+	return sp.copyTo(opts.IO.Out)
 }
 
 func diffStored(ctx context.Context, opts *diffOptions, r *cas.Repo) error {
@@ -112,39 +127,62 @@ func diffStored(ctx context.Context, opts *diffOptions, r *cas.Repo) error {
 		return &userError{msg: fmt.Sprintf("%s is a run, %s is not: cas diff compares two runs, two trees or two checkpoints", run, other),
 			hint: "name what a run produced as " + run + ":outputs/NAME"}
 	}
-	changes, err := cas.Diff(ctx, a, r.StoreTrees(), b, bs)
-	if err != nil {
+	p := &changePrinter{w: opts.IO.Out, asJSON: opts.JSON, json: &jsonList{w: opts.IO.Out}}
+	if err := cas.DiffEach(ctx, a, r.StoreTrees(), b, bs, p.change); err != nil {
 		return err
 	}
-	opts.differ = len(changes) > 0
-	return printChanges(opts.IO, opts.JSON, changes)
+	opts.differ = p.n > 0
+	if err := p.close(); err != nil {
+		return err
+	}
+	if opts.JSON {
+		_, err = fmt.Fprintln(opts.IO.Out)
+	}
+	return err
 }
 
-func printChanges(io *IOStreams, asJSON bool, changes []cas.Change) error {
-	if asJSON {
-		return writeJSON(io.Out, changes)
+// changePrinter prints changes as they are found, a line each with the
+// totals at the end, or as the elements of a JSON list.
+type changePrinter struct {
+	w                        io.Writer
+	asJSON                   bool
+	json                     *jsonList
+	n                        int
+	added, removed, modified int
+}
+
+func (p *changePrinter) change(c cas.Change) error {
+	p.n++
+	if p.asJSON {
+		return p.json.add(c)
 	}
-	var added, removed, modified int
-	for _, c := range changes {
-		mark := map[string]string{"added": "+", "removed": "-", "modified": "~"}[c.Op]
-		switch c.Op {
-		case "added":
-			added++
-			fmt.Fprintf(io.Out, "%s %s (%s)\n", mark, displayName(c.Path), bytesStr(c.NewSize))
-		case "removed":
-			removed++
-			fmt.Fprintf(io.Out, "%s %s (%s)\n", mark, displayName(c.Path), bytesStr(c.OldSize))
-		default:
-			modified++
-			fmt.Fprintf(io.Out, "%s %s (%s -> %s)\n", mark, displayName(c.Path), bytesStr(c.OldSize), bytesStr(c.NewSize))
-		}
+	var err error
+	switch c.Op {
+	case "added":
+		p.added++
+		_, err = fmt.Fprintf(p.w, "+ %s (%s)\n", displayName(c.Path), bytesStr(c.NewSize))
+	case "removed":
+		p.removed++
+		_, err = fmt.Fprintf(p.w, "- %s (%s)\n", displayName(c.Path), bytesStr(c.OldSize))
+	default:
+		p.modified++
+		_, err = fmt.Fprintf(p.w, "~ %s (%s -> %s)\n", displayName(c.Path), bytesStr(c.OldSize), bytesStr(c.NewSize))
 	}
-	if len(changes) == 0 {
-		fmt.Fprintln(io.Out, "no differences")
-		return nil
+	return err
+}
+
+// close ends the JSON list (without a newline), or prints the totals.
+func (p *changePrinter) close() error {
+	if p.asJSON {
+		return p.json.close()
 	}
-	fmt.Fprintf(io.Out, "%d added, %d removed, %d modified\n", added, removed, modified)
-	return nil
+	var err error
+	if p.n == 0 {
+		_, err = fmt.Fprintln(p.w, "no differences")
+	} else {
+		_, err = fmt.Fprintf(p.w, "%d added, %d removed, %d modified\n", p.added, p.removed, p.modified)
+	}
+	return err
 }
 
 // diffManifests compares A and B when both name manifests, and reports

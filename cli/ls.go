@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"unicode"
 	"unicode/utf8"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/manifest"
 )
 
@@ -53,32 +55,62 @@ func lsRun(ctx context.Context, opts *lsOptions) error {
 	if err != nil {
 		return err
 	}
-	var entries []lsEntry
+	// Entries are printed as the walk finds them, into a spool: nothing
+	// reaches the output before the walk is over (readThrough may walk
+	// again, reading a remote), and nothing of a long listing stays in
+	// memory.
+	sp := newSpool()
+	defer sp.close()
 	err = readThrough(ctx, opts.Factory, r, func() error {
+		sp.reset()
 		obj, err := manifest.ResolveSpec(ctx, r, opts.Ref)
 		if err != nil {
 			return err
 		}
-		entries = []lsEntry{}
+		p := &lsPrinter{w: sp, json: &jsonList{w: sp}, asJSON: opts.JSON}
 		if obj.Kind != cas.KindDir {
-			entries = append(entries, lsEntry{Path: obj.Name, Kind: obj.Kind.String(), Size: obj.Size, Digest: obj.Digest.String()})
-			return nil
+			err = p.entry(obj.Name, obj.Kind, obj.Size, obj.Digest)
+		} else {
+			err = lsWalk(ctx, r, obj, "", opts.Recursive, p.entry)
 		}
-		return lsWalk(ctx, r, obj, "", opts.Recursive, &entries)
+		if err != nil {
+			return err
+		}
+		return p.close()
 	})
 	if err != nil {
 		return err
 	}
-	if opts.JSON {
-		return writeJSON(opts.IO.Out, entries)
-	}
-	for _, e := range entries {
-		fmt.Fprintf(opts.IO.Out, "%-4s %10s  %s  %s\n", e.Kind, bytesStr(e.Size), e.Digest[len("blake3:"):len("blake3:")+12], displayName(e.Path))
-	}
-	return nil
+	return sp.copyTo(opts.IO.Out)
 }
 
-func lsWalk(ctx context.Context, r *cas.Repo, obj *cas.Object, prefix string, recursive bool, out *[]lsEntry) error {
+// lsPrinter prints entries one by one: a line each, or a JSON list.
+type lsPrinter struct {
+	w      io.Writer
+	json   *jsonList
+	asJSON bool
+}
+
+func (p *lsPrinter) entry(path string, kind cas.Kind, size int64, d digest.Digest) error {
+	if p.asJSON {
+		return p.json.add(lsEntry{Path: path, Kind: kind.String(), Size: size, Digest: d.String()})
+	}
+	_, err := fmt.Fprintf(p.w, "%-4s %10s  %s  %s\n", kind.String(), bytesStr(size), d.Short(), displayName(path))
+	return err
+}
+
+func (p *lsPrinter) close() error {
+	if !p.asJSON {
+		return nil
+	}
+	if err := p.json.close(); err != nil {
+		return err
+	}
+	_, err := io.WriteString(p.w, "\n")
+	return err
+}
+
+func lsWalk(ctx context.Context, r *cas.Repo, obj *cas.Object, prefix string, recursive bool, fn func(path string, kind cas.Kind, size int64, d digest.Digest) error) error {
 	t, err := r.ReadTree(ctx, obj.Digest)
 	if err != nil {
 		return err
@@ -88,9 +120,11 @@ func lsWalk(ctx context.Context, r *cas.Repo, obj *cas.Object, prefix string, re
 		if e.Kind == cas.KindDir {
 			p += "/"
 		}
-		*out = append(*out, lsEntry{Path: p, Kind: e.Kind.String(), Size: e.Size, Digest: e.Digest.String()})
+		if err := fn(p, e.Kind, e.Size, e.Digest); err != nil {
+			return err
+		}
 		if recursive && e.Kind == cas.KindDir {
-			if err := lsWalk(ctx, r, &cas.Object{Digest: e.Digest, Kind: e.Kind}, p, true, out); err != nil {
+			if err := lsWalk(ctx, r, &cas.Object{Digest: e.Digest, Kind: e.Kind}, p, true, fn); err != nil {
 				return err
 			}
 		}

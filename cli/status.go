@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -60,19 +63,55 @@ func statusRun(ctx context.Context, opts *statusOptions) error {
 		return err
 	}
 	now := &cas.Object{Digest: h.Digest, Kind: h.Kind, Size: h.Size}
-	changes, err := cas.Diff(ctx, last, r.StoreTrees(), now, h.Trees())
-	if err != nil {
-		return err
-	}
+	// Changes are printed as they are found: none is held.
+	out := bufio.NewWriter(opts.IO.Out)
+	p := &changePrinter{w: out, asJSON: opts.JSON, json: &jsonList{w: out, indent: "  "}}
 	if opts.JSON {
-		return writeJSON(opts.IO.Out, struct {
+		// "changed" comes before the list: whether there is a first
+		// change is found first.
+		changed, err := anyChange(ctx, last, r.StoreTrees(), now, h.Trees())
+		if err != nil {
+			return err
+		}
+		var head bytes.Buffer
+		err = writeJSON(&head, struct {
 			Path    string       `json:"path"`
 			Pushed  string       `json:"pushed"`
 			Current string       `json:"current"`
 			Changed bool         `json:"changed"`
 			Changes []cas.Change `json:"changes"`
-		}{opts.Path, last.Digest.String(), h.Digest.String(), len(changes) > 0, changes})
+		}{opts.Path, last.Digest.String(), h.Digest.String(), changed, []cas.Change{}})
+		if err != nil {
+			return err
+		}
+		// The list, last, is written where the empty one stands.
+		if _, err := out.Write(bytes.TrimSuffix(head.Bytes(), []byte("[]\n}\n"))); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(out, "last pushed as %s\n", last.Digest.Short())
 	}
-	fmt.Fprintf(opts.IO.Out, "last pushed as %s\n", last.Digest.Short())
-	return printChanges(opts.IO, false, changes)
+	if err := cas.DiffEach(ctx, last, r.StoreTrees(), now, h.Trees(), p.change); err != nil {
+		out.Flush()
+		return err
+	}
+	if err := p.close(); err != nil {
+		return err
+	}
+	if opts.JSON {
+		fmt.Fprint(out, "\n}\n")
+	}
+	return out.Flush()
+}
+
+// errFound stops a walk at what it looked for.
+var errFound = errors.New("found")
+
+// anyChange reports whether a and b differ by at least one change.
+func anyChange(ctx context.Context, a *cas.Object, as cas.TreeSource, b *cas.Object, bs cas.TreeSource) (bool, error) {
+	err := cas.DiffEach(ctx, a, as, b, bs, func(cas.Change) error { return errFound })
+	if errors.Is(err, errFound) {
+		return true, nil
+	}
+	return false, err
 }

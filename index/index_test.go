@@ -14,6 +14,11 @@ import (
 func forEachIndex(t *testing.T, fn func(t *testing.T, x Index)) {
 	t.Helper()
 	t.Run("memory", func(t *testing.T) { fn(t, NewMemory()) })
+	t.Run("spill", func(t *testing.T) {
+		x := newSpill(256) // a run every few entries
+		t.Cleanup(func() { x.Close() })
+		fn(t, x)
+	})
 	t.Run("badger", func(t *testing.T) {
 		x, err := OpenBadger(t.TempDir())
 		if err != nil {

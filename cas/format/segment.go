@@ -238,14 +238,59 @@ func DecodeSegment(data []byte) (*Segment, error) {
 		return nil, fmt.Errorf("%w: %w", ErrBadSegment, err)
 	}
 	defer done()
+	s := &Segment{Files: map[digest.Digest][]digest.Digest{}}
+	err = r.parse(func(n int) { s.Blobs = make([]index.Blob, 0, r.capFor(n)) }, SegmentVisitor{
+		Blob: func(b index.Blob) error { s.Blobs = append(s.Blobs, b); return nil },
+		File: func(f digest.Digest, chunks []digest.Digest) error { s.Files[f] = chunks; return nil },
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SegmentVisitor is told what a segment holds, in the order it holds it.
+// An error from it stops the scan and is returned as is.
+type SegmentVisitor struct {
+	Blob func(b index.Blob) error
+	// File is given a file of two or more chunks; chunks is its to keep.
+	File func(f digest.Digest, chunks []digest.Digest) error
+}
+
+// ScanSegment reads an index segment from src as it decompresses and
+// tells v what it holds, rejecting anything malformed with ErrBadSegment
+// as DecodeSegment does. What it holds in memory is the segment's pack
+// list and one file's chunk list, whatever the segment's size. Damage
+// may be found after v was told of blobs before it: a caller that must
+// not act on a malformed segment scans it twice, the first time with an
+// empty visitor.
+func ScanSegment(src io.Reader, v SegmentVisitor) error {
+	magic := make([]byte, len(SegmentMagic))
+	if _, err := io.ReadFull(src, magic); err != nil || string(magic) != SegmentMagic {
+		return fmt.Errorf("%w: no header", ErrBadSegment)
+	}
+	d := segmentDecoders.Get().(*zstd.Decoder)
+	defer func() {
+		_ = d.Reset(nil)
+		segmentDecoders.Put(d)
+	}()
+	if err := d.Reset(src); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadSegment, err)
+	}
+	r := &segReader{src: io.LimitReader(d, maxSegmentBytes), buf: make([]byte, 64<<10)}
+	return r.parse(func(int) {}, v)
+}
+
+// parse reads a segment's body, telling blobs its count of blobs, then
+// v of each blob and file.
+func (r *segReader) parse(blobs func(n int), v SegmentVisitor) error {
 	np := r.count(digest.Size)
 	packs := make([]digest.Digest, 0, r.capFor(np))
 	for range np {
 		packs = append(packs, r.digest())
 	}
-	s := &Segment{Files: map[digest.Digest][]digest.Digest{}}
 	nb := r.count(2 + digest.Size + 3)
-	s.Blobs = make([]index.Blob, 0, r.capFor(nb))
+	blobs(nb)
 	for range nb {
 		pn := r.uvarint()
 		tc := r.bytes(2)
@@ -256,9 +301,14 @@ func DecodeSegment(data []byte) (*Segment, error) {
 		id := r.digest()
 		off, length, raw := r.uvarint(), r.uvarint(), r.uvarint()
 		if r.err != nil || pn >= uint64(len(packs)) || length > 1<<32-1 || raw > 1<<32-1 || typ > index.TypeTree || codec > index.CodecZstd {
-			return nil, fmt.Errorf("%w: blob record", ErrBadSegment)
+			return fmt.Errorf("%w: blob record", ErrBadSegment)
 		}
-		s.Blobs = append(s.Blobs, index.Blob{ID: id, Pack: packs[pn], Offset: off, Length: uint32(length), RawLen: uint32(raw), Type: typ, Codec: codec})
+		if v.Blob != nil {
+			b := index.Blob{ID: id, Pack: packs[pn], Offset: off, Length: uint32(length), RawLen: uint32(raw), Type: typ, Codec: codec}
+			if err := v.Blob(b); err != nil {
+				return err
+			}
+		}
 	}
 	nf := r.count(digest.Size + 1)
 	for range nf {
@@ -274,12 +324,16 @@ func DecodeSegment(data []byte) (*Segment, error) {
 		if len(chunks) < 2 {
 			// Only files of two or more chunks are listed (FORMAT.md); a
 			// shorter list would only stand in for the file's real one.
-			return nil, fmt.Errorf("%w: file %s listed with %d chunks", ErrBadSegment, f.Short(), len(chunks))
+			return fmt.Errorf("%w: file %s listed with %d chunks", ErrBadSegment, f.Short(), len(chunks))
 		}
-		s.Files[f] = chunks
+		if v.File != nil {
+			if err := v.File(f, chunks); err != nil {
+				return err
+			}
+		}
 	}
 	if !r.atEnd() {
-		return nil, fmt.Errorf("%w: truncated or trailing bytes", ErrBadSegment)
+		return fmt.Errorf("%w: truncated or trailing bytes", ErrBadSegment)
 	}
-	return s, nil
+	return nil
 }
