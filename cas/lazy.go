@@ -27,7 +27,10 @@ type lazyRemote struct {
 	learned map[digest.Digest]bool // blobs and files the lookup index placed
 	hits    map[digest.Digest]int  // lookups answered, by segment
 	loaded  map[digest.Digest]bool // segments loaded whole
-	synced  bool                   // every segment loaded: the lookup index is out of the way
+	synced  bool                   // every segment loaded (or being): the lookup index is out of the way
+
+	syncMu  sync.Mutex // held by syncLazy while it works
+	syncErr error      // what it ended with
 }
 
 func newLazyRemote(be remote.Backend, reader *lookupidx.Reader) *lazyRemote {
@@ -65,6 +68,10 @@ func (r *Repo) locate(ctx context.Context, id digest.Digest) (index.Blob, bool, 
 	if err != nil || ok || r.lazy == nil {
 		return b, ok, err
 	}
+	r.awaitSync()
+	if b, ok, err := r.Index.Blob(id); err != nil || ok {
+		return b, ok, err
+	}
 	if err := r.need(ctx, id); err != nil {
 		return index.Blob{}, false, err
 	}
@@ -76,6 +83,10 @@ func (r *Repo) locate(ctx context.Context, id digest.Digest) (index.Blob, bool, 
 func (r *Repo) chunksOf(ctx context.Context, file digest.Digest) ([]digest.Digest, bool, error) {
 	chunks, ok, err := r.Index.FileChunks(file)
 	if err != nil || ok || r.lazy == nil {
+		return chunks, ok, err
+	}
+	r.awaitSync()
+	if chunks, ok, err := r.Index.FileChunks(file); err != nil || ok {
 		return chunks, ok, err
 	}
 	if _, known, err := r.Index.Blob(file); err != nil || known {
@@ -179,11 +190,17 @@ func (r *Repo) lookUp(ctx context.Context, ids ...digest.Digest) error {
 // syncLazy loads every segment of the lazy remote: what a read does when
 // the lookup index led it astray (an entry naming a pack a gc deleted).
 // It reports whether it did anything.
+//
+// It holds syncMu while it works, and a read that finds the index lacking
+// an ID waits on it (awaitSync): reads running beside the sync must not
+// see the index between its forgetting and its loading.
 func (r *Repo) syncLazy(ctx context.Context) (bool, error) {
 	lz := r.lazy
 	if lz == nil {
 		return false, nil
 	}
+	lz.syncMu.Lock()
+	defer lz.syncMu.Unlock()
 	lz.mu.Lock()
 	done := lz.synced
 	lz.synced = true
@@ -193,22 +210,36 @@ func (r *Repo) syncLazy(ctx context.Context) (bool, error) {
 	}
 	lz.mu.Unlock()
 	if done {
-		return false, nil
+		return lz.syncErr == nil, lz.syncErr // synced already: a read may try again
 	}
+	lz.syncErr = r.forgetAndSync(ctx, learned)
+	return true, lz.syncErr
+}
+
+// awaitSync waits for a sync of the lazy remote that is under way.
+func (r *Repo) awaitSync() {
+	if lz := r.lazy; lz != nil {
+		lz.syncMu.Lock()
+		lz.syncMu.Unlock() //nolint:staticcheck // an empty critical section: waiting is the point
+	}
+}
+
+func (r *Repo) forgetAndSync(ctx context.Context, learned []digest.Digest) error {
+	lz := r.lazy
 	// What the lookup index said goes, so that the segments' word is
 	// taken instead (where the store's own segments do not place them).
 	var theirs []digest.Digest
 	for _, id := range learned {
 		if remote, err := r.Index.Remote(id); err != nil {
-			return true, err
+			return err
 		} else if remote {
 			theirs = append(theirs, id)
 		}
 	}
 	if err := r.Index.ForgetBlobs(theirs); err != nil {
-		return true, err
+		return err
 	}
-	return true, r.syncSegments(ctx, lz.be, false, false)
+	return r.syncSegments(ctx, lz.be, false, false)
 }
 
 // fromLookup reports whether id's place came from the lazy remote's lookup
