@@ -34,9 +34,10 @@ var ErrBusy = errors.New("in use by another process")
 
 // Badger is the on-disk Index.
 type Badger struct {
-	db   *badger.DB
-	dir  string
-	lock *os.File
+	db       *badger.DB
+	dir      string
+	lock     *os.File
+	releaser *pageReleaser // nil where the process cannot tell its pages
 }
 
 var _ Index = (*Badger)(nil)
@@ -106,7 +107,7 @@ func OpenBadger(dir string) (*Badger, error) {
 		lock.Close()
 		return nil, fmt.Errorf("create the stat cache directory: %w", err)
 	}
-	return &Badger{db: db, dir: dir, lock: lock}, nil
+	return &Badger{db: db, dir: dir, lock: lock, releaser: startReleaser(dir)}, nil
 }
 
 // openDB opens badger, turning a panic on damaged files (a truncated
@@ -648,6 +649,7 @@ func (x *Badger) Reset() error {
 
 // Close implements Index.
 func (x *Badger) Close() error {
+	x.releaser.close()
 	err := x.db.Close()
 	x.lock.Close()
 	if err != nil {
