@@ -76,7 +76,8 @@ func (e *DestError) Unwrap() error { return e.Err }
 // behind; with Force into a non-empty directory, each file is written to a
 // temporary name and renamed, so no file is ever left half-written. Every
 // chunk is checked against its digest before it is written, and every file
-// against its digest before it is renamed into place.
+// against its digest before it, or the assembled directory holding it, is
+// renamed into place.
 func (r *Repo) Restore(ctx context.Context, obj *Object, dest string, opts RestoreOptions) (*RestoreResult, error) {
 	if opts.Progress == nil {
 		opts.Progress = &Progress{}

@@ -1,6 +1,7 @@
 // Package format holds the codecs of what the store keeps, byte for byte
 // as docs/FORMAT.md specifies them: packs (PackBuilder, ParsePack,
-// ParsePackTrailer), index segments (Segment, DecodeSegment), the
+// ParsePackTrailer), index segments (Segment, DecodeSegment; ScanSegment and
+// SegmentWriter for one too large to hold), the
 // canonical tree encoding whose BLAKE3 is a directory's digest (Tree,
 // ParseTree), the chunk codec (EncodeChunk, DecodeChunk) and the backend
 // keys these objects are stored under (PackKey, SegmentKey).
