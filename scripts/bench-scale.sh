@@ -337,15 +337,17 @@ if [[ $S3 == 1 ]]; then
 	}
 	# requests FROM: the requests of the access log after its first FROM, as
 	# "total get list head put delete other index_gets index_bytes
-	# lookup_gets lookup_bytes all_bytes unknown pack_puts pack_bytes": the
-	# bytes of each response taken from its Content-Length in the debug log
-	# (by request id); unknown counts requests whose response the debug log
-	# does not show in one piece. index_* are GETs under index/, lookup_*
-	# under lookup/. pack_puts counts the requests that write under packs/
-	# (PutObject and the three of a multipart upload); pack_bytes is the
-	# size, in the bucket, of each pack a PutObject or a completed multipart
-	# upload wrote (refused ones included: their bytes were sent), since
-	# neither log gives the bytes of an upload part.
+	# lookup_gets lookup_bytes all_bytes unknown pack_puts pack_bytes
+	# put_bytes": the bytes of each response taken from its Content-Length
+	# in the debug log (by request id); unknown counts requests whose
+	# response the debug log does not show in one piece. index_* are GETs
+	# under index/, lookup_* under lookup/. put_bytes are the bytes of every
+	# PutObject, from the object size the access log records (for refused
+	# conditional PUTs too: their bytes were sent), plus the size in the
+	# bucket of each object a multipart upload completed (the log records
+	# none for upload parts); pack_* count the same under packs/ (pack_puts:
+	# the requests that write there, a multipart upload's three kinds
+	# included).
 	requests() {
 		sed 's/\x1b\[[0-9;]*m//g' "$W/log/gwdebug" | awk '
 			/\[ RESPONSE HEADERS \]/ {inresp = 1; id = ""; cl = ""; broken = 0; next}
@@ -358,12 +360,13 @@ if [[ $S3 == 1 ]]; then
 				if (k == "Content-Length") {if (cl != "") broken = 1; cl = v}
 			}' >"$W/log/respbytes"
 		grep ' s3_' "$W/log/access" | tail -n "+$(($1 + 1))" >"$W/log/window"
-		local pb=0 k sz
+		local mpu=0 mpupacks=0 k sz
 		while read -r k; do
 			sz=$(stat -c %s "$GW_DIR/$BUCKET/$k" 2>/dev/null || echo 0)
-			pb=$((pb + sz))
-		done < <(awk '($8 == "s3_PutObject" || $8 == "s3_CompleteMultipartUpload") && index($9, "cas/packs/") == 1 {print $9}' "$W/log/window")
-		awk -v prefix="cas/" -v pb="$pb" '
+			mpu=$((mpu + sz))
+			if [[ $k == cas/packs/* ]]; then mpupacks=$((mpupacks + sz)); fi
+		done < <(awk '$8 == "s3_CompleteMultipartUpload" {print $9}' "$W/log/window")
+		awk -v prefix="cas/" -v pb="$mpupacks" -v put="$mpu" '
 			FILENAME == ARGV[1] {bytes[$1] = $2; next}
 			{
 				id = $7; op = $8; key = $9; t++
@@ -373,6 +376,7 @@ if [[ $S3 == 1 ]]; then
 				else if (op ~ /^s3_(PutObject|UploadPart|CreateMultipartUpload|CompleteMultipartUpload)$/) {
 					p++
 					if (index(key, prefix "packs/") == 1) pp++
+					if (op == "s3_PutObject") {put += $14; if (index(key, prefix "packs/") == 1) pb += $14}
 				} else if (op ~ /^s3_DeleteObjects?$/) d++
 				else o++
 				if (!(id in bytes)) {u++; next}
@@ -380,7 +384,7 @@ if [[ $S3 == 1 ]]; then
 				if (op == "s3_GetObject" && index(key, prefix "index/") == 1) {ig++; ib += bytes[id]}
 				if (op == "s3_GetObject" && index(key, prefix "lookup/") == 1) {lg++; lb += bytes[id]}
 			}
-			END {printf "%d %d %d %d %d %d %d %d %d %d %d %d %d %d %d\n", t, g, l, h, p, d, o, ig, ib, lg, lb, all, u, pp, pb}' "$W/log/respbytes" "$W/log/window"
+			END {printf "%d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d\n", t, g, l, h, p, d, o, ig, ib, lg, lb, all, u, pp, pb, put}' "$W/log/respbytes" "$W/log/window"
 	}
 	# bucket_bytes PREFIX: "objects bytes" of the keys under PREFIX in the bucket, from its directory.
 	bucket_bytes() {
@@ -453,8 +457,8 @@ if [[ $S3 == 1 ]]; then
 		access_lines >/dev/null # let the log catch up
 		echo "$name $(requests "$from")" >>"$W/log/partc"
 		cp "$W/log/window" "$W/log/access.$name" # its requests, for a look with BENCH_KEEP=1
-		awk -v m="$name" '$1 == m {printf "  requests %d (GET %d, PUT %d, LIST %d, HEAD %d, DELETE %d, other %d); lookup/ %d GETs, %.1f KiB; index/ %d GETs, %.1f KiB; packs/ %d PUTs, %.1f MiB\n",
-			$2, $3, $6, $4, $5, $7, $8, $11, $12 / 1024, $9, $10 / 1024, $15, $16 / 1048576}' "$W/log/partc" >&2
+		awk -v m="$name" '$1 == m {printf "  requests %d (GET %d, PUT %d, LIST %d, HEAD %d, DELETE %d, other %d); lookup/ %d GETs, %.1f KiB; index/ %d GETs, %.1f KiB; packs/ %d PUTs, %.1f MiB; PUT %.1f MiB in all\n",
+			$2, $3, $6, $4, $5, $7, $8, $11, $12 / 1024, $9, $10 / 1024, $15, $16 / 1048576, $17 / 1048576}' "$W/log/partc" >&2
 	}
 	if ((ENTRIES > 0)); then
 		say "part C: gendata: a file of $BIG_MIB MiB"
@@ -603,21 +607,22 @@ if [[ $S3 == 1 ]]; then
 		echo "        $(mib "$(maxrss fill)") MiB); its lookup index then holds $C_LOOKUP_N objects, $(kib "$C_LOOKUP_BYTES") KiB; index/ $C_INDEX_N objects, $(kib "$C_INDEX_BYTES") KiB."
 		echo "        Three fresh stores (cas init; cas remote add --connections 1): A pushes a file of $BIG_MIB MiB of new data (cas push FILE --name big),"
 		echo "        B pushes the same file, C restores it (cas restore big DEST; b3sum checked). Requests from the access log; GET bytes from the"
-		echo "        debug log; packs/ bytes: the size in the bucket of each pack a PUT (or multipart upload) under packs/ wrote."
-		fmt='%-3s %-20s %9s %5s %5s %5s %5s %6s %6s %7s %11s %6s %10s %9s %9s %8s %8s\n'
-		printf "$fmt" "" command requests GET PUT LIST HEAD DELETE other lookup "lookup KiB" index "index KiB" "packs PUT" "packs MiB" "wall s" "CPU s"
-		while read -r m t g l hd p d o ig ib lg lb all u pp pb; do
+		echo "        debug log; PUT bytes: the object size of each PutObject in the access log, refused ones (the object was there) included."
+		fmt='%-3s %-20s %9s %5s %5s %5s %5s %6s %6s %7s %11s %6s %10s %9s %9s %8s %8s %8s %9s\n'
+		printf "$fmt" "" command requests GET PUT LIST HEAD DELETE other lookup "lookup KiB" index "index KiB" "packs PUT" "packs MiB" "PUT MiB" "wall s" "CPU s" "RSS MiB"
+		while read -r m t g l hd p d o ig ib lg lb all u pp pb put; do
 			case $m in
 			A) c="push FILE --name big" k=c.push.A ;;
 			B) c="push FILE --name big" k=c.push.B ;;
 			*) c="restore big DEST" k=c.restore.C ;;
 			esac
 			printf "$fmt" "$m" "$c" "$t" "$g" "$p" "$l" "$hd" "$d" "$o" "$lg" "$(kib "$lb")" "$ig" "$(kib "$ib")" "$pp" \
-				"$(awk -v b="$pb" 'BEGIN {printf "%.2f", b / 1048576}')" "$(median "$k")" "$(median "$k" 4)"
+				"$(awk -v b="$pb" 'BEGIN {printf "%.2f", b / 1048576}')" "$(awk -v b="$put" 'BEGIN {printf "%.2f", b / 1048576}')" \
+				"$(median "$k")" "$(median "$k" 4)" "$(mib "$(maxrss "$k")")"
 			if ((u > 0)); then echo "        ($u of $m's requests had no response headers in the debug log: their bytes are not counted)"; fi
 		done <"$W/log/partc"
-		read -r _ _ _ _ _ _ _ _ _ _ _ lbA _ _ _ pbA < <(awk '$1 == "A"' "$W/log/partc")
-		read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ ppB pbB < <(awk '$1 == "B"' "$W/log/partc")
+		read -r _ _ _ _ _ _ _ _ _ _ _ lbA _ _ _ pbA _ < <(awk '$1 == "A"' "$W/log/partc")
+		read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ ppB pbB putB < <(awk '$1 == "B"' "$W/log/partc")
 		pct() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.3f", 100 * a / b; else print "-"}'; }
 		echo
 		at="with $ENTRIES entries and $BIG_MIB MiB"
@@ -626,7 +631,8 @@ if [[ $S3 == 1 ]]; then
 		echo "  A's push of new data reads <= ${GOAL_LOOKUP_PCT}% of the lookup index: $(pf le "$(pct "$lbA" "$C_LOOKUP_BYTES")" "$GOAL_LOOKUP_PCT")" \
 			"($(kib "$lbA") KiB of $(kib "$C_LOOKUP_BYTES") KiB = $(pct "$lbA" "$C_LOOKUP_BYTES")%)"
 		echo "  B's push of the same data uploads <= ${GOAL_UPLOAD_PCT}% of it under packs/: $(pf le "$(pct "$pbB" "$big")" "$GOAL_UPLOAD_PCT")" \
-			"($ppB requests, $(kib "$pbB") KiB of $(kib "$big") KiB = $(pct "$pbB" "$big")%; A wrote $(awk -v b="$pbA" 'BEGIN {printf "%.1f", b / 1048576}') MiB there)"
+			"($ppB requests, $(kib "$pbB") KiB of $(kib "$big") KiB = $(pct "$pbB" "$big")%; A wrote $(awk -v b="$pbA" 'BEGIN {printf "%.1f", b / 1048576}') MiB there;" \
+			"B's PUTs of every kind: $(kib "$putB") KiB = $(pct "$putB" "$big")%)"
 	fi
 fi
 
