@@ -55,7 +55,7 @@ graph: ## print which of our packages import which (docs/architecture.md shows i
 bench: build ## cas beside b3sum and restic on generated data; prints ratios
 	bash scripts/bench.sh
 
-bench-scale: ## scale (issue 13): 10^4-10^6 files beside restic, requests vs history on S3; BENCH_SCALE_FILES, BENCH_SCALE_PUSHES
+bench-scale: ## scale (issue 13): 10^4-10^6 files beside restic, requests vs history on S3, a 10^7-entry lookup index; BENCH_SCALE_FILES, BENCH_SCALE_PUSHES, BENCH_SCALE_ENTRIES
 	bash scripts/bench-scale.sh
 
 fuzz: ## run every fuzzer for FUZZTIME each (default 60s); make test only replays their corpora

@@ -13,8 +13,18 @@
 # the work directory; scripts/genhistory writes H small pushes (a ref each)
 # into one bucket through the library; then a fresh store that knows only
 # the bucket restores one 16 KiB file of one push, and the server's logs
-# say how many requests that took and how many bytes of index objects
-# (keys under index/) it sent. H grows in steps on the same bucket.
+# say how many requests that took and how many bytes of index objects it
+# sent: index segments (keys under index/) and the lookup index (keys
+# under lookup/), each on its own. H grows in steps on the same bucket.
+#
+# Part C, remote, a large lookup index: scripts/genhistory -filler grows
+# the same bucket's lookup index by E synthetic entries (written through
+# the lookup package, then every shard compacted); then three fresh
+# stores that know only the bucket (as three machines): A pushes a big
+# file of new data (gendata's big.bin) with a ref, B pushes the same file,
+# C restores it by the ref and checks its b3sum. The server's logs say
+# what A read of the lookup index, against the size of all of it, and
+# what B uploaded under packs/, against the file's size.
 #
 # Environment:
 #   BENCH_DIR            parent of the work directory (default /tmp)
@@ -22,9 +32,11 @@
 #                        the re-push goal compares the largest with 50000)
 #   BENCH_SCALE_PUSHES   history lengths of part B (default "10 100 1000"; add 10000
 #                        for the goal's size, which takes several minutes more)
+#   BENCH_SCALE_ENTRIES  synthetic lookup entries of part C (default 10000000; 0 skips part C)
+#   BENCH_SCALE_BIG_MIB  size of part C's file in MiB (default 1024)
 #   BENCH_RUNS           timed runs per tool and case; median and spread reported (default 3)
 #   BENCH_SCALE_LOCAL=0  skip part A
-#   BENCH_SCALE_S3=0     skip part B
+#   BENCH_SCALE_S3=0     skip parts B and C
 #   BENCH_SCALE_RESTIC=0 skip restic in part A
 #   BENCH_KEEP=1         keep the work directory
 #
@@ -39,6 +51,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 FILES_LIST=${BENCH_SCALE_FILES:-10000 50000 100000 1000000}
 PUSHES_LIST=${BENCH_SCALE_PUSHES:-10 100 1000}
+ENTRIES=${BENCH_SCALE_ENTRIES:-10000000}
+BIG_MIB=${BENCH_SCALE_BIG_MIB:-1024}
 RUNS=${BENCH_RUNS:-3}
 LOCAL=${BENCH_SCALE_LOCAL:-1}
 S3=${BENCH_SCALE_S3:-1}
@@ -48,6 +62,8 @@ die() { echo "bench-scale: FAIL: $*" >&2; exit 1; }
 say() { echo "bench-scale: $*" >&2; }
 
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a number > 0, got '$RUNS'"
+[[ $ENTRIES =~ ^(0|[1-9][0-9]*)$ ]] || die "BENCH_SCALE_ENTRIES must be a number >= 0, got '$ENTRIES'"
+[[ $BIG_MIB =~ ^[1-9][0-9]*$ ]] || die "BENCH_SCALE_BIG_MIB must be a number > 0, got '$BIG_MIB'"
 # sorted, unique, each a number > 0
 numbers() {
 	local v
@@ -69,7 +85,9 @@ GOAL_SPREAD=20       # (max - min) / median of cas push, percent, below
 GOAL_REPUSH_X=20     # re-push of the largest tree / re-push of 50,000 files, at most
 GOAL_REPUSH_BASE=50000
 GOAL_REQS=10         # requests of a fresh restore of one file, at most
-GOAL_INDEX_KIB=1024  # bytes of index objects it downloads, at most (KiB)
+GOAL_INDEX_KIB=1024  # bytes of index objects (index/ and lookup/) it downloads, at most (KiB)
+GOAL_LOOKUP_PCT=1    # part C: bytes of lookup/ a push of new data reads, % of all lookup/ bytes, at most
+GOAL_UPLOAD_PCT=1    # part C: bytes a second push of the same data PUTs under packs/, % of the data, at most
 
 # ---------------------------------------------------------------- tools
 command -v go >/dev/null || die "go is not installed"
@@ -318,10 +336,18 @@ if [[ $S3 == 1 ]]; then
 		echo "$a"
 	}
 	# requests FROM: the requests of the access log after its first FROM, as
-	# "total get list head other index_gets index_bytes all_bytes unknown",
-	# the bytes of each response taken from its Content-Length in the debug
-	# log (by request id); unknown counts requests whose response the debug
-	# log does not show in one piece.
+	# "total get list head put delete other index_gets index_bytes
+	# lookup_gets lookup_bytes all_bytes unknown pack_puts pack_bytes
+	# put_bytes": the bytes of each response taken from its Content-Length
+	# in the debug log (by request id); unknown counts requests whose
+	# response the debug log does not show in one piece. index_* are GETs
+	# under index/, lookup_* under lookup/. put_bytes are the bytes of every
+	# PutObject, from the object size the access log records (for refused
+	# conditional PUTs too: their bytes were sent), plus the size in the
+	# bucket of each object a multipart upload completed (the log records
+	# none for upload parts); pack_* count the same under packs/ (pack_puts:
+	# the requests that write there, a multipart upload's three kinds
+	# included).
 	requests() {
 		sed 's/\x1b\[[0-9;]*m//g' "$W/log/gwdebug" | awk '
 			/\[ RESPONSE HEADERS \]/ {inresp = 1; id = ""; cl = ""; broken = 0; next}
@@ -333,16 +359,40 @@ if [[ $S3 == 1 ]]; then
 				if (tolower(k) == "x-amz-request-id") {if (id != "" && id != v) broken = 1; id = v}
 				if (k == "Content-Length") {if (cl != "") broken = 1; cl = v}
 			}' >"$W/log/respbytes"
-		grep ' s3_' "$W/log/access" | tail -n "+$(($1 + 1))" | awk -v prefix="cas/" '
+		grep ' s3_' "$W/log/access" | tail -n "+$(($1 + 1))" >"$W/log/window"
+		local mpu=0 mpupacks=0 k sz
+		while read -r k; do
+			sz=$(stat -c %s "$GW_DIR/$BUCKET/$k" 2>/dev/null || echo 0)
+			mpu=$((mpu + sz))
+			if [[ $k == cas/packs/* ]]; then mpupacks=$((mpupacks + sz)); fi
+		done < <(awk '$8 == "s3_CompleteMultipartUpload" {print $9}' "$W/log/window")
+		awk -v prefix="cas/" -v pb="$mpupacks" -v put="$mpu" '
 			FILENAME == ARGV[1] {bytes[$1] = $2; next}
 			{
 				id = $7; op = $8; key = $9; t++
-				if (op == "s3_GetObject") g++; else if (op ~ /^s3_ListObjects/) l++; else if (op == "s3_HeadObject") h++; else o++
+				if (op == "s3_GetObject") g++
+				else if (op ~ /^s3_ListObjects/) l++
+				else if (op == "s3_HeadObject") h++
+				else if (op ~ /^s3_(PutObject|UploadPart|CreateMultipartUpload|CompleteMultipartUpload)$/) {
+					p++
+					if (index(key, prefix "packs/") == 1) pp++
+					if (op == "s3_PutObject") {put += $14; if (index(key, prefix "packs/") == 1) pb += $14}
+				} else if (op ~ /^s3_DeleteObjects?$/) d++
+				else o++
 				if (!(id in bytes)) {u++; next}
 				all += bytes[id]
 				if (op == "s3_GetObject" && index(key, prefix "index/") == 1) {ig++; ib += bytes[id]}
+				if (op == "s3_GetObject" && index(key, prefix "lookup/") == 1) {lg++; lb += bytes[id]}
 			}
-			END {printf "%d %d %d %d %d %d %d %d %d\n", t, g, l, h, o, ig, ib, all, u}' "$W/log/respbytes" -
+			END {printf "%d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d\n", t, g, l, h, p, d, o, ig, ib, lg, lb, all, u, pp, pb, put}' "$W/log/respbytes" "$W/log/window"
+	}
+	# bucket_bytes PREFIX: "objects bytes" of the keys under PREFIX in the bucket, from its directory.
+	bucket_bytes() {
+		if [[ -d $GW_DIR/$BUCKET/cas/$1 ]]; then
+			find "$GW_DIR/$BUCKET/cas/$1" -type f -printf '%s\n' | awk '{n++; s += $1} END {printf "%d %d\n", n, s}'
+		else
+			echo "0 0"
+		fi
 	}
 
 	say "part B: versitygw over $GW_DIR; bucket $BUCKET; pushes written by scripts/genhistory"
@@ -382,12 +432,70 @@ if [[ $S3 == 1 ]]; then
 		access_lines >/dev/null # let the log catch up
 		[[ "blake3:$(b3sum --no-names "$o")" == "$sample" ]] || die "the restored $ref:$path differs from what genhistory pushed"
 		echo "$h $(requests "$from")" >>"$W/log/requests"
-		awk -v h="$h" '$1 == h {printf "  requests %d (GET %d, LIST %d, HEAD %d, other %d), index objects %d, %.1f KiB\n", $2, $3, $4, $5, $6, $7, $8 / 1024}' \
-			"$W/log/requests" >&2
+		awk -v h="$h" '$1 == h {printf "  requests %d (GET %d, LIST %d, HEAD %d, other %d), index/ %d GETs, %.1f KiB; lookup/ %d GETs, %.1f KiB\n",
+			$2, $3, $4, $5, $6 + $7 + $8, $9, $10 / 1024, $11, $12 / 1024}' "$W/log/requests" >&2
 		stop_gw
 		rm -rf "$f" "$o"
 	done
 	BUCKET_OBJECTS=$(find "$GW_DIR/$BUCKET" -type f | wc -l)
+	read -r B_INDEX_N B_INDEX_BYTES < <(bucket_bytes index)
+	read -r B_LOOKUP_N B_LOOKUP_BYTES < <(bucket_bytes lookup)
+
+	# ------------------------------------------------------------ part C: a large lookup index
+	# machine NAME KEY OUT CMD...: in the fresh store $W/c/NAME, which knows
+	# only the bucket, run the cas command CMD (timed as KEY, stdout to OUT)
+	# and record its requests as "NAME fields of requests" in $W/log/partc.
+	machine() {
+		local name=$1 key=$2 out=$3 s=$W/c/$1
+		shift 3
+		new_store "$s"
+		CAS_DIR=$s/.cas "$CAS" remote add origin "s3://$BUCKET/cas" --endpoint "$ENDPOINT" --connections 1 >/dev/null 2>"$W/log/remote" ||
+			{ cat "$W/log/remote" >&2; die "cas remote add failed"; }
+		local from
+		from=$(access_lines)
+		CAS_DIR=$s/.cas timed "$key" "$out" "$CAS" "$@"
+		access_lines >/dev/null # let the log catch up
+		echo "$name $(requests "$from")" >>"$W/log/partc"
+		cp "$W/log/window" "$W/log/access.$name" # its requests, for a look with BENCH_KEEP=1
+		awk -v m="$name" '$1 == m {printf "  requests %d (GET %d, PUT %d, LIST %d, HEAD %d, DELETE %d, other %d); lookup/ %d GETs, %.1f KiB; index/ %d GETs, %.1f KiB; packs/ %d PUTs, %.1f MiB; PUT %.1f MiB in all\n",
+			$2, $3, $6, $4, $5, $7, $8, $11, $12 / 1024, $9, $10 / 1024, $15, $16 / 1048576, $17 / 1048576}' "$W/log/partc" >&2
+	}
+	if ((ENTRIES > 0)); then
+		say "part C: gendata: a file of $BIG_MIB MiB"
+		"$W/bin/gendata" -out "$W/data/big" -size-mb "$BIG_MIB" -files 0 >/dev/null || die "gendata failed"
+		BIG=$W/data/big/big.bin
+		BIG_SUM=$(b3sum --no-names "$BIG")
+		start_gw quiet
+		CAS_DIR=$GEN/.cas "$CAS" remote remove origin >/dev/null 2>&1 || true
+		CAS_DIR=$GEN/.cas "$CAS" remote add origin "s3://$BUCKET/cas" --endpoint "$ENDPOINT" >/dev/null 2>"$W/log/remote" ||
+			{ cat "$W/log/remote" >&2; die "cas remote add failed"; }
+		say "part C: genhistory: $ENTRIES synthetic lookup entries, then every shard compacted"
+		timed "fill" /dev/null "$W/bin/genhistory" -store "$GEN/.cas" -filler "$ENTRIES"
+		stop_gw
+		read -r C_LOOKUP_N C_LOOKUP_BYTES < <(bucket_bytes lookup)
+		read -r C_INDEX_N C_INDEX_BYTES < <(bucket_bytes index)
+		say "part C: the bucket's lookup index: $C_LOOKUP_N objects, $(kib "$C_LOOKUP_BYTES") KiB"
+		start_gw logged
+		warm "$BIG"
+		settle
+		say "part C: machine A pushes the file (new data) with the ref big"
+		machine A c.push.A "$W/log/pushA.json" push "$BIG" --name big --json --quiet
+		[[ $(json_str digest "$W/log/pushA.json") == "blake3:$BIG_SUM" ]] || die "A's push printed the digest $(json_str digest "$W/log/pushA.json"), want blake3:$BIG_SUM"
+		rm -rf "$W/c/A"
+		settle
+		say "part C: machine B pushes the same file"
+		machine B c.push.B "$W/log/pushB.json" push "$BIG" --name big --json --quiet
+		[[ $(json_str digest "$W/log/pushB.json") == "blake3:$BIG_SUM" ]] || die "B's push printed the digest $(json_str digest "$W/log/pushB.json"), want blake3:$BIG_SUM"
+		rm -rf "$W/c/B"
+		settle
+		say "part C: machine C restores big"
+		rm -f "$W/out/big.bin"
+		machine C c.restore.C /dev/null restore big "$W/out/big.bin" --quiet
+		[[ $(b3sum --no-names "$W/out/big.bin") == "$BIG_SUM" ]] || die "the file C restored differs from the one A pushed"
+		say "  b3sum of the restored file matches"
+		stop_gw
+		rm -rf "$W/c" "$W/out/big.bin" "$W/data/big"
+	fi
 fi
 
 # ---------------------------------------------------------------- report
@@ -470,24 +578,62 @@ if [[ $S3 == 1 ]]; then
 	echo
 	echo "part B: a fresh store (cas init; cas remote add --connections 1) restores one 16 KiB file of one push from a bucket holding H pushes;"
 	echo "        requests from versitygw's access log, bytes from the Content-Length of each response in its debug log"
-	fmt='%7s %9s %5s %5s %5s %6s %11s %11s %11s %10s %10s\n'
-	printf "$fmt" H requests GET LIST HEAD other "index GETs" "index KiB" "all KiB" "restore s" "gen s"
-	while read -r h t g l hd o ig ib all u; do
-		printf "$fmt" "$h" "$t" "$g" "$l" "$hd" "$o" "$ig" "$(kib "$ib")" "$(kib "$all")" "$(median "one.$h")" \
-			"$(if has "gen.$h"; then median "gen.$h"; else echo -; fi)"
+	echo "        index: GETs under index/ (segments), lookup: GETs under lookup/ (the lookup index)"
+	fmt='%7s %9s %5s %5s %5s %6s %7s %10s %7s %10s %9s %10s %6s %9s %6s\n'
+	printf "$fmt" H requests GET LIST HEAD other "index" "index KiB" lookup "lookup KiB" "all KiB" "restore s" "CPU s" "gen s" "CPU s"
+	while read -r h t g l hd p d o ig ib lg lb all u _; do
+		printf "$fmt" "$h" "$t" "$g" "$l" "$hd" "$((p + d + o))" "$ig" "$(kib "$ib")" "$lg" "$(kib "$lb")" "$(kib "$all")" \
+			"$(median "one.$h")" "$(median "one.$h" 4)" \
+			"$(if has "gen.$h"; then median "gen.$h"; else echo -; fi)" "$(if has "gen.$h"; then median "gen.$h" 4; else echo -; fi)"
 		if ((u > 0)); then echo "        ($u of these requests had no response headers in the debug log: their bytes are not counted)"; fi
 	done <"$W/log/requests"
-	echo "  (gen s: scripts/genhistory writing the pushes added since the row above; the bucket ends with $BUCKET_OBJECTS objects)"
-	read -r _ t _ _ _ _ _ ib _ _ < <(awk -v h="$HMAX" '$1 == h' "$W/log/requests")
+	echo "  (gen s: scripts/genhistory writing the pushes added since the row above; the bucket ends with $BUCKET_OBJECTS objects:"
+	echo "   index/ $B_INDEX_N objects, $(kib "$B_INDEX_BYTES") KiB; lookup/ $B_LOOKUP_N objects, $(kib "$B_LOOKUP_BYTES") KiB)"
+	read -r _ t _ _ _ _ _ _ _ ib _ lb _ < <(awk -v h="$HMAX" '$1 == h' "$W/log/requests")
 	read -r _ t0 _ < <(head -n 1 "$W/log/requests")
 	echo
 	at="at H=$HMAX"
 	((HMAX >= 10000)) || at="at H=$HMAX (the goal is for H=10000: BENCH_SCALE_PUSHES=\"10 100 1000 10000\")"
 	echo "goal of issue 13, part B, $at:"
 	ok=FAIL
-	if ((t <= GOAL_REQS && ib <= GOAL_INDEX_KIB * 1024)); then ok=PASS; fi
+	if ((t <= GOAL_REQS && ib + lb <= GOAL_INDEX_KIB * 1024)); then ok=PASS; fi
 	echo "  <= $GOAL_REQS requests and <= 1 MiB of index at the largest H: $ok" \
-		"($t requests, $(kib "$ib") KiB of index objects; $t0 requests at H=${PUSHES_ARR[0]})"
+		"($t requests, $(kib "$((ib + lb))") KiB of index: $(kib "$ib") KiB of index/, $(kib "$lb") KiB of lookup/; $t0 requests at H=${PUSHES_ARR[0]})"
+
+	if [[ -s $W/log/partc ]]; then
+		big=$((BIG_MIB * 1048576))
+		echo
+		echo "part C: the bucket of part B grown by $ENTRIES synthetic lookup entries (scripts/genhistory -filler: $(median fill) s, CPU $(median fill 4) s,"
+		echo "        $(mib "$(maxrss fill)") MiB); its lookup index then holds $C_LOOKUP_N objects, $(kib "$C_LOOKUP_BYTES") KiB; index/ $C_INDEX_N objects, $(kib "$C_INDEX_BYTES") KiB."
+		echo "        Three fresh stores (cas init; cas remote add --connections 1): A pushes a file of $BIG_MIB MiB of new data (cas push FILE --name big),"
+		echo "        B pushes the same file, C restores it (cas restore big DEST; b3sum checked). Requests from the access log; GET bytes from the"
+		echo "        debug log; PUT bytes: the object size of each PutObject in the access log, refused ones (the object was there) included."
+		fmt='%-3s %-20s %9s %5s %5s %5s %5s %6s %6s %7s %11s %6s %10s %9s %9s %8s %8s %8s %9s\n'
+		printf "$fmt" "" command requests GET PUT LIST HEAD DELETE other lookup "lookup KiB" index "index KiB" "packs PUT" "packs MiB" "PUT MiB" "wall s" "CPU s" "RSS MiB"
+		while read -r m t g l hd p d o ig ib lg lb all u pp pb put; do
+			case $m in
+			A) c="push FILE --name big" k=c.push.A ;;
+			B) c="push FILE --name big" k=c.push.B ;;
+			*) c="restore big DEST" k=c.restore.C ;;
+			esac
+			printf "$fmt" "$m" "$c" "$t" "$g" "$p" "$l" "$hd" "$d" "$o" "$lg" "$(kib "$lb")" "$ig" "$(kib "$ib")" "$pp" \
+				"$(awk -v b="$pb" 'BEGIN {printf "%.2f", b / 1048576}')" "$(awk -v b="$put" 'BEGIN {printf "%.2f", b / 1048576}')" \
+				"$(median "$k")" "$(median "$k" 4)" "$(mib "$(maxrss "$k")")"
+			if ((u > 0)); then echo "        ($u of $m's requests had no response headers in the debug log: their bytes are not counted)"; fi
+		done <"$W/log/partc"
+		read -r _ _ _ _ _ _ _ _ _ _ _ lbA _ _ _ pbA _ < <(awk '$1 == "A"' "$W/log/partc")
+		read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ ppB pbB putB < <(awk '$1 == "B"' "$W/log/partc")
+		pct() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.3f", 100 * a / b; else print "-"}'; }
+		echo
+		at="with $ENTRIES entries and $BIG_MIB MiB"
+		((ENTRIES >= 10000000 && BIG_MIB >= 1024)) || at+=" (the goals are for 10000000 entries and 1024 MiB)"
+		echo "goals of issue 13, part C, $at:"
+		echo "  A's push of new data reads <= ${GOAL_LOOKUP_PCT}% of the lookup index: $(pf le "$(pct "$lbA" "$C_LOOKUP_BYTES")" "$GOAL_LOOKUP_PCT")" \
+			"($(kib "$lbA") KiB of $(kib "$C_LOOKUP_BYTES") KiB = $(pct "$lbA" "$C_LOOKUP_BYTES")%)"
+		echo "  B's push of the same data uploads <= ${GOAL_UPLOAD_PCT}% of it under packs/: $(pf le "$(pct "$pbB" "$big")" "$GOAL_UPLOAD_PCT")" \
+			"($ppB requests, $(kib "$pbB") KiB of $(kib "$big") KiB = $(pct "$pbB" "$big")%; A wrote $(awk -v b="$pbA" 'BEGIN {printf "%.1f", b / 1048576}') MiB there;" \
+			"B's PUTs of every kind: $(kib "$putB") KiB = $(pct "$putB" "$big")%)"
+	fi
 fi
 
 echo

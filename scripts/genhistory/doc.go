@@ -5,6 +5,7 @@
 // restore one file from a bucket as its history grows.
 //
 //	genhistory -store DIR/.cas [-remote origin] -pushes H [-start S] [-list FILE]
+//	genhistory -store DIR/.cas [-remote origin] -filler N
 //
 // -store names a cas store (`cas init`) whose remote (`cas remote add`)
 // receives the history; credentials come from the AWS variables, as for
@@ -27,4 +28,17 @@
 // It appends a tab-separated line per push to -list: the ref, the tree's
 // digest, the path of the 16 KiB file in the tree and that file's digest,
 // for the caller to restore one and check the bytes.
+//
+// -filler N then grows the bucket's lookup index (docs/FORMAT.md §7a) by
+// N synthetic entries, quickly, through the lookup package's own writers:
+// data blobs with random IDs (drawn from -seed), 1 MiB each in a pack
+// that does not exist, recorded by a fixed segment ID that does not exist
+// either, written a million at a time with lookup.Write (a run per shard
+// per batch), then every shard compacted once with lookup.Compact. The
+// bucket then has the lookup index of a long history (10⁷ entries are
+// about 1 GiB of runs, one per shard) without its packs, so that what a
+// push reads of the index can be measured against its size. A reader
+// never meets these entries unless it asks for their IDs. The bucket
+// must keep a lookup index already (its first upload writes
+// lookup/format).
 package main

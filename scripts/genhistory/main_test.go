@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/remote"
 )
@@ -108,4 +113,165 @@ func TestWritePushIsDeterministic(t *testing.T) {
 	if a == c {
 		t.Errorf("push 42 has the same sample %s with seeds 1 and 2", a)
 	}
+}
+
+// TestFillerGrowsTheLookupIndex: filler entries land in the lookup index
+// as valid runs, one run per shard once compacted, beside the entries of
+// the pushes (all kept); the pushes still restore from the bucket alone.
+func TestFillerGrowsTheLookupIndex(t *testing.T) {
+	ctx := context.Background()
+	bucket := remote.NewMem()
+	if _, err := fill(ctx, bucket, 10, 10, 1, 2, io.Discard); err == nil || !strings.Contains(err.Error(), format.LookupFormatKey) {
+		t.Fatalf("fill of a bucket without a lookup index: got %v, want an error naming %s", err, format.LookupFormatKey)
+	}
+	if keys := listKeys(t, bucket, ""); len(keys) != 0 {
+		t.Fatalf("a refused fill left %d objects: %v", len(keys), keys)
+	}
+
+	params, err := cas.NewChunkParams(cas.DefaultChunkAvg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushes, err := pushBatch(ctx, options{work: t.TempDir(), seed: 7}, params, 0, bucket, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := lookupEntries(t, bucket)
+	if len(before) == 0 {
+		t.Fatal("two pushes left no lookup entries")
+	}
+	runsBefore := len(listKeys(t, bucket, format.LookupPrefix)) - 1 // and lookup/format
+
+	const n, batch = 5000, 2000
+	st, err := fill(ctx, bucket, n, batch, 1, 4, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perShard := map[string]int{}
+	runsAfter := 0
+	for _, k := range listKeys(t, bucket, format.LookupPrefix) {
+		if k != format.LookupFormatKey {
+			perShard[k[len(format.LookupPrefix):len(format.LookupPrefix)+format.LookupShardDigits]]++
+			runsAfter++
+		}
+	}
+	for s, c := range perShard {
+		if c != 1 {
+			t.Errorf("shard %s holds %d runs after the compaction, want 1", s, c)
+		}
+	}
+	// 5,000 entries over 4,096 shards: most shards get one batch's run, a
+	// few two or three, which the compaction merges.
+	if st.written.Runs <= n/batch || st.compacted.Runs == 0 ||
+		runsBefore+st.written.Runs+st.compacted.Runs-st.compacted.Deleted != runsAfter {
+		t.Errorf("%d runs before, fill wrote %d, compaction wrote %d and deleted %d: want the %d runs found after",
+			runsBefore, st.written.Runs, st.compacted.Runs, st.compacted.Deleted, runsAfter)
+	}
+
+	after := lookupEntries(t, bucket)
+	ids := map[digest.Digest]bool{}
+	kept := 0
+	for _, e := range after {
+		if e.Segment != fillerSegment {
+			kept++
+			continue
+		}
+		if e.Kind != format.RunData || e.Blob.ID != e.ID || e.Blob.Pack != fillerPack || e.Blob.Length != fillerBlob ||
+			e.Blob.RawLen != fillerBlob || e.Blob.Offset%fillerBlob != 0 || e.Blob.Offset >= fillerSlots*fillerBlob {
+			t.Errorf("filler entry %+v: want a 1 MiB data blob in a slot of the filler pack", e)
+		}
+		ids[e.ID] = true
+	}
+	if len(ids) != n {
+		t.Errorf("the lookup index holds %d distinct filler IDs, want %d", len(ids), n)
+	}
+	if kept != len(before) {
+		t.Errorf("the pushes' entries: %d before the fill, %d after", len(before), kept)
+	}
+	if _, err := bucket.Stat(ctx, format.SegmentKey(fillerSegment)); !errors.Is(err, remote.ErrNotFound) {
+		t.Errorf("stat of the filler segment: got %v, want not found", err)
+	}
+	if _, err := bucket.Stat(ctx, format.PackKey(fillerPack)); !errors.Is(err, remote.ErrNotFound) {
+		t.Errorf("stat of the filler pack: got %v, want not found", err)
+	}
+
+	fresh, err := cas.OpenRemoteOnly(ctx, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	for _, p := range pushes {
+		obj, err := fresh.Resolve(ctx, p.ref+":"+samplePath)
+		if err != nil {
+			t.Fatalf("resolve %s:%s after the fill: %v", p.ref, samplePath, err)
+		}
+		out := filepath.Join(t.TempDir(), "sample.bin")
+		if _, err := fresh.Restore(ctx, obj, out, cas.RestoreOptions{}); err != nil {
+			t.Fatalf("restore %s:%s after the fill: %v", p.ref, samplePath, err)
+		}
+		if b, err := os.ReadFile(out); err != nil || digest.Of(b) != p.sample {
+			t.Errorf("restored %s:%s: %v, digest %s, want %s", p.ref, samplePath, err, digest.Of(b), p.sample)
+		}
+	}
+}
+
+// TestFillerIsDeterministic: the same seed writes the same runs, another
+// seed other ones.
+func TestFillerIsDeterministic(t *testing.T) {
+	ctx := context.Background()
+	keys := func(seed uint64) []string {
+		t.Helper()
+		b := remote.NewMem()
+		f := []byte(`{"version": 1, "shard_digits": 3}`)
+		if err := b.Put(ctx, format.LookupFormatKey, bytes.NewReader(f), int64(len(f)), remote.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fill(ctx, b, 3000, 1000, seed, 4, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		return listKeys(t, b, format.LookupPrefix)
+	}
+	a, b, c := keys(1), keys(1), keys(2)
+	if !slices.Equal(a, b) {
+		t.Errorf("seed 1 twice gave different runs: %d keys, then %d", len(a), len(b))
+	}
+	if slices.Equal(a, c) {
+		t.Error("seeds 1 and 2 gave the same runs")
+	}
+}
+
+// listKeys lists the keys of b under prefix, sorted.
+func listKeys(t *testing.T, b remote.Backend, prefix string) []string {
+	t.Helper()
+	var keys []string
+	err := b.List(context.Background(), prefix, func(oi remote.ObjectInfo) error {
+		keys = append(keys, oi.Key)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// lookupEntries decodes every run of b's lookup index.
+func lookupEntries(t *testing.T, b remote.Backend) []format.RunEntry {
+	t.Helper()
+	var all []format.RunEntry
+	for _, k := range listKeys(t, b, format.LookupPrefix) {
+		if k == format.LookupFormatKey {
+			continue
+		}
+		data, err := remote.ReadSmall(context.Background(), b, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		es, err := format.DecodeRun(data)
+		if err != nil {
+			t.Fatalf("run %s: %v", k, err)
+		}
+		all = append(all, es...)
+	}
+	return all
 }
