@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/cas-ml/cas/cas/format"
@@ -27,6 +28,7 @@ type lazyRemote struct {
 	learned map[digest.Digest]bool // blobs and files the lookup index placed
 	hits    map[digest.Digest]int  // lookups answered, by segment
 	loaded  map[digest.Digest]bool // segments loaded whole
+	big     map[digest.Digest]bool // segments found too big to load at the first lookup
 	synced  bool                   // every segment loaded (or being): the lookup index is out of the way
 
 	syncMu  sync.Mutex // held by syncLazy while it works
@@ -35,7 +37,7 @@ type lazyRemote struct {
 
 func newLazyRemote(be remote.Backend, reader *lookupidx.Reader) *lazyRemote {
 	return &lazyRemote{be: be, reader: reader,
-		missing: map[digest.Digest]bool{}, learned: map[digest.Digest]bool{}, hits: map[digest.Digest]int{}, loaded: map[digest.Digest]bool{}}
+		missing: map[digest.Digest]bool{}, learned: map[digest.Digest]bool{}, big: map[digest.Digest]bool{}, hits: map[digest.Digest]int{}, loaded: map[digest.Digest]bool{}}
 }
 
 // emptyFile is the digest of the empty file.
@@ -167,17 +169,35 @@ func (r *Repo) lookUp(ctx context.Context, ids ...digest.Digest) error {
 		}
 	}
 	// A segment counts once per lookup: the chunks of one big file are
-	// one question, the files of a tree many.
+	// one question, the files of a tree many. A small one is loaded at
+	// once (it likely answers the next questions: the rest of the path,
+	// the file's chunks); a larger one once it has answered a few.
+	var small []digest.Digest
 	for s := range segs {
 		lz.hits[s]++
-		if lz.hits[s] == segmentAfter && !lz.loaded[s] {
+		switch {
+		case lz.loaded[s] || s.IsZero():
+		case lz.hits[s] >= segmentAfter:
 			lz.loaded[s] = true
 			load = append(load, s)
+		case !lz.big[s]:
+			lz.loaded[s] = true
+			small = append(small, s)
 		}
 	}
 	lz.mu.Unlock()
 	if err := indexSegmentFrom(r.Index, seg, false); err != nil {
 		return err
+	}
+	for _, s := range small {
+		if ok, err := r.loadSmallSegment(ctx, lz.be, s); err != nil || !ok {
+			lz.mu.Lock()
+			lz.big[s], lz.loaded[s] = true, false
+			lz.mu.Unlock()
+			if err != nil && !isNotFound(err) {
+				r.warn(fmt.Errorf("load index segment %s: %w", s.Short(), err))
+			}
+		}
 	}
 	for _, s := range load {
 		if err := r.loadSegmentFrom(ctx, lz.be, format.SegmentKey(s)); err != nil && !isNotFound(err) {
@@ -185,6 +205,35 @@ func (r *Repo) lookUp(ctx context.Context, ids ...digest.Digest) error {
 		}
 	}
 	return nil
+}
+
+// smallLoad is the largest segment a lookup loads at its first answer:
+// the read is bounded by it whatever the segment's size.
+const smallLoad = 128 << 10
+
+// loadSmallSegment loads segment s of be into the index if it is at most
+// smallLoad bytes, with one bounded read; it reports whether it did.
+func (r *Repo) loadSmallSegment(ctx context.Context, be remote.Backend, s digest.Digest) (bool, error) {
+	rc, err := be.Get(ctx, format.SegmentKey(s), 0, smallLoad+1)
+	if err != nil {
+		return false, err
+	}
+	data, err := io.ReadAll(io.LimitReader(rc, smallLoad+1))
+	rc.Close()
+	if err != nil || len(data) > smallLoad {
+		return false, err
+	}
+	if digest.Of(data) != s {
+		return false, &CorruptError{What: "index segment", ID: s}
+	}
+	seg, err := format.DecodeSegment(data)
+	if err != nil {
+		return false, err
+	}
+	if err := indexSegmentFrom(r.Index, seg, false); err != nil {
+		return false, err
+	}
+	return true, r.Index.MarkSegment(s)
 }
 
 // syncLazy loads every segment of the lazy remote: what a read does when

@@ -39,6 +39,7 @@ type pageReleaser struct {
 	dir  string // as /proc/self/maps names it: absolute, links resolved
 	stop chan struct{}
 	done sync.WaitGroup
+	once sync.Once
 }
 
 // startReleaser starts releasing the pages of files under dir every
@@ -68,10 +69,10 @@ func startReleaser(dir string) *pageReleaser {
 	return r
 }
 
-// close stops the releaser.
+// close stops the releaser; closing it again does nothing.
 func (r *pageReleaser) close() {
 	if r != nil {
-		close(r.stop)
+		r.once.Do(func() { close(r.stop) })
 		r.done.Wait()
 	}
 }

@@ -33,8 +33,13 @@ func ResolveSpec(ctx context.Context, r *cas.Repo, spec string) (*cas.Object, er
 	}
 	m, d, merr := Resolve(ctx, r, head)
 	switch {
-	case merr != nil && (d.IsZero() || errors.Is(merr, ErrNotManifest)):
-		// Not a run: a tree, a file, or nothing at all.
+	case merr != nil && errors.Is(merr, ErrNotManifest) && !d.IsZero():
+		// Not a run but a tree (or a file): the path below what head
+		// resolved to, without resolving head again (on a remote, a
+		// second request for its ref).
+		return r.Resolve(ctx, d.String()+":"+sub)
+	case merr != nil && d.IsZero():
+		// Nothing at all, or not a name.
 		return r.Resolve(ctx, spec)
 	case merr != nil:
 		return nil, merr // a run whose manifest cannot be read (a lazy store: a remote may have it)
