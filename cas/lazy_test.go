@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cas-ml/cas/cas/format"
@@ -416,12 +417,10 @@ func TestUpgradeOldBucket(t *testing.T) {
 	// the half-built lookup index, so they read as before.
 	w := newStoreForTest(t, 64<<10)
 	f := remote.NewFault(mem)
-	var puts int
+	var puts atomic.Int64
 	f.FailPut = func(key string) error {
-		if strings.HasPrefix(key, format.LookupPrefix) {
-			if puts++; puts == 3 {
-				return remote.ErrInjected
-			}
+		if strings.HasPrefix(key, format.LookupPrefix) && puts.Add(1) == 3 {
+			return remote.ErrInjected
 		}
 		return nil
 	}
