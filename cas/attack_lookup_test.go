@@ -442,7 +442,7 @@ func TestAttackUploadMarksOfAnotherBucket(t *testing.T) {
 	if ok, _ := hasLookupIndex(ctx, second); !ok {
 		t.Fatal("the new bucket has no lookup index")
 	}
-	c, _ := freshRestore(t, second, "push-3:weights.bin", pseudoRandom(16<<10, 3))
+	c := freshRestore(t, second, "push-3:weights.bin", pseudoRandom(16<<10, 3))
 	if n := c.reqs["list index"]; n != 0 {
 		t.Errorf("a fresh restore of one file loaded the bucket's segments (%d requests, %v): they are not in its lookup index", n, c.reqs)
 	}

@@ -155,27 +155,13 @@ func pushEach(t *testing.T, r *Repo, be remote.Backend, from, n int) {
 
 // freshRestore restores spec from be as a machine that never saw it
 // would, and returns the requests it made.
-func freshRestore(t *testing.T, be remote.Backend, spec string, want []byte) (*requestCounter, *Repo) {
+func freshRestore(t *testing.T, be remote.Backend, spec string, want []byte) *requestCounter {
 	t.Helper()
-	ctx := t.Context()
-	c := newCounting(be)
-	r := newStoreForTest(t, 64<<10)
-	if err := r.UseRemote(ctx, c); err != nil {
-		t.Fatal(err)
+	got, c := restoreDigest(t, be, spec)
+	if got != digest.Of(want).Hex() {
+		t.Fatalf("restore %s: digest %s, want that of the %d bytes pushed", spec, got, len(want))
 	}
-	obj, err := r.Resolve(ctx, spec)
-	if err != nil {
-		t.Fatalf("resolve %s: %v", spec, err)
-	}
-	dest := filepath.Join(t.TempDir(), "out")
-	if _, err := r.Restore(ctx, obj, dest, RestoreOptions{}); err != nil {
-		t.Fatalf("restore %s: %v", spec, err)
-	}
-	got, err := os.ReadFile(dest)
-	if err != nil || string(got) != string(want) {
-		t.Fatalf("restore %s: got %d bytes (%v), want %d", spec, len(got), err, len(want))
-	}
-	return c, r
+	return c
 }
 
 // A fresh machine restores one file of one push with the same requests
@@ -191,9 +177,9 @@ func TestFreshRestoreRequestsIndependentOfHistory(t *testing.T) {
 	w := newStoreForTest(t, 64<<10)
 	pushHistory(t, w, be, 0, 10)
 	want := pseudoRandom(16<<10, 3)
-	c10, _ := freshRestore(t, be, "push-3:weights.bin", want)
+	c10 := freshRestore(t, be, "push-3:weights.bin", want)
 	pushHistory(t, w, be, 10, n-10)
-	cN, _ := freshRestore(t, be, "push-3:weights.bin", want)
+	cN := freshRestore(t, be, "push-3:weights.bin", want)
 	t.Logf("10 pushes: %d requests %v; %d pushes: %d requests %v", c10.total(), c10.reqs, n, cN.total(), cN.reqs)
 	if c10.total() != cN.total() {
 		t.Errorf("requests grew with history: %d after 10 pushes, %d after %d", c10.total(), cN.total(), n)
@@ -273,7 +259,7 @@ func TestLazyReadFallsBackToSegments(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c, _ := freshRestore(t, be, "push-1:weights.bin", pseudoRandom(16<<10, 1))
+	c := freshRestore(t, be, "push-1:weights.bin", pseudoRandom(16<<10, 1))
 	if c.reqs["list index"] == 0 {
 		t.Errorf("no segment listing: %v", c.reqs)
 	}
@@ -331,7 +317,7 @@ func TestUpgradeRemote(t *testing.T) {
 	if _, err := w.SetRefOn(ctx, be, "old", obj); err != nil {
 		t.Fatal(err)
 	}
-	c, _ := freshRestore(t, be, "old:x.bin", data)
+	c := freshRestore(t, be, "old:x.bin", data)
 	if c.reqs["list index"] == 0 {
 		t.Fatalf("an old bucket was not read through its segments: %v", c.reqs)
 	}
@@ -342,7 +328,7 @@ func TestUpgradeRemote(t *testing.T) {
 		}
 		t.Logf("upgrade: %+v", st)
 	}
-	c, _ = freshRestore(t, be, "old:x.bin", data)
+	c = freshRestore(t, be, "old:x.bin", data)
 	if c.reqs["list index"] != 0 {
 		t.Fatalf("an upgraded bucket was read through its segments: %v", c.reqs)
 	}
