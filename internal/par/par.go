@@ -2,35 +2,17 @@ package par
 
 import (
 	"context"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // ForEach calls fn for every item on workers goroutines, in order of
 // hand-out, and returns the first error; after it, no new item starts.
 func ForEach[T any](ctx context.Context, items []T, workers int, fn func(context.Context, T) error) error {
-	g, gctx := errgroup.WithContext(ctx)
-	ch := make(chan T)
-	for range workers {
-		g.Go(func() error {
-			for it := range ch {
-				if err := fn(gctx, it); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	g.Go(func() error {
-		defer close(ch)
+	return Stream(ctx, workers, func(_ context.Context, send func(T) error) error {
 		for _, it := range items {
-			select {
-			case ch <- it:
-			case <-gctx.Done():
-				return nil
+			if send(it) != nil {
+				return nil // stopped: the error that stopped it is fn's
 			}
 		}
 		return nil
-	})
-	return g.Wait()
+	}, fn)
 }
