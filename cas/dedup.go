@@ -163,7 +163,7 @@ func (r *Repo) packsOn(ctx context.Context, be remote.Backend, packs map[digest.
 	if len(missing) == 0 || be == r.Backend {
 		return on, missing, nil
 	}
-	if ok, err := hasLookupIndex(ctx, be); err != nil || !ok {
+	if ok, err := r.knownLookupIndex(ctx, be); err != nil || !ok {
 		return on, missing, err
 	}
 	blobs := map[digest.Digest][]index.Blob{}

@@ -383,6 +383,16 @@ func (r *Repo) lookupIndexOn(ctx context.Context, dst remote.Backend) (bool, err
 	return ok, err
 }
 
+// knownLookupIndex is hasLookupIndex, answered from what an upload in
+// this process learned when it can be: a closure check right after an
+// upload costs no request for it.
+func (r *Repo) knownLookupIndex(ctx context.Context, be remote.Backend) (bool, error) {
+	if v, ok := r.lookupOn.Load(be.Location()); ok {
+		return v.(bool), nil
+	}
+	return hasLookupIndex(ctx, be)
+}
+
 func (r *Repo) startLookupIndex(ctx context.Context, dst remote.Backend) (bool, error) {
 	data, err := remote.ReadSmall(ctx, dst, format.LookupFormatKey)
 	if err == nil {
