@@ -15,6 +15,7 @@ import (
 	lookupidx "github.com/cas-ml/cas/cas/lookup"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/remote"
+	"github.com/cas-ml/cas/remote/remotetest"
 )
 
 // requestCounter counts requests by method and by the first element of
@@ -570,24 +571,6 @@ func TestGCDropsLookupEntries(t *testing.T) {
 	}
 }
 
-// cloneBucket copies every object of src into a new Mem.
-func cloneBucket(t *testing.T, src remote.Backend) *remote.Mem {
-	t.Helper()
-	ctx := t.Context()
-	dst := remote.NewMem()
-	err := src.List(ctx, "", func(oi remote.ObjectInfo) error {
-		b, err := remote.ReadAll(ctx, src, oi.Key)
-		if err != nil {
-			return err
-		}
-		return dst.Put(ctx, oi.Key, strings.NewReader(string(b)), int64(len(b)), remote.PutOptions{})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
 // An upgrade killed at any write (every Put and Delete failing from the
 // Nth on) leaves a bucket that verifies and serves every ref byte for
 // byte, and the upgrade run again completes.
@@ -620,7 +603,7 @@ func TestUpgradeCrashPoints(t *testing.T) {
 	}
 	w := newStoreForTest(t, 64<<10)
 	for n := 1; ; n++ {
-		mem := cloneBucket(t, base)
+		mem := remotetest.Clone(t, base)
 		f := remote.NewFault(mem)
 		var mu sync.Mutex
 		count, struck := 0, false

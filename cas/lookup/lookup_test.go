@@ -13,6 +13,7 @@ import (
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/remote"
+	"github.com/cas-ml/cas/remote/remotetest"
 )
 
 // entries returns n blob entries of "push" p, with IDs all over the shards.
@@ -161,24 +162,6 @@ func TestLookupRequests(t *testing.T) {
 	}
 }
 
-// cloneMem copies every object of src into a new Mem.
-func cloneMem(t *testing.T, src *remote.Mem) *remote.Mem {
-	t.Helper()
-	ctx := context.Background()
-	dst := remote.NewMem()
-	err := src.List(ctx, "", func(oi remote.ObjectInfo) error {
-		b, err := remote.ReadAll(ctx, src, oi.Key)
-		if err != nil {
-			return err
-		}
-		return dst.Put(ctx, oi.Key, strings.NewReader(string(b)), int64(len(b)), remote.PutOptions{})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
 // crashAfter makes every Put and Delete of f fail from the nth on, as if
 // the process had been killed there; it reports whether it struck.
 func crashAfter(f *remote.Fault, n int) *bool {
@@ -220,7 +203,7 @@ func TestCompactCrashPoints(t *testing.T) {
 	slices.Sort(shards)
 	shards = slices.Compact(shards)
 	for n := 1; ; n++ {
-		mem := cloneMem(t, base)
+		mem := remotetest.Clone(t, base)
 		f := remote.NewFault(mem)
 		struck := crashAfter(f, n)
 		_, err := Compact(ctx, f, shards, 1, Policy{})
