@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -280,30 +279,18 @@ func (r *Repo) indexFetched(be remote.Backend, fs *fetchedSegment) error {
 	return r.Index.MarkSegment(fs.id)
 }
 
-// indexSegmentFrom records a segment's blobs, pack by pack, and files in
-// idx. A copy marked damaged never replaces another copy the index knows.
-// The segment is of the store's own backend (fromStore) or of a remote.
-// What a remote's segment says is marked as such (and never replaces what
-// the store's own segments say): reads may use it, a push never counts it
-// as stored.
+// indexSegmentFrom records a decoded segment's blobs and files in idx as
+// indexSegment records a fetched one (segmentIndexer: a copy marked
+// damaged never replaces another the index knows; what a remote's segment
+// says is marked as such, never replaces what the store's own segments
+// say, and never counts for a push).
 func indexSegmentFrom(idx index.Index, seg *format.Segment, fromStore bool) error {
 	x, err := newSegmentIndexer(idx, fromStore)
 	if err != nil {
 		return err
 	}
-	// Which copies to keep is told from the index as it was before the
-	// segment, then the rest go in, pack by pack.
-	var blobs []index.Blob
 	for _, b := range seg.Blobs {
-		if skip, err := keepKnown(idx, b, x.anyBad, fromStore); err != nil {
-			return err
-		} else if !skip {
-			blobs = append(blobs, b)
-		}
-	}
-	slices.SortStableFunc(blobs, func(a, b index.Blob) int { return bytes.Compare(a.Pack[:], b.Pack[:]) })
-	for _, b := range blobs {
-		if err := x.add(b); err != nil {
+		if err := x.blob(b); err != nil {
 			return err
 		}
 	}
