@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/cas-ml/cas/cas/format"
+	"github.com/cas-ml/cas/cas/ingest"
 	lookupidx "github.com/cas-ml/cas/cas/lookup"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
@@ -332,7 +333,7 @@ func (r *Repo) mirrorPack(ctx context.Context, dst remote.Backend, oi remote.Obj
 			return err
 		}
 		if len(shared[id]) > 0 {
-			return nil // Upload sends only what dst lacks
+			return ingest.ErrNotCopied // Upload sends only what dst lacks
 		}
 	}
 	if err := copyObject(ctx, r.Backend, dst, oi); err != nil {

@@ -37,7 +37,9 @@ type Store interface {
 	// written, and a blob is never in an earlier batch than a blob it
 	// relies on (a tree's entries, a file list's chunks).
 	IndexPacks(ctx context.Context, b *Batch) (int64, error)
-	// CopyPack copies a pack just written to dst (Options.Mirror).
+	// CopyPack copies a pack just written to dst (Options.Mirror), or
+	// leaves it for later and says so with ErrNotCopied: dst may hold its
+	// blobs already, which the store decides.
 	CopyPack(ctx context.Context, dst remote.Backend, oi remote.ObjectInfo) error
 	// Connections bounds the copies to dst in flight.
 	Connections() int
@@ -54,6 +56,10 @@ type Batch struct {
 
 // Empty reports whether b names nothing.
 func (b *Batch) Empty() bool { return len(b.Blobs) == 0 && len(b.Files) == 0 }
+
+// ErrNotCopied is what Store.CopyPack returns for a pack it left for
+// later: nothing went up, and nothing is counted as mirrored.
+var ErrNotCopied = errors.New("pack not copied")
 
 // Options tune one run of the pipeline.
 type Options struct {

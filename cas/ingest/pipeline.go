@@ -770,11 +770,11 @@ func (p *pusher) mirror(ctx context.Context, oi remote.ObjectInfo) {
 	go func() {
 		defer func() { <-p.mirrorSem; p.mirrors.Done() }()
 		err := p.s.CopyPack(ctx, p.opts.Mirror, oi)
-		if err == nil {
+		switch {
+		case err == nil:
 			p.mirrored.Add(1)
 			p.mirroredBytes.Add(oi.Size)
-		}
-		if err != nil {
+		case !errors.Is(err, ErrNotCopied):
 			p.failWith(fmt.Errorf("upload: %w", err))
 		}
 	}()
