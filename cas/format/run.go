@@ -92,8 +92,6 @@ func RunIDFromKey(key string) (digest.Digest, error) { return PackIDFromKey(key)
 // RunBucket is the fan-out bucket of id in a run: bits 12..19.
 func RunBucket(id digest.Digest) int { return int(id[1]&0x0f)<<4 | int(id[2]>>4) }
 
-func runBucket(id digest.Digest) int { return RunBucket(id) }
-
 // sameShard reports whether a and b share their first 12 bits.
 func sameShard(a, b digest.Digest) bool { return a[0] == b[0] && a[1]>>4 == b[1]>>4 }
 
@@ -117,6 +115,7 @@ func EncodeRun(entries []RunEntry) ([]byte, error) {
 	b = append(b, RunMagic...)
 	var fan [runBuckets + 1]uint32
 	next := 0 // the next bucket whose start is not yet known
+	count := 0
 	var prev []byte
 	for i, e := range es {
 		if !sameShard(e.ID, es[0].ID) {
@@ -130,7 +129,8 @@ func EncodeRun(entries []RunEntry) ([]byte, error) {
 			continue
 		}
 		prev = enc
-		for bk := runBucket(e.ID); next <= bk; next++ {
+		count++
+		for bk := RunBucket(e.ID); next <= bk; next++ {
 			fan[next] = uint32(len(b))
 		}
 		b = append(b, enc...)
@@ -141,21 +141,11 @@ func EncodeRun(entries []RunEntry) ([]byte, error) {
 	for ; next <= runBuckets; next++ {
 		fan[next] = uint32(len(b))
 	}
-	count := 0
-	for i := range es {
-		if i == 0 || compareEntries(es[i], es[i-1]) != 0 || !entryEqual(es[i], es[i-1]) {
-			count++
-		}
-	}
 	for _, f := range fan {
 		b = binary.LittleEndian.AppendUint32(b, f)
 	}
 	b = binary.LittleEndian.AppendUint32(b, uint32(count))
 	return append(b, RunMagic...), nil
-}
-
-func entryEqual(a, b RunEntry) bool {
-	return a.ID == b.ID && a.Kind == b.Kind && a.Segment == b.Segment && a.Blob == b.Blob && slices.Equal(a.Chunks, b.Chunks)
 }
 
 func appendRunEntry(b []byte, e RunEntry) ([]byte, error) {
@@ -228,7 +218,7 @@ func DecodeRunFooter(tail []byte, size int64) (*RunFooter, error) {
 // Bucket returns the byte range [off, end) of the run that holds the
 // entries of id's bucket, if id is in the run at all.
 func (f *RunFooter) Bucket(id digest.Digest) (off, end int64) {
-	b := runBucket(id)
+	b := RunBucket(id)
 	return int64(f.fan[b]), int64(f.fan[b+1])
 }
 
@@ -272,7 +262,7 @@ func DecodeRunBucketRange(b []byte, bucket int) ([]RunEntry, error) {
 		if err != nil {
 			return nil, err
 		}
-		if bucket >= 0 && runBucket(e.ID) != bucket {
+		if bucket >= 0 && RunBucket(e.ID) != bucket {
 			return nil, fmt.Errorf("%w: entry %s in the wrong bucket", ErrBadRun, e.ID.Short())
 		}
 		if len(es) > 0 && compareEntries(es[len(es)-1], e) > 0 {

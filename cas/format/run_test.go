@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/cas-ml/cas/digest"
@@ -19,6 +20,10 @@ func shardIDs(n int) []digest.Digest {
 		ids[i] = d
 	}
 	return ids
+}
+
+func entryEqual(a, b RunEntry) bool {
+	return a.ID == b.ID && a.Kind == b.Kind && a.Segment == b.Segment && a.Blob == b.Blob && slices.Equal(a.Chunks, b.Chunks)
 }
 
 func testEntries(n int) []RunEntry {
