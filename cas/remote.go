@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 
 	"github.com/cas-ml/cas/cas/format"
-	lookupidx "github.com/cas-ml/cas/cas/lookup"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
 	"github.com/cas-ml/cas/internal/par"
@@ -101,34 +100,17 @@ func (r *Repo) uploadAll(ctx context.Context, dst remote.Backend, prog *Progress
 }
 
 // lookupEntriesFor writes the lookup entries of the local segments segs
-// to dst, if dst keeps a lookup index, a batch at a time.
+// to dst, if dst keeps a lookup index.
 func (r *Repo) lookupEntriesFor(ctx context.Context, dst remote.Backend, segs []remote.ObjectInfo) error {
 	if runs, err := r.lookupIndexOn(ctx, dst); err != nil || !runs {
 		return err
 	}
-	var entries []format.RunEntry
-	flush := func() error {
-		if len(entries) == 0 {
-			return nil
-		}
-		shards, _, err := lookupidx.Write(ctx, dst, entries, r.transfers())
-		r.lookupReader(dst).Forget(shards...)
-		entries = entries[:0]
-		return err
+	keys := make([]string, len(segs))
+	for i, oi := range segs {
+		keys[i] = oi.Key
 	}
-	for _, oi := range segs {
-		seg, id, err := getSegment(ctx, r.Backend, oi.Key)
-		if err != nil {
-			return err
-		}
-		entries = append(entries, lookupidx.FromSegment(id, seg)...)
-		if len(entries) >= runBatch {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	return flush()
+	_, err := r.writeSegmentEntries(ctx, r.Backend, dst, keys, &UpgradeStats{}, nil)
+	return err
 }
 
 // missingOn lists the objects under prefix that dst lacks. An object dst

@@ -52,30 +52,48 @@ func (r *Repo) UpgradeRemote(ctx context.Context, be remote.Backend, prog *Progr
 	if err != nil {
 		return nil, fmt.Errorf("list index segments on %s: %w", be.Location(), err)
 	}
+	touched, err := r.writeSegmentEntries(ctx, be, be, keys, st, prog)
+	if err != nil {
+		return nil, err
+	}
+	shards := slices.Sorted(maps.Keys(touched))
+	if _, err := lookupidx.Compact(ctx, be, shards, r.transfers(), lookupidx.Policy{}); err != nil {
+		return nil, err
+	}
+	if err := enableLookupIndex(ctx, be); err != nil {
+		return nil, err
+	}
+	st.Seconds = r.Now().Sub(start).Seconds()
+	return st, nil
+}
+
+// writeSegmentEntries writes to dst the lookup entries of the index
+// segments at keys on src, runBatch entries at a time, counting in st (and
+// prog, if set), and returns the shards it wrote to. A segment gone (a gc
+// merged it) or damaged is skipped with a warning: verify names it.
+func (r *Repo) writeSegmentEntries(ctx context.Context, src, dst remote.Backend, keys []string, st *UpgradeStats, prog *Progress) (map[string]bool, error) {
 	touched := map[string]bool{}
 	var entries []format.RunEntry
 	flush := func() error {
 		if len(entries) == 0 {
 			return nil
 		}
-		shards, w, err := lookupidx.Write(ctx, be, entries, r.transfers())
-		if err != nil {
-			return err
-		}
+		shards, w, err := lookupidx.Write(ctx, dst, entries, r.transfers())
 		for _, s := range shards {
 			touched[s] = true
 		}
+		r.lookupReader(dst).Forget(shards...)
 		st.Runs += w.Runs
 		st.Bytes += w.Bytes
 		entries = entries[:0]
-		return nil
+		return err
 	}
 	for _, key := range keys {
-		seg, id, err := getSegment(ctx, be, key)
+		seg, id, err := getSegment(ctx, src, key)
 		if err != nil {
 			var ce *CorruptError
 			if errors.Is(err, remote.ErrNotFound) || errors.Is(err, ErrBadSegment) || errors.As(err, &ce) {
-				r.warn(fmt.Errorf("skipped %w", err)) // gone (a gc merged it) or damaged: verify names it
+				r.warn(fmt.Errorf("skipped %w", err))
 				continue
 			}
 			return nil, err
@@ -93,16 +111,5 @@ func (r *Repo) UpgradeRemote(ctx context.Context, be remote.Backend, prog *Progr
 			}
 		}
 	}
-	if err := flush(); err != nil {
-		return nil, err
-	}
-	shards := slices.Sorted(maps.Keys(touched))
-	if _, err := lookupidx.Compact(ctx, be, shards, r.transfers(), lookupidx.Policy{}); err != nil {
-		return nil, err
-	}
-	if err := enableLookupIndex(ctx, be); err != nil {
-		return nil, err
-	}
-	st.Seconds = r.Now().Sub(start).Seconds()
-	return st, nil
+	return touched, flush()
 }
