@@ -53,7 +53,6 @@ func SystemFactory() *Factory {
 		Clock:   clock.Real(),
 		Getenv:  os.Getenv,
 		WorkDir: os.Getwd,
-		Remote:  openRemote,
 	}
 }
 
@@ -109,6 +108,25 @@ func (f *Factory) openRemote(ctx context.Context, r *cas.Repo, name string) (rem
 		return f.Remote(ctx, r, name)
 	}
 	return openRemote(ctx, r, name)
+}
+
+// readRemote opens a remote of the store r for reading, unchecked: its
+// first request checks it (readingRemote.use). A test's f.Remote opens
+// it checked. It returns nil without error when name is "" and there is
+// no remote.
+func (f *Factory) readRemote(ctx context.Context, r *cas.Repo, name string) (*readingRemote, error) {
+	if f.Remote != nil {
+		be, rc, err := f.Remote(ctx, r, name)
+		if err != nil || be == nil {
+			return nil, err
+		}
+		return &readingRemote{be: be, rc: rc}, nil
+	}
+	s3, rc, err := dialRemote(ctx, r, name)
+	if err != nil || s3 == nil {
+		return nil, err
+	}
+	return &readingRemote{be: remote.WithProbe(s3), rc: rc, s3: s3}, nil
 }
 
 // Close releases what the factory opened.

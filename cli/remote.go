@@ -172,6 +172,22 @@ func remoteRemoveRun(ctx context.Context, opts *remoteRemoveOptions) error {
 // answers, so a bad one fails at once with a line saying which problem it
 // has. It returns nil without error when name is "" and there is none.
 func openRemote(ctx context.Context, r *cas.Repo, name string) (remote.Backend, *remote.Config, error) {
+	be, rc, err := dialRemote(ctx, r, name)
+	if err != nil || be == nil {
+		return nil, nil, err
+	}
+	if err := be.Check(ctx); err != nil {
+		return nil, nil, remoteFailure(rc, err)
+	}
+	// Its conditional writes are trusted once a probe has shown that the
+	// service enforces them (remote.WithProbe).
+	return remote.WithProbe(be), rc, nil
+}
+
+// dialRemote opens the named remote (the default for "") without a
+// request: a command whose first request tells as much as Check does
+// saves one (remoteFailure then says what went wrong).
+func dialRemote(ctx context.Context, r *cas.Repo, name string) (*remote.S3, *remote.Config, error) {
 	rc, ok, err := remote.LookupConfig(r.RemotesFile(), name)
 	if err != nil || !ok {
 		return nil, nil, err
@@ -186,12 +202,18 @@ func openRemote(ctx context.Context, r *cas.Repo, name string) (remote.Backend, 
 		return nil, nil, fmt.Errorf("remote %s: %w", rc.Name, err)
 	}
 	r.Transfers = rc.Connections
-	if err := be.Check(ctx); err != nil {
-		return nil, nil, &userError{msg: fmt.Sprintf("remote %s (%s): %v", rc.Name, rc.URL, err), hint: remoteHint(err)}
+	return be, &rc, nil
+}
+
+// remoteFailure is the one line, with a hint, of a remote that did not
+// answer as a remote should: no such bucket, credentials refused, no
+// access, no connection. Other errors come back as they are.
+func remoteFailure(rc *remote.Config, err error) error {
+	hint := remoteHint(err)
+	if hint == "" {
+		return err
 	}
-	// Its conditional writes are trusted once a probe has shown that the
-	// service enforces them (remote.WithProbe).
-	return remote.WithProbe(be), &rc, nil
+	return &userError{msg: fmt.Sprintf("remote %s (%s): %v", rc.Name, rc.URL, err), hint: hint}
 }
 
 // probeNewRemote checks, before a remote is added, that its service
@@ -279,11 +301,30 @@ func (f *Factory) targetRemote(ctx context.Context, r *cas.Repo, to string, loca
 // useRemote lets a command read data the local store lacks from the
 // named remote (the default for ""), if there is one.
 func useRemote(ctx context.Context, f *Factory, r *cas.Repo, name string) error {
-	be, _, err := f.openRemote(ctx, r, name)
+	be, err := f.readRemote(ctx, r, name)
 	if err != nil || be == nil {
 		return err
 	}
-	return r.UseRemote(ctx, be)
+	return be.use(ctx, r)
+}
+
+// readingRemote is a remote opened for reading: its first request, made
+// by use, stands for Check (a fresh restore is a handful of requests, and
+// one of them was Check's).
+type readingRemote struct {
+	be remote.Backend
+	rc *remote.Config
+	s3 *remote.S3 // nil when a test's factory opened be, checked
+}
+
+// use lets r read from the remote, saying in one line what is wrong
+// with a remote that does not answer.
+func (rr *readingRemote) use(ctx context.Context, r *cas.Repo) error {
+	err := r.UseRemote(ctx, rr.be)
+	if err != nil && rr.s3 != nil {
+		err = remoteFailure(rr.rc, rr.s3.Explain(err))
+	}
+	return err
 }
 
 // reportUpload says what went up to a remote, unless quiet.
@@ -308,12 +349,12 @@ func readThrough(ctx context.Context, f *Factory, r *cas.Repo, fn func() error) 
 	if err == nil || r.HasRemote() || !cas.IsMissing(err) {
 		return err
 	}
-	be, rc, rerr := f.openRemote(ctx, r, "")
+	be, rerr := f.readRemote(ctx, r, "")
 	if rerr != nil || be == nil {
 		return err
 	}
-	if uerr := r.UseRemote(ctx, be); uerr != nil {
-		fmt.Fprintf(f.IO.ErrOut, "cas: warning: could not read from remote %s: %v\n", rc.Name, uerr)
+	if uerr := be.use(ctx, r); uerr != nil {
+		fmt.Fprintf(f.IO.ErrOut, "cas: warning: could not read from remote %s: %v\n", be.rc.Name, uerr)
 		return err
 	}
 	return fn()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -226,6 +227,20 @@ func TestRemoteBadSettings(t *testing.T) {
 			// Nothing was stored locally either.
 			if out := mustCas(t, d, "refs"); out != "" {
 				t.Errorf("refs after a failed push: %q", out)
+			}
+			// A read makes no check of its own (its first request is
+			// one) and fails with the same line and hint.
+			code, out, errs = casIn(t, d, "restore", "x", filepath.Join(d, "out"), "--from", "origin")
+			if code == 0 || out != "" {
+				t.Fatalf("restore from a bad remote: exit %d, stdout %q", code, out)
+			}
+			lines := strings.Split(strings.TrimSuffix(errs, "\n"), "\n")
+			if len(lines) != 2 || !strings.HasPrefix(lines[0], "cas: remote origin ("+tt.url+")") ||
+				!strings.Contains(strings.ToLower(lines[0]), tt.want) || !strings.HasPrefix(lines[1], "hint: ") {
+				t.Errorf("restore from a bad remote said %q, want one line about the %s and a hint", errs, tt.want)
+			}
+			if _, err := os.Stat(filepath.Join(d, "out")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("restore from a bad remote left %s (%v)", filepath.Join(d, "out"), err)
 			}
 		})
 	}

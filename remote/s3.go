@@ -283,11 +283,7 @@ func (s *S3) Check(ctx context.Context) error {
 	ctx, st := withStats(ctx)
 	for obj := range s.client.ListObjectsIter(ctx, s.bucket, opts) {
 		if obj.Err != nil {
-			err := s.translate(obj.Err, st)
-			if errors.Is(err, ErrAccessDenied) && s.anonymous() {
-				err = fmt.Errorf("%w: no credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)", ErrBadCredentials)
-			}
-			return fmt.Errorf("check %s at %s: %w", s.Location(), s.endpoint, err)
+			return fmt.Errorf("check %s at %s: %w", s.Location(), s.endpoint, s.noteAnonymous(s.translate(obj.Err, st)))
 		}
 		break
 	}
@@ -295,6 +291,33 @@ func (s *S3) Check(ctx context.Context) error {
 		return fmt.Errorf("check %s: %w", s.Location(), err)
 	}
 	return nil
+}
+
+// Explain returns err, an error of a request to s, with what Check would
+// say about it when it is one Check looks for (no bucket, no access, bad
+// credentials, no connection): the endpoint it could not use and, where
+// unsigned requests were refused, that no credentials were found. Other
+// errors come back as they are. A command that skips Check, because its
+// first request tells as much, passes that request's error through it.
+func (s *S3) Explain(err error) error {
+	if !errors.Is(err, ErrNoBucket) && !errors.Is(err, ErrAccessDenied) &&
+		!errors.Is(err, ErrBadCredentials) && !errors.Is(err, ErrUnreachable) {
+		return err
+	}
+	var se *s3Error
+	if errors.As(err, &se) {
+		err = se // the request's own words, without those of its callers
+	}
+	return fmt.Errorf("%s at %s: %w", s.Location(), s.endpoint, s.noteAnonymous(err))
+}
+
+// noteAnonymous turns a refusal of unsigned requests into an error that
+// says no credentials were found.
+func (s *S3) noteAnonymous(err error) error {
+	if errors.Is(err, ErrAccessDenied) && s.anonymous() {
+		return fmt.Errorf("%w: no credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)", ErrBadCredentials)
+	}
+	return err
 }
 
 // anonymous reports whether no credentials were found, so that requests
