@@ -143,6 +143,15 @@ func s3CrashPoint(t *testing.T, srv *s3test.Server, base, fresh string, i int, f
 // and that every pack and index segment hashes to its name.
 func checkBucket(t *testing.T, srv *s3test.Server, bucket, prefix, when string, wants map[string]string) {
 	t.Helper()
+	if be := checkBucketRefs(t, srv, bucket, prefix, when, wants); be != nil {
+		readBackBucket(t, be, when)
+	}
+}
+
+// checkBucketRefs is checkBucket without reading every object back; it
+// returns the bucket's backend, nil if it could not be opened.
+func checkBucketRefs(t *testing.T, srv *s3test.Server, bucket, prefix, when string, wants map[string]string) remote.Backend {
+	t.Helper()
 	ctx := t.Context()
 	be, err := remote.NewS3(ctx, srv.Config(bucket, prefix))
 	if err != nil {
@@ -151,7 +160,7 @@ func checkBucket(t *testing.T, srv *s3test.Server, bucket, prefix, when string, 
 	r, err := cas.OpenRemoteOnly(ctx, be)
 	if err != nil {
 		t.Errorf("%s: open a store on the bucket alone: %v", when, err)
-		return
+		return nil
 	}
 	rep, err := r.VerifyAll(ctx, nil)
 	switch {
@@ -175,8 +184,15 @@ func checkBucket(t *testing.T, srv *s3test.Server, bucket, prefix, when string, 
 			t.Errorf("%s: %s restored from the bucket differs: %v", when, ref, d)
 		}
 	}
-	// Every object read back: what is named by its digest has it.
-	err = be.List(ctx, "", func(oi remote.ObjectInfo) error {
+	return be
+}
+
+// readBackBucket reads every object of be: what is named by its digest
+// has it.
+func readBackBucket(t *testing.T, be remote.Backend, when string) {
+	t.Helper()
+	ctx := t.Context()
+	err := be.List(ctx, "", func(oi remote.ObjectInfo) error {
 		if !strings.HasPrefix(oi.Key, "packs/") && !strings.HasPrefix(oi.Key, "index/") {
 			_, err := remote.ReadAll(ctx, be, oi.Key)
 			return err
