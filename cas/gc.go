@@ -116,6 +116,7 @@ type gcMarks struct {
 	unreadable     map[digest.Digest]bool // packs whose contents are unknown: never deleted
 	orphans        map[digest.Digest][]index.Blob
 	segments       []string
+	segPacks       map[string][]digest.Digest // the packs each segment names
 	roots, missing int
 	firstMissing   string
 	goneShards     map[string]bool // lookup shards of blobs in packs a sweep deletes
@@ -172,16 +173,18 @@ func (m *gcMarks) load(ctx context.Context, be remote.Backend) error {
 	if err != nil {
 		return fmt.Errorf("gc: list index segments on %s: %w", be.Location(), err)
 	}
+	m.segPacks = make(map[string][]digest.Digest, len(m.segments))
 	for _, key := range m.segments {
 		fs, err := fetchSegment(ctx, be, key)
 		if err != nil {
 			return fmt.Errorf("gc: %w: gc stops", err)
 		}
-		err = indexSegment(view.Index, fs, true)
+		packs, err := indexSegmentPacks(view.Index, fs)
 		fs.close()
 		if err != nil {
 			return err
 		}
+		m.segPacks[key] = packs
 	}
 	err = be.List(ctx, format.PackPrefix, func(oi remote.ObjectInfo) error {
 		if id, err := format.PackIDFromKey(oi.Key); err == nil {
@@ -342,57 +345,48 @@ func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMa
 		_, there := m.packs[b.Pack]
 		return there && !del[b.Pack]
 	}
-	// A file stays listed while every chunk of it is in some pack that
-	// stays, wherever the index would look first.
-	survives := index.NewDigestSet()
-	defer survives.Close()
+	// The segments to replace name a pack that goes (or is gone already:
+	// an earlier sweep died before it replaced them); the mark said which
+	// packs each names, so only those are read again.
 	var old []string
 	for _, key := range m.segments {
-		// A pack gone already: an earlier sweep died before it replaced
-		// this segment.
-		affected := all
-		err := scanSegment(ctx, be, key, format.SegmentVisitor{Blob: func(b index.Blob) error {
-			if !stays(b) {
-				affected = true
-				if del[b.Pack] {
-					m.noteGone(b.ID)
-				}
-				return nil
-			}
-			return survives.Add(b.ID)
-		}})
-		if err != nil {
-			return nil, fmt.Errorf("gc: %w", err)
-		}
-		if affected {
+		if all || slices.ContainsFunc(m.segPacks[key], func(p digest.Digest) bool { return !stays(index.Blob{Pack: p}) }) {
 			old = append(old, key)
 		}
 	}
 	// A live orphan's blobs are vouched for only once read whole and
 	// checked, as a push adopts orphans: its trailer alone proves nothing.
 	adopted := map[digest.Digest][]index.Blob{}
+	vouched := map[digest.Digest]bool{} // the blobs of adopted orphans
 	for _, id := range gc.SortedDigests(m.orphans) {
-		blobs := m.orphans[id]
-		if m.live[id] {
-			var good []index.Blob
-			err := m.view.readPack(ctx, format.PackKey(id), func(b index.Blob, _ []byte, berr error) error {
-				if berr == nil {
-					good = append(good, b)
-				}
-				return nil
-			})
-			if err != nil {
-				good = nil // unreadable: named by no segment, as before
-			}
-			adopted[id], blobs = good, good
+		if !m.live[id] {
+			continue
 		}
-		for _, b := range blobs {
-			if stays(b) {
-				if err := survives.Add(b.ID); err != nil {
-					return nil, err
-				}
+		var good []index.Blob
+		err := m.view.readPack(ctx, format.PackKey(id), func(b index.Blob, _ []byte, berr error) error {
+			if berr == nil {
+				good = append(good, b)
+				vouched[b.ID] = true
 			}
+			return nil
+		})
+		if err != nil {
+			good = nil // unreadable: named by no segment, as before
 		}
+		adopted[id] = good
+	}
+	// A file stays listed while every chunk of it is in a pack that stays,
+	// where the index looks first (a live file's chunks are all in live
+	// packs: the mark looked there), and, in a live orphan, was vouched for.
+	survives := func(id digest.Digest) (bool, error) {
+		b, ok, err := m.view.Index.Blob(id)
+		if err != nil || !ok || !stays(b) {
+			return false, err
+		}
+		if _, orphan := m.orphans[b.Pack]; orphan && m.live[b.Pack] {
+			return vouched[id], nil
+		}
+		return true, nil
 	}
 	seg := newSegmentSpool()
 	defer seg.close()
@@ -400,6 +394,9 @@ func (r *Repo) gcRewriteSegments(ctx context.Context, be remote.Backend, m *gcMa
 		err := scanSegment(ctx, be, key, format.SegmentVisitor{
 			Blob: func(b index.Blob) error {
 				if !stays(b) {
+					if del[b.Pack] {
+						m.noteGone(b.ID)
+					}
 					return nil
 				}
 				return seg.addBlob(b)

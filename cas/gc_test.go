@@ -972,3 +972,68 @@ func TestGCRewriteVouchesOnlyForCheckedOrphans(t *testing.T) {
 		}
 	}
 }
+
+// A collection that carries out a plan reads the index segments once:
+// its sweep marks, rewrites only the segments that name a condemned pack
+// (the mark said which) and plans anew from the same mark. So what a
+// sweep costs beyond the mark follows the garbage, not the index.
+func TestGCSweepCostFollowsGarbage(t *testing.T) {
+	t.Parallel()
+	w := newGCWorld(t)
+	ctx := t.Context()
+	mem := remote.NewMemClock(w.clock)
+	if _, err := w.r.Upload(ctx, mem, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"data", "moving"} {
+		o, err := w.r.Resolve(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.r.SetRefOn(ctx, mem, ref, *o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.r.Pin(ctx, mem, "paper", w.pinned[0], PinOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	segs := len(keys(t, mem, format.SegmentPrefix))
+	if segs < 5 || segs > gc.CompactAbove {
+		t.Fatalf("%d segments: the test wants several, and no compaction", segs)
+	}
+	w.clock.Advance(2 * time.Hour)
+	c := newCounting(mem)
+	rep, err := w.r.GC(ctx, c, GCOptions{Grace: time.Hour})
+	if err != nil || rep.Planned.Packs == 0 {
+		t.Fatalf("gc: %+v %v, want a plan", rep, err)
+	}
+	planned := rep.Planned.Packs
+	if got := c.reqs["get index"]; got != segs {
+		t.Errorf("the planning collection read %d segments of %d", got, segs)
+	}
+	w.clock.Advance(2 * time.Hour)
+	c.reset()
+	rep, err = w.r.GC(ctx, c, GCOptions{Grace: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The remote keeps no history of "moving": its old target is garbage
+	// too. Each garbage pack came with a push of its own, in a segment
+	// of its own.
+	if rep.Freed.Packs != planned || rep.Segments != planned {
+		t.Fatalf("sweep: %+v, want %d packs freed and the %[2]d segments that named them rewritten", rep, planned)
+	}
+	// The mark reads every segment; the rewrite only those.
+	if got := c.reqs["get index"]; got != segs+planned {
+		t.Errorf("the sweeping collection read segments %d times; want %d (a mark, and the %d rewritten)", got, segs+planned, planned)
+	}
+	view, err := OpenRemoteOnly(ctx, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range append([]Object{*w.kept, *w.moved}, w.pinned...) {
+		if rep, err := view.Verify(ctx, &o, "x", nil); err != nil || !rep.OK() {
+			t.Errorf("verify %s after the sweep: %v %+v", o.Digest.Short(), err, rep)
+		}
+	}
+}

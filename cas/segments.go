@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/cas-ml/cas/cas/format"
@@ -294,6 +295,29 @@ func (x *segmentIndexer) finish() error {
 }
 
 // indexSegment records what a fetched segment says in idx.
+// indexSegmentPacks is indexSegment of a store's own segment that also
+// returns the packs it names, sorted.
+func indexSegmentPacks(idx index.Index, fs *fetchedSegment) ([]digest.Digest, error) {
+	x, err := newSegmentIndexer(idx, true)
+	if err != nil {
+		return nil, err
+	}
+	var packs []digest.Digest
+	v := x.visitor()
+	blob := v.Blob
+	v.Blob = func(b index.Blob) error {
+		if n := len(packs); n == 0 || packs[n-1] != b.Pack {
+			packs = append(packs, b.Pack)
+		}
+		return blob(b)
+	}
+	if err := fs.scan(v); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(packs, func(a, b digest.Digest) int { return bytes.Compare(a[:], b[:]) })
+	return slices.Compact(packs), x.finish()
+}
+
 func indexSegment(idx index.Index, fs *fetchedSegment, fromStore bool) error {
 	x, err := newSegmentIndexer(idx, fromStore)
 	if err != nil {

@@ -145,7 +145,7 @@ func TestSegmentSpoolStores(t *testing.T) {
 	want := &format.Segment{Files: map[digest.Digest][]digest.Digest{}}
 	sp := newSegmentSpool()
 	defer sp.close()
-	if key, err := sp.store(ctx, r.Backend, survives); key != "" || err != nil {
+	if key, err := sp.store(ctx, r.Backend, survives.Has); key != "" || err != nil {
 		t.Fatalf("store of nothing: %q, %v; want no segment", key, err)
 	}
 	for i, b := range seg.Blobs {
@@ -177,7 +177,7 @@ func TestSegmentSpoolStores(t *testing.T) {
 			}
 		}
 	}
-	key, err := sp.store(ctx, r.Backend, survives)
+	key, err := sp.store(ctx, r.Backend, survives.Has)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestSegmentSpoolStores(t *testing.T) {
 		t.Errorf("stored segment: %d blobs, %d files; want %d, %d (or they differ)", len(got.Blobs), len(got.Files), len(wantSeg.Blobs), len(wantSeg.Files))
 	}
 	// Stored again: the same name, kept.
-	if again, err := sp.store(ctx, r.Backend, survives); err != nil || again != key {
+	if again, err := sp.store(ctx, r.Backend, survives.Has); err != nil || again != key {
 		t.Errorf("store again: %q, %v; want %q", again, err, key)
 	}
 }

@@ -75,7 +75,7 @@ func (s *segmentSpool) addFile(f digest.Digest, chunks []digest.Digest) error {
 // store writes the segment on be, leaving out the files whose chunks are
 // not all in survives, and returns its key; none ("") when it would hold
 // nothing.
-func (s *segmentSpool) store(ctx context.Context, be remote.Backend, survives *index.DigestSet) (string, error) {
+func (s *segmentSpool) store(ctx context.Context, be remote.Backend, survives func(digest.Digest) (bool, error)) (string, error) {
 	var packs []digest.Digest
 	nblobs := 0
 	err := s.blobs.Each(func(p digest.Digest, recs [][]byte) error {
@@ -91,7 +91,7 @@ func (s *segmentSpool) store(ctx context.Context, be remote.Backend, survives *i
 		chunks := make([]digest.Digest, len(lists[len(lists)-1])/digest.Size)
 		for i := range chunks {
 			copy(chunks[i][:], lists[len(lists)-1][i*digest.Size:])
-			if ok, err := survives.Has(chunks[i]); err != nil || !ok {
+			if ok, err := survives(chunks[i]); err != nil || !ok {
 				return nil, err
 			}
 		}

@@ -202,17 +202,23 @@ func (c *collection) run(ctx context.Context) error {
 			pending = append(pending, p)
 		}
 	}
+	var m *Marks
 	if len(due) > 0 {
-		if err := c.sweep(ctx, due); err != nil {
+		if m, err = c.sweep(ctx, due); err != nil {
 			return err
 		}
 	}
-	m, err := c.s.Mark(ctx)
-	if err != nil {
-		return err
+	compact := !c.opts.DryRun && len(st.Plans) == len(due)
+	if m == nil || compact && m.Segments > CompactAbove {
+		// What a sweep marked serves the new plan too (packs written
+		// since are not in it, so not condemned), unless the segments
+		// are to be merged, which takes a mark of its own.
+		if m, err = c.s.Mark(ctx); err != nil {
+			return err
+		}
 	}
 	c.rep.Roots, c.rep.Packs = m.Roots, len(m.Packs)
-	if m.Segments > CompactAbove && !c.opts.DryRun && len(st.Plans) == len(due) {
+	if m.Segments > CompactAbove && compact {
 		if err := c.compact(ctx, m); err != nil {
 			return err
 		}
@@ -237,7 +243,7 @@ func (c *collection) run(ctx context.Context) error {
 	c.rep.SweepAfter = &after
 	if c.opts.Grace == 0 {
 		// No grace: carry the plan out now.
-		if err := c.sweep(ctx, []*Plan{plan}); err != nil {
+		if _, err := c.sweep(ctx, []*Plan{plan}); err != nil {
 			return err
 		}
 		c.rep.Plan, c.rep.SweepAfter = "", nil

@@ -16,7 +16,10 @@ import (
 // sweep carries out due plans (phase 2). If another gc takes over one of
 // its claims meanwhile, it stops at its next step, leaves the records of
 // that plan to the other gc and returns ErrBusy (claim.go).
-func (c *collection) sweep(ctx context.Context, plans []*Plan) (err error) {
+//
+// It returns the mark it made, without the packs it deleted; nil if it
+// made none (no plan was left to carry out).
+func (c *collection) sweep(ctx context.Context, plans []*Plan) (_ *Marks, err error) {
 	var claims *sweepClaims
 	parent := ctx
 	stopRenew := func() {}
@@ -25,7 +28,7 @@ func (c *collection) sweep(ctx context.Context, plans []*Plan) (err error) {
 		// sweep to end instead of leaving a keep marker.
 		claims, plans, err = claimSweeps(ctx, c.be, c.s.Clock(), plans, SweepLease(c.opts.Grace))
 		if err != nil || len(plans) == 0 {
-			return err
+			return nil, err
 		}
 		ctx, stopRenew = claims.renew(ctx, SweepLease(c.opts.Grace))
 		defer stopRenew()
@@ -46,53 +49,63 @@ func (c *collection) sweep(ctx context.Context, plans []*Plan) (err error) {
 		return nil
 	}
 	if err := step("sweep started"); err != nil {
-		return err
+		return nil, err
 	}
 	st, err := ReadState(ctx, c.be)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m, err := c.s.Mark(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	del, err := c.condemned(ctx, plans, m, st)
 	if err != nil || c.opts.DryRun {
-		return err
+		return m, err
 	}
 	// The index first: a new segment keeps what the rewritten ones said
-	// of packs that stay, so no reader loses a live blob.
-	// With many segments, the rewrite merges them all.
-	oldSegs, err := m.Rewrite(ctx, del, m.Segments > CompactAbove)
+	// of packs that stay, so no reader loses a live blob. Only the
+	// segments that name a condemned pack are rewritten: a sweep costs
+	// what it deletes (merging many segments is compact's work).
+	oldSegs, err := m.Rewrite(ctx, del, false)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	c.rep.Segments = len(oldSegs)
 	if err := step("segment written"); err != nil {
-		return err
+		return nil, err
 	}
 	if err := c.deletePacks(ctx, m, del, step); err != nil {
-		return err
+		return nil, err
 	}
 	if err := c.deleteSegments(ctx, oldSegs); err != nil {
-		return err
+		return nil, err
 	}
 	if err := step("segments deleted"); err != nil {
-		return err
+		return nil, err
 	}
 	stopRenew() // no renewal may land after the release
 	// The parent context from here on: a claim lost now cancels ctx, and
 	// the plans still held are cleaned up all the same.
 	if err := c.cleanup(parent, claims, plans, st); err != nil {
-		return err
+		return nil, err
 	}
 	if len(del) > 0 || len(oldSegs) > 0 {
 		// The store may cache what the deleted packs and segments said.
 		if err := c.s.Changed(parent); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return claims.lostErr()
+	if err := claims.lostErr(); err != nil {
+		return nil, err
+	}
+	for id := range del {
+		delete(m.Packs, id)
+	}
+	if len(oldSegs) > 0 {
+		m.Segments += 1 - len(oldSegs) // at most one new segment replaced them
+	}
+	return m, nil
 }
 
 // condemned returns the packs of plans a sweep deletes: those still on
