@@ -42,9 +42,18 @@ func (r *Repo) AddRemote(c remote.Config) error {
 // data. Where be keeps a lookup index (docs/FORMAT.md §7a), reads look up
 // the IDs the local index lacks, a few small requests each, whatever be's
 // history; otherwise be's index segments are all loaded now.
-func (r *Repo) UseRemote(ctx context.Context, be remote.Backend) error {
+//
+// When it fails, the store is left without a remote: be's first request
+// is often its only check (no such bucket, credentials refused), and a
+// caller that goes on reading must not read through it.
+func (r *Repo) UseRemote(ctx context.Context, be remote.Backend) (err error) {
 	r.remote = be
 	r.packs.fallback = be
+	defer func() {
+		if err != nil {
+			r.remote, r.packs.fallback, r.lazy = nil, nil, nil
+		}
+	}()
 	lazy, err := hasLookupIndex(ctx, be)
 	if err != nil {
 		return err

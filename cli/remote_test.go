@@ -354,3 +354,31 @@ func TestRemoteFaults(t *testing.T) {
 		})
 	}
 }
+
+// A command that reads through the default remote more than once (cas
+// diff reads each side, then both) never reads through a remote whose
+// first request failed: its error is the store's own, with its hint,
+// not a raw error of the bucket.
+func TestReadThroughBadRemoteNotReused(t *testing.T) {
+	srv := s3test.Start(t)
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	d := t.TempDir()
+	mustCas(t, d, "init")
+	mustCas(t, d, "remote", "add", "origin", "s3://no-such-bucket-here", "--endpoint", srv.Endpoint)
+	code, out, errs := casIn(t, d, "diff", "x", "y")
+	if code == 0 || out != "" {
+		t.Fatalf("diff of missing refs: exit %d, stdout %q", code, out)
+	}
+	lines := strings.Split(strings.TrimSuffix(errs, "\n"), "\n")
+	for _, l := range lines[:len(lines)-2] {
+		if !strings.HasPrefix(l, "cas: warning: could not read from remote origin: ") {
+			t.Errorf("diff said %q before its error, want only warnings about the remote", l)
+		}
+	}
+	if len(lines) < 2 || lines[len(lines)-2] != "cas: ref x: not found" || !strings.HasPrefix(lines[len(lines)-1], "hint: ") {
+		t.Errorf("diff of missing refs with a missing bucket said\n%s\nwant the store's error, `cas: ref x: not found`, and a hint", errs)
+	}
+}
