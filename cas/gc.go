@@ -179,7 +179,7 @@ func (m *gcMarks) load(ctx context.Context, be remote.Backend) error {
 		if err != nil {
 			return fmt.Errorf("gc: %w: gc stops", err)
 		}
-		packs, err := indexSegmentPacks(view.Index, fs)
+		packs, err := indexSegmentPacks(view.Index, fs, nil)
 		fs.close()
 		if err != nil {
 			return err
@@ -195,6 +195,9 @@ func (m *gcMarks) load(ctx context.Context, be remote.Backend) error {
 	if err != nil {
 		return fmt.Errorf("gc: list packs on %s: %w", be.Location(), err)
 	}
+	if err := m.dropGonePacks(ctx, be); err != nil {
+		return err
+	}
 	for _, id := range gc.SortedDigests(m.packs) {
 		if known, _ := view.Index.HasPack(id); known {
 			continue
@@ -208,6 +211,46 @@ func (m *gcMarks) load(ctx context.Context, be remote.Backend) error {
 		_ = view.Index.AddBlobs(id, blobs)
 	}
 	return m.idx.Compact()
+}
+
+// dropGonePacks builds the view's index again, from the same segments,
+// without the blobs of packs that are gone, when a segment names one: a
+// sweep died after deleting packs and before deleting the segments that
+// named them. Otherwise the index could give a gone pack as where a blob
+// is that a later push stored again elsewhere, and the mark would leave
+// that pack unmarked. (A pack a segment names and the listing lacks can
+// only be deleted: packs are written before the segments that name them,
+// and the segments were read before the packs were listed.)
+func (m *gcMarks) dropGonePacks(ctx context.Context, be remote.Backend) error {
+	there := func(p digest.Digest) bool { _, ok := m.packs[p]; return ok }
+	gone := false
+	for _, packs := range m.segPacks {
+		gone = gone || !all(packs, there)
+	}
+	if !gone {
+		return nil
+	}
+	idx := index.NewSpill()
+	for _, key := range m.segments {
+		fs, err := fetchSegment(ctx, be, key)
+		if err != nil {
+			idx.Close()
+			return fmt.Errorf("gc: %w: gc stops", err)
+		}
+		_, err = indexSegmentPacks(idx, fs, func(b index.Blob) bool { return there(b.Pack) })
+		fs.close()
+		if err != nil {
+			idx.Close()
+			return err
+		}
+	}
+	m.idx.Close()
+	m.idx, m.view.Index = idx, idx
+	return nil
+}
+
+func all[T any](s []T, f func(T) bool) bool {
+	return !slices.ContainsFunc(s, func(v T) bool { return !f(v) })
 }
 
 // markFrom marks what roots keep: every object's packs and, for a

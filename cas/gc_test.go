@@ -1037,3 +1037,94 @@ func TestGCSweepCostFollowsGarbage(t *testing.T) {
 		}
 	}
 }
+
+// A sweep that died after deleting its packs but before deleting the
+// segments that named them leaves those segments naming packs that are
+// gone. When a later push stores the same chunks again, in a new pack,
+// the mark must find them there: were it to take a gone pack's location
+// for theirs, the new pack would look unreferenced and be condemned.
+func TestGCMarkSkipsGonePacks(t *testing.T) {
+	t.Parallel()
+	w := newGCWorld(t)
+	ctx := t.Context()
+	gone := w.garbagePacks(t)
+	w.clock.Advance(25 * time.Hour)
+	w.gc(t, GCOptions{})
+	w.clock.Advance(25 * time.Hour)
+	kill := func(s string) error {
+		if s == "packs deleted" {
+			return errors.New("killed")
+		}
+		return nil
+	}
+	_, err := w.r.GC(ctx, nil, GCOptions{StepHook: kill})
+	if err == nil {
+		t.Fatal("gc was not stopped")
+	}
+	for p := range gone {
+		if _, err := w.r.Backend.Stat(ctx, format.PackKey(p)); !errors.Is(err, remote.ErrNotFound) {
+			t.Fatalf("pack %s: %v, want deleted by the killed sweep", p.Short(), err)
+		}
+	}
+	// The garbage again, named this time: its chunks go into new packs.
+	// As a new command would: the store opened again reads what the
+	// killed sweep recorded it deleted.
+	if err := w.r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w.r, err = Open(ctx, w.r.Dir); err != nil {
+		t.Fatal(err)
+	}
+	w.r.Clock = w.clock
+	// A push that needs a pack of the killed sweep's plan would wait for
+	// its claim to run out (or a gc to take it over); with the claim's
+	// marker gone it leaves a keep marker instead. The segments stay as
+	// the sweep left them.
+	for _, k := range keys(t, w.r.Backend, gc.SweepPrefix) {
+		if err := w.r.Backend.Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.clock.Advance(11 * time.Minute)
+	_, again := pushTree(t, w.r, w.trash)
+	mustRef(t, w.r, "again", again)
+	m, err := gcMark(ctx, w.r.Backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.close()
+	stale := 0
+	for _, packs := range m.segPacks {
+		for _, p := range packs {
+			if gone[p] {
+				stale++
+			}
+		}
+	}
+	if stale == 0 {
+		t.Fatal("no segment names a deleted pack: the sweep was not stopped where the test wants")
+	}
+	// Where the mark's view of the store finds the push's data: packs
+	// that are there, and that the mark found live.
+	held := map[digest.Digest]bool{}
+	if err := m.view.closurePacks(ctx, again, held); err != nil {
+		t.Fatal(err)
+	}
+	for p := range held {
+		if _, there := m.packs[p]; !there {
+			t.Errorf("the mark's view finds the push's data in pack %s, which is gone", p.Short())
+		}
+		if !m.live[p] {
+			t.Errorf("pack %s holds the new push's data but the mark did not find it live", p.Short())
+		}
+	}
+	// And gc, sweeping and planning, keeps it.
+	w.gc(t, GCOptions{})
+	view, err := OpenRemoteOnly(ctx, w.r.Backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := view.Verify(ctx, again, "again", nil); err != nil || !rep.OK() {
+		t.Fatalf("verify the pushed-again tree after gc: %v %+v", err, rep)
+	}
+}

@@ -294,10 +294,10 @@ func (x *segmentIndexer) finish() error {
 	return nil
 }
 
-// indexSegment records what a fetched segment says in idx.
 // indexSegmentPacks is indexSegment of a store's own segment that also
-// returns the packs it names, sorted.
-func indexSegmentPacks(idx index.Index, fs *fetchedSegment) ([]digest.Digest, error) {
+// returns the packs it names, sorted; with keep, only the blobs it keeps
+// are recorded.
+func indexSegmentPacks(idx index.Index, fs *fetchedSegment, keep func(index.Blob) bool) ([]digest.Digest, error) {
 	x, err := newSegmentIndexer(idx, true)
 	if err != nil {
 		return nil, err
@@ -309,6 +309,9 @@ func indexSegmentPacks(idx index.Index, fs *fetchedSegment) ([]digest.Digest, er
 		if n := len(packs); n == 0 || packs[n-1] != b.Pack {
 			packs = append(packs, b.Pack)
 		}
+		if keep != nil && !keep(b) {
+			return nil
+		}
 		return blob(b)
 	}
 	if err := fs.scan(v); err != nil {
@@ -318,6 +321,7 @@ func indexSegmentPacks(idx index.Index, fs *fetchedSegment) ([]digest.Digest, er
 	return slices.Compact(packs), x.finish()
 }
 
+// indexSegment records what a fetched segment says in idx.
 func indexSegment(idx index.Index, fs *fetchedSegment, fromStore bool) error {
 	x, err := newSegmentIndexer(idx, fromStore)
 	if err != nil {
