@@ -50,6 +50,13 @@ func peakLiveHeap(t *testing.T, fn func()) uint64 {
 // writeTinyFiles writes n files of 16 to 64 bytes, 1,000 a directory.
 func writeTinyFiles(t *testing.T, root string, n int) {
 	t.Helper()
+	writeTinyFilesNamed(t, root, n, "f")
+}
+
+// writeTinyFilesNamed writes n files of 16 to 64 bytes, 1,000 a
+// directory, whose names start with prefix.
+func writeTinyFilesNamed(t *testing.T, root string, n int, prefix string) {
+	t.Helper()
 	buf := pseudoRandom(64*n, uint64(n))
 	for i := range n {
 		dir := filepath.Join(root, fmt.Sprintf("d%03d", i/1000))
@@ -59,7 +66,7 @@ func writeTinyFiles(t *testing.T, root string, n int) {
 			}
 		}
 		size := 16 + int(binary.LittleEndian.Uint16(buf[64*i:]))%49
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%06d", i)), buf[64*i:64*i+size], 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s%06d", prefix, i)), buf[64*i:64*i+size], 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
