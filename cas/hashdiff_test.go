@@ -159,7 +159,7 @@ func TestDiffPathStopsAtFnError(t *testing.T) {
 		calls++
 		return errFnStop
 	})
-	if err != errFnStop || calls != 1 {
+	if !errors.Is(err, errFnStop) || calls != 1 {
 		t.Fatalf("DiffPath: %v after %d calls, want errFnStop after 1", err, calls)
 	}
 }
