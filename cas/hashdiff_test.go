@@ -180,7 +180,7 @@ func TestDiffStatusMemoryFlat(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes and pushes 110,000 files")
 	}
-	const margin = 6 << 20
+	const margin = 8 << 20
 	// Frequent collections: the live heap is known at each one.
 	defer debug.SetGCPercent(debug.SetGCPercent(5))
 	type mode struct {
