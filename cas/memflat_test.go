@@ -8,8 +8,11 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cas-ml/cas/index"
 )
 
 // peakLiveHeap runs fn and returns how far the live heap (what each
@@ -50,6 +53,13 @@ func peakLiveHeap(t *testing.T, fn func()) uint64 {
 // writeTinyFiles writes n files of 16 to 64 bytes, 1,000 a directory.
 func writeTinyFiles(t *testing.T, root string, n int) {
 	t.Helper()
+	writeTinyFilesNamed(t, root, n, "f")
+}
+
+// writeTinyFilesNamed writes n files of 16 to 64 bytes, 1,000 a
+// directory, whose names start with prefix.
+func writeTinyFilesNamed(t *testing.T, root string, n int, prefix string) {
+	t.Helper()
 	buf := pseudoRandom(64*n, uint64(n))
 	for i := range n {
 		dir := filepath.Join(root, fmt.Sprintf("d%03d", i/1000))
@@ -59,7 +69,7 @@ func writeTinyFiles(t *testing.T, root string, n int) {
 			}
 		}
 		size := 16 + int(binary.LittleEndian.Uint16(buf[64*i:]))%49
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%06d", i)), buf[64*i:64*i+size], 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s%06d", prefix, i)), buf[64*i:64*i+size], 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -123,5 +133,37 @@ func TestRestoreVerifyMemoryFlat(t *testing.T) {
 	}
 	if large.verify > small.verify+margin {
 		t.Errorf("Verify: live heap rose %d bytes for 10^5 files, %d for 10^4: want at most %d more", large.verify, small.verify, margin)
+	}
+}
+
+// countingReleaser is an index that counts the calls of ReleasePages.
+type countingReleaser struct {
+	index.Index
+	calls atomic.Int64
+}
+
+func (c *countingReleaser) ReleasePages() { c.calls.Add(1) }
+
+// TestRestoreReleasesIndexPages restores 1,000 files and checks that the
+// index was asked to hand back its mapped pages every releaseFiles files
+// written, as a restore's lookups map them.
+func TestRestoreReleasesIndexPages(t *testing.T) {
+	r := newStoreForTest(t, 64<<10)
+	src := filepath.Join(t.TempDir(), "src")
+	writeTinyFiles(t, src, 1000)
+	res, err := r.Push(t.Context(), []string{src}, PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := &countingReleaser{Index: r.Index}
+	r.Index = idx
+	defer func() { r.Index = idx.Index }()
+	obj := &Object{Digest: res.Digest, Kind: res.Kind, Size: res.Bytes}
+	got, err := r.Restore(t.Context(), obj, filepath.Join(t.TempDir(), "dest"), RestoreOptions{})
+	if err != nil || got.Files != 1000 {
+		t.Fatalf("Restore: %+v, %v", got, err)
+	}
+	if n := idx.calls.Load(); n != 1000/releaseFiles {
+		t.Errorf("ReleasePages called %d times for 1,000 files, want %d", n, 1000/releaseFiles)
 	}
 }

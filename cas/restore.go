@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -218,6 +219,32 @@ type restorer struct {
 	// staged: the tree is written into a staging directory of its own,
 	// renamed into place at the end, so a file goes straight to its name.
 	staged bool
+	// written counts the files written, for releasePages.
+	written atomic.Int64
+}
+
+// releaseFiles is how many files a restore writes between two calls of
+// the index's ReleasePages. Each file costs a lookup or two in the index,
+// and each lookup can map up to 64 KiB of its tables into the resident
+// set: left to the releaser's own ticks, a restore of small files maps
+// tens of MiB between two of them.
+const releaseFiles = 64
+
+// pageReleaser is an index that hands its mapped pages back on demand
+// (index.Badger).
+type pageReleaser interface{ ReleasePages() }
+
+var _ pageReleaser = (*index.Badger)(nil)
+
+// fileWritten counts a file written and, every releaseFiles files, has
+// the index hand back the pages its lookups mapped.
+func (rs *restorer) fileWritten() {
+	if rs.written.Add(1)%releaseFiles != 0 {
+		return
+	}
+	if pr, ok := rs.r.Index.(pageReleaser); ok {
+		pr.ReleasePages()
+	}
 }
 
 // storePaths returns where the store's directory is: its path with every
@@ -567,6 +594,7 @@ func (rs *restorer) writeFile(ctx context.Context, j fileJob) error {
 		}
 	}
 	rs.opts.Progress.Files.Add(1)
+	rs.fileWritten()
 	rs.mu.Lock()
 	rs.res.Files++
 	rs.res.Bytes += j.e.Size

@@ -107,28 +107,32 @@ func diffStored(ctx context.Context, opts *diffOptions, r *cas.Repo) error {
 	if err != nil {
 		return err
 	}
+	_, statErr := os.Lstat(opts.B)
+	onDisk := statErr == nil
 	var b *cas.Object
-	bs := r.StoreTrees()
-	if _, statErr := os.Lstat(opts.B); statErr == nil {
-		h, err := cas.Hash(ctx, r, []string{opts.B}, cas.PushOptions{Excludes: opts.Excludes})
-		if err != nil {
+	if !onDisk {
+		if b, err = manifest.ResolveSpec(ctx, r, opts.B); err != nil {
 			return err
 		}
-		b = &cas.Object{Digest: h.Digest, Kind: h.Kind, Size: h.Size}
-		bs = h.Trees()
-	} else if b, err = manifest.ResolveSpec(ctx, r, opts.B); err != nil {
-		return err
 	}
-	if (a.Type == cas.TypeManifest) != (b.Type == cas.TypeManifest) {
+	bRun := b != nil && b.Type == cas.TypeManifest // a path on disk is no run
+	if (a.Type == cas.TypeManifest) != bRun {
 		run, other := opts.A, opts.B
-		if b.Type == cas.TypeManifest {
+		if bRun {
 			run, other = opts.B, opts.A
 		}
 		return &userError{msg: fmt.Sprintf("%s is a run, %s is not: cas diff compares two runs, two trees or two checkpoints", run, other),
 			hint: "name what a run produced as " + run + ":outputs/NAME"}
 	}
 	p := &changePrinter{w: opts.IO.Out, asJSON: opts.JSON, json: &jsonList{w: opts.IO.Out}}
-	if err := cas.DiffEach(ctx, a, r.StoreTrees(), b, bs, p.change); err != nil {
+	if onDisk {
+		// The directory is compared with the stored tree as it is walked,
+		// one directory at a time: nothing holds its whole tree.
+		_, err = cas.DiffPath(ctx, r, a, r.StoreTrees(), opts.B, cas.DiffPathOptions{Excludes: opts.Excludes}, p.change)
+	} else {
+		err = cas.DiffEach(ctx, a, r.StoreTrees(), b, r.StoreTrees(), p.change)
+	}
+	if err != nil {
 		return err
 	}
 	opts.differ = p.n > 0

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -58,21 +57,24 @@ func statusRun(ctx context.Context, opts *statusOptions) error {
 	if !ok {
 		return &userError{msg: opts.Path + " has not been pushed from this store", hint: "run `cas push " + opts.Path + "` first"}
 	}
-	h, err := cas.Hash(ctx, r, []string{opts.Path}, cas.PushOptions{Excludes: opts.Excludes})
+	// The path is compared with the stored tree as it is walked, one
+	// directory at a time; what is found goes to a spool (memory, then a
+	// temporary file), so that nothing is printed if the walk fails and,
+	// with --json, the path's digest and whether anything changed, which
+	// the walk finds, can come before the list.
+	sp := newSpool()
+	defer sp.close()
+	p := &changePrinter{w: sp, asJSON: opts.JSON, json: &jsonList{w: sp, indent: "  "}}
+	now, err := cas.DiffPath(ctx, r, last, r.StoreTrees(), opts.Path,
+		cas.DiffPathOptions{Excludes: opts.Excludes, Digest: opts.JSON}, p.change)
 	if err != nil {
 		return err
 	}
-	now := &cas.Object{Digest: h.Digest, Kind: h.Kind, Size: h.Size}
-	// Changes are printed as they are found: none is held.
+	if err := p.close(); err != nil {
+		return err
+	}
 	out := bufio.NewWriter(opts.IO.Out)
-	p := &changePrinter{w: out, asJSON: opts.JSON, json: &jsonList{w: out, indent: "  "}}
 	if opts.JSON {
-		// "changed" comes before the list: whether there is a first
-		// change is found first.
-		changed, err := anyChange(ctx, last, r.StoreTrees(), now, h.Trees())
-		if err != nil {
-			return err
-		}
 		var head bytes.Buffer
 		err = writeJSON(&head, struct {
 			Path    string       `json:"path"`
@@ -80,38 +82,22 @@ func statusRun(ctx context.Context, opts *statusOptions) error {
 			Current string       `json:"current"`
 			Changed bool         `json:"changed"`
 			Changes []cas.Change `json:"changes"`
-		}{opts.Path, last.Digest.String(), h.Digest.String(), changed, []cas.Change{}})
+		}{opts.Path, last.Digest.String(), now.Digest.String(), p.n > 0, []cas.Change{}})
 		if err != nil {
 			return err
 		}
-		// The list, last, is written where the empty one stands.
+		// The list, spooled, is written where the empty one stands.
 		if _, err := out.Write(bytes.TrimSuffix(head.Bytes(), []byte("[]\n}\n"))); err != nil {
 			return err
 		}
 	} else {
 		fmt.Fprintf(out, "last pushed as %s\n", last.Digest.Short())
 	}
-	if err := cas.DiffEach(ctx, last, r.StoreTrees(), now, h.Trees(), p.change); err != nil {
-		out.Flush()
-		return err
-	}
-	if err := p.close(); err != nil {
+	if err := sp.copyTo(out); err != nil {
 		return err
 	}
 	if opts.JSON {
 		fmt.Fprint(out, "\n}\n")
 	}
 	return out.Flush()
-}
-
-// errFound stops a walk at what it looked for.
-var errFound = errors.New("found")
-
-// anyChange reports whether a and b differ by at least one change.
-func anyChange(ctx context.Context, a *cas.Object, as cas.TreeSource, b *cas.Object, bs cas.TreeSource) (bool, error) {
-	err := cas.DiffEach(ctx, a, as, b, bs, func(cas.Change) error { return errFound })
-	if errors.Is(err, errFound) {
-		return true, nil
-	}
-	return false, err
 }
