@@ -74,7 +74,7 @@ func OpenBadger(dir string) (*Badger, error) {
 	// (checkTables).
 	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
-		WithMemTableSize(8 << 20).
+		WithMemTableSize(4 << 20).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
