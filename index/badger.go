@@ -78,7 +78,7 @@ func OpenBadger(dir string) (*Badger, error) {
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
-		WithBaseTableSize(2 << 20).
+		WithBaseTableSize(1 << 20).
 		WithCompression(options.None).
 		WithBlockCacheSize(0).
 		WithIndexCacheSize(8 << 20).

@@ -483,7 +483,7 @@ func (p *pusher) saveStat(rt *pushRoot, rel string, children []*node) {
 		return // the tree holding several roots: each saved its own
 	}
 	start := p.opts.Start.UnixNano()
-	var entries []index.StatEntry
+	entries := make([]index.StatEntry, 0, len(children))
 	var subdirs []string
 	var unchanged int64
 	for _, c := range children {
