@@ -645,7 +645,7 @@ func (p *pusher) addBlob(b index.Blob, stored []byte) error {
 	p.packMu.Lock()
 	defer p.packMu.Unlock()
 	if p.pack == nil {
-		return p.ctx.Err() // the push has ended
+		return errPackClosed
 	}
 	if !p.pack.Empty() && (p.pack.Size()+len(stored) > format.TargetPackBytes || p.packLen >= packBlobs) {
 		if err := p.sendPack(); err != nil {
@@ -658,12 +658,16 @@ func (p *pusher) addBlob(b index.Blob, stored []byte) error {
 	return nil
 }
 
+// errPackClosed reports a blob added after the last pack was sent: a
+// part of the push that outlived it, which would otherwise be lost.
+var errPackClosed = errors.New("internal error: a blob added after the last pack")
+
 // flushPack sends the last, partly filled pack.
 func (p *pusher) flushPack() error {
 	p.packMu.Lock()
 	defer p.packMu.Unlock()
 	if p.pack == nil {
-		return p.ctx.Err()
+		return errPackClosed
 	}
 	err := p.sendPack()
 	p.pack = nil
