@@ -684,8 +684,8 @@ func (p *pusher) sendPack() error {
 		if job.key, job.blobs, err = p.writePack(p.ctx, p.pack); err != nil {
 			return err
 		}
+		p.pack.Reset() // not before: an unused builder has no buffer yet
 	}
-	p.pack.Reset()
 	p.packFiles, p.packLen = nil, 0
 	if job.key == "" && len(job.files) == 0 {
 		return nil
