@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -38,6 +40,58 @@ type Badger struct {
 	dir      string
 	lock     *os.File
 	releaser *pageReleaser // nil where the process cannot tell its pages
+
+	// reads is the read transaction lookups share until the next write
+	// (nil: none yet). Each transaction badger starts waits for the writes
+	// in flight to be applied: one per lookup held a push's readers up
+	// behind every index write of its own.
+	reads   atomic.Pointer[readTxn]
+	readsMu sync.Mutex // serializes starting a new one
+}
+
+// readTxn is a read transaction shared by lookups; refs counts them, plus
+// one while it is the current one. The last to let go discards it.
+type readTxn struct {
+	txn  *badger.Txn
+	refs atomic.Int64
+}
+
+// readTxn returns the current shared read transaction, starting one if
+// there is none, with a reference the caller gives back (done).
+func (x *Badger) readTxn() *readTxn {
+	for {
+		r := x.reads.Load()
+		if r == nil {
+			x.readsMu.Lock()
+			if r = x.reads.Load(); r == nil {
+				r = &readTxn{txn: x.db.NewTransaction(false)}
+				r.refs.Store(1)
+				x.reads.Store(r)
+			}
+			x.readsMu.Unlock()
+		}
+		for n := r.refs.Load(); n > 0; n = r.refs.Load() {
+			if r.refs.CompareAndSwap(n, n+1) {
+				return r
+			}
+		}
+		// Discarded meanwhile (a write ended it): take the next one.
+	}
+}
+
+// done gives back a reference to r.
+func (r *readTxn) done() {
+	if r.refs.Add(-1) == 0 {
+		r.txn.Discard()
+	}
+}
+
+// endReads ends the shared read transaction, once a write has been applied:
+// every lookup that starts afterwards sees the write.
+func (x *Badger) endReads() {
+	if r := x.reads.Swap(nil); r != nil {
+		r.done()
+	}
 }
 
 var _ Index = (*Badger)(nil)
@@ -74,11 +128,11 @@ func OpenBadger(dir string) (*Badger, error) {
 	// (checkTables).
 	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
-		WithMemTableSize(8 << 20).
+		WithMemTableSize(4 << 20).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
-		WithBaseTableSize(2 << 20).
+		WithBaseTableSize(1 << 20).
 		WithCompression(options.None).
 		WithBlockCacheSize(0).
 		WithIndexCacheSize(8 << 20).
@@ -186,14 +240,12 @@ func key(prefix byte, d digest.Digest) []byte {
 
 func (x *Badger) get(k []byte) (v []byte, ok bool, err error) {
 	defer recoverDamage(&err)
-	err = x.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(k)
-		if err != nil {
-			return err
-		}
+	r := x.readTxn()
+	defer r.done()
+	item, err := r.txn.Get(k)
+	if err == nil {
 		v, err = item.ValueCopy(nil)
-		return err
-	})
+	}
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, false, nil
 	}
@@ -211,7 +263,9 @@ func (x *Badger) write(fn func(wb *badger.WriteBatch) error) (err error) {
 	if err := fn(wb); err != nil {
 		return fmt.Errorf("write the index: %w", err)
 	}
-	if err := wb.Flush(); err != nil {
+	err = wb.Flush()
+	x.endReads() // applied (or failed part way): lookups from now on see it
+	if err != nil {
 		return fmt.Errorf("write the index: %w", err)
 	}
 	return nil
@@ -634,7 +688,9 @@ func (x *Badger) Reset() error {
 	// Everything but the damage and gc record marks, which a rebuild must
 	// not forget.
 	drop := [][]byte{{prefixBlob}, {prefixFile}, {prefixSegment}, {prefixPack}, {prefixStat}, {prefixStoreSeg}, {prefixRemote}}
-	if err := x.db.DropPrefix(drop...); err != nil {
+	err := x.db.DropPrefix(drop...)
+	x.endReads()
+	if err != nil {
 		return fmt.Errorf("reset: %w", err)
 	}
 	stat := filepath.Join(x.dir, statDir)
@@ -650,6 +706,7 @@ func (x *Badger) Reset() error {
 // Close implements Index.
 func (x *Badger) Close() error {
 	x.releaser.close()
+	x.endReads()
 	err := x.db.Close()
 	x.lock.Close()
 	if err != nil {

@@ -2,6 +2,7 @@ package index
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -146,5 +147,56 @@ func TestBadgerStatFiles(t *testing.T) {
 	want("legacy")
 	if got := files(); len(got) != 0 {
 		t.Errorf("stat files after Reset: %v", got)
+	}
+}
+
+// Lookups share a read transaction until the next write: a lookup that
+// starts after a write returns sees it, whatever lookups run meanwhile,
+// and one that ran before it does not keep the next from seeing it.
+func TestBadgerLookupsSeeEachWrite(t *testing.T) {
+	t.Parallel()
+	x, err := OpenBadger(filepath.Join(t.TempDir(), "index"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	const n = 300
+	stop := make(chan struct{})
+	errs := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				if _, _, err := x.Blob(d(fmt.Sprint("blob ", (i*7+g)%n))); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	pack := d("pack")
+	for i := range n {
+		id := d(fmt.Sprint("blob ", i))
+		if _, ok, err := x.Blob(id); err != nil || ok {
+			t.Fatalf("blob %d before it is added: found %v, %v; want not found", i, ok, err)
+		}
+		if err := x.AddBlobs(pack, []Blob{{ID: id, Pack: pack, Offset: uint64(i), Length: 1, RawLen: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		b, ok, err := x.Blob(id)
+		if err != nil || !ok || b.Offset != uint64(i) {
+			t.Fatalf("blob %d just added: got %+v, %v, %v; want it at offset %d", i, b, ok, err, i)
+		}
+	}
+	close(stop)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent lookup: %v", err)
+		}
 	}
 }

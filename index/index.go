@@ -142,7 +142,12 @@ type Index interface {
 }
 
 func encodeStatEntries(es []StatEntry) []byte {
-	var b []byte
+	// Room for every entry at the first go: a name, six varints, a digest.
+	n := 0
+	for _, e := range es {
+		n += len(e.Name) + 6*binary.MaxVarintLen64 + digest.Size
+	}
+	b := make([]byte, 0, n)
 	for _, e := range es {
 		b = binary.AppendUvarint(b, uint64(len(e.Name)))
 		b = append(b, e.Name...)

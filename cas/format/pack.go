@@ -76,8 +76,8 @@ func (p *PackBuilder) Add(b index.Blob, stored []byte) {
 }
 
 // Finish writes the trailer and returns the pack bytes, its name and the
-// blobs with Pack filled in. The bytes are the builder's buffer: they stay
-// valid until the next Reset.
+// blobs with Pack filled in. The bytes and the blobs are the builder's
+// buffers: they stay valid until the next Reset.
 func (p *PackBuilder) Finish() ([]byte, digest.Digest, []index.Blob) {
 	var rec [PackRecordLen]byte
 	for _, b := range p.blobs {
@@ -184,5 +184,5 @@ func (p *PackBuilder) Reset() {
 	}
 	p.buf.Reset()
 	p.buf.WriteString(PackMagic)
-	p.blobs = nil
+	p.blobs = p.blobs[:0] // what Finish returned is the caller's no longer
 }

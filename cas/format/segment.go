@@ -66,7 +66,12 @@ func (s *Segment) Encode() []byte {
 			packs = append(packs, b.Pack)
 		}
 	}
-	var body []byte
+	// Room for it all at the first go: the most each record can take.
+	size := 2*binary.MaxVarintLen64 + len(packs)*digest.Size + len(blobs)*(2+digest.Size+5*binary.MaxVarintLen64)
+	for _, chunks := range s.Files {
+		size += digest.Size + binary.MaxVarintLen64 + len(chunks)*digest.Size
+	}
+	body := make([]byte, 0, size)
 	body = binary.AppendUvarint(body, uint64(len(packs)))
 	for _, p := range packs {
 		body = append(body, p[:]...)

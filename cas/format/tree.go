@@ -2,6 +2,7 @@ package format
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -106,6 +107,7 @@ func (t *Tree) Encode() ([]byte, error) {
 	var b bytes.Buffer
 	b.Grow(len(TreeMagic) + len(t.Entries)*96)
 	b.WriteString(TreeMagic)
+	var scratch [128]byte
 	for i, e := range t.Entries {
 		if !ValidName(e.Name) {
 			return nil, fmt.Errorf("%w: %q", ErrBadName, e.Name)
@@ -119,14 +121,16 @@ func (t *Tree) Encode() ([]byte, error) {
 		if _, ok := kindNames[e.Kind]; !ok || e.Size < 0 {
 			return nil, fmt.Errorf("%w: entry %q", ErrBadTree, e.Name)
 		}
-		b.WriteString(e.Kind.String())
-		b.WriteByte(' ')
-		b.WriteString(e.Digest.Hex())
-		b.WriteByte(' ')
-		b.WriteString(strconv.FormatInt(e.Size, 10))
-		b.WriteByte(' ')
-		b.WriteString(strconv.Itoa(len(e.Name)))
-		b.WriteByte(' ')
+		// One line, built in scratch without an allocation per entry.
+		line := append(scratch[:0], e.Kind.String()...)
+		line = append(line, ' ')
+		line = hex.AppendEncode(line, e.Digest[:])
+		line = append(line, ' ')
+		line = strconv.AppendInt(line, e.Size, 10)
+		line = append(line, ' ')
+		line = strconv.AppendInt(line, int64(len(e.Name)), 10)
+		line = append(line, ' ')
+		b.Write(line)
 		b.WriteString(e.Name)
 		b.WriteByte('\n')
 	}

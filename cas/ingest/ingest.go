@@ -35,7 +35,8 @@ type Store interface {
 	// segment naming them and records it in the index; it returns the
 	// segment's size. Batches come in the order their packs were
 	// written, and a blob is never in an earlier batch than a blob it
-	// relies on (a tree's entries, a file list's chunks).
+	// relies on (a tree's entries, a file list's chunks). The pipeline
+	// reuses b's slices for the next batch: the Store keeps none of them.
 	IndexPacks(ctx context.Context, b *Batch) (int64, error)
 	// CopyPack copies a pack just written to dst (Options.Mirror), or
 	// leaves it for later and says so with ErrNotCopied: dst may hold its

@@ -68,7 +68,6 @@ type pusher struct {
 	packLen   int                               // blobs in pack
 	packFiles map[digest.Digest][]digest.Digest // file lists recorded while pack was filled
 	uploads   chan packJob
-	free      chan *format.PackBuilder
 	batch     Batch // the uploader's: packs written, not yet indexed
 
 	mu    sync.Mutex
@@ -82,11 +81,12 @@ type pusher struct {
 	chunks, newChunks, newBytes, storedBytes, packs atomic.Int64
 }
 
-// packJob is a full pack on its way to the uploader, with the chunk lists
-// of files recorded while it was filled: their chunks are in it or in
-// packs before it.
+// packJob is a pack written (key, blobs; none if it was empty) on its way
+// to the uploader, with the chunk lists of files recorded while it was
+// filled: their chunks are in it or in packs before it.
 type packJob struct {
-	pb    *format.PackBuilder
+	key   string
+	blobs []index.Blob
 	files map[digest.Digest][]digest.Digest
 }
 
@@ -113,10 +113,10 @@ func (p *pusher) start(ctx context.Context) (finish func(error) error) {
 		return func(err error) error { cancel(); return err }
 	}
 	p.claims.init(gctx)
-	p.uploads = make(chan packJob)
-	p.free = make(chan *format.PackBuilder, 2)
+	// A few packs written may wait while the uploader has a batch
+	// indexed: they hold only their blobs' records.
+	p.uploads = make(chan packJob, 4)
 	p.pack = &format.PackBuilder{} // buffers on first use
-	p.free <- &format.PackBuilder{}
 	done := make(chan error, 1)
 	go func() { done <- p.uploader(gctx) }()
 	if p.opts.Mirror != nil {
@@ -635,58 +635,86 @@ func (p *pusher) prepareBlob(id digest.Digest, raw []byte, typ uint8) (b index.B
 	return index.Blob{ID: id, RawLen: uint32(len(raw)), Codec: codec, Type: typ}, stored, false, nil
 }
 
-// addBlob appends an encoded blob to the current pack, sending the pack
-// off first when the blob would overflow it. Packs go to the uploader in
-// the order they were filled: the next is taken (p.free) under packMu,
-// and there are only two.
+// addBlob appends an encoded blob to the current pack, writing the pack
+// first when the blob would overflow it. There is one pack: the part of
+// the push that fills it writes it (under packMu, so packs are written,
+// and go to the uploader, in the order they were filled), and the others
+// wait for it. A second pack filling meanwhile would hold another
+// TargetPackBytes for the few tens of milliseconds a write takes.
 func (p *pusher) addBlob(b index.Blob, stored []byte) error {
 	p.packMu.Lock()
-	var full packJob
-	if p.pack != nil && !p.pack.Empty() && (p.pack.Size()+len(stored) > format.TargetPackBytes || p.packLen >= packBlobs) {
-		full = packJob{pb: p.pack, files: p.packFiles}
-		p.packFiles, p.packLen = nil, 0
-		select {
-		case p.pack = <-p.free:
-		case <-p.ctx.Done():
-			p.pack = nil
-		}
-	}
+	defer p.packMu.Unlock()
 	if p.pack == nil {
-		p.packMu.Unlock()
-		return p.ctx.Err()
+		return errPackClosed
+	}
+	if !p.pack.Empty() && (p.pack.Size()+len(stored) > format.TargetPackBytes || p.packLen >= packBlobs) {
+		if err := p.sendPack(); err != nil {
+			return err
+		}
 	}
 	p.pack.Add(b, stored)
 	p.packLen++
 	p.claims.added(b.ID)
-	p.packMu.Unlock()
-	if full.pb != nil {
-		select {
-		case p.uploads <- full:
-		case <-p.ctx.Done():
-			return p.ctx.Err()
-		}
-	}
 	return nil
 }
+
+// errPackClosed reports a blob added after the last pack was sent: a
+// part of the push that outlived it, which would otherwise be lost.
+var errPackClosed = errors.New("internal error: a blob added after the last pack")
 
 // flushPack sends the last, partly filled pack.
 func (p *pusher) flushPack() error {
 	p.packMu.Lock()
-	last := packJob{pb: p.pack, files: p.packFiles}
-	p.pack, p.packFiles = nil, nil
-	p.packMu.Unlock()
-	if last.pb == nil || last.pb.Empty() && len(last.files) == 0 {
+	defer p.packMu.Unlock()
+	if p.pack == nil {
+		return errPackClosed
+	}
+	err := p.sendPack()
+	p.pack = nil
+	return err
+}
+
+// sendPack writes the pack being filled, if it holds anything, and hands
+// it with the file lists recorded meanwhile to the uploader; p.packMu is
+// held.
+func (p *pusher) sendPack() error {
+	job := packJob{files: p.packFiles}
+	if !p.pack.Empty() {
+		var err error
+		if job.key, job.blobs, err = p.writePack(p.ctx, p.pack); err != nil {
+			return err
+		}
+		p.pack.Reset() // not before: an unused builder has no buffer yet
+	}
+	p.packFiles, p.packLen = nil, 0
+	if job.key == "" && len(job.files) == 0 {
 		return nil
 	}
 	select {
-	case p.uploads <- last:
+	case p.uploads <- job:
 		return nil
 	case <-p.ctx.Done():
 		return p.ctx.Err()
 	}
 }
 
-// uploader writes finished packs to the backend and has the Store index
+// writePack writes a full pack to the store, and returns its key and a
+// copy of its blobs (the builder's are reused).
+func (p *pusher) writePack(ctx context.Context, pb *format.PackBuilder) (string, []index.Blob, error) {
+	data, id, blobs := pb.Finish()
+	if err := p.s.WritePack(ctx, id, data); err != nil {
+		return "", nil, fmt.Errorf("write pack %s: %w", id.Short(), err)
+	}
+	p.packs.Add(1)
+	p.storedBytes.Add(int64(len(data)))
+	key := format.PackKey(id)
+	if p.opts.Mirror != nil {
+		p.mirror(ctx, remote.ObjectInfo{Key: key, Size: int64(len(data))})
+	}
+	return key, append([]index.Blob(nil), blobs...), nil
+}
+
+// uploader adds the packs written to the batch, and has the Store index
 // them a batch at a time, in the order they were filled.
 func (p *pusher) uploader(ctx context.Context) error {
 	var err error
@@ -696,22 +724,22 @@ func (p *pusher) uploader(ctx context.Context) error {
 				p.failWith(err)
 			}
 		}
-		job.pb.Reset()
-		select {
-		case p.free <- job.pb:
-		default:
-		}
 	}
 	return err
 }
 
-// upload writes one pack and adds it to the batch, which the Store
-// indexes once it is large enough.
+// upload adds one pack written to the batch, which the Store indexes once
+// it is large enough.
 func (p *pusher) upload(ctx context.Context, job packJob) error {
-	if !job.pb.Empty() {
-		if err := p.writePack(ctx, job.pb); err != nil {
-			return err
+	if job.key != "" {
+		p.batch.PackKeys = append(p.batch.PackKeys, job.key)
+		if p.batch.Blobs == nil {
+			// A batch closes once it holds segmentBlobs, after a pack of
+			// at most packBlobs more: room for that from the start, rather
+			// than a slice that doubles (and is copied) as the batch fills.
+			p.batch.Blobs = make([]index.Blob, 0, segmentBlobs+packBlobs)
 		}
+		p.batch.Blobs = append(p.batch.Blobs, job.blobs...)
 	}
 	if len(job.files) > 0 && p.batch.Files == nil {
 		p.batch.Files = map[digest.Digest][]digest.Digest{}
@@ -723,22 +751,6 @@ func (p *pusher) upload(ctx context.Context, job packJob) error {
 		return nil
 	}
 	return p.indexBatch(ctx)
-}
-
-func (p *pusher) writePack(ctx context.Context, pb *format.PackBuilder) error {
-	data, id, blobs := pb.Finish()
-	if err := p.s.WritePack(ctx, id, data); err != nil {
-		return fmt.Errorf("write pack %s: %w", id.Short(), err)
-	}
-	p.packs.Add(1)
-	p.storedBytes.Add(int64(len(data)))
-	key := format.PackKey(id)
-	if p.opts.Mirror != nil {
-		p.mirror(ctx, remote.ObjectInfo{Key: key, Size: int64(len(data))})
-	}
-	p.batch.PackKeys = append(p.batch.PackKeys, key)
-	p.batch.Blobs = append(p.batch.Blobs, blobs...)
-	return nil
 }
 
 // indexBatch has the Store index the packs written since the last batch;
@@ -754,7 +766,8 @@ func (p *pusher) indexBatch(ctx context.Context) error {
 	}
 	p.storedBytes.Add(n)
 	p.claims.forget(p.batch.Blobs)
-	p.batch = Batch{}
+	// The next batch reuses the slices (the Store keeps none of them).
+	p.batch = Batch{PackKeys: p.batch.PackKeys[:0], Blobs: p.batch.Blobs[:0]}
 	return nil
 }
 

@@ -153,11 +153,14 @@ func (s *scanner) list(path string, domain []string, patterns []gitignore.Patter
 	if err != nil {
 		return nil, nil, err
 	}
+	// Kept open while its entries are looked at, which are then found
+	// relative to it: no walk of the whole path for each of them.
+	defer f.Close()
 	names, err := f.Readdirnames(-1)
-	f.Close()
 	if err != nil {
 		return nil, nil, fmt.Errorf("read directory %s: %w", path, err)
 	}
+	dirfd := int(f.Fd())
 	own, err := readIgnore(path, domain)
 	if err != nil {
 		return nil, nil, err
@@ -174,16 +177,15 @@ func (s *scanner) list(path string, domain []string, patterns []gitignore.Patter
 	var skipped []string
 	for _, name := range names {
 		c := &node{name: name}
-		full := filepath.Join(path, name)
 		var st unix.Stat_t
-		if err := unix.Lstat(full, &st); err != nil {
+		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			if errors.Is(err, unix.ENOENT) {
 				continue // removed since the listing
 			}
-			return nil, nil, &os.PathError{Op: "lstat", Path: full, Err: err}
+			return nil, nil, &os.PathError{Op: "lstat", Path: filepath.Join(path, name), Err: err}
 		}
 		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-		if isDir && ((s.skipName != "" && name == s.skipName) || full == s.skip) {
+		if isDir && ((s.skipName != "" && name == s.skipName) || s.skip != "" && filepath.Join(path, name) == s.skip) {
 			continue // a store never stores itself
 		}
 		if matcher != nil && matcher.Match(append(domain[:len(domain):len(domain)], name), isDir) {
@@ -195,13 +197,14 @@ func (s *scanner) list(path string, domain []string, patterns []gitignore.Patter
 		case unix.S_IFDIR:
 			c.kind = format.KindDir
 		case unix.S_IFLNK:
-			target, err := os.Readlink(full)
+			target, err := readlinkAt(dirfd, name, st.Size)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, &os.PathError{Op: "readlink", Path: filepath.Join(path, name), Err: err}
 			}
 			c.kind, c.target, c.size = format.KindLink, target, int64(len(target))
 			c.digest = digest.Of([]byte(target))
 		default:
+			full := filepath.Join(path, name)
 			skipped = append(skipped, full)
 			if s.warn != nil {
 				s.warn(full, ErrSpecialFile)
@@ -216,6 +219,25 @@ func (s *scanner) list(path string, domain []string, patterns []gitignore.Patter
 		s.mu.Unlock()
 	}
 	return children, patterns, nil
+}
+
+// readlinkAt reads the target of the symlink name in the directory dirfd,
+// whose lstat gave size (a hint: it may be 0, or out of date).
+func readlinkAt(dirfd int, name string, size int64) (string, error) {
+	buf := make([]byte, max(64, size+1))
+	for {
+		n, err := unix.Readlinkat(dirfd, name, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if n < len(buf) {
+			return string(buf[:n]), nil
+		}
+		buf = make([]byte, 2*len(buf)) // cut short: the link changed
+	}
 }
 
 func joinRel(dir, name string) string {

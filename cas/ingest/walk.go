@@ -22,6 +22,12 @@ import (
 // are open at once.
 const readQueue = 256
 
+// readersPerCore is how many file readers a push runs per core. Reading
+// small files that are not in the page cache waits on the disk, one
+// request per reader; a reader holds at most one small file (or a share
+// of the memory budget), so more readers cost little.
+const readersPerCore = 4
+
 // pushRoot is one path given to push.
 type pushRoot struct {
 	abs      string
@@ -101,10 +107,11 @@ func (p *pusher) pushRoots(roots []*pushRoot) (*node, error) {
 	for range cap(p.spare) {
 		p.spare <- struct{}{}
 	}
-	// More readers than cores: a reader waiting on a read or on the pack
-	// lock leaves its core to another.
+	// Many more readers than cores: a reader waiting on a read or on the
+	// pack lock leaves its core to another, and small files not in the
+	// page cache are read from the disk several at once.
 	var readers sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) + 2 {
+	for range readersPerCore*runtime.GOMAXPROCS(0) + 2 {
 		readers.Go(p.reader)
 	}
 	var counting sync.WaitGroup
@@ -483,7 +490,7 @@ func (p *pusher) saveStat(rt *pushRoot, rel string, children []*node) {
 		return // the tree holding several roots: each saved its own
 	}
 	start := p.opts.Start.UnixNano()
-	var entries []index.StatEntry
+	entries := make([]index.StatEntry, 0, len(children))
 	var subdirs []string
 	var unchanged int64
 	for _, c := range children {
