@@ -42,6 +42,9 @@ type Factory struct {
 	Remote func(ctx context.Context, r *cas.Repo, name string) (remote.Backend, *remote.Config, error)
 
 	repo *cas.Repo
+	// readThroughFailed: a read through to the default remote failed in
+	// this command; it is not tried (nor warned about) again.
+	readThroughFailed bool
 }
 
 // SystemFactory is the Factory of the real program.

@@ -346,7 +346,7 @@ func reportUpload(ios *IOStreams, quiet bool, rc *remote.Config, st *cas.Transfe
 // leaves the first error, with a warning.
 func readThrough(ctx context.Context, f *Factory, r *cas.Repo, fn func() error) error {
 	err := fn()
-	if err == nil || r.HasRemote() || !cas.IsMissing(err) {
+	if err == nil || r.HasRemote() || f.readThroughFailed || !cas.IsMissing(err) {
 		return err
 	}
 	be, rerr := f.readRemote(ctx, r, "")
@@ -354,6 +354,7 @@ func readThrough(ctx context.Context, f *Factory, r *cas.Repo, fn func() error) 
 		return err
 	}
 	if uerr := be.use(ctx, r); uerr != nil {
+		f.readThroughFailed = true
 		fmt.Fprintf(f.IO.ErrOut, "cas: warning: could not read from remote %s: %v\n", be.rc.Name, uerr)
 		return err
 	}
