@@ -179,7 +179,7 @@ func (m *gcMarks) load(ctx context.Context, be remote.Backend) error {
 		if err != nil {
 			return fmt.Errorf("gc: %w: gc stops", err)
 		}
-		packs, err := indexSegmentPacks(view.Index, fs, nil)
+		packs, err := indexSegmentPacks(view.Index, fs)
 		fs.close()
 		if err != nil {
 			return err
@@ -195,8 +195,19 @@ func (m *gcMarks) load(ctx context.Context, be remote.Backend) error {
 	if err != nil {
 		return fmt.Errorf("gc: list packs on %s: %w", be.Location(), err)
 	}
-	if err := m.dropGonePacks(ctx, be); err != nil {
-		return err
+	// A sweep that died after deleting packs and before deleting the
+	// segments that named them left segments naming packs that are gone:
+	// where a blob is also in a pack that is there (a later push stored
+	// it again), the index gives that copy, and the mark (located) takes
+	// a gone pack for nothing. (A pack a segment names and the listing
+	// lacks can only be deleted: packs are written before the segments
+	// that name them, and the segments were read before the packs were
+	// listed.)
+	m.idx.Prefer = func(old, new index.Blob) index.Blob {
+		if !m.there(old.Pack) && m.there(new.Pack) {
+			return new
+		}
+		return old
 	}
 	for _, id := range gc.SortedDigests(m.packs) {
 		if known, _ := view.Index.HasPack(id); known {
@@ -213,44 +224,17 @@ func (m *gcMarks) load(ctx context.Context, be remote.Backend) error {
 	return m.idx.Compact()
 }
 
-// dropGonePacks builds the view's index again, from the same segments,
-// without the blobs of packs that are gone, when a segment names one: a
-// sweep died after deleting packs and before deleting the segments that
-// named them. Otherwise the index could give a gone pack as where a blob
-// is that a later push stored again elsewhere, and the mark would leave
-// that pack unmarked. (A pack a segment names and the listing lacks can
-// only be deleted: packs are written before the segments that name them,
-// and the segments were read before the packs were listed.)
-func (m *gcMarks) dropGonePacks(ctx context.Context, be remote.Backend) error {
-	there := func(p digest.Digest) bool { _, ok := m.packs[p]; return ok }
-	gone := false
-	for _, packs := range m.segPacks {
-		gone = gone || !all(packs, there)
-	}
-	if !gone {
-		return nil
-	}
-	idx := index.NewSpill()
-	for _, key := range m.segments {
-		fs, err := fetchSegment(ctx, be, key)
-		if err != nil {
-			idx.Close()
-			return fmt.Errorf("gc: %w: gc stops", err)
-		}
-		_, err = indexSegmentPacks(idx, fs, func(b index.Blob) bool { return there(b.Pack) })
-		fs.close()
-		if err != nil {
-			idx.Close()
-			return err
-		}
-	}
-	m.idx.Close()
-	m.idx, m.view.Index = idx, idx
-	return nil
+// there reports whether pack p is on the backend, as the mark listed it.
+func (m *gcMarks) there(p digest.Digest) bool {
+	_, ok := m.packs[p]
+	return ok
 }
 
-func all[T any](s []T, f func(T) bool) bool {
-	return !slices.ContainsFunc(s, func(v T) bool { return !f(v) })
+// located returns where the index says blob id is, if that pack is on
+// the backend.
+func (m *gcMarks) located(id digest.Digest) (index.Blob, bool) {
+	b, ok, _ := m.view.Index.Blob(id)
+	return b, ok && m.there(b.Pack)
 }
 
 // markFrom marks what roots keep: every object's packs and, for a
@@ -301,7 +285,7 @@ func (m *gcMarks) mark(ctx context.Context, d digest.Digest, kind Kind, size int
 			return err
 		}
 		for _, c := range chunks {
-			if b, ok, _ := view.Index.Blob(c); ok {
+			if b, ok := m.located(c); ok {
 				m.live[b.Pack] = true
 			} else {
 				m.missed(fmt.Sprintf("chunk %s of file %s", c.Short(), d.Short()))
@@ -315,7 +299,7 @@ func (m *gcMarks) mark(ctx context.Context, d digest.Digest, kind Kind, size int
 	if err := seenTree.Add(d); err != nil {
 		return err
 	}
-	b, ok, _ := view.Index.Blob(d)
+	b, ok := m.located(d)
 	if !ok {
 		m.missed("tree " + d.Short())
 		return nil

@@ -295,9 +295,8 @@ func (x *segmentIndexer) finish() error {
 }
 
 // indexSegmentPacks is indexSegment of a store's own segment that also
-// returns the packs it names, sorted; with keep, only the blobs it keeps
-// are recorded.
-func indexSegmentPacks(idx index.Index, fs *fetchedSegment, keep func(index.Blob) bool) ([]digest.Digest, error) {
+// returns the packs it names, sorted.
+func indexSegmentPacks(idx index.Index, fs *fetchedSegment) ([]digest.Digest, error) {
 	x, err := newSegmentIndexer(idx, true)
 	if err != nil {
 		return nil, err
@@ -308,9 +307,6 @@ func indexSegmentPacks(idx index.Index, fs *fetchedSegment, keep func(index.Blob
 	v.Blob = func(b index.Blob) error {
 		if n := len(packs); n == 0 || packs[n-1] != b.Pack {
 			packs = append(packs, b.Pack)
-		}
-		if keep != nil && !keep(b) {
-			return nil
 		}
 		return blob(b)
 	}
