@@ -179,7 +179,7 @@ func (m *gcMarks) load(ctx context.Context, be remote.Backend) error {
 		if err != nil {
 			return fmt.Errorf("gc: %w: gc stops", err)
 		}
-		packs, err := indexSegmentPacks(view.Index, fs)
+		packs, err := indexSegment(view.Index, fs, true)
 		fs.close()
 		if err != nil {
 			return err

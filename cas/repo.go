@@ -270,7 +270,7 @@ func (r *Repo) loadSegmentFrom(ctx context.Context, be remote.Backend, key strin
 // indexFetched puts the fetched segment fs of be into the index and
 // marks it loaded.
 func (r *Repo) indexFetched(be remote.Backend, fs *fetchedSegment) error {
-	if err := indexSegment(r.Index, fs, be == r.Backend); err != nil {
+	if _, err := indexSegment(r.Index, fs, be == r.Backend); err != nil {
 		return err
 	}
 	if be == r.Backend {

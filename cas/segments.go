@@ -189,6 +189,7 @@ type segmentIndexer struct {
 	pack      digest.Digest
 	blobs     []index.Blob
 	files     map[digest.Digest][]digest.Digest
+	named     []digest.Digest // the packs the segment names, as they came
 }
 
 // indexBatch is how many blobs or files a segmentIndexer adds at once.
@@ -207,6 +208,9 @@ func (x *segmentIndexer) visitor() format.SegmentVisitor {
 }
 
 func (x *segmentIndexer) blob(b index.Blob) error {
+	if n := len(x.named); n == 0 || x.named[n-1] != b.Pack {
+		x.named = append(x.named, b.Pack)
+	}
 	if skip, err := keepKnown(x.idx, b, x.anyBad, x.fromStore); err != nil || skip {
 		return err
 	}
@@ -294,39 +298,18 @@ func (x *segmentIndexer) finish() error {
 	return nil
 }
 
-// indexSegmentPacks is indexSegment of a store's own segment that also
-// returns the packs it names, sorted.
-func indexSegmentPacks(idx index.Index, fs *fetchedSegment) ([]digest.Digest, error) {
-	x, err := newSegmentIndexer(idx, true)
-	if err != nil {
-		return nil, err
-	}
-	var packs []digest.Digest
-	v := x.visitor()
-	blob := v.Blob
-	v.Blob = func(b index.Blob) error {
-		if n := len(packs); n == 0 || packs[n-1] != b.Pack {
-			packs = append(packs, b.Pack)
-		}
-		return blob(b)
-	}
-	if err := fs.scan(v); err != nil {
-		return nil, err
-	}
-	slices.SortFunc(packs, func(a, b digest.Digest) int { return bytes.Compare(a[:], b[:]) })
-	return slices.Compact(packs), x.finish()
-}
-
-// indexSegment records what a fetched segment says in idx.
-func indexSegment(idx index.Index, fs *fetchedSegment, fromStore bool) error {
+// indexSegment records what a fetched segment says in idx, and returns
+// the packs it names, sorted.
+func indexSegment(idx index.Index, fs *fetchedSegment, fromStore bool) ([]digest.Digest, error) {
 	x, err := newSegmentIndexer(idx, fromStore)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := fs.scan(x.visitor()); err != nil {
-		return err
+		return nil, err
 	}
-	return x.finish()
+	slices.SortFunc(x.named, func(a, b digest.Digest) int { return bytes.Compare(a[:], b[:]) })
+	return slices.Compact(x.named), x.finish()
 }
 
 // getSegment reads the index segment at key whole into memory, checked

@@ -65,7 +65,7 @@ func TestFetchSegment(t *testing.T) {
 				t.Errorf("fetched into a file: %v, id %s; want a file only above %d bytes, id %s", fs.file != nil, fs.id.Short(), smallSegment, digest.Of(data).Short())
 			}
 			got, want := index.NewMemory(), index.NewMemory()
-			if err := indexSegment(got, fs, true); err != nil {
+			if _, err := indexSegment(got, fs, true); err != nil {
 				t.Fatal(err)
 			}
 			if err := indexSegmentFrom(want, seg, true); err != nil {
