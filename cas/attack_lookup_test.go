@@ -720,3 +720,33 @@ func TestAttackLookupPoisonsDedup(t *testing.T) {
 		t.Errorf("the local store alone, after a push of %d new bytes: got %q, %v; want %q", res.NewBytes, buf.Bytes(), err, real)
 	}
 }
+
+// A bucket whose lookup index format record this cas does not write
+// (another version, another shard width, no ID, not JSON) gets no
+// upload: the entries written would be lost to its readers.
+func TestUploadRefusesUnknownLookupFormat(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	for name, rec := range map[string]string{
+		"version":  `{"version":2,"shard_digits":3,"id":"0123456789ab"}`,
+		"digits":   `{"version":1,"shard_digits":4,"id":"0123456789ab"}`,
+		"no id":    `{"version":1,"shard_digits":3}`,
+		"not json": `lookup`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			mem := remote.NewMem()
+			if err := mem.Put(ctx, format.LookupFormatKey, strings.NewReader(rec), int64(len(rec)), remote.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			r := newStoreForTest(t, 64<<10)
+			pushTree(t, r, []genEntry{{path: "a.bin", kind: KindFile, data: pseudoRandom(10<<10, 1)}})
+			_, err := r.Upload(ctx, mem, nil)
+			if err == nil || !strings.Contains(err.Error(), format.LookupFormatKey) {
+				t.Fatalf("upload to a bucket whose lookup format is %s: %v, want an error naming %s", rec, err, format.LookupFormatKey)
+			}
+			if ks := keys(t, mem, format.PackPrefix); len(ks) != 0 {
+				t.Errorf("the upload wrote %v", ks)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package cas
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -369,6 +370,24 @@ type lookupFormat struct {
 	ID          string `json:"id,omitempty"` // random, written once: tells buckets apart
 }
 
+// parseLookupFormat reads a lookup index's format record and checks it
+// is one this cas writes to: version 1, 3 hex digits a shard, and an ID
+// of 12 hex digits (it keys what was uploaded to the bucket). A bucket
+// laid out otherwise would lose, to its readers, the entries written.
+func parseLookupFormat(data []byte) (lookupFormat, error) {
+	var f lookupFormat
+	if err := json.Unmarshal(data, &f); err != nil {
+		return f, fmt.Errorf("not a lookup index format record: %w", err)
+	}
+	if f.Version != 1 || f.ShardDigits != format.LookupShardDigits {
+		return f, fmt.Errorf("lookup index version %d with %d shard digits: this cas writes version 1 with %d", f.Version, f.ShardDigits, format.LookupShardDigits)
+	}
+	if _, err := hex.DecodeString(f.ID); err != nil || len(f.ID) != 12 {
+		return f, fmt.Errorf("lookup index ID %q is not 12 hex digits", f.ID)
+	}
+	return f, nil
+}
+
 // lookupIndexOn reports whether dst keeps a lookup index that an upload
 // must extend. An empty dst starts one; a dst written by an older cas,
 // with segments and no lookup index, gets none until `cas remote
@@ -397,10 +416,11 @@ func (r *Repo) knownLookupIndex(ctx context.Context, be remote.Backend) (bool, e
 func (r *Repo) startLookupIndex(ctx context.Context, dst remote.Backend) (bool, error) {
 	data, err := remote.ReadSmall(ctx, dst, format.LookupFormatKey)
 	if err == nil {
-		var f lookupFormat
-		if json.Unmarshal(data, &f) == nil {
-			r.bucketIDs.Store(dst.Location(), f.ID)
+		f, err := parseLookupFormat(data)
+		if err != nil {
+			return false, fmt.Errorf("%s on %s: %w", format.LookupFormatKey, dst.Location(), err)
 		}
+		r.bucketIDs.Store(dst.Location(), f.ID)
 		return true, nil
 	}
 	if !errors.Is(err, remote.ErrNotFound) {
