@@ -3,7 +3,6 @@ package cas
 import (
 	"cmp"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -35,10 +34,6 @@ func (s *segmentSpool) close() {
 	s.files.Close()
 }
 
-// blobRecordLen is the size of a blob's record without its pack: ID,
-// offset, length, raw length, codec, type.
-const blobRecordLen = digest.Size + 8 + 4 + 4 + 2
-
 func (s *segmentSpool) addBlob(b index.Blob) error {
 	if dup, err := s.seen.Has(b.ID); err != nil || dup {
 		return err
@@ -46,20 +41,7 @@ func (s *segmentSpool) addBlob(b index.Blob) error {
 	if err := s.seen.Add(b.ID); err != nil {
 		return err
 	}
-	v := make([]byte, blobRecordLen)
-	copy(v, b.ID[:])
-	binary.LittleEndian.PutUint64(v[32:], b.Offset)
-	binary.LittleEndian.PutUint32(v[40:], b.Length)
-	binary.LittleEndian.PutUint32(v[44:], b.RawLen)
-	v[48], v[49] = b.Codec, b.Type
-	return s.blobs.Add(b.Pack, v)
-}
-
-func decodeBlobRecord(pack digest.Digest, v []byte) index.Blob {
-	b := index.Blob{Pack: pack, Offset: binary.LittleEndian.Uint64(v[32:]), Length: binary.LittleEndian.Uint32(v[40:]),
-		RawLen: binary.LittleEndian.Uint32(v[44:]), Codec: v[48], Type: v[49]}
-	copy(b.ID[:], v)
-	return b
+	return s.blobs.Add(b.Pack, b.AppendRecord(make([]byte, 0, index.BlobRecordLen)))
 }
 
 // addFile records a file's chunk list; the last one given for a file is
@@ -125,7 +107,11 @@ func (s *segmentSpool) store(ctx context.Context, be remote.Backend, survives fu
 	err = s.blobs.Each(func(p digest.Digest, recs [][]byte) error {
 		blobs := make([]index.Blob, len(recs))
 		for i, v := range recs {
-			blobs[i] = decodeBlobRecord(p, v)
+			b, err := index.ParseBlobRecord(v)
+			if err != nil {
+				return err
+			}
+			blobs[i] = b
 		}
 		slices.SortStableFunc(blobs, func(a, b index.Blob) int { return cmp.Compare(a.Offset, b.Offset) })
 		for _, b := range blobs {

@@ -45,6 +45,23 @@ func (b Blob) encodeValue() []byte {
 	return v
 }
 
+// BlobRecordLen is the length of a Blob's record (AppendRecord).
+const BlobRecordLen = digest.Size + blobValueLen
+
+// AppendRecord appends b's record, its ID then its value, to v: a whole
+// Blob in a fixed-size record, for files of blobs outside an index.
+func (b Blob) AppendRecord(v []byte) []byte {
+	return append(append(v, b.ID[:]...), b.encodeValue()...)
+}
+
+// ParseBlobRecord reads a record that AppendRecord wrote.
+func ParseBlobRecord(v []byte) (Blob, error) {
+	if len(v) != BlobRecordLen {
+		return Blob{}, fmt.Errorf("bad blob record of %d bytes", len(v))
+	}
+	return decodeBlobValue(digest.Digest(v[:digest.Size]), v[digest.Size:])
+}
+
 func decodeBlobValue(id digest.Digest, v []byte) (Blob, error) {
 	if len(v) != blobValueLen {
 		return Blob{}, fmt.Errorf("blob %s: bad record of %d bytes", id.Short(), len(v))
