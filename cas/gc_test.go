@@ -64,6 +64,24 @@ func newGCWorld(t *testing.T) *gcWorld {
 	return w
 }
 
+// killedSweep plans, then stops the sweep of the plan once its packs are
+// deleted, before the segments that named them are, as a kill would.
+func (w *gcWorld) killedSweep(t *testing.T) {
+	t.Helper()
+	w.clock.Advance(25 * time.Hour)
+	w.gc(t, GCOptions{})
+	w.clock.Advance(25 * time.Hour)
+	kill := func(s string) error {
+		if s == "packs deleted" {
+			return errors.New("killed")
+		}
+		return nil
+	}
+	if _, err := w.r.GC(t.Context(), nil, GCOptions{StepHook: kill}); err == nil {
+		t.Fatal("gc was not stopped")
+	}
+}
+
 func mustRef(t *testing.T, r *Repo, name string, o *Object) {
 	t.Helper()
 	if _, err := r.SetRef(t.Context(), name, *o); err != nil {
@@ -634,19 +652,7 @@ func TestGCResumedSweepReplacesSegments(t *testing.T) {
 	t.Parallel()
 	w := newGCWorld(t)
 	ctx := t.Context()
-	w.clock.Advance(25 * time.Hour)
-	w.gc(t, GCOptions{})
-	w.clock.Advance(25 * time.Hour)
-	kill := func(s string) error {
-		if s == "packs deleted" {
-			return errors.New("killed")
-		}
-		return nil
-	}
-	_, err := w.r.GC(ctx, nil, GCOptions{StepHook: kill})
-	if err == nil {
-		t.Fatal("gc was not stopped")
-	}
+	w.killedSweep(t)
 	w.clock.Advance(11 * time.Minute)
 	w.gc(t, GCOptions{})
 	fresh, err := OpenRemoteOnly(ctx, w.r.Backend)
@@ -1048,19 +1054,7 @@ func TestGCMarkSkipsGonePacks(t *testing.T) {
 	w := newGCWorld(t)
 	ctx := t.Context()
 	gone := w.garbagePacks(t)
-	w.clock.Advance(25 * time.Hour)
-	w.gc(t, GCOptions{})
-	w.clock.Advance(25 * time.Hour)
-	kill := func(s string) error {
-		if s == "packs deleted" {
-			return errors.New("killed")
-		}
-		return nil
-	}
-	_, err := w.r.GC(ctx, nil, GCOptions{StepHook: kill})
-	if err == nil {
-		t.Fatal("gc was not stopped")
-	}
+	w.killedSweep(t)
 	for p := range gone {
 		if _, err := w.r.Backend.Stat(ctx, format.PackKey(p)); !errors.Is(err, remote.ErrNotFound) {
 			t.Fatalf("pack %s: %v, want deleted by the killed sweep", p.Short(), err)
@@ -1072,10 +1066,12 @@ func TestGCMarkSkipsGonePacks(t *testing.T) {
 	if err := w.r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if w.r, err = Open(ctx, w.r.Dir); err != nil {
+	r, err := Open(ctx, w.r.Dir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	w.r.Clock = w.clock
+	t.Cleanup(func() { r.Close() })
+	w.r, r.Clock = r, w.clock
 	// A push that needs a pack of the killed sweep's plan would wait for
 	// its claim to run out (or a gc to take it over); with the claim's
 	// marker gone it leaves a keep marker instead. The segments stay as
