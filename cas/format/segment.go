@@ -45,7 +45,9 @@ type Segment struct {
 }
 
 var (
-	zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+	// A window of 1 MiB, about a segment's size: the level's default of
+	// 8 MiB kept an 8 MiB history buffer in the heap of every push.
+	zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(1<<20))
 )
 
 // Encode returns the segment's bytes. Blobs are written sorted by

@@ -91,15 +91,15 @@ type packJob struct {
 }
 
 // segmentBlobs is how many blobs and file lists a batch of packs gathers
-// before the Store indexes it: a segment of about 3 MiB, and what the
+// before the Store indexes it: a segment of about 1 MiB, and what the
 // push holds for it bounded, whatever the number of files.
-const segmentBlobs = 1 << 16
+const segmentBlobs = 1 << 14
 
 // packBlobs is the most blobs a pack takes: a pack closes at
 // format.TargetPackBytes of data or at this many blobs, whichever comes
 // first, so that a pack of tiny files does not hold a batch's worth of
 // blobs (and claims) on its own.
-const packBlobs = 1 << 15
+const packBlobs = 1 << 14
 
 // start sets the pipeline up: its context, which ends when the push does
 // or a stage fails, and, when storing, the pack uploader. The returned
