@@ -69,7 +69,11 @@ func EncodeChunk(raw []byte) ([]byte, uint8) {
 	if len(raw) > 64<<10 && !samplesCompress(raw) {
 		return raw, index.CodecNone
 	}
-	out := zstdEncoder.EncodeAll(raw, nil)
+	enc := zstdEncoder
+	if len(raw) <= smallWindow {
+		enc = zstdSmall
+	}
+	out := enc.EncodeAll(raw, nil)
 	if float64(len(out)) > float64(len(raw))*(1-minSaving) {
 		return raw, index.CodecNone
 	}

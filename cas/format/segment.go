@@ -45,10 +45,18 @@ type Segment struct {
 }
 
 var (
-	// A window of 1 MiB, about a segment's size: the level's default of
-	// 8 MiB kept an 8 MiB history buffer in the heap of every push.
-	zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(1<<20))
+	// zstdEncoder compresses chunks of more than smallWindow bytes.
+	zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+	// zstdSmall compresses segments and the chunks of at most smallWindow
+	// bytes (trees among them) with the same level in a window of that
+	// size. For such a chunk its output is zstdEncoder's, byte for byte
+	// (the whole input fits either window); but zstdEncoder keeps a
+	// history buffer of its 8 MiB window in the heap once used, which a
+	// push of small files then carried to its end.
+	zstdSmall, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(smallWindow))
 )
+
+const smallWindow = 1 << 20
 
 // Encode returns the segment's bytes. Blobs are written sorted by
 // (pack, offset), files by digest, whatever their order in s.
@@ -100,7 +108,7 @@ func (s *Segment) Encode() []byte {
 			body = append(body, c[:]...)
 		}
 	}
-	return zstdEncoder.EncodeAll(body, []byte(SegmentMagic))
+	return zstdSmall.EncodeAll(body, []byte(SegmentMagic))
 }
 
 // segReader reads the body of a segment as it is decompressed, with
