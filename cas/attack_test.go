@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -537,6 +538,60 @@ func TestPullFailsOnAWrongChunk(t *testing.T) {
 	var ce *CorruptError
 	if !errors.As(err, &ce) || ce.ID != x {
 		t.Errorf("pull of a tree whose chunk is wrong in the pulled pack: %v, want damage naming chunk %s", err, x.Short())
+	}
+}
+
+// A pack is named by its trailer, so a bucket can serve wrong data under
+// a pack's true name: the pull that meets it keeps no copy of it, and a
+// pull from a sound bucket then brings the sound one.
+func TestPullDropsPackWithWrongData(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	real := []byte("the bytes the file holds\n")
+	lying, tree := lyingBucket(t, real)
+	r := newStoreForTest(t, 64<<10)
+	if err := r.UseRemote(ctx, lying); err != nil {
+		t.Fatal(err)
+	}
+	obj := &Object{Digest: digest.Of(tree), Kind: KindDir, Size: int64(len(real))}
+	if _, err := r.Pull(ctx, obj, nil); err == nil {
+		t.Fatal("pull from the lying bucket succeeded")
+	}
+	err := r.Backend.List(ctx, format.PackPrefix, func(oi remote.ObjectInfo) error {
+		data, err := remote.ReadAll(ctx, r.Backend, oi.Key)
+		if err == nil && bytes.Contains(data, []byte("!!!!!!!!")) {
+			err = fmt.Errorf("the local store kept the lying pack %s", oi.Key)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The same pack, sound, on another bucket: same trailer, same name.
+	sound := remote.NewMem()
+	pb := format.NewPackBuilder()
+	pb.Add(index.Blob{ID: digest.Of(real), RawLen: uint32(len(real)), Codec: index.CodecNone, Type: index.TypeData}, real)
+	pb.Add(index.Blob{ID: digest.Of(tree), RawLen: uint32(len(tree)), Codec: index.CodecNone, Type: index.TypeTree}, tree)
+	data, pack, recs := pb.Finish()
+	if err := sound.Put(ctx, format.PackKey(pack), bytes.NewReader(data), int64(len(data)), remote.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lying.Stat(ctx, format.PackKey(pack)); err != nil {
+		t.Fatalf("the sound pack is not named as the lying one: %v", err)
+	}
+	seg := (&format.Segment{Blobs: recs}).Encode()
+	if err := sound.Put(ctx, format.SegmentKey(digest.Of(seg)), bytes.NewReader(seg), int64(len(seg)), remote.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.UseRemote(ctx, sound); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Pull(ctx, obj, nil); err != nil {
+		t.Fatalf("pull from the sound bucket: %v", err)
+	}
+	if got, err := remote.ReadAll(ctx, r.Backend, format.PackKey(pack)); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the local store's copy of %s after the sound pull: %d bytes, %v; want the sound %d", pack.Short(), len(got), err, len(data))
 	}
 }
 

@@ -225,12 +225,31 @@ func copyObject(ctx context.Context, src, dst remote.Backend, oi remote.ObjectIn
 	if err != nil {
 		return fmt.Errorf("copy %s to %s: %w", oi.Key, dst.Location(), err)
 	}
-	if digest.FromHash(h) != want {
+	if digest.FromHash(h) != want && !packNamedByTrailer(ctx, dst, oi, want) {
 		// Damaged on the way: take it back out.
 		_ = dst.Delete(ctx, oi.Key)
 		return fmt.Errorf("download %s: %w", oi.Key, &CorruptError{What: "object", ID: want})
 	}
 	return nil
+}
+
+// packNamedByTrailer reports whether the object oi, just copied to be, is
+// a pack named want by the BLAKE3 of its trailer (format.PackNamed); its
+// blobs' bytes are checked against their IDs when read.
+func packNamedByTrailer(ctx context.Context, be remote.Backend, oi remote.ObjectInfo, want digest.Digest) bool {
+	if id, err := format.PackIDFromKey(oi.Key); err != nil || id != want || oi.Size < int64(format.MinPackLen) {
+		return false
+	}
+	foot := make([]byte, format.PackFooterLen)
+	if readRange(ctx, be, want, foot, oi.Size-int64(len(foot))) != nil {
+		return false
+	}
+	tl, err := format.PackTrailerLen(foot)
+	if err != nil || int64(tl) > oi.Size-int64(len(format.PackMagic)) {
+		return false
+	}
+	tail := make([]byte, tl)
+	return readRange(ctx, be, want, tail, oi.Size-int64(tl)) == nil && digest.Of(tail) == want
 }
 
 // Pull copies into the local store the packs that hold everything obj
@@ -267,23 +286,45 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 	// written from what was checked here, every chunk of every pulled pack
 	// against its ID and every multi-chunk file against its digest.
 	var blobs []index.Blob
-	pulled, good := map[digest.Digest]bool{}, map[digest.Digest]bool{}
+	pulled, good, bad := map[digest.Digest]bool{}, map[digest.Digest]bool{}, map[digest.Digest]bool{}
 	for _, oi := range todo {
 		id, _ := format.PackIDFromKey(oi.Key)
 		pulled[id] = true
+		var sound []index.Blob
+		damaged := false
 		err := r.readPack(ctx, oi.Key, func(b index.Blob, _ []byte, berr error) error {
 			if berr == nil {
-				blobs = append(blobs, b)
-				good[b.ID] = true
+				sound = append(sound, b)
+			} else {
+				damaged, bad[b.ID] = true, true
 			}
 			return nil
 		})
 		if err != nil {
 			r.warn(fmt.Errorf("pulled %s: %w", oi.Key, err))
 		}
+		if damaged {
+			// A pack is named by its trailer, so damaged data can come
+			// under its true name: take the copy back out, whole, or it
+			// would stand in the way of a sound one (a put never
+			// replaces an object).
+			if derr := r.Backend.Delete(ctx, oi.Key); derr != nil && !isNotFound(derr) {
+				r.warn(fmt.Errorf("remove the damaged copy of %s: %w", oi.Key, derr))
+			}
+			continue
+		}
+		blobs = append(blobs, sound...)
+		for _, b := range sound {
+			good[b.ID] = true
+		}
 	}
 	// What was pulled holds every blob of the closure, intact, or the
 	// pull fails: a chunk the remote's pack lacks or has wrong is named.
+	for _, b := range need {
+		if pulled[b.Pack] && bad[b.ID] {
+			return nil, fmt.Errorf("pulled %s: %w", format.PackKey(b.Pack), &CorruptError{What: "chunk", ID: b.ID})
+		}
+	}
 	for _, b := range need {
 		if pulled[b.Pack] && !good[b.ID] {
 			return nil, fmt.Errorf("pulled %s: %w", format.PackKey(b.Pack), &CorruptError{What: "chunk", ID: b.ID})

@@ -344,7 +344,7 @@ func (r *Repo) readPack(ctx context.Context, key string, fn func(b index.Blob, r
 	if err != nil {
 		return err
 	}
-	whole := digest.Of(data) == id
+	whole := format.PackNamed(id, data)
 	for _, b := range blobs {
 		raw, berr := format.DecodeChunk(b, data[b.Offset:b.Offset+uint64(b.Length)], nil)
 		if berr != nil {

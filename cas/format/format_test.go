@@ -221,8 +221,12 @@ func TestGoldenPack(t *testing.T) {
 		t.Fatalf("zstdRLE decodes to %d bytes, %v; want 600 bytes 'z'", len(raw), err)
 	}
 	data, id, blobs := buildPack(t, gbs)
-	if id != digest.Of(data) {
-		t.Errorf("pack name %v, want BLAKE3 of its bytes %v", id, digest.Of(data))
+	trailer := data[len(data)-len(blobs)*format.PackRecordLen-format.PackFooterLen:]
+	if id != digest.Of(trailer) {
+		t.Errorf("pack name %v, want BLAKE3 of its trailer %v", id, digest.Of(trailer))
+	}
+	if !format.PackNamed(id, data) {
+		t.Errorf("PackNamed rejects the pack's own name")
 	}
 	got, err := format.ParsePack(id, data)
 	if err != nil {
@@ -614,5 +618,42 @@ func TestFormatSegmentCompressibleBody(t *testing.T) {
 	}
 	if body := 50 * (32 + 2 + 2000*32); body < 2*len(data)+64<<10 {
 		t.Fatalf("the body (%d bytes) fits the first room: the test no longer streams", body)
+	}
+}
+
+// A pack is named by the BLAKE3 of its trailer; one written before that
+// (named by the BLAKE3 of all its bytes, as the golden pack was until
+// then) keeps its name; no other name, and no changed byte of the
+// trailer, passes.
+func TestPackNamed(t *testing.T) {
+	t.Parallel()
+	data, id, blobs := buildPack(t, goldenBlobs(t))
+	const wholeName = "blake3:05955f05e8cf6858654fb25a58597c3089c9db532f674b9956e916ea08c9cf19" // the golden pack's name before
+	old, err := digest.Parse(wholeName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if digest.Of(data) != old {
+		t.Fatalf("the golden pack's bytes hash to %v, not its old name %v", digest.Of(data), old)
+	}
+	if !format.PackNamed(id, data) || !format.PackNamed(old, data) {
+		t.Errorf("PackNamed(trailer name) = %v, PackNamed(whole name) = %v; want both true", format.PackNamed(id, data), format.PackNamed(old, data))
+	}
+	if format.PackNamed(digest.Of([]byte("another")), data) {
+		t.Error("PackNamed accepts an unrelated name")
+	}
+	// A pack's data alone does not name it.
+	if format.PackNamed(digest.Of(data[:len(data)-len(blobs)*format.PackRecordLen-format.PackFooterLen]), data) {
+		t.Error("PackNamed accepts the BLAKE3 of the data area")
+	}
+	for _, off := range []int{len(data) - 1, len(data) - format.PackFooterLen - 1, len(data) - len(blobs)*format.PackRecordLen - format.PackFooterLen + 5} {
+		bad := bytes.Clone(data)
+		bad[off] ^= 1
+		if format.PackNamed(id, bad) {
+			t.Errorf("PackNamed accepts the pack with byte %d of %d flipped", off, len(data))
+		}
+	}
+	if format.PackNamed(id, data[len(data)-3:]) {
+		t.Error("PackNamed accepts 3 bytes")
 	}
 }

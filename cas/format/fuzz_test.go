@@ -63,7 +63,7 @@ func FuzzParsePack(f *testing.F) {
 	empty, _, _ := buildPack(f, nil)
 	f.Add(empty)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		id := digest.Of(data)
+		id := digest.Of(data) // a name ParsePack does not check
 		blobs, err := format.ParsePack(id, data)
 		if err != nil {
 			if !errors.Is(err, format.ErrBadPack) {
@@ -85,8 +85,14 @@ func FuzzParsePack(f *testing.F) {
 			p.Add(b, data[b.Offset:b.Offset+uint64(b.Length)])
 		}
 		again, againID, againBlobs := p.Finish()
-		if !bytes.Equal(again, data) || againID != id || (len(blobs) > 0 && !reflect.DeepEqual(againBlobs, blobs)) {
+		for i := range againBlobs {
+			againBlobs[i].Pack = id
+		}
+		if !bytes.Equal(again, data) || (len(blobs) > 0 && !reflect.DeepEqual(againBlobs, blobs)) {
 			t.Fatalf("PackBuilder does not reproduce an accepted pack:\ngot  %x\nwant %x", again, data)
+		}
+		if trailer := data[dataEnd:]; againID != digest.Of(trailer) || !format.PackNamed(againID, data) || !format.PackNamed(id, data) {
+			t.Fatalf("PackBuilder names the pack %v, want the BLAKE3 of its trailer %v, and PackNamed to take both it and %v", againID, digest.Of(trailer), id)
 		}
 	})
 }

@@ -75,8 +75,8 @@ func (p *PackBuilder) Add(b index.Blob, stored []byte) {
 	p.blobs = append(p.blobs, b)
 }
 
-// Finish writes the trailer and returns the pack bytes, its name and the
-// blobs with Pack filled in. The bytes and the blobs are the builder's
+// Finish writes the trailer and returns the pack bytes, its name (the
+// BLAKE3 of its trailer, see PackNamed) and the blobs with Pack filled in. The bytes and the blobs are the builder's
 // buffers: they stay valid until the next Reset.
 func (p *PackBuilder) Finish() ([]byte, digest.Digest, []index.Blob) {
 	var rec [PackRecordLen]byte
@@ -94,7 +94,7 @@ func (p *PackBuilder) Finish() ([]byte, digest.Digest, []index.Blob) {
 	copy(foot[4:], PackMagic)
 	p.buf.Write(foot[:])
 	data := p.buf.Bytes()
-	id := digest.Of(data)
+	id := digest.Of(data[len(data)-len(p.blobs)*PackRecordLen-PackFooterLen:])
 	for i := range p.blobs {
 		p.blobs[i].Pack = id
 	}
@@ -175,6 +175,24 @@ func ParsePack(pack digest.Digest, data []byte) ([]index.Blob, error) {
 		return nil, fmt.Errorf("%w: trailer length", ErrBadPack)
 	}
 	return ParsePackTrailer(pack, data[len(data)-tl:], int64(len(data)))
+}
+
+// PackNamed reports whether id names the pack held in data, whose footer
+// is sound (ParsePack accepted it): a pack is named by the BLAKE3 of its
+// trailer (its records, count and footer), which commits to the ID,
+// place, length and codec of every blob it holds, the blobs' bytes being
+// checked against their IDs as they are read; packs written before cas
+// named them so were named by the BLAKE3 of all their bytes, and still
+// are accepted by that name.
+func PackNamed(id digest.Digest, data []byte) bool {
+	if len(data) < PackFooterLen {
+		return false
+	}
+	tl, err := PackTrailerLen(data[len(data)-PackFooterLen:])
+	if err == nil && tl <= len(data) && digest.Of(data[len(data)-tl:]) == id {
+		return true
+	}
+	return digest.Of(data) == id
 }
 
 // Reset empties the builder for reuse, keeping its buffer.
