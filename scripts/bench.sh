@@ -6,7 +6,11 @@
 # and peak memory against the goals of issue 2. Then it starts versitygw (an S3
 # server) on a free 127.0.0.1 port over a directory in the work directory and
 # runs cas push/restore to it beside `aws s3 cp` against the same server, for
-# the goals of issue 3. Everything stays on this machine.
+# the goals of issue 3. Beside them it times the floors of issue 14, the
+# speed of the disk itself: copying the big file with `dd ... conv=fsync`,
+# hashing the tree with b3sum (2 processes) plus writing its concatenation
+# durably, `cp` for restore and `b3sum --num-threads 2` for `cas hash`, and
+# prints cas's ratio to each. Everything stays on this machine.
 #
 # Environment:
 #   BENCH_DIR      parent of the work directory (default /tmp)
@@ -48,6 +52,12 @@ GOAL_PUSH_TREE=2      # cas push / b3sum as 2 processes
 GOAL_REPUSH_S=0.3     # absolute seconds
 GOAL_RESTORE_X=3.5    # restic restore / cas restore, at least
 GOAL_RSS_MIB=128
+# Goals of issue 14 (the speed of the disk).
+GOAL_FLOOR_PUSH=1.25    # cas push / the floor (dd conv=fsync; b3sum 2 procs + dd of the concatenation)
+GOAL_FLOOR_RESTORE=1.5  # cas restore / cp
+GOAL_FLOOR_HASH=1.5     # cas hash / b3sum --num-threads 2
+GOAL_RESTIC_X=4         # restic backup / cas push and restic restore / cas restore, at least
+GOAL_CPU_PER_GIB=1.65   # CPU seconds (user + system) per GiB pushed: half of 3.3
 # Goals of issue 3 (S3 remote, beside aws s3 cp on the same versitygw).
 GOAL_S3_PUSH_BIG=0.8    # cas push --to / aws s3 cp upload
 GOAL_S3_RESTORE_BIG=0.8 # cas restore from the remote / aws s3 cp download
@@ -207,6 +217,15 @@ for ((i = 1; i <= RUNS; i++)); do
 	timed b3sum.big "$W/log/b3sum_big" b3sum "$BIG"
 	[[ $(cut -d' ' -f1 "$W/log/b3sum_big") == "$BIG_B3" ]] || die "b3sum output changed between runs"
 
+	# The floors of issue 14: the same bytes written durably, and hashed.
+	settle
+	timed floor.dd_big /dev/null dd if="$BIG" of="$W/out/dd_big" bs=4M conv=fsync status=none
+	rm -f "$W/out/dd_big"
+	timed cas.hash_big "$W/log/hash_big" "$CAS" hash "$BIG"
+	grep -q "$BIG_B3" "$W/log/hash_big" || die "cas hash printed $(head -c 200 "$W/log/hash_big"), want $BIG_B3"
+	timed b3sum.big_2t "$W/log/b3sum_big" b3sum --num-threads 2 "$BIG"
+	[[ $(cut -d' ' -f1 "$W/log/b3sum_big") == "$BIG_B3" ]] || die "b3sum --num-threads 2 printed another digest"
+
 	r=$W/rr/big$i
 	new_restic "$r"
 	settle
@@ -219,6 +238,8 @@ BIG_RESTIC=$W/rr/big$RUNS
 
 # ---------------------------------------------------------------- case 2: push of the small-file tree
 say "case push-tree: cas push vs b3sum (2 processes) vs restic backup ($RUNS runs each)"
+# The floor's write half: the tree's bytes as one file, written durably.
+(cd "$TREE" && find . -type f -print0 | sort -z | xargs -0 cat) >"$W/data/tree.cat" || die "could not concatenate the tree"
 warm "$TREE"
 for ((i = 1; i <= RUNS; i++)); do
 	s=$W/st/tree$i
@@ -242,6 +263,9 @@ for ((i = 1; i <= RUNS; i++)); do
 	settle
 	# shellcheck disable=SC2016 # expanded by the inner bash
 	timed b3sum.tree2p /dev/null bash -c 'set -o pipefail; cd "$1" && find . -type f -print0 | xargs -0 -P2 -n "$2" b3sum' _ "$TREE" "$BATCH"
+	settle
+	timed floor.dd_tree /dev/null dd if="$W/data/tree.cat" of="$W/out/dd_tree" bs=4M conv=fsync status=none
+	rm -f "$W/out/dd_tree"
 
 	r=$W/rr/tree$i
 	new_restic "$r"
@@ -250,6 +274,7 @@ for ((i = 1; i <= RUNS; i++)); do
 	rm -rf "$r"
 done
 TREE_STORE=$W/st/tree$RUNS
+rm -f "$W/data/tree.cat"
 
 # ---------------------------------------------------------------- case 3: re-push of the unchanged tree
 say "case re-push: cas push of the unchanged tree into the same store ($RUNS runs)"
@@ -273,6 +298,10 @@ for ((i = 1; i <= RUNS; i++)); do
 	if [[ -d $o ]]; then o=$o/big.bin; fi # accept either a file or a directory holding it
 	cmp "$BIG" "$o" || die "cas restore wrote different bytes"
 	rm -rf "$W/out/cas$i"
+
+	settle
+	timed floor.cp_big /dev/null cp "$BIG" "$W/out/cp_big"
+	rm -f "$W/out/cp_big"
 
 	o=$W/out/restic$i
 	settle
@@ -552,6 +581,24 @@ printf "$fmt" "push ${SIZE_MB} MiB file" "$c1" "b3sum" "$p1" "$r1" "<= ${GOAL_PU
 printf "$fmt" "push $FILES files" "$c2" "b3sum, 2 procs" "$p2" "$r2" "<= ${GOAL_PUSH_TREE}x" "$(pf le "$r2" $GOAL_PUSH_TREE)" "$m2" "$q2"
 printf "$fmt" "re-push unchanged" "$c3" "-" "-" "-" "< ${GOAL_REPUSH_S} s" "$(pf awk -v a="$c3" -v b=$GOAL_REPUSH_S 'BEGIN {exit !(a < b)}')" "$m3" "$q3"
 printf "$fmt" "restore ${SIZE_MB} MiB file" "$c4" "restic restore" "$p4" "$r4" "<= ${g4}x" "$(pf le "$r4" "$g4")" "$m4" "$q4"
+
+# Issue 14: cas beside the speed of the disk.
+f1=$(median floor.dd_big) f2=$(awk -v a="$p2" -v b="$(median floor.dd_tree)" 'BEGIN {printf "%.3f", a + b}')
+f4=$(median floor.cp_big) c9=$(median cas.hash_big) f9=$(median b3sum.big_2t)
+x1=$(ratio "$(median restic.backup_big)" "$c1") x2=$(ratio "$(median restic.backup_tree)" "$c2") x4=$(ratio "$p4" "$c4")
+cpg=$(awk -v c="$(median cas.push_big 4)" -v m="$SIZE_MB" 'BEGIN {printf "%.2f", c / (m / 1024)}')
+echo
+echo "issue 14: cas beside the floor (the disk's own speed) and restic"
+fmt3='%-22s %8s  %-24s %8s  %8s  %-9s %-5s  %8s  %-5s\n'
+printf "$fmt3" case "cas s" floor "floor s" cas/floor goal result "restic/cas" ">=${GOAL_RESTIC_X}x"
+ge() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a >= b)}'; }
+printf "$fmt3" "push ${SIZE_MB} MiB file" "$c1" "dd conv=fsync" "$f1" "$(ratio "$c1" "$f1")" "<= ${GOAL_FLOOR_PUSH}x" "$(pf le "$(ratio "$c1" "$f1")" $GOAL_FLOOR_PUSH)" "$x1" "$(pf ge "$x1" $GOAL_RESTIC_X)"
+printf "$fmt3" "push $FILES files" "$c2" "b3sum 2p + dd of concat" "$f2" "$(ratio "$c2" "$f2")" "<= ${GOAL_FLOOR_PUSH}x" "$(pf le "$(ratio "$c2" "$f2")" $GOAL_FLOOR_PUSH)" "$x2" "$(pf ge "$x2" $GOAL_RESTIC_X)"
+printf "$fmt3" "restore ${SIZE_MB} MiB file" "$c4" "cp" "$f4" "$(ratio "$c4" "$f4")" "<= ${GOAL_FLOOR_RESTORE}x" "$(pf le "$(ratio "$c4" "$f4")" $GOAL_FLOOR_RESTORE)" "$x4" "$(pf ge "$x4" $GOAL_RESTIC_X)"
+printf "$fmt3" "hash ${SIZE_MB} MiB file" "$c9" "b3sum --num-threads 2" "$f9" "$(ratio "$c9" "$f9")" "<= ${GOAL_FLOOR_HASH}x" "$(pf le "$(ratio "$c9" "$f9")" $GOAL_FLOOR_HASH)" "-" ""
+printf "$fmt3" "CPU s per GiB pushed" "$cpg" "(user + system)" "-" "-" "<= ${GOAL_CPU_PER_GIB}" "$(pf le "$cpg" $GOAL_CPU_PER_GIB)" "-" ""
+echo "  (the tree's floor: b3sum as 2 processes $p2 s + dd conv=fsync of the $(mib $((TREE_BYTES / 1024))) MiB concatenation $(median floor.dd_tree) s)"
+
 if [[ $S3 == 1 ]]; then
 	c5=$(median cas.s3push_big) p5=$(median aws.s3cp_up)
 	c6=$(median cas.s3restore_big) p6=$(median aws.s3cp_down)
@@ -577,8 +624,8 @@ echo
 echo "every timing (wall seconds: median, min, max; CPU seconds user+sys: median; peak RSS MiB: median, max)"
 fmt2='%-20s %8s %8s %8s  %8s  %8s %8s\n'
 printf "$fmt2" run median min max "CPU med" "RSS med" "RSS max"
-for k in cas.push_big b3sum.big restic.backup_big cas.push_tree b3sum.tree2p restic.backup_tree \
-	cas.repush_tree cas.restore_big restic.restore_big base.push_big base.push_tree \
+for k in cas.push_big b3sum.big floor.dd_big restic.backup_big cas.push_tree b3sum.tree2p floor.dd_tree restic.backup_tree \
+	cas.repush_tree cas.restore_big floor.cp_big restic.restore_big cas.hash_big b3sum.big_2t base.push_big base.push_tree \
 	cas.s3push_big aws.s3cp_up cas.s3restore_big aws.s3cp_down cas.s3push_tree aws.s3cp_slice cas.s3restore_one; do
 	grep -q "^$k " "$RESULTS" || continue
 	printf "$fmt2" "$k" "$(median $k)" "$(minof $k)" "$(maxwall $k)" "$(median $k 4)" "$(mib "$(median $k 3)")" "$(mib "$(maxof $k)")"
