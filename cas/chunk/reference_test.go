@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -189,16 +190,66 @@ func at(s []int, i int) any {
 	return "none"
 }
 
-func BenchmarkChunkerLowEntropy(b *testing.B) {
-	for _, kind := range []string{"two-bit", "text", "float32"} {
-		b.Run(kind, func(b *testing.B) {
-			p, _ := NewParams(1 << 20)
-			c := New(p)
-			data := lowEntropy(kind, 64<<20, 3)
-			b.SetBytes(int64(len(data)))
-			for b.Loop() {
-				c.Cuts(data)
-			}
-		})
+// referenceScan is scan as a plain loop: the gear hash from lo on, checked
+// against mask from from to to.
+func referenceScan(data []byte, lo, from, to int, mask uint64) int {
+	var h uint64
+	for i := lo; i < to; i++ {
+		h = h<<1 + gearTable[data[i]]
+		if i >= from && h&mask == 0 {
+			return i
+		}
 	}
+	return -1
+}
+
+// scan, with masks weak enough to match every few bytes and lanes short
+// enough to put many seams in a stretch, finds the first match exactly
+// wherever it falls: in the first lane, in the second, in both at once,
+// just before or after a seam, in the warm-up of a lane, or nowhere.
+func TestScanMatchesReference(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(14, 2))
+	inputs := [][]byte{testData(1<<16, 15), lowEntropy("two-bit", 1<<16, 15), lowEntropy("sparse", 1<<16, 15)}
+	checked := map[bool]int{}
+	for range 20000 {
+		data := inputs[r.IntN(len(inputs))]
+		lo := r.IntN(300)
+		from := lo + r.IntN(300)
+		to := from + r.IntN(5000)
+		var mask uint64
+		if r.IntN(2) == 0 {
+			mask = ^uint64(0) << (64 - (1 + r.IntN(14))) // top bits, as the format's masks
+		} else {
+			for range 1 + r.IntN(12) {
+				mask |= 1 << r.IntN(64)
+			}
+		}
+		c := &Chunker{p: Params{Min: lo}, lane: 4 * (1 + r.IntN(300))}
+		got, want := c.scan(data, from, to, mask), referenceScan(data, lo, from, to, mask)
+		if got != want {
+			t.Fatalf("scan(min %d, lane %d, [%d, %d), mask %#x) = %d, want %d", lo, c.lane, from, to, mask, got, want)
+		}
+		checked[want >= 0]++
+	}
+	if checked[true] < 1000 || checked[false] < 1000 {
+		t.Errorf("%d stretches matched and %d did not, want at least 1000 of each", checked[true], checked[false])
+	}
+}
+
+// scan finds what the plain loop finds, whatever the bytes, bounds, mask
+// and lane.
+func FuzzScan(f *testing.F) {
+	f.Add(testData(2000, 16), uint16(10), uint16(200), uint16(1800), uint64(0xf000000000000000), uint8(3))
+	f.Add(make([]byte, 700), uint16(0), uint16(0), uint16(700), uint64(0x8000000000000001), uint8(0))
+	f.Fuzz(func(t *testing.T, data []byte, lo, from, to uint16, mask uint64, lane uint8) {
+		l, f, e := int(lo), int(lo)+int(from), int(lo)+int(from)+int(to)
+		if e > len(data) {
+			return
+		}
+		c := &Chunker{p: Params{Min: l}, lane: 4 * (1 + int(lane))}
+		if got, want := c.scan(data, f, e, mask), referenceScan(data, l, f, e, mask); got != want {
+			t.Fatalf("scan(min %d, lane %d, [%d, %d), mask %#x) = %d, want %d", l, c.lane, f, e, mask, got, want)
+		}
+	})
 }
