@@ -569,20 +569,9 @@ func TestPullDropsPackWithWrongData(t *testing.T) {
 	}
 
 	// The same pack, sound, on another bucket: same trailer, same name.
-	sound := remote.NewMem()
-	pb := format.NewPackBuilder()
-	pb.Add(index.Blob{ID: digest.Of(real), RawLen: uint32(len(real)), Codec: index.CodecNone, Type: index.TypeData}, real)
-	pb.Add(index.Blob{ID: digest.Of(tree), RawLen: uint32(len(tree)), Codec: index.CodecNone, Type: index.TypeTree}, tree)
-	data, pack, recs := pb.Finish()
-	if err := sound.Put(ctx, format.PackKey(pack), bytes.NewReader(data), int64(len(data)), remote.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	sound, data, pack := soundBucket(t, real, tree)
 	if _, err := lying.Stat(ctx, format.PackKey(pack)); err != nil {
 		t.Fatalf("the sound pack is not named as the lying one: %v", err)
-	}
-	seg := (&format.Segment{Blobs: recs}).Encode()
-	if err := sound.Put(ctx, format.SegmentKey(digest.Of(seg)), bytes.NewReader(seg), int64(len(seg)), remote.PutOptions{}); err != nil {
-		t.Fatal(err)
 	}
 	if err := r.UseRemote(ctx, sound); err != nil {
 		t.Fatal(err)
@@ -595,8 +584,168 @@ func TestPullDropsPackWithWrongData(t *testing.T) {
 	}
 }
 
+// A pull killed after it copied a pack and before it checked it leaves
+// the copy in the store, under the pack's true name (its trailer's) and
+// named by no segment. Here the copy is a lying bucket's (the kill stands
+// as a failed delete): a pull from a sound bucket must not take it for
+// the pack because its name is there, reporting the data pulled while
+// the store can serve none of it; it checks it, and brings the sound one.
+func TestPullReplacesLyingLeftover(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	real := []byte("the bytes the file holds\n")
+	lying, tree := lyingBucket(t, real)
+	sound, data, pack := soundBucket(t, real, tree)
+	r := newStoreForTest(t, 64<<10)
+	local := r.Backend
+	killed := remote.NewFault(local)
+	killed.FailDelete = func(string) error { return context.Canceled }
+	r.Backend = killed
+	if err := r.UseRemote(ctx, lying); err != nil {
+		t.Fatal(err)
+	}
+	obj := &Object{Digest: digest.Of(tree), Kind: KindDir, Size: int64(len(real))}
+	if _, err := r.Pull(ctx, obj, nil); err == nil {
+		t.Fatal("pull from the lying bucket succeeded")
+	}
+	r.Backend = local
+	if got, err := remote.ReadAll(ctx, local, format.PackKey(pack)); err != nil || bytes.Equal(got, data) {
+		t.Fatalf("the killed pull left %d bytes, %v; want the lying copy", len(got), err)
+	}
+
+	if err := r.UseRemote(ctx, sound); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Pull(ctx, obj, nil); err != nil {
+		t.Fatalf("pull from the sound bucket: %v", err)
+	}
+	if got, err := remote.ReadAll(ctx, local, format.PackKey(pack)); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("the local store's copy of %s after the sound pull: %d bytes, %v; want the sound %d", pack.Short(), len(got), err, len(data))
+	}
+	var buf bytes.Buffer
+	if err := r.WriteFile(ctx, &Object{Digest: digest.Of(real), Kind: KindFile, Size: int64(len(real))}, &buf); err != nil || !bytes.Equal(buf.Bytes(), real) {
+		t.Errorf("read x after the pull: %q, %v; want %q", buf.Bytes(), err, real)
+	}
+}
+
+// A bucket serves a pack whose trailer (so its name) and chunks are
+// true but whose header is not a pack's: the trailer does not cover the
+// header, so the copy passes the name check. The pull fails and keeps no
+// copy, which would stand in the way of a sound one and fail every
+// verify of the store; a pull from a sound bucket then brings the pack.
+func TestPullDropsMalformedPack(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	real := []byte("the bytes the file holds\n")
+	tree := validTree(t, TreeEntry{Name: "x", Kind: KindFile, Size: int64(len(real)), Digest: digest.Of(real)})
+	sound, data, pack := soundBucket(t, real, tree)
+	bad := remote.NewMem()
+	err := sound.List(ctx, "", func(oi remote.ObjectInfo) error {
+		b, err := remote.ReadAll(ctx, sound, oi.Key)
+		if err == nil && oi.Key == format.PackKey(pack) {
+			b = append([]byte("NOTAPACK"), b[len(format.PackMagic):]...)
+		}
+		if err == nil {
+			err = bad.Put(ctx, oi.Key, bytes.NewReader(b), int64(len(b)), remote.PutOptions{})
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newStoreForTest(t, 64<<10)
+	if err := r.UseRemote(ctx, bad); err != nil {
+		t.Fatal(err)
+	}
+	obj := &Object{Digest: digest.Of(tree), Kind: KindDir, Size: int64(len(real))}
+	if _, err := r.Pull(ctx, obj, nil); err == nil {
+		t.Error("pull of a pack with a broken header succeeded")
+	}
+	if _, err := r.Backend.Stat(ctx, format.PackKey(pack)); !errors.Is(err, remote.ErrNotFound) {
+		t.Errorf("the local store's copy of the broken pack: %v, want none", err)
+	}
+
+	if err := r.UseRemote(ctx, sound); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Pull(ctx, obj, nil); err != nil {
+		t.Fatalf("pull from the sound bucket: %v", err)
+	}
+	if got, err := remote.ReadAll(ctx, r.Backend, format.PackKey(pack)); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("the local store's copy of %s after the sound pull: %d bytes, %v; want the sound %d", pack.Short(), len(got), err, len(data))
+	}
+	rep, err := r.VerifyAll(ctx, nil)
+	if err != nil || !rep.OK() {
+		t.Errorf("verify after the sound pull: %v, %+v; want no problem", err, rep)
+	}
+}
+
+// A pull killed before its segment leaves sound packs that no segment
+// names. The next pull must not skip them because their names are there:
+// its segment names them, so that the store, without the remote, holds
+// what it pulled (verify finds nothing missing).
+func TestPullNamesLeftoverPacks(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	src := newStoreForTest(t, 64<<10)
+	obj := pushOne(t, src, 23)
+	bucket := remote.NewMem()
+	if _, err := src.Upload(ctx, bucket, nil); err != nil {
+		t.Fatal(err)
+	}
+	r, dir := storeAt(t)
+	if err := r.UseRemote(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	local := r.Backend
+	killed := remote.NewFault(local)
+	killed.FailPut = func(key string) error {
+		if strings.HasPrefix(key, format.SegmentPrefix) {
+			return context.Canceled // the pull dies before its segment
+		}
+		return nil
+	}
+	r.Backend = killed
+	if _, err := r.Pull(ctx, &obj, nil); err == nil {
+		t.Fatal("the pull killed before its segment succeeded")
+	}
+	r.Backend = local
+	if _, err := r.Pull(ctx, &obj, nil); err != nil {
+		t.Fatalf("pull again: %v", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	alone := openAt(t, dir)
+	rep, err := alone.Verify(ctx, &obj, "f", nil)
+	if err != nil || !rep.OK() {
+		t.Errorf("verify of what was pulled, without the remote: %v, %+v; want no problem", err, rep)
+	}
+}
+
+// soundBucket returns a bucket holding the pack lyingBucket holds, with
+// real as the file's bytes (so under the same name: the same trailer),
+// and a segment naming it; and the pack's bytes and name.
+func soundBucket(t *testing.T, real, tree []byte) (*remote.Mem, []byte, digest.Digest) {
+	t.Helper()
+	ctx := t.Context()
+	sound := remote.NewMem()
+	pb := format.NewPackBuilder()
+	pb.Add(index.Blob{ID: digest.Of(real), RawLen: uint32(len(real)), Codec: index.CodecNone, Type: index.TypeData}, real)
+	pb.Add(index.Blob{ID: digest.Of(tree), RawLen: uint32(len(tree)), Codec: index.CodecNone, Type: index.TypeTree}, tree)
+	data, pack, recs := pb.Finish()
+	if err := sound.Put(ctx, format.PackKey(pack), bytes.NewReader(data), int64(len(data)), remote.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	seg := (&format.Segment{Blobs: recs}).Encode()
+	if err := sound.Put(ctx, format.SegmentKey(digest.Of(seg)), bytes.NewReader(seg), int64(len(seg)), remote.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return sound, bytes.Clone(data), pack
+}
+
 // lyingBucket returns a bucket holding a tree of one file, x, whose
-// content is real, and a pack, named by its bytes, that stores other
+// content is real, and a pack, named by its trailer, that stores other
 // bytes under the ID of real; and the tree's encoding.
 func lyingBucket(t *testing.T, real []byte) (*remote.Mem, []byte) {
 	t.Helper()

@@ -132,6 +132,25 @@ func (p *packFiles) release(op *openPack) {
 	}
 }
 
+// forget closes pack's file if it is open (once no one reads it): a
+// copy taken out of the store (found damaged) must not be read again
+// through a descriptor kept from before, when a sound one takes its name.
+func (p *packFiles) forget(pack digest.Digest) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e, ok := p.open[pack]
+	if !ok {
+		return
+	}
+	op := e.Value.(*openPack)
+	p.order.Remove(e)
+	delete(p.open, pack)
+	op.closed = true
+	if op.users == 0 {
+		op.f.Close()
+	}
+}
+
 func (p *packFiles) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -28,9 +28,10 @@ import (
 // be already holds, where it holds them. The lookup index only suggests:
 // each pack it names is read on be (its trailer: two ranged reads), and a
 // blob counts only where the trailer lists it at the place the entry says,
-// with its type and raw length. (A pack is named by the BLAKE3 of all its
-// bytes, so its trailer is taken on the bucket's word: a reader checks
-// every blob against its ID, and `cas verify --remote` reads them all.)
+// with its type and raw length. (The blobs' bytes are not read, and a
+// bucket that writes a pack can name it by its own trailer: what the
+// trailer lists is taken on the bucket's word. A reader checks every blob
+// against its ID, and `cas verify --remote` reads them all.)
 func (r *Repo) blobsOn(ctx context.Context, be remote.Backend, packs map[digest.Digest][]index.Blob) (map[digest.Digest]map[digest.Digest]index.Blob, error) {
 	var ids []digest.Digest
 	for _, bs := range packs {

@@ -265,7 +265,7 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 	}
 	start := r.Now()
 	st := &TransferStats{}
-	need, todo, err := r.pullPlan(ctx, append([]Object{*obj}, more...), st)
+	need, todo, kept, err := r.pullPlan(ctx, append([]Object{*obj}, more...), st)
 	if isNotFound(err) {
 		// The remote's lookup index named a pack a gc has deleted: its
 		// segments say where the blobs are now.
@@ -273,7 +273,7 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 			return nil, errors.Join(err, serr)
 		} else if did {
 			st = &TransferStats{}
-			need, todo, err = r.pullPlan(ctx, append([]Object{*obj}, more...), st)
+			need, todo, kept, err = r.pullPlan(ctx, append([]Object{*obj}, more...), st)
 		}
 	}
 	if err != nil {
@@ -285,33 +285,17 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 	// The local store takes nothing on a bucket's word: its segment is
 	// written from what was checked here, every chunk of every pulled pack
 	// against its ID and every multi-chunk file against its digest.
-	var blobs []index.Blob
+	blobs := kept
 	pulled, good, bad := map[digest.Digest]bool{}, map[digest.Digest]bool{}, map[digest.Digest]bool{}
+	for _, b := range kept {
+		pulled[b.Pack], good[b.ID] = true, true
+	}
 	for _, oi := range todo {
 		id, _ := format.PackIDFromKey(oi.Key)
 		pulled[id] = true
-		var sound []index.Blob
-		damaged := false
-		err := r.readPack(ctx, oi.Key, func(b index.Blob, _ []byte, berr error) error {
-			if berr == nil {
-				sound = append(sound, b)
-			} else {
-				damaged, bad[b.ID] = true, true
-			}
-			return nil
-		})
-		if err != nil {
-			r.warn(fmt.Errorf("pulled %s: %w", oi.Key, err))
-		}
-		if damaged {
-			// A pack is named by its trailer, so damaged data can come
-			// under its true name: take the copy back out, whole, or it
-			// would stand in the way of a sound one (a put never
-			// replaces an object).
-			if derr := r.Backend.Delete(ctx, oi.Key); derr != nil && !isNotFound(derr) {
-				r.warn(fmt.Errorf("remove the damaged copy of %s: %w", oi.Key, derr))
-			}
-			continue
+		sound, damaged, _ := r.checkLocalPack(ctx, oi.Key)
+		for _, d := range damaged {
+			bad[d] = true
 		}
 		blobs = append(blobs, sound...)
 		for _, b := range sound {
@@ -347,31 +331,79 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 
 // pullPlan returns every blob of the closure of objs, where the index
 // places it, and the remote's packs holding those the local store lacks.
-func (r *Repo) pullPlan(ctx context.Context, objs []Object, st *TransferStats) (map[digest.Digest]index.Blob, []remote.ObjectInfo, error) {
+// A pack the store holds but none of its segments names (left by a pull
+// or push killed before its segment, or copied in) is vouched for by
+// nothing, and a pack is named by its trailer alone: it is read whole
+// and checked first. kept lists the blobs of those found sound, which
+// the pull's segment names; one found damaged is taken out and pulled
+// again, or it would stand in the way of the remote's copy for good.
+func (r *Repo) pullPlan(ctx context.Context, objs []Object, st *TransferStats) (need map[digest.Digest]index.Blob, todo []remote.ObjectInfo, kept []index.Blob, err error) {
 	packs := map[digest.Digest]bool{}
-	need := map[digest.Digest]index.Blob{}
+	need = map[digest.Digest]index.Blob{}
 	for _, o := range objs {
 		err := r.closureBlobs(ctx, &o, func(b index.Blob) {
 			packs[b.Pack] = true
 			need[b.ID] = b
 		})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
-	var todo []remote.ObjectInfo
 	for p := range packs {
 		if _, err := r.Backend.Stat(ctx, format.PackKey(p)); err == nil {
-			st.Skipped++
-			continue
+			known, err := storeKnowsPack(r.Index, p)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			if known {
+				st.Skipped++
+				continue
+			}
+			if blobs, _, ok := r.checkLocalPack(ctx, format.PackKey(p)); ok {
+				st.Skipped++
+				kept = append(kept, blobs...)
+				continue
+			}
 		}
 		oi, err := r.remote.Stat(ctx, format.PackKey(p))
 		if err != nil {
-			return nil, nil, fmt.Errorf("pack %s on %s: %w", p.Short(), r.remote.Location(), err)
+			return nil, nil, nil, fmt.Errorf("pack %s on %s: %w", p.Short(), r.remote.Location(), err)
 		}
 		todo = append(todo, oi)
 	}
-	return need, todo, nil
+	return need, todo, kept, nil
+}
+
+// checkLocalPack reads the store's pack at key whole and checks it
+// (readPack): ok when every blob in it is sound, and damaged lists those
+// that are not. A pack is named by its trailer, so damaged data can come
+// under its true name: a copy with a damaged blob, or one that is not a
+// pack at all (its header, which the trailer does not cover), is taken
+// out, whole, or it would stand in the way of a sound one (a put never
+// replaces an object).
+func (r *Repo) checkLocalPack(ctx context.Context, key string) (blobs []index.Blob, damaged []digest.Digest, ok bool) {
+	err := r.readPack(ctx, key, func(b index.Blob, _ []byte, berr error) error {
+		if berr == nil {
+			blobs = append(blobs, b)
+		} else {
+			damaged = append(damaged, b.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		r.warn(fmt.Errorf("check %s: %w", key, err))
+	}
+	var ce *CorruptError
+	if len(damaged) == 0 && !errors.Is(err, format.ErrBadPack) && !errors.As(err, &ce) {
+		return blobs, nil, err == nil // unread (an I/O error) is not found damaged
+	}
+	if derr := r.Backend.Delete(ctx, key); derr != nil && !isNotFound(derr) {
+		r.warn(fmt.Errorf("remove the damaged copy of %s: %w", key, derr))
+	}
+	if id, err := format.PackIDFromKey(key); err == nil {
+		r.packs.forget(id)
+	}
+	return nil, damaged, false
 }
 
 // closureFiles adds the chunk lists of obj's multi-chunk files, each

@@ -226,10 +226,11 @@ func (r *Repo) verifyFile(ctx context.Context, e TreeEntry, prog *Progress) erro
 	return err
 }
 
-// VerifyAll checks every pack (its name against its bytes, every blob in
-// it against its ID), every index segment (readable, naming only packs
-// the store holds) and every ref's whole tree, read through the
-// segments as Verify does. Refs that cannot be read are problems too.
+// VerifyAll checks every pack (its name against its trailer, or against
+// all its bytes for a pack named so before; its header; every blob in it
+// against its ID), every index segment (readable, naming only packs the
+// store holds) and every ref's whole tree, read through the segments as
+// Verify does. Refs that cannot be read are problems too.
 func (r *Repo) VerifyAll(ctx context.Context, prog *Progress) (*VerifyReport, error) {
 	rep := &VerifyReport{}
 	var keys []remote.ObjectInfo

@@ -19,7 +19,9 @@ import (
 //	count u32                       number of trailer records
 //	"CASPACK1"                      footer magic
 //
-// Integers are little endian. A pack is named by the BLAKE3 of all its bytes.
+// Integers are little endian. A pack is named by the BLAKE3 of its trailer
+// (records, count and footer magic; PackNamed), which does not cover the
+// header magic or the blobs' bytes: those are checked as they are read.
 const (
 	// PackMagic starts and ends every pack.
 	PackMagic = "CASPACK1"
