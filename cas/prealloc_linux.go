@@ -14,7 +14,14 @@ import (
 // is no error.
 func preallocate(f *os.File, size int64) (bool, error) {
 	var ferr error
-	err := control(f, func(fd int) { ferr = unix.Fallocate(fd, 0, 0, size) })
+	err := control(f, func(fd int) {
+		// tmpfs gives up on any signal, and the Go runtime sends some.
+		for {
+			if ferr = unix.Fallocate(fd, 0, 0, size); ferr != unix.EINTR {
+				return
+			}
+		}
+	})
 	if err == nil {
 		err = ferr
 	}
