@@ -25,7 +25,9 @@ func newCmdHash(f *Factory) *cobra.Command {
 		Long: `Print the cas digest of each PATH without storing anything. No store is
 needed. For a file it is exactly what b3sum prints; for a directory it is
 the digest of its canonical tree encoding (docs/FORMAT.md), the same on any
-machine whatever the timestamps, owners or chunk settings.`,
+machine whatever the timestamps, owners or chunk settings. A file of 4 MiB
+or more is hashed on every core, as b3sum does: BLAKE3 is a tree whose
+parts hash apart and join into the same digest.`,
 		Example: "  cas hash data/\n  cas hash model.pt --json",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -5,4 +5,9 @@
 // OCI digest syntax "blake3:<64 lowercase hex>". Every other package may
 // import this one; it must import none of them, and never change what a
 // digest of given bytes is (golden vectors in testdata/ pin them).
+//
+// FromReaderAt hashes a big file on several cores, as subtrees of BLAKE3's
+// tree merged into the same root (lukechampine.com/blake3/guts gives the
+// chaining values zeebo/blake3 keeps to itself); every other function
+// hashes on one core with zeebo/blake3.
 package digest

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -140,7 +141,7 @@ func hashFile(e *Entry, path string) error {
 		}
 		d, read = digest.Of(buf[:k]), int64(k)
 		bufpool.Put(buf)
-	} else if d, read, err = digest.FromReader(f); err != nil {
+	} else if d, read, err = hashWhole(context.Background(), f, before.Size, nil); err != nil {
 		return err
 	}
 	var after unix.Stat_t

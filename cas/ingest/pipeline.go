@@ -227,14 +227,15 @@ func (p *pusher) readFile(n *node, path string, deps *[]digest.Digest) ([]digest
 	before := n.st
 	var read int64
 	var chunks []digest.Digest
-	if p.hashOnly && before.Size > int64(p.chunker.Params().Max) {
-		// Nothing is stored: no need to cut chunks, one pass hashes it.
-		var d digest.Digest
-		d, read, err = digest.FromReader(progressReader{f, &p.opts.Progress.Bytes})
-		n.digest = d
-	} else if before.Size <= int64(p.chunker.Params().Max) {
+	maxChunk := int64(p.chunker.Params().Max)
+	switch {
+	case p.hashOnly && (before.Size >= digest.ParallelMin || before.Size > maxChunk):
+		// Nothing is stored: no need to cut chunks; a big file is
+		// hashed on the cores free.
+		n.digest, read, err = hashWhole(p.ctx, f, before.Size, &p.opts.Progress.Bytes)
+	case before.Size <= maxChunk:
 		read, chunks, err = p.readSmall(n, f, before.Size, deps)
-	} else {
+	default:
 		read, chunks, err = p.readLarge(n, f, deps)
 	}
 	if err != nil {
@@ -264,28 +265,61 @@ func (p *pusher) readFile(n *node, path string, deps *[]digest.Digest) ([]digest
 	return chunks, nil
 }
 
-// progressReader counts what passes through it.
-type progressReader struct {
-	r io.Reader
-	n *atomic.Int64
+// hashWhole returns the digest of the size bytes of the file f, read at
+// offsets on every core no other file is hashed on (digest.FromReaderAt),
+// and how many bytes it read, which progress counts too: fewer than
+// size, with no error, if the file ended sooner (it changed, which the
+// caller's fstat tells). It stops when ctx ends.
+func hashWhole(ctx context.Context, f fdReader, size int64, progress *atomic.Int64) (digest.Digest, int64, error) {
+	cr := &countingReaderAt{ctx: ctx, r: f, progress: progress}
+	d, err := digest.FromReaderAt(cr, size)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = nil
+	}
+	return d, cr.n.Load(), err
 }
 
-func (pr progressReader) Read(b []byte) (int, error) {
-	k, err := pr.r.Read(b)
-	pr.n.Add(int64(k))
+// countingReaderAt counts what is read through it, in n and progress,
+// and stops reading once ctx ends.
+type countingReaderAt struct {
+	ctx      context.Context
+	r        io.ReaderAt
+	n        atomic.Int64
+	progress *atomic.Int64
+}
+
+func (c *countingReaderAt) ReadAt(b []byte, off int64) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	k, err := c.r.ReadAt(b, off)
+	c.n.Add(int64(k))
+	if c.progress != nil {
+		c.progress.Add(int64(k))
+	}
 	return k, err
 }
 
 // fdReader reads a raw file descriptor, retrying on EINTR.
 type fdReader int
 
-// ReadAt reads at an offset without moving the file position.
+// ReadAt reads at an offset without moving the file position: all of b,
+// unless the file ends first (io.EOF) or a read fails.
 func (fd fdReader) ReadAt(b []byte, off int64) (int, error) {
-	n, err := unix.Pread(int(fd), b, off)
-	if err == nil && n < len(b) {
-		err = io.EOF
+	n := 0
+	for n < len(b) {
+		k, err := unix.Pread(int(fd), b[n:], off+int64(n))
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return n, err
+		case k == 0:
+			return n, io.EOF
+		}
+		n += k
 	}
-	return max(n, 0), err
+	return n, nil
 }
 
 func (fd fdReader) Read(b []byte) (int, error) {
