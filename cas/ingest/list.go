@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
-	"golang.org/x/sys/unix"
 
 	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
@@ -122,45 +120,29 @@ func Hash(e *Entry, path string) error {
 }
 
 func hashFile(e *Entry, path string) error {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
-	f := fdReader(fd)
-	before := e.st
 	var d digest.Digest
-	var read int64
-	if before.Size < smallHash {
+	now, kind, read, err := readChecked(path, e.Name, e.st, func(f fdReader) (read int64, err error) {
+		size := e.st.Size
+		if size >= smallHash {
+			d, read, err = hashWhole(context.Background(), f, size, nil)
+			return read, err
+		}
 		// One byte more than expected tells a file that grew.
-		buf := bufpool.Get(int(before.Size) + 1)
+		buf := bufpool.Get(int(size) + 1)
+		defer bufpool.Put(buf)
 		k, err := io.ReadFull(f, buf)
 		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-			bufpool.Put(buf)
-			return err
+			return 0, err
 		}
-		d, read = digest.Of(buf[:k]), int64(k)
-		bufpool.Put(buf)
-	} else if d, read, err = hashWhole(context.Background(), f, before.Size, nil); err != nil {
-		return err
-	}
-	var after unix.Stat_t
-	if err := unix.Fstat(fd, &after); err != nil {
-		return err
-	}
-	if after.Mode&unix.S_IFMT != unix.S_IFREG {
-		return ErrSpecialFile
-	}
-	now := statEntry(e.Name, &after)
-	if read != now.Size || now.Size != before.Size || now.Mtime != before.Mtime || now.Ctime != before.Ctime ||
-		now.Ino != before.Ino || now.Dev != before.Dev {
+		d = digest.Of(buf[:k])
+		return int64(k), nil
+	})
+	if errors.Is(err, ErrFileChanged) {
 		e.st = now // the next try's "before"
-		return ErrFileChanged
 	}
-	e.Digest, e.Size, e.st = d, read, now
-	e.Kind = format.KindFile
-	if after.Mode&0o111 != 0 {
-		e.Kind = format.KindExec
+	if err != nil {
+		return err
 	}
+	e.Digest, e.Size, e.st, e.Kind = d, read, now, kind
 	return nil
 }

@@ -213,56 +213,67 @@ func (p *pusher) processFile(n *node, path string) error {
 // the shared chunk hashers. deps gathers the blobs it relies on that
 // another part of the push is adding to a pack.
 func (p *pusher) readFile(n *node, path string, deps *[]digest.Digest) ([]digest.Digest, error) {
+	var chunks []digest.Digest
+	maxChunk := int64(p.chunker.Params().Max)
+	now, kind, read, err := readChecked(path, n.name, n.st, func(f fdReader) (read int64, err error) {
+		switch size := n.st.Size; {
+		case p.hashOnly && (size >= digest.ParallelMin || size > maxChunk):
+			// Nothing is stored: no need to cut chunks; a big file is
+			// hashed on the cores free.
+			n.digest, read, err = hashWhole(p.ctx, f, size, &p.opts.Progress.Bytes)
+		case size <= maxChunk:
+			read, chunks, err = p.readSmall(n, f, size, deps)
+		default:
+			read, chunks, err = p.readLarge(n, f, deps)
+		}
+		return read, err
+	})
+	if errors.Is(err, ErrFileChanged) {
+		p.opts.Progress.Bytes.Add(-read)
+		n.st = now // the next try's "before"
+	}
+	if err != nil {
+		return nil, err
+	}
+	n.size, n.st, n.kind = read, now, kind
+	return chunks, nil
+}
+
+// readChecked opens the regular file at path, has read read it, and
+// checks that it did not change meanwhile: before is its stat data from
+// the scan, and the fstat after the read must match it and what was
+// read (else ErrFileChanged, with now the stat data to take as the next
+// try's before). It returns the stat data after the read, the file's
+// kind (exec or not) and the bytes read.
+func readChecked(path, name string, before index.StatEntry, read func(fdReader) (int64, error)) (now index.StatEntry, kind format.Kind, n int64, err error) {
 	// A raw descriptor: os.File would try to register each of 50,000 small
 	// files with the poller. O_NONBLOCK keeps a FIFO swapped in since the
 	// scan from blocking the open; O_NOFOLLOW refuses a swapped-in symlink.
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		return now, kind, 0, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
-	f := fdReader(fd)
-	// The scan's lstat is the "before": if the file changed between it and
-	// the end of the read, the fstat after the read shows it.
-	before := n.st
-	var read int64
-	var chunks []digest.Digest
-	maxChunk := int64(p.chunker.Params().Max)
-	switch {
-	case p.hashOnly && (before.Size >= digest.ParallelMin || before.Size > maxChunk):
-		// Nothing is stored: no need to cut chunks; a big file is
-		// hashed on the cores free.
-		n.digest, read, err = hashWhole(p.ctx, f, before.Size, &p.opts.Progress.Bytes)
-	case before.Size <= maxChunk:
-		read, chunks, err = p.readSmall(n, f, before.Size, deps)
-	default:
-		read, chunks, err = p.readLarge(n, f, deps)
-	}
-	if err != nil {
-		return nil, err
+	if n, err = read(fdReader(fd)); err != nil {
+		return now, kind, n, err
 	}
 	var after unix.Stat_t
 	if err := unix.Fstat(fd, &after); err != nil {
-		return nil, err
+		return now, kind, n, err
 	}
 	if after.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, ErrSpecialFile
+		return now, kind, n, ErrSpecialFile
 	}
-	now := statEntry(n.name, &after)
-	if read != now.Size || now.Size != before.Size || now.Mtime != before.Mtime || now.Ctime != before.Ctime ||
+	now = statEntry(name, &after)
+	if n != now.Size || now.Size != before.Size || now.Mtime != before.Mtime || now.Ctime != before.Ctime ||
 		now.Ino != before.Ino || now.Dev != before.Dev {
-		p.opts.Progress.Bytes.Add(-read)
-		// Take the new stat data as the next try's "before".
-		n.st = now
-		return nil, ErrFileChanged
+		return now, kind, n, ErrFileChanged
 	}
-	n.size = read
-	n.st = now
-	n.kind = format.KindFile
+	kind = format.KindFile
 	if after.Mode&0o111 != 0 {
-		n.kind = format.KindExec
+		kind = format.KindExec
 	}
-	return chunks, nil
+	return now, kind, n, nil
 }
 
 // hashWhole returns the digest of the size bytes of the file f, read at
