@@ -237,19 +237,11 @@ func copyObject(ctx context.Context, src, dst remote.Backend, oi remote.ObjectIn
 // a pack named want by the BLAKE3 of its trailer (format.PackNamed); its
 // blobs' bytes are checked against their IDs when read.
 func packNamedByTrailer(ctx context.Context, be remote.Backend, oi remote.ObjectInfo, want digest.Digest) bool {
-	if id, err := format.PackIDFromKey(oi.Key); err != nil || id != want || oi.Size < int64(format.MinPackLen) {
+	if id, err := format.PackIDFromKey(oi.Key); err != nil || id != want {
 		return false
 	}
-	foot := make([]byte, format.PackFooterLen)
-	if readRange(ctx, be, want, foot, oi.Size-int64(len(foot))) != nil {
-		return false
-	}
-	tl, err := format.PackTrailerLen(foot)
-	if err != nil || int64(tl) > oi.Size-int64(len(format.PackMagic)) {
-		return false
-	}
-	tail := make([]byte, tl)
-	return readRange(ctx, be, want, tail, oi.Size-int64(tl)) == nil && digest.Of(tail) == want
+	tail, err := readPackTail(ctx, be, want, oi.Size)
+	return err == nil && digest.Of(tail) == want
 }
 
 // Pull copies into the local store the packs that hold everything obj

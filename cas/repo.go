@@ -499,11 +499,22 @@ func putOnce(ctx context.Context, be remote.Backend, key string, data []byte) er
 
 // readPackTrailer reads and decodes the trailer of a stored pack.
 func (r *Repo) readPackTrailer(ctx context.Context, id digest.Digest, size int64) ([]index.Blob, error) {
+	tail, err := readPackTail(ctx, r.Backend, id, size)
+	if err != nil {
+		return nil, err
+	}
+	return format.ParsePackTrailer(id, tail, size)
+}
+
+// readPackTail reads the trailer and footer of the pack id, size bytes on
+// be, with two ranged reads: the footer, which says the trailer's length,
+// then the trailer.
+func readPackTail(ctx context.Context, be remote.Backend, id digest.Digest, size int64) ([]byte, error) {
 	if size < int64(format.MinPackLen) {
 		return nil, fmt.Errorf("pack %s: %w: too small", id.Short(), ErrBadPack)
 	}
-	foot, err := r.getRange(ctx, id, size-int64(format.PackFooterLen), int64(format.PackFooterLen))
-	if err != nil {
+	foot := make([]byte, format.PackFooterLen)
+	if err := readRange(ctx, be, id, foot, size-int64(len(foot))); err != nil {
 		return nil, err
 	}
 	tl, err := format.PackTrailerLen(foot)
@@ -513,17 +524,11 @@ func (r *Repo) readPackTrailer(ctx context.Context, id digest.Digest, size int64
 	if int64(tl) > size-int64(len(format.PackMagic)) {
 		return nil, fmt.Errorf("pack %s: %w: trailer length", id.Short(), ErrBadPack)
 	}
-	tail, err := r.getRange(ctx, id, size-int64(tl), int64(tl))
-	if err != nil {
+	tail := make([]byte, tl)
+	if err := readRange(ctx, be, id, tail, size-int64(tl)); err != nil {
 		return nil, err
 	}
-	return format.ParsePackTrailer(id, tail, size)
-}
-
-// getRange reads n bytes of pack id from off.
-func (r *Repo) getRange(ctx context.Context, id digest.Digest, off, n int64) ([]byte, error) {
-	buf := make([]byte, n)
-	return buf, readRange(ctx, r.Backend, id, buf, off)
+	return tail, nil
 }
 
 // CorruptError reports stored bytes that do not hash to their name.
