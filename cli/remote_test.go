@@ -169,18 +169,18 @@ func TestRemoteEndToEnd(t *testing.T) {
 		mustCas(t, d, "init", "--chunk-avg", "64KiB")
 		mustCas(t, d, "remote", "add", "origin", url, "--endpoint", srv.Endpoint)
 	}
-	codes := make([]int, 2)
+	codes, errs := make([]int, 2), make([]string, 2)
 	for i, d := range dirs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes[i], _, _ = casIn(t, d, "push", filepath.Join(d, "data"), "--name", "con"+string(rune('a'+i)), "--quiet")
+			codes[i], _, errs[i] = casIn(t, d, "push", filepath.Join(d, "data"), "--name", "con"+string(rune('a'+i)), "--quiet")
 		}()
 	}
 	wg.Wait()
 	for i, c := range codes {
 		if c != 0 {
-			t.Errorf("concurrent push %d: exit %d", i, c)
+			t.Errorf("concurrent push %d: exit %d: %s", i, c, errs[i])
 		}
 	}
 	for _, ref := range []string{"ds", "cona", "conb"} {
