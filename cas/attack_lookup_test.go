@@ -118,7 +118,7 @@ func TestAttackForgedRunEntrySkipsUpload(t *testing.T) {
 	x := digest.Of(secret)
 	forged := format.RunEntry{ID: x, Kind: format.RunData, Segment: digest.Of([]byte("any")),
 		Blob: index.Blob{ID: x, Type: index.TypeData, Codec: index.CodecNone, Pack: q, Offset: 8, Length: uint32(len(secret)), RawLen: uint32(len(secret))}}
-	if _, _, err := lookupidx.Write(ctx, mem, []format.RunEntry{forged}, 4); err != nil {
+	if _, _, err := lookupidx.Write(ctx, mem, []format.RunEntry{forged}, 4, lookupidx.Layout{Mark: true}); err != nil {
 		t.Fatal(err)
 	}
 	victim := newStoreForTest(t, 64<<10)
@@ -199,7 +199,7 @@ func rewriteShard(t *testing.T, be remote.Backend, id digest.Digest, edit func(*
 	for i := range all {
 		edit(&all[i])
 	}
-	if _, _, err := lookupidx.Write(ctx, be, all, 4); err != nil {
+	if _, _, err := lookupidx.Write(ctx, be, all, 4, lookupidx.Layout{Mark: true}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -625,7 +625,7 @@ func TestAttackForgedExtraEntries(t *testing.T) {
 		{ID: x.ID, Kind: format.RunData, Segment: digest.Of([]byte("forged")), Blob: wrongBlob},
 		{ID: digest.Of(big), Kind: format.RunFile, Segment: digest.Of([]byte("forged")), Chunks: swapped},
 	}
-	if _, _, err := lookupidx.Write(ctx, mem, forged, 4); err != nil {
+	if _, _, err := lookupidx.Write(ctx, mem, forged, 4, lookupidx.Layout{Mark: true}); err != nil {
 		t.Fatal(err)
 	}
 	const tries = 4
@@ -686,7 +686,7 @@ func TestAttackLookupPoisonsDedup(t *testing.T) {
 	x := digest.Of(real)
 	forged := format.RunEntry{ID: x, Kind: format.RunData, Segment: digest.Of([]byte("forged")),
 		Blob: index.Blob{ID: x, Pack: pack, Offset: uint64(len(format.PackMagic)), Length: uint32(len(real)), RawLen: uint32(len(real)), Codec: index.CodecNone, Type: index.TypeData}}
-	if _, _, err := lookupidx.Write(ctx, bucket, []format.RunEntry{forged}, 4); err != nil {
+	if _, _, err := lookupidx.Write(ctx, bucket, []format.RunEntry{forged}, 4, lookupidx.Layout{Mark: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.UseRemote(ctx, bucket); err != nil {
@@ -728,7 +728,7 @@ func TestUploadRefusesUnknownLookupFormat(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	for name, rec := range map[string]string{
-		"version":  `{"version":2,"shard_digits":3,"id":"0123456789ab"}`,
+		"version":  `{"version":3,"shard_digits":3,"id":"0123456789ab"}`,
 		"digits":   `{"version":1,"shard_digits":4,"id":"0123456789ab"}`,
 		"no id":    `{"version":1,"shard_digits":3}`,
 		"not json": `lookup`,

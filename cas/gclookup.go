@@ -38,10 +38,15 @@ func (r *Repo) gcLookupAdd(ctx context.Context, be remote.Backend, adopted map[d
 	if len(es) == 0 {
 		return nil
 	}
-	if ok, err := hasLookupIndex(ctx, be); err != nil || !ok {
+	if ok, err := hasLookupIndexBy(ctx, r.lookupReader(be), be); err != nil || !ok {
 		return err
 	}
-	if _, _, err := lookupidx.Write(ctx, be, es, r.transfers()); err != nil {
+	if _, err := r.lookupIndexOn(ctx, be); err != nil { // its version
+		return err
+	}
+	_, _, err := lookupidx.Write(ctx, be, es, r.transfers(), r.lookupLayout(be))
+	r.lookupReader(be).Forget(format.WideShard)
+	if err != nil {
 		return fmt.Errorf("gc: write lookup entries: %w", err)
 	}
 	return nil
@@ -54,6 +59,7 @@ func (m *gcMarks) noteGone(id digest.Digest) {
 		m.goneShards = map[string]bool{}
 	}
 	m.goneShards[format.LookupShard(id)] = true
+	m.goneShards[format.WideShard] = true // which may hold it too
 }
 
 // noteRewrite remembers, for purgeLookup, the packs a sweep deletes and

@@ -49,8 +49,22 @@ var emptyFile = digest.Of(nil)
 const segmentAfter = 4
 
 // hasLookupIndex reports whether be keeps a lookup index covering its
-// segments.
+// segments, with a Reader of its own.
 func hasLookupIndex(ctx context.Context, be remote.Backend) (bool, error) {
+	return hasLookupIndexBy(ctx, lookupidx.NewReader(be, 1), be)
+}
+
+// hasLookupIndexBy is hasLookupIndex through rd, which keeps the listing
+// of the wide area it makes for its lookups: the markers there say so in
+// that one request; without them (an index of version 1, or a crash
+// before the marker) the format key does.
+func hasLookupIndexBy(ctx context.Context, rd *lookupidx.Reader, be remote.Backend) (bool, error) {
+	if ok, err := rd.Probe(ctx); err != nil || ok {
+		if err != nil {
+			return false, fmt.Errorf("check the lookup index on %s: %w", be.Location(), err)
+		}
+		return true, nil
+	}
 	_, err := be.Stat(ctx, format.LookupFormatKey)
 	if err == nil {
 		return true, nil
@@ -149,7 +163,7 @@ func (r *Repo) lookUp(ctx context.Context, ids ...digest.Digest) error {
 	}
 	seg := &format.Segment{Files: map[digest.Digest][]digest.Digest{}}
 	var load []digest.Digest
-	segs := map[digest.Digest]bool{}
+	segs := map[digest.Digest]format.RunEntry{}
 	lz.mu.Lock()
 	for _, id := range todo {
 		es := found[id]
@@ -165,16 +179,21 @@ func (r *Repo) lookUp(ctx context.Context, ids ...digest.Digest) error {
 			lz.learned[e.ID] = true
 		}
 		if len(es) > 0 {
-			segs[es[0].Segment] = true
+			segs[es[0].Segment] = es[0]
 		}
 	}
 	// A segment counts once per lookup: the chunks of one big file are
 	// one question, the files of a tree many. A small one is loaded at
 	// once (it likely answers the next questions: the rest of the path,
-	// the file's chunks); a larger one once it has answered a few.
+	// the file's chunks); a larger one once it has answered a few. An
+	// entry of a wide run says how large its segment is; one of a shard's
+	// run does not, and the read that tries is bounded.
 	var small []digest.Digest
-	for s := range segs {
+	for s, e := range segs {
 		lz.hits[s]++
+		if e.Wide && (e.SegmentSize == 0 || e.SegmentSize > smallLoad) {
+			lz.big[s] = true
+		}
 		switch {
 		case lz.loaded[s] || s.IsZero():
 		case lz.hits[s] >= segmentAfter:

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -672,5 +673,60 @@ func TestConcurrentPushersLoseNothing(t *testing.T) {
 	}
 	if c.reqs["list index"] != 0 {
 		t.Errorf("a read fell back to every segment: the lookup index lost entries (%v)", c.reqs)
+	}
+}
+
+// A push of a few thousand small files to a remote writes its lookup
+// entries as one wide run (issue 3: a 50,000-file push is at most 100
+// objects), and a fresh machine restores one file of it with one listing
+// (the wide area: no shard listed, no format key read), the run's fan-out
+// table, then a bucket of the run (or the segment it names, when its
+// entry says it is small) and a read of a pack for each of the root
+// tree, the directory's tree and the file.
+func TestPushOfManyFilesIsFewObjects(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	be := remote.NewMem()
+	w := newStoreForTest(t, 64<<10)
+	src := filepath.Join(t.TempDir(), "tree")
+	var es []genEntry
+	for i := range 3000 {
+		es = append(es, genEntry{path: fmt.Sprintf("d%d/f%04d.txt", i/1000, i), kind: KindFile,
+			data: []byte(fmt.Sprintf("file %d %s\n", i, strings.Repeat("x", 2000+i%1000)))})
+	}
+	writeGenTree(t, src, es)
+	res, err := w.Push(ctx, []string{src}, PushOptions{Remote: be})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byTop := map[string]int{}
+	_ = be.List(ctx, "", func(oi remote.ObjectInfo) error { byTop[top(oi.Key)]++; return nil })
+	var lookupKeys []string
+	_ = be.List(ctx, format.LookupPrefix, func(oi remote.ObjectInfo) error { lookupKeys = append(lookupKeys, oi.Key); return nil })
+	slices.Sort(lookupKeys)
+	if len(lookupKeys) != 3 || !strings.HasPrefix(lookupKeys[0], "lookup/all/") || lookupKeys[1] != format.LookupIndexMarker || lookupKeys[2] != format.LookupFormatKey {
+		t.Fatalf("lookup index: %v, want the index marker, one wide run and the format key", lookupKeys)
+	}
+	total := 0
+	for _, n := range byTop {
+		total += n
+	}
+	if total > 20 {
+		t.Fatalf("a push of 3,000 files made %d objects: %v", total, byTop)
+	}
+	want := es[1234].data
+	got, c := restoreDigest(t, be, res.Digest.String()+":"+es[1234].path)
+	if got != digest.Of(want).Hex() {
+		t.Fatalf("restored digest %s, want that of the %d bytes pushed", got, len(want))
+	}
+	t.Logf("%d objects %v; restore of one file: %d requests %v", total, byTop, c.total(), c.reqs)
+	if l, s := c.reqs["list lookup"], c.reqs["stat lookup"]; l != 1 || s != 0 {
+		t.Errorf("%d listings and %d stats of the lookup index, want the wide area listed once", l, s)
+	}
+	if g, b := c.reqs["get index"], c.bytes["index"]; g > 1 || b > 128<<10 {
+		t.Errorf("%d index segments read (%d bytes) for one file of a wide run, want one small one at most", g, b)
+	}
+	if n := c.total(); n > 8 {
+		t.Errorf("%d requests to restore one file, want 8 at most", n)
 	}
 }

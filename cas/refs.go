@@ -406,8 +406,28 @@ func (r *Repo) expandPrefix(ctx context.Context, prefix string) (digest.Digest, 
 	return digest.Zero, fmt.Errorf("%w: %s matches %d objects; give more characters", ErrAmbiguous, prefix, len(found))
 }
 
-// ReadTree reads and parses a stored tree.
+// ReadTree reads and parses a stored tree. The tree read last is kept:
+// a path looked up below an object just resolved (for its size) reads
+// the first tree once, which from a remote is one request less. Callers
+// must not change the tree.
 func (r *Repo) ReadTree(ctx context.Context, d digest.Digest) (*Tree, error) {
+	r.lastTree.mu.Lock()
+	t := r.lastTree.t
+	hit := t != nil && r.lastTree.d == d
+	r.lastTree.mu.Unlock()
+	if hit {
+		return t, nil
+	}
+	t, err := r.readTree(ctx, d)
+	if err == nil {
+		r.lastTree.mu.Lock()
+		r.lastTree.d, r.lastTree.t = d, t
+		r.lastTree.mu.Unlock()
+	}
+	return t, err
+}
+
+func (r *Repo) readTree(ctx context.Context, d digest.Digest) (*Tree, error) {
 	b, ok, err := r.locate(ctx, d)
 	if err != nil {
 		return nil, err

@@ -54,14 +54,15 @@ func (r *Repo) UseRemote(ctx context.Context, be remote.Backend) (err error) {
 			r.remote, r.packs.fallback, r.lazy = nil, nil, nil
 		}
 	}()
-	lazy, err := hasLookupIndex(ctx, be)
+	rd := r.lookupReader(be)
+	lazy, err := hasLookupIndexBy(ctx, rd, be)
 	if err != nil {
 		return err
 	}
 	if !lazy {
 		return r.syncIndexFrom(ctx, be)
 	}
-	r.lazy = newLazyRemote(be, r.lookupReader(be))
+	r.lazy = newLazyRemote(be, rd)
 	if err := r.forgetCollected(ctx, be); err != nil {
 		return fmt.Errorf("read gc records on %s: %w", be.Location(), err)
 	}

@@ -77,12 +77,18 @@ type Repo struct {
 	packs   *packFiles
 	// damageTo is where damage found while reading is marked: the index,
 	// or, in a verify's view of the store, the store's own index.
-	damageTo  index.Index
-	remote    remote.Backend // set by UseRemote
-	lazy      *lazyRemote    // set by UseRemote for a remote with a lookup index
-	lookupOn  sync.Map       // remote location → whether uploads to it write lookup runs
-	readers   sync.Map       // remote location → *lookup.Reader of its lookup index
-	bucketIDs sync.Map       // remote location → the ID in its lookup/format
+	damageTo   index.Index
+	remote     remote.Backend // set by UseRemote
+	lazy       *lazyRemote    // set by UseRemote for a remote with a lookup index
+	lookupOn   sync.Map       // remote location → whether uploads to it write lookup runs
+	readers    sync.Map       // remote location → *lookup.Reader of its lookup index
+	bucketIDs  sync.Map       // remote location → the ID in its lookup/format
+	lookupVers sync.Map       // remote location → the version in its lookup/format
+	lastTree   struct {       // the tree ReadTree read last
+		mu sync.Mutex
+		d  digest.Digest
+		t  *Tree
+	}
 }
 
 // Find returns the .cas directory of start or its nearest ancestor.

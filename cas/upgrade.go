@@ -60,7 +60,7 @@ func (r *Repo) UpgradeRemote(ctx context.Context, be remote.Backend, prog *Progr
 	if _, err := lookupidx.Compact(ctx, be, shards, r.transfers(), lookupidx.Policy{}); err != nil {
 		return nil, err
 	}
-	if err := enableLookupIndex(ctx, be); err != nil {
+	if err := enableLookupIndex(ctx, be, true); err != nil {
 		return nil, err
 	}
 	st.Seconds = r.Now().Sub(start).Seconds()
@@ -78,7 +78,9 @@ func (r *Repo) writeSegmentEntries(ctx context.Context, src, dst remote.Backend,
 		if len(entries) == 0 {
 			return nil
 		}
-		shards, w, err := lookupidx.Write(ctx, dst, entries, r.transfers())
+		// Runs in shards, no marker: readers take none of it until the
+		// format key and the markers are written, last.
+		shards, w, err := lookupidx.Write(ctx, dst, entries, r.transfers(), lookupidx.Layout{})
 		for _, s := range shards {
 			touched[s] = true
 		}
@@ -98,7 +100,7 @@ func (r *Repo) writeSegmentEntries(ctx context.Context, src, dst remote.Backend,
 			}
 			return nil, err
 		}
-		es := lookupidx.FromSegment(id, seg)
+		es := lookupidx.FromSegment(id, 0, seg) // into shards, which keep no segment size
 		st.Segments++
 		st.Entries += len(es)
 		entries = append(entries, es...)

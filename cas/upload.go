@@ -112,7 +112,7 @@ func (r *Repo) uploadBatch(ctx context.Context, dst remote.Backend, todo []diges
 		if !slices.ContainsFunc(u.seg.Blobs, func(b index.Blob) bool { return placed[b.Pack] != nil }) {
 			whole = append(whole, u.oi)
 			if runs {
-				entries = append(entries, lookupidx.FromSegment(u.id, u.seg)...)
+				entries = append(entries, lookupidx.FromSegment(u.id, u.oi.Size, u.seg)...)
 			}
 			continue
 		}
@@ -133,19 +133,33 @@ func (r *Repo) uploadBatch(ctx context.Context, dst remote.Backend, todo []diges
 		data := kept.Encode()
 		cut = append(cut, data)
 		if runs {
-			entries = append(entries, lookupidx.FromSegment(digest.Of(data), kept)...)
+			entries = append(entries, lookupidx.FromSegment(digest.Of(data), int64(len(data)), kept)...)
 		}
 	}
 	if len(entries) > 0 {
-		shards, w, err := lookupidx.Write(ctx, dst, entries, r.transfers())
+		// A wide run while no shard holds one: a reader then reads one
+		// area, not two; an upload into the shards moves the wide area
+		// there too (its compaction splits it).
+		lay := r.lookupLayout(dst)
+		wide := 0
+		if lay.Wide {
+			lay.Wide, wide, err = r.lookupReader(dst).WideArea(ctx)
+			if err != nil {
+				return 0, err
+			}
+		}
+		shards, w, err := lookupidx.Write(ctx, dst, entries, r.transfers(), lay)
 		if err != nil {
 			return 0, err
+		}
+		if wide > 0 && !slices.Contains(shards, format.WideShard) {
+			shards = append(shards, format.WideShard)
 		}
 		// Compaction as the upload goes, within a budget that follows
 		// what it wrote: the lookup index stays a run or two per shard.
 		pol := lookupidx.Policy{Budget: 4*w.Bytes + 4<<20}
 		_, err = lookupidx.Compact(ctx, dst, shards, r.transfers(), pol)
-		r.lookupReader(dst).Forget(shards...)
+		r.lookupReader(dst).Forget(append(shards, format.WideShard)...) // its markers too
 		if err != nil {
 			return 0, err
 		}
@@ -370,17 +384,22 @@ type lookupFormat struct {
 	ID          string `json:"id,omitempty"` // random, written once: tells buckets apart
 }
 
+// lookupVersion is the version of the lookup index this cas starts: 2,
+// with a wide area (docs/FORMAT.md §7a). It extends one of version 1 as
+// version 1 (shards only), which older cas read in full.
+const lookupVersion = 2
+
 // parseLookupFormat reads a lookup index's format record and checks it
-// is one this cas writes to: version 1, 3 hex digits a shard, and an ID
-// of 12 hex digits (it keys what was uploaded to the bucket). A bucket
+// is one this cas writes to: version 1 or 2, 3 hex digits a shard, and an
+// ID of 12 hex digits (it keys what was uploaded to the bucket). A bucket
 // laid out otherwise would lose, to its readers, the entries written.
 func parseLookupFormat(data []byte) (lookupFormat, error) {
 	var f lookupFormat
 	if err := json.Unmarshal(data, &f); err != nil {
 		return f, fmt.Errorf("not a lookup index format record: %w", err)
 	}
-	if f.Version != 1 || f.ShardDigits != format.LookupShardDigits {
-		return f, fmt.Errorf("lookup index version %d with %d shard digits: this cas writes version 1 with %d", f.Version, f.ShardDigits, format.LookupShardDigits)
+	if f.Version < 1 || f.Version > lookupVersion || f.ShardDigits != format.LookupShardDigits {
+		return f, fmt.Errorf("lookup index version %d with %d shard digits: this cas writes versions 1 to %d with %d", f.Version, f.ShardDigits, lookupVersion, format.LookupShardDigits)
 	}
 	if _, err := hex.DecodeString(f.ID); err != nil || len(f.ID) != 12 {
 		return f, fmt.Errorf("lookup index ID %q is not 12 hex digits", f.ID)
@@ -421,6 +440,7 @@ func (r *Repo) startLookupIndex(ctx context.Context, dst remote.Backend) (bool, 
 			return false, fmt.Errorf("%s on %s: %w", format.LookupFormatKey, dst.Location(), err)
 		}
 		r.bucketIDs.Store(dst.Location(), f.ID)
+		r.lookupVers.Store(dst.Location(), f.Version)
 		return true, nil
 	}
 	if !errors.Is(err, remote.ErrNotFound) {
@@ -435,18 +455,36 @@ func (r *Repo) startLookupIndex(ctx context.Context, dst remote.Backend) (bool, 
 		r.warn(fmt.Errorf("%s has no lookup index: reading from it loads all its index segments (`cas remote upgrade` builds one)", dst.Location()))
 		return false, nil
 	}
-	if err := enableLookupIndex(ctx, dst); err != nil {
+	if err := enableLookupIndex(ctx, dst, false); err != nil {
 		return false, err
 	}
 	return r.startLookupIndex(ctx, dst) // its ID: ours, or that of a machine that started it first
 }
 
-// enableLookupIndex writes format.LookupFormatKey on be.
-func enableLookupIndex(ctx context.Context, be remote.Backend) error {
-	b, _ := json.MarshalIndent(lookupFormat{Version: 1, ShardDigits: format.LookupShardDigits, ID: randHex()}, "", "  ")
+// lookupLayout says how an upload to dst, whose lookup index
+// lookupIndexOn found, lays out its entries: in a wide run where it may
+// (version 2), and with the sharded marker before a run in a shard.
+func (r *Repo) lookupLayout(dst remote.Backend) lookupidx.Layout {
+	v, _ := r.lookupVers.Load(dst.Location())
+	return lookupidx.Layout{Wide: v == lookupVersion, Mark: true}
+}
+
+// enableLookupIndex writes format.LookupFormatKey on be, then the markers
+// that tell readers so in the listing of the wide area they make anyway
+// (sharded: runs are in shards already, as an upgrade leaves them).
+func enableLookupIndex(ctx context.Context, be remote.Backend, sharded bool) error {
+	b, _ := json.MarshalIndent(lookupFormat{Version: lookupVersion, ShardDigits: format.LookupShardDigits, ID: randHex()}, "", "  ")
 	b = append(b, '\n')
 	err := be.Put(ctx, format.LookupFormatKey, bytes.NewReader(b), int64(len(b)), remote.PutOptions{IfNoneMatch: true})
 	if err != nil && !errors.Is(err, remote.ErrExists) {
+		return fmt.Errorf("start the lookup index on %s: %w", be.Location(), err)
+	}
+	if sharded {
+		if err := lookupidx.MarkSharded(ctx, be); err != nil {
+			return fmt.Errorf("start the lookup index on %s: %w", be.Location(), err)
+		}
+	}
+	if err := lookupidx.MarkIndexed(ctx, be); err != nil {
 		return fmt.Errorf("start the lookup index on %s: %w", be.Location(), err)
 	}
 	return nil

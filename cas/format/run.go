@@ -26,9 +26,18 @@ import (
 //	fan-out: 257 × u32, the offset of the first entry of each bucket
 //	  (bucket = bits 12..19 of the ID), the last one where entries end
 //	count u32, "CASRUN01"
+//
+// A wide run ("CASWIDE1", in the wide area lookup/all/) is laid out the
+// same way with entries of any ID, each with uvarint segment size after
+// its segment, and a fan-out of 4096 buckets, one per shard (bucket =
+// bits 0..11 of the ID).
 
-// RunMagic starts and ends every lookup run.
+// RunMagic starts and ends every lookup run of a shard.
 const RunMagic = "CASRUN01"
+
+// WideRunMagic starts and ends every wide run: a run of the wide area,
+// whose entries may have any ID, with a fan-out by the shard (bits 0..11).
+const WideRunMagic = "CASWIDE1"
 
 // Lookup-index keys (docs/FORMAT.md §5).
 const (
@@ -41,6 +50,18 @@ const (
 	// LookupShardDigits is how many leading hex digits of an ID name
 	// its shard: 4096 shards.
 	LookupShardDigits = 3
+	// WideShard names the wide area, lookup/all/: runs of an upload too
+	// large to stay small and too small to be worth a run in every shard,
+	// and the markers below. It is not three hex digits, so no ID's shard.
+	WideShard = "all"
+	// LookupIndexMarker, in the wide area, says the remote keeps a lookup
+	// index of version 2: a reader's one listing of the wide area tells it
+	// so, without reading LookupFormatKey (written before it).
+	LookupIndexMarker = LookupPrefix + WideShard + "/index"
+	// LookupShardedMarker, in the wide area, says runs may be in shards:
+	// it is written before the first run of a shard, so a reader that
+	// does not find it lists no shard.
+	LookupShardedMarker = LookupPrefix + WideShard + "/sharded"
 )
 
 // Entry kinds of a lookup run.
@@ -53,14 +74,19 @@ const (
 const (
 	runBuckets   = 256
 	runFooterLen = (runBuckets+1)*4 + 4 + len(RunMagic)
-	// RunFooterLen is the size of a run's footer: fetching the last
+	// RunFooterLen is the size of a shard run's footer: fetching the last
 	// RunFooterLen bytes gives the fan-out table.
 	RunFooterLen = runFooterLen
+	wideBuckets  = 4096
+	// WideRunFooterLen is the size of a wide run's footer.
+	WideRunFooterLen = (wideBuckets+1)*4 + 4 + len(WideRunMagic)
 	// maxRunBytes bounds a run: offsets are u32, and a shard's run is a
 	// few MiB even at 10^8 entries.
 	maxRunBytes = 1 << 30
 	// maxFileChunks bounds one file's chunk list in a run (4 TiB of 4 KiB chunks).
 	maxFileChunks = 1 << 30
+	// maxSegmentSize bounds the segment size an entry of a wide run gives.
+	maxSegmentSize = 1 << 40
 )
 
 // ErrBadRun reports a lookup run that cannot be decoded.
@@ -75,6 +101,13 @@ type RunEntry struct {
 	Segment digest.Digest
 	Blob    index.Blob      // Kind RunData, RunTree; Blob.ID == ID, Blob.Type == Kind
 	Chunks  []digest.Digest // Kind RunFile
+	// SegmentSize is the size of Segment in bytes, 0 if not known: an
+	// entry of a wide run records it (a reader decides by it whether to
+	// load the segment), one of a shard's run does not.
+	SegmentSize int64
+	// Wide says a reader found the entry in a wide run; not part of the
+	// encoding.
+	Wide bool
 }
 
 // LookupShard names the shard of id: its first LookupShardDigits hex digits.
@@ -102,26 +135,68 @@ func compareEntries(a, b RunEntry) int {
 	return int(a.Kind) - int(b.Kind)
 }
 
+// runLayout is how the runs of a shard, or of the wide area, are laid
+// out: their magic and fan-out.
+type runLayout struct {
+	magic   string
+	buckets int
+	wide    bool // any ID, fan-out by bits 0..11; else one shard, by bits 12..19
+}
+
+var (
+	shardLayout = runLayout{RunMagic, runBuckets, false}
+	wideLayout  = runLayout{WideRunMagic, wideBuckets, true}
+)
+
+func layoutOf(shard string) runLayout {
+	if shard == WideShard {
+		return wideLayout
+	}
+	return shardLayout
+}
+
+func (l runLayout) bucket(id digest.Digest) int {
+	if l.wide {
+		return int(id[0])<<4 | int(id[1]>>4)
+	}
+	return RunBucket(id)
+}
+
+func (l runLayout) footerLen() int { return (l.buckets+1)*4 + 4 + len(l.magic) }
+
+// RunFooterLenIn is the size of the footer of a run of shard (or of the
+// wide area, WideShard).
+func RunFooterLenIn(shard string) int { return layoutOf(shard).footerLen() }
+
 // EncodeRun returns the bytes of a run holding entries (at least one,
 // all of one shard), sorted by (ID, kind); exact duplicates are written
 // once.
-func EncodeRun(entries []RunEntry) ([]byte, error) {
+func EncodeRun(entries []RunEntry) ([]byte, error) { return encodeRun(shardLayout, entries) }
+
+// EncodeRunIn is EncodeRun for a run of shard: of the wide area
+// (WideShard), entries of any ID make a wide run.
+func EncodeRunIn(shard string, entries []RunEntry) ([]byte, error) {
+	return encodeRun(layoutOf(shard), entries)
+}
+
+func encodeRun(l runLayout, entries []RunEntry) ([]byte, error) {
 	if len(entries) == 0 {
 		return nil, errors.New("a lookup run needs at least one entry")
 	}
 	es := slices.Clone(entries)
 	slices.SortStableFunc(es, compareEntries)
-	b := make([]byte, 0, 8+len(es)*112+runFooterLen)
-	b = append(b, RunMagic...)
-	var fan [runBuckets + 1]uint32
+	flen := l.footerLen()
+	b := make([]byte, 0, 8+len(es)*112+flen)
+	b = append(b, l.magic...)
+	fan := make([]uint32, l.buckets+1)
 	next := 0 // the next bucket whose start is not yet known
 	count := 0
 	var prev []byte
 	for i, e := range es {
-		if !sameShard(e.ID, es[0].ID) {
+		if !l.wide && !sameShard(e.ID, es[0].ID) {
 			return nil, fmt.Errorf("lookup run: %s and %s are in different shards", es[0].ID.Short(), e.ID.Short())
 		}
-		enc, err := appendRunEntry(nil, e)
+		enc, err := appendRunEntry(nil, e, l.wide)
 		if err != nil {
 			return nil, err
 		}
@@ -130,28 +205,36 @@ func EncodeRun(entries []RunEntry) ([]byte, error) {
 		}
 		prev = enc
 		count++
-		for bk := RunBucket(e.ID); next <= bk; next++ {
+		for bk := l.bucket(e.ID); next <= bk; next++ {
 			fan[next] = uint32(len(b))
 		}
 		b = append(b, enc...)
-		if len(b) > maxRunBytes-runFooterLen {
+		if len(b) > maxRunBytes-flen {
 			return nil, errors.New("lookup run: more than 1 GiB of entries")
 		}
 	}
-	for ; next <= runBuckets; next++ {
+	for ; next <= l.buckets; next++ {
 		fan[next] = uint32(len(b))
 	}
 	for _, f := range fan {
 		b = binary.LittleEndian.AppendUint32(b, f)
 	}
 	b = binary.LittleEndian.AppendUint32(b, uint32(count))
-	return append(b, RunMagic...), nil
+	return append(b, l.magic...), nil
 }
 
-func appendRunEntry(b []byte, e RunEntry) ([]byte, error) {
+// appendRunEntry appends the encoding of e; sized (in a wide run) adds
+// the size of its segment after the segment.
+func appendRunEntry(b []byte, e RunEntry, sized bool) ([]byte, error) {
 	b = append(b, e.ID[:]...)
 	b = append(b, e.Kind)
 	b = append(b, e.Segment[:]...)
+	if sized {
+		if e.SegmentSize < 0 || e.SegmentSize > maxSegmentSize {
+			return nil, fmt.Errorf("lookup run: entry %s: segment size %d", e.ID.Short(), e.SegmentSize)
+		}
+		b = binary.AppendUvarint(b, uint64(e.SegmentSize))
+	}
 	switch e.Kind {
 	case RunData, RunTree:
 		if e.Blob.ID != e.ID || e.Blob.Type != e.Kind || e.Blob.Codec > index.CodecZstd {
@@ -176,28 +259,40 @@ func appendRunEntry(b []byte, e RunEntry) ([]byte, error) {
 	return b, nil
 }
 
-// RunFooter is a run's fan-out table, read from its last RunFooterLen
-// bytes: where each bucket's entries are.
+// RunFooter is a run's fan-out table, read from its last bytes (the
+// footer): where each bucket's entries are.
 type RunFooter struct {
-	fan   [runBuckets + 1]uint32
-	Count int
-	Size  int64
+	layout runLayout
+	fan    []uint32
+	Count  int
+	Size   int64
 }
 
-// DecodeRunFooter decodes the footer of a run of size bytes from its
-// last RunFooterLen bytes.
+// DecodeRunFooter decodes the footer of a shard's run of size bytes from
+// its last RunFooterLen bytes.
 func DecodeRunFooter(tail []byte, size int64) (*RunFooter, error) {
-	if len(tail) != runFooterLen || size < int64(len(RunMagic)+runFooterLen) || size > maxRunBytes {
+	return decodeRunFooter(shardLayout, tail, size)
+}
+
+// DecodeRunFooterIn decodes the footer of a run of shard (WideShard: a
+// wide run) of size bytes from its last RunFooterLenIn(shard) bytes.
+func DecodeRunFooterIn(shard string, tail []byte, size int64) (*RunFooter, error) {
+	return decodeRunFooter(layoutOf(shard), tail, size)
+}
+
+func decodeRunFooter(l runLayout, tail []byte, size int64) (*RunFooter, error) {
+	flen := l.footerLen()
+	if len(tail) != flen || size < int64(len(l.magic)+flen) || size > maxRunBytes {
 		return nil, fmt.Errorf("%w: %d bytes", ErrBadRun, size)
 	}
-	if string(tail[len(tail)-len(RunMagic):]) != RunMagic {
+	if string(tail[len(tail)-len(l.magic):]) != l.magic {
 		return nil, fmt.Errorf("%w: bad magic", ErrBadRun)
 	}
-	f := &RunFooter{Size: size}
-	end := uint32(size) - uint32(runFooterLen)
+	f := &RunFooter{layout: l, fan: make([]uint32, l.buckets+1), Size: size}
+	end := uint32(size) - uint32(flen)
 	for i := range f.fan {
 		f.fan[i] = binary.LittleEndian.Uint32(tail[4*i:])
-		lo := uint32(len(RunMagic))
+		lo := uint32(len(l.magic))
 		if i > 0 {
 			lo = f.fan[i-1]
 		}
@@ -205,10 +300,10 @@ func DecodeRunFooter(tail []byte, size int64) (*RunFooter, error) {
 			return nil, fmt.Errorf("%w: fan-out table out of order", ErrBadRun)
 		}
 	}
-	if f.fan[runBuckets] != end {
+	if f.fan[l.buckets] != end {
 		return nil, fmt.Errorf("%w: fan-out table does not end where entries end", ErrBadRun)
 	}
-	f.Count = int(binary.LittleEndian.Uint32(tail[4*(runBuckets+1):]))
+	f.Count = int(binary.LittleEndian.Uint32(tail[4*(l.buckets+1):]))
 	if int64(f.Count)*(32+1+32+32+1+3) > int64(end) {
 		return nil, fmt.Errorf("%w: %d entries cannot fit", ErrBadRun, f.Count)
 	}
@@ -218,29 +313,59 @@ func DecodeRunFooter(tail []byte, size int64) (*RunFooter, error) {
 // Bucket returns the byte range [off, end) of the run that holds the
 // entries of id's bucket, if id is in the run at all.
 func (f *RunFooter) Bucket(id digest.Digest) (off, end int64) {
-	b := RunBucket(id)
+	b := f.layout.bucket(id)
 	return int64(f.fan[b]), int64(f.fan[b+1])
 }
 
-// DecodeRun decodes a whole run, checking every rule of its format.
-func DecodeRun(data []byte) ([]RunEntry, error) {
-	if len(data) < len(RunMagic)+runFooterLen || string(data[:len(RunMagic)]) != RunMagic {
+// Buckets is the number of buckets of the fan-out table.
+func (f *RunFooter) Buckets() int { return f.layout.buckets }
+
+// BucketRange returns the byte range [off, end) of bucket b of the run;
+// in a wide run, bucket b holds the entries of shard b.
+func (f *RunFooter) BucketRange(b int) (off, end int64) {
+	return int64(f.fan[b]), int64(f.fan[b+1])
+}
+
+// DecodeBucketAt decodes data, the bytes BucketRange gave for bucket b.
+func (f *RunFooter) DecodeBucketAt(data []byte, b int) ([]RunEntry, error) {
+	return decodeBucketRange(f.layout, data, b)
+}
+
+// DecodeBucket decodes b, the bytes Bucket gave for id: the entries of
+// id's bucket, which must all belong to it, in order.
+func (f *RunFooter) DecodeBucket(b []byte, id digest.Digest) ([]RunEntry, error) {
+	return decodeBucketRange(f.layout, b, f.layout.bucket(id))
+}
+
+// DecodeRun decodes a whole run of a shard, checking every rule of its
+// format.
+func DecodeRun(data []byte) ([]RunEntry, error) { return decodeRun(shardLayout, data) }
+
+// DecodeRunIn decodes a whole run of shard (WideShard: a wide run).
+func DecodeRunIn(shard string, data []byte) ([]RunEntry, error) {
+	return decodeRun(layoutOf(shard), data)
+}
+
+func decodeRun(l runLayout, data []byte) ([]RunEntry, error) {
+	flen := l.footerLen()
+	if len(data) < len(l.magic)+flen || string(data[:len(l.magic)]) != l.magic {
 		return nil, fmt.Errorf("%w: bad header", ErrBadRun)
 	}
-	f, err := DecodeRunFooter(data[len(data)-runFooterLen:], int64(len(data)))
+	f, err := decodeRunFooter(l, data[len(data)-flen:], int64(len(data)))
 	if err != nil {
 		return nil, err
 	}
-	// Every entry sits in its bucket, in order, and all share a shard.
+	// Every entry sits in its bucket, in order, and (but in a wide run)
+	// all share a shard.
 	var es []RunEntry
-	pos, end := len(RunMagic), int(f.fan[runBuckets])
+	pos, end := len(l.magic), int(f.fan[l.buckets])
 	for pos < end {
-		e, n, err := decodeRunEntry(data[pos:end])
+		e, n, err := decodeRunEntry(data[pos:end], l.wide)
 		if err != nil {
 			return nil, err
 		}
 		lo, hi := f.Bucket(e.ID)
-		if int64(pos) < lo || int64(pos) >= hi || len(es) > 0 && (!sameShard(e.ID, es[0].ID) || compareEntries(es[len(es)-1], e) > 0) {
+		if int64(pos) < lo || int64(pos) >= hi || len(es) > 0 && (!l.wide && !sameShard(e.ID, es[0].ID) || compareEntries(es[len(es)-1], e) > 0) {
 			return nil, fmt.Errorf("%w: entry %s out of place", ErrBadRun, e.ID.Short())
 		}
 		es = append(es, e)
@@ -253,16 +378,20 @@ func DecodeRun(data []byte) ([]RunEntry, error) {
 }
 
 // DecodeRunBucketRange decodes the entries in b, the bytes of one or more
-// whole buckets of a run; bucket, when not -1, is the bucket they must
-// all belong to. Entries must be sorted.
+// whole buckets of a shard's run; bucket, when not -1, is the bucket they
+// must all belong to. Entries must be sorted.
 func DecodeRunBucketRange(b []byte, bucket int) ([]RunEntry, error) {
+	return decodeBucketRange(shardLayout, b, bucket)
+}
+
+func decodeBucketRange(l runLayout, b []byte, bucket int) ([]RunEntry, error) {
 	var es []RunEntry
 	for len(b) > 0 {
-		e, n, err := decodeRunEntry(b)
+		e, n, err := decodeRunEntry(b, l.wide)
 		if err != nil {
 			return nil, err
 		}
-		if bucket >= 0 && RunBucket(e.ID) != bucket {
+		if bucket >= 0 && l.bucket(e.ID) != bucket {
 			return nil, fmt.Errorf("%w: entry %s in the wrong bucket", ErrBadRun, e.ID.Short())
 		}
 		if len(es) > 0 && compareEntries(es[len(es)-1], e) > 0 {
@@ -274,7 +403,7 @@ func DecodeRunBucketRange(b []byte, bucket int) ([]RunEntry, error) {
 	return es, nil
 }
 
-func decodeRunEntry(b []byte) (e RunEntry, n int, err error) {
+func decodeRunEntry(b []byte, sized bool) (e RunEntry, n int, err error) {
 	bad := func(what string) (RunEntry, int, error) {
 		return RunEntry{}, 0, fmt.Errorf("%w: %s", ErrBadRun, what)
 	}
@@ -292,6 +421,13 @@ func decodeRunEntry(b []byte) (e RunEntry, n int, err error) {
 		}
 		n += k
 		return v, true
+	}
+	if sized {
+		size, ok := uv()
+		if !ok || size > maxSegmentSize {
+			return bad("bad segment size")
+		}
+		e.SegmentSize = int64(size)
 	}
 	switch e.Kind {
 	case RunData, RunTree:

@@ -177,3 +177,112 @@ func FuzzRunMutation(f *testing.F) {
 		}
 	})
 }
+
+// A wide run holds entries of any shard, found through its footer (a
+// bucket a shard) and that bucket alone; a reader of one kind of run
+// never takes the other.
+func TestWideRunRoundTrip(t *testing.T) {
+	var es []RunEntry
+	seg, pack := digest.Of([]byte("segment")), digest.Of([]byte("pack"))
+	for i := range 3000 {
+		id := digest.Of(binary.LittleEndian.AppendUint32(nil, uint32(i)))
+		es = append(es, RunEntry{ID: id, Kind: RunData, Segment: seg, SegmentSize: int64(i * 300),
+			Blob: index.Blob{ID: id, Pack: pack, Offset: uint64(8 + 100*i), Length: 100, RawLen: 100}})
+	}
+	if _, err := EncodeRun(es); err == nil {
+		t.Fatal("a shard's run took entries of many shards")
+	}
+	data, err := EncodeRunIn(WideShard, es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeRunIn(WideShard, data)
+	if err != nil || len(got) != len(es) {
+		t.Fatalf("decoded %d entries (%v), want %d", len(got), err, len(es))
+	}
+	size := map[digest.Digest]int64{}
+	for _, e := range es {
+		size[e.ID] = e.SegmentSize
+	}
+	for _, e := range got {
+		if e.SegmentSize != size[e.ID] {
+			t.Fatalf("entry %s: segment size %d, want %d", e.ID.Short(), e.SegmentSize, size[e.ID])
+		}
+	}
+	if _, err := DecodeRun(data); !errors.Is(err, ErrBadRun) {
+		t.Fatalf("a wide run read as a shard's: %v", err)
+	}
+	shard, _ := EncodeRun(testEntries(20))
+	if _, err := DecodeRunIn(WideShard, shard); !errors.Is(err, ErrBadRun) {
+		t.Fatalf("a shard's run read as a wide one: %v", err)
+	}
+	flen := RunFooterLenIn(WideShard)
+	f, err := DecodeRunFooterIn(WideShard, data[len(data)-flen:], int64(len(data)))
+	if err != nil || f.Count != len(es) || f.Buckets() != 4096 {
+		t.Fatalf("footer: %+v, %v", f, err)
+	}
+	for _, e := range es {
+		off, end := f.Bucket(e.ID)
+		bs, err := f.DecodeBucket(data[off:end], e.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(bs, func(b RunEntry) bool { return entryEqual(b, e) }) {
+			t.Fatalf("entry %s not in its bucket", e.ID.Short())
+		}
+		if b := int(e.ID[0])<<4 | int(e.ID[1]>>4); [2]int64{off, end} != func() [2]int64 { o, n := f.BucketRange(b); return [2]int64{o, n} }() {
+			t.Fatalf("entry %s: its bucket is not that of its shard", e.ID.Short())
+		}
+	}
+	// An entry moved to another bucket is refused.
+	off, end := f.Bucket(es[0].ID)
+	other := es[0].ID
+	other[0] ^= 0x80
+	if _, err := f.DecodeBucket(data[off:end], other); !errors.Is(err, ErrBadRun) {
+		t.Fatalf("entries of one bucket read as another's: %v", err)
+	}
+}
+
+// FuzzWideRunMutation is FuzzRunMutation for a wide run: a bucket's
+// bytes decode as that bucket's or not at all, whatever a hostile bucket
+// changed.
+func FuzzWideRunMutation(f *testing.F) {
+	f.Add(uint16(40), byte(1), uint16(0), byte(0))
+	f.Add(uint16(60000), byte(0x80), uint16(77), byte(0xff))
+	var es []RunEntry
+	for i, e := range testEntries(60) {
+		e.ID[0], e.ID[1] = byte(i*37), byte(i*91)
+		if e.Kind != RunFile {
+			e.Blob.ID = e.ID
+		}
+		e.SegmentSize = int64(i * 1000)
+		es = append(es, e)
+	}
+	valid, err := EncodeRunIn(WideShard, es)
+	if err != nil {
+		f.Fatal(err)
+	}
+	flen := RunFooterLenIn(WideShard)
+	f.Fuzz(func(t *testing.T, p1 uint16, v1 byte, p2 uint16, v2 byte) {
+		b := bytes.Clone(valid)
+		b[int(p1)%len(b)] ^= v1
+		b[int(p2)%len(b)] ^= v2
+		got, err := DecodeRunIn(WideShard, b)
+		if foot, ferr := DecodeRunFooterIn(WideShard, b[len(b)-flen:], int64(len(b))); ferr == nil {
+			for bk := range foot.Buckets() {
+				off, end := foot.BucketRange(bk)
+				for _, e := range func() []RunEntry { x, _ := foot.DecodeBucketAt(b[off:end], bk); return x }() {
+					if int(e.ID[0])<<4|int(e.ID[1]>>4) != bk {
+						t.Fatalf("entry %s decoded in bucket %d", e.ID.Short(), bk)
+					}
+				}
+			}
+		}
+		if err != nil {
+			return
+		}
+		if _, err := EncodeRunIn(WideShard, got); err != nil {
+			t.Fatalf("a decoded wide run does not encode: %v", err)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -16,15 +17,15 @@ import (
 	"github.com/cas-ml/cas/remote"
 )
 
-// FromSegment returns the entries of segment seg (named id): one per
-// blob, one per multi-chunk file.
-func FromSegment(id digest.Digest, seg *format.Segment) []format.RunEntry {
+// FromSegment returns the entries of segment seg (named id, of size
+// bytes; 0 if not known): one per blob, one per multi-chunk file.
+func FromSegment(id digest.Digest, size int64, seg *format.Segment) []format.RunEntry {
 	es := make([]format.RunEntry, 0, len(seg.Blobs)+len(seg.Files))
 	for _, b := range seg.Blobs {
-		es = append(es, format.RunEntry{ID: b.ID, Kind: b.Type, Segment: id, Blob: b})
+		es = append(es, format.RunEntry{ID: b.ID, Kind: b.Type, Segment: id, SegmentSize: size, Blob: b})
 	}
 	for f, chunks := range seg.Files {
-		es = append(es, format.RunEntry{ID: f, Kind: format.RunFile, Segment: id, Chunks: chunks})
+		es = append(es, format.RunEntry{ID: f, Kind: format.RunFile, Segment: id, SegmentSize: size, Chunks: chunks})
 	}
 	return es
 }
@@ -44,27 +45,75 @@ func (w *Written) add(o Written) {
 	w.Deleted += o.Deleted
 }
 
+// Layout says how Write may lay entries out on a remote.
+type Layout struct {
+	// Wide lets Write put the entries of one call in a single run of the
+	// wide area (format.WideShard) when there are WideMin to WideMax of
+	// them: one object where a run per shard would be thousands. Only on
+	// a remote whose lookup index is of version 2.
+	Wide bool
+	// Mark makes Write put format.LookupShardedMarker before the first
+	// run of a shard it writes, for readers that list no shard without
+	// it. Only where the lookup index is complete (format key written):
+	// the marker tells readers to use it.
+	Mark bool
+}
+
+const (
+	// WideMin is the fewest entries Write puts in a wide run: fewer make
+	// as few runs in the shards, which cost a reader less.
+	WideMin = 1 << 10
+	// WideMax is the most: more make runs in every shard, a few dozen
+	// entries each.
+	WideMax = 1 << 17
+	// SplitAt is the size of the wide area at which a compaction moves it
+	// into the shards: every reader reads each wide run's fan-out table
+	// and a bucket of it for every lookup, so it stays small.
+	SplitAt = 16 << 20
+)
+
+// splitAt is SplitAt, which tests lower.
+var splitAt int64 = SplitAt
+
 // Write writes entries as one run per shard they fall in, several at
-// once, and returns the shards written. A run is named by the BLAKE3 of
+// once, or, as lay allows, as one wide run; it returns the shards written
+// (format.WideShard for the wide area). A run is named by the BLAKE3 of
 // its bytes and written only if absent: writing the same entries twice
 // is harmless.
-func Write(ctx context.Context, be remote.Backend, entries []format.RunEntry, conc int) ([]string, Written, error) {
+func Write(ctx context.Context, be remote.Backend, entries []format.RunEntry, conc int, lay Layout) ([]string, Written, error) {
+	if lay.Wide && len(entries) >= WideMin && len(entries) <= WideMax {
+		_, n, err := putRun(ctx, be, format.WideShard, entries)
+		if err != nil {
+			return nil, Written{}, err
+		}
+		return []string{format.WideShard}, Written{Runs: 1, Bytes: n}, nil
+	}
 	byShard := map[string][]format.RunEntry{}
 	for _, e := range entries {
 		s := format.LookupShard(e.ID)
 		byShard[s] = append(byShard[s], e)
 	}
-	shards := slices.Sorted(func(yield func(string) bool) {
-		for s := range byShard {
-			if !yield(s) {
-				return
-			}
+	shards := slices.Sorted(maps.Keys(byShard))
+	w, err := putShards(ctx, be, shards, func(s string) []format.RunEntry { return byShard[s] }, conc, lay.Mark)
+	return shards, w, err
+}
+
+// putShards writes a run of entries(s) in each of shards, several at
+// once, after the sharded marker if mark is set.
+func putShards(ctx context.Context, be remote.Backend, shards []string, entries func(string) []format.RunEntry, conc int, mark bool) (Written, error) {
+	if mark && len(shards) > 0 {
+		if err := MarkSharded(ctx, be); err != nil {
+			return Written{}, err
 		}
-	})
+	}
 	var mu sync.Mutex
 	var w Written
 	err := par.ForEach(ctx, shards, conc, func(ctx context.Context, s string) error {
-		_, n, err := putRun(ctx, be, s, byShard[s])
+		es := entries(s)
+		if len(es) == 0 {
+			return nil
+		}
+		_, n, err := putRun(ctx, be, s, es)
 		mu.Lock()
 		defer mu.Unlock()
 		if err == nil {
@@ -73,12 +122,31 @@ func Write(ctx context.Context, be remote.Backend, entries []format.RunEntry, co
 		}
 		return err
 	})
-	return shards, w, err
+	return w, err
+}
+
+// MarkSharded writes format.LookupShardedMarker on be, if absent.
+func MarkSharded(ctx context.Context, be remote.Backend) error {
+	return putMarker(ctx, be, format.LookupShardedMarker)
+}
+
+// MarkIndexed writes format.LookupIndexMarker on be, if absent: to be
+// written once format.LookupFormatKey is.
+func MarkIndexed(ctx context.Context, be remote.Backend) error {
+	return putMarker(ctx, be, format.LookupIndexMarker)
+}
+
+func putMarker(ctx context.Context, be remote.Backend, key string) error {
+	err := be.Put(ctx, key, bytes.NewReader(nil), 0, remote.PutOptions{IfNoneMatch: true})
+	if err != nil && !errors.Is(err, remote.ErrExists) {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
 }
 
 // putRun writes a run of entries into shard and returns its key and size.
 func putRun(ctx context.Context, be remote.Backend, shard string, es []format.RunEntry) (string, int64, error) {
-	data, err := format.EncodeRun(es)
+	data, err := format.EncodeRunIn(shard, es)
 	if err != nil {
 		return "", 0, err
 	}
@@ -108,13 +176,41 @@ func listShard(ctx context.Context, be remote.Backend, shard string) ([]run, err
 	if err != nil {
 		return nil, fmt.Errorf("list lookup shard %s: %w", shard, err)
 	}
+	sortRuns(runs)
+	return runs, nil
+}
+
+// sortRuns sorts runs largest first, then by key.
+func sortRuns(runs []run) {
 	sort.SliceStable(runs, func(i, j int) bool {
 		if runs[i].size != runs[j].size {
 			return runs[i].size > runs[j].size
 		}
 		return runs[i].key < runs[j].key
 	})
-	return runs, nil
+}
+
+// listWide lists the runs of the wide area, largest first, and reports
+// which of its markers it holds.
+func listWide(ctx context.Context, be remote.Backend) (runs []run, indexed, sharded bool, err error) {
+	err = be.List(ctx, format.LookupShardPrefix(format.WideShard), func(oi remote.ObjectInfo) error {
+		switch oi.Key {
+		case format.LookupIndexMarker:
+			indexed = true
+		case format.LookupShardedMarker:
+			sharded = true
+		default:
+			if _, err := format.RunIDFromKey(oi.Key); err == nil {
+				runs = append(runs, run{oi.Key, oi.Size})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, false, fmt.Errorf("list the lookup index's wide area: %w", err)
+	}
+	sortRuns(runs)
+	return runs, indexed, sharded, nil
 }
 
 // Policy bounds what a compaction of one shard does.
@@ -134,31 +230,43 @@ func Compact(ctx context.Context, be remote.Backend, shards []string, conc int, 
 	var mu sync.Mutex
 	var total Written
 	left := pol.Budget
+	// afford takes cost out of the budget if it allows.
+	afford := func(cost int64) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if pol.Budget > 0 && cost > left {
+			return false
+		}
+		left -= cost
+		return true
+	}
 	err := par.ForEach(ctx, shards, conc, func(ctx context.Context, s string) error {
-		runs, err := listShard(ctx, be, s)
-		if err != nil {
+		var runs []run
+		var err error
+		if s == format.WideShard {
+			var sharded bool
+			if runs, _, sharded, err = listWide(ctx, be); err != nil {
+				return err
+			}
+			if len(runs) > 0 && (sharded || sizeOf(runs) >= splitAt) {
+				w, err := splitWide(ctx, be, runs, conc)
+				mu.Lock()
+				total.add(w)
+				mu.Unlock()
+				return err
+			}
+		} else if runs, err = listShard(ctx, be, s); err != nil {
 			return err
 		}
 		merge := pick(runs)
 		if len(merge) < 2 {
 			return nil
 		}
-		var cost int64
-		for _, r := range merge {
-			cost += r.size
-		}
-		mu.Lock()
-		if pol.Budget > 0 && cost > left && len(merge) == len(runs) {
+		if !afford(sizeOf(merge)) {
+			if len(merge) != len(runs) || len(merge) < 3 || !afford(sizeOf(merge[1:])) {
+				return nil
+			}
 			merge = merge[1:] // the base does not fit: merge the rest only
-			cost -= runs[0].size
-		}
-		ok := pol.Budget == 0 || cost <= left
-		if ok {
-			left -= cost
-		}
-		mu.Unlock()
-		if !ok || len(merge) < 2 {
-			return nil
 		}
 		w, err := mergeRuns(ctx, be, s, merge, nil)
 		mu.Lock()
@@ -167,6 +275,92 @@ func Compact(ctx context.Context, be remote.Backend, shards []string, conc int, 
 		return err
 	})
 	return total, err
+}
+
+func sizeOf(runs []run) (n int64) {
+	for _, r := range runs {
+		n += r.size
+	}
+	return n
+}
+
+// splitWide moves runs, the wide area, into the shards, whatever a budget
+// says (the cost is that of the wide runs written since the last split):
+// a compaction does once the wide area holds SplitAt bytes or more, or
+// once runs are in shards (a reader then reads both areas, which costs it
+// requests). Every entry goes to a run of its shard (after the sharded
+// marker), then the wide runs are deleted. Killed part-way, it leaves
+// entries in both places, never in neither.
+func splitWide(ctx context.Context, be remote.Backend, runs []run, conc int) (Written, error) {
+	var w Written
+	type wideRun struct {
+		run
+		data []byte
+		foot *format.RunFooter
+	}
+	var read []wideRun
+	flen := int64(format.RunFooterLenIn(format.WideShard))
+	for _, r := range runs {
+		data, err := readRange(ctx, be, r.key, 0, r.size)
+		if errors.Is(err, remote.ErrNotFound) {
+			continue // merged or split meanwhile: its entries are elsewhere
+		}
+		if err != nil {
+			return w, fmt.Errorf("read lookup run %s: %w", r.key, err)
+		}
+		w.Read += int64(len(data))
+		id, err := format.RunIDFromKey(r.key)
+		if err != nil || digest.Of(data) != id || int64(len(data)) < flen {
+			continue // damaged: left for verify to name, as in a merge
+		}
+		f, err := format.DecodeRunFooterIn(format.WideShard, data[int64(len(data))-flen:], int64(len(data)))
+		if err != nil {
+			continue
+		}
+		read = append(read, wideRun{r, data, f})
+	}
+	if len(read) == 0 {
+		return w, nil
+	}
+	shards := make([]string, 0, 1<<(4*format.LookupShardDigits))
+	index := map[string]int{}
+	for b := range read[0].foot.Buckets() {
+		s := fmt.Sprintf("%0*x", format.LookupShardDigits, b)
+		shards = append(shards, s)
+		index[s] = b
+	}
+	var bad error
+	var mu sync.Mutex
+	entries := func(s string) []format.RunEntry {
+		var es []format.RunEntry
+		for _, r := range read {
+			off, end := r.foot.BucketRange(index[s])
+			got, err := r.foot.DecodeBucketAt(r.data[off:end], index[s])
+			if err != nil {
+				mu.Lock()
+				bad = fmt.Errorf("split lookup run %s: %w", r.key, err)
+				mu.Unlock()
+				return nil
+			}
+			es = append(es, got...)
+		}
+		return es
+	}
+	put, err := putShards(ctx, be, shards, entries, conc, true)
+	w.add(put)
+	if err == nil {
+		err = bad // a run that fails to decode is not deleted
+	}
+	if err != nil {
+		return w, err
+	}
+	for _, r := range read {
+		if err := be.Delete(ctx, r.key); err != nil && !errors.Is(err, remote.ErrNotFound) {
+			return w, fmt.Errorf("delete split lookup run %s: %w", r.key, err)
+		}
+		w.Deleted++
+	}
+	return w, nil
 }
 
 // Purge rewrites the runs of shards without the entries of blobs stored
@@ -231,7 +425,7 @@ func mergeRuns(ctx context.Context, be remote.Backend, shard string, runs []run,
 			return w, fmt.Errorf("read lookup run %s: %w", r.key, err)
 		}
 		w.Read += int64(len(data))
-		es, err := decodeNamed(r.key, data)
+		es, err := decodeNamed(shard, r.key, data)
 		if err != nil {
 			// A damaged run is left where it is, for verify to name; its
 			// entries are in the segments, which stay the truth.
@@ -270,12 +464,12 @@ func mergeRuns(ctx context.Context, be remote.Backend, shard string, runs []run,
 
 // decodeNamed checks a run against the name its key ends with, then
 // decodes it.
-func decodeNamed(key string, data []byte) ([]format.RunEntry, error) {
+func decodeNamed(shard, key string, data []byte) ([]format.RunEntry, error) {
 	id, err := format.RunIDFromKey(key)
 	if err != nil || digest.Of(data) != id {
 		return nil, fmt.Errorf("lookup run %s: %w: does not match its name", key, format.ErrBadRun)
 	}
-	return format.DecodeRun(data)
+	return format.DecodeRunIn(shard, data)
 }
 
 // readRange reads n bytes at off of key (n < 0: from off to the end).

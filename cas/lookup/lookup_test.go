@@ -70,7 +70,7 @@ func TestWriteLookupCompact(t *testing.T) {
 	for p := range 12 {
 		es := entries(p, 300)
 		all = append(all, es...)
-		if _, _, err := Write(ctx, be, es, 4); err != nil {
+		if _, _, err := Write(ctx, be, es, 4, Layout{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -112,7 +112,7 @@ func TestConcurrentCompactionLosesNothing(t *testing.T) {
 		wg.Go(func() {
 			for p := range 10 {
 				es := entries(100*w+p, 200)
-				shards, _, err := Write(ctx, be, es, 2)
+				shards, _, err := Write(ctx, be, es, 2, Layout{})
 				if err != nil {
 					t.Error(err)
 					return
@@ -140,7 +140,7 @@ func TestLookupRequests(t *testing.T) {
 		var last []format.RunEntry
 		for p := range pushes {
 			last = entries(p, 50)
-			shards, _, err := Write(ctx, mem, last, 4)
+			shards, _, err := Write(ctx, mem, last, 4, Layout{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -194,7 +194,7 @@ func TestCompactCrashPoints(t *testing.T) {
 			es[i].Blob.ID = es[i].ID
 		}
 		all = append(all, es...)
-		s, _, err := Write(ctx, base, es, 1)
+		s, _, err := Write(ctx, base, es, 1, Layout{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,6 +223,93 @@ func TestCompactCrashPoints(t *testing.T) {
 			if k := runsIn(t, mem)[s]; k > 2 {
 				t.Fatalf("crash point %d: shard %s has %d runs after compaction again", n, s, k)
 			}
+		}
+	}
+}
+
+// A lookup index of version 2 keeps the entries of an upload of many in
+// one wide run: a reader finds them there with no shard listed while the
+// sharded marker is absent, and, once the wide area has grown to SplitAt,
+// a compaction moves it into the shards (marker first), entry for entry,
+// even when killed at any write and run again.
+func TestWideRuns(t *testing.T) {
+	ctx := context.Background()
+	defer func(n int64) { splitAt = n }(splitAt)
+	base := remote.NewMem()
+	if err := MarkIndexed(ctx, base); err != nil {
+		t.Fatal(err)
+	}
+	var all []format.RunEntry
+	var size int64
+	for p := range 3 {
+		es := entries(p, WideMin+p)
+		all = append(all, es...)
+		shards, w, err := Write(ctx, base, es, 4, Layout{Wide: true, Mark: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(shards, []string{format.WideShard}) || w.Runs != 1 {
+			t.Fatalf("push %d: wrote %d runs in %v, want one wide run", p, w.Runs, shards)
+		}
+		size += w.Bytes
+	}
+	if n := runsIn(t, base); len(n) != 1 || n[format.WideShard] != 3+1 { // 3 runs and the index marker
+		t.Fatalf("runs by shard: %v, want 3 wide runs", n)
+	}
+	// Fewer than WideMin entries go to the shards, after the marker.
+	few := remotetest.Clone(t, base)
+	if _, _, err := Write(ctx, few, entries(9, 3), 4, Layout{Wide: true, Mark: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := few.Stat(ctx, format.LookupShardedMarker); err != nil {
+		t.Fatalf("runs in shards without the sharded marker: %v", err)
+	}
+
+	f := remote.NewFault(base)
+	rd := NewReader(f, 4)
+	ids := []digest.Digest{all[5].ID, all[len(all)-1].ID}
+	got, err := rd.Lookup(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if len(got[id]) != 1 || !got[id][0].Wide {
+			t.Fatalf("lookup of %s: %+v", id.Short(), got[id])
+		}
+	}
+	// One listing (the wide area), then per run its footer and a bucket.
+	if l, g := f.Lists.Load(), f.Gets.Load(); l != 1 || g > 3*2 {
+		t.Fatalf("%d listings and %d reads for two IDs in 3 wide runs", l, g)
+	}
+	checkAll(t, base, all)
+
+	splitAt = size / 2 // the next compaction splits
+	whole := remotetest.Clone(t, base)
+	counted := remote.NewFault(whole)
+	if _, err := Compact(ctx, counted, []string{format.WideShard}, 2, Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	runs := runsIn(t, whole)
+	if runs[format.WideShard] != 2 || len(runs) < 1000 { // the two markers left
+		t.Fatalf("after the split: %d objects in the wide area, %d shards", runs[format.WideShard], len(runs))
+	}
+	checkAll(t, whole, all)
+	total := int(counted.Puts.Load() + counted.Deletes.Load())
+	// Killed at the marker, among the shard runs, at each delete.
+	for _, n := range []int{1, 2, 3, total / 2, total - 3, total - 2, total - 1, total} {
+		mem := remotetest.Clone(t, base)
+		fm := remote.NewFault(mem)
+		struck := crashAfter(fm, n)
+		if _, err := Compact(ctx, fm, []string{format.WideShard}, 2, Policy{}); err == nil || !*struck {
+			t.Fatalf("crash point %d of %d: compaction did not fail (%v)", n, total, err)
+		}
+		checkAll(t, mem, all)
+		if _, err := Compact(ctx, mem, []string{format.WideShard}, 2, Policy{}); err != nil {
+			t.Fatalf("crash point %d of %d: compaction again: %v", n, total, err)
+		}
+		checkAll(t, mem, all)
+		if k := runsIn(t, mem)[format.WideShard]; k != 2 {
+			t.Fatalf("crash point %d of %d: %d objects left in the wide area", n, total, k)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 
@@ -34,10 +35,17 @@ type Reader struct {
 }
 
 type shardCache struct {
+	name    string
 	runs    []run
 	footers map[string]*format.RunFooter
 	whole   map[string][]format.RunEntry
+	// Of the wide area: the markers its listing showed.
+	indexed, sharded bool
 }
+
+// skipsShards reports whether a wide area's listing says no shard holds
+// a run: the index is of version 2 and not yet sharded.
+func (sc *shardCache) skipsShards() bool { return sc.indexed && !sc.sharded }
 
 // NewReader returns a Reader of be's lookup index making up to conc
 // requests at once.
@@ -45,25 +53,74 @@ func NewReader(be remote.Backend, conc int) *Reader {
 	return &Reader{be: be, conc: max(conc, 1), shards: map[string]*shardCache{}}
 }
 
+// Probe lists the wide area (once: lookups use what it found) and
+// reports whether its markers say be keeps a lookup index. When they do
+// not, LookupFormatKey may still (a lookup index of version 1, or one
+// whose marker a crash left unwritten): the caller checks it.
+func (r *Reader) Probe(ctx context.Context) (bool, error) {
+	sc, err := r.shard(ctx, format.WideShard)
+	if err != nil {
+		return false, err
+	}
+	return sc.indexed || sc.sharded, nil
+}
+
+// WideArea says what the wide area's listing (made once, as by Probe)
+// shows: whether no shard holds a run (flat: an index of version 2 whose
+// uploads all went to wide runs so far), and how many wide runs it holds.
+func (r *Reader) WideArea(ctx context.Context) (flat bool, runs int, err error) {
+	sc, err := r.shard(ctx, format.WideShard)
+	if err != nil {
+		return false, 0, err
+	}
+	return sc.skipsShards(), len(sc.runs), nil
+}
+
 // Lookup returns the entries found for each of ids (those with none are
 // absent from the map). An ID may have several entries: a blob stored
-// twice, or a file listed by two segments.
+// twice, or a file listed by two segments. Entries found in a wide run
+// say so (Wide).
 func (r *Reader) Lookup(ctx context.Context, ids []digest.Digest) (map[digest.Digest][]format.RunEntry, error) {
+	wide, err := r.shard(ctx, format.WideShard)
+	if err != nil {
+		return nil, err
+	}
 	byShard := map[string][]digest.Digest{}
 	for _, id := range ids {
 		s := format.LookupShard(id)
 		if !slices.Contains(byShard[s], id) {
 			byShard[s] = append(byShard[s], id)
+			byShard[format.WideShard] = append(byShard[format.WideShard], id)
 		}
 	}
-	shards := make([]string, 0, len(byShard))
-	for s := range byShard {
-		shards = append(shards, s)
+	shards := []string{format.WideShard}
+	if !wide.skipsShards() {
+		shards = slices.Sorted(maps.Keys(byShard))
 	}
-	slices.Sort(shards)
 	out := map[digest.Digest][]format.RunEntry{}
+	if err := r.lookupShards(ctx, shards, byShard, out); err != nil {
+		return nil, err
+	}
+	if wide.skipsShards() {
+		// A wide run split meanwhile (its listing was done again) leaves
+		// its entries in the shards.
+		if again, err := r.shard(ctx, format.WideShard); err != nil || again.skipsShards() {
+			return out, err
+		}
+		delete(byShard, format.WideShard)
+		shards = slices.Sorted(maps.Keys(byShard))
+		if err := r.lookupShards(ctx, shards, byShard, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// lookupShards looks the IDs of byShard up in shards, adding what it
+// finds to out.
+func (r *Reader) lookupShards(ctx context.Context, shards []string, byShard map[string][]digest.Digest, out map[digest.Digest][]format.RunEntry) error {
 	var mu sync.Mutex
-	err := par.ForEach(ctx, shards, r.conc, func(ctx context.Context, s string) error {
+	return par.ForEach(ctx, shards, r.conc, func(ctx context.Context, s string) error {
 		found, err := r.lookupShard(ctx, s, byShard[s])
 		if errors.Is(err, remote.ErrNotFound) {
 			r.forget(s) // compacted meanwhile: list it again
@@ -75,11 +132,11 @@ func (r *Reader) Lookup(ctx context.Context, ids []digest.Digest) (map[digest.Di
 		mu.Lock()
 		defer mu.Unlock()
 		for _, e := range found {
+			e.Wide = s == format.WideShard
 			out[e.ID] = append(out[e.ID], e)
 		}
 		return nil
 	})
-	return out, err
 }
 
 // Forget drops what the Reader knows of shards, written to meanwhile: the
@@ -104,11 +161,16 @@ func (r *Reader) shard(ctx context.Context, shard string) (*shardCache, error) {
 	if sc != nil {
 		return sc, nil
 	}
-	runs, err := listShard(ctx, r.be, shard)
+	sc = &shardCache{name: shard, footers: map[string]*format.RunFooter{}, whole: map[string][]format.RunEntry{}}
+	var err error
+	if shard == format.WideShard {
+		sc.runs, sc.indexed, sc.sharded, err = listWide(ctx, r.be)
+	} else {
+		sc.runs, err = listShard(ctx, r.be, shard)
+	}
 	if err != nil {
 		return nil, err
 	}
-	sc = &shardCache{runs: runs, footers: map[string]*format.RunFooter{}, whole: map[string][]format.RunEntry{}}
 	r.mu.Lock()
 	r.shards[shard] = sc
 	r.mu.Unlock()
@@ -150,7 +212,7 @@ func (r *Reader) lookupRun(ctx context.Context, sc *shardCache, rn run, ids []di
 			if err != nil {
 				return nil, fmt.Errorf("read lookup run %s: %w", rn.key, err)
 			}
-			if es, err = decodeNamed(rn.key, data); err != nil {
+			if es, err = decodeNamed(sc.name, rn.key, data); err != nil {
 				return nil, err
 			}
 			r.mu.Lock()
@@ -175,7 +237,7 @@ func (r *Reader) lookupRun(ctx context.Context, sc *shardCache, rn run, ids []di
 		if err != nil {
 			return nil, fmt.Errorf("read lookup run %s: %w", rn.key, err)
 		}
-		es, err := format.DecodeRunBucketRange(b, format.RunBucket(id))
+		es, err := f.DecodeBucket(b, id)
 		if err != nil {
 			return nil, fmt.Errorf("lookup run %s: %w", rn.key, err)
 		}
@@ -192,11 +254,15 @@ func (r *Reader) footer(ctx context.Context, sc *shardCache, rn run) (*format.Ru
 	if f != nil {
 		return f, nil
 	}
-	tail, err := readRange(ctx, r.be, rn.key, rn.size-int64(format.RunFooterLen), int64(format.RunFooterLen))
+	flen := int64(format.RunFooterLenIn(sc.name))
+	if rn.size < flen {
+		return nil, fmt.Errorf("lookup run %s: %w: %d bytes", rn.key, format.ErrBadRun, rn.size)
+	}
+	tail, err := readRange(ctx, r.be, rn.key, rn.size-flen, flen)
 	if err != nil {
 		return nil, fmt.Errorf("read lookup run %s: %w", rn.key, err)
 	}
-	if f, err = format.DecodeRunFooter(tail, rn.size); err != nil {
+	if f, err = format.DecodeRunFooterIn(sc.name, tail, rn.size); err != nil {
 		return nil, fmt.Errorf("lookup run %s: %w", rn.key, err)
 	}
 	r.mu.Lock()

@@ -83,7 +83,7 @@ func fill(ctx context.Context, be remote.Backend, n, batch int, seed uint64, con
 				},
 			})
 		}
-		_, w, err := lookup.Write(ctx, be, entries, conc)
+		_, w, err := lookup.Write(ctx, be, entries, conc, lookup.Layout{Mark: true})
 		if err != nil {
 			return st, err
 		}

@@ -140,7 +140,7 @@ func TestFillerGrowsTheLookupIndex(t *testing.T) {
 	if len(before) == 0 {
 		t.Fatal("two pushes left no lookup entries")
 	}
-	runsBefore := len(listKeys(t, bucket, format.LookupPrefix)) - 1 // and lookup/format
+	runsBefore := len(runKeys(t, bucket))
 
 	const n, batch = 5000, 2000
 	st, err := fill(ctx, bucket, n, batch, 1, 4, io.Discard)
@@ -149,11 +149,9 @@ func TestFillerGrowsTheLookupIndex(t *testing.T) {
 	}
 	perShard := map[string]int{}
 	runsAfter := 0
-	for _, k := range listKeys(t, bucket, format.LookupPrefix) {
-		if k != format.LookupFormatKey {
-			perShard[k[len(format.LookupPrefix):len(format.LookupPrefix)+format.LookupShardDigits]]++
-			runsAfter++
-		}
+	for _, k := range runKeys(t, bucket) {
+		perShard[k[len(format.LookupPrefix):len(format.LookupPrefix)+format.LookupShardDigits]]++
+		runsAfter++
 	}
 	for s, c := range perShard {
 		if c != 1 {
@@ -256,18 +254,29 @@ func listKeys(t *testing.T, b remote.Backend, prefix string) []string {
 }
 
 // lookupEntries decodes every run of b's lookup index.
+// runKeys lists the runs of b's lookup index: not its format key, not
+// the markers of its wide area.
+func runKeys(t *testing.T, b remote.Backend) []string {
+	t.Helper()
+	var runs []string
+	for _, k := range listKeys(t, b, format.LookupPrefix) {
+		if _, err := format.RunIDFromKey(k); err == nil {
+			runs = append(runs, k)
+		}
+	}
+	return runs
+}
+
 func lookupEntries(t *testing.T, b remote.Backend) []format.RunEntry {
 	t.Helper()
 	var all []format.RunEntry
-	for _, k := range listKeys(t, b, format.LookupPrefix) {
-		if k == format.LookupFormatKey {
-			continue
-		}
+	for _, k := range runKeys(t, b) {
 		data, err := remote.ReadSmall(context.Background(), b, k)
 		if err != nil {
 			t.Fatal(err)
 		}
-		es, err := format.DecodeRun(data)
+		area := strings.Split(k, "/")[1]
+		es, err := format.DecodeRunIn(area, data)
 		if err != nil {
 			t.Fatalf("run %s: %v", k, err)
 		}
