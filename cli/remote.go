@@ -47,7 +47,7 @@ func newCmdRemoteAdd(f *Factory) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the remote's settings as JSON")
 	cmd.Flags().StringVar(&opts.Remote.Endpoint, "endpoint", "", "the S3 endpoint `URL` (default: AWS)")
-	cmd.Flags().StringVar(&opts.Remote.Region, "region", "", "the bucket's `REGION`")
+	cmd.Flags().StringVar(&opts.Remote.Region, "region", "", "the bucket's `REGION` (default: asked of the server and recorded)")
 	cmd.Flags().BoolVar(&opts.Remote.Default, "default", false, "make it the default remote")
 	cmd.Flags().IntVar(&opts.Remote.Connections, "connections", remote.DefaultConnections, "requests in flight at once: more for a long fat link")
 	return cmd
@@ -64,8 +64,12 @@ func remoteAddRun(ctx context.Context, opts *remoteAddOptions) error {
 	if err := remote.CheckConnections(add.Connections); err != nil {
 		return usageError("--%v", err) // --connections N: want …
 	}
-	if err := probeNewRemote(ctx, opts.IO, r, add); err != nil {
+	region, err := probeNewRemote(ctx, opts.IO, r, add)
+	if err != nil {
 		return err
+	}
+	if add.Region == "" {
+		add.Region = region // later commands need not ask for it
 	}
 	if err := r.AddRemote(add); err != nil {
 		if errors.Is(err, remote.ErrURL) || errors.Is(err, cas.ErrBadRefName) {
@@ -222,38 +226,51 @@ func remoteFailure(rc *remote.Config, err error) error {
 // credentials may only read, or the bucket cannot be reached) it prints a
 // one-line warning and lets the remote be added; the first write through
 // it probes again.
-func probeNewRemote(ctx context.Context, ios *IOStreams, r *cas.Repo, rc remote.Config) error {
+//
+// It returns the bucket's region once the probe's signed requests have
+// reached the bucket (passed, or been refused for lack of write
+// permission): the one given, or the one learnt on the way (no request
+// more). Else it returns "", and the remote is added without one, which
+// each command that uses it then asks for.
+func probeNewRemote(ctx context.Context, ios *IOStreams, r *cas.Repo, rc remote.Config) (string, error) {
 	cfg, err := rc.S3Config()
 	if err != nil {
-		return nil // AddRemote says what is wrong
+		return "", nil // AddRemote says what is wrong
 	}
 	cfg.Clock = r.Clock
 	if _, exists, _ := remote.LookupConfig(r.RemotesFile(), rc.Name); exists || !cas.ValidRefName(rc.Name) {
-		return nil // AddRemote refuses it: nothing to probe
+		return "", nil // AddRemote refuses it: nothing to probe
 	}
 	be, err := remote.NewS3(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("remote %s: %w", rc.Name, err)
+		return "", fmt.Errorf("remote %s: %w", rc.Name, err)
 	}
 	err = remote.ProbeConditional(ctx, be)
 	var ce *remote.ConditionalError
 	switch {
 	case err == nil:
-		return nil
+		// The region the probe's requests were signed for: given, or
+		// learnt without another request. Failing to learn it costs each
+		// later command one request, and nothing else.
+		region, _ := be.BucketRegion(ctx)
+		return region, nil
 	case errors.As(err, &ce):
-		return &userError{msg: fmt.Sprintf("remote %s not added: %v", rc.Name, conditionalMessage(ce)), hint: conditionalHint}
+		return "", &userError{msg: fmt.Sprintf("remote %s not added: %v", rc.Name, conditionalMessage(ce)), hint: conditionalHint}
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
-		return err
+		return "", err
 	}
+	region := ""
 	why := "these credentials may not write there"
-	if !errors.Is(err, remote.ErrAccessDenied) {
+	if errors.Is(err, remote.ErrAccessDenied) {
+		region, _ = be.BucketRegion(ctx) // as above: signed, then refused
+	} else {
 		if inner := errors.Unwrap(err); inner != nil {
 			err = inner // without the probe's own words around it
 		}
 		why = err.Error()
 	}
 	fmt.Fprintf(ios.ErrOut, "warning: remote %s: could not check that %s enforces conditional writes (%s); a write through it checks first\n", rc.Name, be.Location(), why)
-	return nil
+	return region, nil
 }
 
 // conditionalMessage says in one line that a bucket ignores conditional

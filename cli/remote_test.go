@@ -15,6 +15,7 @@ import (
 
 	"github.com/cas-ml/cas/cli"
 	"github.com/cas-ml/cas/clock"
+	"github.com/cas-ml/cas/remote"
 	"github.com/cas-ml/cas/remote/s3test"
 )
 
@@ -379,4 +380,79 @@ func TestReadThroughBadRemoteNotReused(t *testing.T) {
 	if len(lines) < 2 || lines[len(lines)-2] != "cas: ref x: not found" || !strings.HasPrefix(lines[len(lines)-1], "hint: ") {
 		t.Errorf("diff of missing refs with a missing bucket said\n%s\nwant the store's error, `cas: ref x: not found`, and a hint", errs)
 	}
+}
+
+// TestRemoteAddRegion checks that remote add records the bucket's region,
+// learnt from the server without --region (with credentials that may only
+// read, too) and never asked for with it, so that a later command does
+// not ask for it either.
+func TestRemoteAddRegion(t *testing.T) {
+	srv := s3test.Start(t)
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	url := "s3://" + srv.NewBucket(t) + "/lab"
+	a := t.TempDir()
+	content := []byte("one small file\n")
+	writeFile(t, filepath.Join(a, "data", "x.txt"), content)
+	mustCas(t, a, "init")
+	mustCas(t, a, "remote", "add", "origin", url, "--endpoint", srv.Endpoint)
+	mustCas(t, a, "push", filepath.Join(a, "data"), "--name", "ds", "-q")
+	ro := srv.ReadOnly(t)
+
+	tests := []struct {
+		name        string
+		endpoint    string
+		flags       []string
+		wantAsked   int  // location requests at remote add
+		wantWarning bool // the probe could not write
+	}{
+		{"learnt", srv.Endpoint, nil, 1, false},
+		{"given", srv.Endpoint, []string{"--region", srv.Region}, 0, false},
+		{"read-only credentials", ro.Endpoint, nil, 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := t.TempDir()
+			mustCas(t, d, "init")
+			proxy := s3test.NewFaultProxy(t, tt.endpoint)
+			args := append([]string{"remote", "add", "origin", url, "--endpoint", proxy.URL, "--json"}, tt.flags...)
+			code, out, errs := casIn(t, d, args...)
+			if code != 0 || (errs != "") != tt.wantWarning {
+				t.Fatalf("remote add: exit %d, stderr %q; want 0 and a warning: %v", code, errs, tt.wantWarning)
+			}
+			var added remote.Config
+			if err := json.Unmarshal([]byte(out), &added); err != nil || added.Region != srv.Region {
+				t.Errorf("remote add --json: region %q (%v), want %q:\n%s", added.Region, err, srv.Region, out)
+			}
+			var listed []remote.Config
+			out = mustCas(t, d, "remote", "list", "--json")
+			if err := json.Unmarshal([]byte(out), &listed); err != nil || len(listed) != 1 || listed[0].Region != srv.Region {
+				t.Errorf("remote list --json: want origin with region %q:\n%s", srv.Region, out)
+			}
+			if n := locationRequests(proxy); n != tt.wantAsked {
+				t.Errorf("remote add asked for the region %d times, want %d", n, tt.wantAsked)
+			}
+			mustCas(t, d, "restore", "ds:x.txt", filepath.Join(d, "x.txt"), "-q")
+			if got, err := os.ReadFile(filepath.Join(d, "x.txt")); err != nil || !bytes.Equal(got, content) {
+				t.Fatalf("restored %q (%v), want %q", got, err, content)
+			}
+			if n := locationRequests(proxy) - tt.wantAsked; n != 0 {
+				t.Errorf("restore asked for the region %d times, want 0", n)
+			}
+		})
+	}
+}
+
+// locationRequests counts the requests for a bucket's location (GET
+// ?location) the proxy has seen.
+func locationRequests(p *s3test.FaultProxy) int {
+	n := 0
+	for _, r := range p.Seen() {
+		if r.Method == "GET" && r.Query.Has("location") {
+			n++
+		}
+	}
+	return n
 }

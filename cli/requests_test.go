@@ -15,8 +15,9 @@ import (
 // A fresh machine restores one file of one push from a real bucket in at
 // most 10 requests, counted at the wire from `cas remote add` on, and in
 // as many after 3 pushes as after 12: none of them depends on the
-// bucket's history (issue 13). The remote is added without --region, so
-// the count includes the request that asks for the bucket's region.
+// bucket's history (issue 13). The remote is added without --region:
+// remote add asks for the bucket's region and records it, so the restore
+// does not ask (TestRemoteAddRegion checks that).
 func TestFreshRestoreRequests(t *testing.T) {
 	srv := s3test.Start(t)
 	for _, kv := range srv.Env() {

@@ -83,8 +83,9 @@ type S3Config struct {
 	// "packs/ab" is object Prefix+"/packs/ab". Slashes around it are
 	// ignored.
 	Prefix string
-	// Region is the bucket's region; empty asks the server once (AWS) or
-	// uses the server's default.
+	// Region is the bucket's region; empty makes the backend ask the
+	// server for it (GET ?location) before its first request, once
+	// (BucketRegion returns the answer, to be recorded).
 	Region string
 	// AccessKey, SecretKey and SessionToken are static credentials. When
 	// AccessKey is empty they come, in this order, from the environment
@@ -165,6 +166,7 @@ type S3 struct {
 	client     *minio.Client
 	creds      *credentials.Credentials
 	endpoint   string // for messages: scheme://host[:port]
+	region     string // as configured; "" asks the server
 	bucket     string
 	prefix     string // without slashes around it; "" for the bucket root
 	maxRetries int
@@ -250,6 +252,7 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		client:     client,
 		creds:      creds,
 		endpoint:   u.Scheme + "://" + u.Host,
+		region:     cfg.Region,
 		bucket:     cfg.Bucket,
 		prefix:     prefix,
 		maxRetries: retries,
@@ -309,6 +312,45 @@ func (s *S3) Explain(err error) error {
 		err = se // the request's own words, without those of its callers
 	}
 	return fmt.Errorf("%s at %s: %w", s.Location(), s.endpoint, s.noteAnonymous(err))
+}
+
+// DefaultS3Region is the region of a bucket whose server names none
+// (an empty location): AWS S3's first region, as minio-go takes it.
+const DefaultS3Region = "us-east-1"
+
+// BucketRegion returns the bucket's region: the configured one, else the
+// one the backend uses, asking the server (GET ?location) unless an
+// earlier request has asked already: the answer is kept for the
+// backend's life, a failure is not. An empty answer is DefaultS3Region.
+// Recorded as S3Config.Region, the region spares every later backend
+// that question.
+//
+// A location request refused for lack of permission is read as
+// DefaultS3Region (minio-go's reading), which minio-go corrects when the
+// server refuses a later signed request for its region; so the answer is
+// sure once a signed request to the bucket has been answered, and a
+// guess before. Unsigned requests (no credentials found) tell nothing: then
+// BucketRegion asks nothing and returns an error wrapping
+// ErrBadCredentials. Other failures are translated like those of every
+// request (ErrNoBucket, ErrUnreachable…).
+func (s *S3) BucketRegion(ctx context.Context) (string, error) {
+	if s.region != "" {
+		return s.region, nil
+	}
+	if s.anonymous() {
+		return "", fmt.Errorf("region of %s: %w: no credentials found", s.Location(), ErrBadCredentials)
+	}
+	ctx, st := withStats(ctx)
+	region, err := s.client.GetBucketLocation(ctx, s.bucket)
+	if err != nil {
+		return "", fmt.Errorf("region of %s: %w", s.Location(), s.translate(err, st))
+	}
+	if region == "" {
+		// minio-go reads an empty location so already; an empty region
+		// recorded would make every backend ask again.
+		region = DefaultS3Region
+	}
+	return region, nil
 }
 
 // noteAnonymous turns a refusal of unsigned requests into an error that

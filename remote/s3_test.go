@@ -284,6 +284,64 @@ func TestS3Check(t *testing.T) {
 	}
 }
 
+// locationRequests counts the requests for a bucket's location (GET
+// ?location) the proxy has seen.
+func locationRequests(p *s3test.FaultProxy) int {
+	n := 0
+	for _, r := range p.Seen() {
+		if r.Method == http.MethodGet && r.Query.Has("location") {
+			n++
+		}
+	}
+	return n
+}
+
+func noRegion(_ *testing.T, c *remote.S3Config) { c.Region = "" }
+
+// TestS3BucketRegion checks that BucketRegion asks the server at most
+// once per backend, not at all when the region is configured or without
+// credentials, and reads versitygw's empty location as us-east-1.
+func TestS3BucketRegion(t *testing.T) {
+	tests := []struct {
+		name      string
+		change    func(*testing.T, *remote.S3Config)
+		before    func(*testing.T, *remote.S3) // requests made first
+		want      string
+		wantErr   error
+		wantAsked int // location requests seen in all
+	}{
+		{"asked once", noRegion, nil, "us-east-1", nil, 1},
+		{"learnt by a request", noRegion, func(t *testing.T, b *remote.S3) {
+			mustPut(t, b, "k", []byte("x"), remote.PutOptions{})
+		}, "us-east-1", nil, 1},
+		{"configured", func(_ *testing.T, c *remote.S3Config) { c.Region = "eu-west-1" }, nil, "eu-west-1", nil, 0},
+		{"no credentials", func(t *testing.T, c *remote.S3Config) {
+			clearAWSEnv(t)
+			c.Region, c.AccessKey, c.SecretKey = "", "", ""
+		}, nil, "", remote.ErrBadCredentials, 0},
+		// A failure is not kept: each call asks again.
+		{"unknown bucket", func(_ *testing.T, c *remote.S3Config) { c.Region, c.Bucket = "", "no-such-bucket" }, nil, "", remote.ErrNoBucket, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newS3Env(t)
+			b := e.backend(t, func(c *remote.S3Config) { tt.change(t, c) })
+			if tt.before != nil {
+				tt.before(t, b)
+			}
+			for i := range 2 {
+				got, err := b.BucketRegion(t.Context())
+				if got != tt.want || !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+					t.Fatalf("BucketRegion, call %d: got %q, %v; want %q, %v", i+1, got, err, tt.want, tt.wantErr)
+				}
+			}
+			if n := locationRequests(e.proxy); n != tt.wantAsked {
+				t.Errorf("location requests: got %d, want %d", n, tt.wantAsked)
+			}
+		})
+	}
+}
+
 // TestS3BadCredentialsOps checks that every operation reports rejected
 // credentials as such (HEAD requests, which carry no error document,
 // report access denied).
