@@ -61,8 +61,10 @@ type Layout struct {
 
 const (
 	// WideMin is the fewest entries Write puts in a wide run: fewer make
-	// as few runs in the shards, which cost a reader less.
-	WideMin = 1 << 10
+	// as few runs in the shards, which cost a reader less, and a bucket
+	// of many small pushes (each its own upload) stays in the shards,
+	// where a reader's requests do not depend on how many there were.
+	WideMin = 1 << 7
 	// WideMax is the most: more make runs in every shard, a few dozen
 	// entries each.
 	WideMax = 1 << 17
