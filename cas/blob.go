@@ -254,6 +254,16 @@ func decodeBlob(b index.Blob, stored, dst []byte) ([]byte, error) {
 	return raw, nil
 }
 
+// decodeBlobUnchecked is decodeBlob for a caller that checks the raw
+// bytes another way (format.DecodeChunkUnchecked).
+func decodeBlobUnchecked(b index.Blob, stored, dst []byte) ([]byte, error) {
+	raw, err := format.DecodeChunkUnchecked(b, stored, dst)
+	if err != nil {
+		return nil, &CorruptError{What: "chunk", ID: b.ID, Pack: b.Pack}
+	}
+	return raw, nil
+}
+
 // ReadBlob returns the raw bytes of a blob by ID.
 func (r *Repo) ReadBlob(ctx context.Context, id digest.Digest) ([]byte, error) {
 	b, ok, err := r.locate(ctx, id)

@@ -603,22 +603,37 @@ func (rs *restorer) writeFile(ctx context.Context, j fileJob) error {
 }
 
 // writeContent writes a stored file into f, created empty. Chunks are
-// read and checked in parallel and written at their offsets; the whole
-// file's digest is computed in order as they complete. whole reports
-// that every byte up to size was written: else the file is to be
-// extended to size (holes where chunks were all zeros).
+// read in parallel and written at their offsets; the whole file's digest
+// is computed in order as they complete, and checks every byte: a chunk
+// is not checked on its own too (a second hash of each byte) unless that
+// digest is wrong, when the file is written again with each chunk
+// checked, which names the damaged one (and reads it from another copy,
+// or the remote, where there is one). whole reports that every byte up
+// to size was written: else the file is to be extended to size (holes
+// where chunks were all zeros). The caller renames f into place only
+// once this returns without error.
 func (r *Repo) writeContent(ctx context.Context, f *os.File, d digest.Digest, size int64, sem *semaphore.Weighted, prog *Progress) (whole bool, err error) {
-	whole, err = r.writeContentOnce(ctx, f, d, size, sem, prog)
-	if r.retryLazy(ctx, err) {
+	again := func(check bool) (bool, error) {
 		if terr := f.Truncate(0); terr != nil {
 			return false, errors.Join(err, terr)
 		}
-		whole, err = r.writeContentOnce(ctx, f, d, size, sem, prog)
+		return r.writeContentOnce(ctx, f, d, size, sem, prog, check)
+	}
+	whole, err = r.writeContentOnce(ctx, f, d, size, sem, prog, false)
+	if errors.Is(err, errFileDigest) {
+		whole, err = again(true)
+	}
+	if r.retryLazy(ctx, err) {
+		whole, err = again(true)
 	}
 	return whole, err
 }
 
-func (r *Repo) writeContentOnce(ctx context.Context, f *os.File, d digest.Digest, size int64, sem *semaphore.Weighted, prog *Progress) (whole bool, err error) {
+// errFileDigest is a file written from chunks not checked one by one
+// whose digest is wrong: writeContent writes it again, checking each.
+var errFileDigest = errors.New("file digest does not match")
+
+func (r *Repo) writeContentOnce(ctx context.Context, f *os.File, d digest.Digest, size int64, sem *semaphore.Weighted, prog *Progress, check bool) (whole bool, err error) {
 	blobs, offsets, err := r.fileBlobs(ctx, d, size)
 	if err != nil {
 		return false, err
@@ -644,11 +659,15 @@ func (r *Repo) writeContentOnce(ctx context.Context, f *os.File, d digest.Digest
 			return false, err
 		}
 	}
-	got, err := r.writeUnits(ctx, out, blobs, offsets, readUnits(blobs), sem, prog)
+	got, err := r.writeUnits(ctx, out, blobs, offsets, readUnits(blobs), sem, prog, check)
 	if err != nil {
 		return false, err
 	}
 	if got != d {
+		if !check {
+			prog.Bytes.Add(-size)
+			return false, errFileDigest
+		}
 		return false, &CorruptError{What: "file", ID: d}
 	}
 	return size == 0, nil
@@ -737,7 +756,7 @@ type unitResult struct {
 // kernel takes writes to a file one at a time anyway, and writers queued
 // on its lock spin on a core a hash could use. The first error, in the
 // file's order, cancels the reads still to come.
-func (r *Repo) writeUnits(ctx context.Context, f destFile, blobs []index.Blob, offsets []int64, units []readUnit, sem *semaphore.Weighted, prog *Progress) (digest.Digest, error) {
+func (r *Repo) writeUnits(ctx context.Context, f destFile, blobs []index.Blob, offsets []int64, units []readUnit, sem *semaphore.Weighted, prog *Progress, check bool) (digest.Digest, error) {
 	results := make([]chan unitResult, len(units))
 	for i := range results {
 		results[i] = make(chan unitResult, 1)
@@ -752,7 +771,7 @@ func (r *Repo) writeUnits(ctx context.Context, f destFile, blobs []index.Blob, o
 			}
 			go func() {
 				res := unitResult{acquired: true}
-				res.raws, res.bufs, res.err = r.readUnit(cctx, blobs[u.from:u.to])
+				res.raws, res.bufs, res.err = r.readUnit(cctx, blobs[u.from:u.to], check)
 				results[i] <- res
 			}()
 		}
@@ -799,9 +818,10 @@ func (r *Repo) writeUnits(ctx context.Context, f destFile, blobs []index.Blob, o
 }
 
 // readUnit reads the blobs of one unit and returns their raw bytes, each
-// checked against its ID. The caller holds a slot of the semaphore for it.
-func (r *Repo) readUnit(ctx context.Context, blobs []index.Blob) (raws, bufs [][]byte, err error) {
-	raws, bufs, err = r.fetchRun(ctx, blobs)
+// checked against its ID if check is set (else against its length only).
+// The caller holds a slot of the semaphore for it.
+func (r *Repo) readUnit(ctx context.Context, blobs []index.Blob, check bool) (raws, bufs [][]byte, err error) {
+	raws, bufs, err = r.fetchRun(ctx, blobs, check)
 	if err != nil && ctx.Err() == nil {
 		// One chunk at a time, so each may come from another copy.
 		raws, bufs, err = r.fetchEach(ctx, blobs, bufs)
@@ -842,9 +862,9 @@ const (
 )
 
 // fetchRun reads blobs that lie back to back in one pack with a single
-// read and returns their raw bytes, each checked against its ID, and the
-// buffers to give back.
-func (r *Repo) fetchRun(ctx context.Context, blobs []index.Blob) (raws, bufs [][]byte, err error) {
+// read and returns their raw bytes, each checked against its ID if check
+// is set (else against its length only), and the buffers to give back.
+func (r *Repo) fetchRun(ctx context.Context, blobs []index.Blob, check bool) (raws, bufs [][]byte, err error) {
 	first, last := blobs[0], blobs[len(blobs)-1]
 	n := last.Offset + uint64(last.Length) - first.Offset
 	if n > format.MaxChunkLen {
@@ -865,7 +885,11 @@ func (r *Repo) fetchRun(ctx context.Context, blobs []index.Blob) (raws, bufs [][
 			dst = bufpool.Get(int(b.RawLen))
 			bufs = append(bufs, dst)
 		}
-		raw, err := decodeBlob(b, part, dst)
+		decode := decodeBlob
+		if !check {
+			decode = decodeBlobUnchecked
+		}
+		raw, err := decode(b, part, dst)
 		if err != nil {
 			return nil, bufs, err
 		}
