@@ -317,6 +317,12 @@ func killCompaction(t *testing.T, srv *s3test.Server, bin string) {
 		return dir
 	}
 	wants := map[string]string{}
+	// A push of a few files first: its runs go to the shards, so that no
+	// later push writes a wide run (FORMAT.md §7a), which would leave the
+	// shards nothing to compact.
+	few := filepath.Join(t.TempDir(), "few")
+	writeFile(t, filepath.Join(few, "a.txt"), []byte("a few files\n"))
+	mustCas(t, a, "push", few, "--name", "few", "-q")
 	for i := range 3 {
 		wants[fmt.Sprint("h", i)] = tree(i)
 		mustCas(t, a, "push", wants[fmt.Sprint("h", i)], "--name", fmt.Sprint("h", i), "-q")
