@@ -139,11 +139,14 @@ func (r *Repo) uploadBatch(ctx context.Context, dst remote.Backend, todo []diges
 	if len(entries) > 0 {
 		// A wide run while no shard holds one: a reader then reads one
 		// area, not two; an upload into the shards moves the wide area
-		// there too (its compaction splits it).
+		// there too (its compaction splits it). That compaction lists the
+		// wide area afresh, whatever this upload's listing showed: a wide
+		// run another machine wrote since (its compaction blind to our
+		// sharded marker, written after its listing) is split here.
 		lay := r.lookupLayout(dst)
-		wide := 0
+		v2 := lay.Wide
 		if lay.Wide {
-			lay.Wide, wide, err = r.lookupReader(dst).WideArea(ctx)
+			lay.Wide, _, err = r.lookupReader(dst).WideArea(ctx)
 			if err != nil {
 				return 0, err
 			}
@@ -152,7 +155,7 @@ func (r *Repo) uploadBatch(ctx context.Context, dst remote.Backend, todo []diges
 		if err != nil {
 			return 0, err
 		}
-		if wide > 0 && !slices.Contains(shards, format.WideShard) {
+		if v2 && !slices.Contains(shards, format.WideShard) {
 			shards = append(shards, format.WideShard)
 		}
 		// Compaction as the upload goes, within a budget that follows
