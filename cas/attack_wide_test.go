@@ -411,10 +411,12 @@ func TestAttackWideHostileRunSizes(t *testing.T) {
 }
 
 // Invariant: a damaged wide run (well named, so only its content gives it
-// away) is skipped by a split as by a merge, never a reason to fail every
-// upload to the bucket. Here its footer is sound and its one bucket holds
-// an entry that straddles into the next bucket's range: a whole decode of
-// the run passes, a decode of that bucket alone does not.
+// away) is never a reason to fail every upload to the bucket: a split
+// leaves it where it is, as a merge does. Two such runs, with a sound
+// footer: in one, an entry straddles into the next bucket's range (a
+// whole decode of the run passes, a decode of that bucket alone does
+// not: the split moves its entries); in the other, an entry is of an
+// unknown kind (the split leaves it).
 func TestAttackWideDamagedRunBlocksSplit(t *testing.T) {
 	t.Parallel()
 	w := newWideWorld(t)
@@ -441,6 +443,9 @@ func TestAttackWideDamagedRunBlocksSplit(t *testing.T) {
 		t.Fatalf("the damaged run does not decode whole: %v", err)
 	}
 	putWideBytes(t, be, data)
+	bad := bytes.Clone(data)
+	bad[8+32] = 9 // the first entry's kind
+	kept := putWideBytes(t, be, bad)
 	// Another machine pushes a few files: into the shards, so its
 	// compaction splits the wide area.
 	small := []genEntry{{path: "note.txt", kind: KindFile, data: []byte("a note\n")}}
@@ -454,8 +459,8 @@ func TestAttackWideDamagedRunBlocksSplit(t *testing.T) {
 	if err := servesAlone(t, be, w.obj, w.src); err != nil {
 		t.Error(err)
 	}
-	if runs, _, _ := wideArea(t, be); len(runs) != 1 {
-		t.Errorf("wide runs after the split: %v, want the damaged one alone", runs)
+	if runs, _, _ := wideArea(t, be); len(runs) != 1 || runs[0] != kept {
+		t.Errorf("wide runs after the split: %v, want the one that does not decode alone", runs)
 	}
 }
 
