@@ -290,16 +290,13 @@ func sizeOf(runs []run) (n int64) {
 // once runs are in shards (a reader then reads both areas, which costs it
 // requests). Every entry goes to a run of its shard (after the sharded
 // marker), then the wide runs are deleted. Killed part-way, it leaves
-// entries in both places, never in neither.
+// entries in both places, never in neither. A run that fails its checks
+// is left where it is, as a merge leaves it: its entries are in the
+// segments, and verify names it.
 func splitWide(ctx context.Context, be remote.Backend, runs []run, conc int) (Written, error) {
 	var w Written
-	type wideRun struct {
-		run
-		data []byte
-		foot *format.RunFooter
-	}
-	var read []wideRun
-	flen := int64(format.RunFooterLenIn(format.WideShard))
+	byShard := map[string][]format.RunEntry{}
+	var used []run
 	for _, r := range runs {
 		data, err := readRange(ctx, be, r.key, 0, r.size)
 		if errors.Is(err, remote.ErrNotFound) {
@@ -309,52 +306,26 @@ func splitWide(ctx context.Context, be remote.Backend, runs []run, conc int) (Wr
 			return w, fmt.Errorf("read lookup run %s: %w", r.key, err)
 		}
 		w.Read += int64(len(data))
-		id, err := format.RunIDFromKey(r.key)
-		if err != nil || digest.Of(data) != id || int64(len(data)) < flen {
-			continue // damaged: left for verify to name, as in a merge
-		}
-		f, err := format.DecodeRunFooterIn(format.WideShard, data[int64(len(data))-flen:], int64(len(data)))
+		es, err := decodeNamed(format.WideShard, r.key, data)
 		if err != nil {
 			continue
 		}
-		read = append(read, wideRun{r, data, f})
+		for _, e := range es {
+			s := format.LookupShard(e.ID)
+			byShard[s] = append(byShard[s], e)
+		}
+		used = append(used, r)
 	}
-	if len(read) == 0 {
+	if len(used) == 0 {
 		return w, nil
 	}
-	shards := make([]string, 0, 1<<(4*format.LookupShardDigits))
-	index := map[string]int{}
-	for b := range read[0].foot.Buckets() {
-		s := fmt.Sprintf("%0*x", format.LookupShardDigits, b)
-		shards = append(shards, s)
-		index[s] = b
-	}
-	var bad error
-	var mu sync.Mutex
-	entries := func(s string) []format.RunEntry {
-		var es []format.RunEntry
-		for _, r := range read {
-			off, end := r.foot.BucketRange(index[s])
-			got, err := r.foot.DecodeBucketAt(r.data[off:end], index[s])
-			if err != nil {
-				mu.Lock()
-				bad = fmt.Errorf("split lookup run %s: %w", r.key, err)
-				mu.Unlock()
-				return nil
-			}
-			es = append(es, got...)
-		}
-		return es
-	}
-	put, err := putShards(ctx, be, shards, entries, conc, true)
+	shards := slices.Sorted(maps.Keys(byShard))
+	put, err := putShards(ctx, be, shards, func(s string) []format.RunEntry { return byShard[s] }, conc, true)
 	w.add(put)
-	if err == nil {
-		err = bad // a run that fails to decode is not deleted
-	}
 	if err != nil {
 		return w, err
 	}
-	for _, r := range read {
+	for _, r := range used {
 		if err := be.Delete(ctx, r.key); err != nil && !errors.Is(err, remote.ErrNotFound) {
 			return w, fmt.Errorf("delete split lookup run %s: %w", r.key, err)
 		}
