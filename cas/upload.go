@@ -474,12 +474,19 @@ func (r *Repo) lookupLayout(dst remote.Backend) lookupidx.Layout {
 
 // enableLookupIndex writes format.LookupFormatKey on be, then the markers
 // that tell readers so in the listing of the wide area they make anyway
-// (sharded: runs are in shards already, as an upgrade leaves them).
+// (sharded: runs are in shards already, as an upgrade leaves them). When
+// another machine wrote the format key first, the markers are its to
+// write: it may be a cas that writes version 1, whose runs go to shards
+// with no marker, and that a reader finding the index marker would never
+// look at.
 func enableLookupIndex(ctx context.Context, be remote.Backend, sharded bool) error {
 	b, _ := json.MarshalIndent(lookupFormat{Version: lookupVersion, ShardDigits: format.LookupShardDigits, ID: randHex()}, "", "  ")
 	b = append(b, '\n')
 	err := be.Put(ctx, format.LookupFormatKey, bytes.NewReader(b), int64(len(b)), remote.PutOptions{IfNoneMatch: true})
-	if err != nil && !errors.Is(err, remote.ErrExists) {
+	if errors.Is(err, remote.ErrExists) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("start the lookup index on %s: %w", be.Location(), err)
 	}
 	if sharded {
