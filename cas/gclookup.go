@@ -97,10 +97,20 @@ func (s *gcStore) purgeLookup(ctx context.Context) error {
 	if len(s.shards) == 0 {
 		return nil
 	}
-	if ok, err := hasLookupIndex(ctx, s.be); err != nil || !ok {
+	rd := lookupidx.NewReader(s.be, 1)
+	if ok, err := hasLookupIndexBy(ctx, rd, s.be); err != nil || !ok {
 		return err
 	}
 	shards := slices.Sorted(maps.Keys(s.shards))
+	// On a flat bucket no shard holds a run: the wide area alone holds
+	// the entries. (A split meanwhile may carry some of them into the
+	// shards, as a compaction that read before may: readers take an entry
+	// naming a deleted pack as a reason to look elsewhere.)
+	if flat, _, err := rd.WideArea(ctx); err != nil {
+		return err
+	} else if flat {
+		shards = []string{format.WideShard}
+	}
 	if _, err := lookupidx.Purge(ctx, s.be, shards, s.gone, s.r.transfers()); err != nil {
 		return fmt.Errorf("gc: drop lookup entries of deleted packs: %w", err)
 	}
