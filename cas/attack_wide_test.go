@@ -1069,3 +1069,23 @@ func TestGCAdoptionOnWideArea(t *testing.T) {
 		}
 	})
 }
+
+// Invariant: a run a listing shows and a read finds gone, twice (a
+// listing that lags behind deletes, as some S3-compatible services'
+// do; or the wide area, which every upload of many files rewrites,
+// compacted under the reader at each turn), is a gap: the read falls
+// back to the segments and gets the right bytes, never fails.
+func TestListedWideRunGoneTwice(t *testing.T) {
+	t.Parallel()
+	w := newWideWorld(t)
+	const path = "d2/f0700.txt"
+	ghost := &hostileRun{Backend: w.be, key: format.RunKey(format.WideShard, digest.Of([]byte("merged away"))), size: 200 << 10,
+		body: func(int64, int64) (io.ReadCloser, error) {
+			return nil, fmt.Errorf("get: %w", remote.ErrNotFound)
+		}}
+	got, c := restoreDigest(t, ghost, "wide:"+path)
+	if got != digest.Of(w.dataOf(path)).Hex() {
+		t.Fatalf("restored %s, want the file pushed", got)
+	}
+	t.Logf("restore beside a run listed and gone: %d requests %v", c.total(), c.reqs)
+}
