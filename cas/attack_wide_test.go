@@ -1089,3 +1089,143 @@ func TestListedWideRunGoneTwice(t *testing.T) {
 	}
 	t.Logf("restore beside a run listed and gone: %d requests %v", c.total(), c.reqs)
 }
+
+// oldReader is a bucket as the cas before wide runs reads it: it knows
+// nothing of the wide area, and lists every shard.
+type oldReader struct{ remote.Backend }
+
+func (o oldReader) List(ctx context.Context, prefix string, fn func(remote.ObjectInfo) error) error {
+	wide := format.LookupShardPrefix(format.WideShard)
+	return o.Backend.List(ctx, prefix, func(oi remote.ObjectInfo) error {
+		if strings.HasPrefix(oi.Key, wide) {
+			return nil
+		}
+		return fn(oi)
+	})
+}
+
+// Invariant: a lookup index of version 1 is extended as version 1. The
+// cas of version 1 pushed to a bucket; the new cas pushes many files to
+// it (a wide run, on a bucket of version 2): their entries go to the
+// shards, where the old cas finds every one, and each cas restores the
+// other's push through the lookup index, byte for byte.
+func TestVersion1BucketExtendedAsVersion1(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	mem := remote.NewMem()
+	putObject(t, mem, format.LookupFormatKey, []byte(v1Format))
+	oldData := pseudoRandom(40<<10, 104)
+	oldObj, oldSrc, err := pushTo(t, newStoreForTest(t, 64<<10), oldCas{mem}, "old", []genEntry{{path: "w.bin", kind: KindFile, data: oldData}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newStoreForTest(t, 64<<10)
+	files := wideFiles(1100, 105)
+	newObj, newSrc, err := pushTo(t, w, mem, "new", files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runs, indexed, _ := wideArea(t, mem); len(runs) != 0 || indexed {
+		t.Fatalf("a bucket of version 1: wide runs %v, index marker %v; want neither", runs, indexed)
+	}
+	// Every entry of the new push's segment, as the old cas reads.
+	var es []format.RunEntry
+	err = mem.List(ctx, format.SegmentPrefix, func(oi remote.ObjectInfo) error {
+		id, err := format.SegmentIDFromKey(oi.Key)
+		if err != nil {
+			return err
+		}
+		seg, _, err := getSegment(ctx, mem, oi.Key)
+		if err != nil {
+			return err
+		}
+		es = append(es, lookupidx.FromSegment(id, oi.Size, seg)...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lost := findsAll(t, oldReader{mem}, es); len(lost) > 0 {
+		t.Fatalf("the cas of version 1 finds %d of %d entries nowhere", len(lost), len(es))
+	}
+	for _, be := range []remote.Backend{mem, oldReader{mem}} {
+		if got, c := restoreDigest(t, be, "new:d2/f0600.txt"); got != digest.Of(files[601].data).Hex() || c.reqs["list index"] != 0 {
+			t.Fatalf("restore of the new push: %s, %v", got, c.reqs)
+		}
+		if got, c := restoreDigest(t, be, "old:w.bin"); got != digest.Of(oldData).Hex() || c.reqs["list index"] != 0 {
+			t.Fatalf("restore of the old push: %s, %v", got, c.reqs)
+		}
+	}
+	if err := servesAlone(t, mem, oldObj, oldSrc); err != nil {
+		t.Error(err)
+	}
+	if err := servesAlone(t, mem, newObj, newSrc); err != nil {
+		t.Error(err)
+	}
+}
+
+// Invariant: the cas of version 1 reading a flat bucket of version 2
+// (it lists shards, which hold nothing) finds no entry there and falls
+// back to the segments: slower, never wrong.
+func TestOldReaderOfFlatBucket(t *testing.T) {
+	t.Parallel()
+	w := newWideWorld(t)
+	const path = "d0/f0100.txt"
+	got, c := restoreDigest(t, oldReader{w.be}, "wide:"+path)
+	if got != digest.Of(w.dataOf(path)).Hex() {
+		t.Fatalf("restored %s, want the file pushed", got)
+	}
+	if c.reqs["list index"] == 0 {
+		t.Fatalf("the old reader found entries where none are: %v", c.reqs)
+	}
+	if err := servesAlone(t, oldReader{w.be}, w.obj, w.src); err != nil {
+		t.Error(err)
+	}
+}
+
+// Invariant: machines pushing at once to a flat bucket, two of them many
+// files (wide runs, merged and split by their compactions) and one a few
+// (into the shards), lose nothing: every push restores on a fresh machine
+// through the lookup index alone, byte for byte.
+func TestConcurrentWidePushersLoseNothing(t *testing.T) {
+	t.Parallel()
+	mem := remote.NewMem()
+	type pushed struct {
+		ref, path string
+		data      []byte
+	}
+	var mu sync.Mutex
+	var all []pushed
+	var wg sync.WaitGroup
+	for m := range 3 {
+		wg.Go(func() {
+			r := newStoreForTest(t, 64<<10)
+			for round := range 2 {
+				ref := fmt.Sprintf("m%d-%d", m, round)
+				files := wideFiles(1100, uint64(1000+10*m+round))
+				if m == 2 {
+					files = files[:3] // big.bin and two small files: into the shards
+				}
+				if _, _, err := pushTo(t, r, mem, ref, files); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				all = append(all, pushed{ref, files[2].path, files[2].data}, pushed{ref, "big.bin", files[0].data})
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	runs, _, sharded := wideArea(t, mem)
+	t.Logf("after the pushes: %d wide runs, sharded %v, %d shard runs", len(runs), sharded, shardRuns(t, mem))
+	for _, p := range all {
+		got, c := restoreDigest(t, mem, p.ref+":"+p.path)
+		if got != digest.Of(p.data).Hex() {
+			t.Fatalf("%s:%s restored as %s", p.ref, p.path, got)
+		}
+		if c.reqs["list index"] != 0 {
+			t.Errorf("%s:%s: a fresh restore fell back to every segment: %v", p.ref, p.path, c.reqs)
+		}
+	}
+}
