@@ -170,7 +170,7 @@ func checkLookupComplete(t *testing.T, srv *s3test.Server, bucket, prefix, when 
 		if err != nil {
 			return fmt.Errorf("%s: %w", oi.Key, err)
 		}
-		want = append(want, lookup.FromSegment(id, seg)...)
+		want = append(want, lookup.FromSegment(id, oi.Size, seg)...)
 		return nil
 	})
 	if err != nil {
