@@ -1229,3 +1229,36 @@ func TestConcurrentWidePushersLoseNothing(t *testing.T) {
 		}
 	}
 }
+
+// Invariant: what a compaction or a gc's purge reads of the wide area is
+// bounded whatever the bucket lists: an honest wide area is at most
+// lookupidx.SplitAt and a wide run or two. Here the listing shows a wide
+// run of 512 MiB (served as zeros: it fails its checks once read) on a
+// sharded bucket, so the next compaction splits, and a gc purges the wide
+// area. Not parallel: it measures the heap.
+func TestAttackWideHugeRunRead(t *testing.T) {
+	ctx := t.Context()
+	mem := remote.NewMem()
+	if err := lookupidx.MarkIndexed(ctx, mem); err != nil {
+		t.Fatal(err)
+	}
+	if err := lookupidx.MarkSharded(ctx, mem); err != nil {
+		t.Fatal(err)
+	}
+	const size = 512 << 20
+	h := &hostileRun{Backend: mem, key: format.RunKey(format.WideShard, digest.Of([]byte("huge"))), size: size,
+		body: func(off, n int64) (io.ReadCloser, error) {
+			return io.NopCloser(io.LimitReader(zeros{}, n)), nil
+		}}
+	const limit = 80 << 20
+	var err error
+	if n := allocatedBy(func() {
+		_, err = lookupidx.Compact(ctx, h, []string{format.WideShard}, 4, lookupidx.Policy{Budget: 4 << 20})
+	}); n > limit {
+		t.Errorf("a compaction of a wide area listed at %d MiB allocated %d MiB (%v)", size>>20, n>>20, err)
+	}
+	gone := map[digest.Digest]bool{digest.Of([]byte("a pack")): true}
+	if n := allocatedBy(func() { _, err = lookupidx.Purge(ctx, h, []string{format.WideShard}, gone, 4) }); n > limit {
+		t.Errorf("a purge of a wide area listed at %d MiB allocated %d MiB (%v)", size>>20, n>>20, err)
+	}
+}
