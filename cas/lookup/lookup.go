@@ -75,6 +75,27 @@ const (
 // splitAt is SplitAt, which tests lower.
 var splitAt int64 = SplitAt
 
+// maxRewrite bounds what one split of the wide area, or one purge of a
+// shard, reads (neither heeds a compaction's budget): an honest wide area
+// is at most SplitAt and a wide run or two, a shard's runs a few MiB. The
+// listing is the bucket's word: runs past it are left as they are, their
+// entries hints like any other.
+const maxRewrite = 4 * SplitAt
+
+// bounded returns those of runs (largest first) that fit, in order, in
+// maxRewrite bytes.
+func bounded(runs []run) []run {
+	var out []run
+	var n int64
+	for _, r := range runs {
+		if r.size <= maxRewrite-n {
+			out = append(out, r)
+			n += r.size
+		}
+	}
+	return out
+}
+
 // Write writes entries as one run per shard they fall in, several at
 // once, or, as lay allows, as one wide run; it returns the shards written
 // (format.WideShard for the wide area). A run is named by the BLAKE3 of
@@ -292,12 +313,12 @@ func sizeOf(runs []run) (n int64) {
 // marker), then the wide runs are deleted. Killed part-way, it leaves
 // entries in both places, never in neither. A run that fails its checks
 // is left where it is, as a merge leaves it: its entries are in the
-// segments, and verify names it.
+// segments, and verify names it. It reads at most maxRewrite bytes.
 func splitWide(ctx context.Context, be remote.Backend, runs []run, conc int) (Written, error) {
 	var w Written
 	byShard := map[string][]format.RunEntry{}
 	var used []run
-	for _, r := range runs {
+	for _, r := range bounded(runs) {
 		data, err := readRange(ctx, be, r.key, 0, r.size)
 		if errors.Is(err, remote.ErrNotFound) {
 			continue // merged or split meanwhile: its entries are elsewhere
@@ -340,6 +361,7 @@ func splitWide(ctx context.Context, be remote.Backend, runs []run, conc int) (Wr
 // compaction. A compaction that read a run before and writes after may
 // bring such entries back: readers take entries as hints, and a pack that
 // is gone as a reason to look elsewhere, so that is slower, never wrong.
+// It reads at most maxRewrite bytes of each shard (the wide area too).
 func Purge(ctx context.Context, be remote.Backend, shards []string, gone map[digest.Digest]bool, conc int) (Written, error) {
 	var mu sync.Mutex
 	var total Written
@@ -349,7 +371,7 @@ func Purge(ctx context.Context, be remote.Backend, shards []string, gone map[dig
 		if err != nil {
 			return err
 		}
-		w, err := mergeRuns(ctx, be, s, runs, drop)
+		w, err := mergeRuns(ctx, be, s, bounded(runs), drop)
 		mu.Lock()
 		total.add(w)
 		mu.Unlock()
