@@ -1262,3 +1262,50 @@ func TestAttackWideHugeRunRead(t *testing.T) {
 		t.Errorf("a purge of a wide area listed at %d MiB allocated %d MiB (%v)", size>>20, n>>20, err)
 	}
 }
+
+// Invariant: a read that falls back to every segment finds what any
+// segment places, including one a lookup loaded whole just before. Here
+// the wide run lies about big.bin's chunk list (swapped) and calls every
+// segment large: a fresh machine reads one directory (a lookup), then
+// restores big.bin: the lookup of its chunk list (the lie), then of its
+// chunks, the fourth answer of their segment, which loads it whole; the
+// file's digest is wrong, the read falls back to the segments, forgets
+// what the lookups placed, and must still find the chunks (the loaded
+// segment places them).
+func TestLazyFallbackAfterSegmentLoaded(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	base := newWideWorld(t)
+	be := remotetest.Clone(t, base.be)
+	replaceWide(t, be, func(es []format.RunEntry) []format.RunEntry {
+		for i := range es {
+			es[i].SegmentSize = 1 << 40
+			if es[i].Kind == format.RunFile {
+				es[i].Chunks[0], es[i].Chunks[1] = es[i].Chunks[1], es[i].Chunks[0]
+			}
+		}
+		return es
+	})
+	r := newStoreForTest(t, 64<<10)
+	if err := r.UseRemote(ctx, be); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := r.Resolve(ctx, "wide:d0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadTree(ctx, dir.Digest); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := r.Resolve(ctx, "wide:big.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "big.bin")
+	if _, err := r.Restore(ctx, obj, dest, RestoreOptions{}); err != nil {
+		t.Fatalf("restore after a fallback: %v", err)
+	}
+	if got := snapshotDir(t, filepath.Dir(dest))["big.bin"]; string(got.data) != string(base.dataOf("big.bin")) {
+		t.Fatal("big.bin restored wrong")
+	}
+}
