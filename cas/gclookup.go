@@ -38,14 +38,26 @@ func (r *Repo) gcLookupAdd(ctx context.Context, be remote.Backend, adopted map[d
 	if len(es) == 0 {
 		return nil
 	}
-	if ok, err := hasLookupIndexBy(ctx, r.lookupReader(be), be); err != nil || !ok {
+	rd := r.lookupReader(be)
+	rd.Forget(format.WideShard) // the wide area as it is now: flat or not
+	if ok, err := hasLookupIndexBy(ctx, rd, be); err != nil || !ok {
 		return err
 	}
 	if _, err := r.lookupIndexOn(ctx, be); err != nil { // its version
 		return err
 	}
-	_, _, err := lookupidx.Write(ctx, be, es, r.transfers(), r.lookupLayout(be))
-	r.lookupReader(be).Forget(format.WideShard)
+	// A wide run only while no shard holds one, as an upload writes: one
+	// beside the sharded marker costs every reader both areas until an
+	// upload splits it, and a gc compacts nothing.
+	lay := r.lookupLayout(be)
+	if lay.Wide {
+		var err error
+		if lay.Wide, _, err = rd.WideArea(ctx); err != nil {
+			return err
+		}
+	}
+	_, _, err := lookupidx.Write(ctx, be, es, r.transfers(), lay)
+	rd.Forget(format.WideShard)
 	if err != nil {
 		return fmt.Errorf("gc: write lookup entries: %w", err)
 	}
@@ -85,10 +97,20 @@ func (s *gcStore) purgeLookup(ctx context.Context) error {
 	if len(s.shards) == 0 {
 		return nil
 	}
-	if ok, err := hasLookupIndex(ctx, s.be); err != nil || !ok {
+	rd := lookupidx.NewReader(s.be, 1)
+	if ok, err := hasLookupIndexBy(ctx, rd, s.be); err != nil || !ok {
 		return err
 	}
 	shards := slices.Sorted(maps.Keys(s.shards))
+	// On a flat bucket no shard holds a run: the wide area alone holds
+	// the entries. (A split meanwhile may carry some of them into the
+	// shards, as a compaction that read before may: readers take an entry
+	// naming a deleted pack as a reason to look elsewhere.)
+	if flat, _, err := rd.WideArea(ctx); err != nil {
+		return err
+	} else if flat {
+		shards = []string{format.WideShard}
+	}
 	if _, err := lookupidx.Purge(ctx, s.be, shards, s.gone, s.r.transfers()); err != nil {
 		return fmt.Errorf("gc: drop lookup entries of deleted packs: %w", err)
 	}

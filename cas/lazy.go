@@ -307,7 +307,26 @@ func (r *Repo) forgetAndSync(ctx context.Context, learned []digest.Digest) error
 	if err := r.Index.ForgetBlobs(theirs); err != nil {
 		return err
 	}
-	return r.syncSegments(ctx, lz.be, false, false)
+	if err := r.syncSegments(ctx, lz.be, false, false); err != nil {
+		return err
+	}
+	// A segment a lookup loaded whole is marked loaded, so the sync passed
+	// it over, yet what it placed that a lookup placed too was forgotten
+	// just now: load it again.
+	lz.mu.Lock()
+	var again []digest.Digest
+	for s, ok := range lz.loaded {
+		if ok {
+			again = append(again, s)
+		}
+	}
+	lz.mu.Unlock()
+	for _, s := range again {
+		if err := r.loadSegmentFrom(ctx, lz.be, format.SegmentKey(s)); err != nil && !isNotFound(err) {
+			r.warn(fmt.Errorf("load index segment %s: %w", s.Short(), err))
+		}
+	}
+	return nil
 }
 
 // fromLookup reports whether id's place came from the lazy remote's lookup

@@ -139,11 +139,14 @@ func (r *Repo) uploadBatch(ctx context.Context, dst remote.Backend, todo []diges
 	if len(entries) > 0 {
 		// A wide run while no shard holds one: a reader then reads one
 		// area, not two; an upload into the shards moves the wide area
-		// there too (its compaction splits it).
+		// there too (its compaction splits it). That compaction lists the
+		// wide area afresh, whatever this upload's listing showed: a wide
+		// run another machine wrote since (its compaction blind to our
+		// sharded marker, written after its listing) is split here.
 		lay := r.lookupLayout(dst)
-		wide := 0
+		v2 := lay.Wide
 		if lay.Wide {
-			lay.Wide, wide, err = r.lookupReader(dst).WideArea(ctx)
+			lay.Wide, _, err = r.lookupReader(dst).WideArea(ctx)
 			if err != nil {
 				return 0, err
 			}
@@ -152,7 +155,7 @@ func (r *Repo) uploadBatch(ctx context.Context, dst remote.Backend, todo []diges
 		if err != nil {
 			return 0, err
 		}
-		if wide > 0 && !slices.Contains(shards, format.WideShard) {
+		if v2 && !slices.Contains(shards, format.WideShard) {
 			shards = append(shards, format.WideShard)
 		}
 		// Compaction as the upload goes, within a budget that follows
@@ -471,12 +474,19 @@ func (r *Repo) lookupLayout(dst remote.Backend) lookupidx.Layout {
 
 // enableLookupIndex writes format.LookupFormatKey on be, then the markers
 // that tell readers so in the listing of the wide area they make anyway
-// (sharded: runs are in shards already, as an upgrade leaves them).
+// (sharded: runs are in shards already, as an upgrade leaves them). When
+// another machine wrote the format key first, the markers are its to
+// write: it may be a cas that writes version 1, whose runs go to shards
+// with no marker, and that a reader finding the index marker would never
+// look at.
 func enableLookupIndex(ctx context.Context, be remote.Backend, sharded bool) error {
 	b, _ := json.MarshalIndent(lookupFormat{Version: lookupVersion, ShardDigits: format.LookupShardDigits, ID: randHex()}, "", "  ")
 	b = append(b, '\n')
 	err := be.Put(ctx, format.LookupFormatKey, bytes.NewReader(b), int64(len(b)), remote.PutOptions{IfNoneMatch: true})
-	if err != nil && !errors.Is(err, remote.ErrExists) {
+	if errors.Is(err, remote.ErrExists) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("start the lookup index on %s: %w", be.Location(), err)
 	}
 	if sharded {

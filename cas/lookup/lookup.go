@@ -77,6 +77,27 @@ const (
 // splitAt is SplitAt, which tests lower.
 var splitAt int64 = SplitAt
 
+// maxRewrite bounds what one split of the wide area, or one purge of a
+// shard, reads (neither heeds a compaction's budget): an honest wide area
+// is at most SplitAt and a wide run or two, a shard's runs a few MiB. The
+// listing is the bucket's word: runs past it are left as they are, their
+// entries hints like any other.
+const maxRewrite = 4 * SplitAt
+
+// bounded returns those of runs (largest first) that fit, in order, in
+// maxRewrite bytes.
+func bounded(runs []run) []run {
+	var out []run
+	var n int64
+	for _, r := range runs {
+		if r.size <= maxRewrite-n {
+			out = append(out, r)
+			n += r.size
+		}
+	}
+	return out
+}
+
 // Write writes entries as one run per shard they fall in, several at
 // once, or, as lay allows, as one wide run; it returns the shards written
 // (format.WideShard for the wide area). A run is named by the BLAKE3 of
@@ -292,17 +313,14 @@ func sizeOf(runs []run) (n int64) {
 // once runs are in shards (a reader then reads both areas, which costs it
 // requests). Every entry goes to a run of its shard (after the sharded
 // marker), then the wide runs are deleted. Killed part-way, it leaves
-// entries in both places, never in neither.
+// entries in both places, never in neither. A run that fails its checks
+// is left where it is, as a merge leaves it: its entries are in the
+// segments, and verify names it. It reads at most maxRewrite bytes.
 func splitWide(ctx context.Context, be remote.Backend, runs []run, conc int) (Written, error) {
 	var w Written
-	type wideRun struct {
-		run
-		data []byte
-		foot *format.RunFooter
-	}
-	var read []wideRun
-	flen := int64(format.RunFooterLenIn(format.WideShard))
-	for _, r := range runs {
+	byShard := map[string][]format.RunEntry{}
+	var used []run
+	for _, r := range bounded(runs) {
 		data, err := readRange(ctx, be, r.key, 0, r.size)
 		if errors.Is(err, remote.ErrNotFound) {
 			continue // merged or split meanwhile: its entries are elsewhere
@@ -311,52 +329,26 @@ func splitWide(ctx context.Context, be remote.Backend, runs []run, conc int) (Wr
 			return w, fmt.Errorf("read lookup run %s: %w", r.key, err)
 		}
 		w.Read += int64(len(data))
-		id, err := format.RunIDFromKey(r.key)
-		if err != nil || digest.Of(data) != id || int64(len(data)) < flen {
-			continue // damaged: left for verify to name, as in a merge
-		}
-		f, err := format.DecodeRunFooterIn(format.WideShard, data[int64(len(data))-flen:], int64(len(data)))
+		es, err := decodeNamed(format.WideShard, r.key, data)
 		if err != nil {
 			continue
 		}
-		read = append(read, wideRun{r, data, f})
+		for _, e := range es {
+			s := format.LookupShard(e.ID)
+			byShard[s] = append(byShard[s], e)
+		}
+		used = append(used, r)
 	}
-	if len(read) == 0 {
+	if len(used) == 0 {
 		return w, nil
 	}
-	shards := make([]string, 0, 1<<(4*format.LookupShardDigits))
-	index := map[string]int{}
-	for b := range read[0].foot.Buckets() {
-		s := fmt.Sprintf("%0*x", format.LookupShardDigits, b)
-		shards = append(shards, s)
-		index[s] = b
-	}
-	var bad error
-	var mu sync.Mutex
-	entries := func(s string) []format.RunEntry {
-		var es []format.RunEntry
-		for _, r := range read {
-			off, end := r.foot.BucketRange(index[s])
-			got, err := r.foot.DecodeBucketAt(r.data[off:end], index[s])
-			if err != nil {
-				mu.Lock()
-				bad = fmt.Errorf("split lookup run %s: %w", r.key, err)
-				mu.Unlock()
-				return nil
-			}
-			es = append(es, got...)
-		}
-		return es
-	}
-	put, err := putShards(ctx, be, shards, entries, conc, true)
+	shards := slices.Sorted(maps.Keys(byShard))
+	put, err := putShards(ctx, be, shards, func(s string) []format.RunEntry { return byShard[s] }, conc, true)
 	w.add(put)
-	if err == nil {
-		err = bad // a run that fails to decode is not deleted
-	}
 	if err != nil {
 		return w, err
 	}
-	for _, r := range read {
+	for _, r := range used {
 		if err := be.Delete(ctx, r.key); err != nil && !errors.Is(err, remote.ErrNotFound) {
 			return w, fmt.Errorf("delete split lookup run %s: %w", r.key, err)
 		}
@@ -371,6 +363,7 @@ func splitWide(ctx context.Context, be remote.Backend, runs []run, conc int) (Wr
 // compaction. A compaction that read a run before and writes after may
 // bring such entries back: readers take entries as hints, and a pack that
 // is gone as a reason to look elsewhere, so that is slower, never wrong.
+// It reads at most maxRewrite bytes of each shard (the wide area too).
 func Purge(ctx context.Context, be remote.Backend, shards []string, gone map[digest.Digest]bool, conc int) (Written, error) {
 	var mu sync.Mutex
 	var total Written
@@ -380,7 +373,7 @@ func Purge(ctx context.Context, be remote.Backend, shards []string, gone map[dig
 		if err != nil {
 			return err
 		}
-		w, err := mergeRuns(ctx, be, s, runs, drop)
+		w, err := mergeRuns(ctx, be, s, bounded(runs), drop)
 		mu.Lock()
 		total.add(w)
 		mu.Unlock()

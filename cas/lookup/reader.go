@@ -126,6 +126,12 @@ func (r *Reader) lookupShards(ctx context.Context, shards []string, byShard map[
 			r.forget(s) // compacted meanwhile: list it again
 			found, err = r.lookupShard(ctx, s, byShard[s])
 		}
+		if errors.Is(err, remote.ErrNotFound) {
+			// Gone again (compacted again, or a listing that lags behind
+			// deletes): what its runs did not answer is a gap, which the
+			// caller fills from the segments, not a reason to fail.
+			err = nil
+		}
 		if err != nil {
 			return err
 		}
@@ -177,7 +183,9 @@ func (r *Reader) shard(ctx context.Context, shard string) (*shardCache, error) {
 	return sc, nil
 }
 
-// lookupShard looks ids (all of shard) up in every run of the shard.
+// lookupShard looks ids (all of shard) up in every run of the shard. A
+// listed run found gone is passed over, the others still read: it then
+// returns what they hold with an error that is remote.ErrNotFound.
 func (r *Reader) lookupShard(ctx context.Context, shard string, ids []digest.Digest) ([]format.RunEntry, error) {
 	sc, err := r.shard(ctx, shard)
 	if err != nil {
@@ -185,6 +193,7 @@ func (r *Reader) lookupShard(ctx context.Context, shard string, ids []digest.Dig
 	}
 	var mu sync.Mutex
 	var found []format.RunEntry
+	var gone error
 	err = par.ForEach(ctx, sc.runs, r.conc, func(ctx context.Context, rn run) error {
 		es, err := r.lookupRun(ctx, sc, rn, ids)
 		if errors.Is(err, format.ErrBadRun) {
@@ -194,10 +203,17 @@ func (r *Reader) lookupShard(ctx context.Context, shard string, ids []digest.Dig
 			return nil
 		}
 		mu.Lock()
+		defer mu.Unlock()
+		if errors.Is(err, remote.ErrNotFound) {
+			gone = err // merged meanwhile
+			return nil
+		}
 		found = append(found, es...)
-		mu.Unlock()
 		return err
 	})
+	if err == nil {
+		err = gone
+	}
 	return found, err
 }
 
