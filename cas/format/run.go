@@ -356,9 +356,12 @@ func decodeRun(l runLayout, data []byte) ([]RunEntry, error) {
 		return nil, err
 	}
 	// Every entry sits in its bucket, in order, and (but in a wide run)
-	// all share a shard.
+	// all share a shard; every bucket starts where its first entry does
+	// (an empty one where the next entry does), as the encoder writes the
+	// table: a reader of one bucket then decodes what this decode did.
 	var es []RunEntry
 	pos, end := len(l.magic), int(f.fan[l.buckets])
+	next := 0 // the next bucket whose start is not yet checked
 	for pos < end {
 		e, n, err := decodeRunEntry(data[pos:end], l.wide)
 		if err != nil {
@@ -368,8 +371,18 @@ func decodeRun(l runLayout, data []byte) ([]RunEntry, error) {
 		if int64(pos) < lo || int64(pos) >= hi || len(es) > 0 && (!l.wide && !sameShard(e.ID, es[0].ID) || compareEntries(es[len(es)-1], e) > 0) {
 			return nil, fmt.Errorf("%w: entry %s out of place", ErrBadRun, e.ID.Short())
 		}
+		for bk := l.bucket(e.ID); next <= bk; next++ {
+			if f.fan[next] != uint32(pos) {
+				return nil, fmt.Errorf("%w: bucket %d does not start at an entry", ErrBadRun, next)
+			}
+		}
 		es = append(es, e)
 		pos += n
+	}
+	for ; next <= l.buckets; next++ {
+		if f.fan[next] != uint32(end) {
+			return nil, fmt.Errorf("%w: bucket %d does not start at an entry", ErrBadRun, next)
+		}
 	}
 	if len(es) != f.Count {
 		return nil, fmt.Errorf("%w: %d entries where the footer counts %d", ErrBadRun, len(es), f.Count)

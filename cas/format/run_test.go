@@ -286,3 +286,37 @@ func FuzzWideRunMutation(f *testing.F) {
 		}
 	})
 }
+
+// A fan-out table whose bucket starts inside an entry is refused by the
+// whole-run decode, as a reader of that bucket alone would refuse it.
+func TestRunFanOutOnEntryBoundaries(t *testing.T) {
+	es := testEntries(500)
+	data, err := EncodeRun(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := DecodeRunFooter(data[len(data)-RunFooterLen:], int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A bucket that starts right after a non-empty one: move its start a
+	// byte back, into the last entry of the one before.
+	b := 1
+	for ; b < runBuckets; b++ {
+		if f.fan[b-1] < f.fan[b] && f.fan[b] < f.fan[b+1] {
+			break
+		}
+	}
+	if b == runBuckets {
+		t.Fatal("no two non-empty buckets side by side")
+	}
+	bad := bytes.Clone(data)
+	at := len(bad) - RunFooterLen + 4*b
+	binary.LittleEndian.PutUint32(bad[at:], f.fan[b]-1)
+	if _, err := DecodeRun(bad); !errors.Is(err, ErrBadRun) {
+		t.Fatalf("a bucket starting inside an entry: %v, want ErrBadRun", err)
+	}
+	if _, err := DecodeRun(data); err != nil {
+		t.Fatal(err)
+	}
+}
