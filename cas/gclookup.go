@@ -46,17 +46,13 @@ func (r *Repo) gcLookupAdd(ctx context.Context, be remote.Backend, adopted map[d
 	if _, err := r.lookupIndexOn(ctx, be); err != nil { // its version
 		return err
 	}
-	// A wide run only while no shard holds one, as an upload writes: one
-	// beside the sharded marker costs every reader both areas until an
-	// upload splits it, and a gc compacts nothing.
-	lay := r.lookupLayout(be)
-	if lay.Wide {
-		var err error
-		if lay.Wide, _, err = rd.WideArea(ctx); err != nil {
-			return err
-		}
+	// Laid out as an upload's: a gc compacts nothing, so a wide run beside
+	// the sharded marker would stay until an upload splits it.
+	lay, _, err := r.lookupLayout(ctx, be, rd)
+	if err != nil {
+		return err
 	}
-	_, _, err := lookupidx.Write(ctx, be, es, r.transfers(), lay)
+	_, _, err = lookupidx.Write(ctx, be, es, r.transfers(), lay)
 	rd.Forget(format.WideShard)
 	if err != nil {
 		return fmt.Errorf("gc: write lookup entries: %w", err)
@@ -106,7 +102,7 @@ func (s *gcStore) purgeLookup(ctx context.Context) error {
 	// the entries. (A split meanwhile may carry some of them into the
 	// shards, as a compaction that read before may: readers take an entry
 	// naming a deleted pack as a reason to look elsewhere.)
-	if flat, _, err := rd.WideArea(ctx); err != nil {
+	if flat, err := rd.Flat(ctx); err != nil {
 		return err
 	} else if flat {
 		shards = []string{format.WideShard}

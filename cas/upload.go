@@ -143,13 +143,9 @@ func (r *Repo) uploadBatch(ctx context.Context, dst remote.Backend, todo []diges
 		// wide area afresh, whatever this upload's listing showed: a wide
 		// run another machine wrote since (its compaction blind to our
 		// sharded marker, written after its listing) is split here.
-		lay := r.lookupLayout(dst)
-		v2 := lay.Wide
-		if lay.Wide {
-			lay.Wide, _, err = r.lookupReader(dst).WideArea(ctx)
-			if err != nil {
-				return 0, err
-			}
+		lay, v2, err := r.lookupLayout(ctx, dst, r.lookupReader(dst))
+		if err != nil {
+			return 0, err
 		}
 		shards, w, err := lookupidx.Write(ctx, dst, entries, r.transfers(), lay)
 		if err != nil {
@@ -464,12 +460,19 @@ func (r *Repo) startLookupIndex(ctx context.Context, dst remote.Backend) (bool, 
 	return r.startLookupIndex(ctx, dst) // its ID: ours, or that of a machine that started it first
 }
 
-// lookupLayout says how an upload to dst, whose lookup index
-// lookupIndexOn found, lays out its entries: in a wide run where it may
-// (version 2), and with the sharded marker before a run in a shard.
-func (r *Repo) lookupLayout(dst remote.Backend) lookupidx.Layout {
+// lookupLayout says how entries written to dst, whose lookup index
+// lookupIndexOn found, are laid out: with the sharded marker before a run
+// in a shard, and in a wide run only where the index is of version 2 (v2)
+// and rd's listing of the wide area says no shard holds a run yet: a
+// wide run beside the sharded marker costs every reader both areas.
+func (r *Repo) lookupLayout(ctx context.Context, dst remote.Backend, rd *lookupidx.Reader) (lay lookupidx.Layout, v2 bool, err error) {
 	v, _ := r.lookupVers.Load(dst.Location())
-	return lookupidx.Layout{Wide: v == lookupVersion, Mark: true}
+	v2 = v == lookupVersion
+	lay = lookupidx.Layout{Mark: true}
+	if v2 {
+		lay.Wide, err = rd.Flat(ctx)
+	}
+	return lay, v2, err
 }
 
 // enableLookupIndex writes format.LookupFormatKey on be, then the markers

@@ -65,15 +65,15 @@ func (r *Reader) Probe(ctx context.Context) (bool, error) {
 	return sc.indexed || sc.sharded, nil
 }
 
-// WideArea says what the wide area's listing (made once, as by Probe)
-// shows: whether no shard holds a run (flat: an index of version 2 whose
-// uploads all went to wide runs so far), and how many wide runs it holds.
-func (r *Reader) WideArea(ctx context.Context) (flat bool, runs int, err error) {
+// Flat reports whether the wide area's listing (made once, as by Probe)
+// says no shard holds a run: an index of version 2 whose uploads all went
+// to wide runs so far.
+func (r *Reader) Flat(ctx context.Context) (bool, error) {
 	sc, err := r.shard(ctx, format.WideShard)
 	if err != nil {
-		return false, 0, err
+		return false, err
 	}
-	return sc.skipsShards(), len(sc.runs), nil
+	return sc.skipsShards(), nil
 }
 
 // Lookup returns the entries found for each of ids (those with none are
