@@ -111,32 +111,28 @@ func Write(ctx context.Context, be remote.Backend, entries []format.RunEntry, co
 		}
 		return []string{format.WideShard}, Written{Runs: 1, Bytes: n}, nil
 	}
+	return putShards(ctx, be, entries, conc, lay.Mark)
+}
+
+// putShards writes entries as a run in each shard they fall in, several
+// at once, after the sharded marker if mark is set, and returns the
+// shards written.
+func putShards(ctx context.Context, be remote.Backend, entries []format.RunEntry, conc int, mark bool) ([]string, Written, error) {
 	byShard := map[string][]format.RunEntry{}
 	for _, e := range entries {
 		s := format.LookupShard(e.ID)
 		byShard[s] = append(byShard[s], e)
 	}
 	shards := slices.Sorted(maps.Keys(byShard))
-	w, err := putShards(ctx, be, shards, func(s string) []format.RunEntry { return byShard[s] }, conc, lay.Mark)
-	return shards, w, err
-}
-
-// putShards writes a run of entries(s) in each of shards, several at
-// once, after the sharded marker if mark is set.
-func putShards(ctx context.Context, be remote.Backend, shards []string, entries func(string) []format.RunEntry, conc int, mark bool) (Written, error) {
 	if mark && len(shards) > 0 {
 		if err := MarkSharded(ctx, be); err != nil {
-			return Written{}, err
+			return nil, Written{}, err
 		}
 	}
 	var mu sync.Mutex
 	var w Written
 	err := par.ForEach(ctx, shards, conc, func(ctx context.Context, s string) error {
-		es := entries(s)
-		if len(es) == 0 {
-			return nil
-		}
-		_, n, err := putRun(ctx, be, s, es)
+		_, n, err := putRun(ctx, be, s, byShard[s])
 		mu.Lock()
 		defer mu.Unlock()
 		if err == nil {
@@ -145,7 +141,7 @@ func putShards(ctx context.Context, be remote.Backend, shards []string, entries 
 		}
 		return err
 	})
-	return w, err
+	return shards, w, err
 }
 
 // MarkSharded writes format.LookupShardedMarker on be, if absent.
@@ -318,43 +314,19 @@ func sizeOf(runs []run) (n int64) {
 // segments, and verify names it. It reads at most maxRewrite bytes.
 func splitWide(ctx context.Context, be remote.Backend, runs []run, conc int) (Written, error) {
 	var w Written
-	byShard := map[string][]format.RunEntry{}
-	var used []run
-	for _, r := range bounded(runs) {
-		data, err := readRange(ctx, be, r.key, 0, r.size)
-		if errors.Is(err, remote.ErrNotFound) {
-			continue // merged or split meanwhile: its entries are elsewhere
-		}
-		if err != nil {
-			return w, fmt.Errorf("read lookup run %s: %w", r.key, err)
-		}
-		w.Read += int64(len(data))
-		es, err := decodeNamed(format.WideShard, r.key, data)
-		if err != nil {
-			continue
-		}
-		for _, e := range es {
-			s := format.LookupShard(e.ID)
-			byShard[s] = append(byShard[s], e)
-		}
-		used = append(used, r)
+	es, used, read, err := readRuns(ctx, be, format.WideShard, bounded(runs), nil)
+	w.Read = read
+	if err != nil || len(used) == 0 {
+		return w, err
 	}
-	if len(used) == 0 {
-		return w, nil
-	}
-	shards := slices.Sorted(maps.Keys(byShard))
-	put, err := putShards(ctx, be, shards, func(s string) []format.RunEntry { return byShard[s] }, conc, true)
+	_, put, err := putShards(ctx, be, es, conc, true)
 	w.add(put)
 	if err != nil {
 		return w, err
 	}
-	for _, r := range used {
-		if err := be.Delete(ctx, r.key); err != nil && !errors.Is(err, remote.ErrNotFound) {
-			return w, fmt.Errorf("delete split lookup run %s: %w", r.key, err)
-		}
-		w.Deleted++
-	}
-	return w, nil
+	n, err := deleteRuns(ctx, be, used, "")
+	w.Deleted += n
+	return w, err
 }
 
 // Purge rewrites the runs of shards without the entries of blobs stored
@@ -409,32 +381,10 @@ func pick(runs []run) []run {
 // run.
 func mergeRuns(ctx context.Context, be remote.Backend, shard string, runs []run, drop func(format.RunEntry) bool) (Written, error) {
 	var w Written
-	var all []format.RunEntry
-	var used []run
-	for _, r := range runs {
-		data, err := readRange(ctx, be, r.key, 0, r.size)
-		if errors.Is(err, remote.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return w, fmt.Errorf("read lookup run %s: %w", r.key, err)
-		}
-		w.Read += int64(len(data))
-		es, err := decodeNamed(shard, r.key, data)
-		if err != nil {
-			// A damaged run is left where it is, for verify to name; its
-			// entries are in the segments, which stay the truth.
-			continue
-		}
-		for _, e := range es {
-			if drop == nil || !drop(e) {
-				all = append(all, e)
-			}
-		}
-		used = append(used, r)
-	}
-	if len(used) < 2 && (drop == nil || len(used) == 0) {
-		return w, nil
+	all, used, read, err := readRuns(ctx, be, shard, runs, drop)
+	w.Read = read
+	if err != nil || len(used) < 2 && (drop == nil || len(used) == 0) {
+		return w, err
 	}
 	newKey := ""
 	if len(all) > 0 {
@@ -445,16 +395,55 @@ func mergeRuns(ctx context.Context, be remote.Backend, shard string, runs []run,
 		newKey = k
 		w.Runs, w.Bytes = 1, n
 	}
-	for _, r := range used {
-		if r.key == newKey {
-			continue // the merge gave back a run that was there
+	n, err := deleteRuns(ctx, be, used, newKey) // the merge may give back a run that was there
+	w.Deleted = n
+	return w, err
+}
+
+// readRuns reads and decodes runs of shard and returns their entries (but
+// those drop reports, if set), the runs they came from, and the bytes it
+// read. A run gone meanwhile (another compaction merged it) is left out:
+// its entries are in that compaction's run. A damaged run is left out
+// too, and where it is, for verify to name: its entries are in the
+// segments, which stay the truth.
+func readRuns(ctx context.Context, be remote.Backend, shard string, runs []run, drop func(format.RunEntry) bool) (all []format.RunEntry, used []run, read int64, err error) {
+	for _, r := range runs {
+		data, err := readRange(ctx, be, r.key, 0, r.size)
+		if errors.Is(err, remote.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, read, fmt.Errorf("read lookup run %s: %w", r.key, err)
+		}
+		read += int64(len(data))
+		es, err := decodeNamed(shard, r.key, data)
+		if err != nil {
+			continue
+		}
+		for _, e := range es {
+			if drop == nil || !drop(e) {
+				all = append(all, e)
+			}
+		}
+		used = append(used, r)
+	}
+	return all, used, read, nil
+}
+
+// deleteRuns deletes runs (but the one keyed keep) once what they held is
+// written elsewhere, and returns how many it deleted.
+func deleteRuns(ctx context.Context, be remote.Backend, runs []run, keep string) (int, error) {
+	n := 0
+	for _, r := range runs {
+		if r.key == keep {
+			continue
 		}
 		if err := be.Delete(ctx, r.key); err != nil && !errors.Is(err, remote.ErrNotFound) {
-			return w, fmt.Errorf("delete merged lookup run %s: %w", r.key, err)
+			return n, fmt.Errorf("delete lookup run %s: %w", r.key, err)
 		}
-		w.Deleted++
+		n++
 	}
-	return w, nil
+	return n, nil
 }
 
 // decodeNamed checks a run against the name its key ends with, then
