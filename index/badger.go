@@ -18,17 +18,32 @@ import (
 	"github.com/cas-ml/cas/digest"
 )
 
-// Key prefixes of the badger index.
+// Key prefixes of the badger index. Blob locations and file chunk lists,
+// the bulk of an index, are kept in tables of their own (table): blobs/
+// and files/ beside badger's files.
 const (
-	prefixBlob     = 'b' // + blob id → Blob value
-	prefixFile     = 'f' // + file digest → chunk ids
-	prefixSegment  = 'g' // + segment id → ""
-	prefixStoreSeg = 'l' // + segment id of the store's own backend → ""
+	prefixSegment  = 'G' // + segment id → ""
+	prefixStoreSeg = 'L' // + segment id of the store's own backend → ""
 	prefixDamaged  = 'd' // + blob id → pack of its copy found damaged
 	prefixRecord   = 'r' // + digest of a gc record's location → ""
 	prefixRemote   = 'm' // + blob or file id known from a remote's segments only → ""
-	prefixPack     = 'p' // + pack id → ""
+	prefixPack     = 'P' // + pack id → ""
 	prefixStat     = 's' // + root + NUL + dir → stat entries
+)
+
+// legacyPrefixes are the keys of an index written before the tables:
+// blobs ('b'), files ('f'), and the segment ('g', 'l') and pack ('p')
+// marks that vouched for them. Opening such an index drops them, so that
+// the store's segments are read again into the tables. The marks have
+// new prefixes so that a cas of before, opening the index afterwards,
+// finds none of its own marks and reads the segments again too, instead
+// of trusting marks whose blobs it cannot see.
+var legacyPrefixes = [][]byte{{'b'}, {'f'}, {'g'}, {'l'}, {'p'}}
+
+// Directories of the tables, within the index directory.
+const (
+	blobsDir = "blobs"
+	filesDir = "files"
 )
 
 // ErrBusy reports that another process holds the on-disk index.
@@ -38,6 +53,8 @@ var ErrBusy = errors.New("in use by another process")
 type Badger struct {
 	db       *badger.DB
 	dir      string
+	blobs    *table // blob ID → Blob value (encodeValue)
+	files    *table // file digest → chunk IDs
 	lock     *os.File
 	releaser *pageReleaser // nil where the process cannot tell its pages
 
@@ -161,7 +178,77 @@ func OpenBadger(dir string) (*Badger, error) {
 		lock.Close()
 		return nil, fmt.Errorf("create the stat cache directory: %w", err)
 	}
-	return &Badger{db: db, dir: dir, lock: lock, releaser: startReleaser(dir)}, nil
+	x := &Badger{db: db, dir: dir, lock: lock}
+	if err := x.openTables(); err != nil {
+		x.closeTables()
+		db.Close()
+		lock.Close()
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	x.releaser = startReleaser(dir)
+	return x, nil
+}
+
+// openTables opens the blob and file tables. Tables that are new or
+// damaged, beside marks saying segments were read, cannot serve what the
+// marks vouch for: the index is reset (Reset), so that the segments are
+// read again. So is an index written before the tables.
+func (x *Badger) openTables() error {
+	var err error
+	fresh := false
+	for _, t := range []struct {
+		dst **table
+		dir string
+	}{{&x.blobs, blobsDir}, {&x.files, filesDir}} {
+		dir := filepath.Join(x.dir, t.dir)
+		if _, serr := os.Stat(filepath.Join(dir, tableManifest)); serr != nil {
+			fresh = true
+		}
+		*t.dst, err = openTable(dir, tableMemBytes)
+		if errors.Is(err, ErrCorrupt) {
+			fresh = true
+			if err = os.RemoveAll(dir); err == nil {
+				*t.dst, err = openTable(dir, tableMemBytes)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	legacy := false
+	for _, p := range legacyPrefixes {
+		if legacy, err = x.anyKey(p[0]); err != nil || legacy {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if legacy {
+		if err := x.db.DropPrefix(legacyPrefixes...); err != nil {
+			return fmt.Errorf("drop the index of before: %w", err)
+		}
+	}
+	marked := false
+	if fresh || legacy {
+		if marked, err = x.anyKey(prefixSegment); err != nil {
+			return err
+		}
+	}
+	if marked || legacy {
+		return x.Reset()
+	}
+	return nil
+}
+
+func (x *Badger) closeTables() error {
+	var err error
+	for _, t := range []*table{x.blobs, x.files} {
+		if t != nil {
+			err = errors.Join(err, t.close())
+		}
+	}
+	return err
 }
 
 // openDB opens badger, turning a panic on damaged files (a truncated
@@ -273,7 +360,7 @@ func (x *Badger) write(fn func(wb *badger.WriteBatch) error) (err error) {
 
 // Blob implements Index.
 func (x *Badger) Blob(id digest.Digest) (Blob, bool, error) {
-	v, ok, err := x.get(key(prefixBlob, id))
+	v, ok, err := x.blobs.get(id)
 	if !ok || err != nil {
 		return Blob{}, false, err
 	}
@@ -283,6 +370,13 @@ func (x *Badger) Blob(id digest.Digest) (Blob, bool, error) {
 
 // AddBlobs implements Index.
 func (x *Badger) AddBlobs(pack digest.Digest, blobs []Blob) error {
+	recs := make([]kv, len(blobs))
+	for i, b := range blobs {
+		recs[i] = kv{b.ID, b.encodeValue()}
+	}
+	if err := x.blobs.put(recs); err != nil {
+		return err
+	}
 	// Remote marks are cleared only where there are any: a delete per blob
 	// would double what every push writes.
 	clear, err := x.anyKey(prefixRemote)
@@ -290,17 +384,12 @@ func (x *Badger) AddBlobs(pack digest.Digest, blobs []Blob) error {
 		return err
 	}
 	return x.write(func(wb *badger.WriteBatch) error {
-		for _, b := range blobs {
-			if err := wb.Set(key(prefixBlob, b.ID), b.encodeValue()); err != nil {
-				return err
-			}
-			if clear {
+		if clear {
+			for _, b := range blobs {
 				if err := wb.Delete(key(prefixRemote, b.ID)); err != nil {
 					return err
 				}
 			}
-		}
-		if clear {
 			if err := wb.Delete(key(prefixRemote, pack)); err != nil {
 				return err
 			}
@@ -311,7 +400,7 @@ func (x *Badger) AddBlobs(pack digest.Digest, blobs []Blob) error {
 
 // FileChunks implements Index.
 func (x *Badger) FileChunks(file digest.Digest) ([]digest.Digest, bool, error) {
-	v, ok, err := x.get(key(prefixFile, file))
+	v, ok, err := x.files.get(file)
 	if !ok || err != nil {
 		return nil, false, err
 	}
@@ -327,36 +416,34 @@ func (x *Badger) FileChunks(file digest.Digest) ([]digest.Digest, bool, error) {
 
 // AddFiles implements Index.
 func (x *Badger) AddFiles(files map[digest.Digest][]digest.Digest) error {
+	recs := make([]kv, 0, len(files))
+	for f, chunks := range files {
+		v := make([]byte, 0, len(chunks)*digest.Size)
+		for _, c := range chunks {
+			v = append(v, c[:]...)
+		}
+		recs = append(recs, kv{f, v})
+	}
+	if err := x.files.put(recs); err != nil {
+		return err
+	}
 	clear, err := x.anyKey(prefixRemote)
-	if err != nil {
+	if err != nil || !clear {
 		return err
 	}
 	return x.write(func(wb *badger.WriteBatch) error {
-		for f, chunks := range files {
-			v := make([]byte, 0, len(chunks)*digest.Size)
-			for _, c := range chunks {
-				v = append(v, c[:]...)
-			}
-			if err := wb.Set(key(prefixFile, f), v); err != nil {
+		for f := range files {
+			if err := wb.Delete(key(prefixRemote, f)); err != nil {
 				return err
-			}
-			if clear {
-				if err := wb.Delete(key(prefixRemote, f)); err != nil {
-					return err
-				}
 			}
 		}
 		return nil
 	})
 }
 
-// Files implements Index.
+// Files implements Index, in order of file digest.
 func (x *Badger) Files(fn func(digest.Digest) error) error {
-	return x.iterate([]byte{prefixFile}, false, func(k, _ []byte) error {
-		var d digest.Digest
-		copy(d[:], k[1:])
-		return fn(d)
-	})
+	return x.files.each(func(f digest.Digest, _ []byte) error { return fn(f) })
 }
 
 // HasSegment implements Index.
@@ -372,14 +459,11 @@ func (x *Badger) MarkSegment(seg digest.Digest) error {
 
 // ForgetBlobs implements Index.
 func (x *Badger) ForgetBlobs(ids []digest.Digest) error {
-	return x.write(func(wb *badger.WriteBatch) error {
-		for _, id := range ids {
-			if err := wb.Delete(key(prefixBlob, id)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	recs := make([]kv, len(ids))
+	for i, id := range ids {
+		recs[i] = kv{k: id}
+	}
+	return x.blobs.put(recs)
 }
 
 // MarkDamaged implements Index.
@@ -513,11 +597,9 @@ func (x *Badger) Packs(fn func(digest.Digest) error) error {
 	})
 }
 
-// Blobs implements Index.
+// Blobs implements Index, in order of blob ID.
 func (x *Badger) Blobs(fn func(Blob) error) error {
-	return x.iterate([]byte{prefixBlob}, true, func(k, v []byte) error {
-		var id digest.Digest
-		copy(id[:], k[1:])
+	return x.blobs.each(func(id digest.Digest, v []byte) error {
 		b, err := decodeBlobValue(id, v)
 		if err != nil {
 			return err
@@ -687,10 +769,16 @@ func (x *Badger) Persistent() bool { return true }
 func (x *Badger) Reset() error {
 	// Everything but the damage and gc record marks, which a rebuild must
 	// not forget.
-	drop := [][]byte{{prefixBlob}, {prefixFile}, {prefixSegment}, {prefixPack}, {prefixStat}, {prefixStoreSeg}, {prefixRemote}}
+	drop := [][]byte{{prefixSegment}, {prefixPack}, {prefixStat}, {prefixStoreSeg}, {prefixRemote}}
 	err := x.db.DropPrefix(drop...)
 	x.endReads()
 	if err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	if err := x.blobs.reset(); err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	if err := x.files.reset(); err != nil {
 		return fmt.Errorf("reset: %w", err)
 	}
 	stat := filepath.Join(x.dir, statDir)
@@ -707,7 +795,7 @@ func (x *Badger) Reset() error {
 func (x *Badger) Close() error {
 	x.releaser.close()
 	x.endReads()
-	err := x.db.Close()
+	err := errors.Join(x.closeTables(), x.db.Close())
 	x.lock.Close()
 	if err != nil {
 		return fmt.Errorf("close: %w", err)

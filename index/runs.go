@@ -304,8 +304,11 @@ type runIter struct {
 	err  error
 }
 
-func (r *run) iter() *runIter {
-	return &runIter{rd: bufio.NewReaderSize(io.NewSectionReader(r.f, 0, r.size), 64<<10), left: r.n}
+func (r *run) iter() *runIter { return newRecordIter(r.f, r.size, r.n) }
+
+// newRecordIter reads the n records in the first size bytes of f.
+func newRecordIter(f io.ReaderAt, size int64, n int) *runIter {
+	return &runIter{rd: bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 64<<10), left: n}
 }
 
 func (it *runIter) next() bool {
