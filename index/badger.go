@@ -180,7 +180,7 @@ func OpenBadger(dir string) (*Badger, error) {
 	}
 	x := &Badger{db: db, dir: dir, lock: lock}
 	if err := x.openTables(); err != nil {
-		x.closeTables()
+		_ = x.closeTables() // the error to report is err
 		db.Close()
 		lock.Close()
 		return nil, fmt.Errorf("open %s: %w", dir, err)

@@ -642,8 +642,9 @@ func writeDiskRun(path string, seq uint64, level, n int, srcs []source, dropDele
 		copy(hdr[:], k[:])
 		h := digest.Size + binary.PutUvarint(hdr[digest.Size:], uint64(len(v)))
 		crc = crc32.Update(crc32.Update(crc, crcTable, hdr[:h]), crcTable, v)
-		w.Write(hdr[:h])
-		w.Write(v)
+		// A bufio.Writer's error sticks: Flush below returns it.
+		_, _ = w.Write(hdr[:h])
+		_, _ = w.Write(v)
 		r.recSize += int64(h + len(v))
 		r.n++
 		r.addToBloom(k)
@@ -656,7 +657,7 @@ func writeDiskRun(path string, seq uint64, level, n int, srcs []source, dropDele
 		r.fan[cur+1] = r.recSize
 	}
 	footer := r.encodeFooter()
-	w.Write(footer)
+	_, _ = w.Write(footer)
 	if err := w.Flush(); err != nil {
 		return nil, fmt.Errorf("index: write a run: %w", err)
 	}

@@ -385,3 +385,40 @@ func TestTableConcurrent(t *testing.T) {
 	}
 	checkTableModel(t, tb, model, writers*per)
 }
+
+// The bytes of a run file are a format (FORMAT.md §9b): a run of three
+// records, one of them a deletion, written by a flush over an older run
+// (so the deletion is kept), hashes to a pinned digest.
+func TestTableRunGolden(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "t")
+	tb, err := openTable(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tb.close()
+	flush := func() {
+		t.Helper()
+		tb.mu.Lock()
+		defer tb.mu.Unlock()
+		if err := tb.flushLocked(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tb.put([]kv{{tkey(0), []byte("old")}}); err != nil {
+		t.Fatal(err)
+	}
+	flush()
+	if err := tb.put([]kv{{tkey(1), []byte("one")}, {tkey(2), bytes.Repeat([]byte{7}, 50)}, {k: tkey(0)}}); err != nil {
+		t.Fatal(err)
+	}
+	flush()
+	b, err := os.ReadFile(tb.runs[1].path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "blake3:f5c89eaa8867a4a9cc6d502bc6d73fe959595723d0051c8a0515e97f14f6e386"
+	if got := digest.Of(b).String(); got != want || len(b) != 3*digest.Size+3+3+50+0+16+4+8+runTrailerLen {
+		t.Errorf("run file: %d bytes, %s; want %s", len(b), got, want)
+	}
+}
