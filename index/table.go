@@ -327,14 +327,6 @@ func (t *table) get(k digest.Digest) (v []byte, ok bool, err error) {
 	return nil, false, nil
 }
 
-// empty reports whether the table has never held a record since it was
-// made or reset (deletions count as records).
-func (t *table) empty() bool {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return len(t.mem) == 0 && len(t.runs) == 0
-}
-
 // flushLocked writes the records in memory to a new run, starts a new
 // log and drops the old ones; the caller holds the lock.
 func (t *table) flushLocked() error {

@@ -16,6 +16,14 @@ import (
 	"github.com/cas-ml/cas/digest"
 )
 
+// empty reports whether the table has never held a record since it was
+// made or reset (deletions count as records).
+func (t *table) empty() bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.mem) == 0 && len(t.runs) == 0
+}
+
 func tkey(i int) digest.Digest { return digest.Of(fmt.Appendf(nil, "key %d", i)) }
 
 // checkTableModel compares every lookup and the iteration of tb with model.
