@@ -201,12 +201,8 @@ func (x *Badger) openTables() error {
 		dir string
 	}{{&x.blobs, blobsDir}, {&x.files, filesDir}} {
 		dir := filepath.Join(x.dir, t.dir)
-		if _, serr := os.Stat(filepath.Join(dir, tableManifest)); serr != nil {
-			fresh = true
-		}
 		*t.dst, err = openTable(dir, tableMemBytes)
 		if errors.Is(err, ErrCorrupt) {
-			fresh = true
 			if err = os.RemoveAll(dir); err == nil {
 				*t.dst, err = openTable(dir, tableMemBytes)
 			}
@@ -214,6 +210,7 @@ func (x *Badger) openTables() error {
 		if err != nil {
 			return err
 		}
+		fresh = fresh || (*t.dst).created
 	}
 	legacy := false
 	for _, p := range legacyPrefixes {

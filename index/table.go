@@ -58,6 +58,7 @@ type table struct {
 	seq      uint64   // the last file number used
 	runs     []*diskRun
 	closed   bool
+	created  bool // openTable found no table and made one
 
 	merging  bool
 	merges   sync.WaitGroup
@@ -129,6 +130,7 @@ func openTable(dir string, maxMem int) (*table, error) {
 		}
 		base = 1
 		t.seq = 0
+		t.created = true
 		if err := t.writeManifest(base, nil); err != nil {
 			return nil, err
 		}
