@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -280,13 +281,22 @@ func (l *Local) writeTemp(ctx context.Context, key string, r io.Reader, size int
 	if l.Fault != nil {
 		dst = faultWriter{f, l, key}
 	}
-	src := io.Reader(ctxReader{ctx, r})
-	if size >= 0 {
-		src = io.LimitReader(src, size+1) // one extra byte detects a long reader
+	var n int64
+	if br, ok := r.(*bytes.Reader); ok && (size < 0 || int64(br.Len()) == size) {
+		// The bytes are in memory already (a pack just built): written
+		// from where they are, not copied through a buffer first.
+		if err = ctx.Err(); err == nil {
+			n, err = br.WriteTo(ctxWriter{ctx, dst})
+		}
+	} else {
+		src := io.Reader(ctxReader{ctx, r})
+		if size >= 0 {
+			src = io.LimitReader(src, size+1) // one extra byte detects a long reader
+		}
+		// Large writes: a pack is tens of MiB, and 32 KiB writes cost a
+		// syscall each.
+		n, err = io.CopyBuffer(dst, src, make([]byte, writeBlock))
 	}
-	// Large writes: a pack is tens of MiB, and 32 KiB writes cost a
-	// syscall each.
-	n, err := io.CopyBuffer(dst, src, make([]byte, 1<<20))
 	if err == nil && size >= 0 && n != size {
 		err = fmt.Errorf("got %d bytes from reader, want %d", n, size)
 	}
@@ -719,6 +729,31 @@ func (l *Local) syncDir(dir string) error {
 }
 
 // ctxReader fails reads once ctx is done, so that a cancelled Put stops.
+// writeBlock is the most a temp file is written at once.
+const writeBlock = 1 << 20
+
+// ctxWriter writes to w in pieces of writeBlock bytes, and stops between
+// two once ctx ends.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if err := c.ctx.Err(); err != nil {
+			return n, err
+		}
+		k, err := c.w.Write(p[n : n+min(len(p)-n, writeBlock)])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader
