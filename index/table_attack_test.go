@@ -452,3 +452,41 @@ func TestAttackTableOfDeletionsOnly(t *testing.T) {
 	}
 	checkTableModel(t, tb, model, 10+mergeWidth)
 }
+
+// Every open starts a new log, and only a flush removes the old ones: a
+// table that is opened and closed without reaching 4 MiB of records (the
+// files table of a store of small files never does; every read-only
+// command opens both) keeps one more empty log per command, each listed
+// and read at every open after. What an idle table holds on disk must
+// not grow with the number of times it was opened.
+func TestAttackEmptyLogsPileUp(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "t")
+	tb, err := openTable(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.put([]kv{{tkey(0), []byte("v")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.close(); err != nil {
+		t.Fatal(err)
+	}
+	const opens = 50
+	for range opens {
+		if tb, err = openTable(dir, 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		if err := tb.close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tb, err = openTable(dir, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	defer tb.close()
+	checkTableModel(t, tb, map[digest.Digest][]byte{tkey(0): []byte("v")}, 1)
+	if names := listDir(t, dir); len(names) > 4 {
+		t.Errorf("after %d opens of an idle table, %d files in it (%s … %s); want a few", opens, len(names), names[0], names[len(names)-1])
+	}
+}
