@@ -246,13 +246,10 @@ func (x *segmentIndexer) flushBlobs() error {
 			ids = append(ids, x.pack) // a pack only the remote's segments name
 		}
 	}
-	if err := x.idx.AddBlobs(x.pack, bs); err != nil {
-		return err
+	if !x.fromStore {
+		return x.idx.AddRemoteBlobs(x.pack, bs, ids)
 	}
-	if len(ids) > 0 {
-		return x.idx.MarkRemote(ids)
-	}
-	return nil
+	return x.idx.AddBlobs(x.pack, bs)
 }
 
 func (x *segmentIndexer) file(f digest.Digest, chunks []digest.Digest) error {
@@ -272,17 +269,10 @@ func (x *segmentIndexer) file(f digest.Digest, chunks []digest.Digest) error {
 func (x *segmentIndexer) flushFiles() error {
 	files := x.files
 	x.files = map[digest.Digest][]digest.Digest{}
-	if err := x.idx.AddFiles(files); err != nil {
-		return err
+	if !x.fromStore {
+		return x.idx.AddRemoteFiles(files)
 	}
-	if !x.fromStore && len(files) > 0 {
-		ids := make([]digest.Digest, 0, len(files))
-		for f := range files {
-			ids = append(ids, f)
-		}
-		return x.idx.MarkRemote(ids)
-	}
-	return nil
+	return x.idx.AddFiles(files)
 }
 
 // finish adds what is still gathered.

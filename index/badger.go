@@ -192,27 +192,12 @@ func OpenBadger(dir string) (*Badger, error) {
 // openTables opens the blob and file tables. Tables that are new or
 // damaged, beside marks saying segments were read, cannot serve what the
 // marks vouch for: the index is reset (Reset), so that the segments are
-// read again. So is an index written before the tables.
+// read again. So is an index written before the tables. The marks are
+// dropped before any table is made afresh: a process killed between the
+// two then leaves no mark vouching for a table that lost its records.
 func (x *Badger) openTables() error {
-	var err error
-	fresh := false
-	for _, t := range []struct {
-		dst **table
-		dir string
-	}{{&x.blobs, blobsDir}, {&x.files, filesDir}} {
-		dir := filepath.Join(x.dir, t.dir)
-		*t.dst, err = openTable(dir, tableMemBytes)
-		if errors.Is(err, ErrCorrupt) {
-			if err = os.RemoveAll(dir); err == nil {
-				*t.dst, err = openTable(dir, tableMemBytes)
-			}
-		}
-		if err != nil {
-			return err
-		}
-		fresh = fresh || (*t.dst).created
-	}
 	legacy := false
+	var err error
 	for _, p := range legacyPrefixes {
 		if legacy, err = x.anyKey(p[0]); err != nil || legacy {
 			break
@@ -221,18 +206,48 @@ func (x *Badger) openTables() error {
 	if err != nil {
 		return err
 	}
+	reset := legacy
+	for _, t := range []struct {
+		dst **table
+		dir string
+	}{{&x.blobs, blobsDir}, {&x.files, filesDir}} {
+		dir := filepath.Join(x.dir, t.dir)
+		*t.dst, err = loadTable(dir, tableMemBytes, false)
+		damaged := errors.Is(err, ErrCorrupt)
+		if damaged || errors.Is(err, errNoTable) {
+			if !reset {
+				if reset, err = x.anyKey(prefixSegment); err != nil {
+					return err
+				}
+			}
+			if reset {
+				if err := x.dropMarks(); err != nil {
+					return err
+				}
+			}
+			if damaged {
+				if err := os.RemoveAll(dir); err != nil {
+					return fmt.Errorf("index: %w", err)
+				}
+			}
+			*t.dst, err = loadTable(dir, tableMemBytes, true)
+			if err == nil && testHook != nil {
+				err = testHook("table made")
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
 	if legacy {
+		if err := x.dropMarks(); err != nil {
+			return err
+		}
 		if err := x.db.DropPrefix(legacyPrefixes...); err != nil {
 			return fmt.Errorf("drop the index of before: %w", err)
 		}
 	}
-	marked := false
-	if fresh || legacy {
-		if marked, err = x.anyKey(prefixSegment); err != nil {
-			return err
-		}
-	}
-	if marked || legacy {
+	if reset {
 		return x.Reset()
 	}
 	return nil
@@ -367,12 +382,35 @@ func (x *Badger) Blob(id digest.Digest) (Blob, bool, error) {
 
 // AddBlobs implements Index.
 func (x *Badger) AddBlobs(pack digest.Digest, blobs []Blob) error {
+	return x.addBlobs(pack, blobs, true)
+}
+
+// AddRemoteBlobs implements Index: the marks are written before the
+// blobs.
+func (x *Badger) AddRemoteBlobs(pack digest.Digest, blobs []Blob, marks []digest.Digest) error {
+	if err := x.MarkRemote(marks); err != nil {
+		return err
+	}
+	if testHook != nil {
+		if err := testHook("marked"); err != nil {
+			return err
+		}
+	}
+	return x.addBlobs(pack, blobs, false)
+}
+
+// addBlobs records blobs and their pack, clearing their remote marks
+// when unmark.
+func (x *Badger) addBlobs(pack digest.Digest, blobs []Blob, unmark bool) error {
 	recs := make([]kv, len(blobs))
 	for i, b := range blobs {
 		recs[i] = kv{b.ID, b.encodeValue()}
 	}
 	if err := x.blobs.put(recs); err != nil {
 		return err
+	}
+	if !unmark {
+		return x.write(func(wb *badger.WriteBatch) error { return wb.Set(key(prefixPack, pack), nil) })
 	}
 	// Remote marks are cleared only where there are any: a delete per blob
 	// would double what every push writes.
@@ -413,6 +451,29 @@ func (x *Badger) FileChunks(file digest.Digest) ([]digest.Digest, bool, error) {
 
 // AddFiles implements Index.
 func (x *Badger) AddFiles(files map[digest.Digest][]digest.Digest) error {
+	return x.addFiles(files, true)
+}
+
+// AddRemoteFiles implements Index: the marks are written before the
+// chunk lists.
+func (x *Badger) AddRemoteFiles(files map[digest.Digest][]digest.Digest) error {
+	ids := make([]digest.Digest, 0, len(files))
+	for f := range files {
+		ids = append(ids, f)
+	}
+	if err := x.MarkRemote(ids); err != nil {
+		return err
+	}
+	if testHook != nil {
+		if err := testHook("marked"); err != nil {
+			return err
+		}
+	}
+	return x.addFiles(files, false)
+}
+
+// addFiles records chunk lists, clearing their remote marks when unmark.
+func (x *Badger) addFiles(files map[digest.Digest][]digest.Digest, unmark bool) error {
 	recs := make([]kv, 0, len(files))
 	for f, chunks := range files {
 		v := make([]byte, 0, len(chunks)*digest.Size)
@@ -423,6 +484,9 @@ func (x *Badger) AddFiles(files map[digest.Digest][]digest.Digest) error {
 	}
 	if err := x.files.put(recs); err != nil {
 		return err
+	}
+	if !unmark {
+		return nil
 	}
 	clear, err := x.anyKey(prefixRemote)
 	if err != nil || !clear {
@@ -764,18 +828,33 @@ func (x *Badger) Persistent() bool { return true }
 
 // Reset implements Index.
 func (x *Badger) Reset() error {
-	// Everything but the damage and gc record marks, which a rebuild must
-	// not forget.
-	drop := [][]byte{{prefixSegment}, {prefixPack}, {prefixStat}, {prefixStoreSeg}, {prefixRemote}}
-	err := x.db.DropPrefix(drop...)
-	x.endReads()
-	if err != nil {
-		return fmt.Errorf("reset: %w", err)
+	if err := x.dropMarks(); err != nil {
+		return err
 	}
 	if err := x.blobs.reset(); err != nil {
 		return fmt.Errorf("reset: %w", err)
 	}
 	if err := x.files.reset(); err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	return nil
+}
+
+// testHook, when set by a test, runs between two writes that a process
+// may be killed between: after openTables made a table afresh, before
+// the reset ("table made"); after AddRemoteBlobs or AddRemoteFiles wrote
+// the marks, before the records ("marked"). Its error stands for the
+// kill.
+var testHook func(step string) error
+
+// dropMarks forgets what the index knows but the blob and file tables:
+// everything but the damage and gc record marks, which a rebuild must not
+// forget, and the stat cache.
+func (x *Badger) dropMarks() error {
+	drop := [][]byte{{prefixSegment}, {prefixPack}, {prefixStat}, {prefixStoreSeg}, {prefixRemote}}
+	err := x.db.DropPrefix(drop...)
+	x.endReads()
+	if err != nil {
 		return fmt.Errorf("reset: %w", err)
 	}
 	stat := filepath.Join(x.dir, statDir)

@@ -124,6 +124,15 @@ type Index interface {
 	// mark. A push never counts as stored what only a remote vouches for.
 	MarkRemote(ids []digest.Digest) error
 	Remote(id digest.Digest) (bool, error)
+	// AddRemoteBlobs records blobs learned from a remote's segments only,
+	// like AddBlobs, but marks marks (their IDs, and the pack's when the
+	// store's segments do not name it) as the remote's first: no blob is
+	// ever recorded without its mark, even by a process killed in between
+	// (the mark is what keeps a push from counting it as stored).
+	AddRemoteBlobs(pack digest.Digest, blobs []Blob, marks []digest.Digest) error
+	// AddRemoteFiles records chunk lists learned from a remote's segments
+	// only, each marked as the remote's first.
+	AddRemoteFiles(files map[digest.Digest][]digest.Digest) error
 	// AnyRemote reports whether anything is marked as a remote's.
 	AnyRemote() (bool, error)
 	// MarkRecord records that a gc record (named by a digest of where it

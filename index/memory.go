@@ -67,8 +67,28 @@ func (m *Memory) Blob(id digest.Digest) (Blob, bool, error) {
 func (m *Memory) AddBlobs(pack digest.Digest, blobs []Blob) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.addBlobsLocked(pack, blobs, true)
+	return nil
+}
+
+// AddRemoteBlobs implements Index.
+func (m *Memory) AddRemoteBlobs(pack digest.Digest, blobs []Blob, marks []digest.Digest) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range marks {
+		m.remote[id] = true
+	}
+	m.addBlobsLocked(pack, blobs, false)
+	return nil
+}
+
+// addBlobsLocked records blobs and their pack, clearing their remote
+// marks when unmark; the caller holds m.mu.
+func (m *Memory) addBlobsLocked(pack digest.Digest, blobs []Blob, unmark bool) {
 	for _, b := range blobs {
-		delete(m.remote, b.ID)
+		if unmark {
+			delete(m.remote, b.ID)
+		}
 		old, ok := m.blobs[b.ID]
 		switch {
 		case !ok:
@@ -85,8 +105,9 @@ func (m *Memory) AddBlobs(pack digest.Digest, blobs []Blob) error {
 		}
 	}
 	m.packs[pack] = true
-	delete(m.remote, pack)
-	return nil
+	if unmark {
+		delete(m.remote, pack)
+	}
 }
 
 // FileChunks implements Index.
@@ -104,6 +125,17 @@ func (m *Memory) AddFiles(files map[digest.Digest][]digest.Digest) error {
 	for f, c := range files {
 		m.files[f] = slices.Clone(c)
 		delete(m.remote, f)
+	}
+	return nil
+}
+
+// AddRemoteFiles implements Index.
+func (m *Memory) AddRemoteFiles(files map[digest.Digest][]digest.Digest) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for f, c := range files {
+		m.remote[f] = true
+		m.files[f] = slices.Clone(c)
 	}
 	return nil
 }

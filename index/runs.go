@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"math/bits"
@@ -239,7 +238,7 @@ func (r *run) get(k digest.Digest, out [][]byte) ([][]byte, error) {
 }
 
 // errBadRun is a run file that does not read back as written.
-var errBadRun = errors.New("index: a run file reads back damaged")
+var errBadRun = fmt.Errorf("%w: a run file reads back damaged", ErrCorrupt)
 
 // writeRun writes the n records of srcs, merged in key order (for one
 // key, the records of srcs[0] first), into a new run.
@@ -298,7 +297,8 @@ type source interface {
 // runIter reads a run's records in order.
 type runIter struct {
 	rd   *bufio.Reader
-	left int
+	left int   // records
+	rest int64 // bytes
 	k    digest.Digest
 	v    []byte
 	err  error
@@ -308,7 +308,7 @@ func (r *run) iter() *runIter { return newRecordIter(r.f, r.size, r.n) }
 
 // newRecordIter reads the n records in the first size bytes of f.
 func newRecordIter(f io.ReaderAt, size int64, n int) *runIter {
-	return &runIter{rd: bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 64<<10), left: n}
+	return &runIter{rd: bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 64<<10), left: n, rest: size}
 }
 
 func (it *runIter) next() bool {
@@ -321,10 +321,13 @@ func (it *runIter) next() bool {
 		return false
 	}
 	vlen, err := binary.ReadUvarint(it.rd)
-	if err != nil || vlen > 1<<30 {
+	// A length past the bytes left is damage, found before it is allocated.
+	it.rest -= int64(digest.Size + uvarintLen(vlen))
+	if err != nil || it.rest < 0 || vlen > uint64(it.rest) {
 		it.err = errBadRun
 		return false
 	}
+	it.rest -= int64(vlen)
 	if uint64(cap(it.v)) < vlen {
 		it.v = make([]byte, vlen)
 	}
@@ -433,3 +436,12 @@ func (m *merger) advance(s source) bool {
 
 func (m *merger) key() digest.Digest { return m.srcs[m.cur].key() }
 func (m *merger) val() []byte        { return m.srcs[m.cur].val() }
+
+// uvarintLen is how many bytes binary.PutUvarint writes for v.
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
+}

@@ -102,6 +102,20 @@ func (s *Spill) lookup(id digest.Digest, withAlts bool) (cur Blob, alts []Blob, 
 
 // AddBlobs implements Index.
 func (s *Spill) AddBlobs(pack digest.Digest, blobs []Blob) error {
+	return s.addBlobs(pack, blobs, true)
+}
+
+// AddRemoteBlobs implements Index.
+func (s *Spill) AddRemoteBlobs(pack digest.Digest, blobs []Blob, marks []digest.Digest) error {
+	if err := s.MarkRemote(marks); err != nil {
+		return err
+	}
+	return s.addBlobs(pack, blobs, false)
+}
+
+// addBlobs records blobs and their pack, clearing their remote marks
+// when unmark.
+func (s *Spill) addBlobs(pack digest.Digest, blobs []Blob, unmark bool) error {
 	s.smu.Lock()
 	for _, b := range blobs {
 		v := make([]byte, 1, 1+blobValueLen)
@@ -115,13 +129,13 @@ func (s *Spill) AddBlobs(pack digest.Digest, blobs []Blob) error {
 	m := s.Memory
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.remote) > 0 {
+	m.packs[pack] = true
+	if unmark && len(m.remote) > 0 {
 		for _, b := range blobs {
 			delete(m.remote, b.ID)
 		}
+		delete(m.remote, pack)
 	}
-	m.packs[pack] = true
-	delete(m.remote, pack)
 	return nil
 }
 
@@ -186,6 +200,23 @@ func (s *Spill) FileChunks(file digest.Digest) ([]digest.Digest, bool, error) {
 
 // AddFiles implements Index.
 func (s *Spill) AddFiles(files map[digest.Digest][]digest.Digest) error {
+	return s.addFiles(files, true)
+}
+
+// AddRemoteFiles implements Index.
+func (s *Spill) AddRemoteFiles(files map[digest.Digest][]digest.Digest) error {
+	ids := make([]digest.Digest, 0, len(files))
+	for f := range files {
+		ids = append(ids, f)
+	}
+	if err := s.MarkRemote(ids); err != nil {
+		return err
+	}
+	return s.addFiles(files, false)
+}
+
+// addFiles records chunk lists, clearing their remote marks when unmark.
+func (s *Spill) addFiles(files map[digest.Digest][]digest.Digest, unmark bool) error {
 	s.smu.Lock()
 	for f, chunks := range files {
 		v := make([]byte, 0, len(chunks)*digest.Size)
@@ -201,7 +232,7 @@ func (s *Spill) AddFiles(files map[digest.Digest][]digest.Digest) error {
 	m := s.Memory
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.remote) > 0 {
+	if unmark && len(m.remote) > 0 {
 		for f := range files {
 			delete(m.remote, f)
 		}

@@ -54,6 +54,8 @@ type table struct {
 	mem      map[digest.Digest][]byte // an empty value is a deletion
 	memBytes int
 	log      *os.File
+	logSize  int64    // bytes of log that hold whole frames
+	logErr   error    // a failed write the log could not be cut back from
 	logs     []uint64 // the logs whose records are in mem, oldest first; the last is log
 	seq      uint64   // the last file number used
 	runs     []*diskRun
@@ -81,6 +83,18 @@ const (
 
 	bloomBitsPerKey = 10 // about 1 % false positives with 7 probes
 	bloomProbes     = 7
+
+	// maxLogs is how many logs an open replays before it writes their
+	// records to a run: each command that writes a little adds to the
+	// last log, but a log cut short by a kill is followed by a new one.
+	maxLogs = 4
+	// maxSeq bounds the file numbers a manifest or a file name may carry:
+	// numbers count up from 1 and never come near it, so a larger one was
+	// edited or damaged (and the count would wrap).
+	maxSeq = 1 << 62
+	// readAhead is what a run's reader reads at once when it goes through
+	// all its records (a merge, an iteration).
+	readAhead = 64 << 10
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -116,12 +130,24 @@ func runName(seq uint64) string { return fmt.Sprintf("run-%016x", seq) }
 // openTable opens the table in dir, creating it if there is none. A
 // table left damaged returns an error wrapping ErrCorrupt.
 func openTable(dir string, maxMem int) (*table, error) {
+	return loadTable(dir, maxMem, true)
+}
+
+// errNoTable is what loadTable returns, not creating it, for a directory
+// with no table (no manifest).
+var errNoTable = errors.New("index: no table")
+
+// loadTable opens the table in dir; if there is none, it creates one when
+// create, and returns errNoTable when not.
+func loadTable(dir string, maxMem int, create bool) (*table, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("index: create %s: %w", dir, err)
 	}
 	t := &table{dir: dir, maxMem: maxMem, mem: map[digest.Digest][]byte{}}
 	base, runs, err := readManifest(dir)
 	switch {
+	case errors.Is(err, os.ErrNotExist) && !create:
+		return nil, errNoTable
 	case errors.Is(err, os.ErrNotExist):
 		// New, or killed before its first manifest: nothing was written
 		// that a manifest does not name.
@@ -145,8 +171,10 @@ func openTable(dir string, maxMem int) (*table, error) {
 }
 
 // load opens the runs the manifest names, removes every other file but
-// the logs from base on, replays those logs into memory and starts a new
-// log.
+// the logs from base on, and replays those logs into memory. Writes then
+// go on at the end of the last log, cut back to its last whole frame (a
+// write a process was killed in); empty logs before it are removed, and
+// with more than maxLogs left, their records are written to a run.
 func (t *table) load(base uint64, runs []manifestRun) error {
 	t.seq = base
 	for _, mr := range runs {
@@ -179,56 +207,88 @@ func (t *table) load(base uint64, runs []manifestRun) error {
 		}
 	}
 	slices.Sort(t.logs)
-	for _, seq := range t.logs {
-		if err := t.replay(filepath.Join(t.dir, logName(seq))); err != nil {
+	kept := t.logs[:0]
+	var lastLen int64
+	for i, seq := range t.logs {
+		path := filepath.Join(t.dir, logName(seq))
+		n, err := t.replay(path)
+		if err != nil {
 			return err
 		}
+		if n == 0 && i < len(t.logs)-1 {
+			os.Remove(path) // nothing in it, and a log after it
+			continue
+		}
+		kept = append(kept, seq)
+		lastLen = n
 	}
-	t.seq++
-	f, err := os.OpenFile(filepath.Join(t.dir, logName(t.seq)), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
+	t.logs = kept
+	if len(t.logs) == 0 {
+		t.seq++
+		t.logs = []uint64{t.seq}
+		lastLen = 0
+	}
+	f, err := os.OpenFile(filepath.Join(t.dir, logName(t.logs[len(t.logs)-1])), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return fmt.Errorf("index: start a log: %w", err)
+		return fmt.Errorf("index: open the log: %w", err)
 	}
 	t.log = f
-	t.logs = append(t.logs, t.seq)
-	if t.memBytes >= t.maxMem {
+	if err := f.Truncate(lastLen); err != nil {
+		return fmt.Errorf("index: cut the log back to its last whole write: %w", err)
+	}
+	t.logSize = lastLen
+	if t.memBytes >= t.maxMem || len(t.logs) > maxLogs {
 		return t.flushLocked()
 	}
 	return nil
 }
 
+// parseSeq parses a file number of 16 hex digits after prefix: 1 to
+// maxSeq-1.
 func parseSeq(name, prefix string) (uint64, bool) {
 	hex, ok := strings.CutPrefix(name, prefix)
 	if !ok || len(hex) != 16 {
 		return 0, false
 	}
 	seq, err := strconv.ParseUint(hex, 16, 64)
-	return seq, err == nil
+	return seq, err == nil && seq > 0 && seq < maxSeq
 }
 
-// replay applies the frames of a log. A frame cut short or whose checksum
-// fails ends it: a write the process was killed in, whose caller never
-// heard back.
-func (t *table) replay(path string) error {
+// replay applies the frames of a log and returns how many bytes of it
+// hold whole frames. The last frame may be cut short, or fail its
+// checksum: a write the process was killed in, whose caller never heard
+// back, which the next write replaces. A frame that fails before
+// another is damage (errTableDamaged): a write that failed is cut back
+// (put), so what follows a frame was written after it whole.
+func (t *table) replay(path string) (int64, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("index: read a log: %w", err)
+		return 0, fmt.Errorf("index: read a log: %w", err)
 	}
+	var whole int64
 	for len(b) > 0 {
 		n, w := binary.Uvarint(b)
-		if w <= 0 || uint64(len(b)-w) < 4 || uint64(len(b)-w-4) < n {
-			return nil
+		if w == 0 || w > 0 && (uint64(len(b)-w) < 4 || uint64(len(b)-w-4) < n) {
+			return whole, nil // cut short
 		}
-		payload := b[w+4 : w+4+int(n)]
+		if w < 0 {
+			return 0, errTableDamaged
+		}
+		end := w + 4 + int(n)
+		payload := b[w+4 : end]
 		if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(b[w:]) {
-			return nil
+			if end == len(b) {
+				return whole, nil // the last write, torn
+			}
+			return 0, errTableDamaged
 		}
 		if err := forRecords(payload, t.apply); err != nil {
-			return err
+			return 0, err
 		}
-		b = b[w+4+int(n):]
+		b = b[end:]
+		whole += int64(end)
 	}
-	return nil
+	return whole, nil
 }
 
 // forRecords calls fn for each record (key, uvarint length, value) of b.
@@ -293,9 +353,19 @@ func (t *table) put(recs []kv) error {
 		t.mergeErr = nil
 		return err
 	}
+	if t.logErr != nil {
+		return t.logErr
+	}
 	if _, err := t.log.Write(frame); err != nil {
+		// Part of the frame may be written (a disk that filled up):
+		// cut it off, or the writes after it would follow a damaged
+		// frame. If that fails too, the log takes no more writes.
+		if terr := t.log.Truncate(t.logSize); terr != nil {
+			t.logErr = fmt.Errorf("index: the log could not be cut back after a failed write (%w); reopen the store", terr)
+		}
 		return fmt.Errorf("index: write the log: %w", err)
 	}
+	t.logSize += int64(len(frame))
 	for _, r := range recs {
 		t.apply(r.k, r.v)
 	}
@@ -365,7 +435,7 @@ func (t *table) flushLocked() error {
 	for _, seq := range t.logs {
 		os.Remove(filepath.Join(t.dir, logName(seq)))
 	}
-	t.log, t.logs = log, []uint64{logSeq}
+	t.log, t.logs, t.logSize, t.logErr = log, []uint64{logSeq}, 0, nil
 	t.mem, t.memBytes = map[digest.Digest][]byte{}, 0
 	t.mergeLocked()
 	return nil
@@ -803,8 +873,83 @@ func (r *diskRun) get(k digest.Digest) (v []byte, found bool, err error) {
 	return v, found, err
 }
 
-// iter reads the run's records in key order.
-func (r *diskRun) iter() *runIter { return newRecordIter(r.f, r.recSize, r.n) }
+// iter reads the run's records in key order, checking each bucket as
+// get does: damage found by a merge or an iteration is an error, never
+// copied into a new run under a fresh checksum.
+func (r *diskRun) iter() *diskIter { return &diskIter{r: r, cur: -1} }
+
+// diskIter yields a run's records bucket by bucket, reading several
+// buckets at once. Each bucket must match its CRC, and hold records whose
+// keys rise and fall in it; the run must hold the count its trailer says.
+// It holds at most a window of readAhead bytes, or one bucket if larger:
+// bytes of the file, so a damaged length allocates nothing.
+type diskIter struct {
+	r      *diskRun
+	win    []byte // the run's bytes from winOff
+	winOff int64
+	cur    int    // the bucket being read
+	rest   []byte // its records not yet yielded
+	k      digest.Digest
+	v      []byte
+	n      int
+	err    error
+}
+
+func (it *diskIter) next() bool {
+	for len(it.rest) == 0 {
+		if it.err != nil {
+			return false
+		}
+		it.cur++
+		if it.cur >= len(it.r.crcs) {
+			if it.n != it.r.n {
+				it.err = errTableDamaged
+			}
+			return false
+		}
+		lo, hi := it.r.fan[it.cur], it.r.fan[it.cur+1]
+		if lo == hi {
+			continue
+		}
+		if lo < it.winOff || hi > it.winOff+int64(len(it.win)) {
+			size := min(max(hi-lo, readAhead), it.r.recSize-lo)
+			if int64(cap(it.win)) < size {
+				it.win = make([]byte, size)
+			}
+			it.win, it.winOff = it.win[:size], lo
+			if _, err := it.r.f.ReadAt(it.win, lo); err != nil {
+				it.err = fmt.Errorf("index: read a run: %w", err)
+				return false
+			}
+		}
+		it.rest = it.win[lo-it.winOff : hi-it.winOff]
+		if crc32.Checksum(it.rest, crcTable) != it.r.crcs[it.cur] {
+			it.err, it.rest = errTableDamaged, nil
+			return false
+		}
+	}
+	b := it.rest
+	if len(b) < digest.Size {
+		it.err, it.rest = errTableDamaged, nil
+		return false
+	}
+	k := digest.Digest(b[:digest.Size])
+	n, w := binary.Uvarint(b[digest.Size:])
+	if w <= 0 || uint64(len(b)-digest.Size-w) < n || bucketOf(k, it.r.bits) != it.cur ||
+		it.n > 0 && bytes.Compare(k[:], it.k[:]) <= 0 {
+		it.err, it.rest = errTableDamaged, nil
+		return false
+	}
+	start := digest.Size + w
+	it.k, it.v = k, b[start:start+int(n):start+int(n)]
+	it.rest = b[start+int(n):]
+	it.n++
+	return true
+}
+
+func (it *diskIter) key() digest.Digest { return it.k }
+func (it *diskIter) val() []byte        { return it.v }
+func (it *diskIter) error() error       { return it.err }
 
 // memIter yields a table's records in memory in key order.
 type memIter struct {
