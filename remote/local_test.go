@@ -542,7 +542,7 @@ func TestLocalFaultSteps(t *testing.T) {
 			return l.Put(t.Context(), key, bytes.NewReader([]byte(data)), int64(len(data)), opts)
 		}
 	}
-	big := string(make([]byte, 3<<20)) // three 1 MiB writes
+	big := string(make([]byte, 3*256<<10)) // three writes of 256 KiB
 	tests := []struct {
 		name  string
 		sync  bool
@@ -556,7 +556,7 @@ func TestLocalFaultSteps(t *testing.T) {
 			[]step{{remote.OpCreate, "refs/a/b"}, {remote.OpWrite, "refs/a/b"}, {remote.OpRename, "refs/a/b"}}},
 		{"put with Sync", true, []string{"refs/a/c"}, put("refs/a/b", "x", remote.PutOptions{IfNoneMatch: true}),
 			[]step{{remote.OpCreate, "refs/a/b"}, {remote.OpWrite, "refs/a/b"}, {remote.OpSync, "refs/a/b"}, {remote.OpLink, "refs/a/b"}, {remote.OpRemoveTemp, "refs/a/b"}, {remote.OpSyncDir, "refs/a"}}},
-		{"put of 3 MiB", false, []string{"packs/ab/ab00"}, put("packs/ab/ab01", big, remote.PutOptions{IfNoneMatch: true}),
+		{"put of 768 KiB", false, []string{"packs/ab/ab00"}, put("packs/ab/ab01", big, remote.PutOptions{IfNoneMatch: true}),
 			[]step{{remote.OpCreate, "packs/ab/ab01"}, {remote.OpWrite, "packs/ab/ab01"}, {remote.OpWrite, "packs/ab/ab01"}, {remote.OpWrite, "packs/ab/ab01"}, {remote.OpLink, "packs/ab/ab01"}, {remote.OpRemoveTemp, "packs/ab/ab01"}}},
 		{"put refused", false, []string{"refs/a/b"}, put("refs/a/b", "x", remote.PutOptions{IfNoneMatch: true}),
 			[]step{{remote.OpCreate, "refs/a/b"}, {remote.OpWrite, "refs/a/b"}, {remote.OpLink, "refs/a/b"}, {remote.OpRemoveTemp, "refs/a/b"}}},
