@@ -2,6 +2,7 @@ package index
 
 import (
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -70,5 +71,73 @@ func TestAttack2LogDamagedLengthKeepsMarks(t *testing.T) {
 	}
 	if marked && (!ok || got != b) {
 		t.Errorf("segment still marked read, but blob b (written after the damaged frame) = %+v, %v; want found, or the mark gone", got, ok)
+	}
+}
+
+// openTables drops every mark, the remote marks among them, as soon as it
+// finds one table missing or damaged, and the other table is only reset
+// later (Reset, after the first is made afresh). The remote marks are the
+// one kind whose absence vouches for something: a blob or chunk list
+// recorded without one counts as the store's own. A process killed in
+// between (here: the files table missing, killed once it is made afresh)
+// leaves the blobs table holding a blob only a remote's segment named,
+// with no mark: no later open resets (both tables open, no segment mark),
+// a push counts the blob as stored (AnyRemote is false, so it asks
+// nothing), and reading the remote's segment again keeps what the index
+// knows (cas keepKnown: known and not marked). Reset itself drops the
+// marks before it resets the tables, the same window.
+//
+// Not parallel: it sets testHook.
+func TestAttack2RemoteMarksDroppedBeforeTablesReset(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "idx")
+	x, err := OpenBadger(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := digest.Of([]byte("a remote's segment"))
+	a := Blob{ID: digest.Of([]byte("a")), Pack: digest.Of([]byte("the remote's pack")), Length: 1, RawLen: 1}
+	if err := x.AddRemoteBlobs(a.Pack, []Blob{a}, []digest.Digest{a.ID, a.Pack}); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.MarkSegment(seg); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, filesDir)); err != nil {
+		t.Fatal(err)
+	}
+	errKilled := errors.New("killed")
+	testHook = func(step string) error {
+		if step == "table made" {
+			return errKilled
+		}
+		return nil
+	}
+	_, err = OpenBadger(dir)
+	testHook = nil
+	if !errors.Is(err, errKilled) {
+		t.Fatalf("open with the files table missing: %v, want it killed after making the table afresh", err)
+	}
+	y, err := OpenBadger(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.Close()
+	_, ok, err := y.Blob(a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote, err := y.Remote(a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anyMark, err := y.AnyRemote()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok && (!remote || !anyMark) {
+		t.Errorf("blob only a remote holds: recorded %v, its remote mark %v (any remote mark %v); want the mark, or the record gone", ok, remote, anyMark)
 	}
 }
