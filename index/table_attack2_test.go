@@ -229,3 +229,37 @@ func TestAttack2MergeAcrossWindowsMatchesMemory(t *testing.T) {
 		t.Error("precondition: no bucket of the merged run is larger than a window")
 	}
 }
+
+// A file in a table's directory whose name parseSeq takes for a log (its
+// hex digits in upper case: strconv reads them) is replayed under the
+// name logName gives its number, in lower case, which on Linux is no
+// file: the open fails with a plain error, not ErrCorrupt, so the index
+// is not reset, and every command fails until the user finds and removes
+// the file (a rebuild opens the index first). A stray file must be
+// removed, replayed, or refused as damage.
+func TestAttack2UpperCaseLogName(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "t")
+	tb, err := openTable(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.put([]kv{{tkey(0), []byte("v")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "log-00000000000000AB"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tb, err = openTable(dir, 1<<20)
+	if errors.Is(err, ErrCorrupt) {
+		return // refused: the index is reset and read again
+	}
+	if err != nil {
+		t.Fatalf("open with a stray log-00000000000000AB: %v; want it opened, or ErrCorrupt (a reset)", err)
+	}
+	defer tb.close()
+	checkTableModel(t, tb, map[digest.Digest][]byte{tkey(0): []byte("v")}, 1)
+}
