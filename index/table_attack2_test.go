@@ -4,11 +4,17 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cas-ml/cas/digest"
 )
@@ -262,4 +268,79 @@ func TestAttack2UpperCaseLogName(t *testing.T) {
 	}
 	defer tb.close()
 	checkTableModel(t, tb, map[digest.Digest][]byte{tkey(0): []byte("v")}, 1)
+}
+
+// An open that finds more than maxLogs logs writes their records to a run
+// (a store written before 65863cf has a log per command that wrote). On
+// a full disk that run cannot be written, and the open fails: every
+// command, a read-only one or a gc that would free space among them,
+// fails for as long as the disk is full, though the open needs to write
+// nothing (the records replay from the logs, as they did before). The
+// flush at open is housekeeping: its failure must leave the table open.
+//
+// The full disk is real, as in TestAttackLogShortWriteLosesLaterWrites: a
+// child process lowers its file size limit below the run's size.
+func TestAttack2FullDiskOpenWithManyLogs(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "t")
+	tb, err := openTable(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.put([]kv{{tkey(0), bytes.Repeat([]byte{0}, 1000)}}); err != nil {
+		t.Fatal(err)
+	}
+	first := tb.logs[0]
+	if err := tb.close(); err != nil {
+		t.Fatal(err)
+	}
+	// As the code of before left them: a log per command, each with a
+	// record of its own.
+	for i := 1; i <= maxLogs; i++ {
+		frame := logFrame(kv{tkey(i), bytes.Repeat([]byte{byte(i)}, 1000)})
+		if err := os.WriteFile(filepath.Join(dir, logName(first+uint64(i))), frame, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAttack2FullDiskOpenChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "CAS_ATTACK2_TABLE_DIR="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("open on a full disk: %v\n%s", err, out)
+	}
+}
+
+// logFrame is the log frame put writes for recs.
+func logFrame(recs ...kv) []byte {
+	var payload []byte
+	for _, r := range recs {
+		payload = appendRecord(payload, r.k, r.v)
+	}
+	frame := binary.AppendUvarint(nil, uint64(len(payload)))
+	frame = binary.LittleEndian.AppendUint32(frame, crc32.Checksum(payload, crcTable))
+	return append(frame, payload...)
+}
+
+// TestAttack2FullDiskOpenChild is the child of the test above: with no
+// room for a file of more than 4 KiB (each log is less, their run more),
+// it opens the table and reads every record.
+func TestAttack2FullDiskOpenChild(t *testing.T) {
+	dir := os.Getenv("CAS_ATTACK2_TABLE_DIR")
+	if dir == "" {
+		t.Skip("the child of TestAttack2FullDiskOpenWithManyLogs")
+	}
+	signal.Ignore(syscall.SIGXFSZ)
+	lim := unix.Rlimit{Cur: 4096, Max: 4096}
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	tb, err := openTable(dir, 1<<20)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer tb.close()
+	for i := 0; i <= maxLogs; i++ {
+		if v, ok, err := tb.get(tkey(i)); err != nil || !ok || !bytes.Equal(v, bytes.Repeat([]byte{byte(i)}, 1000)) {
+			t.Errorf("key %d: %d bytes, %v, %v", i, len(v), ok, err)
+		}
+	}
 }
