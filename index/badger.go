@@ -831,10 +831,16 @@ func (x *Badger) Reset() error {
 	if err := x.dropMarks(); err != nil {
 		return err
 	}
+	defer x.endReads()
 	if err := x.blobs.reset(); err != nil {
 		return fmt.Errorf("reset: %w", err)
 	}
 	if err := x.files.reset(); err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	// Remote marks last: until the tables are empty, records learned
+	// from a remote must keep them.
+	if err := x.db.DropPrefix([]byte{prefixRemote}); err != nil {
 		return fmt.Errorf("reset: %w", err)
 	}
 	return nil
@@ -847,11 +853,12 @@ func (x *Badger) Reset() error {
 // kill.
 var testHook func(step string) error
 
-// dropMarks forgets what the index knows but the blob and file tables:
-// everything but the damage and gc record marks, which a rebuild must not
-// forget, and the stat cache.
+// dropMarks forgets the marks that vouch for what the tables hold (the
+// segments read, the packs known) and the stat cache; not the damage and
+// gc record marks, which a rebuild must not forget, nor the remote marks,
+// which records of the tables still need until they are reset.
 func (x *Badger) dropMarks() error {
-	drop := [][]byte{{prefixSegment}, {prefixPack}, {prefixStat}, {prefixStoreSeg}, {prefixRemote}}
+	drop := [][]byte{{prefixSegment}, {prefixPack}, {prefixStat}, {prefixStoreSeg}}
 	err := x.db.DropPrefix(drop...)
 	x.endReads()
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -69,8 +70,14 @@ type table struct {
 
 // Names and sizes of a table's files.
 const (
-	tableManifest  = "MANIFEST"
-	manifestHeader = "cas index table 1"
+	tableManifest = "MANIFEST"
+	// manifestHeader names the format: 2 since log frames carry a check
+	// of their header. A table of format 1 reads as damaged, and the
+	// index is rebuilt once.
+	manifestHeader = "cas index table 2"
+	// frameHeaderLen is a log frame's header: the payload's length, its
+	// CRC-32C, and the CRC-32C of those 8 bytes (uint32 LE each).
+	frameHeaderLen = 12
 	runMagic       = "CASTRUN1"
 	runTrailerLen  = 40
 
@@ -238,7 +245,9 @@ func (t *table) load(base uint64, runs []manifestRun) error {
 	}
 	t.logSize = lastLen
 	if t.memBytes >= t.maxMem || len(t.logs) > maxLogs {
-		return t.flushLocked()
+		// Only tidying: the logs stay readable if the run cannot be
+		// written (a full disk), and the next write tries again.
+		_ = t.flushLocked()
 	}
 	return nil
 }
@@ -251,15 +260,21 @@ func parseSeq(name, prefix string) (uint64, bool) {
 		return 0, false
 	}
 	seq, err := strconv.ParseUint(hex, 16, 64)
-	return seq, err == nil && seq > 0 && seq < maxSeq
+	// Lower case only: the name is opened again as logName or runName
+	// writes it.
+	return seq, err == nil && seq > 0 && seq < maxSeq && hex == fmt.Sprintf("%016x", seq)
 }
 
 // replay applies the frames of a log and returns how many bytes of it
-// hold whole frames. The last frame may be cut short, or fail its
-// checksum: a write the process was killed in, whose caller never heard
-// back, which the next write replaces. A frame that fails before
-// another is damage (errTableDamaged): a write that failed is cut back
-// (put), so what follows a frame was written after it whole.
+// hold whole frames. A write the process was killed in, whose caller
+// never heard back, leaves a prefix of its frame at the end of the log:
+// a header cut short, or a sound header whose payload runs past the end
+// (or, the whole length there, fails its CRC); it is ignored, and the
+// next write replaces it. Anything else that fails is damage
+// (errTableDamaged): a header that fails its check with the log going on
+// past it, a frame of no payload (put writes none), a payload failing
+// its CRC with bytes after it (a write that failed is cut back, so what
+// follows a frame was written after it whole).
 func (t *table) replay(path string) (int64, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -267,16 +282,19 @@ func (t *table) replay(path string) (int64, error) {
 	}
 	var whole int64
 	for len(b) > 0 {
-		n, w := binary.Uvarint(b)
-		if w == 0 || w > 0 && (uint64(len(b)-w) < 4 || uint64(len(b)-w-4) < n) {
-			return whole, nil // cut short
+		if len(b) < frameHeaderLen {
+			return whole, nil // a header cut short
 		}
-		if w < 0 {
+		n := binary.LittleEndian.Uint32(b)
+		if crc32.Checksum(b[:8], crcTable) != binary.LittleEndian.Uint32(b[8:]) || n == 0 {
 			return 0, errTableDamaged
 		}
-		end := w + 4 + int(n)
-		payload := b[w+4 : end]
-		if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(b[w:]) {
+		if uint64(len(b)-frameHeaderLen) < uint64(n) {
+			return whole, nil // a payload cut short
+		}
+		end := frameHeaderLen + int(n)
+		payload := b[frameHeaderLen:end]
+		if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(b[4:]) {
 			if end == len(b) {
 				return whole, nil // the last write, torn
 			}
@@ -289,6 +307,15 @@ func (t *table) replay(path string) (int64, error) {
 		whole += int64(end)
 	}
 	return whole, nil
+}
+
+// encodeFrame returns the log frame of a payload of records.
+func encodeFrame(payload []byte) []byte {
+	frame := make([]byte, frameHeaderLen, frameHeaderLen+len(payload))
+	binary.LittleEndian.PutUint32(frame, uint32(len(payload)))
+	binary.LittleEndian.PutUint32(frame[4:], crc32.Checksum(payload, crcTable))
+	binary.LittleEndian.PutUint32(frame[8:], crc32.Checksum(frame[:8], crcTable))
+	return append(frame, payload...)
 }
 
 // forRecords calls fn for each record (key, uvarint length, value) of b.
@@ -340,9 +367,10 @@ func (t *table) put(recs []kv) error {
 	for _, r := range recs {
 		payload = appendRecord(payload, r.k, r.v)
 	}
-	frame := binary.AppendUvarint(make([]byte, 0, len(payload)+14), uint64(len(payload)))
-	frame = binary.LittleEndian.AppendUint32(frame, crc32.Checksum(payload, crcTable))
-	frame = append(frame, payload...)
+	if len(payload) > math.MaxUint32 {
+		return errors.New("index: a write of over 4 GiB of records")
+	}
+	frame := encodeFrame(payload)
 
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -56,11 +55,11 @@ func TestAttack2LogDamagedLengthKeepsMarks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One bit flipped: the top bit of the first frame's length (one byte,
-	// 83), which makes the varint run on into the CRC's first byte.
-	data[0] ^= 0x80
-	if n, w := binary.Uvarint(data); w <= 0 || uint64(len(data)-w-4) >= n {
-		t.Fatalf("precondition: the damaged length %d (%d bytes) does not overrun the log of %d bytes", n, w, len(data))
+	// One bit flipped: a high bit of the first frame's length, which
+	// then claims more than the log holds.
+	data[2] ^= 0x01
+	if n := binary.LittleEndian.Uint32(data); uint64(len(data)-frameHeaderLen) >= uint64(n) {
+		t.Fatalf("precondition: the damaged length %d does not overrun the log of %d bytes", n, len(data))
 	}
 	if err := os.WriteFile(log, data, 0o644); err != nil {
 		t.Fatal(err)
@@ -315,9 +314,7 @@ func logFrame(recs ...kv) []byte {
 	for _, r := range recs {
 		payload = appendRecord(payload, r.k, r.v)
 	}
-	frame := binary.AppendUvarint(nil, uint64(len(payload)))
-	frame = binary.LittleEndian.AppendUint32(frame, crc32.Checksum(payload, crcTable))
-	return append(frame, payload...)
+	return encodeFrame(payload)
 }
 
 // TestAttack2FullDiskOpenChild is the child of the test above: with no

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -311,6 +312,23 @@ func TestBadgerTablesDamagedOrLegacy(t *testing.T) {
 			t.Fatalf("runs %v", runs)
 		}
 		if err := os.Truncate(runs[0], 10); err != nil {
+			t.Fatal(err)
+		}
+		check(t, dir, false)
+	})
+	t.Run("table of format 1", func(t *testing.T) {
+		t.Parallel()
+		dir := setup(t)
+		m := filepath.Join(dir, blobsDir, tableManifest)
+		b, err := os.ReadFile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := strings.Replace(string(b), manifestHeader, "cas index table 1", 1)
+		if old == string(b) {
+			t.Fatal("no header to replace")
+		}
+		if err := os.WriteFile(m, []byte(old), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		check(t, dir, false)
