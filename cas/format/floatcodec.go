@@ -142,9 +142,9 @@ func grouping(dt DType) []uint8 {
 }
 
 type floatEncoder struct {
-	huff  huff0.Scratch
-	group []byte // one group of a stripe
-	zbuf  []byte // a zstd frame
+	huff   huff0.Scratch
+	stripe []byte // a stripe's groups, one after the other
+	zbuf   []byte // a zstd frame
 }
 
 var floatEncoders = sync.Pool{New: func() any { return new(floatEncoder) }}
@@ -180,15 +180,17 @@ func encodeFloat(raw []byte, dt DType, widths []uint8, limit int) ([]byte, bool)
 	for first := 0; first < n; first += stripe {
 		cnt := min(stripe, n-first)
 		elems := raw[first*es : (first+cnt)*es]
-		off := 0
-		for _, w := range widths {
-			blen := cnt * int(w)
-			if cap(e.group) < blen {
-				e.group = make([]byte, maxBlockLen)
-			}
-			g := e.group[:blen]
-			gather(g, elems, es, off, int(w))
-			off += int(w)
+		if cap(e.stripe) < len(elems) {
+			e.stripe = make([]byte, es<<stripeLog)
+		}
+		var gs [8][]byte
+		at := 0
+		for g, w := range widths {
+			gs[g] = e.stripe[at : at+cnt*int(w)]
+			at += cnt * int(w)
+		}
+		split(gs[:len(widths)], elems, es, widths)
+		for _, g := range gs[:len(widths)] {
 			out = e.appendBlock(out, g)
 			if len(out) > limit {
 				return nil, false
@@ -239,23 +241,23 @@ func (e *floatEncoder) appendBlock(out, b []byte) []byte {
 
 // repeats reports whether b holds repeated runs of 8 bytes or more, which
 // zstd may code better than huff0 does (sparse tensors, quantized
-// values): a sample of up to 16 KiB is matched against the last place
+// values): a sample of up to 4 KiB is matched against the last place
 // each 8-byte string (by hash) was seen, and repeats when matches cover an
 // eighth of it. Trained weights, whose bytes are all but independent,
 // never do, and are spared the cost of trying zstd.
 func repeats(b []byte) bool {
-	const sample = 16 << 10
+	const sample = 4 << 10
 	if len(b) > sample {
 		b = b[(len(b)-sample)/2:][:sample]
 	}
 	if len(b) < 64 {
 		return false
 	}
-	var last [1 << 12]uint16
+	var last [1 << 10]uint16
 	matched := 0
 	for i := 1; i+8 <= len(b); {
 		v := binary.LittleEndian.Uint64(b[i:])
-		h := (v * 0x9E3779B97F4A7C15) >> 52
+		h := (v * 0x9E3779B97F4A7C15) >> 54
 		j := int(last[h])
 		last[h] = uint16(i)
 		if j > 0 && binary.LittleEndian.Uint64(b[j:]) == v {
@@ -268,55 +270,68 @@ func repeats(b []byte) bool {
 	return matched >= len(b)/8
 }
 
-// gather copies bytes off..off+w of each element of elems (es bytes
-// each) into g, element after element.
-func gather(g, elems []byte, es, off, w int) {
-	if w == 1 {
-		switch es {
-		case 1:
-			copy(g, elems)
-			return
-		case 2:
-			elems = elems[off:]
-			for i := range g {
-				g[i] = elems[2*i]
-			}
-			return
-		case 4:
-			for i := range g {
-				g[i] = elems[4*i+off]
-			}
-			return
+// split writes the groups of a stripe's elems (es bytes each) into gs,
+// gs[g] receiving bytes off..off+widths[g] of every element, element
+// after element. join is its inverse.
+func split(gs [][]byte, elems []byte, es int, widths []uint8) {
+	switch {
+	case es == 1:
+		copy(gs[0], elems)
+	case es == 2 && len(widths) == 2:
+		g0, g1 := gs[0], gs[1][:len(gs[0])]
+		elems = elems[:2*len(g0)]
+		for i := range g0 {
+			v := binary.LittleEndian.Uint16(elems[2*i:])
+			g0[i], g1[i] = byte(v), byte(v>>8)
 		}
-	}
-	for i, k := 0, off; i < len(g); i, k = i+w, k+es {
-		copy(g[i:i+w], elems[k:k+w])
+	case es == 4 && len(widths) == 4:
+		n := len(gs[0])
+		g0, g1, g2, g3 := gs[0], gs[1][:n], gs[2][:n], gs[3][:n]
+		elems = elems[:4*n]
+		for i := range g0 {
+			v := binary.LittleEndian.Uint32(elems[4*i:])
+			g0[i], g1[i], g2[i], g3[i] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+		}
+	default:
+		off := 0
+		for g, w := range widths {
+			w := int(w)
+			for i, k := 0, off; i < len(gs[g]); i, k = i+w, k+es {
+				copy(gs[g][i:i+w], elems[k:k+w])
+			}
+			off += w
+		}
 	}
 }
 
-// scatter is the inverse of gather: it puts the bytes of g at
-// off..off+w of each element of elems.
-func scatter(elems, g []byte, es, off, w int) {
-	if w == 1 {
-		switch es {
-		case 1:
-			copy(elems, g)
-			return
-		case 2:
-			elems = elems[off:]
-			for i, c := range g {
-				elems[2*i] = c
-			}
-			return
-		case 4:
-			for i, c := range g {
-				elems[4*i+off] = c
-			}
-			return
+// join puts the groups gs of a stripe back into its elems: the inverse of
+// split.
+func join(elems []byte, gs [][]byte, es int, widths []uint8) {
+	switch {
+	case es == 1:
+		copy(elems, gs[0])
+	case es == 2 && len(widths) == 2:
+		g0, g1 := gs[0], gs[1][:len(gs[0])]
+		elems = elems[:2*len(g0)]
+		for i := range g0 {
+			binary.LittleEndian.PutUint16(elems[2*i:], uint16(g0[i])|uint16(g1[i])<<8)
 		}
-	}
-	for i, k := 0, off; i < len(g); i, k = i+w, k+es {
-		copy(elems[k:k+w], g[i:i+w])
+	case es == 4 && len(widths) == 4:
+		n := len(gs[0])
+		g0, g1, g2, g3 := gs[0], gs[1][:n], gs[2][:n], gs[3][:n]
+		elems = elems[:4*n]
+		for i := range g0 {
+			binary.LittleEndian.PutUint32(elems[4*i:], uint32(g0[i])|uint32(g1[i])<<8|uint32(g2[i])<<16|uint32(g3[i])<<24)
+		}
+	default:
+		off := 0
+		for g, w := range widths {
+			w := int(w)
+			for i, k := 0, off; i < len(gs[g]); i, k = i+w, k+es {
+				copy(elems[k:k+w], gs[g][i:i+w])
+			}
+			off += w
+		}
 	}
 }
 
@@ -446,33 +461,40 @@ func DecodeFloat(stored []byte, rawLen int, dst []byte) ([]byte, error) {
 	for first := 0; first < n; first += stripe {
 		cnt := min(stripe, n-first)
 		elems := out[first*h.es : (first+cnt)*h.es]
-		off := 0
-		for _, w := range h.widths {
+		var gs [8][]byte
+		scratch := d.stripe(h.es << h.stripeLog)
+		for g, w := range h.widths {
 			blen := cnt * int(w)
 			var kind byte
 			var payload []byte
 			kind, payload, at, _ = nextBlock(stored, at, blen)
-			g, err := d.block(kind, payload, blen)
-			if err != nil {
+			var err error
+			if gs[g], err = d.block(kind, payload, scratch[:blen:blen]); err != nil {
 				return nil, err
 			}
-			scatter(elems, g, h.es, off, int(w))
-			off += int(w)
+			scratch = scratch[blen:]
 		}
+		join(elems, gs[:len(h.widths)], h.es, h.widths)
 	}
 	copy(out[n*h.es:], stored[at:])
 	return out, nil
 }
 
-// block decodes one block of blen raw bytes.
-func (d *floatDecoder) block(kind byte, payload []byte, blen int) ([]byte, error) {
+// stripe returns the decoder's scratch for a stripe of n bytes.
+func (d *floatDecoder) stripe(n int) []byte {
+	if cap(d.buf) < n {
+		d.buf = make([]byte, n)
+	}
+	return d.buf[:n]
+}
+
+// block decodes one block into g, which has its length and capacity; a
+// raw block is returned as it is.
+func (d *floatDecoder) block(kind byte, payload, g []byte) ([]byte, error) {
+	blen := len(g)
 	if kind == blockRaw {
 		return payload, nil
 	}
-	if cap(d.buf) < blen {
-		d.buf = make([]byte, maxBlockLen)
-	}
-	g := d.buf[:blen:blen]
 	switch kind {
 	case blockRLE:
 		c := payload[0]
