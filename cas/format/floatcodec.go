@@ -155,19 +155,20 @@ var floatEncoders = sync.Pool{New: func() any { return new(floatEncoder) }}
 // chunk raw or zstd. Any bytes are accepted: a length that is not a
 // multiple of the element size leaves its last bytes raw.
 func EncodeFloat(raw []byte, dt DType) (stored []byte, ok bool) {
-	return encodeFloat(raw, dt, grouping(dt), int(float64(len(raw))*(1-minSaving)))
+	return encodeFloat(raw, dt, grouping(dt), stripeLog, int(float64(len(raw))*(1-minSaving)))
 }
 
 // encodeFloat returns the stored form of raw with the groups of the given
-// widths, or false as soon as it is longer than limit.
-func encodeFloat(raw []byte, dt DType, widths []uint8, limit int) ([]byte, bool) {
+// widths and stripes of 2^slog elements, or false as soon as it is longer
+// than limit.
+func encodeFloat(raw []byte, dt DType, widths []uint8, slog, limit int) ([]byte, bool) {
 	es := dt.Size()
 	if es == 0 {
 		return nil, false
 	}
 	n := len(raw) / es
 	out := make([]byte, 0, min(limit, len(raw)+len(raw)>>10+floatHeaderMax)+1)
-	out = append(out, floatVersion, byte(dt), byte(es), stripeLog, byte(len(widths)))
+	out = append(out, floatVersion, byte(dt), byte(es), byte(slog), byte(len(widths)))
 	out = append(out, widths...)
 	out = binary.AppendUvarint(out, uint64(len(raw)))
 
@@ -176,12 +177,12 @@ func encodeFloat(raw []byte, dt DType, widths []uint8, limit int) ([]byte, bool)
 	e.huff.Reuse = huff0.ReusePolicyNone
 	e.huff.WantLogLess = 7
 
-	const stripe = 1 << stripeLog
+	stripe := 1 << slog
 	for first := 0; first < n; first += stripe {
 		cnt := min(stripe, n-first)
 		elems := raw[first*es : (first+cnt)*es]
 		if cap(e.stripe) < len(elems) {
-			e.stripe = make([]byte, es<<stripeLog)
+			e.stripe = make([]byte, es<<slog)
 		}
 		var gs [8][]byte
 		at := 0

@@ -423,3 +423,33 @@ func TestDecodeFloatAllocates(t *testing.T) {
 		t.Errorf("DecodeFloat allocated %d bytes a call for %d raw bytes", per, len(raw))
 	}
 }
+
+// TestDecodeFloatLayouts checks that the decoder reads what the format
+// allows though the encoder does not write it: other group widths and
+// stripe lengths.
+func TestDecodeFloatLayouts(t *testing.T) {
+	raw := append(stripes(51)[:4*3000], 9, 9)
+	fp64 := mixed(52, 3000, format.FP64)
+	tests := []struct {
+		dt     format.DType
+		raw    []byte
+		widths []uint8
+		slog   int
+	}{
+		{format.FP32, raw, []uint8{2, 1, 1}, 16},
+		{format.FP32, raw, []uint8{1, 1, 2}, 8},
+		{format.FP32, raw, []uint8{4}, 10},
+		{format.FP32, raw, []uint8{1, 1, 1, 1}, 8},
+		{format.FP32, raw, []uint8{1, 1, 1, 1}, 17},
+		{format.FP64, fp64, []uint8{6, 1, 1}, 12},
+		{format.FP64, fp64, []uint8{1, 1, 1, 1, 1, 1, 1, 1}, 15},
+		{format.BF16, raw, []uint8{2}, 8},
+	}
+	for _, tt := range tests {
+		stored := format.EncodeFloatLayout(tt.raw, tt.dt, tt.widths, tt.slog)
+		got, err := format.DecodeFloat(stored, len(tt.raw), nil)
+		if err != nil || !bytes.Equal(got, tt.raw) {
+			t.Errorf("%v widths %v stripes 2^%d: %v, equal %v", tt.dt, tt.widths, tt.slog, err, bytes.Equal(got, tt.raw))
+		}
+	}
+}

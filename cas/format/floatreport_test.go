@@ -63,7 +63,7 @@ func TestFloatReport(t *testing.T) {
 		}
 		t.Logf("%-22s cas %.4f  ceiling %.4f", in.name, float64(len(stored))/float64(len(in.raw)), byteEntropyRatio(in.raw, in.dt.Size()))
 		if in.dt == format.FP32 {
-			split := format.EncodeFloatGrouped(in.raw, in.dt, []uint8{2, 1, 1})
+			split := format.EncodeFloatLayout(in.raw, in.dt, []uint8{2, 1, 1}, 16)
 			t.Logf("%-22s cas with groups 2+1+1: %.4f", in.name, float64(len(split))/float64(len(in.raw)))
 		}
 	}
