@@ -113,6 +113,8 @@ const (
 	// maxBlockLen bounds the raw length of one block (the scratch a
 	// decoder keeps), whatever the header says.
 	maxBlockLen = 1 << 18
+	// sampleLen is the sample sampleEntropy takes of a longer block.
+	sampleLen = 4 << 10
 	// small4X is the least block length coded with four huff0 streams:
 	// they decode faster, and cost 6 bytes of jump table.
 	small4X = 4 << 10
@@ -210,7 +212,11 @@ func (e *floatEncoder) appendBlock(out, b []byte) []byte {
 	kind, payload := byte(blockRaw), b
 	var h []byte
 	var err error
-	if len(b) >= small4X {
+	if len(b) >= 2*sampleLen && sampleEntropy(b) > 7.95 {
+		// Mantissa bytes: huff0 would save under 1/128, which it is
+		// not asked for (WantLogLess), so it is spared the try.
+		err = huff0.ErrIncompressible
+	} else if len(b) >= small4X {
 		h, _, err = huff0.Compress4X(b, &e.huff)
 		kind = blockHuff4X
 	} else {
@@ -281,9 +287,15 @@ func split(gs [][]byte, elems []byte, es int, widths []uint8) {
 	case es == 2 && len(widths) == 2:
 		g0, g1 := gs[0], gs[1][:len(gs[0])]
 		elems = elems[:2*len(g0)]
-		for i := range g0 {
-			v := binary.LittleEndian.Uint16(elems[2*i:])
-			g0[i], g1[i] = byte(v), byte(v>>8)
+		i := 0
+		for ; i+8 <= len(g0); i += 8 {
+			x0 := binary.LittleEndian.Uint64(elems[2*i:])
+			x1 := binary.LittleEndian.Uint64(elems[2*i+8:])
+			binary.LittleEndian.PutUint64(g0[i:], evenBytes(x0)|evenBytes(x1)<<32)
+			binary.LittleEndian.PutUint64(g1[i:], evenBytes(x0>>8)|evenBytes(x1>>8)<<32)
+		}
+		for ; i < len(g0); i++ {
+			g0[i], g1[i] = elems[2*i], elems[2*i+1]
 		}
 	case es == 4 && len(widths) == 4:
 		n := len(gs[0])
@@ -305,6 +317,21 @@ func split(gs [][]byte, elems []byte, es int, widths []uint8) {
 	}
 }
 
+// evenBytes gathers bytes 0, 2, 4 and 6 of x into the low 4 bytes.
+func evenBytes(x uint64) uint64 {
+	x &= 0x00ff00ff00ff00ff
+	x = (x | x>>8) & 0x0000ffff0000ffff
+	return (x | x>>16) & 0x00000000ffffffff
+}
+
+// spreadBytes is the inverse of evenBytes: the low 4 bytes of x at
+// bytes 0, 2, 4 and 6.
+func spreadBytes(x uint64) uint64 {
+	x &= 0x00000000ffffffff
+	x = (x | x<<16) & 0x0000ffff0000ffff
+	return (x | x<<8) & 0x00ff00ff00ff00ff
+}
+
 // join puts the groups gs of a stripe back into its elems: the inverse of
 // split.
 func join(elems []byte, gs [][]byte, es int, widths []uint8) {
@@ -314,8 +341,15 @@ func join(elems []byte, gs [][]byte, es int, widths []uint8) {
 	case es == 2 && len(widths) == 2:
 		g0, g1 := gs[0], gs[1][:len(gs[0])]
 		elems = elems[:2*len(g0)]
-		for i := range g0 {
-			binary.LittleEndian.PutUint16(elems[2*i:], uint16(g0[i])|uint16(g1[i])<<8)
+		i := 0
+		for ; i+8 <= len(g0); i += 8 {
+			lo := binary.LittleEndian.Uint64(g0[i:])
+			hi := binary.LittleEndian.Uint64(g1[i:])
+			binary.LittleEndian.PutUint64(elems[2*i:], spreadBytes(lo)|spreadBytes(hi)<<8)
+			binary.LittleEndian.PutUint64(elems[2*i+8:], spreadBytes(lo>>32)|spreadBytes(hi>>32)<<8)
+		}
+		for ; i < len(g0); i++ {
+			elems[2*i], elems[2*i+1] = g0[i], g1[i]
 		}
 	case es == 4 && len(widths) == 4:
 		n := len(gs[0])
