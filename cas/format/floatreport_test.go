@@ -67,4 +67,20 @@ func TestFloatReport(t *testing.T) {
 			t.Logf("%-22s cas with groups 2+1+1: %.4f", in.name, float64(len(split))/float64(len(in.raw)))
 		}
 	}
+	// Tensors a real torch wrote, when put there (torch-fp32-NAME.raw and
+	// so on): written, not read, by this test's other half.
+	for _, dt := range []format.DType{format.FP32, format.BF16, format.FP16} {
+		names, _ := filepath.Glob(filepath.Join(*floatReport, "torch-"+map[format.DType]string{format.FP32: "fp32", format.BF16: "bf16", format.FP16: "fp16"}[dt]+"-*.raw"))
+		for _, name := range names {
+			raw, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored := format.EncodeFloatAlways(raw, dt)
+			if got, err := format.DecodeFloat(stored, len(raw), nil); err != nil || string(got) != string(raw) {
+				t.Fatalf("%s: round trip failed: %v", name, err)
+			}
+			t.Logf("%-30s cas %.4f  ceiling %.4f", filepath.Base(name), float64(len(stored))/float64(len(raw)), byteEntropyRatio(raw, dt.Size()))
+		}
+	}
 }
