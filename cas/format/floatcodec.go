@@ -232,8 +232,9 @@ func (e *floatEncoder) appendBlock(out, b []byte) []byte {
 		kind = blockRaw
 	}
 	if repeats(b) {
-		if z := floatZstd.EncodeAll(b, e.zbuf[:0]); len(z) < len(payload) {
-			e.zbuf = z[:0]
+		z := floatZstd.EncodeAll(b, e.zbuf[:0])
+		e.zbuf = z[:0]
+		if len(z) < len(payload) {
 			out = append(out, blockZstd)
 			out = binary.AppendUvarint(out, uint64(len(z)))
 			return append(out, z...)
