@@ -16,8 +16,9 @@ const (
 
 // Codecs a blob may be stored with.
 const (
-	CodecNone uint8 = 0
-	CodecZstd uint8 = 1
+	CodecNone  uint8 = 0
+	CodecZstd  uint8 = 1
+	CodecFloat uint8 = 2 // float byte groups (cas/format's EncodeFloat)
 )
 
 // Blob says where a blob's stored bytes are.

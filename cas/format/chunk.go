@@ -11,8 +11,8 @@ import (
 )
 
 // The chunk codec: how a chunk's raw bytes are kept in a pack. The codec
-// is recorded per blob (index.CodecNone or index.CodecZstd); a chunk is
-// compressed only where that pays.
+// is recorded per blob (index.CodecNone, index.CodecZstd or
+// index.CodecFloat); a chunk is compressed only where that pays.
 
 // MaxChunkLen bounds a blob's raw and stored length, whatever an index or
 // a trailer claims.
@@ -58,6 +58,11 @@ func DecodeChunkUnchecked(b index.Blob, stored, dst []byte) ([]byte, error) {
 		raw, err = chunkDecoder.DecodeAll(stored, out)
 		if err != nil {
 			return nil, ErrBadChunk
+		}
+	case index.CodecFloat:
+		var err error
+		if raw, err = DecodeFloat(stored, int(b.RawLen), dst); err != nil {
+			return nil, err
 		}
 	default:
 		return nil, ErrBadChunk

@@ -3,7 +3,8 @@
 // ParsePackTrailer), index segments (Segment, DecodeSegment; ScanSegment and
 // SegmentWriter for one too large to hold), the
 // canonical tree encoding whose BLAKE3 is a directory's digest (Tree,
-// ParseTree), the chunk codec (EncodeChunk, DecodeChunk) and the backend
+// ParseTree), the chunk codec (EncodeChunk, DecodeChunk; EncodeFloat and
+// DecodeFloat for tensors of floats, codec 2) and the backend
 // keys these objects are stored under (PackKey, SegmentKey).
 //
 // Every decoder here takes its input as hostile: it bounds what it

@@ -141,3 +141,51 @@ func FuzzDecodeSegment(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeFloat checks that DecodeFloat never panics on any bytes,
+// fails only with ErrBadChunk, and returns exactly rawLen bytes when it
+// succeeds. Raw lengths are held under 16 MiB so that a forged stored
+// form of run-length blocks cannot make each run allocate a gigabyte.
+func FuzzDecodeFloat(f *testing.F) {
+	for _, in := range floatVectorInputs() {
+		raw := in.raw()
+		f.Add(format.EncodeFloatAlways(raw, in.dt), uint32(len(raw)))
+	}
+	// Stripes of 256 elements: blocks of every kind in a few KiB.
+	small := stripes(1)
+	small = append(append(small[:1024:1024], small[4<<16:4<<16+1024]...), small[8<<16:8<<16+1027]...)
+	f.Add(format.EncodeFloatLayout(small, format.FP32, []uint8{1, 1, 1, 1}, 8), uint32(len(small)))
+	f.Add(format.EncodeFloatLayout(small, format.FP32, []uint8{2, 1, 1}, 8), uint32(len(small)))
+	f.Fuzz(func(t *testing.T, stored []byte, rawLen uint32) {
+		rawLen %= 16 << 20
+		raw, err := format.DecodeFloat(stored, int(rawLen), nil)
+		if err != nil {
+			if !errors.Is(err, format.ErrBadChunk) {
+				t.Fatalf("DecodeFloat error %v, want ErrBadChunk", err)
+			}
+			return
+		}
+		if len(raw) != int(rawLen) {
+			t.Fatalf("DecodeFloat returned %d bytes, want %d", len(raw), rawLen)
+		}
+	})
+}
+
+// FuzzFloatRoundTrip checks that any bytes, as any dtype, come back
+// exactly from their stored form.
+func FuzzFloatRoundTrip(f *testing.F) {
+	for _, in := range floatVectorInputs() {
+		f.Add(in.raw(), uint8(in.dt))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte, dt uint8) {
+		d := format.DType(dt%6 + 1)
+		stored := format.EncodeFloatAlways(raw, d)
+		got, err := format.DecodeFloat(stored, len(raw), nil)
+		if err != nil || !bytes.Equal(got, raw) {
+			t.Fatalf("round trip of %d bytes as %v: %v, equal %v", len(raw), d, err, bytes.Equal(got, raw))
+		}
+		if s, ok := format.EncodeFloat(raw, d); ok && !bytes.Equal(s, stored) {
+			t.Fatalf("EncodeFloat and EncodeFloatAlways differ")
+		}
+	})
+}
