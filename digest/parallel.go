@@ -15,10 +15,13 @@ import (
 // ParallelMin is the size from which FromReaderAt hashes on several cores.
 const ParallelMin = 4 << 20
 
-// readBlock is what FromReaderAt reads at once: 1024 chunks, a complete
+// readBlock is what FromReaderAt reads at once: 256 chunks, a complete
 // subtree of BLAKE3's tree that one core hashes while the block is still
-// in its cache.
-const readBlock = 1 << 20
+// in its cache. 256 KiB stays in a core's L2 cache, which 1 MiB did not:
+// `cas hash` of a 1 GiB file long in the page cache took 0.17 s with
+// blocks of 256 KiB against 0.20 s with 1 MiB (b3sum with 2 threads:
+// 0.16 s); of a file just written, 0.125 s against 0.13 s (b3sum 0.08 s).
+const readBlock = 256 << 10
 
 // windowBlocks is how many blocks each core hashes, in a window of blocks
 // shared out among the cores, before their chaining values are merged:
@@ -30,7 +33,7 @@ const windowBlocks = 64
 const simdBytes = guts.MaxSIMD * guts.ChunkSize
 
 // FromReaderAt returns the digest of the size bytes r holds from offset 0:
-// exactly what b3sum prints for them. It reads them in blocks of 1 MiB,
+// exactly what b3sum prints for them. It reads them in blocks of 256 KiB,
 // each once, and never holds more than one block per core. From
 // ParallelMin bytes up it hashes on every core no other call is using:
 // BLAKE3 is a tree whose subtrees hash independently, so each core hashes
