@@ -7,7 +7,9 @@
 // digest of given bytes is (golden vectors in testdata/ pin them).
 //
 // FromReaderAt hashes a big file on several cores, as subtrees of BLAKE3's
-// tree merged into the same root (lukechampine.com/blake3/guts gives the
-// chaining values zeebo/blake3 keeps to itself); every other function
-// hashes on one core with zeebo/blake3.
+// tree merged into the same root: each 256 KiB subtree with zeebo/blake3's
+// own kernels, linked in by name (zeebo.go), the edges of the tree with
+// lukechampine.com/blake3/guts, which gives the chaining values zeebo
+// keeps to itself; every other function hashes on one core with
+// zeebo/blake3.
 package digest
