@@ -485,7 +485,6 @@ type largeRead struct {
 	errMu    sync.Mutex // guards firstErr and deps
 	firstErr error
 	deps     []digest.Digest
-	bufs     [2]*readBuf // what cut reads into
 }
 
 // startLarge starts the whole-file hasher and one chunk hasher per core.
@@ -553,54 +552,28 @@ func (lr *largeRead) err() error {
 	return lr.firstErr
 }
 
-// readBuf is one of the two buffers a large file is read into. The
-// chunks cut from it are hashed and packed where they lie, so a byte is
-// copied once on its way to the pack file (into the pack); pending
-// counts the chunks of it not yet done with.
-type readBuf struct {
-	data    []byte
-	pending sync.WaitGroup
-}
-
 // cut reads f (size bytes) and cuts it into chunks, at content-defined
 // boundaries and never across a natural one, handing each to the
 // hashers. It returns the bytes read.
-//
-// It reads into two buffers in turn. When the one being read into is
-// full, the bytes after the last cut, a chunk not yet complete, move to
-// the start of the other one, once every chunk cut from that one is done
-// with, and reading goes on after them. So that this tail is short (part
-// of one chunk, not the chunker's whole window), more is read only when
-// the chunker finds no boundary in what it has.
 func (lr *largeRead) cut(f fdReader, size int64) (int64, error) {
 	p := lr.p
 	maxc := p.chunker.Params().Max
 	const block = 4 << 20
-	bufSize := maxc + 2*block
-	lr.bufs[0] = &readBuf{data: bufpool.Get(bufSize)}
-	cur := lr.bufs[0]
-	buf := cur.data
-	// buf[start:end] holds bytes read but not yet cut; pos is the file
-	// offset of buf[start]; no chunk crosses natural[nb].
+	// buf[start:end] holds bytes read but not yet cut; it is compacted only
+	// when the free space at its end runs short, so each byte moves at most
+	// once or twice.
+	buf := make([]byte, maxc+2*block)
 	start, end := 0, 0
+	// pos is the file offset of buf[start]; no chunk crosses natural[nb].
 	natural := p.naturalCuts(f, size)
 	pos, nb := int64(0), 0
 	var total int64
-	eof, more := false, true
+	eof := false
 	for {
-		if more && !eof {
+		for !eof && end-start < maxc {
 			if len(buf)-end < block {
-				next := lr.bufs[0]
-				if next == cur {
-					if lr.bufs[1] == nil {
-						lr.bufs[1] = &readBuf{data: bufpool.Get(bufSize)}
-					}
-					next = lr.bufs[1]
-				}
-				next.pending.Wait()
-				end = copy(next.data, buf[start:end])
+				end = copy(buf, buf[start:end])
 				start = 0
-				cur, buf = next, next.data
 			}
 			k, rerr := f.Read(buf[end:])
 			end += k
@@ -611,8 +584,6 @@ func (lr *largeRead) cut(f fdReader, size int64) (int64, error) {
 			} else if rerr != nil {
 				return total, rerr
 			}
-			more = end-start == 0
-			continue
 		}
 		if end == start {
 			return total, nil
@@ -622,42 +593,34 @@ func (lr *largeRead) cut(f fdReader, size int64) (int64, error) {
 			lim = start + int(natural[nb]-pos)
 		}
 		c := p.chunker.Next(buf[start:lim])
-		if c == end-start && c < maxc && !eof {
-			// No boundary in what was read: a content-defined one may
-			// lie in what follows. (A boundary's place depends only on
-			// the bytes before it, so cutting again later finds the
-			// same ones.)
-			more = true
-			continue
-		}
 		pos += int64(c)
 		for nb < len(natural) && natural[nb] <= pos {
 			nb++
 		}
-		if err := lr.queue(cur, buf[start:start+c]); err != nil {
+		if err := lr.queue(buf[start : start+c]); err != nil {
 			return total, err
 		}
 		start += c
 	}
 }
 
-// queue gives one chunk, in place in its read buffer, to a chunk hasher
-// and to the file hasher.
-func (lr *largeRead) queue(rb *readBuf, chunk []byte) error {
-	c := int64(len(chunk))
-	// What the chunk may be encoded into on its way to the pack.
-	if err := lr.p.acquire(c); err != nil {
+// queue copies one chunk out of the read buffer and gives it to a chunk
+// hasher and to the file hasher, which share the copy.
+func (lr *largeRead) queue(data []byte) error {
+	c := len(data)
+	if err := lr.p.acquire(int64(2 * c)); err != nil {
 		return err
 	}
-	rb.pending.Add(1)
+	chunk := bufpool.Get(c)[:c]
+	copy(chunk, data)
 	id := new(digest.Digest)
 	lr.ids = append(lr.ids, id)
 	var refs atomic.Int32
 	refs.Store(2)
 	release := func() {
 		if refs.Add(-1) == 0 {
-			lr.p.budget.Release(c)
-			rb.pending.Done()
+			bufpool.Put(chunk)
+			lr.p.budget.Release(int64(2 * c))
 		}
 	}
 	next := make(chan struct{})
@@ -667,20 +630,13 @@ func (lr *largeRead) queue(rb *readBuf, chunk []byte) error {
 	return lr.err()
 }
 
-// wait stops the hashers once they are done, gives the read buffers back
-// and returns err, else the first error they met.
+// wait stops the hashers once they are done and returns err, else the
+// first error they met.
 func (lr *largeRead) wait(err error) error {
 	close(lr.jobs)
 	lr.wg.Wait()
 	close(lr.hashQ)
 	<-lr.hashDone
-	for i, rb := range lr.bufs {
-		if rb != nil {
-			rb.pending.Wait()
-			bufpool.Put(rb.data)
-			lr.bufs[i] = nil
-		}
-	}
 	if err == nil {
 		err = lr.err()
 	}
