@@ -4,6 +4,7 @@ run, and stored files read by name."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import unittest
@@ -99,6 +100,32 @@ class TestTorch(TempDir):
         log = run_cas("show", "--json", "reader", cwd=store).stdout
         stdout = json.loads(log)["manifest"]["logs"]["stdout"]["digest"]
         self.assertEqual(run_cas("cat", stdout, cwd=store).stdout, "1\n")
+
+    @unittest.skipUnless(shutil.which("git"), "needs git")
+    def test_a_reproduction_whose_curve_diverges_fails_naming_the_step(self):
+        proj = self.path("proj")
+        os.makedirs(proj)
+        shutil.copy(TRAIN, os.path.join(proj, "train.py"))
+        git = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+               "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_GLOBAL": "/dev/null"}
+        env = dict(os.environ, PYTHONPATH=PY, **git)
+        for args in (["init", "-q", "-b", "main"], ["add", "train.py"], ["commit", "-qm", "train"]):
+            subprocess.run(["git"] + args, cwd=proj, env=env, check=True)
+        run_cas("init", cwd=proj)
+        env = {"PYTHONPATH": PY, **git}
+        run_cas("run", "--name", "base", "--seed", "3", "--", sys.executable, "train.py", "--epochs", "2",
+                "--out", "out.pt", cwd=proj, env=env)
+        p = run_cas("reproduce", "base", "--curve", "--tolerance", "0", cwd=proj, env=env)
+        self.assertIn("curve: 16 values of loss compared, largest relative difference 0\n", p.stdout)
+        self.assertTrue(p.stdout.rstrip().endswith("EXACT"), p.stdout)
+        # The learning rate changes after step 11's update: step 12's loss is
+        # computed before its update, with the same weights; the first update
+        # at the new rate is step 12's, so step 13's loss is the first to differ.
+        env["TINY_LR_FROM"] = "11"
+        p = run_cas("reproduce", "base", "--curve", "--tolerance", "1e-6", cwd=proj, env=env, check=False)
+        self.assertEqual(p.returncode, 4, p.stdout + p.stderr)
+        self.assertRegex(p.stdout, r"\nFAIL: the curves diverge: metric loss at step 13 is [0-9.]+, recorded [0-9.]+ "
+                                   r"\(relative difference [0-9.e-]+\)\n")
 
     def test_open_and_path_read_stored_files(self):
         store = self.path("s")

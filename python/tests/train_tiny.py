@@ -34,6 +34,8 @@ loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data, target
                                      shuffle=True, generator=gen)
 model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(16, 1))
 opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+# TINY_LR_FROM=N: another learning rate from step N on (a curve that diverges).
+lr_from = int(os.environ.get("TINY_LR_FROM", "-1"))
 epoch, step = 0, 0
 if args.resume:
     state = cas.load_checkpoint(args.resume, generators={"loader": gen}, model=model, optimizer=opt)
@@ -49,6 +51,9 @@ while epoch < args.epochs:
         loss.backward()
         opt.step()
         step += 1
+        if step == lr_from:
+            for g in opt.param_groups:
+                g["lr"] = 0.3
         cas.log(step=step, loss=loss)
     epoch += 1
     if epoch == args.save_at and args.save:
