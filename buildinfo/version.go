@@ -5,6 +5,11 @@ import (
 	"strings"
 )
 
+// Release is the version of this source tree: the Python companion in
+// python/ (pyproject.toml, cas.__version__) carries the same, so a script
+// and the CLI built from one tree agree (python/python_test.go checks it).
+const Release = "0.1.0"
+
 // Version is the version of this cas: the module version of a released
 // build, else the git commit it was built from ("+dirty" when the work
 // tree had changes), else "devel".

@@ -23,6 +23,7 @@ type reproduceOptions struct {
 	Tolerance float64
 	Exact     bool
 	Metrics   []string
+	Curve     bool
 	Command   []string
 	JSON      bool
 }
@@ -55,11 +56,15 @@ The verdict says how far the run reproduced:
                          non-deterministic kernel; RNG states differ:
                          different seeding)
   FAIL                   a metric outside --tolerance or missing, the
-                         command failed, or, with --exact, any difference
+                         command failed, or, with --exact, any difference;
+                         with --curve, a value of the metrics history
+                         outside --tolerance or missing at a recorded step
+                         (the first such step is named)
 
 Exit status 0 is EXACT or PASS, 4 is FAIL.`,
 		Example: `  cas reproduce baseline
   cas reproduce runs/baseline --tolerance 0.02 --metric acc
+  cas reproduce baseline --curve --tolerance 1e-6 --metric loss
   cas reproduce blake3:3f2a9c1e --workdir /tmp/repro -- python3 train.py --epochs 1`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -80,6 +85,7 @@ Exit status 0 is EXACT or PASS, 4 is FAIL.`,
 	cmd.Flags().Float64Var(&opts.Tolerance, "tolerance", 0.01, "the largest relative difference that still counts as reproduced")
 	cmd.Flags().BoolVar(&opts.Exact, "exact", false, "FAIL unless every output is bit-identical and every metric equal")
 	cmd.Flags().StringArrayVar(&opts.Metrics, "metric", nil, "compare only the metric `NAME` (repeatable; default: all)")
+	cmd.Flags().BoolVar(&opts.Curve, "curve", false, "also compare the whole metrics history, step by step, within --tolerance")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the report as JSON")
 	return cmd
 }
@@ -95,7 +101,7 @@ func reproduceRun(ctx context.Context, opts *reproduceOptions) error {
 		return err
 	}
 	rep, err := manifest.Reproduce(ctx, r, manifest.ReproduceOptions{Ref: opts.Ref, Dir: opts.Dir, Repo: opts.Repo,
-		Tolerance: opts.Tolerance, Exact: opts.Exact, Metrics: opts.Metrics, Command: opts.Command, Environ: os.Environ(),
+		Tolerance: opts.Tolerance, Exact: opts.Exact, Metrics: opts.Metrics, Curve: opts.Curve, Command: opts.Command, Environ: os.Environ(),
 		Stdout: opts.IO.ErrOut, Stderr: opts.IO.ErrOut,
 		Warn: func(s string) { fmt.Fprintln(opts.IO.ErrOut, "warning: "+s) }})
 	if err != nil {
@@ -135,6 +141,12 @@ func printReproduction(ios *IOStreams, rep *manifest.Reproduction) {
 			ok = "yes"
 		}
 		fmt.Fprintf(w, "%-24s %14.6g %14s %10s  %s\n", c.Name, c.Reference, nv, rd, ok)
+	}
+	if c := rep.Curve; c != nil {
+		fmt.Fprintf(w, "\ncurve: %d values of %s compared, largest relative difference %.3g\n", c.Points, strings.Join(c.Names, ", "), c.MaxRelDiff)
+		if c.First != nil {
+			fmt.Fprintf(w, "  first divergence: %s\n", c.First)
+		}
 	}
 	if len(rep.Outputs) > 0 {
 		fmt.Fprintf(w, "\n%-24s %-14s %-14s %s\n", "output", "reference", "new", "")

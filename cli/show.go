@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/manifest"
 )
@@ -27,7 +28,8 @@ func newCmdShow(f *Factory) *cobra.Command {
 		Use:   "show REF",
 		Short: "Summarize a run's manifest",
 		Long: `Print a readable summary of a manifest: command, status, inputs, code,
-environment, seeds, outputs and metrics. REF is a manifest digest or
+environment, seeds, outputs, metrics and the metrics history (per
+metric: records, first and last step, final, min and max). REF is a manifest digest or
 prefix, a ref, or a run name (runs/NAME may be shortened to NAME).`,
 		Example: "  cas show baseline\n  cas show runs/baseline --json",
 		Args:    cobra.ExactArgs(1),
@@ -54,11 +56,17 @@ func showRun(ctx context.Context, opts *showOptions) error {
 	if err != nil {
 		return err
 	}
+	history, histErr := showHistory(ctx, opts.Factory, r, m)
+	if histErr != nil {
+		fmt.Fprintf(opts.IO.ErrOut, "warning: %v\n", histErr)
+	}
 	if opts.JSON {
 		return writeJSON(opts.IO.Out, struct {
 			Digest   string             `json:"digest"`
 			Manifest *manifest.Manifest `json:"manifest"`
-		}{d.String(), m})
+			// History summarises each metric of the metrics history.
+			History []manifest.HistorySummary `json:"metrics_history,omitempty"`
+		}{d.String(), m, history})
 	}
 	w := opts.IO.Out
 	fmt.Fprintf(w, "run %s  %s\n", m.Name, d)
@@ -104,7 +112,30 @@ func showRun(ctx context.Context, opts *showOptions) error {
 			fmt.Fprintf(w, "  %-24s %g\n", k, m.Metrics[k])
 		}
 	}
+	if h := m.MetricsHistory; h != nil {
+		fmt.Fprintf(w, "metrics history: %d records, %d metrics, %s %s\n", h.Records, len(h.Names), shortOf(h.Digest), bytesStr(h.Size))
+		for _, s := range history {
+			fmt.Fprintf(w, "  %-24s %d records, steps %d..%d, final %g (min %g, max %g)\n", s.Name, s.Records, s.FirstStep, s.LastStep, s.Final, s.Min, s.Max)
+		}
+	}
 	return nil
+}
+
+// showHistory summarises the metrics history m records, read through the
+// default remote when the store lacks it.
+func showHistory(ctx context.Context, f *Factory, r *cas.Repo, m *manifest.Manifest) ([]manifest.HistorySummary, error) {
+	if m.MetricsHistory == nil {
+		return nil, nil
+	}
+	var steps []manifest.Step
+	err := readThrough(ctx, f, r, func() (err error) {
+		steps, err = manifest.LoadHistory(ctx, r, m)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return manifest.SummarizeHistory(steps), nil
 }
 
 func printArtifacts(w io.Writer, title string, as []manifest.Artifact) {

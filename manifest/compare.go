@@ -194,18 +194,27 @@ func (rep *Reproduction) verdict(exact bool) {
 	switch {
 	case !metricsPass:
 		rep.Verdict = VerdictFail
-	case len(differ) == 0 && metricsEqual:
+	case len(differ) == 0 && metricsEqual && !rep.historyDiffers:
 		rep.Verdict = VerdictExact
 	case exact:
 		rep.Verdict, rep.Pass = VerdictFail, false
 		rep.Reason = "--exact: the reproduction differs"
+		if rep.historyDiffers {
+			rep.Reason = "--exact: the metrics history differs from the recorded one"
+		}
 		if len(differ) > 0 {
 			rep.Reason = fmt.Sprintf("--exact: %d of %d outputs differ (%s)", len(differ), len(rep.Outputs), differ[0])
 		}
 	default:
 		rep.Verdict = VerdictPass
 	}
-	if len(differ) > 0 && rep.Verdict != VerdictFail {
+	switch {
+	case rep.Verdict == VerdictFail:
+	case len(differ) > 0:
 		rep.Reason = fmt.Sprintf("%d of %d outputs differ from the recorded ones", len(differ), len(rep.Outputs))
+	case rep.historyDiffers && rep.Curve == nil:
+		rep.Reason = "the metrics history differs from the recorded one (--curve compares it)"
+	case rep.historyDiffers:
+		rep.Reason = "the metrics history differs from the recorded one"
 	}
 }

@@ -13,16 +13,17 @@ import (
 	"time"
 
 	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/manifest/schema"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
-// golden is a manifest with every section filled, fixed for all time: its
-// canonical bytes and digest are a format promise.
+// golden is a v1 manifest with every section filled, fixed for all time:
+// its canonical bytes and digest are a format promise.
 func golden() *Manifest {
 	seed := int64(7)
 	return &Manifest{
-		Schema: Schema, Name: "baseline", Kind: "run",
+		Schema: schema.SchemaV1, Name: "baseline", Kind: "run",
 		Command: []string{"python3", "train.py", "--lr", "0.1"}, WorkDir: "/home/r/proj",
 		Started:  time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC),
 		Finished: time.Date(2026, 11, 26, 12, 3, 20, 500_000_000, time.UTC),
@@ -42,13 +43,28 @@ func golden() *Manifest {
 	}
 }
 
+// goldenV2 is golden in the current schema, with a metrics history.
+func goldenV2() *Manifest {
+	m := golden()
+	m.Schema = Schema
+	m.MetricsHistory = &schema.History{Object: Object{Digest: digest.Of([]byte("history")), Size: 7}, Records: 3, Names: []string{"acc", "loss"}}
+	return m
+}
+
 func TestManifestGolden(t *testing.T) {
 	t.Parallel()
-	b, err := golden().Encode()
+	for file, m := range map[string]*Manifest{"golden.json": golden(), "golden_v2.json": goldenV2()} {
+		checkGolden(t, file, m)
+	}
+}
+
+func checkGolden(t *testing.T, file string, m *Manifest) {
+	t.Helper()
+	b, err := m.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("testdata", "golden.json")
+	path := filepath.Join("testdata", file)
 	if *update {
 		out := append(append([]byte{}, b...), '\n')
 		out = append(out, []byte(digest.Of(b).String()+"\n")...)
@@ -62,16 +78,52 @@ func TestManifestGolden(t *testing.T) {
 	}
 	lines := strings.SplitN(string(want), "\n", 3)
 	if lines[0] != string(b) {
-		t.Errorf("canonical encoding changed:\ngot  %s\nwant %s", b, lines[0])
+		t.Errorf("%s: canonical encoding changed:\ngot  %s\nwant %s", file, b, lines[0])
 	}
 	if got := digest.Of(b).String(); got != lines[1] {
-		t.Errorf("digest = %s, want %s", got, lines[1])
+		t.Errorf("%s: digest = %s, want %s", file, got, lines[1])
+	}
+}
+
+// TestV1StillReads: the bytes of a v1 manifest, as written by cas before
+// v2, parse and re-encode to the same bytes, so its digest is unchanged
+// and it stays v1.
+func TestV1StillReads(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(filepath.Join("testdata", "golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitN(string(raw), "\n", 3)
+	m, err := Parse([]byte(lines[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Schema != "cas.manifest/v1" || m.MetricsHistory != nil {
+		t.Errorf("parsed a v1 manifest as %q with history %v", m.Schema, m.MetricsHistory)
+	}
+	d, b, err := m.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != lines[0] || d.String() != lines[1] {
+		t.Errorf("v1 manifest re-encoded to %s (%s), want %s (%s)", b, d, lines[0], lines[1])
+	}
+	if Schema != "cas.manifest/v2" {
+		t.Errorf("Schema = %q", Schema)
 	}
 }
 
 func TestParseRoundTrip(t *testing.T) {
 	t.Parallel()
-	b, _ := golden().Encode()
+	for _, m := range []*Manifest{golden(), goldenV2()} {
+		roundTrip(t, m)
+	}
+}
+
+func roundTrip(t *testing.T, m *Manifest) {
+	t.Helper()
+	b, _ := m.Encode()
 	// Any JSON form of it (indented, keys reordered) parses to the same.
 	var pretty bytes.Buffer
 	_ = json.Indent(&pretty, b, "", "  ")
@@ -90,14 +142,17 @@ func TestParseRoundTrip(t *testing.T) {
 func TestParseRejects(t *testing.T) {
 	t.Parallel()
 	b, _ := golden().Encode()
+	v2, _ := goldenV2().Encode()
 	tests := map[string]string{
-		"not json":      "{",
-		"no schema":     `{"name":"x"}`,
-		"newer schema":  `{"schema":"cas.manifest/v2"}`,
-		"other schema":  `{"schema":"oci.image/v1"}`,
-		"unknown field": strings.Replace(string(b), `"kind":"run"`, `"kind":"run","surprise":1`, 1),
-		"trailing data": string(b) + "{}",
-		"wrong type":    strings.Replace(string(b), `"exit_code":0`, `"exit_code":"0"`, 1),
+		"not json":       "{",
+		"no schema":      `{"name":"x"}`,
+		"newer schema":   `{"schema":"cas.manifest/v3"}`,
+		"history in v1":  strings.Replace(string(v2), `"schema":"cas.manifest/v2"`, `"schema":"cas.manifest/v1"`, 1),
+		"names unsorted": strings.Replace(string(v2), `["acc","loss"]`, `["loss","acc"]`, 1),
+		"other schema":   `{"schema":"oci.image/v1"}`,
+		"unknown field":  strings.Replace(string(b), `"kind":"run"`, `"kind":"run","surprise":1`, 1),
+		"trailing data":  string(b) + "{}",
+		"wrong type":     strings.Replace(string(b), `"exit_code":0`, `"exit_code":"0"`, 1),
 	}
 	for name, in := range tests {
 		if _, err := Parse([]byte(in)); !errors.Is(err, ErrNotManifest) {
@@ -143,6 +198,8 @@ func FuzzParse(f *testing.F) {
 	b, _ := golden().Encode()
 	f.Add(b)
 	f.Add([]byte(`{"schema":"cas.manifest/v1"}`))
+	v2, _ := goldenV2().Encode()
+	f.Add(v2)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		m, err := Parse(in)
 		if err != nil {

@@ -29,6 +29,9 @@ type ReproduceOptions struct {
 	// Exact makes any difference (an output, a metric) a FAIL.
 	Exact   bool
 	Metrics []string // the metrics to compare; default: all recorded
+	// Curve compares the whole metrics history, step by step, within
+	// Tolerance, not only the final values.
+	Curve   bool
 	Command []string // default: the recorded command
 	Environ []string
 	Stdout  io.Writer
@@ -57,6 +60,8 @@ type Reproduction struct {
 	Environment []Difference  `json:"environment_differences"`
 	ExitCode    int           `json:"exit_code"`
 	Metrics     []MetricCheck `json:"metrics"`
+	// Curve compares the metrics histories step by step (with Curve).
+	Curve *CurveCheck `json:"curve,omitempty"`
 	// Outputs compares each recorded output with the reproduction's.
 	Outputs []OutputCheck `json:"outputs"`
 	// Verdict is EXACT, PASS within tolerance, or FAIL (see the Verdict
@@ -67,6 +72,9 @@ type Reproduction struct {
 	// Diagnosis names the first checkpoint and tensor that diverge and
 	// what the divergence suggests.
 	Diagnosis string `json:"diagnosis,omitempty"`
+	// historyDiffers: the recorded run has a metrics history and the
+	// reproduction's is absent or other bytes; never EXACT then.
+	historyDiffers bool
 }
 
 // Reproduce restores a recorded run's inputs, checks out its commit with
@@ -215,12 +223,52 @@ func judgeReproduction(ctx context.Context, r *cas.Repo, orig *Manifest, od dige
 		rep.Environment = []Difference{}
 	}
 	rep.Metrics, rep.Pass, rep.Reason = CompareMetrics(orig.Metrics, res.Manifest.Metrics, opts.Metrics, opts.Tolerance)
+	if h := orig.MetricsHistory; h != nil {
+		got := res.Manifest.MetricsHistory
+		rep.historyDiffers = got == nil || got.Digest != h.Digest
+	}
+	if opts.Curve {
+		var reason string
+		rep.Curve, reason = compareHistories(ctx, r, orig, res.Manifest, opts)
+		if reason != "" {
+			rep.Pass, rep.Reason = false, reason
+		}
+	}
 	if res.Manifest.ExitCode != 0 {
 		rep.Pass, rep.Reason = false, fmt.Sprintf("the command exited with status %d", res.Manifest.ExitCode)
 	}
 	rep.Outputs = compareOutputs(ctx, r, compared, res.Manifest.Outputs)
 	rep.verdict(opts.Exact)
 	return rep
+}
+
+// compareHistories compares the metrics history of the reproduction
+// got with the recorded one, and says why it fails ("" when it passes).
+func compareHistories(ctx context.Context, r *cas.Repo, orig, got *Manifest, opts ReproduceOptions) (*CurveCheck, string) {
+	if orig.MetricsHistory == nil {
+		return nil, "--curve: the recorded run has no metrics history"
+	}
+	for _, n := range opts.Metrics {
+		if !slices.Contains(orig.MetricsHistory.Names, n) {
+			return nil, fmt.Sprintf("--curve: the recorded metrics history has no metric %q", n)
+		}
+	}
+	want, err := LoadHistory(ctx, r, orig)
+	if err != nil {
+		return nil, "--curve: the recorded " + err.Error()
+	}
+	have, err := LoadHistory(ctx, r, got)
+	if err != nil {
+		return nil, "--curve: the reproduction's " + err.Error()
+	}
+	c := CompareCurves(want, have, opts.Metrics, opts.Tolerance)
+	switch {
+	case got.MetricsHistory == nil:
+		return c, "--curve: the reproduction wrote no metrics history"
+	case c.First != nil:
+		return c, "the curves diverge: " + c.First.String()
+	}
+	return c, ""
 }
 
 // CompareMetrics checks each metric of got against want by relative

@@ -88,6 +88,13 @@ func run(ctx context.Context, r *cas.Repo, opts Options, adjust func(*Manifest))
 	}
 	env = setDefault(env, "CAS_RUN_DIR", runDir)
 	m.Variables = CaptureVars(env, opts.EnvVars)
+	// What a run of the same name left here is stored already (runDir
+	// is an output); a new run's history must not be appended to it.
+	for _, f := range []string{HistoryFile, DeterminismFile} {
+		if err := os.Remove(filepath.Join(runDir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+	}
 
 	stdout, err := os.CreateTemp(r.Dir, "run-stdout-*")
 	if err != nil {
@@ -132,6 +139,15 @@ func run(ctx context.Context, r *cas.Repo, opts Options, adjust func(*Manifest))
 	}
 	m.Logs = Logs{Stdout: &Object{Digest: ids[0], Size: int64(len(logs[0]))}, Stderr: &Object{Digest: ids[1], Size: int64(len(logs[1]))}}
 	readDeterminism(runDir, m)
+	history, final, err := readHistory(ctx, r, runDir)
+	if err != nil && opts.Warn != nil {
+		opts.Warn(fmt.Sprintf("metrics history %s not recorded: %v", filepath.Join(runDir, HistoryFile), err))
+	}
+	if history != nil {
+		// The final values are the run's metrics unless --metrics names
+		// a file (read in finish, over these).
+		m.MetricsHistory, m.Metrics = history, final
+	}
 	if entries, _ := os.ReadDir(runDir); len(entries) > 0 {
 		opts.Outputs = append(opts.Outputs, runDir)
 	}

@@ -30,22 +30,24 @@ for i in $(seq 1 300); do printf '%d,%d\n' "$i" $((i % 10)) >>data/labels.csv; d
 mkdir -p ckpt
 { printf 'PK-demo-checkpoint-header\n'; head -c $((24 << 20)) /dev/urandom; } >ckpt/epoch1.pt
 
-# A tiny training script (standard library only): seeded by CAS_SEED, it
-# writes a checkpoint holding its weights and Python RNG state, and metrics.
+# A tiny training script using the Python companion (python/, here on
+# PYTHONPATH; `pip install ./python` installs it): seeded by CAS_SEED, it
+# logs a loss per step (the run's metrics history) and saves a checkpoint
+# holding its weights and every RNG state; the final values of the history
+# are the run's metrics.
+export PYTHONPATH=$root/python${PYTHONPATH:+:$PYTHONPATH}
 cat >train.py <<'PY'
-import json, os, pickle, random
-seed = int(os.environ["CAS_SEED"])
-random.seed(seed)
-labels = [int(l.split(",")[1]) for l in open("data/labels.csv").read().splitlines()[1:]]
+import random
+import cas
+seed = cas.seed_everything()
+with cas.open("data/labels.csv", "r") as f:  # a path, or a stored file: "demo/data:labels.csv"
+    labels = [int(l.split(",")[1]) for l in f.read().splitlines()[1:]]
 w = [random.gauss(0, 1) for _ in range(32)]
-for epoch in range(5):
+for step in range(20):
     w = [0.9 * x + 0.01 * random.random() for x in w]
-os.makedirs("out", exist_ok=True)
-state = {"model_state_dict": {"w": w}, "epoch": 5, "python_rng_state": random.getstate()}
-with open("out/model.pkl", "wb") as f:
-    pickle.dump(state, f)
-acc = 0.5 + (abs(sum(w)) % 1.0) / 4 + sum(labels) / 1e6
-json.dump({"acc": round(acc, 6), "loss": round(1 - acc, 6)}, open("out/metrics.json", "w"))
+    acc = 0.5 + (abs(sum(w)) % 1.0) / 4 + sum(labels) / 1e6
+    cas.log(step=step, acc=round(acc, 6), loss=round(1 - acc, 6))
+cas.save_checkpoint("out/model.pkl", model={"w": w}, step=20)
 print("trained on", len(labels), "labels with seed", seed, "acc", round(acc, 4))
 PY
 printf 'data/\nout/\nckpt/\nrestored/\n*.b3\n' >.gitignore
@@ -73,9 +75,9 @@ b3sum restored/ckpt/epoch1.pt | cut -d' ' -f1 >got.b3
 step cmp expected.b3 got.b3
 step "$cas" verify
 
-# Record a run: inputs, commit, environment, seed, outputs, metrics, and the
-# RNG state inside the checkpoint.
-step "$cas" run --name demo-train --seed 7 --input data=./data --output ./out --metrics out/metrics.json -- python3 train.py
+# Record a run: inputs, commit, environment, seed, outputs, the metrics
+# history and its final values, and the RNG state inside the checkpoint.
+step "$cas" run --name demo-train --seed 7 --input data=./data --output ./out -- python3 train.py
 step "$cas" show demo-train
 step "$cas" inspect out/model.pkl
 step "$cas" pin demo-result runs/demo-train --message "the demo's published result"
@@ -89,6 +91,6 @@ step "$cas" restore "$outdigest" "$work/fresh/out"
 step diff -r out "$work/fresh/out"
 step "$cas" verify demo-result
 step "$cas" verify demo-train
-step "$cas" reproduce demo-result
+step "$cas" reproduce demo-result --curve
 echo
 echo "demo ok: pushed, restored, recorded, pinned, collected, verified and reproduced (work dir: $work)"

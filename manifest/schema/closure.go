@@ -17,6 +17,8 @@ const (
 	PartStdout     PartKind = "stdout log"
 	PartStderr     PartKind = "stderr log"
 	PartReproduced PartKind = "reproduced manifest"
+	// PartMetricsHistory is the run's per-step metrics (HistoryFile).
+	PartMetricsHistory PartKind = "metrics history"
 )
 
 // Part is one object a manifest references.
@@ -41,8 +43,8 @@ func (p Part) String() string {
 }
 
 // Parts lists every object m references, in a fixed order: inputs,
-// outputs, code patch, package list, config, logs, and the manifest it
-// reproduces. Of is left zero.
+// outputs, code patch, package list, config, logs, metrics history, and
+// the manifest it reproduces. Of is left zero.
 func (m *Manifest) Parts() []Part {
 	var parts []Part
 	for _, a := range m.Inputs {
@@ -61,6 +63,9 @@ func (m *Manifest) Parts() []Part {
 	obj(PartConfig, m.Config)
 	obj(PartStdout, m.Logs.Stdout)
 	obj(PartStderr, m.Logs.Stderr)
+	if h := m.MetricsHistory; h != nil {
+		obj(PartMetricsHistory, &h.Object)
+	}
 	if !m.ReproductionOf.IsZero() {
 		parts = append(parts, Part{Kind: PartReproduced, Digest: m.ReproductionOf})
 	}

@@ -17,6 +17,7 @@ func TestPartsListEveryReference(t *testing.T) {
 		Environment:    Environment{Packages: &Object{Digest: d("pkgs"), Size: 6}},
 		Config:         &Object{Digest: d("cfg"), Size: 7},
 		Logs:           Logs{Stdout: &Object{Digest: d("out"), Size: 8}, Stderr: &Object{Digest: d("err"), Size: 9}},
+		MetricsHistory: &History{Object: Object{Digest: d("hist"), Size: 10}, Records: 2, Names: []string{"loss"}},
 		ReproductionOf: d("orig"),
 	}
 	var got []string
@@ -25,7 +26,8 @@ func TestPartsListEveryReference(t *testing.T) {
 	}
 	want := []string{"input train=" + d("train").Short(), "output model=" + d("model").Short(),
 		"code patch=" + d("patch").Short(), "package list=" + d("pkgs").Short(), "config=" + d("cfg").Short(),
-		"stdout log=" + d("out").Short(), "stderr log=" + d("err").Short(), "reproduced manifest=" + d("orig").Short()}
+		"stdout log=" + d("out").Short(), "stderr log=" + d("err").Short(),
+		"metrics history=" + d("hist").Short(), "reproduced manifest=" + d("orig").Short()}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("Parts:\n got %v\nwant %v", got, want)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"strings"
 	"time"
 
@@ -14,8 +15,14 @@ import (
 	"github.com/cas-ml/cas/digest"
 )
 
-// Schema names this version of the manifest format.
-const Schema = "cas.manifest/v1"
+// Schema names the version of the manifest format this cas writes.
+// v2 added metrics_history; older cas rejects unknown fields, so the
+// version says which fields a manifest may hold.
+const Schema = "cas.manifest/v2"
+
+// SchemaV1 is the first version, still read: a v1 manifest parses and
+// re-encodes to the same bytes, so its digest is unchanged.
+const SchemaV1 = "cas.manifest/v1"
 
 // RefPrefix is where runs are named: a run called NAME has the ref runs/NAME.
 const RefPrefix = "runs/"
@@ -62,6 +69,9 @@ type Manifest struct {
 	// MetricsFile is where the command wrote its metrics, relative to
 	// WorkDir when inside it: where a reproduction looks for them.
 	MetricsFile string `json:"metrics_file,omitempty"`
+	// MetricsHistory is the run's per-step metrics (HistoryFile in
+	// CAS_RUN_DIR), kept as an object; v2 and later.
+	MetricsHistory *History `json:"metrics_history,omitempty"`
 }
 
 // Artifact is a named input or output: a stored file or tree.
@@ -209,6 +219,9 @@ func (m *Manifest) normalize() {
 	if m.Environment.Absent == nil {
 		m.Environment.Absent = []string{}
 	}
+	if m.MetricsHistory != nil && m.MetricsHistory.Names == nil {
+		m.MetricsHistory.Names = []string{}
+	}
 	m.Started = m.Started.UTC()
 	m.Finished = m.Finished.UTC()
 }
@@ -264,7 +277,7 @@ func Parse(b []byte) (*Manifest, error) {
 	if err := json.Unmarshal(b, &probe); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotManifest, err)
 	}
-	if probe.Schema != Schema {
+	if probe.Schema != Schema && probe.Schema != SchemaV1 {
 		if strings.HasPrefix(probe.Schema, "cas.manifest/") {
 			return nil, fmt.Errorf("%w: schema %q is newer than this cas knows (%s)", ErrNotManifest, probe.Schema, Schema)
 		}
@@ -278,6 +291,12 @@ func Parse(b []byte) (*Manifest, error) {
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("%w: trailing data", ErrNotManifest)
+	}
+	if m.Schema == SchemaV1 && m.MetricsHistory != nil {
+		return nil, fmt.Errorf("%w: metrics_history in a %s manifest", ErrNotManifest, SchemaV1)
+	}
+	if h := m.MetricsHistory; h != nil && (h.Records < 0 || !sort.StringsAreSorted(h.Names)) {
+		return nil, fmt.Errorf("%w: metrics_history: records below zero or names not sorted", ErrNotManifest)
 	}
 	m.normalize()
 	return &m, nil
