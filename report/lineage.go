@@ -74,10 +74,6 @@ func (rep *Report) lineage(m *manifest.Manifest, d digest.Digest) {
 		out := add(Node{Kind: NodeOutput, Name: o.Name, Digest: o.Digest, Size: o.Size, Detail: o.Kind,
 			Restore: restoreCmd(o.Digest.String(), o.Name), From: run}, 2, row2)
 		for j, cp := range o.Checkpoints {
-			spec := o.Digest.String()
-			if o.Kind == "dir" {
-				spec += ":" + cp.Path
-			}
 			st := ""
 			for _, g := range rep.RNG {
 				if g.Output == o.Name && g.Checkpoint == cp.Path {
@@ -91,7 +87,7 @@ func (rep *Report) lineage(m *manifest.Manifest, d digest.Digest) {
 			}
 			add(Node{Kind: NodeCheckpoint, Name: cp.Path, Digest: cp.Digest,
 				Detail: fmt.Sprintf("%s, %d tensors, %d RNG states", cp.Format, cp.Tensors, len(cp.RNG)), State: st,
-				Restore: restoreCmd(spec, lastElem(cp.Path)), From: out}, 3, row2+j)
+				Restore: restoreCmd(cp.Digest.String(), lastElem(cp.Path)), From: out}, 3, row2+j)
 		}
 		row2 += max(1, len(o.Checkpoints))
 	}
@@ -130,10 +126,11 @@ func reproState(r *manifest.Reproduction) (string, string) {
 	return "fail", r.Verdict
 }
 
-// restoreCmd is the command that restores spec into a directory named
-// after name, with every character a shell might read replaced.
-func restoreCmd(spec, name string) string {
-	return "cas restore " + spec + " restored/" + safeName(name)
+// restoreCmd is the command that restores the object d names into a
+// path named after name, with every character a shell might read
+// replaced: a command made of a digest and plain words, safe to paste.
+func restoreCmd(d, name string) string {
+	return "cas restore " + d + " restored/" + safeName(name)
 }
 
 // safeName keeps letters, digits, '.', '-' and '_' of name; anything else

@@ -167,7 +167,7 @@ func (rep *Report) environment(ctx context.Context, r *cas.Repo, m *manifest.Man
 			if rows[i].Key == key {
 				rows[i].Differs = true
 				if d.Section != "packages" {
-					rows[i].Here = cmp.Or(d.B, "(unset)")
+					rows[i].Here = cmp.Or(d.B, "-")
 				}
 			}
 		}
@@ -210,5 +210,5 @@ func (rep *Report) code(ctx context.Context, r *cas.Repo, m *manifest.Manifest) 
 	if len(b) > maxDiff {
 		b, rep.Code.Truncated = b[:maxDiff], true
 	}
-	rep.Code.Diff = strings.ToValidUTF8(string(b), "\uFFFD")
+	rep.Code.Diff = ShowBlock(strings.ToValidUTF8(string(b), "\uFFFD"))
 }

@@ -231,3 +231,20 @@ func curveChart(c Curve, primary string) curveSVG {
 }
 
 func strconvG(v float64, prec int) string { return strconv.FormatFloat(v, 'g', prec, 64) }
+
+// ShowBlock is Show for text shown as a block (a diff): lines and tabs
+// stay, every other character that does not print plainly (a control, a
+// right-to-left override that could reorder code) is spelled out.
+func ShowBlock(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		switch {
+		case c == '\n' || c == '\t' || c == ' ' || c != utf8.RuneError && unicode.IsPrint(c):
+			b.WriteRune(c)
+		default:
+			q := strconv.QuoteRuneToASCII(c)
+			b.WriteString(q[1 : len(q)-1])
+		}
+	}
+	return b.String()
+}

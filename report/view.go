@@ -40,13 +40,13 @@ func (rep *Report) sigLine() Line {
 	switch s.State {
 	case SigChecked:
 		l.State = "ok"
-		l.Text = fmt.Sprintf("Pin %s is signed by key %s: the signature verifies with that key and the signed statement matches the pin", name, s.KeyID)
+		l.Text = fmt.Sprintf("Pin %s is signed by key %s: the signature verifies with that key and the signed statement matches the pin", name, Show(s.KeyID))
 		if !s.Signed.IsZero() {
 			l.Text += " (signed " + s.Signed.UTC().Format("2006-01-02 15:04 UTC") + ")"
 		}
 	case SigClaimed:
 		l.State = "warn"
-		l.Text = fmt.Sprintf("Pin %s carries a signature naming key %s, not checked here: generate the report with --key PUBKEY to check it", name, orDash(s.KeyID))
+		l.Text = fmt.Sprintf("Pin %s carries a signature naming key %s, not checked here: generate the report with --key PUBKEY to check it", name, Show(orDash(s.KeyID)))
 	case SigNone:
 		l.State = "warn"
 		l.Text = fmt.Sprintf("Pin %s is not signed", name)
@@ -139,7 +139,7 @@ func (rep *Report) reproLine() Line {
 func reproText(r *manifest.Reproduction) string {
 	s := r.Verdict
 	if r.Reason != "" {
-		s += ": " + r.Reason
+		s += ": " + Show(r.Reason)
 	}
 	within := 0
 	for _, m := range r.Metrics {
