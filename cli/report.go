@@ -168,21 +168,8 @@ func writeReportRun(ctx context.Context, opts *reportOptions) error {
 		return writeJSON(opts.IO.Out, reportOutput{Files: files, Run: rep.Run.Name, Digest: rep.Run.Digest.String(), OK: rep.OK(), Verdict: verdict})
 	}
 	for _, l := range verdict {
-		fmt.Fprintf(opts.IO.Out, "%-13s %-9s %s\n", l.Key, stateWord(l.State), displayText(l.Text))
+		fmt.Fprintf(opts.IO.Out, "%-13s %-9s %s\n", l.Key, l.Word, displayText(l.Text))
 	}
 	fmt.Fprintf(opts.IO.Out, "wrote %s\n", files[len(files)-1])
 	return nil
-}
-
-// stateWord is a verdict line's state as the terminal shows it.
-func stateWord(state string) string {
-	switch state {
-	case "ok":
-		return "ok"
-	case "fail":
-		return "FAIL"
-	case "warn":
-		return "unchecked"
-	}
-	return "-"
 }

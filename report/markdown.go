@@ -65,7 +65,7 @@ func (rep *Report) markdown(p *page, svgs map[string]string) []byte {
 	w("## Verdict\n\n")
 	head("", "state", "")
 	for _, l := range rep.Verdict() {
-		row("**"+label(l.Key)+"**", stateWord(l.State), md(l.Text))
+		row("**"+label(l.Key)+"**", l.Word, md(l.Text))
 	}
 	w("\n")
 	if len(rep.Pins) > 0 {

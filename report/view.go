@@ -12,12 +12,21 @@ import (
 type Line struct {
 	Key   string `json:"key"`
 	State string `json:"state"`
-	Text  string `json:"text"`
+	// Word is the state in one word: PASS, FAIL, UNCHECKED, UNSIGNED,
+	// NONE.
+	Word string `json:"word"`
+	Text string `json:"text"`
 }
 
 // Verdict is the top of the page, one line per question a reviewer asks.
 func (rep *Report) Verdict() []Line {
-	return []Line{rep.sigLine(), rep.bytesLine(), rep.rngLine(), rep.reproLine()}
+	lines := []Line{rep.sigLine(), rep.bytesLine(), rep.rngLine(), rep.reproLine()}
+	for i := range lines {
+		if lines[i].Word == "" {
+			lines[i].Word = stateWord(lines[i].State)
+		}
+	}
+	return lines
 }
 
 // OK reports whether nothing in the verdict failed.
@@ -48,7 +57,7 @@ func (rep *Report) sigLine() Line {
 		l.State = "warn"
 		l.Text = fmt.Sprintf("Pin %s carries a signature naming key %s, not checked here: generate the report with --key PUBKEY to check it", name, Show(orDash(s.KeyID)))
 	case SigNone:
-		l.State = "warn"
+		l.State, l.Word = "warn", "UNSIGNED"
 		l.Text = fmt.Sprintf("Pin %s is not signed", name)
 	case SigBadKey:
 		l.State = "fail"
