@@ -147,6 +147,8 @@ func writeReportRun(ctx context.Context, opts *reportOptions) error {
 	out := opts.Out
 	if out == "" {
 		out = "report-" + rep.FileStem() + "." + format
+	}
+	if !filepath.IsAbs(out) {
 		dir, err := opts.Factory.WorkDir()
 		if err != nil {
 			return err

@@ -93,7 +93,7 @@ func cut(s string, n int) string {
 func Show(s string) string {
 	plain := true
 	for _, c := range s {
-		if c == utf8.RuneError || !(unicode.IsPrint(c) || c == ' ') {
+		if c == utf8.RuneError || !unicode.IsPrint(c) && c != ' ' {
 			plain = false
 			break
 		}

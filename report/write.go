@@ -66,8 +66,11 @@ func (rep *Report) WriteMarkdown(path string) ([]string, error) {
 }
 
 // writeFile writes b to path through a temporary file beside it, so a
-// failure leaves nothing half-written.
+// failure leaves nothing half-written; the directory is made if missing.
 func writeFile(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
 	f, err := os.CreateTemp(filepath.Dir(path), ".cas-report-*")
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
