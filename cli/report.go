@@ -29,6 +29,7 @@ type reportOptions struct {
 	Key       string
 	Tolerance float64
 	NoEnv     bool
+	From      string
 	JSON      bool
 }
 
@@ -57,8 +58,10 @@ REF is a run (name, ref or digest), a pin (NAME or pins/NAME), or a name
 prefix ending in * for runs to compare. A run named NAME-sSEED (cas run
 --repeat) brings its sibling runs; --runs names others. --verify re-reads
 and re-hashes everything the run (or pin) binds first; --key checks a
-pin's signature. docs/report.md says what each part means.`,
-		Example: `  cas report paper/fig3 --verify --key alice.pub
+pin's signature; --from NAME reads the remote alone, as a reviewer who
+trusts nothing local. docs/report.md says what each part means.`,
+		Example: `  cas report paper/fig3 --from origin --verify --key alice.pub
+  cas report paper/fig3 --verify
   cas report baseline --out baseline.html
   cas report 'lr0.1-s*' --metric acc --out sweep.md
   cas report baseline --runs 'baseline-s*' --format md`,
@@ -77,6 +80,7 @@ pin's signature. docs/report.md says what each part means.`,
 	fl.StringVar(&opts.Key, "key", "", "check the pin's signature with the public key in `PUBKEY` (cas keygen)")
 	fl.Float64Var(&opts.Tolerance, "tolerance", 0.01, "the relative difference a reproduction's metric may have, and the CV repeated runs may have")
 	fl.BoolVar(&opts.NoEnv, "no-env", false, "do not compare the recorded environment with this machine's")
+	fl.StringVar(&opts.From, "from", "", "report on what the remote `NAME` holds, trusting nothing local (as verify --from)")
 	fl.BoolVar(&opts.JSON, "json", false, "print what was written and the verdict as JSON")
 	return cmd
 }
@@ -127,9 +131,18 @@ func writeReportRun(ctx context.Context, opts *reportOptions) error {
 	if err != nil {
 		return err
 	}
-	// Data the local store lacks (a reviewer's fresh store) comes from the
-	// default remote.
-	if err := useRemote(ctx, opts.Factory, r, ""); err != nil {
+	if opts.From != "" {
+		// A reviewer's view: the remote's refs, pins and bytes alone.
+		be, _, err := opts.Factory.openRemote(ctx, r, opts.From)
+		if err != nil {
+			return err
+		}
+		if r, err = cas.OpenRemoteOnly(ctx, be); err != nil {
+			return err
+		}
+		defer r.Close()
+	} else if err := useRemote(ctx, opts.Factory, r, ""); err != nil {
+		// Data the local store lacks comes from the default remote.
 		return err
 	}
 	prog := &cas.Progress{}
