@@ -54,7 +54,8 @@ func historyOf(raw []byte) (*historyRef, error) {
 }
 
 // parseHistory reads a history file: JSON lines, one object per line;
-// "step" a non-negative integer (absent: the line's index, from 0), every
+// "step" a non-negative integer (absent: the record's index among the
+// non-blank lines, from 0, as schema.ParseHistory counts it), every
 // other key a metric name with a finite number. Blank lines are skipped;
 // any other line that is not such an object is an error naming its line.
 func parseHistory(r io.Reader) ([]step, error) {
@@ -75,7 +76,7 @@ func parseHistory(r io.Reader) ([]step, error) {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		s, err := parseStep(line, int64(n-1))
+		s, err := parseStep(line, int64(len(steps)))
 		if err != nil {
 			return nil, fmt.Errorf("metrics history: line %d: %w", n, err)
 		}

@@ -26,8 +26,8 @@ func TestParseHistory(t *testing.T) {
 	}{
 		{"steps given", `{"step": 10, "loss": 0.5, "acc": 0.8}` + "\n" + `{"step": 20, "loss": 0.25}` + "\n",
 			[]step{{10, map[string]float64{"loss": 0.5, "acc": 0.8}}, {20, map[string]float64{"loss": 0.25}}}, ""},
-		{"step is the line's index when absent; blank lines skipped", "{\"loss\": 1}\n\n  \n{\"loss\": 2}",
-			[]step{{0, map[string]float64{"loss": 1}}, {3, map[string]float64{"loss": 2}}}, ""},
+		{"step is the record's index when absent; blank lines skipped", "{\"loss\": 1}\n\n  \n{\"loss\": 2}",
+			[]step{{0, map[string]float64{"loss": 1}}, {1, map[string]float64{"loss": 2}}}, ""},
 		{"empty", "", nil, ""},
 		{"not an object", "{\"loss\": 1}\n[1, 2]\n", nil, "line 2: not a JSON object"},
 		{"a string value", `{"loss": "low"}`, nil, `line 1: "loss" is not a number`},
