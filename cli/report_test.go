@@ -189,6 +189,8 @@ func TestReport(t *testing.T) {
 		})
 	}
 
+	reportMarkdownHostile(t, dir)
+
 	// The Markdown form: the same content, the pictures beside it.
 	md := filepath.Join(t.TempDir(), "sweep.md")
 	mustCas(t, dir, "report", "rep-s1", "--no-env", "--out", md)
@@ -209,6 +211,47 @@ func TestReport(t *testing.T) {
 		if !strings.HasPrefix(string(s), `<svg xmlns="http://www.w3.org/2000/svg"`) {
 			t.Errorf("%s does not start as an SVG document: %.80s", svg, s)
 		}
+	}
+}
+
+// reportMarkdownHostile checks the Markdown of the hostile run: no markup
+// and no right-to-left mark from the manifest gets through, in the
+// Markdown (but for the diff, verbatim in a code block) or in the
+// pictures beside it.
+func reportMarkdownHostile(t *testing.T, dir string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "evil.md")
+	mustCas(t, dir, "report", "evil", "--no-env", "--out", out)
+	files, err := filepath.Glob(filepath.Join(filepath.Dir(out), "*"))
+	if err != nil || len(files) != 2 {
+		t.Fatalf("evil.md wrote %v (%v), want the Markdown and its lineage", files, err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(b)
+		if strings.HasSuffix(f, ".md") {
+			// The recorded diff is shown verbatim in a fenced code block,
+			// which Markdown never reads as markup: outside it, nothing
+			// may be left as it is.
+			before, rest, ok := strings.Cut(text, "\n```diff\n")
+			code, after, ok2 := strings.Cut(rest, "\n```\n")
+			if !ok || !ok2 || !strings.Contains(code, "@@ <script>") {
+				t.Fatalf("evil.md: no fenced diff holding the recorded diff:\n%s", text)
+			}
+			text = before + after
+		}
+		for _, bad := range []string{"<script", "<img", "\u202e", "\u200f"} {
+			if strings.Contains(text, bad) {
+				t.Errorf("%s holds %q from the manifest as it is", filepath.Base(f), bad)
+			}
+		}
+	}
+	b, _ := os.ReadFile(out)
+	if !strings.Contains(string(b), "&lt;script&gt;document") {
+		t.Errorf("evil.md does not show the hostile name escaped:\n%.2000s", b)
 	}
 }
 
