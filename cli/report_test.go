@@ -338,7 +338,8 @@ func hostileRun(t *testing.T, dir string) reportWant {
 		verdict: map[string]string{"signature": "warn", "bytes": "warn", "rng": "warn", "reproduction": "none"},
 		metrics: []string{"acc" + h, "loss" + h, "plain"},
 		nodes:   []string{"input in" + h, "run run" + h, "output out" + h, "checkpoint ck" + h, "pin evilpin"},
-		text: []string{"<script>document.title='PWNED'</script>", report.Show("msg" + h), report.Show("c0ffee" + h),
+		text: []string{"<script>document.title='PWNED'</script>", report.Show("msg" + h), report.Show("/w" + h), report.Show("cas" + h),
+			report.Show("/p" + h), report.Show("/o" + h), report.Show("sum" + h), report.Show("fp" + h), report.Show("c0ffee" + h),
 			report.Show("https://x/" + h), report.Show("V" + h), report.Show("host" + h), "@@ <script>document.title='PWNED'</script>"},
 	}
 }

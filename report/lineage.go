@@ -18,7 +18,9 @@ type Node struct {
 	Name   string        `json:"name"`
 	Digest digest.Digest `json:"digest"`
 	Size   int64         `json:"size"`
-	Detail string        `json:"detail,omitempty"`
+	// Path is where the run had it, as recorded.
+	Path   string `json:"path,omitempty"`
+	Detail string `json:"detail,omitempty"`
 	// State colours the box: "ok", "fail" or "".
 	State string `json:"state,omitempty"`
 	// Restore is the command that brings it back.
@@ -53,7 +55,7 @@ func (rep *Report) lineage(m *manifest.Manifest, d digest.Digest) {
 	}
 	row0 := 0
 	for _, in := range m.Inputs {
-		add(Node{Kind: NodeInput, Name: in.Name, Digest: in.Digest, Size: in.Size, Detail: in.Kind,
+		add(Node{Kind: NodeInput, Name: in.Name, Digest: in.Digest, Size: in.Size, Path: in.Path, Detail: in.Kind,
 			Restore: restoreCmd(in.Digest.String(), in.Name), From: -1, Into: true}, 0, row0)
 		row0++
 	}
@@ -71,7 +73,7 @@ func (rep *Report) lineage(m *manifest.Manifest, d digest.Digest) {
 		State: runState, Restore: "cas reproduce " + d.String(), From: -1}, 1, 0)
 	row2 := 0
 	for _, o := range m.Outputs {
-		out := add(Node{Kind: NodeOutput, Name: o.Name, Digest: o.Digest, Size: o.Size, Detail: o.Kind,
+		out := add(Node{Kind: NodeOutput, Name: o.Name, Digest: o.Digest, Size: o.Size, Path: o.Path, Detail: o.Kind,
 			Restore: restoreCmd(o.Digest.String(), o.Name), From: run}, 2, row2)
 		for j, cp := range o.Checkpoints {
 			st := ""
@@ -85,7 +87,7 @@ func (rep *Report) lineage(m *manifest.Manifest, d digest.Digest) {
 					}
 				}
 			}
-			add(Node{Kind: NodeCheckpoint, Name: cp.Path, Digest: cp.Digest,
+			add(Node{Kind: NodeCheckpoint, Name: cp.Path, Digest: cp.Digest, Path: cp.Path,
 				Detail: fmt.Sprintf("%s, %d tensors, %d RNG states", cp.Format, cp.Tensors, len(cp.RNG)), State: st,
 				Restore: restoreCmd(cp.Digest.String(), lastElem(cp.Path)), From: out}, 3, row2+j)
 		}

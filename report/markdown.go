@@ -60,7 +60,11 @@ func (rep *Report) markdown(p *page, svgs map[string]string) []byte {
 	if run.Seed != nil {
 		w(", seed %d", *run.Seed)
 	}
-	w("; command %s\n\n", md(strings.Join(run.Command, " ")))
+	w("; command %s in %s", md(strings.Join(run.Command, " ")), md(run.WorkDir))
+	if run.Tool != "" {
+		w(", recorded by %s", md(run.Tool))
+	}
+	w("\n\n")
 
 	w("## Verdict\n\n")
 	head("", "state", "")
@@ -115,13 +119,13 @@ func (rep *Report) markdown(p *page, svgs map[string]string) []byte {
 	}
 
 	w("## Lineage\n\n![lineage: inputs, run, outputs, checkpoints, pins and reproductions](%s)\n\n", svgs["lineage"])
-	head("node", "name", "digest", "size", "restore")
+	head("node", "name", "digest", "size", "recorded at", "restore")
 	for _, n := range rep.Nodes {
 		size := "-"
 		if n.Size > 0 {
 			size = Size(n.Size)
 		}
-		row(n.Kind, md(n.Name), "`"+n.Digest.String()+"`", size, "`"+n.Restore+"`")
+		row(n.Kind, md(n.Name), "`"+n.Digest.String()+"`", size, md(n.Path), "`"+n.Restore+"`")
 	}
 	w("\n## Metrics\n\n")
 	if len(rep.Metrics) == 0 {

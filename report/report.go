@@ -69,15 +69,15 @@ type Report struct {
 	Repros []Repro   `json:"reproductions"`
 	// Of is the verdict of this run against the run it reproduces, when
 	// it is a reproduction.
-	Of      *Repro        `json:"reproduction_of,omitempty"`
-	Metrics []MetricValue `json:"metrics"`
-	Spread  []*manifest.MetricStats
-	Curves  []Curve    `json:"curves,omitempty"`
-	Nodes   []Node     `json:"lineage"`
-	Env     Env        `json:"environment"`
-	Code    Code       `json:"code"`
-	Notes   []string   `json:"notes,omitempty"`
-	Checks  []CheckRow `json:"checks,omitempty"`
+	Of      *Repro                  `json:"reproduction_of,omitempty"`
+	Metrics []MetricValue           `json:"metrics"`
+	Spread  []*manifest.MetricStats `json:"spread,omitempty"`
+	Curves  []Curve                 `json:"curves,omitempty"`
+	Nodes   []Node                  `json:"lineage"`
+	Env     Env                     `json:"environment"`
+	Code    Code                    `json:"code"`
+	Notes   []string                `json:"notes,omitempty"`
+	Checks  []CheckRow              `json:"checks,omitempty"`
 	checks  []manifest.Check
 	runNode int
 }
@@ -93,6 +93,8 @@ type RunInfo struct {
 	Started time.Time          `json:"started"`
 	Seconds float64            `json:"duration_seconds"`
 	Command []string           `json:"command"`
+	WorkDir string             `json:"workdir"`
+	Tool    string             `json:"tool,omitempty"`
 	Metrics map[string]float64 `json:"metrics"`
 }
 
@@ -313,7 +315,7 @@ func (e *NoMatchError) Error() string {
 
 func runInfo(m *manifest.Manifest, d digest.Digest) RunInfo {
 	return RunInfo{Name: m.Name, Digest: d, Kind: m.Kind, Status: m.Status, Exit: m.ExitCode, Seed: m.Seeds.Seed,
-		Started: m.Started, Seconds: m.Seconds, Command: m.Command, Metrics: m.Metrics}
+		Started: m.Started, Seconds: m.Seconds, Command: m.Command, WorkDir: m.WorkDir, Tool: m.Tool, Metrics: m.Metrics}
 }
 
 // findPin reads the pin ref names, if it names one.
