@@ -13,7 +13,7 @@ help: ## list the targets
 build: ## build ./bin/cas
 	$(GO) build -o bin/cas .
 
-deps: ## install what the tests need (b3sum, python3, git, strace, python3-torch, versitygw) if missing
+deps: ## install what the tests need (b3sum, python3, git, strace, python3-torch, chromium, versitygw) if missing
 	@bash scripts/deps.sh
 
 demo: build deps ## run the README demo on a local store in ./demo-work

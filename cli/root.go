@@ -134,7 +134,7 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 		root.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{
-		newCmdPin(f), newCmdPins(f), newCmdUnpin(f), newCmdKeygen(f),
+		newCmdPin(f), newCmdPins(f), newCmdUnpin(f), newCmdKeygen(f), newCmdReport(f),
 	} {
 		c.GroupID = "publish"
 		root.AddCommand(c)

@@ -92,5 +92,8 @@ step diff -r out "$work/fresh/out"
 step "$cas" verify demo-result
 step "$cas" verify demo-train
 step "$cas" reproduce demo-result --curve
+# The page a reviewer reads: verdict, lineage, environment and code.
+step "$cas" report demo-result --verify --out "$work/report.html"
 echo
 echo "demo ok: pushed, restored, recorded, pinned, collected, verified and reproduced (work dir: $work)"
+echo "the reviewer's report: $work/report.html"

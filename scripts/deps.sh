@@ -4,7 +4,8 @@
 # (the stand-alone tree-digest script in docs/, the runs cas records), git
 # strace (TestKillPoints kills cas at chosen system calls with it) and
 # python3-torch with python3-numpy (reproduce_torch.txtar trains real,
-# tiny models);
+# tiny models) and chromium (the report tests load each report in a real,
+# headless browser with the network off);
 # from the Go module proxy versitygw, the S3 server the remote tests run
 # against on 127.0.0.1.
 set -euo pipefail
@@ -13,6 +14,7 @@ command -v b3sum >/dev/null 2>&1 || need+=(b3sum)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v strace >/dev/null 2>&1 || need+=(strace)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # The reviewer's tests train tiny PyTorch models with Debian's torch.
 /usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1 || need+=(python3-torch python3-numpy)
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,0 +1,20 @@
+package manifest
+
+import (
+	"context"
+
+	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/digest"
+)
+
+// JudgeRecorded is the verdict of a reproduction recorded earlier (a
+// manifest of kind "reproduction" whose ReproductionOf is od): the same
+// comparison Reproduce makes when it has run, of the environment, the
+// exit status, every recorded metric (relative difference within tol)
+// and the outputs the recorded command wrote. Reports that render a
+// reproduction after the fact use it, so their verdict is Reproduce's.
+func JudgeRecorded(ctx context.Context, r *cas.Repo, orig *Manifest, od digest.Digest, repro *Manifest, rd digest.Digest, ref string, tol float64) *Reproduction {
+	_, compared := reproOutputs(r, orig, "")
+	res := &Result{Digest: rd, Manifest: repro, Ref: ref}
+	return judgeReproduction(ctx, r, orig, od, res, repro.WorkDir, compared, ReproduceOptions{Tolerance: tol})
+}
