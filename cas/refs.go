@@ -351,7 +351,7 @@ func (r *Repo) objectOf(ctx context.Context, d digest.Digest, name string) (*Obj
 				return nil, err
 			}
 			if !ok {
-				return nil, fmt.Errorf("file %s: chunk %s: %w", d.Short(), c.Short(), ErrNotFound)
+				return nil, fmt.Errorf("file %s: chunk %s: %w", d.Short(), c.Short(), ErrDataNotFound)
 			}
 			size += int64(b.RawLen)
 		}
@@ -433,7 +433,7 @@ func (r *Repo) readTree(ctx context.Context, d digest.Digest) (*Tree, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("tree %s: %w", d.Short(), ErrNotFound)
+		return nil, fmt.Errorf("tree %s: %w", d.Short(), ErrDataNotFound)
 	}
 	raw, err := r.readBlob(ctx, b, nil)
 	if err != nil {

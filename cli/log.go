@@ -54,6 +54,9 @@ type logEntry struct {
 }
 
 func logRun(ctx context.Context, opts *logOptions) error {
+	if opts.Limit < 0 {
+		return usageError("--max-count %d: want 1 or more (or leave it out for every run)", opts.Limit)
+	}
 	r, err := opts.Factory.Repo(ctx)
 	if err != nil {
 		return err

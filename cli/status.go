@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -55,6 +56,9 @@ func statusRun(ctx context.Context, opts *statusOptions) error {
 		return err
 	}
 	if !ok {
+		if _, err := os.Lstat(opts.Path); err != nil {
+			return err // no such file: nothing to push either
+		}
 		return &userError{msg: opts.Path + " has not been pushed from this store", hint: "run `cas push " + opts.Path + "` first"}
 	}
 	// The path is compared with the stored tree as it is walked, one
