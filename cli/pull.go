@@ -78,6 +78,6 @@ func pullRun(ctx context.Context, opts *pullOptions) error {
 			*cas.TransferStats
 		}{obj.Digest.String(), rc.Name, st})
 	}
-	fmt.Fprintf(opts.IO.Out, "pulled %s from %s: %d objects, %s (%d already here)\n", obj.Digest.Short(), rc.Name, st.Objects, bytesStr(st.Bytes), st.Skipped)
+	fmt.Fprintf(opts.IO.Out, "pulled %s from %s: %s, %s (%d already here)\n", obj.Digest.Short(), rc.Name, count(st.Objects, "object"), bytesStr(st.Bytes), st.Skipped)
 	return nil
 }

@@ -107,8 +107,13 @@ func refsRun(ctx context.Context, opts *refsOptions) error {
 	if opts.JSON {
 		return writeJSON(opts.IO.Out, refs)
 	}
+	names := make([]string, len(refs))
+	for i, ref := range refs {
+		names[i] = ref.Name
+	}
+	w := columnWidth(names, 24)
 	for _, ref := range refs {
-		fmt.Fprintf(opts.IO.Out, "%-24s %-4s %10s  %s  %s\n", ref.Name, ref.Kind, bytesStr(ref.Size), ref.Target.Short(), ref.Time.Local().Format("2006-01-02 15:04"))
+		fmt.Fprintf(opts.IO.Out, "%s %-4s %10s  %s  %s\n", padRight(fitName(ref.Name, w), w), ref.Kind, bytesStr(ref.Size), ref.Target.Short(), ref.Time.Local().Format("2006-01-02 15:04"))
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -349,11 +350,11 @@ func reportUpload(ios *IOStreams, quiet bool, rc *remote.Config, st *cas.Transfe
 	if quiet || st == nil {
 		return
 	}
-	rate := ""
-	if st.Seconds > 0 && st.Bytes > 0 {
-		rate = fmt.Sprintf(" (%s/s)", bytesStr(int64(float64(st.Bytes)/st.Seconds)))
+	if st.Objects == 0 {
+		fmt.Fprintf(ios.ErrOut, "nothing to upload: %s already had all the data\n", rc.Name)
+		return
 	}
-	fmt.Fprintf(ios.ErrOut, "uploaded %d objects, %s to %s in %.1fs%s\n", st.Objects, bytesStr(st.Bytes), rc.Name, st.Seconds, rate)
+	fmt.Fprintf(ios.ErrOut, "uploaded %s, %s to %s%s\n", count(st.Objects, "object"), bytesStr(st.Bytes), rc.Name, took(time.Duration(st.Seconds*float64(time.Second)), st.Bytes))
 }
 
 // readThrough runs fn, a command's reading of the store; if it fails for

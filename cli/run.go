@@ -166,6 +166,10 @@ func runRun(ctx context.Context, opts *runOptions) error {
 
 func reportRun(opts *runOptions, res *manifest.Result) error {
 	m := res.Manifest
+	if !m.Code.Git {
+		// As the manifest records it: code.git false, code.reason.
+		fmt.Fprintf(opts.IO.ErrOut, "cas: warning: the code is not captured (%s): cas reproduce will not find it; run inside a git repository\n", m.Code.Reason)
+	}
 	if opts.JSON {
 		if err := writeJSON(opts.IO.Out, struct {
 			Digest   string             `json:"digest"`

@@ -175,6 +175,31 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"flipbyte": cmdFlipByte,
 	"s3":       cmdS3,
 	"clock":    cmdClock,
+	"scrub":    cmdScrub,
+}
+
+// scrubbers replace what changes from one run to the next in human
+// output: how long something took (and the rate), and dates.
+var scrubbers = []struct {
+	re   *regexp.Regexp
+	with string
+}{
+	{regexp.MustCompile(` in [0-9.]+(ns|µs|ms|s|m[0-9.]+s)( \([0-9.]+ [KMGT]?i?B/s\))?`), " in TIME"},
+	{regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d`), "DATE"},
+}
+
+// scrub stdout|stderr prints the last command's stdout or stderr with
+// durations, rates and dates replaced by TIME and DATE, for a golden
+// comparison (cmp stdout want/...) of human output.
+func cmdScrub(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 || args[0] != "stdout" && args[0] != "stderr" {
+		ts.Fatalf("usage: scrub stdout|stderr")
+	}
+	out := ts.ReadFile(args[0])
+	for _, s := range scrubbers {
+		out = s.re.ReplaceAllString(out, s.with)
+	}
+	fmt.Fprint(ts.Stdout(), out)
 }
 
 // s3 [lock] [readonly] starts a versitygw on 127.0.0.1 for this script

@@ -134,14 +134,18 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 			}
 		}
 		if !opts.Quiet {
-			what := fmt.Sprintf("%d files, %d directories, %s", rep.Files, rep.Dirs, bytesStr(rep.Bytes))
+			what := count(rep.Files, "file") + ", "
+			if rep.Links > 0 {
+				what += count(rep.Links, "symlink") + ", "
+			}
+			what += count(rep.Dirs, "directory") + ", " + bytesStr(rep.Bytes)
 			if opts.Ref == "" {
-				what = fmt.Sprintf("%d packs, %d refs: ", rep.Packs, len(rep.Objects)) + what
+				what = fmt.Sprintf("%s, %s: ", count(rep.Packs, "pack"), count(len(rep.Objects), "ref")) + what
 			}
 			if rep.OK() {
 				fmt.Fprintf(opts.IO.Out, "ok: %s intact\n", what)
 			} else {
-				fmt.Fprintf(opts.IO.Out, "%d problems in %s\n", len(rep.Problems), what)
+				fmt.Fprintf(opts.IO.Out, "%s in %s\n", count(len(rep.Problems), "problem"), what)
 			}
 		}
 	}
