@@ -29,9 +29,13 @@ type userError struct {
 	msg  string
 	hint string
 	code int
+	// cause, if set, is the error it says in other words, for errors.Is.
+	cause error
 }
 
 func (e *userError) Error() string { return e.msg }
+
+func (e *userError) Unwrap() error { return e.cause }
 
 // usageError marks bad flags or arguments.
 func usageError(format string, a ...any) error {

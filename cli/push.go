@@ -43,6 +43,9 @@ is that of a directory holding them by their base names.
 
 With a default remote (cas remote add), or --to NAME, everything the
 remote lacks is uploaded afterwards, then the ref; --local skips that.
+When the default remote cannot be reached, the push stores locally, says
+so, and records the upload as pending: 'cas sync' (or the next push that
+reaches the remote) uploads it.
 
 Without --name nothing keeps what was pushed from 'cas gc' (unless a ref
 names it already): push says so in a warning.`,
@@ -72,6 +75,9 @@ type pushOutput struct {
 	Seconds float64            `json:"seconds"`
 	Upload  *cas.TransferStats `json:"upload,omitempty"`
 	Remote  string             `json:"remote,omitempty"`
+	// Pending names the default remote that could not be reached: the
+	// upload is owed to it (cas sync).
+	Pending string `json:"pending,omitempty"`
 }
 
 // named reports whether a ref of r points at d (a push without --name of
@@ -98,8 +104,10 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 	if err != nil {
 		return err
 	}
-	// A bad remote fails before anything is read, not after.
+	// A bad remote fails before anything is read, not after; a default
+	// one that cannot be reached leaves the push local, the upload owed.
 	be, rc, err := opts.Factory.targetRemote(ctx, r, opts.To, opts.Local)
+	offline, err := offlineDefault(r, opts.To, err)
 	if err != nil {
 		return err
 	}
@@ -125,6 +133,12 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 	if be != nil {
 		out.Upload, out.Remote = res.Upload, rc.Name
 	}
+	if offline != nil {
+		if err := notePending(opts.Factory, r, offline, opts.Name, res.Object(len(opts.Paths))); err != nil {
+			return err
+		}
+		out.Pending = offline.Name
+	}
 	switch {
 	case opts.JSON:
 		return writeJSON(opts.IO.Out, out)
@@ -149,6 +163,10 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 	}
 	if be != nil {
 		reportUpload(opts.IO, false, rc, res.Upload) // after what was stored
+		// What earlier pushes owed this remote goes up too.
+		if _, _, err := uploadPending(ctx, opts.Factory, r, be, rc, false); err != nil {
+			return err
+		}
 	}
 	return nil
 }

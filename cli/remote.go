@@ -207,6 +207,9 @@ func remoteRenameRun(ctx context.Context, opts *remoteRenameOptions) error {
 	if err := remote.RenameConfig(r.RemotesFile(), opts.Old, opts.New); err != nil {
 		return err
 	}
+	if err := renamePending(r, opts.Old, opts.New); err != nil {
+		return err
+	}
 	fmt.Fprintf(opts.IO.Out, "renamed remote %s to %s\n", opts.Old, opts.New)
 	return nil
 }
@@ -340,7 +343,7 @@ func remoteFailure(rc *remote.Config, err error) error {
 	if hint == "" {
 		return err
 	}
-	return &userError{msg: fmt.Sprintf("remote %s (%s): %v", rc.Name, rc.URL, err), hint: hint}
+	return &userError{msg: fmt.Sprintf("remote %s (%s): %v", rc.Name, rc.URL, err), hint: hint, cause: err}
 }
 
 // probeNewRemote checks, before a remote is added, that its service

@@ -120,7 +120,7 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 		&cobra.Group{ID: "publish", Title: "Publishing results:"},
 		&cobra.Group{ID: "admin", Title: "Store maintenance:"})
 	for _, c := range []*cobra.Command{
-		newCmdInit(f), newCmdPush(f), newCmdRestore(f), newCmdHash(f), newCmdPull(f), newCmdRemote(f),
+		newCmdInit(f), newCmdPush(f), newCmdRestore(f), newCmdHash(f), newCmdPull(f), newCmdRemote(f), newCmdSync(f),
 	} {
 		c.GroupID = "store"
 		root.AddCommand(c)

@@ -119,8 +119,10 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		return err
 	}
 	// With a default remote, the run's objects go there too; a bad remote
-	// fails before the command runs.
+	// fails before the command runs, one that cannot be reached leaves
+	// the run local, the upload owed (cas sync).
 	be, rc, err := opts.Factory.openRemote(ctx, r, "")
+	offline, err := offlineDefault(r, "", err)
 	if err != nil {
 		return err
 	}
@@ -153,6 +155,10 @@ func runRun(ctx context.Context, opts *runOptions) error {
 				return err
 			}
 			reportUpload(opts.IO, opts.JSON, rc, st)
+		} else if offline != nil {
+			if err := notePending(opts.Factory, r, offline, res.Ref, res.Object); err != nil {
+				return err
+			}
 		}
 		if err := reportRun(opts, res); err != nil && firstErr == nil {
 			firstErr = err

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -208,9 +209,27 @@ func cmdScrub(ts *testscript.TestScript, neg bool, args []string) {
 // disk) and the AWS_* credentials; a second bucket, cas-plain, never has
 // Object Lock. With "readonly", $S3_RO_ENDPOINT is a
 // second server over the same buckets that refuses every write.
+//
+// s3 pause stops the script's server, keeping its buckets and address
+// (requests then find nothing listening: a server down, a network gone);
+// s3 resume starts it again.
 func cmdS3(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
-		ts.Fatalf("usage: s3 [lock] [readonly]")
+		ts.Fatalf("usage: s3 [lock] [readonly] | s3 pause | s3 resume")
+	}
+	if len(args) == 1 && (args[0] == "pause" || args[0] == "resume") {
+		scriptServersMu.Lock()
+		srv := scriptServers[ts]
+		scriptServersMu.Unlock()
+		if srv == nil {
+			ts.Fatalf("s3 %s: no server started in this script", args[0])
+		}
+		if args[0] == "pause" {
+			srv.Pause()
+		} else {
+			ts.Check(srv.Resume())
+		}
+		return
 	}
 	lock, readonly := false, false
 	for _, a := range args {
@@ -225,7 +244,15 @@ func cmdS3(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	srv, err := s3test.StartServer() // [versitygw] skips a script where it is missing
 	ts.Check(err)
-	ts.Defer(func() { _ = srv.Stop() })
+	scriptServersMu.Lock()
+	scriptServers[ts] = srv
+	scriptServersMu.Unlock()
+	ts.Defer(func() {
+		_ = srv.Stop()
+		scriptServersMu.Lock()
+		delete(scriptServers, ts)
+		scriptServersMu.Unlock()
+	})
 	bucket := "cas-script"
 	ts.Check(srv.CreateBucket(bucket, lock))
 	ts.Check(srv.CreateBucket("cas-plain", false))
@@ -243,6 +270,12 @@ func cmdS3(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Setenv("S3_RO_ENDPOINT", ro.Endpoint)
 	}
 }
+
+// scriptServers are the servers the s3 command started, by script.
+var (
+	scriptServersMu sync.Mutex
+	scriptServers   = map[*testscript.TestScript]*s3test.Server{}
+)
 
 // exits CODE PROG [ARGS...] runs PROG and checks its exit status; stdout
 // and stderr are kept for the next stdout/stderr/cmp commands.
