@@ -227,10 +227,35 @@ func (r *Repo) GetRef(ctx context.Context, name string) (*Ref, error) {
 // validation are left out and reported together in a *PartialError,
 // returned beside the others.
 func (r *Repo) Refs(ctx context.Context) ([]*Ref, error) {
-	return listNamed(ctx, r.Backend, refPrefix, "ref", func(name string) (*Ref, error) {
-		ref, err := getRef(ctx, r.Backend, name)
-		return ref, err
+	return r.RefsOn(ctx, nil)
+}
+
+// RefsOn lists the refs on be (the local store when be is nil), as Refs
+// does: those that cannot be read are left out and reported together in
+// a *PartialError. A remote's refs get the validation of the local ones.
+func (r *Repo) RefsOn(ctx context.Context, be remote.Backend) ([]*Ref, error) {
+	if be == nil {
+		be = r.Backend
+	}
+	return listNamed(ctx, be, refPrefix, "ref", func(name string) (*Ref, error) {
+		return getRef(ctx, be, name)
 	})
+}
+
+// GetRefOn reads ref name on be (the local store when be is nil) only.
+func (r *Repo) GetRefOn(ctx context.Context, be remote.Backend, name string) (*Ref, error) {
+	if be == nil {
+		be = r.Backend
+	}
+	if !ValidRefName(name) {
+		return nil, fmt.Errorf("%q: %w", name, ErrBadRefName)
+	}
+	return getRef(ctx, be, name)
+}
+
+// Object is what the ref names.
+func (ref *Ref) Object() Object {
+	return Object{Digest: ref.Target, Kind: ref.Kind, Size: ref.Size, Name: ref.File, Type: ref.Type}
 }
 
 // Object is a resolved name: a stored file or tree.
