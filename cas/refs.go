@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -492,4 +493,32 @@ func (r *Repo) Lookup(ctx context.Context, obj *Object, path string) (*Object, e
 		cur = &Object{Digest: e.Digest, Kind: e.Kind, Size: e.Size, Name: name}
 	}
 	return cur, nil
+}
+
+// Names lists the ref and pin names of the store at dir (a .cas
+// directory) without opening it: no index, no lock, nothing validated
+// but the names. It is for shell completion, which must answer at once
+// even while another command holds the store.
+func Names(ctx context.Context, dir string) (refs, pins []string, err error) {
+	be, err := remote.NewLocal(filepath.Join(dir, storeDir))
+	if err != nil {
+		return nil, nil, err
+	}
+	list := func(prefix string) ([]string, error) {
+		var names []string
+		err := be.List(ctx, prefix, func(oi remote.ObjectInfo) error {
+			if n := strings.TrimPrefix(oi.Key, prefix); ValidRefName(n) {
+				names = append(names, n)
+			}
+			return nil
+		})
+		return names, err
+	}
+	if refs, err = list(refPrefix); err != nil {
+		return nil, nil, err
+	}
+	if pins, err = list(PinPrefix); err != nil {
+		return nil, nil, err
+	}
+	return refs, pins, nil
 }

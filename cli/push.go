@@ -128,6 +128,9 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := recordPushed(r, opts.Paths); err != nil {
+		return fmt.Errorf("record the pushed paths (cas status): %w", err)
+	}
 	elapsed := opts.Factory.Now().Sub(start)
 	out := pushOutput{PushResult: res, Seconds: elapsed.Seconds(), Ref: opts.Name}
 	if be != nil {

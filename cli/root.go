@@ -149,6 +149,7 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}
+	setupCompletion(root, f)
 	argsAreUsage(root)
 	return root
 }
