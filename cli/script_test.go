@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -177,6 +178,53 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"s3":       cmdS3,
 	"clock":    cmdClock,
 	"scrub":    cmdScrub,
+	"readme":   cmdReadme,
+}
+
+// readmePath is the README whose quick-start the readme command runs.
+var readmePath, _ = filepath.Abs("../README.md")
+
+// readme quickstart FILE writes to FILE the five lines of the README's
+// local S3 quick-start (the sh block after its "<!-- quickstart" mark),
+// made to run here: under $WORK instead of /tmp, on a free port instead
+// of 7070, with the repository's scripts/versitygw.sh and versitygw
+// itself on $PATH; it waits for the server after the line that starts
+// it, and stops it at the end.
+func cmdReadme(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 || args[0] != "quickstart" {
+		ts.Fatalf("usage: readme quickstart FILE")
+	}
+	b, err := os.ReadFile(readmePath)
+	ts.Check(err)
+	_, after, ok := strings.Cut(string(b), "<!-- quickstart")
+	if !ok {
+		ts.Fatalf("readme: no <!-- quickstart mark in %s", readmePath)
+	}
+	_, block, _ := strings.Cut(after, "```sh\n")
+	block, _, _ = strings.Cut(block, "```")
+	lines := strings.Split(strings.TrimSuffix(block, "\n"), "\n")
+	if len(lines) != 5 {
+		ts.Fatalf("readme: the quick-start has %d lines, want 5:\n%s", len(lines), block)
+	}
+	bin, err := s3test.Find()
+	ts.Check(err)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	ts.Check(l.Close())
+	script, err := filepath.Abs("../scripts/versitygw.sh")
+	ts.Check(err)
+	fix := strings.NewReplacer("/tmp/cas-s3", ts.Getenv("WORK")+"/s3", "7070", port, "scripts/versitygw.sh", script)
+	var out strings.Builder
+	fmt.Fprintf(&out, "set -e\nexport PATH=%q:\"$PATH\"\n", filepath.Dir(bin))
+	for _, line := range lines {
+		out.WriteString(fix.Replace(line) + "\n")
+		if strings.Contains(line, "versitygw.sh") {
+			fmt.Fprintf(&out, "trap 'kill $! 2>/dev/null; wait' EXIT\n"+
+				"for i in $(seq 150); do (echo >/dev/tcp/127.0.0.1/%s) 2>/dev/null && break; sleep 0.1; done\n", port)
+		}
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(out.String()), 0o644))
 }
 
 // scrubbers replace what changes from one run to the next in human
