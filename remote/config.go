@@ -109,7 +109,7 @@ func CheckBucket(b string) error {
 	switch {
 	case len(b) < 3 || len(b) > 63:
 		why = fmt.Sprintf("%d characters, want 3 to 63", len(b))
-	case strings.IndexFunc(b, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-') }) >= 0:
+	case strings.IndexFunc(b, func(r rune) bool { return !alnum(byte(r)) && r != '.' && r != '-' || r > 0x7f }) >= 0:
 		why = "use only lower-case letters, digits, dots and hyphens"
 	case !alnum(b[0]) || !alnum(b[len(b)-1]):
 		why = "begin and end with a letter or digit"
