@@ -160,8 +160,9 @@ func newCmdCompletion(root *cobra.Command) *cobra.Command {
 		Long: `Print the completion script for bash, zsh or fish. It completes commands
 and flags, and the names of refs, runs, pins and remotes where a command
 takes one (cas ls tr<TAB> gives train, not a file). The bash script works
-with or without the bash-completion package.`,
-		Example: `  source <(cas completion bash)                 # this shell; add it to ~/.bashrc to keep it
+with or without the bash-completion package; 'source <(cas completion bash)'
+loads it into the shell at hand.`,
+		Example: `  cas completion bash > ~/.cas-completion.bash   # then: source ~/.cas-completion.bash (in ~/.bashrc to keep it)
   cas completion zsh > "${fpath[1]}/_cas"        # zsh, for new shells
   cas completion fish > ~/.config/fish/completions/cas.fish`,
 		Args:      cobra.ExactArgs(1),

@@ -135,6 +135,10 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 	out := pushOutput{PushResult: res, Seconds: elapsed.Seconds(), Ref: opts.Name}
 	if be != nil {
 		out.Upload, out.Remote = res.Upload, rc.Name
+		// What earlier pushes owed this remote goes up too.
+		if _, _, err := uploadPending(ctx, opts.Factory, r, be, rc, opts.Quiet || opts.JSON); err != nil {
+			return err
+		}
 	}
 	if offline != nil {
 		if err := notePending(opts.Factory, r, offline, opts.Name, res.Object(len(opts.Paths))); err != nil {
@@ -166,10 +170,6 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 	}
 	if be != nil {
 		reportUpload(opts.IO, false, rc, res.Upload) // after what was stored
-		// What earlier pushes owed this remote goes up too.
-		if _, _, err := uploadPending(ctx, opts.Factory, r, be, rc, false); err != nil {
-			return err
-		}
 	}
 	return nil
 }

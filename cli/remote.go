@@ -152,11 +152,12 @@ type remoteSetDefaultOptions struct {
 	IO      *IOStreams
 	Factory *Factory
 	Name    string
+	JSON    bool
 }
 
 func newCmdRemoteSetDefault(f *Factory) *cobra.Command {
 	opts := &remoteSetDefaultOptions{IO: f.IO, Factory: f}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:     "set-default NAME",
 		Short:   "Make a remote the default: where push uploads and reads fall through",
 		Example: "  cas remote set-default backup",
@@ -170,21 +171,27 @@ func newCmdRemoteSetDefault(f *Factory) *cobra.Command {
 			if err := remote.SetDefaultConfig(r.RemotesFile(), opts.Name); err != nil {
 				return err
 			}
+			if opts.JSON {
+				return writeJSON(opts.IO.Out, map[string]string{"default": opts.Name})
+			}
 			fmt.Fprintf(opts.IO.Out, "default remote: %s\n", opts.Name)
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the new default as JSON")
+	return cmd
 }
 
 type remoteRenameOptions struct {
 	IO       *IOStreams
 	Factory  *Factory
 	Old, New string
+	JSON     bool
 }
 
 func newCmdRemoteRename(f *Factory) *cobra.Command {
 	opts := &remoteRenameOptions{IO: f.IO, Factory: f}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:     "rename OLD NEW",
 		Short:   "Rename a remote (nothing on it changes)",
 		Example: "  cas remote rename origin lab",
@@ -194,6 +201,8 @@ func newCmdRemoteRename(f *Factory) *cobra.Command {
 			return remoteRenameRun(cmd.Context(), opts)
 		},
 	}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the old and new names as JSON")
+	return cmd
 }
 
 func remoteRenameRun(ctx context.Context, opts *remoteRenameOptions) error {
@@ -209,6 +218,9 @@ func remoteRenameRun(ctx context.Context, opts *remoteRenameOptions) error {
 	}
 	if err := renamePending(r, opts.Old, opts.New); err != nil {
 		return err
+	}
+	if opts.JSON {
+		return writeJSON(opts.IO.Out, map[string]string{"renamed": opts.Old, "to": opts.New})
 	}
 	fmt.Fprintf(opts.IO.Out, "renamed remote %s to %s\n", opts.Old, opts.New)
 	return nil

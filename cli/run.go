@@ -12,6 +12,7 @@ import (
 
 	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/manifest"
+	"github.com/cas-ml/cas/remote"
 )
 
 type runOptions struct {
@@ -29,6 +30,7 @@ type runOptions struct {
 	Command []string
 	JSON    bool
 	Repeat  int
+	Local   bool // store the run locally only
 }
 
 func newCmdRun(f *Factory) *cobra.Command {
@@ -76,6 +78,7 @@ passwords in URLs (user:PASSWORD@host).`,
 	}
 	addRunFlags(cmd, opts)
 	cmd.Flags().IntVar(&opts.Repeat, "repeat", 1, "run `N` times with seeds S..S+N-1, named NAME-sSEED; then `cas stats --metric M 'NAME-s*'`")
+	cmd.Flags().BoolVar(&opts.Local, "local", false, "store the run locally only; upload nothing")
 	return cmd
 }
 
@@ -121,10 +124,13 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	// With a default remote, the run's objects go there too; a bad remote
 	// fails before the command runs, one that cannot be reached leaves
 	// the run local, the upload owed (cas sync).
-	be, rc, err := opts.Factory.openRemote(ctx, r, "")
-	offline, err := offlineDefault(r, "", err)
-	if err != nil {
-		return err
+	var be remote.Backend
+	var rc, offline *remote.Config
+	if !opts.Local {
+		be, rc, err = opts.Factory.openRemote(ctx, r, "")
+		if offline, err = offlineDefault(r, "", err); err != nil {
+			return err
+		}
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)

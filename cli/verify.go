@@ -96,6 +96,9 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 					sig := manifest.Check{Kind: manifest.CheckSignature, What: "signature", OK: true, Detail: "in-toto statement signed by key " + pc.KeyID}
 					checks = slices.Insert(checks, 1, sig)
 				}
+				if err == nil && pc.KeyID == "" && pin.Signed() {
+					fmt.Fprintf(opts.IO.ErrOut, "note: pin %s is signed, and its signature was not checked: give --key PUBKEY to check who signed it\n", pin.Name)
+				}
 			}
 		} else if opts.Key != "" {
 			err = usageError("--key checks a pin's signature; %s is not a pin (`cas pins` lists them)", opts.Ref)
