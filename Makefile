@@ -16,7 +16,8 @@ build: ## build ./bin/cas
 deps: ## install what the tests need (b3sum, python3, git, strace, python3-torch, chromium, versitygw) if missing
 	@bash scripts/deps.sh
 
-demo: build deps ## run the README demo on a local store in ./demo-work
+demo: build ## run the README demo on a local store in ./demo-work (installs b3sum, python3 and git if missing; no S3 server)
+	@bash scripts/deps.sh demo
 	bash scripts/demo.sh
 
 test: deps ## run every test

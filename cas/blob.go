@@ -271,7 +271,7 @@ func (r *Repo) ReadBlob(ctx context.Context, id digest.Digest) ([]byte, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("blob %s: %w", id.Short(), ErrNotFound)
+		return nil, fmt.Errorf("blob %s: %w", id.Short(), ErrDataNotFound)
 	}
 	return r.readBlob(ctx, b, nil)
 }

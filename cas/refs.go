@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -227,10 +228,35 @@ func (r *Repo) GetRef(ctx context.Context, name string) (*Ref, error) {
 // validation are left out and reported together in a *PartialError,
 // returned beside the others.
 func (r *Repo) Refs(ctx context.Context) ([]*Ref, error) {
-	return listNamed(ctx, r.Backend, refPrefix, "ref", func(name string) (*Ref, error) {
-		ref, err := getRef(ctx, r.Backend, name)
-		return ref, err
+	return r.RefsOn(ctx, nil)
+}
+
+// RefsOn lists the refs on be (the local store when be is nil), as Refs
+// does: those that cannot be read are left out and reported together in
+// a *PartialError. A remote's refs get the validation of the local ones.
+func (r *Repo) RefsOn(ctx context.Context, be remote.Backend) ([]*Ref, error) {
+	if be == nil {
+		be = r.Backend
+	}
+	return listNamed(ctx, be, refPrefix, "ref", func(name string) (*Ref, error) {
+		return getRef(ctx, be, name)
 	})
+}
+
+// GetRefOn reads ref name on be (the local store when be is nil) only.
+func (r *Repo) GetRefOn(ctx context.Context, be remote.Backend, name string) (*Ref, error) {
+	if be == nil {
+		be = r.Backend
+	}
+	if !ValidRefName(name) {
+		return nil, fmt.Errorf("%q: %w", name, ErrBadRefName)
+	}
+	return getRef(ctx, be, name)
+}
+
+// Object is what the ref names.
+func (ref *Ref) Object() Object {
+	return Object{Digest: ref.Target, Kind: ref.Kind, Size: ref.Size, Name: ref.File, Type: ref.Type}
 }
 
 // Object is a resolved name: a stored file or tree.
@@ -351,7 +377,7 @@ func (r *Repo) objectOf(ctx context.Context, d digest.Digest, name string) (*Obj
 				return nil, err
 			}
 			if !ok {
-				return nil, fmt.Errorf("file %s: chunk %s: %w", d.Short(), c.Short(), ErrNotFound)
+				return nil, fmt.Errorf("file %s: chunk %s: %w", d.Short(), c.Short(), ErrDataNotFound)
 			}
 			size += int64(b.RawLen)
 		}
@@ -433,7 +459,7 @@ func (r *Repo) readTree(ctx context.Context, d digest.Digest) (*Tree, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("tree %s: %w", d.Short(), ErrNotFound)
+		return nil, fmt.Errorf("tree %s: %w", d.Short(), ErrDataNotFound)
 	}
 	raw, err := r.readBlob(ctx, b, nil)
 	if err != nil {
@@ -467,4 +493,32 @@ func (r *Repo) Lookup(ctx context.Context, obj *Object, path string) (*Object, e
 		cur = &Object{Digest: e.Digest, Kind: e.Kind, Size: e.Size, Name: name}
 	}
 	return cur, nil
+}
+
+// Names lists the ref and pin names of the store at dir (a .cas
+// directory) without opening it: no index, no lock, nothing validated
+// but the names. It is for shell completion, which must answer at once
+// even while another command holds the store.
+func Names(ctx context.Context, dir string) (refs, pins []string, err error) {
+	be, err := remote.NewLocal(filepath.Join(dir, storeDir))
+	if err != nil {
+		return nil, nil, err
+	}
+	list := func(prefix string) ([]string, error) {
+		var names []string
+		err := be.List(ctx, prefix, func(oi remote.ObjectInfo) error {
+			if n := strings.TrimPrefix(oi.Key, prefix); ValidRefName(n) {
+				names = append(names, n)
+			}
+			return nil
+		})
+		return names, err
+	}
+	if refs, err = list(refPrefix); err != nil {
+		return nil, nil, err
+	}
+	if pins, err = list(PinPrefix); err != nil {
+		return nil, nil, err
+	}
+	return refs, pins, nil
 }

@@ -435,7 +435,7 @@ func (r *Repo) closureBlobs(ctx context.Context, obj *Object, fn func(index.Blob
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("blob %s: %w", id.Short(), ErrNotFound)
+			return fmt.Errorf("blob %s: %w", id.Short(), ErrDataNotFound)
 		}
 		fn(b)
 		return nil

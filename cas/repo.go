@@ -47,7 +47,17 @@ var (
 	// ErrIndexDamaged: the local index, a cache, cannot be read; a
 	// rebuild (RebuildIndex) mends it.
 	ErrIndexDamaged = index.ErrCorrupt
+	// ErrDataNotFound: stored data that a name or a tree points at (a
+	// chunk, a blob, a tree) is missing from the store. The name was
+	// found; its bytes were not. It is an ErrNotFound too, with the same
+	// text.
+	ErrDataNotFound error = dataNotFound{}
 )
+
+type dataNotFound struct{}
+
+func (dataNotFound) Error() string        { return ErrNotFound.Error() }
+func (dataNotFound) Is(target error) bool { return target == ErrNotFound }
 
 // Config is a store's fixed settings, kept as JSON in .cas/config.
 type Config struct {

@@ -31,6 +31,7 @@ type Problem struct {
 type VerifyReport struct {
 	Objects  []string  `json:"objects"`
 	Files    int64     `json:"files"`
+	Links    int64     `json:"links"` // symlinks, not among Files (as push and restore count them)
 	Dirs     int64     `json:"dirs"`
 	Bytes    int64     `json:"bytes"`
 	Packs    int64     `json:"packs"`
@@ -162,7 +163,11 @@ func (r *Repo) verifyInto(ctx context.Context, obj *Object, rep *VerifyReport, p
 			rep.add(j.rel, err)
 		}
 		rep.mu.Lock()
-		rep.Files++
+		if j.e.Kind == KindLink {
+			rep.Links++
+		} else {
+			rep.Files++
+		}
 		rep.Bytes += j.e.Size
 		rep.mu.Unlock()
 		return nil
@@ -300,6 +305,7 @@ func (r *Repo) VerifyAll(ctx context.Context, prog *Progress) (*VerifyReport, er
 			rep.Problems = append(rep.Problems, p)
 		}
 		rep.Files += sub.Files
+		rep.Links += sub.Links
 		rep.Dirs += sub.Dirs
 		rep.Bytes += sub.Bytes
 	}

@@ -34,7 +34,8 @@ func newCmdDiff(f *Factory) *cobra.Command {
 		Long: `Compare two stored trees, or a stored tree with a file or directory on disk,
 and list the files added (+), removed (-) and modified (~), with sizes, as
 git diff --stat does. The second argument is taken as a PATH when it
-exists on disk, else as a REF. Exit status 0 either way, unless
+exists on disk, else as a REF; a name that is both is refused: write
+./NAME or NAME/ for the path, NAME: for the ref. Exit status 0 either way, unless
 --exit-code: then 1 when anything differs, as git diff --exit-code.
 
 When both name run manifests, show what differs between the runs: inputs,
@@ -97,6 +98,9 @@ func diffAny(ctx context.Context, opts *diffOptions) error {
 }
 
 func diffStored(ctx context.Context, opts *diffOptions, r *cas.Repo) error {
+	if err := diffAmbiguous(ctx, r, opts); err != nil {
+		return err
+	}
 	if done, err := diffManifests(ctx, r, opts); done || err != nil {
 		return err
 	}
@@ -143,6 +147,26 @@ func diffStored(ctx context.Context, opts *diffOptions, r *cas.Repo) error {
 		_, err = fmt.Fprintln(opts.IO.Out)
 	}
 	return err
+}
+
+// diffAmbiguous refuses a second argument that names both a ref and a
+// file or directory on disk, rather than guess which is meant: ./NAME or
+// NAME/ is the path, NAME: the ref.
+func diffAmbiguous(ctx context.Context, r *cas.Repo, opts *diffOptions) error {
+	b := opts.B
+	fi, err := os.Lstat(b)
+	if err != nil || !cas.ValidRefName(b) {
+		return nil
+	}
+	if _, err := manifest.ResolveSpec(ctx, r, b); err != nil {
+		return nil // not a ref: the path it is
+	}
+	kind, path := "file", "./"+b
+	if fi.IsDir() {
+		kind, path = "directory", b+"/"
+	}
+	return &userError{msg: fmt.Sprintf("%q is both a ref and a %s on disk", b, kind), code: exitUsage,
+		hint: fmt.Sprintf("say which: `cas diff %s %s` compares with the %s, `cas diff %s %s:` with the ref", opts.A, path, kind, opts.A, b)}
 }
 
 // changePrinter prints changes as they are found, a line each with the

@@ -20,6 +20,7 @@ const (
 	exitError   = 1 // the command failed
 	exitUsage   = 2 // bad flags or arguments
 	exitDamaged = 3 // verify found damaged data
+	exitLinted  = 4 // inspect --lint found warnings (an error is 1)
 	exitCancel  = 130
 )
 
@@ -28,9 +29,13 @@ type userError struct {
 	msg  string
 	hint string
 	code int
+	// cause, if set, is the error it says in other words, for errors.Is.
+	cause error
 }
 
 func (e *userError) Error() string { return e.msg }
+
+func (e *userError) Unwrap() error { return e.cause }
 
 // usageError marks bad flags or arguments.
 func usageError(format string, a ...any) error {
@@ -92,6 +97,8 @@ func printError(w io.Writer, err error) int {
 		hint = "`cas remote list` shows them"
 	case errors.Is(err, cas.ErrNoPath):
 		hint = "`cas ls REF` lists what a stored directory holds"
+	case errors.Is(err, cas.ErrDataNotFound):
+		hint = "`cas verify` lists what the store lacks; `cas pull REF` brings it from a remote"
 	case errors.Is(err, cas.ErrNotFound):
 		hint = "`cas refs` lists names; a digest prefix needs at least 8 hex characters"
 	case errors.As(err, &pe) && errors.Is(err, os.ErrNotExist):

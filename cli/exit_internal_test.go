@@ -136,6 +136,9 @@ func TestExplainMissingObject(t *testing.T) {
 		{"a remote", true, missing, "cas: chunk 1a2c6cd4ac50: pack fc827a06c4b7: object not found\n"},
 		{"an unknown ref", false, fmt.Errorf("ref x: %w", cas.ErrNotFound),
 			"cas: ref x: not found\nhint: `cas refs` lists names; a digest prefix needs at least 8 hex characters\n"},
+		// A name that was found but whose data is not: no word of names.
+		{"a missing chunk", false, fmt.Errorf("file 1a2c6cd4ac50: chunk fc827a06c4b7: %w", cas.ErrDataNotFound),
+			"cas: file 1a2c6cd4ac50: chunk fc827a06c4b7: not found\nhint: `cas verify` lists what the store lacks; `cas pull REF` brings it from a remote\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

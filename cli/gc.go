@@ -85,29 +85,29 @@ func gcRun(ctx context.Context, opts *gcOptions) error {
 	if rep.DryRun {
 		would = "would be "
 	}
-	fmt.Fprintf(w, "%s: %d packs, %d live (%s) from %d roots\n", where, rep.Packs, rep.LivePacks, bytesStr(rep.LiveBytes), rep.Roots)
+	fmt.Fprintf(w, "%s: %s, %d live (%s) from %s\n", where, count(rep.Packs, "pack"), rep.LivePacks, bytesStr(rep.LiveBytes), count(rep.Roots, "root"))
 	if rep.Freed.Packs > 0 || rep.Spared > 0 {
-		fmt.Fprintf(w, "%sfreed: %d packs, %s", would, rep.Freed.Packs, bytesStr(rep.Freed.Bytes))
+		fmt.Fprintf(w, "%sfreed: %s, %s", would, count(rep.Freed.Packs, "pack"), bytesStr(rep.Freed.Bytes))
 		if rep.Spared > 0 {
-			fmt.Fprintf(w, " (%d condemned packs are needed again and stay)", rep.Spared)
+			fmt.Fprintf(w, " (%s needed again and %s)", count(rep.Spared, "condemned pack"), map[bool]string{true: "stays", false: "stay"}[rep.Spared == 1])
 		}
 		fmt.Fprintln(w)
 	}
 	if rep.Retained > 0 {
-		fmt.Fprintf(w, "kept under retention: %d packs\n", rep.Retained)
+		fmt.Fprintf(w, "kept under retention: %s\n", count(rep.Retained, "pack"))
 	}
 	if rep.Planned.Packs > 0 {
-		fmt.Fprintf(w, "%splanned: %d unreferenced packs, %s", would, rep.Planned.Packs, bytesStr(rep.Planned.Bytes))
+		fmt.Fprintf(w, "%splanned: %s, %s", would, count(rep.Planned.Packs, "unreferenced pack"), bytesStr(rep.Planned.Bytes))
 		if rep.SweepAfter != nil {
 			fmt.Fprintf(w, ", deleted by the first gc after %s", rep.SweepAfter.Local().Format("2006-01-02 15:04"))
 		}
 		fmt.Fprintln(w)
 	}
 	if rep.Pending.Packs > 0 {
-		fmt.Fprintf(w, "pending: %d packs, %s, planned by an earlier gc and not due yet\n", rep.Pending.Packs, bytesStr(rep.Pending.Bytes))
+		fmt.Fprintf(w, "pending: %s, %s, planned by an earlier gc and not due yet\n", count(rep.Pending.Packs, "pack"), bytesStr(rep.Pending.Bytes))
 	}
 	if rep.Young > 0 {
-		fmt.Fprintf(w, "younger than the grace period: %d unreferenced packs, %s\n", rep.Young, bytesStr(rep.YoungBytes))
+		fmt.Fprintf(w, "younger than the grace period: %s, %s\n", count(rep.Young, "unreferenced pack"), bytesStr(rep.YoungBytes))
 	}
 	if rep.Freed.Packs == 0 && rep.Planned.Packs == 0 && rep.Pending.Packs == 0 && rep.Young == 0 {
 		fmt.Fprintln(w, "nothing to collect")

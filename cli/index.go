@@ -53,6 +53,6 @@ func indexRebuildRun(ctx context.Context, opts *indexRebuildOptions) error {
 	if opts.JSON {
 		return writeJSON(opts.IO.Out, map[string]int{"segments": segs, "orphan_packs": orphans})
 	}
-	fmt.Fprintf(opts.IO.Out, "index rebuilt from %d segments and %d unindexed packs\n", segs, orphans)
+	fmt.Fprintf(opts.IO.Out, "index rebuilt from %s and %s\n", count(segs, "segment"), count(orphans, "unindexed pack"))
 	return nil
 }

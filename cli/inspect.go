@@ -45,7 +45,8 @@ stored file works too.
 With --lint, print only what a bit-exact resume from this checkpoint would
 miss (an optimizer state without the torch, numpy or Python RNG state,
 tensors saved from CUDA without the CUDA RNG state, unreadable parts), and
-exit with status 1 if anything was found. docs/checkpoints.md documents
+exit with status 4 if anything was found (1 is an error: the file could
+not be read). docs/checkpoints.md documents
 the --json output and how fingerprints are computed.`,
 		Example: "  cas inspect model.pt\n  cas inspect --lint ckpt/epoch3.pt\n  cas inspect run-42:ckpt/last.pt --json",
 		Args:    cobra.ExactArgs(1),
@@ -55,7 +56,7 @@ the --json output and how fingerprints are computed.`,
 		},
 	}
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the report as JSON")
-	cmd.Flags().BoolVar(&opts.Lint, "lint", false, "print warnings about a bit-exact resume; exit status 1 if any")
+	cmd.Flags().BoolVar(&opts.Lint, "lint", false, "print warnings about a bit-exact resume; exit status 4 if any")
 	return cmd
 }
 
@@ -98,7 +99,7 @@ func inspectRun(ctx context.Context, opts *inspectOptions) error {
 		printReport(opts.IO.Out, rep)
 	}
 	if n := len(warnings); n > 0 {
-		return &userError{msg: fmt.Sprintf("%s: %d lint %s", opts.Target, n, ckptPlural(n, "warning")), code: exitError}
+		return &userError{msg: fmt.Sprintf("%s: %d lint %s", opts.Target, n, ckptPlural(n, "warning")), code: exitLinted}
 	}
 	return nil
 }

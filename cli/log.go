@@ -54,6 +54,9 @@ type logEntry struct {
 }
 
 func logRun(ctx context.Context, opts *logOptions) error {
+	if opts.Limit < 0 {
+		return usageError("--max-count %d: want 1 or more (or leave it out for every run)", opts.Limit)
+	}
 	r, err := opts.Factory.Repo(ctx)
 	if err != nil {
 		return err
@@ -74,6 +77,11 @@ func logRun(ctx context.Context, opts *logOptions) error {
 	if opts.JSON {
 		return writeJSON(opts.IO.Out, entries)
 	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name
+	}
+	w := columnWidth(names, 24)
 	for _, e := range entries {
 		commit := shortHex(e.Commit)
 		if len(commit) > 8 {
@@ -95,7 +103,7 @@ func logRun(ctx context.Context, opts *logOptions) error {
 				ms = append(ms, k+"=-")
 			}
 		}
-		fmt.Fprintf(opts.IO.Out, "%-24s %s  %-11s %-9s %s\n", e.Name, shortDigest(e.Digest), e.Status, commit, strings.Join(ms, " "))
+		fmt.Fprintf(opts.IO.Out, "%s %s  %-11s %-9s %s\n", padRight(fitName(e.Name, w), w), shortDigest(e.Digest), e.Status, commit, strings.Join(ms, " "))
 	}
 	return nil
 }

@@ -2,12 +2,14 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/manifest"
+	"github.com/cas-ml/cas/remote"
 )
 
 type pullOptions struct {
@@ -29,7 +31,12 @@ restores and verifies without the remote. For a run (or a pin of one),
 that is the manifest's whole closure: inputs, outputs, logs, package list,
 config and code patch. Every object is checked against its digest on
 arrival. (restore alone also works without a local copy: it reads just the
-bytes it needs from the remote.)`,
+bytes it needs from the remote.)
+
+When REF is the name of a ref on the remote (runs/NAME for a run), the
+local store gets a ref of that name too, as a git pull makes a local
+branch; an existing local ref of that name is moved, keeping its earlier
+target in its history (cas refs log NAME).`,
 		Example: "  cas pull train\n  cas pull blake3:3f2a9c1e --from backup",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -60,8 +67,15 @@ func pullRun(ctx context.Context, opts *pullOptions) error {
 	}
 	// A run or a pin of one brings its whole closure: inputs, outputs,
 	// logs, environment objects, the code patch.
-	obj, err := manifest.ResolveSpec(ctx, r, opts.Ref)
+	ref, err := remoteRef(ctx, r, be, opts.Ref)
 	if err != nil {
+		return err
+	}
+	var obj *cas.Object
+	if ref != nil {
+		o := ref.Object()
+		obj = &o
+	} else if obj, err = manifest.ResolveSpec(ctx, r, opts.Ref); err != nil {
 		return err
 	}
 	prog := &cas.Progress{}
@@ -71,13 +85,54 @@ func pullRun(ctx context.Context, opts *pullOptions) error {
 	if err != nil {
 		return err
 	}
+	name, err := setPulledRef(ctx, r, ref)
+	if err != nil {
+		return err
+	}
 	if opts.JSON {
 		return writeJSON(opts.IO.Out, struct {
 			Digest string `json:"digest"`
 			Remote string `json:"remote"`
+			Ref    string `json:"ref,omitempty"`
 			*cas.TransferStats
-		}{obj.Digest.String(), rc.Name, st})
+		}{obj.Digest.String(), rc.Name, name, st})
 	}
-	fmt.Fprintf(opts.IO.Out, "pulled %s from %s: %d objects, %s (%d already here)\n", obj.Digest.Short(), rc.Name, st.Objects, bytesStr(st.Bytes), st.Skipped)
+	fmt.Fprintf(opts.IO.Out, "pulled %s from %s: %s, %s (%d already here)\n", obj.Digest.Short(), rc.Name, count(st.Objects, "object"), bytesStr(st.Bytes), st.Skipped)
+	if name != "" {
+		fmt.Fprintf(opts.IO.ErrOut, "ref %s -> %s\n", name, obj.Digest.Short())
+	}
 	return nil
+}
+
+// remoteRef finds the ref of the remote be that spec names, if it names
+// one (runs/NAME too for a bare run name, as REFs read): the remote's, not
+// a local ref of the same name, as git pull takes the remote's branch.
+func remoteRef(ctx context.Context, r *cas.Repo, be remote.Backend, spec string) (*cas.Ref, error) {
+	if !cas.ValidRefName(spec) {
+		return nil, nil // a digest, a prefix, REF:path
+	}
+	for _, name := range []string{spec, manifest.RefPrefix + spec} {
+		ref, err := r.GetRefOn(ctx, be, name)
+		if errors.Is(err, cas.ErrNotFound) || errors.Is(err, cas.ErrBadRefName) {
+			continue
+		}
+		return ref, err
+	}
+	return nil, nil
+}
+
+// setPulledRef points the local ref of the remote ref's name where it
+// points, now that its data is here, and returns the name ("" when the
+// local ref was so already).
+func setPulledRef(ctx context.Context, r *cas.Repo, ref *cas.Ref) (string, error) {
+	if ref == nil {
+		return "", nil
+	}
+	if local, err := r.GetRefOn(ctx, nil, ref.Name); err == nil && local.Target == ref.Target {
+		return "", nil
+	}
+	if _, err := r.SetRef(ctx, ref.Name, ref.Object()); err != nil {
+		return "", err
+	}
+	return ref.Name, nil
 }

@@ -3,11 +3,11 @@ package cli
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/digest"
 )
 
 type pushOptions struct {
@@ -42,7 +42,13 @@ With one PATH the digest is that file's or directory's; with several, it
 is that of a directory holding them by their base names.
 
 With a default remote (cas remote add), or --to NAME, everything the
-remote lacks is uploaded afterwards, then the ref; --local skips that.`,
+remote lacks is uploaded afterwards, then the ref; --local skips that.
+When the default remote cannot be reached, the push stores locally, says
+so, and records the upload as pending: 'cas sync' (or the next push that
+reaches the remote) uploads it.
+
+Without --name nothing keeps what was pushed from 'cas gc' (unless a ref
+names it already): push says so in a warning.`,
 		Example: `  cas push data/ --name train
   cas push ckpt/epoch10.pt --json
   cas push data/ --exclude '*.tmp' --exclude 'cache/'`,
@@ -69,6 +75,22 @@ type pushOutput struct {
 	Seconds float64            `json:"seconds"`
 	Upload  *cas.TransferStats `json:"upload,omitempty"`
 	Remote  string             `json:"remote,omitempty"`
+	// Pending names the default remote that could not be reached: the
+	// upload is owed to it (cas sync).
+	Pending string `json:"pending,omitempty"`
+}
+
+// named reports whether a ref of r points at d (a push without --name of
+// what a ref keeps already, which gc spares). A ref that cannot be read
+// counts as naming nothing.
+func named(ctx context.Context, r *cas.Repo, d digest.Digest) bool {
+	refs, _ := r.Refs(ctx)
+	for _, ref := range refs {
+		if ref.Target == d {
+			return true
+		}
+	}
+	return false
 }
 
 func pushRun(ctx context.Context, opts *pushOptions) error {
@@ -82,8 +104,10 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 	if err != nil {
 		return err
 	}
-	// A bad remote fails before anything is read, not after.
+	// A bad remote fails before anything is read, not after; a default
+	// one that cannot be reached leaves the push local, the upload owed.
 	be, rc, err := opts.Factory.targetRemote(ctx, r, opts.To, opts.Local)
+	offline, err := offlineDefault(r, opts.To, err)
 	if err != nil {
 		return err
 	}
@@ -104,10 +128,23 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 	if err != nil {
 		return err
 	}
-	out := pushOutput{PushResult: res, Seconds: opts.Factory.Now().Sub(start).Seconds(), Ref: opts.Name}
+	if err := recordPushed(r, opts.Paths); err != nil {
+		return fmt.Errorf("record the pushed paths (cas status): %w", err)
+	}
+	elapsed := opts.Factory.Now().Sub(start)
+	out := pushOutput{PushResult: res, Seconds: elapsed.Seconds(), Ref: opts.Name}
 	if be != nil {
 		out.Upload, out.Remote = res.Upload, rc.Name
-		reportUpload(opts.IO, opts.Quiet || opts.JSON, rc, res.Upload)
+		// What earlier pushes owed this remote goes up too.
+		if _, _, err := uploadPending(ctx, opts.Factory, r, be, rc, opts.Quiet || opts.JSON); err != nil {
+			return err
+		}
+	}
+	if offline != nil {
+		if err := notePending(opts.Factory, r, offline, opts.Name, res.Object(len(opts.Paths))); err != nil {
+			return err
+		}
+		out.Pending = offline.Name
 	}
 	switch {
 	case opts.JSON:
@@ -118,20 +155,21 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 	}
 	w := opts.IO.Out
 	fmt.Fprintln(w, res.Digest)
-	rate := ""
-	if out.Seconds > 0 {
-		rate = fmt.Sprintf(" in %s (%s/s)", time.Duration(out.Seconds*float64(time.Second)).Round(time.Millisecond), bytesStr(int64(float64(res.Bytes-0)/out.Seconds)))
-	}
-	fmt.Fprintf(opts.IO.ErrOut, "%d files, %s%s: %s new, %s added to the store", res.Files, bytesStr(res.Bytes), rate, bytesStr(res.NewBytes), bytesStr(res.StoredBytes))
+	fmt.Fprintf(opts.IO.ErrOut, "%s, %s%s: %s new, %s added to the store", count(res.Files, "file"), bytesStr(res.Bytes), took(elapsed, res.Bytes), bytesStr(res.NewBytes), bytesStr(res.StoredBytes))
 	if res.Unchanged > 0 {
-		fmt.Fprintf(opts.IO.ErrOut, ", %d files unchanged", res.Unchanged)
+		fmt.Fprintf(opts.IO.ErrOut, ", %s unchanged", count(res.Unchanged, "file"))
 	}
 	fmt.Fprintln(opts.IO.ErrOut)
 	if len(res.Skipped) > 0 {
-		fmt.Fprintf(opts.IO.ErrOut, "skipped %d special files (FIFOs, sockets, devices)\n", len(res.Skipped))
+		fmt.Fprintf(opts.IO.ErrOut, "skipped %s (FIFOs, sockets, devices)\n", count(len(res.Skipped), "special file"))
 	}
 	if opts.Name != "" {
 		fmt.Fprintf(opts.IO.ErrOut, "ref %s -> %s\n", opts.Name, res.Digest.Short())
+	} else if !named(ctx, r, res.Digest) {
+		fmt.Fprintln(opts.IO.ErrOut, "warning: no ref names what was pushed, so `cas gc` may delete it after its grace period: push with --name NAME to keep it")
+	}
+	if be != nil {
+		reportUpload(opts.IO, false, rc, res.Upload) // after what was stored
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -22,7 +24,8 @@ AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), the shared credentials file and
 AWS_PROFILE; they are never written to the store.`,
 		Example: "  cas remote add origin s3://ml-artifacts/team-a --endpoint https://minio.example.com:9000\n  cas remote list",
 	}
-	cmd.AddCommand(newCmdRemoteAdd(f), newCmdRemoteList(f), newCmdRemoteRemove(f), newCmdRemoteUpgrade(f))
+	cmd.AddCommand(newCmdRemoteAdd(f), newCmdRemoteList(f), newCmdRemoteRemove(f), newCmdRemoteUpgrade(f),
+		newCmdRemoteSetDefault(f), newCmdRemoteRename(f))
 	return cmd
 }
 
@@ -31,14 +34,23 @@ type remoteAddOptions struct {
 	Factory *Factory
 	Remote  remote.Config
 	JSON    bool
+	Check   bool
 }
 
 func newCmdRemoteAdd(f *Factory) *cobra.Command {
 	opts := &remoteAddOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
-		Use:     "add NAME s3://BUCKET[/PREFIX]",
-		Short:   "Add a remote (the first one added is the default)",
-		Example: "  cas remote add origin s3://ml-artifacts/team-a --endpoint https://minio.example.com:9000\n  cas remote add aws s3://my-bucket --region eu-west-1 --default",
+		Use:   "add NAME s3://BUCKET[/PREFIX]",
+		Short: "Add a remote (the first one added is the default)",
+		Long: `Add a remote: an S3 bucket, and a prefix inside it, that pushes upload to
+and any machine restores from. The first one added is the default.
+
+The bucket name must follow S3's rules (3 to 63 lower-case letters,
+digits, dots and hyphens) and the endpoint must be a URL with its scheme
+(http://127.0.0.1:7070, https://minio.example.com); both are checked before
+anything is recorded. The bucket is then probed: a remote that cannot be
+reached is added with a warning, unless --check, which refuses it.`,
+		Example: "  cas remote add origin s3://ml-artifacts/team-a --endpoint https://minio.example.com:9000\n  cas remote add aws s3://my-bucket --region eu-west-1 --default\n  cas remote add lab s3://lab-data --endpoint http://10.0.0.5:7070 --check",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Remote.Name, opts.Remote.URL = args[0], args[1]
@@ -50,6 +62,7 @@ func newCmdRemoteAdd(f *Factory) *cobra.Command {
 	cmd.Flags().StringVar(&opts.Remote.Region, "region", "", "the bucket's `REGION` (default: asked of the server and recorded)")
 	cmd.Flags().BoolVar(&opts.Remote.Default, "default", false, "make it the default remote")
 	cmd.Flags().IntVar(&opts.Remote.Connections, "connections", remote.DefaultConnections, "requests in flight at once: more for a long fat link")
+	cmd.Flags().BoolVar(&opts.Check, "check", false, "refuse the remote unless its bucket answers")
 	return cmd
 }
 
@@ -64,6 +77,14 @@ func remoteAddRun(ctx context.Context, opts *remoteAddOptions) error {
 	if err := remote.CheckConnections(add.Connections); err != nil {
 		return usageError("--%v", err) // --connections N: want …
 	}
+	if err := checkRemoteConfig(add); err != nil {
+		return err
+	}
+	if opts.Check {
+		if err := checkReachable(ctx, r, add); err != nil {
+			return err
+		}
+	}
 	region, err := probeNewRemote(ctx, opts.IO, r, add)
 	if err != nil {
 		return err
@@ -72,7 +93,7 @@ func remoteAddRun(ctx context.Context, opts *remoteAddOptions) error {
 		add.Region = region // later commands need not ask for it
 	}
 	if err := r.AddRemote(add); err != nil {
-		if errors.Is(err, remote.ErrURL) || errors.Is(err, cas.ErrBadRefName) {
+		if errors.Is(err, remote.ErrURL) || errors.Is(err, cas.ErrBadRefName) || errors.Is(err, remote.ErrBucketName) || errors.Is(err, remote.ErrEndpoint) {
 			return usageError("%v", err)
 		}
 		return err
@@ -85,6 +106,123 @@ func remoteAddRun(ctx context.Context, opts *remoteAddOptions) error {
 		return writeJSON(opts.IO.Out, rc)
 	}
 	fmt.Fprintf(opts.IO.Out, "added remote %s (%s)\n", add.Name, add.URL)
+	return nil
+}
+
+// checkRemoteConfig refuses, as a usage error with a hint, a remote whose
+// URL, bucket name or endpoint could never work: before any request, and
+// before anything is recorded.
+func checkRemoteConfig(c remote.Config) error {
+	err := c.Check()
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, remote.ErrBucketName):
+		return &userError{msg: err.Error(), code: exitUsage,
+			hint: "S3 bucket names are 3 to 63 lower-case letters, digits, dots and hyphens; a path inside the bucket goes after it: s3://BUCKET/PREFIX"}
+	case errors.Is(err, remote.ErrEndpoint):
+		return &userError{msg: "--endpoint: " + err.Error(), code: exitUsage,
+			hint: "give the scheme: --endpoint http://127.0.0.1:7070 for a local server, https://… for one behind TLS"}
+	case errors.Is(err, remote.ErrURL):
+		return &userError{msg: err.Error(), code: exitUsage, hint: "for example s3://ml-artifacts/team-a"}
+	}
+	return usageError("%v", err)
+}
+
+// checkReachable asks the bucket of a remote about to be added whether it
+// is there and these credentials may use it (remote add --check).
+func checkReachable(ctx context.Context, r *cas.Repo, c remote.Config) error {
+	cfg, err := c.S3Config()
+	if err != nil {
+		return err
+	}
+	cfg.Clock = r.Clock
+	be, err := remote.NewS3(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("remote %s: %w", c.Name, err)
+	}
+	if err := be.Check(ctx); err != nil {
+		err = be.Explain(err)
+		return &userError{msg: fmt.Sprintf("remote %s not added: %v", c.Name, err), hint: remoteHint(err)}
+	}
+	return nil
+}
+
+type remoteSetDefaultOptions struct {
+	IO      *IOStreams
+	Factory *Factory
+	Name    string
+	JSON    bool
+}
+
+func newCmdRemoteSetDefault(f *Factory) *cobra.Command {
+	opts := &remoteSetDefaultOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
+		Use:     "set-default NAME",
+		Short:   "Make a remote the default: where push uploads and reads fall through",
+		Example: "  cas remote set-default backup",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Name = args[0]
+			r, err := opts.Factory.Repo(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := remote.SetDefaultConfig(r.RemotesFile(), opts.Name); err != nil {
+				return err
+			}
+			if opts.JSON {
+				return writeJSON(opts.IO.Out, map[string]string{"default": opts.Name})
+			}
+			fmt.Fprintf(opts.IO.Out, "default remote: %s\n", opts.Name)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the new default as JSON")
+	return cmd
+}
+
+type remoteRenameOptions struct {
+	IO       *IOStreams
+	Factory  *Factory
+	Old, New string
+	JSON     bool
+}
+
+func newCmdRemoteRename(f *Factory) *cobra.Command {
+	opts := &remoteRenameOptions{IO: f.IO, Factory: f}
+	cmd := &cobra.Command{
+		Use:     "rename OLD NEW",
+		Short:   "Rename a remote (nothing on it changes)",
+		Example: "  cas remote rename origin lab",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Old, opts.New = args[0], args[1]
+			return remoteRenameRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the old and new names as JSON")
+	return cmd
+}
+
+func remoteRenameRun(ctx context.Context, opts *remoteRenameOptions) error {
+	r, err := opts.Factory.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	if !cas.ValidRefName(opts.New) || strings.Contains(opts.New, "/") {
+		return usageError("remote name %q: %v", opts.New, cas.ErrBadRefName)
+	}
+	if err := remote.RenameConfig(r.RemotesFile(), opts.Old, opts.New); err != nil {
+		return err
+	}
+	if err := renamePending(r, opts.Old, opts.New); err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSON(opts.IO.Out, map[string]string{"renamed": opts.Old, "to": opts.New})
+	}
+	fmt.Fprintf(opts.IO.Out, "renamed remote %s to %s\n", opts.Old, opts.New)
 	return nil
 }
 
@@ -217,7 +355,7 @@ func remoteFailure(rc *remote.Config, err error) error {
 	if hint == "" {
 		return err
 	}
-	return &userError{msg: fmt.Sprintf("remote %s (%s): %v", rc.Name, rc.URL, err), hint: hint}
+	return &userError{msg: fmt.Sprintf("remote %s (%s): %v", rc.Name, rc.URL, err), hint: hint, cause: err}
 }
 
 // probeNewRemote checks, before a remote is added, that its service
@@ -349,11 +487,11 @@ func reportUpload(ios *IOStreams, quiet bool, rc *remote.Config, st *cas.Transfe
 	if quiet || st == nil {
 		return
 	}
-	rate := ""
-	if st.Seconds > 0 && st.Bytes > 0 {
-		rate = fmt.Sprintf(" (%s/s)", bytesStr(int64(float64(st.Bytes)/st.Seconds)))
+	if st.Objects == 0 {
+		fmt.Fprintf(ios.ErrOut, "nothing to upload: %s already had all the data\n", rc.Name)
+		return
 	}
-	fmt.Fprintf(ios.ErrOut, "uploaded %d objects, %s to %s in %.1fs%s\n", st.Objects, bytesStr(st.Bytes), rc.Name, st.Seconds, rate)
+	fmt.Fprintf(ios.ErrOut, "uploaded %s, %s to %s%s\n", count(st.Objects, "object"), bytesStr(st.Bytes), rc.Name, took(time.Duration(st.Seconds*float64(time.Second)), st.Bytes))
 }
 
 // readThrough runs fn, a command's reading of the store; if it fails for

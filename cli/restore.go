@@ -93,6 +93,12 @@ func restoreRun(ctx context.Context, opts *restoreOptions) error {
 	case opts.Quiet:
 		return nil
 	}
-	fmt.Fprintf(opts.IO.Out, "restored %s to %s: %d files, %s\n", obj.Digest.Short(), res.Path, res.Files, bytesStr(res.Bytes))
+	links := ""
+	if res.Links > 0 {
+		links = count(res.Links, "symlink") + ", "
+	}
+	// obj.Size, as push and verify count: a symlink's target is bytes of
+	// the tree too.
+	fmt.Fprintf(opts.IO.Out, "restored %s to %s: %s, %s%s\n", obj.Digest.Short(), res.Path, count(res.Files, "file"), links, bytesStr(obj.Size))
 	return nil
 }

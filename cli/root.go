@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cas-ml/cas/buildinfo"
 	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/remote"
 )
@@ -79,7 +80,10 @@ Wherever a REF is asked for you can give a digest, a unique prefix of at
 least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version prints what `cas version` does.
+		Version: buildinfo.Version(),
 	}
+	root.SetVersionTemplate(versionLine() + "\n")
 	var cpuProfile string
 	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to `FILE`")
 	_ = root.PersistentFlags().MarkHidden("cpuprofile")
@@ -109,14 +113,14 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 			profFile.Close()
 		}
 	}
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &flagError{err} })
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &flagError{flagErrorInWords(err)} })
 	root.AddGroup(&cobra.Group{ID: "store", Title: "Storing and restoring data:"},
 		&cobra.Group{ID: "inspect", Title: "Looking at stored data:"},
 		&cobra.Group{ID: "runs", Title: "Recording experiments:"},
 		&cobra.Group{ID: "publish", Title: "Publishing results:"},
 		&cobra.Group{ID: "admin", Title: "Store maintenance:"})
 	for _, c := range []*cobra.Command{
-		newCmdInit(f), newCmdPush(f), newCmdRestore(f), newCmdHash(f), newCmdPull(f), newCmdRemote(f),
+		newCmdInit(f), newCmdPush(f), newCmdRestore(f), newCmdHash(f), newCmdPull(f), newCmdRemote(f), newCmdSync(f),
 	} {
 		c.GroupID = "store"
 		root.AddCommand(c)
@@ -145,6 +149,7 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}
+	setupCompletion(root, f)
 	argsAreUsage(root)
 	return root
 }
@@ -162,7 +167,9 @@ func argsAreUsage(c *cobra.Command) {
 			err := check(cmd, args)
 			var ue *userError
 			if err != nil && !errors.As(err, &ue) {
-				err = &flagError{err}
+				if err = argCountError(cmd, check, args); !errors.As(err, &ue) {
+					err = &flagError{err}
+				}
 			}
 			return err
 		}
@@ -178,8 +185,8 @@ func unknownCommand(cmd *cobra.Command, args []string) error {
 		return nil
 	}
 	hint := "`" + cmd.CommandPath() + " --help` lists the commands"
-	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-		hint = "did you mean `" + cmd.CommandPath() + " " + s[0] + "`?"
+	if s := closestCommand(cmd, args[0]); s != "" {
+		hint = "did you mean `" + cmd.CommandPath() + " " + s + "`?"
 	}
 	return &userError{msg: fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath()), hint: hint, code: exitUsage}
 }

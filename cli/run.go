@@ -12,6 +12,7 @@ import (
 
 	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/manifest"
+	"github.com/cas-ml/cas/remote"
 )
 
 type runOptions struct {
@@ -29,6 +30,7 @@ type runOptions struct {
 	Command []string
 	JSON    bool
 	Repeat  int
+	Local   bool // store the run locally only
 }
 
 func newCmdRun(f *Factory) *cobra.Command {
@@ -76,6 +78,7 @@ passwords in URLs (user:PASSWORD@host).`,
 	}
 	addRunFlags(cmd, opts)
 	cmd.Flags().IntVar(&opts.Repeat, "repeat", 1, "run `N` times with seeds S..S+N-1, named NAME-sSEED; then `cas stats --metric M 'NAME-s*'`")
+	cmd.Flags().BoolVar(&opts.Local, "local", false, "store the run locally only; upload nothing")
 	return cmd
 }
 
@@ -119,10 +122,15 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		return err
 	}
 	// With a default remote, the run's objects go there too; a bad remote
-	// fails before the command runs.
-	be, rc, err := opts.Factory.openRemote(ctx, r, "")
-	if err != nil {
-		return err
+	// fails before the command runs, one that cannot be reached leaves
+	// the run local, the upload owed (cas sync).
+	var be remote.Backend
+	var rc, offline *remote.Config
+	if !opts.Local {
+		be, rc, err = opts.Factory.openRemote(ctx, r, "")
+		if offline, err = offlineDefault(r, "", err); err != nil {
+			return err
+		}
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
@@ -153,6 +161,10 @@ func runRun(ctx context.Context, opts *runOptions) error {
 				return err
 			}
 			reportUpload(opts.IO, opts.JSON, rc, st)
+		} else if offline != nil {
+			if err := notePending(opts.Factory, r, offline, res.Ref, res.Object); err != nil {
+				return err
+			}
 		}
 		if err := reportRun(opts, res); err != nil && firstErr == nil {
 			firstErr = err
@@ -166,6 +178,10 @@ func runRun(ctx context.Context, opts *runOptions) error {
 
 func reportRun(opts *runOptions, res *manifest.Result) error {
 	m := res.Manifest
+	if !m.Code.Git {
+		// As the manifest records it: code.git false, code.reason.
+		fmt.Fprintf(opts.IO.ErrOut, "cas: warning: the code is not captured (%s): cas reproduce will not find it; run inside a git repository\n", m.Code.Reason)
+	}
 	if opts.JSON {
 		if err := writeJSON(opts.IO.Out, struct {
 			Digest   string             `json:"digest"`

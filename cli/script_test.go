@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -175,6 +177,78 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"flipbyte": cmdFlipByte,
 	"s3":       cmdS3,
 	"clock":    cmdClock,
+	"scrub":    cmdScrub,
+	"readme":   cmdReadme,
+}
+
+// readmePath is the README whose quick-start the readme command runs.
+var readmePath, _ = filepath.Abs("../README.md")
+
+// readme quickstart FILE writes to FILE the five lines of the README's
+// local S3 quick-start (the sh block after its "<!-- quickstart" mark),
+// made to run here: under $WORK instead of /tmp, on a free port instead
+// of 7070, with the repository's scripts/versitygw.sh and versitygw
+// itself on $PATH; it waits for the server after the line that starts
+// it, and stops it at the end.
+func cmdReadme(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 || args[0] != "quickstart" {
+		ts.Fatalf("usage: readme quickstart FILE")
+	}
+	b, err := os.ReadFile(readmePath)
+	ts.Check(err)
+	_, after, ok := strings.Cut(string(b), "<!-- quickstart")
+	if !ok {
+		ts.Fatalf("readme: no <!-- quickstart mark in %s", readmePath)
+	}
+	_, block, _ := strings.Cut(after, "```sh\n")
+	block, _, _ = strings.Cut(block, "```")
+	lines := strings.Split(strings.TrimSuffix(block, "\n"), "\n")
+	if len(lines) != 5 {
+		ts.Fatalf("readme: the quick-start has %d lines, want 5:\n%s", len(lines), block)
+	}
+	bin, err := s3test.Find()
+	ts.Check(err)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	ts.Check(l.Close())
+	script, err := filepath.Abs("../scripts/versitygw.sh")
+	ts.Check(err)
+	fix := strings.NewReplacer("/tmp/cas-s3", ts.Getenv("WORK")+"/s3", "7070", port, "scripts/versitygw.sh", script)
+	var out strings.Builder
+	fmt.Fprintf(&out, "set -e\nexport PATH=%q:\"$PATH\"\n", filepath.Dir(bin))
+	for _, line := range lines {
+		out.WriteString(fix.Replace(line) + "\n")
+		if strings.Contains(line, "versitygw.sh") {
+			fmt.Fprintf(&out, "trap 'kill $! 2>/dev/null; wait' EXIT\n"+
+				"for i in $(seq 150); do (echo >/dev/tcp/127.0.0.1/%s) 2>/dev/null && break; sleep 0.1; done\n", port)
+		}
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(out.String()), 0o644))
+}
+
+// scrubbers replace what changes from one run to the next in human
+// output: how long something took (and the rate), and dates.
+var scrubbers = []struct {
+	re   *regexp.Regexp
+	with string
+}{
+	{regexp.MustCompile(` in [0-9.]+(ns|µs|ms|s|m[0-9.]+s)( \([0-9.]+ [KMGT]?i?B/s\))?`), " in TIME"},
+	{regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d`), "DATE"},
+}
+
+// scrub stdout|stderr prints the last command's stdout or stderr with
+// durations, rates and dates replaced by TIME and DATE, for a golden
+// comparison (cmp stdout want/...) of human output.
+func cmdScrub(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 || args[0] != "stdout" && args[0] != "stderr" {
+		ts.Fatalf("usage: scrub stdout|stderr")
+	}
+	out := ts.ReadFile(args[0])
+	for _, s := range scrubbers {
+		out = s.re.ReplaceAllString(out, s.with)
+	}
+	fmt.Fprint(ts.Stdout(), out)
 }
 
 // s3 [lock] [readonly] starts a versitygw on 127.0.0.1 for this script
@@ -183,9 +257,27 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 // disk) and the AWS_* credentials; a second bucket, cas-plain, never has
 // Object Lock. With "readonly", $S3_RO_ENDPOINT is a
 // second server over the same buckets that refuses every write.
+//
+// s3 pause stops the script's server, keeping its buckets and address
+// (requests then find nothing listening: a server down, a network gone);
+// s3 resume starts it again.
 func cmdS3(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
-		ts.Fatalf("usage: s3 [lock] [readonly]")
+		ts.Fatalf("usage: s3 [lock] [readonly] | s3 pause | s3 resume")
+	}
+	if len(args) == 1 && (args[0] == "pause" || args[0] == "resume") {
+		scriptServersMu.Lock()
+		srv := scriptServers[ts]
+		scriptServersMu.Unlock()
+		if srv == nil {
+			ts.Fatalf("s3 %s: no server started in this script", args[0])
+		}
+		if args[0] == "pause" {
+			srv.Pause()
+		} else {
+			ts.Check(srv.Resume())
+		}
+		return
 	}
 	lock, readonly := false, false
 	for _, a := range args {
@@ -200,7 +292,15 @@ func cmdS3(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	srv, err := s3test.StartServer() // [versitygw] skips a script where it is missing
 	ts.Check(err)
-	ts.Defer(func() { _ = srv.Stop() })
+	scriptServersMu.Lock()
+	scriptServers[ts] = srv
+	scriptServersMu.Unlock()
+	ts.Defer(func() {
+		_ = srv.Stop()
+		scriptServersMu.Lock()
+		delete(scriptServers, ts)
+		scriptServersMu.Unlock()
+	})
 	bucket := "cas-script"
 	ts.Check(srv.CreateBucket(bucket, lock))
 	ts.Check(srv.CreateBucket("cas-plain", false))
@@ -218,6 +318,12 @@ func cmdS3(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Setenv("S3_RO_ENDPOINT", ro.Endpoint)
 	}
 }
+
+// scriptServers are the servers the s3 command started, by script.
+var (
+	scriptServersMu sync.Mutex
+	scriptServers   = map[*testscript.TestScript]*s3test.Server{}
+)
 
 // exits CODE PROG [ARGS...] runs PROG and checks its exit status; stdout
 // and stderr are kept for the next stdout/stderr/cmp commands.

@@ -96,6 +96,9 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 					sig := manifest.Check{Kind: manifest.CheckSignature, What: "signature", OK: true, Detail: "in-toto statement signed by key " + pc.KeyID}
 					checks = slices.Insert(checks, 1, sig)
 				}
+				if err == nil && pc.KeyID == "" && pin.Signed() {
+					fmt.Fprintf(opts.IO.ErrOut, "note: pin %s is signed, and its signature was not checked: give --key PUBKEY to check who signed it\n", pin.Name)
+				}
 			}
 		} else if opts.Key != "" {
 			err = usageError("--key checks a pin's signature; %s is not a pin (`cas pins` lists them)", opts.Ref)
@@ -134,14 +137,18 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 			}
 		}
 		if !opts.Quiet {
-			what := fmt.Sprintf("%d files, %d directories, %s", rep.Files, rep.Dirs, bytesStr(rep.Bytes))
+			what := count(rep.Files, "file") + ", "
+			if rep.Links > 0 {
+				what += count(rep.Links, "symlink") + ", "
+			}
+			what += count(rep.Dirs, "directory") + ", " + bytesStr(rep.Bytes)
 			if opts.Ref == "" {
-				what = fmt.Sprintf("%d packs, %d refs: ", rep.Packs, len(rep.Objects)) + what
+				what = fmt.Sprintf("%s, %s: ", count(rep.Packs, "pack"), count(len(rep.Objects), "ref")) + what
 			}
 			if rep.OK() {
 				fmt.Fprintf(opts.IO.Out, "ok: %s intact\n", what)
 			} else {
-				fmt.Fprintf(opts.IO.Out, "%d problems in %s\n", len(rep.Problems), what)
+				fmt.Fprintf(opts.IO.Out, "%s in %s\n", count(len(rep.Problems), "problem"), what)
 			}
 		}
 	}

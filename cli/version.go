@@ -42,6 +42,11 @@ func versionRun(_ context.Context, opts *versionOptions) error {
 			Arch    string `json:"arch"`
 		}{buildinfo.Version(), runtime.Version(), runtime.GOOS, runtime.GOARCH})
 	}
-	fmt.Fprintf(opts.IO.Out, "%s (%s, %s/%s)\n", buildinfo.Tool(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintln(opts.IO.Out, versionLine())
 	return nil
+}
+
+// versionLine is what `cas version` and `cas --version` print.
+func versionLine() string {
+	return fmt.Sprintf("%s (%s, %s/%s)", buildinfo.Tool(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

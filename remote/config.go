@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -91,11 +92,66 @@ func (c Config) S3Config() (S3Config, error) {
 	return S3Config{Endpoint: endpoint, Bucket: bucket, Prefix: prefix, Region: c.Region, PartSize: s3PartSize}, nil
 }
 
-// Check says whether c's URL and connections may be recorded: an error
-// wrapping ErrURL, a *ConnectionsError, or nil. Its name is the store's
-// to check.
+// ErrBucketName reports a bucket name that breaks S3's naming rules.
+var ErrBucketName = errors.New("invalid bucket name")
+
+// ErrEndpoint reports an endpoint that is not an http:// or https:// URL
+// of a server.
+var ErrEndpoint = errors.New("an endpoint looks like https://HOST[:PORT] or http://HOST[:PORT]")
+
+// CheckBucket checks a bucket name against the rules S3 (and MinIO,
+// versitygw, Ceph) set for new buckets: 3 to 63 lower-case letters,
+// digits, dots and hyphens, a letter or digit at each end, no two dots
+// in a row, not an IP address. A bad name is an error wrapping
+// ErrBucketName that says which rule it breaks.
+func CheckBucket(b string) error {
+	why := ""
+	switch {
+	case len(b) < 3 || len(b) > 63:
+		why = fmt.Sprintf("%d characters, want 3 to 63", len(b))
+	case strings.IndexFunc(b, func(r rune) bool { return !alnum(byte(r)) && r != '.' && r != '-' || r > 0x7f }) >= 0:
+		why = "use only lower-case letters, digits, dots and hyphens"
+	case !alnum(b[0]) || !alnum(b[len(b)-1]):
+		why = "begin and end with a letter or digit"
+	case strings.Contains(b, "..") || strings.Contains(b, ".-") || strings.Contains(b, "-."):
+		why = "no dot next to another dot or a hyphen"
+	case net.ParseIP(b) != nil:
+		why = "not an IP address"
+	}
+	if why != "" {
+		return fmt.Errorf("%w %q: %s", ErrBucketName, b, why)
+	}
+	return nil
+}
+
+func alnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+
+// CheckEndpoint checks an endpoint URL: http or https, a host, nothing
+// after it (no path, query or credentials). "" (AWS's) passes.
+func CheckEndpoint(e string) error {
+	if e == "" {
+		return nil
+	}
+	u, err := url.Parse(e)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%w: %q", ErrEndpoint, e)
+	}
+	return nil
+}
+
+// Check says whether c's URL, endpoint and connections may be recorded:
+// an error wrapping ErrURL, ErrBucketName or ErrEndpoint, a
+// *ConnectionsError, or nil. Its name is the store's to check.
 func (c Config) Check() error {
-	if _, _, err := ParseURL(c.URL); err != nil {
+	bucket, _, err := ParseURL(c.URL)
+	if err != nil {
+		return err
+	}
+	if err := CheckBucket(bucket); err != nil {
+		return err
+	}
+	if err := CheckEndpoint(c.Endpoint); err != nil {
 		return err
 	}
 	if c.Connections != 0 { // 0: not set, DefaultConnections
@@ -183,6 +239,38 @@ func RemoveConfig(path, name string) error {
 			return nil, &NoRemoteError{Name: name}
 		}
 		return slices.Delete(cs, i, i+1), nil
+	})
+}
+
+// SetDefaultConfig makes the remote name the default one in the file at
+// path. An unknown name is a *NoRemoteError.
+func SetDefaultConfig(path, name string) error {
+	return EditConfigs(path, func(cs []Config) ([]Config, error) {
+		if !slices.ContainsFunc(cs, func(x Config) bool { return x.Name == name }) {
+			return nil, &NoRemoteError{Name: name}
+		}
+		for i := range cs {
+			cs[i].Default = cs[i].Name == name
+		}
+		return cs, nil
+	})
+}
+
+// RenameConfig gives the remote old the name new in the file at path,
+// keeping its settings (and whether it is the default). An unknown old
+// is a *NoRemoteError; a new name already recorded is refused. The
+// caller checks that new is a valid name.
+func RenameConfig(path, old, new string) error {
+	return EditConfigs(path, func(cs []Config) ([]Config, error) {
+		i := slices.IndexFunc(cs, func(x Config) bool { return x.Name == old })
+		if i < 0 {
+			return nil, &NoRemoteError{Name: old}
+		}
+		if slices.ContainsFunc(cs, func(x Config) bool { return x.Name == new }) {
+			return nil, fmt.Errorf("remote %s exists already: remove or rename it first", new)
+		}
+		cs[i].Name = new
+		return cs, nil
 	})
 }
 

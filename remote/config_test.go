@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/cas-ml/cas/remote"
@@ -190,5 +191,80 @@ func TestLoadConfigsDamaged(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); string(b) != "[{" {
 		t.Errorf("damaged file rewritten: got %q", b)
+	}
+}
+
+func TestCheckBucket(t *testing.T) {
+	tests := []struct {
+		bucket string
+		ok     bool
+	}{
+		{"ml-artifacts", true},
+		{"a.b-c.123", true},
+		{"abc", true},
+		{strings.Repeat("a", 63), true},
+		{"ab", false},
+		{strings.Repeat("a", 64), false},
+		{"Bad_Bucket!!", false},
+		{"UPPER", false},
+		{"-start", false},
+		{"end.", false},
+		{"two..dots", false},
+		{"dot.-hyphen", false},
+		{"192.168.1.10", false},
+	}
+	for _, tt := range tests {
+		err := remote.CheckBucket(tt.bucket)
+		if tt.ok != (err == nil) {
+			t.Errorf("remote.CheckBucket(%q): got %v, want ok=%v", tt.bucket, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, remote.ErrBucketName) {
+			t.Errorf("remote.CheckBucket(%q): %v does not wrap remote.ErrBucketName", tt.bucket, err)
+		}
+	}
+}
+
+func TestCheckEndpoint(t *testing.T) {
+	for _, e := range []string{"", "https://minio.example.com:9000", "http://127.0.0.1:7070", "https://s3.eu-west-1.amazonaws.com/"} {
+		if err := remote.CheckEndpoint(e); err != nil {
+			t.Errorf("remote.CheckEndpoint(%q): %v, want nil", e, err)
+		}
+	}
+	for _, e := range []string{"127.0.0.1:17070", "minio.example.com", "ftp://host", "https://", "https://u:p@host", "https://host/path", "https://host?x=1"} {
+		if err := remote.CheckEndpoint(e); !errors.Is(err, remote.ErrEndpoint) {
+			t.Errorf("remote.CheckEndpoint(%q): got %v, want remote.ErrEndpoint", e, err)
+		}
+	}
+}
+
+func TestSetDefaultAndRename(t *testing.T) {
+	path := filepath.Join(t.TempDir(), remote.ConfigFile)
+	for _, c := range []remote.Config{{Name: "a", URL: "s3://bucket-a"}, {Name: "b", URL: "s3://bucket-b"}} {
+		if err := remote.AddConfig(path, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := remote.SetDefaultConfig(path, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if c, _, _ := remote.LookupConfig(path, ""); c.Name != "b" {
+		t.Errorf("default after set-default b: got %q", c.Name)
+	}
+	var nr *remote.NoRemoteError
+	if err := remote.SetDefaultConfig(path, "nope"); !errors.As(err, &nr) {
+		t.Errorf("remote.SetDefaultConfig(nope): got %v, want a *remote.NoRemoteError", err)
+	}
+	if err := remote.RenameConfig(path, "b", "a"); err == nil {
+		t.Error("remote.RenameConfig onto an existing name: got nil, want an error")
+	}
+	if err := remote.RenameConfig(path, "b", "backup"); err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := remote.LookupConfig(path, "")
+	if err != nil || c.Name != "backup" || c.URL != "s3://bucket-b" {
+		t.Errorf("default after rename: got %+v, %v; want backup at s3://bucket-b", c, err)
+	}
+	if err := remote.RenameConfig(path, "b", "c"); !errors.As(err, &nr) {
+		t.Errorf("remote.RenameConfig(b) after the rename: got %v, want a *remote.NoRemoteError", err)
 	}
 }

@@ -20,9 +20,9 @@ export ROOT_ACCESS_KEY=${ROOT_ACCESS_KEY:-cas-local}
 export ROOT_SECRET_KEY=${ROOT_SECRET_KEY:-cas-local-secret}
 endpoint=http://127.0.0.1:$port
 cat >&2 <<MSG
-versitygw on $endpoint, buckets under $dir. In another shell:
+versitygw on $endpoint, buckets under $dir (each directory is one). In another shell:
+  mkdir -p $dir/cas     # the bucket "cas" (or: aws --endpoint-url $endpoint s3 mb s3://cas)
   export AWS_ACCESS_KEY_ID=$ROOT_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$ROOT_SECRET_KEY AWS_REGION=us-east-1
-  aws --endpoint-url $endpoint s3 mb s3://cas
   cas remote add origin s3://cas --endpoint $endpoint
 MSG
 exec "$bin" --quiet --region us-east-1 --port "127.0.0.1:$port" posix "$dir"

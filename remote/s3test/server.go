@@ -42,6 +42,9 @@ type Server struct {
 	Dir string
 
 	cmd     *exec.Cmd
+	bin     string
+	flags   []string      // versitygw's, before the backend's name
+	addr    string        // 127.0.0.1:PORT
 	exited  chan struct{} // closed when the process has exited
 	log     *syncBuffer
 	tempDir bool // Stop removes Dir
@@ -162,23 +165,13 @@ func startIn(bin, dir, secret string, flags []string) (*Server, error) {
 			SecretKey: secret,
 			Region:    "us-east-1",
 			Dir:       dir,
-			exited:    make(chan struct{}),
-			log:       new(syncBuffer),
+			bin:       bin,
+			flags:     flags,
+			addr:      addr,
 		}
-		// Keys go through the environment, not the command line that
-		// any user can read in ps.
-		args := append([]string{"--quiet", "--region", s.Region, "--port", addr}, flags...)
-		s.cmd = exec.Command(bin, append(args, "posix", dir)...)
-		s.cmd.Env = append(cleanEnv(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
-		s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-		s.cmd.SysProcAttr = sysProcAttr()
-		if err := s.cmd.Start(); err != nil {
-			return nil, fmt.Errorf("s3test: start %s: %w", bin, err)
+		if err := s.launch(); err != nil {
+			return nil, err
 		}
-		go func() {
-			_ = s.cmd.Wait() // killed: the exit status says nothing
-			close(s.exited)
-		}()
 		if lastErr = s.waitReady(15 * time.Second); lastErr == nil {
 			s.client, lastErr = minio.New(addr, &minio.Options{
 				Creds:  credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
@@ -194,6 +187,47 @@ func startIn(bin, dir, secret string, flags []string) (*Server, error) {
 		}
 	}
 	return nil, fmt.Errorf("s3test: versitygw did not start: %w", lastErr)
+}
+
+// launch starts the versitygw process of s on its address.
+func (s *Server) launch() error {
+	s.exited = make(chan struct{})
+	s.log = new(syncBuffer)
+	// Keys go through the environment, not the command line that any
+	// user can read in ps.
+	args := append([]string{"--quiet", "--region", s.Region, "--port", s.addr}, s.flags...)
+	s.cmd = exec.Command(s.bin, append(args, "posix", s.Dir)...)
+	s.cmd.Env = append(cleanEnv(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	s.cmd.SysProcAttr = sysProcAttr()
+	if err := s.cmd.Start(); err != nil {
+		return fmt.Errorf("s3test: start %s: %w", s.bin, err)
+	}
+	exited := s.exited
+	cmd := s.cmd
+	go func() {
+		_ = cmd.Wait() // killed: the exit status says nothing
+		close(exited)
+	}()
+	return nil
+}
+
+// Pause ends the server's process and keeps its buckets and address:
+// until Resume, a request to its endpoint finds nothing listening, as
+// with a server that is down or a network that is gone.
+func (s *Server) Pause() { s.kill() }
+
+// Resume starts a paused server again on the same address, over the same
+// buckets and with the same keys.
+func (s *Server) Resume() error {
+	if err := s.launch(); err != nil {
+		return err
+	}
+	if err := s.waitReady(15 * time.Second); err != nil {
+		s.kill()
+		return fmt.Errorf("s3test: versitygw did not start again: %w", err)
+	}
+	return nil
 }
 
 // cleanEnv returns the environment without versitygw's own settings,
