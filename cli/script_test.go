@@ -94,8 +94,11 @@ func cmdClock(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // scriptTimeout bounds the whole script run, so that a command that hangs
-// (a push reading a FIFO, say) fails the test instead of stalling it.
-const scriptTimeout = 3 * time.Minute
+// (a push reading a FIFO, say) fails the test instead of stalling it. The
+// scripts run in parallel and share it: at 3 minutes, the race run on a
+// loaded 2-core machine ran out of time with 51 scripts (the torch ones
+// alone take 2 minutes there).
+const scriptTimeout = 10 * time.Minute
 
 // TestScripts runs the end-to-end CLI scripts in testdata/script. Each is
 // one behaviour of cas as a user sees it: exact output, exit codes, files.
