@@ -17,52 +17,6 @@ import (
 	"github.com/cas-ml/cas/manifest"
 )
 
-func TestParseHistory(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      string
-		want    []step
-		wantErr string
-	}{
-		{"steps given", `{"step": 10, "loss": 0.5, "acc": 0.8}` + "\n" + `{"step": 20, "loss": 0.25}` + "\n",
-			[]step{{10, map[string]float64{"loss": 0.5, "acc": 0.8}}, {20, map[string]float64{"loss": 0.25}}}, ""},
-		{"step is the record's index when absent; blank lines skipped", "{\"loss\": 1}\n\n  \n{\"loss\": 2}",
-			[]step{{0, map[string]float64{"loss": 1}}, {1, map[string]float64{"loss": 2}}}, ""},
-		{"empty", "", nil, ""},
-		{"not an object", "{\"loss\": 1}\n[1, 2]\n", nil, "line 2: not a JSON object"},
-		{"a string value", `{"loss": "low"}`, nil, `line 1: "loss" is not a number`},
-		{"a negative step", `{"step": -1, "loss": 1}`, nil, "line 1: step -1 is not a non-negative integer"},
-		{"a fractional step", `{"step": 1.5}`, nil, "line 1: step 1.5 is not a non-negative integer"},
-		{"out of range", `{"loss": 1e999}`, nil, `line 1: "loss" is not a finite number`},
-		{"two objects on a line", `{"a": 1} {"a": 2}`, nil, "line 1: not a JSON object"},
-		{"null", "null", nil, "line 1: not a JSON object"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseHistory(strings.NewReader(tt.in))
-			if tt.wantErr != "" {
-				if err == nil || !strings.HasSuffix(err.Error(), tt.wantErr) {
-					t.Fatalf("got error %v, want one ending %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("got %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestParseHistoryBounds(t *testing.T) {
-	lines := strings.Repeat("{}\n", maxHistoryLines+1)
-	if _, err := parseHistory(strings.NewReader(lines)); err == nil || !strings.Contains(err.Error(), "over 1000000 lines") {
-		t.Errorf("%d lines: got %v, want the line limit", maxHistoryLines+1, err)
-	}
-}
-
 func TestShow(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"acc", "acc"},
@@ -185,14 +139,18 @@ func TestHistoryCurves(t *testing.T) {
 	}
 
 	// A manifest without a history has no curves; a damaged one says why.
-	if h, err := historyOf([]byte(`{"schema":"cas.manifest/v1"}`)); h != nil || err != nil {
-		t.Errorf("historyOf(v1) = %v, %v; want none", h, err)
+	v1, err := r.PutObjects(ctx, []byte(`{"schema":"cas.manifest/v1","name":"old"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if steps, err := loadHistory(ctx, r, v1[0]); steps != nil || err != nil {
+		t.Errorf("history of a v1 manifest = %v, %v; want none", steps, err)
 	}
 	bad, err := r.PutObjects(ctx, []byte("{\"loss\": 1}\nnot json\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw2 := []byte(`{"metrics_history":{"digest":"` + bad[0].String() + `","size":20,"records":2,"names":["loss"]}}`)
+	raw2 := []byte(`{"schema":"cas.manifest/v2","name":"bad","metrics_history":{"digest":"` + bad[0].String() + `","size":20,"records":2,"names":["loss"]}}`)
 	m2, err := r.PutObjects(ctx, raw2)
 	if err != nil {
 		t.Fatal(err)
