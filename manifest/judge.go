@@ -14,7 +14,7 @@ import (
 // and the outputs the recorded command wrote. Reports that render a
 // reproduction after the fact use it, so their verdict is Reproduce's.
 func JudgeRecorded(ctx context.Context, r *cas.Repo, orig *Manifest, od digest.Digest, repro *Manifest, rd digest.Digest, ref string, tol float64) *Reproduction {
-	_, compared := reproOutputs(r, orig, "")
+	_, compared := reproOutputs(orig, "", r.Dir)
 	res := &Result{Digest: rd, Manifest: repro, Ref: ref}
 	return judgeReproduction(ctx, r, orig, od, res, repro.WorkDir, compared, ReproduceOptions{Tolerance: tol})
 }

@@ -135,7 +135,7 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 	if len(opts.Command) == 0 && slices.ContainsFunc(command, func(a string) bool { return strings.Contains(a, Redacted) }) {
 		warn("the recorded command had credentials removed; it runs with " + Redacted + " in their place (give the command after -- to pass them)")
 	}
-	outputs, compared := reproOutputs(r, orig, runDir)
+	outputs, compared := reproOutputs(orig, runDir, r.Dir)
 	metricsFile := ""
 	if orig.MetricsFile != "" {
 		metricsFile = filepath.Join(runDir, orig.MetricsFile)
@@ -199,14 +199,24 @@ func reproEnviron(orig *Manifest, environ []string) []string {
 }
 
 // reproOutputs lists where under runDir the reproduction writes the
-// outputs the recorded command wrote (not those under CAS_RUN_DIR), and
-// the recorded outputs to compare them with.
-func reproOutputs(r *cas.Repo, orig *Manifest, runDir string) (outputs []string, compared []Artifact) {
+// outputs the recorded command wrote, and the recorded outputs to compare
+// them with: every output but the original run's own directory
+// (CAS_RUN_DIR, which cas run stores as an output of its own). That
+// directory is the one the manifest records, not one derived from the
+// store reading it, which may be another store or none (a remote read
+// with --from). storeDir, the reading store's .cas directory, stands in
+// for a manifest that does not record it.
+func reproOutputs(orig *Manifest, runDir, storeDir string) (outputs []string, compared []Artifact) {
+	own := orig.Variables["CAS_RUN_DIR"]
+	if own == "" {
+		own = storeDir
+	}
 	for _, o := range orig.Outputs {
-		if o.Path != "" && !strings.HasPrefix(o.Path, r.Dir+string(filepath.Separator)) { // not CAS_RUN_DIR
-			outputs = append(outputs, filepath.Join(runDir, relTo(orig.WorkDir, o.Path)))
-			compared = append(compared, o)
+		if o.Path == "" || own != "" && (o.Path == own || strings.HasPrefix(o.Path, own+string(filepath.Separator))) {
+			continue
 		}
+		outputs = append(outputs, filepath.Join(runDir, relTo(orig.WorkDir, o.Path)))
+		compared = append(compared, o)
 	}
 	return outputs, compared
 }

@@ -151,3 +151,29 @@ func TestReproduceRefusesPathNames(t *testing.T) {
 		})
 	}
 }
+
+// The outputs a reproduction is judged on are every recorded output but
+// the run's own directory, as the manifest records it: also when the
+// store reading it has no directory (a remote read with --from), where
+// every output used to be taken for the run directory and none compared.
+func TestReproOutputsSkipOnlyTheRunDir(t *testing.T) {
+	orig := &Manifest{
+		WorkDir:   "/home/u/proj",
+		Variables: map[string]string{"CAS_RUN_DIR": "/home/u/proj/.cas/runs/train"},
+		Outputs: []Artifact{
+			{Name: "run", Path: "/home/u/proj/.cas/runs/train"},
+			{Name: "out", Path: "/home/u/proj/out"},
+			{Name: "ckpt", Path: "/home/u/proj/ckpt/last.pt"},
+		},
+	}
+	for _, storeDir := range []string{"", "/home/u/proj/.cas", "/elsewhere/.cas"} {
+		_, compared := reproOutputs(orig, "", storeDir)
+		var names []string
+		for _, a := range compared {
+			names = append(names, a.Name)
+		}
+		if strings.Join(names, ",") != "out,ckpt" {
+			t.Errorf("store %q: compared %v, want out and ckpt", storeDir, names)
+		}
+	}
+}
