@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -301,12 +300,8 @@ func CompareMetrics(want, got map[string]float64, names []string, tol float64) (
 		c := MetricCheck{Name: n, Reference: ref}
 		if v, ok := got[n]; ok {
 			c.New = &v
-			d := math.Abs(v - ref)
-			if ref != 0 {
-				d /= math.Abs(ref)
-			}
-			c.RelDiff = d
-			c.Within = d <= tol
+			c.RelDiff = relDiff(v, ref)
+			c.Within = c.RelDiff <= tol
 		}
 		if !c.Within {
 			pass = false

@@ -15,7 +15,6 @@ import (
 	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/manifest"
-	"github.com/cas-ml/cas/manifest/schema"
 )
 
 // Options say what a report covers.
@@ -212,7 +211,11 @@ func Build(ctx context.Context, r *cas.Repo, opts Options) (*Report, error) {
 		sortBySeed(group)
 		m, d = group[0].Manifest, group[0].Digest
 	default:
-		if p, err := findPin(ctx, r, opts.Ref); err == nil && p.Type == cas.TypeManifest {
+		p, err := findPin(ctx, r, opts.Ref)
+		if err != nil && !errors.Is(err, cas.ErrNotFound) {
+			return nil, err
+		}
+		if err == nil && p.Type == cas.TypeManifest {
 			pin = p
 			if m, err = manifest.Load(ctx, r, p.Target); err != nil {
 				return nil, fmt.Errorf("pin %s: %w", p.Name, err)
@@ -253,17 +256,21 @@ func Build(ctx context.Context, r *cas.Repo, opts Options) (*Report, error) {
 	if err != nil && !errors.As(err, &partial) {
 		return nil, err
 	}
+	var first *cas.Pin // the first pin of the run, when it was not asked for by name
 	for _, p := range pins {
 		if p.Target == d {
 			rep.Pins = append(rep.Pins, pinInfo(p, opts.Key))
+			if first == nil {
+				first = p
+			}
 		}
 	}
 	if pin != nil {
 		pi := pinInfo(pin, opts.Key)
 		rep.Pin = &pi
-	} else if len(rep.Pins) > 0 {
+	} else if first != nil {
 		rep.Pin = &rep.Pins[0]
-		pin, _ = r.GetPin(ctx, nil, rep.Pins[0].Name)
+		pin = first
 	}
 	// 4. The bytes, re-read when asked.
 	if opts.Verify {
@@ -469,13 +476,8 @@ func (rep *Report) verify(ctx context.Context, r *cas.Repo, m *manifest.Manifest
 			return err
 		}
 		checks = cs
-		for _, a := range slices.Concat(m.Inputs, m.Outputs) {
-			b.Bytes += a.Size
-		}
 		for _, p := range m.Parts() {
-			if p.Kind != schema.PartInput && p.Kind != schema.PartOutput {
-				b.Bytes += p.Size
-			}
+			b.Bytes += p.Size
 		}
 	}
 	rep.checks = checks
