@@ -60,6 +60,11 @@ func (r *Repo) SetRefOn(ctx context.Context, be remote.Backend, name string, obj
 	if !ValidRefName(name) {
 		return nil, fmt.Errorf("%q: %w", name, ErrBadRefName)
 	}
+	// What a ref says of its target is checked as a ref read back is
+	// (Ref.validate), so no caller can write one that readers refuse.
+	if why := checkTarget(obj.Digest, obj.Kind, obj.Size, obj.Name, obj.Type); why != "" {
+		return nil, fmt.Errorf("set ref %s: %w", name, &InvalidError{What: "ref", Name: name, Reason: why})
+	}
 	// A run's ref keeps the run's closure (Keeps) beside the manifest.
 	objs := []Object{obj}
 	if obj.Type == TypeManifest {

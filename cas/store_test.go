@@ -818,3 +818,33 @@ func TestPushProgressTotals(t *testing.T) {
 		})
 	}
 }
+
+// A ref is written only with a target a reader would accept: the same
+// check as a ref read back (the offline sync replays refs from files
+// under .cas/pending/, which anything may have edited).
+func TestSetRefRefusesInvalidTarget(t *testing.T) {
+	t.Parallel()
+	r := newStoreForTest(t, 64<<10)
+	ctx := t.Context()
+	ids, err := r.PutObjects(ctx, []byte("some data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := Object{Digest: ids[0], Kind: KindFile, Size: 9}
+	if _, err := r.SetRef(ctx, "good", obj); err != nil {
+		t.Fatalf("a valid target: %v", err)
+	}
+	for _, bad := range []Object{
+		{Digest: obj.Digest, Kind: KindLink, Size: obj.Size},
+		{Digest: obj.Digest, Kind: obj.Kind, Size: obj.Size, Type: "bogus"},
+		{Digest: obj.Digest, Kind: obj.Kind, Size: -1},
+		{Kind: obj.Kind, Size: obj.Size},
+	} {
+		if _, err := r.SetRef(ctx, "evil", bad); !errors.Is(err, ErrInvalidObject) {
+			t.Errorf("SetRef(%+v): got %v, want ErrInvalidObject", bad, err)
+		}
+	}
+	if _, err := r.GetRef(ctx, "evil"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the ref was written: %v", err)
+	}
+}
