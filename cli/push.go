@@ -119,6 +119,14 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 			fmt.Fprintf(opts.IO.ErrOut, "warning: skipped %s: %v\n", path, err)
 		}
 	}
+	if be != nil {
+		// What earlier pushes owed this remote goes up first, so that a
+		// ref this push sets is not then set back to an older target. It
+		// does not stop this push: sync says what still failed.
+		if _, _, err := uploadPending(ctx, opts.Factory, r, be, rc, opts.Quiet || opts.JSON); err != nil {
+			fmt.Fprintf(opts.IO.ErrOut, "warning: uploads owed to %s: %v (they stay owed: `cas sync`)\n", rc.Name, err)
+		}
+	}
 	start := opts.Factory.Now()
 	stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "pushing", prog)
 	// With a remote, each pack goes up as soon as it is written; the rest
@@ -128,23 +136,21 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := recordPushed(r, opts.Paths); err != nil {
-		return fmt.Errorf("record the pushed paths (cas status): %w", err)
-	}
 	elapsed := opts.Factory.Now().Sub(start)
 	out := pushOutput{PushResult: res, Seconds: elapsed.Seconds(), Ref: opts.Name}
 	if be != nil {
 		out.Upload, out.Remote = res.Upload, rc.Name
-		// What earlier pushes owed this remote goes up too.
-		if _, _, err := uploadPending(ctx, opts.Factory, r, be, rc, opts.Quiet || opts.JSON); err != nil {
-			return err
-		}
 	}
 	if offline != nil {
 		if err := notePending(opts.Factory, r, offline, opts.Name, res.Object(len(opts.Paths))); err != nil {
 			return err
 		}
 		out.Pending = offline.Name
+	}
+	// The data and the ref are stored: a list for `cas status` that
+	// cannot be written is not a failed push.
+	if err := recordPushed(r, opts.Paths); err != nil {
+		fmt.Fprintf(opts.IO.ErrOut, "warning: record the pushed paths (cas status): %v\n", err)
 	}
 	switch {
 	case opts.JSON:
