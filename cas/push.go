@@ -112,7 +112,8 @@ func (r *Repo) Push(ctx context.Context, paths []string, opts PushOptions) (*Pus
 	if opts.Progress != nil {
 		opts.Progress.Uploading.Store(true)
 	}
-	st, err := r.Publish(ctx, opts.Remote, opts.Ref, obj, opts.Progress)
+	// The packs went up from this push: without a ref, nothing to check.
+	st, err := r.publish(ctx, opts.Remote, opts.Ref, obj, opts.Progress, false)
 	if err != nil {
 		return nil, err
 	}

@@ -152,24 +152,44 @@ func (r *Repo) missingOn(ctx context.Context, src, dst remote.Backend, prefix st
 // Publish makes obj available on be, named ref (none for ""), in the
 // order that never lets a reader of be see a name for data be lacks:
 // every pack, then every index segment (Upload), then the ref (SetRefOn,
-// which first checks that be holds obj's whole closure).
+// which first checks that be holds obj's whole closure). Without a ref it
+// checks the closure all the same before it reports obj as published.
 func (r *Repo) Publish(ctx context.Context, be remote.Backend, ref string, obj Object, prog *Progress) (*TransferStats, error) {
+	return r.publish(ctx, be, ref, obj, prog, true)
+}
+
+// publish is Publish. Without a ref, checked says to check that be holds
+// obj's closure, as setting a ref does: a caller publishing what it did
+// not just push (an upload owed since an offline push, whose data a gc
+// may have taken meanwhile) must not report it as stored unchecked.
+func (r *Repo) publish(ctx context.Context, be remote.Backend, ref string, obj Object, prog *Progress, checked bool) (*TransferStats, error) {
 	st, err := r.Upload(ctx, be, prog)
 	if err != nil {
 		return nil, fmt.Errorf("upload to %s: %w", be.Location(), err)
 	}
-	if ref != "" {
+	if ref == "" && !checked {
+		return st, nil
+	}
+	check := func() error {
+		if ref == "" {
+			return r.CheckClosure(ctx, be, []Object{obj})
+		}
 		_, err := r.SetRefOn(ctx, be, ref, obj)
-		if errors.Is(err, ErrIncomplete) {
-			// be lost packs it was given (a gc on it): compare it whole.
-			if _, err := r.uploadAll(ctx, be, prog); err != nil {
-				return nil, fmt.Errorf("upload to %s: %w", be.Location(), err)
-			}
-			_, err = r.SetRefOn(ctx, be, ref, obj)
+		return err
+	}
+	err = check()
+	if errors.Is(err, ErrIncomplete) {
+		// be lost packs it was given (a gc on it): compare it whole.
+		if _, err := r.uploadAll(ctx, be, prog); err != nil {
+			return nil, fmt.Errorf("upload to %s: %w", be.Location(), err)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("set ref %s on %s: %w", ref, be.Location(), err)
-		}
+		err = check()
+	}
+	switch {
+	case err != nil && ref == "":
+		return nil, fmt.Errorf("upload to %s: %s: %w", be.Location(), obj.Digest.Short(), err)
+	case err != nil:
+		return nil, fmt.Errorf("set ref %s on %s: %w", ref, be.Location(), err)
 	}
 	return st, nil
 }

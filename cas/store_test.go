@@ -23,6 +23,7 @@ import (
 	"github.com/cas-ml/cas/cas/ingest"
 	"github.com/cas-ml/cas/clock"
 	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/remote"
 )
 
 // Helpers shared by store_test.go, restore_test.go and crash_test.go.
@@ -846,5 +847,26 @@ func TestSetRefRefusesInvalidTarget(t *testing.T) {
 	}
 	if _, err := r.GetRef(ctx, "evil"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("the ref was written: %v", err)
+	}
+}
+
+// Publish without a ref reports an object as published only once the
+// remote is checked to hold its closure: an upload owed since an offline
+// push whose data a gc took meanwhile is an error, not a success.
+func TestPublishWithoutRefChecksTheClosure(t *testing.T) {
+	t.Parallel()
+	r := newStoreForTest(t, 64<<10)
+	ctx := t.Context()
+	ids, err := r.PutObjects(ctx, []byte("kept"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := remote.NewMem()
+	if _, err := r.Publish(ctx, mem, "", Object{Digest: ids[0], Kind: KindFile, Size: 4}, nil); err != nil {
+		t.Fatalf("a stored object: %v", err)
+	}
+	gone := Object{Digest: digest.Of([]byte("collected")), Kind: KindFile, Size: 9}
+	if _, err := r.Publish(ctx, mem, "", gone, nil); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an object the store no longer holds: got %v, want ErrNotFound", err)
 	}
 }

@@ -226,7 +226,8 @@ func syncRun(ctx context.Context, opts *syncOptions) error {
 
 // uploadPending publishes on be (the remote rc) every upload owed to it,
 // oldest first, removing each entry once done, and returns them and what
-// went up in all.
+// went up in all. One that fails is said and stays owed; the others go
+// on, and the error at the end counts the failures.
 func uploadPending(ctx context.Context, f *Factory, r *cas.Repo, be remote.Backend, rc *remote.Config, quiet bool) ([]syncedUpload, *cas.TransferStats, error) {
 	ps, err := loadPending(r, rc.Name, func(err error) { fmt.Fprintf(f.IO.ErrOut, "cas: warning: %v\n", err) })
 	if err != nil {
@@ -234,13 +235,20 @@ func uploadPending(ctx context.Context, f *Factory, r *cas.Repo, be remote.Backe
 	}
 	synced := []syncedUpload{}
 	total := &cas.TransferStats{}
+	failed := 0
 	for _, p := range ps {
 		prog := &cas.Progress{}
 		stop := startProgress(f.IO, quiet, "uploading", prog)
 		st, err := r.Publish(ctx, be, p.Ref, p.Object, prog)
 		stop()
 		if err != nil {
-			return synced, total, err
+			if ctx.Err() != nil {
+				return synced, total, err
+			}
+			// One that fails stays owed, and does not hold up the others.
+			fmt.Fprintf(f.IO.ErrOut, "cas: warning: %s stays owed to %s: %v\n", p.Object.Digest.Short(), rc.Name, err)
+			failed++
+			continue
 		}
 		if err := os.Remove(p.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return synced, total, err
@@ -256,6 +264,9 @@ func uploadPending(ctx context.Context, f *Factory, r *cas.Repo, be remote.Backe
 				fmt.Fprintf(f.IO.ErrOut, "ref %s -> %s on %s\n", p.Ref, p.Object.Digest.Short(), rc.Name)
 			}
 		}
+	}
+	if failed > 0 {
+		return synced, total, fmt.Errorf("%s of %s failed, and stay owed (run `cas sync` again)", count(failed, "upload"), count(len(ps), "pending upload"))
 	}
 	return synced, total, nil
 }
