@@ -170,10 +170,12 @@ func treeHash(r io.ReaderAt, size int64, block, workers int) (Digest, error) {
 
 // blockCV returns the chaining value of the complete subtree over the
 // full block b, whose first chunk is chunk number counter: with zeebo's
-// kernels for blocks of readBlock bytes (fullBlockCV), with guts for
-// others (tests use smaller blocks).
+// kernels (fullBlockCV) for blocks of readBlock bytes where they were
+// measured faster, on a CPU with AVX2 and without AVX-512; with guts
+// elsewhere (without AVX2 zeebo's fallback is pure Go, 6 x slower; with
+// AVX-512 guts has a 16-way kernel), and for the smaller blocks of tests.
 func blockCV(b []byte, counter uint64) [8]uint32 {
-	if len(b) == readBlock {
+	if len(b) == readBlock && zeeboFaster {
 		return fullBlockCV(b, counter)
 	}
 	return guts.ChainingValue(subtree(b, counter))
