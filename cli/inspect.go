@@ -99,7 +99,7 @@ func inspectRun(ctx context.Context, opts *inspectOptions) error {
 		printReport(opts.IO.Out, rep)
 	}
 	if n := len(warnings); n > 0 {
-		return &userError{msg: fmt.Sprintf("%s: %d lint %s", opts.Target, n, ckptPlural(n, "warning")), code: exitLinted}
+		return &userError{msg: fmt.Sprintf("%s: %s", opts.Target, count(n, "lint warning")), code: exitLinted}
 	}
 	return nil
 }
@@ -242,9 +242,3 @@ func ckptShape(shape []int64) string {
 	return "[" + strings.Join(parts, ", ") + "]"
 }
 
-func ckptPlural(n int, word string) string {
-	if n == 1 {
-		return word
-	}
-	return word + "s"
-}

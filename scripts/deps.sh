@@ -21,7 +21,9 @@ if [ "$mode" != demo ]; then
 	command -v strace >/dev/null 2>&1 || need+=(strace)
 	command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fi
-# The reviewer's tests, and the demo's training script, use Debian's torch.
+# The reviewer's tests use Debian's torch. The demo's training script
+# saves its checkpoint with torch when it is importable (else with
+# pickle); the demo installs it too, so that its checkpoint is torch's.
 /usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1 || need+=(python3-torch python3-numpy)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "installing ${need[*]}" >&2
