@@ -241,4 +241,3 @@ func ckptShape(shape []int64) string {
 	}
 	return "[" + strings.Join(parts, ", ") + "]"
 }
-
