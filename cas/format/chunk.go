@@ -98,6 +98,20 @@ func EncodeChunk(raw []byte) ([]byte, uint8) {
 	return out, index.CodecZstd
 }
 
+// EncodeChunkAs is EncodeChunk for a chunk whose bytes are elements of
+// type dt, all of them (a chunk of tensor data): for a float type the
+// float codec where it saves at least minSaving, else today's rule (zstd
+// where it pays, else raw). The stored form is thus never longer than
+// raw.
+func EncodeChunkAs(raw []byte, dt DType) ([]byte, uint8) {
+	if dt != Unknown && len(raw) >= 512 {
+		if stored, ok := EncodeFloat(raw, dt); ok {
+			return stored, index.CodecFloat
+		}
+	}
+	return EncodeChunk(raw)
+}
+
 // sampleEntropy estimates the bits per byte of b from the histogram of up
 // to 4 KiB: all of b when it is no longer, else 2 KiB from its start and
 // 2 KiB from its middle. No byte is counted twice: a sample that counted
