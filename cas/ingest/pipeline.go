@@ -529,7 +529,7 @@ func (lr *largeRead) hashChunks() {
 	p := lr.p
 	for j := range lr.jobs {
 		*j.id = digest.Of(j.data)
-		b, stored, claimed, err := p.prepareBlob(*j.id, j.data, index.TypeData, j.dt)
+		b, stored, spare, claimed, err := p.prepareBlob(*j.id, j.data, index.TypeData, j.dt)
 		if claimed {
 			// Not waited for here: that chunk may be this file's own,
 			// behind this one in turn.
@@ -544,6 +544,7 @@ func (lr *largeRead) hashChunks() {
 		if err == nil && stored != nil {
 			err = p.addBlob(b, stored)
 		}
+		bufpool.Put(spare)
 		if err != nil {
 			lr.setErr(err)
 		}
@@ -664,7 +665,8 @@ func (lr *largeRead) wait(err error) error {
 // pack goes into deps, for the caller to wait for (claims.wait) before
 // anything relying on it goes into a pack.
 func (p *pusher) storeBlob(id digest.Digest, raw []byte, typ uint8, dt format.DType, deps *[]digest.Digest) error {
-	b, stored, claimed, err := p.prepareBlob(id, raw, typ, dt)
+	b, stored, spare, claimed, err := p.prepareBlob(id, raw, typ, dt)
+	defer bufpool.Put(spare)
 	if claimed {
 		*deps = append(*deps, id)
 	}
@@ -677,24 +679,33 @@ func (p *pusher) storeBlob(id digest.Digest, raw []byte, typ uint8, dt format.DT
 // prepareBlob decides whether a blob must be stored and encodes it (as
 // elements of type dt: tensor data); a nil stored means the store or this
 // push has it already, and claimed that another part of this push is
-// still adding it to a pack.
-func (p *pusher) prepareBlob(id digest.Digest, raw []byte, typ uint8, dt format.DType) (b index.Blob, stored []byte, claimed bool, err error) {
+// still adding it to a pack. A compressed stored form is in spare, a
+// buffer of bufpool the caller gives back once it has added the blob.
+func (p *pusher) prepareBlob(id digest.Digest, raw []byte, typ uint8, dt format.DType) (b index.Blob, stored, spare []byte, claimed bool, err error) {
 	if typ == index.TypeData {
 		p.chunks.Add(1)
 	}
 	if mine, inPack := p.claims.claim(id); !mine {
-		return index.Blob{}, nil, !inPack, nil
+		return index.Blob{}, nil, nil, !inPack, nil
 	}
 	if ok, err := p.s.HasBlob(p.ctx, id); err != nil || ok {
 		p.claims.drop(id)
-		return index.Blob{}, nil, false, err
+		return index.Blob{}, nil, nil, false, err
 	}
-	stored, codec := format.EncodeChunkAs(raw, dt)
+	var codec uint8
+	if len(raw) >= 512 {
+		spare = bufpool.Get(len(raw))
+	}
+	stored, codec = format.EncodeChunkInto(spare, raw, dt)
+	if codec == index.CodecNone {
+		bufpool.Put(spare)
+		spare = nil
+	}
 	if typ == index.TypeData {
 		p.newChunks.Add(1)
 		p.newBytes.Add(int64(len(raw)))
 	}
-	return index.Blob{ID: id, RawLen: uint32(len(raw)), Codec: codec, Type: typ}, stored, false, nil
+	return index.Blob{ID: id, RawLen: uint32(len(raw)), Codec: codec, Type: typ}, stored, spare, false, nil
 }
 
 // addBlob appends an encoded blob to the current pack, writing the pack
