@@ -54,6 +54,14 @@ func TestPushFloatCodec(t *testing.T) {
 				} else if codecs[index.CodecFloat] == 0 || float64(stored) > 0.72*float64(raw) {
 					t.Errorf("codecs %v, stored/raw %.3f; want float-coded chunks, at most 0.72", codecs, float64(stored)/float64(raw))
 				}
+				st, err := r.Stats(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				fl := st.Codecs[index.CodecFloat]
+				if fl.Codec != "float" || fl.Chunks != int64(codecs[index.CodecFloat]) || fl.SavedBytes != fl.RawBytes-fl.StoredBytes || (!off && fl.SavedBytes <= 0) {
+					t.Errorf("Stats float codec: %+v, want %d chunks and what they saved", fl, codecs[index.CodecFloat])
+				}
 				var buf bytes.Buffer
 				if err := r.WriteFile(t.Context(), &Object{Digest: res.Digest, Kind: KindFile, Size: res.Bytes}, &buf); err != nil {
 					t.Fatal(err)
