@@ -71,7 +71,7 @@ type inspectOutput struct {
 	*ckpt.Report
 	// Compression says, per tensor whose bytes lie uncompressed in the
 	// file, what a push would store them as.
-	Compression []tensorStored `json:"compression"`
+	Compression []tensorStored  `json:"compression"`
 	Warnings    *[]ckpt.Warning `json:"warnings,omitempty"`
 }
 
