@@ -216,9 +216,6 @@ func encodeFloat(dst, raw []byte, dt DType, widths []uint8, slog, limit int) ([]
 
 // appendBlock appends the smallest coding of block b it finds.
 func (e *floatEncoder) appendBlock(out, b []byte) []byte {
-	kind, payload := byte(blockRaw), b
-	var h []byte
-	var err error
 	if len(b) >= 2*sampleLen && sampleEntropy(b) > 7.95 {
 		// Mantissa bytes: huff0 would save under 1/128, which it is
 		// not asked for (WantLogLess), and they do not repeat (a copy
@@ -227,12 +224,14 @@ func (e *floatEncoder) appendBlock(out, b []byte) []byte {
 		out = append(out, blockRaw)
 		return append(out, b...)
 	}
+	var h []byte
+	var err error
+	kind, payload := byte(blockHuff1X), b
 	if len(b) >= small4X {
 		h, _, err = huff0.Compress4X(b, &e.huff)
 		kind = blockHuff4X
 	} else {
 		h, _, err = huff0.Compress1X(b, &e.huff)
-		kind = blockHuff1X
 	}
 	switch {
 	case errors.Is(err, huff0.ErrUseRLE):
