@@ -730,7 +730,7 @@ if [[ $FLOAT == 1 ]]; then
 	echo
 	echo "float tensors (issue 15): stored / raw of torch checkpoints (weights generated, normal std 0.02; Adam state of a real optimizer)"
 	fmt3='%-34s %10s %7s %7s %7s %7s %7s  %s\n'
-	printf "$fmt3" file "raw MiB" cas "zstd-3" "zstd-19" "bg+lz4" entropy "goal"
+	printf "$fmt3" file "raw KiB" cas "zstd-3" "zstd-19" "bg+lz4" entropy "goal"
 	while read -r name raw craw cstored z3 z19 lz ent; do
 		goal=$GOAL_FLOAT_MAX
 		case $name in
@@ -740,7 +740,7 @@ if [[ $FLOAT == 1 ]]; then
 		esac
 		# cas: the file's chunks as stored over the file's bytes.
 		c=$(awk -v r="$raw" -v cr="$craw" -v cs="$cstored" 'BEGIN {printf "%.3f", (r - cr + cs) / r}')
-		printf "$fmt3" "$name" "$(awk -v r="$raw" 'BEGIN {printf "%.1f", r / 1048576}')" "$c" "$(ratio "$z3" "$raw")" "$(ratio "$z19" "$raw")" \
+		printf "$fmt3" "$name" "$(awk -v r="$raw" 'BEGIN {printf "%.0f", r / 1024}')" "$c" "$(ratio "$z3" "$raw")" "$(ratio "$z19" "$raw")" \
 			"$(ratio "$lz" "$raw")" "$(ratio "$ent" "$raw")" "<= $goal $(pf le "$c" "$goal")"
 	done <"$FLOAT_ROWS"
 	fp=$(median cas.float_push_on) fpo=$(median cas.float_push_off)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -263,5 +264,47 @@ func TestStorageTypesBounded(t *testing.T) {
 		if got := storageTypes(pkl); got != nil {
 			t.Errorf("storageTypes(%q) = %v, want nil", pkl, got)
 		}
+	}
+}
+
+// The pickle walker never panics, and whatever it returns names only
+// the element types cas codes, whatever the pickle holds.
+func FuzzStorageTypes(f *testing.F) {
+	if typed, err := os.ReadFile("testdata/typed.pt"); err == nil {
+		zr, err := zip.NewReader(bytes.NewReader(typed), int64(len(typed)))
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, m := range zr.File {
+			if strings.HasSuffix(m.Name, "/data.pkl") {
+				rc, _ := m.Open()
+				pkl, _ := io.ReadAll(rc)
+				_ = rc.Close()
+				f.Add(pkl)
+			}
+		}
+	}
+	f.Add([]byte("\x80\x02(X\x07\x00\x00\x00storageq\x00ctorch\nHalfStorage\nq\x01X\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04tQ."))
+	f.Fuzz(func(t *testing.T, pkl []byte) {
+		for key, dt := range storageTypes(pkl) {
+			if _, ok := elemTypes[dt]; !ok || key == "" && dt == "" {
+				t.Fatalf("storageTypes gave %q type %q", key, dt)
+			}
+		}
+	})
+}
+
+var elemTypes = map[string]bool{"F32": true, "BF16": true, "F16": true, "F64": true}
+
+// A hand-written protocol-2 pickle: MARK, the storage tuple, BINPERSID.
+func TestStorageTypesHandWritten(t *testing.T) {
+	t.Parallel()
+	pkl := []byte("\x80\x02(X\x07\x00\x00\x00storageq\x00ctorch\nHalfStorage\nq\x01X\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04tQ" +
+		"(h\x00h\x01X\x01\x00\x00\x001X\x03\x00\x00\x00cpuK\x02tQ" + // the same class again, through the memo
+		"(h\x00ctorch\nLongStorage\nX\x01\x00\x00\x002X\x03\x00\x00\x00cpuK\x02tQ\x86.")
+	got := storageTypes(pkl)
+	want := map[string]string{"0": "F16", "1": "F16"}
+	if len(got) != len(want) || got["0"] != "F16" || got["1"] != "F16" {
+		t.Fatalf("storageTypes = %v, want %v", got, want)
 	}
 }
