@@ -80,7 +80,7 @@ func NaturalCuts(r io.ReaderAt, size int64) []int64 {
 // array's descr (also inside an npz), the storage types a torch zip
 // checkpoint's data.pkl gives its data/N members. It reads at most the
 // file's headers (a zip's central directory, the header of each npy
-// member, a data.pkl of up to 64 MiB, a safetensors JSON header of up to
+// member, a data.pkl of up to 16 MiB, a safetensors JSON header of up to
 // 100 MiB).
 func NaturalLayout(r io.ReaderAt, size int64) Layout {
 	if size < minModelFile {

@@ -17,7 +17,7 @@ import (
 
 // Bounds of the walk, whatever the pickle holds.
 const (
-	maxPickleLen   = 64 << 20
+	maxPickleLen   = 16 << 20
 	maxPickleStack = 1 << 20
 	maxPickleMemo  = 1 << 20
 )
