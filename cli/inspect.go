@@ -71,7 +71,7 @@ type inspectOutput struct {
 	*ckpt.Report
 	// Compression says, per tensor whose bytes lie uncompressed in the
 	// file, what a push would store them as.
-	Compression []tensorStored  `json:"compression"`
+	Compression *[]tensorStored `json:"compression,omitempty"`
 	Warnings    *[]ckpt.Warning `json:"warnings,omitempty"`
 }
 
@@ -132,7 +132,10 @@ func inspectRun(ctx context.Context, opts *inspectOptions) error {
 	}
 	switch {
 	case opts.JSON:
-		out := inspectOutput{Report: rep, Compression: stored}
+		out := inspectOutput{Report: rep}
+		if !opts.Lint {
+			out.Compression = &stored
+		}
 		if opts.Lint {
 			out.Warnings = &warnings
 		}
