@@ -31,6 +31,9 @@ type PushOptions struct {
 	// as soon as it is written locally, while the push goes on; then
 	// Publish sends what the remote still lacks and sets Ref there.
 	Remote remote.Backend
+	// NoFloatCodec keeps tensor data to the rule for other data (zstd
+	// where it pays), as cas did before the float codec: for benchmarks.
+	NoFloatCodec bool
 
 	// naturalCuts, set by tests, replaces chunk.NaturalCuts (to compare
 	// with plain chunking, say).
@@ -207,7 +210,7 @@ func (r *Repo) run(ctx context.Context, s *pushStore, suspect bool, paths []stri
 	start := r.Now()
 	io := ingest.Options{Excludes: opts.Excludes, Progress: opts.Progress, Warn: opts.Warn,
 		Skip: r.Dir, SkipName: DirName, StatCache: r.statCache, SaveStat: r.saveStat, Start: start,
-		Mirror: opts.Remote, NaturalCuts: opts.naturalCuts}
+		Mirror: opts.Remote, NaturalCuts: opts.naturalCuts, NoFloatCodec: opts.NoFloatCodec}
 	if suspect {
 		io.Trusted = s.checkTrusted(ctx)
 	}

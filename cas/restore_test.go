@@ -2,9 +2,12 @@ package cas
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -424,6 +427,7 @@ func TestRestoreDetectsCorruption(t *testing.T) {
 		{path: "text.txt", kind: KindFile, data: text},
 		{path: "sub/deep.txt", kind: KindFile, data: []byte("deep\n")},
 		{path: "ok.bin", kind: KindFile, data: pseudoRandom(30000, 23)},
+		{path: "model.safetensors", kind: KindFile, data: bf16Safetensors(t, 1<<20, 24)},
 	}
 	tests := []struct {
 		name string
@@ -456,6 +460,19 @@ func TestRestoreDetectsCorruption(t *testing.T) {
 				}
 			}
 			t.Fatal("text.txt has no compressed chunk")
+			return index.Blob{}
+		}},
+		{"float-coded chunk", "model.safetensors", func(t *testing.T, r *Repo, obj *Object) index.Blob {
+			chunks, ok, err := r.Index.FileChunks(lookup(t, r, obj, "model.safetensors").Digest)
+			if err != nil || !ok {
+				t.Fatalf("model.safetensors chunks: %v, %v", ok, err)
+			}
+			for _, c := range chunks[len(chunks)/2:] {
+				if b := blobOf(t, r, c); b.Codec == index.CodecFloat {
+					return b
+				}
+			}
+			t.Fatal("model.safetensors has no float-coded chunk")
 			return index.Blob{}
 		}},
 		{"tree", "sub", func(t *testing.T, r *Repo, obj *Object) index.Blob {
@@ -678,4 +695,18 @@ func TestRestoreIntoEmptyMountPoint(t *testing.T) {
 	if got := listDir(t, filepath.Dir(mnt)); !slices.Equal(got, []string{"mnt"}) {
 		t.Errorf("beside the mount point: got %q, want only %q", got, "mnt")
 	}
+}
+
+// bf16Safetensors returns a safetensors file of one BF16 tensor of n
+// elements drawn like trained weights (normal, std 0.02).
+func bf16Safetensors(t testing.TB, n int, seed uint64) []byte {
+	t.Helper()
+	hdr := fmt.Sprintf(`{"w":{"dtype":"BF16","shape":[%d],"data_offsets":[0,%d]}}`, n, 2*n)
+	out := binary.LittleEndian.AppendUint64(nil, uint64(len(hdr)))
+	out = append(out, hdr...)
+	r := rand.New(rand.NewPCG(seed, 1))
+	for range n {
+		out = binary.LittleEndian.AppendUint16(out, uint16(math.Float32bits(float32(0.02*r.NormFloat64()))>>16))
+	}
+	return out
 }

@@ -440,6 +440,32 @@ type Stats struct {
 	IndexSegments    int64   `json:"index_segments"`
 	DedupRatio       float64 `json:"dedup_ratio"`
 	CompressionRatio float64 `json:"compression_ratio"`
+	// Codecs say what each chunk codec holds and saved, one entry per
+	// codec this cas knows (none, zstd, float), in that order.
+	Codecs []CodecStats `json:"codecs"`
+}
+
+// CodecStats are the data chunks stored with one codec: how many, their
+// raw and stored bytes, and what the codec saved (raw - stored).
+type CodecStats struct {
+	Codec       string `json:"codec"`
+	Chunks      int64  `json:"chunks"`
+	RawBytes    int64  `json:"raw_bytes"`
+	StoredBytes int64  `json:"stored_bytes"`
+	SavedBytes  int64  `json:"saved_bytes"`
+}
+
+// CodecName is the name of a chunk codec, as stats and inspect show it.
+func CodecName(c uint8) string {
+	switch c {
+	case index.CodecNone:
+		return "none"
+	case index.CodecZstd:
+		return "zstd"
+	case index.CodecFloat:
+		return "float"
+	}
+	return fmt.Sprintf("codec-%d", c)
 }
 
 // Stats adds up the store: logical bytes are the sizes of everything the
@@ -448,6 +474,9 @@ type Stats struct {
 // chunks kept once; stored bytes the packs on disk.
 func (r *Repo) Stats(ctx context.Context, roots ...Object) (*Stats, error) {
 	s := &Stats{}
+	for c := range index.MaxCodec + 1 {
+		s.Codecs = append(s.Codecs, CodecStats{Codec: CodecName(c)})
+	}
 	var chunkStored int64
 	err := r.Index.Blobs(func(b index.Blob) error {
 		if b.Type == index.TypeTree {
@@ -457,6 +486,13 @@ func (r *Repo) Stats(ctx context.Context, roots ...Object) (*Stats, error) {
 		s.Chunks++
 		s.UniqueBytes += int64(b.RawLen)
 		chunkStored += int64(b.Length)
+		if int(b.Codec) < len(s.Codecs) {
+			cs := &s.Codecs[b.Codec]
+			cs.Chunks++
+			cs.RawBytes += int64(b.RawLen)
+			cs.StoredBytes += int64(b.Length)
+			cs.SavedBytes += int64(b.RawLen) - int64(b.Length)
+		}
 		return nil
 	})
 	if err != nil {

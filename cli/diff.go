@@ -258,11 +258,11 @@ func diffManifests(ctx context.Context, r *cas.Repo, opts *diffOptions) (bool, e
 // diffCheckpoints compares A and B when both read as checkpoints, and
 // reports whether they did.
 func diffCheckpoints(ctx context.Context, opts *diffOptions) (bool, error) {
-	a, err := inspectTarget(ctx, &inspectOptions{Target: opts.A, Factory: opts.Factory})
+	a, _, err := inspectTarget(ctx, &inspectOptions{Target: opts.A, Factory: opts.Factory}, false)
 	if err != nil {
 		return false, nil
 	}
-	b, err := inspectTarget(ctx, &inspectOptions{Target: opts.B, Factory: opts.Factory})
+	b, _, err := inspectTarget(ctx, &inspectOptions{Target: opts.B, Factory: opts.Factory}, false)
 	if err != nil {
 		return false, nil
 	}

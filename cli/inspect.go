@@ -39,6 +39,12 @@ torch CPU and CUDA states, numpy's MT19937 and Generator states, Python's
 random state. Reads torch checkpoints (zip and pre-1.6 formats), pickles,
 numpy .npy and .npz, and safetensors; pickles are parsed, never run.
 
+For each tensor whose bytes lie uncompressed in the file, STORED (and
+"compression" in --json) shows what a push would store it as: the stored
+bytes, their ratio to the raw ones and the codec (float: bytes grouped by
+position and entropy-coded, for float tensors; zstd; none), with the
+tensor cut in chunks of 1 MiB.
+
 FILE is a path on disk; inside a cas store, a REF or REF:path naming a
 stored file works too.
 
@@ -64,11 +70,57 @@ the --json output and how fingerprints are computed.`,
 // --lint.
 type inspectOutput struct {
 	*ckpt.Report
-	Warnings *[]ckpt.Warning `json:"warnings,omitempty"`
+	// Compression says, per tensor whose bytes lie uncompressed in the
+	// file, what a push would store them as.
+	Compression *[]tensorStored `json:"compression,omitempty"`
+	Warnings    *[]ckpt.Warning `json:"warnings,omitempty"`
+}
+
+// tensorStored is what a push would store one tensor's bytes as: their
+// stored length, its ratio to the raw bytes and the codec chosen, with
+// the tensor cut in chunks of inspectPiece bytes.
+type tensorStored struct {
+	Path        string  `json:"path"`
+	DType       string  `json:"dtype"`
+	Bytes       int64   `json:"bytes"`
+	StoredBytes int64   `json:"stored_bytes"`
+	Ratio       float64 `json:"ratio"`
+	Codec       string  `json:"codec"`
+}
+
+// inspectPiece is the chunk length inspect assumes: the default average.
+const inspectPiece = 1 << 20
+
+// tensorsStored computes what a push would store each tensor of rep as,
+// reading its bytes from r (size bytes): those of contiguous tensors
+// that lie uncompressed in the file.
+func tensorsStored(r io.ReaderAt, size int64, rep *ckpt.Report) ([]tensorStored, error) {
+	out := []tensorStored{}
+	var buf []byte
+	for _, t := range rep.Tensors {
+		if t.FileOffset <= 0 || t.NonContiguous || t.Bytes <= 0 || t.Bytes > size-t.FileOffset {
+			continue
+		}
+		if int64(cap(buf)) < t.Bytes {
+			buf = make([]byte, t.Bytes)
+		}
+		data := buf[:t.Bytes]
+		if _, err := r.ReadAt(data, t.FileOffset); err != nil {
+			return nil, err
+		}
+		dtype := t.DType
+		if t.Endian == "big" {
+			dtype = "" // the float codec reads little-endian elements
+		}
+		stored, codec := cas.StoredSize(data, dtype, inspectPiece)
+		out = append(out, tensorStored{Path: t.Path, DType: t.DType, Bytes: t.Bytes, StoredBytes: stored,
+			Ratio: float64(stored) / float64(t.Bytes), Codec: codec})
+	}
+	return out, nil
 }
 
 func inspectRun(ctx context.Context, opts *inspectOptions) error {
-	rep, err := inspectTarget(ctx, opts)
+	rep, stored, err := inspectTarget(ctx, opts, !opts.Lint)
 	if err != nil {
 		return err
 	}
@@ -82,6 +134,9 @@ func inspectRun(ctx context.Context, opts *inspectOptions) error {
 	switch {
 	case opts.JSON:
 		out := inspectOutput{Report: rep}
+		if !opts.Lint {
+			out.Compression = &stored
+		}
 		if opts.Lint {
 			out.Warnings = &warnings
 		}
@@ -96,7 +151,7 @@ func inspectRun(ctx context.Context, opts *inspectOptions) error {
 			fmt.Fprintln(opts.IO.Out, "no warnings")
 		}
 	default:
-		printReport(opts.IO.Out, rep)
+		printReport(opts.IO.Out, rep, stored)
 	}
 	if n := len(warnings); n > 0 {
 		return &userError{msg: fmt.Sprintf("%s: %s", opts.Target, count(n, "lint warning")), code: exitLinted}
@@ -105,29 +160,29 @@ func inspectRun(ctx context.Context, opts *inspectOptions) error {
 }
 
 // inspectTarget inspects a file on disk or, inside a store, a stored file.
-func inspectTarget(ctx context.Context, opts *inspectOptions) (*ckpt.Report, error) {
+func inspectTarget(ctx context.Context, opts *inspectOptions, withStored bool) (*ckpt.Report, []tensorStored, error) {
 	fi, statErr := os.Stat(opts.Target)
 	if statErr == nil {
 		if fi.IsDir() {
-			return nil, &userError{msg: opts.Target + " is a directory", hint: "inspect one checkpoint file inside it"}
+			return nil, nil, &userError{msg: opts.Target + " is a directory", hint: "inspect one checkpoint file inside it"}
 		}
 		f, err := os.Open(opts.Target)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		defer f.Close()
-		return inspectReader(f, fi.Size(), opts.Target)
+		return inspectReader(f, fi.Size(), opts.Target, withStored)
 	}
 	if !errors.Is(statErr, os.ErrNotExist) {
-		return nil, statErr
+		return nil, nil, statErr
 	}
 	repo, err := opts.Factory.Repo(ctx)
 	if err != nil {
-		return nil, statErr // no store: the path is what was meant
+		return nil, nil, statErr // no store: the path is what was meant
 	}
 	tmp, err := os.CreateTemp("", "cas-inspect-*")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
@@ -148,15 +203,29 @@ func inspectTarget(ctx context.Context, opts *inspectOptions) (*ckpt.Report, err
 		return repo.WriteFile(ctx, obj, tmp)
 	})
 	if errors.Is(err, cas.ErrNotFound) && obj == nil {
-		return nil, &userError{msg: "no such file or stored ref: " + opts.Target, hint: "`cas refs` lists names; a stored file inside a tree is REF:path"}
+		return nil, nil, &userError{msg: "no such file or stored ref: " + opts.Target, hint: "`cas refs` lists names; a stored file inside a tree is REF:path"}
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return inspectReader(tmp, obj.Size, opts.Target)
+	return inspectReader(tmp, obj.Size, opts.Target, withStored)
 }
 
-func inspectReader(r io.ReaderAt, size int64, name string) (*ckpt.Report, error) {
+// inspectReader inspects a checkpoint and, withStored, what a push would
+// store its tensors as.
+func inspectReader(r io.ReaderAt, size int64, name string, withStored bool) (*ckpt.Report, []tensorStored, error) {
+	rep, err := inspectFile(r, size, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !withStored {
+		return rep, nil, nil
+	}
+	stored, err := tensorsStored(r, size, rep)
+	return rep, stored, err
+}
+
+func inspectFile(r io.ReaderAt, size int64, name string) (*ckpt.Report, error) {
 	rep, err := ckpt.Inspect(r, size, name)
 	why := err // without the package's name
 	var ce *ckpt.Error
@@ -174,7 +243,11 @@ func inspectReader(r io.ReaderAt, size int64, name string) (*ckpt.Report, error)
 	return rep, err
 }
 
-func printReport(w io.Writer, rep *ckpt.Report) {
+func printReport(w io.Writer, rep *ckpt.Report, stored []tensorStored) {
+	storedOf := map[string]tensorStored{}
+	for _, t := range stored {
+		storedOf[t.Path] = t
+	}
 	var total int64
 	devices := false
 	for _, t := range rep.Tensors {
@@ -185,7 +258,7 @@ func printReport(w io.Writer, rep *ckpt.Report) {
 	fmt.Fprintf(w, "tensors: %d, %s\n", len(rep.Tensors), bytesStr(total))
 	if len(rep.Tensors) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		head := "  PATH\tDTYPE\tSHAPE\tSIZE\tDIGEST"
+		head := "  PATH\tDTYPE\tSHAPE\tSIZE\tSTORED\tDIGEST"
 		if devices {
 			head += "\tDEVICE"
 		}
@@ -195,7 +268,11 @@ func printReport(w io.Writer, rep *ckpt.Report) {
 			if !t.Digest.IsZero() {
 				d = t.Digest.Short()
 			}
-			line := fmt.Sprintf("  %s\t%s\t%s\t%s\t%s", ckptPath(t.Path), t.DType, ckptShape(t.Shape), bytesStr(t.Bytes), d)
+			st := "-"
+			if ts, ok := storedOf[t.Path]; ok {
+				st = fmt.Sprintf("%s %.3f %s", bytesStr(ts.StoredBytes), ts.Ratio, ts.Codec)
+			}
+			line := fmt.Sprintf("  %s\t%s\t%s\t%s\t%s\t%s", ckptPath(t.Path), t.DType, ckptShape(t.Shape), bytesStr(t.Bytes), st, d)
 			if devices {
 				line += "\t" + t.Device
 			}

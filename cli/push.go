@@ -131,7 +131,10 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 	stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "pushing", prog)
 	// With a remote, each pack goes up as soon as it is written; the rest
 	// and the ref follow once the push is done, in the library's order.
-	res, err := r.Push(ctx, opts.Paths, cas.PushOptions{Excludes: opts.Excludes, Progress: prog, Warn: warn, Ref: opts.Name, Remote: be})
+	// CAS_NO_FLOAT_CODEC=1 stores tensor data as cas before the float
+	// codec did: for make bench, which compares the two.
+	res, err := r.Push(ctx, opts.Paths, cas.PushOptions{Excludes: opts.Excludes, Progress: prog, Warn: warn, Ref: opts.Name, Remote: be,
+		NoFloatCodec: opts.Factory.Getenv("CAS_NO_FLOAT_CODEC") == "1"})
 	stop()
 	if err != nil {
 		return err

@@ -29,7 +29,9 @@ func newCmdStats(f *Factory) *cobra.Command {
 		Short: "Show how much the store holds, or the statistics of a metric over runs",
 		Long: `Without arguments, show the store's size: logical bytes (what the refs point
 at), unique bytes (each chunk once), stored bytes (the packs on disk),
-chunk and pack counts, and the dedup and compression ratios.
+chunk and pack counts, the dedup and compression ratios, and per chunk
+codec (none, zstd, float: the byte-grouping codec of float tensors) the
+chunks stored with it and what it saved.
 
 With --metric NAME and runs (names, manifest digests, or a name prefix
 ending in *, like 'lr0.1-s*'), show for each metric n, mean, standard
@@ -91,6 +93,16 @@ func statsRun(ctx context.Context, opts *statsOptions) error {
 	fmt.Fprintf(w, "packs:             %d\n", s.Packs)
 	fmt.Fprintf(w, "dedup ratio:       %.2fx\n", s.DedupRatio)
 	fmt.Fprintf(w, "compression ratio: %.2fx\n", s.CompressionRatio)
+	for _, c := range s.Codecs {
+		if c.Chunks == 0 {
+			continue
+		}
+		saved := ""
+		if c.RawBytes > 0 && c.SavedBytes != 0 {
+			saved = fmt.Sprintf(", saved %s (%.1f %%)", bytesStr(c.SavedBytes), 100*float64(c.SavedBytes)/float64(c.RawBytes))
+		}
+		fmt.Fprintf(w, "%-19s%d chunks, %s stored of %s%s\n", "codec "+c.Codec+":", c.Chunks, bytesStr(c.StoredBytes), bytesStr(c.RawBytes), saved)
+	}
 	return nil
 }
 

@@ -19,6 +19,9 @@ const (
 	CodecNone  uint8 = 0
 	CodecZstd  uint8 = 1
 	CodecFloat uint8 = 2 // float byte groups (cas/format's EncodeFloat)
+	// MaxCodec is the highest codec this cas reads: a pack, segment or
+	// lookup run naming a higher one was written by a newer cas.
+	MaxCodec = CodecFloat
 )
 
 // Blob says where a blob's stored bytes are.

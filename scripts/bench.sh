@@ -21,6 +21,8 @@
 #   BENCH_KEEP=1   keep the work directory
 #   BENCH_S3=0     skip the S3 cases (versitygw, aws CLI)
 #   BENCH_CKPT=0   skip the checkpoint-series dedup case
+#   BENCH_FLOAT=0  skip the float-codec case (issue 15: torch checkpoints written
+#                  by /usr/bin/python3 with Debian's python3-torch)
 #   BENCH_BASELINE=REV  also time the local pushes with cas built at git REV
 #                  (e.g. 22aa458^, the last commit before pushes fsync)
 #
@@ -68,6 +70,14 @@ S3=${BENCH_S3:-1}
 # Goals of issue 5 (a fine-tuning checkpoint series, beside restic).
 GOAL_CKPT_STORED=1.03 # stored bytes / unique tensor bytes (plus metadata)
 CKPT=${BENCH_CKPT:-1}
+# Goals of issue 15 (float tensors: stored / raw, and push/restore time).
+GOAL_FLOAT_BF16=0.70
+GOAL_FLOAT_FP32=0.85
+GOAL_FLOAT_FP16=0.87
+GOAL_FLOAT_MAX=1.001
+GOAL_FLOAT_PUSH_X=1.0    # push with the codec / push without it
+GOAL_FLOAT_RESTORE_X=1.2 # restore with the codec / restore without it
+FLOAT=${BENCH_FLOAT:-1}
 
 die() { echo "bench: FAIL: $*" >&2; exit 1; }
 say() { echo "bench: $*" >&2; }
@@ -539,6 +549,70 @@ if [[ $CKPT == 1 ]]; then
 	rm -rf "$s" "$r" "$CK" "$W/out/ckpt.pt"
 fi
 
+# ---------------------------------------------------------------- case: float tensors (issue 15)
+# Checkpoints written by real PyTorch (scripts/genckpt/floats.py: generated
+# weights, not downloaded; Adam state of a real optimizer) and the shared
+# fixtures: stored / raw for cas, zstd -3, zstd -19 and a byte-grouping +
+# LZ4 baseline (scripts/floatbase), then push and restore of a BF16
+# checkpoint of BENCH_SIZE_MB with the codec and without it
+# (CAS_NO_FLOAT_CODEC=1: today's code path), timed alternately.
+FLOAT_ROWS=$W/log/float_rows
+if [[ $FLOAT == 1 ]]; then
+	if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+		say "case float: skipped, /usr/bin/python3 has no torch (apt-get install python3-torch)"
+		FLOAT=0
+	fi
+fi
+if [[ $FLOAT == 1 ]]; then
+	say "case float: checkpoints by torch, cas beside zstd and byte-grouping + LZ4"
+	FD=$W/data/float
+	fmb=64
+	[[ ${BENCH_QUICK:-0} == 1 ]] && fmb=8
+	/usr/bin/python3 "$ROOT/scripts/genckpt/floats.py" "$FD" --mb "$fmb" --big-mb "$SIZE_MB" >"$W/log/floats.gen" ||
+		die "scripts/genckpt/floats.py failed"
+	for f in /work/shared/fixtures/torch/*.pt; do
+		[[ -f $f ]] && cp "$f" "$FD/fixture_$(basename "$f")"
+	done
+	(cd "$ROOT" && go build -o "$W/bin/floatbase" ./scripts/floatbase) || die "build of scripts/floatbase failed"
+	: >"$FLOAT_ROWS"
+	for f in "$FD"/*.pt; do
+		[[ $(basename "$f") == big_bf16.pt ]] && continue
+		s=$W/st/float
+		new_store "$s"
+		CAS_DIR=$s/.cas "$CAS" push "$f" --quiet >/dev/null || die "cas push $f failed"
+		CAS_DIR=$s/.cas "$CAS" stats --json >"$W/log/float_stats.json"
+		# Stored and raw bytes of the data chunks (no pack trailers, no trees).
+		read -r craw cstored < <(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["codecs"]; print(sum(x["raw_bytes"] for x in c), sum(x["stored_bytes"] for x in c))' "$W/log/float_stats.json")
+		z3=$(zstd -3 -c -q "$f" | wc -c)
+		z19=$(zstd -19 -c -q "$f" | wc -c)
+		read -r _ raw lz ent < <("$W/bin/floatbase" "$f")
+		echo "$(basename "$f") $raw $craw $cstored $z3 $z19 $lz $ent" >>"$FLOAT_ROWS"
+		rm -rf "$s"
+	done
+	big=$FD/big_bf16.pt
+	warm "$big"
+	bigd=blake3:$(b3sum --no-names "$big")
+	for ((i = 0; i < RUNS; i++)); do
+		for mode in off on; do
+			s=$W/st/float_$mode
+			new_store "$s"
+			settle
+			env=()
+			[[ $mode == off ]] && env=(CAS_NO_FLOAT_CODEC=1)
+			CAS_DIR=$s/.cas timed "cas.float_push_$mode" /dev/null env "${env[@]}" "$CAS" push "$big" --quiet
+			settle
+			rm -f "$W/out/big_bf16.pt"
+			CAS_DIR=$s/.cas timed "cas.float_restore_$mode" /dev/null "$CAS" restore "$bigd" "$W/out/big_bf16.pt" --quiet
+			cmp "$big" "$W/out/big_bf16.pt" || die "cas restore of $big ($mode) wrote different bytes"
+			CAS_DIR=$s/.cas "$CAS" stats --json >"$W/log/float_big_$mode.json"
+			rm -rf "$s" "$W/out/big_bf16.pt"
+		done
+	done
+	FLOAT_BIG_ON=$(json_num stored_bytes "$W/log/float_big_on.json")
+	FLOAT_BIG_OFF=$(json_num stored_bytes "$W/log/float_big_off.json")
+	rm -rf "$FD"
+fi
+
 # ---------------------------------------------------------------- report
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
@@ -626,7 +700,8 @@ fmt2='%-20s %8s %8s %8s  %8s  %8s %8s\n'
 printf "$fmt2" run median min max "CPU med" "RSS med" "RSS max"
 for k in cas.push_big b3sum.big floor.dd_big restic.backup_big cas.push_tree b3sum.tree2p floor.dd_tree restic.backup_tree \
 	cas.repush_tree cas.restore_big floor.cp_big restic.restore_big cas.hash_big b3sum.big_2t base.push_big base.push_tree \
-	cas.s3push_big aws.s3cp_up cas.s3restore_big aws.s3cp_down cas.s3push_tree aws.s3cp_slice cas.s3restore_one; do
+	cas.s3push_big aws.s3cp_up cas.s3restore_big aws.s3cp_down cas.s3push_tree aws.s3cp_slice cas.s3restore_one \
+	cas.float_push_on cas.float_push_off cas.float_restore_on cas.float_restore_off; do
 	grep -q "^$k " "$RESULTS" || continue
 	printf "$fmt2" "$k" "$(median $k)" "$(minof $k)" "$(maxwall $k)" "$(median $k 4)" "$(mib "$(median $k 3)")" "$(mib "$(maxof $k)")"
 done
@@ -651,6 +726,29 @@ if [[ $S3 == 1 ]]; then
 fi
 echo "bytes checked: push digests equal b3sum, restored tree equals the source (diff -r), restored files equal the source (cmp)," \
 	"also those restored from the remote and downloaded by aws s3 cp"
+if [[ $FLOAT == 1 ]]; then
+	echo
+	echo "float tensors (issue 15): stored / raw of torch checkpoints (weights generated, normal std 0.02; Adam state of a real optimizer)"
+	fmt3='%-34s %10s %7s %7s %7s %7s %7s  %s\n'
+	printf "$fmt3" file "raw KiB" cas "zstd-3" "zstd-19" "bg+lz4" entropy "goal"
+	while read -r name raw craw cstored z3 z19 lz ent; do
+		goal=$GOAL_FLOAT_MAX
+		case $name in
+		*bf16*) goal=$GOAL_FLOAT_BF16 ;;
+		*fp32*) goal=$GOAL_FLOAT_FP32 ;;
+		*fp16*) goal=$GOAL_FLOAT_FP16 ;;
+		esac
+		# cas: the file's chunks as stored over the file's bytes.
+		c=$(awk -v r="$raw" -v cr="$craw" -v cs="$cstored" 'BEGIN {printf "%.3f", (r - cr + cs) / r}')
+		printf "$fmt3" "$name" "$(awk -v r="$raw" 'BEGIN {printf "%.0f", r / 1024}')" "$c" "$(ratio "$z3" "$raw")" "$(ratio "$z19" "$raw")" \
+			"$(ratio "$lz" "$raw")" "$(ratio "$ent" "$raw")" "<= $goal $(pf le "$c" "$goal")"
+	done <"$FLOAT_ROWS"
+	fp=$(median cas.float_push_on) fpo=$(median cas.float_push_off)
+	fr=$(median cas.float_restore_on) fro=$(median cas.float_restore_off)
+	echo "  ${SIZE_MB} MiB BF16 checkpoint: stored $(ratio "$FLOAT_BIG_ON" "$FLOAT_BIG_OFF")x of the store without the codec"
+	echo "  push:    codec $fp s (CPU $(median cas.float_push_on 4) s), without $fpo s (CPU $(median cas.float_push_off 4) s): $(ratio "$fp" "$fpo")x (goal <= ${GOAL_FLOAT_PUSH_X}x $(pf le "$(ratio "$fp" "$fpo")" $GOAL_FLOAT_PUSH_X))"
+	echo "  restore: codec $fr s (CPU $(median cas.float_restore_on 4) s), without $fro s (CPU $(median cas.float_restore_off 4) s): $(ratio "$fr" "$fro")x (goal <= ${GOAL_FLOAT_RESTORE_X}x $(pf le "$(ratio "$fr" "$fro")" $GOAL_FLOAT_RESTORE_X))"
+fi
 if [[ $CKPT == 1 ]]; then
 	echo
 	echo "checkpoint series (issue 5): 4 checkpoints, $CK_BYTES bytes, $CK_UNIQUE unique bytes (each distinct tensor and pickle once)"

@@ -80,7 +80,9 @@ const minSaving = 0.05
 // where it pays. Random-looking bytes (the byte histogram of a sample has
 // near 8 bits of entropy) are kept raw without trying; large chunks first
 // compress a few samples at the fastest level.
-func EncodeChunk(raw []byte) ([]byte, uint8) {
+func EncodeChunk(raw []byte) ([]byte, uint8) { return encodeChunk(nil, raw) }
+
+func encodeChunk(dst, raw []byte) ([]byte, uint8) {
 	if len(raw) < 512 || sampleEntropy(raw) > 7.8 {
 		return raw, index.CodecNone
 	}
@@ -91,11 +93,32 @@ func EncodeChunk(raw []byte) ([]byte, uint8) {
 	if len(raw) <= smallWindow {
 		enc = zstdSmall
 	}
-	out := enc.EncodeAll(raw, nil)
+	out := enc.EncodeAll(raw, dst[:0])
 	if float64(len(out)) > float64(len(raw))*(1-minSaving) {
 		return raw, index.CodecNone
 	}
 	return out, index.CodecZstd
+}
+
+// EncodeChunkAs is EncodeChunk for a chunk whose bytes are elements of
+// type dt, all of them (a chunk of tensor data): for a float type the
+// float codec where it saves at least minSaving, else today's rule (zstd
+// where it pays, else raw). The stored form is thus never longer than
+// raw.
+func EncodeChunkAs(raw []byte, dt DType) ([]byte, uint8) {
+	return EncodeChunkInto(nil, raw, dt)
+}
+
+// EncodeChunkInto is EncodeChunkAs writing a compressed form into dst
+// when dst, which must not overlap raw, has the capacity for it (len(raw)
+// bytes is always enough); uncompressed, the result is raw itself.
+func EncodeChunkInto(dst, raw []byte, dt DType) ([]byte, uint8) {
+	if dt != Unknown && len(raw) >= 512 {
+		if stored, ok := encodeFloat(dst, raw, dt, grouping(dt), stripeLog, floatLimit(len(raw))); ok {
+			return stored, index.CodecFloat
+		}
+	}
+	return encodeChunk(dst, raw)
 }
 
 // sampleEntropy estimates the bits per byte of b from the histogram of up

@@ -5,7 +5,7 @@ import "math"
 // EncodeFloatAlways is EncodeFloat without its demand to save: the stored
 // form whatever its length, for tests of inputs that do not compress.
 func EncodeFloatAlways(raw []byte, dt DType) []byte {
-	out, _ := encodeFloat(raw, dt, grouping(dt), stripeLog, math.MaxInt)
+	out, _ := encodeFloat(nil, raw, dt, grouping(dt), stripeLog, math.MaxInt)
 	return out
 }
 
@@ -14,6 +14,6 @@ func EncodeFloatAlways(raw []byte, dt DType) []byte {
 // encoder's own: stored forms a decoder must read though the encoder
 // does not write them.
 func EncodeFloatLayout(raw []byte, dt DType, widths []uint8, slog int) []byte {
-	out, _ := encodeFloat(raw, dt, widths, slog, math.MaxInt)
+	out, _ := encodeFloat(nil, raw, dt, widths, slog, math.MaxInt)
 	return out
 }

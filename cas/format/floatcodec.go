@@ -157,19 +157,26 @@ var floatEncoders = sync.Pool{New: func() any { return new(floatEncoder) }}
 // chunk raw or zstd. Any bytes are accepted: a length that is not a
 // multiple of the element size leaves its last bytes raw.
 func EncodeFloat(raw []byte, dt DType) (stored []byte, ok bool) {
-	return encodeFloat(raw, dt, grouping(dt), stripeLog, int(float64(len(raw))*(1-minSaving)))
+	return encodeFloat(nil, raw, dt, grouping(dt), stripeLog, floatLimit(len(raw)))
 }
+
+// floatLimit is the longest stored form EncodeFloat gives for n raw bytes.
+func floatLimit(n int) int { return int(float64(n) * (1 - minSaving)) }
 
 // encodeFloat returns the stored form of raw with the groups of the given
 // widths and stripes of 2^slog elements, or false as soon as it is longer
-// than limit.
-func encodeFloat(raw []byte, dt DType, widths []uint8, slog, limit int) ([]byte, bool) {
+// than limit. It is written into dst when dst has the capacity for limit
+// bytes (and does not overlap raw).
+func encodeFloat(dst, raw []byte, dt DType, widths []uint8, slog, limit int) ([]byte, bool) {
 	es := dt.Size()
 	if es == 0 {
 		return nil, false
 	}
 	n := len(raw) / es
-	out := make([]byte, 0, min(limit, len(raw)+len(raw)>>10+floatHeaderMax)+1)
+	out := dst[:0]
+	if need := min(limit, len(raw)+len(raw)>>10+floatHeaderMax) + 1; cap(out) < need {
+		out = make([]byte, 0, need)
+	}
 	out = append(out, floatVersion, byte(dt), byte(es), byte(slog), byte(len(widths)))
 	out = append(out, widths...)
 	out = binary.AppendUvarint(out, uint64(len(raw)))
@@ -209,19 +216,22 @@ func encodeFloat(raw []byte, dt DType, widths []uint8, slog, limit int) ([]byte,
 
 // appendBlock appends the smallest coding of block b it finds.
 func (e *floatEncoder) appendBlock(out, b []byte) []byte {
-	kind, payload := byte(blockRaw), b
-	var h []byte
-	var err error
 	if len(b) >= 2*sampleLen && sampleEntropy(b) > 7.95 {
 		// Mantissa bytes: huff0 would save under 1/128, which it is
-		// not asked for (WantLogLess), so it is spared the try.
-		err = huff0.ErrIncompressible
-	} else if len(b) >= small4X {
+		// not asked for (WantLogLess), and they do not repeat (a copy
+		// of a run of floats inside one block of a tensor is rare enough
+		// not to pay for looking): kept raw without trying either.
+		out = append(out, blockRaw)
+		return append(out, b...)
+	}
+	var h []byte
+	var err error
+	kind, payload := byte(blockHuff1X), b
+	if len(b) >= small4X {
 		h, _, err = huff0.Compress4X(b, &e.huff)
 		kind = blockHuff4X
 	} else {
 		h, _, err = huff0.Compress1X(b, &e.huff)
-		kind = blockHuff1X
 	}
 	switch {
 	case errors.Is(err, huff0.ErrUseRLE):
@@ -286,26 +296,9 @@ func split(gs [][]byte, elems []byte, es int, widths []uint8) {
 	case es == 1:
 		copy(gs[0], elems)
 	case es == 2 && len(widths) == 2:
-		g0, g1 := gs[0], gs[1][:len(gs[0])]
-		elems = elems[:2*len(g0)]
-		i := 0
-		for ; i+8 <= len(g0); i += 8 {
-			x0 := binary.LittleEndian.Uint64(elems[2*i:])
-			x1 := binary.LittleEndian.Uint64(elems[2*i+8:])
-			binary.LittleEndian.PutUint64(g0[i:], evenBytes(x0)|evenBytes(x1)<<32)
-			binary.LittleEndian.PutUint64(g1[i:], evenBytes(x0>>8)|evenBytes(x1>>8)<<32)
-		}
-		for ; i < len(g0); i++ {
-			g0[i], g1[i] = elems[2*i], elems[2*i+1]
-		}
+		split2(gs[0], gs[1], elems)
 	case es == 4 && len(widths) == 4:
-		n := len(gs[0])
-		g0, g1, g2, g3 := gs[0], gs[1][:n], gs[2][:n], gs[3][:n]
-		elems = elems[:4*n]
-		for i := range g0 {
-			v := binary.LittleEndian.Uint32(elems[4*i:])
-			g0[i], g1[i], g2[i], g3[i] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
-		}
+		split4(gs[0], gs[1], gs[2], gs[3], elems)
 	default:
 		off := 0
 		for g, w := range widths {
@@ -318,21 +311,6 @@ func split(gs [][]byte, elems []byte, es int, widths []uint8) {
 	}
 }
 
-// evenBytes gathers bytes 0, 2, 4 and 6 of x into the low 4 bytes.
-func evenBytes(x uint64) uint64 {
-	x &= 0x00ff00ff00ff00ff
-	x = (x | x>>8) & 0x0000ffff0000ffff
-	return (x | x>>16) & 0x00000000ffffffff
-}
-
-// spreadBytes is the inverse of evenBytes: the low 4 bytes of x at
-// bytes 0, 2, 4 and 6.
-func spreadBytes(x uint64) uint64 {
-	x &= 0x00000000ffffffff
-	x = (x | x<<16) & 0x0000ffff0000ffff
-	return (x | x<<8) & 0x00ff00ff00ff00ff
-}
-
 // join puts the groups gs of a stripe back into its elems: the inverse of
 // split.
 func join(elems []byte, gs [][]byte, es int, widths []uint8) {
@@ -340,25 +318,9 @@ func join(elems []byte, gs [][]byte, es int, widths []uint8) {
 	case es == 1:
 		copy(elems, gs[0])
 	case es == 2 && len(widths) == 2:
-		g0, g1 := gs[0], gs[1][:len(gs[0])]
-		elems = elems[:2*len(g0)]
-		i := 0
-		for ; i+8 <= len(g0); i += 8 {
-			lo := binary.LittleEndian.Uint64(g0[i:])
-			hi := binary.LittleEndian.Uint64(g1[i:])
-			binary.LittleEndian.PutUint64(elems[2*i:], spreadBytes(lo)|spreadBytes(hi)<<8)
-			binary.LittleEndian.PutUint64(elems[2*i+8:], spreadBytes(lo>>32)|spreadBytes(hi>>32)<<8)
-		}
-		for ; i < len(g0); i++ {
-			elems[2*i], elems[2*i+1] = g0[i], g1[i]
-		}
+		join2(elems, gs[0], gs[1])
 	case es == 4 && len(widths) == 4:
-		n := len(gs[0])
-		g0, g1, g2, g3 := gs[0], gs[1][:n], gs[2][:n], gs[3][:n]
-		elems = elems[:4*n]
-		for i := range g0 {
-			binary.LittleEndian.PutUint32(elems[4*i:], uint32(g0[i])|uint32(g1[i])<<8|uint32(g2[i])<<16|uint32(g3[i])<<24)
-		}
+		join4(elems, gs[0], gs[1], gs[2], gs[3])
 	default:
 		off := 0
 		for g, w := range widths {

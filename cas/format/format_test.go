@@ -373,7 +373,7 @@ func TestFormatPackRejects(t *testing.T) {
 			copy(b[rec(1):], r0)
 		})},
 		{"bad type", mod(func(b []byte) { b[rec(0)] = 2 })},
-		{"bad codec", mod(func(b []byte) { b[rec(0)+1] = 2 })},
+		{"bad codec", mod(func(b []byte) { b[rec(0)+1] = 3 })},
 		{"raw length of plain blob", mod(u32(rec(0)+46, 13))},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -447,7 +447,7 @@ func TestFormatSegmentRejects(t *testing.T) {
 		})},
 		{"pack number out of range", modBody(set(blobsAt+1, 1))},
 		{"bad type", modBody(set(blobsAt+2, 2))},
-		{"bad codec", modBody(set(blobsAt+3, 2))},
+		{"bad codec", modBody(set(blobsAt+3, 3))},
 		{"length beyond u32", modBody(func(b []byte) []byte {
 			// First blob: pack number, type, codec, id, offset 8 (one byte), length.
 			at := blobsAt + 1 + 3 + digest.Size + 1

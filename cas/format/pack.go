@@ -103,6 +103,11 @@ func (p *PackBuilder) Finish() ([]byte, digest.Digest, []index.Blob) {
 	return data, id, p.blobs
 }
 
+// unknownCodec is the error for a codec this cas does not read.
+func unknownCodec(c uint8) error {
+	return fmt.Errorf("codec %d is unknown to this cas (written by a newer version? upgrade cas)", c)
+}
+
 // PackTrailerLen returns how many bytes at the end of a pack hold the
 // trailer and footer, given the footer (its last PackFooterLen bytes).
 func PackTrailerLen(foot []byte) (int, error) {
@@ -145,8 +150,11 @@ func ParsePackTrailer(pack digest.Digest, tail []byte, packSize int64) ([]index.
 			Length: binary.LittleEndian.Uint32(r[42:]),
 			RawLen: binary.LittleEndian.Uint32(r[46:])}
 		copy(b.ID[:], r[2:34])
-		if b.Type > index.TypeTree || b.Codec > index.CodecZstd {
-			return nil, fmt.Errorf("%w: blob %d type %d codec %d", ErrBadPack, i, b.Type, b.Codec)
+		if b.Codec > index.MaxCodec {
+			return nil, fmt.Errorf("%w: blob %d: %w", ErrBadPack, i, unknownCodec(b.Codec))
+		}
+		if b.Type > index.TypeTree {
+			return nil, fmt.Errorf("%w: blob %d type %d", ErrBadPack, i, b.Type)
 		}
 		// next <= dataEnd, so the subtraction cannot wrap around.
 		if b.Offset != next || uint64(b.Length) > dataEnd-b.Offset {

@@ -237,7 +237,7 @@ func appendRunEntry(b []byte, e RunEntry, sized bool) ([]byte, error) {
 	}
 	switch e.Kind {
 	case RunData, RunTree:
-		if e.Blob.ID != e.ID || e.Blob.Type != e.Kind || e.Blob.Codec > index.CodecZstd {
+		if e.Blob.ID != e.ID || e.Blob.Type != e.Kind || e.Blob.Codec > index.MaxCodec {
 			return nil, fmt.Errorf("lookup run: blob entry %s does not match its blob", e.ID.Short())
 		}
 		b = append(b, e.Blob.Pack[:]...)
@@ -450,8 +450,8 @@ func decodeRunEntry(b []byte, sized bool) (e RunEntry, n int, err error) {
 		e.Blob = index.Blob{ID: e.ID, Type: e.Kind, Codec: b[n+32]}
 		copy(e.Blob.Pack[:], b[n:n+32])
 		n += 33
-		if e.Blob.Codec > index.CodecZstd {
-			return bad("unknown codec")
+		if e.Blob.Codec > index.MaxCodec {
+			return bad(unknownCodec(e.Blob.Codec).Error())
 		}
 		off, ok1 := uv()
 		length, ok2 := uv()

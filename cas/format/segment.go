@@ -315,8 +315,11 @@ func (r *segReader) parse(blobs func(n int), v SegmentVisitor) error {
 		}
 		id := r.digest()
 		off, length, raw := r.uvarint(), r.uvarint(), r.uvarint()
-		if r.err != nil || pn >= uint64(len(packs)) || length > 1<<32-1 || raw > 1<<32-1 || typ > index.TypeTree || codec > index.CodecZstd {
+		if r.err != nil || pn >= uint64(len(packs)) || length > 1<<32-1 || raw > 1<<32-1 || typ > index.TypeTree {
 			return fmt.Errorf("%w: blob record", ErrBadSegment)
+		}
+		if codec > index.MaxCodec {
+			return fmt.Errorf("%w: blob record: %w", ErrBadSegment, unknownCodec(codec))
 		}
 		if v.Blob != nil {
 			b := index.Blob{ID: id, Pack: packs[pn], Offset: off, Length: uint32(length), RawLen: uint32(raw), Type: typ, Codec: codec}

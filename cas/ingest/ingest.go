@@ -95,8 +95,12 @@ type Options struct {
 	// Mirror, if set, receives a copy of each pack as soon as it is
 	// written (Store.CopyPack), while the push goes on.
 	Mirror remote.Backend
-	// NaturalCuts, set by tests, replaces chunk.NaturalCuts.
+	// NaturalCuts, set by tests, replaces chunk.NaturalCuts (and leaves
+	// the data untyped).
 	NaturalCuts func(r io.ReaderAt, size int64) []int64
+	// NoFloatCodec keeps tensor data to the rule for untyped data (zstd
+	// where it pays): for benchmarks that compare with the float codec.
+	NoFloatCodec bool
 }
 
 // Root is one path given to Run, as stored.

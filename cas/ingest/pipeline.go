@@ -348,13 +348,24 @@ func (fd fdReader) Read(b []byte) (int, error) {
 	}
 }
 
-// naturalCuts are the offsets where a file of a known model format
-// changes from one tensor to the next (chunk.NaturalCuts).
-func (p *pusher) naturalCuts(r io.ReaderAt, size int64) []int64 {
+// layout is what the push knows of a file of a known model format: the
+// offsets where it changes from one tensor to the next, and the element
+// type of its tensor data (chunk.NaturalLayout).
+func (p *pusher) layout(r io.ReaderAt, size int64) chunk.Layout {
 	if p.opts.NaturalCuts != nil {
-		return p.opts.NaturalCuts(r, size)
+		return chunk.Layout{Cuts: p.opts.NaturalCuts(r, size)}
 	}
-	return chunk.NaturalCuts(r, size)
+	return chunk.NaturalLayout(r, size)
+}
+
+// dtypeAt is the element type of the chunk at [start, end) of a file of
+// layout l: Unknown outside tensor data of a float type, and always when
+// the float codec is off.
+func (p *pusher) dtypeAt(l *chunk.Layout, start, end int64) format.DType {
+	if p.opts.NoFloatCodec || len(l.Regions) == 0 {
+		return format.Unknown
+	}
+	return format.DTypeFromName(l.DTypeAt(start, end))
 }
 
 func (p *pusher) acquire(n int64) error { return p.budget.Acquire(p.ctx, n) }
@@ -381,14 +392,15 @@ func (p *pusher) readSmall(n *node, f fdReader, size int64, deps *[]digest.Diges
 		return int64(k), nil, nil
 	}
 	var chunks []digest.Digest
-	n.digest, chunks, err = p.storeBytes(data, p.naturalCuts(bytes.NewReader(data), int64(len(data))), deps)
+	l := p.layout(bytes.NewReader(data), int64(len(data)))
+	n.digest, chunks, err = p.storeBytes(data, &l, deps)
 	return int64(k), chunks, err
 }
 
 // putBytes stores bytes as a file holding them would be stored.
 func (p *pusher) putBytes(data []byte) (digest.Digest, error) {
 	var deps []digest.Digest
-	d, chunks, err := p.storeBytes(data, nil, &deps)
+	d, chunks, err := p.storeBytes(data, &chunk.Layout{}, &deps)
 	if err == nil {
 		err = p.claims.wait(p.ctx, deps)
 	}
@@ -400,21 +412,22 @@ func (p *pusher) putBytes(data []byte) (digest.Digest, error) {
 
 // storeBytes stores one file's bytes held in memory and returns its
 // digest and, if it is more than one chunk, their IDs. No chunk crosses
-// one of the natural cuts.
-func (p *pusher) storeBytes(data []byte, natural []int64, deps *[]digest.Digest) (digest.Digest, []digest.Digest, error) {
+// one of the natural cuts of its layout l.
+func (p *pusher) storeBytes(data []byte, l *chunk.Layout, deps *[]digest.Digest) (digest.Digest, []digest.Digest, error) {
 	d := digest.Of(data)
-	cuts := p.chunker.CutsWithin(data, 0, natural)
+	cuts := p.chunker.CutsWithin(data, 0, l.Cuts)
 	if len(cuts) <= 1 {
 		if len(data) == 0 {
 			return d, nil, nil
 		}
-		return d, nil, p.storeBlob(d, data, index.TypeData, deps)
+		return d, nil, p.storeBlob(d, data, index.TypeData, p.dtypeAt(l, 0, int64(len(data))), deps)
 	}
 	ids := make([]digest.Digest, len(cuts))
 	off := 0
 	for i, c := range cuts {
 		ids[i] = digest.Of(data[off : off+c])
-		if err := p.storeBlob(ids[i], data[off:off+c], index.TypeData, deps); err != nil {
+		dt := p.dtypeAt(l, int64(off), int64(off+c))
+		if err := p.storeBlob(ids[i], data[off:off+c], index.TypeData, dt, deps); err != nil {
 			return d, nil, err
 		}
 		off += c
@@ -441,6 +454,7 @@ func (p *pusher) recordFile(d digest.Digest, ids []digest.Digest) {
 // chunkJob is one chunk of a large file on its way to a hasher.
 type chunkJob struct {
 	data []byte
+	dt   format.DType // the element type of data
 	id   *digest.Digest
 	done func()
 	// turn closes when the previous chunk is in the pack, and next when
@@ -515,7 +529,7 @@ func (lr *largeRead) hashChunks() {
 	p := lr.p
 	for j := range lr.jobs {
 		*j.id = digest.Of(j.data)
-		b, stored, claimed, err := p.prepareBlob(*j.id, j.data, index.TypeData)
+		b, stored, spare, claimed, err := p.prepareBlob(*j.id, j.data, index.TypeData, j.dt)
 		if claimed {
 			// Not waited for here: that chunk may be this file's own,
 			// behind this one in turn.
@@ -530,6 +544,7 @@ func (lr *largeRead) hashChunks() {
 		if err == nil && stored != nil {
 			err = p.addBlob(b, stored)
 		}
+		bufpool.Put(spare)
 		if err != nil {
 			lr.setErr(err)
 		}
@@ -565,7 +580,8 @@ func (lr *largeRead) cut(f fdReader, size int64) (int64, error) {
 	buf := make([]byte, maxc+2*block)
 	start, end := 0, 0
 	// pos is the file offset of buf[start]; no chunk crosses natural[nb].
-	natural := p.naturalCuts(f, size)
+	l := p.layout(f, size)
+	natural := l.Cuts
 	pos, nb := int64(0), 0
 	var total int64
 	eof := false
@@ -593,11 +609,12 @@ func (lr *largeRead) cut(f fdReader, size int64) (int64, error) {
 			lim = start + int(natural[nb]-pos)
 		}
 		c := p.chunker.Next(buf[start:lim])
+		dt := p.dtypeAt(&l, pos, pos+int64(c))
 		pos += int64(c)
 		for nb < len(natural) && natural[nb] <= pos {
 			nb++
 		}
-		if err := lr.queue(buf[start : start+c]); err != nil {
+		if err := lr.queue(buf[start:start+c], dt); err != nil {
 			return total, err
 		}
 		start += c
@@ -606,7 +623,7 @@ func (lr *largeRead) cut(f fdReader, size int64) (int64, error) {
 
 // queue copies one chunk out of the read buffer and gives it to a chunk
 // hasher and to the file hasher, which share the copy.
-func (lr *largeRead) queue(data []byte) error {
+func (lr *largeRead) queue(data []byte, dt format.DType) error {
 	c := len(data)
 	if err := lr.p.acquire(int64(2 * c)); err != nil {
 		return err
@@ -624,7 +641,7 @@ func (lr *largeRead) queue(data []byte) error {
 		}
 	}
 	next := make(chan struct{})
-	lr.jobs <- chunkJob{data: chunk, id: id, done: release, turn: lr.turn, next: next}
+	lr.jobs <- chunkJob{data: chunk, dt: dt, id: id, done: release, turn: lr.turn, next: next}
 	lr.turn = next
 	lr.hashQ <- chunkJob{data: chunk, done: release}
 	return lr.err()
@@ -647,8 +664,9 @@ func (lr *largeRead) wait(err error) error {
 // has it already. A blob another part of the push is still adding to a
 // pack goes into deps, for the caller to wait for (claims.wait) before
 // anything relying on it goes into a pack.
-func (p *pusher) storeBlob(id digest.Digest, raw []byte, typ uint8, deps *[]digest.Digest) error {
-	b, stored, claimed, err := p.prepareBlob(id, raw, typ)
+func (p *pusher) storeBlob(id digest.Digest, raw []byte, typ uint8, dt format.DType, deps *[]digest.Digest) error {
+	b, stored, spare, claimed, err := p.prepareBlob(id, raw, typ, dt)
+	defer bufpool.Put(spare)
 	if claimed {
 		*deps = append(*deps, id)
 	}
@@ -658,26 +676,36 @@ func (p *pusher) storeBlob(id digest.Digest, raw []byte, typ uint8, deps *[]dige
 	return p.addBlob(b, stored)
 }
 
-// prepareBlob decides whether a blob must be stored and encodes it; a nil
-// stored means the store or this push has it already, and claimed that
-// another part of this push is still adding it to a pack.
-func (p *pusher) prepareBlob(id digest.Digest, raw []byte, typ uint8) (b index.Blob, stored []byte, claimed bool, err error) {
+// prepareBlob decides whether a blob must be stored and encodes it (as
+// elements of type dt: tensor data); a nil stored means the store or this
+// push has it already, and claimed that another part of this push is
+// still adding it to a pack. A compressed stored form is in spare, a
+// buffer of bufpool the caller gives back once it has added the blob.
+func (p *pusher) prepareBlob(id digest.Digest, raw []byte, typ uint8, dt format.DType) (b index.Blob, stored, spare []byte, claimed bool, err error) {
 	if typ == index.TypeData {
 		p.chunks.Add(1)
 	}
 	if mine, inPack := p.claims.claim(id); !mine {
-		return index.Blob{}, nil, !inPack, nil
+		return index.Blob{}, nil, nil, !inPack, nil
 	}
 	if ok, err := p.s.HasBlob(p.ctx, id); err != nil || ok {
 		p.claims.drop(id)
-		return index.Blob{}, nil, false, err
+		return index.Blob{}, nil, nil, false, err
 	}
-	stored, codec := format.EncodeChunk(raw)
+	var codec uint8
+	if len(raw) >= 512 {
+		spare = bufpool.Get(len(raw))
+	}
+	stored, codec = format.EncodeChunkInto(spare, raw, dt)
+	if codec == index.CodecNone {
+		bufpool.Put(spare)
+		spare = nil
+	}
 	if typ == index.TypeData {
 		p.newChunks.Add(1)
 		p.newBytes.Add(int64(len(raw)))
 	}
-	return index.Blob{ID: id, RawLen: uint32(len(raw)), Codec: codec, Type: typ}, stored, false, nil
+	return index.Blob{ID: id, RawLen: uint32(len(raw)), Codec: codec, Type: typ}, stored, spare, false, nil
 }
 
 // addBlob appends an encoded blob to the current pack, writing the pack

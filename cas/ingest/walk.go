@@ -466,7 +466,7 @@ func (p *pusher) storeTree(d *dirState) error {
 	var deps []digest.Digest
 	for _, c := range d.children {
 		if c.kind == format.KindLink {
-			if err := p.storeBlob(c.digest, []byte(c.target), index.TypeData, &deps); err != nil {
+			if err := p.storeBlob(c.digest, []byte(c.target), index.TypeData, format.Unknown, &deps); err != nil {
 				return err
 			}
 		}
@@ -476,7 +476,7 @@ func (p *pusher) storeTree(d *dirState) error {
 	}
 	// The tree, too, is in a pack before the parent's goes into one.
 	deps = deps[:0]
-	if err := p.storeBlob(d.node.digest, enc, index.TypeTree, &deps); err != nil {
+	if err := p.storeBlob(d.node.digest, enc, index.TypeTree, format.Unknown, &deps); err != nil {
 		return err
 	}
 	return p.claims.wait(p.ctx, deps)
