@@ -59,6 +59,13 @@ type dataNotFound struct{}
 func (dataNotFound) Error() string        { return ErrNotFound.Error() }
 func (dataNotFound) Is(target error) bool { return target == ErrNotFound }
 
+// StoreVersion is the version of store this cas creates and reads up to.
+// Version 2 stores may hold chunks of codec 2 (the float codec), which a
+// cas that knows only version 1 would take for damage: it refuses a store
+// of version 2 instead ("version 2 is not supported by this cas"). Open
+// upgrades a store of version 1 to 2; its bytes stay as they are.
+const StoreVersion = 2
+
 // Config is a store's fixed settings, kept as JSON in .cas/config.
 type Config struct {
 	Version  int         `json:"version"`
@@ -135,7 +142,7 @@ func Init(dir string, params ChunkParams, now time.Time) error {
 	}
 	var id [16]byte
 	_, _ = rand.Read(id[:])
-	cfg := Config{Version: 1, ID: hex.EncodeToString(id[:]), Chunking: params, Created: now.UTC().Truncate(time.Second)}
+	cfg := Config{Version: StoreVersion, ID: hex.EncodeToString(id[:]), Chunking: params, Created: now.UTC().Truncate(time.Second)}
 	b, _ := json.MarshalIndent(cfg, "", "  ")
 	b = append(b, '\n')
 	// Git ignores a directory holding a .gitignore of "*", as it does
@@ -193,8 +200,8 @@ func OpenWith(ctx context.Context, dir string, opts OpenOptions) (*Repo, error) 
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
-	if cfg.Version != 1 {
-		return nil, fmt.Errorf("%w: version %d is not supported by this cas", ErrBadConfig, cfg.Version)
+	if cfg.Version < 1 || cfg.Version > StoreVersion {
+		return nil, fmt.Errorf("%w: version %d is not supported by this cas (it reads versions 1 to %d): upgrade cas", ErrBadConfig, cfg.Version, StoreVersion)
 	}
 	if err := cfg.Chunking.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
@@ -209,6 +216,16 @@ func OpenWith(ctx context.Context, dir string, opts OpenOptions) (*Repo, error) 
 	}
 	r := &Repo{Dir: dir, Config: cfg, Backend: be, Index: idx, Clock: opts.Clock, Warn: opts.Warn,
 		chunker: NewChunker(cfg.Chunking), packs: newPackFiles(be)}
+	if cfg.Version < StoreVersion {
+		// Before anything is written that needs it. A store that cannot
+		// be upgraded (read-only, say) is used as it is: its pushes keep
+		// tensor data to the rules of version 1.
+		if err := upgradeConfig(dir, cfg); err != nil {
+			r.warn(fmt.Errorf("store %s stays at version %d (tensors are stored without the float codec): %w", dir, cfg.Version, err))
+		} else {
+			r.Config.Version = StoreVersion
+		}
+	}
 	if err := r.SyncIndex(ctx); err != nil {
 		_ = r.Close()
 		return nil, err
@@ -216,6 +233,42 @@ func OpenWith(ctx context.Context, dir string, opts OpenOptions) (*Repo, error) 
 	// Temp files a killed push left: an hour is far beyond any live Put.
 	_, _ = be.RemoveStaleTemp(r.Now().Add(-time.Hour))
 	return r, nil
+}
+
+// upgradeConfig rewrites dir's config at StoreVersion, the rest of cfg
+// kept: written aside, made durable, then renamed over the old one, so
+// that a crash leaves one or the other whole.
+func upgradeConfig(dir string, cfg Config) error {
+	cfg.Version = StoreVersion
+	b, _ := json.MarshalIndent(cfg, "", "  ")
+	b = append(b, '\n')
+	tmp, err := os.CreateTemp(dir, ".config-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(b)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(dir, configFile))
+	}
+	if err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // openIndex opens the badger index, waiting up to a second for another
