@@ -298,9 +298,11 @@ func groupEntropy(elems []byte, es, g int) float64 {
 // values): a sample of up to 4 KiB is matched against the last place
 // each 8-byte string (by hash) was seen, and repeats when matches cover an
 // eighth of it. Trained weights, whose bytes are all but independent,
-// never do, and are spared the cost of trying zstd; nor the cost of the
-// second half of the sample when the first has no match at all (a
-// pattern that repeats within 2 KiB has matched there by then).
+// never do, and are spared the cost of trying zstd; and of the second
+// half of the sample when matches cover under a 32nd of the first half's
+// bytes: the few chance matches of skewed bytes (a BF16 exponent byte
+// takes two values a third of the time each), where a pattern repeating
+// within 1.5 KiB has matched a quarter of them by then.
 func repeats(b []byte) bool {
 	const sample = 4 << 10
 	if len(b) > sample {
@@ -314,7 +316,7 @@ func repeats(b []byte) bool {
 	half := len(b) / 2
 	for i := 1; i+8 <= len(b); {
 		if i >= half {
-			if matched == 0 {
+			if matched < half/32 {
 				return false
 			}
 			half = len(b)

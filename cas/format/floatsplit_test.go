@@ -87,9 +87,10 @@ func TestGroupEntropy(t *testing.T) {
 	}
 }
 
-// repeats finds a pattern that recurs every 1000 bytes (within the first
-// half of its sample) and every 1500, and none in the exponent bytes of
-// weights or in random bytes.
+// repeats finds a pattern that recurs every 1000 bytes and every 1500
+// (matching within the first half of its sample), not one every 2000
+// bytes (which it gives up on at the middle), and none in the exponent
+// bytes of weights or in random bytes.
 func TestRepeats(t *testing.T) {
 	t.Parallel()
 	r := rand.New(rand.NewPCG(5, 6))
@@ -111,6 +112,8 @@ func TestRepeats(t *testing.T) {
 	}{
 		{"period 1000", bytes.Repeat(random(1000), 66)[:1<<16], true},
 		{"period 1500", bytes.Repeat(random(1500), 44)[:1<<16], true},
+		// Too few matches in the first half of the sample: given up.
+		{"period 2000", bytes.Repeat(random(2000), 33)[:1<<16], false},
 		{"zeros", make([]byte, 1<<16), true},
 		{"random", random(1 << 16), false},
 		{"exponent bytes of weights", exponents, false},
