@@ -139,7 +139,12 @@ func sampleEntropy(b []byte) float64 {
 	for _, c := range mid {
 		hist[c]++
 	}
-	n := len(head) + len(mid)
+	return histEntropy(&hist, len(head)+len(mid))
+}
+
+// histEntropy estimates the bits per byte of a sample of n bytes from its
+// histogram (n at most 4 KiB).
+func histEntropy(hist *[256]int, n int) float64 {
 	// H = log2(n) - (1/n) * sum(k log2 k), with k log2 k from a table.
 	sum := 0.0
 	bins := 0

@@ -186,6 +186,7 @@ func encodeFloat(dst, raw []byte, dt DType, widths []uint8, slog, limit int) ([]
 	e.huff.Reuse = huff0.ReusePolicyNone
 	e.huff.WantLogLess = 7
 
+	bytewise := len(widths) == es // every group one byte wide
 	stripe := 1 << slog
 	for first := 0; first < n; first += stripe {
 		cnt := min(stripe, n-first)
@@ -194,13 +195,28 @@ func encodeFloat(dst, raw []byte, dt DType, widths []uint8, slog, limit int) ([]
 			e.stripe = make([]byte, es<<slog)
 		}
 		var gs [8][]byte
+		// The leading groups that appendBlock would keep raw (mantissa
+		// bytes: FP32's bytes 0 and 1, BF16's and FP16's byte 0) are
+		// split straight into out, behind their kind byte, rather than
+		// split and copied.
+		g0 := 0
+		for bytewise && g0 < es && cnt >= 2*sampleLen && len(out)+1+cnt <= cap(out) &&
+			groupEntropy(elems, es, g0) > rawEntropy {
+			out = append(out, blockRaw)
+			gs[g0] = out[len(out) : len(out)+cnt]
+			out = out[:len(out)+cnt]
+			g0++
+		}
+		if len(out) > limit {
+			return nil, false
+		}
 		at := 0
-		for g, w := range widths {
-			gs[g] = e.stripe[at : at+cnt*int(w)]
-			at += cnt * int(w)
+		for g := g0; g < len(widths); g++ {
+			gs[g] = e.stripe[at : at+cnt*int(widths[g])]
+			at += cnt * int(widths[g])
 		}
 		split(gs[:len(widths)], elems, es, widths)
-		for _, g := range gs[:len(widths)] {
+		for _, g := range gs[g0:len(widths)] {
 			out = e.appendBlock(out, g)
 			if len(out) > limit {
 				return nil, false
@@ -216,7 +232,7 @@ func encodeFloat(dst, raw []byte, dt DType, widths []uint8, slog, limit int) ([]
 
 // appendBlock appends the smallest coding of block b it finds.
 func (e *floatEncoder) appendBlock(out, b []byte) []byte {
-	if len(b) >= 2*sampleLen && sampleEntropy(b) > 7.95 {
+	if len(b) >= 2*sampleLen && sampleEntropy(b) > rawEntropy {
 		// Mantissa bytes: huff0 would save under 1/128, which it is
 		// not asked for (WantLogLess), and they do not repeat (a copy
 		// of a run of floats inside one block of a tensor is rare enough
@@ -257,12 +273,36 @@ func (e *floatEncoder) appendBlock(out, b []byte) []byte {
 	return append(out, payload...)
 }
 
+// rawEntropy is the bits per byte over which a block of 2*sampleLen bytes
+// or more is kept raw without trying to code it.
+const rawEntropy = 7.95
+
+// groupEntropy is sampleEntropy of group g (one byte wide, at offset g)
+// of the es-byte elements elems, more than 2*sampleLen of them, read
+// where they are rather than from the split group.
+func groupEntropy(elems []byte, es, g int) float64 {
+	const half = sampleLen / 2
+	var hist [256]int
+	n := len(elems) / es
+	for _, first := range []int{0, n / 2} {
+		s := elems[first*es+g:][:(half-1)*es+1]
+		for i := 0; i < len(s); i += es {
+			hist[s[i]]++
+		}
+	}
+	return histEntropy(&hist, 2*half)
+}
+
 // repeats reports whether b holds repeated runs of 8 bytes or more, which
 // zstd may code better than huff0 does (sparse tensors, quantized
 // values): a sample of up to 4 KiB is matched against the last place
 // each 8-byte string (by hash) was seen, and repeats when matches cover an
 // eighth of it. Trained weights, whose bytes are all but independent,
-// never do, and are spared the cost of trying zstd.
+// never do, and are spared the cost of trying zstd; and of the second
+// half of the sample when matches cover under a 32nd of the first half's
+// bytes: the few chance matches of skewed bytes (a BF16 exponent byte
+// takes two values a third of the time each), where a pattern repeating
+// within 1.5 KiB has matched a quarter of them by then.
 func repeats(b []byte) bool {
 	const sample = 4 << 10
 	if len(b) > sample {
@@ -273,7 +313,14 @@ func repeats(b []byte) bool {
 	}
 	var last [1 << 10]uint16
 	matched := 0
+	half := len(b) / 2
 	for i := 1; i+8 <= len(b); {
+		if i >= half {
+			if matched < half/32 {
+				return false
+			}
+			half = len(b)
+		}
 		v := binary.LittleEndian.Uint64(b[i:])
 		h := (v * 0x9E3779B97F4A7C15) >> 54
 		j := int(last[h])

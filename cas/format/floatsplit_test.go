@@ -2,6 +2,7 @@ package format
 
 import (
 	"bytes"
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -54,6 +55,72 @@ func TestSplitJoin(t *testing.T) {
 					t.Fatalf("join es=%d n=%d skew=%d: wrong bytes or out of bounds", es, n, skew)
 				}
 			}
+		}
+	}
+}
+
+// groupEntropy, which the encoder reads from the elements to split a
+// mantissa group straight into the stored form, gives the very value
+// sampleEntropy gives of the split group, on which appendBlock decides
+// the same for the other groups: both keep a block raw alike.
+func TestGroupEntropy(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{2*sampleLen + 1, 3 * sampleLen, 1 << 16, 1<<16 - 3} {
+		for _, es := range []int{1, 2, 4, 8} {
+			elems := make([]byte, n*es)
+			for i := range elems {
+				// Byte g of an element drawn from 2^(g+1) values: every
+				// entropy from 1 to 8 bits.
+				elems[i] = byte(r.Uint32()) >> (7 - i%es%8)
+			}
+			for g := range es {
+				group := make([]byte, n)
+				for i := range group {
+					group[i] = elems[i*es+g]
+				}
+				if got, want := groupEntropy(elems, es, g), sampleEntropy(group); got != want {
+					t.Errorf("n=%d es=%d group %d: groupEntropy %v, sampleEntropy %v", n, es, g, got, want)
+				}
+			}
+		}
+	}
+}
+
+// repeats finds a pattern that recurs every 1000 bytes and every 1500
+// (matching within the first half of its sample), not one every 2000
+// bytes (which it gives up on at the middle), and none in the exponent
+// bytes of weights or in random bytes.
+func TestRepeats(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(5, 6))
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		return b
+	}
+	exponents := make([]byte, 1<<16)
+	for i := range exponents {
+		exponents[i] = byte(math.Float32bits(float32(r.NormFloat64()*0.02)) >> 24)
+	}
+	tests := []struct {
+		name string
+		b    []byte
+		want bool
+	}{
+		{"period 1000", bytes.Repeat(random(1000), 66)[:1<<16], true},
+		{"period 1500", bytes.Repeat(random(1500), 44)[:1<<16], true},
+		// Too few matches in the first half of the sample: given up.
+		{"period 2000", bytes.Repeat(random(2000), 33)[:1<<16], false},
+		{"zeros", make([]byte, 1<<16), true},
+		{"random", random(1 << 16), false},
+		{"exponent bytes of weights", exponents, false},
+	}
+	for _, tt := range tests {
+		if got := repeats(tt.b); got != tt.want {
+			t.Errorf("repeats(%s) = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }
