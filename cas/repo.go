@@ -260,15 +260,7 @@ func upgradeConfig(dir string, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return remote.SyncDir(dir)
 }
 
 // openIndex opens the badger index, waiting up to a second for another

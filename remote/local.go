@@ -717,6 +717,12 @@ func (l *Local) syncDir(dir string) error {
 	if err := l.step(OpSyncDir, l.dirKey(dir)); err != nil {
 		return err
 	}
+	return SyncDir(dir)
+}
+
+// SyncDir fsyncs directory dir, so that the names just created or
+// renamed in it last.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
