@@ -20,8 +20,10 @@ demo: build ## run the README demo on a local store in ./demo-work (installs b3s
 	@bash scripts/deps.sh demo
 	bash scripts/demo.sh
 
+# The timeout is per package binary: cas and cli each run several minutes
+# on 2 cores, near go test's default of 10.
 test: deps ## run every test
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 30m ./...
 
 # -short skips only the slowest end-to-end cases, which `make test` runs;
 # every package still runs under the race detector. The timeout is per
