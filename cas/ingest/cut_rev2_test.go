@@ -35,8 +35,8 @@ func (s *failStore) HasBlob(context.Context, digest.Digest) (bool, error) {
 }
 
 // TestReadLargeConcurrentRev2 reads several large files at once through
-// one pusher (one memory budget, which fits two files' first buffers and
-// no more), some files having no cut for more than a buffer, while a
+// one pusher (whose budget of read buffers fits two files' first buffers
+// and no more), some files having no cut for more than a buffer, while a
 // hasher fails (HasBlob), or the push is cancelled, or nothing goes
 // wrong. Each readLarge must end (no file waits for memory another holds
 // while it waits), with the error when there is one, with the chunks of
@@ -88,6 +88,9 @@ func TestReadLargeConcurrentRev2(t *testing.T) {
 			ferr := finish(nil)
 			if !p.budget.TryAcquire(p.memBudget()) {
 				t.Errorf("after every readLarge returned, the budget does not have its %d bytes back", p.memBudget())
+			}
+			if !p.bufs.TryAcquire(p.bufBudget()) {
+				t.Errorf("after every readLarge returned, the read buffers' budget does not have its %d bytes back", p.bufBudget())
 			}
 			var nerr int
 			for i, data := range datas {

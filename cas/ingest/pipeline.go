@@ -56,7 +56,8 @@ type pusher struct {
 
 	ctx    context.Context
 	fail   context.CancelFunc
-	budget *semaphore.Weighted // bytes of file data held in memory
+	budget *semaphore.Weighted // bytes of small files held in memory (memBudget)
+	bufs   *semaphore.Weighted // read buffers of large files (bufBudget)
 
 	jobs  chan fileJob  // files to read
 	spare chan struct{} // tokens for extra walkers
@@ -107,6 +108,7 @@ const packBlobs = 1 << 14
 // first error.
 func (p *pusher) start(ctx context.Context) (finish func(error) error) {
 	p.budget = semaphore.NewWeighted(p.memBudget())
+	p.bufs = semaphore.NewWeighted(p.bufBudget())
 	gctx, cancel := context.WithCancel(ctx)
 	p.ctx, p.fail = gctx, cancel
 	if p.hashOnly {
@@ -162,15 +164,20 @@ func (p *pusher) failWith(err error) {
 	p.fail()
 }
 
-// memBudget is the most file data a push holds in memory at once, beside
-// at most two packs being built or written: small files read whole, and
-// the read buffers of large ones, which their chunks are hashed and
-// packed from (bufCharge). It lets one large file be read into two
-// buffers in turn, so that reading goes on while the chunks of the last
-// buffer read are hashed.
+// memBudget is the most data of small files (read whole) a push holds in
+// memory at once, beside the read buffers of large files (bufBudget) and
+// at most two packs being built or written.
 func (p *pusher) memBudget() int64 {
-	return max(16<<20, 3*int64(p.chunker.Params().Max), 2*p.bufCharge())
+	return max(16<<20, 3*int64(p.chunker.Params().Max))
 }
+
+// bufBudget bounds the read buffers of large files, which their chunks
+// are hashed and packed from (bufCharge each): two, so that one large
+// file can be read into one while the chunks of the other are hashed, or
+// two files read at once. A budget of their own, apart from small files':
+// a push of many files of nearly Max bytes keeps to what it held before
+// large files had read buffers counted.
+func (p *pusher) bufBudget() int64 { return 2 * p.bufCharge() }
 
 // result counts what the push did.
 func (p *pusher) result(roots []*pushRoot, top *node) *Result {
@@ -593,7 +600,7 @@ const largeBlock = 4 << 20
 // back before the chunk is done with).
 func (p *pusher) bufCharge() int64 { return 2 * int64(p.largeBufSize()) }
 
-// newBuf takes a read buffer out of the memory budget: the first one of
+// newBuf takes a read buffer out of bufBudget: the first one of
 // a file waits for the budget, which is safe since the file holds none
 // yet; a second one is taken only if the budget has it now (else the
 // file goes on with one), so that no file waits for memory while holding
@@ -603,10 +610,10 @@ func (lr *largeRead) newBuf() (*readBuf, error) {
 	i := 0
 	if lr.bufs[0] != nil {
 		i = 1
-		if !p.budget.TryAcquire(p.bufCharge()) {
+		if !p.bufs.TryAcquire(p.bufCharge()) {
 			return nil, nil
 		}
-	} else if err := p.acquire(p.bufCharge()); err != nil {
+	} else if err := p.bufs.Acquire(p.ctx, p.bufCharge()); err != nil {
 		return nil, err
 	}
 	lr.bufs[i] = &readBuf{data: bufpool.Get(p.largeBufSize())}
@@ -644,7 +651,7 @@ func (lr *largeRead) releaseBufs() {
 		if rb != nil {
 			rb.refs.Wait()
 			bufpool.Put(rb.data)
-			lr.p.budget.Release(lr.p.bufCharge())
+			lr.p.bufs.Release(lr.p.bufCharge())
 			lr.bufs[i] = nil
 		}
 	}
