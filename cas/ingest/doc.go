@@ -5,11 +5,12 @@
 // (cas/chunk), hashes and compresses them on every core, packs them
 // (cas/format) and hands each full pack to the Store, mirroring it to a
 // remote while the push goes on. Memory stays bounded whatever the data:
-// a byte budget on file data in flight, at most two packs being built,
-// and, whatever the number of files, only the directories being worked
-// on held (each tree is stored, and its stat cache entries saved, as
-// soon as everything below it is), a bounded queue of files to read,
-// and one batch of packs not yet indexed.
+// a byte budget on small files read whole, another on the read buffers
+// large files are cut and packed from (two), at most two packs
+// being built, and, whatever the number of files, only the directories
+// being worked on held (each tree is stored, and its stat cache entries
+// saved, as soon as everything below it is), a bounded queue of files to
+// read, and one batch of packs not yet indexed.
 //
 // It decides nothing about trust: whether a tree, file or blob the store
 // already holds may be reused is the Store's answer (package cas, whose

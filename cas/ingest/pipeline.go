@@ -56,7 +56,8 @@ type pusher struct {
 
 	ctx    context.Context
 	fail   context.CancelFunc
-	budget *semaphore.Weighted // bytes of file data held in memory
+	budget *semaphore.Weighted // bytes of small files held in memory (memBudget)
+	bufs   *semaphore.Weighted // read buffers of large files (bufBudget)
 
 	jobs  chan fileJob  // files to read
 	spare chan struct{} // tokens for extra walkers
@@ -107,6 +108,7 @@ const packBlobs = 1 << 14
 // first error.
 func (p *pusher) start(ctx context.Context) (finish func(error) error) {
 	p.budget = semaphore.NewWeighted(p.memBudget())
+	p.bufs = semaphore.NewWeighted(p.bufBudget())
 	gctx, cancel := context.WithCancel(ctx)
 	p.ctx, p.fail = gctx, cancel
 	if p.hashOnly {
@@ -162,11 +164,20 @@ func (p *pusher) failWith(err error) {
 	p.fail()
 }
 
-// memBudget is the most file data a push holds in memory at once, beside
+// memBudget is the most data of small files (read whole) a push holds in
+// memory at once, beside the read buffers of large files (bufBudget) and
 // at most two packs being built or written.
 func (p *pusher) memBudget() int64 {
-	return int64(max(16<<20, 3*p.chunker.Params().Max))
+	return max(16<<20, 3*int64(p.chunker.Params().Max))
 }
+
+// bufBudget bounds the read buffers of large files, which their chunks
+// are hashed and packed from (bufCharge each): two, so that one large
+// file can be read into one while the chunks of the other are hashed, or
+// two files read at once. A budget of their own, apart from small files':
+// a push of many files of nearly Max bytes keeps to what it held before
+// large files had read buffers counted.
+func (p *pusher) bufBudget() int64 { return 2 * p.bufCharge() }
 
 // result counts what the push did.
 func (p *pusher) result(roots []*pushRoot, top *node) *Result {
@@ -484,8 +495,8 @@ func (p *pusher) readLarge(n *node, f fdReader, deps *[]digest.Digest) (int64, [
 
 // largeRead is one large file on its way through readLarge: the chunk
 // IDs in file order (filled in by the hashers), the whole-file hasher,
-// the chunks another part of the push is adding to a pack, and the first
-// error any goroutine met.
+// the chunks another part of the push is adding to a pack, the buffers
+// the file is read into, and the first error any goroutine met.
 type largeRead struct {
 	p        *pusher
 	ids      []*digest.Digest
@@ -499,6 +510,16 @@ type largeRead struct {
 	errMu    sync.Mutex // guards firstErr and deps
 	firstErr error
 	deps     []digest.Digest
+	bufs     [2]*readBuf // what cut reads into: one, or two in turn
+}
+
+// readBuf is a buffer a large file is read into. The chunks cut from it
+// are hashed and packed where they lie in it, so that a byte is copied
+// once on its way to the pack file (into the pack); refs counts the
+// hands its chunks are in (a chunk hasher and the file hasher each).
+type readBuf struct {
+	data []byte
+	refs sync.WaitGroup
 }
 
 // startLarge starts the whole-file hasher and one chunk hasher per core.
@@ -567,93 +588,180 @@ func (lr *largeRead) err() error {
 	return lr.firstErr
 }
 
+// largeBufSize is the size of a read buffer of a large file: room for
+// the largest chunk and two reads of 4 MiB.
+func (p *pusher) largeBufSize() int { return p.chunker.Params().Max + 2*largeBlock }
+
+const largeBlock = 4 << 20
+
+// bufCharge is what a read buffer takes from the memory budget: its
+// bytes, and as many again for the compressed forms of its chunks (a
+// chunk hasher encodes one into a buffer of its length, and gives that
+// back before the chunk is done with).
+func (p *pusher) bufCharge() int64 { return 2 * int64(p.largeBufSize()) }
+
+// newBuf takes a read buffer out of bufBudget: the first one of
+// a file waits for the budget, which is safe since the file holds none
+// yet; a second one is taken only if the budget has it now (else the
+// file goes on with one), so that no file waits for memory while holding
+// some, and two files each waiting for a second buffer cannot stall.
+func (lr *largeRead) newBuf() (*readBuf, error) {
+	p := lr.p
+	i := 0
+	if lr.bufs[0] != nil {
+		i = 1
+		if !p.bufs.TryAcquire(p.bufCharge()) {
+			return nil, nil
+		}
+	} else if err := p.bufs.Acquire(p.ctx, p.bufCharge()); err != nil {
+		return nil, err
+	}
+	lr.bufs[i] = &readBuf{data: bufpool.Get(p.largeBufSize())}
+	return lr.bufs[i], nil
+}
+
+// refill returns the buffer to read on into, which starts with tail, the
+// bytes of cur after the last cut (a partial chunk). It is the other
+// buffer once its chunks are done with, if the file has two or the
+// budget now allows a second; else cur itself once its chunks are done
+// with, tail moved to its start.
+func (lr *largeRead) refill(cur *readBuf, tail []byte) (*readBuf, error) {
+	next := lr.bufs[0]
+	if next == cur {
+		next = lr.bufs[1]
+	}
+	if next == nil {
+		var err error
+		if next, err = lr.newBuf(); err != nil {
+			return nil, err
+		}
+		if next == nil {
+			next = cur
+		}
+	}
+	next.refs.Wait()
+	copy(next.data, tail)
+	return next, nil
+}
+
+// releaseBufs gives the read buffers back, once every chunk cut from
+// them is done with.
+func (lr *largeRead) releaseBufs() {
+	for i, rb := range lr.bufs {
+		if rb != nil {
+			rb.refs.Wait()
+			bufpool.Put(rb.data)
+			lr.p.bufs.Release(lr.p.bufCharge())
+			lr.bufs[i] = nil
+		}
+	}
+}
+
 // cut reads f (size bytes) and cuts it into chunks, at content-defined
-// boundaries and never across a natural one, handing each to the
-// hashers. It returns the bytes read.
+// boundaries and never across a natural one, handing each, in place in
+// its read buffer, to the hashers. It returns the bytes read: at most
+// size, since a file that grew is caught by the caller's fstat, and
+// reading on in step with a writer would never end.
+//
+// A read fills the buffer. Once the chunker finds no cut in what is left
+// of it (the cut of a chunk depends only on its bytes, so a cut found
+// with less data is the one it finds with more), that tail, part of one
+// chunk, moves to the start of the next buffer to read into (refill),
+// and only it is copied twice.
 func (lr *largeRead) cut(f fdReader, size int64) (int64, error) {
 	p := lr.p
 	maxc := p.chunker.Params().Max
-	const block = 4 << 20
-	// buf[start:end] holds bytes read but not yet cut; it is compacted only
-	// when the free space at its end runs short, so each byte moves at most
-	// once or twice.
-	buf := make([]byte, maxc+2*block)
+	cur, err := lr.newBuf()
+	if err != nil {
+		return 0, err
+	}
+	buf := cur.data
+	// buf[start:end] holds bytes read but not yet cut; pos is the file
+	// offset of buf[start]; no chunk crosses natural[nb].
 	start, end := 0, 0
-	// pos is the file offset of buf[start]; no chunk crosses natural[nb].
 	l := p.layout(f, size)
 	natural := l.Cuts
 	pos, nb := int64(0), 0
 	var total int64
 	eof := false
 	for {
-		for !eof && end-start < maxc {
-			if len(buf)-end < block {
-				end = copy(buf, buf[start:end])
-				start = 0
+		c := 0
+		if end > start {
+			lim := end
+			if nb < len(natural) && natural[nb]-pos < int64(end-start) {
+				lim = start + int(natural[nb]-pos)
 			}
-			k, rerr := f.Read(buf[end:])
-			end += k
-			total += int64(k)
-			p.opts.Progress.Bytes.Add(int64(k))
-			if errors.Is(rerr, io.EOF) {
-				eof = true
-			} else if rerr != nil {
-				return total, rerr
+			c = p.chunker.Next(buf[start:lim])
+		}
+		if c == end-start && c < maxc && !eof {
+			// No cut in what is left, if anything is: read more.
+			if total > 0 {
+				if cur, err = lr.refill(cur, buf[start:end]); err != nil {
+					return total, err
+				}
+				buf, end, start = cur.data, end-start, 0
 			}
+			for !eof && end < len(buf) {
+				want := int64(len(buf) - end)
+				if want > size-total {
+					want = size - total
+				}
+				if want <= 0 {
+					eof = true
+					break
+				}
+				k, rerr := f.Read(buf[end : end+int(want)])
+				end += k
+				total += int64(k)
+				p.opts.Progress.Bytes.Add(int64(k))
+				if errors.Is(rerr, io.EOF) {
+					eof = true
+				} else if rerr != nil {
+					return total, rerr
+				}
+			}
+			eof = eof || total >= size
+			continue
 		}
-		if end == start {
-			return total, nil
+		if c == 0 {
+			return total, nil // at EOF, all cut
 		}
-		lim := end
-		if nb < len(natural) && natural[nb]-pos < int64(end-start) {
-			lim = start + int(natural[nb]-pos)
-		}
-		c := p.chunker.Next(buf[start:lim])
 		dt := p.dtypeAt(&l, pos, pos+int64(c))
 		pos += int64(c)
 		for nb < len(natural) && natural[nb] <= pos {
 			nb++
 		}
-		if err := lr.queue(buf[start:start+c], dt); err != nil {
+		if err := lr.queue(cur, buf[start:start+c], dt); err != nil {
 			return total, err
 		}
 		start += c
 	}
 }
 
-// queue copies one chunk out of the read buffer and gives it to a chunk
-// hasher and to the file hasher, which share the copy.
-func (lr *largeRead) queue(data []byte, dt format.DType) error {
-	c := len(data)
-	if err := lr.p.acquire(int64(2 * c)); err != nil {
+// queue gives one chunk, in place in its read buffer rb, to a chunk
+// hasher and to the file hasher.
+func (lr *largeRead) queue(rb *readBuf, data []byte, dt format.DType) error {
+	if err := lr.p.ctx.Err(); err != nil {
 		return err
 	}
-	chunk := bufpool.Get(c)[:c]
-	copy(chunk, data)
+	rb.refs.Add(2)
 	id := new(digest.Digest)
 	lr.ids = append(lr.ids, id)
-	var refs atomic.Int32
-	refs.Store(2)
-	release := func() {
-		if refs.Add(-1) == 0 {
-			bufpool.Put(chunk)
-			lr.p.budget.Release(int64(2 * c))
-		}
-	}
 	next := make(chan struct{})
-	lr.jobs <- chunkJob{data: chunk, dt: dt, id: id, done: release, turn: lr.turn, next: next}
+	lr.jobs <- chunkJob{data: data, dt: dt, id: id, done: rb.refs.Done, turn: lr.turn, next: next}
 	lr.turn = next
-	lr.hashQ <- chunkJob{data: chunk, done: release}
+	lr.hashQ <- chunkJob{data: data, done: rb.refs.Done}
 	return lr.err()
 }
 
-// wait stops the hashers once they are done and returns err, else the
-// first error they met.
+// wait stops the hashers once they are done, gives the read buffers
+// back and returns err, else the first error they met.
 func (lr *largeRead) wait(err error) error {
 	close(lr.jobs)
 	lr.wg.Wait()
 	close(lr.hashQ)
 	<-lr.hashDone
+	lr.releaseBufs()
 	if err == nil {
 		err = lr.err()
 	}
