@@ -13,6 +13,7 @@ import (
 
 	"github.com/cas-ml/cas/cas/ingest"
 	"github.com/cas-ml/cas/clock"
+	"github.com/cas-ml/cas/internal/bufpool"
 )
 
 // TestPushMemoryFollowsDirectories pushes, then pushes again, trees of
@@ -100,6 +101,7 @@ func peakPushHeap(t *testing.T, n int) [2]uint64 {
 // growth, so that the cycles sample what fn holds often.
 func peakHeapOf(fn func()) uint64 {
 	defer debug.SetGCPercent(debug.SetGCPercent(25))
+	bufpool.Drain() // buffers earlier tests left would count as fn's
 	runtime.GC()
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	stop, done := make(chan struct{}), make(chan uint64)
