@@ -96,23 +96,18 @@ const inspectPiece = 1 << 20
 // that lie uncompressed in the file.
 func tensorsStored(r io.ReaderAt, size int64, rep *ckpt.Report) ([]tensorStored, error) {
 	out := []tensorStored{}
-	var buf []byte
 	for _, t := range rep.Tensors {
 		if t.FileOffset <= 0 || t.NonContiguous || t.Bytes <= 0 || t.Bytes > size-t.FileOffset {
 			continue
-		}
-		if int64(cap(buf)) < t.Bytes {
-			buf = make([]byte, t.Bytes)
-		}
-		data := buf[:t.Bytes]
-		if _, err := r.ReadAt(data, t.FileOffset); err != nil {
-			return nil, err
 		}
 		dtype := t.DType
 		if t.Endian == "big" {
 			dtype = "" // the float codec reads little-endian elements
 		}
-		stored, codec := cas.StoredSize(data, dtype, inspectPiece)
+		stored, codec, err := cas.StoredSize(r, t.FileOffset, t.Bytes, dtype, inspectPiece)
+		if err != nil {
+			return nil, err
+		}
 		out = append(out, tensorStored{Path: t.Path, DType: t.DType, Bytes: t.Bytes, StoredBytes: stored,
 			Ratio: float64(stored) / float64(t.Bytes), Codec: codec})
 	}
