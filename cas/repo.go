@@ -143,27 +143,18 @@ func Init(dir string, params ChunkParams, now time.Time) error {
 	var id [16]byte
 	_, _ = rand.Read(id[:])
 	cfg := Config{Version: StoreVersion, ID: hex.EncodeToString(id[:]), Chunking: params, Created: now.UTC().Truncate(time.Second)}
-	b, _ := json.MarshalIndent(cfg, "", "  ")
-	b = append(b, '\n')
 	// Git ignores a directory holding a .gitignore of "*", as it does
 	// virtualenvs: the store never shows as untracked code.
 	if err := os.WriteFile(filepath.Join(dir, ".gitignore"), []byte("# created by cas init: git ignores the store\n*\n"), 0o644); err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
 	// Write then link: of two concurrent inits exactly one wins.
-	tmp, err := os.CreateTemp(dir, ".config-*")
+	tmp, err := writeConfigAside(dir, cfg)
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("init: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("init: %w", err)
-	}
-	if err := os.Link(tmp.Name(), filepath.Join(dir, configFile)); err != nil {
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, filepath.Join(dir, configFile)); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("%w in %s", ErrRepoExists, dir)
 		}
@@ -236,17 +227,31 @@ func OpenWith(ctx context.Context, dir string, opts OpenOptions) (*Repo, error) 
 }
 
 // upgradeConfig rewrites dir's config at StoreVersion, the rest of cfg
-// kept: written aside, made durable, then renamed over the old one, so
-// that a crash leaves one or the other whole.
+// kept: written aside, then renamed over the old one, so that a crash
+// leaves one or the other whole.
 func upgradeConfig(dir string, cfg Config) error {
 	cfg.Version = StoreVersion
+	tmp, err := writeConfigAside(dir, cfg)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := os.Rename(tmp, filepath.Join(dir, configFile)); err != nil {
+		return err
+	}
+	return remote.SyncDir(dir)
+}
+
+// writeConfigAside writes cfg (two-space indented JSON, final newline)
+// durably to a new temporary file in dir and returns its path, for the
+// caller to link or rename into place, then remove.
+func writeConfigAside(dir string, cfg Config) (string, error) {
 	b, _ := json.MarshalIndent(cfg, "", "  ")
 	b = append(b, '\n')
 	tmp, err := os.CreateTemp(dir, ".config-*")
 	if err != nil {
-		return err
+		return "", err
 	}
-	defer os.Remove(tmp.Name())
 	_, err = tmp.Write(b)
 	if err == nil {
 		err = tmp.Sync()
@@ -254,13 +259,11 @@ func upgradeConfig(dir string, cfg Config) error {
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, configFile))
-	}
 	if err != nil {
-		return err
+		os.Remove(tmp.Name())
+		return "", err
 	}
-	return remote.SyncDir(dir)
+	return tmp.Name(), nil
 }
 
 // openIndex opens the badger index, waiting up to a second for another
