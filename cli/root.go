@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"syscall"
 
@@ -87,12 +88,23 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 	var cpuProfile string
 	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to `FILE`")
 	_ = root.PersistentFlags().MarkHidden("cpuprofile")
-	var profFile *os.File
+	var traceOut string
+	root.PersistentFlags().StringVar(&traceOut, "trace", "", "write an execution trace (go tool trace) to `FILE`")
+	_ = root.PersistentFlags().MarkHidden("trace")
+	var profFile, traceFile *os.File
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		var err error
+		if traceOut != "" {
+			if traceFile, err = os.Create(traceOut); err != nil {
+				return err
+			}
+			if err = trace.Start(traceFile); err != nil {
+				return err
+			}
+		}
 		if cpuProfile == "" {
 			return nil
 		}
-		var err error
 		if profFile, err = os.Create(cpuProfile); err != nil {
 			return err
 		}
@@ -111,6 +123,10 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 		if profFile != nil {
 			pprof.StopCPUProfile()
 			profFile.Close()
+		}
+		if traceFile != nil {
+			trace.Stop()
+			traceFile.Close()
 		}
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &flagError{flagErrorInWords(err)} })
