@@ -14,9 +14,11 @@ import (
 // TestPushLargeFileRewrittenRev2 pushes a large file (three read buffers
 // and more) that another goroutine keeps rewriting in place, in turn with
 // two contents of the same size, a chunk's worth at a time, and then one
-// that it truncates and grows back. The push may fail (the file kept
-// changing), but if it succeeds the digest it stored must be that of one
-// of the contents, and the file restored must be those bytes.
+// that it truncates and grows back, resting for a while between rewrites.
+// A push may fail (the file kept changing), but if it succeeds the digest
+// it stored must be that of one of the contents, and the file restored
+// must be those bytes. Once the rewriting stops, a push must succeed with
+// the digest of the last content, whatever the failed pushes left behind.
 func TestPushLargeFileRewrittenRev2(t *testing.T) {
 	if testing.Short() {
 		t.Skip("rewrites a 50 MiB file during pushes")
@@ -32,6 +34,7 @@ func TestPushLargeFileRewrittenRev2(t *testing.T) {
 			}
 			stop := make(chan struct{})
 			var wg sync.WaitGroup
+			var last []byte // the content written last, once wg is done
 			wg.Go(func() {
 				f, err := os.OpenFile(src, os.O_WRONLY, 0)
 				if err != nil {
@@ -52,7 +55,10 @@ func TestPushLargeFileRewrittenRev2(t *testing.T) {
 					for off := 0; off < size; off += 1 << 20 {
 						_, _ = f.WriteAt(data[off:min(size, off+1<<20)], int64(off))
 					}
-					time.Sleep(time.Millisecond)
+					last = data
+					// Rests of 1 to 121 ms: some pushes overlap a rewrite,
+					// some may fit between two.
+					time.Sleep(time.Millisecond + time.Duration(i%4)*40*time.Millisecond)
 				}
 			})
 			r := newStoreForTest(t, DefaultChunkAvg)
@@ -65,7 +71,15 @@ func TestPushLargeFileRewrittenRev2(t *testing.T) {
 			}
 			close(stop)
 			wg.Wait()
-			t.Logf("%d of 4 pushes succeeded", len(pushed))
+			t.Logf("%d of 4 pushes during the rewrites succeeded", len(pushed))
+			res, err := pushWithin(t, r, []string{src}, PushOptions{})
+			if err != nil {
+				t.Fatalf("push after the rewrites stopped: %v", err)
+			}
+			if res.Digest != digest.Of(last) {
+				t.Fatalf("push after the rewrites stopped: %v, want %v (the last content)", res.Digest.Short(), digest.Of(last).Short())
+			}
+			pushed = append(pushed, res.Digest)
 			for _, d := range pushed {
 				if d != digest.Of(a) && d != digest.Of(b) {
 					t.Errorf("pushed %v, the digest of neither content", d.Short())
