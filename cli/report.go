@@ -78,7 +78,7 @@ trusts nothing local. docs/report.md says what each part means.`,
 	fl.StringArrayVar(&opts.Metrics, "metric", nil, "show the spread of the metric `NAME` only (repeatable; default: all)")
 	fl.BoolVar(&opts.Verify, "verify", false, "re-read and re-hash everything the run binds first")
 	fl.StringVar(&opts.Key, "key", "", "check the pin's signature with the public key in `PUBKEY` (cas keygen)")
-	fl.Float64Var(&opts.Tolerance, "tolerance", 0.01, "the relative difference a reproduction's metric may have, and the CV repeated runs may have")
+	fl.Float64Var(&opts.Tolerance, "tolerance", 0.01, "the CV repeated runs may have, and the relative difference a metric may have in a reproduction that does not record its own (one recorded before cas kept its criteria)")
 	fl.BoolVar(&opts.NoEnv, "no-env", false, "do not compare the recorded environment with this machine's")
 	fl.StringVar(&opts.From, "from", "", "report on what the remote `NAME` holds, trusting nothing local (as verify --from)")
 	fl.BoolVar(&opts.JSON, "json", false, "print what was written and the verdict as JSON")
