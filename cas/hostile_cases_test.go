@@ -274,13 +274,13 @@ func hostileCases() []hostileCase {
 		{name: "tree/kind=dir,target=file", forge: func(w *hostileWorld, f *forger) (string, []string) {
 			return treeRef(f, forgedEntry{kind: "dir", digest: w.a.Digest, size: w.a.Size, name: "d"})
 		}},
-		{name: "tree/file-size=more", forge: func(w *hostileWorld, f *forger) (string, []string) {
+		{name: "tree/file-size=more", pullTakesTree: true, forge: func(w *hostileWorld, f *forger) (string, []string) {
 			return treeRef(f, forgedEntry{kind: "file", digest: w.a.Digest, size: w.a.Size + 1, name: "a"})
 		}},
-		{name: "tree/file-size=less", forge: func(w *hostileWorld, f *forger) (string, []string) {
+		{name: "tree/file-size=less", pullTakesTree: true, forge: func(w *hostileWorld, f *forger) (string, []string) {
 			return treeRef(f, forgedEntry{kind: "file", digest: w.a.Digest, size: w.a.Size - 1, name: "a"})
 		}},
-		{name: "tree/dir-size=wrong", forge: func(w *hostileWorld, f *forger) (string, []string) {
+		{name: "tree/dir-size=wrong", pullTakesTree: true, forge: func(w *hostileWorld, f *forger) (string, []string) {
 			sub := f.tree(fileEntry("a", w.a))
 			return treeRef(f, forgedEntry{kind: "dir", digest: sub, size: w.a.Size + 1000, name: "sub"})
 		}},
@@ -294,7 +294,7 @@ func hostileCases() []hostileCase {
 			target := []byte("a\x00b")
 			return treeRef(f, forgedEntry{kind: "link", digest: f.data(target), size: int64(len(target)), name: "l"})
 		}},
-		{name: "tree/link=2MiB", forge: func(w *hostileWorld, f *forger) (string, []string) {
+		{name: "tree/link=2MiB", pullTakesTree: true, forge: func(w *hostileWorld, f *forger) (string, []string) {
 			target := []byte(strings.Repeat("t/", 1<<20))
 			return treeRef(f, forgedEntry{kind: "link", digest: f.data(target), size: int64(len(target)), name: "l"})
 		}},
@@ -335,6 +335,14 @@ func hostileCases() []hostileCase {
 			recs[0].Codec = index.CodecZstd
 			f.segment(recs, nil)
 			return evilRef(f, Object{Digest: promised, Kind: KindFile, Size: 32 << 20, Name: "f.txt"})
+		}},
+		{name: "segment/raw-length-agrees-with-ref", forge: func(w *hostileWorld, f *forger) (string, []string) {
+			// An honest pack; only the segment and the ref say 5 bytes more.
+			b := []byte("ten bytes!")
+			recs := f.pack(forgedBlob{id: digest.Of(b), stored: b})
+			recs[0].RawLen += 5
+			f.segment(recs, nil)
+			return evilRef(f, Object{Digest: digest.Of(b), Kind: KindFile, Size: int64(len(b)) + 5, Name: "f.txt"})
 		}},
 		{name: "segment/type=tree-for-data", forge: func(w *hostileWorld, f *forger) (string, []string) {
 			b := []byte("data, declared a tree\n")

@@ -268,9 +268,18 @@ func packNamedByTrailer(ctx context.Context, be remote.Backend, oi remote.Object
 // Pull copies into the local store the packs that hold everything obj
 // needs, with what it keeps (Keeps: a run's inputs, outputs, logs…), so
 // that they restore and verify without the remote.
+//
+// obj's kind and size usually come from a ref or pin, which a bucket can
+// write as it likes, and they decide what is pulled (a size of 0 pulls
+// nothing, a manifest said to be a directory keeps no closure): they are
+// checked against the data first, and a *MismatchError refuses the pull
+// when they differ. obj.Type is set when obj turns out to be a manifest.
 func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*TransferStats, error) {
 	if r.remote == nil {
 		return nil, errors.New("no remote to pull from")
+	}
+	if err := r.checkNamed(ctx, obj); err != nil {
+		return nil, err
 	}
 	more, err := r.Closure(ctx, obj)
 	if err != nil {
@@ -333,6 +342,14 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 			return nil, err
 		}
 	}
+	// A file of one chunk is its chunk, checked above against its ID; its
+	// size, which checkNamed took from the index, is checked here against
+	// the bytes (closureFiles read every file of many chunks whole).
+	if obj.Kind != KindDir && obj.Size > 0 && len(files[obj.Digest]) == 0 {
+		if err := r.streamFile(ctx, obj.Digest, obj.Size, func([]byte) error { return nil }); err != nil {
+			return nil, fmt.Errorf("pulled file %s: %w", obj.Digest.Short(), err)
+		}
+	}
 	if len(blobs) > 0 || len(files) > 0 {
 		if _, err := r.writeSegment(ctx, blobs, files); err != nil {
 			return nil, err
@@ -340,6 +357,50 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 	}
 	st.Seconds = r.Now().Sub(start).Seconds()
 	return st, nil
+}
+
+// MismatchError reports an object named (by a ref or a pin) as other than
+// its data is: a directory that is a file, a file that is a directory, or
+// a size the data does not have. The data is checked against its digest,
+// so the data is right and the name is not.
+type MismatchError struct {
+	Digest digest.Digest
+	Named  Object // the kind and size the name gave
+	Is     Object // those of the data
+}
+
+func (e *MismatchError) Error() string {
+	word := func(k Kind) string {
+		if k == KindDir {
+			return "directory"
+		}
+		return "file"
+	}
+	return fmt.Sprintf("%s is a %s of %d bytes, not the %s of %d bytes it is named as",
+		e.Digest.Short(), word(e.Is.Kind), e.Is.Size, word(e.Named.Kind), e.Named.Size)
+}
+
+// Unwrap makes a MismatchError an ErrInvalidObject: what named the object
+// is to be treated as damaged.
+func (e *MismatchError) Unwrap() error { return ErrInvalidObject }
+
+// checkNamed checks what obj says of its data against the data: whether
+// it is a tree, and its size (a tree's from the tree, read against its
+// digest; a file's from the index, which Pull checks against the bytes
+// it pulls). An exec bit stays as named: the data cannot tell. Data found
+// nowhere is ErrDataNotFound: its name was found, its bytes were not.
+func (r *Repo) checkNamed(ctx context.Context, obj *Object) error {
+	is, err := r.objectOf(ctx, obj.Digest, obj.Name)
+	if errors.Is(err, ErrNotFound) && !errors.Is(err, ErrDataNotFound) {
+		return fmt.Errorf("%s %s: %w", obj.Kind, obj.Digest.Short(), ErrDataNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	if (is.Kind == KindDir) != (obj.Kind == KindDir) || is.Size != obj.Size {
+		return &MismatchError{Digest: obj.Digest, Named: *obj, Is: *is}
+	}
+	return nil
 }
 
 // pullPlan returns every blob of the closure of objs, where the index

@@ -19,7 +19,7 @@ const (
 	exitOK      = 0
 	exitError   = 1 // the command failed
 	exitUsage   = 2 // bad flags or arguments
-	exitDamaged = 3 // verify found damaged data
+	exitDamaged = 3 // verify found damaged data; a report FAILs on bytes, RNG states or a signature
 	exitLinted  = 4 // inspect --lint found warnings (an error is 1)
 	exitCancel  = 130
 )

@@ -30,7 +30,9 @@ func newCmdPull(f *Factory) *cobra.Command {
 restores and verifies without the remote. For a run (or a pin of one),
 that is the manifest's whole closure: inputs, outputs, logs, package list,
 config and code patch. Every object is checked against its digest on
-arrival. (restore alone also works without a local copy: it reads just the
+arrival, and what a ref says of its target (a directory or a file, and
+its size) against the data: a remote ref that says otherwise is refused.
+(restore alone also works without a local copy: it reads just the
 bytes it needs from the remote.)
 
 When REF is the name of a ref on the remote (runs/NAME for a run), the
@@ -82,10 +84,16 @@ func pullRun(ctx context.Context, opts *pullOptions) error {
 	stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "pulling", prog)
 	st, err := r.Pull(ctx, obj, prog)
 	stop()
-	if err != nil {
+	var mismatch *cas.MismatchError
+	switch {
+	case err != nil && ref != nil:
+		return fmt.Errorf("ref %s on %s: %w", ref.Name, rc.Name, err)
+	case errors.As(err, &mismatch):
+		return fmt.Errorf("%s: %w", opts.Ref, err)
+	case err != nil:
 		return err
 	}
-	name, err := setPulledRef(ctx, r, ref)
+	name, err := setPulledRef(ctx, r, ref, *obj)
 	if err != nil {
 		return err
 	}
@@ -121,17 +129,18 @@ func remoteRef(ctx context.Context, r *cas.Repo, be remote.Backend, spec string)
 	return nil, nil
 }
 
-// setPulledRef points the local ref of the remote ref's name where it
-// points, now that its data is here, and returns the name ("" when the
-// local ref was so already).
-func setPulledRef(ctx context.Context, r *cas.Repo, ref *cas.Ref) (string, error) {
+// setPulledRef points the local ref of the remote ref's name at obj, what
+// the remote ref names as Pull found it (its kind and size checked against
+// the data, not taken on the bucket's word), now that its data is here,
+// and returns the name ("" when the local ref was so already).
+func setPulledRef(ctx context.Context, r *cas.Repo, ref *cas.Ref, obj cas.Object) (string, error) {
 	if ref == nil {
 		return "", nil
 	}
-	if local, err := r.GetRefOn(ctx, nil, ref.Name); err == nil && local.Target == ref.Target {
+	if local, err := r.GetRefOn(ctx, nil, ref.Name); err == nil && local.Target == obj.Digest {
 		return "", nil
 	}
-	if _, err := r.SetRef(ctx, ref.Name, ref.Object()); err != nil {
+	if _, err := r.SetRef(ctx, ref.Name, obj); err != nil {
 		return "", err
 	}
 	return ref.Name, nil

@@ -59,7 +59,14 @@ prefix ending in * for runs to compare. A run named NAME-sSEED (cas run
 --repeat) brings its sibling runs; --runs names others. --verify re-reads
 and re-hashes everything the run (or pin) binds first; --key checks a
 pin's signature; --from NAME reads the remote alone, as a reviewer who
-trusts nothing local. docs/report.md says what each part means.`,
+trusts nothing local. docs/report.md says what each part means.
+
+The exit status follows the verdict; the page is written either way:
+
+  0  no line FAILs (each is PASS, UNCHECKED or NONE)
+  3  the bytes, the RNG states or the pin's signature FAIL: damaged data
+     or a signature that does not verify, as cas verify exits
+  4  only a reproduction FAILs, as cas reproduce exits`,
 		Example: `  cas report paper/fig3 --from origin --verify --key alice.pub
   cas report paper/fig3 --verify
   cas report baseline --out baseline.html
@@ -78,7 +85,7 @@ trusts nothing local. docs/report.md says what each part means.`,
 	fl.StringArrayVar(&opts.Metrics, "metric", nil, "show the spread of the metric `NAME` only (repeatable; default: all)")
 	fl.BoolVar(&opts.Verify, "verify", false, "re-read and re-hash everything the run binds first")
 	fl.StringVar(&opts.Key, "key", "", "check the pin's signature with the public key in `PUBKEY` (cas keygen)")
-	fl.Float64Var(&opts.Tolerance, "tolerance", 0.01, "the relative difference a reproduction's metric may have, and the CV repeated runs may have")
+	fl.Float64Var(&opts.Tolerance, "tolerance", 0.01, "the CV repeated runs may have, and the relative difference a metric may have in a reproduction that does not record its own (one recorded before cas kept its criteria)")
 	fl.BoolVar(&opts.NoEnv, "no-env", false, "do not compare the recorded environment with this machine's")
 	fl.StringVar(&opts.From, "from", "", "report on what the remote `NAME` holds, trusting nothing local (as verify --from)")
 	fl.BoolVar(&opts.JSON, "json", false, "print what was written and the verdict as JSON")
@@ -180,11 +187,38 @@ func writeReportRun(ctx context.Context, opts *reportOptions) error {
 	}
 	verdict := rep.Verdict()
 	if opts.JSON {
-		return writeJSON(opts.IO.Out, reportOutput{Files: files, Run: rep.Run.Name, Digest: rep.Run.Digest.String(), OK: rep.OK(), Verdict: verdict})
+		if err := writeJSON(opts.IO.Out, reportOutput{Files: files, Run: rep.Run.Name, Digest: rep.Run.Digest.String(), OK: rep.OK(), Verdict: verdict}); err != nil {
+			return err
+		}
+	} else {
+		for _, l := range verdict {
+			fmt.Fprintf(opts.IO.Out, "%-13s %-9s %s\n", l.Key, l.Word, displayText(l.Text))
+		}
+		fmt.Fprintf(opts.IO.Out, "wrote %s\n", files[len(files)-1])
 	}
-	for _, l := range verdict {
-		fmt.Fprintf(opts.IO.Out, "%-13s %-9s %s\n", l.Key, l.Word, displayText(l.Text))
+	if code := reportExit(verdict); code != exitOK {
+		return exitStatus(code)
 	}
-	fmt.Fprintf(opts.IO.Out, "wrote %s\n", files[len(files)-1])
 	return nil
+}
+
+// reportExit is the exit status of a report's verdict: what the command
+// that checks a FAILing line exits with. Damage (bytes, RNG states) and a
+// signature that does not verify are cas verify's exitDamaged, and come
+// first: with them nothing else on the page stands; a reproduction that
+// FAILs is cas reproduce's exitNotReproduced.
+func reportExit(verdict []report.Line) int {
+	code := exitOK
+	for _, l := range verdict {
+		switch {
+		case l.State != "fail":
+		case l.Key == "reproduction":
+			if code == exitOK {
+				code = exitNotReproduced
+			}
+		default:
+			code = exitDamaged
+		}
+	}
+	return code
 }

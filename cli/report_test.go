@@ -127,6 +127,7 @@ func TestReport(t *testing.T) {
 		name string
 		args []string
 		want reportWant
+		code int // the exit status: 4 when a reproduction FAILs, as cas reproduce exits
 	}
 	ckpt := "checkpoint model.pkl"
 	cases := []reportCase{
@@ -134,27 +135,27 @@ func TestReport(t *testing.T) {
 			verdict: map[string]string{"signature": "warn", "bytes": "warn", "rng": "warn", "reproduction": "fail"},
 			metrics: []string{"acc", "loss"},
 			nodes:   []string{"input data", "run one", "output out", ckpt, "pin fig3", "reproduction one-repro-*"},
-		}},
+		}, 4},
 		{"pinned signed run", []string{"fig3", "--verify", "--key", filepath.Join(dir, "k.pub")}, reportWant{
 			verdict: map[string]string{"signature": "ok", "bytes": "ok", "rng": "ok", "reproduction": "fail"},
 			metrics: []string{"acc", "loss"},
 			nodes:   []string{"input data", "run one", "output out", ckpt, "pin fig3", "reproduction one-repro-*"},
 			text:    []string{"Every byte verified", "signature verifies", "relative difference", "Figure 3"},
-		}},
+		}, 4},
 		{"repeated run", []string{"rep-s3", "--no-env"}, reportWant{
 			verdict: map[string]string{"signature": "none", "bytes": "warn", "rng": "warn", "reproduction": "none"},
 			metrics: []string{"acc", "loss"},
 			spread:  []string{"acc", "loss"},
 			nodes:   []string{"input data", "run rep-s3", "output out", ckpt},
 			text:    []string{"Over 5 runs", "rep-s1", "rep-s5", "95% CI (Student t)"},
-		}},
+		}, 0},
 		{"failed reproduction", []string{"one-repro-*", "--no-env"}, reportWant{
 			verdict: map[string]string{"signature": "none", "bytes": "warn", "rng": "warn", "reproduction": "fail"},
 			metrics: []string{"acc", "loss"},
 			nodes:   []string{"input data", "reproduces one", "run one-repro-*", "output out", ckpt},
 			text:    []string{"FAIL", "metric acc is outside the tolerance"},
-		}},
-		{"hostile strings", []string{"evil"}, hostile},
+		}, 4},
+		{"hostile strings", []string{"evil"}, hostile, 0},
 	}
 	// The failed reproduction's name is made of the time it ran.
 	repro := ""
@@ -175,7 +176,10 @@ func TestReport(t *testing.T) {
 				tc.want.nodes[i] = strings.ReplaceAll(n, "one-repro-*", repro)
 			}
 			out := filepath.Join(t.TempDir(), "report.html")
-			mustCas(t, dir, append([]string{"report", "--out", out}, tc.args...)...)
+			args := append([]string{"report", "--out", out}, tc.args...)
+			if code, stdout, stderr := casIn(t, dir, args...); code != tc.code {
+				t.Fatalf("cas %s: exit %d, want %d\n%s%s", strings.Join(args, " "), code, tc.code, stdout, stderr)
+			}
 			page, err := os.ReadFile(out)
 			if err != nil {
 				t.Fatal(err)

@@ -10,11 +10,18 @@ import (
 // JudgeRecorded is the verdict of a reproduction recorded earlier (a
 // manifest of kind "reproduction" whose ReproductionOf is od): the same
 // comparison Reproduce makes when it has run, of the environment, the
-// exit status, every recorded metric (relative difference within tol)
-// and the outputs the recorded command wrote. Reports that render a
-// reproduction after the fact use it, so their verdict is Reproduce's.
+// exit status, the metrics and the outputs the recorded command wrote.
+// Reports that render a reproduction after the fact use it, so their
+// verdict is Reproduce's: a reproduction is judged by the criteria its
+// manifest records (the tolerance, --exact, --metric and --curve it was
+// run with), whatever tol says. tol judges one recorded before manifests
+// held criteria (v3): every recorded metric within tol.
 func JudgeRecorded(ctx context.Context, r *cas.Repo, orig *Manifest, od digest.Digest, repro *Manifest, rd digest.Digest, ref string, tol float64) *Reproduction {
 	_, compared := reproOutputs(orig, "", r.Dir)
 	res := &Result{Digest: rd, Manifest: repro, Ref: ref}
-	return judgeReproduction(ctx, r, orig, od, res, repro.WorkDir, compared, ReproduceOptions{Tolerance: tol})
+	opts := ReproduceOptions{Tolerance: tol}
+	if c := repro.Criteria; c != nil {
+		opts = ReproduceOptions{Tolerance: c.Tolerance, Exact: c.Exact, Metrics: c.Metrics, Curve: c.Curve}
+	}
+	return judgeReproduction(ctx, r, orig, od, res, repro.WorkDir, compared, opts)
 }

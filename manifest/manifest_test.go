@@ -51,9 +51,19 @@ func goldenV2() *Manifest {
 	return m
 }
 
+// goldenV3 is a reproduction of golden, with the criteria it was judged
+// by: the v3 form.
+func goldenV3() *Manifest {
+	m := goldenV2()
+	m.Schema, m.Kind, m.Name = SchemaV3, "reproduction", "baseline-repro-20261127-090000"
+	m.ReproductionOf = digest.Of([]byte("baseline"))
+	m.Criteria = &Criteria{Tolerance: 0.001, Exact: false, Metrics: []string{"acc"}, Curve: true}
+	return m
+}
+
 func TestManifestGolden(t *testing.T) {
 	t.Parallel()
-	for file, m := range map[string]*Manifest{"golden.json": golden(), "golden_v2.json": goldenV2()} {
+	for file, m := range map[string]*Manifest{"golden.json": golden(), "golden_v2.json": goldenV2(), "golden_v3.json": goldenV3()} {
 		checkGolden(t, file, m)
 	}
 }
@@ -116,7 +126,7 @@ func TestV1StillReads(t *testing.T) {
 
 func TestParseRoundTrip(t *testing.T) {
 	t.Parallel()
-	for _, m := range []*Manifest{golden(), goldenV2()} {
+	for _, m := range []*Manifest{golden(), goldenV2(), goldenV3()} {
 		roundTrip(t, m)
 	}
 }
@@ -143,16 +153,20 @@ func TestParseRejects(t *testing.T) {
 	t.Parallel()
 	b, _ := golden().Encode()
 	v2, _ := goldenV2().Encode()
+	v3, _ := goldenV3().Encode()
 	tests := map[string]string{
-		"not json":       "{",
-		"no schema":      `{"name":"x"}`,
-		"newer schema":   `{"schema":"cas.manifest/v3"}`,
-		"history in v1":  strings.Replace(string(v2), `"schema":"cas.manifest/v2"`, `"schema":"cas.manifest/v1"`, 1),
-		"names unsorted": strings.Replace(string(v2), `["acc","loss"]`, `["loss","acc"]`, 1),
-		"other schema":   `{"schema":"oci.image/v1"}`,
-		"unknown field":  strings.Replace(string(b), `"kind":"run"`, `"kind":"run","surprise":1`, 1),
-		"trailing data":  string(b) + "{}",
-		"wrong type":     strings.Replace(string(b), `"exit_code":0`, `"exit_code":"0"`, 1),
+		"criteria in v2":     strings.Replace(string(v3), `"schema":"cas.manifest/v3"`, `"schema":"cas.manifest/v2"`, 1),
+		"criteria in a run":  strings.Replace(string(v3), `"kind":"reproduction"`, `"kind":"run"`, 1),
+		"negative tolerance": strings.Replace(string(v3), `"tolerance":0.001`, `"tolerance":-0.001`, 1),
+		"not json":           "{",
+		"no schema":          `{"name":"x"}`,
+		"newer schema":       `{"schema":"cas.manifest/v4"}`,
+		"history in v1":      strings.Replace(string(v2), `"schema":"cas.manifest/v2"`, `"schema":"cas.manifest/v1"`, 1),
+		"names unsorted":     strings.Replace(string(v2), `["acc","loss"]`, `["loss","acc"]`, 1),
+		"other schema":       `{"schema":"oci.image/v1"}`,
+		"unknown field":      strings.Replace(string(b), `"kind":"run"`, `"kind":"run","surprise":1`, 1),
+		"trailing data":      string(b) + "{}",
+		"wrong type":         strings.Replace(string(b), `"exit_code":0`, `"exit_code":"0"`, 1),
 	}
 	for name, in := range tests {
 		if _, err := Parse([]byte(in)); !errors.Is(err, ErrNotManifest) {
@@ -164,6 +178,12 @@ func TestParseRejects(t *testing.T) {
 	m.Metrics["nan"] = m.Metrics["nan"] / 0 * 0
 	if _, err := m.Encode(); err == nil {
 		t.Error("Encode accepted a NaN metric")
+	}
+	// What Parse refuses, Encode does not write.
+	m = goldenV3()
+	m.Schema = Schema
+	if b, err := m.Encode(); err == nil {
+		t.Errorf("Encode wrote criteria in a %s manifest: %s", Schema, b)
 	}
 }
 
@@ -200,6 +220,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"schema":"cas.manifest/v1"}`))
 	v2, _ := goldenV2().Encode()
 	f.Add(v2)
+	v3, _ := goldenV3().Encode()
+	f.Add(v3)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		m, err := Parse(in)
 		if err != nil {

@@ -144,6 +144,9 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 		Inputs: inputs, Outputs: outputs, Metrics: metricsFile, Environ: env, WorkDir: runDir,
 		Stdout: opts.Stdout, Stderr: opts.Stderr, Warn: opts.Warn}, func(m *Manifest) {
 		m.Kind, m.ReproductionOf = "reproduction", od
+		// What the verdict below is judged by, so that a report gives the
+		// same verdict later (JudgeRecorded).
+		m.Schema, m.Criteria = SchemaV3, opts.criteria()
 	})
 	if err != nil {
 		return nil, err
@@ -154,6 +157,12 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 		warn(fmt.Sprintf("this machine differs from the recorded one in %d ways (see the report)", len(rep.Environment)))
 	}
 	return rep, nil
+}
+
+// criteria are the options that decide the verdict, as a reproduction's
+// manifest records them.
+func (o ReproduceOptions) criteria() *Criteria {
+	return &Criteria{Tolerance: o.Tolerance, Exact: o.Exact, Metrics: slices.Clone(o.Metrics), Curve: o.Curve}
 }
 
 // restoreInputs restores each input of orig where the recorded run had it

@@ -18,11 +18,15 @@ type (
 	GPU         = schema.GPU
 	Seeds       = schema.Seeds
 	Logs        = schema.Logs
+	Criteria    = schema.Criteria
 )
 
 const (
-	// Schema names this version of the manifest format.
+	// Schema names the version of the manifest format cas writes for a
+	// run or a record; a reproduction is SchemaV3 (it holds Criteria).
 	Schema = schema.Schema
+	// SchemaV3 added Criteria.
+	SchemaV3 = schema.SchemaV3
 	// RefPrefix is where runs are named: a run NAME has the ref runs/NAME.
 	RefPrefix = schema.RefPrefix
 	// MaxSize bounds a manifest.

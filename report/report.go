@@ -33,9 +33,10 @@ type Options struct {
 	// Key checks a pin's signature; without it a signature is shown as
 	// claimed, not checked.
 	Key ed25519.PublicKey
-	// Tolerance is the largest relative difference a reproduction's
-	// metric may have, and the coefficient of variation repeated runs
-	// may have, as cas reproduce and cas stats take it.
+	// Tolerance is the coefficient of variation repeated runs may have,
+	// as cas stats takes it, and the largest relative difference a metric
+	// may have in a reproduction whose manifest records no criteria of
+	// its own (manifest.JudgeRecorded): one that does is judged by them.
 	Tolerance float64
 	// Here captures this machine's environment, to compare with the
 	// recorded one of m (nil: not compared).

@@ -24,6 +24,11 @@ const Schema = "cas.manifest/v2"
 // re-encodes to the same bytes, so its digest is unchanged.
 const SchemaV1 = "cas.manifest/v1"
 
+// SchemaV3 added criteria, what a reproduction was judged by. cas writes
+// it for a reproduction, which holds them, and Schema for every other
+// manifest, which a cas that knows v2 still reads.
+const SchemaV3 = "cas.manifest/v3"
+
 // RefPrefix is where runs are named: a run called NAME has the ref runs/NAME.
 const RefPrefix = "runs/"
 
@@ -72,6 +77,24 @@ type Manifest struct {
 	// MetricsHistory is the run's per-step metrics (HistoryFile in
 	// CAS_RUN_DIR), kept as an object; v2 and later.
 	MetricsHistory *History `json:"metrics_history,omitempty"`
+	// Criteria are what a reproduction was judged by, so that its verdict
+	// can be given again, the same, from the manifest alone; v3 and
+	// later, in a reproduction only. A reproduction without them (written
+	// before v3) is judged by whatever tolerance its reader gives.
+	Criteria *Criteria `json:"criteria,omitempty"`
+}
+
+// Criteria are the options of `cas reproduce` that decide its verdict.
+type Criteria struct {
+	// Tolerance is the largest relative difference of a metric (and,
+	// with Curve, of a metrics history's value) that passes.
+	Tolerance float64 `json:"tolerance"`
+	// Exact makes any difference of an output or a metric a FAIL.
+	Exact bool `json:"exact"`
+	// Metrics are the metrics compared; empty: every recorded one.
+	Metrics []string `json:"metrics"`
+	// Curve compares the metrics history step by step too.
+	Curve bool `json:"curve"`
 }
 
 // Artifact is a named input or output: a stored file or tree.
@@ -222,6 +245,9 @@ func (m *Manifest) normalize() {
 	if m.MetricsHistory != nil && m.MetricsHistory.Names == nil {
 		m.MetricsHistory.Names = []string{}
 	}
+	if m.Criteria != nil && m.Criteria.Metrics == nil {
+		m.Criteria.Metrics = []string{}
+	}
 	m.Started = m.Started.UTC()
 	m.Finished = m.Finished.UTC()
 }
@@ -234,6 +260,10 @@ func (m *Manifest) Encode() ([]byte, error) {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return nil, fmt.Errorf("manifest: metric %q is %v, which JSON cannot hold", k, v)
 		}
+	}
+	if why := m.checkVersion(); why != "" {
+		// Parse would refuse it: nothing could read it back.
+		return nil, errors.New("manifest: " + why)
 	}
 	raw, err := json.Marshal(m)
 	if err != nil {
@@ -277,9 +307,9 @@ func Parse(b []byte) (*Manifest, error) {
 	if err := json.Unmarshal(b, &probe); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotManifest, err)
 	}
-	if probe.Schema != Schema && probe.Schema != SchemaV1 {
+	if probe.Schema != Schema && probe.Schema != SchemaV1 && probe.Schema != SchemaV3 {
 		if strings.HasPrefix(probe.Schema, "cas.manifest/") {
-			return nil, fmt.Errorf("%w: schema %q is newer than this cas knows (%s)", ErrNotManifest, probe.Schema, Schema)
+			return nil, fmt.Errorf("%w: schema %q is newer than this cas knows (%s)", ErrNotManifest, probe.Schema, SchemaV3)
 		}
 		return nil, fmt.Errorf("%w: schema %q", ErrNotManifest, probe.Schema)
 	}
@@ -292,12 +322,28 @@ func Parse(b []byte) (*Manifest, error) {
 	if dec.More() {
 		return nil, fmt.Errorf("%w: trailing data", ErrNotManifest)
 	}
-	if m.Schema == SchemaV1 && m.MetricsHistory != nil {
-		return nil, fmt.Errorf("%w: metrics_history in a %s manifest", ErrNotManifest, SchemaV1)
+	if why := m.checkVersion(); why != "" {
+		return nil, fmt.Errorf("%w: %s", ErrNotManifest, why)
 	}
 	if h := m.MetricsHistory; h != nil && (h.Records < 0 || !sort.StringsAreSorted(h.Names)) {
 		return nil, fmt.Errorf("%w: metrics_history: records below zero or names not sorted", ErrNotManifest)
 	}
 	m.normalize()
 	return &m, nil
+}
+
+// checkVersion says what m holds that its schema version lacks, or what
+// it holds that no version allows ("" when nothing).
+func (m *Manifest) checkVersion() string {
+	switch {
+	case m.Schema == SchemaV1 && m.MetricsHistory != nil:
+		return "metrics_history in a " + SchemaV1 + " manifest"
+	case m.Criteria != nil && m.Schema != SchemaV3:
+		return "criteria in a " + m.Schema + " manifest"
+	case m.Criteria != nil && m.Kind != "reproduction":
+		return "criteria in a manifest of kind " + m.Kind
+	case m.Criteria != nil && !(m.Criteria.Tolerance >= 0):
+		return "criteria: a negative tolerance"
+	}
+	return ""
 }
