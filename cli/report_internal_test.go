@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -87,8 +88,9 @@ func TestReportFromRemote(t *testing.T) {
 		t.Fatalf("found the dataset's file in %d packs, want 1", damaged)
 	}
 	out.Reset()
-	if err := writeReportRun(ctx, opts); err != nil {
-		t.Fatalf("report of damaged data: %v\n%s", err, errOut.String())
+	// The page is written, and the exit status is verify's for damage.
+	if err := writeReportRun(ctx, opts); !errors.Is(err, exitStatus(exitDamaged)) {
+		t.Fatalf("report of damaged data: %v, want exit status %d\n%s", err, exitDamaged, errOut.String())
 	}
 	if !strings.Contains(out.String(), "bytes         FAIL      DAMAGED: ") {
 		t.Errorf("report of damaged data printed\n%s\nwant bytes FAIL DAMAGED", out.String())

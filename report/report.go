@@ -38,6 +38,9 @@ type Options struct {
 	// may have in a reproduction whose manifest records no criteria of
 	// its own (manifest.JudgeRecorded): one that does is judged by them.
 	Tolerance float64
+	// StrictTolerance applies Tolerance also to a reproduction recording
+	// a looser tolerance of its own (the reviewer gave it explicitly).
+	StrictTolerance bool
 	// Here captures this machine's environment, to compare with the
 	// recorded one of m (nil: not compared).
 	Here func(m *manifest.Manifest) *Machine
@@ -287,14 +290,14 @@ func Build(ctx context.Context, r *cas.Repo, opts Options) (*Report, error) {
 	}
 	for _, e := range es {
 		if e.Manifest.Kind == "reproduction" && e.Manifest.ReproductionOf == d {
-			res := manifest.JudgeRecorded(ctx, r, m, d, e.Manifest, e.Digest, e.Ref, opts.Tolerance)
+			res := manifest.JudgeRecorded(ctx, r, m, d, e.Manifest, e.Digest, e.Ref, opts.Tolerance, opts.StrictTolerance)
 			rep.Repros = append(rep.Repros, Repro{Name: e.Manifest.Name, Digest: e.Digest, Result: res})
 		}
 	}
 	slices.SortFunc(rep.Repros, func(a, b Repro) int { return strings.Compare(a.Name, b.Name) })
 	if m.Kind == "reproduction" && !m.ReproductionOf.IsZero() {
 		if orig, err := manifest.Load(ctx, r, m.ReproductionOf); err == nil {
-			res := manifest.JudgeRecorded(ctx, r, orig, m.ReproductionOf, m, d, "", opts.Tolerance)
+			res := manifest.JudgeRecorded(ctx, r, orig, m.ReproductionOf, m, d, "", opts.Tolerance, opts.StrictTolerance)
 			rep.Of = &Repro{Name: orig.Name, Digest: m.ReproductionOf, Result: res}
 		} else {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("this run reproduces %s, which cannot be read here: %v", m.ReproductionOf.Short(), err))
