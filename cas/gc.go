@@ -46,7 +46,9 @@ var (
 // package gc for the two phases. Run on a remote, it reads that remote
 // alone; nothing local is trusted or changed. What it keeps is what
 // refs (with their history) and pins name, with the whole closure of
-// every manifest among them (Keeps): no caller can make it forget that.
+// every manifest among them (Keeps), and, on the local store, what the
+// store still owes its remotes (PendingUploads): no caller can make it
+// forget that.
 func (r *Repo) GC(ctx context.Context, be remote.Backend, opts GCOptions) (*GCReport, error) {
 	if be == nil {
 		be = r.Backend
@@ -78,12 +80,21 @@ func (s *gcStore) Clock() clock.Clock      { return s.r.clk() }
 func (s *gcStore) Connections() int        { return s.r.transfers() }
 
 func (s *gcStore) Mark(ctx context.Context) (*gc.Marks, error) {
-	m, err := gcMark(ctx, s.be)
+	// On the store's own backend, what it owes its remotes is kept too
+	// (read at each mark: a sweep marks again).
+	var owed []Object
+	if s.be == s.r.Backend {
+		var err error
+		if owed, err = s.r.pendingRoots(); err != nil {
+			return nil, err
+		}
+	}
+	m, err := gcMark(ctx, s.be, owed)
 	if err != nil {
 		return nil, err
 	}
 	s.marks = append(s.marks, m)
-	return &gc.Marks{Packs: m.packs, Live: m.live, Unreadable: m.unreadable, Roots: m.roots, Segments: len(m.segments),
+	return &gc.Marks{Packs: m.packs, Live: m.live, Unreadable: m.unreadable, Roots: m.roots, PendingUploads: len(owed), Segments: len(m.segments),
 		Rewrite: func(ctx context.Context, del map[digest.Digest]bool, all bool) ([]string, error) {
 			old, err := s.r.gcRewriteSegments(ctx, s.be, m, del, all)
 			if err == nil {
@@ -125,14 +136,17 @@ type gcMarks struct {
 // close releases the view's index.
 func (m *gcMarks) close() { m.idx.Close() }
 
-// gcMark marks every pack reachable from be's refs and pins.
-func gcMark(ctx context.Context, be remote.Backend) (*gcMarks, error) {
+// gcMark marks every pack reachable from be's refs and pins, and from
+// owed (the objects of the uploads the local store owes its remotes, when
+// be is that store's backend).
+func gcMark(ctx context.Context, be remote.Backend, owed []Object) (*gcMarks, error) {
 	m, err := gcView(ctx, be)
 	if err != nil {
 		return nil, err
 	}
 	roots, err := gcRoots(ctx, m.view)
 	if err == nil {
+		roots = append(roots, owed...)
 		m.roots = len(roots)
 		err = m.markFrom(ctx, roots)
 	}

@@ -1084,7 +1084,7 @@ func TestGCMarkSkipsGonePacks(t *testing.T) {
 	w.clock.Advance(11 * time.Minute)
 	_, again := pushTree(t, w.r, w.trash)
 	mustRef(t, w.r, "again", again)
-	m, err := gcMark(ctx, w.r.Backend)
+	m, err := gcMark(ctx, w.r.Backend, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,9 @@ time on another machine never loses data it relied on:
      again what is referenced and deletes what still is not.
 Run it daily (cron) and each run carries out the plan of the day before.
 --grace 0 deletes at once, in one gc: only when nothing else writes to
-the store. A push without --name is kept by nothing: name what you keep.
+the store. A push without --name is kept only while it is owed to a
+remote that could not be reached (until 'cas sync' uploads it): name
+what you keep.
 
 With --remote NAME, collect on that remote, reading only the remote.`,
 		Example: "  cas gc --dry-run\n  cas gc\n  cas gc --remote origin --json",
@@ -86,6 +88,9 @@ func gcRun(ctx context.Context, opts *gcOptions) error {
 		would = "would be "
 	}
 	fmt.Fprintf(w, "%s: %s, %d live (%s) from %s\n", where, count(rep.Packs, "pack"), rep.LivePacks, bytesStr(rep.LiveBytes), count(rep.Roots, "root"))
+	if rep.PendingUploads > 0 {
+		fmt.Fprintf(w, "kept for %s (owed to a remote until `cas sync`)\n", count(rep.PendingUploads, "pending upload"))
+	}
 	if rep.Freed.Packs > 0 || rep.Spared > 0 {
 		fmt.Fprintf(w, "%sfreed: %s, %s", would, count(rep.Freed.Packs, "pack"), bytesStr(rep.Freed.Bytes))
 		if rep.Spared > 0 {

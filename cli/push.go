@@ -145,7 +145,7 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 		out.Upload, out.Remote = res.Upload, rc.Name
 	}
 	if offline != nil {
-		if err := notePending(opts.Factory, r, offline, opts.Name, res.Object(len(opts.Paths))); err != nil {
+		if err := notePending(ctx, opts.Factory, r, offline, opts.Name, res.Object(len(opts.Paths))); err != nil {
 			return err
 		}
 		out.Pending = offline.Name

@@ -216,7 +216,7 @@ func remoteRenameRun(ctx context.Context, opts *remoteRenameOptions) error {
 	if err := remote.RenameConfig(r.RemotesFile(), opts.Old, opts.New); err != nil {
 		return err
 	}
-	if err := renamePending(r, opts.Old, opts.New); err != nil {
+	if err := r.RenamePending(opts.Old, opts.New); err != nil {
 		return err
 	}
 	if opts.JSON {

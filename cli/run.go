@@ -162,7 +162,7 @@ func runRun(ctx context.Context, opts *runOptions) error {
 			}
 			reportUpload(opts.IO, opts.JSON, rc, st)
 		} else if offline != nil {
-			if err := notePending(opts.Factory, r, offline, res.Ref, res.Object); err != nil {
+			if err := notePending(ctx, opts.Factory, r, offline, res.Ref, res.Object); err != nil {
 				return err
 			}
 		}

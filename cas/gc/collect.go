@@ -16,7 +16,8 @@ import (
 // push on another machine never loses an object it relied on:
 //
 //  1. Mark. Everything reachable from refs (with their history), pins
-//     (with their roots) and the manifests they name is live. Packs that
+//     (with their roots), the uploads a local store still owes its
+//     remotes, and the manifests they name is live. Packs that
 //     hold nothing live and are older than the grace period are written
 //     down in a plan, gc/plans/ID. Nothing is deleted.
 //  2. Sweep, at a later collection, once the plan is older than the grace
@@ -62,7 +63,7 @@ type MissingError struct {
 }
 
 func (e *MissingError) Error() string {
-	return fmt.Sprintf("gc stops: %d objects that refs, pins or runs name are not on %s (first: %s), so gc cannot tell what they keep",
+	return fmt.Sprintf("gc stops: %d objects that refs, pins, runs or pending uploads name are not on %s (first: %s), so gc cannot tell what they keep",
 		e.Objects, e.Location, e.First)
 }
 
@@ -83,13 +84,16 @@ type Options struct {
 
 // Report says what a collection found, planned and freed.
 type Report struct {
-	Location  string  `json:"location"`
-	DryRun    bool    `json:"dry_run,omitempty"`
-	Grace     float64 `json:"grace_seconds"`
-	Roots     int     `json:"roots"`
-	Packs     int     `json:"packs"`
-	LivePacks int     `json:"live_packs"`
-	LiveBytes int64   `json:"live_bytes"`
+	Location string  `json:"location"`
+	DryRun   bool    `json:"dry_run,omitempty"`
+	Grace    float64 `json:"grace_seconds"`
+	Roots    int     `json:"roots"`
+	// PendingUploads counts the roots that are uploads the local store
+	// owes a remote: kept until they are done.
+	PendingUploads int   `json:"pending_uploads,omitempty"`
+	Packs          int   `json:"packs"`
+	LivePacks      int   `json:"live_packs"`
+	LiveBytes      int64 `json:"live_bytes"`
 	// Young counts unreferenced packs spared for being younger than the
 	// grace period.
 	Young      int   `json:"young_packs"`
@@ -142,8 +146,10 @@ type Marks struct {
 	// Live packs hold something reachable; Unreadable ones hold what
 	// cannot be told: neither is ever deleted.
 	Live, Unreadable map[digest.Digest]bool
-	// Roots counts the refs', pins' and runs' objects marked from.
-	Roots int
+	// Roots counts the refs', pins' and runs' objects marked from, and
+	// the objects of uploads owed to remotes (PendingUploads of them).
+	Roots          int
+	PendingUploads int
 	// Segments counts the index segments on the backend.
 	Segments int
 	// Rewrite replaces the index segments that name a pack of del (every
@@ -217,7 +223,7 @@ func (c *collection) run(ctx context.Context) error {
 			return err
 		}
 	}
-	c.rep.Roots, c.rep.Packs = m.Roots, len(m.Packs)
+	c.rep.Roots, c.rep.PendingUploads, c.rep.Packs = m.Roots, m.PendingUploads, len(m.Packs)
 	if m.Segments > CompactAbove && compact {
 		if err := c.compact(ctx, m); err != nil {
 			return err
