@@ -365,6 +365,12 @@ func (r *Repo) objectOf(ctx context.Context, d digest.Digest, name string) (*Obj
 		}
 		return &Object{Digest: d, Kind: KindDir, Size: t.Size(), Name: name}, nil
 	} else if ok {
+		if b.RawLen == 0 && d != emptyFile {
+			// No chunk is empty, and a file of no bytes has no chunk: an
+			// index that says otherwise would make d a file of 0 bytes
+			// that pull takes nothing of.
+			return nil, &CorruptError{What: "index entry", ID: d, Pack: b.Pack}
+		}
 		return &Object{Digest: d, Kind: KindFile, Size: int64(b.RawLen), Name: name}, nil
 	}
 	chunks, ok, err := r.chunksOf(ctx, d)
@@ -385,6 +391,9 @@ func (r *Repo) objectOf(ctx context.Context, d digest.Digest, name string) (*Obj
 				return nil, fmt.Errorf("file %s: chunk %s: %w", d.Short(), c.Short(), ErrDataNotFound)
 			}
 			size += int64(b.RawLen)
+		}
+		if size == 0 && d != emptyFile {
+			return nil, &CorruptError{What: "index entry", ID: d}
 		}
 		return &Object{Digest: d, Kind: KindFile, Size: size, Name: name}, nil
 	}

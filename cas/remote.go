@@ -344,8 +344,10 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 	}
 	// A file of one chunk is its chunk, checked above against its ID; its
 	// size, which checkNamed took from the index, is checked here against
-	// the bytes (closureFiles read every file of many chunks whole).
-	if obj.Kind != KindDir && obj.Size > 0 && len(files[obj.Digest]) == 0 {
+	// the bytes (closureFiles read every file of many chunks whole). A
+	// size of 0 is checked too: it pulled nothing, so the digest must be
+	// that of no bytes.
+	if obj.Kind != KindDir && len(files[obj.Digest]) == 0 {
 		if err := r.streamFile(ctx, obj.Digest, obj.Size, func([]byte) error { return nil }); err != nil {
 			return nil, fmt.Errorf("pulled file %s: %w", obj.Digest.Short(), err)
 		}

@@ -132,12 +132,14 @@ func remoteRef(ctx context.Context, r *cas.Repo, be remote.Backend, spec string)
 // setPulledRef points the local ref of the remote ref's name at obj, what
 // the remote ref names as Pull found it (its kind and size checked against
 // the data, not taken on the bucket's word), now that its data is here,
-// and returns the name ("" when the local ref was so already).
+// and returns the name ("" when the local ref was so already). A local
+// ref to the same target that says otherwise of it (one an older cas set
+// on a remote ref's word) is set right.
 func setPulledRef(ctx context.Context, r *cas.Repo, ref *cas.Ref, obj cas.Object) (string, error) {
 	if ref == nil {
 		return "", nil
 	}
-	if local, err := r.GetRefOn(ctx, nil, ref.Name); err == nil && local.Target == obj.Digest {
+	if local, err := r.GetRefOn(ctx, nil, ref.Name); err == nil && local.Object() == obj {
 		return "", nil
 	}
 	if _, err := r.SetRef(ctx, ref.Name, obj); err != nil {

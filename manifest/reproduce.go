@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -85,8 +86,10 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 	if err != nil {
 		return nil, err
 	}
-	if opts.Tolerance < 0 {
-		return nil, errors.New("tolerance must not be negative")
+	if !(opts.Tolerance >= 0) || math.IsInf(opts.Tolerance, 1) {
+		// Checked before anything runs: the manifest records the
+		// tolerance (Criteria), and JSON holds neither NaN nor +Inf.
+		return nil, errors.New("tolerance must be a number, not negative and not infinite")
 	}
 	// Names read from a stored manifest become paths below: refuse any
 	// that could point outside the reproduction's directory.
