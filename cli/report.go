@@ -29,7 +29,6 @@ type reportOptions struct {
 	Verify    bool
 	Key       string
 	Tolerance float64
-	TolSet    bool // --tolerance given: it tightens a looser recorded one
 	NoEnv     bool
 	From      string
 	JSON      bool
@@ -77,7 +76,6 @@ The exit status follows the verdict; the page is written either way:
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Ref = args[0]
-			opts.TolSet = cmd.Flags().Changed("tolerance")
 			return writeReportRun(cmd.Context(), opts)
 		},
 	}
@@ -88,7 +86,7 @@ The exit status follows the verdict; the page is written either way:
 	fl.StringArrayVar(&opts.Metrics, "metric", nil, "show the spread of the metric `NAME` only (repeatable; default: all)")
 	fl.BoolVar(&opts.Verify, "verify", false, "re-read and re-hash everything the run binds first")
 	fl.StringVar(&opts.Key, "key", "", "check the pin's signature with the public key in `PUBKEY` (cas keygen)")
-	fl.Float64Var(&opts.Tolerance, "tolerance", 0.01, "the CV repeated runs may have, and the relative difference a metric may have in a reproduction: given, it tightens a looser tolerance the reproduction recorded; by default, a reproduction is judged by the criteria it recorded (one recorded before cas kept them, by 0.01)")
+	fl.Float64Var(&opts.Tolerance, "tolerance", 0.01, "the CV repeated runs may have, and the relative difference every metric may have in a reproduction (unless it was run with a smaller one)")
 	fl.BoolVar(&opts.NoEnv, "no-env", false, "do not compare the recorded environment with this machine's")
 	fl.StringVar(&opts.From, "from", "", "report on what the remote `NAME` holds, trusting nothing local (as verify --from)")
 	fl.BoolVar(&opts.JSON, "json", false, "print what was written and the verdict as JSON")
@@ -120,7 +118,7 @@ func writeReportRun(ctx context.Context, opts *reportOptions) error {
 		return usageError("--tolerance must be a number, not negative and not infinite")
 	}
 	ro := report.Options{Ref: opts.Ref, Runs: opts.Runs, Metrics: opts.Metrics, Verify: opts.Verify,
-		Tolerance: opts.Tolerance, StrictTolerance: opts.TolSet, Generated: opts.Factory.Now(), Tool: buildinfo.Tool()}
+		Tolerance: opts.Tolerance, Generated: opts.Factory.Now(), Tool: buildinfo.Tool()}
 	if opts.Key != "" {
 		pub, err := attest.LoadPublicKey(opts.Key)
 		if err != nil {

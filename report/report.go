@@ -34,13 +34,10 @@ type Options struct {
 	// claimed, not checked.
 	Key ed25519.PublicKey
 	// Tolerance is the coefficient of variation repeated runs may have,
-	// as cas stats takes it, and the largest relative difference a metric
-	// may have in a reproduction whose manifest records no criteria of
-	// its own (manifest.JudgeRecorded): one that does is judged by them.
+	// as cas stats takes it, and the largest relative difference any
+	// recorded metric may have in a reproduction, unless the reproduction
+	// was run with a smaller one (manifest.JudgeRecorded).
 	Tolerance float64
-	// StrictTolerance applies Tolerance also to a reproduction recording
-	// a looser tolerance of its own (the reviewer gave it explicitly).
-	StrictTolerance bool
 	// Here captures this machine's environment, to compare with the
 	// recorded one of m (nil: not compared).
 	Here func(m *manifest.Manifest) *Machine
@@ -290,14 +287,14 @@ func Build(ctx context.Context, r *cas.Repo, opts Options) (*Report, error) {
 	}
 	for _, e := range es {
 		if e.Manifest.Kind == "reproduction" && e.Manifest.ReproductionOf == d {
-			res := manifest.JudgeRecorded(ctx, r, m, d, e.Manifest, e.Digest, e.Ref, opts.Tolerance, opts.StrictTolerance)
+			res := manifest.JudgeRecorded(ctx, r, m, d, e.Manifest, e.Digest, e.Ref, opts.Tolerance)
 			rep.Repros = append(rep.Repros, Repro{Name: e.Manifest.Name, Digest: e.Digest, Result: res})
 		}
 	}
 	slices.SortFunc(rep.Repros, func(a, b Repro) int { return strings.Compare(a.Name, b.Name) })
 	if m.Kind == "reproduction" && !m.ReproductionOf.IsZero() {
 		if orig, err := manifest.Load(ctx, r, m.ReproductionOf); err == nil {
-			res := manifest.JudgeRecorded(ctx, r, orig, m.ReproductionOf, m, d, "", opts.Tolerance, opts.StrictTolerance)
+			res := manifest.JudgeRecorded(ctx, r, orig, m.ReproductionOf, m, d, "", opts.Tolerance)
 			rep.Of = &Repro{Name: orig.Name, Digest: m.ReproductionOf, Result: res}
 		} else {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("this run reproduces %s, which cannot be read here: %v", m.ReproductionOf.Short(), err))
