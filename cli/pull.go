@@ -38,7 +38,9 @@ bytes it needs from the remote.)
 When REF is the name of a ref on the remote (runs/NAME for a run), the
 local store gets a ref of that name too, as a git pull makes a local
 branch; an existing local ref of that name is moved, keeping its earlier
-target in its history (cas refs log NAME).`,
+target in its history (cas refs log NAME). A local ref with the right
+target but a wrong kind or size (as a cas before 2026-12 could take from
+a lying bucket) is set right from the data.`,
 		Example: "  cas pull train\n  cas pull blake3:3f2a9c1e --from backup",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
