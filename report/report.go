@@ -69,17 +69,20 @@ type Report struct {
 	Repros []Repro   `json:"reproductions"`
 	// Of is the verdict of this run against the run it reproduces, when
 	// it is a reproduction.
-	Of      *Repro                  `json:"reproduction_of,omitempty"`
-	Metrics []MetricValue           `json:"metrics"`
-	Spread  []*manifest.MetricStats `json:"spread,omitempty"`
-	Curves  []Curve                 `json:"curves,omitempty"`
-	Nodes   []Node                  `json:"lineage"`
-	Env     Env                     `json:"environment"`
-	Code    Code                    `json:"code"`
-	Notes   []string                `json:"notes,omitempty"`
-	Checks  []CheckRow              `json:"checks,omitempty"`
-	checks  []manifest.Check
-	runNode int
+	Of *Repro `json:"reproduction_of,omitempty"`
+	// OfUnread is the run this one reproduces when it cannot be read
+	// here, so that it is not judged (Of is nil).
+	OfUnread digest.Digest           `json:"reproduction_of_unread,omitzero"`
+	Metrics  []MetricValue           `json:"metrics"`
+	Spread   []*manifest.MetricStats `json:"spread,omitempty"`
+	Curves   []Curve                 `json:"curves,omitempty"`
+	Nodes    []Node                  `json:"lineage"`
+	Env      Env                     `json:"environment"`
+	Code     Code                    `json:"code"`
+	Notes    []string                `json:"notes,omitempty"`
+	Checks   []CheckRow              `json:"checks,omitempty"`
+	checks   []manifest.Check
+	runNode  int
 }
 
 // RunInfo names one run.
@@ -297,6 +300,7 @@ func Build(ctx context.Context, r *cas.Repo, opts Options) (*Report, error) {
 			res := manifest.JudgeRecorded(ctx, r, orig, m.ReproductionOf, m, d, "", opts.Tolerance)
 			rep.Of = &Repro{Name: orig.Name, Digest: m.ReproductionOf, Result: res}
 		} else {
+			rep.OfUnread = m.ReproductionOf
 			rep.Notes = append(rep.Notes, fmt.Sprintf("this run reproduces %s, which cannot be read here: %v", m.ReproductionOf.Short(), err))
 		}
 	}

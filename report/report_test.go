@@ -187,3 +187,19 @@ func TestSummarize(t *testing.T) {
 		t.Errorf("a metric of one run: got %v, want ErrTooFewRuns", err)
 	}
 }
+
+// A reproduction whose original cannot be read here is not judged: its
+// verdict line says UNCHECKED and why, not that nothing was reproduced.
+func TestReproLineOriginalUnread(t *testing.T) {
+	orig := digest.Of([]byte("the original run's manifest"))
+	rep := &Report{OfUnread: orig}
+	l := rep.reproLine()
+	l.Word = stateWord(l.State)
+	want := "This run reproduces " + orig.Short() + ", which cannot be read here: not judged (`cas pull " + orig.Short() + "` brings it)"
+	if l.Word != "UNCHECKED" || l.Text != want {
+		t.Errorf("line %s %q, want UNCHECKED %q", l.Word, l.Text, want)
+	}
+	if (&Report{}).reproLine().State != "none" {
+		t.Error("a run neither reproduced nor a reproduction: want state none")
+	}
+}

@@ -121,6 +121,11 @@ func (rep *Report) reproLine() Line {
 		l.Text = fmt.Sprintf("This run reproduces %s (%s): %s", Show(rep.Of.Name), rep.Of.Digest.Short(), reproText(rep.Of.Result))
 		return l
 	}
+	if !rep.OfUnread.IsZero() {
+		l.State = "warn"
+		l.Text = fmt.Sprintf("This run reproduces %s, which cannot be read here: not judged (`cas pull %s` brings it)", rep.OfUnread.Short(), rep.OfUnread.Short())
+		return l
+	}
 	pass := 0
 	for _, r := range rep.Repros {
 		if r.Result.Pass {
