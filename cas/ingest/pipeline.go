@@ -804,7 +804,11 @@ func (p *pusher) prepareBlob(id digest.Digest, raw []byte, typ uint8, dt format.
 	if len(raw) >= 512 {
 		spare = bufpool.Get(len(raw))
 	}
-	stored, codec = format.EncodeChunkInto(spare, raw, dt)
+	if typ == index.TypeTree {
+		stored, codec = format.EncodeTreeInto(spare, raw)
+	} else {
+		stored, codec = format.EncodeChunkInto(spare, raw, dt)
+	}
 	if codec == index.CodecNone {
 		bufpool.Put(spare)
 		spare = nil
