@@ -91,9 +91,8 @@ func (r *Repo) RecordPending(ctx context.Context, rname, ref string, obj Object)
 	return r.writePending(p)
 }
 
-// writePending writes p to its file as the store writes its config:
-// aside, synced, renamed into place, the directory synced, so that a
-// crash leaves the entry whole or absent.
+// writePending writes p to its file as the store writes its config
+// (replaceJSON), so that a crash leaves the entry whole or absent.
 func (r *Repo) writePending(p *PendingUpload) error {
 	dir := filepath.Join(r.Dir, pendingDir)
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
@@ -104,33 +103,9 @@ func (r *Repo) writePending(p *PendingUpload) error {
 			return err
 		}
 	}
-	b, err := json.MarshalIndent(p, "", "  ")
-	if err != nil {
-		return err
-	}
-	// Not named *.json: a reader never takes it for an entry.
-	tmp, err := os.CreateTemp(dir, ".pending-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // once renamed, removes nothing
-	_, err = tmp.Write(append(b, '\n'))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, p.file))
-	}
-	if err != nil {
-		return err
-	}
-	return remote.SyncDir(dir)
+	// Aside under a name not ending in .json: a reader never takes it
+	// for an entry.
+	return replaceJSON(dir, p.file, ".pending-*", 0o644, p)
 }
 
 // PendingUploads returns the uploads owed to the remote rname ("" for

@@ -149,7 +149,7 @@ func Init(dir string, params ChunkParams, now time.Time) error {
 		return fmt.Errorf("init: %w", err)
 	}
 	// Write then link: of two concurrent inits exactly one wins.
-	tmp, err := writeConfigAside(dir, cfg)
+	tmp, err := writeJSONAside(dir, ".config-*", cfg)
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
@@ -231,28 +231,23 @@ func OpenWith(ctx context.Context, dir string, opts OpenOptions) (*Repo, error) 
 // leaves one or the other whole.
 func upgradeConfig(dir string, cfg Config) error {
 	cfg.Version = StoreVersion
-	tmp, err := writeConfigAside(dir, cfg)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	if err := os.Rename(tmp, filepath.Join(dir, configFile)); err != nil {
-		return err
-	}
-	return remote.SyncDir(dir)
+	return replaceJSON(dir, configFile, ".config-*", 0o600, cfg)
 }
 
-// writeConfigAside writes cfg (two-space indented JSON, final newline)
-// durably to a new temporary file in dir and returns its path, for the
-// caller to link or rename into place, then remove.
-func writeConfigAside(dir string, cfg Config) (string, error) {
-	b, _ := json.MarshalIndent(cfg, "", "  ")
-	b = append(b, '\n')
-	tmp, err := os.CreateTemp(dir, ".config-*")
+// writeJSONAside writes v (two-space indented JSON, final newline)
+// durably to a new temporary file in dir named by pattern (os.CreateTemp)
+// and returns its path, for the caller to link or rename into place,
+// then remove.
+func writeJSONAside(dir, pattern string, v any) (string, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return "", err
 	}
-	_, err = tmp.Write(b)
+	tmp, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return "", err
+	}
+	_, err = tmp.Write(append(b, '\n'))
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -264,6 +259,24 @@ func writeConfigAside(dir string, cfg Config) (string, error) {
 		return "", err
 	}
 	return tmp.Name(), nil
+}
+
+// replaceJSON writes v to dir/name with mode perm, replacing what is
+// there so that a crash leaves the old file or the new one whole: written
+// aside (writeJSONAside), renamed over it, the directory synced.
+func replaceJSON(dir, name, pattern string, perm os.FileMode, v any) error {
+	tmp, err := writeJSONAside(dir, pattern, v)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp) // once renamed, removes nothing
+	if err := os.Chmod(tmp, perm); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	return remote.SyncDir(dir)
 }
 
 // openIndex opens the badger index, waiting up to a second for another
