@@ -81,6 +81,26 @@ func (r *Repo) Closure(ctx context.Context, obj *Object) ([]Object, error) {
 	return objs, nil
 }
 
+// withKept returns obj and the parts of what it keeps (Keeps) that r
+// resolves, what a name for obj (a ref, a pending upload) must keep from
+// gc; kept lists every part, resolved or not, for a caller that must
+// refuse a missing one.
+func (r *Repo) withKept(ctx context.Context, obj *Object) (objs []Object, kept []Kept, err error) {
+	objs = []Object{*obj}
+	if obj.Type != TypeManifest {
+		return objs, nil, nil
+	}
+	if kept, err = r.Keeps(ctx, obj); err != nil {
+		return nil, nil, err
+	}
+	for _, k := range kept {
+		if k.Err == nil {
+			objs = append(objs, k.Object)
+		}
+	}
+	return objs, kept, nil
+}
+
 // loadManifest reads and parses obj when it is a manifest. It returns
 // errNotManifest for an object that is not one, and any other error only
 // when obj is marked a manifest (Type) and still cannot be read.

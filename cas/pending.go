@@ -71,17 +71,9 @@ func (r *Repo) RecordPending(ctx context.Context, rname, ref string, obj Object)
 	}
 	// A sweep already planned must not take what the entry will keep.
 	err := r.guardGC(ctx, nil, func() (map[digest.Digest]bool, error) {
-		objs := []Object{obj}
-		if obj.Type == TypeManifest {
-			kept, err := r.Keeps(ctx, &obj)
-			if err != nil {
-				return nil, err
-			}
-			for _, k := range kept {
-				if k.Err == nil {
-					objs = append(objs, k.Object)
-				}
-			}
+		objs, _, err := r.withKept(ctx, &obj)
+		if err != nil {
+			return nil, err
 		}
 		return r.closureOf(ctx, objs)
 	})

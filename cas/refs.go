@@ -66,19 +66,13 @@ func (r *Repo) SetRefOn(ctx context.Context, be remote.Backend, name string, obj
 		return nil, fmt.Errorf("set ref %s: %w", name, &InvalidError{What: "ref", Name: name, Reason: why})
 	}
 	// A run's ref keeps the run's closure (Keeps) beside the manifest.
-	objs := []Object{obj}
-	if obj.Type == TypeManifest {
-		kept, err := r.Keeps(ctx, &obj)
-		if err != nil {
-			return nil, fmt.Errorf("set ref %s: %w", name, err)
-		}
-		for _, k := range kept {
-			switch {
-			case k.Err == nil:
-				objs = append(objs, k.Object)
-			case be != r.Backend:
-				return nil, fmt.Errorf("set ref %s on %s: %s %s: %w", name, be.Location(), k.Part, k.Part.Digest.Short(), k.Err)
-			}
+	objs, kept, err := r.withKept(ctx, &obj)
+	if err != nil {
+		return nil, fmt.Errorf("set ref %s: %w", name, err)
+	}
+	for _, k := range kept {
+		if k.Err != nil && be != r.Backend {
+			return nil, fmt.Errorf("set ref %s on %s: %s %s: %w", name, be.Location(), k.Part, k.Part.Digest.Short(), k.Err)
 		}
 	}
 	// The closure's packs as be holds them, found once: by the guard if
