@@ -210,7 +210,7 @@ func (r *Repo) run(ctx context.Context, s *pushStore, suspect bool, paths []stri
 	start := r.Now()
 	io := ingest.Options{Excludes: opts.Excludes, Progress: opts.Progress, Warn: opts.Warn,
 		Skip: r.Dir, SkipName: DirName, StatCache: r.statCache, SaveStat: r.saveStat, Start: start,
-		Mirror: opts.Remote, NaturalCuts: opts.naturalCuts, NoFloatCodec: opts.NoFloatCodec || r.Config.Version < 2}
+		Mirror: opts.Remote, NaturalCuts: opts.naturalCuts, NoFloatCodec: opts.NoFloatCodec || r.Config.Version < versionFloatCodec}
 	if suspect {
 		io.Trusted = s.checkTrusted(ctx)
 	}

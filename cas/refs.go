@@ -391,7 +391,7 @@ func (r *Repo) objectOf(ctx context.Context, d digest.Digest, name string) (*Obj
 		}
 		return &Object{Digest: d, Kind: KindFile, Size: size, Name: name}, nil
 	}
-	if d == digest.Of(nil) {
+	if d == emptyFile {
 		return &Object{Digest: d, Kind: KindFile, Name: name}, nil
 	}
 	return nil, fmt.Errorf("%s: %w", d, ErrNotFound)

@@ -66,6 +66,10 @@ func (dataNotFound) Is(target error) bool { return target == ErrNotFound }
 // upgrades a store of version 1 to 2; its bytes stay as they are.
 const StoreVersion = 2
 
+// versionFloatCodec is the first store version whose chunks may be
+// stored with the float codec.
+const versionFloatCodec = 2
+
 // Config is a store's fixed settings, kept as JSON in .cas/config.
 type Config struct {
 	Version  int         `json:"version"`

@@ -93,6 +93,12 @@ func encodeChunk(dst, raw []byte) ([]byte, uint8) {
 	if len(raw) <= smallWindow {
 		enc = zstdSmall
 	}
+	return zstdIfSaves(enc, dst, raw)
+}
+
+// zstdIfSaves codes raw with enc into dst, and keeps it raw unless that
+// saves minSaving.
+func zstdIfSaves(enc *zstd.Encoder, dst, raw []byte) ([]byte, uint8) {
 	out := enc.EncodeAll(raw, dst[:0])
 	if float64(len(out)) > float64(len(raw))*(1-minSaving) {
 		return raw, index.CodecNone
@@ -109,11 +115,7 @@ func EncodeTreeInto(dst, raw []byte) ([]byte, uint8) {
 	if len(raw) < 512 {
 		return raw, index.CodecNone
 	}
-	out := zstdTree.EncodeAll(raw, dst[:0])
-	if float64(len(out)) > float64(len(raw))*(1-minSaving) {
-		return raw, index.CodecNone
-	}
-	return out, index.CodecZstd
+	return zstdIfSaves(zstdTree, dst, raw)
 }
 
 // EncodeChunkAs is EncodeChunk for a chunk whose bytes are elements of
