@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,9 +112,8 @@ func writeReportRun(ctx context.Context, opts *reportOptions) error {
 	if format != "html" && format != "md" {
 		return usageError("--format %q: want html or md", opts.Format)
 	}
-	if !(opts.Tolerance >= 0) || math.IsInf(opts.Tolerance, 1) {
-		// NaN would compare false with every tolerance, so tighten none.
-		return usageError("--tolerance must be a number, not negative and not infinite")
+	if err := manifest.CheckTolerance(opts.Tolerance); err != nil {
+		return usageError("--%v", err)
 	}
 	ro := report.Options{Ref: opts.Ref, Runs: opts.Runs, Metrics: opts.Metrics, Verify: opts.Verify,
 		Tolerance: opts.Tolerance, Generated: opts.Factory.Now(), Tool: buildinfo.Tool()}

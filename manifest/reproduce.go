@@ -86,10 +86,9 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 	if err != nil {
 		return nil, err
 	}
-	if !(opts.Tolerance >= 0) || math.IsInf(opts.Tolerance, 1) {
-		// Checked before anything runs: the manifest records the
-		// tolerance (Criteria), and JSON holds neither NaN nor +Inf.
-		return nil, errors.New("tolerance must be a number, not negative and not infinite")
+	// Checked before anything runs: the manifest records the tolerance.
+	if err := CheckTolerance(opts.Tolerance); err != nil {
+		return nil, err
 	}
 	// Names read from a stored manifest become paths below: refuse any
 	// that could point outside the reproduction's directory.
@@ -160,6 +159,20 @@ func Reproduce(ctx context.Context, r *cas.Repo, opts ReproduceOptions) (*Reprod
 		warn(fmt.Sprintf("this machine differs from the recorded one in %d ways (see the report)", len(rep.Environment)))
 	}
 	return rep, nil
+}
+
+// ErrBadTolerance refuses a tolerance that judges nothing: negative, NaN
+// (which compares false with every difference, so tightens nothing) or
+// infinite; a manifest (Criteria) could not record the last two either.
+var ErrBadTolerance = errors.New("tolerance must be a number, not negative and not infinite")
+
+// CheckTolerance returns ErrBadTolerance for a tolerance that judges
+// nothing, as Reproduce and a report take it.
+func CheckTolerance(t float64) error {
+	if !(t >= 0) || math.IsInf(t, 1) {
+		return ErrBadTolerance
+	}
+	return nil
 }
 
 // criteria are the options that decide the verdict, as a reproduction's
