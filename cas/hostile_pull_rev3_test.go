@@ -137,4 +137,12 @@ func TestHostilePullAgainAfterBucketLies(t *testing.T) {
 			t.Errorf("pull %s %v %d bytes after the data is here: %v; want a *MismatchError", lie.Digest.Short(), lie.Kind, lie.Size, err)
 		}
 	}
+	// The truth about data already here still pulls: files of one chunk
+	// in packs the store knows (read again against their digests), of
+	// many, and the tree.
+	for _, o := range []Object{w.a, w.c, w.big, w.good} {
+		if _, err := r.Pull(ctx, &o, nil); err != nil {
+			t.Errorf("pull %s %v %d bytes again: %v", o.Digest.Short(), o.Kind, o.Size, err)
+		}
+	}
 }
