@@ -2,8 +2,6 @@ package cas
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"testing"
 )
@@ -22,28 +20,16 @@ func TestPushFilesOfMaxMemoryRev2(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes and pushes 384 MiB")
 	}
-	src := filepath.Join(t.TempDir(), "src")
-	if err := os.Mkdir(src, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	const n, size = 48, 8 << 20
-	for i := range n {
+	peak := peakHeapOfPush(t, n, func(i int) string { return fmt.Sprintf("f%02d", i) }, func(i int) []byte {
 		data := pseudoRandom(size, uint64(1000+i))
 		if i%2 == 0 {
 			for j := range data {
 				data[j] &= 0x0f // about 4 bits a byte: zstd stores it in half
 			}
 		}
-		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("f%02d", i)), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r := newStoreForTest(t, DefaultChunkAvg)
-	var err error
-	peak := peakHeapOf(func() { _, err = r.Push(t.Context(), []string{src}, PushOptions{}) })
-	if err != nil {
-		t.Fatal(err)
-	}
+		return data
+	})
 	t.Logf("GOMAXPROCS %d: peak live heap %d MiB pushing %d files of %d MiB", runtime.GOMAXPROCS(0), peak>>20, n, size>>20)
 	const limit = 96 << 20
 	if peak > limit {

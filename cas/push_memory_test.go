@@ -126,3 +126,26 @@ func peakHeapOf(fn func()) uint64 {
 	close(stop)
 	return <-done
 }
+
+// peakHeapOfPush writes n files, named name(i) and holding data(i), into
+// a new directory, pushes it into a new store and returns the peak live
+// heap of the push (peakHeapOf).
+func peakHeapOfPush(t *testing.T, n int, name func(int) string, data func(int) []byte) uint64 {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(src, name(i)), data(i), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := newStoreForTest(t, DefaultChunkAvg)
+	var err error
+	peak := peakHeapOf(func() { _, err = r.Push(t.Context(), []string{src}, PushOptions{}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return peak
+}

@@ -48,12 +48,9 @@ func floatCodecChunks(t *testing.T, r *Repo) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chunks, ok, err := r.Index.FileChunks(res.Digest)
+	chunks, err := r.fileChunks(t.Context(), res.Digest, res.Bytes)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if !ok {
-		chunks = append(chunks, res.Digest)
 	}
 	n := 0
 	for _, c := range chunks {
