@@ -274,13 +274,24 @@ func hostileCases() []hostileCase {
 		{name: "tree/kind=dir,target=file", forge: func(w *hostileWorld, f *forger) (string, []string) {
 			return treeRef(f, forgedEntry{kind: "dir", digest: w.a.Digest, size: w.a.Size, name: "d"})
 		}},
-		{name: "tree/file-size=more", pullTakesTree: true, forge: func(w *hostileWorld, f *forger) (string, []string) {
+		{name: "tree/file-size=more", forge: func(w *hostileWorld, f *forger) (string, []string) {
 			return treeRef(f, forgedEntry{kind: "file", digest: w.a.Digest, size: w.a.Size + 1, name: "a"})
 		}},
-		{name: "tree/file-size=less", pullTakesTree: true, forge: func(w *hostileWorld, f *forger) (string, []string) {
+		{name: "tree/file-size=less", forge: func(w *hostileWorld, f *forger) (string, []string) {
 			return treeRef(f, forgedEntry{kind: "file", digest: w.a.Digest, size: w.a.Size - 1, name: "a"})
 		}},
-		{name: "tree/dir-size=wrong", pullTakesTree: true, forge: func(w *hostileWorld, f *forger) (string, []string) {
+		{name: "tree/file-size=second-entry-lies", forge: func(w *hostileWorld, f *forger) (string, []string) {
+			return treeRef(f, fileEntry("a", w.a), forgedEntry{kind: "file", digest: w.a.Digest, size: w.a.Size + 1, name: "b"})
+		}},
+		{name: "tree/big-size=second-entry-lies", forge: func(w *hostileWorld, f *forger) (string, []string) {
+			return treeRef(f, fileEntry("a", w.big), forgedEntry{kind: "file", digest: w.big.Digest, size: w.big.Size - 1, name: "b"})
+		}},
+		{name: "tree/dir-size=second-entry-lies", forge: func(w *hostileWorld, f *forger) (string, []string) {
+			sub := f.tree(fileEntry("a", w.a))
+			return treeRef(f, forgedEntry{kind: "dir", digest: sub, size: w.a.Size, name: "s1"},
+				forgedEntry{kind: "dir", digest: sub, size: w.a.Size + 1, name: "s2"})
+		}},
+		{name: "tree/dir-size=wrong", forge: func(w *hostileWorld, f *forger) (string, []string) {
 			sub := f.tree(fileEntry("a", w.a))
 			return treeRef(f, forgedEntry{kind: "dir", digest: sub, size: w.a.Size + 1000, name: "sub"})
 		}},
@@ -294,7 +305,7 @@ func hostileCases() []hostileCase {
 			target := []byte("a\x00b")
 			return treeRef(f, forgedEntry{kind: "link", digest: f.data(target), size: int64(len(target)), name: "l"})
 		}},
-		{name: "tree/link=2MiB", pullTakesTree: true, forge: func(w *hostileWorld, f *forger) (string, []string) {
+		{name: "tree/link=2MiB", forge: func(w *hostileWorld, f *forger) (string, []string) {
 			target := []byte(strings.Repeat("t/", 1<<20))
 			return treeRef(f, forgedEntry{kind: "link", digest: f.data(target), size: int64(len(target)), name: "l"})
 		}},

@@ -267,11 +267,6 @@ type hostileCase struct {
 	// goodMayFail: the forgery lies about refs/good's own data, so that
 	// may fail to restore; it still must never yield a wrong byte.
 	goodMayFail bool
-	// pullTakesTree: the forged object is a tree that lies about the size
-	// of what it holds. Pull checks what it takes against the digests and
-	// a ref's word against the data, not a tree's entries against theirs:
-	// it may succeed, and verify (and restore) report the tree.
-	pullTakesTree bool
 	// after runs extra checks once the common ones are done.
 	after func(w *hostileWorld)
 }
@@ -775,9 +770,10 @@ func (w *hostileWorld) checkPull(c hostileCase, spec string, names []string) {
 			return err
 		}
 		// What a pull took must hold up in the store pulled into: the
-		// kind and size a ref gave included.
+		// kind and size a ref gave included, and what its trees say of
+		// what they hold.
 		rep, err := fresh.Verify(ctx, obj, spec, nil)
-		if err == nil && !rep.OK() && !c.pullTakesTree {
+		if err == nil && !rep.OK() {
 			t.Errorf("pull %s (%s %v, %d bytes): done, yet verify finds %v; want the pull refused", spec, obj.Digest.Short(), obj.Kind, obj.Size, rep.Problems[0].Err)
 		}
 		return err

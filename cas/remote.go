@@ -336,25 +336,26 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 			return nil, fmt.Errorf("pulled %s: %w", format.PackKey(b.Pack), &CorruptError{What: "chunk", ID: b.ID})
 		}
 	}
-	files := map[digest.Digest][]digest.Digest{}
+	files, sizes := map[digest.Digest][]digest.Digest{}, map[digest.Digest]int64{}
 	for _, o := range append([]Object{*obj}, more...) {
-		if err := r.closureFiles(ctx, &o, files); err != nil {
+		if err := r.closureFiles(ctx, &o, files, sizes); err != nil {
 			return nil, err
 		}
 	}
-	// A file of one chunk is its chunk: when it was pulled or checked
-	// above, against its ID and its length, the size checkNamed took from
-	// the index (which the bucket's segments fed) must be that length, or
-	// 0 for the empty file, which has no chunk; when a pack the store
-	// already knew holds it, it is read again against its digest and that
-	// size. (closureFiles read every file of many chunks whole.)
-	if obj.Kind != KindDir && len(files[obj.Digest]) == 0 {
-		err := checkOneChunk(obj, blobs)
-		if errors.Is(err, errNotChecked) {
-			err = r.streamFile(ctx, obj.Digest, obj.Size, func([]byte) error { return nil })
-		}
-		if err != nil {
+	// The size checkNamed took from the index (which the bucket's
+	// segments fed) is checked against the bytes, and so is what every
+	// tree pulled says of what it holds.
+	check := pullCheck{r: r, blobs: blobs, sizes: sizes, trees: map[digest.Digest]int64{}}
+	if obj.Kind != KindDir {
+		if err := check.file(ctx, obj); err != nil {
 			return nil, fmt.Errorf("pulled file %s: %w", obj.Digest.Short(), err)
+		}
+	}
+	for _, o := range append([]Object{*obj}, more...) {
+		if o.Kind == KindDir {
+			if _, err := check.tree(ctx, o.Digest); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if len(blobs) > 0 || len(files) > 0 {
@@ -413,6 +414,72 @@ func (r *Repo) checkNamed(ctx context.Context, obj *Object) error {
 // errNotChecked says that the chunk of a file is not among the blobs a
 // pull checked.
 var errNotChecked = errors.New("chunk not checked by the pull")
+
+// pullCheck checks the sizes a pull was given (by a ref, by the trees it
+// pulled) against the bytes it checked.
+type pullCheck struct {
+	r     *Repo
+	blobs []index.Blob            // every chunk checked, against its ID and length
+	sizes map[digest.Digest]int64 // files of many chunks read whole, at this size
+	trees map[digest.Digest]int64 // trees checked, and what they hold
+}
+
+// file checks the size obj gives a file or link target. A file of many
+// chunks was read whole, against its digest, at the size it was first
+// met with (closureFiles), and so was a file checked before. A file of one chunk is its chunk: when the pull
+// checked that, against its ID and its length, the size must be that
+// length, or 0 for the empty file, which has no chunk; when a pack the
+// store already knew holds it, it is read again against its digest and
+// the size.
+func (c *pullCheck) file(ctx context.Context, obj *Object) error {
+	if size, ok := c.sizes[obj.Digest]; ok {
+		if size != obj.Size {
+			return &MismatchError{Digest: obj.Digest, Named: *obj, Is: Object{Digest: obj.Digest, Kind: KindFile, Size: size}}
+		}
+		return nil
+	}
+	err := checkOneChunk(obj, c.blobs)
+	if errors.Is(err, errNotChecked) {
+		err = c.r.streamFile(ctx, obj.Digest, obj.Size, func([]byte) error { return nil })
+	}
+	if err == nil {
+		c.sizes[obj.Digest] = obj.Size
+	}
+	return err
+}
+
+// tree checks what tree d says of each entry against the data, as verify
+// does: a directory's size against what its tree holds, a file's against
+// its bytes, a link target's against maxLinkTarget too. It returns what d
+// holds.
+func (c *pullCheck) tree(ctx context.Context, d digest.Digest) (int64, error) {
+	if size, ok := c.trees[d]; ok {
+		return size, nil
+	}
+	t, err := c.r.ReadTree(ctx, d)
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range t.Entries {
+		named := &Object{Digest: e.Digest, Kind: e.Kind, Size: e.Size}
+		switch {
+		case e.Kind == KindDir:
+			var size int64
+			if size, err = c.tree(ctx, e.Digest); err == nil && size != e.Size {
+				err = &MismatchError{Digest: e.Digest, Named: *named, Is: Object{Digest: e.Digest, Kind: KindDir, Size: size}}
+			}
+		case e.Kind == KindLink && e.Size > maxLinkTarget:
+			err = fmt.Errorf("link target of %d bytes: %w", e.Size, ErrBadTree)
+		default:
+			err = c.file(ctx, named)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("pulled tree %s, %q: %w", d.Short(), e.Name, err)
+		}
+	}
+	c.trees[d] = t.Size()
+	return t.Size(), nil
+}
 
 // checkOneChunk checks the size obj gives a file of one chunk (or none)
 // against the length of its chunk among blobs, each checked against its
@@ -513,8 +580,9 @@ func (r *Repo) checkLocalPack(ctx context.Context, key string) (blobs []index.Bl
 }
 
 // closureFiles adds the chunk lists of obj's multi-chunk files, each
-// checked by reading the file against its digest.
-func (r *Repo) closureFiles(ctx context.Context, obj *Object, files map[digest.Digest][]digest.Digest) error {
+// checked by reading the file against its digest, and the size it was
+// read at to sizes.
+func (r *Repo) closureFiles(ctx context.Context, obj *Object, files map[digest.Digest][]digest.Digest, sizes map[digest.Digest]int64) error {
 	return r.walkClosure(ctx, obj, func(d digest.Digest, kind Kind, size int64) error {
 		if kind == KindDir {
 			return nil
@@ -529,7 +597,7 @@ func (r *Repo) closureFiles(ctx context.Context, obj *Object, files map[digest.D
 		if err := r.streamFile(ctx, d, size, func([]byte) error { return nil }); err != nil {
 			return fmt.Errorf("pulled file %s: %w", d.Short(), err)
 		}
-		files[d] = chunks
+		files[d], sizes[d] = chunks, size
 		return nil
 	})
 }
