@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/klauspost/compress/huff0"
+
 	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/index"
 )
@@ -56,6 +58,60 @@ func BenchmarkDecodeFloat(b *testing.B) {
 			cpuLoop(b, len(in.raw), func() {
 				if _, err := format.DecodeFloat(stored, len(in.raw), dst); err != nil {
 					b.Fatal(err)
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkHuff0Floor measures what the float codec cannot do without on
+// a 16-bit tensor: huff0 alone coding its high byte (sign and exponent),
+// in blocks of 64 Ki elements as the codec cuts them, with a fresh table
+// each (encode: histogram, table, four streams; decode: table, four
+// streams). The rate is given over the tensor's bytes, two per coded
+// symbol, so it reads beside BenchmarkEncodeFloat and BenchmarkDecodeFloat:
+// the codec can be no faster on this CPU than this floor, whatever it does
+// around huff0 (run with -cpu 1).
+func BenchmarkHuff0Floor(b *testing.B) {
+	const block = 64 << 10
+	for _, in := range benchInputs() {
+		if in.dt.Size() != 2 {
+			continue
+		}
+		high := make([]byte, len(in.raw)/2)
+		for i := range high {
+			high[i] = in.raw[2*i+1]
+		}
+		var s huff0.Scratch
+		s.Reuse = huff0.ReusePolicyNone
+		coded := make([][]byte, 0, len(high)/block)
+		for at := 0; at < len(high); at += block {
+			out, _, err := huff0.Compress4X(high[at:at+block], &s)
+			if err != nil {
+				b.Fatal(err)
+			}
+			coded = append(coded, append([]byte(nil), out...))
+		}
+		b.Run(in.name+"/encode", func(b *testing.B) {
+			cpuLoop(b, len(in.raw), func() {
+				for at := 0; at < len(high); at += block {
+					if _, _, err := huff0.Compress4X(high[at:at+block], &s); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+		dst := make([]byte, block)
+		b.Run(in.name+"/decode", func(b *testing.B) {
+			cpuLoop(b, len(in.raw), func() {
+				for _, c := range coded {
+					t, rest, err := huff0.ReadTable(c, nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := t.Decoder().Decompress4X(dst[:0:block], rest); err != nil {
+						b.Fatal(err)
+					}
 				}
 			})
 		})
