@@ -36,7 +36,9 @@ read. .casignore files apply as they do to push; give the same --exclude
 patterns as the push did (or put them in a .casignore so they stick).
 
 Without PATH, give one line for each path pushed from this store that lies
-in the working directory: unchanged, how many files changed, or missing.`,
+in the working directory: unchanged, how many files changed, or missing;
+then one for each remote the store still owes uploads to (pushes and runs
+stored while it could not be reached; 'cas sync' sends them).`,
 		Example: "  cas status\n  cas status data/\n  cas status data/ --exclude '*.tmp'",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -235,8 +237,13 @@ func statusAllRun(ctx context.Context, opts *statusOptions) error {
 	if opts.JSON {
 		return writeJSON(opts.IO.Out, list)
 	}
+	owed, err := owedUploads(r)
+	if err != nil {
+		return err
+	}
 	if len(list) == 0 {
 		fmt.Fprintln(opts.IO.Out, "nothing pushed from this store lies here")
+		fmt.Fprint(opts.IO.Out, owed)
 		return nil
 	}
 	names := make([]string, len(list))
@@ -258,5 +265,28 @@ func statusAllRun(ctx context.Context, opts *statusOptions) error {
 		}
 		fmt.Fprintf(opts.IO.Out, "%s  %s\n", padRight(fitName(names[i], w), w), what)
 	}
+	fmt.Fprint(opts.IO.Out, owed)
 	return nil
+}
+
+// owedUploads gives a line for each remote the store owes uploads to
+// (pushes and runs stored while it could not be reached), or nothing.
+func owedUploads(r *cas.Repo) (string, error) {
+	ps, err := r.PendingUploads("")
+	if err != nil {
+		return "", err
+	}
+	n := map[string]int{}
+	var order []string
+	for _, p := range ps {
+		if n[p.Remote] == 0 {
+			order = append(order, p.Remote)
+		}
+		n[p.Remote]++
+	}
+	var b strings.Builder
+	for _, name := range order {
+		fmt.Fprintf(&b, "%s owed to %s (stored here only): run `cas sync`\n", count(n[name], "upload"), name)
+	}
+	return b.String(), nil
 }
