@@ -99,6 +99,8 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 				return err
 			}
 			if err = trace.Start(traceFile); err != nil {
+				traceFile.Close()
+				traceFile = nil
 				return err
 			}
 		}
@@ -108,7 +110,11 @@ least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
 		if profFile, err = os.Create(cpuProfile); err != nil {
 			return err
 		}
-		return pprof.StartCPUProfile(profFile)
+		if err = pprof.StartCPUProfile(profFile); err != nil {
+			profFile.Close()
+			profFile = nil
+		}
+		return err
 	}
 	var memProfile string
 	root.PersistentFlags().StringVar(&memProfile, "memprofile", "", "write an allocation profile to `FILE`")
