@@ -276,21 +276,30 @@ type remoteRemoveOptions struct {
 	IO      *IOStreams
 	Factory *Factory
 	Name    string
+	Force   bool
 	JSON    bool
 }
 
 func newCmdRemoteRemove(f *Factory) *cobra.Command {
 	opts := &remoteRemoveOptions{IO: f.IO, Factory: f}
 	cmd := &cobra.Command{
-		Use:     "remove NAME",
-		Short:   "Forget a remote (nothing on it is deleted)",
-		Example: "  cas remote remove origin",
+		Use:   "remove NAME",
+		Short: "Forget a remote (nothing on it is deleted)",
+		Long: `Forget a remote: its name and URL leave this store's remotes file, and
+nothing on the remote is touched.
+
+A remote the store still owes uploads to (pushes and runs stored while it
+could not be reached) is not forgotten unless --force gives those uploads
+up: 'cas sync --to NAME' sends them first. The data stays in this store
+either way.`,
+		Example: "  cas remote remove origin\n  cas remote remove --force old-bucket",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Name = args[0]
 			return remoteRemoveRun(cmd.Context(), opts)
 		},
 	}
+	cmd.Flags().BoolVar(&opts.Force, "force", false, "forget it even if uploads to it are owed, giving them up")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print what was removed as JSON")
 	return cmd
 }
@@ -300,13 +309,35 @@ func remoteRemoveRun(ctx context.Context, opts *remoteRemoveOptions) error {
 	if err != nil {
 		return err
 	}
+	owed, err := r.PendingUploads(opts.Name)
+	if err != nil {
+		return err
+	}
+	if len(owed) > 0 && !opts.Force {
+		return &userError{
+			msg:  fmt.Sprintf("remote %s is owed %s stored here only", opts.Name, count(len(owed), "upload")),
+			hint: fmt.Sprintf("run `cas sync --to %s` first, or give them up with `cas remote remove --force %s`", opts.Name, opts.Name),
+		}
+	}
 	if err := remote.RemoveConfig(r.RemotesFile(), opts.Name); err != nil {
 		return err
 	}
+	for _, p := range owed {
+		if err := r.ClearPending(p); err != nil {
+			return err
+		}
+	}
 	if opts.JSON {
-		return writeJSON(opts.IO.Out, map[string]string{"removed": opts.Name})
+		out := map[string]any{"removed": opts.Name}
+		if len(owed) > 0 {
+			out["uploads_given_up"] = len(owed)
+		}
+		return writeJSON(opts.IO.Out, out)
 	}
 	fmt.Fprintf(opts.IO.Out, "removed remote %s (nothing on it was touched)\n", opts.Name)
+	if len(owed) > 0 {
+		fmt.Fprintf(opts.IO.Out, "gave up %s owed to it (the data stays in this store)\n", count(len(owed), "upload"))
+	}
 	return nil
 }
 
