@@ -1,0 +1,149 @@
+package cas
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/index"
+	"github.com/cas-ml/cas/manifest/schema"
+)
+
+// Review of pull's check of what a pulled tree says of what it holds
+// (pullCheck, fb7d9e0): forgeries run through the whole hostile kit in
+// the bucket world, whose checkPull wants each refused, or what the pull
+// took to verify in the store pulled into.
+
+// hostilePullRev4Cases are the forged trees.
+func hostilePullRev4Cases() []hostileCase {
+	return []hostileCase{
+		{name: "tree/exec-size=more", where: "bucket", forge: func(w *hostileWorld, f *forger) (string, []string) {
+			return treeRef(f, forgedEntry{kind: "exec", digest: w.a.Digest, size: w.a.Size + 1, name: "a"})
+		}},
+		{name: "tree/link-size=more", where: "bucket", forge: func(w *hostileWorld, f *forger) (string, []string) {
+			target := []byte("a.txt")
+			return treeRef(f, forgedEntry{kind: "link", digest: f.data(target), size: int64(len(target)) + 1, name: "l"})
+		}},
+		{name: "tree/file-size=0", where: "bucket", forge: func(w *hostileWorld, f *forger) (string, []string) {
+			return treeRef(f, forgedEntry{kind: "file", digest: w.a.Digest, size: 0, name: "a"})
+		}},
+		{name: "tree/empty-file-size=5", where: "bucket", forge: func(w *hostileWorld, f *forger) (string, []string) {
+			return treeRef(f, forgedEntry{kind: "file", digest: emptyFile, size: 5, name: "e"})
+		}},
+		// A chunk of big.bin named as a file of its own, of 1 byte (a
+		// chunk holds 1 KiB at least).
+		{name: "tree/chunk-of-big-as-file,size=more", where: "bucket", forge: func(w *hostileWorld, f *forger) (string, []string) {
+			return treeRef(f, fileEntry("big", w.big),
+				forgedEntry{kind: "file", digest: w.bigChunks[1], size: 1, name: "chunk"})
+		}},
+		// A lie two levels down, below directories whose sizes add up to
+		// what the lie says.
+		{name: "tree/dir-size=nested-lie", where: "bucket", forge: func(w *hostileWorld, f *forger) (string, []string) {
+			inner := f.tree(forgedEntry{kind: "file", digest: w.c.Digest, size: w.c.Size + 7, name: "c"})
+			mid := f.tree(forgedEntry{kind: "dir", digest: inner, size: w.c.Size + 7, name: "in"}, fileEntry("z", w.a))
+			return treeRef(f, forgedEntry{kind: "dir", digest: mid, size: w.c.Size + 7 + w.a.Size, name: "mid"})
+		}},
+		// A file entry naming an honest tree's encoding, at its length:
+		// the bytes are what the digest says, so it is a file like any
+		// other.
+		{name: "tree/file-is-a-tree-encoding", where: "bucket", mayPass: true, forge: func(w *hostileWorld, f *forger) (string, []string) {
+			enc := treeBytes([]forgedEntry{fileEntry("a.txt", w.a)})
+			d := f.tree(fileEntry("a.txt", w.a))
+			return treeRef(f, forgedEntry{kind: "file", digest: d, size: int64(len(enc)), name: "t"})
+		}},
+		// A segment that places a.txt in a pack of other bytes (at the
+		// offset of another blob), beside the honest one: the pack pulled
+		// for c.txt holds a.txt too. The tree is honest: it may pass.
+		{name: "segment/chunk-placed-in-other-pack", where: "bucket", goodMayFail: true, mayPass: true, forge: func(w *hostileWorld, f *forger) (string, []string) {
+			other := []byte(strings.Repeat("o", int(w.a.Size)))
+			recs := f.pack(forgedBlob{id: digest.Of(other), stored: other})
+			lie := recs[0]
+			lie.ID = w.a.Digest
+			f.segment([]index.Blob{lie}, nil)
+			return treeRef(f, fileEntry("a", w.a), fileEntry("c", w.c))
+		}},
+	}
+}
+
+func TestHostilePullRev4(t *testing.T) {
+	t.Parallel()
+	for _, c := range hostilePullRev4Cases() {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			runHostile(t, c, true)
+		})
+	}
+}
+
+// A run whose output is a directory holding a file that lies about its
+// size: what a run keeps is checked as a tree pulled on its own is, and
+// the refusal names the tree and the entry.
+func TestHostilePullRunOutputTreeLies(t *testing.T) {
+	t.Parallel()
+	w := newHostileWorld(t, true)
+	f := newForger(t, w.forged)
+	out := f.tree(forgedEntry{kind: "file", digest: w.a.Digest, size: w.a.Size + 3, name: "weights"})
+	m := &schema.Manifest{Schema: schema.Schema, Name: "evil", Kind: "run", Status: "ok",
+		Outputs: []schema.Artifact{{Name: "model", Digest: out, Kind: "dir", Size: w.a.Size + 3}}}
+	enc, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := f.data(enc)
+	f.ref("runs/evil", hostileWith(hostileRefFields("runs/evil", Object{Digest: md, Kind: KindFile, Size: int64(len(enc))}), "type", "manifest"))
+	if !w.open() {
+		return
+	}
+	r := freshPullStore(t, w.bucket)
+	obj, err := r.Resolve(t.Context(), "runs/evil")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Pull(t.Context(), obj, nil)
+	var me *MismatchError
+	if !errors.As(err, &me) || me.Digest != w.a.Digest || !strings.Contains(err.Error(), out.Short()) || !strings.Contains(err.Error(), `"weights"`) {
+		t.Errorf("pull a run whose output tree lies: %v; want a *MismatchError naming tree %s and \"weights\"", err, out.Short())
+	}
+}
+
+// A tree that lies about a file whose chunk the store already holds
+// (refs/good pulled first): the chunk is not pulled again, and the lie
+// is still refused, naming the tree and the entry.
+func TestHostilePullTreeLiesAboutDataHere(t *testing.T) {
+	t.Parallel()
+	w := newHostileWorld(t, true)
+	f := newForger(t, w.forged)
+	spec, _ := treeRef(f, forgedEntry{kind: "file", digest: w.a.Digest, size: w.a.Size - 1, name: "a"}, fileEntry("c", w.c))
+	if !w.open() {
+		return
+	}
+	dir := filepath.Join(t.TempDir(), DirName)
+	params, _ := NewChunkParams(4 << 10)
+	if err := Init(dir, params, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	r, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.UseRemote(ctx, w.bucket); err != nil {
+		t.Fatal(err)
+	}
+	good := w.good
+	if _, err := r.Pull(ctx, &good, nil); err != nil {
+		t.Fatalf("pull good: %v", err)
+	}
+	obj, err := r.Resolve(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Pull(ctx, obj, nil)
+	if !isDamage(err) || !strings.Contains(err.Error(), obj.Digest.Short()) || !strings.Contains(err.Error(), `"a"`) {
+		t.Errorf("pull a tree lying about a file already here: %v; want damage naming tree %s and \"a\"", err, obj.Digest.Short())
+	}
+}
