@@ -2,10 +2,9 @@ package cas
 
 import (
 	"errors"
-	"path/filepath"
+	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
@@ -111,39 +110,40 @@ func TestHostilePullRunOutputTreeLies(t *testing.T) {
 
 // A tree that lies about a file whose chunk the store already holds
 // (refs/good pulled first): the chunk is not pulled again, and the lie
-// is still refused, naming the tree and the entry.
+// is still refused, as a size the data does not have (not as a damaged
+// file: the file is whole), naming the tree and the entry.
 func TestHostilePullTreeLiesAboutDataHere(t *testing.T) {
 	t.Parallel()
 	w := newHostileWorld(t, true)
 	f := newForger(t, w.forged)
-	spec, _ := treeRef(f, forgedEntry{kind: "file", digest: w.a.Digest, size: w.a.Size - 1, name: "a"}, fileEntry("c", w.c))
+	sizes := []int64{w.a.Size - 1, w.a.Size + 1, 0}
+	var specs []string
+	for i, size := range sizes {
+		d := f.tree(forgedEntry{kind: "file", digest: w.a.Digest, size: size, name: "a"}, fileEntry("c", w.c))
+		name := fmt.Sprintf("evil%d", i)
+		f.ref(name, hostileRefFields(name, Object{Digest: d, Kind: KindDir, Size: size + w.c.Size}))
+		specs = append(specs, name)
+	}
 	if !w.open() {
 		return
 	}
-	dir := filepath.Join(t.TempDir(), DirName)
-	params, _ := NewChunkParams(4 << 10)
-	if err := Init(dir, params, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	r := freshPullStore(t, w.bucket)
 	ctx := t.Context()
-	r, err := Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	if err := r.UseRemote(ctx, w.bucket); err != nil {
-		t.Fatal(err)
-	}
 	good := w.good
 	if _, err := r.Pull(ctx, &good, nil); err != nil {
 		t.Fatalf("pull good: %v", err)
 	}
-	obj, err := r.Resolve(ctx, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = r.Pull(ctx, obj, nil)
-	if !isDamage(err) || !strings.Contains(err.Error(), obj.Digest.Short()) || !strings.Contains(err.Error(), `"a"`) {
-		t.Errorf("pull a tree lying about a file already here: %v; want damage naming tree %s and \"a\"", err, obj.Digest.Short())
+	for i, spec := range specs {
+		obj, err := r.Resolve(ctx, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.Pull(ctx, obj, nil)
+		var me *MismatchError
+		if !errors.As(err, &me) || me.Digest != w.a.Digest || me.Is.Size != w.a.Size ||
+			!strings.Contains(err.Error(), obj.Digest.Short()) || !strings.Contains(err.Error(), `"a"`) {
+			t.Errorf("pull a tree naming a.txt, already here, of %d bytes: %v; want a *MismatchError naming tree %s and \"a\"",
+				sizes[i], err, obj.Digest.Short())
+		}
 	}
 }

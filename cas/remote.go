@@ -429,11 +429,11 @@ type pullCheck struct {
 
 // file checks the size obj gives a file or link target. A file of many
 // chunks was read whole, against its digest, at the size it was first
-// met with (closureFiles), and so was a file checked before. A file of one chunk is its chunk: when the pull
-// checked that, against its ID and its length, the size must be that
-// length, or 0 for the empty file, which has no chunk; when a pack the
-// store already knew holds it, it is read again against its digest and
-// the size.
+// met with (closureFiles), and so was a file checked before. A file of
+// one chunk is its chunk: when the pull checked that, against its ID and
+// its length, the size must be that length, or 0 for the empty file,
+// which has no chunk; when a pack the store already knew holds it, it is
+// read again against its digest and the size (readAgain).
 func (c *pullCheck) file(ctx context.Context, obj *Object) error {
 	if size, ok := c.sizes[obj.Digest]; ok {
 		if size != obj.Size {
@@ -443,10 +443,27 @@ func (c *pullCheck) file(ctx context.Context, obj *Object) error {
 	}
 	err := checkOneChunk(obj, c.lens)
 	if errors.Is(err, errNotChecked) {
-		err = c.r.streamFile(ctx, obj.Digest, obj.Size, func([]byte) error { return nil })
+		err = c.readAgain(ctx, obj)
 	}
 	if err == nil {
 		c.sizes[obj.Digest] = obj.Size
+	}
+	return err
+}
+
+// readAgain reads a file of one chunk the store already held against
+// its digest and the size obj gives it. Bytes that are whole at the size
+// the index gives make a *MismatchError, as a chunk the pull checked
+// would: the name lies, the data here is sound.
+func (c *pullCheck) readAgain(ctx context.Context, obj *Object) error {
+	nothing := func([]byte) error { return nil }
+	err := c.r.streamFile(ctx, obj.Digest, obj.Size, nothing)
+	var ce *CorruptError
+	if errors.As(err, &ce) && ce.What == "file" && ce.ID == obj.Digest {
+		is, ierr := c.r.objectOf(ctx, obj.Digest, "")
+		if ierr == nil && is.Kind != KindDir && is.Size != obj.Size && c.r.streamFile(ctx, obj.Digest, is.Size, nothing) == nil {
+			return &MismatchError{Digest: obj.Digest, Named: *obj, Is: *is}
+		}
 	}
 	return err
 }
