@@ -60,6 +60,34 @@ func TestBlobs(t *testing.T) {
 	})
 }
 
+// A later record of a blob in the same pack replaces the earlier one in
+// every index: a pull writes the record it checked over the one a bucket's
+// segment gave before, which may lie about the blob's place or length.
+func TestBlobLaterRecordInSamePackWins(t *testing.T) {
+	t.Parallel()
+	forEachIndex(t, func(t *testing.T, x Index) {
+		pack := d("pack")
+		lie := Blob{ID: d("a"), Pack: pack, Offset: 8, Length: 100, RawLen: 99}
+		truth := Blob{ID: d("a"), Pack: pack, Offset: 8, Length: 100, RawLen: 120}
+		if err := x.AddRemoteBlobs(pack, []Blob{lie}, []digest.Digest{pack}); err != nil {
+			t.Fatal(err)
+		}
+		if err := x.AddBlobs(pack, []Blob{truth}); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok, err := x.Blob(truth.ID); !ok || err != nil || got != truth {
+			t.Errorf("Blob = %+v, %v, %v; want the later record %+v", got, ok, err, truth)
+		}
+		var all []Blob
+		if err := x.Blobs(func(b Blob) error { all = append(all, b); return nil }); err != nil || !slices.Equal(all, []Blob{truth}) {
+			t.Errorf("Blobs = %+v (%v); want only %+v", all, err, truth)
+		}
+		if a, ok := x.(interface{ Alternatives(digest.Digest) []Blob }); ok && len(a.Alternatives(truth.ID)) != 0 {
+			t.Errorf("Alternatives = %+v; want none (one pack)", a.Alternatives(truth.ID))
+		}
+	})
+}
+
 func TestFilesAndSegments(t *testing.T) {
 	t.Parallel()
 	forEachIndex(t, func(t *testing.T, x Index) {

@@ -12,6 +12,7 @@ import (
 type Memory struct {
 	// Prefer, if set, picks between two locations of one blob (two
 	// segments naming copies in two packs); by default the first stays.
+	// Two records of a blob in one pack: the later stays.
 	Prefer func(old, new Blob) Blob
 
 	mu        sync.RWMutex
@@ -91,7 +92,10 @@ func (m *Memory) addBlobsLocked(pack digest.Digest, blobs []Blob, unmark bool) {
 		}
 		old, ok := m.blobs[b.ID]
 		switch {
-		case !ok:
+		case !ok, old.Pack == b.Pack:
+			// A later record of a blob in the same pack replaces the
+			// earlier, as in Badger: a pull's segment, written from what
+			// it checked, over what a bucket's segment said before.
 			m.blobs[b.ID] = b
 		case old.Pack != b.Pack:
 			keep, other := old, b

@@ -63,7 +63,8 @@ func (s *Spill) Alternatives(id digest.Digest) []Blob {
 
 // lookup replays the records of id as Memory.AddBlobs and ForgetBlobs
 // would have applied them: the first copy stays unless Prefer picks a
-// later one (in another pack); the others are alternatives.
+// later one (in another pack), a later record in the same pack replaces
+// it; the others are alternatives.
 func (s *Spill) lookup(id digest.Digest, withAlts bool) (cur Blob, alts []Blob, ok bool, err error) {
 	s.smu.RLock()
 	recs, err := s.blobs.get(id)
@@ -84,7 +85,7 @@ func (s *Spill) lookup(id digest.Digest, withAlts bool) (cur Blob, alts []Blob, 
 			return Blob{}, nil, false, err
 		}
 		switch {
-		case !ok:
+		case !ok, cur.Pack == b.Pack:
 			cur, ok = b, true
 		case cur.Pack != b.Pack:
 			keep, other := cur, b
@@ -170,7 +171,7 @@ func (s *Spill) Blobs(fn func(Blob) error) error {
 			if err != nil {
 				return err
 			}
-			if !ok || cur.Pack != b.Pack && s.Prefer != nil && s.Prefer(cur, b) == b {
+			if !ok || cur.Pack == b.Pack || s.Prefer != nil && s.Prefer(cur, b) == b {
 				cur, ok = b, true
 			}
 		}
