@@ -114,6 +114,10 @@ func TestFormatTreeRejects(t *testing.T) {
 		{"negative size", "cas-tree-v1\nfile " + h + " -3 1 a\n"},
 		{"plus size", "cas-tree-v1\nfile " + h + " +3 1 a\n"},
 		{"size overflow", "cas-tree-v1\nfile " + h + " 9223372036854775808 1 a\n"},
+		// Sizes that add up past int64: four of 2^62 would hold 0 bytes.
+		{"total overflow", "cas-tree-v1\n" +
+			"dir " + h + " 4611686018427387904 1 a\ndir " + h + " 4611686018427387904 1 b\n" +
+			"dir " + h + " 4611686018427387904 1 c\ndir " + h + " 4611686018427387904 1 d\n"},
 		{"name length too long", "cas-tree-v1\nfile " + h + " 3 2 a\n"},
 		{"name length too short", "cas-tree-v1\nfile " + h + " 3 1 ab\n"},
 		{"empty name", "cas-tree-v1\nfile " + h + " 3 0 \n"},

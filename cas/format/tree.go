@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -160,6 +161,7 @@ func ParseTree(b []byte) (*Tree, error) {
 	}
 	b = b[len(TreeMagic):]
 	t := &Tree{}
+	var total int64 // what the tree holds: Size, which must not overflow
 	for len(b) > 0 {
 		if len(t.Entries) >= maxTreeEntries {
 			return nil, fmt.Errorf("%w: too many entries", ErrBadTree)
@@ -190,9 +192,10 @@ func ParseTree(b []byte) (*Tree, error) {
 			return nil, fmt.Errorf("%w: digest", ErrBadTree)
 		}
 		e.Digest = d
-		if e.Size, b, ok = cutNumber(b); !ok {
+		if e.Size, b, ok = cutNumber(b); !ok || e.Size > math.MaxInt64-total {
 			return nil, fmt.Errorf("%w: size", ErrBadTree)
 		}
+		total += e.Size
 		var n int64
 		if n, b, ok = cutNumber(b); !ok || n > int64(len(b))-1 || b[n] != '\n' {
 			return nil, fmt.Errorf("%w: name", ErrBadTree)
