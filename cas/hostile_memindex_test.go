@@ -3,7 +3,6 @@ package cas
 import (
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
@@ -73,14 +72,7 @@ func TestHostilePullMemoryIndexAfterBucketLie(t *testing.T) {
 		return
 	}
 	dir := filepath.Join(t.TempDir(), DirName)
-	params, _ := NewChunkParams(4 << 10)
-	if err := Init(dir, params, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	holder, err := Open(ctx, dir) // holds the badger index
-	if err != nil {
-		t.Fatal(err)
-	}
+	holder := newStoreAt(t, dir, 4<<10) // holds the badger index
 	defer holder.Close()
 	r, err := Open(ctx, dir)
 	if err != nil {

@@ -64,8 +64,22 @@ func TestHostilePullRev3(t *testing.T) {
 // freshPullStore is an empty store reading from bucket.
 func freshPullStore(t *testing.T, bucket remote.Backend) *Repo {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), DirName)
-	params, _ := NewChunkParams(4 << 10)
+	r := newStoreAt(t, filepath.Join(t.TempDir(), DirName), 4<<10)
+	t.Cleanup(func() { _ = r.Close() })
+	if err := r.UseRemote(t.Context(), bucket); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// newStoreAt makes a store in dir, chunking at avg bytes on average, and
+// opens it; the caller closes it.
+func newStoreAt(t *testing.T, dir string, avg int) *Repo {
+	t.Helper()
+	params, err := NewChunkParams(avg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := Init(dir, params, time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -73,11 +87,19 @@ func freshPullStore(t *testing.T, bucket remote.Backend) *Repo {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = r.Close() })
-	if err := r.UseRemote(t.Context(), bucket); err != nil {
-		t.Fatal(err)
-	}
 	return r
+}
+
+// runRef writes the run manifest m as data and refs/runs/NAME, typed as a
+// manifest, naming it.
+func (f *forger) runRef(m *schema.Manifest) {
+	f.t.Helper()
+	enc, err := m.Encode()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	name := "runs/" + m.Name
+	f.ref(name, hostileWith(hostileRefFields(name, Object{Digest: f.data(enc), Kind: KindFile, Size: int64(len(enc))}), "type", "manifest"))
 }
 
 // A ref marked as a manifest (type "manifest") that points at a plain data

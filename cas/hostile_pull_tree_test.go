@@ -87,12 +87,7 @@ func TestHostilePullRunOutputTreeLies(t *testing.T) {
 	out := f.tree(forgedEntry{kind: "file", digest: w.a.Digest, size: w.a.Size + 3, name: "weights"})
 	m := &schema.Manifest{Schema: schema.Schema, Name: "evil", Kind: "run", Status: "ok",
 		Outputs: []schema.Artifact{{Name: "model", Digest: out, Kind: "dir", Size: w.a.Size + 3}}}
-	enc, err := m.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	md := f.data(enc)
-	f.ref("runs/evil", hostileWith(hostileRefFields("runs/evil", Object{Digest: md, Kind: KindFile, Size: int64(len(enc))}), "type", "manifest"))
+	f.runRef(m)
 	if !w.open() {
 		return
 	}

@@ -3,7 +3,6 @@ package cas
 import (
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/manifest/schema"
@@ -46,25 +45,13 @@ func TestHostilePullRunOutputRawLengthZero(t *testing.T) {
 	f.segment(recs, nil)
 	m := &schema.Manifest{Schema: schema.Schema, Name: "evil", Kind: "run", Status: "ok",
 		Outputs: []schema.Artifact{{Name: "model", Digest: out, Kind: "file", Size: int64(len(b))}}}
-	enc, err := m.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	md := f.data(enc)
-	f.ref("runs/evil", hostileWith(hostileRefFields("runs/evil", Object{Digest: md, Kind: KindFile, Size: int64(len(enc))}), "type", "manifest"))
+	f.runRef(m)
 	if !w.open() {
 		return
 	}
 	dir := filepath.Join(t.TempDir(), DirName)
-	params, _ := NewChunkParams(4 << 10)
-	if err := Init(dir, params, time.Now()); err != nil {
-		t.Fatal(err)
-	}
 	ctx := t.Context()
-	r, err := Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newStoreAt(t, dir, 4<<10)
 	if err := r.UseRemote(ctx, w.bucket); err != nil {
 		t.Fatal(err)
 	}

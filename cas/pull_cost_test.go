@@ -41,18 +41,11 @@ func TestPullCostSmallFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	seedDir := filepath.Join(root, "seed", DirName)
-	params, _ := NewChunkParams(4 << 10)
+	avg := 4 << 10
 	if size > 0 {
-		params, _ = NewChunkParams(DefaultChunkAvg)
+		avg = DefaultChunkAvg
 	}
-	if err := Init(seedDir, params, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	seed, err := Open(ctx, seedDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	seed := newStoreAt(t, filepath.Join(root, "seed", DirName), avg)
 	defer seed.Close()
 	res, err := seed.Push(ctx, []string{src}, PushOptions{})
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/cas-ml/cas/manifest/schema"
 	"github.com/cas-ml/cas/remote"
@@ -43,15 +42,7 @@ func TestPullHonestTreeShapes(t *testing.T) {
 	if err := os.Symlink("a.txt", filepath.Join(src, "link")); err != nil {
 		t.Fatal(err)
 	}
-	seedDir := filepath.Join(root, "seed", DirName)
-	params, _ := NewChunkParams(4 << 10)
-	if err := Init(seedDir, params, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	seed, err := Open(ctx, seedDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	seed := newStoreAt(t, filepath.Join(root, "seed", DirName), 4<<10)
 	defer seed.Close()
 	// A file made of the second chunk of big.bin alone is one chunk: the
 	// same chunk.
