@@ -319,7 +319,10 @@ func remoteRemoveRun(ctx context.Context, opts *remoteRemoveOptions) error {
 			hint: fmt.Sprintf("run `cas sync --to %s` first, or give them up with `cas remote remove --force %s`", opts.Name, opts.Name),
 		}
 	}
-	if err := remote.RemoveConfig(r.RemotesFile(), opts.Name); err != nil {
+	// Uploads owed to a name no remote has any more (a rename cut short
+	// leaves some behind) are given up by --force all the same.
+	var gone *remote.NoRemoteError
+	if err := remote.RemoveConfig(r.RemotesFile(), opts.Name); err != nil && (len(owed) == 0 || !errors.As(err, &gone)) {
 		return err
 	}
 	for _, p := range owed {
@@ -334,7 +337,9 @@ func remoteRemoveRun(ctx context.Context, opts *remoteRemoveOptions) error {
 		}
 		return writeJSON(opts.IO.Out, out)
 	}
-	fmt.Fprintf(opts.IO.Out, "removed remote %s (nothing on it was touched)\n", opts.Name)
+	if gone == nil {
+		fmt.Fprintf(opts.IO.Out, "removed remote %s (nothing on it was touched)\n", opts.Name)
+	}
 	if len(owed) > 0 {
 		fmt.Fprintf(opts.IO.Out, "gave up %s owed to it (the data stays in this store)\n", count(len(owed), "upload"))
 	}
