@@ -97,7 +97,7 @@ func (m *Memory) addBlobsLocked(pack digest.Digest, blobs []Blob, unmark bool) {
 			// earlier, as in Badger: a pull's segment, written from what
 			// it checked, over what a bucket's segment said before.
 			m.blobs[b.ID] = b
-		case old.Pack != b.Pack:
+		default:
 			keep, other := old, b
 			if m.Prefer != nil && m.Prefer(old, b) == b {
 				keep, other = b, old

@@ -61,10 +61,7 @@ func (s *Spill) Alternatives(id digest.Digest) []Blob {
 	return alts
 }
 
-// lookup replays the records of id as Memory.AddBlobs and ForgetBlobs
-// would have applied them: the first copy stays unless Prefer picks a
-// later one (in another pack), a later record in the same pack replaces
-// it; the others are alternatives.
+// lookup replays the records of id (replay).
 func (s *Spill) lookup(id digest.Digest, withAlts bool) (cur Blob, alts []Blob, ok bool, err error) {
 	s.smu.RLock()
 	recs, err := s.blobs.get(id)
@@ -72,6 +69,14 @@ func (s *Spill) lookup(id digest.Digest, withAlts bool) (cur Blob, alts []Blob, 
 	if err != nil {
 		return Blob{}, nil, false, err
 	}
+	return s.replay(id, recs, withAlts)
+}
+
+// replay applies the records of id as Memory.AddBlobs and ForgetBlobs
+// would have: the first copy stays unless Prefer picks a later one (in
+// another pack), a later record in the same pack replaces it; the others
+// are alternatives, listed when withAlts.
+func (s *Spill) replay(id digest.Digest, recs [][]byte, withAlts bool) (cur Blob, alts []Blob, ok bool, err error) {
 	for _, rec := range recs {
 		if len(rec) == 0 {
 			return Blob{}, nil, false, errBadRun
@@ -87,7 +92,7 @@ func (s *Spill) lookup(id digest.Digest, withAlts bool) (cur Blob, alts []Blob, 
 		switch {
 		case !ok, cur.Pack == b.Pack:
 			cur, ok = b, true
-		case cur.Pack != b.Pack:
+		default:
 			keep, other := cur, b
 			if s.Prefer != nil && s.Prefer(cur, b) == b {
 				keep, other = b, cur
@@ -157,26 +162,9 @@ func (s *Spill) Blobs(fn func(Blob) error) error {
 	s.smu.RLock()
 	defer s.smu.RUnlock()
 	return s.blobs.each(func(id digest.Digest, recs [][]byte) error {
-		var cur Blob
-		ok := false
-		for _, rec := range recs {
-			if len(rec) == 0 {
-				return errBadRun
-			}
-			if rec[0] == blobForget {
-				ok = false
-				continue
-			}
-			b, err := decodeBlobValue(id, rec[1:])
-			if err != nil {
-				return err
-			}
-			if !ok || cur.Pack == b.Pack || s.Prefer != nil && s.Prefer(cur, b) == b {
-				cur, ok = b, true
-			}
-		}
-		if !ok {
-			return nil
+		cur, _, ok, err := s.replay(id, recs, false)
+		if err != nil || !ok {
+			return err
 		}
 		return fn(cur)
 	})
