@@ -336,31 +336,25 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 			return nil, fmt.Errorf("pulled %s: %w", format.PackKey(b.Pack), &CorruptError{What: "chunk", ID: b.ID})
 		}
 	}
-	files, sizes := map[digest.Digest][]digest.Digest{}, map[digest.Digest]int64{}
-	for _, o := range append([]Object{*obj}, more...) {
-		if err := r.closureFiles(ctx, &o, files, sizes); err != nil {
-			return nil, err
-		}
-	}
 	// The size checkNamed took from the index (which the bucket's
 	// segments fed) is checked against the bytes, and so is what every
-	// tree pulled says of what it holds.
-	check := pullCheck{r: r, lens: make(map[digest.Digest]uint32, len(blobs)), sizes: sizes, trees: map[digest.Digest]int64{}}
+	// tree pulled says of what it holds; every file of many chunks is read
+	// whole against its digest.
+	check := pullCheck{r: r, lens: make(map[digest.Digest]uint32, len(blobs)),
+		sizes: map[digest.Digest]int64{}, files: map[digest.Digest][]digest.Digest{}, trees: map[digest.Digest]int64{}}
 	for _, b := range blobs {
 		check.lens[b.ID] = b.RawLen
-	}
-	if obj.Kind != KindDir {
-		if err := check.file(ctx, obj); err != nil {
-			return nil, fmt.Errorf("pulled file %s: %w", obj.Digest.Short(), err)
-		}
 	}
 	for _, o := range append([]Object{*obj}, more...) {
 		if o.Kind == KindDir {
 			if _, err := check.tree(ctx, o.Digest); err != nil {
 				return nil, err
 			}
+		} else if err := check.file(ctx, &o); err != nil {
+			return nil, fmt.Errorf("pulled file %s: %w", o.Digest.Short(), err)
 		}
 	}
+	files := check.files
 	if len(blobs) > 0 || len(files) > 0 {
 		if _, err := r.writeSegment(ctx, blobs, files); err != nil {
 			return nil, err
@@ -419,21 +413,23 @@ func (r *Repo) checkNamed(ctx context.Context, obj *Object) error {
 var errNotChecked = errors.New("chunk not checked by the pull")
 
 // pullCheck checks the sizes a pull was given (by a ref, by the trees it
-// pulled) against the bytes it checked.
+// pulled) against the bytes it checked, walking each tree once.
 type pullCheck struct {
 	r     *Repo
-	lens  map[digest.Digest]uint32 // every chunk checked, against its ID and length: its length
-	sizes map[digest.Digest]int64  // files of many chunks read whole, at this size
-	trees map[digest.Digest]int64  // trees checked, and what they hold
+	lens  map[digest.Digest]uint32          // every chunk checked, against its ID and length: its length
+	sizes map[digest.Digest]int64           // files checked, at this size
+	files map[digest.Digest][]digest.Digest // the chunk lists of those of many chunks
+	trees map[digest.Digest]int64           // trees checked, and what they hold
 }
 
 // file checks the size obj gives a file or link target. A file of many
-// chunks was read whole, against its digest, at the size it was first
-// met with (closureFiles), and so was a file checked before. A file of
-// one chunk is its chunk: when the pull checked that, against its ID and
-// its length, the size must be that length, or 0 for the empty file,
-// which has no chunk; when a pack the store already knew holds it, it is
-// read again against its digest and the size (readAgain).
+// chunks is read whole against its digest and the size it is first met
+// with, and its chunk list kept for the store's segment. A file of one
+// chunk is its chunk: when the pull checked that, against its ID and its
+// length, the size must be that length, or 0 for the empty file, which
+// has no chunk; when a pack the store already knew holds it, it is read
+// again against its digest and the size (readAgain). A file met again is
+// checked against the size it was checked at.
 func (c *pullCheck) file(ctx context.Context, obj *Object) error {
 	if size, ok := c.sizes[obj.Digest]; ok {
 		if size != obj.Size {
@@ -441,9 +437,18 @@ func (c *pullCheck) file(ctx context.Context, obj *Object) error {
 		}
 		return nil
 	}
-	err := checkOneChunk(obj, c.lens)
-	if errors.Is(err, errNotChecked) {
-		err = c.readAgain(ctx, obj)
+	chunks, err := c.r.fileChunks(ctx, obj.Digest, obj.Size)
+	switch {
+	case err != nil:
+	case len(chunks) > 1 || len(chunks) == 1 && chunks[0] != obj.Digest:
+		if err = c.r.streamFile(ctx, obj.Digest, obj.Size, func([]byte) error { return nil }); err == nil {
+			c.files[obj.Digest] = chunks
+		}
+	default:
+		err = checkOneChunk(obj, c.lens)
+		if errors.Is(err, errNotChecked) {
+			err = c.readAgain(ctx, obj)
+		}
 	}
 	if err == nil {
 		c.sizes[obj.Digest] = obj.Size
@@ -599,29 +604,6 @@ func (r *Repo) checkLocalPack(ctx context.Context, key string) (blobs []index.Bl
 		r.packs.forget(id)
 	}
 	return nil, damaged, false
-}
-
-// closureFiles adds the chunk lists of obj's multi-chunk files, each
-// checked by reading the file against its digest, and the size it was
-// read at to sizes.
-func (r *Repo) closureFiles(ctx context.Context, obj *Object, files map[digest.Digest][]digest.Digest, sizes map[digest.Digest]int64) error {
-	return r.walkClosure(ctx, obj, func(d digest.Digest, kind Kind, size int64) error {
-		if kind == KindDir {
-			return nil
-		}
-		chunks, err := r.fileChunks(ctx, d, size)
-		if err != nil || len(chunks) == 0 || len(chunks) == 1 && chunks[0] == d {
-			return err
-		}
-		if _, done := files[d]; done {
-			return nil
-		}
-		if err := r.streamFile(ctx, d, size, func([]byte) error { return nil }); err != nil {
-			return fmt.Errorf("pulled file %s: %w", d.Short(), err)
-		}
-		files[d], sizes[d] = chunks, size
-		return nil
-	})
 }
 
 // closurePacks adds the packs holding obj's trees and chunks.
