@@ -37,3 +37,30 @@ func TestSampleEntropyOfText(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupEntropyIsSampleEntropyOfGroup checks what encodeFloat relies on
+// when it spares appendBlock a second sample: groupEntropy of group g,
+// read where its bytes lie in the elements, is sampleEntropy of the split
+// group, for every element size and stripe length it is taken at.
+func TestGroupEntropyIsSampleEntropyOfGroup(t *testing.T) {
+	t.Parallel()
+	for _, es := range []int{1, 2, 4, 8} {
+		for _, n := range []int{2 * sampleLen, 2*sampleLen + 1, 10001, 1 << stripeLog} {
+			elems := make([]byte, n*es)
+			r := rand.New(rand.NewPCG(uint64(es), uint64(n)))
+			for i := range elems {
+				// Skewed bytes, a different skew per byte position.
+				elems[i] = byte(r.IntN(1 + 40*(i%es+1)))
+			}
+			for g := range es {
+				group := make([]byte, n)
+				for i := range group {
+					group[i] = elems[i*es+g]
+				}
+				if ge, se := groupEntropy(elems, es, g), sampleEntropy(group); ge != se {
+					t.Errorf("es %d, %d elements, group %d: groupEntropy %v, sampleEntropy of the group %v", es, n, g, ge, se)
+				}
+			}
+		}
+	}
+}

@@ -199,9 +199,14 @@ func encodeFloat(dst, raw []byte, dt DType, widths []uint8, slog, limit int) ([]
 		// bytes: FP32's bytes 0 and 1, BF16's and FP16's byte 0) are
 		// split straight into out, behind their kind byte, rather than
 		// split and copied.
-		g0 := 0
-		for bytewise && g0 < es && cnt >= 2*sampleLen && len(out)+1+cnt <= cap(out) &&
-			groupEntropy(elems, es, g0) > rawEntropy {
+		// The group whose sample ends that run is worth coding:
+		// appendBlock need not take the same sample again.
+		g0, coded := 0, -1
+		for bytewise && g0 < es && cnt >= 2*sampleLen && len(out)+1+cnt <= cap(out) {
+			if groupEntropy(elems, es, g0) <= rawEntropy {
+				coded = g0
+				break
+			}
 			out = append(out, blockRaw)
 			gs[g0] = out[len(out) : len(out)+cnt]
 			out = out[:len(out)+cnt]
@@ -216,8 +221,8 @@ func encodeFloat(dst, raw []byte, dt DType, widths []uint8, slog, limit int) ([]
 			at += cnt * int(widths[g])
 		}
 		split(gs[:len(widths)], elems, es, widths)
-		for _, g := range gs[g0:len(widths)] {
-			out = e.appendBlock(out, g)
+		for g := g0; g < len(widths); g++ {
+			out = e.appendBlock(out, gs[g], g == coded)
 			if len(out) > limit {
 				return nil, false
 			}
@@ -230,9 +235,11 @@ func encodeFloat(dst, raw []byte, dt DType, widths []uint8, slog, limit int) ([]
 	return out, true
 }
 
-// appendBlock appends the smallest coding of block b it finds.
-func (e *floatEncoder) appendBlock(out, b []byte) []byte {
-	if len(b) >= 2*sampleLen && sampleEntropy(b) > rawEntropy {
+// appendBlock appends the smallest coding of block b it finds; sampled
+// tells that b's sampleEntropy is known to be at most rawEntropy (the
+// same bytes were sampled where they lay in the elements).
+func (e *floatEncoder) appendBlock(out, b []byte, sampled bool) []byte {
+	if !sampled && len(b) >= 2*sampleLen && sampleEntropy(b) > rawEntropy {
 		// Mantissa bytes: huff0 would save under 1/128, which it is
 		// not asked for (WantLogLess), and they do not repeat (a copy
 		// of a run of floats inside one block of a tensor is rare enough
