@@ -286,7 +286,15 @@ func owedUploads(r *cas.Repo) (string, error) {
 	}
 	var b strings.Builder
 	for _, name := range order {
-		fmt.Fprintf(&b, "%s owed to %s (stored here only): run `cas sync`\n", count(n[name], "upload"), name)
+		fmt.Fprintf(&b, "%s owed to %s (stored here only): %s\n", count(n[name], "upload"), name, runHint(syncHint(r, name)))
 	}
 	return b.String(), nil
+}
+
+// runHint puts "run" before a hint that is a command.
+func runHint(h string) string {
+	if strings.HasPrefix(h, "`") {
+		return "run " + h
+	}
+	return h
 }
