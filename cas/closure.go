@@ -67,18 +67,28 @@ func (r *Repo) Keeps(ctx context.Context, obj *Object) ([]Kept, error) {
 // Closure returns the objects obj keeps alive beside itself (Keeps),
 // failing on the first part that cannot be resolved.
 func (r *Repo) Closure(ctx context.Context, obj *Object) ([]Object, error) {
+	objs, _, err := r.closureParts(ctx, obj)
+	return objs, err
+}
+
+// closureParts is Closure with, for each object, what it is to the
+// manifest that keeps it, as an error about it names it: "manifest
+// 1f99252f0779, output model".
+func (r *Repo) closureParts(ctx context.Context, obj *Object) ([]Object, []string, error) {
 	kept, err := r.Keeps(ctx, obj)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	objs := make([]Object, 0, len(kept))
+	whats := make([]string, 0, len(kept))
 	for _, k := range kept {
 		if k.Err != nil {
-			return nil, fmt.Errorf("manifest %s: %s %s: %w", obj.Digest.Short(), k.Part, k.Part.Digest.Short(), k.Err)
+			return nil, nil, fmt.Errorf("manifest %s: %s %s: %w", obj.Digest.Short(), k.Part, k.Part.Digest.Short(), k.Err)
 		}
 		objs = append(objs, k.Object)
+		whats = append(whats, fmt.Sprintf("manifest %s, %s", k.Part.Of.Short(), k.Part))
 	}
-	return objs, nil
+	return objs, whats, nil
 }
 
 // withKept returns obj and the parts of what it keeps (Keeps) that r

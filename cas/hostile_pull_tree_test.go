@@ -101,6 +101,10 @@ func TestHostilePullRunOutputTreeLies(t *testing.T) {
 	if !errors.As(err, &me) || me.Digest != w.a.Digest || !strings.Contains(err.Error(), out.Short()) || !strings.Contains(err.Error(), `"weights"`) {
 		t.Errorf("pull a run whose output tree lies: %v; want a *MismatchError naming tree %s and \"weights\"", err, out.Short())
 	}
+	// And which part of the run it is.
+	if want := fmt.Sprintf("manifest %s, output model: pulled tree %s", obj.Digest.Short(), out.Short()); err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("pull a run whose output tree lies: %v; want it to start %q", err, want)
+	}
 }
 
 // A tree that lies about a file whose chunk the store already holds

@@ -281,7 +281,7 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 	if err := r.checkNamed(ctx, obj); err != nil {
 		return nil, err
 	}
-	more, err := r.Closure(ctx, obj)
+	more, whats, err := r.closureParts(ctx, obj)
 	if err != nil {
 		return nil, err
 	}
@@ -345,13 +345,19 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 	for _, b := range blobs {
 		check.lens[b.ID] = b.RawLen
 	}
-	for _, o := range append([]Object{*obj}, more...) {
+	for i, o := range append([]Object{*obj}, more...) {
+		err := error(nil)
 		if o.Kind == KindDir {
-			if _, err := check.tree(ctx, o.Digest); err != nil {
-				return nil, err
-			}
-		} else if err := check.file(ctx, &o); err != nil {
-			return nil, fmt.Errorf("pulled file %s: %w", o.Digest.Short(), err)
+			_, err = check.tree(ctx, o.Digest)
+		} else if err = check.file(ctx, &o); err != nil {
+			err = fmt.Errorf("pulled file %s: %w", o.Digest.Short(), err)
+		}
+		if err != nil && i > 0 {
+			// A part of a run: which one.
+			err = fmt.Errorf("%s: %w", whats[i-1], err)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 	files := check.files
