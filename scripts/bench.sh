@@ -10,7 +10,10 @@
 # speed of the disk itself: copying the big file with `dd ... conv=fsync`,
 # hashing the tree with b3sum (2 processes) plus writing its concatenation
 # durably, `cp` for restore and `b3sum --num-threads 2` for `cas hash`, and
-# prints cas's ratio to each. Everything stays on this machine.
+# prints cas's ratio to each. The float case (issue 15) compares stored / raw
+# of real torch checkpoints with zstd and byte grouping + LZ4, push and
+# restore with the float codec and without, and the codec's speed per core
+# beside huff0 alone. Everything stays on this machine.
 #
 # Environment:
 #   BENCH_DIR      parent of the work directory (default /tmp)
@@ -613,6 +616,27 @@ if [[ $FLOAT == 1 ]]; then
 	rm -rf "$FD"
 fi
 
+# ---------------------------------------------------------------- case: float codec speed (issue 15)
+# The codec's speed per core (goals: encode >= 0.8 GB/s, decode >= 1.5 GB/s)
+# beside its floor, huff0 alone on the high bytes of the same 16-bit tensors
+# (BenchmarkFloatBesideFloor runs the two in turn, 16 MiB at a time, so that
+# both meet the machine in the same mood), and FP32 alone; on one core, as
+# CPU time of the benchmark's thread. Needs no torch: the weights are drawn
+# in Go. BENCH_RUNS runs, medians.
+FLOAT_SPEED=${BENCH_FLOAT:-1}
+if [[ $FLOAT_SPEED == 1 ]]; then
+	say "case float speed: the codec per core, beside huff0 alone"
+	(cd "$ROOT" && go test -c -o "$W/bin/format.test" ./cas/format) || die "build of the cas/format benchmarks failed"
+	for ((i = 0; i < RUNS; i++)); do
+		(cd "$W" && "$W/bin/format.test" -test.run '^$' -test.bench 'FloatBesideFloor|EncodeFloat/FP32$|DecodeFloat/FP32$' \
+			-test.cpu 1 -test.benchtime 20x) >"$W/log/floatspeed" || die "the float codec benchmarks failed"
+		# "BenchmarkX/T  N  ns ns/op  v1 unit1  v2 unit2 ...": one line of RESULTS per value.
+		awk '/^Benchmark/ {n = $1; sub(/^Benchmark/, "", n); for (k = 5; k < NF; k += 2) print "fspeed." n "." $(k + 1), $k}' \
+			"$W/log/floatspeed" >>"$RESULTS"
+		say "  $(awk '/^Benchmark/ {printf "%s ", $1}' "$W/log/floatspeed")"
+	done
+fi
+
 # ---------------------------------------------------------------- report
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
@@ -748,6 +772,21 @@ if [[ $FLOAT == 1 ]]; then
 	echo "  ${SIZE_MB} MiB BF16 checkpoint: stored $(ratio "$FLOAT_BIG_ON" "$FLOAT_BIG_OFF")x of the store without the codec"
 	echo "  push:    codec $fp s (CPU $(median cas.float_push_on 4) s), without $fpo s (CPU $(median cas.float_push_off 4) s): $(ratio "$fp" "$fpo")x (goal <= ${GOAL_FLOAT_PUSH_X}x $(pf le "$(ratio "$fp" "$fpo")" $GOAL_FLOAT_PUSH_X))"
 	echo "  restore: codec $fr s (CPU $(median cas.float_restore_on 4) s), without $fro s (CPU $(median cas.float_restore_off 4) s): $(ratio "$fr" "$fro")x (goal <= ${GOAL_FLOAT_RESTORE_X}x $(pf le "$(ratio "$fr" "$fro")" $GOAL_FLOAT_RESTORE_X))"
+fi
+if [[ $FLOAT_SPEED == 1 ]]; then
+	echo
+	echo "float codec speed per core (issue 15), cpu-MB/s of the tensor's bytes, medians of $RUNS; floor: huff0 alone on the high bytes, run in turn with the codec"
+	fmt4='%-6s %9s %9s %7s  %-20s %9s %9s %7s  %s\n'
+	printf "$fmt4" dtype encode floor "/floor" "goal >= 800" decode floor "/floor" "goal >= 1500"
+	r() { awk -v x="$1" -v p="$2" 'BEGIN {printf "%.*f", p, x}'; }
+	for dt in BF16 FP16; do
+		k=fspeed.FloatBesideFloor/$dt
+		e=$(median "$k.enc-MB/s") d=$(median "$k.dec-MB/s")
+		printf "$fmt4" "$dt" "$(r "$e" 0)" "$(r "$(median "$k.floor-enc-MB/s")" 0)" "$(r "$(median "$k.enc/floor")" 2)" "$(pf le 800 "$e")" \
+			"$(r "$d" 0)" "$(r "$(median "$k.floor-dec-MB/s")" 0)" "$(r "$(median "$k.dec/floor")" 2)" "$(pf le 1500 "$d")"
+	done
+	e=$(median fspeed.EncodeFloat/FP32.cpu-MB/s) d=$(median fspeed.DecodeFloat/FP32.cpu-MB/s)
+	printf "$fmt4" FP32 "$(r "$e" 0)" - - "$(pf le 800 "$e")" "$(r "$d" 0)" - - "$(pf le 1500 "$d")"
 fi
 if [[ $CKPT == 1 ]]; then
 	echo

@@ -3,6 +3,7 @@ package format_test
 import (
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/huff0"
 
@@ -73,48 +74,119 @@ func BenchmarkDecodeFloat(b *testing.B) {
 // the codec can be no faster on this CPU than this floor, whatever it does
 // around huff0 (run with -cpu 1).
 func BenchmarkHuff0Floor(b *testing.B) {
-	const block = 64 << 10
 	for _, in := range benchInputs() {
 		if in.dt.Size() != 2 {
 			continue
 		}
-		high := make([]byte, len(in.raw)/2)
-		for i := range high {
-			high[i] = in.raw[2*i+1]
+		f := newHuff0Floor(b, in.raw)
+		b.Run(in.name+"/encode", func(b *testing.B) { cpuLoop(b, len(in.raw), f.encode) })
+		b.Run(in.name+"/decode", func(b *testing.B) { cpuLoop(b, len(in.raw), f.decode) })
+	}
+}
+
+// BenchmarkFloatBesideFloor runs the codec and its huff0 floor
+// (BenchmarkHuff0Floor) in turn on the same 16-bit tensor, one after the
+// other in every iteration, and reports the rates of both and their ratio
+// (enc/floor, dec/floor). The speed of a shared VM drifts by a third
+// within minutes, so that separate benchmarks of the two, even
+// interleaved run by run, compare moments as much as code: taken 16 MiB
+// at a time, codec and floor meet the same machine (run with -cpu 1).
+func BenchmarkFloatBesideFloor(b *testing.B) {
+	for _, in := range benchInputs() {
+		if in.dt.Size() != 2 {
+			continue
 		}
-		var s huff0.Scratch
-		s.Reuse = huff0.ReusePolicyNone
-		coded := make([][]byte, 0, len(high)/block)
-		for at := 0; at < len(high); at += block {
-			out, _, err := huff0.Compress4X(high[at:at+block], &s)
-			if err != nil {
-				b.Fatal(err)
+		f := newHuff0Floor(b, in.raw)
+		stored, ok := format.EncodeFloat(in.raw, in.dt)
+		if !ok {
+			b.Fatal("EncodeFloat: not ok")
+		}
+		dst := make([]byte, len(in.raw))
+		b.Run(in.name, func(b *testing.B) {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			var spent [4]time.Duration // encode, floor encode, decode, floor decode
+			steps := [4]func(){
+				func() {
+					if _, codec := format.EncodeChunkInto(dst, in.raw, in.dt); codec != index.CodecFloat {
+						b.Fatalf("EncodeChunkInto: codec %d, want the float codec", codec)
+					}
+				},
+				f.encode,
+				func() {
+					if _, err := format.DecodeFloat(stored, len(in.raw), dst); err != nil {
+						b.Fatal(err)
+					}
+				},
+				f.decode,
 			}
-			coded = append(coded, append([]byte(nil), out...))
+			for b.Loop() {
+				for k, step := range steps {
+					t0, ok := threadCPU()
+					step()
+					t1, ok2 := threadCPU()
+					if !ok || !ok2 {
+						b.Skip("no thread CPU time here")
+					}
+					spent[k] += t1 - t0
+				}
+			}
+			rate := func(d time.Duration) float64 { return float64(len(in.raw)) * float64(b.N) / d.Seconds() / 1e6 }
+			b.ReportMetric(rate(spent[0]), "enc-MB/s")
+			b.ReportMetric(rate(spent[1]), "floor-enc-MB/s")
+			b.ReportMetric(float64(spent[1])/float64(spent[0]), "enc/floor")
+			b.ReportMetric(rate(spent[2]), "dec-MB/s")
+			b.ReportMetric(rate(spent[3]), "floor-dec-MB/s")
+			b.ReportMetric(float64(spent[3])/float64(spent[2]), "dec/floor")
+		})
+	}
+}
+
+// huff0Floor is huff0 alone on the high byte of a 16-bit tensor, in the
+// codec's blocks of 64 Ki elements, with a fresh table each.
+type huff0Floor struct {
+	b     *testing.B
+	high  []byte   // the high byte of every element
+	coded [][]byte // each block as huff0 codes it
+	s     huff0.Scratch
+	dst   []byte
+}
+
+const floorBlock = 64 << 10
+
+func newHuff0Floor(b *testing.B, raw []byte) *huff0Floor {
+	f := &huff0Floor{b: b, high: make([]byte, len(raw)/2), dst: make([]byte, floorBlock)}
+	for i := range f.high {
+		f.high[i] = raw[2*i+1]
+	}
+	f.s.Reuse = huff0.ReusePolicyNone
+	for at := 0; at < len(f.high); at += floorBlock {
+		out, _, err := huff0.Compress4X(f.high[at:min(at+floorBlock, len(f.high))], &f.s)
+		if err != nil {
+			b.Fatal(err)
 		}
-		b.Run(in.name+"/encode", func(b *testing.B) {
-			cpuLoop(b, len(in.raw), func() {
-				for at := 0; at < len(high); at += block {
-					if _, _, err := huff0.Compress4X(high[at:at+block], &s); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-		})
-		dst := make([]byte, block)
-		b.Run(in.name+"/decode", func(b *testing.B) {
-			cpuLoop(b, len(in.raw), func() {
-				for _, c := range coded {
-					t, rest, err := huff0.ReadTable(c, nil)
-					if err != nil {
-						b.Fatal(err)
-					}
-					if _, err := t.Decoder().Decompress4X(dst[:0:block], rest); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-		})
+		f.coded = append(f.coded, append([]byte(nil), out...))
+	}
+	return f
+}
+
+func (f *huff0Floor) encode() {
+	for at := 0; at < len(f.high); at += floorBlock {
+		if _, _, err := huff0.Compress4X(f.high[at:min(at+floorBlock, len(f.high))], &f.s); err != nil {
+			f.b.Fatal(err)
+		}
+	}
+}
+
+func (f *huff0Floor) decode() {
+	for _, c := range f.coded {
+		t, rest, err := huff0.ReadTable(c, nil)
+		if err != nil {
+			f.b.Fatal(err)
+		}
+		if _, err := t.Decoder().Decompress4X(f.dst[:0:floorBlock], rest); err != nil {
+			f.b.Fatal(err)
+		}
 	}
 }
 
