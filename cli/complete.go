@@ -37,6 +37,8 @@ var argCompletion = map[string][]argKind{
 	"cas diff":               {argRef, argRefOrPath},
 	"cas inspect":            {argRefOrPath},
 	"cas reproduce":          {argRef},
+	"cas report":             {argRef},
+	"cas env diff":           {argRef},
 	"cas stats":              {argRef},
 	"cas pin":                {argNone, argRef},
 	"cas unpin":              {argPin},
