@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+
+	"github.com/cas-ml/cas/internal/cputime"
 )
 
 func testData(n int, seed uint64) []byte {
@@ -131,11 +133,11 @@ func benchCPU(b *testing.B, n int, f func()) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	b.SetBytes(int64(n))
-	start, ok := threadCPU()
+	start, ok := cputime.Thread()
 	for b.Loop() {
 		f()
 	}
-	end, ok2 := threadCPU()
+	end, ok2 := cputime.Thread()
 	if cpu := end - start; ok && ok2 && cpu > 0 {
 		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 		b.ReportMetric(float64(n)*float64(b.N)/cpu.Seconds()/1e6, "cpu-MB/s")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/index"
+	"github.com/cas-ml/cas/internal/cputime"
 )
 
 // benchInputs are 16 MiB of weights per dtype, drawn like trained ones.
@@ -122,9 +123,9 @@ func BenchmarkFloatBesideFloor(b *testing.B) {
 			}
 			for b.Loop() {
 				for k, step := range steps {
-					t0, ok := threadCPU()
+					t0, ok := cputime.Thread()
 					step()
-					t1, ok2 := threadCPU()
+					t1, ok2 := cputime.Thread()
 					if !ok || !ok2 {
 						b.Skip("no thread CPU time here")
 					}
@@ -197,11 +198,11 @@ func cpuLoop(b *testing.B, n int, f func()) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	b.SetBytes(int64(n))
-	start, ok := threadCPU()
+	start, ok := cputime.Thread()
 	for b.Loop() {
 		f()
 	}
-	end, ok2 := threadCPU()
+	end, ok2 := cputime.Thread()
 	if cpu := end - start; ok && ok2 && cpu > 0 {
 		b.ReportMetric(float64(n)*float64(b.N)/cpu.Seconds()/1e6, "cpu-MB/s")
 	}

@@ -1,12 +1,11 @@
-package format_test
+package cputime
 
 import (
 	"syscall"
 	"time"
 )
 
-// threadCPU returns the CPU time the calling thread has used.
-func threadCPU() (time.Duration, bool) {
+func thread() (time.Duration, bool) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_THREAD, &ru); err != nil {
 		return 0, false
