@@ -274,10 +274,43 @@ func packNamedByTrailer(ctx context.Context, be remote.Backend, oi remote.Object
 // nothing, a manifest said to be a directory keeps no closure): they are
 // checked against the data first, and a *MismatchError refuses the pull
 // when they differ. obj.Type is set when obj turns out to be a manifest.
+//
+// A copy of a pack in this store found damaged on the way (a chunk that
+// fails its ID) is replaced by the remote's, once that is read whole and
+// checked, and the pull starts again: pulling again repairs what pulling
+// brought, as pushing again repairs what pushing stored (repairPack).
 func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*TransferStats, error) {
 	if r.remote == nil {
 		return nil, errors.New("no remote to pull from")
 	}
+	repaired := map[digest.Digest]bool{}
+	var fetched TransferStats
+	for {
+		st, err := r.pull(ctx, obj, prog)
+		if st != nil {
+			st.Objects += fetched.Objects
+			st.Bytes += fetched.Bytes
+		}
+		var ce *CorruptError
+		if err == nil || ctx.Err() != nil || !errors.As(err, &ce) || ce.What != "chunk" || ce.Pack.IsZero() ||
+			repaired[ce.Pack] || len(repaired) >= maxPullRepairs {
+			return st, err
+		}
+		repaired[ce.Pack] = true
+		n, rerr := r.repairPack(ctx, ce.Pack)
+		if rerr != nil {
+			return nil, fmt.Errorf("%w (%w)", err, rerr)
+		}
+		fetched.Objects++
+		fetched.Bytes += n
+	}
+}
+
+// maxPullRepairs bounds the packs one pull replaces: a store with more
+// damaged is a matter for verify.
+const maxPullRepairs = 16
+
+func (r *Repo) pull(ctx context.Context, obj *Object, prog *Progress) (*TransferStats, error) {
 	if err := r.checkNamed(ctx, obj); err != nil {
 		return nil, err
 	}

@@ -347,6 +347,12 @@ func (r *Repo) readPack(ctx context.Context, key string, fn func(b index.Blob, r
 	if err != nil {
 		return err
 	}
+	return checkPackData(id, data, fn)
+}
+
+// checkPackData checks the bytes of pack id as readPack does, calling fn
+// for each blob.
+func checkPackData(id digest.Digest, data []byte, fn func(b index.Blob, raw []byte, err error) error) error {
 	blobs, err := format.ParsePack(id, data)
 	if err != nil {
 		return err

@@ -1,0 +1,78 @@
+package cas
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/cas-ml/cas/cas/format"
+	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/index"
+)
+
+// maxRepairPack bounds the bytes repairPack reads of a remote's pack: the
+// most a pack can hold (a full pack and one chunk of the largest size)
+// and a trailer of the most records.
+const maxRepairPack = format.TargetPackBytes + format.MaxChunkLen + 64<<20
+
+// errPackSound says that the store's copy of a pack a pull found damaged
+// reads whole and sound now: there was nothing to repair.
+var errPackSound = errors.New("the copy in this store reads sound whole: nothing replaced")
+
+// repairPack replaces the store's copy of pack p, found damaged, with the
+// remote's, and returns the bytes read from the remote. The remote's copy
+// is read whole and checked first, every blob against its ID and the
+// trailer against the pack's name: a pack is named by its trailer, so the
+// copy put in place holds exactly the blobs the damaged one should have,
+// and a bucket can neither take blobs from the store this way nor add
+// any. The store's copy is left as it is unless it is damaged and the
+// remote's is sound. Marks of damage (index.MarkDamaged) stay: a push
+// still stores those chunks anew, a harmless duplicate.
+func (r *Repo) repairPack(ctx context.Context, p digest.Digest) (int64, error) {
+	key := format.PackKey(p)
+	if _, err := r.Backend.Stat(ctx, key); err != nil {
+		return 0, fmt.Errorf("pack %s: %w", p.Short(), err)
+	}
+	var here error
+	err := r.readPack(ctx, key, func(_ index.Blob, _ []byte, berr error) error {
+		here = cmp.Or(here, berr)
+		return nil
+	})
+	if err == nil && here == nil {
+		return 0, fmt.Errorf("pack %s: %w", p.Short(), errPackSound)
+	}
+	where := r.remote.Location()
+	oi, err := r.remote.Stat(ctx, key)
+	if err != nil {
+		return 0, fmt.Errorf("the copy in this store of pack %s is damaged, and %s has none: %w", p.Short(), where, err)
+	}
+	if oi.Size <= 0 || oi.Size > maxRepairPack {
+		return 0, fmt.Errorf("the copy in this store of pack %s is damaged, and %s's is %d bytes, not a pack", p.Short(), where, oi.Size)
+	}
+	rc, err := r.remote.Get(ctx, key, 0, oi.Size)
+	if err != nil {
+		return 0, fmt.Errorf("read pack %s from %s: %w", p.Short(), where, err)
+	}
+	data := make([]byte, oi.Size)
+	_, err = io.ReadFull(rc, data)
+	rc.Close()
+	if err != nil {
+		return 0, fmt.Errorf("read pack %s from %s: %w", p.Short(), where, err)
+	}
+	var bad error
+	err = checkPackData(p, data, func(_ index.Blob, _ []byte, berr error) error {
+		bad = cmp.Or(bad, berr)
+		return nil
+	})
+	if err = errors.Join(err, bad); err != nil {
+		return 0, fmt.Errorf("the copy in this store of pack %s is damaged, and so is %s's: %w", p.Short(), where, err)
+	}
+	if err := putOnce(ctx, r.Backend, key, data); err != nil {
+		return 0, fmt.Errorf("replace the damaged copy of pack %s: %w", p.Short(), err)
+	}
+	r.packs.forget(p)
+	r.warn(fmt.Errorf("the copy in this store of pack %s was damaged: replaced by %s's, checked whole", p.Short(), where))
+	return oi.Size, nil
+}
