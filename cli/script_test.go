@@ -263,22 +263,29 @@ func cmdScrub(ts *testscript.TestScript, neg bool, args []string) {
 //
 // s3 pause stops the script's server, keeping its buckets and address
 // (requests then find nothing listening: a server down, a network gone);
-// s3 resume starts it again.
+// s3 resume starts it again. s3 freeze stops its process without ending
+// it (connections are taken, nothing answers: a hung server, a network
+// that drops packets); s3 thaw lets it run again.
 func cmdS3(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
-		ts.Fatalf("usage: s3 [lock] [readonly] | s3 pause | s3 resume")
+		ts.Fatalf("usage: s3 [lock] [readonly] | s3 pause | s3 resume | s3 freeze | s3 thaw")
 	}
-	if len(args) == 1 && (args[0] == "pause" || args[0] == "resume") {
+	if len(args) == 1 && (args[0] == "pause" || args[0] == "resume" || args[0] == "freeze" || args[0] == "thaw") {
 		scriptServersMu.Lock()
 		srv := scriptServers[ts]
 		scriptServersMu.Unlock()
 		if srv == nil {
 			ts.Fatalf("s3 %s: no server started in this script", args[0])
 		}
-		if args[0] == "pause" {
+		switch args[0] {
+		case "pause":
 			srv.Pause()
-		} else {
+		case "resume":
 			ts.Check(srv.Resume())
+		case "freeze":
+			ts.Check(srv.Freeze())
+		case "thaw":
+			ts.Check(srv.Thaw())
 		}
 		return
 	}

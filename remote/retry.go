@@ -84,10 +84,21 @@ func (st *opStats) maxTries() int {
 // countingTransport records every attempt in the opStats of its request's
 // context.
 type countingTransport struct {
-	base http.RoundTripper
+	base  http.RoundTripper
+	heard *heard
 }
 
 func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.heard.silent() {
+		// The endpoint took a connection and never answered within the
+		// first-answer timeout: no more waiting on it, as on one that
+		// refuses connections.
+		err := &net.OpError{Op: "dial", Net: "tcp", Err: t.heard.noAnswer}
+		if st, ok := req.Context().Value(opStatsKey{}).(*opStats); ok {
+			st.record(req, nil, err)
+		}
+		return nil, err
+	}
 	var closed chan struct{}
 	if req.Body != nil && req.Body != http.NoBody {
 		// net/http may go on reading a failed request's body after
@@ -139,42 +150,78 @@ func dialError(err error) bool {
 }
 
 // newS3Transport returns minio-go's default transport with connections
-// that time out when idle for timeout in the middle of a request, and with
-// attempts counted.
-func newS3Transport(secure bool, timeout time.Duration) (http.RoundTripper, error) {
+// that time out when idle for timeout in the middle of a request (for
+// first until the endpoint has answered at all), and with attempts
+// counted.
+func newS3Transport(secure bool, timeout, first time.Duration) (http.RoundTripper, error) {
 	tr, err := minio.DefaultTransport(secure)
 	if err != nil {
 		return nil, err
 	}
+	h := &heard{noAnswer: fmt.Errorf("%w within %v: the endpoint takes connections and says nothing", errNoAnswer, first)}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dialer.DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		return &idleConn{Conn: c, timeout: timeout}, nil
+		return &idleConn{Conn: c, timeout: timeout, first: first, heard: h}, nil
 	}
 	tr.ResponseHeaderTimeout = 0 // the idle timeout covers it
 	tr.MaxIdleConnsPerHost = 64  // many requests in flight reuse their connections
-	return countingTransport{tr}, nil
+	return countingTransport{base: tr, heard: h}, nil
 }
 
-// idleConn fails a read or write once nothing has moved for timeout.
-// Writing also extends the read deadline: a request just sent is waiting
-// for its answer.
+// errNoAnswer is the error of an endpoint that takes connections and
+// never answers (a stopped server, a black-holed network).
+var errNoAnswer = errors.New("no answer")
+
+// heard is what a transport knows of its endpoint: whether a byte has
+// ever come back, and whether a connection went silent before one did.
+type heard struct {
+	answered, quiet atomic.Bool
+	noAnswer        error // errNoAnswer, with the timeout
+}
+
+// silent reports an endpoint that has never answered and let a
+// connection sit silent past the first-answer timeout.
+func (h *heard) silent() bool { return h.quiet.Load() && !h.answered.Load() }
+
+// idleConn fails a read or write once nothing has moved for timeout, or
+// for first while its endpoint has not answered yet: a server that takes
+// connections and never answers is given up in seconds, not after every
+// retry of a minute each. Writing also extends the read deadline: a
+// request just sent is waiting for its answer.
 type idleConn struct {
 	net.Conn
-	timeout time.Duration
+	timeout, first time.Duration
+	heard          *heard
+}
+
+// wait is how long the connection may sit idle now.
+func (c *idleConn) wait() time.Duration {
+	if c.heard.answered.Load() {
+		return c.timeout
+	}
+	return min(c.first, c.timeout)
 }
 
 func (c *idleConn) Read(p []byte) (int, error) {
 	// Deadlines of a net.Conn are on the wall clock.
-	_ = c.SetReadDeadline(clock.Real().Now().Add(c.timeout)) // fails only on a closed conn, as Read will
-	return c.Conn.Read(p)
+	_ = c.SetReadDeadline(clock.Real().Now().Add(c.wait())) // fails only on a closed conn, as Read will
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.heard.answered.Store(true)
+	}
+	var ne net.Error
+	if err != nil && errors.As(err, &ne) && ne.Timeout() && !c.heard.answered.Load() {
+		c.heard.quiet.Store(true)
+	}
+	return n, err
 }
 
 func (c *idleConn) Write(p []byte) (int, error) {
-	_ = c.SetDeadline(clock.Real().Now().Add(c.timeout))
+	_ = c.SetDeadline(clock.Real().Now().Add(c.wait()))
 	return c.Conn.Write(p)
 }
 

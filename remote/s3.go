@@ -64,6 +64,8 @@ const (
 	DefaultS3MaxRetries = 6
 	DefaultS3PartSize   = 16 << 20
 	DefaultS3Timeout    = time.Minute
+	// DefaultS3FirstAnswer is S3Config.FirstAnswer's default.
+	DefaultS3FirstAnswer = 10 * time.Second
 
 	minS3PartSize = 5 << 20 // S3's smallest part but the last
 	maxS3PartSize = 5 << 30
@@ -116,6 +118,11 @@ type S3Config struct {
 	// either direction, waiting for a response included, before the
 	// request is abandoned (and retried). 0 means DefaultS3Timeout.
 	Timeout time.Duration
+	// FirstAnswer is how long a connection may sit idle before the
+	// endpoint has answered anything: then requests fail at once, as
+	// ErrUnreachable, rather than wait out every retry (a stopped server,
+	// a network that drops packets). 0 means DefaultS3FirstAnswer.
+	FirstAnswer time.Duration
 	// Clock times the waits between retries (nil: the wall clock).
 	Clock clock.Clock
 }
@@ -233,7 +240,11 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		})
 	}
 	secure := u.Scheme == "https"
-	transport, err := newS3Transport(secure, timeout)
+	first := cfg.FirstAnswer
+	if first <= 0 {
+		first = DefaultS3FirstAnswer
+	}
+	transport, err := newS3Transport(secure, timeout, first)
 	if err != nil {
 		return nil, fmt.Errorf("s3 transport: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -231,6 +232,62 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
+// silentAddr listens on 127.0.0.1 and takes every connection without
+// ever answering, until the test ends.
+func silentAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
+}
+
+// A backend whose endpoint never answers fails every request at once once
+// the first has waited FirstAnswer, as one whose endpoint refuses
+// connections does: not after every retry of a minute each.
+func TestS3SilentEndpoint(t *testing.T) {
+	t.Parallel()
+	b := newS3(t, remote.S3Config{Endpoint: "http://" + silentAddr(t), Bucket: "silent-bucket", AccessKey: "k", SecretKey: "secret-key-1",
+		Region: "us-east-1", FirstAnswer: 200 * time.Millisecond})
+	start := time.Now()
+	_, err := b.Stat(t.Context(), "some/key")
+	if !errors.Is(err, remote.ErrUnreachable) || !strings.Contains(err.Error(), "no answer within 200ms") {
+		t.Fatalf("Stat: %v; want ErrUnreachable, no answer within 200ms", err)
+	}
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Errorf("Stat took %v, want about FirstAnswer and quick retries", elapsed)
+	}
+	start = time.Now()
+	if err := b.Check(t.Context()); !errors.Is(err, remote.ErrUnreachable) {
+		t.Fatalf("Check after: %v; want ErrUnreachable", err)
+	}
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("Check after the first silence took %v, want no more waiting", elapsed)
+	}
+}
+
 func TestS3Check(t *testing.T) {
 	srv := s3srv.Get(t)
 	bucket := srv.NewBucket(t)
@@ -245,6 +302,12 @@ func TestS3Check(t *testing.T) {
 		{"unknown access key", func(c *remote.S3Config) { c.AccessKey = "nobody" }, remote.ErrBadCredentials},
 		{"unreachable endpoint", func(c *remote.S3Config) { c.Endpoint = "http://" + freeAddr(t) }, remote.ErrUnreachable},
 		{"unknown host", func(c *remote.S3Config) { c.Endpoint = "http://no-such-host.invalid:9000" }, remote.ErrUnreachable},
+		// A stopped server, a network that drops packets: connections
+		// are taken and nothing ever comes back.
+		{"silent endpoint", func(c *remote.S3Config) {
+			c.Endpoint = "http://" + silentAddr(t)
+			c.FirstAnswer = 300 * time.Millisecond
+		}, remote.ErrUnreachable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

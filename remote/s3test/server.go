@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -216,6 +217,14 @@ func (s *Server) launch() error {
 // until Resume, a request to its endpoint finds nothing listening, as
 // with a server that is down or a network that is gone.
 func (s *Server) Pause() { s.kill() }
+
+// Freeze stops the server's process without ending it (SIGSTOP): the
+// kernel still takes connections on its address and nothing answers them,
+// as with a hung server or a network that drops packets. Thaw undoes it.
+func (s *Server) Freeze() error { return s.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Thaw lets a frozen server run again.
+func (s *Server) Thaw() error { return s.cmd.Process.Signal(syscall.SIGCONT) }
 
 // Resume starts a paused server again on the same address, over the same
 // buckets and with the same keys.
