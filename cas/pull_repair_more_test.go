@@ -2,6 +2,10 @@ package cas
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -135,6 +139,69 @@ func TestPullRepairPackDeleted(t *testing.T) {
 			f.pullSound(t)
 		})
 	}
+}
+
+// A repair that fails before the sound copy is in place (a full disk)
+// leaves the damaged copy as it was, with all its sound chunks, never no
+// copy; the next pull, of this process or the next, mends it.
+func TestPullRepairInterrupted(t *testing.T) {
+	t.Parallel()
+	for _, reopen := range []bool{false, true} {
+		t.Run(map[bool]string{false: "same process", true: "next process"}[reopen], func(t *testing.T) {
+			t.Parallel()
+			testPullRepairInterrupted(t, reopen)
+		})
+	}
+}
+
+func testPullRepairInterrupted(t *testing.T, reopen bool) {
+	f := newRepairFixture(t)
+	b, path := f.bigChunk(t)
+	flipAt(t, path, int64(b.Offset)+int64(b.Length)/2)
+	damaged, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := f.r.Backend
+	full := &fullDisk{Backend: orig, key: format.PackKey(b.Pack)}
+	f.r.Backend = full
+	again := f.tree
+	_, err = f.r.Pull(t.Context(), &again, nil)
+	f.r.Backend = orig
+	var ce *CorruptError
+	if !errors.Is(err, errDiskFull) || !errors.As(err, &ce) || full.failed == 0 {
+		t.Fatalf("pull on a full disk: %v (%d puts failed); want the damaged chunk and the full disk", err, full.failed)
+	}
+	if now, err := os.ReadFile(path); err != nil || !bytes.Equal(now, damaged) {
+		t.Fatalf("the store's copy of pack %s after a repair cut short: %v, as it was %v; want it kept as it was",
+			b.Pack.Short(), err, bytes.Equal(now, damaged))
+	}
+	if reopen {
+		f.reopen(t)
+	}
+	f.pullSound(t)
+}
+
+var errDiskFull = errors.New("disk full")
+
+// fullDisk is a store's backend that cannot write the object at key: a
+// put that would change it fails (one finding it there with IfNoneMatch
+// says so, as that changes nothing).
+type fullDisk struct {
+	remote.Backend
+	key    string
+	failed int
+}
+
+func (d *fullDisk) Put(ctx context.Context, key string, r io.Reader, size int64, opts remote.PutOptions) error {
+	if key != d.key {
+		return d.Backend.Put(ctx, key, r, size, opts)
+	}
+	if _, err := d.Stat(ctx, key); err == nil && opts.IfNoneMatch {
+		return remote.ErrExists
+	}
+	d.failed++
+	return fmt.Errorf("put %s: %w", key, errDiskFull)
 }
 
 // The same pack damaged again after a repair is repaired again by the
