@@ -141,6 +141,20 @@ func TestPullRepairPackDeleted(t *testing.T) {
 	}
 }
 
+// A pack truncated in the store (its trailer lost) is repaired too.
+func TestPullRepairPackTruncated(t *testing.T) {
+	t.Parallel()
+	f := newRepairFixture(t)
+	b, path := f.bigChunk(t)
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, int64(b.Offset)+int64(b.Length)/2); err != nil {
+		t.Fatal(err)
+	}
+	f.pullSound(t)
+}
+
 // A repair that fails before the sound copy is in place (a full disk)
 // leaves the damaged copy as it was, with all its sound chunks, never no
 // copy; the next pull, of this process or the next, mends it.

@@ -292,7 +292,9 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 			st.Bytes += fetched.Bytes
 		}
 		var ce *CorruptError
-		if err == nil || ctx.Err() != nil || !errors.As(err, &ce) || ce.What != "chunk" || ce.Pack.IsZero() ||
+		// A chunk that fails its ID, or one the pack ends before (a copy
+		// cut short): repairPack finds whether the pack is damaged.
+		if err == nil || ctx.Err() != nil || !errors.As(err, &ce) || ce.What != "chunk" && ce.What != "index entry" || ce.Pack.IsZero() ||
 			repaired[ce.Pack] || len(repaired) >= maxPullRepairs {
 			return st, err
 		}
