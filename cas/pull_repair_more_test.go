@@ -277,3 +277,36 @@ func TestPullRepairTwoPacksOfTwoPushes(t *testing.T) {
 		t.Fatalf("a.bin: %v", err)
 	}
 }
+
+// Two stores on one directory (the second on the in-memory index, the
+// first holding badger) pull the damaged data at once: both succeed and
+// the store ends sound.
+func TestPullRepairConcurrent(t *testing.T) {
+	t.Parallel()
+	f := newRepairFixture(t)
+	b, path := f.bigChunk(t)
+	flipAt(t, path, int64(b.Offset)+int64(b.Length)/2)
+	f.reopen(t)
+	other, err := Open(t.Context(), f.r.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.UseRemote(t.Context(), f.bucket); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for _, r := range []*Repo{f.r, f.r, other, other} {
+		go func() {
+			o := f.tree
+			_, err := r.Pull(t.Context(), &o, nil)
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	f.pullSound(t)
+}

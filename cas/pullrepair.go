@@ -43,6 +43,9 @@ func (r *Repo) repairPack(ctx context.Context, p digest.Digest) (int64, error) {
 		return nil
 	})
 	if err == nil && here == nil {
+		// What was read damaged may have come through a descriptor of a
+		// copy another process has replaced since.
+		r.packs.forget(p)
 		return 0, fmt.Errorf("pack %s: %w", p.Short(), errPackSound)
 	}
 	where := r.remote.Location()
