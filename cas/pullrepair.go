@@ -1,6 +1,7 @@
 package cas
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"github.com/cas-ml/cas/cas/format"
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
+	"github.com/cas-ml/cas/remote"
 )
 
 // maxRepairPack bounds the bytes repairPack reads of a remote's pack: the
@@ -41,6 +43,9 @@ func (r *Repo) repairPack(ctx context.Context, p digest.Digest) (int64, error) {
 		return nil
 	})
 	if err == nil && here == nil {
+		// What was read damaged may have come through a descriptor of a
+		// copy another process has replaced since.
+		r.packs.forget(p)
 		return 0, fmt.Errorf("pack %s: %w", p.Short(), errPackSound)
 	}
 	where := r.remote.Location()
@@ -69,10 +74,16 @@ func (r *Repo) repairPack(ctx context.Context, p digest.Digest) (int64, error) {
 	if err = errors.Join(err, bad); err != nil {
 		return 0, fmt.Errorf("the copy in this store of pack %s is damaged, and so is %s's: %w", p.Short(), where, err)
 	}
-	if err := putOnce(ctx, r.Backend, key, data); err != nil {
+	// Put over the damaged copy, not delete then put: a put to the store
+	// moves its file into place whole, so a repair cut short (a full
+	// disk, a kill) leaves the damaged copy, with all its sound chunks,
+	// never no copy. Every writer of this name writes these bytes.
+	err = r.Backend.Put(ctx, key, bytes.NewReader(data), int64(len(data)), remote.PutOptions{})
+	// A file of the damaged copy held open would go on being read.
+	r.packs.forget(p)
+	if err != nil {
 		return 0, fmt.Errorf("replace the damaged copy of pack %s: %w", p.Short(), err)
 	}
-	r.packs.forget(p)
 	r.warn(fmt.Errorf("the copy in this store of pack %s was damaged: replaced by %s's, checked whole", p.Short(), where))
 	return oi.Size, nil
 }

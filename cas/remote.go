@@ -284,6 +284,7 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 		return nil, errors.New("no remote to pull from")
 	}
 	repaired := map[digest.Digest]bool{}
+	sound := map[digest.Digest]error{} // packs found sound whole, and how
 	var fetched TransferStats
 	for {
 		st, err := r.pull(ctx, obj, prog)
@@ -292,12 +293,23 @@ func (r *Repo) Pull(ctx context.Context, obj *Object, prog *Progress) (*Transfer
 			st.Bytes += fetched.Bytes
 		}
 		var ce *CorruptError
-		if err == nil || ctx.Err() != nil || !errors.As(err, &ce) || ce.What != "chunk" || ce.Pack.IsZero() ||
+		// A chunk that fails its ID, or one the pack ends before (a copy
+		// cut short): repairPack finds whether the pack is damaged.
+		if err == nil || ctx.Err() != nil || !errors.As(err, &ce) || ce.What != "chunk" && ce.What != "index entry" || ce.Pack.IsZero() ||
 			repaired[ce.Pack] || len(repaired) >= maxPullRepairs {
+			if ce != nil && sound[ce.Pack] != nil {
+				err = fmt.Errorf("%w (%w)", err, sound[ce.Pack])
+			}
 			return st, err
 		}
 		repaired[ce.Pack] = true
 		n, rerr := r.repairPack(ctx, ce.Pack)
+		if errors.Is(rerr, errPackSound) {
+			// The copy read damaged may be one replaced since, by a pull
+			// of another process or of this one: read again, once.
+			sound[ce.Pack] = rerr
+			continue
+		}
 		if rerr != nil {
 			return nil, fmt.Errorf("%w (%w)", err, rerr)
 		}
