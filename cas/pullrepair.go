@@ -60,9 +60,14 @@ func (r *Repo) repairPack(ctx context.Context, p digest.Digest) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read pack %s from %s: %w", p.Short(), where, err)
 	}
-	data := make([]byte, oi.Size)
-	_, err = io.ReadFull(rc, data)
+	// The buffer grows with the bytes that arrive, not to the size the
+	// bucket says: a bucket that lies about it makes no large allocation
+	// without sending the bytes.
+	data, err := io.ReadAll(io.LimitReader(rc, oi.Size))
 	rc.Close()
+	if err == nil && int64(len(data)) != oi.Size {
+		err = io.ErrUnexpectedEOF
+	}
 	if err != nil {
 		return 0, fmt.Errorf("read pack %s from %s: %w", p.Short(), where, err)
 	}
