@@ -703,8 +703,14 @@ func (r *Repo) fileBlobs(ctx context.Context, d digest.Digest, size int64) (blob
 		if err != nil {
 			return nil, nil, err
 		}
+		if !ok && len(chunks) == 1 && c == d {
+			// No chunk list, and no chunk with the file's digest: the
+			// file's record is what is missing (a lost index segment, for
+			// a file of several chunks), whatever its chunks.
+			return nil, nil, fmt.Errorf("neither a chunk nor a chunk list of file %s: %w", d.Short(), ErrDataNotFound)
+		}
 		if !ok {
-			return nil, nil, fmt.Errorf("chunk %s: %w", c.Short(), ErrNotFound)
+			return nil, nil, fmt.Errorf("chunk %s: %w", c.Short(), ErrDataNotFound)
 		}
 		blobs[i], offsets[i] = b, off
 		off += int64(b.RawLen)
@@ -924,7 +930,7 @@ func (r *Repo) fetchChunk(ctx context.Context, id digest.Digest) ([]byte, error)
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("chunk %s: %w", id.Short(), ErrNotFound)
+		return nil, fmt.Errorf("chunk %s: %w", id.Short(), ErrDataNotFound)
 	}
 	if err := checkLens(b); err != nil {
 		return nil, err

@@ -136,8 +136,11 @@ func TestExplainMissingObject(t *testing.T) {
 		{"a remote", true, missing, "cas: chunk 1a2c6cd4ac50: pack fc827a06c4b7: object not found\n"},
 		{"an unknown ref", false, fmt.Errorf("ref x: %w", cas.ErrNotFound),
 			"cas: ref x: not found\nhint: `cas refs` lists names; a digest prefix needs at least 8 hex characters\n"},
-		// A name that was found but whose data is not: no word of names.
+		// A name that was found but whose data is not: no word of names,
+		// and no word of pull where there is no remote to pull from.
 		{"a missing chunk", false, fmt.Errorf("file 1a2c6cd4ac50: chunk fc827a06c4b7: %w", cas.ErrDataNotFound),
+			"cas: file 1a2c6cd4ac50: chunk fc827a06c4b7: not found\nhint: `cas verify` lists what the store lacks; `cas remote add` a remote that holds it, or push the data again\n"},
+		{"a missing chunk, a remote", true, fmt.Errorf("file 1a2c6cd4ac50: chunk fc827a06c4b7: %w", cas.ErrDataNotFound),
 			"cas: file 1a2c6cd4ac50: chunk fc827a06c4b7: not found\nhint: `cas verify` lists what the store lacks; `cas pull REF` brings it from a remote\n"},
 	}
 	for _, tt := range tests {

@@ -246,10 +246,22 @@ func explain(ctx context.Context, f *Factory, err error) error {
 	case errors.Is(err, remote.ErrNotFound) && !errors.Is(err, cas.ErrNotFound) && f.repo != nil:
 		// An object the store needs (a pack, a tree) is missing, and
 		// "object not found" alone reads as if a remote had been asked.
-		if rs, rerr := remote.LoadConfigs(f.repo.RemotesFile()); rerr == nil && len(rs) == 0 {
+		if !remotesConfigured(f.repo) {
 			return &userError{msg: fmt.Sprintf("%v (not in the local store, and no remote is configured to read it from)", err),
-				hint: "`cas verify` lists what the store lacks; `cas remote add` a remote that holds it, or push the data again"}
+				hint: noRemoteHint}
 		}
+	case errors.Is(err, cas.ErrDataNotFound) && f.repo != nil && !remotesConfigured(f.repo):
+		return &userError{msg: err.Error(), hint: noRemoteHint}
 	}
 	return err
+}
+
+// noRemoteHint is what to do about data missing from a store that has no
+// remote to read it from.
+const noRemoteHint = "`cas verify` lists what the store lacks; `cas remote add` a remote that holds it, or push the data again"
+
+// remotesConfigured reports whether the store r has any remote.
+func remotesConfigured(r *cas.Repo) bool {
+	rs, err := remote.LoadConfigs(r.RemotesFile())
+	return err != nil || len(rs) > 0 // an unreadable list may hold some
 }

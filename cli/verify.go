@@ -61,6 +61,7 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 	if err != nil {
 		return err
 	}
+	remotes := remotesConfigured(r)
 	if opts.Remote != "" {
 		if opts.Ref == "" {
 			return usageError("--remote needs a REF to verify")
@@ -153,7 +154,7 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 		}
 	}
 	if !ok {
-		return verifyFailure(rep, opts.Remote, opts.Ref)
+		return verifyFailure(rep, opts.Remote, opts.Ref, remotes)
 	}
 	return nil
 }
@@ -161,7 +162,7 @@ func verifyRun(ctx context.Context, opts *verifyOptions) error {
 // verifyFailure is the error of a verify that found problems: damage, or,
 // when nothing read was wrong, data missing from the store read, with
 // how to fetch it or check it where it is.
-func verifyFailure(rep *cas.VerifyReport, from, ref string) error {
+func verifyFailure(rep *cas.VerifyReport, from, ref string, remotes bool) error {
 	if rep == nil || rep.Damaged() {
 		return errDamaged
 	}
@@ -169,6 +170,9 @@ func verifyFailure(rep *cas.VerifyReport, from, ref string) error {
 		return &userError{msg: "data missing from " + from + " (nothing read was damaged)", hint: "push it there again from a store that has it", code: exitDamaged}
 	}
 	hint := "`cas pull " + cmp.Or(ref, "REF") + "` fetches it from the default remote; `cas verify " + cmp.Or(ref, "REF") + " --from NAME` checks it on a remote"
+	if !remotes {
+		hint = noRemoteHint
+	}
 	return &userError{msg: "data missing from the local store (nothing read was damaged)", hint: hint, code: exitDamaged}
 }
 
@@ -227,7 +231,7 @@ func verifyManifest(ctx context.Context, opts *verifyOptions, r *cas.Repo, m *ma
 				rep.Problems = append(rep.Problems, cas.Problem{Path: c.What, Err: c.Detail, Missing: c.Missing})
 			}
 		}
-		return verifyFailure(rep, opts.Remote, opts.Ref)
+		return verifyFailure(rep, opts.Remote, opts.Ref, opts.Remote != "" || remotesConfigured(r))
 	}
 	return nil
 }
