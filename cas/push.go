@@ -419,7 +419,7 @@ func (r *Repo) lossSuspected(present map[digest.Digest]bool) (bool, error) {
 type lostError struct{ blobs []digest.Digest }
 
 func (e *lostError) Error() string {
-	return fmt.Sprintf("%d chunks the index knew are missing from the store (a deleted or damaged pack); storing them again", len(e.blobs))
+	return fmt.Sprintf("%d chunks the index knew are not vouched for by the store (a push cut short, or a pack deleted or damaged): reading every file again and storing what is missing", len(e.blobs))
 }
 
 // checkTrusted returns the check of what the pipeline takes as stored
