@@ -499,6 +499,20 @@ func useRemote(ctx context.Context, f *Factory, r *cas.Repo, name string) error 
 	return be.use(ctx, r)
 }
 
+// useDefaultRemote is useRemote of the default remote for a command that
+// can do without it (report, reproduce): what the local store holds is
+// enough for them when the data is here, so a default remote that cannot
+// be read is a warning, not the command's failure.
+func useDefaultRemote(ctx context.Context, f *Factory, r *cas.Repo) error {
+	err := useRemote(ctx, f, r, "")
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	fmt.Fprintf(f.IO.ErrOut, "cas: warning: could not read from the default remote (%v): going on with what this store holds\n",
+		strings.ReplaceAll(err.Error(), "\n", "; "))
+	return nil
+}
+
 // readingRemote is a remote opened for reading: its first request, made
 // by use, stands for Check (a fresh restore is a handful of requests, and
 // one of them was Check's).

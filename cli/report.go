@@ -148,7 +148,7 @@ func writeReportRun(ctx context.Context, opts *reportOptions) error {
 			return err
 		}
 		defer r.Close()
-	} else if err := useRemote(ctx, opts.Factory, r, ""); err != nil {
+	} else if err := useDefaultRemote(ctx, opts.Factory, r); err != nil {
 		// Data the local store lacks comes from the default remote.
 		return err
 	}

@@ -97,7 +97,7 @@ func reproduceRun(ctx context.Context, opts *reproduceOptions) error {
 	}
 	// Data the local store lacks (a reviewer's fresh store) comes from the
 	// default remote.
-	if err := useRemote(ctx, opts.Factory, r, ""); err != nil {
+	if err := useDefaultRemote(ctx, opts.Factory, r); err != nil {
 		return err
 	}
 	rep, err := manifest.Reproduce(ctx, r, manifest.ReproduceOptions{Ref: opts.Ref, Dir: opts.Dir, Repo: opts.Repo,
