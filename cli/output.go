@@ -11,6 +11,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/internal/words"
 	"github.com/cas-ml/cas/clock"
 )
 
@@ -99,21 +100,10 @@ func startProgress(io *IOStreams, quiet bool, verb string, p *cas.Progress) func
 
 // count is n and the noun, singular or plural: "1 file", "27 files",
 // "1 directory", "2 directories".
-func count[N int | int64](n N, noun string) string {
-	return humanize.Comma(int64(n)) + " " + plural(int64(n), noun)
-}
+func count[N int | int64](n N, noun string) string { return words.Count(n, noun) }
 
-// plural is noun for one, else its plural: nouns ending in a consonant
-// and y take -ies, the others -s.
-func plural(n int64, noun string) string {
-	if n == 1 {
-		return noun
-	}
-	if strings.HasSuffix(noun, "y") && !strings.ContainsAny(noun[len(noun)-2:len(noun)-1], "aeiou") {
-		return noun[:len(noun)-1] + "ies"
-	}
-	return noun + "s"
-}
+// plural is noun for one, else its plural.
+func plural(n int64, noun string) string { return words.Plural(n, noun) }
 
 // rateMin is the shortest time a rate is printed for: below it, the
 // rate says more about the clock than about the disk or the network (a

@@ -146,7 +146,7 @@ func printArtifacts(w io.Writer, title string, as []manifest.Artifact) {
 	for _, a := range as {
 		fmt.Fprintf(w, "  %-16s %s  %s %s\n", a.Name, shortOf(a.Digest), a.Kind, bytesStr(a.Size))
 		for _, c := range a.Checkpoints {
-			fmt.Fprintf(w, "    %s: %d tensors, %d RNG states\n", c.Path, c.Tensors, len(c.RNG))
+			fmt.Fprintf(w, "    %s: %s, %s\n", c.Path, count(c.Tensors, "tensor"), count(len(c.RNG), "RNG state"))
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/internal/words"
 	"github.com/cas-ml/cas/manifest/schema"
 )
 
@@ -100,7 +101,7 @@ func checkpointChecks(ctx context.Context, r *cas.Repo, a Artifact) []Check {
 	var checks []Check
 	for _, cp := range a.Checkpoints {
 		detail, err := verifyCheckpoint(ctx, r, a, cp)
-		checks = append(checks, newCheck(CheckCheckpoint, fmt.Sprintf("checkpoint %s/%s: %d tensors, %d RNG states", a.Name, cp.Path, cp.Tensors, len(cp.RNG)), err, detail))
+		checks = append(checks, newCheck(CheckCheckpoint, fmt.Sprintf("checkpoint %s/%s: %s, %s", a.Name, cp.Path, words.Count(cp.Tensors, "tensor"), words.Count(len(cp.RNG), "RNG state")), err, detail))
 	}
 	return checks
 }

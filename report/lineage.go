@@ -7,6 +7,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/internal/words"
 	"github.com/cas-ml/cas/manifest"
 )
 
@@ -88,7 +89,7 @@ func (rep *Report) lineage(m *manifest.Manifest, d digest.Digest) {
 				}
 			}
 			add(Node{Kind: NodeCheckpoint, Name: cp.Path, Digest: cp.Digest, Path: cp.Path,
-				Detail: fmt.Sprintf("%s, %d tensors, %d RNG states", cp.Format, cp.Tensors, len(cp.RNG)), State: st,
+				Detail: fmt.Sprintf("%s, %s, %s", cp.Format, words.Count(cp.Tensors, "tensor"), words.Count(len(cp.RNG), "RNG state")), State: st,
 				Restore: restoreCmd(cp.Digest.String(), lastElem(cp.Path)), From: out}, 3, row2+j)
 		}
 		row2 += max(1, len(o.Checkpoints))

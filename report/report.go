@@ -14,6 +14,7 @@ import (
 
 	"github.com/cas-ml/cas/cas"
 	"github.com/cas-ml/cas/digest"
+	"github.com/cas-ml/cas/internal/words"
 	"github.com/cas-ml/cas/manifest"
 )
 
@@ -515,7 +516,7 @@ func (rep *Report) rng(m *manifest.Manifest) {
 	for _, a := range m.Outputs {
 		for _, cp := range a.Checkpoints {
 			// The check manifest.Verify made of this checkpoint, if any.
-			what := fmt.Sprintf("checkpoint %s/%s: %d tensors, %d RNG states", a.Name, cp.Path, cp.Tensors, len(cp.RNG))
+			what := fmt.Sprintf("checkpoint %s/%s: %s, %s", a.Name, cp.Path, words.Count(cp.Tensors, "tensor"), words.Count(len(cp.RNG), "RNG state"))
 			state := ""
 			for _, c := range rep.checks {
 				if c.Kind == manifest.CheckCheckpoint && c.What == what {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/cas-ml/cas/internal/words"
 	"github.com/cas-ml/cas/manifest"
 )
 
@@ -104,11 +105,11 @@ func (rep *Report) rngLine() Line {
 	case len(rep.RNG) == 0:
 		l.State, l.Text = "none", "No RNG state found in the run's checkpoints"
 	case bad > 0:
-		l.State, l.Text = "fail", fmt.Sprintf("%d of %d RNG states in %d checkpoints do NOT match the stored bytes", bad, len(rep.RNG), len(cps))
+		l.State, l.Text = "fail", fmt.Sprintf("%d of %s in %s do NOT match the stored bytes", bad, words.Count(len(rep.RNG), "RNG state"), words.Count(len(cps), "checkpoint"))
 	case recomputed == len(rep.RNG):
-		l.State, l.Text = "ok", fmt.Sprintf("%d RNG states in %d checkpoints, fingerprints recomputed from the stored bytes and equal", len(rep.RNG), len(cps))
+		l.State, l.Text = "ok", fmt.Sprintf("%s in %s, fingerprints recomputed from the stored bytes and equal", words.Count(len(rep.RNG), "RNG state"), words.Count(len(cps), "checkpoint"))
 	default:
-		l.State, l.Text = "warn", fmt.Sprintf("%d RNG states in %d checkpoints, as recorded (not recomputed: use --verify)", len(rep.RNG), len(cps))
+		l.State, l.Text = "warn", fmt.Sprintf("%s in %s, as recorded (not recomputed: use --verify)", words.Count(len(rep.RNG), "RNG state"), words.Count(len(cps), "checkpoint"))
 	}
 	return l
 }
