@@ -11,8 +11,8 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/cas-ml/cas/cas"
-	"github.com/cas-ml/cas/internal/words"
 	"github.com/cas-ml/cas/clock"
+	"github.com/cas-ml/cas/internal/words"
 )
 
 // writeJSON prints v as indented JSON with a trailing newline.
@@ -101,9 +101,6 @@ func startProgress(io *IOStreams, quiet bool, verb string, p *cas.Progress) func
 // count is n and the noun, singular or plural: "1 file", "27 files",
 // "1 directory", "2 directories".
 func count[N int | int64](n N, noun string) string { return words.Count(n, noun) }
-
-// plural is noun for one, else its plural.
-func plural(n int64, noun string) string { return words.Plural(n, noun) }
 
 // rateMin is the shortest time a rate is printed for: below it, the
 // rate says more about the clock than about the disk or the network (a
