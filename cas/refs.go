@@ -13,6 +13,7 @@ import (
 
 	"github.com/cas-ml/cas/digest"
 	"github.com/cas-ml/cas/index"
+	"github.com/cas-ml/cas/manifest/schema"
 	"github.com/cas-ml/cas/remote"
 )
 
@@ -311,9 +312,13 @@ func (r *Repo) resolveRef(ctx context.Context, s string) (*Object, error) {
 		}
 		ref, err := r.GetRef(ctx, s)
 		if errors.Is(err, ErrNotFound) {
-			// A bare pin name works where no ref has it.
+			// A bare pin name works where no ref has it, and then a bare
+			// run name (runs/NAME).
 			if obj, perr := r.resolvePin(ctx, s); perr == nil {
 				return obj, nil
+			}
+			if run, rerr := r.GetRef(ctx, schema.RefPrefix+s); rerr == nil && ValidRefName(schema.RefPrefix+s) {
+				ref, err = run, nil
 			}
 		}
 		if err != nil {

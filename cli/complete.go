@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cas-ml/cas/cas"
+	"github.com/cas-ml/cas/manifest/schema"
 	"github.com/cas-ml/cas/remote"
 )
 
@@ -117,6 +118,11 @@ func completeArg(cmd *cobra.Command, f *Factory, k argKind, toComplete string) (
 			for _, p := range pins {
 				if !slices.Contains(refs, p) {
 					names = append(names, p) // a bare pin name works where no ref has it
+				}
+			}
+			for _, r := range refs {
+				if run, ok := strings.CutPrefix(r, schema.RefPrefix); ok && !slices.Contains(refs, run) {
+					names = append(names, run) // so does a bare run name
 				}
 			}
 		}

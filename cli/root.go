@@ -78,7 +78,8 @@ traced to exact bytes and restored and verified anywhere.
 Start with 'cas init' in your project, then 'cas push DATA --name train'.
 Digests are BLAKE3 ('blake3:<hex>'); a file's digest is what b3sum prints.
 Wherever a REF is asked for you can give a digest, a unique prefix of at
-least 8 hex characters, or a ref name, optionally followed by ':path/inside'.`,
+least 8 hex characters, or a ref name (a pin's or a run's name alone works
+where no ref has it), optionally followed by ':path/inside'.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		// --version prints what `cas version` does.
