@@ -224,7 +224,7 @@ func (r *Repo) pin(ctx context.Context, be remote.Backend, name string, obj Obje
 	var until time.Time
 	if lock != nil {
 		// Closure first: a retained pin never names unretained data.
-		until = r.Now().Add(opts.Retain).UTC().Truncate(time.Second).Add(time.Second)
+		until = RetainUntil(when, opts.Retain)
 		if err := r.retainObjects(ctx, lock, be, c.packs, until); err != nil {
 			return nil, fmt.Errorf("pin %s: %w", name, err)
 		}
@@ -265,6 +265,12 @@ func (r *Repo) pin(ctx context.Context, be remote.Backend, name string, obj Obje
 		return p, r.syncKeys(key)
 	}
 	return p, nil
+}
+
+// RetainUntil is the end of a retention for d from start, as a pin
+// records it: in whole seconds, rounded up past start+d.
+func RetainUntil(start time.Time, d time.Duration) time.Time {
+	return start.Add(d).UTC().Truncate(time.Second).Add(time.Second)
 }
 
 func pinConflict(old *Pin, want digest.Digest) error {

@@ -121,6 +121,11 @@ func pinRun(ctx context.Context, opts *pinOptions) error {
 		key := attest.KeyID(priv.Public().(ed25519.PublicKey))
 		st := attest.NewPinStatement(name, obj.Digest, opts.Message, po.Time, key)
 		st.Describe(obj.Kind.String(), obj.Type, obj.Size)
+		if retain > 0 {
+			// What the pin will record (an existing pin keeps its own).
+			until := cas.RetainUntil(po.Time, retain)
+			st.Predicate.RetainUntil = &until
+		}
 		if po.Envelope, err = attest.Sign(st, priv); err != nil {
 			return err
 		}
@@ -276,10 +281,10 @@ func findPin(ctx context.Context, r *cas.Repo, ref string) (*cas.Pin, error) {
 
 // checkSigned checks that everything cas shows of pin p is what statement
 // st says: its name (the key's and its JSON's), target, message, time,
-// and, where signed, kind, type and size.
+// retention, and, where signed, kind, type and size.
 func checkSigned(st *attest.Statement, p *cas.Pin) error {
 	return st.CheckShown(attest.Shown{Names: []string{p.Name, p.StoredName}, Target: p.Target, Message: p.Message,
-		Time: p.Time, Kind: p.Kind.String(), Type: p.Type, Size: p.Size})
+		Time: p.Time, Kind: p.Kind.String(), Type: p.Type, Size: p.Size, RetainUntil: p.RetainUntil})
 }
 
 // pinCheck is what verifyPin established about a pin.

@@ -60,10 +60,11 @@ func pinInfo(p *cas.Pin, key ed25519.PublicKey) PinInfo {
 }
 
 // checkSigned checks that what the pin shows is what st says, as cas
-// verify --key does: names, target, message, time, kind, type and size.
+// verify --key does: names, target, message, time, retention, kind, type
+// and size.
 func checkSigned(st *attest.Statement, p *cas.Pin) error {
 	return st.CheckShown(attest.Shown{Names: []string{p.Name, p.StoredName}, Target: p.Target, Message: p.Message,
-		Time: p.Time, Kind: p.Kind.String(), Type: p.Type, Size: p.Size})
+		Time: p.Time, Kind: p.Kind.String(), Type: p.Type, Size: p.Size, RetainUntil: p.RetainUntil})
 }
 
 // envelopeKeyID is the key ID the envelope's first signature names (a

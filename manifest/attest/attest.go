@@ -74,6 +74,9 @@ type PinPredicate struct {
 	Kind string `json:"kind,omitempty"`
 	Type string `json:"type,omitempty"`
 	Size *int64 `json:"size,omitempty"`
+	// RetainUntil is when the pin's retention (pin --retain) ends, where
+	// it was retained when signed.
+	RetainUntil *time.Time `json:"retain_until,omitempty"`
 }
 
 // Describe signs, beside the pin, what it shows of its target: its kind
@@ -221,9 +224,11 @@ type Shown struct {
 	Kind    string
 	Type    string
 	Size    int64
+	// RetainUntil is the end of retention the pin claims, if any.
+	RetainUntil *time.Time
 }
 
-// TimeSigned reports whether the pin's own time must equal the
+// TimeSigned reports whether the pin's own time (and retention) must equal the
 // statement's: a statement signed by a cas before 2026-12 has a time of
 // nanoseconds, taken apart from the pin's (written later, to the
 // millisecond), and only its own time is signed. Since then a pin and its
@@ -261,6 +266,17 @@ func (s *Statement) CheckShown(v Shown) (err error) {
 	}
 	if s.TimeSigned() && !v.Time.Equal(p.Time) {
 		return fmt.Errorf("time %s %w, which says %s", v.Time.UTC().Format(time.RFC3339Nano), ErrAltered, p.Time.UTC().Format(time.RFC3339Nano))
+	}
+	// A pin may claim no retention (a copy in a store that cannot lock),
+	// never another than the statement's.
+	if ru := v.RetainUntil; ru != nil && (p.RetainUntil != nil || s.TimeSigned()) {
+		says := "none"
+		if p.RetainUntil != nil {
+			says = p.RetainUntil.UTC().Format(time.RFC3339Nano)
+		}
+		if p.RetainUntil == nil || !ru.Equal(*p.RetainUntil) {
+			return fmt.Errorf("retain_until %s %w, which says %s", ru.UTC().Format(time.RFC3339Nano), ErrAltered, says)
+		}
 	}
 	return nil
 }

@@ -225,6 +225,30 @@ func TestCheckShown(t *testing.T) {
 			t.Errorf("CheckShown: got %v, want %q (ErrAltered)", err, c.want)
 		}
 	}
+	// Retention: a pin may claim none, never another than the statement's,
+	// nor one a statement that signs its time does not have.
+	until := when.Add(time.Hour)
+	later := until.Add(time.Hour)
+	retained := *st
+	retained.Predicate.RetainUntil = &until
+	for _, c := range []struct {
+		st    *Statement
+		claim *time.Time
+		want  string
+	}{
+		{&retained, &until, ""},
+		{&retained, nil, ""},
+		{&retained, &later, "retain_until 2026-12-01T14:00:00.123Z differs from the signed statement, which says 2026-12-01T13:00:00.123Z"},
+		{st, &until, "retain_until 2026-12-01T13:00:00.123Z differs from the signed statement, which says none"},
+		{st, nil, ""},
+	} {
+		v := ok
+		v.RetainUntil = c.claim
+		err := c.st.CheckShown(v)
+		if c.want == "" && err != nil || c.want != "" && (!errors.Is(err, ErrAltered) || err.Error() != "attest: "+c.want) {
+			t.Errorf("CheckShown, retained until %v, claiming %v: got %v, want %q", c.st.Predicate.RetainUntil, c.claim, err, c.want)
+		}
+	}
 	// A statement at odds with itself.
 	odd := *st
 	odd.Subject = []Subject{{Name: "paper/t2", Digest: st.Subject[0].Digest}}
