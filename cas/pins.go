@@ -61,6 +61,9 @@ type Pin struct {
 	// where it was signed (package manifest/attest).
 	Envelope json.RawMessage `json:"envelope,omitempty"`
 
+	// StoredName is the name the pin's own JSON records, as GetPin read
+	// it; Name is the key's. They differ only in an edited pin.
+	StoredName string `json:"-"`
 	// Existing is set by Pin when the name already pinned this target:
 	// nothing was written and the stored pin is returned.
 	Existing bool `json:"-"`
@@ -89,6 +92,9 @@ type PinOptions struct {
 	Message string
 	// Envelope is a signed statement (DSSE JSON), or nil.
 	Envelope []byte
+	// Time, if set, is the pin's time (to the millisecond): the time its
+	// statement signed. Otherwise it is now.
+	Time time.Time
 	// Progress, if set, counts what the upload to a remote moves.
 	Progress *Progress
 	// Retain, if positive, puts the pin, the packs of its closure and the
@@ -140,7 +146,7 @@ func (r *Repo) Pin(ctx context.Context, be remote.Backend, name string, obj Obje
 	// The local copy, with the remote pin's signature and message: a GC
 	// root here too, and what Pins lists. Where the local store lacks
 	// part of the closure, the pin stays on the remote only.
-	local := PinOptions{Message: p.Message, Envelope: p.Envelope}
+	local := PinOptions{Message: p.Message, Envelope: p.Envelope, Time: p.Time}
 	_, err = r.pin(ctx, r.Backend, name, obj, c, local)
 	switch {
 	case errors.Is(err, ErrIncomplete) || errors.Is(err, ErrNotFound):
@@ -209,12 +215,16 @@ func (r *Repo) pin(ctx context.Context, be remote.Backend, name string, obj Obje
 	if err := r.guardGC(ctx, be, func() (map[digest.Digest]bool, error) { return c.packs, nil }); err != nil {
 		return nil, fmt.Errorf("pin %s: %w", name, err)
 	}
-	p := &Pin{Name: name, Target: obj.Digest, Kind: obj.Kind, Size: obj.Size, File: obj.Name, Type: obj.Type,
-		Message: opts.Message, Time: r.Now().UTC().Truncate(time.Millisecond), Envelope: opts.Envelope}
+	when := opts.Time
+	if when.IsZero() {
+		when = r.Now()
+	}
+	p := &Pin{Name: name, StoredName: name, Target: obj.Digest, Kind: obj.Kind, Size: obj.Size, File: obj.Name, Type: obj.Type,
+		Message: opts.Message, Time: when.UTC().Truncate(time.Millisecond), Envelope: opts.Envelope}
 	var until time.Time
 	if lock != nil {
 		// Closure first: a retained pin never names unretained data.
-		until = r.Now().Add(opts.Retain).UTC().Truncate(time.Second).Add(time.Second)
+		until = RetainUntil(when, opts.Retain)
 		if err := r.retainObjects(ctx, lock, be, c.packs, until); err != nil {
 			return nil, fmt.Errorf("pin %s: %w", name, err)
 		}
@@ -255,6 +265,12 @@ func (r *Repo) pin(ctx context.Context, be remote.Backend, name string, obj Obje
 		return p, r.syncKeys(key)
 	}
 	return p, nil
+}
+
+// RetainUntil is the end of a retention for d from start, as a pin
+// records it: in whole seconds, rounded up past start+d.
+func RetainUntil(start time.Time, d time.Duration) time.Time {
+	return start.Add(d).UTC().Truncate(time.Second).Add(time.Second)
 }
 
 func pinConflict(old *Pin, want digest.Digest) error {
@@ -424,7 +440,7 @@ func (r *Repo) GetPin(ctx context.Context, be remote.Backend, name string) (*Pin
 	if err := json.Unmarshal(b, &p); err != nil {
 		return nil, &InvalidError{What: "pin", Name: name, Reason: "not a pin's JSON: " + err.Error()}
 	}
-	p.Name = name
+	p.StoredName, p.Name = p.Name, name
 	if err := p.validate(); err != nil {
 		return nil, err
 	}

@@ -115,11 +115,17 @@ func pinRun(ctx context.Context, opts *pinOptions) error {
 		return err
 	}
 	out := pinOutput{}
-	po := cas.PinOptions{Message: opts.Message, Retain: retain}
+	// One time, to the millisecond, for the pin and its statement.
+	po := cas.PinOptions{Message: opts.Message, Retain: retain, Time: opts.Factory.Now().UTC().Truncate(time.Millisecond)}
 	if priv != nil {
 		key := attest.KeyID(priv.Public().(ed25519.PublicKey))
-		st := attest.NewPinStatement(name, obj.Digest, opts.Message, opts.Factory.Now(), key)
+		st := attest.NewPinStatement(name, obj.Digest, opts.Message, po.Time, key)
 		st.Describe(obj.Kind.String(), obj.Type, obj.Size)
+		if retain > 0 {
+			// What the pin will record (an existing pin keeps its own).
+			until := cas.RetainUntil(po.Time, retain)
+			st.Predicate.RetainUntil = &until
+		}
 		if po.Envelope, err = attest.Sign(st, priv); err != nil {
 			return err
 		}
@@ -274,12 +280,11 @@ func findPin(ctx context.Context, r *cas.Repo, ref string) (*cas.Pin, error) {
 }
 
 // checkSigned checks that everything cas shows of pin p is what statement
-// st says: name, target, message, and, where signed, kind, type and size.
+// st says: its name (the key's and its JSON's), target, message, time,
+// retention, and, where signed, kind, type and size.
 func checkSigned(st *attest.Statement, p *cas.Pin) error {
-	if err := st.CheckSubject(p.Name, p.Target); err != nil {
-		return err
-	}
-	return st.CheckFields(p.Message, p.Kind.String(), p.Type, p.Size)
+	return st.CheckShown(attest.Shown{Names: []string{p.Name, p.StoredName}, Target: p.Target, Message: p.Message,
+		Time: p.Time, Kind: p.Kind.String(), Type: p.Type, Size: p.Size, RetainUntil: p.RetainUntil})
 }
 
 // pinCheck is what verifyPin established about a pin.
@@ -305,10 +310,21 @@ func verifyPin(ctx context.Context, r *cas.Repo, ref, keyFile string) (*pinCheck
 // checkPin checks, when keyFile is set, pin p's signature with that
 // public key and that the signed statement is about this pin and its
 // target. The caller then verifies the data with manifest.VerifyPin.
-// Signature failures are user errors with exit status 3.
+// Without a key, a signed pin is checked against its statement all the
+// same (who signed it is not). Failures are user errors with exit status 3.
 func checkPin(p *cas.Pin, keyFile string) (*pinCheck, error) {
 	pc := &pinCheck{Pin: p}
 	if keyFile == "" {
+		if !p.Signed() {
+			return pc, nil
+		}
+		st, err := attest.Peek(p.Envelope)
+		if err == nil {
+			err = checkSigned(st, p)
+		}
+		if err != nil {
+			return nil, &userError{msg: fmt.Sprintf("pin %s: %s", p.Name, attestMsg(err)), hint: "the pin or its statement was altered after signing: do not trust it", code: exitDamaged}
+		}
 		return pc, nil
 	}
 	pub, err := attest.LoadPublicKey(keyFile)
@@ -330,6 +346,14 @@ func checkPin(p *cas.Pin, keyFile string) (*pinCheck, error) {
 	}
 	pc.KeyID, pc.Statement = attest.KeyID(pub), st
 	return pc, nil
+}
+
+// pinsEntry is one pin as cas pins shows it: whether it is signed, and,
+// when its fields differ from its signed statement, which (altered).
+type pinsEntry struct {
+	*cas.Pin
+	Signed  bool   `json:"signed"`
+	Altered string `json:"altered,omitempty"`
 }
 
 type pinsOptions struct {
@@ -373,14 +397,10 @@ func pinsRun(ctx context.Context, opts *pinsOptions) error {
 	}
 	// Show what a signer said; a pin whose fields differ from it was
 	// altered after signing (only verify --key proves who signed).
-	type shown struct {
-		status string
-		when   time.Time
-	}
-	show := make([]shown, len(pins))
+	show := make([]pinsEntry, len(pins))
 	altered := false
 	for i, p := range pins {
-		show[i] = shown{"-", p.Time}
+		show[i] = pinsEntry{Pin: p, Signed: p.Signed()}
 		if !p.Signed() {
 			continue
 		}
@@ -389,23 +409,35 @@ func pinsRun(ctx context.Context, opts *pinsOptions) error {
 			err = checkSigned(st, p)
 		}
 		if err != nil {
-			show[i].status, altered = "ALTERED", true
+			show[i].Altered, altered = attestMsg(err), true
 			fmt.Fprintf(opts.IO.ErrOut, "cas: pin %s: %s\n", displayName(p.Name), attestMsg(err))
 			continue
 		}
-		show[i] = shown{"signed", st.Predicate.Time}
+		// The signed time (a statement from before 2026-12 signed its
+		// own, a little before the pin's).
+		signed := *p
+		signed.Time = st.Predicate.Time
+		show[i].Pin = &signed
 	}
 	if opts.JSON {
-		if err := writeJSON(opts.IO.Out, pins); err != nil {
+		if err := writeJSON(opts.IO.Out, show); err != nil {
 			return err
 		}
 	} else {
-		for i, p := range pins {
+		for _, e := range show {
+			p := e.Pin
 			what := p.Kind.String()
 			if p.Type != "" {
 				what = p.Type
 			}
-			fmt.Fprintf(opts.IO.Out, "%-24s %-8s %s  %s  %-6s  %s\n", displayName(p.Name), what, p.Target.Short(), show[i].when.Local().Format("2006-01-02 15:04"), show[i].status, displayText(p.Message))
+			status := "-"
+			switch {
+			case e.Altered != "":
+				status = "ALTERED"
+			case e.Signed:
+				status = "signed"
+			}
+			fmt.Fprintf(opts.IO.Out, "%-24s %-8s %s  %s  %-6s  %s\n", displayName(p.Name), what, p.Target.Short(), p.Time.Local().Format("2006-01-02 15:04"), status, displayText(p.Message))
 		}
 	}
 	if altered {

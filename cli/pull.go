@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -40,7 +41,14 @@ local store gets a ref of that name too, as a git pull makes a local
 branch; an existing local ref of that name is moved, keeping its earlier
 target in its history (cas refs log NAME). A local ref with the right
 target but a wrong kind or size (as a cas before 2026-12 could take from
-a lying bucket) is set right from the data.`,
+a lying bucket) is set right from the data.
+
+When REF is the name of a pin on the remote (and of no ref there), or
+pins/NAME, the local store gets that pin too, with the remote pin's
+message, time and signature: it keeps the pulled data from garbage
+collection here and verifies without the remote (cas verify NAME --key).
+A pin never moves: a local pin of the name to another target refuses the
+pull, and so does a signed pin whose fields differ from its statement.`,
 		Example: "  cas pull train\n  cas pull blake3:3f2a9c1e --from backup",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -75,12 +83,24 @@ func pullRun(ctx context.Context, opts *pullOptions) error {
 	if err != nil {
 		return err
 	}
+	var pin *cas.Pin
+	if ref == nil {
+		if pin, err = remotePin(ctx, r, be, opts.Ref); err != nil {
+			return err
+		}
+	}
 	var obj *cas.Object
-	if ref != nil {
+	switch {
+	case ref != nil:
 		o := ref.Object()
 		obj = &o
-	} else if obj, err = manifest.ResolveSpec(ctx, r, opts.Ref); err != nil {
-		return err
+	case pin != nil:
+		o := pin.Object()
+		obj = &o
+	default:
+		if obj, err = manifest.ResolveSpec(ctx, r, opts.Ref); err != nil {
+			return err
+		}
 	}
 	prog := &cas.Progress{}
 	stop := startProgress(opts.IO, opts.Quiet || opts.JSON, "pulling", prog)
@@ -90,6 +110,8 @@ func pullRun(ctx context.Context, opts *pullOptions) error {
 	switch {
 	case err != nil && ref != nil:
 		return fmt.Errorf("ref %s on %s: %w", ref.Name, rc.Name, err)
+	case err != nil && pin != nil:
+		return fmt.Errorf("pin %s on %s: %w", pin.Name, rc.Name, err)
 	case errors.As(err, &mismatch):
 		return fmt.Errorf("%s: %w", opts.Ref, err)
 	case err != nil:
@@ -99,19 +121,71 @@ func pullRun(ctx context.Context, opts *pullOptions) error {
 	if err != nil {
 		return err
 	}
+	pinned, err := setPulledPin(ctx, r, pin, *obj)
+	if err != nil {
+		return err
+	}
 	if opts.JSON {
 		return writeJSON(opts.IO.Out, struct {
 			Digest string `json:"digest"`
 			Remote string `json:"remote"`
 			Ref    string `json:"ref,omitempty"`
+			Pin    string `json:"pin,omitempty"`
 			*cas.TransferStats
-		}{obj.Digest.String(), rc.Name, name, st})
+		}{obj.Digest.String(), rc.Name, name, pinned, st})
 	}
 	fmt.Fprintf(opts.IO.Out, "pulled %s from %s: %s, %s (%d already here)\n", obj.Digest.Short(), rc.Name, count(st.Objects, "object"), bytesStr(st.Bytes), st.Skipped)
 	if name != "" {
 		fmt.Fprintf(opts.IO.ErrOut, "ref %s -> %s\n", name, obj.Digest.Short())
 	}
+	if pinned != "" {
+		fmt.Fprintf(opts.IO.ErrOut, "pin %s -> %s\n", pinned, obj.Digest.Short())
+	}
 	return nil
+}
+
+// remotePin finds the pin of the remote be that spec names ("pins/NAME",
+// or NAME where no ref has it), if it names one, and checks it before
+// anything is pulled: a signed pin must show what its statement signed
+// (exit 3 otherwise; who signed it is for verify --key), and a local pin
+// of the name must have the same target, since a pin never moves.
+func remotePin(ctx context.Context, r *cas.Repo, be remote.Backend, spec string) (*cas.Pin, error) {
+	name, full := strings.CutPrefix(spec, cas.PinPrefix)
+	if !cas.ValidRefName(name) {
+		return nil, nil
+	}
+	p, err := r.GetPin(ctx, be, name)
+	switch {
+	case errors.Is(err, cas.ErrNotFound) && !full:
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	if _, err := checkPin(p, ""); err != nil {
+		return nil, err
+	}
+	if local, err := r.GetPin(ctx, nil, name); err == nil && local.Target != p.Target {
+		return nil, pinError(&cas.PinConflictError{Name: name, Pinned: local.Target, Want: p.Target}, "the local store")
+	}
+	return p, nil
+}
+
+// setPulledPin keeps in the local store a copy of the remote pin p, now
+// that its closure obj (as Pull found it) is here: a GC root here, with
+// the remote pin's message, time and signature. It returns the pin's name,
+// or "" when the local store had it already.
+func setPulledPin(ctx context.Context, r *cas.Repo, p *cas.Pin, obj cas.Object) (string, error) {
+	if p == nil {
+		return "", nil
+	}
+	local, err := r.Pin(ctx, nil, p.Name, obj, cas.PinOptions{Message: p.Message, Envelope: p.Envelope, Time: p.Time})
+	if err != nil {
+		return "", pinError(err, "the local store")
+	}
+	if local.Existing {
+		return "", nil
+	}
+	return p.Name, nil
 }
 
 // remoteRef finds the ref of the remote be that spec names, if it names

@@ -178,6 +178,7 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"mkfifo":   cmdMkfifo,
 	"treeeq":   cmdTreeEq,
 	"flipbyte": cmdFlipByte,
+	"editfile": cmdEditFile,
 	"s3":       cmdS3,
 	"clock":    cmdClock,
 	"scrub":    cmdScrub,
@@ -616,6 +617,33 @@ func trunc(b []byte) []byte {
 // match exactly one file, or with -first the first of the files it
 // matches in lexical order; read-only files (packs are 0444) are made
 // writable first and their mode is put back.
+// editfile FILE REGEXP REPLACEMENT replaces every match of REGEXP in FILE
+// (which must match) with REPLACEMENT ($1 expands), writing the file in
+// place, as someone with write access to a bucket's disk could.
+func cmdEditFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: editfile FILE REGEXP REPLACEMENT")
+	}
+	name := ts.MkAbs(args[0])
+	re, err := regexp.Compile(args[1])
+	ts.Check(err)
+	fi, err := os.Stat(name)
+	ts.Check(err)
+	b, err := os.ReadFile(name)
+	ts.Check(err)
+	if !re.Match(b) {
+		ts.Fatalf("editfile: %s does not match %s", args[1], name)
+	}
+	b = re.ReplaceAll(b, []byte(args[2]))
+	ts.Check(os.Chmod(name, fi.Mode().Perm()|0o200))
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_TRUNC, 0)
+	ts.Check(err)
+	_, err = f.Write(b)
+	ts.Check(err)
+	ts.Check(f.Close())
+	ts.Check(os.Chmod(name, fi.Mode().Perm()))
+}
+
 func cmdFlipByte(ts *testscript.TestScript, neg bool, args []string) {
 	first := len(args) == 3 && args[0] == "-first"
 	if first {

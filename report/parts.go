@@ -37,6 +37,7 @@ func pinInfo(p *cas.Pin, key ed25519.PublicKey) PinInfo {
 		*sig = Signature{State: SigAltered, Detail: attestMsg(err)}
 	default:
 		*sig = Signature{State: SigClaimed, KeyID: cmp.Or(st.Predicate.Signer, envelopeKeyID(p.Envelope)), Signed: st.Predicate.Time}
+		pi.Time = st.Predicate.Time // the signed time (a statement before 2026-12 has its own)
 	}
 	if key == nil {
 		return pi
@@ -59,12 +60,11 @@ func pinInfo(p *cas.Pin, key ed25519.PublicKey) PinInfo {
 }
 
 // checkSigned checks that what the pin shows is what st says, as cas
-// verify --key does: name, target, message, kind, type and size.
+// verify --key does: names, target, message, time, retention, kind, type
+// and size.
 func checkSigned(st *attest.Statement, p *cas.Pin) error {
-	if err := st.CheckSubject(p.Name, p.Target); err != nil {
-		return err
-	}
-	return st.CheckFields(p.Message, p.Kind.String(), p.Type, p.Size)
+	return st.CheckShown(attest.Shown{Names: []string{p.Name, p.StoredName}, Target: p.Target, Message: p.Message,
+		Time: p.Time, Kind: p.Kind.String(), Type: p.Type, Size: p.Size, RetainUntil: p.RetainUntil})
 }
 
 // envelopeKeyID is the key ID the envelope's first signature names (a

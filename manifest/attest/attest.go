@@ -74,6 +74,9 @@ type PinPredicate struct {
 	Kind string `json:"kind,omitempty"`
 	Type string `json:"type,omitempty"`
 	Size *int64 `json:"size,omitempty"`
+	// RetainUntil is when the pin's retention (pin --retain) ends, where
+	// it was retained when signed.
+	RetainUntil *time.Time `json:"retain_until,omitempty"`
 }
 
 // Describe signs, beside the pin, what it shows of its target: its kind
@@ -185,8 +188,8 @@ func decodeB64(s string) ([]byte, error) {
 	return nil, fmt.Errorf("%w: bad base64", ErrMalformed)
 }
 
-// ErrAltered: a field shown beside a signed statement (a pin's message)
-// differs from what the statement signed.
+// ErrAltered: a field a pin shows (its name, target, message, time, …)
+// differs from what its statement signed.
 var ErrAltered = errors.New("differs from the signed statement")
 
 // CheckFields reports whether what a pin shows beside its name and target
@@ -205,6 +208,75 @@ func (s *Statement) CheckFields(message, kind, typ string, size int64) (err erro
 		return fmt.Errorf("type %q %w, which says %q", typ, ErrAltered, p.Type)
 	case p.Size != nil && *p.Size != size:
 		return fmt.Errorf("size %d %w, which says %d", size, ErrAltered, *p.Size)
+	}
+	return nil
+}
+
+// Shown is what cas shows of a pin: everything CheckShown compares with
+// the statement.
+type Shown struct {
+	// Names are the names the pin goes by: the key it is stored under
+	// and the name its own JSON records.
+	Names   []string
+	Target  digest.Digest
+	Message string
+	Time    time.Time
+	Kind    string
+	Type    string
+	Size    int64
+	// RetainUntil is the end of retention the pin claims, if any.
+	RetainUntil *time.Time
+}
+
+// TimeSigned reports whether the pin's own time (and retention) must equal the
+// statement's: a statement signed by a cas before 2026-12 has a time of
+// nanoseconds, taken apart from the pin's (written later, to the
+// millisecond), and only its own time is signed. Since then a pin and its
+// statement hold one time, to the millisecond.
+func (s *Statement) TimeSigned() bool {
+	return s.Predicate.Time.Equal(s.Predicate.Time.Truncate(time.Millisecond))
+}
+
+// CheckShown reports whether everything a pin shows is what the
+// statement signed: its names and target (and the statement's subject
+// must agree with its predicate), its message, its time (where
+// TimeSigned), and its kind, type and size where the statement has them.
+// The error names the first field that differs and both values; it wraps
+// ErrAltered, or ErrSubject for a statement at odds with itself.
+func (s *Statement) CheckShown(v Shown) (err error) {
+	defer wrapError(&err)
+	p := s.Predicate
+	if len(s.Subject) != 1 {
+		return fmt.Errorf("%w: %d subjects, want 1", ErrSubject, len(s.Subject))
+	}
+	sub := s.Subject[0]
+	if sub.Name != p.Pin || digest.Prefix+sub.Digest[DigestAlg] != p.Target {
+		return fmt.Errorf("%w: subject %s %s:%s, predicate %s %s", ErrSubject, strconv.Quote(sub.Name), DigestAlg, sub.Digest[DigestAlg], strconv.Quote(p.Pin), p.Target)
+	}
+	for _, name := range v.Names {
+		if name != p.Pin {
+			return fmt.Errorf("name %q %w, which says %q", name, ErrAltered, p.Pin)
+		}
+	}
+	if v.Target.String() != p.Target {
+		return fmt.Errorf("target %s %w, which says %s", v.Target, ErrAltered, p.Target)
+	}
+	if err := s.CheckFields(v.Message, v.Kind, v.Type, v.Size); err != nil {
+		return err
+	}
+	if s.TimeSigned() && !v.Time.Equal(p.Time) {
+		return fmt.Errorf("time %s %w, which says %s", v.Time.UTC().Format(time.RFC3339Nano), ErrAltered, p.Time.UTC().Format(time.RFC3339Nano))
+	}
+	// A pin may claim no retention (a copy in a store that cannot lock),
+	// never another than the statement's.
+	if ru := v.RetainUntil; ru != nil && (p.RetainUntil != nil || s.TimeSigned()) {
+		says := "none"
+		if p.RetainUntil != nil {
+			says = p.RetainUntil.UTC().Format(time.RFC3339Nano)
+		}
+		if p.RetainUntil == nil || !ru.Equal(*p.RetainUntil) {
+			return fmt.Errorf("retain_until %s %w, which says %s", ru.UTC().Format(time.RFC3339Nano), ErrAltered, says)
+		}
 	}
 	return nil
 }

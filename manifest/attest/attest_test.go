@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -188,5 +189,81 @@ func TestKeyFiles(t *testing.T) {
 		if !bytes.Equal(out, want) {
 			t.Errorf("openssl derives public key\n%s, want\n%s", out, want)
 		}
+	}
+}
+
+// CheckShown names the first field a pin shows that its statement did not
+// sign; the pin's time counts only for statements that sign it (to the
+// millisecond, as cas has signed since 2026-12).
+func TestCheckShown(t *testing.T) {
+	t.Parallel()
+	when := time.Date(2026, 12, 1, 12, 0, 0, 123e6, time.UTC)
+	st := NewPinStatement("paper/t1", target, "Table 1", when, "")
+	st.Describe("file", "manifest", 4711)
+	ok := Shown{Names: []string{"paper/t1", "paper/t1"}, Target: target, Message: "Table 1", Time: when, Kind: "file", Type: "manifest", Size: 4711}
+	if err := st.CheckShown(ok); err != nil {
+		t.Fatalf("CheckShown of the signed fields: %v", err)
+	}
+	for _, c := range []struct {
+		edit func(*Shown)
+		want string
+	}{
+		{func(v *Shown) { v.Names[1] = "paper/t2" }, `name "paper/t2" differs from the signed statement, which says "paper/t1"`},
+		{func(v *Shown) { v.Names[0] = "paper/t2" }, `name "paper/t2" differs from the signed statement, which says "paper/t1"`},
+		{func(v *Shown) { v.Target = digest.Of(nil) }, "target " + digest.Of(nil).String() + " differs from the signed statement, which says " + target.String()},
+		{func(v *Shown) { v.Message = "best of 10" }, `message "best of 10" differs from the signed statement, which says "Table 1"`},
+		{func(v *Shown) { v.Time = when.Add(time.Millisecond) }, "time 2026-12-01T12:00:00.124Z differs from the signed statement, which says 2026-12-01T12:00:00.123Z"},
+		{func(v *Shown) { v.Kind = "dir" }, `kind "dir" differs from the signed statement, which says "file"`},
+		{func(v *Shown) { v.Type = "" }, `type "" differs from the signed statement, which says "manifest"`},
+		{func(v *Shown) { v.Size = 1 }, "size 1 differs from the signed statement, which says 4711"},
+	} {
+		v := ok
+		v.Names = slices.Clone(ok.Names)
+		c.edit(&v)
+		err := st.CheckShown(v)
+		if !errors.Is(err, ErrAltered) || err.Error() != "attest: "+c.want {
+			t.Errorf("CheckShown: got %v, want %q (ErrAltered)", err, c.want)
+		}
+	}
+	// Retention: a pin may claim none, never another than the statement's,
+	// nor one a statement that signs its time does not have.
+	until := when.Add(time.Hour)
+	later := until.Add(time.Hour)
+	retained := *st
+	retained.Predicate.RetainUntil = &until
+	for _, c := range []struct {
+		st    *Statement
+		claim *time.Time
+		want  string
+	}{
+		{&retained, &until, ""},
+		{&retained, nil, ""},
+		{&retained, &later, "retain_until 2026-12-01T14:00:00.123Z differs from the signed statement, which says 2026-12-01T13:00:00.123Z"},
+		{st, &until, "retain_until 2026-12-01T13:00:00.123Z differs from the signed statement, which says none"},
+		{st, nil, ""},
+	} {
+		v := ok
+		v.RetainUntil = c.claim
+		err := c.st.CheckShown(v)
+		if c.want == "" && err != nil || c.want != "" && (!errors.Is(err, ErrAltered) || err.Error() != "attest: "+c.want) {
+			t.Errorf("CheckShown, retained until %v, claiming %v: got %v, want %q", c.st.Predicate.RetainUntil, c.claim, err, c.want)
+		}
+	}
+	// A statement at odds with itself.
+	odd := *st
+	odd.Subject = []Subject{{Name: "paper/t2", Digest: st.Subject[0].Digest}}
+	if err := odd.CheckShown(ok); !errors.Is(err, ErrSubject) {
+		t.Errorf("CheckShown of a statement whose subject names another pin: got %v, want ErrSubject", err)
+	}
+	// Before 2026-12 the statement's time was its own, to the nanosecond,
+	// and the pin's a little later: not compared.
+	old := NewPinStatement("paper/t1", target, "Table 1", when.Add(456), "")
+	if old.TimeSigned() || !st.TimeSigned() {
+		t.Errorf("TimeSigned: %v for a time of nanoseconds, %v for one of milliseconds; want false, true", old.TimeSigned(), st.TimeSigned())
+	}
+	v := ok
+	v.Time = when.Add(time.Second)
+	if err := old.CheckShown(v); err != nil {
+		t.Errorf("CheckShown of an old statement, the pin's time later: %v", err)
 	}
 }
