@@ -299,9 +299,9 @@ func (m *gcMarks) mark(ctx context.Context, d digest.Digest, kind Kind, size int
 			return err
 		}
 		for _, c := range chunks {
-			if b, ok := m.located(c); ok {
-				m.live[b.Pack] = true
-			} else {
+			if ok, err := m.markCopy(ctx, c); err != nil {
+				return err
+			} else if !ok {
 				m.missed(fmt.Sprintf("chunk %s of file %s", c.Short(), d.Short()))
 			}
 		}
@@ -313,12 +313,12 @@ func (m *gcMarks) mark(ctx context.Context, d digest.Digest, kind Kind, size int
 	if err := seenTree.Add(d); err != nil {
 		return err
 	}
-	b, ok := m.located(d)
-	if !ok {
+	if ok, err := m.markCopy(ctx, d); err != nil {
+		return err
+	} else if !ok {
 		m.missed("tree " + d.Short())
 		return nil
 	}
-	m.live[b.Pack] = true
 	t, err := view.ReadTree(ctx, d)
 	if err != nil {
 		return fmt.Errorf("gc: tree %s: %w: gc stops, as it cannot tell what the tree keeps", d.Short(), err)
@@ -329,6 +329,45 @@ func (m *gcMarks) mark(ctx context.Context, d digest.Digest, kind Kind, size int
 		}
 	}
 	return nil
+}
+
+// markCopy marks live the pack of a sound copy of blob id, and reports
+// whether the backend holds one. Where the segments name copies in
+// several packs on the backend (a chunk found damaged and stored again by
+// a push, or stored twice by concurrent pushes), the copies are read and
+// checked in turn, the one the index gives first: the first sound one is
+// kept, and a pack holding only other copies may go. When none reads
+// sound, every copy is kept: gc cannot tell which to keep. A blob with
+// one copy is not read: whatever it is, it is the only one.
+func (m *gcMarks) markCopy(ctx context.Context, id digest.Digest) (bool, error) {
+	b, ok := m.located(id)
+	if !ok {
+		return false, nil
+	}
+	copies := []index.Blob{b}
+	for _, alt := range m.view.alternatives(id) {
+		if alt.Pack != b.Pack && m.there(alt.Pack) && !slices.Contains(copies, alt) {
+			copies = append(copies, alt)
+		}
+	}
+	if len(copies) == 1 {
+		m.live[b.Pack] = true
+		return true, nil
+	}
+	for _, c := range copies {
+		_, err := m.view.readBlobAt(ctx, c, nil)
+		if err == nil {
+			m.live[c.Pack] = true
+			return true, nil
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+	}
+	for _, c := range copies {
+		m.live[c.Pack] = true
+	}
+	return true, nil
 }
 
 // missed counts an object a root needs that the store lacks.

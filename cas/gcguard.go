@@ -100,9 +100,15 @@ func (r *Repo) guardGC(ctx context.Context, be remote.Backend, needed func() (ma
 var errCollected = errors.New("a gc deleted data this push relied on: push again")
 
 // afterSweep waits for the sweeps of plans to end, then makes sure the
-// packs of need are on be.
+// packs of need are on be. It waits while a sweep's claim is live (a
+// running gc renews it, docs/FORMAT.md §10), and says so; a claim that
+// has run out is a dead gc's, which only another gc finishes: then it
+// stops at once and says so.
 func (r *Repo) afterSweep(ctx context.Context, be remote.Backend, plans []string, need map[digest.Digest]bool) error {
-	deadline := r.Now().Add(gc.SweepLease(DefaultGrace))
+	lease := gc.SweepLease(DefaultGrace)
+	// A claim that cannot be read counts from when the wait began.
+	began := r.Now()
+	said := false
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		st, err := gc.ReadState(ctx, be)
 		if err != nil {
@@ -114,8 +120,30 @@ func (r *Repo) afterSweep(ctx context.Context, be remote.Backend, plans []string
 			}
 			break
 		}
-		if r.Now().After(deadline) {
-			return fmt.Errorf("%w: a gc on %s is still deleting what this push needs after %s: push again later", ErrGCBusy, be.Location(), gc.SweepLease(DefaultGrace))
+		// The latest claim among the sweeps still under way.
+		var plan string
+		started := time.Time{}
+		for _, id := range plans {
+			if !st.Sweeping[id] {
+				continue
+			}
+			var m gc.SweepMarker
+			at := began
+			if err := gc.GetJSON(ctx, be, gc.SweepPrefix+id, &m); err == nil && !m.Started.IsZero() {
+				at = m.Started
+			}
+			if plan == "" || at.After(started) {
+				plan, started = id, at
+			}
+		}
+		if r.Now().After(started.Add(lease)) {
+			return fmt.Errorf("%w: a gc that began sweeping plan %s on %s at %s died while deleting what this push needs (its claim ran out at %s): run gc on that store to finish its work, then push again",
+				ErrGCBusy, plan, be.Location(), started.Format(time.RFC3339), started.Add(lease).Format(time.RFC3339))
+		}
+		if !said {
+			said = true
+			r.warn(fmt.Errorf("waiting for the gc sweeping plan %s on %s, which may delete what this push needs (it began at %s; a gc that died holds it until %s)",
+				plan, be.Location(), started.Format(time.RFC3339), started.Add(lease).Format(time.RFC3339)))
 		}
 		if err := r.clk().Sleep(ctx, wait); err != nil {
 			return err

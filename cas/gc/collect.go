@@ -200,9 +200,14 @@ func (c *collection) run(ctx context.Context) error {
 			return err
 		}
 	}
+	// A plan whose sweep has begun is due, however young: its sweep may
+	// have deleted packs and not yet the segments naming them, and is
+	// finished before anything is planned anew (a gc without grace
+	// plans and sweeps at once, so its plan is as young as its claim).
+	// The claim tells a live gc from a dead one.
 	var due, pending []*Plan
 	for _, p := range st.Plans {
-		if !p.Created.After(c.now.Add(-c.opts.Grace)) {
+		if st.Sweeping[p.ID] || !p.Created.After(c.now.Add(-c.opts.Grace)) {
 			due = append(due, p)
 		} else {
 			pending = append(pending, p)
