@@ -203,3 +203,24 @@ func TestReproLineOriginalUnread(t *testing.T) {
 		t.Error("a run neither reproduced nor a reproduction: want state none")
 	}
 }
+
+// The RNG line never tells a report made with --verify to use --verify:
+// when the checkpoints could not be read intact, it says so.
+func TestRNGLineAfterVerifyOfDamagedBytes(t *testing.T) {
+	rows := []RNGRow{{Output: "out", Checkpoint: "model.pt", Kind: "torch"}}
+	cases := []struct {
+		name   string
+		checks []manifest.Check
+		want   string
+	}{
+		{"not verified", nil, "1 RNG state in 1 checkpoint, as recorded (not recomputed: use --verify)"},
+		{"verified, bytes damaged", []manifest.Check{{Kind: manifest.CheckArtifact, What: "output out", OK: false}},
+			"1 RNG state in 1 checkpoint, as recorded (not recomputed: the checkpoints' bytes did not read intact, see bytes)"},
+	}
+	for _, tc := range cases {
+		rep := &Report{RNG: rows, checks: tc.checks}
+		if l := rep.rngLine(); l.State != "warn" || l.Text != tc.want {
+			t.Errorf("%s: rng line %s %q, want warn %q", tc.name, l.State, l.Text, tc.want)
+		}
+	}
+}

@@ -108,6 +108,9 @@ func (rep *Report) rngLine() Line {
 		l.State, l.Text = "fail", fmt.Sprintf("%d of %s in %s do NOT match the stored bytes", bad, words.Count(len(rep.RNG), "RNG state"), words.Count(len(cps), "checkpoint"))
 	case recomputed == len(rep.RNG):
 		l.State, l.Text = "ok", fmt.Sprintf("%s in %s, fingerprints recomputed from the stored bytes and equal", words.Count(len(rep.RNG), "RNG state"), words.Count(len(cps), "checkpoint"))
+	case len(rep.checks) > 0:
+		// Verified, yet not recomputed: the checkpoints did not read.
+		l.State, l.Text = "warn", fmt.Sprintf("%s in %s, as recorded (not recomputed: the checkpoints' bytes did not read intact, see bytes)", words.Count(len(rep.RNG), "RNG state"), words.Count(len(cps), "checkpoint"))
 	default:
 		l.State, l.Text = "warn", fmt.Sprintf("%s in %s, as recorded (not recomputed: use --verify)", words.Count(len(rep.RNG), "RNG state"), words.Count(len(cps), "checkpoint"))
 	}
