@@ -218,7 +218,7 @@ func cmdReadme(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(l.Close())
 	script, err := filepath.Abs("../scripts/versitygw.sh")
 	ts.Check(err)
-	fix := strings.NewReplacer("/tmp/cas-s3", ts.Getenv("WORK")+"/s3", "7070", port, "scripts/versitygw.sh", script)
+	fix := strings.NewReplacer("/tmp/cas-s3", ts.Getenv("WORK")+"/s3", "7070", port, `"$CAS_SRC"/scripts/versitygw.sh`, script)
 	var out strings.Builder
 	fmt.Fprintf(&out, "set -e\nexport PATH=%q:\"$PATH\"\n", filepath.Dir(bin))
 	for _, line := range lines {
