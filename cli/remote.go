@@ -143,7 +143,11 @@ func checkReachable(ctx context.Context, r *cas.Repo, c remote.Config) error {
 	}
 	if err := be.Check(ctx); err != nil {
 		err = be.Explain(err)
-		return &userError{msg: fmt.Sprintf("remote %s not added: %v", c.Name, err), hint: remoteHint(err)}
+		hint := remoteHint(err)
+		if errors.Is(err, remote.ErrNoBucket) {
+			hint = "create the bucket, or add the remote with the bucket's right name"
+		}
+		return &userError{msg: fmt.Sprintf("remote %s not added: %v", c.Name, err), hint: hint}
 	}
 	return nil
 }
