@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -124,6 +125,11 @@ func (r *Repo) SetRefOn(ctx context.Context, be remote.Backend, name string, obj
 			return nil, fmt.Errorf("set ref %s on %s: %w", name, be.Location(), err)
 		}
 	}
+	if be == r.Backend {
+		if err := r.RefNameFree(name); err != nil {
+			return nil, err
+		}
+	}
 	key := refPrefix + name
 	for attempt := 0; ; attempt++ {
 		ref := &Ref{Name: name, Target: target, Kind: obj.Kind, Size: obj.Size, File: obj.Name, Type: obj.Type, Time: r.Now().UTC().Truncate(time.Millisecond)}
@@ -158,6 +164,46 @@ func (r *Repo) SetRefOn(ctx context.Context, be remote.Backend, name string, obj
 		}
 		return nil, fmt.Errorf("set ref %s: %w", name, err)
 	}
+}
+
+// ErrRefClash: a ref name that is also the folder of other refs, or lies
+// below a ref (grp and grp/two), as in git.
+var ErrRefClash = errors.New("a name cannot be both a ref and a folder of refs")
+
+// RefNameFree checks that ref name neither lies below a ref of the store
+// (grp/two where grp is one) nor is a folder of its refs: the store keeps
+// refs as files, and either would be a file where a directory is.
+func (r *Repo) RefNameFree(name string) error {
+	p, ok := r.Backend.(pather)
+	if !ok {
+		return nil
+	}
+	for i := strings.IndexByte(name, '/'); i >= 0; i = nextSlash(name, i) {
+		path, err := p.Path(refPrefix + name[:i])
+		if err != nil {
+			return nil
+		}
+		if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+			return fmt.Errorf("ref %s: %s is a ref, so no ref can be named below it (`cas refs rm %s` frees it): %w", name, name[:i], name[:i], ErrRefClash)
+		}
+	}
+	path, err := p.Path(refPrefix + name)
+	if err != nil {
+		return nil
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("ref %s: refs are named below %s/ (`cas refs` lists them): %w", name, name, ErrRefClash)
+	}
+	return nil
+}
+
+// nextSlash is the index of the next '/' in name after i, or -1.
+func nextSlash(name string, i int) int {
+	j := strings.IndexByte(name[i+1:], '/')
+	if j < 0 {
+		return -1
+	}
+	return i + 1 + j
 }
 
 // DeleteRef removes ref name from be (the local store when be is nil).

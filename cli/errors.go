@@ -89,7 +89,7 @@ func printError(w io.Writer, err error) int {
 	case errors.Is(err, digest.ErrSyntax):
 		code = exitUsage
 		hint = "a digest is blake3: and 64 hex characters; a prefix needs at least 8 of them"
-	case errors.Is(err, cas.ErrBadRefName):
+	case errors.Is(err, cas.ErrBadRefName), errors.Is(err, cas.ErrRefClash):
 		code = exitUsage
 	case errors.Is(err, cas.ErrIndexDamaged):
 		hint = "the local index is only a cache of the store: `cas index rebuild` mends it"

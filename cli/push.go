@@ -104,6 +104,12 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 	if err != nil {
 		return err
 	}
+	if opts.Name != "" {
+		// Before anything is read, not once it is stored unnamed.
+		if err := r.RefNameFree(opts.Name); err != nil {
+			return err
+		}
+	}
 	// A bad remote fails before anything is read, not after; a default
 	// one that cannot be reached leaves the push local, the upload owed.
 	be, rc, err := opts.Factory.targetRemote(ctx, r, opts.To, opts.Local)
