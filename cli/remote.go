@@ -120,6 +120,9 @@ func checkRemoteConfig(c remote.Config) error {
 	case errors.Is(err, remote.ErrBucketName):
 		return &userError{msg: err.Error(), code: exitUsage,
 			hint: "S3 bucket names are 3 to 63 lower-case letters, digits, dots and hyphens; a path inside the bucket goes after it: s3://BUCKET/PREFIX"}
+	case errors.Is(err, remote.ErrEndpointCredentials):
+		return &userError{msg: "--endpoint: " + err.Error(), code: exitUsage,
+			hint: "give keys through AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), never in a URL"}
 	case errors.Is(err, remote.ErrEndpoint):
 		return &userError{msg: "--endpoint: " + err.Error(), code: exitUsage,
 			hint: "give the scheme: --endpoint http://127.0.0.1:7070 for a local server, https://… for one behind TLS"}

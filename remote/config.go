@@ -99,6 +99,11 @@ var ErrBucketName = errors.New("invalid bucket name")
 // of a server.
 var ErrEndpoint = errors.New("an endpoint looks like https://HOST[:PORT] or http://HOST[:PORT]")
 
+// ErrEndpointCredentials refuses an endpoint with credentials in it
+// (user:password@), without showing it: what is before the @ may be a key.
+// It is an ErrEndpoint too.
+var ErrEndpointCredentials = fmt.Errorf("credentials in it (user:password@) are refused, and not shown here: %w", ErrEndpoint)
+
 // CheckBucket checks a bucket name against the rules S3 (and MinIO,
 // versitygw, Ceph) set for new buckets: 3 to 63 lower-case letters,
 // digits, dots and hyphens, a letter or digit at each end, no two dots
@@ -132,8 +137,12 @@ func CheckEndpoint(e string) error {
 	if e == "" {
 		return nil
 	}
+	if strings.Contains(e, "@") {
+		// Never echoed: what is before the @ may be a key.
+		return ErrEndpointCredentials
+	}
 	u, err := url.Parse(e)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
 		strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" {
 		return fmt.Errorf("%w: %q", ErrEndpoint, e)
 	}

@@ -237,6 +237,19 @@ func TestCheckEndpoint(t *testing.T) {
 	}
 }
 
+// An endpoint with credentials in it is refused without showing them.
+func TestCheckEndpointHidesCredentials(t *testing.T) {
+	for _, e := range []string{"https://AKIAXX:topsecret@host", "http://AKIAXX:top secret@host:9000", "AKIAXX:topsecret@host"} {
+		err := remote.CheckEndpoint(e)
+		if !errors.Is(err, remote.ErrEndpointCredentials) || !errors.Is(err, remote.ErrEndpoint) {
+			t.Errorf("remote.CheckEndpoint(%q): %v, want ErrEndpointCredentials", e, err)
+		}
+		if err != nil && (strings.Contains(err.Error(), "topsecret") || strings.Contains(err.Error(), "top secret") || strings.Contains(err.Error(), "AKIAXX")) {
+			t.Errorf("remote.CheckEndpoint(%q): %q shows the credentials", e, err)
+		}
+	}
+}
+
 func TestSetDefaultAndRename(t *testing.T) {
 	path := filepath.Join(t.TempDir(), remote.ConfigFile)
 	for _, c := range []remote.Config{{Name: "a", URL: "s3://bucket-a"}, {Name: "b", URL: "s3://bucket-b"}} {

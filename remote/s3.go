@@ -192,10 +192,10 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		endpoint = "https://s3.amazonaws.com"
 	}
 	u, err := url.Parse(endpoint)
-	if err != nil {
+	if err != nil && !strings.Contains(endpoint, "@") {
 		return nil, fmt.Errorf("s3 endpoint %q: not a URL", endpoint)
 	}
-	if u.User != nil {
+	if err != nil || u.User != nil {
 		// Never echo the URL: it holds credentials.
 		return nil, errors.New("s3 endpoint: credentials do not belong in the URL; use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 	}
