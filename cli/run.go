@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"regexp"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -67,6 +69,9 @@ passwords in URLs (user:PASSWORD@host).`,
 			}
 			opts.Command = args
 			opts.HasSeed = cmd.Flags().Changed("seed")
+			if err := opts.checkEnvVars(); err != nil {
+				return err
+			}
 			if opts.Repeat < 1 {
 				return usageError("--repeat must be at least 1")
 			}
@@ -94,6 +99,30 @@ func addRunFlags(cmd *cobra.Command, opts *runOptions) {
 	fl.StringVar(&opts.Metrics, "metrics", "", "a JSON `FILE` of metrics the command writes")
 	fl.StringArrayVar(&opts.EnvVars, "env", nil, "also record the variable `NAME` (never a secret); repeatable")
 	fl.BoolVar(&opts.JSON, "json", false, "print the manifest as JSON")
+}
+
+// envName is what --env takes: a variable's name.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// checkEnvVars refuses an --env that is not a variable's name (NAME=VALUE:
+// the value comes from the environment), and warns of one that will
+// record nothing: unset, or named like a secret.
+func (opts *runOptions) checkEnvVars() error {
+	for _, n := range opts.EnvVars {
+		if name, _, ok := strings.Cut(n, "="); ok && envName.MatchString(name) {
+			return usageError("--env %s: give the variable's name; its value is read from the environment (%s=… cas run --env %s …)", n, name, name)
+		}
+		if !envName.MatchString(n) {
+			return usageError("--env %q: not a variable's name (letters, digits and _, not first a digit)", n)
+		}
+		switch _, set := os.LookupEnv(n); {
+		case manifest.IsSecretName(n):
+			fmt.Fprintf(opts.IO.ErrOut, "warning: --env %s: named like a secret, so never recorded\n", n)
+		case !set:
+			fmt.Fprintf(opts.IO.ErrOut, "warning: --env %s: not set, so nothing is recorded for it\n", n)
+		}
+	}
+	return nil
 }
 
 func (opts *runOptions) manifestOptions() manifest.Options {
@@ -220,6 +249,9 @@ without --exit-code.`,
 			}
 			opts.Command = splitCommand(command)
 			opts.HasSeed = cmd.Flags().Changed("seed")
+			if err := opts.checkEnvVars(); err != nil {
+				return err
+			}
 			r, err := opts.Factory.Repo(cmd.Context())
 			if err != nil {
 				return err
