@@ -106,14 +106,21 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // checkEnvVars refuses an --env that is not a variable's name (NAME=VALUE:
 // the value comes from the environment), and warns of one that will
-// record nothing: unset, or named like a secret.
+// record nothing: unset, or named like a secret. A refusal never echoes
+// what follows '=': it may be a secret, and stderr goes to terminals and
+// CI logs.
 func (opts *runOptions) checkEnvVars() error {
 	for _, n := range opts.EnvVars {
-		if name, _, ok := strings.Cut(n, "="); ok && envName.MatchString(name) {
-			return usageError("--env %s: give the variable's name; its value is read from the environment (%s=… cas run --env %s …)", n, name, name)
+		name, _, hasValue := strings.Cut(n, "=")
+		shown := name
+		if hasValue {
+			shown += "=…"
+		}
+		if hasValue && envName.MatchString(name) {
+			return usageError("--env %s: give the variable's name; its value is read from the environment (%s=… cas run --env %s …)", shown, name, name)
 		}
 		if !envName.MatchString(n) {
-			return usageError("--env %q: not a variable's name (letters, digits and _, not first a digit)", n)
+			return usageError("--env %q: not a variable's name (letters, digits and _, not first a digit)", shown)
 		}
 		switch _, set := os.LookupEnv(n); {
 		case manifest.IsSecretName(n):
