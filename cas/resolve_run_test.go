@@ -1,9 +1,12 @@
 package cas
 
 import (
+	"bytes"
 	"errors"
 	"path/filepath"
 	"testing"
+
+	"github.com/cas-ml/cas/remote"
 )
 
 // A bare run name (runs/NAME without its prefix) resolves where no ref and
@@ -51,5 +54,31 @@ func TestResolveBareRunName(t *testing.T) {
 	}
 	if _, err := r.Resolve(ctx, "nosuch"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Resolve(nosuch): %v, want not found", err)
+	}
+}
+
+// A pin of the name that cannot be read is an error, not a reason to
+// take the run of that name instead: the pin was meant.
+func TestResolveUnreadablePinNotARun(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	r := newStoreForTest(t, 64<<10)
+	p := filepath.Join(t.TempDir(), "run.txt")
+	writeGenTree(t, filepath.Dir(p), []genEntry{{path: filepath.Base(p), kind: KindFile, data: []byte("a run's manifest\n")}})
+	res, err := r.Push(ctx, []string{p}, PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.SetRef(ctx, "runs/base", res.Object(1)); err != nil {
+		t.Fatal(err)
+	}
+	bad := []byte("{not a pin\n")
+	if err := r.Backend.Put(ctx, PinPrefix+"base", bytes.NewReader(bad), int64(len(bad)), remote.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Resolve(ctx, "base")
+	var inv *InvalidError
+	if !errors.As(err, &inv) {
+		t.Fatalf("Resolve(base) = %v, %v; want the pin's InvalidError", got, err)
 	}
 }
