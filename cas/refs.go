@@ -359,9 +359,14 @@ func (r *Repo) resolveRef(ctx context.Context, s string) (*Object, error) {
 		ref, err := r.GetRef(ctx, s)
 		if errors.Is(err, ErrNotFound) {
 			// A bare pin name works where no ref has it, and then a bare
-			// run name (runs/NAME).
-			if obj, perr := r.resolvePin(ctx, s); perr == nil {
+			// run name (runs/NAME). A pin of the name that cannot be read
+			// is the error: the run is not what was meant.
+			obj, perr := r.resolvePin(ctx, s)
+			if perr == nil {
 				return obj, nil
+			}
+			if !errors.Is(perr, ErrNotFound) {
+				return nil, perr
 			}
 			if run, rerr := r.GetRef(ctx, schema.RefPrefix+s); rerr == nil && ValidRefName(schema.RefPrefix+s) {
 				ref, err = run, nil
