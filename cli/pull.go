@@ -79,13 +79,19 @@ func pullRun(ctx context.Context, opts *pullOptions) error {
 	}
 	// A run or a pin of one brings its whole closure: inputs, outputs,
 	// logs, environment objects, the code patch.
-	ref, err := remoteRef(ctx, r, be, opts.Ref)
+	// The order REFs resolve in: a ref of the name, a pin of it, a run.
+	ref, err := remoteRef(ctx, r, be, opts.Ref, false)
 	if err != nil {
 		return err
 	}
 	var pin *cas.Pin
 	if ref == nil {
 		if pin, err = remotePin(ctx, r, be, opts.Ref); err != nil {
+			return err
+		}
+	}
+	if ref == nil && pin == nil {
+		if ref, err = remoteRef(ctx, r, be, opts.Ref, true); err != nil {
 			return err
 		}
 	}
@@ -189,20 +195,22 @@ func setPulledPin(ctx context.Context, r *cas.Repo, p *cas.Pin, obj cas.Object) 
 }
 
 // remoteRef finds the ref of the remote be that spec names, if it names
-// one (runs/NAME too for a bare run name, as REFs read): the remote's, not
-// a local ref of the same name, as git pull takes the remote's branch.
-func remoteRef(ctx context.Context, r *cas.Repo, be remote.Backend, spec string) (*cas.Ref, error) {
+// one (with run, the run runs/NAME of a bare run name, as REFs read): the
+// remote's, not a local ref of the same name, as git pull takes the
+// remote's branch.
+func remoteRef(ctx context.Context, r *cas.Repo, be remote.Backend, spec string, run bool) (*cas.Ref, error) {
 	if !cas.ValidRefName(spec) {
 		return nil, nil // a digest, a prefix, REF:path
 	}
-	for _, name := range []string{spec, manifest.RefPrefix + spec} {
-		ref, err := r.GetRefOn(ctx, be, name)
-		if errors.Is(err, cas.ErrNotFound) || errors.Is(err, cas.ErrBadRefName) {
-			continue
-		}
-		return ref, err
+	name := spec
+	if run {
+		name = manifest.RefPrefix + spec
 	}
-	return nil, nil
+	ref, err := r.GetRefOn(ctx, be, name)
+	if errors.Is(err, cas.ErrNotFound) || errors.Is(err, cas.ErrBadRefName) {
+		return nil, nil
+	}
+	return ref, err
 }
 
 // setPulledRef points the local ref of the remote ref's name at obj, what
