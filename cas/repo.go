@@ -439,10 +439,74 @@ func (r *Repo) RebuildIndex(ctx context.Context) (segments, orphanPacks int, err
 	if err != nil {
 		return 0, 0, err
 	}
-	if orphanPacks, _, err = r.adoptOrphans(ctx); err != nil {
+	orphanPacks, present, err := r.adoptOrphans(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := r.preferPresent(ctx, present); err != nil {
 		return 0, 0, err
 	}
 	return segments, orphanPacks, nil
+}
+
+// preferPresent makes the rebuilt index place each blob in a pack the
+// store holds (present) wherever a segment names such a copy. A gc killed
+// after deleting packs and before deleting the segments naming them
+// leaves segments that place blobs in packs that are gone; replayed in
+// the listing's order, one of them may come after the segment of a push
+// that stored those blobs again, and the index would send every reader,
+// and the gc guard of the next ref, to the deleted pack. Only when the
+// index names a pack the store lacks are the segments read again.
+func (r *Repo) preferPresent(ctx context.Context, present map[digest.Digest]bool) error {
+	gone := false
+	err := r.Index.Packs(func(p digest.Digest) error {
+		if !present[p] {
+			gone = true
+			return errStop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) || !gone {
+		return err
+	}
+	var keys []string
+	if err := r.Backend.List(ctx, format.SegmentPrefix, func(oi remote.ObjectInfo) error { keys = append(keys, oi.Key); return nil }); err != nil {
+		return err
+	}
+	moved := map[digest.Digest][]index.Blob{} // pack → blobs to place there
+	for _, key := range keys {
+		err := scanSegment(ctx, r.Backend, key, format.SegmentVisitor{Blob: func(b index.Blob) error {
+			if !present[b.Pack] {
+				return nil
+			}
+			cur, ok, err := r.Index.Blob(b.ID)
+			if err != nil || !ok || present[cur.Pack] {
+				return err
+			}
+			if bad, ok, err := r.Index.Damaged(b.ID); err != nil || ok && bad == b.Pack {
+				return err
+			}
+			moved[b.Pack] = append(moved[b.Pack], b)
+			return nil
+		}})
+		if errors.Is(err, remote.ErrNotFound) {
+			continue // merged away meanwhile: the merged one is listed next time
+		}
+		var ce *CorruptError
+		var ie *InvalidError
+		if errors.As(err, &ce) || errors.As(err, &ie) || errors.Is(err, format.ErrBadSegment) {
+			continue // skipped, with a warning, by the rebuild already
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for pack, blobs := range moved {
+		if err := r.Index.AddBlobs(pack, blobs); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // adoptedMark, a record mark that outlives index resets, says orphan packs
