@@ -158,7 +158,7 @@ func newS3Transport(secure bool, timeout, first time.Duration) (http.RoundTrippe
 	if err != nil {
 		return nil, err
 	}
-	h := &heard{noAnswer: fmt.Errorf("%w within %v: the endpoint takes connections and says nothing", errNoAnswer, first)}
+	h := &heard{quietFor: max(time.Minute, 6*first), noAnswer: fmt.Errorf("%w within %v: the endpoint takes connections and says nothing", errNoAnswer, first)}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dialer.DialContext(ctx, network, addr)
@@ -179,13 +179,24 @@ var errNoAnswer = errors.New("no answer")
 // heard is what a transport knows of its endpoint: whether a byte has
 // ever come back, and whether a connection went silent before one did.
 type heard struct {
-	answered, quiet atomic.Bool
-	noAnswer        error // errNoAnswer, with the timeout
+	answered atomic.Bool
+	quietAt  atomic.Int64  // when a connection last went silent before any answer (Unix ns), 0 never
+	quietFor time.Duration // how long requests fail at once after that
+	noAnswer error         // errNoAnswer, with the timeout
 }
 
 // silent reports an endpoint that has never answered and let a
 // connection sit silent past the first-answer timeout.
-func (h *heard) silent() bool { return h.quiet.Load() && !h.answered.Load() }
+//
+// It lasts quietFor (a minute, longer than a request's retries take to
+// run out), not for good: then requests are tried again,
+// so that a stall of a few seconds (a network switching, a first
+// connection to a hung backend behind a balancer) does not disable a
+// backend for the life of a process that outlives it.
+func (h *heard) silent() bool {
+	at := h.quietAt.Load()
+	return at != 0 && !h.answered.Load() && clock.Real().Now().UnixNano()-at < int64(h.quietFor)
+}
 
 // idleConn fails a read or write once nothing has moved for timeout, or
 // for first while its endpoint has not answered yet: a server that takes
@@ -215,7 +226,7 @@ func (c *idleConn) Read(p []byte) (int, error) {
 	}
 	var ne net.Error
 	if err != nil && errors.As(err, &ne) && ne.Timeout() && !c.heard.answered.Load() {
-		c.heard.quiet.Store(true)
+		c.heard.quietAt.Store(clock.Real().Now().UnixNano())
 	}
 	return n, err
 }
