@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cas-ml/cas/cas"
-	"github.com/cas-ml/cas/manifest/schema"
+	"github.com/cas-ml/cas/manifest"
 	"github.com/cas-ml/cas/remote"
 )
 
@@ -121,7 +121,7 @@ func completeArg(cmd *cobra.Command, f *Factory, k argKind, toComplete string) (
 				}
 			}
 			for _, r := range refs {
-				if run, ok := strings.CutPrefix(r, schema.RefPrefix); ok && !slices.Contains(refs, run) {
+				if run, ok := strings.CutPrefix(r, manifest.RefPrefix); ok && !slices.Contains(refs, run) {
 					names = append(names, run) // so does a bare run name
 				}
 			}

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -247,10 +248,13 @@ func (l *Local) place(ctx context.Context, key, tmp, final string, opts PutOptio
 			}
 		}
 		// Each retry follows a Delete that emptied the directory: a
-		// hundred in a row is a bug, not a race.
+		// hundred in a row is a bug, not a race. Yield before trying
+		// again, or writers and deleters of one directory can stay in
+		// step (on a busy machine 100 lost races in a row were seen).
 		if !errors.Is(err, fs.ErrNotExist) || attempt == 100 {
 			return err
 		}
+		runtime.Gosched()
 	}
 }
 
@@ -263,7 +267,24 @@ func (l *Local) mkdirAll(key, dir string) error {
 			}
 		}
 	}
-	return os.MkdirAll(dir, 0o755)
+	if err := os.MkdirAll(dir, 0o755); !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	// A parent made by MkdirAll was pruned before the child's mkdir: make
+	// them one by one, from the store's directory down (place retries if
+	// a Delete prunes one again meanwhile).
+	rel, err := filepath.Rel(l.dir, dir)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return os.MkdirAll(dir, 0o755)
+	}
+	p := l.dir
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		p = filepath.Join(p, part)
+		if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeTemp copies r into a new read-only file in the temp directory and

@@ -165,7 +165,9 @@ func newS3Transport(secure bool, timeout, first time.Duration) (http.RoundTrippe
 		if err != nil {
 			return nil, err
 		}
-		return &idleConn{Conn: c, timeout: timeout, first: first, heard: h}, nil
+		ic := &idleConn{Conn: c, timeout: timeout, first: first, heard: h}
+		ic.moved.Store(clock.Real().Now().UnixNano())
+		return ic, nil
 	}
 	tr.ResponseHeaderTimeout = 0 // the idle timeout covers it
 	tr.MaxIdleConnsPerHost = 64  // many requests in flight reuse their connections
@@ -207,6 +209,7 @@ type idleConn struct {
 	net.Conn
 	timeout, first time.Duration
 	heard          *heard
+	moved          atomic.Int64 // when a byte last went out or came in (Unix ns)
 }
 
 // wait is how long the connection may sit idle now.
@@ -221,17 +224,23 @@ func (c *idleConn) Read(p []byte) (int, error) {
 	// Deadlines of a net.Conn are on the wall clock.
 	_ = c.SetReadDeadline(clock.Real().Now().Add(c.wait())) // fails only on a closed conn, as Read will
 	n, err := c.Conn.Read(p)
+	now := clock.Real().Now().UnixNano()
 	if n > 0 {
 		c.heard.answered.Store(true)
+		c.moved.Store(now)
 	}
+	// Silent for the first-answer timeout, not only for a shorter idle
+	// timeout a caller chose (that one is retried as ever).
 	var ne net.Error
-	if err != nil && errors.As(err, &ne) && ne.Timeout() && !c.heard.answered.Load() {
-		c.heard.quietAt.Store(clock.Real().Now().UnixNano())
+	if err != nil && errors.As(err, &ne) && ne.Timeout() && !c.heard.answered.Load() &&
+		now-c.moved.Load() >= int64(c.first) {
+		c.heard.quietAt.Store(now)
 	}
 	return n, err
 }
 
 func (c *idleConn) Write(p []byte) (int, error) {
+	c.moved.Store(clock.Real().Now().UnixNano())
 	_ = c.SetDeadline(clock.Real().Now().Add(c.wait()))
 	return c.Conn.Write(p)
 }
