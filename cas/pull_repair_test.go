@@ -19,7 +19,6 @@ import (
 // leaves the store's copy as it was and the pull fails naming the pack.
 func TestPullRepairsDamagedPack(t *testing.T) {
 	t.Parallel()
-	big := pseudoRandom(64<<10, 31)
 	for _, tt := range []struct {
 		name   string
 		verify bool // verify (which marks the damage) before pulling again
@@ -33,27 +32,8 @@ func TestPullRepairsDamagedPack(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
-			root := t.TempDir()
-			src := filepath.Join(root, "src")
-			writeGenTree(t, src, []genEntry{
-				{path: "big.bin", kind: KindFile, data: big},
-				{path: "small.txt", kind: KindFile, data: []byte("small\n")},
-			})
-			seed := newStoreAt(t, filepath.Join(root, "seed", DirName), 4<<10)
-			defer seed.Close()
-			res, err := seed.Push(ctx, []string{src}, PushOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			bucket := remote.NewMem()
-			if _, err := seed.Upload(ctx, bucket, nil); err != nil {
-				t.Fatal(err)
-			}
-			tree := Object{Digest: res.Digest, Kind: res.Kind, Size: res.Bytes}
-			r := freshPullStore(t, bucket)
-			if _, err := r.Pull(ctx, &tree, nil); err != nil {
-				t.Fatal(err)
-			}
+			f := newRepairFixture(t)
+			r, bucket, tree, big := f.r, f.bucket, f.tree, f.big
 
 			// Damage one chunk of big.bin in the store's pack.
 			file := digest.Of(big)

@@ -63,27 +63,6 @@ func TestProgressIEC(t *testing.T) {
 	}
 }
 
-func TestCount(t *testing.T) {
-	tests := []struct {
-		n    int64
-		noun string
-		want string
-	}{
-		{0, "file", "0 files"},
-		{1, "file", "1 file"},
-		{27, "file", "27 files"},
-		{1, "directory", "1 directory"},
-		{3, "directory", "3 directories"},
-		{2, "key", "2 keys"},
-		{1500, "pack", "1,500 packs"},
-	}
-	for _, tt := range tests {
-		if got := count(tt.n, tt.noun); got != tt.want {
-			t.Errorf("count(%d, %q): got %q, want %q", tt.n, tt.noun, got, tt.want)
-		}
-	}
-}
-
 // A rate is printed only for work that took long enough to measure one.
 func TestTook(t *testing.T) {
 	tests := []struct {
