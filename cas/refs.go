@@ -368,8 +368,14 @@ func (r *Repo) resolveRef(ctx context.Context, s string) (*Object, error) {
 			if !errors.Is(perr, ErrNotFound) {
 				return nil, perr
 			}
-			if run, rerr := r.GetRef(ctx, schema.RefPrefix+s); rerr == nil && ValidRefName(schema.RefPrefix+s) {
-				ref, err = run, nil
+			if name := schema.RefPrefix + s; ValidRefName(name) {
+				run, rerr := r.GetRef(ctx, name)
+				switch {
+				case rerr == nil:
+					ref, err = run, nil
+				case !errors.Is(rerr, ErrNotFound):
+					return nil, rerr // a run ref that cannot be read is that error, not "not found"
+				}
 			}
 		}
 		if err != nil {
