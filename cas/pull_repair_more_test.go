@@ -41,6 +41,14 @@ func newRepairFixture(t *testing.T) *repairFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pulledFrom(t, seed, res, big)
+}
+
+// pulledFrom uploads what seed holds to a new bucket and pulls the tree
+// res pushed into a fresh store: the fixture, big its file of interest.
+func pulledFrom(t *testing.T, seed *Repo, res *PushResult, big []byte) *repairFixture {
+	t.Helper()
+	ctx := t.Context()
 	bucket := remote.NewMem()
 	if _, err := seed.Upload(ctx, bucket, nil); err != nil {
 		t.Fatal(err)
@@ -249,16 +257,7 @@ func TestPullRepairTwoPacksOfTwoPushes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bucket := remote.NewMem()
-	if _, err := seed.Upload(ctx, bucket, nil); err != nil {
-		t.Fatal(err)
-	}
-	tree := Object{Digest: res.Digest, Kind: res.Kind, Size: res.Bytes}
-	f := &repairFixture{r: freshPullStore(t, bucket), bucket: bucket, tree: tree, big: b}
-	again := tree
-	if _, err := f.r.Pull(ctx, &again, nil); err != nil {
-		t.Fatal(err)
-	}
+	f := pulledFrom(t, seed, res, b)
 	ca, ok, err := f.r.Index.FileChunks(digest.Of(a))
 	if err != nil || !ok {
 		t.Fatal(ok, err)
