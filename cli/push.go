@@ -130,7 +130,7 @@ func pushRun(ctx context.Context, opts *pushOptions) error {
 		// ref this push sets is not then set back to an older target. It
 		// does not stop this push: sync says what still failed.
 		if _, _, err := uploadPending(ctx, opts.Factory, r, be, rc, opts.Quiet || opts.JSON); err != nil {
-			fmt.Fprintf(opts.IO.ErrOut, "warning: uploads owed to %s: %v (they stay owed: %s)\n", rc.Name, err, syncHint(r, rc.Name))
+			fmt.Fprintf(opts.IO.ErrOut, "warning: uploads owed to %s: %v (they stay owed: %s)\n", rc.Name, err, syncHints(r)(rc.Name))
 		}
 	}
 	start := opts.Factory.Now()

@@ -285,16 +285,9 @@ func owedUploads(r *cas.Repo) (string, error) {
 		n[p.Remote]++
 	}
 	var b strings.Builder
+	hint := syncHints(r)
 	for _, name := range order {
-		fmt.Fprintf(&b, "%s owed to %s (stored here only): %s\n", count(n[name], "upload"), name, runHint(syncHint(r, name)))
+		fmt.Fprintf(&b, "%s owed to %s (stored here only): %s\n", count(n[name], "upload"), name, hint(name))
 	}
 	return b.String(), nil
-}
-
-// runHint puts "run" before a hint that is a command.
-func runHint(h string) string {
-	if strings.HasPrefix(h, "`") {
-		return "run " + h
-	}
-	return h
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -39,23 +40,23 @@ func notePending(ctx context.Context, f *Factory, r *cas.Repo, rc *remote.Config
 	return nil
 }
 
-// syncHint is what sends the uploads owed to the remote named name: `cas
-// sync` for the default remote, `cas sync --to NAME` for another, and for a
-// name no remote has (a rename cut short) the two ways out of that.
-func syncHint(r *cas.Repo, name string) string {
+// syncHints returns what sends the uploads owed to the remote named name,
+// the store's remotes read once: "run `cas sync`" for the default remote,
+// "run `cas sync --to NAME`" for another, and for a name no remote has (a
+// rename cut short) the two ways out of that.
+func syncHints(r *cas.Repo) func(name string) string {
 	cs, err := remote.LoadConfigs(r.RemotesFile())
-	if err != nil {
-		return "`cas sync --to " + name + "`"
-	}
-	for _, c := range cs {
-		if c.Name == name && c.Default {
-			return "`cas sync`"
+	return func(name string) string {
+		for _, c := range cs {
+			if c.Name == name && c.Default {
+				return "run `cas sync`"
+			}
 		}
-		if c.Name == name {
-			return "`cas sync --to " + name + "`"
+		if err != nil || slices.ContainsFunc(cs, func(c remote.Config) bool { return c.Name == name }) {
+			return "run `cas sync --to " + name + "`"
 		}
+		return "no remote has that name: `cas remote add " + name + " URL` to send them, `cas remote remove --force " + name + "` to give them up"
 	}
-	return "no remote has that name: `cas remote add " + name + " URL` to send them, `cas remote remove --force " + name + "` to give them up"
 }
 
 type syncOptions struct {
